@@ -1,0 +1,339 @@
+"""Make untrusted text inert before it is stored or shown.
+
+Mail and webhook payloads are hostile until proven otherwise (DESIGN, principle 5). Everything a
+sender wrote passes through here on its way in:
+
+- `strip_control` removes what a terminal would *execute* rather than display: escape sequences
+  (colours, cursor moves, OSC 8 hyperlinks, OSC 52 clipboard writes, DCS/APC/PM/SOS strings),
+  C0/C1 controls and the bidi overrides that make text read differently from how it is stored.
+- `html_to_text` turns an HTML body into readable text without ever rendering it.
+- `safe_filename` turns a sender's attachment name into something safe to *display*.
+
+Standard library only: the ingest path, the CLI and the TUI all import this.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from html.parser import HTMLParser
+
+__all__ = ["strip_control", "html_to_text", "safe_filename"]
+
+# --- strip_control ----------------------------------------------------------------------------
+
+# String-type sequences (OSC, DCS, SOS, PM, APC), 7-bit (ESC ] ...) or 8-bit (\x9d ...): a terminal
+# swallows everything up to the string terminator (BEL, ESC \ or \x9c). An unterminated one is cut
+# at the end of its line, so one stray introducer cannot hide the rest of a message.
+_STRING_SEQUENCE = re.compile(
+    r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])"  # introducer
+    r"[^\x07\x1b\x9c\n]*"  # payload
+    r"(?:\x07|\x1b\\|\x9c)?"  # terminator, when there is one
+)
+# CSI: ESC [ or \x9b, parameter bytes, intermediate bytes, one final byte.
+_CSI_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?")
+# Every other escape: ESC, intermediates, a final byte (ESC ( B, ESC 7, ESC c, ESC = ...).
+_OTHER_ESCAPE = re.compile(r"\x1b[ -/]*[0-~]?")
+# Controls left after the sequences are gone: C0 except \t and \n, DEL, C1, bidi embeddings,
+# overrides (U+202A-202E) and isolates (U+2066-2069). Lone surrogates (from undecodable bytes)
+# would crash the terminal or the database driver on encode; they become U+FFFD below.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def strip_control(text: str) -> str:
+    """Return `text` without terminal control sequences, control characters or bidi overrides.
+
+    Line ends are normalised to "\\n" (CRLF and lone CR alike, since a lone CR lets a line
+    overwrite itself on a terminal); tabs are kept; every printable character is kept as it was.
+    """
+    if not text:
+        return ""
+    if not isinstance(text, str):
+        text = str(text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\u2028", "\n").replace("\u2029", "\n\n")
+    if "\x1b" in text or _has_c1_introducer(text):
+        text = _STRING_SEQUENCE.sub("", text)
+        text = _CSI_SEQUENCE.sub("", text)
+        text = _OTHER_ESCAPE.sub("", text)
+    text = _CONTROL_CHARS.sub("", text)
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def _has_c1_introducer(text: str) -> bool:
+    return any(c in text for c in "\x90\x98\x9b\x9d\x9e\x9f")
+
+
+# --- html_to_text ----------------------------------------------------------------------------
+
+_SKIP_CONTENT = frozenset({"script", "style", "head", "title", "template", "xml"})
+# Elements that start a new paragraph (a blank line) or just a new line.
+_PARAGRAPH = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "blockquote", "pre",
+     "figure", "address", "fieldset", "form", "hr"}
+)
+_LINE = frozenset(
+    {"div", "li", "tr", "dt", "dd", "section", "article", "header", "footer", "nav", "aside",
+     "main", "center", "caption", "figcaption", "details", "summary", "thead", "tbody", "tfoot",
+     "option", "legend", "body", "html"}
+)
+_CELL = frozenset({"td", "th"})
+_VOID = frozenset(
+    {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "param",
+     "source", "track", "wbr"}
+)
+_WHITESPACE = re.compile(r"[ \t\n\r\f\v\xa0\u200b]+")
+# Above this the input is cut before parsing: html.parser is linear on ordinary input, but an
+# HTML body this size is hostile or broken and nobody reads past it.
+MAX_HTML_CHARS = 4_000_000
+
+
+class _TextExtractor(HTMLParser):
+    """Streams parser events into lines of text; keeps no tree, so nesting depth costs nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._at_line_start = True
+        self._pending_newlines = 0  # 1: new line, 2: blank line before the next text
+        self._pending_separator = ""  # between table cells, only when text follows on the line
+        self._pending_prefix = ""  # list bullet for the next text
+        self._skip: dict[str, int] = {}
+        self._pre = 0
+        self._quote = 0
+        self._lists: list[list] = []  # [tag, next number]
+        self._links: list[tuple[str, list[str]]] = []  # (href, the link's text so far)
+        self._row_has_cell = False
+
+    # -- output helpers
+
+    def _newline(self, count: int) -> None:
+        if self.out:
+            self._pending_newlines = max(self._pending_newlines, count)
+        self._pending_separator = ""
+
+    def _emit(self, text: str) -> None:
+        if not text:
+            return
+        if self._pending_newlines:
+            self.out.append("\n" * self._pending_newlines)
+            self._pending_newlines = 0
+            self._at_line_start = True
+        if self._at_line_start:
+            if self._quote:
+                self.out.append("> " * self._quote)
+            self._pending_separator = ""
+        elif self._pending_separator:
+            self.out.append(self._pending_separator)
+        self._pending_separator = ""
+        if self._pending_prefix:
+            self.out.append(self._pending_prefix)
+            self._pending_prefix = ""
+        self.out.append(text)
+        self._at_line_start = False
+        for _, link_text in self._links:
+            link_text.append(text)
+
+    def _skipping(self) -> bool:
+        return any(self._skip.values())
+
+    # -- parser events
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self._skip.pop("head", None)  # an unclosed <head> ends where the body starts
+        if tag in _SKIP_CONTENT:
+            if tag not in _VOID:
+                self._skip[tag] = self._skip.get(tag, 0) + 1
+            return
+        if self._skipping():
+            return
+        if tag in _PARAGRAPH:
+            self._newline(2)
+        elif tag in _LINE:
+            self._newline(1)
+        if tag == "br":
+            self._line_break()
+        elif tag == "hr":
+            self._emit("---")
+            self._newline(2)
+        elif tag in ("ul", "ol"):
+            self._lists.append([tag, 1])
+            if len(self._lists) > 1:
+                self._newline(1)
+        elif tag == "li":
+            self._newline(1)
+            depth = max(len(self._lists), 1)
+            indent = "  " * (depth - 1)
+            if self._lists and self._lists[-1][0] == "ol":
+                self._pending_prefix = f"{indent}{self._lists[-1][1]}. "
+                self._lists[-1][1] += 1
+            else:
+                self._pending_prefix = f"{indent}- "
+        elif tag == "blockquote":
+            self._quote += 1
+        elif tag == "pre":
+            self._pre += 1
+        elif tag == "tr":
+            self._row_has_cell = False
+        elif tag in _CELL:
+            if self._row_has_cell and not self._at_line_start:
+                self._pending_separator = " | "
+            self._row_has_cell = True
+        elif tag == "a":
+            href = (dict(attrs).get("href") or "").strip()
+            if self._links:  # an unclosed <a> ends where the next one starts
+                self._close_link()
+            self._links.append((href, []))
+        elif tag == "img":
+            alt = _WHITESPACE.sub(" ", dict(attrs).get("alt") or "").strip()
+            if alt:
+                self._emit_inline(f"[{alt}]")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_CONTENT:
+            if self._skip.get(tag):
+                self._skip[tag] -= 1
+            return
+        if self._skipping():
+            return
+        if tag == "a":
+            if self._links:
+                self._close_link()
+        elif tag in ("ul", "ol"):
+            if self._lists:
+                self._lists.pop()
+            self._pending_prefix = ""
+        elif tag == "blockquote":
+            self._quote = max(0, self._quote - 1)
+        elif tag == "pre":
+            self._pre = max(0, self._pre - 1)
+        elif tag == "li":
+            self._pending_prefix = ""
+        if tag in _PARAGRAPH:
+            self._newline(2)
+        elif tag in _LINE:
+            self._newline(1)
+
+    def handle_data(self, data: str) -> None:
+        if self._skipping() or not data:
+            return
+        if self._pre:
+            lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            for index, line in enumerate(lines):
+                if index:
+                    self._line_break()
+                self._emit(line.replace("\xa0", " "))
+            return
+        self._emit_inline(data)
+
+    def _emit_inline(self, data: str) -> None:
+        collapsed = _WHITESPACE.sub(" ", data)
+        if self._at_line_start or self._pending_newlines:
+            collapsed = collapsed.lstrip(" ")
+        elif collapsed.startswith(" ") and self.out and self.out[-1].endswith(" "):
+            collapsed = collapsed[1:]
+        self._emit(collapsed)
+
+    def _line_break(self) -> None:
+        if self._pending_newlines:
+            self._pending_newlines += 1
+        elif self.out:
+            self.out.append("\n")
+            self._at_line_start = True
+        self._pending_separator = ""
+
+    def _close_link(self) -> None:
+        href, link_text = self._links.pop()
+        if not href or href.startswith("#") or href.lower().startswith(("javascript:", "data:")):
+            return
+        text = "".join(link_text).strip()
+        if not text:
+            self._emit_inline(href)
+            return
+        if _same_target(text, href):
+            return
+        self._emit(f" ({href})")
+
+
+def _same_target(text: str, href: str) -> bool:
+    def norm(value: str) -> str:
+        value = value.strip().lower()
+        for prefix in ("mailto:", "tel:", "http://", "https://"):
+            if value.startswith(prefix):
+                value = value[len(prefix):]
+        return value.rstrip("/")
+
+    return norm(text) == norm(href)
+
+
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from an HTML document or fragment, however broken.
+
+    Block elements become lines and paragraphs, lists "- item" (numbered for <ol>), links
+    "text (url)", table cells are joined with " | ", blockquotes are prefixed with "> ";
+    script, style and head are dropped and entities decoded. The result has passed through
+    `strip_control`.
+    """
+    if not html:
+        return ""
+    if len(html) > MAX_HTML_CHARS:
+        html = html[:MAX_HTML_CHARS]
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(html)
+        extractor.close()
+    except Exception:  # html.parser is lenient, but a half-read document beats none
+        pass
+    while extractor._links:
+        extractor._close_link()
+    text = "".join(extractor.out)
+    text = strip_control(text)
+    text = _TRAILING_SPACE.sub("\n", text)
+    text = _BLANK_RUNS.sub("\n\n", text)
+    return text.strip()
+
+
+# --- safe_filename -----------------------------------------------------------------------------
+
+MAX_FILENAME_CHARS = 120
+_MAX_EXTENSION_CHARS = 16
+_SEPARATORS = re.compile(r"[/\\]")
+
+
+def safe_filename(name: str, *, fallback: str = "attachment") -> str:
+    """A sender's attachment name made safe to display: one path component, printable, bounded.
+
+    "../../etc/passwd" becomes "passwd"; controls, bidi overrides and leading dots go; names
+    longer than `MAX_FILENAME_CHARS` are shortened in the middle so the extension survives.
+    Never a storage path: the store generates its own names.
+    """
+    if not isinstance(name, str):
+        name = "" if name is None else str(name)
+    text = unicodedata.normalize("NFC", strip_control(name))
+    # Format characters (zero-width joiners, marks, BOM) can disguise an extension.
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
+    text = _WHITESPACE.sub(" ", text)
+    parts = [p for p in _SEPARATORS.split(text) if p.strip(" .")]
+    text = parts[-1] if parts else ""
+    text = text.strip(" ").lstrip(".").rstrip(". ").strip()
+    if not text:
+        return fallback
+    if len(text) > MAX_FILENAME_CHARS:
+        stem, dot, extension = text.rpartition(".")
+        if dot and stem and 0 < len(extension) <= _MAX_EXTENSION_CHARS:
+            keep = MAX_FILENAME_CHARS - len(extension) - 2
+            text = f"{stem[:keep].rstrip()}….{extension}"
+        else:
+            text = text[: MAX_FILENAME_CHARS - 1].rstrip() + "…"
+    return text
