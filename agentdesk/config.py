@@ -1,0 +1,465 @@
+"""One typed settings model, read from TOML.
+
+The file's shape is a public contract (see DESIGN.md, "Config contract"): users' configs and
+scripts depend on these section and key names, so keys are added, never renamed. Every field
+carries its documentation in `metadata["doc"]`; a test checks that `config.example.toml` mentions
+every one of them.
+
+Loading is strict: an unknown key, a value of the wrong type or a value out of range stops with a
+`ConfigError` that names the key (as a dotted path such as `mailbox[0].port`) and what was
+expected. Secrets never live in the file: `password_command` / `secret_command` name a command
+whose standard output is the secret. Those commands run only when the secret is needed (a sync
+connecting, `doctor` checking), never on every `list`, because a password manager may prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from agentdesk import locations
+from agentdesk.errors import ConfigError
+
+CHANNEL_KINDS = ("email", "sms", "chat", "webform", "social")
+STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+SPOOL_ADAPTERS = ("generic", "twilio_sms", "postmark", "sendgrid", "chatwoot", "whatsapp")
+SLA_TARGETS = ("first_reply", "next_reply", "periodic_update", "resolution")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def setting(default: Any = dataclasses.MISSING, *, doc: str, factory: Any = None) -> Any:
+    """A settings field with its documentation attached."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+def run_secret_command(command: str, *, key: str, timeout: float = 30.0) -> str:
+    """Run a password/secret command and return the first line of its output.
+
+    Raises ConfigError naming `key` when the command fails, times out or prints nothing.
+    """
+    try:
+        completed = subprocess.run(
+            command, shell=True, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"{key}: the command `{command}` did not finish within {timeout:.0f}s")
+    if completed.returncode != 0:
+        detail = completed.stderr.strip().splitlines()
+        reason = f": {detail[-1]}" if detail else ""
+        raise ConfigError(
+            f"{key}: the command `{command}` failed with exit status "
+            f"{completed.returncode}{reason}; fix the command or the secret it reads"
+        )
+    secret = completed.stdout.split("\n", 1)[0].rstrip("\r")
+    if not secret:
+        raise ConfigError(f"{key}: the command `{command}` printed nothing; expected the secret")
+    return secret
+
+
+@dataclass
+class DatabaseSettings:
+    url: str = setting(
+        "",
+        doc="SQLAlchemy URL of the database: sqlite:////abs/path.db (default: the XDG data dir) "
+        "or postgresql://user@host/db for teams past one host.",
+    )
+
+
+@dataclass
+class AgentSettings:
+    name: str = setting("", doc="Display name of the agent, shown to colleagues and in replies.")
+    signature: str = setting("", doc="Signature appended to the agent's replies.")
+
+
+@dataclass
+class CalendarSettings:
+    name: str = setting(doc="Name that SLA policies use to refer to this calendar.")
+    timezone: str = setting("UTC", doc="IANA time zone of the business hours, e.g. Europe/Amsterdam.")
+    hours: dict[str, list[str]] = setting(
+        factory=dict,
+        doc="Opening windows per weekday (mon..sun), e.g. mon = [\"09:00-12:30\", \"13:30-17:30\"]; "
+        "an absent day is closed.",
+    )
+    holidays: list[str] = setting(factory=list, doc="Closed dates, ISO format (2026-12-25).")
+    holiday_rules: list[str] = setting(
+        factory=list, doc="Recurring closed days as RFC 5545 RRULEs, e.g. FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=1."
+    )
+
+
+@dataclass
+class PolicyMatch:
+    channel: list[str] = setting(factory=list, doc="Channel kinds this policy applies to; empty = all.")
+    priority: list[str] = setting(factory=list, doc="Priorities this policy applies to; empty = all.")
+    tags: list[str] = setting(factory=list, doc="The conversation must carry one of these tags; empty = any.")
+    tier: list[str] = setting(factory=list, doc="Customer tiers this policy applies to; empty = all.")
+
+
+@dataclass
+class TargetOverrides:
+    first_reply: str = setting("", doc="Override of first_reply for this priority.")
+    next_reply: str = setting("", doc="Override of next_reply for this priority.")
+    periodic_update: str = setting("", doc="Override of periodic_update for this priority.")
+    resolution: str = setting("", doc="Override of resolution for this priority.")
+
+
+@dataclass
+class SlaPolicySettings:
+    name: str = setting(doc="Name of the policy, shown in `show --json` and reports.")
+    calendar: str = setting("", doc="Calendar whose business hours the targets count in; empty = 24/7.")
+    match: PolicyMatch = setting(factory=PolicyMatch, doc="Which conversations the policy applies to.")
+    first_reply: str = setting("", doc="Target for the first agent reply, a duration like \"1h\".")
+    next_reply: str = setting("", doc="Target for answering the customer's oldest unanswered message.")
+    periodic_update: str = setting("", doc="Longest silence from agents while a conversation is open.")
+    resolution: str = setting("", doc="Target for solving the conversation.")
+    warning: str = setting("25%", doc="When a target turns to warning: a share of it left (\"25%\") or a duration (\"1h\").")
+    priority: dict[str, TargetOverrides] = setting(
+        factory=dict, doc="Per-priority overrides of any target: [sla_policy.priority.urgent]."
+    )
+
+
+@dataclass
+class SmtpSettings:
+    host: str = setting("", doc="SMTP server that sends this mailbox's replies.")
+    port: int = setting(465, doc="SMTP port (465 for ssl, 587 for starttls, 25 for none).")
+    tls: Literal["ssl", "starttls", "none"] = setting("ssl", doc="Transport security: ssl | starttls | none.")
+    username: str = setting("", doc="SMTP login; empty = no authentication.")
+    password_command: str = setting("", doc="Command whose output is the SMTP password.")
+
+    def password(self, key: str) -> str:
+        return run_secret_command(self.password_command, key=f"{key}.password_command")
+
+
+@dataclass
+class MailboxSettings:
+    name: str = setting(doc="Name of the mailbox, used by `sync --source` and in `stats`.")
+    address: str = setting(doc="Our address: the From of replies, never sent a receipt.")
+    host: str = setting(doc="IMAP server.")
+    port: int = setting(993, doc="IMAP port (993 for ssl, 143 for starttls/none).")
+    tls: Literal["ssl", "starttls", "none"] = setting("ssl", doc="Transport security: ssl | starttls | none.")
+    username: str = setting("", doc="IMAP login.")
+    password_command: str = setting("", doc="Command whose output is the IMAP password.")
+    folders: list[str] = setting(factory=lambda: ["INBOX"], doc="Folders to import from.")
+    sent_folder: str = setting("", doc="Folder to append a copy of each reply to; empty = none.")
+    idle: bool = setting(True, doc="Keep an IMAP IDLE connection open for push; false = poll.")
+    after_fetch: str = setting(
+        "keep", doc="What to do on the server after import: keep | seen | move:Folder (default keep)."
+    )
+    receipt: str = setting("", doc="Template name of the automatic receipt; empty = none.")
+    smtp: SmtpSettings = setting(factory=SmtpSettings, doc="How replies from this mailbox are sent.")
+
+    def password(self, key: str) -> str:
+        return run_secret_command(self.password_command, key=f"{key}.password_command")
+
+
+@dataclass
+class OutboundSettings:
+    spool: str = setting("", doc="Directory that receives one JSON file per reply.")
+    url: str = setting("", doc="URL that receives each reply as an HMAC-signed HTTP POST.")
+
+
+@dataclass
+class SpoolSettings:
+    name: str = setting(doc="Name of the spool; `webhook serve` accepts POST /hooks/<name>.")
+    path: str = setting(doc="Directory holding tmp/ new/ cur/ rejected/.")
+    adapter: Literal["generic", "twilio_sms", "postmark", "sendgrid", "chatwoot", "whatsapp"] = setting(
+        "generic", doc="Payload format: generic | twilio_sms | postmark | sendgrid | chatwoot | whatsapp."
+    )
+    kind: Literal["email", "sms", "chat", "webform", "social"] = setting(
+        "chat", doc="Channel kind of the conversations it feeds: sms | chat | webform | social | email."
+    )
+    secret_command: str = setting("", doc="Command whose output is the HMAC secret for `webhook serve`.")
+    receipt: str = setting("", doc="Template name of the automatic receipt; empty = none.")
+    outbound: OutboundSettings = setting(factory=OutboundSettings, doc="Where replies on this spool go.")
+    max_bytes: int = setting(5 * 1024 * 1024, doc="Payloads larger than this are rejected (bytes).")
+
+    def secret(self, key: str) -> str:
+        return run_secret_command(self.secret_command, key=f"{key}.secret_command")
+
+
+@dataclass
+class TemplateSettings:
+    dir: str = setting("", doc="Directory of reply templates (*.md files); default: <data dir>/templates.")
+
+
+@dataclass
+class Settings:
+    database: DatabaseSettings = setting(factory=DatabaseSettings, doc="Where the queue is stored.")
+    agents: dict[str, AgentSettings] = setting(
+        factory=dict, doc="Agents by Unix login: [agents.dana] name and signature."
+    )
+    calendar: list[CalendarSettings] = setting(factory=list, doc="Business-hours calendars.")
+    sla_policy: list[SlaPolicySettings] = setting(
+        factory=list, doc="SLA policies, in order: the first whose match fits applies."
+    )
+    mailbox: list[MailboxSettings] = setting(factory=list, doc="IMAP mailboxes to import and reply from.")
+    spool: list[SpoolSettings] = setting(factory=list, doc="Webhook spool directories to import from.")
+    templates: TemplateSettings = setting(factory=TemplateSettings, doc="Reply templates.")
+    keys: dict[str, str] = setting(
+        factory=dict, doc="Key remapping: binding id = \"keys\" (comma-separated), e.g. reply = \"r,f2\"."
+    )
+
+    # Where this config was read from (not a TOML key); relative paths in it resolve against it.
+    source: Path | None = field(default=None, metadata={"doc": "", "internal": True})
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or locations.default_database_url()
+
+    @property
+    def templates_dir(self) -> Path:
+        if self.templates.dir:
+            return self._resolve(self.templates.dir)
+        return locations.data_dir() / "templates"
+
+    def _resolve(self, path: str) -> Path:
+        candidate = Path(os.path.expanduser(path))
+        if not candidate.is_absolute() and self.source is not None:
+            candidate = self.source.parent / candidate
+        return candidate
+
+    def agent_name(self, login: str) -> str:
+        agent = self.agents.get(login)
+        return agent.name if agent and agent.name else login
+
+    def agent_signature(self, login: str) -> str:
+        agent = self.agents.get(login)
+        return agent.signature if agent else ""
+
+
+def current_agent() -> str:
+    """The agent at the keyboard: their Unix login (DESIGN: an agent IS a login)."""
+    return os.environ.get("AGENTDESK_AGENT") or os.environ.get("USER") or os.environ.get("LOGNAME") or "agent"
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if tp in _TYPE_NAMES:
+        return _TYPE_NAMES[tp]
+    if origin is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(tp))
+    if origin is list:
+        return f"a list of {_describe(get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        return "a table"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        return _convert(value, options[0], key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {_toml_type(value)}")
+        return _build(tp, value, key)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_describe(tp)}, got {_toml_type(value)}")
+        (item_type,) = get_args(tp)
+        return [_convert(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {_toml_type(value)}")
+        _, item_type = get_args(tp)
+        return {k: _convert(v, item_type, f"{key}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is an int in Python; TOML keeps them apart and so do we.
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected {_describe(tp)}, got {_toml_type(value)} {value!r}")
+    return value
+
+
+def _toml_type(value: Any) -> str:
+    return {
+        bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+        list: "an array", dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in known:
+            suggestion = _closest(name, known)
+            hint = f" (did you mean `{suggestion}`?)" if suggestion else ""
+            expected = ", ".join(known)
+            raise ConfigError(f"{key}: unknown key{hint}; expected one of: {expected}")
+        kwargs[name] = _convert(value, hints[name], key)
+    for name, f in known.items():
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            key = f"{prefix}.{name}" if prefix else name
+            raise ConfigError(f"{key}: required key is missing ({f.metadata['doc']})")
+    return cls(**kwargs)
+
+
+def _closest(name: str, candidates: dict[str, Any]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _entry_key(section: str, index: int, name: str) -> str:
+    return f"{section}[{index}] ({name})" if name else f"{section}[{index}]"
+
+
+_AFTER_FETCH = re.compile(r"^(keep|seen|move:.+)$")
+
+
+def _validate(settings: Settings) -> None:
+    """Checks that go beyond types: references between sections, value formats, durations."""
+    from agentdesk.domain import sla  # the SLA module knows what a valid duration and calendar are
+
+    calendar_names: set[str] = set()
+    for i, cal in enumerate(settings.calendar):
+        key = _entry_key("calendar", i, cal.name)
+        if cal.name in calendar_names:
+            raise ConfigError(f"{key}.name: a calendar named {cal.name!r} is already defined")
+        calendar_names.add(cal.name)
+        try:
+            sla.BusinessCalendar(cal.name, cal.timezone, cal.hours, cal.holidays, cal.holiday_rules)
+        except ValueError as error:
+            raise ConfigError(f"{key}: {error}") from None
+
+    for i, policy in enumerate(settings.sla_policy):
+        key = _entry_key("sla_policy", i, policy.name)
+        if policy.calendar and policy.calendar not in calendar_names:
+            known = ", ".join(sorted(calendar_names)) or "none defined"
+            raise ConfigError(f"{key}.calendar: no calendar named {policy.calendar!r} (known: {known})")
+        for target in SLA_TARGETS:
+            _check_duration(getattr(policy, target), f"{key}.{target}")
+        for priority, overrides in policy.priority.items():
+            if priority not in PRIORITIES:
+                raise ConfigError(f"{key}.priority.{priority}: expected one of {', '.join(PRIORITIES)}")
+            for target in SLA_TARGETS:
+                _check_duration(getattr(overrides, target), f"{key}.priority.{priority}.{target}")
+        _check_warning(policy.warning, f"{key}.warning")
+        for value in policy.match.channel:
+            if value not in CHANNEL_KINDS:
+                raise ConfigError(f"{key}.match.channel: expected one of {', '.join(CHANNEL_KINDS)}, got {value!r}")
+        for value in policy.match.priority:
+            if value not in PRIORITIES:
+                raise ConfigError(f"{key}.match.priority: expected one of {', '.join(PRIORITIES)}, got {value!r}")
+
+    names: set[str] = set()
+    for section, entries in (("mailbox", settings.mailbox), ("spool", settings.spool)):
+        for i, entry in enumerate(entries):
+            key = _entry_key(section, i, entry.name)
+            if entry.name in names:
+                raise ConfigError(f"{key}.name: a source named {entry.name!r} is already defined; names must be unique")
+            names.add(entry.name)
+    for i, mailbox in enumerate(settings.mailbox):
+        key = _entry_key("mailbox", i, mailbox.name)
+        if not _AFTER_FETCH.match(mailbox.after_fetch):
+            raise ConfigError(f"{key}.after_fetch: expected keep | seen | move:Folder, got {mailbox.after_fetch!r}")
+        if not (0 < mailbox.port < 65536):
+            raise ConfigError(f"{key}.port: expected a TCP port 1-65535, got {mailbox.port}")
+    for i, spool in enumerate(settings.spool):
+        key = _entry_key("spool", i, spool.name)
+        if spool.max_bytes <= 0:
+            raise ConfigError(f"{key}.max_bytes: expected a positive number of bytes, got {spool.max_bytes}")
+        if spool.outbound.spool and spool.outbound.url:
+            raise ConfigError(f"{key}.outbound: set either spool or url, not both")
+
+
+def _check_duration(value: str, key: str) -> None:
+    from agentdesk.domain import sla
+
+    if value:
+        try:
+            sla.parse_duration(value)
+        except ValueError as error:
+            raise ConfigError(f"{key}: {error}") from None
+
+
+def _check_warning(value: str, key: str) -> None:
+    if value.endswith("%"):
+        try:
+            share = float(value[:-1])
+        except ValueError:
+            share = -1
+        if not 0 < share < 100:
+            raise ConfigError(f"{key}: expected a share between 0% and 100% like \"25%\", got {value!r}")
+        return
+    _check_duration(value, key)
+
+
+def parse(text: str, *, source: Path | None = None) -> Settings:
+    where = f"{source}: " if source else ""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}not valid TOML: {error}") from None
+    try:
+        settings = _build(Settings, data, "")
+        settings.source = source
+        _validate(settings)
+    except ConfigError as error:
+        raise ConfigError(f"{where}{error}") from None
+    return settings
+
+
+def load(path: Path | None = None, *, required: bool = False) -> Settings:
+    """Read the config at `path` (default: $AGENTDESK_CONFIG or the XDG config file).
+
+    A missing file is an empty config (every default) unless `required` — the user named it.
+    """
+    explicit = path is not None or "AGENTDESK_CONFIG" in os.environ
+    path = path or locations.default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required or explicit:
+            raise ConfigError(
+                f"{path}: config file not found; create it with `agentdesk init` "
+                "or copy config.example.toml"
+            ) from None
+        return Settings()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config file: {error}") from None
+    return parse(text, source=path.resolve())
+
+
+def documented_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str]]:
+    """Every key of the settings model with its documentation, as (dotted key, doc)."""
+    keys = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        key = f"{prefix}{f.name}"
+        keys.append((key, f.metadata["doc"]))
+        tp = typing.get_type_hints(cls)[f.name]
+        inner = tp
+        if get_origin(tp) in (list, dict):
+            inner = get_args(tp)[-1]
+        if dataclasses.is_dataclass(inner):
+            keys.extend(documented_keys(inner, f"{key}."))
+    return keys

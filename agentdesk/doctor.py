@@ -1,0 +1,107 @@
+"""`agentdesk doctor`: check what a working setup needs and say what to fix.
+
+Each check is independent: one broken mailbox does not hide the state of the database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentdesk import config
+from agentdesk.errors import AgentdeskError
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+def _reachable(host: str, port: int, timeout: float = 3.0) -> str | None:
+    """None when a TCP connection opens, else why not."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+def run_checks(config_path: Path | None) -> Iterator[Check]:
+    try:
+        settings = config.load(config_path)
+    except AgentdeskError as error:
+        yield Check("config", "fail", str(error))
+        return
+    where = settings.source or "no config file; using defaults"
+    yield Check("config", "ok", f"{where}")
+
+    from agentdesk.store import db
+
+    try:
+        engine = db.open_database(settings.database_url)
+        with engine.connect() as connection:
+            revision = db.schema_revision(connection)
+            if engine.dialect.name == "sqlite":
+                verdict = connection.exec_driver_sql("PRAGMA quick_check").scalar()
+                mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+                if verdict != "ok":
+                    raise AgentdeskError(f"integrity check failed: {verdict}")
+                detail = f"{db.describe_url(settings.database_url)} (schema revision {revision}, journal {mode})"
+            else:
+                detail = f"{db.describe_url(settings.database_url)} (schema revision {revision})"
+        yield Check("database", "ok", detail)
+    except AgentdeskError as error:
+        yield Check("database", "fail", str(error))
+
+    templates_dir = settings.templates_dir
+    if templates_dir.is_dir():
+        count = len(list(templates_dir.glob("*.md")))
+        yield Check("templates", "ok" if count else "warn", f"{templates_dir}: {count} template(s)")
+    else:
+        yield Check("templates", "warn", f"{templates_dir} does not exist; replies from templates are unavailable")
+
+    for index, mailbox in enumerate(settings.mailbox):
+        key = f"mailbox[{index}] ({mailbox.name})"
+        yield _secret_check(f"{key} password", mailbox.password_command, f"{key}.password_command")
+        problem = _reachable(mailbox.host, mailbox.port)
+        yield Check(f"{key} imap", "fail" if problem else "ok",
+                    f"{mailbox.host}:{mailbox.port}" + (f": {problem}" if problem else " reachable"))
+        if mailbox.smtp.host:
+            problem = _reachable(mailbox.smtp.host, mailbox.smtp.port)
+            yield Check(f"{key} smtp", "fail" if problem else "ok",
+                        f"{mailbox.smtp.host}:{mailbox.smtp.port}" + (f": {problem}" if problem else " reachable"))
+            if mailbox.smtp.username:
+                yield _secret_check(f"{key} smtp password", mailbox.smtp.password_command,
+                                    f"{key}.smtp.password_command")
+        else:
+            yield Check(f"{key} smtp", "warn", "no [mailbox.smtp] host: replies from this mailbox cannot be sent")
+
+    for index, spool in enumerate(settings.spool):
+        key = f"spool[{index}] ({spool.name})"
+        path = settings._resolve(spool.path)
+        missing = [sub for sub in ("tmp", "new", "cur", "rejected") if not (path / sub).is_dir()]
+        if not path.is_dir():
+            yield Check(key, "fail", f"{path} does not exist; create it with tmp/ new/ cur/ rejected/")
+        elif missing:
+            yield Check(key, "warn", f"{path} lacks {', '.join(missing)}/ (created on first sync)")
+        elif not os.access(path / "new", os.R_OK | os.W_OK):
+            yield Check(key, "fail", f"{path / 'new'} is not readable and writable by this user")
+        else:
+            yield Check(key, "ok", f"{path}")
+        if spool.secret_command:
+            yield _secret_check(f"{key} secret", spool.secret_command, f"{key}.secret_command")
+
+
+def _secret_check(name: str, command: str, key: str) -> Check:
+    if not command:
+        return Check(name, "warn", f"{key} is not set")
+    try:
+        config.run_secret_command(command, key=key)
+    except AgentdeskError as error:
+        return Check(name, "fail", str(error))
+    return Check(name, "ok", "the command printed a secret")

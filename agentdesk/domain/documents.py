@@ -1,0 +1,148 @@
+"""Conversations as the JSON documents of the CLI contract (`show --json`, `list --json`, export).
+
+The field names here are a public interface (DESIGN.md, "CLI contract"): extend, never rename.
+Documents for a whole window are built with one query per related table, not one per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from agentdesk.domain import clocks, sla
+from agentdesk.store import queries
+from agentdesk.store.models import Attachment, Conversation, Message, ref_of
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _seconds(value: timedelta | None) -> int | None:
+    return int(value.total_seconds()) if value is not None else None
+
+
+def sla_document(conversation: Conversation, policies: clocks.Policies, *, now: datetime) -> dict[str, Any]:
+    policy = policies.by_name(conversation.sla_policy) if conversation.sla_policy else None
+    states = clocks.evaluate(conversation, policy, now=now)
+    return {
+        "policy": conversation.sla_policy or None,
+        "first_response_due": iso(conversation.first_response_due),
+        "next_response_due": iso(conversation.next_response_due),
+        "periodic_update_due": iso(conversation.periodic_update_due),
+        "resolution_due": iso(conversation.resolution_due),
+        "state": sla.overall_state(states),
+        "targets": [
+            {
+                "target": state.target,
+                "state": state.state,
+                "due": iso(state.due),
+                "remaining_seconds": _seconds(state.remaining),
+                "fulfilled_at": iso(state.fulfilled_at),
+            }
+            for state in states
+        ],
+    }
+
+
+def documents(
+    session: Session,
+    conversations: Sequence[Conversation],
+    *,
+    policies: clocks.Policies,
+    now: datetime,
+    full: bool = False,
+) -> list[dict[str, Any]]:
+    """One document per conversation; `full` adds `messages` and `history` (show, export)."""
+    ids = [c.id for c in conversations]
+    customer_ids = [c.customer_id for c in conversations]
+    tags = queries.tags_of(session=session, conversation_ids=ids)
+    customers = queries.customers_by_id(session=session, customer_ids=customer_ids)
+    identities = queries.identities_of(session=session, customer_ids=customer_ids)
+    result = []
+    for conversation in conversations:
+        customer = customers.get(conversation.customer_id)
+        hold = sla.hold_time(conversation.waiting_since, now)
+        document: dict[str, Any] = {
+            "ref": ref_of(conversation.id),
+            "subject": conversation.subject,
+            "status": conversation.status,
+            "priority": conversation.priority,
+            "assignee": conversation.assignee,
+            "channel": conversation.channel,
+            "source": conversation.source,
+            "tags": tags.get(conversation.id, []),
+            "customer": {
+                "id": conversation.customer_id,
+                "name": customer.name if customer else "",
+                "organization": customer.organization if customer else "",
+                "tier": customer.tier if customer else "",
+                "identities": [
+                    {"kind": identity.kind, "address": identity.address}
+                    for identity in identities.get(conversation.customer_id, [])
+                ],
+            },
+            "sla": sla_document(conversation, policies, now=now),
+            "waiting_since": iso(conversation.waiting_since),
+            "hold_seconds": _seconds(hold),
+            "created_at": iso(conversation.created_at),
+            "updated_at": iso(conversation.updated_at),
+            "solved_at": iso(conversation.solved_at),
+            "snoozed_until": iso(conversation.snoozed_until),
+            "version": conversation.version,
+        }
+        if full:
+            document["messages"] = _messages(session, conversation.id)
+            document["history"] = [
+                {
+                    "ref": ref_of(past.id),
+                    "subject": past.subject,
+                    "status": past.status,
+                    "channel": past.channel,
+                    "created_at": iso(past.created_at),
+                }
+                for past in queries.customer_history(
+                    session=session, customer_id=conversation.customer_id, exclude_id=conversation.id
+                )
+            ]
+        result.append(document)
+    return result
+
+
+def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
+    from sqlmodel import col, select
+
+    messages = queries.thread(session=session, conversation_id=conversation_id)
+    message_ids = [m.id for m in messages]
+    outbox = queries.delivery_states(session=session, message_ids=message_ids)
+    attachments: dict[int, list[Attachment]] = {}
+    if message_ids:
+        for attachment in session.exec(select(Attachment).where(col(Attachment.message_id).in_(message_ids))):
+            attachments.setdefault(attachment.message_id, []).append(attachment)
+    return [message_document(m, outbox.get(m.id), attachments.get(m.id, [])) for m in messages]
+
+
+def message_document(message: Message, outbox, attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
+    return {
+        "direction": message.direction,
+        "kind": message.kind,
+        "bulk": message.bulk,
+        "author": message.author,
+        "author_login": message.author_login,
+        "sender_address": message.sender_address,
+        "at": iso(message.at),
+        "subject": message.subject,
+        "body_text": message.body_text,
+        "external_id": message.external_id,
+        "delivery": outbox.state if outbox is not None else None,
+        "delivery_error": (outbox.last_error or None) if outbox is not None else None,
+        "delivery_attempts": outbox.attempts if outbox is not None else None,
+        "thread_reason": message.thread_reason or None,
+        "parse_error": message.parse_error or None,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size} for a in attachments
+        ],
+    }

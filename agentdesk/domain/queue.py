@@ -1,0 +1,153 @@
+"""What agents do to conversations: status, priority, assignment, claim, tags, snooze.
+
+Every change goes through `change`, which checks the caller's view is current (optimistic
+concurrency on `version`), applies the change, recomputes the SLA fields, bumps the version and
+records one audit event per changed field, all in the caller's transaction. Use
+`store.db.write_session` so that, on SQLite, the transaction holds the write lock from its start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from agentdesk.domain import audit, clocks
+from agentdesk.errors import Conflict, InvalidInput
+from agentdesk.store import queries
+from agentdesk.store.models import Conversation, ConversationTag, Customer
+
+STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def load_for_update(session: Session, ref: str) -> Conversation:
+    """The conversation, row-locked where the database supports it (PostgreSQL)."""
+    conversation_id = queries.parse_ref(ref)
+    conversation = session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise queries.NotFound(f"no conversation {ref}; `agentdesk list` shows the queue")
+    return conversation
+
+
+def _tags(session: Session, conversation_id: int) -> set[str]:
+    rows = session.exec(select(ConversationTag.tag).where(ConversationTag.conversation_id == conversation_id))
+    return set(rows)
+
+
+def _normalise_tag(tag: str) -> str:
+    cleaned = tag.strip().lower()
+    if not cleaned or any(ch.isspace() or ch in ",:" for ch in cleaned):
+        raise InvalidInput(f"tag {tag!r} is not valid; a tag is one word without spaces, commas or colons")
+    return cleaned
+
+
+def change(
+    session: Session,
+    *,
+    conversation: Conversation,
+    agent: str,
+    now: datetime,
+    policies: clocks.Policies,
+    status: str | None = None,
+    priority: str | None = None,
+    assignee: str | None = UNSET,
+    add_tags: Iterable[str] = (),
+    remove_tags: Iterable[str] = (),
+    snoozed_until: datetime | None = UNSET,
+    expected_version: int | None = None,
+) -> list[str]:
+    """Apply the given changes; return the names of the fields that actually changed."""
+    if expected_version is not None and conversation.version != expected_version:
+        raise Conflict(
+            f"{queries.ref_of(conversation.id)} changed since you opened it "
+            f"(version {expected_version}, now {conversation.version}); reload and try again"
+        )
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status {status!r} is not one of: {', '.join(STATUSES)}")
+    if priority is not None and priority not in PRIORITIES:
+        raise InvalidInput(f"priority {priority!r} is not one of: {', '.join(PRIORITIES)}")
+    ref_id = conversation.id
+    changed: list[str] = []
+
+    def note(action: str, **detail: Any) -> None:
+        changed.append(action)
+        audit.record(session, agent=agent, action=action, now=now, conversation_id=ref_id, **detail)
+
+    if status is not None and status != conversation.status:
+        note("status", old=conversation.status, new=status)
+        if status in queries.DONE_STATUSES and conversation.status not in queries.DONE_STATUSES:
+            conversation.solved_at = now
+        elif status not in queries.DONE_STATUSES:
+            conversation.solved_at = None
+        conversation.status = status
+    if priority is not None and priority != conversation.priority:
+        note("priority", old=conversation.priority, new=priority)
+        conversation.priority = priority
+    if assignee is not UNSET and assignee != conversation.assignee:
+        note("assign", old=conversation.assignee, new=assignee)
+        conversation.assignee = assignee
+    if snoozed_until is not UNSET and snoozed_until != conversation.snoozed_until:
+        if snoozed_until is not None and snoozed_until <= now:
+            raise InvalidInput("snooze until a time in the future")
+        note("snooze", until=snoozed_until)
+        conversation.snoozed_until = snoozed_until
+
+    tags = _tags(session, ref_id)
+    for tag in sorted({_normalise_tag(t) for t in add_tags} - tags):
+        session.add(ConversationTag(conversation_id=ref_id, tag=tag))
+        tags.add(tag)
+        note("tag", tag=tag)
+    for tag in sorted({_normalise_tag(t) for t in remove_tags} & tags):
+        session.exec(
+            delete(ConversationTag).where(
+                col(ConversationTag.conversation_id) == ref_id, col(ConversationTag.tag) == tag
+            )
+        )
+        tags.discard(tag)
+        note("untag", tag=tag)
+
+    if changed:
+        touch(session, conversation=conversation, policies=policies, tags=tags, now=now)
+    return changed
+
+
+def touch(session: Session, *, conversation: Conversation, policies: clocks.Policies, now: datetime, tags: set[str] | None = None) -> None:
+    """After a change: recompute SLA fields, bump the version, mark the time."""
+    if tags is None:
+        tags = _tags(session, conversation.id)
+    customer = session.get(Customer, conversation.customer_id)
+    clocks.refresh(conversation, policies=policies, tags=tags, tier=customer.tier if customer else "", now=now)
+    conversation.version += 1
+    conversation.updated_at = now
+    session.add(conversation)
+
+
+def claim(session: Session, *, conversation_id: int, agent: str, now: datetime) -> None:
+    """Assign to `agent` if nobody holds it; raise Conflict naming the holder otherwise.
+
+    One conditional UPDATE, so of two agents claiming at once exactly one wins, on any database.
+    """
+    result = session.exec(
+        update(Conversation)
+        .where(col(Conversation.id) == conversation_id)
+        .where(col(Conversation.assignee).is_(None) | (col(Conversation.assignee) == agent))
+        .values(assignee=agent, version=Conversation.version + 1, updated_at=now)
+    )
+    if result.rowcount == 0:
+        holder = session.exec(select(Conversation.assignee).where(Conversation.id == conversation_id)).first()
+        if holder is None and session.get(Conversation, conversation_id) is None:
+            raise queries.NotFound(f"no conversation {queries.ref_of(conversation_id)}")
+        raise Conflict(f"{queries.ref_of(conversation_id)} is already claimed by {holder}")
+    audit.record(session, agent=agent, action="claim", now=now, conversation_id=conversation_id)

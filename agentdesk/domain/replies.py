@@ -1,0 +1,119 @@
+"""Replies and internal notes.
+
+A reply is stored as an outbound Message plus an Outbox row in the caller's transaction, before
+anything is delivered (DESIGN: nothing is lost); the delivery worker sends it later and records
+the outcome on the Outbox row. A note is a Message with direction "note": never sent, never a reply
+for SLA purposes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from sqlmodel import Session
+
+from agentdesk.domain import audit, clocks, queue
+from agentdesk.errors import InvalidInput
+from agentdesk.sanitize import strip_control
+from agentdesk.store.models import Conversation, Message, Outbox, ref_of
+
+_REF_TAG = re.compile(r"\s*\[AD-\d+\]\s*")
+_RE_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd)\s*:\s*)+", re.IGNORECASE)
+
+
+def make_message_id(domain: str = "agentdesk.invalid") -> str:
+    """Our own Message-ID for an outbound message, without angle brackets (as stored)."""
+    return f"{uuid.uuid4().hex}@{domain}"
+
+
+def reply_subject(conversation: Conversation) -> str:
+    """`Re: <subject> [AD-n]`: the tag lets replies that lost their headers find the conversation."""
+    base = _RE_PREFIX.sub("", _REF_TAG.sub(" ", conversation.subject)).strip() or "(no subject)"
+    return f"Re: {base} [{ref_of(conversation.id)}]"
+
+
+def _clean_body(body: str) -> str:
+    body = strip_control(body).strip("\n")
+    if not body.strip():
+        raise InvalidInput("the message is empty; write something before sending")
+    return body
+
+
+def with_signature(body: str, signature: str) -> str:
+    if not signature or signature.strip() in body:
+        return body
+    return f"{body}\n\n-- \n{signature}"
+
+
+def reply(
+    session: Session,
+    *,
+    conversation: Conversation,
+    body: str,
+    agent: str,
+    agent_name: str,
+    now: datetime,
+    policies: clocks.Policies,
+    signature: str = "",
+    status: str | None = None,
+    kind: str = "message",
+    message_id_domain: str = "agentdesk.invalid",
+) -> Message:
+    """Store a reply and queue it for delivery; optionally set the status in the same step."""
+    body = with_signature(_clean_body(body), signature)
+    automatic = kind == "receipt"
+    message = Message(
+        conversation_id=conversation.id,
+        direction="outbound",
+        kind=kind,
+        author=agent_name,
+        author_login=None if automatic else agent,
+        subject=reply_subject(conversation),
+        body_text=body,
+        at=now,
+        ingested_at=now,
+        source=conversation.source,
+        external_id=make_message_id(message_id_domain),
+    )
+    session.add(message)
+    session.flush()
+    session.add(Outbox(message_id=message.id, channel=conversation.channel, source=conversation.source,
+                       state="queued", created_at=now, next_attempt_at=now))
+    if not automatic:
+        # A receipt is not a reply: it starts no clock and stops none (docs/sla.md).
+        if conversation.first_responded_at is None:
+            conversation.first_responded_at = now
+        conversation.last_agent_reply_at = now
+        conversation.waiting_since = None
+    audit.record(session, agent=agent, action="receipt" if automatic else "reply", now=now,
+                 conversation_id=conversation.id, message_id=message.id)
+    new_status = status or ("open" if conversation.status == "new" else None)
+    changed = queue.change(session, conversation=conversation, agent=agent, now=now, policies=policies,
+                           status=new_status)
+    if not changed:
+        queue.touch(session, conversation=conversation, policies=policies, now=now)
+    return message
+
+
+def add_note(
+    session: Session, *, conversation: Conversation, body: str, agent: str, agent_name: str, now: datetime,
+    policies: clocks.Policies,
+) -> Message:
+    """An internal note: visible to agents only, never delivered, not a reply."""
+    message = Message(
+        conversation_id=conversation.id,
+        direction="note",
+        author=agent_name,
+        author_login=agent,
+        body_text=_clean_body(body),
+        at=now,
+        ingested_at=now,
+    )
+    session.add(message)
+    session.flush()
+    audit.record(session, agent=agent, action="note", now=now, conversation_id=conversation.id,
+                 message_id=message.id)
+    queue.touch(session, conversation=conversation, policies=policies, now=now)
+    return message

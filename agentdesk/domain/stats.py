@@ -1,0 +1,58 @@
+"""Counts for `agentdesk stats` (the JSON shape is part of the CLI contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from agentdesk.config import Settings
+from agentdesk.domain.documents import iso
+from agentdesk.store.models import Conversation, Customer, Identity, Message, Outbox, SyncState
+
+DIRECTIONS = ("inbound", "outbound", "note")
+KINDS = ("message", "auto_reply", "bounce", "receipt")
+OUTBOX_STATES = ("queued", "sent", "failed")
+
+
+def _grouped(session: Session, column, keys: tuple[str, ...]) -> dict[str, int]:
+    counts = dict.fromkeys(keys, 0)
+    for key, count in session.exec(select(column, func.count()).group_by(column)):
+        counts[key] = count
+    return counts
+
+
+def _count(session: Session, model) -> int:
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+def rejected_spool_files(path: str) -> int:
+    rejected = Path(path) / "rejected"
+    if not rejected.is_dir():
+        return 0
+    return sum(1 for entry in rejected.iterdir() if entry.is_file() and entry.suffix != ".error")
+
+
+def collect(session: Session, settings: Settings) -> dict[str, Any]:
+    sources: dict[str, dict[str, Any]] = {
+        source.name: {"last_sync": None, "error": None} for source in [*settings.mailbox, *settings.spool]
+    }
+    for state in session.exec(select(SyncState)):
+        entry = sources.setdefault(state.source, {"last_sync": None, "error": None})
+        last = iso(state.last_sync_at)
+        if last and (entry["last_sync"] is None or last > entry["last_sync"]):
+            entry["last_sync"] = last
+        if state.last_error:
+            entry["error"] = state.last_error
+    return {
+        "conversations": _count(session, Conversation),
+        "customers": _count(session, Customer),
+        "identities": _count(session, Identity),
+        "messages": _grouped(session, Message.direction, DIRECTIONS),
+        "kinds": _grouped(session, Message.kind, KINDS),
+        "outbox": _grouped(session, Outbox.state, OUTBOX_STATES),
+        "spool_rejected": sum(rejected_spool_files(spool.path) for spool in settings.spool),
+        "sources": sources,
+    }

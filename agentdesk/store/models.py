@@ -1,0 +1,222 @@
+"""The SQLModel tables of the data model (DESIGN.md, "Data model").
+
+The schema itself is owned by the migrations in `agentdesk/store/migrations/`; these classes must
+describe exactly what the migrations create (tests/unit/test_migrations.py compares the two).
+
+Times are timezone-aware UTC in Python. SQLite has no time zone type, so `UTCDateTime` stores
+naive UTC text there and hands back aware values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint, Index
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use an aware UTC time")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# A conversation without any running SLA target sorts after every one with a due time; the queue's
+# keyset index needs a NOT NULL column for that, so "never" is this instant.
+NEVER = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+def _time(nullable: bool = True, index: bool = False) -> Column:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Customer(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    organization: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    tier: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+
+
+class Identity(SQLModel, table=True):
+    """One address of a customer on one channel kind; unique per (kind, address)."""
+
+    __table_args__ = (UniqueConstraint("kind", "address", name="uq_identity_kind_address"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    kind: str  # email | phone | chat | social handle kinds
+    address: str  # email lower-cased, phone in E.164, provider handle
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+
+
+class Agent(SQLModel, table=True):
+    """A Unix login that works the queue; created on first action, named from config."""
+
+    login: str = Field(primary_key=True)
+    name: str = ""
+    signature: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+
+
+class Conversation(SQLModel, table=True):
+    __table_args__ = (
+        # The queue's order (breached first, then nearest due, then longest wait) as a keyset.
+        Index("ix_conversation_queue", "queue_due", "queue_wait", "id"),
+        Index("ix_conversation_status_queue", "status", "queue_due", "queue_wait", "id"),
+        Index("ix_conversation_assignee_queue", "assignee", "queue_due", "queue_wait", "id"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str
+    source: str = ""
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    status: str = "new"
+    priority: str = "normal"
+    assignee: Optional[str] = None
+    snoozed_until: Optional[datetime] = Field(default=None, sa_column=_time())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+    solved_at: Optional[datetime] = Field(default=None, sa_column=_time(index=True))
+    sla_policy: str = ""
+    first_response_due: Optional[datetime] = Field(default=None, sa_column=_time())
+    next_response_due: Optional[datetime] = Field(default=None, sa_column=_time())
+    periodic_update_due: Optional[datetime] = Field(default=None, sa_column=_time())
+    resolution_due: Optional[datetime] = Field(default=None, sa_column=_time())
+    first_responded_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    last_agent_reply_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    last_customer_message_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    # The customer's oldest unanswered message: hold time counts from here.
+    waiting_since: Optional[datetime] = Field(default=None, sa_column=_time())
+    # When the earliest running target turns to warning; the "breaching" view is warning_at <= now.
+    warning_at: Optional[datetime] = Field(default=None, sa_column=_time(index=True))
+    # Sort keys of the queue (NOT NULL so one index serves the keyset): the earliest running due
+    # time and waiting_since, NEVER when there is none.
+    queue_due: datetime = Field(default=NEVER, sa_column=_time(nullable=False))
+    queue_wait: datetime = Field(default=NEVER, sa_column=_time(nullable=False))
+    merged_into_id: Optional[int] = Field(default=None, foreign_key="conversation.id")
+    version: int = 1  # optimistic concurrency: every update bumps it and checks the old value
+
+
+class ConversationTag(SQLModel, table=True):
+    conversation_id: int = Field(foreign_key="conversation.id", primary_key=True)
+    tag: str = Field(primary_key=True, index=True)
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (
+        # The same Message-ID with the same content is the same message, wherever it was seen;
+        # the same id with other content is another message (DESIGN: external ids).
+        UniqueConstraint("external_id", "content_hash", name="uq_message_external"),
+        Index("ix_message_conversation_at", "conversation_id", "at", "id"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    direction: str  # inbound | outbound | note
+    kind: str = "message"  # message | auto_reply | bounce | receipt
+    bulk: bool = False
+    author: str = ""  # display name of the sender (customer or agent)
+    author_login: Optional[str] = None  # the agent's login for outbound messages and notes
+    sender_address: str = ""
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    body_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    body_html_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    at: datetime = Field(sa_column=_time(nullable=False))  # the channel's own timestamp
+    ingested_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+    source: str = ""
+    external_id: Optional[str] = Field(default=None, index=True)
+    content_hash: Optional[str] = None
+    in_reply_to: str = ""
+    references: str = Field(default="", sa_column=Column("references", Text, nullable=False, default=""))
+    # Why ingest put the message in this conversation (in-reply-to, references, subject-tag, new…).
+    thread_reason: str = ""
+    parse_error: str = ""
+
+
+class MessageRaw(SQLModel, table=True):
+    """The message exactly as received, kept apart so queue and thread queries stay small."""
+
+    message_id: int = Field(foreign_key="message.id", primary_key=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Attachment(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    filename: str  # the sender's name for it: display only, never a path
+    content_type: str = "application/octet-stream"
+    size: int = 0
+    storage_key: str  # generated name in the attachment store (content hash)
+
+
+class Event(SQLModel, table=True):
+    """The audit log: who did what, when."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False, index=True))
+    agent: str  # login, or "system" for ingest and automation
+    action: str  # created, status, priority, assign, claim, tag, untag, note, reply, merge, …
+    conversation_id: Optional[int] = Field(default=None, foreign_key="conversation.id", index=True)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id")
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON
+
+
+class Outbox(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", unique=True)
+    channel: str
+    source: str = ""
+    state: str = Field(default="queued", index=True)  # queued | sent | failed
+    attempts: int = 0
+    last_error: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+    next_attempt_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    sent_at: Optional[datetime] = Field(default=None, sa_column=_time())
+
+
+class SyncState(SQLModel, table=True):
+    """Per source and folder: the checkpoint that makes import exactly-once."""
+
+    __table_args__ = (UniqueConstraint("source", "folder", name="uq_syncstate_source_folder"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    source: str
+    folder: str = ""
+    uidvalidity: Optional[int] = None
+    last_uid: int = 0
+    last_sync_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    last_error: str = ""
+
+
+class Presence(SQLModel, table=True):
+    """Which conversation an agent is viewing or replying to; stale after a missed heartbeat."""
+
+    agent: str = Field(primary_key=True)
+    conversation_id: Optional[int] = Field(default=None, foreign_key="conversation.id")
+    activity: str = "viewing"  # viewing | replying
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+
+
+def ref_of(conversation_id: int) -> str:
+    return f"AD-{conversation_id}"
