@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import rrulestr
+from dateutil.rrule import rrule, rruleset, rrulestr
 
 from agentdesk.errors import ConfigError, InvalidInput
 
@@ -190,7 +190,7 @@ _RULE_DTSTART = datetime(2000, 1, 1)
 
 
 def _parse_window(text: object, where: str) -> tuple[int, int]:
-    """"09:00-12:30" -> (540, 750), minutes since local midnight; "24:00" only as an end."""
+    """Parse "09:00-12:30" into (540, 750), minutes since local midnight; "24:00" only ends."""
     match = _WINDOW_PATTERN.match(text) if isinstance(text, str) else None
     if match is None:
         raise SlaConfigError(f'{where}: window {text!r} is not of the form "09:00-17:30"')
@@ -206,6 +206,10 @@ def _parse_window(text: object, where: str) -> tuple[int, int]:
             f'split them ("22:00-24:00" and "00:00-06:00" on the next day)'
         )
     return start, end
+
+
+def _format_window(start: int, end: int) -> str:
+    return f"{start // 60:02}:{start % 60:02}-{end // 60:02}:{end % 60:02}"
 
 
 def _parse_holiday(value: object, where: str) -> date:
@@ -274,7 +278,7 @@ class BusinessCalendar:
         self._weekly = tuple(weekly)
         self.hours = MappingProxyType(
             {
-                WEEKDAYS[weekday]: tuple(f"{s // 60:02}:{s % 60:02}-{e // 60:02}:{e % 60:02}" for s, e in windows)
+                WEEKDAYS[weekday]: tuple(_format_window(start, end) for start, end in windows)
                 for weekday, windows in enumerate(weekly)
                 if windows
             }
@@ -313,7 +317,8 @@ class BusinessCalendar:
         unknown = sorted(set(table) - allowed)
         if unknown:
             raise SlaConfigError(
-                f"calendar {name!r}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+                f"calendar {name!r}: unknown key(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(allowed))}"
             )
         for required in ("name", "timezone", "hours"):
             if required not in table:
@@ -485,7 +490,7 @@ class BusinessCalendar:
         return frozenset(days)
 
 
-def _rule_dates_in_year(rule, year: int) -> set[date]:
+def _rule_dates_in_year(rule: rrule | rruleset, year: int) -> set[date]:
     first, last = datetime(year, 1, 1), datetime(year, 12, 31, 23, 59, 59)
     try:
         occurrences = rule.between(first, last, inc=True)
@@ -527,12 +532,16 @@ def parse_warning(text: str) -> tuple[float | None, timedelta | None]:
         except ValueError:
             fraction = -1.0
         if not 0 < fraction <= 1:
-            raise SlaConfigError(f'warning {text!r} must be a percentage above 0 and at most 100, e.g. "25%"')
+            raise SlaConfigError(
+                f'warning {text!r} must be a percentage above 0 and at most 100, e.g. "25%"'
+            )
         return fraction, None
     try:
         before = parse_duration(text)
     except InvalidDuration:
-        raise SlaConfigError(f'warning {text!r} must be a percentage like "25%" or a duration like "1h"') from None
+        raise SlaConfigError(
+            f'warning {text!r} must be a percentage like "25%" or a duration like "1h"'
+        ) from None
     if before <= timedelta(0):
         raise SlaConfigError(f"warning {text!r} must be longer than zero")
     return None, before
@@ -545,7 +554,9 @@ def _freeze_targets(targets: Mapping[str, timedelta], where: str) -> Mapping[str
         if target not in TARGETS:
             raise SlaConfigError(f"{where}: unknown target {target!r}; targets are {', '.join(TARGETS)}")
         if not isinstance(duration, timedelta) or duration <= timedelta(0):
-            raise SlaConfigError(f"{where}: {target} must be a duration longer than zero, got {duration!r}")
+            raise SlaConfigError(
+                f"{where}: {target} must be a duration longer than zero, got {duration!r}"
+            )
     return MappingProxyType(dict(targets))
 
 
@@ -578,7 +589,9 @@ class Policy:
             overrides[priority] = _freeze_targets(targets, f"{where}: priority.{priority}")
         object.__setattr__(self, "priority_overrides", MappingProxyType(overrides))
         if self.warning_fraction is not None and not 0 < self.warning_fraction <= 1:
-            raise SlaConfigError(f"{where}: warning fraction {self.warning_fraction!r} must be in (0, 1]")
+            raise SlaConfigError(
+                f"{where}: warning fraction {self.warning_fraction!r} must be in (0, 1]"
+            )
         if self.warning_before is not None and self.warning_before <= timedelta(0):
             raise SlaConfigError(f"{where}: warning {self.warning_before!r} must be longer than zero")
 
@@ -590,7 +603,9 @@ class Policy:
         allowed = {"name", "calendar", "match", "warning", "priority", *TARGETS}
         unknown = sorted(set(table) - allowed)
         if unknown:
-            raise SlaConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
+            raise SlaConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+            )
         if not isinstance(name, str) or not name:
             raise SlaConfigError(f"sla_policy {name!r}: needs a name")
 
@@ -766,7 +781,8 @@ def evaluate(
     states = []
     if "first_reply" in targets and (first_responded_at is not None or not done):
         states.append(state("first_reply", created_at, first_responded_at))
-    if "next_reply" in targets and not done and first_responded_at is not None and waiting_since is not None:
+    customer_waits_after_first_reply = first_responded_at is not None and waiting_since is not None
+    if "next_reply" in targets and not done and customer_waits_after_first_reply:
         states.append(state("next_reply", waiting_since, None))
     if "periodic_update" in targets and not done:
         states.append(state("periodic_update", last_agent_reply_at or created_at, None))
