@@ -149,7 +149,9 @@ class _TextExtractor(HTMLParser):
             return
         if self._skipping():
             return
-        if tag in _PARAGRAPH:
+        if tag in ("ul", "ol") and self._lists:
+            self._newline(1)  # a nested list continues its parent item's block
+        elif tag in _PARAGRAPH:
             self._newline(2)
         elif tag in _LINE:
             self._newline(1)
@@ -160,8 +162,6 @@ class _TextExtractor(HTMLParser):
             self._newline(2)
         elif tag in ("ul", "ol"):
             self._lists.append([tag, 1])
-            if len(self._lists) > 1:
-                self._newline(1)
         elif tag == "li":
             self._newline(1)
             depth = max(len(self._lists), 1)
@@ -210,6 +210,9 @@ class _TextExtractor(HTMLParser):
             if self._lists:
                 self._lists.pop()
             self._pending_prefix = ""
+            if self._lists:
+                self._newline(1)
+                return
         elif tag == "blockquote":
             self._quote = max(0, self._quote - 1)
         elif tag == "pre":
@@ -320,7 +323,7 @@ def safe_filename(name: str, *, fallback: str = "attachment") -> str:
     """
     if not isinstance(name, str):
         name = "" if name is None else str(name)
-    text = unicodedata.normalize("NFC", strip_control(name))
+    text = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", strip_control(name)))
     # Format characters (zero-width joiners, marks, BOM) can disguise an extension.
     text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
     text = _WHITESPACE.sub(" ", text)
