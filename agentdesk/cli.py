@@ -216,7 +216,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(header)
     for conversation, doc in zip(rows, docs):
         badge = _sla_badge(doc["sla"], ctx.now)
-        wait = sla.format_duration(timedelta(seconds=doc["hold_seconds"])) if doc["hold_seconds"] is not None else "-"
+        wait = sla.format_short(timedelta(seconds=doc["hold_seconds"])) if doc["hold_seconds"] is not None else "-"
         print(
             f"{ref_of(conversation.id):<9} {badge:<10} {wait:>6} {doc['status']:<8} {doc['priority']:<7} "
             f"{doc['channel']:<8} {(doc['assignee'] or '-'):<10.10} {doc['customer']['name']:<20.20} {doc['subject']}"
@@ -232,7 +232,7 @@ def _sla_badge(sla_doc: dict, now: datetime) -> str:
     if not running:
         return state
     nearest = min(running, key=lambda t: t["remaining_seconds"])
-    return f"{state[:4]} {sla.format_duration(timedelta(seconds=nearest['remaining_seconds']))}"
+    return f"{state[:4]} {sla.format_short(timedelta(seconds=nearest['remaining_seconds']))}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -111,6 +111,18 @@ def format_duration(duration: timedelta) -> str:
     return ("-" if duration < timedelta(0) else "") + " ".join(parts)
 
 
+def format_short(duration: timedelta, units: int = 2) -> str:
+    """At most `units` of the largest units, for badges and hold times: "1d 4h", "-19h 41m", "42m", "30s"."""
+    total = int(abs(duration).total_seconds())
+    parts = []
+    for unit, size in _DURATION_UNITS:
+        count, total = divmod(total, size)
+        if count or parts:
+            parts.append(f"{count}{unit}")
+    parts = [part for part in parts[:units] if not part.startswith("0")] or ["0m"]
+    return ("-" if duration < timedelta(0) and parts != ["0m"] else "") + " ".join(parts)
+
+
 # --------------------------------------------------------------------------------------------
 # Calendars
 

@@ -1,0 +1,421 @@
+"""Build the embedded demo: a realistic queue, its config and its templates, once.
+
+`ensure_demo(directory)` writes `config.toml`, `templates/` and `agentdesk.db` into `directory`
+unless a demo of the requested size is already there. Everything is generated from a fixed seed,
+relative to the build time, so a fresh demo always shows SLA states across ok, warning and
+breached.
+
+The database is written in bulk through the DBAPI connection (one transaction per chunk), not
+through the ORM: `--conversations 100000` writes about a million messages and must finish in a
+couple of minutes. The SLA fields still come from the same domain code (`clocks.refresh`) that
+every other write path uses, and full-text indexing still happens through the store's triggers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from agentdesk import config
+from agentdesk.demo import content
+from agentdesk.domain import clocks
+from agentdesk.store import db
+from agentdesk.store.models import Conversation, ref_of
+
+DEFAULT_CONVERSATIONS = 240
+MARKER = "demo.json"
+Progress = Callable[[int, int, str], None]
+
+CHANNEL_WEIGHTS = (("email", 45), ("chat", 20), ("sms", 20), ("webform", 15))
+STATUS_WEIGHTS = (("new", 14), ("open", 20), ("pending", 10), ("on_hold", 5), ("solved", 38), ("closed", 13))
+PRIORITY_WEIGHTS = (("low", 15), ("normal", 55), ("high", 22), ("urgent", 8))
+
+
+def demo_config(directory: Path) -> str:
+    login = config.current_agent()
+    return f"""# The agentdesk demo. Every key is documented in config.example.toml.
+[database]
+url = "sqlite:///{directory / 'agentdesk.db'}"
+
+[templates]
+dir = "templates"
+
+[agents.{json.dumps(login)}]
+name = "You ({login})"
+signature = "Northwind Bikes support"
+
+[agents.dana]
+name = "Dana Jansen"
+signature = "Dana, Northwind Bikes support"
+
+[agents.sam]
+name = "Sam Okafor"
+signature = "Sam, Northwind Bikes support"
+
+[[calendar]]
+name = "office"
+timezone = "Europe/Amsterdam"
+hours = {{ mon = ["08:30-12:30", "13:00-17:30"], tue = ["08:30-17:30"], wed = ["08:30-17:30"], thu = ["08:30-17:30"], fri = ["08:30-17:00"] }}
+holidays = ["2026-12-25", "2026-12-26"]
+holiday_rules = ["FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=1"]
+
+[[sla_policy]]
+name = "urgent-anytime"
+match = {{ priority = ["urgent"] }}
+first_reply = "15m"
+next_reply = "1h"
+resolution = "8h"
+warning = "50%"
+
+[[sla_policy]]
+name = "messaging"
+match = {{ channel = ["sms", "chat"] }}
+first_reply = "20m"
+next_reply = "1h"
+periodic_update = "1d"
+resolution = "2d"
+warning = "50%"
+
+[[sla_policy]]
+name = "email"
+calendar = "office"
+match = {{ channel = ["email", "webform"] }}
+first_reply = "1h"
+next_reply = "4h"
+periodic_update = "1d"
+resolution = "3d"
+warning = "25%"
+[sla_policy.priority.high]
+first_reply = "30m"
+"""
+
+
+def ensure_demo(directory: Path, *, conversations: int | None = None, progress: Progress | None = None) -> Path:
+    """Build the demo into `directory` unless one of that size is there; return its config path."""
+    directory = directory.resolve()
+    config_path = directory / "config.toml"
+    marker = directory / MARKER
+    wanted = conversations or DEFAULT_CONVERSATIONS
+    if wanted < 1:
+        from agentdesk.errors import InvalidInput
+
+        raise InvalidInput(f"--conversations must be at least 1, got {wanted}")
+    if marker.exists() and config_path.exists():
+        built = json.loads(marker.read_text())
+        if conversations is None or built.get("conversations") == wanted:
+            return config_path
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in ("agentdesk.db", "agentdesk.db-wal", "agentdesk.db-shm", MARKER):
+        (directory / leftover).unlink(missing_ok=True)
+    config_path.write_text(demo_config(directory), encoding="utf-8")
+    write_templates(directory / "templates")
+    settings = config.load(config_path)
+    started = datetime.now(timezone.utc)
+    build_database(settings, conversations=wanted, now=started, progress=progress)
+    marker.write_text(json.dumps({"conversations": wanted, "built_at": started.isoformat()}))
+    return config_path
+
+
+def write_templates(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, (meta, body) in content.TEMPLATES.items():
+        (directory / f"{name}.md").write_text(f"---\n{meta}\n---\n{body}", encoding="utf-8")
+
+
+# --- generation ---------------------------------------------------------------------------------
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+    values, weights = zip(*weighted)
+    return rng.choices(values, weights)[0]
+
+
+@dataclass
+class DemoCustomer:
+    id: int
+    name: str
+    first: str
+    last: str
+    organization: str
+    tier: str
+    identities: dict[str, str] = field(default_factory=dict)  # identity kind -> address
+
+
+def make_customers(rng: random.Random, count: int) -> list[DemoCustomer]:
+    customers = []
+    for index in range(1, count + 1):
+        first = content.FIRST_NAMES[(index - 1) % len(content.FIRST_NAMES)]
+        last = rng.choice(content.LAST_NAMES)
+        organization = rng.choice(content.ORGANIZATIONS)
+        customer = DemoCustomer(index, f"{first} {last.replace('-', ' ')}", first, last, organization,
+                                rng.choice(content.TIERS))
+        domain = organization.lower().replace(" ", "").replace("&", "") + ".example" if organization else "mail.example"
+        customer.identities["email"] = f"{first}.{last}{index}@{domain}".lower()
+        # Most customers also text or chat: the demo is about one history across channels.
+        if rng.random() < 0.7:
+            customer.identities["phone"] = f"+316{index:08d}"
+        if rng.random() < 0.55:
+            customer.identities["chat"] = f"web:{first.lower()}{index}"
+        customers.append(customer)
+    return customers
+
+
+def _channel_for(rng: random.Random, customer: DemoCustomer) -> tuple[str, str]:
+    """A channel the customer can use, and the identity kind it is addressed by."""
+    while True:
+        channel = _pick(rng, CHANNEL_WEIGHTS)
+        kind = {"email": "email", "webform": "email", "sms": "phone", "chat": "chat"}[channel]
+        if kind in customer.identities:
+            return channel, kind
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    # The storage format of SQLAlchemy's SQLite DateTime (naive UTC), so the ORM reads these back.
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@dataclass
+class Rows:
+    customers: list = field(default_factory=list)
+    identities: list = field(default_factory=list)
+    conversations: list = field(default_factory=list)
+    tags: list = field(default_factory=list)
+    messages: list = field(default_factory=list)
+    outbox: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+
+    def clear(self) -> None:
+        for rows in self.__dict__.values():
+            rows.clear()
+
+
+class DemoWriter:
+    """Generates conversations and writes them in chunks through one raw SQLite connection."""
+
+    CHUNK = 2000
+
+    def __init__(self, settings: config.Settings, *, conversations: int, now: datetime, seed: int = 1042):
+        self.rng = random.Random(seed)
+        self.now = now
+        self.total = conversations
+        self.policies = clocks.Policies.from_settings(settings)
+        self.agents = [config.current_agent(), "dana", "sam"]
+        self.agent_names = {login: settings.agent_name(login) for login in self.agents}
+        big = conversations > DEFAULT_CONVERSATIONS
+        self.customers = make_customers(self.rng, max(60, conversations // 4))
+        # The small demo shows short threads; the benchmark demo averages ~10 messages a thread.
+        self.thread_lengths = (6, 14) if big else (2, 7)
+        self.rows = Rows()
+        self.message_id = 0
+        self.event_id = 0
+
+    def customer_rows(self) -> None:
+        for customer in self.customers:
+            created = _sqlite_time(self.now - timedelta(days=400))
+            self.rows.customers.append((customer.id, customer.name, customer.organization, customer.tier, "", created))
+            for kind, address in customer.identities.items():
+                self.rows.identities.append((customer.id, kind, address, created))
+
+    def _event(self, at: datetime, agent: str, action: str, conversation_id: int, **detail) -> None:
+        self.event_id += 1
+        self.rows.events.append((self.event_id, _sqlite_time(at), agent, action, conversation_id, None,
+                                 json.dumps(detail, sort_keys=True)))
+
+    def _message(self, conversation_id: int, direction: str, at: datetime, *, author: str, login: str | None,
+                 address: str, subject: str, body: str, source: str, delivery: str | None = None,
+                 error: str = "") -> None:
+        self.message_id += 1
+        mid = self.message_id
+        external_id = f"demo-{mid}@northwind.example" if direction != "note" else None
+        self.rows.messages.append((
+            mid, conversation_id, direction, "message", 0, author, login, address, subject, body, "",
+            _sqlite_time(at), _sqlite_time(at), source if direction != "note" else "", external_id,
+            None, "", "", "demo" if direction == "inbound" else "", "",
+        ))
+        if delivery is not None:
+            sent_at = _sqlite_time(at + timedelta(seconds=3)) if delivery == "sent" else None
+            self.rows.outbox.append((mid, "", source, delivery, 1 if delivery != "queued" else 0, error,
+                                     _sqlite_time(at), _sqlite_time(at), sent_at))
+
+    def conversation(self, conversation_id: int) -> None:
+        rng = self.rng
+        customer = rng.choice(self.customers)
+        channel, identity_kind = _channel_for(rng, customer)
+        address = customer.identities[identity_kind]
+        source = {"email": "support", "webform": "webform", "sms": "sms", "chat": "chat"}[channel]
+        status = _pick(rng, STATUS_WEIGHTS)
+        priority = _pick(rng, PRIORITY_WEIGHTS)
+        tag, subject, long_text, short_text, followups, replies = rng.choice(content.SCENARIOS)
+        values = {
+            "order": f"{rng.randint(100000, 999999)}", "product": rng.choice(content.PRODUCTS),
+            "day": (self.now - timedelta(days=rng.randint(3, 30))).strftime("%d %B"),
+            "serial": f"NW{rng.randint(1000000, 9999999)}", "amount": f"{rng.randint(30, 3400)}.00",
+            "city": rng.choice(content.CITIES), "street": rng.choice(content.STREETS),
+            "first": customer.first, "last": customer.last.replace("-", " "),
+            "org": customer.organization or "", "agent": "",
+        }
+        subject = subject.format(**values)
+        long_form = channel in ("email", "webform")
+
+        # Open work is recent (hours), so the SLA clocks show every state; done work spreads over months.
+        if status in ("new", "open"):
+            # Half arrived within the hour (clocks still ok or in warning), the rest up to a day ago.
+            minutes = rng.uniform(1, 60) if rng.random() < 0.5 else rng.uniform(60, 60 * 26)
+            created = self.now - timedelta(minutes=minutes)
+        elif status in ("pending", "on_hold"):
+            created = self.now - timedelta(hours=rng.uniform(2, 24 * 6))
+        else:
+            created = self.now - timedelta(days=rng.uniform(1, 120))
+        assignee = None if status == "new" or rng.random() < 0.2 else rng.choice(self.agents)
+        agent = assignee or rng.choice(self.agents)
+        agent_name = self.agent_names[agent]
+        values["agent"] = agent_name
+
+        low, high = self.thread_lengths
+        length = 1 if status == "new" else rng.randint(low, high)
+        # Who speaks last decides who waits: the customer for new/open, the agent otherwise.
+        customer_last = status in ("new", "open")
+        speakers = []
+        for index in range(length):
+            from_customer = (length - 1 - index) % 2 == 0 if customer_last else (length - 1 - index) % 2 == 1
+            speakers.append(from_customer)
+        speakers[0] = True  # customers start conversations
+
+        at = created
+        span = (self.now - created) * 0.9
+        step = span / max(length, 1)
+        first_responded_at = last_agent_reply_at = last_customer_at = waiting_since = None
+        followup_index = reply_index = 0
+        self._event(created, "system", "created", conversation_id, channel=channel)
+        for index, from_customer in enumerate(speakers):
+            if index:
+                at = at + step * rng.uniform(0.5, 1.0)
+            if from_customer:
+                if index == 0:
+                    body = (long_text if long_form else short_text).format(**values)
+                else:
+                    body = followups[followup_index % len(followups)].format(**values)
+                    followup_index += 1
+                self._message(conversation_id, "inbound", at, author=customer.name, login=None, address=address,
+                              subject=subject if index == 0 or long_form else "", body=body, source=source)
+                last_customer_at = at
+                if waiting_since is None:
+                    waiting_since = at
+            else:
+                body = replies[reply_index % len(replies)].format(**values)
+                reply_index += 1
+                # A few deliveries fail or wait, so the demo shows the outbox's states.
+                roll = rng.random()
+                delivery, error = "sent", ""
+                if index == length - 1 and roll < 0.04:
+                    delivery, error = "failed", "550 5.1.1 mailbox unavailable (demo)"
+                elif index == length - 1 and roll < 0.08:
+                    delivery = "queued"
+                self._message(conversation_id, "outbound", at, author=agent_name, login=agent,
+                              address=address, subject=f"Re: {subject} [{ref_of(conversation_id)}]" if long_form else "",
+                              body=body, source=source, delivery=delivery, error=error)
+                self._event(at, agent, "reply", conversation_id)
+                first_responded_at = first_responded_at or at
+                last_agent_reply_at = at
+                waiting_since = None
+        if rng.random() < 0.18:
+            note_at = at + timedelta(minutes=rng.uniform(1, 30))
+            note_at = min(note_at, self.now)
+            note = rng.choice(content.NOTES).format(other=max(1, conversation_id - rng.randint(1, 50)))
+            self._message(conversation_id, "note", note_at, author=agent_name, login=agent, address="",
+                          subject="", body=note, source=source)
+            self._event(note_at, agent, "note", conversation_id)
+
+        solved_at = None
+        if status in ("solved", "closed"):
+            solved_at = min(at + timedelta(minutes=rng.uniform(5, 600)), self.now)
+            self._event(solved_at, agent, "status", conversation_id, old="open", new=status)
+        snoozed_until = None
+        if status == "open" and rng.random() < 0.06:
+            snoozed_until = self.now + timedelta(hours=rng.uniform(1, 48))
+        tags = {tag} | ({"vip"} if customer.tier == "gold" else set())
+        if customer.organization and tag != "b2b" and rng.random() < 0.3:
+            tags.add("b2b")
+
+        conversation = Conversation(
+            id=conversation_id, channel=channel, source=source, subject=subject, customer_id=customer.id,
+            status=status, priority=priority, assignee=assignee, created_at=created, updated_at=max(at, created),
+            solved_at=solved_at, first_responded_at=first_responded_at, last_agent_reply_at=last_agent_reply_at,
+            last_customer_message_at=last_customer_at, waiting_since=waiting_since, snoozed_until=snoozed_until,
+        )
+        clocks.refresh(conversation, policies=self.policies, tags=tags, tier=customer.tier, now=self.now)
+        c = conversation
+        self.rows.conversations.append((
+            c.id, c.channel, c.source, c.subject, c.customer_id, c.status, c.priority, c.assignee,
+            _sqlite_time(c.snoozed_until), _sqlite_time(c.created_at), _sqlite_time(c.updated_at),
+            _sqlite_time(c.solved_at), c.sla_policy, _sqlite_time(c.first_response_due),
+            _sqlite_time(c.next_response_due), _sqlite_time(c.periodic_update_due), _sqlite_time(c.resolution_due),
+            _sqlite_time(c.first_responded_at), _sqlite_time(c.last_agent_reply_at),
+            _sqlite_time(c.last_customer_message_at), _sqlite_time(c.waiting_since), _sqlite_time(c.warning_at),
+            _sqlite_time(c.queue_due), _sqlite_time(c.queue_wait), None, 1,
+        ))
+        for t in sorted(tags):
+            self.rows.tags.append((conversation_id, t))
+
+    def flush(self, cursor) -> None:
+        r = self.rows
+        cursor.executemany(
+            "INSERT INTO customer (id, name, organization, tier, notes, created_at) VALUES (?,?,?,?,?,?)",
+            r.customers)
+        cursor.executemany("INSERT INTO identity (customer_id, kind, address, created_at) VALUES (?,?,?,?)",
+                           r.identities)
+        cursor.executemany(
+            "INSERT INTO conversation (id, channel, source, subject, customer_id, status, priority, assignee, "
+            "snoozed_until, created_at, updated_at, solved_at, sla_policy, first_response_due, next_response_due, "
+            "periodic_update_due, resolution_due, first_responded_at, last_agent_reply_at, last_customer_message_at, "
+            "waiting_since, warning_at, queue_due, queue_wait, merged_into_id, version) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", r.conversations)
+        cursor.executemany("INSERT INTO conversationtag (conversation_id, tag) VALUES (?,?)", r.tags)
+        cursor.executemany(
+            'INSERT INTO message (id, conversation_id, direction, kind, bulk, author, author_login, sender_address, '
+            'subject, body_text, body_html_text, at, ingested_at, source, external_id, content_hash, in_reply_to, '
+            '"references", thread_reason, parse_error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
+            r.messages)
+        cursor.executemany(
+            "INSERT INTO outbox (message_id, channel, source, state, attempts, last_error, created_at, "
+            "next_attempt_at, sent_at) VALUES (?,?,?,?,?,?,?,?,?)", r.outbox)
+        cursor.executemany(
+            "INSERT INTO event (id, at, agent, action, conversation_id, customer_id, detail) VALUES (?,?,?,?,?,?,?)",
+            r.events)
+        r.clear()
+
+
+def build_database(settings: config.Settings, *, conversations: int, now: datetime,
+                   progress: Progress | None = None) -> None:
+    engine = db.open_database(settings.database_url)
+    writer = DemoWriter(settings, conversations=conversations, now=now)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        # A throwaway build: if it dies half-way it is rebuilt, so the journal may be lax.
+        cursor.execute("PRAGMA synchronous = OFF")
+        cursor.execute("BEGIN IMMEDIATE")
+        writer.customer_rows()
+        writer.flush(cursor)
+        for conversation_id in range(1, conversations + 1):
+            writer.conversation(conversation_id)
+            if conversation_id % writer.CHUNK == 0 or conversation_id == conversations:
+                writer.flush(cursor)
+                if progress:
+                    progress(conversation_id, conversations, "building demo")
+        # Outbox channel follows its conversation; filled in one statement rather than per row.
+        cursor.execute(
+            "UPDATE outbox SET channel = (SELECT c.channel FROM message m JOIN conversation c "
+            "ON c.id = m.conversation_id WHERE m.id = outbox.message_id)")
+        cursor.execute("COMMIT")
+        cursor.execute("PRAGMA optimize")
+        cursor.close()
+    finally:
+        raw.close()
+        engine.dispose()
