@@ -25,7 +25,46 @@ def revision_2_full_text_search(connection: Connection) -> None:
     search.install(connection)
 
 
+def revision_3_threads_clocks_drafts(connection: Connection) -> None:
+    """Provider thread keys, customer merges, recorded SLA clock events, composer drafts."""
+    import sqlalchemy as sa
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from agentdesk.store.models import UTCDateTime
+
+    op = Operations(MigrationContext.configure(connection))
+    # Plain ADD COLUMN, no table rebuild: rebuilding `customer` would drop its full-text triggers.
+    op.add_column("message", sa.Column("thread_key", sa.String(), nullable=True))
+    op.create_index("ix_message_thread_key", "message", ["thread_key"])
+    if connection.dialect.name == "sqlite":
+        # SQLite adds a REFERENCES column in place when its default is NULL; Alembic would rebuild.
+        connection.exec_driver_sql("ALTER TABLE customer ADD COLUMN merged_into_id INTEGER REFERENCES customer (id)")
+    else:
+        op.add_column("customer", sa.Column("merged_into_id", sa.Integer(), sa.ForeignKey("customer.id")))
+    op.create_table(
+        "slaclockevent",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("conversation_id", sa.Integer(), sa.ForeignKey("conversation.id"), nullable=False),
+        sa.Column("target", sa.String(), nullable=False),
+        sa.Column("event", sa.String(), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+    )
+    op.create_index("ix_slaclockevent_conversation_id", "slaclockevent", ["conversation_id"])
+    op.create_table(
+        "draft",
+        sa.Column("conversation_id", sa.Integer(), sa.ForeignKey("conversation.id"), primary_key=True),
+        sa.Column("agent", sa.String(), primary_key=True),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("base_version", sa.Integer(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
+
+
 STEPS = {
     2: revision_2_full_text_search,
+    3: revision_3_threads_clocks_drafts,
 }
 HEAD = max(STEPS, default=1)

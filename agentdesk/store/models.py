@@ -59,6 +59,8 @@ class Customer(SQLModel, table=True):
     tier: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+    # Set when an agent merged this customer into another; undoing the merge clears it (revision 3).
+    merged_into_id: Optional[int] = Field(default=None, foreign_key="customer.id")
 
 
 class Identity(SQLModel, table=True):
@@ -152,6 +154,9 @@ class Message(SQLModel, table=True):
     references: str = Field(default="", sa_column=Column("references", Text, nullable=False, default=""))
     # Why ingest put the message in this conversation (in-reply-to, references, subject-tag, new…).
     thread_reason: str = ""
+    # The provider's own conversation key (a chat id, a WhatsApp number pair), for threading
+    # channels that have no Message-IDs (revision 3).
+    thread_key: Optional[str] = Field(default=None, index=True)
     parse_error: str = ""
 
 
@@ -216,6 +221,28 @@ class Presence(SQLModel, table=True):
     conversation_id: Optional[int] = Field(default=None, foreign_key="conversation.id")
     activity: str = "viewing"  # viewing | replying
     heartbeat_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+
+
+class SlaClockEvent(SQLModel, table=True):
+    """One recorded event of one SLA clock: activate, pause, resume, fulfil, breach (revision 3)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    target: str  # first_reply | next_reply | periodic_update | resolution
+    event: str  # activate | pause | resume | fulfil | breach
+    at: datetime = Field(sa_column=_time(nullable=False))
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON
+
+
+class Draft(SQLModel, table=True):
+    """An agent's unsent reply or note; survives leaving the conversation and restarting (revision 3)."""
+
+    conversation_id: int = Field(foreign_key="conversation.id", primary_key=True)
+    agent: str = Field(primary_key=True)
+    kind: str = "reply"  # reply | note
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    base_version: int = 0  # the conversation's version when the composer opened
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
 
 
 def ref_of(conversation_id: int) -> str:
