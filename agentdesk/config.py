@@ -193,6 +193,13 @@ class TemplateSettings:
 
 
 @dataclass
+class SavedView:
+    name: str = setting(doc="Name of the view, shown as a tab beside the built-in views.")
+    query: str = setting(doc="Search with field filters, e.g. \"tag:billing status:open waiting:>2h\".")
+    key: str = setting("", doc="Optional key that opens the view.")
+
+
+@dataclass
 class Settings:
     database: DatabaseSettings = setting(factory=DatabaseSettings, doc="Where the queue is stored.")
     agents: dict[str, AgentSettings] = setting(
@@ -205,6 +212,7 @@ class Settings:
     mailbox: list[MailboxSettings] = setting(factory=list, doc="IMAP mailboxes to import and reply from.")
     spool: list[SpoolSettings] = setting(factory=list, doc="Webhook spool directories to import from.")
     templates: TemplateSettings = setting(factory=TemplateSettings, doc="Reply templates.")
+    view: list[SavedView] = setting(factory=list, doc="Saved searches shown as views: [[view]] name and query.")
     keys: dict[str, str] = setting(
         factory=dict, doc="Key remapping: binding id = \"keys\" (comma-separated), e.g. reply = \"r,f2\"."
     )

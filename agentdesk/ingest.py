@@ -5,10 +5,11 @@ channel's checkpoint (IMAP last UID, spool file move), so a crash replays a mess
 losing it, and replaying it finds it already stored instead of doubling it.
 
 Threading, in order: In-Reply-To and References against every Message-ID we know (inbound and our
-own outbound); the channel's conversation hint (our ref, or the provider's thread key as a
-previous message's hint; provider thread keys come with the webhook channel); our `[AD-n]` subject tag, accepted only when the sender is already a
-participant of that conversation (a stranger quoting a ref must not join it); else a new
-conversation. The reason is stored on the message and shown in the thread.
+own outbound); the provider's thread key seen on an earlier message of the same source; the
+channel's conversation hint (our ref); our `[AD-n]` subject tag. A ref from a hint or a subject
+is accepted only when the sender is already a participant of that conversation (a stranger
+quoting a ref must not join it). Else a new conversation. The reason is stored on the message and
+shown in the thread.
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ def thread_for(session: Session, message: InboundMessage, customer_id: int) -> t
     referenced = _find_by_external_ids(session, reversed(message.references))
     if referenced is not None:
         return session.get(Conversation, referenced.conversation_id), "references"
+    if message.thread_key:
+        keyed = session.exec(
+            select(Message).where(Message.source == message.source, Message.thread_key == message.thread_key)
+            .order_by(col(Message.id).desc())
+        ).first()
+        if keyed is not None:
+            conversation = session.get(Conversation, keyed.conversation_id)
+            # A provider thread that went quiet after we solved it starts a new conversation.
+            if conversation is not None and conversation.status != "closed":
+                return conversation, "thread-key"
     hint = message.conversation_hint.strip().upper().removeprefix("AD-")
     if hint.isdigit():
         conversation = session.get(Conversation, int(hint))
@@ -123,7 +134,7 @@ def ingest_message(
         subject=message.subject, body_text=message.body_text, body_html_text=message.body_html_text,
         at=at, ingested_at=now, source=message.source, external_id=message.external_id or None,
         content_hash=digest, in_reply_to=message.in_reply_to, references=" ".join(message.references),
-        thread_reason=reason, parse_error=message.parse_error,
+        thread_reason=reason, parse_error=message.parse_error, thread_key=message.thread_key or None,
     )
     session.add(stored)
     session.flush()

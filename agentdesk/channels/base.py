@@ -46,7 +46,8 @@ class InboundMessage:
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
-    conversation_hint: str = ""  # our ref or the provider's thread key
+    conversation_hint: str = ""  # our ref (AD-n), e.g. from a web form's hidden field
+    thread_key: str = ""  # the provider's own conversation key (chat id, phone pair), when it has one
     attachments: tuple[InboundAttachment, ...] = ()
     raw: bytes = b""
     parse_error: str = ""  # set when the raw message could not be fully parsed; stored and flagged
