@@ -10,6 +10,13 @@ channel's conversation hint (our ref); our `[AD-n]` subject tag. A ref from a hi
 is accepted only when the sender is already a participant of that conversation (a stranger
 quoting a ref must not join it). Else a new conversation. The reason is stored on the message and
 shown in the thread.
+
+Email specifics (issue 4): the content hash of a mail ignores the trace headers each mailbox adds
+(Received, Delivered-To, …), so the same message delivered to two of our mailboxes is one message
+seen twice. A bounce joins the conversation of the message it reports on and marks that reply's
+Outbox row failed with the remote server's reason. A copy of our own outbound mail (Cc to
+ourselves, a Sent folder that is also imported) is recognised by its Message-ID and not stored
+again. `move_message` lets an agent put a misthreaded message in another or a new conversation.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from sqlmodel import Session, col, select
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.domain import audit, clocks, customers, queue
-from agentdesk.store.models import Attachment, Conversation, Message, MessageRaw
+from agentdesk.store import queries
+from agentdesk.store.models import Attachment, Conversation, Message, MessageRaw, Outbox, ref_of
 
 _SUBJECT_TAG = re.compile(r"\[AD-(\d+)\]")
 _REOPENING = ("solved", "closed")
@@ -39,10 +47,43 @@ class Ingested:
     thread_reason: str
 
 
+# Header fields a relay or the receiving mailbox adds: two deliveries of one message differ in
+# these and nothing else.
+_TRACE_HEADERS = frozenset({
+    b"received", b"return-path", b"delivered-to", b"x-original-to", b"envelope-to", b"x-envelope-to",
+    b"x-delivered-to", b"x-rcpt-to", b"authentication-results", b"received-spf", b"x-spam-status",
+    b"x-spam-score", b"x-spam-level", b"x-spam-flag", b"x-spam-checker-version", b"x-virus-scanned",
+    b"x-original-arrival-time", b"arc-seal", b"arc-message-signature", b"arc-authentication-results",
+    b"x-ms-exchange-organization-authas", b"x-gm-message-state", b"status", b"x-status", b"x-keywords",
+    b"x-uid", b"lines", b"content-length",
+})
+_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+
+
+def email_content(raw: bytes) -> bytes:
+    """A mail without its trace headers and with LF line ends: what "the same content" means."""
+    normalised = raw.replace(b"\r\n", b"\n")
+    head, separator, body = normalised.partition(b"\n\n")
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        match = _HEADER_LINE.match(line)
+        dropping = bool(match) and match.group(1).lower() in _TRACE_HEADERS
+        if not dropping:
+            kept.append(line)
+    return b"\n".join(kept) + separator + body
+
+
 def content_hash(message: InboundMessage) -> str:
     """What makes two messages with the same external id the same message (DESIGN: external ids)."""
     digest = hashlib.sha256()
-    if message.raw:
+    if message.raw and message.channel == "email":
+        digest.update(email_content(message.raw))
+    elif message.raw:
         digest.update(message.raw)
     else:
         for part in (message.sender_address, message.subject, message.body_text, message.received_at.isoformat()):
@@ -68,8 +109,33 @@ def _is_participant(session: Session, conversation: Conversation, customer_id: i
     return session.exec(statement.limit(1)).first() is not None
 
 
+def _bounced(session: Session, message: InboundMessage) -> Message | None:
+    """For a bounce: the message of ours (or anyone's) it reports on, when we know it."""
+    if message.kind != "bounce":
+        return None
+    original = (message.headers.get("x-bounced-message-id") or "").strip()
+    if not original:
+        return None
+    statement = (
+        select(Message).where(Message.external_id == original)
+        .order_by(col(Message.direction) != "outbound", col(Message.id).desc())
+    )
+    return session.exec(statement).first()
+
+
 def thread_for(session: Session, message: InboundMessage, customer_id: int) -> tuple[Conversation | None, str]:
     """The existing conversation this message belongs to, and why; (None, "new") for a new one."""
+    bounced = _bounced(session, message)
+    if bounced is not None:
+        return session.get(Conversation, bounced.conversation_id), "bounce"
+    if message.external_id:
+        # The same Message-ID with other content (a list added a footer, a server rewrote a
+        # header): another message, but of the same conversation — when the sender is the same.
+        same = _find_by_external_ids(session, [message.external_id])
+        if same is not None:
+            conversation = session.get(Conversation, same.conversation_id)
+            if conversation is not None and _is_participant(session, conversation, customer_id, message.sender_address):
+                return conversation, "same-message-id"
     replied = _find_by_external_ids(session, [message.in_reply_to])
     if replied is not None:
         return session.get(Conversation, replied.conversation_id), "in-reply-to"
@@ -107,6 +173,12 @@ def ingest_message(
         existing = session.exec(
             select(Message).where(Message.external_id == message.external_id, Message.content_hash == digest)
         ).first()
+        if existing is None and message.channel == "email":
+            # Our own reply coming back (we were in Cc, the Sent folder is imported): the outbound
+            # message with that Message-ID is already the record of it.
+            existing = session.exec(
+                select(Message).where(Message.external_id == message.external_id, Message.direction == "outbound")
+            ).first()
         if existing is not None:
             return Ingested(existing.id, existing.conversation_id, False, True, existing.thread_reason)
 
@@ -138,6 +210,8 @@ def ingest_message(
     )
     session.add(stored)
     session.flush()
+    if reason == "bounce":
+        _mark_bounced(session, message, stored, now=now)
     if message.raw:
         session.add(MessageRaw(message_id=stored.id, raw=message.raw))
     for attachment in message.attachments:
@@ -156,6 +230,90 @@ def ingest_message(
                          status="open")
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     return Ingested(stored.id, conversation.id, created, False, reason)
+
+
+def _mark_bounced(session: Session, message: InboundMessage, bounce: Message, *, now: datetime) -> None:
+    """The reply a bounce reports on was not delivered: say so on its Outbox row, with the reason."""
+    original = _bounced(session, message)
+    if original is None or original.direction != "outbound":
+        return
+    outbox = session.exec(select(Outbox).where(Outbox.message_id == original.id)).first()
+    if outbox is None:
+        return
+    reason = message.headers.get("x-bounce-reason") or message.subject or "the recipient's server returned it"
+    outbox.state = "failed"
+    outbox.last_error = f"bounced: {reason}"[:2_000]
+    outbox.next_attempt_at = None
+    session.add(outbox)
+    audit.record(session, agent=audit.SYSTEM, action="bounced", now=now, conversation_id=original.conversation_id,
+                 message_id=original.id, bounce_message_id=bounce.id, reason=outbox.last_error)
+
+
+def move_message(
+    session: Session, *, message_id: int, to_conversation_id: int | None, agent: str, now: datetime,
+    policies: clocks.Policies,
+) -> Conversation:
+    """Put a message in another conversation, or in a new one when `to_conversation_id` is None.
+
+    For misthreaded mail: the message keeps its content and times; both conversations' waiting
+    times and SLA fields are recomputed; the move is audited on both and recorded as the
+    message's thread reason ("moved by <agent>"). Returns the conversation it is now in.
+    """
+    from agentdesk.errors import InvalidInput, NotFound
+
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    if message.direction == "note":
+        raise InvalidInput("a note belongs to its conversation; copy its text instead of moving it")
+    source = session.get(Conversation, message.conversation_id)
+    if to_conversation_id is not None:
+        target = session.get(Conversation, to_conversation_id)
+        if target is None:
+            raise NotFound(f"no conversation {ref_of(to_conversation_id)}")
+        if target.id == source.id:
+            raise InvalidInput(f"the message is already in {ref_of(target.id)}")
+    else:
+        customer_id = source.customer_id
+        if message.direction == "inbound" and message.sender_address:
+            kind = customers.IDENTITY_KIND.get(source.channel, source.channel)
+            owner = queries.customer_by_identity(session=session, kind=kind, address=message.sender_address)
+            if owner is not None:
+                customer_id = owner.id
+        target = Conversation(
+            channel=source.channel, source=message.source or source.source,
+            subject=message.subject or _first_line(message.body_text), customer_id=customer_id, status="new",
+            created_at=message.at, updated_at=now,
+        )
+        session.add(target)
+        session.flush()
+        audit.record(session, agent=agent, action="created", now=now, conversation_id=target.id,
+                     channel=target.channel, source=target.source, from_message_id=message.id)
+    message.conversation_id = target.id
+    message.thread_reason = f"moved by {agent}"
+    session.add(message)
+    session.flush()
+    audit.record(session, agent=agent, action="move_message", now=now, conversation_id=source.id,
+                 message_id=message.id, to=ref_of(target.id))
+    audit.record(session, agent=agent, action="move_message", now=now, conversation_id=target.id,
+                 message_id=message.id, **{"from": ref_of(source.id)})
+    for conversation in (source, target):
+        _recompute_waiting(session, conversation)
+        queue.touch(session, conversation=conversation, policies=policies, now=now)
+    return target
+
+
+def _recompute_waiting(session: Session, conversation: Conversation) -> None:
+    """last_customer_message_at and waiting_since from the messages the conversation now holds."""
+    messages = session.exec(
+        select(Message).where(Message.conversation_id == conversation.id).order_by(col(Message.at), col(Message.id))
+    ).all()
+    last_reply = max((m.at for m in messages if m.direction == "outbound" and m.kind == "message"), default=None)
+    customer_messages = [m for m in messages if m.direction == "inbound" and m.kind == "message"]
+    conversation.last_customer_message_at = max((m.at for m in customer_messages), default=None)
+    waiting = [m.at for m in customer_messages if last_reply is None or m.at > last_reply]
+    conversation.waiting_since = min(waiting) if waiting else None
+    conversation.last_agent_reply_at = last_reply
 
 
 def _first_line(text: str) -> str:

@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 from agentdesk.channels.base import InboundAttachment, InboundMessage
 from agentdesk.sanitize import html_to_text, safe_filename, strip_control
 
-__all__ = ["parse_message", "bounced_message_id", "MAX_BODY_CHARS"]
+__all__ = ["parse_message", "bounced_message_id", "bounce_reason", "MAX_BODY_CHARS"]
 
 # Bodies longer than this are cut with a note; the raw message is kept whole.
 MAX_BODY_CHARS = 2_000_000
@@ -637,6 +637,9 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes) -> Non
         original = step("bounced message-id", lambda: _bounced_id(msg))
         if original:
             headers["x-bounced-message-id"] = original
+        reason = step("bounce reason", lambda: bounce_reason(msg))
+        if reason:
+            headers["x-bounce-reason"] = reason[:_MAX_HEADER_CHARS]
     fields["headers"] = headers
 
 
@@ -735,6 +738,41 @@ def _bounced_id(msg: Message) -> str | None:
             if found and found != own:
                 return found
     return None
+
+
+_DSN_FIELD = re.compile(r"^(Diagnostic-Code|Status|Action|Final-Recipient)[ \t]*:[ \t]*(.*(?:\n[ \t].*)*)", re.I | re.M)
+
+
+def bounce_reason(msg: Message) -> str:
+    """The remote server's words from a delivery-status report: recipient, status, diagnostic.
+
+    Shown as the delivery error of the reply that bounced. Empty when the report has none.
+    """
+    for part, _depth in _walk(msg):
+        try:
+            ctype = part.get_content_type()
+        except Exception:
+            continue
+        if ctype not in ("message/delivery-status", "message/global-delivery-status"):
+            continue
+        text = _safe(lambda p=part: _part_bytes(p).decode("utf-8", "replace"), "") or ""
+        found: dict[str, str] = {}
+        for match in _DSN_FIELD.finditer(text.replace("\r\n", "\n")):
+            key = match.group(1).lower()
+            if key not in found or (key == "action" and found[key] == "delayed"):
+                found[key] = " ".join(strip_control(_unfold(match.group(2))).split())
+        if found.get("action", "failed").lower() in ("delayed", "delivered", "relayed", "expanded"):
+            return ""  # a delay warning or a success notice is not a failure
+        pieces = []
+        if found.get("final-recipient"):
+            pieces.append(found["final-recipient"].split(";", 1)[-1].strip())
+        if found.get("status"):
+            pieces.append(found["status"])
+        if found.get("diagnostic-code"):
+            pieces.append(found["diagnostic-code"].split(";", 1)[-1].strip())
+        if pieces:
+            return ": ".join(pieces)
+    return ""
 
 
 def bounced_message_id(message: bytes | Message | InboundMessage) -> str | None:
