@@ -1,0 +1,160 @@
+"""Reversible customer merges: two customer records that are one person become one history.
+
+Ingest joins a customer's channels by itself when an identity links them (a web form gave the
+email and the phone). When nothing links them, an agent merges them: `merge_customers` moves the
+merged customer's identities and conversations to the surviving customer and marks the merged one
+with `merged_into_id`; everything it moved is listed in the audit event, which is what makes
+`unmerge_customer` exact: it moves back those identities and conversations (and conversations
+that arrived after the merge from one of the moved identities), and clears the mark. Both steps
+are audit events (`customer_merge`, `customer_unmerge`) with the agent and time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from agentdesk.domain import audit, customers
+from agentdesk.errors import InvalidInput, NotFound
+from agentdesk.store import queries
+from agentdesk.store.models import Conversation, Customer, Event, Identity, Message, ref_of
+
+MERGE = "customer_merge"
+UNMERGE = "customer_unmerge"
+_PROFILE_FIELDS = ("name", "organization", "tier", "notes")
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    kept_id: int
+    merged_id: int
+    identities: tuple[int, ...]
+    conversations: tuple[int, ...]
+    event_id: int
+
+
+def _live(session: Session, customer: Customer) -> Customer:
+    """Follow merge marks to the customer that holds the history now."""
+    seen = set()
+    while customer.merged_into_id is not None and customer.id not in seen:
+        seen.add(customer.id)
+        customer = session.get(Customer, customer.merged_into_id)
+    return customer
+
+
+def merge_customers(session: Session, *, keep: Customer, merged: Customer, agent: str, now: datetime,
+                    conversation_id: int | None = None) -> MergeOutcome:
+    """Merge `merged` into `keep` in the caller's transaction; reversible with `unmerge_customer`."""
+    keep, merged = _live(session, keep), _live(session, merged)
+    if keep.id == merged.id:
+        raise InvalidInput(f"both conversations already belong to customer {keep.id} ({keep.name}); nothing to merge")
+    identity_ids = [i.id for i in session.exec(select(Identity).where(Identity.customer_id == merged.id))]
+    conversation_ids = [c.id for c in session.exec(select(Conversation).where(Conversation.customer_id == merged.id))]
+    for identity in session.exec(select(Identity).where(col(Identity.id).in_(identity_ids))):
+        identity.customer_id = keep.id
+        session.add(identity)
+    for conversation in session.exec(select(Conversation).where(col(Conversation.id).in_(conversation_ids))):
+        conversation.customer_id = keep.id
+        session.add(conversation)
+    # A profile field the kept customer lacks is filled from the merged one (and emptied on undo).
+    filled = {}
+    for name in _PROFILE_FIELDS:
+        if not getattr(keep, name) and getattr(merged, name) and not (name == "name" and merged.name == ""):
+            filled[name] = getattr(merged, name)
+            setattr(keep, name, getattr(merged, name))
+    merged.merged_into_id = keep.id
+    session.add_all([keep, merged])
+    event = audit.record(
+        session, agent=agent, action=MERGE, now=now, customer_id=merged.id, conversation_id=conversation_id,
+        into=keep.id, merged=merged.id, identity_ids=identity_ids, conversation_ids=conversation_ids,
+        refs=[ref_of(c) for c in conversation_ids], filled=filled,
+    )
+    session.flush()
+    return MergeOutcome(keep.id, merged.id, tuple(identity_ids), tuple(conversation_ids), event.id)
+
+
+def merge_by_refs(session: Session, *, ref_a: str, ref_b: str, agent: str, now: datetime) -> MergeOutcome:
+    """`agentdesk customer merge REF_A REF_B`: REF_B's customer is merged into REF_A's."""
+    conversation_a = queries.conversation_by_ref(session=session, ref=ref_a)
+    conversation_b = queries.conversation_by_ref(session=session, ref=ref_b)
+    keep = session.get(Customer, conversation_a.customer_id)
+    merged = session.get(Customer, conversation_b.customer_id)
+    return merge_customers(session, keep=keep, merged=merged, agent=agent, now=now, conversation_id=conversation_b.id)
+
+
+def _merge_event(session: Session, merged_id: int) -> Event:
+    event = session.exec(
+        select(Event).where(Event.action == MERGE, Event.customer_id == merged_id).order_by(col(Event.id).desc())
+    ).first()
+    if event is None:
+        raise NotFound(f"customer {merged_id} was never merged; nothing to undo")
+    return event
+
+
+def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datetime,
+                     conversation_id: int | None = None) -> MergeOutcome:
+    """Undo the latest merge of customer `merged_id` in the caller's transaction."""
+    merged = session.get(Customer, merged_id)
+    if merged is None:
+        raise NotFound(f"no customer {merged_id}")
+    if merged.merged_into_id is None:
+        raise InvalidInput(f"customer {merged_id} ({merged.name}) is not merged into anyone; nothing to undo")
+    event = _merge_event(session, merged_id)
+    detail = json.loads(event.detail)
+    keep = session.get(Customer, detail["into"])
+    holder = _live(session, keep)  # keep itself, or whoever keep was merged into since
+    moved_identities = []
+    for identity in session.exec(select(Identity).where(col(Identity.id).in_(detail["identity_ids"]))):
+        if identity.customer_id == holder.id:
+            identity.customer_id = merged.id
+            session.add(identity)
+            moved_identities.append(identity)
+    conversation_ids = set(detail["conversation_ids"])
+    # Conversations that started after the merge from one of the merged customer's identities are theirs too.
+    addresses = {(identity.kind, identity.address) for identity in moved_identities}
+    for conversation in session.exec(select(Conversation).where(Conversation.customer_id == holder.id,
+                                                                col(Conversation.created_at) >= event.at)):
+        first = session.exec(
+            select(Message).where(Message.conversation_id == conversation.id, Message.direction == "inbound")
+            .order_by(col(Message.at), col(Message.id))
+        ).first()
+        if first is not None:
+            kind = customers.IDENTITY_KIND.get(conversation.channel, conversation.channel)
+            if (kind, first.sender_address) in addresses:
+                conversation_ids.add(conversation.id)
+    moved_conversations = []
+    for conversation in session.exec(select(Conversation).where(col(Conversation.id).in_(conversation_ids))):
+        if conversation.customer_id == holder.id:
+            conversation.customer_id = merged.id
+            session.add(conversation)
+            moved_conversations.append(conversation.id)
+    for name, value in detail.get("filled", {}).items():
+        if getattr(keep, name) == value:
+            setattr(keep, name, "")
+    merged.merged_into_id = None
+    session.add_all([keep, merged])
+    undo = audit.record(
+        session, agent=agent, action=UNMERGE, now=now, customer_id=merged.id, conversation_id=conversation_id,
+        undoes=event.id, out_of=holder.id, identity_ids=[i.id for i in moved_identities],
+        conversation_ids=sorted(moved_conversations), refs=[ref_of(c) for c in sorted(moved_conversations)],
+    )
+    session.flush()
+    return MergeOutcome(holder.id, merged.id, tuple(i.id for i in moved_identities), tuple(sorted(moved_conversations)),
+                        undo.id)
+
+
+def unmerge_by_ref(session: Session, *, ref: str, agent: str, now: datetime) -> MergeOutcome:
+    """`agentdesk customer unmerge REF`: undo the merge that brought REF's conversation to its customer."""
+    conversation = queries.conversation_by_ref(session=session, ref=ref)
+    candidates = session.exec(
+        select(Event).where(Event.action == MERGE).order_by(col(Event.id).desc())
+    ).all()
+    for event in candidates:
+        detail = json.loads(event.detail)
+        merged = session.get(Customer, detail["merged"])
+        if merged is not None and merged.merged_into_id is not None and conversation.id in detail["conversation_ids"]:
+            return unmerge_customer(session, merged_id=merged.id, agent=agent, now=now, conversation_id=conversation.id)
+    raise NotFound(f"{ref_of(conversation.id)} did not come to its customer through a merge; nothing to undo")
