@@ -139,13 +139,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _stderr_progress(done: int, total: int, what: str) -> None:
+    """A bar on a terminal; a line per tenth when stderr is a log file, so a long run shows life."""
     if not sys.stderr.isatty():
-        if done == total:
-            print(f"{what}: {done}/{total}", file=sys.stderr)
+        step = max(total // 10, 1)
+        if done == total or done // step != (done - 1) // step:
+            print(f"{what}: {done}/{total}", file=sys.stderr, flush=True)
         return
     width = 30
     filled = int(width * done / total) if total else width
-    print(f"\r{what}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
+    print(f"\r{what}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
     if done == total:
         print(file=sys.stderr)
 

@@ -33,7 +33,8 @@ class DatabaseError(AgentdeskError):
     """The database cannot be opened, created or upgraded."""
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory ones."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
@@ -68,7 +69,7 @@ def create_database_engine(url: str) -> Engine:
         raise ConfigError(f"database.url: {url!r} is not a database URL; expected sqlite:////path.db or postgresql://…")
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        path = _sqlite_path(url)
+        path = sqlite_path(url)
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +163,7 @@ def read_session(engine: Engine) -> Session:
 
 
 def database_size(engine: Engine) -> int | None:
-    path = _sqlite_path(str(engine.url))
+    path = sqlite_path(str(engine.url))
     if path is None or not path.exists():
         return None
     total = path.stat().st_size

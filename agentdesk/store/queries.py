@@ -54,24 +54,32 @@ VIEWS: dict[str, View] = {
 }
 
 
-def _view_filter(view: str, *, agent: str, now: datetime):
+def _view_filter(view: str, *, agent: str, now: datetime, ordered: bool = False):
+    """The WHERE clause of a view.
+
+    `ordered`: for windows read in the view's order. SQLite's planner, given `status IN (...)`,
+    prefers the status index and then sorts the whole view; written as `status || ''` the status
+    test cannot use an index, so the planner walks the order index and stops after one window
+    (tests/unit/test_store.py checks every view's plan). Counts keep the plain, indexed form.
+    """
     c = Conversation
+    status = col(c.status).concat("") if ordered else col(c.status)
     awake = or_(col(c.snoozed_until).is_(None), col(c.snoozed_until) <= now)
     not_merged = col(c.merged_into_id).is_(None)
     if view == "mine":
-        return and_(c.assignee == agent, col(c.status).not_in(DONE_STATUSES), awake, not_merged)
+        return and_(c.assignee == agent, status.not_in(DONE_STATUSES), awake, not_merged)
     if view == "unassigned":
-        return and_(col(c.assignee).is_(None), col(c.status).in_(OPEN_STATUSES), awake, not_merged)
+        return and_(col(c.assignee).is_(None), status.in_(OPEN_STATUSES), awake, not_merged)
     if view == "open":
-        return and_(col(c.status).in_(OPEN_STATUSES), awake, not_merged)
+        return and_(status.in_(OPEN_STATUSES), awake, not_merged)
     if view == "breaching":
-        return and_(col(c.status).in_(OPEN_STATUSES), awake, not_merged, col(c.warning_at) <= now)
+        return and_(status.in_(OPEN_STATUSES), awake, not_merged, col(c.warning_at) <= now)
     if view == "pending":
-        return and_(col(c.status).in_(WAITING_STATUSES), not_merged)
+        return and_(status.in_(WAITING_STATUSES), not_merged)
     if view == "snoozed":
-        return and_(col(c.snoozed_until) > now, col(c.status).not_in(DONE_STATUSES), not_merged)
+        return and_(col(c.snoozed_until) > now, status.not_in(DONE_STATUSES), not_merged)
     if view == "solved":
-        return and_(col(c.status).in_(DONE_STATUSES), not_merged)
+        return and_(status.in_(DONE_STATUSES), not_merged)
     if view == "all":
         return not_merged
     known = ", ".join(VIEWS)
@@ -104,6 +112,26 @@ def _search_filter(session: Session, query: str):
     return col(Conversation.id).in_(matching)
 
 
+def queue_statement(
+    *, session: Session, view: str, agent: str, now: datetime, query: str = "", after: Sequence | None = None,
+    extra_filter=None,
+):
+    """The ordered SELECT of a view (without limit); None when the search can match nothing."""
+    statement = select(Conversation).where(_view_filter(view, agent=agent, now=now, ordered=True))
+    if query:
+        condition = _search_filter(session, query)
+        if condition is None:
+            return None
+        statement = statement.where(condition)
+    if extra_filter is not None:
+        statement = statement.where(extra_filter)
+    columns, descending = _order_columns(view)
+    if after is not None:
+        key = tuple_(*columns)
+        statement = statement.where(key < tuple_(*after) if descending else key > tuple_(*after))
+    return statement.order_by(*[c.desc() if descending else c for c in columns])
+
+
 def queue_window(
     *,
     session: Session,
@@ -119,19 +147,10 @@ def queue_window(
     """One window of a view, in the view's order, starting after `after` (a `sort_key`) or at `offset`."""
     if limit <= 0:
         raise InvalidInput(f"limit must be a positive number, got {limit}")
-    statement = select(Conversation).where(_view_filter(view, agent=agent, now=now))
-    if query:
-        condition = _search_filter(session, query)
-        if condition is None:
-            return []
-        statement = statement.where(condition)
-    if extra_filter is not None:
-        statement = statement.where(extra_filter)
-    columns, descending = _order_columns(view)
-    if after is not None:
-        key = tuple_(*columns)
-        statement = statement.where(key < tuple_(*after) if descending else key > tuple_(*after))
-    statement = statement.order_by(*[c.desc() if descending else c for c in columns])
+    statement = queue_statement(session=session, view=view, agent=agent, now=now, query=query, after=after,
+                                extra_filter=extra_filter)
+    if statement is None:
+        return []
     return list(session.exec(statement.offset(offset).limit(limit)).all())
 
 
@@ -252,3 +271,195 @@ def conversations_since(
     if since is not None:
         statement = statement.where(col(Conversation.updated_at) >= since)
     return list(session.exec(statement.order_by(col(Conversation.id)).limit(limit)).all())
+
+
+# --- reads for the agent workstation (TUI) -------------------------------------------------------
+
+
+def queue_size(
+    *, session: Session, view: str, agent: str, now: datetime, query: str = "", extra_filter=None
+) -> int:
+    """`queue_count` that also honours `extra_filter` (a search's field filters)."""
+    statement = select(func.count()).select_from(Conversation).where(_view_filter(view, agent=agent, now=now))
+    if query:
+        condition = _search_filter(session, query)
+        if condition is None:
+            return 0
+        statement = statement.where(condition)
+    if extra_filter is not None:
+        statement = statement.where(extra_filter)
+    return session.exec(statement).one()
+
+
+def queue_position(
+    *, session: Session, view: str, agent: str, now: datetime, conversation_id: int, query: str = "",
+    extra_filter=None,
+) -> int | None:
+    """The row number of a conversation in a view (how many rows precede it), or None when it left the view."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        return None
+    view_filter = _view_filter(view, agent=agent, now=now)
+    member = select(func.count()).select_from(Conversation).where(view_filter, Conversation.id == conversation_id)
+    if extra_filter is not None:
+        member = member.where(extra_filter)
+    if query:
+        condition = _search_filter(session, query)
+        if condition is None:
+            return None
+        member = member.where(condition)
+    if not session.exec(member).one():
+        return None
+    columns, descending = _order_columns(view)
+    key = tuple_(*columns)
+    cursor = tuple_(*sort_key(view, conversation))
+    before = select(func.count()).select_from(Conversation).where(view_filter)
+    before = before.where(key > cursor if descending else key < cursor)
+    if extra_filter is not None:
+        before = before.where(extra_filter)
+    if query:
+        before = before.where(_search_filter(session, query))
+    return session.exec(before).one()
+
+
+def search_condition(*, search, agent: str, now: datetime):
+    """The SQL condition of a parsed search's field filters (`domain.search_query.SearchQuery`), or None.
+
+    Values in one filter are alternatives (`tag:billing,refund`); separate filters must all hold;
+    a `-` before a filter negates it.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import not_
+
+    from agentdesk.store.models import NEVER
+
+    c = Conversation
+    conditions = []
+    for item in search.filters:
+        values = item.values
+        if item.field == "from":
+            alternatives = []
+            for value in values:
+                like = f"%{value.lower()}%"
+                alternatives.append(col(c.customer_id).in_(
+                    select(Identity.customer_id).where(func.lower(Identity.address).like(like))))
+                alternatives.append(col(c.customer_id).in_(
+                    select(Customer.id).where(func.lower(Customer.name).like(like))))
+            condition = or_(*alternatives)
+        elif item.field == "status":
+            condition = col(c.status).in_(values)
+        elif item.field == "priority":
+            condition = col(c.priority).in_(values)
+        elif item.field == "channel":
+            condition = col(c.channel).in_(values)
+        elif item.field == "tag":
+            condition = col(c.id).in_(
+                select(ConversationTag.conversation_id).where(col(ConversationTag.tag).in_(values)))
+        elif item.field == "assignee":
+            named = [agent if value == "me" else value for value in values if value != "none"]
+            parts = [col(c.assignee).in_(named)] if named else []
+            if "none" in values:
+                parts.append(col(c.assignee).is_(None))
+            condition = or_(*parts)
+        elif item.field == "before":
+            condition = col(c.created_at) < item.at
+        elif item.field == "after":
+            condition = col(c.created_at) >= item.at
+        elif item.field == "waiting":
+            threshold = now - (item.duration or timedelta(0))
+            if item.op == "<":
+                condition = and_(col(c.waiting_since).is_not(None), col(c.waiting_since) > threshold)
+            else:
+                condition = and_(col(c.waiting_since).is_not(None), col(c.waiting_since) <= threshold)
+        elif item.field == "sla":
+            parts = []
+            for value in values:
+                if value == "breached":
+                    parts.append(col(c.queue_due) < now)
+                elif value == "warning":
+                    parts.append(and_(col(c.warning_at) <= now, col(c.queue_due) >= now))
+                elif value == "ok":
+                    parts.append(and_(col(c.queue_due) >= now, col(c.queue_due) < NEVER,
+                                      or_(col(c.warning_at).is_(None), col(c.warning_at) > now)))
+                elif value == "paused":
+                    parts.append(col(c.status).in_(WAITING_STATUSES))
+            condition = or_(*parts)
+        else:
+            raise InvalidInput(f"unknown search filter {item.field!r}")
+        conditions.append(not_(condition) if item.negated else condition)
+    return and_(*conditions) if conditions else None
+
+
+def attachments_of(*, session: Session, message_ids: Sequence[int]) -> dict[int, list]:
+    from agentdesk.store.models import Attachment
+
+    found: dict[int, list] = {}
+    if not message_ids:
+        return found
+    rows = session.exec(select(Attachment).where(col(Attachment.message_id).in_(message_ids)).order_by(col(Attachment.id)))
+    for attachment in rows:
+        found.setdefault(attachment.message_id, []).append(attachment)
+    return found
+
+
+def sla_clock_events(*, session: Session, conversation_id: int) -> list:
+    from agentdesk.store.models import SlaClockEvent
+
+    statement = (select(SlaClockEvent).where(SlaClockEvent.conversation_id == conversation_id)
+                 .order_by(col(SlaClockEvent.at), col(SlaClockEvent.id)))
+    return list(session.exec(statement).all())
+
+
+@dataclass(frozen=True)
+class CustomerSummary:
+    conversations: int
+    first_contact: datetime | None
+    last_contact: datetime | None
+
+
+def customer_summary(*, session: Session, customer_id: int) -> CustomerSummary:
+    """Lifetime figures of a customer: conversations on every channel, first and last contact."""
+    count, first, last = session.exec(
+        select(func.count(), func.min(Conversation.created_at), func.max(Conversation.updated_at))
+        .where(Conversation.customer_id == customer_id)
+    ).one()
+    # min/max keep their column's type, so these come back as aware UTC datetimes.
+    return CustomerSummary(conversations=count, first_contact=first, last_contact=last)
+
+
+@dataclass(frozen=True)
+class AgentLoad:
+    assigned_open: int  # assigned to the agent and not solved or closed
+    waiting: int  # of those, how many have a customer waiting for an answer
+
+
+def agent_load(*, session: Session, agent: str) -> AgentLoad:
+    mine = and_(Conversation.assignee == agent, col(Conversation.status).not_in(DONE_STATUSES),
+                col(Conversation.merged_into_id).is_(None))
+    assigned = session.exec(select(func.count()).select_from(Conversation).where(mine)).one()
+    waiting = session.exec(
+        select(func.count()).select_from(Conversation)
+        .where(mine, col(Conversation.waiting_since).is_not(None), col(Conversation.status).in_(OPEN_STATUSES))
+    ).one()
+    return AgentLoad(assigned_open=assigned, waiting=waiting)
+
+
+def sync_states(*, session: Session) -> list:
+    from agentdesk.store.models import SyncState
+
+    return list(session.exec(select(SyncState).order_by(col(SyncState.source), col(SyncState.folder))).all())
+
+
+def change_marker(*, connection) -> tuple:
+    """Something that changes whenever another connection commits: polled for live refresh.
+
+    On SQLite `PRAGMA data_version` on one long-lived connection (cheap, no table scan); elsewhere
+    the newest conversation update and the message count.
+    """
+    if connection.dialect.name == "sqlite":
+        return (connection.exec_driver_sql("PRAGMA data_version").scalar(),)
+    row = connection.execute(
+        select(func.max(Conversation.updated_at), func.max(Message.id), func.max(Event.id))
+    ).one()
+    return tuple(row)

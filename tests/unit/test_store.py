@@ -1,0 +1,229 @@
+"""The store: every table round-trips, full-text search, the queue's keyset windows."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from agentdesk.store import db, queries, search
+from agentdesk.store.models import (
+    NEVER, Agent, Attachment, Conversation, ConversationTag, Customer, Draft, Event, Identity, Message,
+    MessageRaw, Outbox, Presence, SlaClockEvent, SyncState,
+)
+from conftest import FIXED_NOW
+
+T = FIXED_NOW
+
+
+def _seed(session):
+    customer = Customer(name="Greta Lindqvist", organization="Velo Couriers", tier="gold", notes="prefers email", created_at=T)
+    session.add(customer)
+    session.flush()
+    session.add(Identity(customer_id=customer.id, kind="email", address="greta@velo.example", created_at=T))
+    conversation = Conversation(channel="email", source="support", subject="Spokes", customer_id=customer.id,
+                                created_at=T, updated_at=T, waiting_since=T, queue_wait=T)
+    session.add(conversation)
+    session.flush()
+    message = Message(conversation_id=conversation.id, direction="inbound", author="Greta", subject="Spokes",
+                      body_text="three spokes broke", at=T, ingested_at=T, external_id="a@b", content_hash="h1")
+    session.add(message)
+    session.flush()
+    return customer, conversation, message
+
+
+def test_every_table_round_trips(engine):
+    later = T + timedelta(hours=1)
+    with db.write_session(engine) as session:
+        customer, conversation, message = _seed(session)
+        rows = [
+            Agent(login="dana", name="Dana", signature="Dana, Support", created_at=T),
+            ConversationTag(conversation_id=conversation.id, tag="billing"),
+            MessageRaw(message_id=message.id, raw=b"From: x\r\n\r\n\xff\x00binary"),
+            Attachment(message_id=message.id, filename="photo.jpg", content_type="image/jpeg", size=3, storage_key="abc"),
+            Event(at=T, agent="dana", action="status", conversation_id=conversation.id, detail=json.dumps({"new": "open"})),
+            Outbox(message_id=message.id, channel="email", source="support", state="failed", attempts=2,
+                   last_error="550 no such user", created_at=T, next_attempt_at=later),
+            SyncState(source="support", folder="INBOX", uidvalidity=42, last_uid=1000, last_sync_at=later),
+            Presence(agent="dana", conversation_id=conversation.id, activity="replying", heartbeat_at=later),
+            SlaClockEvent(conversation_id=conversation.id, target="first_reply", event="activate", at=T),
+            Draft(conversation_id=conversation.id, agent="dana", body="Hi Greta,", base_version=1, updated_at=later),
+        ]
+        session.add_all(rows)
+        session.commit()
+        ids = {type(row): row for row in rows}
+
+    with db.read_session(engine) as session:
+        stored_customer = session.get(Customer, customer.id)
+        assert (stored_customer.name, stored_customer.tier, stored_customer.notes) == ("Greta Lindqvist", "gold", "prefers email")
+        assert stored_customer.created_at == T and stored_customer.created_at.tzinfo is not None
+        identity = session.exec(select(Identity)).one()
+        assert (identity.kind, identity.address, identity.customer_id) == ("email", "greta@velo.example", customer.id)
+        stored = session.get(Conversation, conversation.id)
+        assert stored.waiting_since == T and stored.queue_due == NEVER and stored.version == 1
+        assert session.get(Message, message.id).body_text == "three spokes broke"
+        assert session.get(Agent, "dana").signature == "Dana, Support"
+        assert session.exec(select(ConversationTag.tag)).one() == "billing"
+        assert session.get(MessageRaw, message.id).raw == b"From: x\r\n\r\n\xff\x00binary"
+        assert session.exec(select(Attachment)).one().filename == "photo.jpg"
+        assert json.loads(session.exec(select(Event)).one().detail) == {"new": "open"}
+        outbox = session.exec(select(Outbox)).one()
+        assert (outbox.state, outbox.attempts, outbox.last_error, outbox.next_attempt_at) == ("failed", 2, "550 no such user", later)
+        sync = session.exec(select(SyncState)).one()
+        assert (sync.uidvalidity, sync.last_uid, sync.last_sync_at) == (42, 1000, later)
+        assert session.get(Presence, "dana").activity == "replying"
+        assert session.exec(select(SlaClockEvent)).one().event == "activate"
+        assert session.get(Draft, (conversation.id, "dana")).body == "Hi Greta,"
+    assert len(ids) == 10
+
+
+def test_the_database_runs_in_wal_with_foreign_keys(engine):
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.BUSY_TIMEOUT_MS
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_a_message_must_belong_to_a_conversation(engine):
+    from sqlalchemy.exc import IntegrityError
+
+    with db.write_session(engine) as session:
+        session.add(Message(conversation_id=999, direction="inbound", at=T, ingested_at=T))
+        with pytest.raises(IntegrityError):
+            session.commit()
+
+
+def test_full_text_finds_a_message_by_a_word_in_its_body_and_a_customer_by_address(engine):
+    with db.write_session(engine) as session:
+        _, conversation, message = _seed(session)
+        session.commit()
+    with engine.connect() as connection:
+        assert search.search_message_ids(connection, "spokes") == [message.id]
+        assert search.search_message_ids(connection, "SPOKE*") == [message.id]
+        assert search.search_message_ids(connection, "bicycle") == []
+        assert search.search_customer_ids(connection, "greta@velo.example") != []
+        assert search.search_customer_ids(connection, "velo.example") != []
+        assert search.search_customer_ids(connection, "nobody@velo.example") == []
+
+
+def test_full_text_follows_updates_and_deletes(engine):
+    with db.write_session(engine) as session:
+        customer, _, message = _seed(session)
+        session.commit()
+        message.body_text = "the chain snapped"
+        session.add(message)
+        session.add(Identity(customer_id=customer.id, kind="phone", address="+31612345678", created_at=T))
+        customer.name = "Greta Berg"
+        session.add(customer)
+        session.commit()
+    with engine.connect() as connection:
+        assert search.search_message_ids(connection, "three") == []  # the old body is gone from the index
+        assert search.search_message_ids(connection, "chain") == [message.id]
+        assert search.search_customer_ids(connection, "+31612345678") == [customer.id]
+        assert search.search_customer_ids(connection, "Berg") == [customer.id]
+        assert search.search_customer_ids(connection, "Lindqvist") == []
+    with db.write_session(engine) as session:
+        session.delete(session.get(Identity, 2))
+        session.commit()
+    with engine.connect() as connection:
+        assert search.search_customer_ids(connection, "+31612345678") == []
+        assert search.search_customer_ids(connection, "greta@velo.example") == [customer.id]
+
+
+@pytest.mark.parametrize("typed", ['"unbalanced', "re: AND OR NOT", "col:x", "*", "a(b)", "NEAR(x y)"])
+def test_search_syntax_typed_by_a_person_never_raises(engine, typed):
+    with engine.connect() as connection:
+        assert isinstance(search.search_message_ids(connection, typed), list)
+
+
+def _queue(session, count: int):
+    customer = Customer(name="C", created_at=T)
+    session.add(customer)
+    session.flush()
+    for index in range(count):
+        due = T + timedelta(minutes=(index * 37) % 101) if index % 5 else NEVER
+        session.add(Conversation(channel="chat", subject=f"c{index}", customer_id=customer.id, status="open",
+                                 created_at=T, updated_at=T, queue_due=due,
+                                 queue_wait=T - timedelta(minutes=index % 13)))
+    session.commit()
+
+
+def test_keyset_windows_walk_the_whole_view_in_order_without_gaps(engine):
+    with db.write_session(engine) as session:
+        _queue(session, 230)
+    with db.read_session(engine) as session:
+        everything = queries.queue_window(session=session, view="open", agent="tester", now=T, limit=1000)
+        assert len(everything) == 230
+        keys = [queries.sort_key("open", c) for c in everything]
+        assert keys == sorted(keys)
+        walked, after = [], None
+        while True:
+            window = queries.queue_window(session=session, view="open", agent="tester", now=T, limit=50, after=after)
+            if not window:
+                break
+            walked.extend(c.id for c in window)
+            after = queries.sort_key("open", window[-1])
+        assert walked == [c.id for c in everything]
+        assert queries.queue_count(session=session, view="open", agent="tester", now=T) == 230
+        by_offset = queries.queue_window(session=session, view="open", agent="tester", now=T, limit=10, offset=100)
+        assert [c.id for c in by_offset] == walked[100:110]
+
+
+@pytest.mark.parametrize("view", list(queries.VIEWS))
+def test_every_view_window_is_an_index_walk_not_a_sort(engine, view):
+    """A window reads rows in index order and stops at the limit; it never sorts the whole view.
+
+    (A search sorts its matches, which is the right plan for a set the search already narrowed.)
+    """
+    query = ""
+    with db.write_session(engine) as session:
+        _queue(session, 50)
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    with db.read_session(engine) as session:
+        statement = queries.queue_statement(session=session, view=view, agent="tester", now=T, query=query,
+                                            after=None)
+        compiled = str(statement.limit(50).compile(dialect=sqlite_dialect.dialect(),
+                                                   compile_kwargs={"literal_binds": True}))
+        plan = " | ".join(row[-1] for row in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + compiled))
+    assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def test_views_split_the_queue_as_their_names_say(engine):
+    with db.write_session(engine) as session:
+        customer = Customer(name="C", created_at=T)
+        session.add(customer)
+        session.flush()
+
+        def add(**fields):
+            conversation = Conversation(channel="email", subject="s", customer_id=customer.id, created_at=T,
+                                        updated_at=T, **fields)
+            session.add(conversation)
+            session.flush()
+            return conversation.id
+
+        mine = add(status="open", assignee="tester")
+        theirs = add(status="open", assignee="dana")
+        unassigned = add(status="new")
+        pending = add(status="pending", assignee="tester")
+        snoozed = add(status="open", snoozed_until=T + timedelta(hours=2))
+        solved = add(status="solved", solved_at=T)
+        breaching = add(status="open", warning_at=T - timedelta(minutes=1))
+        session.commit()
+    with db.read_session(engine) as session:
+        def ids(view):
+            return {c.id for c in queries.queue_window(session=session, view=view, agent="tester", now=T, limit=100)}
+
+        assert ids("mine") == {mine, pending}
+        assert ids("unassigned") == {unassigned, breaching}
+        assert ids("open") == {mine, theirs, unassigned, breaching}
+        assert ids("pending") == {pending}
+        assert ids("snoozed") == {snoozed}
+        assert ids("solved") == {solved}
+        assert ids("breaching") == {breaching}
+        assert len(ids("all")) == 7
+        with pytest.raises(Exception, match="unknown view"):
+            queries.queue_window(session=session, view="nope", agent="tester", now=T)
