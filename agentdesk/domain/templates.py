@@ -143,3 +143,99 @@ def first_name(full_name: str) -> str:
     if not parts or "@" in parts[0] or parts[0].startswith("+"):
         return ""
     return parts[0]
+
+
+# --- picking templates: fuzzy search and suggestions for a thread -------------------------------
+
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+# Words that say nothing about what a conversation is about.
+_STOPWORDS = frozenset(
+    "the and for you your are was were this that with have has had not but can could would will "
+    "what when where which who how all any our out get got just like also from into been being "
+    "they them their there then than thanks thank hello dear best regards please hi its it's "
+    "customer_first_name agent_name ref due".split()
+)
+
+
+def _words(text: str) -> list[str]:
+    return [word for word in (w.lower() for w in _WORD.findall(text)) if word not in _STOPWORDS]
+
+
+def suggest(candidates: list[Template], thread_text: str, *, limit: int = 3) -> list[tuple[Template, float]]:
+    """The templates most similar to the thread, best first: TF-IDF cosine over words.
+
+    Scores are in 0..1; templates sharing no word with the thread are left out. The template's
+    name and description count alongside its body (they say what it is for).
+    """
+    import math
+    from collections import Counter
+
+    if not candidates:
+        return []
+    documents = [Counter(_words(f"{t.name.replace('-', ' ')} {t.description} {t.body}")) for t in candidates]
+    query = Counter(_words(thread_text))
+    if not query:
+        return []
+    frequency = Counter(word for document in documents for word in document)
+    total = len(documents)
+
+    def weight(word: str) -> float:
+        return math.log((1 + total) / (1 + frequency.get(word, 0))) + 1
+
+    query_vector = {word: (1 + math.log(count)) * weight(word) for word, count in query.items()}
+    query_norm = math.sqrt(sum(v * v for v in query_vector.values()))
+    scored = []
+    for template, document in zip(candidates, documents):
+        vector = {word: (1 + math.log(count)) * weight(word) for word, count in document.items()}
+        norm = math.sqrt(sum(v * v for v in vector.values()))
+        dot = sum(value * query_vector.get(word, 0.0) for word, value in vector.items())
+        if dot > 0 and norm:
+            scored.append((template, dot / (norm * query_norm)))
+    scored.sort(key=lambda pair: (-pair[1], pair[0].name))
+    return scored[:limit]
+
+
+def _fuzzy_score(needle: str, haystack: str) -> float | None:
+    """Higher is better; None when the letters of `needle` do not appear in order in `haystack`."""
+    if not needle:
+        return 0.0
+    if haystack == needle:
+        return 100.0
+    if haystack.startswith(needle):
+        return 80.0 - len(haystack) / 100
+    if needle in haystack:
+        return 60.0 - haystack.index(needle) / 10
+    position, gaps = 0, 0
+    for letter in needle:
+        found = haystack.find(letter, position)
+        if found < 0:
+            return None
+        gaps += found - position
+        position = found + 1
+    return 40.0 - gaps
+
+
+def find(candidates: list[Template], query: str) -> list[Template]:
+    """Templates matching `query` by shortcut or name (fuzzy, letters in order), best first."""
+    needle = query.strip().lower()
+    scored = []
+    for template in candidates:
+        scores = [_fuzzy_score(needle, template.name.lower())]
+        if template.shortcut:
+            score = _fuzzy_score(needle, template.shortcut.lower())
+            scores.append(score + 10 if score is not None else None)
+        if needle and needle in template.description.lower():
+            scores.append(30.0)  # a word of the description, never scattered letters
+        best = max((s for s in scores if s is not None), default=None)
+        if best is not None:
+            scored.append((best if needle else 0.0, template))
+    scored.sort(key=lambda pair: (-pair[0], pair[1].name))
+    return [template for _, template in scored]
+
+
+PLACEHOLDER_MARK = re.compile(r"\[\[([A-Za-z_][A-Za-z0-9_]*)\?\]\]")
+
+
+def unfilled(text: str) -> list[str]:
+    """The `[[name?]]` markers `render` left for undefined placeholders that are still in `text`."""
+    return list(dict.fromkeys(PLACEHOLDER_MARK.findall(text)))

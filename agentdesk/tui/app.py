@@ -1,0 +1,130 @@
+"""The agent workstation: `run(settings)` opens it (the CLI's `agentdesk` and `agentdesk demo`).
+
+The app owns what outlives a screen: the `Desk` (the door to the store and domain services), the
+clock (injectable, so tests and snapshots freeze time), the keymap from the config's `[keys]`,
+and the live-refresh poller that notices commits by other processes (sync, other agents, the CLI).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from agentdesk import config
+from agentdesk.tui import actions
+from agentdesk.tui.desk import Desk, system_now
+from agentdesk.tui.messages import DatabaseChanged
+
+
+class AgentDeskApp(App[int]):
+    TITLE = "agentdesk"
+    CSS_PATH = "app.tcss"
+    BINDINGS = actions.bindings("app")
+    # The palette lists our actions (from the one table) next to Textual's own (theme, keys, quit).
+    ENABLE_COMMAND_PALETTE = True
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    POLL_INTERVAL = 0.5  # seconds between checks for other processes' commits (the issue asks ≤ 2 s)
+
+    def __init__(
+        self,
+        settings: config.Settings,
+        *,
+        now: Callable[[], datetime] | None = None,
+        agent: str | None = None,
+        poll: bool = True,
+        default_view: str = "open",
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.now = now or system_now
+        self.desk = Desk(settings, agent=agent or config.current_agent(), now=self.now)
+        self.poll = poll
+        self.default_view = default_view
+        self.keymap, self.unknown_keys = actions.keymap(settings.keys)
+        self.main: Screen | None = None
+
+    def on_mount(self) -> None:
+        from agentdesk.tui.screens.main import MainScreen
+
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        if self.unknown_keys:
+            self.notify(f"[keys] in the config names unknown binding ids: {', '.join(self.unknown_keys)} "
+                        "(see ? for the ids)", severity="warning", timeout=10)
+        self.main = MainScreen(self.desk, now=self.now, default_view=self.default_view)
+        self.push_screen(self.main)
+        if self.poll:
+            self._watch_database()
+
+    # --- live refresh ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def _watch_database(self) -> None:
+        """Post DatabaseChanged when anyone commits; one long-lived connection, a cheap pragma."""
+        from textual.worker import get_current_worker
+
+        from agentdesk.store import queries
+
+        worker = get_current_worker()
+        connection = self.desk.engine.connect()
+        try:
+            last = queries.change_marker(connection=connection)
+            connection.rollback()
+            while not worker.is_cancelled:
+                time.sleep(self.POLL_INTERVAL)
+                try:
+                    marker = queries.change_marker(connection=connection)
+                    connection.rollback()  # end the read transaction so the next poll sees new commits
+                except Exception:
+                    continue
+                if marker != last:
+                    last = marker
+                    self.post_message(DatabaseChanged())
+        finally:
+            connection.close()
+
+    def on_database_changed(self, message: DatabaseChanged) -> None:
+        if self.main is not None:
+            self.main.reload()  # type: ignore[attr-defined]
+
+    # --- help and the command palette ------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from agentdesk.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.keymap))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        scope = "composer" if type(screen).__name__ == "ComposerScreen" else "main"
+        for action in actions.ACTIONS:
+            if action.scope not in (scope, "app") or action.id == "command_palette":
+                continue
+            keys = actions.keys_of(action, self.keymap)
+            target = self if action.scope == "app" else screen
+            yield SystemCommand(
+                f"{action.description} ({keys})", action.help or action.description,
+                _runner(target, action.action),
+            )
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys"):
+                yield command
+
+
+def _runner(target, action: str) -> Callable[[], object]:
+    async def run() -> None:
+        await target.run_action(action)
+
+    return run
+
+
+def run(settings: config.Settings) -> int:
+    """Open the workstation on the configured database; the exit status for the CLI."""
+    app = AgentDeskApp(settings)
+    result = app.run()
+    return int(result or 0)

@@ -1,0 +1,408 @@
+"""The TUI's one door to the store and the domain services: plain Python, no textual.
+
+Screens and widgets never open sessions or build queries; they call a `Desk` method from a
+worker thread and render what comes back (small frozen records). Every write goes through the
+same domain services the CLI uses (`queue.change`, `queue.claim`, `replies.reply`,
+`replies.add_note`, `drafts.save`), in one write transaction, and so lands in the audit log.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from agentdesk import config
+from agentdesk.domain import agents, clocks, drafts, replies, search_query, templates
+from agentdesk.domain import queue as queue_service
+from agentdesk.store import db, queries
+from agentdesk.store.models import Conversation, Customer, ref_of
+
+
+def system_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One queue row: only what the list shows (never bodies)."""
+
+    id: int
+    ref: str
+    customer: str
+    subject: str
+    channel: str
+    status: str
+    priority: str
+    assignee: str | None
+    waiting_since: datetime | None
+    queue_due: datetime
+    warning_at: datetime | None
+    version: int
+    sort_key: tuple
+    has_draft: bool = False
+
+
+@dataclass(frozen=True)
+class Window:
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the queue pane shows: a built-in view, optionally narrowed by a search."""
+
+    view: str = "open"
+    query: str = ""  # the search text as typed (field filters included)
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        if self.label:
+            return self.label
+        return queries.VIEWS[self.view].label if self.view in queries.VIEWS else self.view
+
+
+@dataclass(frozen=True)
+class ThreadItem:
+    """A message or an event of the thread timeline."""
+
+    at: datetime
+    kind: str  # inbound | outbound | note | event
+    author: str = ""
+    subject: str = ""
+    body: str = ""
+    delivery: str | None = None
+    delivery_error: str = ""
+    attachments: tuple[tuple[str, str, int], ...] = ()  # (filename, content type, size)
+    message_kind: str = "message"
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    id: int
+    ref: str
+    subject: str
+    status: str
+    channel: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerCard:
+    id: int
+    name: str
+    organization: str
+    tier: str
+    notes: str
+    identities: tuple[tuple[str, str], ...]
+    conversations: int
+    first_contact: datetime | None
+    last_contact: datetime | None
+    history: tuple[HistoryItem, ...]
+
+
+@dataclass(frozen=True)
+class Thread:
+    conversation: Conversation
+    customer: CustomerCard
+    tags: tuple[str, ...]
+    items: tuple[ThreadItem, ...]
+    sla: dict[str, Any]
+    draft: Any = None  # store.models.Draft | None
+
+
+@dataclass(frozen=True)
+class Header:
+    agent: str
+    agent_name: str
+    assigned_open: int
+    waiting: int
+    sources: tuple[tuple[str, datetime | None, str], ...]  # (name, last sync, error)
+
+
+@dataclass
+class Desk:
+    settings: config.Settings
+    agent: str = field(default_factory=config.current_agent)
+    now: Callable[[], datetime] = system_now
+
+    def __post_init__(self) -> None:
+        self.engine = db.open_database(self.settings.database_url)
+        self.policies = clocks.Policies.from_settings(self.settings)
+        self._templates: list[templates.Template] | None = None
+        self._lock = threading.Lock()
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    def read(self):
+        return db.read_session(self.engine)
+
+    def write(self):
+        session = db.write_session(self.engine)
+        agents.ensure_agent(session, login=self.agent, name=self.agent_name,
+                            signature=self.settings.agent_signature(self.agent), now=self.now())
+        return session
+
+    @property
+    def agent_name(self) -> str:
+        return self.settings.agent_name(self.agent)
+
+    # --- the queue -----------------------------------------------------------------------------
+
+    def _criteria(self, filter: Filter, now: datetime):
+        parsed = search_query.parse(filter.query, now=now) if filter.query else search_query.SearchQuery()
+        condition = queries.search_condition(search=parsed, agent=self.agent, now=now)
+        return parsed.text, condition
+
+    def validate_query(self, query: str) -> None:
+        """Raise InvalidInput for a malformed search before the queue switches to it."""
+        search_query.parse(query, now=self.now())
+
+    def count(self, filter: Filter) -> int:
+        now = self.now()
+        text, condition = self._criteria(filter, now)
+        with self.read() as session:
+            return queries.queue_size(session=session, view=filter.view, agent=self.agent, now=now, query=text,
+                                      extra_filter=condition)
+
+    def view_counts(self) -> dict[str, int]:
+        now = self.now()
+        with self.read() as session:
+            counts = {name: queries.queue_count(session=session, view=name, agent=self.agent, now=now)
+                      for name in queries.VIEWS if name != "all"}
+        for saved in self.settings.view:
+            try:
+                counts[f"saved:{saved.name}"] = self.count(Filter("all", saved.query, saved.name))
+            except Exception:
+                counts[f"saved:{saved.name}"] = 0
+        return counts
+
+    def window(self, filter: Filter, *, offset: int, limit: int, after: Sequence | None = None) -> Window:
+        """Rows `offset`..`offset+limit` of the queue; `after` (the previous row's sort key) makes it a keyset read."""
+        now = self.now()
+        text, condition = self._criteria(filter, now)
+        with self.read() as session:
+            conversations = queries.queue_window(
+                session=session, view=filter.view, agent=self.agent, now=now, limit=limit,
+                after=after, offset=0 if after is not None else offset, query=text, extra_filter=condition)
+            customers = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in conversations])
+            with_drafts = drafts.with_drafts(session, agent=self.agent, conversation_ids=[c.id for c in conversations])
+        rows = tuple(
+            Row(
+                id=c.id, ref=ref_of(c.id),
+                customer=customers[c.customer_id].name if c.customer_id in customers else "",
+                subject=c.subject, channel=c.channel, status=c.status, priority=c.priority,
+                assignee=c.assignee, waiting_since=c.waiting_since, queue_due=c.queue_due,
+                warning_at=c.warning_at, version=c.version, sort_key=queries.sort_key(filter.view, c),
+                has_draft=c.id in with_drafts,
+            )
+            for c in conversations
+        )
+        return Window(rows)
+
+    def position(self, filter: Filter, conversation_id: int) -> int | None:
+        now = self.now()
+        text, condition = self._criteria(filter, now)
+        with self.read() as session:
+            return queries.queue_position(session=session, view=filter.view, agent=self.agent, now=now,
+                                          conversation_id=conversation_id, query=text, extra_filter=condition)
+
+    def header(self) -> Header:
+        with self.read() as session:
+            load = queries.agent_load(session=session, agent=self.agent)
+            states = queries.sync_states(session=session)
+        by_source: dict[str, tuple[datetime | None, str]] = {}
+        for state in states:
+            last, error = by_source.get(state.source, (None, ""))
+            if state.last_sync_at and (last is None or state.last_sync_at > last):
+                last = state.last_sync_at
+            error = error or state.last_error
+            by_source[state.source] = (last, error)
+        names = [m.name for m in self.settings.mailbox] + [s.name for s in self.settings.spool]
+        names += [name for name in by_source if name not in names]
+        sources = tuple((name, *by_source.get(name, (None, ""))) for name in names)
+        return Header(self.agent, self.agent_name, load.assigned_open, load.waiting, sources)
+
+    # --- one conversation ----------------------------------------------------------------------
+
+    def thread(self, conversation_id: int) -> Thread:
+        from agentdesk.domain import documents
+
+        now = self.now()
+        with self.read() as session:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise queries.NotFound(f"no conversation {ref_of(conversation_id)}")
+            messages = queries.thread(session=session, conversation_id=conversation_id)
+            ids = [m.id for m in messages]
+            outbox = queries.delivery_states(session=session, message_ids=ids)
+            files = queries.attachments_of(session=session, message_ids=ids)
+            events = queries.events(session=session, conversation_id=conversation_id, limit=500)
+            clock_events = queries.sla_clock_events(session=session, conversation_id=conversation_id)
+            tags = queries.tags_of(session=session, conversation_ids=[conversation_id])[conversation_id]
+            customer = self._customer_card(session, conversation)
+            sla = documents.sla_document(conversation, self.policies, now=now)
+            draft = drafts.get(session, conversation_id=conversation_id, agent=self.agent)
+        items = [
+            ThreadItem(
+                at=m.at, kind=m.direction, author=m.author or m.sender_address, subject=m.subject,
+                body=m.body_text or m.body_html_text, message_kind=m.kind,
+                delivery=outbox[m.id].state if m.id in outbox else None,
+                delivery_error=outbox[m.id].last_error if m.id in outbox else "",
+                attachments=tuple((a.filename, a.content_type, a.size) for a in files.get(m.id, [])),
+            )
+            for m in messages
+        ]
+        items += [ThreadItem(at=e.at, kind="event", author=e.agent, body=describe_event(e.action, e.detail))
+                  for e in events if e.action not in ("reply", "note", "created", "receipt")]
+        items += [ThreadItem(at=e.at, kind="event", author="sla", body=f"SLA {e.target.replace('_', ' ')} {e.event}")
+                  for e in clock_events if e.event in ("breach",)]
+        items.sort(key=lambda item: item.at)
+        return Thread(conversation, customer, tuple(tags), tuple(items), sla, draft)
+
+    def _customer_card(self, session, conversation: Conversation) -> CustomerCard:
+        customer = session.get(Customer, conversation.customer_id)
+        identities = queries.identities_of(session=session, customer_ids=[conversation.customer_id])
+        summary = queries.customer_summary(session=session, customer_id=conversation.customer_id)
+        history = queries.customer_history(session=session, customer_id=conversation.customer_id,
+                                           exclude_id=conversation.id)
+        return CustomerCard(
+            id=conversation.customer_id,
+            name=customer.name if customer else "",
+            organization=customer.organization if customer else "",
+            tier=customer.tier if customer else "",
+            notes=customer.notes if customer else "",
+            identities=tuple((i.kind, i.address) for i in identities.get(conversation.customer_id, [])),
+            conversations=summary.conversations,
+            first_contact=summary.first_contact,
+            last_contact=summary.last_contact,
+            history=tuple(HistoryItem(c.id, ref_of(c.id), c.subject, c.status, c.channel, c.created_at)
+                          for c in history[:200]),
+        )
+
+    # --- templates -----------------------------------------------------------------------------
+
+    def templates(self, *, reload: bool = False) -> list[templates.Template]:
+        if self._templates is None or reload:
+            self._templates = templates.load_all(self.settings.templates_dir)
+        return self._templates
+
+    def suggestions(self, thread: Thread, limit: int = 3) -> list[tuple[templates.Template, float]]:
+        # The customer's words say what the conversation is about; the newest weigh as much as the first.
+        text = " ".join([thread.conversation.subject] + [i.body for i in thread.items if i.kind == "inbound"])
+        return templates.suggest(self.templates(), text, limit=limit)
+
+    def template_values(self, thread: Thread) -> dict[str, str]:
+        conversation = thread.conversation
+        due = conversation.next_response_due or conversation.first_response_due
+        return {
+            "customer_name": thread.customer.name,
+            "customer_first_name": templates.first_name(thread.customer.name),
+            "agent_name": self.agent_name,
+            "agent_signature": self.settings.agent_signature(self.agent),
+            "ref": ref_of(conversation.id),
+            "subject": conversation.subject,
+            "channel": conversation.channel,
+            "due": due.astimezone().strftime("%A %d %B, %H:%M") if due else "",
+        }
+
+    def render_template(self, template: templates.Template, thread: Thread) -> templates.Rendered:
+        return templates.render(template, self.template_values(thread))
+
+    def save_template(self, name: str, body: str, description: str = "", shortcut: str = "") -> Path:
+        path = templates.save(self.settings.templates_dir,
+                              templates.Template(name=name, body=body, description=description, shortcut=shortcut))
+        self._templates = None
+        return path
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def change(self, conversation_ids: Sequence[int], **changes: Any) -> list[str]:
+        """Apply the same change to each conversation; return a line per conversation that changed."""
+        done = []
+        with self._lock, self.write() as session:
+            now = self.now()
+            for conversation_id in conversation_ids:
+                conversation = queue_service.load_for_update(session, ref_of(conversation_id))
+                changed = queue_service.change(session, conversation=conversation, agent=self.agent, now=now,
+                                               policies=self.policies, **changes)
+                if changed:
+                    done.append(f"{ref_of(conversation_id)}: {', '.join(changed)}")
+            session.commit()
+        return done
+
+    def claim(self, conversation_ids: Sequence[int]) -> list[str]:
+        with self._lock, self.write() as session:
+            now = self.now()
+            for conversation_id in conversation_ids:
+                queue_service.claim(session, conversation_id=conversation_id, agent=self.agent, now=now)
+            session.commit()
+        return [f"{ref_of(i)} is yours" for i in conversation_ids]
+
+    def send(self, conversation_id: int, body: str, *, kind: str = "reply", status: str | None = None) -> str:
+        """Store a reply (queued in the outbox) or a note, drop the draft, optionally set the status."""
+        from agentdesk.errors import InvalidInput
+
+        missing = templates.unfilled(body)
+        if missing:
+            raise InvalidInput(f"fill in {', '.join(missing)} before sending (the [[…?]] markers)")
+        with self._lock, self.write() as session:
+            now = self.now()
+            conversation = queue_service.load_for_update(session, ref_of(conversation_id))
+            if kind == "note":
+                replies.add_note(session, conversation=conversation, body=body, agent=self.agent,
+                                 agent_name=self.agent_name, now=now, policies=self.policies)
+                if status:
+                    queue_service.change(session, conversation=conversation, agent=self.agent, now=now,
+                                         policies=self.policies, status=status)
+            else:
+                replies.reply(session, conversation=conversation, body=body, agent=self.agent,
+                              agent_name=self.agent_name, signature=self.settings.agent_signature(self.agent),
+                              now=now, policies=self.policies, status=status,
+                              message_id_domain=self._message_id_domain(conversation.source))
+            drafts.discard(session, conversation_id=conversation_id, agent=self.agent)
+            session.commit()
+        what = "note added" if kind == "note" else "reply queued for delivery"
+        return f"{ref_of(conversation_id)}: {what}" + (f", status {status}" if status else "")
+
+    def _message_id_domain(self, source: str) -> str:
+        for mailbox in self.settings.mailbox:
+            if mailbox.name == source and "@" in mailbox.address:
+                return mailbox.address.rsplit("@", 1)[1]
+        return "agentdesk.invalid"
+
+    def save_draft(self, conversation_id: int, body: str, *, kind: str, base_version: int) -> None:
+        with self._lock, self.write() as session:
+            drafts.save(session, conversation_id=conversation_id, agent=self.agent, body=body, kind=kind,
+                        base_version=base_version, now=self.now())
+            session.commit()
+
+
+def describe_event(action: str, detail_json: str) -> str:
+    import json
+
+    try:
+        detail = json.loads(detail_json or "{}")
+    except ValueError:
+        detail = {}
+    if action == "status":
+        return f"status {detail.get('old')} → {detail.get('new')}"
+    if action == "priority":
+        return f"priority {detail.get('old')} → {detail.get('new')}"
+    if action == "assign":
+        new = detail.get("new") or "nobody"
+        return f"assigned to {new}" + (f" (was {detail['old']})" if detail.get("old") else "")
+    if action == "claim":
+        return "claimed"
+    if action in ("tag", "untag"):
+        return f"{'tagged' if action == 'tag' else 'untagged'} {detail.get('tag')}"
+    if action == "snooze":
+        until = detail.get("until")
+        return f"snoozed until {until}" if until else "snooze cleared"
+    if action == "merge":
+        return "merged " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items()))
+    return action + ("" if not detail else " " + ", ".join(f"{k}={v}" for k, v in sorted(detail.items())))

@@ -1,0 +1,53 @@
+"""App-level messages: facts in the past tense, requests in the imperative (STYLE.md).
+
+Widget-local messages live nested in their widget (`QueueView.Highlighted`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from agentdesk.tui.desk import Header, Thread
+
+
+@dataclass
+class DatabaseChanged(Message):
+    """Another process (or this one) committed: queue, counts and the open thread reload."""
+
+
+@dataclass
+class ThreadLoaded(Message):
+    thread: Thread
+    generation: int
+
+
+@dataclass
+class ThreadFailed(Message):
+    error: str
+
+
+@dataclass
+class CountsLoaded(Message):
+    counts: dict[str, int]
+
+
+@dataclass
+class HeaderLoaded(Message):
+    header: Header
+
+
+@dataclass
+class ActionDone(Message):
+    text: str
+
+
+@dataclass
+class ActionFailed(Message):
+    text: str
+
+
+@dataclass
+class OpenConversation(Message):
+    conversation_id: int

@@ -1,0 +1,273 @@
+"""The composer: a reply or an internal note, with templates, placeholders, drafts and $EDITOR.
+
+The text is saved as a draft a second after the agent stops typing and when they leave, so it
+survives switching conversations and restarting. Templates are offered in two groups: suggested
+for this thread (full-text similarity) and all, filtered fuzzily by name or shortcut as the agent
+types. A placeholder the desk cannot fill stays in the text as `[[name?]]`, is listed under the
+text, and blocks sending until it is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, OptionList, Static, TextArea
+from textual.widgets.option_list import Option
+
+from agentdesk.domain import templates
+from agentdesk.tui import actions
+from agentdesk.tui.desk import Desk, Thread
+from agentdesk.tui.messages import ActionDone, ActionFailed
+
+
+class ComposerScreen(Screen):
+    CSS_PATH = "composer.tcss"
+    BINDINGS = actions.bindings("composer")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    AUTOSAVE_DELAY = 1.0
+
+    def __init__(self, desk: Desk, thread: Thread, *, kind: str = "reply", now: Callable[[], datetime],
+                 open_editor: bool = False) -> None:
+        super().__init__()
+        self.desk = desk
+        self.thread = thread
+        self.now = now
+        draft = thread.draft
+        self.kind = draft.kind if draft is not None and draft.body.strip() else kind
+        self.initial = draft.body if draft is not None else ""
+        self.base_version = draft.base_version if draft is not None else thread.conversation.version
+        self.open_editor = open_editor
+        self.suggested = desk.suggestions(thread)
+        self._autosave: Timer | None = None
+        self._sent = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="composer-title")
+        with Horizontal(id="composer-body"):
+            with Vertical(id="composer-main"):
+                yield TextArea(self.initial, id="body", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+                yield Static("", id="composer-warnings")
+            with Vertical(id="composer-side"):
+                yield Input(placeholder="filter templates", id="template-filter")
+                yield OptionList(id="templates")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._render_title()
+        self._fill_templates("")
+        self._check_placeholders()
+        body = self.query_one("#body", TextArea)
+        body.focus()
+        body.move_cursor(body.document.end)
+        if self.open_editor:
+            self.call_after_refresh(self.action_editor)
+
+    def _render_title(self) -> None:
+        conversation = self.thread.conversation
+        customer = self.thread.customer
+        address = next((a for k, a in customer.identities if k in ("email", "phone", "chat")), "")
+        if self.kind == "note":
+            title = f"[b $warning]Internal note[/] on AD-{conversation.id} — only agents see it"
+        else:
+            title = f"[b]Reply[/] to {customer.name} [dim]{address}[/] on AD-{conversation.id} via {conversation.channel}"
+        from textual.markup import escape
+
+        subject = escape(conversation.subject)
+        self.query_one("#composer-title", Static).update(f"{title}\n[dim]{subject}[/]")
+        self.set_class(self.kind == "note", "-note")
+
+    # --- templates -------------------------------------------------------------------------------
+
+    def _fill_templates(self, query: str) -> None:
+        options = self.query_one("#templates", OptionList)
+        options.clear_options()
+        items: list[Option | None] = []
+        if not query and self.suggested:
+            items.append(Option("Suggested for this thread", disabled=True))
+            items += [Option(f"★ {t.name}" + (f" ({t.shortcut})" if t.shortcut else ""), id=f"s:{t.name}")
+                      for t, _ in self.suggested]
+            items.append(None)
+        found = templates.find(self.desk.templates(), query)
+        items.append(Option("All templates" if not query else f"Matching “{query}”", disabled=True))
+        items += [Option(f"{t.name}" + (f" ({t.shortcut})" if t.shortcut else ""), id=f"t:{t.name}") for t in found]
+        if not found:
+            items.append(Option("none — ctrl+k saves this text as a template", disabled=True))
+        options.add_options(items)
+        for index in range(options.option_count):
+            if not options.get_option_at_index(index).disabled:
+                options.highlighted = index
+                break
+
+    @on(Input.Changed, "#template-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._fill_templates(event.value)
+
+    @on(Input.Submitted, "#template-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        options = self.query_one("#templates", OptionList)
+        if options.highlighted is not None:
+            self._use_template(options.get_option_at_index(options.highlighted).id)
+
+    @on(OptionList.OptionSelected, "#templates")
+    def _template_selected(self, event: OptionList.OptionSelected) -> None:
+        self._use_template(event.option.id)
+
+    def on_key(self, event) -> None:
+        # Arrow keys in the filter move through the list, so a template is one filter + enter away.
+        if self.focused is self.query_one("#template-filter") and event.key in ("down", "up"):
+            options = self.query_one("#templates", OptionList)
+            options.action_cursor_down() if event.key == "down" else options.action_cursor_up()
+            event.stop()
+
+    def _use_template(self, option_id: str | None) -> None:
+        if not option_id:
+            return
+        name = option_id.split(":", 1)[1]
+        template = next((t for t in self.desk.templates() if t.name == name), None)
+        if template is None:
+            return
+        rendered = self.desk.render_template(template, self.thread)
+        body = self.query_one("#body", TextArea)
+        if body.text.strip():
+            body.insert(rendered.text)
+        else:
+            body.load_text(rendered.text)
+            self._changed()
+        body.focus()
+        if rendered.undefined:
+            self.notify("fill in before sending: " + ", ".join(rendered.undefined), severity="warning")
+
+    def action_focus_templates(self) -> None:
+        field = self.query_one("#template-filter", Input)
+        if field.has_focus:
+            self.query_one("#body", TextArea).focus()
+        else:
+            field.focus()
+
+    # --- text, placeholders and drafts -----------------------------------------------------------
+
+    @on(TextArea.Changed, "#body")
+    def _body_changed(self) -> None:
+        self._changed()
+
+    def _changed(self) -> None:
+        self._check_placeholders()
+        if self._autosave is not None:
+            self._autosave.stop()
+        self._autosave = self.set_timer(self.AUTOSAVE_DELAY, self._save_draft)
+
+    def _check_placeholders(self) -> None:
+        missing = templates.unfilled(self.query_one("#body", TextArea).text)
+        warning = self.query_one("#composer-warnings", Static)
+        if missing:
+            warning.update("⚠ fill in before sending: " + ", ".join(f"[[{m}?]]" for m in missing))
+            warning.add_class("-visible")
+        else:
+            warning.update("")
+            warning.remove_class("-visible")
+
+    def _save_draft(self) -> None:
+        if self._sent:
+            return
+        text = self.query_one("#body", TextArea).text
+        desk, conversation_id, kind, version = self.desk, self.thread.conversation.id, self.kind, self.base_version
+        # An app worker, not the screen's: it must finish even when the screen has closed.
+        self.app.run_worker(lambda: desk.save_draft(conversation_id, text, kind=kind, base_version=version),
+                            thread=True, group="draft", exit_on_error=False)
+
+    def action_toggle_kind(self) -> None:
+        self.kind = "note" if self.kind == "reply" else "reply"
+        self._render_title()
+        self._changed()
+
+    def action_close(self) -> None:
+        if self._autosave is not None:
+            self._autosave.stop()
+        self._save_draft()
+        self.dismiss()
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def action_send(self, status: str | None = None) -> None:
+        text = self.query_one("#body", TextArea).text
+        missing = templates.unfilled(text)
+        if missing:
+            self.notify("fill in " + ", ".join(missing) + " first (the [[…?]] markers)", severity="error", timeout=8)
+            return
+        if not text.strip():
+            self.notify("the message is empty; write something before sending", severity="error")
+            return
+        self._send(text, status)
+
+    @work(thread=True, exclusive=True, group="send")
+    def _send(self, text: str, status: str | None) -> None:
+        try:
+            done = self.desk.send(self.thread.conversation.id, text, kind=self.kind, status=status)
+        except Exception as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
+            return
+        self.app.call_from_thread(self._sent_ok, done)
+
+    def _sent_ok(self, done: str) -> None:
+        self._sent = True
+        if self._autosave is not None:
+            self._autosave.stop()
+        self.dismiss()
+        self.app.main.post_message(ActionDone(done))  # type: ignore[attr-defined]
+
+    def action_save_template(self) -> None:
+        from agentdesk.tui.screens.dialogs import PromptScreen
+
+        text = self.query_one("#body", TextArea).text
+        if not text.strip():
+            self.notify("write the reply first, then save it as a template", severity="warning")
+            return
+
+        def named(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                path = self.desk.save_template(name.strip(), text)
+            except Exception as error:
+                self.notify(str(error), severity="error", timeout=8)
+                return
+            self.notify(f"saved template {name.strip()} ({path})")
+            self._fill_templates(self.query_one("#template-filter", Input).value)
+
+        self.app.push_screen(PromptScreen("Save as template named", hint="letters, digits, . - _ (e.g. refund-late)"),
+                             named)
+
+    def action_editor(self) -> None:
+        body = self.query_one("#body", TextArea)
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="agentdesk-", delete=False,
+                                         encoding="utf-8") as handle:
+            handle.write(body.text)
+            path = Path(handle.name)
+        try:
+            try:
+                with self.app.suspend():
+                    subprocess.run([*shlex.split(editor), str(path)], check=False)
+            except Exception as error:  # headless, or no terminal to hand over
+                self.notify(f"cannot open $EDITOR ({editor}): {error}", severity="error")
+                return
+            text = path.read_text(encoding="utf-8", errors="replace")
+        finally:
+            path.unlink(missing_ok=True)
+        body.load_text(text.rstrip("\n") + ("\n" if text.strip() else ""))
+        self._changed()
+        self.refresh()
+
+
+__all__ = ["ComposerScreen", "ActionFailed"]

@@ -1,0 +1,497 @@
+"""The main screen: header, view tabs, the queue, and the thread with the customer beside it.
+
+Thin by design: it wires widgets, turns keys into calls on the `Desk` in thread workers, and
+reloads what a change touched. Every write goes through the domain services via the Desk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.markup import escape
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, OptionList, Static
+
+from agentdesk.store import queries
+from agentdesk.tui import actions, format
+from agentdesk.tui.desk import Desk, Filter, Header, Thread
+from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
+from agentdesk.tui.widgets.customer_pane import CustomerPane
+from agentdesk.tui.widgets.queue_view import QueueView
+from agentdesk.tui.widgets.thread_view import ThreadView
+
+BUILTIN_VIEWS = ("mine", "unassigned", "open", "breaching", "pending", "snoozed", "solved")
+STATUS_LABELS = {
+    "new": "new — nobody has answered", "open": "open — we are on it", "pending": "pending — waiting on the customer",
+    "on_hold": "on hold — waiting on a third party", "solved": "solved", "closed": "closed — no more replies",
+}
+
+
+class MainScreen(Screen):
+    CSS_PATH = "main.tcss"
+    BINDINGS = actions.bindings("main")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    THREAD_DELAY = 0.12  # wait for the cursor to settle before loading a thread
+
+    def __init__(self, desk: Desk, *, now: Callable[[], datetime], default_view: str = "open") -> None:
+        super().__init__()
+        self.desk = desk
+        self.now = now
+        self.filters = [Filter(view) for view in BUILTIN_VIEWS]
+        self.filters += [Filter("all", saved.query, saved.name) for saved in desk.settings.view]
+        self.view_index = BUILTIN_VIEWS.index(default_view) if default_view in BUILTIN_VIEWS else 2
+        self.search: Filter | None = None
+        self.counts: dict[str, int] = {}
+        self.search_count: int | None = None
+        self.thread: Thread | None = None
+        self._thread_generation = 0
+        self._thread_timer: Timer | None = None
+        self._from_history = False
+
+    # --- layout --------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="app-header")
+        yield Static("", id="view-tabs")
+        yield Input(id="search", placeholder="Search: words and from: status: tag: channel: assignee: "
+                                              "before: after: sla:breached waiting:>2h — enter runs, escape closes")
+        yield QueueView(self.desk, now=self.now, id="queue")
+        with Horizontal(id="detail"):
+            yield ThreadView(now=self.now, id="thread")
+            yield CustomerPane(now=self.now, id="customer")
+        yield Footer()
+
+    @property
+    def queue(self) -> QueueView:
+        return self.query_one(QueueView)
+
+    @property
+    def thread_view(self) -> ThreadView:
+        return self.query_one(ThreadView)
+
+    @property
+    def current_filter(self) -> Filter:
+        return self.search or self.filters[self.view_index]
+
+    def on_mount(self) -> None:
+        self.queue.focus()
+        self.queue.show(self.current_filter)
+        self._render_tabs()
+        self.refresh_side()
+        for saved in self.desk.settings.view:
+            if saved.key:
+                index = next(i for i, f in enumerate(self.filters) if f.label == saved.name)
+                self._bindings.bind(saved.key, f"show_index({index})", f"View: {saved.name}", show=False)
+
+    def refresh_side(self) -> None:
+        """Counts and header: cheap, but never on the UI thread."""
+        self._load_counts()
+        self._load_header()
+
+    @work(thread=True, exclusive=True, group="counts")
+    def _load_counts(self) -> None:
+        counts = self.desk.view_counts()
+        self.post_message(CountsLoaded(counts))
+
+    @work(thread=True, exclusive=True, group="header")
+    def _load_header(self) -> None:
+        self.post_message(HeaderLoaded(self.desk.header()))
+
+    def on_counts_loaded(self, message: CountsLoaded) -> None:
+        self.counts = message.counts
+        self._render_tabs()
+
+    def on_header_loaded(self, message: HeaderLoaded) -> None:
+        self.query_one("#app-header", Static).update(self._header_text(message.header))
+
+    def _header_text(self, header: Header) -> str:
+        now = self.now()
+        parts = [f"[b]agentdesk[/]  {escape(header.agent_name)}: [b]{header.assigned_open}[/] assigned"
+                 f", [b]{header.waiting}[/] waiting on you"]
+        if not header.sources:
+            parts.append("[dim]no sources configured[/]")
+        for name, last, error in header.sources:
+            if error:
+                parts.append(f"[$error]{escape(name)} ✗ {escape(error[:40])}[/]")
+            elif last is None:
+                parts.append(f"[dim]{escape(name)} never synced[/]")
+            else:
+                ago = format.sla.format_short(now - last, units=1)
+                parts.append(f"{escape(name)} [$success]✓[/] {ago} ago")
+        return "  │  ".join(parts)
+
+    def _render_tabs(self) -> None:
+        parts = []
+        for index, filter in enumerate(self.filters):
+            key = f"saved:{filter.label}" if filter.label else filter.view
+            count = self.counts.get(key)
+            number = f"{index + 1} " if index < len(BUILTIN_VIEWS) else ""
+            label = f"{number}{escape(filter.title)} {count if count is not None else '…'}"
+            if self.search is None and index == self.view_index:
+                parts.append(f"[reverse b] {label} [/]")
+            else:
+                parts.append(f"[@click=screen.show_index({index})] {label} [/]")
+        if self.search is not None:
+            count = self.search_count if self.search_count is not None else "…"
+            parts.append(f"[reverse b] {escape(self.search.title)} {count} [/]")
+        self.query_one("#view-tabs", Static).update("".join(parts))
+
+    # --- the queue and the thread ----------------------------------------------------------------
+
+    @on(QueueView.Loaded)
+    def _queue_loaded(self, message: QueueView.Loaded) -> None:
+        if self.search is not None:
+            self.search_count = message.count
+            self._render_tabs()
+        if message.count == 0:
+            self._show_thread(None)
+
+    @on(QueueView.Failed)
+    def _queue_failed(self, message: QueueView.Failed) -> None:
+        self.notify(message.error, severity="error", timeout=8)
+
+    @on(QueueView.Highlighted)
+    def _highlighted(self, message: QueueView.Highlighted) -> None:
+        self._from_history = False
+        if self._thread_timer is not None:
+            self._thread_timer.stop()
+        if message.row is None:
+            return
+        if self.thread is not None and self.thread.conversation.id == message.row.id:
+            if self.thread.conversation.version != message.row.version:
+                self.load_thread(message.row.id)
+            return
+        row_id = message.row.id
+        self._thread_timer = self.set_timer(self.THREAD_DELAY, lambda: self.load_thread(row_id))
+
+    def load_thread(self, conversation_id: int) -> None:
+        self._thread_generation += 1
+        self._fetch_thread(conversation_id, self._thread_generation)
+
+    @work(thread=True, exclusive=True, group="thread")
+    def _fetch_thread(self, conversation_id: int, generation: int) -> None:
+        try:
+            thread = self.desk.thread(conversation_id)
+        except Exception as error:
+            self.post_message(ThreadFailed(str(error)))
+            return
+        self.post_message(ThreadLoaded(thread, generation))
+
+    def on_thread_loaded(self, message: ThreadLoaded) -> None:
+        if message.generation != self._thread_generation:
+            return
+        self._show_thread(message.thread)
+
+    def on_thread_failed(self, message: ThreadFailed) -> None:
+        self.notify(message.error, severity="error")
+
+    def _show_thread(self, thread: Thread | None) -> None:
+        same = thread is not None and self.thread is not None and self.thread.conversation.id == thread.conversation.id
+        self.thread = thread
+        self.thread_view.show(thread, keep_scroll=same)
+        self.query_one(CustomerPane).show(thread.customer if thread else None)
+
+    @on(CustomerPane.OpenConversation)
+    def _open_from_history(self, message: CustomerPane.OpenConversation) -> None:
+        self._from_history = True
+        self.load_thread(message.conversation_id)
+        self.add_class("-zoomed")
+        self.queue.focus()
+
+    def reload(self) -> None:
+        """Something changed (here or in another process): fresh rows, counts and thread; cursor and drafts stay."""
+        self.queue.reload()
+        self.refresh_side()
+        if self.thread is not None:
+            self.load_thread(self.thread.conversation.id)
+
+    # --- actions: moving -------------------------------------------------------------------------
+
+    def action_cursor_down(self) -> None:
+        self.queue.action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.queue.action_cursor_up()
+
+    def action_cursor_first(self) -> None:
+        self.queue.action_cursor_first()
+
+    def action_cursor_last(self) -> None:
+        self.queue.action_cursor_last()
+
+    def action_page_down(self) -> None:
+        self.queue.action_page_down()
+
+    def action_page_up(self) -> None:
+        self.queue.action_page_up()
+
+    def action_mark(self) -> None:
+        self.queue.toggle_mark()
+        self.queue.move(1)
+
+    def action_unmark_all(self) -> None:
+        self.queue.clear_marks()
+
+    def action_open(self) -> None:
+        self.toggle_class("-zoomed")
+        if self.thread is None and self.queue.current_row is not None:
+            self.load_thread(self.queue.current_row.id)
+
+    def action_thread_scroll(self, lines: int) -> None:
+        self.thread_view.scroll_relative(y=lines * 3, animate=False)
+
+    def action_thread_page(self, pages: int) -> None:
+        view = self.thread_view
+        view.scroll_relative(y=pages * max(1, view.size.height - 2), animate=False)
+
+    def action_toggle_quoted(self) -> None:
+        self.thread_view.toggle_quoted()
+
+    def action_toggle_customer(self) -> None:
+        visible = self.query_one(CustomerPane).display
+        self.set_class(not visible, "-customer")
+        self.set_class(visible, "-no-customer")
+
+    def action_focus_history(self) -> None:
+        if not self.query_one(CustomerPane).display:
+            self.action_toggle_customer()
+        self.query_one("#customer-history", OptionList).focus()
+
+    def action_show_view(self, name: str) -> None:
+        self.action_show_index(BUILTIN_VIEWS.index(name))
+
+    def action_show_index(self, index: int) -> None:
+        self.search = None
+        self.view_index = index % len(self.filters)
+        self.queue.show(self.current_filter)
+        self.queue.focus()
+        self._render_tabs()
+
+    def action_next_view(self) -> None:
+        self.action_show_index(self.view_index + (0 if self.search else 1))
+
+    def action_previous_view(self) -> None:
+        self.action_show_index(self.view_index - (0 if self.search else 1))
+
+    def action_search(self) -> None:
+        field = self.query_one("#search", Input)
+        field.value = self.search.query if self.search else ""
+        field.add_class("-visible")
+        field.focus()
+
+    @on(Input.Submitted, "#search")
+    def _run_search(self, event: Input.Submitted) -> None:
+        query = event.value.strip()
+        event.input.remove_class("-visible")
+        if not query:
+            self.action_clear_search()
+            return
+        try:
+            self.desk.validate_query(query)
+        except Exception as error:
+            event.input.add_class("-visible")
+            self.notify(str(error), severity="error", timeout=8)
+            return
+        self.search = Filter("all", query, f"Search: {query}")
+        self.search_count = None
+        self.queue.show(self.search)
+        self.queue.focus()
+        self._render_tabs()
+
+    def action_clear_search(self) -> None:
+        field = self.query_one("#search", Input)
+        if field.has_class("-visible"):
+            field.remove_class("-visible")
+            self.queue.focus()
+        elif self.has_class("-zoomed"):
+            self.remove_class("-zoomed")
+            if self._from_history and self.queue.current_row is not None:
+                self.load_thread(self.queue.current_row.id)
+            self.queue.focus()
+        elif self.search is not None:
+            self.action_show_index(self.view_index)
+        elif not self.queue.has_focus:
+            self.queue.focus()
+
+    def action_refresh_all(self) -> None:
+        self.reload()
+
+    # --- actions: changing conversations ---------------------------------------------------------
+
+    def _targets(self) -> list[int]:
+        if self.queue.marked:
+            return sorted(self.queue.marked)
+        if self._from_history and self.thread is not None:
+            return [self.thread.conversation.id]
+        row = self.queue.current_row
+        return [row.id] if row else []
+
+    def _describe(self, ids: list[int]) -> str:
+        return format.ref(ids[0]) if len(ids) == 1 else f"{len(ids)} conversations"
+
+    @work(thread=True, group="actions")
+    def _act(self, call: Callable[[], list[str] | str]) -> None:
+        try:
+            result = call()
+        except Exception as error:
+            self.post_message(ActionFailed(str(error)))
+            return
+        lines = [result] if isinstance(result, str) else result
+        self.post_message(ActionDone("\n".join(lines) or "nothing changed"))
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.text, timeout=4)
+        self.queue.marked.clear()
+        self.reload()
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self.notify(message.text, severity="error", timeout=8)
+
+    def action_claim(self) -> None:
+        ids = self._targets()
+        if ids:
+            self._act(lambda: self.desk.claim(ids))
+
+    def action_unassign(self) -> None:
+        ids = self._targets()
+        if ids:
+            self._act(lambda: self.desk.change(ids, assignee=None))
+
+    def action_assign(self) -> None:
+        from agentdesk.tui.screens.dialogs import ChoiceScreen
+
+        ids = self._targets()
+        if not ids:
+            return
+        logins = [self.desk.agent] + sorted(set(self.desk.settings.agents) - {self.desk.agent})
+        choices = [(login, f"{self.desk.settings.agent_name(login)} ({login})" + (" — me" if login == self.desk.agent else ""))
+                   for login in logins]
+        choices.append(("\x00none", "nobody (unassign)"))
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                assignee = None if value == "\x00none" else value
+                self._act(lambda: self.desk.change(ids, assignee=assignee))
+
+        current = self.queue.current_row.assignee if self.queue.current_row else None
+        self.app.push_screen(ChoiceScreen(f"Assign {self._describe(ids)} to", choices, current=current), chosen)
+
+    def action_status(self) -> None:
+        from agentdesk.tui.screens.dialogs import ChoiceScreen
+
+        ids = self._targets()
+        if not ids:
+            return
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self._act(lambda: self.desk.change(ids, status=value))
+
+        current = self.queue.current_row.status if self.queue.current_row else None
+        choices = [(status, STATUS_LABELS[status]) for status in STATUS_LABELS]
+        self.app.push_screen(ChoiceScreen(f"Status of {self._describe(ids)}", choices, current=current), chosen)
+
+    def action_priority(self) -> None:
+        from agentdesk.tui.screens.dialogs import ChoiceScreen
+
+        ids = self._targets()
+        if not ids:
+            return
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self._act(lambda: self.desk.change(ids, priority=value))
+
+        current = self.queue.current_row.priority if self.queue.current_row else None
+        choices = [(p, p) for p in ("low", "normal", "high", "urgent")]
+        self.app.push_screen(ChoiceScreen(f"Priority of {self._describe(ids)}", choices, current=current), chosen)
+
+    def action_tag(self) -> None:
+        from agentdesk.tui.screens.dialogs import PromptScreen
+
+        ids = self._targets()
+        if not ids:
+            return
+        current = " ".join(self.thread.tags) if self.thread and self.thread.conversation.id == ids[0] else ""
+
+        def entered(value: str | None) -> None:
+            if value and value.strip():
+                add, remove = format.parse_tags(value)
+                self._act(lambda: self.desk.change(ids, add_tags=add, remove_tags=remove))
+
+        hint = f"now: {current}" if current else "e.g. +billing -refund (a bare word adds)"
+        self.app.push_screen(PromptScreen(f"Tags of {self._describe(ids)}: +add -remove", hint=hint), entered)
+
+    def action_snooze(self) -> None:
+        from agentdesk.tui.screens.dialogs import PromptScreen
+
+        ids = self._targets()
+        if not ids:
+            return
+
+        def entered(value: str | None) -> None:
+            if value is None:
+                return
+            try:
+                until = format.parse_until(value, self.now())
+            except Exception as error:
+                self.notify(str(error), severity="error", timeout=8)
+                return
+            self._act(lambda: self.desk.change(ids, snoozed_until=until))
+
+        self.app.push_screen(
+            PromptScreen(f"Snooze {self._describe(ids)} until", hint="4h, 2d, tomorrow 09:00, 2026-12-01 09:00, none"),
+            entered)
+
+    def action_copy_ref(self) -> None:
+        ids = self._targets()
+        if ids:
+            refs = " ".join(format.ref(i) for i in ids)
+            self.app.copy_to_clipboard(refs)
+            self.notify(f"copied {refs}")
+
+    # --- composing -------------------------------------------------------------------------------
+
+    def action_reply(self) -> None:
+        self._start_composer("reply")
+
+    def action_note(self) -> None:
+        self._start_composer("note")
+
+    def action_editor(self) -> None:
+        self._start_composer("reply", editor=True)
+
+    def _start_composer(self, kind: str, *, editor: bool = False) -> None:
+        ids = self._targets()
+        if not ids:
+            self.notify("no conversation selected", severity="warning")
+            return
+        target = ids[0]
+        if self.thread is not None and self.thread.conversation.id == target:
+            self._open_composer(self.thread, kind, editor)
+        else:
+            self._thread_for_composer(target, kind, editor)
+
+    @work(thread=True, exclusive=True, group="thread")
+    def _thread_for_composer(self, conversation_id: int, kind: str, editor: bool) -> None:
+        try:
+            thread = self.desk.thread(conversation_id)
+        except Exception as error:
+            self.post_message(ThreadFailed(str(error)))
+            return
+        self.app.call_from_thread(self._open_composer, thread, kind, editor)
+
+    def _open_composer(self, thread: Thread, kind: str, editor: bool) -> None:
+        from agentdesk.tui.screens.composer import ComposerScreen
+
+        self._show_thread(thread)
+        self.app.push_screen(ComposerScreen(self.desk, thread, kind=kind, now=self.now, open_editor=editor))
+
+
+def view_label(name: str) -> str:
+    return queries.VIEWS[name].label

@@ -1,0 +1,75 @@
+"""The customer beside the thread: who they are on every channel, and everything they wrote before."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from agentdesk.tui import format
+from agentdesk.tui.desk import CustomerCard
+
+
+class CustomerPane(Vertical):
+    COMPONENT_CLASSES = {"customer--name", "customer--meta"}
+
+    class OpenConversation(Message):
+        def __init__(self, conversation_id: int) -> None:
+            super().__init__()
+            self.conversation_id = conversation_id
+
+    def __init__(self, *, now: Callable[[], datetime], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.now = now
+        self.card: CustomerCard | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="customer-card", markup=False)
+        yield OptionList(id="customer-history")
+
+    def show(self, card: CustomerCard | None) -> None:
+        if card is not None and self.card == card:
+            return
+        self.card = card
+        static = self.query_one("#customer-card", Static)
+        history = self.query_one("#customer-history", OptionList)
+        history.clear_options()
+        if card is None:
+            static.update("")
+            return
+        now = self.now()
+        meta = self.get_component_rich_style("customer--meta")
+        text = Text()
+        text.append(card.name or "(no name)", self.get_component_rich_style("customer--name"))
+        if card.tier:
+            text.append(f"  {card.tier}", meta)
+        text.append("\n")
+        if card.organization:
+            text.append(card.organization + "\n")
+        for kind, address in card.identities:
+            text.append(f"{kind:<6}", meta)
+            text.append(f"{address}\n")
+        text.append(f"{card.conversations} conversation{'s' if card.conversations != 1 else ''}", meta)
+        text.append(f" · since {format.local_time(card.first_contact)}", meta)
+        text.append(f"\nlast contact {format.local_time(card.last_contact, now)}", meta)
+        if card.notes:
+            text.append("\n" + card.notes)
+        if card.history:
+            text.append(f"\n\nPast conversations ({len(card.history)}) — h, then enter opens", meta)
+        static.update(text)
+        history.add_options(
+            Option(Text(f"{item.ref} {item.status[:7]:<7} {item.channel:<7} {item.subject}", no_wrap=True,
+                        overflow="ellipsis"), id=str(item.id))
+            for item in card.history
+        )
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(self.OpenConversation(int(event.option.id)))

@@ -1,0 +1,430 @@
+"""The queue: a Line-API ScrollView that pages conversations from the database.
+
+Nothing here holds the whole queue. `virtual_size` comes from a count query; `render_line` serves
+rows from an LRU of fixed-size windows; a missing window is fetched by a thread worker (a keyset
+read after the previous window when that one is cached, an offset read otherwise) and drawn when
+its message arrives. A reload (a search, a change by another process) fetches the count, the
+cursor row's new position and the windows on screen in one worker, then swaps them in at once, so
+the list never flickers and the cursor stays on the conversation it was on.
+
+Hold times and SLA badges tick once a second by refreshing only their columns.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events, work
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from agentdesk.tui import format
+from agentdesk.tui.desk import Desk, Filter, Row, Window
+
+_CONTROL = {code: " " for code in (*range(0, 32), *range(127, 160))}
+
+
+def _fit(text: str, width: int) -> str:
+    text = text.translate(_CONTROL)
+    if width <= 0:
+        return ""
+    if cell_len(text) > width:
+        return set_cell_size(text, width - 1) + "…"
+    return set_cell_size(text, width)
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    width: int  # 0: takes what is left
+
+
+def layout(width: int) -> list[Column]:
+    """Columns that fit `width`: the less important ones drop out on narrow terminals."""
+    wide = width >= 110
+    columns = [
+        Column("mark", "", 2),
+        Column("ref", "Ref", 9),
+        Column("customer", "Customer", 18 if wide else 14),
+        Column("subject", "Subject", 0),
+    ]
+    if wide:
+        columns.append(Column("channel", "Channel", 7))
+    columns += [Column("status", "Status", 7), Column("priority", "Prio", 6)]
+    if width >= 96:
+        columns.append(Column("assignee", "Assignee", 9))
+    columns += [Column("hold", "Waiting", 7), Column("sla", "     SLA", 8)]
+    fixed = sum(c.width for c in columns) + len(columns) - 1
+    subject = max(8, width - fixed)
+    return [Column(c.key, c.title, c.width or subject) for c in columns]
+
+
+class QueueView(ScrollView, can_focus=True):
+    """The conversation list of one view or search."""
+
+    COMPONENT_CLASSES = {
+        "queue--header", "queue--cursor", "queue--cursor-blurred", "queue--marked", "queue--muted",
+        "queue--ok", "queue--warning", "queue--breached", "queue--paused",
+        "queue--urgent", "queue--high", "queue--draft",
+    }
+
+    DEFAULT_CSS = """
+    QueueView { background: $surface; }
+    QueueView > .queue--header { text-style: bold; color: $text-muted; background: $panel; }
+    QueueView > .queue--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
+    QueueView > .queue--cursor-blurred { background: $block-cursor-blurred-background; }
+    QueueView > .queue--marked { background: $secondary 30%; }
+    QueueView > .queue--muted { color: $text-muted; }
+    QueueView > .queue--ok { color: $success; }
+    QueueView > .queue--warning { color: $warning; text-style: bold; }
+    QueueView > .queue--breached { color: $error; text-style: bold; }
+    QueueView > .queue--paused { color: $text-muted; text-style: italic; }
+    QueueView > .queue--urgent { color: $error; text-style: bold; }
+    QueueView > .queue--high { color: $warning; }
+    QueueView > .queue--draft { color: $accent; }
+    """
+
+    WINDOW = 100
+    CACHED_WINDOWS = 40  # at most 4 000 rows in memory, whatever the queue's size
+
+    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+
+    class Highlighted(Message):
+        """The cursor is on another conversation (or none)."""
+
+        def __init__(self, row: Row | None) -> None:
+            super().__init__()
+            self.row = row
+
+    class Loaded(Message):
+        """A (re)load finished: the view's size is known and its first rows are on screen."""
+
+        def __init__(self, count: int) -> None:
+            super().__init__()
+            self.count = count
+
+    class Failed(Message):
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
+
+    class _WindowLoaded(Message):
+        def __init__(self, generation: int, index: int, window: Window) -> None:
+            super().__init__()
+            self.generation, self.index, self.window = generation, index, window
+
+    class _Reloaded(Message):
+        def __init__(self, generation: int, count: int, cursor: int, windows: dict[int, Window]) -> None:
+            super().__init__()
+            self.generation, self.count, self.cursor, self.windows = generation, count, cursor, windows
+
+    def __init__(self, desk: Desk, *, now: Callable[[], datetime], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.desk = desk
+        self.now = now
+        self.filter = Filter()
+        self.count = 0
+        self.loaded = False
+        self.marked: set[int] = set()
+        self._generation = 0
+        self._windows: OrderedDict[int, Window] = OrderedDict()
+        self._stale: dict[int, Window] = {}
+        self._pending: set[int] = set()
+        self._columns: list[Column] = []
+        self._columns_width = -1
+        self._highlighted: int | None = None
+
+    # --- loading -------------------------------------------------------------------------------
+
+    def show(self, filter: Filter) -> None:
+        """Switch to another view or search; the cursor starts at the top."""
+        self.filter = filter
+        self.marked.clear()
+        self._reload(keep=None, cursor=0)
+
+    def reload(self) -> None:
+        """Same view, fresh rows (another process changed something); the cursor stays on its conversation."""
+        row = self.current_row
+        self._reload(keep=row.id if row else None, cursor=self.cursor)
+
+    def _reload(self, *, keep: int | None, cursor: int) -> None:
+        self._generation += 1
+        self._stale = dict(self._windows) if keep is not None or self.loaded else {}
+        height = max(self.size.height, 24)
+        self._load_all(self._generation, self.filter, keep, cursor, int(self.scroll_offset.y), height)
+
+    @work(thread=True, exclusive=True, group="queue-reload")
+    def _load_all(self, generation: int, filter: Filter, keep: int | None, cursor: int, top: int, height: int) -> None:
+        try:
+            count = self.desk.count(filter)
+            if keep is not None:
+                position = self.desk.position(filter, keep)
+                if position is not None:
+                    cursor = position
+            cursor = max(0, min(cursor, count - 1))
+            windows: dict[int, Window] = {}
+            first_row = min(top, cursor)
+            last_row = max(top + height, cursor + 1)
+            for index in range(first_row // self.WINDOW, last_row // self.WINDOW + 1):
+                if index * self.WINDOW >= count:
+                    break
+                after = None
+                previous = windows.get(index - 1)
+                if previous is not None and len(previous.rows) == self.WINDOW:
+                    after = previous.rows[-1].sort_key
+                windows[index] = self.desk.window(filter, offset=index * self.WINDOW, limit=self.WINDOW, after=after)
+        except Exception as error:  # a bad search or a lost database: say so, keep the old rows
+            self.post_message(self.Failed(str(error)))
+            return
+        self.post_message(self._Reloaded(generation, count, cursor, windows))
+
+    def on_queue_view__reloaded(self, message: _Reloaded) -> None:
+        if message.generation != self._generation:
+            return
+        message.stop()
+        self._windows = OrderedDict(sorted(message.windows.items()))
+        self._stale = {}
+        self._pending.clear()
+        self.count = message.count
+        self.loaded = True
+        self.virtual_size = Size(self.size.width, self.count + 1)
+        self.cursor = message.cursor
+        self.refresh()
+        self.post_message(self.Loaded(self.count))
+
+    def _request(self, index: int) -> None:
+        if index in self._pending or index in self._windows:
+            return
+        self._pending.add(index)
+        after = None
+        previous = self._windows.get(index - 1)
+        if previous is not None and len(previous.rows) == self.WINDOW:
+            after = previous.rows[-1].sort_key
+        self._load_window(self._generation, self.filter, index, after)
+
+    @work(thread=True, group="queue-window")
+    def _load_window(self, generation: int, filter: Filter, index: int, after) -> None:
+        try:
+            window = self.desk.window(filter, offset=index * self.WINDOW, limit=self.WINDOW, after=after)
+        except Exception as error:
+            self.post_message(self.Failed(str(error)))
+            return
+        self.post_message(self._WindowLoaded(generation, index, window))
+
+    def on_queue_view__window_loaded(self, message: _WindowLoaded) -> None:
+        message.stop()
+        if message.generation != self._generation:
+            return
+        self._pending.discard(message.index)
+        self._windows[message.index] = message.window
+        while len(self._windows) > self.CACHED_WINDOWS:
+            self._windows.popitem(last=False)
+        self.refresh()
+        if self._highlighted is None:
+            self._announce()
+
+    def row_at(self, index: int) -> Row | None:
+        window_index, offset = divmod(index, self.WINDOW)
+        window = self._windows.get(window_index)
+        if window is not None:
+            self._windows.move_to_end(window_index)
+        else:
+            window = self._stale.get(window_index)
+        if window is None or offset >= len(window.rows):
+            return None
+        return window.rows[offset]
+
+    @property
+    def current_row(self) -> Row | None:
+        if not self.count:
+            return None
+        return self.row_at(self.cursor)
+
+    @property
+    def selected_ids(self) -> list[int]:
+        """The marked conversations, or the one under the cursor."""
+        if self.marked:
+            return sorted(self.marked)
+        row = self.current_row
+        return [row.id] if row else []
+
+    # --- cursor --------------------------------------------------------------------------------
+
+    @property
+    def page_rows(self) -> int:
+        return max(1, self.size.height - 1)
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, self.count - 1)) if self.count else 0
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        top = int(self.scroll_offset.y)
+        if new < top:
+            self.scroll_to(y=new, animate=False, immediate=True)
+        elif new >= top + self.page_rows:
+            self.scroll_to(y=new - self.page_rows + 1, animate=False, immediate=True)
+        self._refresh_row(old)
+        self._refresh_row(new)
+        self._announce()
+
+    def _refresh_row(self, index: int) -> None:
+        y = index - int(self.scroll_offset.y) + 1
+        if 1 <= y < self.size.height:
+            self.refresh(Region(0, y, self.size.width, 1))
+
+    def _announce(self) -> None:
+        row = self.current_row
+        if row is None and self.count:
+            self._request(self.cursor // self.WINDOW)
+            return
+        key = row.id if row else None
+        if key != self._highlighted or row is None:
+            self._highlighted = key
+            self.post_message(self.Highlighted(row))
+
+    def move(self, delta: int) -> None:
+        self.cursor = self.cursor + delta
+
+    def action_cursor_down(self) -> None:
+        self.move(1)
+
+    def action_cursor_up(self) -> None:
+        self.move(-1)
+
+    def action_cursor_first(self) -> None:
+        self.cursor = 0
+
+    def action_cursor_last(self) -> None:
+        self.cursor = self.count - 1
+
+    def action_page_down(self) -> None:
+        self.move(self.page_rows)
+
+    def action_page_up(self) -> None:
+        self.move(-self.page_rows)
+
+    def toggle_mark(self) -> None:
+        row = self.current_row
+        if row is None:
+            return
+        self.marked.symmetric_difference_update({row.id})
+        self._refresh_row(self.cursor)
+
+    def clear_marks(self) -> None:
+        self.marked.clear()
+        self.refresh()
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y >= 1:
+            self.cursor = int(self.scroll_offset.y) + event.y - 1
+
+    def on_focus(self) -> None:
+        self._refresh_row(self.cursor)
+
+    def on_blur(self) -> None:
+        self._refresh_row(self.cursor)
+
+    # --- drawing -------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, self.count + 1)
+
+    def _tick(self) -> None:
+        """Hold times and SLA badges move with the clock: redraw only their columns."""
+        if not self.count or not self.size.height:
+            return
+        x = 0
+        for column in self.columns:
+            if column.key == "hold":
+                self.refresh(Region(x, 1, self.size.width - x, self.size.height - 1))
+                return
+            x += column.width + 1
+
+    @property
+    def columns(self) -> list[Column]:
+        width = self.size.width
+        if width != self._columns_width:
+            self._columns = layout(width)
+            self._columns_width = width
+        return self._columns
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            return self._header_strip(width)
+        index = int(self.scroll_offset.y) + y - 1
+        if not self.loaded:
+            text = " Loading…" if y == 1 else ""
+            return Strip([Segment(_fit(text, width), self.get_component_rich_style("queue--muted"))], width)
+        if index >= self.count:
+            if self.count == 0 and y == 1:
+                muted = self.get_component_rich_style("queue--muted")
+                return Strip([Segment(_fit(" Nothing here.", width), muted)], width)
+            return Strip.blank(width, self.rich_style)
+        row = self.row_at(index)
+        if row is None:
+            self._request(index // self.WINDOW)
+            return Strip([Segment(_fit("  …", width), self.get_component_rich_style("queue--muted"))], width)
+        return self._row_strip(row, index, width)
+
+    def _header_strip(self, width: int) -> Strip:
+        style = self.get_component_rich_style("queue--header")
+        text = " ".join(_fit(c.title, c.width) for c in self.columns)
+        return Strip([Segment(_fit(text, width), style)], width)
+
+    def _row_strip(self, row: Row, index: int, width: int) -> Strip:
+        now = self.now()
+        base = self.rich_style
+        if index == self.cursor:
+            base = base + self.get_component_rich_style("queue--cursor" if self.has_focus else "queue--cursor-blurred")
+        elif row.id in self.marked:
+            base = base + self.get_component_rich_style("queue--marked")
+        segments: list[Segment] = []
+        for position, column in enumerate(self.columns):
+            text, style = self._cell(column.key, row, now)
+            segments.append(Segment(_fit(text, column.width), base + style if style else base))
+            if position < len(self.columns) - 1:
+                segments.append(Segment(" ", base))
+        return Strip(segments, width).crop(0, width)
+
+    def _cell(self, key: str, row: Row, now: datetime) -> tuple[str, Style | None]:
+        if key == "mark":
+            if row.id in self.marked:
+                return "●", self.get_component_rich_style("queue--draft")
+            return ("✎" if row.has_draft else ""), self.get_component_rich_style("queue--draft")
+        if key == "ref":
+            return row.ref, None
+        if key == "customer":
+            return row.customer, None
+        if key == "subject":
+            return row.subject, None
+        if key == "channel":
+            return row.channel, None
+        if key == "status":
+            return row.status, None
+        if key == "priority":
+            style = {"urgent": "queue--urgent", "high": "queue--high"}.get(row.priority)
+            return row.priority, self.get_component_rich_style(style) if style else None
+        if key == "assignee":
+            return row.assignee or "—", None if row.assignee else self.get_component_rich_style("queue--muted")
+        if key == "hold":
+            return format.hold(row.waiting_since, now), None
+        if key == "sla":
+            badge = format.sla_badge(status=row.status, queue_due=row.queue_due, warning_at=row.warning_at, now=now)
+            style = {"ok": "queue--ok", "warning": "queue--warning", "breached": "queue--breached",
+                     "paused": "queue--paused"}.get(badge.state, "queue--muted")
+            return badge.text.rjust(8), self.get_component_rich_style(style)
+        return "", None

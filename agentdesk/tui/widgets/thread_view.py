@@ -1,0 +1,160 @@
+"""The thread pane: a conversation's messages and events in order, drawn as one Rich text.
+
+One Static rather than a widget per message keeps opening a 50-message thread cheap. Direction is
+plain to see (who wrote, an arrow, a coloured bar); internal notes are tinted; quoted history and
+signatures are collapsed until the agent presses the "quotes" key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from agentdesk.tui import format
+from agentdesk.tui.desk import Thread, ThreadItem
+
+_CONTROL = {code: " " for code in (*range(0, 9), *range(11, 32), *range(127, 160))}
+
+
+def _clean(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
+class ThreadView(VerticalScroll, can_focus=False):
+    COMPONENT_CLASSES = {
+        "thread--title", "thread--meta", "thread--inbound", "thread--outbound", "thread--note",
+        "thread--note-body", "thread--event", "thread--quoted", "thread--failed", "thread--ok",
+        "thread--warning", "thread--breached",
+    }
+
+    def __init__(self, *, now: Callable[[], datetime], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.now = now
+        self.thread: Thread | None = None
+        self.show_quoted = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("Select a conversation.", id="thread-body", markup=False)
+
+    def show(self, thread: Thread | None, *, keep_scroll: bool = False) -> None:
+        same = thread is not None and self.thread is not None and thread.conversation.id == self.thread.conversation.id
+        self.thread = thread
+        self.query_one("#thread-body", Static).update(self.render_thread() if thread else "")
+        if not (keep_scroll and same):
+            # Newest at the bottom, like a chat: start where the latest message is.
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+
+    def toggle_quoted(self) -> None:
+        self.show_quoted = not self.show_quoted
+        if self.thread is not None:
+            self.query_one("#thread-body", Static).update(self.render_thread())
+
+    def style(self, name: str):
+        return self.get_component_rich_style(f"thread--{name}")
+
+    def render_thread(self) -> Text:
+        thread = self.thread
+        assert thread is not None
+        now = self.now()
+        conversation = thread.conversation
+        out = Text(no_wrap=False)
+        out.append(f"{format.ref(conversation.id)}  ", self.style("title"))
+        out.append(_clean(conversation.subject) or "(no subject)", self.style("title"))
+        out.append("\n")
+        facts = [conversation.status, conversation.priority, conversation.channel,
+                 f"assigned to {conversation.assignee}" if conversation.assignee else "unassigned"]
+        if thread.tags:
+            facts.append("tags " + " ".join(thread.tags))
+        if conversation.snoozed_until and conversation.snoozed_until > now:
+            facts.append(f"snoozed until {format.local_time(conversation.snoozed_until, now)}")
+        out.append(" · ".join(facts), self.style("meta"))
+        out.append("\n")
+        out.append_text(self._sla_line(thread, now))
+        out.append("\n")
+        for item in thread.items:
+            out.append("\n")
+            out.append_text(self._item(item, now))
+        if thread.draft is not None and thread.draft.body.strip():
+            out.append("\n\n")
+            out.append(f"✎ unsent {thread.draft.kind} draft — r to continue it", self.style("warning"))
+        return out
+
+    def _sla_line(self, thread: Thread, now: datetime) -> Text:
+        line = Text("SLA ", self.style("meta"))
+        targets = thread.sla.get("targets", [])
+        if not targets:
+            line.append("no policy", self.style("meta"))
+            return line
+        parts = []
+        for target in targets:
+            name = target["target"].replace("_", " ")
+            state = target["state"]
+            if state in ("ok", "warning", "breached") and target.get("remaining_seconds") is not None:
+                from datetime import timedelta
+
+                from agentdesk.domain import sla
+
+                left = sla.format_short(timedelta(seconds=target["remaining_seconds"]))
+                text = f"{name} {'overdue ' + left.lstrip('-') if state == 'breached' else left + ' left'}"
+            else:
+                text = f"{name} {state}"
+            style = {"ok": "ok", "warning": "warning", "breached": "breached", "missed": "breached"}.get(state, "meta")
+            parts.append((text, self.style(style)))
+        for index, (text, style) in enumerate(parts):
+            if index:
+                line.append(" · ", self.style("meta"))
+            line.append(text, style)
+        return line
+
+    def _item(self, item: ThreadItem, now: datetime) -> Text:
+        when = format.local_time(item.at, now)
+        if item.kind == "event":
+            return Text(f"  • {when}  {item.author}: {_clean(item.body)}", self.style("event"))
+        text = Text()
+        if item.kind == "inbound":
+            bar, head_style = "▌", self.style("inbound")
+            label = f"◀ {_clean(item.author) or 'customer'} wrote"
+        elif item.kind == "outbound":
+            bar, head_style = "▌", self.style("outbound")
+            label = f"▶ {_clean(item.author) or 'agent'} replied"
+            if item.message_kind == "receipt":
+                label = "▶ automatic receipt"
+        else:
+            bar, head_style = "▌", self.style("note")
+            label = f"✎ internal note by {_clean(item.author)}"
+        text.append(f"{bar} {label}", head_style)
+        text.append(f"  {when}", self.style("meta"))
+        if item.message_kind in ("auto_reply", "bounce"):
+            text.append(f"  [{item.message_kind.replace('_', ' ')}]", self.style("meta"))
+        if item.delivery:
+            style = self.style("failed") if item.delivery == "failed" else self.style("meta")
+            text.append(f"  {item.delivery}", style)
+            if item.delivery_error:
+                text.append(f": {_clean(item.delivery_error)}", style)
+        text.append("\n")
+        body = format.split_body(_clean(item.body))
+        body_style = self.style("note-body") if item.kind == "note" else None
+        for line in (body.main or "(empty)").split("\n"):
+            text.append(f"{bar} ", head_style)
+            text.append(line + "\n", body_style)
+        hidden = [part for part in (body.quoted, body.signature) if part]
+        if hidden and self.show_quoted:
+            for part in hidden:
+                for line in part.split("\n"):
+                    text.append(f"{bar} ", head_style)
+                    text.append(line + "\n", self.style("quoted"))
+        elif hidden:
+            lines = sum(part.count("\n") + 1 for part in hidden)
+            what = " and ".join(n for n, p in (("quoted text", body.quoted), ("signature", body.signature)) if p)
+            text.append(f"{bar} ", head_style)
+            text.append(f"··· {what} ({lines} lines) — o to show\n", self.style("quoted"))
+        for filename, content_type, size in item.attachments:
+            text.append(f"{bar} ", head_style)
+            text.append(f"[attachment] {_clean(filename)} ({content_type}, {format.size(size)})\n", self.style("meta"))
+        text.rstrip()
+        return text
