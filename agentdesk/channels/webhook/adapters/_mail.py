@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email import mime
@@ -35,4 +35,4 @@ def header_date(value: object, fallback: datetime) -> datetime:
         parsed = parsedate_to_datetime(str(value))
     except (TypeError, ValueError, IndexError):
         return fallback
-    return parsed if parsed.tzinfo is not None else fallback
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo is not None else fallback
