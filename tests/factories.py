@@ -30,3 +30,20 @@ def ingest(engine, policies, message: InboundMessage, *, now: datetime | None = 
         result = ingest_message(session, message, policies=policies, now=now or message.received_at + timedelta(seconds=5))
         session.commit()
     return result
+
+
+def claim_in_process(url: str, ref: int, agent: str, start, results) -> None:
+    from datetime import datetime, timezone
+
+    from agentdesk.domain import queue as queue_module
+    from agentdesk.store import db as db_module
+
+    engine = db_module.open_database(url)
+    start.wait()
+    try:
+        with db_module.write_session(engine) as session:
+            queue_module.claim(session, conversation_id=ref, agent=agent, now=datetime.now(timezone.utc))
+            session.commit()
+        results.put((agent, "won"))
+    except Exception as error:  # Conflict, reported to the test
+        results.put((agent, str(error)))

@@ -210,7 +210,7 @@ class DemoWriter:
         big = conversations > DEFAULT_CONVERSATIONS
         self.customers = make_customers(self.rng, max(60, conversations // 4))
         # The small demo shows short threads; the benchmark demo averages ~10 messages a thread.
-        self.thread_lengths = (6, 14) if big else (2, 7)
+        self.thread_lengths = (7, 15) if big else (2, 7)
         self.rows = Rows()
         self.message_id = 0
         self.event_id = 0

@@ -1,0 +1,37 @@
+# Shared by scripts/demo and scripts/test: system packages via apt-get when missing, then a
+# virtual environment in .venv with agentdesk installed editable. Safe to run again.
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_debian_packages() {
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+python_ok() {
+  command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'
+}
+
+ensure_venv() {
+  local extras="$1"
+  if ! python_ok; then
+    echo "agentdesk needs Python 3.11 or newer as python3" >&2
+    exit 1
+  fi
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    ensure_debian_packages python3-venv
+  fi
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >&2
+}
