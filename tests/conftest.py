@@ -73,3 +73,24 @@ def engine(settings):
     engine = db.open_database(settings.database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from servers.postgres import start_server
+
+    server = start_server()
+    yield server
+    server.stop()
+
+
+_database_counter = iter(range(10**6))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database_url(request, tmp_path) -> str:
+    """The same test on SQLite and on a real PostgreSQL (team features run on both)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'agentdesk.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"t{next(_database_counter)}")

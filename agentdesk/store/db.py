@@ -79,7 +79,17 @@ def create_database_engine(url: str) -> Engine:
         _configure_sqlite(engine)
         return engine
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True)
+        if "+" not in parsed.drivername:
+            # `postgresql://` in the config means psycopg 3, the driver agentdesk installs.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "database.url: PostgreSQL needs the psycopg driver; install it with "
+                "pip install 'agentdesk[postgres]'"
+            ) from None
+        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
     raise ConfigError(f"database.url: unsupported database {backend!r}; expected sqlite or postgresql")
 
 

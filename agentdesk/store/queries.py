@@ -102,7 +102,7 @@ def sort_key(view: str, conversation: Conversation) -> tuple:
 def _search_filter(session: Session, query: str):
     dialect = session.get_bind().dialect.name
     parameters = search.search_parameters(query, dialect)
-    if dialect == "sqlite" and not parameters["q"]:
+    if not parameters["q"]:
         return None
     matching = (
         text(search.matching_conversation_ids_sql(dialect))

@@ -6,8 +6,11 @@ demo builder, a future tool writing SQL by hand) updates the index in the same t
 - `message_fts` is an external-content index of `message(subject, body_text)`;
 - `customer_fts` holds each customer's name, organization and every identity address.
 
-Other backends (PostgreSQL) get tsvector search in the teams issue; until then they fall back to
-a case-insensitive substring match so search still works, slowly.
+On PostgreSQL, the same two indexes as tsvector: a generated, GIN-indexed column on `message`, and
+a `customer_search` table kept in step by triggers on `customer` and `identity`. Both backends
+split text at every non-word character (so `greta@velo.example` is the words greta, velo,
+example) and match what a person typed as phrases of those words, with a trailing `*` as a prefix:
+the same query finds the same rows on either database.
 """
 
 from __future__ import annotations
@@ -75,11 +78,64 @@ _SQLITE_BACKFILL = [
 ]
 
 
+# Every non-word character separates words, as FTS5's unicode61 tokenizer does.
+_PG_WORDS = "regexp_replace({}, '\\W+', ' ', 'g')"
+_PG_CUSTOMER_DOCUMENT = (
+    "SELECT to_tsvector('simple', " + _PG_WORDS.format(
+        "coalesce(c.name, '') || ' ' || coalesce(c.organization, '') || ' ' || "
+        "coalesce((SELECT string_agg(i.address, ' ') FROM identity i WHERE i.customer_id = c.id), '')")
+    + ") FROM customer c WHERE c.id = {}"
+)
+
+_POSTGRES_DDL = [
+    "ALTER TABLE message ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (to_tsvector('simple', "
+    + _PG_WORDS.format("coalesce(subject, '') || ' ' || coalesce(body_text, '')") + ")) STORED",
+    "CREATE INDEX IF NOT EXISTS ix_message_search_vector ON message USING gin (search_vector)",
+    """CREATE TABLE IF NOT EXISTS customer_search (
+        customer_id INTEGER PRIMARY KEY REFERENCES customer (id) ON DELETE CASCADE,
+        document tsvector NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS ix_customer_search_document ON customer_search USING gin (document)",
+    """CREATE OR REPLACE FUNCTION agentdesk_index_customer(target integer) RETURNS void AS $$
+    BEGIN
+        INSERT INTO customer_search (customer_id, document) VALUES (target, (""" + _PG_CUSTOMER_DOCUMENT.format("target") + """))
+        ON CONFLICT (customer_id) DO UPDATE SET document = EXCLUDED.document;
+    END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE FUNCTION agentdesk_customer_changed() RETURNS trigger AS $$
+    BEGIN
+        PERFORM agentdesk_index_customer(NEW.id);
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE FUNCTION agentdesk_identity_changed() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            IF EXISTS (SELECT 1 FROM customer WHERE id = OLD.customer_id) THEN
+                PERFORM agentdesk_index_customer(OLD.customer_id);
+            END IF;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            PERFORM agentdesk_index_customer(NEW.customer_id);
+        END IF;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS customer_search_customer ON customer",
+    """CREATE TRIGGER customer_search_customer AFTER INSERT OR UPDATE OF name, organization ON customer
+        FOR EACH ROW EXECUTE FUNCTION agentdesk_customer_changed()""",
+    "DROP TRIGGER IF EXISTS customer_search_identity ON identity",
+    """CREATE TRIGGER customer_search_identity AFTER INSERT OR UPDATE OR DELETE ON identity
+        FOR EACH ROW EXECUTE FUNCTION agentdesk_identity_changed()""",
+    "SELECT agentdesk_index_customer(id) FROM customer",
+]
+
+
 def install(connection: Connection) -> None:
     """Create the indexes and their triggers, and index rows that are already there."""
-    if connection.dialect.name != "sqlite":
+    if connection.dialect.name == "sqlite":
+        statements = _SQLITE_DDL + _SQLITE_BACKFILL
+    elif connection.dialect.name == "postgresql":
+        statements = _POSTGRES_DDL
+    else:
         return
-    for statement in _SQLITE_DDL + _SQLITE_BACKFILL:
+    for statement in statements:
         connection.exec_driver_sql(statement)
 
 
@@ -102,6 +158,24 @@ def fts_query(user_query: str) -> str:
     return " AND ".join(parts)
 
 
+_WORD = re.compile(r"\w+")
+
+
+def ts_query(user_query: str) -> str:
+    """What a person typed as a PostgreSQL tsquery: each term a phrase of its words, all required."""
+    parts = []
+    for term in _TERM.findall(user_query):
+        prefix = term.endswith("*") and not term.startswith('"')
+        words = [w.lower() for w in _WORD.findall(term)]
+        if not words:
+            continue
+        lexemes = [f"'{w}'" for w in words]  # \w+ has no quote or backslash to escape
+        if prefix:
+            lexemes[-1] += ":*"
+        parts.append("(" + " <-> ".join(lexemes) + ")")
+    return " & ".join(parts)
+
+
 def matching_conversation_ids_sql(connection_dialect: str) -> str:
     """SQL selecting the ids of conversations whose messages or customer match :q."""
     if connection_dialect == "sqlite":
@@ -113,53 +187,36 @@ def matching_conversation_ids_sql(connection_dialect: str) -> str:
             WHERE c.customer_id IN (SELECT rowid FROM customer_fts WHERE customer_fts MATCH :q)
         """
     return """
-        SELECT m.conversation_id FROM message m
-        WHERE m.subject ILIKE :like OR m.body_text ILIKE :like
+        SELECT m.conversation_id FROM message m WHERE m.search_vector @@ to_tsquery('simple', :q)
         UNION
-        SELECT c.id FROM conversation c JOIN customer cu ON cu.id = c.customer_id
-        WHERE cu.name ILIKE :like
-           OR cu.id IN (SELECT customer_id FROM identity WHERE address ILIKE :like)
+        SELECT c.id FROM conversation c
+        WHERE c.customer_id IN (SELECT customer_id FROM customer_search WHERE document @@ to_tsquery('simple', :q))
     """
 
 
 def search_parameters(user_query: str, dialect: str) -> dict[str, str]:
-    if dialect == "sqlite":
-        return {"q": fts_query(user_query)}
-    return {"like": f"%{user_query.strip()}%"}
+    return {"q": fts_query(user_query) if dialect == "sqlite" else ts_query(user_query)}
 
 
 def search_customer_ids(connection: Connection, user_query: str, *, limit: int = 50) -> list[int]:
+    query = search_parameters(user_query, connection.dialect.name)["q"]
+    if not query:
+        return []
     if connection.dialect.name == "sqlite":
-        query = fts_query(user_query)
-        if not query:
-            return []
-        rows = connection.execute(
-            text("SELECT rowid FROM customer_fts WHERE customer_fts MATCH :q ORDER BY rank LIMIT :n"),
-            {"q": query, "n": limit},
-        )
+        sql = "SELECT rowid FROM customer_fts WHERE customer_fts MATCH :q ORDER BY rank LIMIT :n"
     else:
-        rows = connection.execute(
-            text(
-                "SELECT DISTINCT c.id FROM customer c LEFT JOIN identity i ON i.customer_id = c.id "
-                "WHERE c.name ILIKE :like OR i.address ILIKE :like LIMIT :n"
-            ),
-            {"like": f"%{user_query.strip()}%", "n": limit},
-        )
-    return [row[0] for row in rows]
+        sql = ("SELECT customer_id FROM customer_search WHERE document @@ to_tsquery('simple', :q) "
+               "ORDER BY ts_rank(document, to_tsquery('simple', :q)) DESC, customer_id LIMIT :n")
+    return [row[0] for row in connection.execute(text(sql), {"q": query, "n": limit})]
 
 
 def search_message_ids(connection: Connection, user_query: str, *, limit: int = 50) -> list[int]:
+    query = search_parameters(user_query, connection.dialect.name)["q"]
+    if not query:
+        return []
     if connection.dialect.name == "sqlite":
-        query = fts_query(user_query)
-        if not query:
-            return []
-        rows = connection.execute(
-            text("SELECT rowid FROM message_fts WHERE message_fts MATCH :q ORDER BY rank LIMIT :n"),
-            {"q": query, "n": limit},
-        )
+        sql = "SELECT rowid FROM message_fts WHERE message_fts MATCH :q ORDER BY rank LIMIT :n"
     else:
-        rows = connection.execute(
-            text("SELECT id FROM message WHERE subject ILIKE :like OR body_text ILIKE :like LIMIT :n"),
-            {"like": f"%{user_query.strip()}%", "n": limit},
-        )
-    return [row[0] for row in rows]
+        sql = ("SELECT id FROM message WHERE search_vector @@ to_tsquery('simple', :q) "
+               "ORDER BY ts_rank(search_vector, to_tsquery('simple', :q)) DESC, id LIMIT :n")
+    return [row[0] for row in connection.execute(text(sql), {"q": query, "n": limit})]

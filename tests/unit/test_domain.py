@@ -19,6 +19,14 @@ from factories import claim_in_process, inbound, ingest
 T = FIXED_NOW
 
 
+@pytest.fixture
+def engine(any_database_url):
+    """Ingest and concurrency run on SQLite and on a real PostgreSQL."""
+    engine = db.open_database(any_database_url)
+    yield engine
+    engine.dispose()
+
+
 def test_a_change_records_one_event_per_field_and_bumps_the_version(engine, policies):
     ref = ingest(engine, policies, inbound(at=T)).conversation_id
     with db.write_session(engine) as session:
@@ -55,12 +63,12 @@ def test_no_lost_update_when_two_agents_edit_from_the_same_version(engine, polic
         assert session.get(Conversation, ref).priority == "high"
 
 
-def test_of_many_agents_claiming_at_once_exactly_one_wins(engine, policies, settings):
+def test_of_many_agents_claiming_at_once_exactly_one_wins(engine, policies):
     ref = ingest(engine, policies, inbound(at=T)).conversation_id
     context = multiprocessing.get_context("spawn")
     start, results = context.Event(), context.Queue()
     agents = [f"agent{i}" for i in range(6)]
-    processes = [context.Process(target=claim_in_process, args=(settings.database_url, ref, a, start, results))
+    processes = [context.Process(target=claim_in_process, args=(engine.url.render_as_string(hide_password=False), ref, a, start, results))
                  for a in agents]
     for process in processes:
         process.start()

@@ -18,6 +18,14 @@ from conftest import FIXED_NOW
 T = FIXED_NOW
 
 
+@pytest.fixture
+def engine(any_database_url):
+    """These store tests run on SQLite and on a real PostgreSQL."""
+    engine = db.open_database(any_database_url)
+    yield engine
+    engine.dispose()
+
+
 def _seed(session):
     customer = Customer(name="Greta Lindqvist", organization="Velo Couriers", tier="gold", notes="prefers email", created_at=T)
     session.add(customer)
@@ -79,7 +87,8 @@ def test_every_table_round_trips(engine):
     assert len(ids) == 10
 
 
-def test_the_database_runs_in_wal_with_foreign_keys(engine):
+def test_the_database_runs_in_wal_with_foreign_keys(settings):
+    engine = db.open_database(settings.database_url)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -173,12 +182,13 @@ def test_keyset_windows_walk_the_whole_view_in_order_without_gaps(engine):
 
 
 @pytest.mark.parametrize("view", list(queries.VIEWS))
-def test_every_view_window_is_an_index_walk_not_a_sort(engine, view):
+def test_every_view_window_is_an_index_walk_not_a_sort(settings, view):
     """A window reads rows in index order and stops at the limit; it never sorts the whole view.
 
     (A search sorts its matches, which is the right plan for a set the search already narrowed.)
     """
     query = ""
+    engine = db.open_database(settings.database_url)
     with db.write_session(engine) as session:
         _queue(session, 50)
     from sqlalchemy.dialects import sqlite as sqlite_dialect
