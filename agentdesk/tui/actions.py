@@ -27,6 +27,8 @@ class Action:
 
 
 ACTIONS: tuple[Action, ...] = (
+    # First, so the footer shows it even on an 80-column terminal.
+    Action("help", "app.help", "Help", "question_mark,f1", "main", "App", footer=True, key_display="?"),
     # --- moving around the queue
     Action("queue.down", "cursor_down", "Next", "j,down", "main", "Queue"),
     Action("queue.up", "cursor_up", "Previous", "k,up", "main", "Queue"),
@@ -73,7 +75,6 @@ ACTIONS: tuple[Action, ...] = (
     Action("copy_ref", "copy_ref", "Copy ref", "y", "main", "Act"),
     Action("refresh", "refresh_all", "Refresh", "f5,ctrl+l", "main", "App"),
     # --- the whole app
-    Action("help", "help", "Help", "question_mark,f1", "app", "App", footer=True, key_display="?"),
     Action("command_palette", "command_palette", "Commands", "ctrl+p", "app", "App"),
     Action("quit", "quit", "Quit", "q", "main", "App", footer=True),
     # --- the composer (priority: they win over the text box)
@@ -90,6 +91,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("composer.editor", "editor", "$EDITOR", "ctrl+e", "composer", "Composer", priority=True),
     Action("composer.save_template", "save_template", "Save as template", "ctrl+k", "composer", "Composer",
            priority=True),
+    Action("composer.help", "app.help", "Help", "f1", "composer", "Composer", footer=True, priority=True),
     Action("composer.close", "close", "Close", "escape", "composer", "Composer", footer=True,
            help="Back to the queue; the draft is kept"),
 )

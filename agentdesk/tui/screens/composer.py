@@ -54,6 +54,7 @@ class ComposerScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-title")
+        yield Static(self._latest_message(), id="composer-context", markup=False)
         with Horizontal(id="composer-body"):
             with Vertical(id="composer-main"):
                 yield TextArea(self.initial, id="body", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
@@ -62,6 +63,9 @@ class ComposerScreen(Screen):
                 yield Input(placeholder="filter templates", id="template-filter")
                 yield OptionList(id="templates")
         yield Footer()
+
+    def on_resize(self) -> None:
+        self.query_one(Footer).compact = self.size.width < 100
 
     def on_mount(self) -> None:
         self._render_title()
@@ -72,6 +76,19 @@ class ComposerScreen(Screen):
         body.move_cursor(body.document.end)
         if self.open_editor:
             self.call_after_refresh(self.action_editor)
+
+    def _latest_message(self):
+        """The customer's latest message, so the agent sees what they answer."""
+        from rich.text import Text
+
+        from agentdesk.tui import format
+
+        latest = next((item for item in reversed(self.thread.items) if item.kind == "inbound"), None)
+        if latest is None:
+            return Text("")
+        text = Text(f"{latest.author} wrote, {format.local_time(latest.at, self.now())}:\n", style="bold")
+        text.append(format.split_body(latest.body).main.strip())
+        return text
 
     def _render_title(self) -> None:
         conversation = self.thread.conversation

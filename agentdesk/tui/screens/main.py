@@ -26,6 +26,8 @@ from agentdesk.tui.widgets.queue_view import QueueView
 from agentdesk.tui.widgets.thread_view import ThreadView
 
 BUILTIN_VIEWS = ("mine", "unassigned", "open", "breaching", "pending", "snoozed", "solved")
+SHORT_LABELS = {"mine": "Mine", "unassigned": "Unass", "open": "Open", "breaching": "Breach", "pending": "Pend",
+                "snoozed": "Snooze", "solved": "Solved"}
 STATUS_LABELS = {
     "new": "new — nobody has answered", "open": "open — we are on it", "pending": "pending — waiting on the customer",
     "on_hold": "on hold — waiting on a third party", "solved": "solved", "closed": "closed — no more replies",
@@ -114,7 +116,7 @@ class MainScreen(Screen):
         parts = [f"[b]agentdesk[/]  {escape(header.agent_name)}: [b]{header.assigned_open}[/] assigned"
                  f", [b]{header.waiting}[/] waiting on you"]
         if not header.sources:
-            parts.append("[dim]no sources configured[/]")
+            parts.append("[dim]no sources[/]")
         for name, last, error in header.sources:
             if error:
                 parts.append(f"[$error]{escape(name)} ✗ {escape(error[:40])}[/]")
@@ -126,20 +128,26 @@ class MainScreen(Screen):
         return "  │  ".join(parts)
 
     def _render_tabs(self) -> None:
+        narrow = self.size.width < 110
         parts = []
         for index, filter in enumerate(self.filters):
             key = f"saved:{filter.label}" if filter.label else filter.view
             count = self.counts.get(key)
-            number = f"{index + 1} " if index < len(BUILTIN_VIEWS) else ""
-            label = f"{number}{escape(filter.title)} {count if count is not None else '…'}"
+            title = SHORT_LABELS.get(filter.view, filter.title) if narrow and not filter.label else filter.title
+            number = f"[b]{index + 1}[/b] " if index < len(BUILTIN_VIEWS) else ""
+            label = f"{number}{escape(title)} {count if count is not None else '…'}"
             if self.search is None and index == self.view_index:
-                parts.append(f"[reverse b] {label} [/]")
+                parts.append(f"[reverse] {label} [/]")
             else:
-                parts.append(f"[@click=screen.show_index({index})] {label} [/]")
+                parts.append(f"[@click=screen.show_index({index})]{'' if narrow else ' '}{label} [/]")
         if self.search is not None:
             count = self.search_count if self.search_count is not None else "…"
-            parts.append(f"[reverse b] {escape(self.search.title)} {count} [/]")
+            parts.append(f"[reverse] {escape(self.search.title)} {count} [/]")
         self.query_one("#view-tabs", Static).update("".join(parts))
+
+    def on_resize(self) -> None:
+        self._render_tabs()
+        self.query_one(Footer).compact = self.size.width < 100
 
     # --- the queue and the thread ----------------------------------------------------------------
 

@@ -355,14 +355,14 @@ class QueueView(ScrollView, can_focus=True):
 
     @property
     def columns(self) -> list[Column]:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         if width != self._columns_width:
             self._columns = layout(width)
             self._columns_width = width
         return self._columns
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         if y == 0:
             return self._header_strip(width)
         index = int(self.scroll_offset.y) + y - 1
