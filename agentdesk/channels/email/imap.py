@@ -17,6 +17,7 @@ what to check.
 from __future__ import annotations
 
 import imaplib
+import os
 import re
 import socket
 import ssl
@@ -317,6 +318,18 @@ def _verify_hostname(cert: dict, hostname: str) -> str | None:
     return f"certificate names {', '.join(names) or 'nothing'}, not {hostname}"
 
 
+def _quiet_stream():
+    """imaplib2 prints its last protocol lines to stderr when a connection breaks; our errors
+    already say what happened. (It accepts only a real text file here.)"""
+    global _QUIET
+    if _QUIET is None:
+        _QUIET = open(os.devnull, "w")
+    return _QUIET
+
+
+_QUIET = None
+
+
 class Idler:
     """An imaplib2 connection that waits in IDLE on one folder until the server reports a change."""
 
@@ -329,9 +342,9 @@ class Idler:
         try:
             if server.tls == "ssl":
                 self.conn = imaplib2.IMAP4_SSL(server.host, server.port, ca_certs=ca, cert_verify_cb=_verify_hostname,
-                                               timeout=server.timeout)
+                                               timeout=server.timeout, debug=0, debug_file=_quiet_stream())
             else:
-                self.conn = imaplib2.IMAP4(server.host, server.port, timeout=server.timeout)
+                self.conn = imaplib2.IMAP4(server.host, server.port, timeout=server.timeout, debug=0, debug_file=_quiet_stream())
                 if server.tls == "starttls":
                     self.conn.starttls(ca_certs=ca, cert_verify_cb=_verify_hostname)
             self.conn.login(server.username, password)
@@ -370,24 +383,35 @@ class Idler:
             raise ImapError(f"mailbox {self.server.name}: the IDLE connection broke: {error}") from None
 
     def interrupt(self) -> None:
-        """Wake a thread blocked in `wait` (imaplib2 ends IDLE when another command is issued)."""
-        try:
-            self.conn.noop(callback=lambda *_: None)
-        except Exception:
-            pass
+        """Wake a thread blocked in `wait`, for good: used when the worker stops.
+
+        imaplib2 holds its state lock for the whole of a synchronous IDLE, so another command
+        would queue behind it; shutting the socket down ends the IDLE at once.
+        """
+        self._closed = True
+        sock = getattr(getattr(self, "conn", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
-        self._closed = True
-        conn = getattr(self, "conn", None)
-        if conn is None:
+        if getattr(self, "conn", None) is None:
+            self._closed = True
             return
-        try:
-            conn.logout()
-        except Exception:
+        if not self._closed:
+            self._closed = True
             try:
-                conn.shutdown()
+                self.conn.logout()
+                return
             except Exception:
                 pass
+        self.interrupt()
+        try:
+            self.conn.shutdown()
+        except Exception:
+            pass
 
 
 def probe(server: ServerSettings, password: str) -> str:

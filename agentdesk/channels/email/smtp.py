@@ -1,0 +1,278 @@
+"""Replies out: an outbound Message as an RFC 5322 mail, sent through the mailbox's SMTP server.
+
+`compose` builds the mail (From our address, To the customer, Cc the others who were on the
+customer's last message, `Re: … [AD-n]`, In-Reply-To/References, our own Message-ID, the loop
+header on every mail and `Auto-Submitted` on automatic ones). `SmtpSender` sends it with
+ssl / starttls / none and optional AUTH, and turns every failure into a `DeliveryError` that
+carries the server's own words and whether trying again can help.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, formataddr
+
+__all__ = ["LOOP_HEADER", "DeliveryError", "OutgoingMail", "compose", "SmtpSender"]
+
+# On every mail we send; an inbound mail carrying it with one of our addresses is our own mail
+# come back, and is never answered automatically (mime.KEPT_HEADERS keeps it).
+LOOP_HEADER = "X-Agentdesk-Loop"
+
+
+class DeliveryError(Exception):
+    """A send failed. `permanent`: the server refused for good (5xx); else retry later."""
+
+    def __init__(self, reason: str, *, permanent: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """Everything `compose` needs, gathered from the store by the delivery worker."""
+
+    from_address: str
+    from_name: str
+    to: Sequence[str]
+    subject: str
+    body: str
+    message_id: str  # without angle brackets, as stored in Message.external_id
+    cc: Sequence[str] = ()
+    in_reply_to: str = ""
+    references: Sequence[str] = ()
+    automatic: bool = False
+    date: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def _bracket(message_id: str) -> str:
+    return f"<{message_id.strip().strip('<>')}>"
+
+
+def compose(mail: OutgoingMail) -> EmailMessage:
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = formataddr((mail.from_name, mail.from_address)) if mail.from_name else mail.from_address
+    message["To"] = ", ".join(mail.to)
+    if mail.cc:
+        message["Cc"] = ", ".join(mail.cc)
+    message["Subject"] = mail.subject
+    message["Date"] = format_datetime(mail.date.astimezone(timezone.utc))
+    message["Message-ID"] = _bracket(mail.message_id)
+    if mail.in_reply_to:
+        message["In-Reply-To"] = _bracket(mail.in_reply_to)
+    references = [r for r in mail.references if r]
+    if mail.in_reply_to and mail.in_reply_to not in references:
+        references.append(mail.in_reply_to)
+    if references:
+        # The first (thread root) and the most recent ones: RFC 5322 3.6.4 allows trimming.
+        if len(references) > 20:
+            references = references[:1] + references[-19:]
+        message["References"] = " ".join(_bracket(r) for r in references)
+    message[LOOP_HEADER] = mail.from_address
+    if mail.automatic:
+        # RFC 3834: automatic responses say so, and ask Exchange not to answer them.
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Auto-Response-Suppress"] = "All"
+        message["Precedence"] = "auto_reply"
+    message.set_content(mail.body, charset="utf-8", cte="quoted-printable")
+    return message
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    name: str  # the mailbox name, for messages
+    host: str
+    port: int
+    tls: str  # ssl | starttls | none
+    username: str = ""
+    timeout: float = 60.0
+
+    @classmethod
+    def from_mailbox(cls, mailbox, *, timeout: float = 60.0) -> SmtpServer:
+        smtp = mailbox.smtp
+        return cls(name=mailbox.name, host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username,
+                   timeout=timeout)
+
+
+def _reason(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {' '.join(str(text).split())}"
+
+
+class SmtpSender:
+    """Sends composed mail through one SMTP server; a new connection per batch of sends."""
+
+    def __init__(self, server: SmtpServer, password: str | None = None, *, context: ssl.SSLContext | None = None):
+        self.server = server
+        self.password = password
+        self.context = context or ssl.create_default_context()
+
+    def _connect(self) -> smtplib.SMTP:
+        server = self.server
+        if not server.host:
+            raise DeliveryError(f"mailbox {server.name}: no [mailbox.smtp] host configured; replies cannot be sent",
+                                permanent=False)
+        if server.tls == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout,
+                                                   context=self.context)
+        else:
+            client = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+            if server.tls == "starttls":
+                client.starttls(context=self.context)
+        if server.username:
+            client.login(server.username, self.password or "")
+        return client
+
+    def send(self, message: EmailMessage) -> str:
+        """Send; returns a note for the record ("" when all went well). Raises DeliveryError."""
+        where = f"SMTP {self.server.host}:{self.server.port}"
+        try:
+            client = self._connect()
+        except DeliveryError:
+            raise
+        except smtplib.SMTPAuthenticationError as error:
+            raise DeliveryError(f"{where} refused the login of {self.server.username!r}: "
+                                f"{_reason(error.smtp_code, error.smtp_error)}") from None
+        except smtplib.SMTPResponseException as error:
+            raise DeliveryError(f"{where}: {_reason(error.smtp_code, error.smtp_error)}",
+                                permanent=False) from None
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryError(f"{where} unreachable: {error or type(error).__name__}") from None
+        try:
+            refused = client.send_message(message)
+        except smtplib.SMTPRecipientsRefused as error:
+            detail = "; ".join(f"{rcpt}: {_reason(code, text)}" for rcpt, (code, text) in error.recipients.items())
+            permanent = all(code >= 500 for code, _ in error.recipients.values())
+            raise DeliveryError(f"{where} refused every recipient: {detail}", permanent=permanent) from None
+        except smtplib.SMTPSenderRefused as error:
+            raise DeliveryError(f"{where} refused the sender {error.sender}: {_reason(error.smtp_code, error.smtp_error)}",
+                                permanent=error.smtp_code >= 500) from None
+        except smtplib.SMTPDataError as error:
+            raise DeliveryError(f"{where} rejected the message: {_reason(error.smtp_code, error.smtp_error)}",
+                                permanent=error.smtp_code >= 500) from None
+        except smtplib.SMTPResponseException as error:
+            raise DeliveryError(f"{where}: {_reason(error.smtp_code, error.smtp_error)}",
+                                permanent=error.smtp_code >= 500) from None
+        except (OSError, smtplib.SMTPException, socket.timeout) as error:
+            # The connection broke during the transaction: the server may or may not have the
+            # message (docs/email.md: the one window where a retry can send twice).
+            raise DeliveryError(f"{where} connection lost while sending: {error or type(error).__name__}") from None
+        finally:
+            try:
+                client.quit()
+            except Exception:
+                client.close()
+        if refused:
+            detail = "; ".join(f"{rcpt}: {_reason(code, text)}" for rcpt, (code, text) in refused.items())
+            return f"sent; some recipients refused: {detail}"
+        return ""
+
+
+# --- the outbox sender for email -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedMail:
+    mailbox: str  # name
+    mail: EmailMessage
+    recipients: tuple[str, ...]
+
+
+class EmailSender:
+    """The `delivery.Sender` of the email channel: one SMTP server per configured mailbox.
+
+    Passwords are read (password_command) the first time a mailbox sends, not before.
+    """
+
+    def __init__(self, settings, *, timeout: float = 60.0):
+        self.mailboxes = {mailbox.name: mailbox for mailbox in settings.mailbox}
+        self.our_addresses = {m.address.strip().lower() for m in settings.mailbox if m.address}
+        self.timeout = timeout
+        self._smtp: dict[str, SmtpSender] = {}
+
+    def prepare(self, session, *, outbox, message, conversation) -> PreparedMail:
+        from sqlmodel import col, select
+
+        from agentdesk.store.models import Identity, Message, MessageRaw
+
+        mailbox = self.mailboxes.get(outbox.source) or self.mailboxes.get(conversation.source)
+        if mailbox is None:
+            raise DeliveryError(
+                f"no [[mailbox]] named {outbox.source or conversation.source!r} in the config sends for this "
+                "conversation; add it, then the reply is retried", permanent=False)
+        last_inbound = session.exec(
+            select(Message).where(Message.conversation_id == conversation.id, Message.direction == "inbound",
+                                  Message.kind == "message", col(Message.id) < message.id)
+            .order_by(col(Message.at).desc(), col(Message.id).desc())
+        ).first()
+        to = last_inbound.sender_address if last_inbound is not None and last_inbound.sender_address else ""
+        if not to:
+            identity = session.exec(select(Identity).where(Identity.customer_id == conversation.customer_id,
+                                                           Identity.kind == "email")).first()
+            to = identity.address if identity else ""
+        if not to or "@" not in to:
+            raise DeliveryError("the customer has no email address to reply to", permanent=True)
+        cc: list[str] = []
+        references: list[str] = []
+        in_reply_to = ""
+        if last_inbound is not None:
+            in_reply_to = last_inbound.external_id or ""
+            references = [r for r in (last_inbound.references or "").split() if r]
+            raw = session.get(MessageRaw, last_inbound.id)
+            if raw is not None:
+                from agentdesk.channels.email.mime import parse_message
+
+                parsed = parse_message(raw.raw, source=mailbox.name, received_at=last_inbound.at)
+                skip = self.our_addresses | {to.lower()}
+                cc = [address for address in parsed.recipients if address not in skip and "@" in address]
+        mail = compose(OutgoingMail(
+            from_address=mailbox.address, from_name=message.author or "", to=[to], cc=cc,
+            subject=message.subject, body=message.body_text, message_id=message.external_id or "",
+            in_reply_to=in_reply_to, references=references, automatic=message.kind == "receipt",
+            date=message.at,
+        ))
+        return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple([to, *cc]))
+
+    def _sender(self, mailbox) -> SmtpSender:
+        sender = self._smtp.get(mailbox.name)
+        if sender is None:
+            password = None
+            if mailbox.smtp.username:
+                try:
+                    password = mailbox.smtp.password(f"mailbox {mailbox.name}.smtp")
+                except Exception as error:  # ConfigError: a password command that failed
+                    raise DeliveryError(str(error)) from None
+            sender = SmtpSender(SmtpServer.from_mailbox(mailbox, timeout=self.timeout), password)
+            self._smtp[mailbox.name] = sender
+        return sender
+
+    def send(self, prepared: PreparedMail) -> str:
+        mailbox = self.mailboxes[prepared.mailbox]
+        note = self._sender(mailbox).send(prepared.mail)
+        if mailbox.sent_folder:
+            problem = self._append_to_sent(mailbox, prepared.mail)
+            if problem:
+                note = "; ".join(filter(None, [note, f"sent, but the copy to {mailbox.sent_folder!r} failed: {problem}"]))
+        return note
+
+    def _append_to_sent(self, mailbox, mail: EmailMessage) -> str:
+        from agentdesk.channels.email import imap
+
+        try:
+            connection = imap.BulkConnection(imap.ServerSettings.from_mailbox(mailbox, timeout=self.timeout),
+                                             mailbox.password(f"mailbox {mailbox.name}"))
+            try:
+                connection.append(mailbox.sent_folder, mail.as_bytes())
+            finally:
+                connection.close()
+        except Exception as error:
+            return str(error)
+        return ""

@@ -1,0 +1,537 @@
+"""The long-running worker: pull every source, deliver the outbox.
+
+Two small registries make it channel-agnostic:
+
+- `SOURCE_FACTORIES`: channel family -> function building `Source` objects from the settings.
+  A Source has `poll()` (one pass: store what is new, advance its checkpoint in the same
+  transaction), `wait(timeout)` (block until something may be new — IMAP IDLE, a spool watch — or
+  the timeout passes), `interrupt()` and `close()`.
+- `SENDER_FACTORIES`: channel family -> function building `{channel kind: delivery.Sender}`.
+
+The webhook spool channel plugs in by adding one entry to each (see docs/email.md).
+
+`run_once` polls every source once and delivers what is due (`agentdesk sync --once`).
+`run_forever` gives each source its own thread (poll, then wait) and the outbox another, until
+the stop event is set (SIGINT/SIGTERM in the CLI, the TUI shutting down its worker).
+
+`MailboxSource` is the email source: per folder, UIDVALIDITY and the last UID are stored in the
+same transaction as the messages they cover; new UIDs are fetched in batches over a plain
+connection; parsing runs in a second process when a sync is big enough for it to pay; a
+UIDVALIDITY change rescans the folder and ingest dedupes what it has seen.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from sqlmodel import select
+
+from agentdesk import delivery
+from agentdesk.channels.base import InboundMessage
+from agentdesk.channels.email import imap
+from agentdesk.channels.email.mime import parse_message
+from agentdesk.errors import AgentdeskError
+from agentdesk.ingest import ingest_message
+from agentdesk.store import db
+from agentdesk.store.models import SyncState
+
+log = logging.getLogger("agentdesk.sync")
+
+Progress = Callable[[int, int, str], None]
+
+# How often every source is polled when nothing pushes (IDLE off or unsupported), in seconds;
+# with IDLE the folder is still re-checked this often, and the other folders are polled.
+POLL_INTERVAL = 60.0
+# How often the outbox is checked for replies queued by agents (other processes).
+DELIVERY_INTERVAL = 2.0
+# Messages per ingest transaction: each commit also advances the checkpoint.
+COMMIT_EVERY = 100
+# Parse in a second process only when there is this much to parse (spawning costs ~0.3 s).
+PARALLEL_PARSE_MIN = 400
+# Reconnect attempts within one poll when the server drops us (a restart, a network blip).
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
+UNKNOWN_SENDER = "unknown-sender@invalid"
+
+
+class SourceError(AgentdeskError):
+    """A source could not be read (server unreachable, login refused, folder missing)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class PollReport:
+    source: str
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Source(Protocol):
+    name: str
+    kind: str
+
+    def poll(self, *, progress: Progress | None = None) -> PollReport: ...
+
+    def wait(self, timeout: float) -> None: ...
+
+    def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class SyncContext:
+    settings: Any  # config.Settings
+    engine: Any
+    policies: Any  # clocks.Policies
+    now_fn: Callable[[], datetime] = _utcnow
+
+
+# --- the email source ----------------------------------------------------------------------------
+
+
+def ensure_sender(message: InboundMessage) -> InboundMessage:
+    """A mail with no readable sender is still stored (flagged), under a placeholder address."""
+    if message.sender_address:
+        return message
+    note = "no sender address could be read; stored under " + UNKNOWN_SENDER
+    return dataclasses.replace(
+        message, sender_address=UNKNOWN_SENDER,
+        parse_error="; ".join(filter(None, [message.parse_error, note])),
+    )
+
+
+def parse_fetched(items: Sequence[tuple[int, datetime, bytes]], source: str) -> list[tuple[int, InboundMessage]]:
+    """Parse fetched mail; module-level so a worker process can run it."""
+    return [(uid, ensure_sender(parse_message(raw, source=source, received_at=date))) for uid, date, raw in items]
+
+
+def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
+    batch: list[int] = []
+    size = 0
+    for uid, length in listing:
+        if batch and (len(batch) >= imap.FETCH_BATCH_MESSAGES or size + length > imap.FETCH_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(uid)
+        size += length
+    if batch:
+        yield batch
+
+
+def _result(pending) -> list[tuple[int, InboundMessage]]:
+    return pending.result() if isinstance(pending, concurrent.futures.Future) else pending
+
+
+class MailboxSource:
+    """One `[[mailbox]]`: its folders, checkpoints, after-fetch policy and IDLE."""
+
+    kind = "email"
+
+    def __init__(self, mailbox, ctx: SyncContext, *, parallel_parse: bool = True):
+        self.mailbox = mailbox
+        self.name = mailbox.name
+        self.ctx = ctx
+        self.server = imap.ServerSettings.from_mailbox(mailbox)
+        self.parallel_parse = parallel_parse
+        self._password: str | None = None
+        self._bulk: imap.BulkConnection | None = None
+        self._idler: imap.Idler | None = None
+        self._idle_broken_until = 0.0
+        self._wake = threading.Event()
+        self._closed = False
+        # Reconnecting within a poll is for a server that dropped us mid-sync; one that never
+        # answered is reported at once (the worker's loop retries it with backoff).
+        self._connected_once = False
+
+    # connections
+
+    def password(self) -> str:
+        if self._password is None:
+            self._password = self.mailbox.password(f"mailbox {self.name}")
+        return self._password
+
+    def _connection(self) -> imap.BulkConnection:
+        if self._bulk is None:
+            self._bulk = imap.BulkConnection(self.server, self.password())
+            self._connected_once = True
+        return self._bulk
+
+    def _drop_connection(self) -> None:
+        if self._bulk is not None:
+            self._bulk.close()
+            self._bulk = None
+
+    # polling
+
+    def poll(self, *, progress: Progress | None = None) -> PollReport:
+        """One pass over every folder; raises SourceError when a folder could not be read."""
+        report = PollReport(self.name)
+        failures: list[str] = []
+        for folder in self.mailbox.folders:
+            for attempt, delay in enumerate((*RECONNECT_DELAYS, None)):
+                try:
+                    self._poll_folder(folder, report, progress)
+                    break
+                except imap.ImapError as error:
+                    failure = str(error)
+                except imap.CONNECTION_ERRORS as error:
+                    failure = f"mailbox {self.name}: connection to {self.server.host}:{self.server.port} lost: {error}"
+                except AgentdeskError as error:  # a failing password command
+                    failure = str(error)
+                    delay = None
+                self._drop_connection()
+                if delay is None or self._closed or not self._connected_once:
+                    failures.append(f"{folder}: {failure}")
+                    self._record_error(folder, failure)
+                    break
+                log.info("%s; reconnecting in %.1fs", failure, delay)
+                time.sleep(delay)
+        if failures:
+            report.errors.extend(failures)
+            raise SourceError("; ".join(failures))
+        return report
+
+    def _checkpoint(self, folder: str) -> SyncState | None:
+        with db.read_session(self.ctx.engine) as session:
+            return session.exec(
+                select(SyncState).where(SyncState.source == self.name, SyncState.folder == folder)
+            ).first()
+
+    def _record_error(self, folder: str, error: str) -> None:
+        try:
+            with db.write_session(self.ctx.engine) as session:
+                state = self._state_row(session, folder)
+                state.last_error = error[:2_000]
+                session.add(state)
+                session.commit()
+        except Exception:  # the database itself is the problem; the caller reports the error
+            log.exception("cannot record the sync error of %s/%s", self.name, folder)
+
+    def _state_row(self, session, folder: str) -> SyncState:
+        state = session.exec(
+            select(SyncState).where(SyncState.source == self.name, SyncState.folder == folder)
+        ).first()
+        if state is None:
+            state = SyncState(source=self.name, folder=folder, last_uid=0)
+        return state
+
+    def _touch(self, folder: str, uidvalidity: int, last_uid: int) -> None:
+        with db.write_session(self.ctx.engine) as session:
+            state = self._state_row(session, folder)
+            state.uidvalidity = uidvalidity
+            state.last_uid = last_uid
+            state.last_sync_at = self.ctx.now_fn()
+            state.last_error = ""
+            session.add(state)
+            session.commit()
+
+    def _apply_after_fetch(self, connection: imap.BulkConnection, up_to_uid: int) -> None:
+        policy = self.mailbox.after_fetch
+        if policy == "seen":
+            connection.mark_seen(connection.search_unseen(up_to_uid))
+        elif policy.startswith("move:"):
+            connection.move(connection.search_all(up_to_uid), policy.split(":", 1)[1])
+
+    def _poll_folder(self, folder: str, report: PollReport, progress: Progress | None) -> None:
+        connection = self._connection()
+        after_fetch = self.mailbox.after_fetch
+        selected = connection.select(folder, readonly=after_fetch == "keep")
+        checkpoint = self._checkpoint(folder)
+        last_uid = 0
+        if checkpoint is not None and checkpoint.uidvalidity == selected.uidvalidity:
+            last_uid = checkpoint.last_uid
+        elif checkpoint is not None and checkpoint.uidvalidity is not None:
+            log.warning("%s/%s: UIDVALIDITY changed from %s to %s; rescanning, known messages are skipped",
+                        self.name, folder, checkpoint.uidvalidity, selected.uidvalidity)
+        if last_uid:
+            self._apply_after_fetch(connection, last_uid)  # finishes what a crash interrupted
+        listing = connection.list_after(last_uid)
+        if not listing:
+            self._touch(folder, selected.uidvalidity, last_uid)
+            return
+        total = len(listing)
+        done = 0
+        if progress:
+            progress(0, total, f"{self.name}/{folder}")
+        pool = None
+        if self.parallel_parse and total >= PARALLEL_PARSE_MIN:
+            # A second core parses batch n+1 while this one stores batch n. "spawn": the IDLE
+            # thread of imaplib2 makes fork unsafe.
+            pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            pending: concurrent.futures.Future | list | None = None
+            pending_uids: list[int] = []
+            for uids in _batches(listing):
+                fetched = connection.fetch(uids)
+                items = [(m.uid, m.internaldate, m.raw) for m in fetched]
+                report.fetched += len(items)
+                current = pool.submit(parse_fetched, items, self.name) if pool else parse_fetched(items, self.name)
+                if pending is not None:
+                    done += self._store_parsed(folder, selected.uidvalidity, _result(pending), pending_uids, report)
+                    if progress:
+                        progress(done, total, f"{self.name}/{folder}")
+                pending, pending_uids = current, uids
+            if pending is not None:
+                done += self._store_parsed(folder, selected.uidvalidity, _result(pending), pending_uids, report)
+                if progress:
+                    progress(done, total, f"{self.name}/{folder}")
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _store_parsed(self, folder: str, uidvalidity: int, parsed: list[tuple[int, InboundMessage]],
+                      asked: list[int], report: PollReport) -> int:
+        """Store in chunks; each chunk's transaction also moves the checkpoint to its last UID."""
+        connection = self._connection()
+        # A UID asked for but not returned was expunged meanwhile: the checkpoint may pass it.
+        highest_asked = max(asked)
+        for start in range(0, len(parsed), COMMIT_EVERY):
+            chunk = parsed[start:start + COMMIT_EVERY]
+            last = start + COMMIT_EVERY >= len(parsed)
+            checkpoint_uid = highest_asked if last else chunk[-1][0]
+            self._ingest_chunk(folder, uidvalidity, chunk, checkpoint_uid, report)
+        if not parsed:
+            self._touch(folder, uidvalidity, highest_asked)
+        if self.mailbox.after_fetch != "keep" and parsed:
+            uids = [uid for uid, _ in parsed]
+            if self.mailbox.after_fetch == "seen":
+                connection.mark_seen(uids)
+            else:
+                connection.move(uids, self.mailbox.after_fetch.split(":", 1)[1])
+        return len(parsed)
+
+
+    def _ingest_chunk(self, folder: str, uidvalidity: int, chunk: list[tuple[int, InboundMessage]],
+                      checkpoint_uid: int, report: PollReport) -> None:
+        ctx = self.ctx
+        with db.write_session(ctx.engine) as session:
+            try:
+                results = [ingest_message(session, message, policies=ctx.policies, now=ctx.now_fn()) for _, message in chunk]
+            except Exception:
+                # One message breaks ingest: redo the chunk one message at a time, so the others are
+                # stored and the broken one is stored flagged (never dropped, never blocking the folder).
+                session.rollback()
+                results = [self._ingest_one_safely(session, message) for _, message in chunk]
+            state = self._state_row(session, folder)
+            state.uidvalidity = uidvalidity
+            state.last_uid = max(checkpoint_uid, 0)
+            state.last_sync_at = ctx.now_fn()
+            state.last_error = ""
+            session.add(state)
+            session.commit()
+        for result in results:
+            if result.duplicate:
+                report.duplicates += 1
+            else:
+                report.stored += 1
+
+
+    def _ingest_one_safely(self, session, message: InboundMessage):
+        ctx = self.ctx
+        try:
+            with session.begin_nested():
+                return ingest_message(session, message, policies=ctx.policies, now=ctx.now_fn())
+        except Exception as error:
+            log.exception("%s: ingest failed for %s; storing it flagged", self.name, message.external_id)
+            fallback = dataclasses.replace(
+                message, sender_address=UNKNOWN_SENDER, in_reply_to="", references=(), conversation_hint="",
+                subject=message.subject[:500], kind=message.kind,
+                parse_error="; ".join(filter(None, [message.parse_error, f"ingest: {type(error).__name__}: {error}"]))[:2_000],
+            )
+            with session.begin_nested():
+                return ingest_message(session, fallback, policies=ctx.policies, now=ctx.now_fn())
+
+    # waiting
+
+    def wait(self, timeout: float) -> None:
+        if self.mailbox.idle and time.monotonic() >= self._idle_broken_until and not self._closed:
+            try:
+                if self._idler is None:
+                    self._idler = imap.Idler(self.server, self.password(), self.mailbox.folders[0])
+                    # Mail may have arrived between our last poll and this SELECT: look once more.
+                    return
+                if self._idler.supported:
+                    self._idler.wait(timeout)
+                    return
+            except (imap.ImapError, AgentdeskError) as error:
+                log.warning("%s: IDLE unavailable (%s); polling every %.0fs", self.name, error, timeout)
+                if self._idler is not None:
+                    self._idler.close()
+                    self._idler = None
+                self._idle_broken_until = time.monotonic() + 5 * timeout
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    def interrupt(self) -> None:
+        self._wake.set()
+        if self._idler is not None:
+            self._idler.interrupt()
+
+    def close(self) -> None:
+        self._closed = True
+        self.interrupt()
+        if self._idler is not None:
+            self._idler.close()
+            self._idler = None
+        self._drop_connection()
+
+
+def mailbox_sources(ctx: SyncContext) -> list[Source]:
+    return [MailboxSource(mailbox, ctx) for mailbox in ctx.settings.mailbox]
+
+
+def email_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
+    from agentdesk.channels.email.smtp import EmailSender
+
+    return {"email": EmailSender(ctx.settings)} if ctx.settings.mailbox else {}
+
+
+# The registries: the webhook spool channel adds `"spool": spool_sources` and its senders here.
+SOURCE_FACTORIES: dict[str, Callable[[SyncContext], list[Source]]] = {"email": mailbox_sources}
+SENDER_FACTORIES: dict[str, Callable[[SyncContext], dict[str, delivery.Sender]]] = {"email": email_senders}
+
+
+def build_sources(ctx: SyncContext, only: str | None = None) -> list[Source]:
+    sources = [source for factory in SOURCE_FACTORIES.values() for source in factory(ctx)]
+    if only is not None:
+        sources = [source for source in sources if source.name == only]
+    return sources
+
+
+def build_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
+    senders: dict[str, delivery.Sender] = {}
+    for factory in SENDER_FACTORIES.values():
+        senders.update(factory(ctx))
+    return senders
+
+
+# --- the worker ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    polls: list[PollReport] = field(default_factory=list)
+    delivery: delivery.DeliveryReport = field(default_factory=delivery.DeliveryReport)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.delivery.errors
+
+    @property
+    def stored(self) -> int:
+        return sum(p.stored for p in self.polls)
+
+
+class SyncWorker:
+    def __init__(self, ctx: SyncContext, sources: list[Source], senders: dict[str, delivery.Sender], *,
+                 poll_interval: float = POLL_INTERVAL, delivery_interval: float = DELIVERY_INTERVAL,
+                 delivery_sources: set[str] | None = None):
+        self.ctx = ctx
+        self.sources = sources
+        self.senders = senders
+        self.poll_interval = poll_interval
+        self.delivery_interval = delivery_interval
+        self.delivery_sources = delivery_sources
+        self.stop = threading.Event()
+        self.delivery_wake = threading.Event()
+
+    def deliver(self) -> delivery.DeliveryReport:
+        if not self.senders:
+            return delivery.DeliveryReport()
+        return delivery.deliver_due(self.ctx.engine, self.senders, now_fn=self.ctx.now_fn,
+                                    sources=self.delivery_sources)
+
+    def run_once(self, *, progress: Progress | None = None) -> SyncReport:
+        report = SyncReport()
+        for source in self.sources:
+            try:
+                report.polls.append(source.poll(progress=progress))
+            except SourceError as error:
+                report.errors.append(str(error))
+            except Exception as error:  # e.g. the database is locked past its timeout
+                report.errors.append(f"{source.name}: {type(error).__name__}: {error}")
+        try:
+            report.delivery = self.deliver()
+        except Exception as error:
+            report.errors.append(f"outbox: {type(error).__name__}: {error}")
+        return report
+
+    def _source_loop(self, source: Source, on_report: Callable[[Any], None] | None) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                result = source.poll()
+                failures = 0
+                if on_report and (result.stored or result.errors):
+                    on_report(result)
+                if result.stored:
+                    self.delivery_wake.set()  # a new message may have queued something to send
+            except Exception as error:
+                failures += 1
+                log.warning("%s: %s", source.name, error)
+                if on_report:
+                    on_report(error)
+                # Back off on repeated failures, but never longer than the poll interval.
+                self.stop.wait(min(self.poll_interval, 2 ** min(failures, 6)))
+                continue
+            if self.stop.is_set():
+                break
+            try:
+                source.wait(self.poll_interval)
+            except Exception as error:
+                log.warning("%s: waiting failed: %s", source.name, error)
+                self.stop.wait(1.0)
+
+    def _delivery_loop(self, on_report: Callable[[Any], None] | None) -> None:
+        while not self.stop.is_set():
+            try:
+                result = self.deliver()
+                if on_report and (result.sent or result.errors):
+                    on_report(result)
+            except Exception as error:
+                log.warning("outbox: %s", error)
+                if on_report:
+                    on_report(error)
+            self.delivery_wake.wait(self.delivery_interval)
+            self.delivery_wake.clear()
+
+    def run_forever(self, *, on_report: Callable[[Any], None] | None = None) -> None:
+        """Until `self.stop` is set: each source in its own thread, the outbox in another."""
+        threads = [threading.Thread(target=self._source_loop, args=(source, on_report), daemon=True,
+                                    name=f"sync-{source.name}") for source in self.sources]
+        threads.append(threading.Thread(target=self._delivery_loop, args=(on_report,), daemon=True,
+                                        name="sync-outbox"))
+        for thread in threads:
+            thread.start()
+        try:
+            while not self.stop.wait(0.5):
+                pass
+        finally:
+            self.shutdown()
+            for thread in threads:
+                thread.join(timeout=10)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.delivery_wake.set()
+        for source in self.sources:
+            try:
+                source.interrupt()
+                source.close()
+            except Exception:
+                pass

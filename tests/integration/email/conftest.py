@@ -1,0 +1,60 @@
+"""Fixtures of the email integration tests; the servers themselves are in servers.py.
+
+Without the `dovecot` binary these tests skip with the reason, except under CI (env CI set),
+where they fail: CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from integration.email.servers import Desk, Dovecot, Smtp
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory):
+    server = Dovecot()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def own_dovecot(tmp_path):
+    """A server of the test's own, for tests that stop and restart it."""
+    server = Dovecot()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+_user_counter = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def mail_user(dovecot) -> str:
+    return dovecot.add_user()
+
+
+@pytest.fixture
+def smtp():
+    server = Smtp()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def desk_factory(tmp_path):
+    made: list[Desk] = []
+
+    def make(config_path: Path) -> Desk:
+        desk = Desk(config_path)
+        made.append(desk)
+        return desk
+
+    yield make
+    for desk in made:
+        desk.engine.dispose()

@@ -1,0 +1,220 @@
+"""IMAP sync against a real Dovecot: exactly once, whatever happens to the server or to us."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from integration.email import mailgen
+from integration.email.servers import mailbox_config
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _desk(tmp_path, dovecot, user, desk_factory, smtp_port=1, **kwargs):
+    return desk_factory(mailbox_config(tmp_path, dovecot, user, smtp_port, **kwargs))
+
+
+def _threads(messages) -> int:
+    return sum(1 for _, raw in messages if b"In-Reply-To:" not in raw)
+
+
+def test_initial_then_incremental_sync(dovecot, mail_user, tmp_path, desk_factory):
+    messages = mailgen.corpus(40, seed=1)
+    dovecot.append(mail_user, messages[:30])
+    desk = _desk(tmp_path, dovecot, mail_user, desk_factory)
+
+    report = desk.sync_once()
+    assert report.ok, report.errors
+    assert report.stored == 30
+    assert desk.count("SELECT count(*) FROM message") == 30
+    assert desk.count("SELECT count(*) FROM conversation") == _threads(messages[:30])
+    assert desk.count("SELECT last_uid FROM syncstate WHERE source='support' AND folder='INBOX'") == 30
+    # The channel's time, not ours: INTERNALDATE of the first message.
+    first_at = desk.rows("SELECT at FROM message ORDER BY id LIMIT 1")[0][0]
+    assert first_at.startswith(messages[0][0].strftime("%Y-%m-%d %H:%M"))
+
+    dovecot.append(mail_user, messages[30:])
+    report = desk.sync_once()
+    assert (report.stored, report.ok) == (10, True)
+    assert desk.count("SELECT count(*) FROM message") == 40
+    assert desk.count("SELECT count(*) FROM conversation") == _threads(messages)
+    assert desk.count("SELECT count(DISTINCT external_id) FROM message") == 40
+    assert desk.sync_once().stored == 0
+    # keep (the default) never changes the server: nothing was marked read.
+    assert len(dovecot.uids(mail_user, criteria="UNSEEN")) == 40
+
+
+def test_uidvalidity_reset_rescans_without_duplicates(dovecot, mail_user, tmp_path, desk_factory):
+    messages = mailgen.corpus(12, seed=2)
+    dovecot.append(mail_user, messages[:10])
+    desk = _desk(tmp_path, dovecot, mail_user, desk_factory)
+    assert desk.sync_once().stored == 10
+    old = desk.count("SELECT uidvalidity FROM syncstate")
+
+    dovecot.doveadm_run("mailbox", "update", "-u", mail_user, "--uid-validity", str(old + 1000), "INBOX")
+    dovecot.append(mail_user, messages[10:])
+    report = desk.sync_once()
+    assert report.ok, report.errors
+    assert (report.stored, sum(p.duplicates for p in report.polls)) == (2, 10)
+    assert desk.count("SELECT count(*) FROM message") == 12
+    assert desk.count("SELECT uidvalidity FROM syncstate") == old + 1000
+
+
+def test_same_message_in_two_mailboxes_is_one_message(dovecot, tmp_path, desk_factory):
+    first, second = dovecot.add_user("twin-a"), dovecot.add_user("twin-b")
+    when, raw = mailgen.corpus(1, seed=3)[0]
+    dovecot.append(first, [(when, b"Delivered-To: sales@example.com\r\nReceived: by mx1\r\n" + raw)])
+    dovecot.append(second, [(when, b"Delivered-To: support@example.com\r\nReceived: by mx2\r\n" + raw)])
+    extra = f"""
+[[mailbox]]
+name = "sales"
+address = "sales@example.com"
+host = "127.0.0.1"
+port = {dovecot.port}
+tls = "none"
+username = "{second}"
+password_command = "echo secret"
+"""
+    desk = _desk(tmp_path, dovecot, first, desk_factory, extra_mailboxes=extra)
+    report = desk.sync_once()
+    assert report.ok, report.errors
+    assert (report.stored, sum(p.duplicates for p in report.polls)) == (1, 1)
+    assert desk.count("SELECT count(*) FROM message") == 1
+    assert desk.count("SELECT count(*) FROM conversation") == 1
+
+
+def test_after_fetch_seen_and_move(dovecot, tmp_path, desk_factory):
+    seen_user, move_user = dovecot.add_user("after-seen"), dovecot.add_user("after-move")
+    messages = mailgen.corpus(5, seed=4)
+    dovecot.append(seen_user, messages)
+    dovecot.append(move_user, messages)
+    seen = _desk(tmp_path / "seen", dovecot, seen_user, desk_factory, after_fetch="seen")
+    assert seen.sync_once().stored == 5
+    assert dovecot.uids(seen_user, criteria="UNSEEN") == []
+
+    conn = dovecot.imap(move_user)
+    conn.create("Archive")
+    conn.logout()
+    moved = _desk(tmp_path / "move", dovecot, move_user, desk_factory, after_fetch="move:Archive")
+    assert moved.sync_once().stored == 5
+    assert dovecot.uids(move_user) == []
+    assert len(dovecot.uids(move_user, folder="Archive")) == 5
+    assert moved.sync_once().stored == 0
+
+
+def _run_cli_sync(config: Path, *extra: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
+    )
+
+
+def test_sigkill_mid_batch_then_resume(dovecot, mail_user, tmp_path, desk_factory):
+    total = 700
+    dovecot.write_maildir(mail_user, mailgen.corpus(total, seed=5))
+    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
+    desk = desk_factory(config)
+    process = _run_cli_sync(config, "--once")
+    deadline = time.monotonic() + 60
+    stored = 0
+    while time.monotonic() < deadline:
+        stored = desk.count("SELECT count(*) FROM message")
+        if stored >= 150 or process.poll() is not None:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 0 < stored < total, f"killed too late to test anything ({stored} stored)"
+    checkpoint = desk.count("SELECT last_uid FROM syncstate")
+    # Exactly the messages up to the checkpoint are stored: the batch in flight was rolled back.
+    assert desk.count("SELECT count(*) FROM message") == checkpoint
+
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), "--once"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert desk.count("SELECT count(*) FROM message") == total
+    assert desk.count("SELECT count(DISTINCT external_id) FROM message") == total
+    assert desk.count("SELECT last_uid FROM syncstate") == total
+    assert desk.count("SELECT count(*) FROM messageraw") == total
+
+
+def test_dovecot_restarted_mid_sync(own_dovecot, tmp_path, desk_factory):
+    total = 600
+    user = own_dovecot.add_user("restarted")
+    own_dovecot.write_maildir(user, mailgen.corpus(total, seed=6))
+    desk = _desk(tmp_path, own_dovecot, user, desk_factory)
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("report", desk.sync_once()))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while desk.count("SELECT count(*) FROM message") < 50 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    own_dovecot.stop()
+    time.sleep(0.3)
+    own_dovecot.start()
+    thread.join(120)
+    report = result["report"]
+    assert report.ok, report.errors
+    assert desk.count("SELECT count(*) FROM message") == total
+    assert desk.count("SELECT count(DISTINCT external_id) FROM message") == total
+
+
+def test_once_exit_status_when_the_server_is_down(dovecot, tmp_path):
+    from integration.email.servers import free_port
+
+    class Closed:
+        port = free_port()
+
+    config = mailbox_config(tmp_path, Closed, "nobody", 1)
+    process = _run_cli_sync(config, "--once")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert b"cannot connect to 127.0.0.1" in stderr
+
+
+def test_no_new_mail_sync_is_fast(dovecot, mail_user, tmp_path, desk_factory):
+    dovecot.append(mail_user, mailgen.corpus(20, seed=8))
+    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
+    desk_factory(config).sync_once()
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), "--once"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "0 new message(s)" in result.stderr
+    assert elapsed < 2.0  # the target is < 1 s (bench/bench_imap.py measures it); slack for loaded CI
+
+
+def test_idle_push_lands_within_five_seconds(dovecot, mail_user, tmp_path, desk_factory):
+    desk = _desk(tmp_path, dovecot, mail_user, desk_factory)
+    worker = desk.worker(poll_interval=120)  # so only IDLE can be what brings the mail in time
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)  # the first poll has run and IDLE is open
+        latencies = []
+        for n, (when, raw) in enumerate(mailgen.corpus(3, seed=9)):
+            started = time.monotonic()
+            dovecot.append(mail_user, [(when, raw)])
+            while desk.count("SELECT count(*) FROM message") < n + 1:
+                assert time.monotonic() - started < 5, "new mail not in the database within 5 s"
+                time.sleep(0.02)
+            latencies.append(time.monotonic() - started)
+        print("IDLE delivery->DB latencies:", [f"{l:.2f}s" for l in latencies])
+    finally:
+        worker.stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
