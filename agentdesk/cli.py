@@ -574,6 +574,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    from agentdesk.store import copy, db
+
+    ctx = _context(args)
+    report = copy.copy_database(ctx.engine, args.to, progress=_stderr_progress)
+    total = sum(report.rows.values())
+    print(f"copied {total} rows into {db.describe_url(args.to)}; every table's row count matches", file=sys.stderr)
+    print("point database.url at it to switch", file=sys.stderr)
+    return 0
+
+
 def not_built(what: str, issue: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         raise NotBuiltYet(f"{what} is not built in agentdesk {__version__} yet ({issue}); nothing was done")
@@ -720,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     database = commands.add_parser("db", help="database maintenance")
     db_commands = database.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    copy = command("copy", not_built("db copy", "the teams issue"), "copy the whole database to another URL",
+    copy = command("copy", cmd_db_copy, "copy the whole database to another (empty) database, e.g. PostgreSQL",
                    db_commands)
     copy.add_argument("--to", required=True, metavar="URL")
 

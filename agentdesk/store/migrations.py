@@ -12,12 +12,13 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from agentdesk.store import search
+from agentdesk.store import changes, search
 
 
 def create_fresh(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection)
     search.install(connection)
+    changes.install(connection)
 
 
 def revision_2_full_text_search(connection: Connection) -> None:
@@ -26,7 +27,7 @@ def revision_2_full_text_search(connection: Connection) -> None:
 
 
 def revision_3_threads_clocks_drafts(connection: Connection) -> None:
-    """Provider thread keys, customer merges, recorded SLA clock events, composer drafts."""
+    """Provider thread keys, customer merges, SLA clock events, drafts, change notifications."""
     import sqlalchemy as sa
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
@@ -61,6 +62,7 @@ def revision_3_threads_clocks_drafts(connection: Connection) -> None:
         sa.Column("base_version", sa.Integer(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
+    changes.install(connection)
 
 
 STEPS = {
