@@ -6,15 +6,15 @@ where they fail: CI must run them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from integration.email.servers import Desk, Dovecot, Smtp
 
+
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory):
+def dovecot():
     server = Dovecot()
     server.start()
     yield server
@@ -22,15 +22,12 @@ def dovecot(tmp_path_factory):
 
 
 @pytest.fixture
-def own_dovecot(tmp_path):
+def own_dovecot():
     """A server of the test's own, for tests that stop and restart it."""
     server = Dovecot()
     server.start()
     yield server
     server.cleanup()
-
-
-_user_counter = iter(range(1, 10_000))
 
 
 @pytest.fixture
@@ -43,7 +40,7 @@ def smtp():
     server = Smtp()
     server.start()
     yield server
-    server.cleanup()
+    server.stop()
 
 
 @pytest.fixture
