@@ -53,6 +53,15 @@ def _normalise_tag(tag: str) -> str:
     return cleaned
 
 
+def check_version(conversation: Conversation, expected_version: int | None) -> None:
+    """Optimistic concurrency: refuse to act on a conversation that changed since the caller read it."""
+    if expected_version is not None and conversation.version != expected_version:
+        raise Conflict(
+            f"{queries.ref_of(conversation.id)} changed since you opened it "
+            f"(version {expected_version}, now {conversation.version}); reload and try again"
+        )
+
+
 def change(
     session: Session,
     *,
@@ -69,11 +78,7 @@ def change(
     expected_version: int | None = None,
 ) -> list[str]:
     """Apply the given changes; return the names of the fields that actually changed."""
-    if expected_version is not None and conversation.version != expected_version:
-        raise Conflict(
-            f"{queries.ref_of(conversation.id)} changed since you opened it "
-            f"(version {expected_version}, now {conversation.version}); reload and try again"
-        )
+    check_version(conversation, expected_version)
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status {status!r} is not one of: {', '.join(STATUSES)}")
     if priority is not None and priority not in PRIORITIES:
@@ -124,11 +129,12 @@ def change(
 
 
 def touch(session: Session, *, conversation: Conversation, policies: clocks.Policies, now: datetime, tags: set[str] | None = None) -> None:
-    """After a change: recompute SLA fields, bump the version, mark the time."""
+    """After a change: record SLA clock events, recompute SLA fields, bump the version, mark the time."""
     if tags is None:
         tags = _tags(session, conversation.id)
     customer = session.get(Customer, conversation.customer_id)
-    clocks.refresh(conversation, policies=policies, tags=tags, tier=customer.tier if customer else "", now=now)
+    clocks.refresh(conversation, policies=policies, tags=tags, tier=customer.tier if customer else "", now=now,
+                   session=session)
     conversation.version += 1
     conversation.updated_at = now
     session.add(conversation)

@@ -60,8 +60,15 @@ def reply(
     status: str | None = None,
     kind: str = "message",
     message_id_domain: str = "agentdesk.invalid",
+    expected_version: int | None = None,
 ) -> Message:
-    """Store a reply and queue it for delivery; optionally set the status in the same step."""
+    """Store a reply and queue it for delivery; optionally set the status in the same step.
+
+    `expected_version`: the conversation's version when the agent started writing. If anything
+    happened since (a new customer message, a colleague's reply), the reply is refused with
+    Conflict so the agent sees the change before answering twice.
+    """
+    queue.check_version(conversation, expected_version)
     body = with_signature(_clean_body(body), signature)
     automatic = kind == "receipt"
     message = Message(
