@@ -28,6 +28,7 @@ class AgentDeskApp(App[int]):
     # The palette lists our actions (from the one table) next to Textual's own (theme, keys, quit).
     ENABLE_COMMAND_PALETTE = True
     COMMAND_PALETTE_BINDING = "ctrl+p"
+    CURSOR_BLINK = True  # tests switch it off so snapshots are stable
     POLL_INTERVAL = 0.5  # seconds between checks for other processes' commits (the issue asks ≤ 2 s)
 
     def __init__(

@@ -68,6 +68,8 @@ class ComposerScreen(Screen):
         self.query_one(Footer).compact = self.size.width < 100
 
     def on_mount(self) -> None:
+        for field in self.query("Input, TextArea"):
+            field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         self._render_title()
         self._fill_templates("")
         self._check_placeholders()

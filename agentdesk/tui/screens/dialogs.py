@@ -62,6 +62,8 @@ class PromptScreen(ModalScreen[str | None]):
                 yield Label(self.hint, classes="dialog-hint")
 
     def on_mount(self) -> None:
+        for field in self.query("Input, TextArea"):
+            field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         self.query_one(Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

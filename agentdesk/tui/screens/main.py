@@ -81,6 +81,8 @@ class MainScreen(Screen):
         return self.search or self.filters[self.view_index]
 
     def on_mount(self) -> None:
+        for field in self.query("Input, TextArea"):
+            field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         self.queue.focus()
         self.queue.show(self.current_filter)
         self._render_tabs()
@@ -268,7 +270,10 @@ class MainScreen(Screen):
     def action_focus_history(self) -> None:
         if not self.query_one(CustomerPane).display:
             self.action_toggle_customer()
-        self.query_one("#customer-history", OptionList).focus()
+        history = self.query_one("#customer-history", OptionList)
+        if history.option_count and history.highlighted is None:
+            history.highlighted = 0
+        history.focus()
 
     def action_show_view(self, name: str) -> None:
         self.action_show_index(BUILTIN_VIEWS.index(name))

