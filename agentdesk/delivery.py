@@ -119,6 +119,7 @@ def deliver_due(
     """Deliver every queued row whose time has come (at most `limit`); see the module docstring."""
     report = DeliveryReport()
     claimed: list[_Claimed] = []
+    automatic_claims: dict[int, int] = {}  # customer id -> automatic messages claimed this round
     now = now_fn()
     with db.write_session(engine) as session:
         statement = (
@@ -141,7 +142,8 @@ def deliver_due(
                 if message is None or conversation is None:
                     raise DeliveryError("the message to send is gone from the database", permanent=True)
                 if message.kind in AUTOMATIC_KINDS:
-                    _check_automatic_limit(session, conversation=conversation, message=message, now=now)
+                    _check_automatic_limit(session, conversation=conversation, now=now, claimed=automatic_claims)
+                    automatic_claims[conversation.customer_id] = automatic_claims.get(conversation.customer_id, 0) + 1
                 prepared = sender.prepare(session, outbox=outbox, message=message, conversation=conversation)
             except DeliveryError as error:
                 _record_failure(session, outbox, error, now=now, report=report, ref=ref)
@@ -204,21 +206,27 @@ def _record_failure(session: Session, outbox: Outbox, error: DeliveryError, *, n
 # --- loop safety ---------------------------------------------------------------------------------
 
 
-def _recent_automatic(session: Session, *, customer_id: int, now: datetime, exclude_message_id: int | None = None) -> int:
-    """Automatic messages queued or sent to this customer within the rate-limit window."""
+def _recent_automatic(session: Session, *, customer_id: int, now: datetime, sent_only: bool = False) -> int:
+    """Automatic messages to this customer within the rate-limit window (queued or sent, or sent only)."""
     statement = (
         select(func.count()).select_from(Message)
         .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
         .where(Conversation.customer_id == customer_id, Message.direction == "outbound",
-               col(Message.kind).in_(AUTOMATIC_KINDS), col(Message.at) > now - AUTOMATIC_WINDOW)
+               col(Message.kind).in_(AUTOMATIC_KINDS))
     )
-    if exclude_message_id is not None:
-        statement = statement.where(col(Message.id) != exclude_message_id)
+    if sent_only:
+        statement = statement.join(Outbox, col(Outbox.message_id) == col(Message.id)).where(
+            Outbox.state == "sent", col(Outbox.sent_at) > now - AUTOMATIC_WINDOW)
+    else:
+        statement = statement.where(col(Message.at) > now - AUTOMATIC_WINDOW)
     return session.exec(statement).one()
 
 
-def _check_automatic_limit(session: Session, *, conversation: Conversation, message: Message, now: datetime) -> None:
-    count = _recent_automatic(session, customer_id=conversation.customer_id, now=now, exclude_message_id=message.id)
+def _check_automatic_limit(session: Session, *, conversation: Conversation, now: datetime,
+                           claimed: dict[int, int]) -> None:
+    """At send time: sent within the window plus those claimed in this round."""
+    count = _recent_automatic(session, customer_id=conversation.customer_id, now=now, sent_only=True)
+    count += claimed.get(conversation.customer_id, 0)
     if count >= AUTOMATIC_LIMIT:
         raise DeliveryError(
             f"suppressed: {count} automatic messages to this customer in the last "
