@@ -1,20 +1,32 @@
 """SLA policies applied to stored conversations.
 
-`agentdesk.domain.sla` is the pure arithmetic (business calendars, target states); this module
-chooses the policy for a conversation and writes the results on it: the due times that the queue
-sorts by, the instant the earliest target turns to warning (the "breaching" view), and the queue's
-sort keys. Call `refresh` after anything that changes a clock: a message, a status or priority
-change, a policy change.
+`agentdesk.domain.sla` is the pure arithmetic (business calendars, the clock timeline, target
+states); this module chooses the policy for a conversation, records its clock events
+(`SlaClockEvent` rows) and writes the results on it: the due times that the queue sorts by, the
+instant the earliest target turns to warning (the "breaching" view), and the queue's sort keys.
+
+Call `refresh` after anything that changes a clock: a message, a status or priority change. With
+a `session` it replays the conversation's recorded clock events, records what happened since, and
+stores due times that credit paused time. Without one (the demo's bulk builder, which works on
+plain namespaces) it falls back to the snapshot model and records nothing.
+
+Reads never replay: `evaluate` without events uses the stored due times. A policy change reaches
+open conversations through `recompute` (`agentdesk sla recompute`, and `apply_policy_change` for
+the sync worker, which runs it when the policies' fingerprint differs from the last one applied).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from agentdesk.config import Settings
 from agentdesk.domain import sla
-from agentdesk.store.models import NEVER, Conversation
+from agentdesk.store.models import NEVER, Conversation, SlaClockEvent
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,17 @@ class Policies:
 
     def __init__(self, rules: list[PolicyRule]):
         self.rules = rules
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of everything that decides due times: order, matches, targets, calendars.
+
+        Two configs with the same fingerprint give every conversation the same clocks, so a
+        stored fingerprint tells whether open conversations need `recompute`.
+        """
+        return hashlib.sha256(
+            json.dumps([_rule_description(rule) for rule in self.rules], sort_keys=True).encode()
+        ).hexdigest()[:16]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policies:
@@ -92,9 +115,104 @@ class Policies:
         return None
 
 
-def evaluate(conversation: Conversation, policy: sla.Policy | None, *, now: datetime) -> list[sla.TargetState]:
+
+
+def _rule_description(rule: PolicyRule) -> dict[str, Any]:
+    policy = rule.policy
+    calendar = policy.calendar
+    if isinstance(calendar, sla.BusinessCalendar):
+        calendar_description: Any = {
+            "name": calendar.name, "timezone": calendar.timezone, "hours": dict(calendar.hours),
+            "holidays": sorted(day.isoformat() for day in calendar.holidays),
+            "holiday_rules": list(calendar.holiday_rules),
+        }
+    else:
+        calendar_description = calendar.name
+    seconds = lambda targets: {target: length.total_seconds() for target, length in targets.items()}  # noqa: E731
+    return {
+        "name": policy.name,
+        "calendar": calendar_description,
+        "targets": seconds(policy.targets),
+        "overrides": {priority: seconds(targets) for priority, targets in policy.priority_overrides.items()},
+        "warning": [policy.warning_fraction,
+                    policy.warning_before.total_seconds() if policy.warning_before is not None else None],
+        "match": [sorted(rule.channels), sorted(rule.priorities), sorted(rule.tags), sorted(rule.tiers)],
+    }
+
+
+# --- reading and recording clock events ---------------------------------------------------------
+
+
+def clock_event(row: SlaClockEvent) -> sla.ClockEvent:
+    """The pure event of a stored row (the row's detail JSON carries the reason)."""
+    try:
+        detail = json.loads(row.detail or "{}")
+    except ValueError:
+        detail = {}
+    return sla.ClockEvent(row.target, row.event, row.at, detail.get("reason", "") if isinstance(detail, dict) else "")
+
+
+def load_events(session, conversation_ids: Sequence[int]) -> dict[int, list[sla.ClockEvent]]:
+    """The recorded clock events of several conversations, each in recorded order (one query)."""
+    from sqlmodel import col, select
+
+    found: dict[int, list[sla.ClockEvent]] = {conversation_id: [] for conversation_id in conversation_ids}
+    if not conversation_ids:
+        return found
+    rows = session.exec(
+        select(SlaClockEvent).where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
+        .order_by(col(SlaClockEvent.conversation_id), col(SlaClockEvent.id))
+    )
+    for row in rows:
+        found[row.conversation_id].append(clock_event(row))
+    return found
+
+
+def facts_of(conversation: Any) -> sla.ClockFacts:
+    return sla.ClockFacts(
+        status=conversation.status, priority=conversation.priority, created_at=conversation.created_at,
+        first_responded_at=conversation.first_responded_at, last_agent_reply_at=conversation.last_agent_reply_at,
+        waiting_since=conversation.waiting_since, solved_at=conversation.solved_at,
+    )
+
+
+def _detail(policy: sla.Policy, event: sla.ClockEvent, clock: sla.Clock) -> str:
+    """What `sla explain` and reports want to know without replaying: the clock after the event."""
+    detail: dict[str, Any] = {"policy": policy.name, "used_seconds": int(clock.used.total_seconds()),
+                              "length_seconds": int(clock.length.total_seconds()), "cycle": clock.cycle}
+    if event.reason:
+        detail["reason"] = event.reason
+    if clock.phase == "running" or event.event in ("fulfil", "breach"):
+        detail["due"] = clock.due.isoformat()
+    if event.event == "fulfil":
+        detail["met"] = bool(clock.met)
+    return json.dumps(detail, sort_keys=True)
+
+
+# --- evaluating and refreshing ---------------------------------------------------------------------
+
+
+def _stored_dues(conversation: Any) -> dict[str, datetime | None]:
+    return {
+        "first_reply": conversation.first_response_due,
+        "next_reply": conversation.next_response_due,
+        "periodic_update": conversation.periodic_update_due,
+        "resolution": conversation.resolution_due,
+    }
+
+
+def evaluate(
+    conversation: Any, policy: sla.Policy | None, *, now: datetime,
+    events: Sequence[sla.ClockEvent] | None = None,
+) -> list[sla.TargetState]:
+    """Every target's state. Without `events`: from the stored fields and due times (cheap, for
+    lists). With the conversation's recorded events: from the replayed timeline, which also knows
+    a paused target's time left and whether the last next-reply and update cycles were met."""
     if policy is None:
         return []
+    if events is not None:
+        clocks, _ = timeline(conversation, policy, events=events, now=now)
+        return sla.clock_states(clocks, policy=policy, priority=conversation.priority, now=now)
     return sla.evaluate(
         policy=policy,
         priority=conversation.priority,
@@ -105,26 +223,76 @@ def evaluate(conversation: Conversation, policy: sla.Policy | None, *, now: date
         last_agent_reply_at=conversation.last_agent_reply_at,
         solved_at=conversation.solved_at,
         now=now,
+        dues=_stored_dues(conversation),
     )
 
 
-def refresh(conversation: Conversation, *, policies: Policies, tags: set[str], tier: str = "", now: datetime) -> None:
-    """Recompute the stored SLA fields of `conversation` (in memory; the caller commits)."""
-    policy = policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags, tier=tier)
-    conversation.sla_policy = policy.name if policy else ""
-    states = {state.target: state for state in evaluate(conversation, policy, now=now)}
+def timeline(
+    conversation: Any, policy: sla.Policy, *, events: Sequence[sla.ClockEvent], now: datetime
+) -> tuple[dict[str, sla.Clock], list[tuple[sla.ClockEvent, sla.Clock]]]:
+    """The clocks after the recorded `events` and whatever has happened since (not recorded).
 
-    def due(target: str) -> datetime | None:
-        state = states.get(target)
-        return state.due if state else None
+    For a conversation with no events yet (built before clocks were recorded, or by the demo
+    builder) this derives the timeline from its fields alone.
+    """
+    clocks = sla.replay(events, policy=policy, priority=conversation.priority)
+    pending, clocks = sla.advance(clocks, facts_of(conversation), policy=policy, now=now)
+    return clocks, pending
 
-    conversation.first_response_due = due("first_reply")
-    conversation.next_response_due = due("next_reply")
-    conversation.periodic_update_due = due("periodic_update")
-    conversation.resolution_due = due("resolution")
-    running = [s for s in states.values() if s.state in ("ok", "warning", "breached") and s.due is not None]
-    next_due = min((s.due for s in running), default=None)
+
+def _write_fields(conversation: Any, states: Iterable[sla.TargetState]) -> None:
+    by_target = {state.target: state for state in states}
+
+    def due(target: str, keep_fulfilled: bool) -> datetime | None:
+        state = by_target.get(target)
+        if state is None or state.state == "paused":
+            return None
+        if state.state in ("met", "missed") and not keep_fulfilled:
+            return None
+        return state.due
+
+    # first reply and resolution keep the due they were fulfilled against (met/missed is read
+    # from it); next reply and periodic update are "when is the next one due", so none once met.
+    conversation.first_response_due = due("first_reply", True)
+    conversation.next_response_due = due("next_reply", False)
+    conversation.periodic_update_due = due("periodic_update", False)
+    conversation.resolution_due = due("resolution", True)
+    running = [s for s in by_target.values() if s.state in ("ok", "warning", "breached") and s.due is not None]
     conversation.warning_at = min((s.warning_at for s in running if s.warning_at is not None), default=None)
-    conversation.queue_due = next_due or NEVER
+    conversation.queue_due = min((s.due for s in running), default=None) or NEVER
     conversation.queue_wait = conversation.waiting_since or NEVER
 
+
+def refresh(
+    conversation: Any, *, policies: Policies, tags: set[str], tier: str = "", now: datetime,
+    session: Any = None, events: Sequence[sla.ClockEvent] | None = None,
+) -> list[sla.ClockEvent]:
+    """Recompute the stored SLA fields of `conversation` (in memory; the caller commits).
+
+    With `session`: replay the recorded clock events (or the `events` given, already loaded),
+    add the events that happened since to the session, and return them. Without: the snapshot
+    model, nothing recorded.
+    """
+    policy = policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags, tier=tier)
+    conversation.sla_policy = policy.name if policy else ""
+    conversation_id = getattr(conversation, "id", None)
+    if policy is None:
+        _write_fields(conversation, [])
+        return []
+    if session is None or conversation_id is None:
+        states = sla.evaluate(
+            policy=policy, priority=conversation.priority, status=conversation.status,
+            created_at=conversation.created_at, first_responded_at=conversation.first_responded_at,
+            waiting_since=conversation.waiting_since, last_agent_reply_at=conversation.last_agent_reply_at,
+            solved_at=conversation.solved_at, now=now,
+        )
+        _write_fields(conversation, states)
+        return []
+    if events is None:
+        events = load_events(session, [conversation_id])[conversation_id]
+    clocks, new = timeline(conversation, policy, events=events, now=now)
+    for event, clock in new:
+        session.add(SlaClockEvent(conversation_id=conversation_id, target=event.target, event=event.event,
+                                  at=event.at, detail=_detail(policy, event, clock)))
+    _write_fields(conversation, sla.clock_states(clocks, policy=policy, priority=conversation.priority, now=now))
+    return [event for event, _ in new]
