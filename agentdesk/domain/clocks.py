@@ -296,3 +296,128 @@ def refresh(
                                   at=event.at, detail=_detail(policy, event, clock)))
     _write_fields(conversation, sla.clock_states(clocks, policy=policy, priority=conversation.priority, now=now))
     return [event for event, _ in new]
+
+
+# --- applying a policy change to open conversations -------------------------------------------------
+
+_STORED_FIELDS = ("sla_policy", "first_response_due", "next_response_due", "periodic_update_due", "resolution_due",
+                  "warning_at", "queue_due", "queue_wait")
+RECOMPUTE_ACTION = "sla_recompute"  # the audit event that records which policies were applied
+
+
+@dataclass
+class RecomputeProgress:
+    checked: int = 0  # open conversations looked at
+    changed: int = 0  # whose stored SLA fields changed
+    events: int = 0  # clock events recorded (most of them: timelines started for old conversations)
+    last_id: int = 0  # keyset cursor: continue after this conversation id
+
+
+def recompute_page(
+    session: Any, *, policies: Policies, now: datetime, after_id: int = 0, limit: int = 500,
+    progress: RecomputeProgress | None = None,
+) -> RecomputeProgress:
+    """Re-apply the policies to the next `limit` open conversations after `after_id`.
+
+    Open means not solved, closed or merged away: finished conversations keep the verdicts they
+    were given. Each conversation's timeline is replayed under the current policies (starting it
+    from its fields if it has none yet); those whose stored fields change get a new version, so
+    an agent editing one is told to reload. One page per transaction keeps the write lock short;
+    `progress.last_id` is 0 after the last page. Three queries a page, not three per row.
+    """
+    from sqlmodel import col, select
+
+    from agentdesk.store import queries
+
+    progress = progress or RecomputeProgress()
+    rows = list(session.exec(
+        select(Conversation)
+        .where(col(Conversation.id) > after_id, col(Conversation.status).not_in(queries.DONE_STATUSES),
+               col(Conversation.merged_into_id).is_(None))
+        .order_by(col(Conversation.id)).limit(limit)
+    ))
+    if not rows:
+        progress.last_id = 0
+        return progress
+    ids = [conversation.id for conversation in rows]
+    tags = queries.tags_of(session=session, conversation_ids=ids)
+    customers = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in rows])
+    events = load_events(session, ids)
+    for conversation in rows:
+        before = tuple(getattr(conversation, name) for name in _STORED_FIELDS)
+        customer = customers.get(conversation.customer_id)
+        recorded = refresh(conversation, policies=policies, tags=set(tags[conversation.id]),
+                           tier=customer.tier if customer else "", now=now, session=session,
+                           events=events[conversation.id])
+        progress.events += len(recorded)
+        if tuple(getattr(conversation, name) for name in _STORED_FIELDS) != before:
+            conversation.version += 1
+            progress.changed += 1
+        session.add(conversation)
+        progress.checked += 1
+    progress.last_id = ids[-1]
+    return progress
+
+
+def last_applied_fingerprint(session: Any) -> str | None:
+    """The policies' fingerprint of the last recompute (from the audit log), or None."""
+    from sqlmodel import col, select
+
+    from agentdesk.store.models import Event
+
+    # conversation_id IS NULL keeps this on the conversation index: few events lack one.
+    row = session.exec(
+        select(Event.detail).where(col(Event.conversation_id).is_(None), Event.action == RECOMPUTE_ACTION)
+        .order_by(col(Event.id).desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    try:
+        return json.loads(row).get("fingerprint")
+    except (ValueError, AttributeError):
+        return None
+
+
+def record_applied(session: Any, *, policies: Policies, agent: str, now: datetime,
+                   progress: RecomputeProgress) -> None:
+    from agentdesk.domain import audit
+
+    audit.record(session, agent=agent, action=RECOMPUTE_ACTION, now=now, fingerprint=policies.fingerprint,
+                 policies=[rule.policy.name for rule in policies.rules], checked=progress.checked,
+                 changed=progress.changed, events=progress.events)
+
+
+def recompute(
+    session_factory, *, policies: Policies, now: datetime, agent: str, limit: int = 500,
+    on_page=None,
+) -> RecomputeProgress:
+    """Re-apply the policies to every open conversation, a page per transaction, then record the
+    policies' fingerprint in the audit log. `session_factory()` opens a write session."""
+    progress = RecomputeProgress()
+    after_id = 0
+    while True:
+        with session_factory() as session:
+            recompute_page(session, policies=policies, now=now, after_id=after_id, limit=limit, progress=progress)
+            if progress.last_id == 0:
+                record_applied(session, policies=policies, agent=agent, now=now, progress=progress)
+                session.commit()
+                return progress
+            session.commit()
+        after_id = progress.last_id
+        if on_page is not None:
+            on_page(progress)
+
+
+def apply_policy_change(session_factory, *, policies: Policies, now: datetime, agent: str = "system",
+                        on_page=None) -> RecomputeProgress | None:
+    """`recompute` when the policies differ from the last ones applied; None when they do not.
+
+    For the long-running worker (`agentdesk sync`) at start: an edited policy reaches open
+    conversations without anyone remembering to run `agentdesk sla recompute`. On a database
+    never recomputed the first run also starts the timelines of older open conversations.
+    """
+    with session_factory() as session:
+        applied = last_applied_fingerprint(session)
+    if applied == policies.fingerprint:
+        return None
+    return recompute(session_factory, policies=policies, now=now, agent=agent, on_page=on_page)
