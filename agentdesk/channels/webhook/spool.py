@@ -411,6 +411,9 @@ class SpoolSource:
                 outcome.duplicates += 1
                 continue
             outcome.stored += 1
+            wants_receipt = stored.created_conversation and bool(self.spool.receipt)
+            if not links and not wants_receipt:
+                continue
             kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
             customer = queries.customer_by_identity(session=session, kind=kind, address=message.sender_address)
             if customer is not None:
