@@ -1,0 +1,276 @@
+"""The automatic receipt: "we have your message AD-1042; a person will answer by Tuesday 11:30".
+
+A channel (a `[[mailbox]]` or `[[spool]]`) names a template in `receipt`; without one nothing is
+sent. A receipt goes out for the first message of a new conversation and, when the channel sets
+`receipt_after_hours`, for a customer message that arrives while the policy's calendar is closed
+(once per conversation until an agent replies). Its ETA is the due time the SLA clocks just
+stored on the conversation, so the promise is the one the team is measured against: business
+hours, holidays and pauses included.
+
+Loop protection — a receipt never answers:
+- an auto-reply, a bounce, list or bulk mail (the message's kind and bulk flag), nor a message
+  carrying our loop header or an empty Return-Path (`delivery.automatic_reply_allowed`, when the
+  inbound record with its headers is at hand);
+- a message without a sender, from one of our own mailbox addresses, or from a machine address
+  (mailer-daemon, postmaster, no-reply, owner-…, …-request);
+- an address that already got `receipt_limit` receipts (default 3) within the last hour,
+  counted from the receipts stored for that customer, so it holds across processes and restarts.
+
+A receipt is not a reply: it starts and stops no SLA clock (docs/sla.md). Domain code: no IO
+beyond the store and the templates directory; every decision takes `now`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from agentdesk import config
+from agentdesk.domain import audit, clocks, sla
+from agentdesk.errors import AgentdeskError
+from agentdesk.store.models import Conversation, Customer, Message, ref_of
+
+DEFAULT_LIMIT_PER_HOUR = 3
+WINDOW = timedelta(hours=1)
+AUTHOR = "Automatic receipt"
+# Local parts of addresses that belong to machines: answering them feeds loops (RFC 3834 §2).
+_MACHINE_LOCAL_PARTS = frozenset({
+    "mailer-daemon", "postmaster", "noreply", "no-reply", "no_reply", "donotreply", "do-not-reply",
+    "do_not_reply", "bounce", "bounces", "auto-reply", "autoreply", "daemon",
+})
+_MACHINE_PREFIXES = ("owner-", "bounce-", "bounces-")
+_MACHINE_SUFFIXES = ("-request", "-owner", "-bounces")
+
+
+@dataclass(frozen=True)
+class Decision:
+    send: bool
+    reason: str  # why not, or the occasion ("new conversation", "after hours")
+    template: str = ""
+
+
+def channel_settings(settings: config.Settings, source: str) -> Any:
+    """The `[[mailbox]]` or `[[spool]]` named `source`, or None."""
+    for entry in (*settings.mailbox, *settings.spool):
+        if entry.name == source:
+            return entry
+    return None
+
+
+def our_addresses(settings: config.Settings) -> frozenset[str]:
+    """Every address that is us: mailbox addresses and mail logins that look like addresses."""
+    found = set()
+    for mailbox in settings.mailbox:
+        for value in (mailbox.address, mailbox.username, mailbox.smtp.username):
+            if value and "@" in value:
+                found.add(value.strip().lower())
+    return frozenset(found)
+
+
+def is_machine_address(address: str) -> bool:
+    local = address.strip().lower().rpartition("@")[0]
+    if not local:
+        return False
+    return (local in _MACHINE_LOCAL_PARTS or local.startswith(_MACHINE_PREFIXES)
+            or local.endswith(_MACHINE_SUFFIXES))
+
+
+def receipts_sent(session: Session, *, customer_id: int, now: datetime, window: timedelta = WINDOW) -> int:
+    """Receipts queued for this customer's conversations within `window` before `now`.
+
+    Per customer, and so per address: an address belongs to exactly one customer. Indexed: the
+    customer's conversations, then each one's messages by time.
+    """
+    return session.exec(
+        select(func.count()).select_from(Message)
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(Conversation.customer_id == customer_id, Message.direction == "outbound", Message.kind == "receipt",
+               col(Message.at) > now - window, col(Message.at) <= now)
+    ).one()
+
+
+def _is_first_message(session: Session, conversation: Conversation, message: Message) -> bool:
+    other = session.exec(
+        select(Message.id).where(Message.conversation_id == conversation.id, Message.id != message.id).limit(1)
+    ).first()
+    return other is None
+
+
+def _receipt_since_last_reply(session: Session, conversation: Conversation) -> bool:
+    statement = select(Message.id).where(Message.conversation_id == conversation.id, Message.kind == "receipt")
+    if conversation.last_agent_reply_at is not None:
+        statement = statement.where(col(Message.at) > conversation.last_agent_reply_at)
+    return session.exec(statement.limit(1)).first() is not None
+
+
+def decide(
+    session: Session, *, conversation: Conversation, message: Message, settings: config.Settings,
+    policies: clocks.Policies, now: datetime, inbound: Any = None,
+) -> Decision:
+    """Whether `message` (stored, inbound) gets an automatic receipt, and why (not)."""
+    channel = channel_settings(settings, conversation.source)
+    template = getattr(channel, "receipt", "") if channel is not None else ""
+    if not template:
+        return Decision(False, f"source {conversation.source!r} has no receipt template")
+    if message.direction != "inbound":
+        return Decision(False, "it is not a customer message")
+    if message.kind != "message":
+        return Decision(False, f"it is {message.kind.replace('_', '-')}")
+    if message.bulk:
+        return Decision(False, "it is list or bulk mail")
+    address = (message.sender_address or "").strip().lower()
+    if not address:
+        return Decision(False, "it has no sender address")
+    if address in our_addresses(settings):
+        return Decision(False, "it comes from one of our own addresses")
+    if "@" in address and is_machine_address(address):
+        return Decision(False, f"{address} is a machine address")
+    if inbound is not None:
+        from agentdesk import delivery
+
+        allowed, why_not = delivery.automatic_reply_allowed(
+            session, inbound=inbound, our_addresses=our_addresses(settings), now=now)
+        if not allowed:
+            return Decision(False, why_not)
+
+    if _is_first_message(session, conversation, message):
+        occasion = "new conversation"
+    elif getattr(channel, "receipt_after_hours", False) and _after_hours(conversation, policies, message.at):
+        if _receipt_since_last_reply(session, conversation):
+            return Decision(False, "a receipt already went out since the last reply")
+        occasion = "after hours"
+    else:
+        return Decision(False, "not the first message of the conversation")
+
+    limit = getattr(channel, "receipt_limit", DEFAULT_LIMIT_PER_HOUR)
+    sent = receipts_sent(session, customer_id=conversation.customer_id, now=now)
+    if sent >= limit:
+        return Decision(False, f"{sent} receipts went to {address} within the last hour (limit {limit})")
+    return Decision(True, occasion, template)
+
+
+def _policy(conversation: Conversation, policies: clocks.Policies) -> sla.Policy | None:
+    return policies.by_name(conversation.sla_policy) if conversation.sla_policy else None
+
+
+def _after_hours(conversation: Conversation, policies: clocks.Policies, at: datetime) -> bool:
+    policy = _policy(conversation, policies)
+    return policy is not None and not policy.calendar.is_open(at)
+
+
+def promised_at(conversation: Conversation) -> datetime | None:
+    """When a person will answer: the stored due of the reply the customer waits for.
+
+    None when no reply target runs (no policy sets one, or the clock is paused): then the
+    receipt does not promise a time it cannot stand behind.
+    """
+    if conversation.first_responded_at is None:
+        return conversation.first_response_due
+    return conversation.next_response_due
+
+
+def _zone(policy: sla.Policy | None, settings: config.Settings):
+    calendar = policy.calendar if policy is not None else None
+    if isinstance(calendar, sla.BusinessCalendar):
+        return ZoneInfo(calendar.timezone)
+    if settings.calendar:
+        return ZoneInfo(settings.calendar[0].timezone)
+    return timezone.utc
+
+
+def format_eta(due: datetime, *, now: datetime, zone) -> tuple[str, str]:
+    """(absolute, relative) wording: ("Tuesday 17 November, 11:30 CET", "within 45 minutes").
+
+    The relative form rounds up to 5 minutes (never promise earlier than the clock says) and is
+    used within 4 hours; after that it names the day and time too.
+    """
+    local = due.astimezone(zone)
+    absolute = f"{local:%A} {local.day} {local:%B}, {local:%H:%M} {local.tzname() or ''}".strip()
+    left = due - now
+    if left <= timedelta(0):
+        return absolute, "shortly"
+    minutes = -(-int(left.total_seconds()) // 60)
+    minutes = -(-minutes // 5) * 5
+    if minutes < 60:
+        return absolute, f"within {minutes} minutes"
+    if minutes <= 4 * 60:
+        hours, rest = divmod(minutes, 60)
+        wording = f"{hours} hour{'s' if hours > 1 else ''}" + (f" {rest} minutes" if rest else "")
+        return absolute, f"within {wording}"
+    return absolute, f"by {absolute}"
+
+
+def values(conversation: Conversation, customer: Customer | None, *, policies: clocks.Policies,
+           settings: config.Settings, now: datetime) -> dict[str, str]:
+    """The template's placeholders; `due` empty (so the template is refused) when nothing is promised."""
+    from agentdesk.domain import templates
+
+    name = customer.name if customer else ""
+    filled = {
+        "customer_name": name,
+        "customer_first_name": templates.first_name(name),
+        "ref": ref_of(conversation.id),
+        "subject": conversation.subject,
+        "channel": conversation.channel,
+        "due": "",
+        "due_relative": "",
+        "due_iso": "",
+    }
+    due = promised_at(conversation)
+    if due is not None:
+        absolute, relative = format_eta(due, now=now, zone=_zone(_policy(conversation, policies), settings))
+        filled.update(due=absolute, due_relative=relative, due_iso=due.isoformat())
+    return filled
+
+
+def _message_id_domain(settings: config.Settings, source: str) -> str:
+    for mailbox in settings.mailbox:
+        if mailbox.name == source and "@" in mailbox.address:
+            return mailbox.address.rsplit("@", 1)[1]
+    return "agentdesk.invalid"
+
+
+def maybe_queue_receipt(
+    session: Session, *, conversation: Conversation, message: Message, settings: config.Settings,
+    policies: clocks.Policies, now: datetime, inbound: Any = None,
+) -> Message | None:
+    """Queue the automatic receipt for `message` when it should get one; the queued Message or None.
+
+    Call it after ingest stored the message and refreshed the conversation's clocks, in the same
+    transaction. `inbound` (the channel's InboundMessage) adds the header checks. A missing or
+    unfillable template is recorded in the audit log (`receipt_failed`) and never fails the
+    ingest: losing the customer's message over a receipt would be the worse outcome.
+    """
+    from agentdesk.domain import replies, templates
+
+    decision = decide(session, conversation=conversation, message=message, settings=settings, policies=policies,
+                      now=now, inbound=inbound)
+    if not decision.send:
+        return None
+    customer = session.get(Customer, conversation.customer_id)
+    try:
+        template = templates.load(settings.templates_dir, decision.template)
+        rendered = templates.render(template, values(conversation, customer, policies=policies, settings=settings,
+                                                     now=now))
+        if rendered.undefined:
+            missing = ", ".join(rendered.undefined)
+            raise AgentdeskError(
+                f"template {template.name!r} needs {missing}, which agentdesk cannot fill for "
+                f"{ref_of(conversation.id)}" + (" (no reply target is running, so no time is promised)"
+                                                 if "due" in rendered.undefined else "")
+            )
+        with session.begin_nested():
+            return replies.reply(
+                session, conversation=conversation, body=rendered.text, agent=audit.SYSTEM, agent_name=AUTHOR,
+                now=now, policies=policies, kind="receipt",
+                message_id_domain=_message_id_domain(settings, conversation.source),
+            )
+    except AgentdeskError as error:
+        audit.record(session, agent=audit.SYSTEM, action="receipt_failed", now=now, conversation_id=conversation.id,
+                     message_id=message.id, template=decision.template, reason=str(error))
+        return None
