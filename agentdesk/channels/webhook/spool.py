@@ -440,6 +440,11 @@ class SpoolSource:
             "customer_name": customer.name, "customer_first_name": templates.first_name(customer.name),
             "ref": ref_of(conversation.id), "subject": conversation.subject, "channel": conversation.channel,
         })
+        if rendered.undefined:
+            # never send "[[name?]]" markers to a customer unattended
+            names = ", ".join(rendered.undefined)
+            raise InvalidInput(f"the template leaves {names} empty for this customer; give a default in it, "
+                               f"e.g. {{{{ {rendered.undefined[0]} or \"there\" }}}}")
         replies.reply(session, conversation=conversation, body=rendered.text, agent=audit.SYSTEM,
                       agent_name="", now=now, policies=self.policies, kind="receipt")
 
