@@ -63,6 +63,7 @@ def bench_mbsync(dovecot: Dovecot, user: str, work: Path) -> float | None:
         "IMAPStore remote\nAccount bench\n\n"
         f"MaildirStore local\nPath {local}/\nInbox {local}/INBOX\n\n"
         "Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
+        "SyncState *\n"  # state beside the maildir, not in ~/.mbsync of an earlier run
     )
     elapsed, status, stderr, _ = _run_timed([binary, "-q", "-c", str(conf), "-a"])
     if status != 0:
