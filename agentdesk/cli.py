@@ -81,25 +81,32 @@ def _print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _parse_since(text: str | None) -> datetime | None:
-    """`--since` takes an ISO date or time (local time when no offset) or an age like `7d`."""
-    if not text:
-        return None
+def parse_moment(text: str, *, option: str, now: datetime, ago: bool) -> datetime:
+    """A time given on the command line: an ISO date or time (local time when it has no offset),
+    or a duration like `7d` counted back from now (`ago`) or forward from now."""
     from agentdesk.domain import sla
 
     try:
-        return _now() - sla.parse_duration(text)
+        duration = sla.parse_duration(text)
     except ValueError:
         pass
+    else:
+        return now - duration if ago else now + duration
     from dateutil import parser as date_parser
 
     try:
-        parsed = date_parser.isoparse(text)
+        moment = date_parser.isoparse(text)
     except ValueError:
-        raise InvalidInput(f"--since {text!r}: expected a date like 2026-11-01, a time with offset, or an age like 7d")
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()  # the user's local time
-    return parsed.astimezone(timezone.utc)
+        example = "7d" if ago else "4h"
+        raise InvalidInput(f"{option} {text!r}: expected a date like 2026-11-01, a time like 2026-11-01T09:00, "
+                           f"or a duration like {example}") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # the user's local time
+    return moment.astimezone(timezone.utc)
+
+
+def _parse_since(text: str | None) -> datetime | None:
+    return parse_moment(text, option="--since", now=_now(), ago=True) if text else None
 
 
 def _read_body(path: str) -> str:
@@ -366,7 +373,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     if args.assign is not None:
         changes["assignee"] = {"me": ctx.agent, "none": None}.get(args.assign, args.assign)
     if args.snooze is not None:
-        changes["snoozed_until"] = None if args.snooze == "none" else _parse_until(args.snooze, ctx.now)
+        changes["snoozed_until"] = None if args.snooze == "none" else parse_moment(args.snooze, option="--snooze", now=ctx.now, ago=False)
     if not (changes or args.tag or args.untag):
         raise InvalidInput("nothing to set; give --status, --priority, --assign, --tag, --untag or --snooze")
     with ctx.write() as session:
@@ -379,24 +386,6 @@ def cmd_set(args: argparse.Namespace) -> int:
     print(f"{ref_of(conversation.id)}: " + (", ".join(changed) + " changed" if changed else "nothing changed"),
           file=sys.stderr)
     return 0
-
-
-def _parse_until(text: str, now: datetime) -> datetime:
-    from agentdesk.domain import sla
-
-    try:
-        return now + sla.parse_duration(text)
-    except ValueError:
-        pass
-    from dateutil import parser as date_parser
-
-    try:
-        until = date_parser.isoparse(text)
-    except ValueError:
-        raise InvalidInput(f"--snooze {text!r}: expected a duration like 4h, a date/time like 2026-12-01T09:00, or none")
-    if until.tzinfo is None:
-        until = until.astimezone()
-    return until.astimezone(timezone.utc)
 
 
 def cmd_claim(args: argparse.Namespace) -> int:

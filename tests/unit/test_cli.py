@@ -241,3 +241,17 @@ def test_init_writes_a_config_that_works(tmp_path, capsys):
     assert config.exists() and (tmp_path / "desk" / "agentdesk.db").exists()
     assert cli.main(["--config", str(config), "doctor"]) == 0
     assert "[ok  ] database" in capsys.readouterr().out
+
+
+def test_snooze_hides_a_conversation_until_its_time(run, two_conversations):
+    email, sms = two_conversations
+    assert run("set", email, "--snooze", "4h")[0] == 0
+    _, out, _ = run("list", "--json")
+    assert [row["ref"] for row in json.loads(out)] == [sms]
+    _, out, _ = run("list", "--view", "snoozed", "--json")
+    assert [row["ref"] for row in json.loads(out)] == [email]
+    code, _, err = run("set", email, "--snooze", "next tuesday")
+    assert code == 2 and "--snooze 'next tuesday'" in err
+    assert run("set", email, "--snooze", "none")[0] == 0
+    _, out, _ = run("list", "--json")
+    assert {row["ref"] for row in json.loads(out)} == {email, sms}
