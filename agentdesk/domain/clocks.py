@@ -189,6 +189,18 @@ def _detail(policy: sla.Policy, event: sla.ClockEvent, clock: sla.Clock) -> str:
     return json.dumps(detail, sort_keys=True)
 
 
+def policy_for(session: Any, conversation: Conversation, policies: Policies) -> sla.Policy | None:
+    """The policy that applies to the conversation now (its tags and customer tier included)."""
+    from sqlmodel import select
+
+    from agentdesk.store.models import ConversationTag, Customer
+
+    tags = set(session.exec(select(ConversationTag.tag).where(ConversationTag.conversation_id == conversation.id)))
+    customer = session.get(Customer, conversation.customer_id)
+    return policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags,
+                           tier=customer.tier if customer else "")
+
+
 # --- evaluating and refreshing ---------------------------------------------------------------------
 
 

@@ -64,16 +64,30 @@ def _seconds_sql(dialect: str, later: str, earlier: str) -> str:
 
 
 def _distribution(session: Session, durations) -> dict[str, Any]:
-    """Count, mean, median and p90 of a one-column (`d`) selectable, without fetching it."""
+    """Count, mean, median and p90 of a one-column (`d`) selectable in one pass of the database.
+
+    Nearest-rank percentiles picked by ROW_NUMBER over the sorted values, so only the ranked
+    rows come back and the (possibly expensive) durations query runs once.
+    """
     sub = durations.subquery()
-    count, mean = session.execute(select(func.count(), func.avg(sub.c.d)).select_from(sub)).one()
-    result: dict[str, Any] = {"count": count, "mean_seconds": _round(mean)}
-    for name, share in PERCENTILES:
-        value = None
-        if count:
-            rank = max(1, math.ceil(share * count))
-            value = session.execute(select(sub.c.d).order_by(sub.c.d).offset(rank - 1).limit(1)).scalar()
-        result[f"{name}_seconds"] = _round(value)
+    ranked = select(
+        sub.c.d,
+        func.row_number().over(order_by=sub.c.d).label("rn"),
+        func.count().over().label("n"),
+        func.avg(sub.c.d).over().label("mean"),
+    ).subquery()
+    # ceil(n * percent / 100) in integer arithmetic, on any SQL database.
+    ranks = {name: (ranked.c.n * int(share * 100) + 99) // 100 for name, share in PERCENTILES}
+    rows = session.execute(
+        select(ranked.c.rn, ranked.c.n, ranked.c.mean, ranked.c.d).where(or_(*(ranked.c.rn == rank for rank in ranks.values())))
+    ).all()
+    result: dict[str, Any] = {"count": 0, "mean_seconds": None}
+    result.update({f"{name}_seconds": None for name, _ in PERCENTILES})
+    for rn, n, mean, value in rows:
+        result["count"], result["mean_seconds"] = n, _round(mean)
+        for name, share in PERCENTILES:
+            if rn == max(1, math.ceil(share * n)):
+                result[f"{name}_seconds"] = _round(value)
     return result
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "advance",
     "clock_states",
     "replay",
+    "replay_steps",
     "AlwaysOpen",
     "BusinessCalendar",
     "Calendar",
@@ -994,6 +995,16 @@ def replay(events: Sequence[ClockEvent], *, policy: Policy, priority: str) -> di
     or priority change re-targets the whole timeline (that is how a change applies to open
     conversations). Events of targets the policy does not set are skipped.
     """
+    clocks: dict[str, Clock] = {}
+    for event, clock in replay_steps(events, policy=policy, priority=priority):
+        clocks[event.target] = clock
+    return clocks
+
+
+def replay_steps(
+    events: Sequence[ClockEvent], *, policy: Policy, priority: str
+) -> Iterator[tuple[ClockEvent, Clock]]:
+    """Each event with its clock right after it (what `sla explain` prints); see `replay`."""
     lengths = policy.targets_for(priority)
     clocks: dict[str, Clock] = {}
     for event in events:
@@ -1003,7 +1014,7 @@ def replay(events: Sequence[ClockEvent], *, policy: Policy, priority: str) -> di
         clock = _step(clocks.get(event.target), event, calendar=policy.calendar, length=length)
         if clock is not None:
             clocks[event.target] = clock
-    return clocks
+            yield event, clock
 
 
 def advance(
