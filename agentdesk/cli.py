@@ -563,6 +563,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from agentdesk.commands_email import sync_command
+    from agentdesk.store import locks
+
+    ctx = _context(args)
+    # One sync serves the team: a second one (even --once) would race the first.
+    with locks.sync_lock(ctx.engine):
+        return sync_command(ctx, args)
+
+
 def cmd_db_copy(args: argparse.Namespace) -> int:
     from agentdesk.store import copy, db
 
@@ -622,8 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = command("init", cmd_init, "write a starter config and create the database")
     init.add_argument("--data-dir", metavar="DIR", help="directory for the database and templates")
 
-    sync = command("sync", not_built("sync (IMAP, spools, outbox delivery)", "the email and webhook channel issues"),
-                   "pull every IMAP mailbox and spool dir, deliver the outbox")
+    sync = command("sync", cmd_sync, "pull every IMAP mailbox and spool dir, deliver the outbox")
     sync.add_argument("--once", action="store_true", help="one pass; exit 0 only if nothing failed")
     sync.add_argument("--source", metavar="NAME", help="only this mailbox or spool")
 
