@@ -1064,7 +1064,8 @@ def advance(
         if clock is not None:
             at = max(at, clock.last_at)
             if kind in ("pause", "fulfil") and clock.phase == "running" and not clock.breached and clock.due < at:
-                record(target, "breach", clock.due)
+                # A clock resumed with no time left breaches as it resumes, not at its old due.
+                record(target, "breach", max(clock.due, clock.last_at))
         record(target, kind, at, reason)
 
     def stopped_by(target: str) -> str:
@@ -1134,7 +1135,7 @@ def advance(
         clock = clocks.get(target)
         if target in lengths and clock is not None and clock.phase == "running" and not clock.breached \
                 and clock.due < now:
-            record(target, "breach", clock.due)
+            record(target, "breach", max(clock.due, clock.last_at))
     return recorded, clocks
 
 

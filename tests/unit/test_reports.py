@@ -113,3 +113,70 @@ def test_an_empty_window_reports_nothing_without_failing(engine, policies, queue
                                                       "p90_seconds": None}
     assert document["compliance"]["targets"]["first_reply"]["percent"] is None
     assert document["volume"]["channels"] == []
+
+
+# --- the CLI handlers (agentdesk/commands_sla.py) -------------------------------------------------
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+
+from agentdesk import commands_sla  # noqa: E402
+
+
+def test_report_handler_prints_json_and_text(engine, policies, queue_of_four, config_file, capsys):
+    args = argparse.Namespace(config=config_file, since="2026-11-16", until="2026-11-20", json=True)
+    assert commands_sla.cmd_report(args) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["reply_times"]["first_reply"]["count"] == 2
+    assert {"reply_times", "compliance", "backlog", "volume", "since", "until"} <= set(document)
+    args.json = False
+    assert commands_sla.cmd_report(args) == 0
+    text = capsys.readouterr().out
+    assert "first_reply" in text and "backlog:" in text and "volume by channel" in text
+
+
+def test_report_refuses_a_window_that_ends_before_it_starts(config_file):
+    from agentdesk.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="--since"):
+        commands_sla.cmd_report(argparse.Namespace(config=config_file, since="2026-11-20", until="2026-11-10",
+                                                   json=True))
+
+
+def test_explain_prints_every_clock_with_business_time_used(engine, policies, queue_of_four, config_file, capsys):
+    a, _ = queue_of_four
+    assert commands_sla.cmd_sla_explain(argparse.Namespace(config=config_file, ref=f"AD-{a}", json=True)) == 0
+    document = json.loads(capsys.readouterr().out)
+    clocks_by_target = {clock["target"]: clock for clock in document["clocks"]}
+    assert document["policy"] == "email" and document["timezone"] == "Europe/Amsterdam"
+    first = clocks_by_target["first_reply"]
+    assert first["state"] == "met"
+    assert [(e["event"], e["used_seconds"], e["recorded"]) for e in first["events"]] == [
+        ("activate", 0, True), ("fulfil", 1800, True)]
+    assert [e["event"] for e in clocks_by_target["next_reply"]["events"]] == ["activate", "fulfil"]
+    assert clocks_by_target["resolution"]["state"] == "met"
+    assert commands_sla.cmd_sla_explain(argparse.Namespace(config=config_file, ref=f"AD-{a}", json=False)) == 0
+    text = capsys.readouterr().out
+    assert "first_reply  target 1h  now: met" in text
+    assert "Tue 2026-11-17 10:30 CET" in text  # local time of the calendar
+
+
+def test_explain_shows_a_breach_that_is_not_recorded_yet(engine, policies, config_file, capsys, monkeypatch):
+    conversation_id = _new(engine, policies, T)
+    monkeypatch.setattr("agentdesk.cli._now", lambda: T + 3 * H)
+    assert commands_sla.cmd_sla_explain(argparse.Namespace(config=config_file, ref=f"AD-{conversation_id}",
+                                                           json=True)) == 0
+    first = json.loads(capsys.readouterr().out)["clocks"][0]
+    assert first["state"] == "breached" and first["remaining_seconds"] == -2 * 3600
+    assert first["events"][-1] == {"event": "breach", "at": (T + H).isoformat(), "reason": None, "cycle": 1,
+                                   "used_seconds": 3600, "due": (T + H).isoformat(), "met": None,
+                                   "recorded": False}
+
+
+def test_recompute_handler_applies_only_when_changed(engine, policies, config_file, capsys):
+    _new(engine, policies, T)
+    args = argparse.Namespace(config=config_file, if_changed=True)
+    assert commands_sla.cmd_sla_recompute(args) == 0
+    assert "1 open conversations checked" in capsys.readouterr().err
+    assert commands_sla.cmd_sla_recompute(args) == 0
+    assert "nothing to do" in capsys.readouterr().err

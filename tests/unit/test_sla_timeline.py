@@ -410,3 +410,49 @@ def test_a_paused_clock_never_breaches_and_states_are_known(actions):
         assert state.state in ("ok", "warning", "breached", "paused", "met", "missed")
         if life.clocks[state.target].phase == "paused":
             assert state.state == "paused"
+
+
+# --- fixed cases across DST in two zones, holidays and multi-window days ------------------------
+
+NEW_YORK = BusinessCalendar("ny", "America/New_York", {day: ["08:00-20:00"] for day in
+                                                        ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
+AMSTERDAM = BusinessCalendar("ams", "Europe/Amsterdam", {
+    "mon": ["09:00-12:30", "13:30-17:30"], "tue": ["09:00-17:30"], "wed": ["09:00-17:30"],
+    "thu": ["09:00-17:30"], "fri": ["09:00-17:00"],
+}, holidays=["2026-12-25"])
+
+
+def _paused_and_resumed(calendar, length, start, pause, resume):
+    policy = Policy("p", calendar=calendar, targets={"first_reply": length})
+    life = Life(policy, at=start)
+    life.status(pause, "pending")
+    life.status(resume, "open")
+    return life.state("first_reply").due
+
+
+@pytest.mark.parametrize("calendar, length, start, pause, resume, due", [
+    # New York, the night clocks go back (1 Nov 2026): 1h used Saturday 18:00-19:00 EDT; resumed
+    # Sunday 07:00 EST; 3h left from the 08:00 EST opening.
+    (NEW_YORK, 4 * H, datetime(2026, 10, 31, 22, 0, tzinfo=UTC), datetime(2026, 10, 31, 23, 0, tzinfo=UTC),
+     datetime(2026, 11, 1, 12, 0, tzinfo=UTC), datetime(2026, 11, 1, 16, 0, tzinfo=UTC)),
+    # New York, spring forward (8 Mar 2026): resumed Sunday 07:00 EDT.
+    (NEW_YORK, 4 * H, datetime(2026, 3, 7, 23, 0, tzinfo=UTC), datetime(2026, 3, 8, 0, 0, tzinfo=UTC),
+     datetime(2026, 3, 8, 11, 0, tzinfo=UTC), datetime(2026, 3, 8, 15, 0, tzinfo=UTC)),
+    # Amsterdam, the weekend clocks go back (25 Oct 2026): 30 min used Friday 16:00-16:30 CEST;
+    # resumed Monday 08:00 CET; 3h30 left from 09:00 CET, across nothing.
+    (AMSTERDAM, 4 * H, datetime(2026, 10, 23, 14, 0, tzinfo=UTC), datetime(2026, 10, 23, 14, 30, tzinfo=UTC),
+     datetime(2026, 10, 26, 7, 0, tzinfo=UTC), datetime(2026, 10, 26, 11, 30, tzinfo=UTC)),
+    # Amsterdam, Christmas: 15 min used Thursday 24 Dec 17:00-17:15 CET; resumed on the holiday;
+    # 4h45 left from Monday 09:00: 3h30 before lunch, 1h15 after it -> 14:45 CET.
+    (AMSTERDAM, 5 * H, datetime(2026, 12, 24, 16, 0, tzinfo=UTC), datetime(2026, 12, 24, 16, 15, tzinfo=UTC),
+     datetime(2026, 12, 25, 9, 0, tzinfo=UTC), datetime(2026, 12, 28, 13, 45, tzinfo=UTC)),
+])
+def test_paused_time_is_credited_across_dst_holidays_and_lunch(calendar, length, start, pause, resume, due):
+    assert _paused_and_resumed(calendar, length, start, pause, resume) == due
+
+
+def test_a_pause_over_lunch_credits_only_business_time():
+    # Monday 12:00 CET activate (11:00 UTC), pending 12:20-14:00: 20 min used, lunch is closed anyway.
+    start = datetime(2026, 11, 16, 11, 0, tzinfo=UTC)
+    due = _paused_and_resumed(AMSTERDAM, H, start, start + 20 * M, datetime(2026, 11, 16, 13, 0, tzinfo=UTC))
+    assert due == datetime(2026, 11, 16, 13, 40, tzinfo=UTC)  # 14:40 CET
