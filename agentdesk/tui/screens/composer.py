@@ -62,10 +62,7 @@ class ComposerScreen(Screen):
             with Vertical(id="composer-side"):
                 yield Input(placeholder="filter templates", id="template-filter")
                 yield OptionList(id="templates")
-        yield Footer()
-
-    def on_resize(self) -> None:
-        self.query_one(Footer).compact = self.size.width < 100
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         for field in self.query("Input, TextArea"):

@@ -66,7 +66,7 @@ class MainScreen(Screen):
         with Horizontal(id="detail"):
             yield ThreadView(now=self.now, id="thread")
             yield CustomerPane(now=self.now, id="customer")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def queue(self) -> QueueView:
@@ -86,7 +86,7 @@ class MainScreen(Screen):
         self.queue.focus()
         self.queue.show(self.current_filter)
         self._render_tabs()
-        self.refresh_side()
+        self._side_started = False  # counts and header load once the first rows are on screen
         for saved in self.desk.settings.view:
             if saved.key:
                 index = next(i for i, f in enumerate(self.filters) if f.label == saved.name)
@@ -149,12 +149,14 @@ class MainScreen(Screen):
 
     def on_resize(self) -> None:
         self._render_tabs()
-        self.query_one(Footer).compact = self.size.width < 100
 
     # --- the queue and the thread ----------------------------------------------------------------
 
     @on(QueueView.Loaded)
     def _queue_loaded(self, message: QueueView.Loaded) -> None:
+        if not self._side_started:
+            self._side_started = True
+            self.refresh_side()
         if self.search is not None:
             self.search_count = message.count
             self._render_tabs()

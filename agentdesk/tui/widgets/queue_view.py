@@ -97,7 +97,8 @@ class QueueView(ScrollView, can_focus=True):
     WINDOW = 100
     CACHED_WINDOWS = 40  # at most 4 000 rows in memory, whatever the queue's size
 
-    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    # No repaint on change: the watcher refreshes just the two rows involved.
+    cursor: reactive[int] = reactive(0, always_update=True, init=False, repaint=False)
 
     class Highlighted(Message):
         """The cursor is on another conversation (or none)."""
@@ -124,9 +125,16 @@ class QueueView(ScrollView, can_focus=True):
             self.generation, self.index, self.window = generation, index, window
 
     class _Reloaded(Message):
-        def __init__(self, generation: int, count: int, cursor: int, windows: dict[int, Window]) -> None:
+        def __init__(self, generation: int, count: int, cursor: int, windows: dict[int, Window],
+                     final: bool = True) -> None:
             super().__init__()
             self.generation, self.count, self.cursor, self.windows = generation, count, cursor, windows
+            self.final = final  # False: `count` is only what the first window holds; _Counted follows
+
+    class _Counted(Message):
+        def __init__(self, generation: int, count: int) -> None:
+            super().__init__()
+            self.generation, self.count = generation, count
 
     def __init__(self, desk: Desk, *, now: Callable[[], datetime], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -135,6 +143,7 @@ class QueueView(ScrollView, can_focus=True):
         self.filter = Filter()
         self.count = 0
         self.loaded = False
+        self.loaded_generation = -1  # the reload whose rows are on screen
         self.marked: set[int] = set()
         self._generation = 0
         self._windows: OrderedDict[int, Window] = OrderedDict()
@@ -143,6 +152,8 @@ class QueueView(ScrollView, can_focus=True):
         self._columns: list[Column] = []
         self._columns_width = -1
         self._highlighted: int | None = None
+        self._styles: dict[str, Style] = {}
+        self._strips: dict[tuple, list[Segment]] = {}
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -157,6 +168,10 @@ class QueueView(ScrollView, can_focus=True):
         row = self.current_row
         self._reload(keep=row.id if row else None, cursor=self.cursor)
 
+    @property
+    def generation(self) -> int:
+        return self._generation
+
     def _reload(self, *, keep: int | None, cursor: int) -> None:
         self._generation += 1
         self._stale = dict(self._windows) if keep is not None or self.loaded else {}
@@ -166,6 +181,14 @@ class QueueView(ScrollView, can_focus=True):
     @work(thread=True, exclusive=True, group="queue-reload")
     def _load_all(self, generation: int, filter: Filter, keep: int | None, cursor: int, top: int, height: int) -> None:
         try:
+            if keep is None and cursor == 0:
+                # A fresh view paints its first rows before the (slower) count is known.
+                first = self.desk.window(filter, offset=0, limit=self.WINDOW)
+                complete = len(first.rows) < self.WINDOW
+                self.post_message(self._Reloaded(generation, len(first.rows), 0, {0: first}, final=complete))
+                if not complete:
+                    self.post_message(self._Counted(generation, self.desk.count(filter)))
+                return
             count = self.desk.count(filter)
             if keep is not None:
                 position = self.desk.position(filter, keep)
@@ -197,9 +220,20 @@ class QueueView(ScrollView, can_focus=True):
         self._pending.clear()
         self.count = message.count
         self.loaded = True
+        self.loaded_generation = message.generation
+        self._strips.clear()
         self.virtual_size = Size(self.size.width, self.count + 1)
         self.cursor = message.cursor
         self.refresh()
+        if message.final:
+            self.post_message(self.Loaded(self.count))
+
+    def on_queue_view__counted(self, message: _Counted) -> None:
+        message.stop()
+        if message.generation != self._generation:
+            return
+        self.count = message.count
+        self.virtual_size = Size(self.size.width, self.count + 1)
         self.post_message(self.Loaded(self.count))
 
     def _request(self, index: int) -> None:
@@ -368,43 +402,74 @@ class QueueView(ScrollView, can_focus=True):
         index = int(self.scroll_offset.y) + y - 1
         if not self.loaded:
             text = " Loading…" if y == 1 else ""
-            return Strip([Segment(_fit(text, width), self.get_component_rich_style("queue--muted"))], width)
+            return Strip([Segment(_fit(text, width), self.style_of("queue--muted"))], width)
         if index >= self.count:
             if self.count == 0 and y == 1:
-                muted = self.get_component_rich_style("queue--muted")
+                muted = self.style_of("queue--muted")
                 return Strip([Segment(_fit(" Nothing here.", width), muted)], width)
             return Strip.blank(width, self.rich_style)
         row = self.row_at(index)
         if row is None:
             self._request(index // self.WINDOW)
-            return Strip([Segment(_fit("  …", width), self.get_component_rich_style("queue--muted"))], width)
+            return Strip([Segment(_fit("  …", width), self.style_of("queue--muted"))], width)
         return self._row_strip(row, index, width)
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._strips.clear()
+
+    def style_of(self, name: str) -> Style:
+        """A component class's style, cached until the CSS or theme changes."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(name)
+        return style
+
     def _header_strip(self, width: int) -> Strip:
-        style = self.get_component_rich_style("queue--header")
+        style = self.style_of("queue--header")
         text = " ".join(_fit(c.title, c.width) for c in self.columns)
         return Strip([Segment(_fit(text, width), style)], width)
 
     def _row_strip(self, row: Row, index: int, width: int) -> Strip:
-        now = self.now()
+        cursor = index == self.cursor
+        marked = row.id in self.marked
+        focused = self.has_focus
         base = self.rich_style
-        if index == self.cursor:
-            base = base + self.get_component_rich_style("queue--cursor" if self.has_focus else "queue--cursor-blurred")
-        elif row.id in self.marked:
-            base = base + self.get_component_rich_style("queue--marked")
-        segments: list[Segment] = []
-        for position, column in enumerate(self.columns):
+        if cursor:
+            base = base + self.style_of("queue--cursor" if focused else "queue--cursor-blurred")
+        elif marked:
+            base = base + self.style_of("queue--marked")
+        columns = self.columns
+        # Everything but the clocks only changes with the row itself: cache it, draw the clocks live.
+        key = (row.id, row.version, row.has_draft, cursor, marked, focused, width)
+        fixed = self._strips.get(key)
+        if fixed is None:
+            fixed = []
+            for column in columns:
+                if column.key in ("hold", "sla"):
+                    break
+                text, style = self._cell(column.key, row, None)
+                fixed.append(Segment(_fit(text, column.width), base + style if style else base))
+                fixed.append(Segment(" ", base))
+            if len(self._strips) > 4000:
+                self._strips.clear()
+            self._strips[key] = fixed
+        segments = list(fixed)
+        now = self.now()
+        clocks = [c for c in columns if c.key in ("hold", "sla")]
+        for position, column in enumerate(clocks):
             text, style = self._cell(column.key, row, now)
             segments.append(Segment(_fit(text, column.width), base + style if style else base))
-            if position < len(self.columns) - 1:
+            if position < len(clocks) - 1:
                 segments.append(Segment(" ", base))
         return Strip(segments, width).crop(0, width)
 
-    def _cell(self, key: str, row: Row, now: datetime) -> tuple[str, Style | None]:
+    def _cell(self, key: str, row: Row, now: datetime | None) -> tuple[str, Style | None]:
         if key == "mark":
             if row.id in self.marked:
-                return "●", self.get_component_rich_style("queue--draft")
-            return ("✎" if row.has_draft else ""), self.get_component_rich_style("queue--draft")
+                return "●", self.style_of("queue--draft")
+            return ("✎" if row.has_draft else ""), self.style_of("queue--draft")
         if key == "ref":
             return row.ref, None
         if key == "customer":
@@ -417,14 +482,14 @@ class QueueView(ScrollView, can_focus=True):
             return row.status, None
         if key == "priority":
             style = {"urgent": "queue--urgent", "high": "queue--high"}.get(row.priority)
-            return row.priority, self.get_component_rich_style(style) if style else None
+            return row.priority, self.style_of(style) if style else None
         if key == "assignee":
-            return row.assignee or "—", None if row.assignee else self.get_component_rich_style("queue--muted")
+            return row.assignee or "—", None if row.assignee else self.style_of("queue--muted")
         if key == "hold":
             return format.hold(row.waiting_since, now), None
         if key == "sla":
             badge = format.sla_badge(status=row.status, queue_due=row.queue_due, warning_at=row.warning_at, now=now)
             style = {"ok": "queue--ok", "warning": "queue--warning", "breached": "queue--breached",
                      "paused": "queue--paused"}.get(badge.state, "queue--muted")
-            return badge.text.rjust(8), self.get_component_rich_style(style)
+            return badge.text.rjust(8), self.style_of(style)
         return "", None

@@ -1,0 +1,289 @@
+"""Benchmark of the agent workstation on a big demo, driven headless with Pilot.
+
+    /work/venv/bin/python bench/bench_tui.py [--data-dir /tmp/bench100k] [--conversations 100000]
+
+Builds the demo once (a couple of minutes for 100 000 conversations, ~1M messages) or reuses it,
+then prints, against the targets of issue 3:
+
+- first paint of the queue vs a bare Textual app's first paint, both measured in this process
+  (from constructing the app to the first frame with rows on it);
+- cursor move p95 per key (from the key press until the frame with the row under the cursor);
+- opening a 50-message thread (one is added to the demo if it has none);
+- searches, full text and field filters (from enter to the frame with the result rows).
+
+Times are taken at frames: a wrapper on the app's display call records when each frame is
+composed, so Pilot's own waiting (~65 ms a key even for an empty app) is not counted. Headless,
+a frame is composed but not written to a terminal; both apps are measured the same way.
+- peak and current RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+RUNS_FIRST_PAINT = 5
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ensure_fifty_message_thread(settings) -> int:
+    """A conversation with at least 50 messages; the demo's longest have 14, so write one."""
+    from sqlalchemy import text
+
+    from agentdesk.store import db
+    from agentdesk.store.models import Message
+
+    engine = db.open_database(settings.database_url)
+    marker = "[bench: 50-message thread]"
+    with db.read_session(engine) as session:
+        found = session.exec(text("SELECT conversation_id FROM message WHERE subject = :s LIMIT 1").bindparams(s=marker)).first()
+    if found:
+        return found[0]
+    with db.write_session(engine) as session:
+        conversation_id = session.exec(text("SELECT id FROM conversation WHERE status = 'open' ORDER BY id LIMIT 1")).one()[0]
+        start = datetime.now(timezone.utc) - timedelta(days=3)
+        existing = session.exec(text("SELECT count(*) FROM message WHERE conversation_id = :c").bindparams(c=conversation_id)).one()[0]
+        for index in range(50 - existing):
+            inbound = index % 2 == 0
+            body = ("Hi,\n\nThe battery still drains overnight after the firmware update. I measured it again "
+                    "this morning and it went from 100% to 58%.\n\nOn Tue, Support wrote:\n> Could you update the "
+                    "firmware?\n> Thanks\n-- \nCustomer") if inbound else (
+                    "Hi,\n\nThanks for checking. Could you send a photo of the battery label? Then we can "
+                    "arrange a replacement under warranty.\n\nBest,\nDana")
+            session.add(Message(conversation_id=conversation_id, direction="inbound" if inbound else "outbound",
+                                author="Bench Customer" if inbound else "Dana Jansen",
+                                subject=marker if index == 0 else "", body_text=body,
+                                at=start + timedelta(minutes=20 * index), ingested_at=start + timedelta(minutes=20 * index)))
+        session.commit()
+    engine.dispose()
+    return conversation_id
+
+
+class Frames:
+    """Records when each frame is composed (headless: everything but writing to a terminal)."""
+
+    def __init__(self, app, probe=lambda: None) -> None:
+        self.times: list[tuple[float, object]] = []
+        original = app._display
+
+        def display(screen, renderable) -> None:
+            if renderable is not None:
+                self.times.append((time.perf_counter(), probe()))
+            original(screen, renderable)
+
+        app._display = display
+
+    def first_after(self, started: float, test=lambda state: True) -> float | None:
+        for at, state in self.times:
+            if at >= started and test(state):
+                return at - started
+        return None
+
+
+async def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.0005)
+
+
+async def bare_first_paint() -> float:
+    from textual.app import App, ComposeResult
+    from textual.widgets import Footer, Static
+
+    class Bare(App):
+        def compose(self) -> ComposeResult:
+            yield Static("hello")
+            yield Footer()
+
+    started = time.perf_counter()
+    app = Bare()
+    frames = Frames(app)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(lambda: frames.times)
+        await pilot.pause()
+        return frames.first_after(started)
+
+
+def queue_state(app):
+    main = app.main
+    if main is None or not main.is_mounted:
+        return None
+    queue = main.queue
+    return (queue.loaded_generation == queue.generation and queue.loaded, queue.cursor,
+            queue.current_row is not None or queue.count == 0,
+            main.thread.conversation.id if main.thread else None, queue.loaded_generation)
+
+
+async def agentdesk_first_paint(settings) -> float:
+    from agentdesk.tui.app import AgentDeskApp
+
+    started = time.perf_counter()
+    app = AgentDeskApp(settings, poll=False)
+    frames = Frames(app, lambda: queue_state(app))
+    painted = lambda state: state is not None and state[0] and state[2]  # noqa: E731
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(lambda: frames.first_after(started, painted) is not None)
+        elapsed = frames.first_after(started, painted)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        return elapsed
+
+
+async def session_figures(settings, thread_id: int) -> dict:
+    from agentdesk.tui.app import AgentDeskApp
+
+    figures: dict = {}
+    app = AgentDeskApp(settings, poll=False)
+    frames = Frames(app, lambda: queue_state(app))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(lambda: app.main is not None and app.main.is_mounted and app.main.queue.loaded)
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        main = app.main
+        queue = main.queue
+        await pilot.press("3")  # All open
+        await wait_for(lambda: queue.loaded and queue.current_row is not None)
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        figures["rows in All open"] = queue.count
+
+        async def timed(key: str, times: int) -> list[float]:
+            samples = []
+            for _ in range(times):
+                before = queue.cursor
+                started = time.perf_counter()
+                await pilot.press(key)
+                target = queue.cursor
+                drawn = lambda state: state is not None and state[1] == target and state[2]  # noqa: E731
+                await wait_for(lambda: frames.first_after(started, drawn) is not None)
+                if target != before:
+                    samples.append(frames.first_after(started, drawn))
+            return samples
+
+        moves = {}
+        moves["j"] = await timed("j", 300)  # crosses windows of 100: keyset reads after the previous one
+        moves["k"] = await timed("k", 150)
+        moves["pagedown"] = await timed("pagedown", 60)
+        moves["pageup"] = await timed("pageup", 30)
+        moves["G"] = await timed("G", 1) + await timed("g", 1) + await timed("G", 1)
+        moves["g"] = await timed("g", 1)
+        figures["cursor"] = {key: (p95(s) * 1000, statistics.median(s) * 1000, len(s)) for key, s in moves.items() if s}
+
+        # Opening a 50-message thread: from the request to the frame that shows it.
+        samples = []
+        for _ in range(5):
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.2)
+            main.thread = None
+            started = time.perf_counter()
+            main.load_thread(thread_id)
+            shown = lambda state: state is not None and state[3] == thread_id  # noqa: E731
+            await wait_for(lambda: frames.first_after(started, shown) is not None)
+            samples.append(frames.first_after(started, shown))
+        figures["thread"] = (statistics.median(samples) * 1000, max(samples) * 1000, len(main.thread.items))
+        started = time.perf_counter()
+        app.desk.thread(thread_id)
+        figures["thread query only"] = (time.perf_counter() - started) * 1000
+
+        searches = {}
+        for query in ("battery", "warranty rack", "tag:warranty status:open", "from:anke waiting:>2h",
+                      "battery sla:breached", "assignee:dana priority:urgent,high", "nothingmatchesthis"):
+            await pilot.press("slash")
+            main.query_one("#search").value = query
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.2)
+            generation = queue.generation
+            started = time.perf_counter()
+            await pilot.press("enter")
+            rows = lambda state: state is not None and state[0] and state[2] and state[4] > generation  # noqa: E731
+            await wait_for(lambda: frames.first_after(started, rows) is not None and main.search_count is not None)
+            searches[query] = (frames.first_after(started, rows) * 1000, main.search_count)
+            await pilot.press("escape")
+            await wait_for(lambda: main.search is None and queue.loaded)
+            await app.workers.wait_for_complete()
+        figures["search"] = searches
+        await app.workers.wait_for_complete()
+    figures["rss now"] = rss_mb()
+    figures["rss peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default="/tmp/bench100k")
+    parser.add_argument("--conversations", type=int, default=100_000)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    import textual.app  # noqa: F401  (both apps pay this; measured apart)
+
+    textual_import = time.perf_counter() - started
+    started = time.perf_counter()
+    from agentdesk import config
+    from agentdesk.demo import build
+    import agentdesk.tui.app  # noqa: F401
+
+    agentdesk_import = time.perf_counter() - started
+
+    config_path = build.ensure_demo(Path(args.data_dir), conversations=args.conversations)
+    settings = config.load(config_path)
+    thread_id = ensure_fifty_message_thread(settings)
+
+    from sqlalchemy import text
+
+    from agentdesk.store import db
+
+    engine = db.open_database(settings.database_url)
+    with engine.connect() as connection:
+        conversations = connection.execute(text("SELECT count(*) FROM conversation")).scalar()
+        messages = connection.execute(text("SELECT max(id) FROM message")).scalar()
+    engine.dispose()
+
+    bare = [asyncio.run(bare_first_paint()) for _ in range(RUNS_FIRST_PAINT)]
+    ours = [asyncio.run(agentdesk_first_paint(settings)) for _ in range(RUNS_FIRST_PAINT)]
+    figures = asyncio.run(session_figures(settings, thread_id))
+
+    bare_median, ours_median = statistics.median(bare), statistics.median(ours)
+    print(f"agentdesk TUI benchmark — {conversations} conversations, ~{messages} messages, {args.data_dir}")
+    print(f"python {sys.version.split()[0]}, textual {textual.__version__ if hasattr(textual, '__version__') else ''}")
+    print(f"imports (once per process): textual {textual_import * 1000:.0f} ms, agentdesk TUI + store "
+          f"{agentdesk_import * 1000:.0f} ms")
+    print(f"first paint, median of {RUNS_FIRST_PAINT}: bare Textual app {bare_median * 1000:.0f} ms, "
+          f"agentdesk queue {ours_median * 1000:.0f} ms  (ratio {ours_median / bare_median:.2f}; "
+          f"target ≤ 1000 ms and ≤ 2×)")
+    print(f"cursor move (rows in All open: {figures['rows in All open']}), target p95 ≤ 30 ms:")
+    for key, (high, median, count) in figures["cursor"].items():
+        print(f"  {key:<9} p95 {high:6.1f} ms  median {median:6.1f} ms  ({count} presses)")
+    median, worst, items = figures["thread"]
+    print(f"open a 50-message thread ({items} items with events): median {median:.0f} ms, worst {worst:.0f} ms "
+          f"(query alone {figures['thread query only']:.0f} ms); target ≤ 100 ms")
+    print("search (submit to rows drawn), target ≤ 200 ms:")
+    for query, (elapsed, count) in figures["search"].items():
+        print(f"  {query:<40} {elapsed:6.0f} ms  {count} results")
+    print(f"RSS: {figures['rss now']:.0f} MB now, {figures['rss peak']:.0f} MB peak; target ≤ 300 MB")
+    return 0
+
+
+if __name__ == "__main__":
+    import textual
+
+    sys.exit(main())
