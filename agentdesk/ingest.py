@@ -168,6 +168,15 @@ def ingest_message(
     session: Session, message: InboundMessage, *, policies: clocks.Policies, now: datetime
 ) -> Ingested:
     """Store one inbound message in the caller's transaction (the caller commits with its checkpoint)."""
+    # Autoflush would write the pending rows before each of the lookups below (half a dozen
+    # flushes a message); one flush at the end keeps every lookup of the next message correct.
+    with session.no_autoflush:
+        result = _ingest(session, message, policies=policies, now=now)
+    session.flush()
+    return result
+
+
+def _ingest(session: Session, message: InboundMessage, *, policies: clocks.Policies, now: datetime) -> Ingested:
     digest = content_hash(message)
     if message.external_id:
         existing = session.exec(
