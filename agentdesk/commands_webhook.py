@@ -65,7 +65,7 @@ def spool_sources(settings: Settings, engine, policies, *, source: str | None = 
     sources = []
     for spool in spools:
         item = SpoolSource(spool, engine=engine, policies=policies, path=settings._resolve(spool.path),
-                           now_fn=now_fn, templates_dir=settings.templates_dir)
+                           now_fn=now_fn, templates_dir=settings.templates_dir, settings=settings)
         item.ensure()
         sources.append(item)
     return sources

@@ -16,7 +16,7 @@ from agentdesk.channels.webhook import spool as spooling
 from agentdesk.domain import clocks
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import db
-from agentdesk.store.models import Conversation, Customer, Message, Outbox
+from agentdesk.store.models import Conversation, Customer, Event, Message, Outbox
 from conftest import BASIC_CONFIG
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
@@ -83,8 +83,11 @@ def test_relative_spool_paths_resolve_against_the_config_and_receipts_are_queued
     spool.receipt = "needs-name"
     source = commands_webhook.spool_sources(settings, engine, clocks.Policies.from_settings(settings), source="sms")[0]
     spooling.write_payload(spool_dir, sms("new number", "SM3", sender="+14155550999"), "application/x-www-form-urlencoded")
-    result = source.poll()
-    assert result.stored == 1 and "leaves customer_first_name empty" in result.warnings[0]
+    assert source.poll().stored == 1
+    with db.read_session(engine) as session:
+        assert len(session.exec(select(Message).where(Message.kind == "receipt")).all()) == 1
+        failed = session.exec(select(Event).where(Event.action == "receipt_failed")).one()
+        assert "customer_first_name" in failed.detail
     engine.dispose()
 
 

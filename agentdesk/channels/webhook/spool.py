@@ -214,6 +214,7 @@ class SpoolSource:
         batch: int = 200,
         templates_dir: Path | None = None,
         durable_moves: bool = True,
+        settings=None,
     ):
         self.spool = spool
         self.name = spool.name
@@ -224,6 +225,9 @@ class SpoolSource:
         self.batch = batch
         self.templates_dir = templates_dir
         self.durable_moves = durable_moves
+        # With the whole settings, receipts go through domain.receipts (loop safety, rate limit,
+        # after-hours rule, honest ETA); without, a plain template receipt for a new conversation.
+        self.settings = settings
         self.adapter = adapter_for(spool.adapter)
         self._state_written: datetime | None = None
         self._last_error = ""
@@ -411,7 +415,11 @@ class SpoolSource:
                 outcome.duplicates += 1
                 continue
             outcome.stored += 1
-            wants_receipt = stored.created_conversation and bool(self.spool.receipt)
+            if self.settings is not None:
+                self._receipt_by_policy(session, stored, message, now)
+                if not links:
+                    continue
+            wants_receipt = self.settings is None and stored.created_conversation and bool(self.spool.receipt)
             if not links and not wants_receipt:
                 continue
             kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
@@ -419,7 +427,7 @@ class SpoolSource:
             if customer is not None:
                 for link_kind, address in links:
                     link_identity(session, customer_id=customer.id, kind=link_kind, address=address, now=now)
-                if stored.created_conversation and self.spool.receipt and message.kind == "message" and not message.bulk:
+                if wants_receipt and message.kind == "message" and not message.bulk:
                     try:
                         with session.begin_nested():
                             self._send_receipt(session, stored.conversation_id, customer, now)
@@ -427,6 +435,17 @@ class SpoolSource:
                         # a broken receipt template must not cost the customer's message
                         outcome.warnings.append(f"receipt {self.spool.receipt!r} not sent: {error}")
         return outcome
+
+    def _receipt_by_policy(self, session: Session, stored, message: InboundMessage, now: datetime) -> None:
+        from agentdesk.domain import receipts
+        from agentdesk.store.models import Conversation
+
+        if not self.spool.receipt:
+            return
+        conversation = session.get(Conversation, stored.conversation_id)
+        row = session.get(Message, stored.message_id)
+        receipts.maybe_queue_receipt(session, conversation=conversation, message=row, settings=self.settings,
+                                     policies=self.policies, now=now, inbound=message)
 
     def _send_receipt(self, session: Session, conversation_id: int, customer, now: datetime) -> None:
         from agentdesk.domain import replies, templates
