@@ -48,6 +48,10 @@ class AgentDeskApp(App[int]):
         self.default_view = default_view
         self.keymap, self.unknown_keys = actions.keymap(settings.keys)
         self.main: Screen | None = None
+        from agentdesk.tui.desk import Filter
+        from agentdesk.tui.widgets.queue_view import QueueView
+
+        self.desk.prefetch(Filter(default_view), limit=QueueView.WINDOW)
 
     def on_mount(self) -> None:
         from agentdesk.tui.screens.main import MainScreen

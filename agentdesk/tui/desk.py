@@ -135,6 +135,32 @@ class Desk:
         self.policies = clocks.Policies.from_settings(self.settings)
         self._templates: list[templates.Template] | None = None
         self._lock = threading.Lock()
+        self._prefetched: tuple[Filter, int, Any] | None = None
+
+    def prefetch(self, filter: Filter, *, limit: int) -> None:
+        """Start reading the first rows now, in parallel with the UI starting up (first paint)."""
+        from concurrent.futures import Future
+
+        future: Future = Future()
+
+        def read() -> None:
+            try:
+                future.set_result(self.window(filter, offset=0, limit=limit))
+            except Exception as error:  # the worker reads again and reports it
+                future.set_exception(error)
+
+        threading.Thread(target=read, name="agentdesk-prefetch", daemon=True).start()
+        self._prefetched = (filter, limit, future)
+
+    def first_window(self, filter: Filter, *, limit: int) -> Window:
+        """The prefetched first rows when they are for this view, else a fresh read."""
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == filter and prefetched[1] == limit:
+            try:
+                return prefetched[2].result()
+            except Exception:
+                pass
+        return self.window(filter, offset=0, limit=limit)
 
     # --- sessions ------------------------------------------------------------------------------
 

@@ -183,7 +183,7 @@ class QueueView(ScrollView, can_focus=True):
         try:
             if keep is None and cursor == 0:
                 # A fresh view paints its first rows before the (slower) count is known.
-                first = self.desk.window(filter, offset=0, limit=self.WINDOW)
+                first = self.desk.first_window(filter, limit=self.WINDOW)
                 complete = len(first.rows) < self.WINDOW
                 self.post_message(self._Reloaded(generation, len(first.rows), 0, {0: first}, final=complete))
                 if not complete:
