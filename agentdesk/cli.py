@@ -584,6 +584,17 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhook(name: str) -> Callable[[argparse.Namespace], int]:
+    """A handler of agentdesk.commands_webhook, imported only when that command runs."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from agentdesk import commands_webhook
+
+        return getattr(commands_webhook, name)(args)
+
+    return handler
+
+
 def not_built(what: str, issue: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         raise NotBuiltYet(f"{what} is not built in agentdesk {__version__} yet ({issue}); nothing was done")
@@ -638,16 +649,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     webhook = commands.add_parser("webhook", help="webhook receiver")
     webhook_commands = webhook.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    serve = command("serve", not_built("webhook serve", "the webhook spool channel issue"),
+    serve = command("serve", _webhook("cmd_webhook_serve"),
                     "HTTP endpoint that verifies and writes payloads to a spool", webhook_commands)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8025)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8025, help="port (default 8025)")
+    serve.add_argument("--public-url", default="", metavar="URL",
+                       help="public URL prefix providers call (Twilio signatures); default from X-Forwarded-Proto/Host")
+    serve.add_argument("--quiet", action="store_true", help="do not log each request")
 
     spool = commands.add_parser("spool", help="webhook spool directories")
     spool_commands = spool.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    retry = command("retry", not_built("spool retry", "the webhook spool channel issue"),
-                    "re-ingest a spool's rejected files", spool_commands)
+    retry = command("retry", _webhook("cmd_spool_retry"), "re-ingest a spool's rejected files", spool_commands)
     retry.add_argument("name", metavar="NAME")
+    retry.add_argument("--json", action="store_true")
+    spool_list = command("list", _webhook("cmd_spool_list"), "spools: counts and rejected files with reasons",
+                         spool_commands)
+    spool_list.add_argument("--json", action="store_true")
 
     listing = command("list", cmd_list, "conversations of a view, most urgent first")
     listing.add_argument("--view", default="open", choices=list(VIEWS), metavar="NAME",
@@ -691,10 +708,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     customer = commands.add_parser("customer", help="customers: show, list, merge")
     customer_commands = customer.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    merge = command("merge", not_built("customer merge", "the webhook spool channel issue"),
-                    "merge the customers of two conversations", customer_commands)
+    merge = command("merge", _webhook("cmd_customer_merge"), "merge REF_B's customer into REF_A's (reversible)",
+                    customer_commands)
     merge.add_argument("ref_a", metavar="REF_A")
     merge.add_argument("ref_b", metavar="REF_B")
+    merge.add_argument("--json", action="store_true")
+    unmerge = command("unmerge", _webhook("cmd_customer_unmerge"), "undo the merge that brought REF to its customer",
+                      customer_commands)
+    unmerge.add_argument("ref", metavar="REF")
+    unmerge.add_argument("--json", action="store_true")
     customer_show = command("show", cmd_customer_show, "a customer with identities and every conversation",
                             customer_commands)
     customer_show.add_argument("customer", metavar="ID")

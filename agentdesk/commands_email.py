@@ -64,7 +64,7 @@ def sync_command(ctx, args: argparse.Namespace) -> int:
     only = getattr(args, "source", None)
     sources = sync.build_sources(sync_context, only)
     if only is not None and not sources:
-        known = ", ".join(m.name for m in settings.mailbox) or "none configured"
+        known = ", ".join(source.name for source in [*settings.mailbox, *settings.spool]) or "none configured"
         raise InvalidInput(f"--source {only}: no mailbox or spool of that name (known: {known})")
     senders = sync.build_senders(sync_context)
     worker = sync.SyncWorker(sync_context, sources, senders,

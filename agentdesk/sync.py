@@ -401,8 +401,25 @@ def email_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
 
 
 # The registries: the webhook spool channel adds `"spool": spool_sources` and its senders here.
-SOURCE_FACTORIES: dict[str, Callable[[SyncContext], list[Source]]] = {"email": mailbox_sources}
-SENDER_FACTORIES: dict[str, Callable[[SyncContext], dict[str, delivery.Sender]]] = {"email": email_senders}
+def spool_sources(ctx: SyncContext) -> list[Source]:
+    from agentdesk.channels.webhook.sync_source import spool_sources as build
+
+    return build(ctx)
+
+
+def spool_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
+    from agentdesk.channels.webhook.sync_source import spool_senders as build
+
+    return build(ctx)
+
+
+# Order matters: a spool of kind "email" wraps the email sender, so spools come after email.
+SOURCE_FACTORIES: dict[str, Callable[[SyncContext], list[Source]]] = {
+    "email": mailbox_sources, "spool": spool_sources,
+}
+SENDER_FACTORIES: dict[str, Callable[[SyncContext], dict[str, delivery.Sender]]] = {
+    "email": email_senders, "spool": spool_senders,
+}
 
 
 def build_sources(ctx: SyncContext, only: str | None = None) -> list[Source]:

@@ -28,7 +28,7 @@ def _count(session: Session, model) -> int:
     return session.exec(select(func.count()).select_from(model)).one()
 
 
-def rejected_spool_files(path: str) -> int:
+def rejected_spool_files(path: Path) -> int:
     rejected = Path(path) / "rejected"
     if not rejected.is_dir():
         return 0
@@ -53,6 +53,6 @@ def collect(session: Session, settings: Settings) -> dict[str, Any]:
         "messages": _grouped(session, Message.direction, DIRECTIONS),
         "kinds": _grouped(session, Message.kind, KINDS),
         "outbox": _grouped(session, Outbox.state, OUTBOX_STATES),
-        "spool_rejected": sum(rejected_spool_files(spool.path) for spool in settings.spool),
+        "spool_rejected": sum(rejected_spool_files(settings._resolve(spool.path)) for spool in settings.spool),
         "sources": sources,
     }
