@@ -212,6 +212,8 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         _print_json(rows)
         return 0
+    if not rows:
+        print("no spools configured; add a [[spool]] section (see config.example.toml)", file=sys.stderr)
     for row in rows:
         print(f"{row['name']}: {row['adapter']} ({row['kind']}) {row['path']}  new {row['new']}  cur {row['cur']}  "
               f"rejected {len(row['rejected'])}")
