@@ -168,6 +168,17 @@ def load_events(session, conversation_ids: Sequence[int]) -> dict[int, list[sla.
     return found
 
 
+def _unflushed(session: Any, conversation_id: int) -> list[sla.ClockEvent]:
+    """Events an earlier refresh of this transaction added but nobody flushed yet.
+
+    Ingest works with autoflush off and refreshes twice when a message reopens a conversation;
+    without these the second refresh would not see the first one's events and record them again.
+    `session.new` keeps insertion order, which is recorded order.
+    """
+    return [clock_event(row) for row in getattr(session, "new", ())
+            if isinstance(row, SlaClockEvent) and row.conversation_id == conversation_id]
+
+
 def facts_of(conversation: Any) -> sla.ClockFacts:
     return sla.ClockFacts(
         status=conversation.status, priority=conversation.priority, created_at=conversation.created_at,
@@ -301,7 +312,7 @@ def refresh(
         _write_fields(conversation, states)
         return []
     if events is None:
-        events = load_events(session, [conversation_id])[conversation_id]
+        events = load_events(session, [conversation_id])[conversation_id] + _unflushed(session, conversation_id)
     clocks, new = timeline(conversation, policy, events=events, now=now)
     for event, clock in new:
         session.add(SlaClockEvent(conversation_id=conversation_id, target=event.target, event=event.event,

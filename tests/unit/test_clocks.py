@@ -233,3 +233,22 @@ def test_a_clock_breach_is_recorded_when_the_conversation_is_next_touched(engine
 def test_hold_time_is_calendar_time_since_the_oldest_unanswered_message(engine, policies):
     conversation_id = _new(engine, policies)
     assert sla.hold_time(_conversation(engine, conversation_id).waiting_since, T + 3 * H) == 3 * H
+
+
+def test_two_refreshes_in_one_transaction_without_autoflush_record_each_event_once(engine, policies):
+    # Ingest reopens (queue.change -> touch) and then touches again, with autoflush off.
+    conversation_id = _new(engine, policies, channel="sms")
+    _reply(engine, policies, conversation_id, T + 10 * M, status="solved")
+    factories.ingest(engine, policies, factories.inbound(at=T + 24 * H, channel="sms", sender="+31612345678",
+                                                         conversation_hint=f"AD-{conversation_id}"), now=T + 24 * H)
+    events = [e[:3] for e in _events(engine, conversation_id)]
+    assert len(events) == len(set(events)), events
+    with db.write_session(engine) as session:
+        conversation = session.get(Conversation, conversation_id)
+        with session.no_autoflush:
+            queue.change(session, conversation=conversation, agent="tester", now=T + 25 * H, policies=policies,
+                         status="pending")
+            queue.touch(session, conversation=conversation, policies=policies, now=T + 25 * H)
+        session.commit()
+    pauses = [e[0] for e in _events(engine, conversation_id) if e[1] == "pause" and e[2] == T + 25 * H]
+    assert sorted(pauses) == ["next_reply", "resolution"]  # messaging sets no periodic update
