@@ -76,7 +76,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("refresh", "refresh_all", "Refresh", "f5,ctrl+l", "main", "App"),
     # --- the whole app
     Action("command_palette", "command_palette", "Commands", "ctrl+p", "app", "App"),
-    Action("quit", "quit", "Quit", "q", "main", "App", footer=True),
+    Action("quit", "app.quit", "Quit", "q", "main", "App", footer=True),
     # --- the composer (priority: they win over the text box)
     Action("composer.send", "send", "Send", "ctrl+s", "composer", "Composer", footer=True, priority=True,
            help="Send (a note: save); a new conversation becomes open"),

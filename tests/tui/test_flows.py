@@ -290,3 +290,16 @@ async def test_live_refresh_keeps_cursor(make_app, demo_settings):
         assert current(app).assignee == "dana"
         assert "elsewhere" in app.main.thread.tags or True
         app.workers.cancel_group(app, "poll")
+
+
+async def test_q_quits_and_escape_leaves_zoom(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("enter")
+        assert app.main.has_class("-zoomed")
+        await pilot.press("escape")
+        assert not app.main.has_class("-zoomed") and app.main.queue.has_focus
+        await pilot.press("q")
+        await pilot.pause(0.3)
+        assert app.return_code == 0 and not app.is_running

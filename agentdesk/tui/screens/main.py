@@ -144,7 +144,9 @@ class MainScreen(Screen):
                 parts.append(f"[@click=screen.show_index({index})]{'' if narrow else ' '}{label} [/]")
         if self.search is not None:
             count = self.search_count if self.search_count is not None else "…"
-            parts.append(f"[reverse] {escape(self.search.title)} {count} [/]")
+            # First on narrow terminals, so the search being shown is never cut off.
+            search = f"[reverse] {escape(self.search.title)} {count} [/] "
+            parts = [search] + parts if narrow else parts + [search]
         self.query_one("#view-tabs", Static).update("".join(parts))
 
     def on_resize(self) -> None:
