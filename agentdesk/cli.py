@@ -568,8 +568,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from agentdesk.store import locks
 
     ctx = _context(args)
+    from agentdesk.domain import clocks
+    from agentdesk.store import db
+
     # One sync serves the team: a second one (even --once) would race the first.
     with locks.sync_lock(ctx.engine):
+        # An edited SLA policy reaches open conversations when the worker starts (docs/sla.md).
+        applied = clocks.apply_policy_change(lambda: db.write_session(ctx.engine), policies=ctx.policies, now=ctx.now)
+        if applied is not None:
+            print(f"sync: SLA policies changed; {applied.changed} open conversation(s) recomputed", file=sys.stderr)
         return sync_command(ctx, args)
 
 
@@ -726,19 +733,19 @@ def build_parser() -> argparse.ArgumentParser:
     customer_list.add_argument("--limit", type=int, default=50, metavar="N")
     customer_list.add_argument("--json", action="store_true")
 
+    from agentdesk import commands_sla
+
     sla = commands.add_parser("sla", help="SLA clocks")
     sla_commands = sla.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    explain = command("explain", not_built("sla explain", "the SLA issue"),
-                      "the timeline of every SLA clock of a conversation", sla_commands)
-    explain.add_argument("ref", metavar="REF")
+    commands_sla.add_arguments(sla_commands, command)
 
     stats = command("stats", cmd_stats, "counts of conversations, messages, customers, outbox, sources")
     stats.add_argument("--json", action="store_true")
 
-    report = command("report", not_built("report", "the SLA issue"), "reply times, SLA compliance, backlog, volume")
-    report.add_argument("--since", metavar="DATE")
-    report.add_argument("--until", metavar="DATE")
-    report.add_argument("--json", action="store_true")
+    report = command("report", commands_sla.cmd_report, "reply times, SLA compliance, backlog, volume")
+    report.add_argument("--since", metavar="DATE", help="ISO date/time or an age like 7d (default: 30 days before --until)")
+    report.add_argument("--until", metavar="DATE", help="ISO date/time or an age (default: now; exclusive)")
+    report.add_argument("--json", action="store_true", help="JSON on stdout")
 
     audit = command("audit", cmd_audit, "the audit log: who did what, when")
     audit.add_argument("--since", metavar="DATE", help="ISO date/time or an age like 7d")

@@ -156,6 +156,10 @@ class MailboxSettings:
         "keep", doc="What to do on the server after import: keep | seen | move:Folder (default keep)."
     )
     receipt: str = setting("", doc="Template name of the automatic receipt; empty = none.")
+    receipt_after_hours: bool = setting(
+        False, doc="Also send the receipt for a customer message outside business hours "
+        "(once per conversation until an agent replies).")
+    receipt_limit: int = setting(3, doc="At most this many automatic receipts to one address per hour (loop protection).")
     smtp: SmtpSettings = setting(factory=SmtpSettings, doc="How replies from this mailbox are sent.")
 
     def password(self, key: str) -> str:
@@ -180,6 +184,10 @@ class SpoolSettings:
     )
     secret_command: str = setting("", doc="Command whose output is the HMAC secret for `webhook serve`.")
     receipt: str = setting("", doc="Template name of the automatic receipt; empty = none.")
+    receipt_after_hours: bool = setting(
+        False, doc="Also send the receipt for a customer message outside business hours "
+        "(once per conversation until an agent replies).")
+    receipt_limit: int = setting(3, doc="At most this many automatic receipts to one address per hour (loop protection).")
     outbound: OutboundSettings = setting(factory=OutboundSettings, doc="Where replies on this spool go.")
     max_bytes: int = setting(5 * 1024 * 1024, doc="Payloads larger than this are rejected (bytes).")
 
@@ -390,6 +398,11 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{key}.after_fetch: expected keep | seen | move:Folder, got {mailbox.after_fetch!r}")
         if not (0 < mailbox.port < 65536):
             raise ConfigError(f"{key}.port: expected a TCP port 1-65535, got {mailbox.port}")
+    for section, entries in (("mailbox", settings.mailbox), ("spool", settings.spool)):
+        for i, entry in enumerate(entries):
+            if entry.receipt_limit < 1:
+                raise ConfigError(f"{_entry_key(section, i, entry.name)}.receipt_limit: expected at least 1, "
+                                  f"got {entry.receipt_limit}")
     for i, spool in enumerate(settings.spool):
         key = _entry_key("spool", i, spool.name)
         if spool.max_bytes <= 0:

@@ -30,7 +30,8 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from agentdesk.channels.base import InboundMessage
-from agentdesk.domain import audit, clocks, customers, queue
+from agentdesk.config import Settings
+from agentdesk.domain import audit, clocks, customers, queue, receipts
 from agentdesk.store import queries
 from agentdesk.store.models import Attachment, Conversation, Message, MessageRaw, Outbox, ref_of
 
@@ -165,18 +166,25 @@ def thread_for(session: Session, message: InboundMessage, customer_id: int) -> t
 
 
 def ingest_message(
-    session: Session, message: InboundMessage, *, policies: clocks.Policies, now: datetime
+    session: Session, message: InboundMessage, *, policies: clocks.Policies, now: datetime,
+    settings: Settings | None = None,
 ) -> Ingested:
-    """Store one inbound message in the caller's transaction (the caller commits with its checkpoint)."""
+    """Store one inbound message in the caller's transaction (the caller commits with its checkpoint).
+
+    With `settings`, the automatic receipt is decided here too (domain/receipts.py: configured per
+    source, first message or after hours, loop-safe, rate-limited); without, none is sent.
+    """
     # Autoflush would write the pending rows before each of the lookups below (half a dozen
     # flushes a message); one flush at the end keeps every lookup of the next message correct.
     with session.no_autoflush:
-        result = _ingest(session, message, policies=policies, now=now)
+        result = _ingest(session, message, policies=policies, now=now, settings=settings)
     session.flush()
     return result
 
 
-def _ingest(session: Session, message: InboundMessage, *, policies: clocks.Policies, now: datetime) -> Ingested:
+def _ingest(
+    session: Session, message: InboundMessage, *, policies: clocks.Policies, now: datetime, settings: Settings | None
+) -> Ingested:
     digest = content_hash(message)
     if message.external_id:
         existing = session.exec(
@@ -238,6 +246,9 @@ def _ingest(session: Session, message: InboundMessage, *, policies: clocks.Polic
             queue.change(session, conversation=conversation, agent=audit.SYSTEM, now=now, policies=policies,
                          status="open")
     queue.touch(session, conversation=conversation, policies=policies, now=now)
+    if settings is not None:
+        receipts.maybe_queue_receipt(session, conversation=conversation, message=stored, settings=settings,
+                                     policies=policies, now=now, inbound=message)
     return Ingested(stored.id, conversation.id, created, False, reason)
 
 

@@ -320,7 +320,7 @@ class MailboxSource:
         ctx = self.ctx
         with db.write_session(ctx.engine) as session:
             try:
-                results = [ingest_message(session, message, policies=ctx.policies, now=ctx.now_fn()) for _, message in chunk]
+                results = [ingest_message(session, message, policies=ctx.policies, now=ctx.now_fn(), settings=ctx.settings) for _, message in chunk]
             except Exception:
                 # One message breaks ingest: redo the chunk one message at a time, so the others are
                 # stored and the broken one is stored flagged (never dropped, never blocking the folder).
@@ -344,7 +344,7 @@ class MailboxSource:
         ctx = self.ctx
         try:
             with session.begin_nested():
-                return ingest_message(session, message, policies=ctx.policies, now=ctx.now_fn())
+                return ingest_message(session, message, policies=ctx.policies, now=ctx.now_fn(), settings=ctx.settings)
         except Exception as error:
             log.exception("%s: ingest failed for %s; storing it flagged", self.name, message.external_id)
             fallback = dataclasses.replace(
@@ -353,7 +353,7 @@ class MailboxSource:
                 parse_error="; ".join(filter(None, [message.parse_error, f"ingest: {type(error).__name__}: {error}"]))[:2_000],
             )
             with session.begin_nested():
-                return ingest_message(session, fallback, policies=ctx.policies, now=ctx.now_fn())
+                return ingest_message(session, fallback, policies=ctx.policies, now=ctx.now_fn(), settings=ctx.settings)
 
     # waiting
 

@@ -25,9 +25,13 @@ def _seconds(value: timedelta | None) -> int | None:
     return int(value.total_seconds()) if value is not None else None
 
 
-def sla_document(conversation: Conversation, policies: clocks.Policies, *, now: datetime) -> dict[str, Any]:
+def sla_document(
+    conversation: Conversation, policies: clocks.Policies, *, now: datetime, events=None
+) -> dict[str, Any]:
+    """The SLA part of a document. With the conversation's clock `events` (show, export) paused
+    targets also tell the time they have left; without (list) it reads the stored due times."""
     policy = policies.by_name(conversation.sla_policy) if conversation.sla_policy else None
-    states = clocks.evaluate(conversation, policy, now=now)
+    states = clocks.evaluate(conversation, policy, now=now, events=events)
     return {
         "policy": conversation.sla_policy or None,
         "first_response_due": iso(conversation.first_response_due),
@@ -41,6 +45,9 @@ def sla_document(conversation: Conversation, policies: clocks.Policies, *, now: 
                 "state": state.state,
                 "due": iso(state.due),
                 "remaining_seconds": _seconds(state.remaining),
+                "breached_by_seconds": _seconds(state.overdue),
+                "length_seconds": _seconds(state.length),
+                "paused_reason": state.reason or None,
                 "fulfilled_at": iso(state.fulfilled_at),
             }
             for state in states
@@ -62,6 +69,7 @@ def documents(
     tags = queries.tags_of(session=session, conversation_ids=ids)
     customers = queries.customers_by_id(session=session, customer_ids=customer_ids)
     identities = queries.identities_of(session=session, customer_ids=customer_ids)
+    clock_events = clocks.load_events(session, ids) if full else {}
     result = []
     for conversation in conversations:
         customer = customers.get(conversation.customer_id)
@@ -85,7 +93,7 @@ def documents(
                     for identity in identities.get(conversation.customer_id, [])
                 ],
             },
-            "sla": sla_document(conversation, policies, now=now),
+            "sla": sla_document(conversation, policies, now=now, events=clock_events.get(conversation.id)),
             "waiting_since": iso(conversation.waiting_since),
             "hold_seconds": _seconds(hold),
             "created_at": iso(conversation.created_at),

@@ -96,7 +96,8 @@ def reply(
         conversation.waiting_since = None
     audit.record(session, agent=agent, action="receipt" if automatic else "reply", now=now,
                  conversation_id=conversation.id, message_id=message.id)
-    new_status = status or ("open" if conversation.status == "new" else None)
+    # A receipt is not a reply: the conversation stays "new" until a person answers.
+    new_status = status or ("open" if conversation.status == "new" and not automatic else None)
     changed = queue.change(session, conversation=conversation, agent=agent, now=now, policies=policies,
                            status=new_status)
     if not changed:

@@ -219,7 +219,6 @@ def test_eta_across_a_dst_change_names_local_time():
     assert receipts.format_eta(due, now=due - 72 * H, zone=AMSTERDAM)[0] == "Monday 30 March, 09:00 CEST"
 
 
-@pytest.mark.xfail(strict=True, reason="replies.reply moves new -> open for receipts too; fix requested in replies.py")
 def test_a_receipt_leaves_the_conversation_new(engine, settings, policies):
     _, conversation_id = _ingest(engine, settings, policies)
     with db.read_session(engine) as session:

@@ -225,8 +225,8 @@ class SpoolSource:
         self.batch = batch
         self.templates_dir = templates_dir
         self.durable_moves = durable_moves
-        # With the whole settings, receipts go through domain.receipts (loop safety, rate limit,
-        # after-hours rule, honest ETA); without, a plain template receipt for a new conversation.
+        # With the whole settings, ingest sends receipts through domain.receipts (loop safety, rate
+        # limit, after-hours rule, honest ETA); without settings no receipt is sent.
         self.settings = settings
         self.adapter = adapter_for(spool.adapter)
         self._state_written: datetime | None = None
@@ -410,62 +410,20 @@ class SpoolSource:
                 outcome.statuses += 1
                 continue
             message, links = item
-            stored = ingest.ingest_message(session, message, policies=self.policies, now=now)
+            # The receipt, if any, is decided by ingest (domain/receipts.py) when settings are known.
+            stored = ingest.ingest_message(session, message, policies=self.policies, now=now, settings=self.settings)
             if stored.duplicate:
                 outcome.duplicates += 1
                 continue
             outcome.stored += 1
-            if self.settings is not None:
-                self._receipt_by_policy(session, stored, message, now)
-                if not links:
-                    continue
-            wants_receipt = self.settings is None and stored.created_conversation and bool(self.spool.receipt)
-            if not links and not wants_receipt:
+            if not links:
                 continue
             kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
             customer = queries.customer_by_identity(session=session, kind=kind, address=message.sender_address)
             if customer is not None:
                 for link_kind, address in links:
                     link_identity(session, customer_id=customer.id, kind=link_kind, address=address, now=now)
-                if wants_receipt and message.kind == "message" and not message.bulk:
-                    try:
-                        with session.begin_nested():
-                            self._send_receipt(session, stored.conversation_id, customer, now)
-                    except AgentdeskError as error:
-                        # a broken receipt template must not cost the customer's message
-                        outcome.warnings.append(f"receipt {self.spool.receipt!r} not sent: {error}")
         return outcome
-
-    def _receipt_by_policy(self, session: Session, stored, message: InboundMessage, now: datetime) -> None:
-        from agentdesk.domain import receipts
-        from agentdesk.store.models import Conversation
-
-        if not self.spool.receipt:
-            return
-        conversation = session.get(Conversation, stored.conversation_id)
-        row = session.get(Message, stored.message_id)
-        receipts.maybe_queue_receipt(session, conversation=conversation, message=row, settings=self.settings,
-                                     policies=self.policies, now=now, inbound=message)
-
-    def _send_receipt(self, session: Session, conversation_id: int, customer, now: datetime) -> None:
-        from agentdesk.domain import replies, templates
-        from agentdesk.store.models import Conversation, ref_of
-
-        if self.templates_dir is None:
-            return
-        conversation = session.get(Conversation, conversation_id)
-        template = templates.load(self.templates_dir, self.spool.receipt)
-        rendered = templates.render(template, {
-            "customer_name": customer.name, "customer_first_name": templates.first_name(customer.name),
-            "ref": ref_of(conversation.id), "subject": conversation.subject, "channel": conversation.channel,
-        })
-        if rendered.undefined:
-            # never send "[[name?]]" markers to a customer unattended
-            names = ", ".join(rendered.undefined)
-            raise InvalidInput(f"the template leaves {names} empty for this customer; give a default in it, "
-                               f"e.g. {{{{ {rendered.undefined[0]} or \"there\" }}}}")
-        replies.reply(session, conversation=conversation, body=rendered.text, agent=audit.SYSTEM,
-                      agent_name="", now=now, policies=self.policies, kind="receipt")
 
     # -- moves --
 
