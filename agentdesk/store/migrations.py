@@ -65,8 +65,14 @@ def revision_3_threads_clocks_drafts(connection: Connection) -> None:
     changes.install(connection)
 
 
+def revision_4_recent_changes_index(connection: Connection) -> None:
+    """An index on conversation.updated_at, for change detection and `export --since`."""
+    connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_conversation_updated_at ON conversation (updated_at)")
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
+    4: revision_4_recent_changes_index,
 }
 HEAD = max(STEPS, default=1)

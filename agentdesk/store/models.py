@@ -100,7 +100,8 @@ class Conversation(SQLModel, table=True):
     assignee: Optional[str] = None
     snoozed_until: Optional[datetime] = Field(default=None, sa_column=_time())
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+    # Indexed (revision 4): live refresh on PostgreSQL and `export --since` look for recent changes.
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False, index=True))
     solved_at: Optional[datetime] = Field(default=None, sa_column=_time(index=True))
     sla_policy: str = ""
     first_response_due: Optional[datetime] = Field(default=None, sa_column=_time())
