@@ -109,6 +109,8 @@ def ensure_demo(directory: Path, *, conversations: int | None = None, progress: 
     if marker.exists() and config_path.exists():
         built = json.loads(marker.read_text())
         if conversations is None or built.get("conversations") == wanted:
+            if built.get("conversations", 0) <= MAX_CONVERSATIONS_TO_REFRESH:
+                _bring_up_to_date(config_path, marker, built)
             return config_path
     directory.mkdir(parents=True, exist_ok=True)
     for leftover in ("agentdesk.db", "agentdesk.db-wal", "agentdesk.db-shm", MARKER):
@@ -120,6 +122,52 @@ def ensure_demo(directory: Path, *, conversations: int | None = None, progress: 
     build_database(settings, conversations=wanted, now=started, progress=progress)
     marker.write_text(json.dumps({"conversations": wanted, "built_at": started.isoformat()}))
     return config_path
+
+
+# Moving every time of a demo this size takes well under a second; bigger (benchmark) demos keep
+# their times, so benchmarks measure the same data every run.
+MAX_CONVERSATIONS_TO_REFRESH = 5000
+
+
+def _bring_up_to_date(config_path: Path, marker: Path, built: dict) -> None:
+    """Shift every stored time forward by the time since the demo was built (or last opened).
+
+    The demo is built once, but a queue whose every clock broke days ago shows nothing about SLA
+    states: moved forward, it looks as it did when it was built: some ok, some in warning, some
+    breached, customers waiting minutes to hours.
+    """
+    last = datetime.fromisoformat(built["built_at"])
+    seconds = int((datetime.now(timezone.utc) - last).total_seconds())
+    if seconds < 60:
+        return
+    shift_times(db.sqlite_path(config.load(config_path).database_url), seconds)
+    built["built_at"] = (last + timedelta(seconds=seconds)).isoformat()
+    marker.write_text(json.dumps(built))
+
+
+def shift_times(path: Path, seconds: int) -> None:
+    """Move every stored time of a demo database by `seconds` (NEVER stays never)."""
+    from sqlmodel import SQLModel
+
+    from agentdesk.store.models import NEVER, UTCDateTime
+
+    never = _sqlite_time(NEVER)
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {db.BUSY_TIMEOUT_MS}")
+        connection.execute("BEGIN IMMEDIATE")
+        for table in SQLModel.metadata.sorted_tables:
+            for column in table.columns:
+                if isinstance(column.type, UTCDateTime):
+                    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff': shift the seconds, keep the fraction.
+                    connection.execute(
+                        f'UPDATE "{table.name}" SET "{column.name}" = '
+                        f"strftime('%Y-%m-%d %H:%M:%S', \"{column.name}\", '{seconds:+d} seconds') "
+                        f"|| substr(\"{column.name}\", 20) "
+                        f'WHERE "{column.name}" IS NOT NULL AND "{column.name}" < ?', (never,))
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
 
 
 def write_templates(directory: Path) -> None:

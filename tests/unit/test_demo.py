@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func
@@ -83,3 +84,27 @@ def test_a_sized_demo_has_about_ten_messages_per_conversation(tmp_path):
     engine.dispose()
     assert conversations == 600
     assert 7 <= messages / conversations <= 13
+
+
+def test_an_old_demo_is_brought_up_to_date_when_opened_again(tmp_path, capsys):
+    config_path = build.ensure_demo(tmp_path)
+    before = Counter(d["sla"]["state"] for d in _documents(config_path, capsys))
+    engine = db.open_database(config.load(config_path).database_url)
+    with db.read_session(engine) as session:
+        created_before = session.get(Conversation, 1).created_at
+    engine.dispose()
+    # Make it a demo built two days ago: every clock would have broken since.
+    build.shift_times(tmp_path / "agentdesk.db", -2 * 86400)
+    marker = tmp_path / build.MARKER
+    built = json.loads(marker.read_text())
+    built["built_at"] = (datetime.fromisoformat(built["built_at"]) - timedelta(days=2)).isoformat()
+    marker.write_text(json.dumps(built))
+
+    build.ensure_demo(tmp_path)
+    engine = db.open_database(config.load(config_path).database_url)
+    with db.read_session(engine) as session:
+        shift = session.get(Conversation, 1).created_at - created_before
+    engine.dispose()
+    assert timedelta(0) <= shift <= timedelta(minutes=1)  # back where it was, plus the test's run time
+    after = Counter(d["sla"]["state"] for d in _documents(config_path, capsys))
+    assert after == before
