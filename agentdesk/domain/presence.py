@@ -77,3 +77,20 @@ def describe(colleagues: Sequence[Colleague], names: dict[str, str] | None = Non
             joined = who[0] if len(who) == 1 else ", ".join(who[:-1]) + " and " + who[-1]
             parts.append(f"{joined} {'is' if len(who) == 1 else 'are'} {verb}")
     return "; ".join(parts)
+
+
+def colleagues(session: Session, *, agent: str, now: datetime) -> dict[int, list[Colleague]]:
+    """Every other agent's fresh presence, by conversation (the table holds one row per agent)."""
+    rows = session.exec(
+        select(Presence).where(
+            col(Presence.conversation_id).is_not(None),
+            Presence.agent != agent,
+            col(Presence.heartbeat_at) >= now - STALE_AFTER,
+        )
+    )
+    found: dict[int, list[Colleague]] = {}
+    for row in rows:
+        found.setdefault(row.conversation_id, []).append(Colleague(row.agent, row.activity, row.heartbeat_at))
+    for people in found.values():
+        people.sort(key=lambda c: (c.activity != "replying", c.agent))
+    return found

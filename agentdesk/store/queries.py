@@ -463,3 +463,23 @@ def change_marker(*, connection) -> tuple:
         select(func.max(Conversation.updated_at), func.max(Message.id), func.max(Event.id))
     ).one()
     return tuple(row)
+
+
+def content_marker(*, connection) -> tuple:
+    """What the screens show changed (not only a presence heartbeat): newest update, message,
+    event, draft, sync and the outbox backlog. Each part is an index lookup."""
+    from agentdesk.store.models import Draft, Outbox, SyncState
+
+    row = connection.execute(
+        select(
+            select(func.max(Conversation.updated_at)).scalar_subquery(),
+            select(func.max(Message.id)).scalar_subquery(),
+            select(func.max(Event.id)).scalar_subquery(),
+            select(func.max(Draft.updated_at)).scalar_subquery(),
+            select(func.count()).select_from(Draft).scalar_subquery(),
+            select(func.max(SyncState.last_sync_at)).scalar_subquery(),
+            select(func.count()).select_from(SyncState).where(SyncState.last_error != "").scalar_subquery(),
+            select(func.count()).select_from(Outbox).where(col(Outbox.state).in_(("queued", "failed"))).scalar_subquery(),
+        )
+    ).one()
+    return tuple(row)

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from agentdesk import config
 from agentdesk.tui import actions
 from agentdesk.tui.desk import Desk, system_now
-from agentdesk.tui.messages import DatabaseChanged
+from agentdesk.tui.messages import DatabaseChanged, PresenceChanged
 
 
 class AgentDeskApp(App[int]):
@@ -39,6 +39,7 @@ class AgentDeskApp(App[int]):
         agent: str | None = None,
         poll: bool = True,
         default_view: str = "open",
+        presence: bool = True,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -48,6 +49,9 @@ class AgentDeskApp(App[int]):
         self.default_view = default_view
         self.keymap, self.unknown_keys = actions.keymap(settings.keys)
         self.main: Screen | None = None
+        self.presence = presence
+        self.presence_target: tuple[int | None, str] = (None, "viewing")
+        self.colleagues: dict[int, str] = {}
         from agentdesk.tui.desk import Filter
         from agentdesk.tui.widgets.queue_view import QueueView
 
@@ -65,6 +69,44 @@ class AgentDeskApp(App[int]):
         self.push_screen(self.main)
         if self.poll:
             self._watch_database()
+        if self.presence:
+            from agentdesk.domain.presence import HEARTBEAT_EVERY
+
+            self.set_interval(HEARTBEAT_EVERY.total_seconds(), self._heartbeat)
+
+    # --- presence ----------------------------------------------------------------------------------
+
+    def set_presence(self, conversation_id: int | None, activity: str = "viewing") -> None:
+        """What this agent is looking at or replying to; colleagues see it within a poll."""
+        if (conversation_id, activity) != self.presence_target:
+            self.presence_target = (conversation_id, activity)
+            if self.presence:
+                self._heartbeat()
+
+    @work(thread=True, exclusive=True, group="presence", exit_on_error=False)
+    def _heartbeat(self) -> None:
+        conversation_id, activity = self.presence_target
+        try:
+            self.desk.heartbeat(conversation_id, activity)
+        except Exception:  # a busy database: the next heartbeat tries again
+            pass
+
+    @work(thread=True, exclusive=True, group="colleagues", exit_on_error=False)
+    def refresh_colleagues(self) -> None:
+        """Read the other agents' presence now (the poller does this on its own)."""
+        self.post_message(PresenceChanged(self.desk.colleagues()))
+
+    def on_presence_changed(self, message: PresenceChanged) -> None:
+        self.colleagues = message.colleagues
+        if self.main is not None:
+            self.main.show_colleagues(message.colleagues)  # type: ignore[attr-defined]
+
+    def on_unmount(self) -> None:
+        if self.presence:
+            try:
+                self.desk.leave()
+            except Exception:
+                pass
 
     # --- live refresh ----------------------------------------------------------------------------
 
@@ -77,19 +119,35 @@ class AgentDeskApp(App[int]):
 
         worker = get_current_worker()
         connection = self.desk.engine.connect()
+        sqlite = connection.dialect.name == "sqlite"
         try:
             last = queries.change_marker(connection=connection)
+            # data_version moves on every commit, heartbeats included: reload only when what the
+            # screens show changed, and re-read presence on any commit and every few polls (expiry).
+            content = queries.content_marker(connection=connection) if sqlite else last
             connection.rollback()
+            seen: dict[int, str] | None = None
+            polls = 0
             while not worker.is_cancelled:
                 time.sleep(self.POLL_INTERVAL)
+                polls += 1
                 try:
                     marker = queries.change_marker(connection=connection)
+                    committed = marker != last
+                    if committed:
+                        last = marker
+                        new_content = queries.content_marker(connection=connection) if sqlite else marker
+                        if new_content != content:
+                            content = new_content
+                            self.post_message(DatabaseChanged())
                     connection.rollback()  # end the read transaction so the next poll sees new commits
+                    if self.presence and (committed or polls % 4 == 0 or seen is None):
+                        colleagues = self.desk.colleagues()
+                        if colleagues != seen:
+                            seen = colleagues
+                            self.post_message(PresenceChanged(colleagues))
                 except Exception:
                     continue
-                if marker != last:
-                    last = marker
-                    self.post_message(DatabaseChanged())
         finally:
             connection.close()
 
@@ -131,5 +189,11 @@ def _runner(target, action: str) -> Callable[[], object]:
 def run(settings: config.Settings) -> int:
     """Open the workstation on the configured database; the exit status for the CLI."""
     app = AgentDeskApp(settings)
-    result = app.run()
+    try:
+        result = app.run()
+    finally:
+        try:
+            app.desk.leave()  # also when the app died: colleagues must not see a ghost
+        except Exception:
+            pass
     return int(result or 0)

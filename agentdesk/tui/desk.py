@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdesk import config
-from agentdesk.domain import agents, clocks, drafts, replies, search_query, templates
+from agentdesk.domain import agents, clocks, drafts, presence, replies, search_query, templates
 from agentdesk.domain import queue as queue_service
 from agentdesk.store import db, queries
 from agentdesk.store.models import Conversation, Customer, ref_of
@@ -253,6 +253,28 @@ class Desk:
         sources = tuple((name, *by_source.get(name, (None, ""))) for name in names)
         return Header(self.agent, self.agent_name, load.assigned_open, load.waiting, sources)
 
+    # --- presence: who else is looking at or replying to what -----------------------------------
+
+    def heartbeat(self, conversation_id: int | None, activity: str) -> None:
+        """Say what this agent is doing now (a small write; the app calls it every few seconds)."""
+        with self._lock, self.write() as session:
+            presence.heartbeat(session, agent=self.agent, conversation_id=conversation_id, activity=activity,
+                               now=self.now())
+            session.commit()
+
+    def leave(self) -> None:
+        with self._lock, self.write() as session:
+            presence.leave(session, agent=self.agent)
+            session.commit()
+
+    def colleagues(self) -> dict[int, str]:
+        """Other agents' fresh presence, as the text rows and thread headers show ("Dana is replying")."""
+        with self.read() as session:
+            found = presence.colleagues(session, agent=self.agent, now=self.now())
+        names = {login: self.settings.agent_name(login) for people in found.values() for login in
+                 (c.agent for c in people)}
+        return {conversation_id: presence.describe(people, names) for conversation_id, people in found.items()}
+
     # --- one conversation ----------------------------------------------------------------------
 
     def thread(self, conversation_id: int) -> Thread:
@@ -347,18 +369,33 @@ class Desk:
 
     # --- writes --------------------------------------------------------------------------------
 
-    def change(self, conversation_ids: Sequence[int], **changes: Any) -> list[str]:
-        """Apply the same change to each conversation; return a line per conversation that changed."""
-        done = []
+    def change(self, conversation_ids: Sequence[int], *, versions: dict[int, int] | None = None,
+               **changes: Any) -> list[str]:
+        """Apply the same change to each conversation; return a line per conversation that changed.
+
+        `versions`: the version each conversation had on screen. One that changed since (another
+        agent, sync) is left alone and reported as stale (`StaleView`), after the others are saved.
+        """
+        from agentdesk.errors import Conflict
+
+        done, stale = [], []
+        versions = versions or {}
         with self._lock, self.write() as session:
             now = self.now()
             for conversation_id in conversation_ids:
                 conversation = queue_service.load_for_update(session, ref_of(conversation_id))
-                changed = queue_service.change(session, conversation=conversation, agent=self.agent, now=now,
-                                               policies=self.policies, **changes)
+                try:
+                    changed = queue_service.change(session, conversation=conversation, agent=self.agent, now=now,
+                                                   policies=self.policies, expected_version=versions.get(conversation_id),
+                                                   **changes)
+                except Conflict:
+                    stale.append(ref_of(conversation_id))
+                    continue
                 if changed:
                     done.append(f"{ref_of(conversation_id)}: {', '.join(changed)}")
             session.commit()
+        if stale:
+            raise StaleView(stale, done)
         return done
 
     def claim(self, conversation_ids: Sequence[int]) -> list[str]:
@@ -369,8 +406,13 @@ class Desk:
             session.commit()
         return [f"{ref_of(i)} is yours" for i in conversation_ids]
 
-    def send(self, conversation_id: int, body: str, *, kind: str = "reply", status: str | None = None) -> str:
-        """Store a reply (queued in the outbox) or a note, drop the draft, optionally set the status."""
+    def send(self, conversation_id: int, body: str, *, kind: str = "reply", status: str | None = None,
+             expected_version: int | None = None) -> str:
+        """Store a reply (queued in the outbox) or a note, drop the draft, optionally set the status.
+
+        `expected_version`: the conversation's version when the composer opened; a reply to a
+        conversation that changed since raises `errors.Conflict` (a note never does).
+        """
         from agentdesk.errors import InvalidInput
 
         missing = templates.unfilled(body)
@@ -389,7 +431,8 @@ class Desk:
                 replies.reply(session, conversation=conversation, body=body, agent=self.agent,
                               agent_name=self.agent_name, signature=self.settings.agent_signature(self.agent),
                               now=now, policies=self.policies, status=status,
-                              message_id_domain=self._message_id_domain(conversation.source))
+                              message_id_domain=self._message_id_domain(conversation.source),
+                              expected_version=expected_version)
             drafts.discard(session, conversation_id=conversation_id, agent=self.agent)
             session.commit()
         what = "note added" if kind == "note" else "reply queued for delivery"
@@ -406,6 +449,31 @@ class Desk:
             drafts.save(session, conversation_id=conversation_id, agent=self.agent, body=body, kind=kind,
                         base_version=base_version, now=self.now())
             session.commit()
+
+
+class StaleView(Exception):
+    """Some conversations changed since the agent looked at them; they were left alone."""
+
+    def __init__(self, refs: list[str], done: list[str]) -> None:
+        self.refs, self.done = refs, done
+        which = ", ".join(refs)
+        super().__init__(f"{which} changed since you looked (another agent or a new message), so "
+                         f"{'it was' if len(refs) == 1 else 'they were'} not changed; the queue is reloaded — "
+                         "check and try again")
+
+
+def changes_between(old: Thread, new: Thread) -> list[ThreadItem]:
+    """What appeared in the thread between two reads of it: new messages and events, oldest first."""
+    from collections import Counter
+
+    seen = Counter(old.items)
+    added = []
+    for item in new.items:
+        if seen[item]:
+            seen[item] -= 1
+        else:
+            added.append(item)
+    return added
 
 
 def describe_event(action: str, detail_json: str) -> str:

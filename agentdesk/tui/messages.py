@@ -46,8 +46,16 @@ class ActionDone(Message):
 @dataclass
 class ActionFailed(Message):
     text: str
+    reload: bool = False  # the view was stale: reload it
 
 
 @dataclass
 class OpenConversation(Message):
     conversation_id: int
+
+
+@dataclass
+class PresenceChanged(Message):
+    """Other agents' presence moved: {conversation id: "Dana is replying"}."""
+
+    colleagues: dict[int, str]

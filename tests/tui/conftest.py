@@ -68,7 +68,9 @@ def make_app(demo_settings):
 
     def make(settings: config.Settings | None = None, **kwargs) -> AgentDeskApp:
         kwargs.setdefault("poll", False)
-        app = AgentDeskApp(settings or demo_settings, now=frozen, agent=AGENT, **kwargs)
+        kwargs.setdefault("presence", False)  # tests about presence switch it on
+        kwargs.setdefault("agent", AGENT)
+        app = AgentDeskApp(settings or demo_settings, now=frozen, **kwargs)
         app.CURSOR_BLINK = False
         return app
 

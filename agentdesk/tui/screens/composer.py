@@ -46,7 +46,9 @@ class ComposerScreen(Screen):
         draft = thread.draft
         self.kind = draft.kind if draft is not None and draft.body.strip() else kind
         self.initial = draft.body if draft is not None else ""
+        # The version the agent saw when they started writing: a reply to anything newer warns first.
         self.base_version = draft.base_version if draft is not None else thread.conversation.version
+        self.draft_at = draft.updated_at if draft is not None else None
         self.open_editor = open_editor
         self.suggested = desk.suggestions(thread)
         self._autosave: Timer | None = None
@@ -73,6 +75,8 @@ class ComposerScreen(Screen):
         body = self.query_one("#body", TextArea)
         body.focus()
         body.move_cursor(body.document.end)
+        if hasattr(self.app, "set_presence"):
+            self.app.set_presence(self.thread.conversation.id, "replying")
         if self.open_editor:
             self.call_after_refresh(self.action_editor)
 
@@ -98,6 +102,10 @@ class ComposerScreen(Screen):
         else:
             title = f"[b]Reply[/] to {customer.name} [dim]{address}[/] on AD-{conversation.id} via {conversation.channel}"
         from textual.markup import escape
+
+        colleagues = getattr(self.app, "colleagues", {}).get(conversation.id)
+        if colleagues:
+            title += f"  [b $warning]⚠ {escape(colleagues)}[/]"
 
         subject = escape(conversation.subject)
         self.query_one("#composer-title", Static).update(f"{title}\n[dim]{subject}[/]")
@@ -228,12 +236,51 @@ class ComposerScreen(Screen):
 
     @work(thread=True, exclusive=True, group="send")
     def _send(self, text: str, status: str | None) -> None:
+        from agentdesk.errors import Conflict
+
+        conversation_id = self.thread.conversation.id
         try:
-            done = self.desk.send(self.thread.conversation.id, text, kind=self.kind, status=status)
+            done = self.desk.send(conversation_id, text, kind=self.kind, status=status,
+                                  expected_version=self.base_version if self.kind == "reply" else None)
+        except Conflict:
+            # Someone wrote meanwhile (the customer, a colleague): show it before answering twice.
+            try:
+                fresh = self.desk.thread(conversation_id)
+            except Exception as error:
+                self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
+                return
+            self.app.call_from_thread(self._changed_meanwhile, fresh, text, status)
+            return
         except Exception as error:
             self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
             return
         self.app.call_from_thread(self._sent_ok, done)
+
+    def _changed_meanwhile(self, fresh: Thread, text: str, status: str | None) -> None:
+        from agentdesk.tui.desk import changes_between
+        from agentdesk.tui.screens.dialogs import ChangedScreen
+
+        added = changes_between(self.thread, fresh)
+        if not added and self.draft_at is not None:
+            added = [item for item in fresh.items if item.at >= self.draft_at]  # changed before the draft reopened
+        # From here on the agent has seen the new state: keep editing or send, no second warning.
+        self.thread = fresh
+        self.base_version = fresh.conversation.version
+        self.draft_at = None
+        self.query_one("#composer-context", Static).update(self._latest_message())
+        self._render_title()
+        main = getattr(self.app, "main", None)
+        if main is not None:
+            main._show_thread(fresh)
+
+        def decided(send: bool | None) -> None:
+            if send:
+                self._send(text, status)
+            else:
+                self._save_draft()
+                self.query_one("#body", TextArea).focus()
+
+        self.app.push_screen(ChangedScreen(fresh, added, now=self.now()), decided)
 
     def _sent_ok(self, done: str) -> None:
         self._sent = True

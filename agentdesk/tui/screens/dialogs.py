@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 
@@ -71,3 +71,58 @@ class PromptScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ChangedScreen(ModalScreen[bool]):
+    """The conversation changed while the agent wrote: show what, then send anyway or keep editing."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [
+        Binding("ctrl+s,enter", "send", "Send anyway", priority=True),
+        Binding("escape", "keep", "Keep editing"),
+    ]
+
+    def __init__(self, thread, added, *, now) -> None:
+        super().__init__()
+        self.thread = thread
+        self.added = list(added)
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        from agentdesk.tui import format
+
+        ref = format.ref(self.thread.conversation.id)
+        with Vertical(classes="dialog changed"):
+            yield Label(f"{ref} changed while you were writing", classes="dialog-title")
+            yield Static(changes_text(self.added, self.now), id="changes", markup=False)
+            yield Label("enter / ctrl+s: send anyway · escape: keep editing", classes="dialog-hint")
+
+    def action_send(self) -> None:
+        self.dismiss(True)
+
+    def action_keep(self) -> None:
+        self.dismiss(False)
+
+
+def changes_text(items, now):
+    """New messages in full (short), events as one line each: what the agent must see before sending."""
+    from rich.text import Text
+
+    from agentdesk.tui import format
+
+    out = Text()
+    if not items:
+        out.append("Its details changed (status, assignment or tags); nothing new was written.", "dim")
+        return out
+    labels = {"inbound": "◀ {} wrote", "outbound": "▶ {} replied", "note": "✎ note by {}"}
+    for item in items[-8:]:
+        when = format.local_time(item.at, now)
+        if item.kind == "event":
+            out.append(f"• {when} {item.author}: {item.body}\n", "dim")
+            continue
+        out.append(labels.get(item.kind, "{}").format(item.author or "someone") + f"  {when}\n", "bold")
+        body = format.split_body(item.body).main.strip()
+        lines = body.split("\n")
+        out.append("\n".join(lines[:6]) + ("\n…" if len(lines) > 6 else "") + "\n\n")
+    out.rstrip()
+    return out

@@ -207,8 +207,25 @@ class MainScreen(Screen):
     def _show_thread(self, thread: Thread | None) -> None:
         same = thread is not None and self.thread is not None and self.thread.conversation.id == thread.conversation.id
         self.thread = thread
+        colleagues = getattr(self.app, "colleagues", {})
+        self.thread_view.presence = colleagues.get(thread.conversation.id, "") if thread else ""
         self.thread_view.show(thread, keep_scroll=same)
         self.query_one(CustomerPane).show(thread.customer if thread else None)
+        if self.app.screen is self and hasattr(self.app, "set_presence"):
+            self.app.set_presence(thread.conversation.id if thread else None, "viewing")
+
+    def show_colleagues(self, colleagues: dict[int, str]) -> None:
+        """Other agents' presence: on their queue rows and, for the open conversation, the thread header."""
+        self.queue.set_presence(colleagues)
+        text = colleagues.get(self.thread.conversation.id, "") if self.thread else ""
+        if text != self.thread_view.presence:
+            self.thread_view.presence = text
+            self.thread_view.show(self.thread, keep_scroll=True)
+
+    def on_screen_resume(self) -> None:
+        # Back from the composer or a dialog: this agent is viewing the open thread again.
+        if hasattr(self.app, "set_presence"):
+            self.app.set_presence(self.thread.conversation.id if self.thread else None, "viewing")
 
     @on(CustomerPane.OpenConversation)
     def _open_from_history(self, message: CustomerPane.OpenConversation) -> None:
@@ -351,10 +368,32 @@ class MainScreen(Screen):
     def _describe(self, ids: list[int]) -> str:
         return format.ref(ids[0]) if len(ids) == 1 else f"{len(ids)} conversations"
 
+    def _versions(self, ids: list[int]) -> dict[int, int]:
+        """The version of each conversation as the agent sees it (rows on screen, the open thread)."""
+        versions = {}
+        for conversation_id in ids:
+            version = self.queue.version_of(conversation_id)
+            if self.thread is not None and self.thread.conversation.id == conversation_id:
+                version = self.thread.conversation.version if version is None else version
+            if version is not None:
+                versions[conversation_id] = version
+        return versions
+
+    def _change(self, ids: list[int], **changes) -> None:
+        versions = self._versions(ids)
+        self._act(lambda: self.desk.change(ids, versions=versions, **changes))
+
     @work(thread=True, group="actions")
     def _act(self, call: Callable[[], list[str] | str]) -> None:
+        from agentdesk.tui.desk import StaleView
+
         try:
             result = call()
+        except StaleView as stale:
+            # Refresh first, then say so: the agent looks again at what changed before acting.
+            self.post_message(ActionFailed(str(stale) + ("\n" + "\n".join(stale.done) if stale.done else ""),
+                                           reload=True))
+            return
         except Exception as error:
             self.post_message(ActionFailed(str(error)))
             return
@@ -367,6 +406,11 @@ class MainScreen(Screen):
         self.reload()
 
     def on_action_failed(self, message: ActionFailed) -> None:
+        if message.reload:
+            self.queue.marked.clear()
+            self.reload()
+            self.notify(message.text, severity="warning", timeout=10)
+            return
         self.notify(message.text, severity="error", timeout=8)
 
     def action_claim(self) -> None:
@@ -377,7 +421,7 @@ class MainScreen(Screen):
     def action_unassign(self) -> None:
         ids = self._targets()
         if ids:
-            self._act(lambda: self.desk.change(ids, assignee=None))
+            self._change(ids, assignee=None)
 
     def action_assign(self) -> None:
         from agentdesk.tui.screens.dialogs import ChoiceScreen
@@ -393,7 +437,7 @@ class MainScreen(Screen):
         def chosen(value: str | None) -> None:
             if value is not None:
                 assignee = None if value == "\x00none" else value
-                self._act(lambda: self.desk.change(ids, assignee=assignee))
+                self._change(ids, assignee=assignee)
 
         current = self.queue.current_row.assignee if self.queue.current_row else None
         self.app.push_screen(ChoiceScreen(f"Assign {self._describe(ids)} to", choices, current=current), chosen)
@@ -407,7 +451,7 @@ class MainScreen(Screen):
 
         def chosen(value: str | None) -> None:
             if value:
-                self._act(lambda: self.desk.change(ids, status=value))
+                self._change(ids, status=value)
 
         current = self.queue.current_row.status if self.queue.current_row else None
         choices = [(status, STATUS_LABELS[status]) for status in STATUS_LABELS]
@@ -422,7 +466,7 @@ class MainScreen(Screen):
 
         def chosen(value: str | None) -> None:
             if value:
-                self._act(lambda: self.desk.change(ids, priority=value))
+                self._change(ids, priority=value)
 
         current = self.queue.current_row.priority if self.queue.current_row else None
         choices = [(p, p) for p in ("low", "normal", "high", "urgent")]
@@ -439,7 +483,7 @@ class MainScreen(Screen):
         def entered(value: str | None) -> None:
             if value and value.strip():
                 add, remove = format.parse_tags(value)
-                self._act(lambda: self.desk.change(ids, add_tags=add, remove_tags=remove))
+                self._change(ids, add_tags=add, remove_tags=remove)
 
         hint = f"now: {current}" if current else "e.g. +billing -refund (a bare word adds)"
         self.app.push_screen(PromptScreen(f"Tags of {self._describe(ids)}: +add -remove", hint=hint), entered)
@@ -459,7 +503,7 @@ class MainScreen(Screen):
             except Exception as error:
                 self.notify(str(error), severity="error", timeout=8)
                 return
-            self._act(lambda: self.desk.change(ids, snoozed_until=until))
+            self._change(ids, snoozed_until=until)
 
         self.app.push_screen(
             PromptScreen(f"Snooze {self._describe(ids)} until", hint="4h, 2d, tomorrow 09:00, 2026-12-01 09:00, none"),

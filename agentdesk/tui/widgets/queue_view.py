@@ -75,7 +75,7 @@ class QueueView(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "queue--header", "queue--cursor", "queue--cursor-blurred", "queue--marked", "queue--muted",
         "queue--ok", "queue--warning", "queue--breached", "queue--paused",
-        "queue--urgent", "queue--high", "queue--draft",
+        "queue--urgent", "queue--high", "queue--draft", "queue--presence",
     }
 
     DEFAULT_CSS = """
@@ -92,6 +92,7 @@ class QueueView(ScrollView, can_focus=True):
     QueueView > .queue--urgent { color: $error; text-style: bold; }
     QueueView > .queue--high { color: $warning; }
     QueueView > .queue--draft { color: $accent; }
+    QueueView > .queue--presence { color: $warning; text-style: bold; }
     """
 
     WINDOW = 100
@@ -154,6 +155,7 @@ class QueueView(ScrollView, can_focus=True):
         self._highlighted: int | None = None
         self._styles: dict[str, Style] = {}
         self._strips: dict[tuple, list[Segment]] = {}
+        self.presence: dict[int, str] = {}  # other agents on a row's conversation: "Dana is replying"
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -278,6 +280,14 @@ class QueueView(ScrollView, can_focus=True):
             return None
         return window.rows[offset]
 
+    def version_of(self, conversation_id: int) -> int | None:
+        """The version of a conversation as its row on screen shows it (None: not in a cached window)."""
+        for window in self._windows.values():
+            for row in window.rows:
+                if row.id == conversation_id:
+                    return row.version
+        return None
+
     @property
     def current_row(self) -> Row | None:
         if not self.count:
@@ -353,6 +363,11 @@ class QueueView(ScrollView, can_focus=True):
             return
         self.marked.symmetric_difference_update({row.id})
         self._refresh_row(self.cursor)
+
+    def set_presence(self, presence: dict[int, str]) -> None:
+        if presence != self.presence:
+            self.presence = presence
+            self.refresh()  # the strip cache is keyed on the presence text, so only those rows change
 
     def clear_marks(self) -> None:
         self.marked.clear()
@@ -442,13 +457,21 @@ class QueueView(ScrollView, can_focus=True):
             base = base + self.style_of("queue--marked")
         columns = self.columns
         # Everything but the clocks only changes with the row itself: cache it, draw the clocks live.
-        key = (row.id, row.version, row.has_draft, cursor, marked, focused, width)
+        present = self.presence.get(row.id, "")
+        key = (row.id, row.version, row.has_draft, cursor, marked, focused, width, present)
         fixed = self._strips.get(key)
         if fixed is None:
             fixed = []
             for column in columns:
                 if column.key in ("hold", "sla"):
                     break
+                if column.key == "subject" and present:
+                    # "Dana is replying" goes first in the subject, where the eye reads.
+                    label = _fit(f"● {present} ", min(column.width, cell_len(present) + 3))
+                    fixed.append(Segment(label, base + self.style_of("queue--presence")))
+                    fixed.append(Segment(_fit(row.subject, column.width - cell_len(label)), base))
+                    fixed.append(Segment(" ", base))
+                    continue
                 text, style = self._cell(column.key, row, None)
                 fixed.append(Segment(_fit(text, column.width), base + style if style else base))
                 fixed.append(Segment(" ", base))

@@ -38,6 +38,7 @@ class ThreadView(ScrollView, can_focus=False):
         self.now = now
         self.thread: Thread | None = None
         self.show_quoted = False
+        self.presence = ""  # "Dana is replying": other agents on this conversation
         self._lines: list[Strip] = []
         self._width = 0
 
@@ -97,6 +98,9 @@ class ThreadView(ScrollView, can_focus=False):
         out.append("\n")
         out.append_text(self._sla_line(thread, now))
         out.append("\n")
+        if self.presence:
+            out.append(f"⚠ {_clean(self.presence)}", self.style("warning"))
+            out.append("\n")
         for item in thread.items:
             out.append("\n\n" if item.kind != "event" else "\n")
             out.append_text(self._item(item, now))
