@@ -157,3 +157,59 @@ def claim(session: Session, *, conversation_id: int, agent: str, now: datetime) 
             raise queries.NotFound(f"no conversation {queries.ref_of(conversation_id)}")
         raise Conflict(f"{queries.ref_of(conversation_id)} is already claimed by {holder}")
     audit.record(session, agent=agent, action="claim", now=now, conversation_id=conversation_id)
+
+
+def merge_conversations(
+    session: Session,
+    *,
+    source: Conversation,
+    target: Conversation,
+    agent: str,
+    now: datetime,
+    policies: clocks.Policies,
+) -> int:
+    """Merge `source` into `target`: its messages (notes included) and tags move over, `source` is
+    closed with `merged_into_id` set, both get an audit event, and the target's SLA is recomputed.
+    Return how many messages moved. The caller commits.
+    """
+    from agentdesk.store.models import Draft, Message
+
+    source_ref, target_ref = queries.ref_of(source.id), queries.ref_of(target.id)
+    if source.id == target.id:
+        raise InvalidInput(f"cannot merge {source_ref} into itself; pick another conversation")
+    if target.merged_into_id is not None:
+        raise InvalidInput(f"{target_ref} was itself merged into {queries.ref_of(target.merged_into_id)}; "
+                           "merge into that one instead")
+    if source.merged_into_id is not None:
+        raise InvalidInput(f"{source_ref} was already merged into {queries.ref_of(source.merged_into_id)}")
+
+    moved = session.exec(
+        update(Message).where(col(Message.conversation_id) == source.id).values(conversation_id=target.id)
+    ).rowcount
+    target_tags = _tags(session, target.id)
+    source_tags = _tags(session, source.id)
+    for tag in sorted(source_tags - target_tags):
+        session.add(ConversationTag(conversation_id=target.id, tag=tag))
+    session.exec(delete(ConversationTag).where(col(ConversationTag.conversation_id) == source.id))
+    # A draft on the source follows it unless the agent already has one on the target.
+    for draft in session.exec(select(Draft).where(Draft.conversation_id == source.id)).all():
+        if session.get(Draft, (target.id, draft.agent)) is None:
+            session.add(Draft(conversation_id=target.id, agent=draft.agent, kind=draft.kind, body=draft.body,
+                              base_version=target.version, updated_at=draft.updated_at))
+        session.delete(draft)
+    session.flush()
+
+    # The customer waits since the older of the two unanswered messages; the newer contact counts.
+    waits = [t for t in (source.waiting_since, target.waiting_since) if t is not None]
+    target.waiting_since = min(waits) if waits else None
+    contacts = [t for t in (source.last_customer_message_at, target.last_customer_message_at) if t is not None]
+    target.last_customer_message_at = max(contacts) if contacts else None
+
+    audit.record(session, agent=agent, action="merge", now=now, conversation_id=target.id,
+                 **{"from": source_ref, "messages": moved, "tags": sorted(source_tags - target_tags)})
+    audit.record(session, agent=agent, action="merge", now=now, conversation_id=source.id, into=target_ref)
+    source.merged_into_id = target.id
+    if not change(session, conversation=source, agent=agent, now=now, policies=policies, status="closed"):
+        touch(session, conversation=source, policies=policies, tags=set(), now=now)
+    touch(session, conversation=target, policies=policies, tags=source_tags | target_tags, now=now)
+    return moved

@@ -73,6 +73,10 @@ ACTIONS: tuple[Action, ...] = (
     Action("tag", "tag", "Tags", "t", "main", "Act", footer=True, help="Add and remove tags: +billing -refund"),
     Action("snooze", "snooze", "Snooze", "z", "main", "Act", footer=True, help="Hide until a time: 4h, 2d, 2026-12-01 09:00, none"),
     Action("copy_ref", "copy_ref", "Copy ref", "y", "main", "Act"),
+    Action("merge", "merge", "Merge", "m", "main", "Act",
+           help="Merge this conversation (or the marked ones) into another, picked by ref"),
+    Action("report", "report", "Report", "R", "main", "App",
+           help="Reply and resolution times, SLA compliance, backlog by age, volume by channel"),
     Action("refresh", "refresh_all", "Refresh", "f5,ctrl+l", "main", "App"),
     # --- the whole app
     Action("command_palette", "command_palette", "Commands", "ctrl+p", "app", "App"),

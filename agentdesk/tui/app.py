@@ -169,7 +169,8 @@ class AgentDeskApp(App[int]):
             if action.scope not in (scope, "app") or action.id == "command_palette":
                 continue
             keys = actions.keys_of(action, self.keymap)
-            target = self if action.scope == "app" else screen
+            # From a screen of its own (the report), a main-screen action acts on the main screen.
+            target = self if action.scope == "app" else screen if scope == "composer" else (self.main or screen)
             yield SystemCommand(
                 f"{action.description} ({keys})", action.help or action.description,
                 _runner(target, action.action),

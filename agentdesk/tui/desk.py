@@ -275,6 +275,16 @@ class Desk:
                  (c.agent for c in people)}
         return {conversation_id: presence.describe(people, names) for conversation_id, people in found.items()}
 
+    def report(self, *, days: int = 30) -> dict[str, Any]:
+        """The `agentdesk report --json` document for the last `days` days."""
+        from datetime import timedelta
+
+        from agentdesk.domain import reports
+
+        now = self.now()
+        with self.read() as session:
+            return reports.report(session, window=reports.Window(since=now - timedelta(days=days), until=now), now=now)
+
     # --- one conversation ----------------------------------------------------------------------
 
     def thread(self, conversation_id: int) -> Thread:
@@ -396,6 +406,27 @@ class Desk:
             session.commit()
         if stale:
             raise StaleView(stale, done)
+        return done
+
+    def merge(self, conversation_ids: Sequence[int], target_ref: str) -> list[str]:
+        """Merge each conversation into the one `target_ref` names, in one transaction."""
+        from agentdesk.errors import InvalidInput
+
+        target_id = queries.parse_ref(target_ref.strip())
+        if target_id in conversation_ids and len(conversation_ids) > 1:
+            conversation_ids = [i for i in conversation_ids if i != target_id]
+        done = []
+        with self._lock, self.write() as session:
+            now = self.now()
+            target = queue_service.load_for_update(session, ref_of(target_id))
+            for conversation_id in conversation_ids:
+                source = queue_service.load_for_update(session, ref_of(conversation_id))
+                moved = queue_service.merge_conversations(session, source=source, target=target, agent=self.agent,
+                                                          now=now, policies=self.policies)
+                done.append(f"{ref_of(conversation_id)} merged into {ref_of(target_id)} ({moved} messages moved)")
+            session.commit()
+        if not done:
+            raise InvalidInput("nothing to merge")
         return done
 
     def claim(self, conversation_ids: Sequence[int]) -> list[str]:

@@ -303,3 +303,53 @@ async def test_q_quits_and_escape_leaves_zoom(make_app):
         await pilot.press("q")
         await pilot.pause(0.3)
         assert app.return_code == 0 and not app.is_running
+
+
+async def test_merge_into_another_conversation(make_app, demo_settings):
+    from agentdesk.tui.screens.report import ReportScreen  # noqa: F401  (imported by the palette too)
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        queue = app.main.queue
+        source, target = queue.row_at(0), queue.row_at(1)
+        await pilot.press("m")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*target.ref, "enter")
+        await settle(pilot, app)
+        assert any(f"{source.ref} merged into {target.ref}" in n.message for n in app._notifications)
+        # The source left All open (closed); the target's thread shows the merge.
+        assert all(queue.row_at(i).id != source.id for i in range(queue.count))
+        await pilot.press("m", *source.ref, "enter")  # merging into a merged one is refused, with the reason
+        await settle(pilot, app)
+        assert any("merged into" in n.message and n.severity == "error" for n in app._notifications)
+    with Session(engine_of(demo_settings)) as session:
+        merged = session.get(Conversation, source.id)
+        assert merged.merged_into_id == target.id and merged.status == "closed"
+        assert session.exec(select(Message).where(Message.conversation_id == source.id)).all() == []
+
+
+async def test_report_screen_by_key_and_palette(make_app):
+    from agentdesk.tui.screens.report import ReportScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("R")
+        await settle(pilot, app)
+        assert isinstance(app.screen, ReportScreen)
+        document = app.screen.document
+        assert document is not None and document["backlog"]["open"] > 0
+        from rich.console import Console
+
+        from agentdesk.tui.screens.report import compliance_table
+
+        console = Console(record=True, width=120, file=open("/dev/null", "w"))
+        console.print(compliance_table(document))
+        text = console.export_text()
+        assert "first reply" in text and "%" in text
+        await pilot.press("escape")
+        assert app.screen is app.main
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert any(t.startswith("Report (R)") for t in titles)
+        assert any(t.startswith("Merge (m)") for t in titles)

@@ -42,3 +42,13 @@ def test_help(snap_compare, make_app, size):
         await settle(pilot, pilot.app)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_help)
+
+
+@pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40")])
+def test_report(snap_compare, make_app, size):
+    async def open_report(pilot) -> None:
+        await settle(pilot, pilot.app)
+        await pilot.press("R")
+        await settle(pilot, pilot.app)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_report)

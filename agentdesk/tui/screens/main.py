@@ -509,6 +509,26 @@ class MainScreen(Screen):
             PromptScreen(f"Snooze {self._describe(ids)} until", hint="4h, 2d, tomorrow 09:00, 2026-12-01 09:00, none"),
             entered)
 
+    def action_merge(self) -> None:
+        from agentdesk.tui.screens.dialogs import PromptScreen
+
+        ids = self._targets()
+        if not ids:
+            return
+        history = [h.ref for h in self.thread.customer.history[:4]] if self.thread else []
+        hint = "the ref of the conversation to keep, e.g. " + (", ".join(history) if history else "AD-1042")
+
+        def entered(value: str | None) -> None:
+            if value and value.strip():
+                self._act(lambda: self.desk.merge(ids, value))
+
+        self.app.push_screen(PromptScreen(f"Merge {self._describe(ids)} into", hint=hint), entered)
+
+    def action_report(self) -> None:
+        from agentdesk.tui.screens.report import ReportScreen
+
+        self.app.push_screen(ReportScreen(self.desk, now=self.now))
+
     def action_copy_ref(self) -> None:
         ids = self._targets()
         if ids:
