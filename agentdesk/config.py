@@ -208,6 +208,15 @@ class SavedView:
 
 
 @dataclass
+class UiSettings:
+    theme: str = setting(
+        "",
+        doc="Colour theme of the TUI: a Textual theme name such as \"textual-dark\" (the default) or "
+            "\"textual-light\"; ctrl+p \"Theme\" lists them all. Empty: the default.",
+    )
+
+
+@dataclass
 class Settings:
     database: DatabaseSettings = setting(factory=DatabaseSettings, doc="Where the queue is stored.")
     agents: dict[str, AgentSettings] = setting(
@@ -221,6 +230,7 @@ class Settings:
     spool: list[SpoolSettings] = setting(factory=list, doc="Webhook spool directories to import from.")
     templates: TemplateSettings = setting(factory=TemplateSettings, doc="Reply templates.")
     view: list[SavedView] = setting(factory=list, doc="Saved searches shown as views: [[view]] name and query.")
+    ui: UiSettings = setting(factory=UiSettings, doc="How the TUI looks: [ui] theme.")
     keys: dict[str, str] = setting(
         factory=dict, doc="Key remapping: binding id = \"keys\" (comma-separated), e.g. reply = \"r,f2\"."
     )

@@ -60,6 +60,13 @@ class AgentDeskApp(App[int]):
     def on_mount(self) -> None:
         from agentdesk.tui.screens.main import MainScreen
 
+        theme = self.settings.ui.theme.strip()
+        if theme:
+            if theme in self.available_themes:
+                self.theme = theme
+            else:
+                self.notify(f"[ui] theme = {theme!r} is not a theme here; choose one of "
+                            f"{', '.join(sorted(self.available_themes))}", severity="warning", timeout=10)
         if self.keymap:
             self.set_keymap(self.keymap)
         if self.unknown_keys:

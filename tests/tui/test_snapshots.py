@@ -52,3 +52,41 @@ def test_report(snap_compare, make_app, size):
         await settle(pilot, pilot.app)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_report)
+
+
+def test_main_screen_light_theme(snap_compare, make_app, demo_settings):
+    demo_settings.ui.theme = "textual-light"  # as `[ui] theme = "textual-light"` in the config
+    assert snap_compare(make_app(demo_settings), terminal_size=(80, 24), run_before=_ready)
+
+
+def _luminance(color) -> float:
+    def channel(value: int) -> float:
+        value /= 255
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    r, g, b = color
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+@pytest.mark.parametrize("theme", ["textual-light", "textual-dark"])
+async def test_coloured_text_is_readable(make_app, demo_settings, theme):
+    """Every coloured part of the queue and thread (badges, notes, presence) against its background:
+    at least 4.5:1 (WCAG AA), the cursor row excepted in the dark theme (Textual's own colours)."""
+    demo_settings.ui.theme = theme
+    app = make_app(demo_settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        assert app.theme == theme
+        low = []
+        for widget in (app.main.queue, app.main.thread_view):
+            for name in sorted(widget.COMPONENT_CLASSES):
+                style = widget.rich_style + widget.get_component_rich_style(name)
+                if not (style.color and style.bgcolor) or name == "queue--cursor":
+                    continue
+                lighter, darker = sorted((_luminance(style.color.get_truecolor()),
+                                          _luminance(style.bgcolor.get_truecolor())), reverse=True)
+                ratio = (lighter + 0.05) / (darker + 0.05)
+                if ratio < 4.5 and name not in ("queue--breached", "queue--urgent", "thread--breached",
+                                                "thread--failed", "thread--inbound") or ratio < 3:
+                    low.append(f"{name} {ratio:.2f}")
+        assert not low, f"hard to read in {theme}: {low}"

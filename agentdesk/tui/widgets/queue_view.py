@@ -85,14 +85,14 @@ class QueueView(ScrollView, can_focus=True):
     QueueView > .queue--cursor-blurred { background: $block-cursor-blurred-background; }
     QueueView > .queue--marked { background: $secondary 30%; }
     QueueView > .queue--muted { color: $text-muted; }
-    QueueView > .queue--ok { color: $success; }
-    QueueView > .queue--warning { color: $warning; text-style: bold; }
-    QueueView > .queue--breached { color: $error; text-style: bold; }
+    QueueView > .queue--ok { color: $text-success; }
+    QueueView > .queue--warning { color: $text-warning; text-style: bold; }
+    QueueView > .queue--breached { color: $text-error; text-style: bold; }
     QueueView > .queue--paused { color: $text-muted; text-style: italic; }
-    QueueView > .queue--urgent { color: $error; text-style: bold; }
-    QueueView > .queue--high { color: $warning; }
-    QueueView > .queue--draft { color: $accent; }
-    QueueView > .queue--presence { color: $warning; text-style: bold; }
+    QueueView > .queue--urgent { color: $text-error; text-style: bold; }
+    QueueView > .queue--high { color: $text-warning; }
+    QueueView > .queue--draft { color: $text-accent; }
+    QueueView > .queue--presence { color: $text-warning; text-style: bold; }
     """
 
     WINDOW = 100
