@@ -22,6 +22,7 @@ UIDVALIDITY change rescans the folder and ingest dedupes what it has seen.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import logging
@@ -40,7 +41,7 @@ from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email import imap
 from agentdesk.channels.email.mime import parse_message
 from agentdesk.errors import AgentdeskError
-from agentdesk.ingest import ingest_message
+from agentdesk.ingest import ingest_batch, ingest_message
 from agentdesk.store import db
 from agentdesk.store.models import SyncState
 
@@ -57,6 +58,10 @@ DELIVERY_INTERVAL = 2.0
 COMMIT_EVERY = 100
 # Parse in a second process only when there is this much to parse (spawning costs ~0.3 s).
 PARALLEL_PARSE_MIN = 400
+# Parser processes for a big sync, and how many fetched batches may wait for them (memory: at most
+# this many FETCH_BATCH_BYTES more).
+PARSE_WORKERS = 2
+PARSE_AHEAD = 3
 # Reconnect attempts within one poll when the server drops us (a restart, a network blip).
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
 UNKNOWN_SENDER = "unknown-sender@invalid"
@@ -269,23 +274,26 @@ class MailboxSource:
             progress(0, total, f"{self.name}/{folder}")
         pool = None
         if self.parallel_parse and total >= PARALLEL_PARSE_MIN:
-            # A second core parses batch n+1 while this one stores batch n. "spawn": the IDLE
+            # Parsing costs about twice what storing does, so two worker processes parse while
+            # this one fetches and stores: on two cores all three keep busy. "spawn": the IDLE
             # thread of imaplib2 makes fork unsafe.
-            pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"))
         try:
-            pending: concurrent.futures.Future | list | None = None
-            pending_uids: list[int] = []
+            # Batches fetched and handed to the parsers, oldest first; stored in UID order.
+            in_flight: collections.deque[tuple[concurrent.futures.Future | list, list[int]]] = collections.deque()
             for uids in _batches(listing):
                 fetched = connection.fetch(uids)
                 items = [(m.uid, m.internaldate, m.raw) for m in fetched]
                 report.fetched += len(items)
-                current = pool.submit(parse_fetched, items, self.name) if pool else parse_fetched(items, self.name)
-                if pending is not None:
+                in_flight.append((pool.submit(parse_fetched, items, self.name) if pool else parse_fetched(items, self.name),
+                                  uids))
+                while len(in_flight) > (PARSE_AHEAD if pool else 0):
+                    pending, pending_uids = in_flight.popleft()
                     done += self._store_parsed(folder, selected.uidvalidity, _result(pending), pending_uids, report)
                     if progress:
                         progress(done, total, f"{self.name}/{folder}")
-                pending, pending_uids = current, uids
-            if pending is not None:
+            while in_flight:
+                pending, pending_uids = in_flight.popleft()
                 done += self._store_parsed(folder, selected.uidvalidity, _result(pending), pending_uids, report)
                 if progress:
                     progress(done, total, f"{self.name}/{folder}")
@@ -320,7 +328,8 @@ class MailboxSource:
         ctx = self.ctx
         with db.write_session(ctx.engine) as session:
             try:
-                results = [ingest_message(session, message, policies=ctx.policies, now=ctx.now_fn(), settings=ctx.settings) for _, message in chunk]
+                results = ingest_batch(session, [message for _, message in chunk], policies=ctx.policies,
+                                       now=ctx.now_fn(), settings=ctx.settings)
             except Exception:
                 # One message breaks ingest: redo the chunk one message at a time, so the others are
                 # stored and the broken one is stored flagged (never dropped, never blocking the folder).

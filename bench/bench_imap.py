@@ -49,13 +49,19 @@ def _run_timed(command: list[str], **kwargs) -> tuple[float, int, subprocess.Com
     return elapsed, process.returncode, stderr, usage.ru_maxrss
 
 
-def bench_mbsync(dovecot: Dovecot, user: str, work: Path) -> float | None:
+def bench_mbsync(dovecot: Dovecot, user: str, work: Path, expected: int) -> float | None:
     binary = "/usr/bin/mbsync"
     if not os.path.exists(binary):
         print("mbsync: not installed (apt-get install -y isync); skipped")
         return None
     local = work / "mbsync-maildir"
     local.mkdir()
+    # Its own HOME and state directory: no ~/.mbsyncrc, ~/.mbsync state or lock of an earlier run
+    # (or of the user) can make it skip messages or refuse to run.
+    home = work / "mbsync-home"
+    state = work / "mbsync-state"
+    home.mkdir()
+    state.mkdir()
     conf = work / "mbsyncrc"
     conf.write_text(
         f"IMAPAccount bench\nHost 127.0.0.1\nPort {dovecot.port}\nUser {user}\nPass {PASSWORD}\n"
@@ -63,11 +69,18 @@ def bench_mbsync(dovecot: Dovecot, user: str, work: Path) -> float | None:
         "IMAPStore remote\nAccount bench\n\n"
         f"MaildirStore local\nPath {local}/\nInbox {local}/INBOX\n\n"
         "Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
-        "SyncState *\n"  # state beside the maildir, not in ~/.mbsync of an earlier run
+        f"SyncState {state}/\n"
     )
-    elapsed, status, stderr, _ = _run_timed([binary, "-q", "-c", str(conf), "-a"])
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_STATE_HOME=str(home / ".local/state"))
+    elapsed, status, stderr, _ = _run_timed([binary, "-q", "-c", str(conf), "-a"], env=env, cwd=work)
     if status != 0:
         print(f"mbsync failed ({status}): {stderr}")
+        return None
+    pulled = sum(1 for folder in ("new", "cur") for _ in (local / "INBOX" / folder).iterdir()) \
+        if (local / "INBOX").is_dir() else 0
+    if pulled != expected:
+        print(f"mbsync pulled {pulled} of {expected} messages: its figure is not comparable")
         return None
     return elapsed
 
@@ -146,7 +159,7 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
 
         if not args.skip_mbsync:
-            elapsed = bench_mbsync(dovecot, user, work)
+            elapsed = bench_mbsync(dovecot, user, work, args.messages)
             if elapsed:
                 print(f"mbsync (FSync on):        {elapsed:6.2f} s  {args.messages / elapsed:7.0f} msg/s  "
                       f"{size / 1e6 / elapsed:6.1f} MB/s")

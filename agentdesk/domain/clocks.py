@@ -313,12 +313,35 @@ def refresh(
         return []
     if events is None:
         events = load_events(session, [conversation_id])[conversation_id] + _unflushed(session, conversation_id)
-    clocks, new = timeline(conversation, policy, events=events, now=now)
-    for event, clock in new:
+    recorded = _advance_and_write(conversation, policy, events=events, now=now)
+    for event, detail in recorded:
         session.add(SlaClockEvent(conversation_id=conversation_id, target=event.target, event=event.event,
-                                  at=event.at, detail=_detail(policy, event, clock)))
+                                  at=event.at, detail=detail))
+    return [event for event, _ in recorded]
+
+
+def _advance_and_write(conversation: Any, policy: sla.Policy, *, events: Sequence[sla.ClockEvent],
+                       now: datetime) -> list[tuple[sla.ClockEvent, str]]:
+    clocks, new = timeline(conversation, policy, events=events, now=now)
     _write_fields(conversation, sla.clock_states(clocks, policy=policy, priority=conversation.priority, now=now))
-    return [event for event, _ in new]
+    return [(event, _detail(policy, event, clock)) for event, clock in new]
+
+
+def refresh_rows(
+    conversation: Any, *, policies: Policies, tags: set[str], tier: str = "", now: datetime,
+    events: Sequence[sla.ClockEvent] = (),
+) -> list[dict[str, Any]]:
+    """`refresh` for ingest's batches: the same fields written on `conversation`, the events that
+    happened since `events` returned as `SlaClockEvent` column values (without conversation_id)
+    instead of added to a session, so a batch inserts the events of many conversations in one
+    statement — and a conversation not stored yet (no id, `events` empty) gets its clocks too."""
+    policy = policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags, tier=tier)
+    conversation.sla_policy = policy.name if policy else ""
+    if policy is None:
+        _write_fields(conversation, [])
+        return []
+    return [{"target": event.target, "event": event.event, "at": event.at, "detail": detail}
+            for event, detail in _advance_and_write(conversation, policy, events=events, now=now)]
 
 
 # --- applying a policy change to open conversations -------------------------------------------------

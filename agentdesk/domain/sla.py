@@ -211,6 +211,9 @@ _WINDOW_PATTERN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$
 # week is already nonsense for a help desk; an honest error beats an endless loop.
 MAX_CLOSED_DAYS = 366 + 7
 _RULE_DTSTART = datetime(2000, 1, 1)
+# `between` clips this many local days at either end window by window and takes the days in
+# between whole; two would do for any real zone (offsets jump by at most a day), three is safe.
+_INNER_MARGIN_DAYS = 3
 
 
 def _parse_window(text: object, where: str) -> tuple[int, int]:
@@ -332,6 +335,7 @@ class BusinessCalendar:
         # Per-instance caches: the queue asks the same few weeks over and over.
         self._rule_holidays_in_year = lru_cache(maxsize=64)(self._compute_rule_holidays_in_year)
         self._windows_on = lru_cache(maxsize=4096)(self._compute_windows_on)
+        self._running_totals = lru_cache(maxsize=64)(self._compute_running_totals)
 
     @classmethod
     def from_config(cls, table: Mapping[str, object]) -> BusinessCalendar:
@@ -414,8 +418,22 @@ class BusinessCalendar:
         total = timedelta(0)
         if end <= start:
             return total
-        day = self._local_date(start) - timedelta(days=1)
+        first_day = self._local_date(start) - timedelta(days=1)
         last_day = self._local_date(end)
+        # Days well inside the interval count whole: their open time comes from running totals
+        # per year (months-old mail asks for months of business time). Only the days at either
+        # end are clipped window by window; the margin covers any UTC offset jump (at most a day).
+        inner_first = first_day + timedelta(days=_INNER_MARGIN_DAYS)
+        inner_last = last_day - timedelta(days=_INNER_MARGIN_DAYS)
+        if inner_first > inner_last:
+            return self._clipped(first_day, last_day, start, end)
+        return (self._clipped(first_day, inner_first - timedelta(days=1), start, end)
+                + timedelta(microseconds=self._open_microseconds(inner_first, inner_last))
+                + self._clipped(inner_last + timedelta(days=1), last_day, start, end))
+
+    def _clipped(self, day: date, last_day: date, start: datetime, end: datetime) -> timedelta:
+        """Business time in [start, end) of the windows of local days `day`..`last_day`."""
+        total = timedelta(0)
         while day <= last_day:
             for window_start, window_end in self._windows_on(day):
                 overlap = min(window_end, end) - max(window_start, start)
@@ -423,6 +441,28 @@ class BusinessCalendar:
                     total += overlap
             day += timedelta(days=1)
         return total
+
+    def _open_microseconds(self, first: date, last: date) -> int:
+        """Open time of the whole local days `first`..`last` (inclusive), in microseconds."""
+        if first.year == last.year:
+            running = self._running_totals(first.year)
+            return running[last.timetuple().tm_yday] - running[first.timetuple().tm_yday - 1]
+        total = self._open_microseconds(first, date(first.year, 12, 31))
+        for year in range(first.year + 1, last.year):
+            total += self._running_totals(year)[-1]
+        return total + self._open_microseconds(date(last.year, 1, 1), last)
+
+    def _compute_running_totals(self, year: int) -> tuple[int, ...]:
+        """[0, open time of Jan 1, … of Jan 1 to Dec 31] in microseconds: a day's total is exactly
+        what `_clipped` sums for it, DST-shortened windows and holidays included."""
+        running = [0]
+        day = date(year, 1, 1)
+        one_day = timedelta(days=1)
+        while day.year == year:
+            open_time = sum((end - start for start, end in self._compute_windows_on(day)), timedelta(0))
+            running.append(running[-1] + open_time // timedelta(microseconds=1))
+            day += one_day
+        return tuple(running)
 
     # -- windows as UTC intervals --------------------------------------------------------------
 

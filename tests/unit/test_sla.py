@@ -742,3 +742,19 @@ def test_hold_time_is_calendar_time_since_the_oldest_unanswered_message():
 def test_warning_starts_at_refuses_targets_that_are_not_running():
     with pytest.raises(ValueError, match="paused"):
         warning_starts_at(STANDARD, _state("paused"))
+
+
+WITH_HOLIDAYS = BusinessCalendar(
+    "holidays", "Europe/Amsterdam", {"mon": ["09:00-12:00", "13:00-17:00"], "sat": ["10:00-14:00"]},
+    holidays=["2026-12-28", "2027-01-04"], holiday_rules=["FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=25,26"],
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([OFFICE, NEW_YORK, DST_EDGES, WITH_HOLIDAYS]), INSTANTS, INSTANTS)
+def test_between_over_months_equals_the_day_by_day_sum(calendar, a, b):
+    """`between` takes whole days from per-year running totals; the day-by-day reading is the truth."""
+    start, end = min(a, b), max(a, b)
+    first = start.astimezone(calendar._zone).date() - timedelta(days=1)
+    last = end.astimezone(calendar._zone).date()
+    assert calendar.between(start, end) == calendar._clipped(first, last, start, end)

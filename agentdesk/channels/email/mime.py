@@ -128,9 +128,12 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         return data.decode("latin-1")
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def _restore_bytes(value: str) -> str:
     """Undo compat32's surrogateescape of 8-bit header bytes (raw UTF-8 or legacy text)."""
-    if not any("\udc80" <= c <= "\udcff" for c in value):
+    if not _ESCAPED_BYTE.search(value):
         return value
     return decode_bytes(value.encode("utf-8", "surrogateescape"), None)
 
@@ -206,8 +209,15 @@ def _raw(msg: Message, name: str) -> str | None:
 
 
 def _raw_all(msg: Message, name: str) -> list[str]:
-    name = name.lower()
-    return [str(value) for key, value in msg.raw_items() if str(key).lower() == name]
+    # Parsing asks for a dozen headers of each message: index them once (the parsed message is
+    # never changed afterwards).
+    index = msg.__dict__.get("_agentdesk_raw_headers")
+    if index is None:
+        index = {}
+        for key, value in msg.raw_items():
+            index.setdefault(str(key).lower(), []).append(str(value))
+        msg.__dict__["_agentdesk_raw_headers"] = index
+    return list(index.get(name.lower(), ()))
 
 
 # --- addresses and ids -----------------------------------------------------------------------
@@ -344,7 +354,11 @@ def _classify(
     except Exception:
         pass
     top_type = content_types[0] if content_types else ""
-    failure_text = _FAILURE_TEXT.search(body_text[:20_000]) is not None
+    # The body scan is the costly test (a long alternation over 20 000 characters): run it only
+    # for the few messages where the answer matters.
+    def failure_text() -> bool:
+        return _FAILURE_TEXT.search(body_text[:20_000]) is not None
+
     dsn_subject = _DSN_SUBJECT.search(subject) is not None
     notice_sender = bool(
         _NOTICE_SENDER.match(sender_address) or (sender_name and _DAEMON_NAME.search(sender_name))
@@ -355,16 +369,16 @@ def _classify(
         or "message/delivery-status" in content_types
         or "message/global-delivery-status" in content_types
         # A report whose parts are too broken to find the status part.
-        or (top_type == "multipart/report" and not report_type and (dsn_subject or failure_text))
+        or (top_type == "multipart/report" and not report_type and (dsn_subject or failure_text()))
     ):
         kind = "bounce"
     elif _DAEMON_SENDER.match(sender_address) or (
         not sender_address and _DAEMON_SENDER.match(sender_name.replace(" ", "-"))
     ):
         kind = "bounce"
-    elif notice_sender and (dsn_subject or failure_text):
+    elif notice_sender and (dsn_subject or failure_text()):
         kind = "bounce"
-    elif headers.get("return-path", "").strip() == "<>" and dsn_subject and failure_text:
+    elif headers.get("return-path", "").strip() == "<>" and dsn_subject and failure_text():
         kind = "bounce"
     if kind == "message":
         auto_submitted = _first_token(headers.get("auto-submitted", ""))
