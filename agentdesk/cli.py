@@ -221,13 +221,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"no conversations in view {args.view!r}" + (f" matching {args.query!r}" if args.query else ""),
               file=sys.stderr)
         return 0
-    header = f"{'REF':<9} {'SLA':<10} {'WAIT':>6} {'STATUS':<8} {'PRI':<7} {'CHANNEL':<8} {'ASSIGNEE':<10} {'CUSTOMER':<20} SUBJECT"
+    header = f"{'REF':<9} {'SLA':<18} {'WAIT':>8} {'STATUS':<8} {'PRI':<7} {'CHANNEL':<8} {'ASSIGNEE':<10} {'CUSTOMER':<20} SUBJECT"
     print(header)
     for conversation, doc in zip(rows, docs):
         badge = _sla_badge(doc["sla"], ctx.now)
         wait = sla.format_short(timedelta(seconds=doc["hold_seconds"])) if doc["hold_seconds"] is not None else "-"
         print(
-            f"{ref_of(conversation.id):<9} {badge:<10} {wait:>6} {doc['status']:<8} {doc['priority']:<7} "
+            f"{ref_of(conversation.id):<9} {badge:<18} {wait:>8} {doc['status']:<8} {doc['priority']:<7} "
             f"{doc['channel']:<8} {(doc['assignee'] or '-'):<10.10} {doc['customer']['name']:<20.20} {doc['subject']}"
         )
     return 0
@@ -241,7 +241,7 @@ def _sla_badge(sla_doc: dict, now: datetime) -> str:
     if not running:
         return state
     nearest = min(running, key=lambda t: t["remaining_seconds"])
-    return f"{state[:4]} {sla.format_short(timedelta(seconds=nearest['remaining_seconds']))}"
+    return f"{state} {sla.format_short(timedelta(seconds=nearest['remaining_seconds']))}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -273,13 +273,20 @@ def _print_conversation(doc: dict) -> None:
     for message in doc["messages"]:
         arrow = {"inbound": "<<", "outbound": ">>", "note": "##"}[message["direction"]]
         delivery = f" [{message['delivery']}]" if message["delivery"] else ""
+        if message.get("delivery_error"):
+            delivery += f" {message['delivery_error']}"
         kind = f" ({message['kind']})" if message["kind"] != "message" else ""
-        print(f"\n{arrow} {message['at']} {message['author']}{kind}{delivery}")
+        print(f"\n{arrow} {_local(message['at'])}  {message['author']}{kind}{delivery}")
         print(strip_control(message["body_text"]))
     if doc["history"]:
         print("\nhistory:")
         for past in doc["history"]:
             print(f"  {past['ref']:<9} {past['channel']:<8} {past['status']:<8} {past['subject']}")
+
+
+def _local(iso_time: str) -> str:
+    """Times are UTC inside; a person reads them in their own zone (STYLE: local only at the edge)."""
+    return datetime.fromisoformat(iso_time).astimezone().strftime("%a %d %b %Y %H:%M")
 
 
 def _conversation_for_update(session, ref: str):
