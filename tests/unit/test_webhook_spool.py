@@ -152,7 +152,14 @@ def test_crash_before_the_commit_stores_nothing_and_loses_nothing(env, monkeypat
             raise KeyboardInterrupt  # the process is killed in the middle of the batch
         return real(*args, **kwargs)
 
+    real_batch = ingest.ingest_batch
+
+    def die_after_the_first(session, messages, **kwargs):  # files are stored in one batch
+        real_batch(session, list(messages)[:1], **kwargs)
+        raise KeyboardInterrupt
+
     monkeypatch.setattr(ingest, "ingest_message", die_on_second)
+    monkeypatch.setattr(ingest, "ingest_batch", die_after_the_first)
     with pytest.raises(KeyboardInterrupt):
         source.poll()
     assert env.count(Message) == 0 and len(os.listdir(source.path / "new")) == 2
