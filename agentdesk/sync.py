@@ -39,7 +39,8 @@ from sqlmodel import select
 from agentdesk import delivery
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email import imap
-from agentdesk.channels.email.mime import parse_message
+# parse_fetched lives in mime.py so the parser processes import only the parser, not the store.
+from agentdesk.channels.email.mime import UNKNOWN_SENDER, ensure_sender, parse_fetched, parse_message  # noqa: F401
 from agentdesk.errors import AgentdeskError
 from agentdesk.ingest import ingest_batch, ingest_message
 from agentdesk.store import db
@@ -64,7 +65,6 @@ PARSE_WORKERS = 2
 PARSE_AHEAD = 3
 # Reconnect attempts within one poll when the server drops us (a restart, a network blip).
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
-UNKNOWN_SENDER = "unknown-sender@invalid"
 
 
 class SourceError(AgentdeskError):
@@ -106,22 +106,6 @@ class SyncContext:
 
 
 # --- the email source ----------------------------------------------------------------------------
-
-
-def ensure_sender(message: InboundMessage) -> InboundMessage:
-    """A mail with no readable sender is still stored (flagged), under a placeholder address."""
-    if message.sender_address:
-        return message
-    note = "no sender address could be read; stored under " + UNKNOWN_SENDER
-    return dataclasses.replace(
-        message, sender_address=UNKNOWN_SENDER,
-        parse_error="; ".join(filter(None, [message.parse_error, note])),
-    )
-
-
-def parse_fetched(items: Sequence[tuple[int, datetime, bytes]], source: str) -> list[tuple[int, InboundMessage]]:
-    """Parse fetched mail; module-level so a worker process can run it."""
-    return [(uid, ensure_sender(parse_message(raw, source=source, received_at=date))) for uid, date, raw in items]
 
 
 def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:

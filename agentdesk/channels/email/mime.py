@@ -12,6 +12,7 @@ kept ("nothing is lost").
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import email
 import email.parser
 import email.utils
@@ -23,7 +24,7 @@ from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from agentdesk.channels.base import InboundAttachment, InboundMessage
 from agentdesk.sanitize import html_to_text, safe_filename, strip_control
@@ -808,3 +809,25 @@ def bounced_message_id(message: bytes | Message | InboundMessage) -> str | None:
         return _bounced_id(message)
     except Exception:
         return None
+
+
+# --- batches, for the sync's parser processes ------------------------------------------------------
+
+UNKNOWN_SENDER = "unknown-sender@invalid"
+
+
+def ensure_sender(message: InboundMessage) -> InboundMessage:
+    """A mail with no readable sender is still stored (flagged), under a placeholder address."""
+    if message.sender_address:
+        return message
+    note = "no sender address could be read; stored under " + UNKNOWN_SENDER
+    return dataclasses.replace(
+        message, sender_address=UNKNOWN_SENDER,
+        parse_error="; ".join(filter(None, [message.parse_error, note])),
+    )
+
+
+def parse_fetched(items: Sequence[tuple[int, datetime, bytes]], source: str) -> list[tuple[int, InboundMessage]]:
+    """Parse fetched mail: (uid, internal date, raw) -> (uid, message). Lives here, not in sync.py,
+    so a parser process started with "spawn" imports this module alone (not the database layer)."""
+    return [(uid, ensure_sender(parse_message(raw, source=source, received_at=date))) for uid, date, raw in items]
