@@ -114,9 +114,12 @@ def _search_filter(session: Session, query: str):
 
 def queue_statement(
     *, session: Session, view: str, agent: str, now: datetime, query: str = "", after: Sequence | None = None,
-    extra_filter=None,
+    extra_filter=None, reverse: bool = False,
 ):
-    """The ordered SELECT of a view (without limit); None when the search can match nothing."""
+    """The ordered SELECT of a view (without limit); None when the search can match nothing.
+
+    `reverse`: in the opposite order, so the end of a big view is an index walk from its far end
+    instead of a large OFFSET (`G` on 100 000 rows)."""
     statement = select(Conversation).where(_view_filter(view, agent=agent, now=now, ordered=True))
     if query:
         condition = _search_filter(session, query)
@@ -129,6 +132,8 @@ def queue_statement(
     if after is not None:
         key = tuple_(*columns)
         statement = statement.where(key < tuple_(*after) if descending else key > tuple_(*after))
+    if reverse:
+        descending = not descending
     return statement.order_by(*[c.desc() if descending else c for c in columns])
 
 
@@ -143,14 +148,21 @@ def queue_window(
     offset: int = 0,
     query: str = "",
     extra_filter=None,
+    from_end: int | None = None,
 ) -> list[Conversation]:
-    """One window of a view, in the view's order, starting after `after` (a `sort_key`) or at `offset`."""
+    """One window of a view, in the view's order, starting after `after` (a `sort_key`) or at `offset`.
+
+    `from_end`: instead, the `limit` rows that end `from_end` rows before the view's last row (read in
+    reverse order, returned in the view's order)."""
     if limit <= 0:
         raise InvalidInput(f"limit must be a positive number, got {limit}")
-    statement = queue_statement(session=session, view=view, agent=agent, now=now, query=query, after=after,
-                                extra_filter=extra_filter)
+    statement = queue_statement(session=session, view=view, agent=agent, now=now, query=query,
+                                after=None if from_end is not None else after, extra_filter=extra_filter,
+                                reverse=from_end is not None)
     if statement is None:
         return []
+    if from_end is not None:
+        return list(reversed(session.exec(statement.offset(from_end).limit(limit)).all()))
     return list(session.exec(statement.offset(offset).limit(limit)).all())
 
 

@@ -152,6 +152,18 @@ class Desk:
         threading.Thread(target=read, name="agentdesk-prefetch", daemon=True).start()
         self._prefetched = (filter, limit, future)
 
+    def prefetched_window(self, filter: Filter, *, limit: int, wait: float) -> Window | None:
+        """The prefetched first rows if they are for this view and ready within `wait` seconds."""
+        prefetched = self._prefetched
+        if prefetched is None or prefetched[0] != filter or prefetched[1] != limit:
+            return None
+        try:
+            window = prefetched[2].result(timeout=wait)
+        except Exception:  # not ready in time, or failed: the worker reads (again) and reports
+            return None
+        self._prefetched = None
+        return window
+
     def first_window(self, filter: Filter, *, limit: int) -> Window:
         """The prefetched first rows when they are for this view, else a fresh read."""
         prefetched, self._prefetched = self._prefetched, None
@@ -207,14 +219,17 @@ class Desk:
                 counts[f"saved:{saved.name}"] = 0
         return counts
 
-    def window(self, filter: Filter, *, offset: int, limit: int, after: Sequence | None = None) -> Window:
-        """Rows `offset`..`offset+limit` of the queue; `after` (the previous row's sort key) makes it a keyset read."""
+    def window(self, filter: Filter, *, offset: int, limit: int, after: Sequence | None = None,
+               from_end: int | None = None) -> Window:
+        """Rows `offset`..`offset+limit` of the queue; `after` (the previous row's sort key) makes it a keyset
+        read; `from_end` (rows between this window and the view's end) reads it backwards from the end."""
         now = self.now()
         text, condition = self._criteria(filter, now)
         with self.read() as session:
             conversations = queries.queue_window(
                 session=session, view=filter.view, agent=self.agent, now=now, limit=limit,
-                after=after, offset=0 if after is not None else offset, query=text, extra_filter=condition)
+                after=after, offset=0 if after is not None else offset, query=text, extra_filter=condition,
+                from_end=from_end)
             customers = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in conversations])
             with_drafts = drafts.with_drafts(session, agent=self.agent, conversation_ids=[c.id for c in conversations])
         rows = tuple(

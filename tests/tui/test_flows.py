@@ -48,6 +48,10 @@ async def test_cursor_paging_past_the_first_window(make_app):
         await settle(pilot, app)
         assert queue.cursor == queue.count - 1
         assert current(app) is not None
+        # Read backwards from the end: the same last row as an offset read.
+        assert current(app).id == app.desk.window(Filter("solved"), offset=queue.count - 1, limit=1).rows[0].id
+        assert queue.row_at(queue.count - queue.WINDOW).id == app.desk.window(
+            Filter("solved"), offset=queue.count - queue.WINDOW, limit=1).rows[0].id
         await pilot.press("g", "j", "j")
         assert queue.cursor == 2
 

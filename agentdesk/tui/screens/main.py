@@ -35,7 +35,7 @@ STATUS_LABELS = {
 
 
 class MainScreen(Screen):
-    CSS_PATH = "main.tcss"
+    # Its CSS (main.tcss) is part of the app's CSS_PATH: parsed once at start, not re-parsed on push.
     BINDINGS = actions.bindings("main")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     THREAD_DELAY = 0.12  # wait for the cursor to settle before loading a thread
@@ -54,19 +54,40 @@ class MainScreen(Screen):
         self._thread_generation = 0
         self._thread_timer: Timer | None = None
         self._from_history = False
+        self._rest_started = False
+        self.ready = False  # True once the panes beside the queue are mounted (after the first paint)
 
     # --- layout --------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # The first frame needs the queue's rows and little else: the search box, the thread, the
+        # customer pane and the footer are mounted right after it (`_mount_rest`), so the first
+        # paint pays for five widgets, not ~40 (issue 3: first paint ≤ 2× a bare Textual app).
         yield Static("", id="app-header")
         yield Static("", id="view-tabs")
-        yield Input(id="search", placeholder="Search: words and from: status: tag: channel: assignee: "
-                                              "before: after: sla:breached waiting:>2h — enter runs, escape closes")
         yield QueueView(self.desk, now=self.now, id="queue")
-        with Horizontal(id="detail"):
-            yield ThreadView(now=self.now, id="thread")
-            yield CustomerPane(now=self.now, id="customer")
-        yield Footer(compact=True)
+        yield Horizontal(id="detail")
+
+    async def _mount_rest(self) -> None:
+        if self._rest_started:
+            return
+        self._rest_started = True
+        search = Input(id="search", placeholder="Search: words and from: status: tag: channel: assignee: "
+                                                "before: after: sla:breached waiting:>2h — enter runs, escape closes")
+        search.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
+        await self.mount(search, before=self.queue)
+        await self.query_one("#detail").mount(ThreadView(now=self.now, id="thread"),
+                                              CustomerPane(now=self.now, id="customer"))
+        await self.mount(Footer(compact=True))
+        self.refresh_bindings()  # a footer mounted late learns the keys from the next bindings update
+        self.ready = True
+        if self.thread is not None:
+            self._show_thread(self.thread)
+
+    @on(QueueView.RowsShown)
+    def _rows_shown(self) -> None:
+        if not self._rest_started:
+            self.call_after_refresh(self._mount_rest)
 
     @property
     def queue(self) -> QueueView:
@@ -81,8 +102,6 @@ class MainScreen(Screen):
         return self.search or self.filters[self.view_index]
 
     def on_mount(self) -> None:
-        for field in self.query("Input, TextArea"):
-            field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         self.queue.focus()
         self.queue.show(self.current_filter)
         self._render_tabs()
@@ -207,6 +226,8 @@ class MainScreen(Screen):
     def _show_thread(self, thread: Thread | None) -> None:
         same = thread is not None and self.thread is not None and self.thread.conversation.id == thread.conversation.id
         self.thread = thread
+        if not self.ready:
+            return  # drawn by _mount_rest in a moment
         colleagues = getattr(self.app, "colleagues", {})
         self.thread_view.presence = colleagues.get(thread.conversation.id, "") if thread else ""
         self.thread_view.show(thread, keep_scroll=same)
@@ -217,6 +238,8 @@ class MainScreen(Screen):
     def show_colleagues(self, colleagues: dict[int, str]) -> None:
         """Other agents' presence: on their queue rows and, for the open conversation, the thread header."""
         self.queue.set_presence(colleagues)
+        if not self.ready:
+            return
         text = colleagues.get(self.thread.conversation.id, "") if self.thread else ""
         if text != self.thread_view.presence:
             self.thread_view.presence = text
@@ -274,21 +297,31 @@ class MainScreen(Screen):
             self.load_thread(self.queue.current_row.id)
 
     def action_thread_scroll(self, lines: int) -> None:
+        if not self.ready:
+            return
         self.thread_view.scroll_relative(y=lines * 3, animate=False)
 
     def action_thread_page(self, pages: int) -> None:
+        if not self.ready:
+            return
         view = self.thread_view
         view.scroll_relative(y=pages * max(1, view.size.height - 2), animate=False)
 
     def action_toggle_quoted(self) -> None:
+        if not self.ready:
+            return
         self.thread_view.toggle_quoted()
 
     def action_toggle_customer(self) -> None:
+        if not self.ready:
+            return
         visible = self.query_one(CustomerPane).display
         self.set_class(not visible, "-customer")
         self.set_class(visible, "-no-customer")
 
     def action_focus_history(self) -> None:
+        if not self.ready:
+            return
         if not self.query_one(CustomerPane).display:
             self.action_toggle_customer()
         history = self.query_one("#customer-history", OptionList)
@@ -313,6 +346,8 @@ class MainScreen(Screen):
         self.action_show_index(self.view_index - (0 if self.search else 1))
 
     def action_search(self) -> None:
+        if not self.ready:
+            return
         field = self.query_one("#search", Input)
         field.value = self.search.query if self.search else ""
         field.add_class("-visible")
@@ -338,6 +373,8 @@ class MainScreen(Screen):
         self._render_tabs()
 
     def action_clear_search(self) -> None:
+        if not self.ready:
+            return
         field = self.query_one("#search", Input)
         if field.has_class("-visible"):
             field.remove_class("-visible")

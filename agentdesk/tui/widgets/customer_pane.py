@@ -17,6 +17,10 @@ from agentdesk.tui.desk import CustomerCard
 
 
 class CustomerPane(Vertical):
+    DEFAULT_CSS = """
+    CustomerPane > .customer--name { text-style: bold; }
+    CustomerPane > .customer--meta { color: $text-muted; }
+    """
     COMPONENT_CLASSES = {"customer--name", "customer--meta"}
 
     class OpenConversation(Message):

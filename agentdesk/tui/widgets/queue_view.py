@@ -96,6 +96,7 @@ class QueueView(ScrollView, can_focus=True):
     """
 
     WINDOW = 100
+    FIRST_ROWS = 48  # a fresh view first reads what fills a tall screen, then the rest of its window
     CACHED_WINDOWS = 40  # at most 4 000 rows in memory, whatever the queue's size
 
     # No repaint on change: the watcher refreshes just the two rows involved.
@@ -114,6 +115,9 @@ class QueueView(ScrollView, can_focus=True):
         def __init__(self, count: int) -> None:
             super().__init__()
             self.count = count
+
+    class RowsShown(Message):
+        """Rows of a (re)load are on screen (the first window; the count may still be coming)."""
 
     class Failed(Message):
         def __init__(self, error: str) -> None:
@@ -159,10 +163,22 @@ class QueueView(ScrollView, can_focus=True):
 
     # --- loading -------------------------------------------------------------------------------
 
+    FIRST_PAINT_WAIT = 0.05  # seconds the very first view may wait for its prefetched rows
+
     def show(self, filter: Filter) -> None:
         """Switch to another view or search; the cursor starts at the top."""
         self.filter = filter
         self.marked.clear()
+        if not self.loaded:
+            # The very first view: its rows were read while the app started. Taking them here (a few
+            # ms at most) makes the first frame show rows instead of "Loading…" and a worker round trip.
+            first = self.desk.prefetched_window(filter, limit=self.FIRST_ROWS, wait=self.FIRST_PAINT_WAIT)
+            if first is not None:
+                self._generation += 1
+                complete = len(first.rows) < self.FIRST_ROWS
+                self.on_queue_view__reloaded(self._Reloaded(self._generation, len(first.rows), 0, {0: first},
+                                                            final=complete))
+                return
         self._reload(keep=None, cursor=0)
 
     def reload(self) -> None:
@@ -184,13 +200,12 @@ class QueueView(ScrollView, can_focus=True):
     def _load_all(self, generation: int, filter: Filter, keep: int | None, cursor: int, top: int, height: int) -> None:
         try:
             if keep is None and cursor == 0:
-                # A fresh view paints its first rows before the (slower) count is known.
-                first = self.desk.first_window(filter, limit=self.WINDOW)
-                complete = len(first.rows) < self.WINDOW
+                # A fresh view paints its first rows before the (slower) count is known; a screenful
+                # first (less to read and build while the UI starts), then the whole first window.
+                first = self.desk.first_window(filter, limit=self.FIRST_ROWS)
+                complete = len(first.rows) < self.FIRST_ROWS
                 self.post_message(self._Reloaded(generation, len(first.rows), 0, {0: first}, final=complete))
-                if not complete:
-                    self.post_message(self._Counted(generation, self.desk.count(filter)))
-                return
+                return  # the rest of the window and the count: `_finish_first`, once the rows are drawn
             count = self.desk.count(filter)
             if keep is not None:
                 position = self.desk.position(filter, keep)
@@ -210,6 +225,7 @@ class QueueView(ScrollView, can_focus=True):
                 windows[index] = self.desk.window(filter, offset=index * self.WINDOW, limit=self.WINDOW, after=after)
         except Exception as error:  # a bad search or a lost database: say so, keep the old rows
             self.post_message(self.Failed(str(error)))
+            self.post_message(self.RowsShown())
             return
         self.post_message(self._Reloaded(generation, count, cursor, windows))
 
@@ -227,8 +243,21 @@ class QueueView(ScrollView, can_focus=True):
         self.virtual_size = Size(self.size.width, self.count + 1)
         self.cursor = message.cursor
         self.refresh()
+        self.post_message(self.RowsShown())
         if message.final:
             self.post_message(self.Loaded(self.count))
+        else:
+            # Read the rest after this frame is drawn, so the first paint does not wait for it.
+            self.call_after_refresh(self._finish_first, message.generation, self.filter)
+
+    @work(thread=True, exclusive=True, group="queue-first")
+    def _finish_first(self, generation: int, filter: Filter) -> None:
+        try:
+            full = self.desk.window(filter, offset=0, limit=self.WINDOW)
+            self.post_message(self._WindowLoaded(generation, 0, full))
+            self.post_message(self._Counted(generation, self.desk.count(filter)))
+        except Exception as error:
+            self.post_message(self.Failed(str(error)))
 
     def on_queue_view__counted(self, message: _Counted) -> None:
         message.stop()
@@ -246,12 +275,20 @@ class QueueView(ScrollView, can_focus=True):
         previous = self._windows.get(index - 1)
         if previous is not None and len(previous.rows) == self.WINDOW:
             after = previous.rows[-1].sort_key
-        self._load_window(self._generation, self.filter, index, after)
+        from_end = None
+        start = index * self.WINDOW
+        if after is None and start > self.WINDOW and self.count - start < start:
+            # Nearer the end than the start (G, End): read backwards from the end, not past a big OFFSET.
+            from_end = max(0, self.count - start - self.WINDOW)
+        self._load_window(self._generation, self.filter, index, after, from_end,
+                          min(self.WINDOW, self.count - start) if from_end is not None else self.WINDOW)
 
     @work(thread=True, group="queue-window")
-    def _load_window(self, generation: int, filter: Filter, index: int, after) -> None:
+    def _load_window(self, generation: int, filter: Filter, index: int, after, from_end=None,
+                     limit: int | None = None) -> None:
         try:
-            window = self.desk.window(filter, offset=index * self.WINDOW, limit=self.WINDOW, after=after)
+            window = self.desk.window(filter, offset=index * self.WINDOW, limit=limit or self.WINDOW, after=after,
+                                      from_end=from_end)
         except Exception as error:
             self.post_message(self.Failed(str(error)))
             return
@@ -320,6 +357,19 @@ class QueueView(ScrollView, can_focus=True):
         self._refresh_row(old)
         self._refresh_row(new)
         self._announce()
+        self._prefetch(new)
+
+    def _prefetch(self, index: int) -> None:
+        """Ask for the neighbouring window before the cursor gets there (PgDn/PgUp never wait)."""
+        if not self.loaded or not self.count:
+            return
+        window, offset = divmod(index, self.WINDOW)
+        margin = 2 * self.page_rows
+        if offset >= self.WINDOW - margin and (window + 1) * self.WINDOW < self.count:
+            if window in self._windows:  # a keyset read after it, not an offset read
+                self._request(window + 1)
+        elif offset < margin and window > 0:
+            self._request(window - 1)
 
     def _refresh_row(self, index: int) -> None:
         y = index - int(self.scroll_offset.y) + 1

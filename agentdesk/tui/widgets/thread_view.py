@@ -33,6 +33,22 @@ class ThreadView(ScrollView, can_focus=False):
         "thread--warning", "thread--breached",
     }
 
+    # Its own look, loaded when it mounts (after the queue's first paint); light-theme shades: app.tcss.
+    DEFAULT_CSS = """
+    ThreadView > .thread--title { text-style: bold; }
+    ThreadView > .thread--meta { color: $text-muted; }
+    ThreadView > .thread--inbound { color: $text-primary; text-style: bold; }
+    ThreadView > .thread--outbound { color: $text-success; text-style: bold; }
+    ThreadView > .thread--note { color: $text-warning; text-style: bold; }
+    ThreadView > .thread--note-body { background: $warning 12%; }
+    ThreadView > .thread--event { color: $text-muted; text-style: italic; }
+    ThreadView > .thread--quoted { color: $text-muted; }
+    ThreadView > .thread--failed { color: $text-error; text-style: bold; }
+    ThreadView > .thread--ok { color: $text-success; }
+    ThreadView > .thread--warning { color: $text-warning; text-style: bold; }
+    ThreadView > .thread--breached { color: $text-error; text-style: bold; }
+    """
+
     def __init__(self, *, now: Callable[[], datetime], **kwargs) -> None:
         super().__init__(**kwargs)
         self.now = now
