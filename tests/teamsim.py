@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 
 STATUSES = ("open", "pending", "on_hold", "open")
+INGEST_BATCH = 10
 TAGS = ("billing", "battery", "vip", "repair")
 
 
@@ -60,7 +61,8 @@ def seed(url: str, *, conversations: int) -> list[int]:
     return ids
 
 
-def run_agent(url: str, agent: str, conversation_ids: list[int], seconds: float, log_path: str, seed_value: int) -> None:
+def run_agent(url: str, agent: str, conversation_ids: list[int], seconds: float, log_path: str, seed_value: int,
+              think: tuple[float, float] = (0.0, 0.02)) -> None:
     from agentdesk import config
     from agentdesk.domain import clocks, queue, replies
     from agentdesk.errors import Conflict
@@ -76,7 +78,7 @@ def run_agent(url: str, agent: str, conversation_ids: list[int], seconds: float,
         conversation_id = rng.choice(conversation_ids)
         with db.read_session(engine) as session:
             base_version = session.get(Conversation, conversation_id).version
-        time.sleep(rng.uniform(0.0, 0.02))  # reading and typing
+        time.sleep(rng.uniform(*think))  # reading and typing
         action = rng.choice(("claim", "reply", "tag", "status", "priority"))
         started = time.perf_counter()
         try:
@@ -112,7 +114,8 @@ def run_agent(url: str, agent: str, conversation_ids: list[int], seconds: float,
     Path(log_path).write_text(json.dumps(asdict(log)))
 
 
-def run_ingest(url: str, conversation_ids: list[int], seconds: float, log_path: str) -> None:
+def run_ingest(url: str, conversation_ids: list[int], seconds: float, log_path: str,
+               follow_up_share: float = 2 / 3) -> None:
     """The sync's part: customer follow-ups into the shared conversations and brand-new mail."""
     from agentdesk import config
     from agentdesk.channels.base import InboundMessage
@@ -125,33 +128,40 @@ def run_ingest(url: str, conversation_ids: list[int], seconds: float, log_path: 
     stored, locked, index = [], 0, 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        index += 1
-        # Two in three are follow-ups by the customer of a shared conversation, one is new mail.
-        follow_up = index % 3 != 0
-        customer = index % len(conversation_ids) if follow_up else 10_000 + index
-        message = InboundMessage(
-            source="support", channel="email", external_id=f"live-{index}@customers.example",
-            sender_address=f"customer{customer}@customers.example", sender_name="Customer", received_at=now(),
-            subject="More information", body_text=f"Follow-up {index}",
-            in_reply_to=f"seed-{customer}@customers.example" if follow_up else "",
-        )
+        # As the sync does with new mail: a small batch per transaction, committed with its checkpoint.
+        batch = []
+        for _ in range(INGEST_BATCH):
+            index += 1
+            # A share are follow-ups by the customer of a shared conversation, the rest new mail.
+            follow_up = int(index * follow_up_share) != int((index - 1) * follow_up_share)
+            customer = index % len(conversation_ids) if follow_up else 10_000 + index
+            batch.append(InboundMessage(
+                source="support", channel="email", external_id=f"live-{index}@customers.example",
+                sender_address=f"customer{customer}@customers.example", sender_name="Customer", received_at=now(),
+                subject="More information", body_text=f"Follow-up {index}",
+                in_reply_to=f"seed-{customer}@customers.example" if follow_up else "",
+            ))
         try:
             with db.write_session(engine) as session:
-                result = ingest_message(session, message, policies=policies, now=now())
+                results = [ingest_message(session, message, policies=policies, now=now()) for message in batch]
                 session.commit()
-            stored.append((message.external_id, result.conversation_id))
+            stored.extend((m.external_id, r.conversation_id) for m, r in zip(batch, results))
         except OperationalError as error:
             if "locked" in str(error) or "deadlock" in str(error):
                 locked += 1
             else:
                 raise
-        time.sleep(0.01)
     engine.dispose()
     Path(log_path).write_text(json.dumps({"stored": stored, "locked": locked}))
 
 
-def run_team(url: str, *, agents: int, seconds: float, conversations: int, workdir: Path) -> dict:
-    """Seed, run `agents` agent processes and one ingest process, and return their logs."""
+def run_team(url: str, *, agents: int, seconds: float, conversations: int, workdir: Path,
+             think: tuple[float, float] = (0.0, 0.02), follow_up_share: float = 2 / 3) -> dict:
+    """Seed, run `agents` agent processes and one ingest process, and return their logs.
+
+    `think`: seconds an agent spends between reading a conversation and acting on it. The
+    default keeps every agent busy all the time (the desk's capacity); people take seconds.
+    """
     import multiprocessing
 
     ids = seed(url, conversations=conversations)
@@ -159,9 +169,9 @@ def run_team(url: str, *, agents: int, seconds: float, conversations: int, workd
     processes = []
     for number in range(agents):
         log_path = workdir / f"agent{number}.json"
-        processes.append(context.Process(target=run_agent, args=(url, f"agent{number}", ids, seconds, str(log_path), number)))
+        processes.append(context.Process(target=run_agent, args=(url, f"agent{number}", ids, seconds, str(log_path), number, think)))
     ingest_log = workdir / "ingest.json"
-    processes.append(context.Process(target=run_ingest, args=(url, ids, seconds, str(ingest_log))))
+    processes.append(context.Process(target=run_ingest, args=(url, ids, seconds, str(ingest_log), follow_up_share)))
     started = time.monotonic()
     for process in processes:
         process.start()
@@ -170,4 +180,5 @@ def run_team(url: str, *, agents: int, seconds: float, conversations: int, workd
         assert process.exitcode == 0, f"a simulated process failed (exit code {process.exitcode})"
     elapsed = time.monotonic() - started
     logs = [json.loads((workdir / f"agent{n}.json").read_text()) for n in range(agents)]
-    return {"conversation_ids": ids, "agents": logs, "ingest": json.loads(ingest_log.read_text()), "elapsed": elapsed}
+    return {"conversation_ids": ids, "agents": logs, "ingest": json.loads(ingest_log.read_text()),
+            "elapsed": elapsed, "think": think}
