@@ -78,3 +78,41 @@ def test_presence_shows_colleagues_and_expires(engine):
         assert presence.describe(seen[7], {"dana": "Dana"}) == "Dana is replying; sam is viewing"
         later = now + presence.STALE_AFTER + timedelta(seconds=1)
         assert presence.colleagues_on(session, conversation_ids=[7], agent="tester", now=later) == {}
+
+
+def test_a_writer_committing_in_a_loop_does_not_starve_another(settings):
+    """The sync importing a big mailbox commits back to back; an agent's change must still get in."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    engine = db.open_database(settings.database_url)
+    with db.write_session(engine) as session:
+        session.exec(text("CREATE TABLE hog (n INTEGER)"))
+        session.commit()
+    stop = threading.Event()
+
+    def hog():
+        while not stop.is_set():
+            with db.write_session(engine) as session:
+                session.exec(text("INSERT INTO hog VALUES (1)"))
+                time.sleep(0.02)  # a chunk of work inside the transaction
+                session.commit()
+
+    worker = threading.Thread(target=hog)
+    worker.start()
+    waits = []
+    try:
+        time.sleep(0.1)
+        for _ in range(20):
+            started = time.monotonic()
+            with db.write_session(engine) as session:
+                session.exec(text("INSERT INTO hog VALUES (2)"))
+                session.commit()
+            waits.append(time.monotonic() - started)
+    finally:
+        stop.set()
+        worker.join()
+        engine.dispose()
+    assert max(waits) < 1.0, waits
