@@ -333,20 +333,12 @@ def _message_id_domain(settings: config.Settings, source: str) -> str:
 
 def _template_values(session, ctx: Context, conversation) -> dict[str, str]:
     from agentdesk.domain import templates
-    from agentdesk.store.models import Customer, ref_of
+    from agentdesk.store.models import Customer
 
-    customer = session.get(Customer, conversation.customer_id)
-    due = conversation.next_response_due or conversation.first_response_due
-    return {
-        "customer_name": customer.name if customer else "",
-        "customer_first_name": templates.first_name(customer.name) if customer else "",
-        "agent_name": ctx.settings.agent_name(ctx.agent),
-        "agent_signature": ctx.settings.agent_signature(ctx.agent),
-        "ref": ref_of(conversation.id),
-        "subject": conversation.subject,
-        "channel": conversation.channel,
-        "due": due.astimezone().strftime("%A %d %B, %H:%M") if due else "",
-    }
+    return templates.values_for(
+        conversation, session.get(Customer, conversation.customer_id),
+        agent_name=ctx.settings.agent_name(ctx.agent), agent_signature=ctx.settings.agent_signature(ctx.agent),
+    )
 
 
 def cmd_note(args: argparse.Namespace) -> int:

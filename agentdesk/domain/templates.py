@@ -239,3 +239,22 @@ PLACEHOLDER_MARK = re.compile(r"\[\[([A-Za-z_][A-Za-z0-9_]*)\?\]\]")
 def unfilled(text: str) -> list[str]:
     """The `[[name?]]` markers `render` left for undefined placeholders that are still in `text`."""
     return list(dict.fromkeys(PLACEHOLDER_MARK.findall(text)))
+
+
+def values_for(conversation, customer, *, agent_name: str, agent_signature: str) -> dict[str, str]:
+    """The placeholder values of a conversation (VARIABLES), for the CLI and the composer alike."""
+    from agentdesk.store.models import ref_of
+
+    name = customer.name if customer is not None else ""
+    due = conversation.next_response_due or conversation.first_response_due
+    return {
+        "customer_name": name,
+        "customer_first_name": first_name(name),
+        "agent_name": agent_name,
+        "agent_signature": agent_signature,
+        "ref": ref_of(conversation.id),
+        "subject": conversation.subject,
+        "channel": conversation.channel,
+        # Local time of the machine agentdesk runs on; the receipt formats its own ETA per calendar.
+        "due": due.astimezone().strftime("%A %d %B, %H:%M") if due else "",
+    }
