@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdesk import __version__, config, locations
-from agentdesk.errors import AgentdeskError, Conflict, InvalidInput, NotBuiltYet
+from agentdesk.errors import AgentdeskError, Conflict, InvalidInput
 
 EXIT_CLAIMED_BY_OTHER = 3
 
@@ -597,13 +597,6 @@ def _webhook(name: str) -> Callable[[argparse.Namespace], int]:
         from agentdesk import commands_webhook
 
         return getattr(commands_webhook, name)(args)
-
-    return handler
-
-
-def not_built(what: str, issue: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        raise NotBuiltYet(f"{what} is not built in agentdesk {__version__} yet ({issue}); nothing was done")
 
     return handler
 

@@ -33,9 +33,3 @@ class Conflict(AgentdeskError):
     """Someone else changed the thing first (claimed it, updated it); nothing was overwritten."""
 
     exit_code = 3
-
-
-class NotBuiltYet(AgentdeskError):
-    """The command exists in the contract but its channel is not implemented in this version."""
-
-    exit_code = 69  # EX_UNAVAILABLE
