@@ -136,6 +136,10 @@ class Desk:
         self._templates: list[templates.Template] | None = None
         self._lock = threading.Lock()
         self._prefetched: tuple[Filter, int, Any] | None = None
+        # A search's full-text matches (search text -> conversation ids), resolved once and shared by
+        # its windows, count and position until the queue reloads (`forget_matches`).
+        self._matches: dict[str, list[int]] = {}
+        self._resolving = threading.Lock()
 
     def prefetch(self, filter: Filter, *, limit: int) -> None:
         """Start reading the first rows now, in parallel with the UI starting up (first paint)."""
@@ -193,8 +197,24 @@ class Desk:
 
     def _criteria(self, filter: Filter, now: datetime):
         parsed = search_query.parse(filter.query, now=now) if filter.query else search_query.SearchQuery()
-        condition = queries.search_condition(search=parsed, agent=self.agent, now=now)
+        condition = queries.search_condition(search=parsed, agent=self.agent, now=now,
+                                             dialect=self.engine.dialect.name)
         return parsed.text, condition
+
+    def forget_matches(self) -> None:
+        """Resolve searches afresh from now on (the queue reloads: something may have changed)."""
+        self._matches = {}  # a resolution still running fills the dict it started with, not this one
+
+    def _matching(self, session, text: str) -> list[int] | None:
+        """The conversation ids the full text matches (None without full text), resolved once until forgotten."""
+        if not text:
+            return None
+        matches = self._matches
+        with self._resolving:  # a second window waits for the first resolution rather than repeating it
+            found = matches.get(text)
+            if found is None:
+                found = matches[text] = queries.matching_conversation_ids(session=session, query=text)
+        return found
 
     def validate_query(self, query: str) -> None:
         """Raise InvalidInput for a malformed search before the queue switches to it."""
@@ -204,8 +224,8 @@ class Desk:
         now = self.now()
         text, condition = self._criteria(filter, now)
         with self.read() as session:
-            return queries.queue_size(session=session, view=filter.view, agent=self.agent, now=now, query=text,
-                                      extra_filter=condition)
+            return queries.queue_size(session=session, view=filter.view, agent=self.agent, now=now,
+                                      extra_filter=condition, matches=self._matching(session, text))
 
     def view_counts(self) -> dict[str, int]:
         now = self.now()
@@ -228,8 +248,8 @@ class Desk:
         with self.read() as session:
             conversations = queries.queue_window(
                 session=session, view=filter.view, agent=self.agent, now=now, limit=limit,
-                after=after, offset=0 if after is not None else offset, query=text, extra_filter=condition,
-                from_end=from_end)
+                after=after, offset=0 if after is not None else offset, extra_filter=condition,
+                from_end=from_end, matches=self._matching(session, text))
             customers = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in conversations])
             with_drafts = drafts.with_drafts(session, agent=self.agent, conversation_ids=[c.id for c in conversations])
         rows = tuple(
@@ -250,7 +270,8 @@ class Desk:
         text, condition = self._criteria(filter, now)
         with self.read() as session:
             return queries.queue_position(session=session, view=filter.view, agent=self.agent, now=now,
-                                          conversation_id=conversation_id, query=text, extra_filter=condition)
+                                          conversation_id=conversation_id, extra_filter=condition,
+                                          matches=self._matching(session, text))
 
     def header(self) -> Header:
         with self.read() as session:

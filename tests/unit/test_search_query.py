@@ -150,3 +150,17 @@ def test_from_and_full_text(demo):
     assert count(demo, f"from:{first} status:{conversation.status}") >= 1
     assert count(demo, "from:nobody-has-this-name") == 0
     assert count(demo, "battery") >= count(demo, "battery tag:battery") > 0
+
+
+@pytest.mark.parametrize("typed", ["from:an", "from:ANKE,example", "from:a_b", "-from:e"])
+def test_from_on_sqlite_finds_what_lower_like_finds(demo, typed):
+    """On SQLite `from:` compares with LIKE alone (it ignores ASCII case as `lower()` does)."""
+    parsed = parse(typed)
+
+    def size(dialect: str) -> int:
+        with Session(demo) as session:
+            return queries.queue_size(session=session, view="all", agent="tester", now=NOW,
+                                      extra_filter=queries.search_condition(search=parsed, agent="tester", now=NOW,
+                                                                            dialect=dialect))
+
+    assert size("sqlite") == size("")

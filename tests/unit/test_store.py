@@ -237,3 +237,47 @@ def test_views_split_the_queue_as_their_names_say(engine):
         assert len(ids("all")) == 7
         with pytest.raises(Exception, match="unknown view"):
             queries.queue_window(session=session, view="nope", agent="tester", now=T)
+
+
+@pytest.mark.parametrize("walk", [False, True], ids=["few-matches", "many-matches"])
+def test_a_search_resolved_once_reads_the_same_rows_as_the_query(engine, monkeypatch, walk):
+    """Windows, counts and positions given `matches` (the full text resolved to ids once) equal the
+    ones that match the query themselves, on both databases and with either window plan."""
+    if walk:
+        monkeypatch.setattr(queries, "_WALK_MATCHES", 0)  # the order-index walk, as for a big match set
+    with db.write_session(engine) as session:
+        greta = Customer(name="Greta Battery", created_at=T)
+        other = Customer(name="Otto", created_at=T)
+        session.add_all([greta, other])
+        session.flush()
+        for index in range(60):
+            customer = greta if index % 7 == 0 else other
+            conversation = Conversation(
+                channel="email", subject=f"s{index}", customer_id=customer.id, created_at=T, updated_at=T,
+                status=("open", "pending", "solved")[index // 3 % 3], solved_at=T + timedelta(minutes=index),
+                queue_due=T + timedelta(minutes=(index * 37) % 23), queue_wait=T - timedelta(minutes=index))
+            session.add(conversation)
+            session.flush()
+            body = "the battery drains" if index % 3 == 0 else "the chain snapped"
+            session.add(Message(conversation_id=conversation.id, direction="inbound", subject="s", body_text=body,
+                                at=T, ingested_at=T))
+        session.commit()
+    with db.read_session(engine) as session:
+        matches = queries.matching_conversation_ids(session=session, query="battery")
+        assert 20 <= len(matches) < 60 and matches == sorted(set(matches))
+        assert queries.matching_conversation_ids(session=session, query="nothingmatches") == []
+        for view in ("open", "pending", "solved", "all"):
+            common = dict(session=session, view=view, agent="tester", now=T)
+            by_query = queries.queue_window(**common, limit=100, query="battery")
+            by_ids = queries.queue_window(**common, limit=100, matches=matches)
+            assert [c.id for c in by_ids] == [c.id for c in by_query] and len(by_query) >= 6
+            after = queries.sort_key(view, by_query[2])
+            assert ([c.id for c in queries.queue_window(**common, limit=3, matches=matches, after=after)]
+                    == [c.id for c in by_query[3:6]])
+            assert ([c.id for c in queries.queue_window(**common, limit=3, matches=matches, from_end=1)]
+                    == [c.id for c in by_query[-4:-1]])
+            assert (queries.queue_size(**common, matches=matches) == queries.queue_size(**common, query="battery")
+                    == len(by_query))
+            assert queries.queue_position(**common, conversation_id=by_query[4].id, matches=matches) == 4
+            assert queries.queue_window(**common, limit=10, matches=[]) == []
+            assert queries.queue_size(**common, matches=[]) == 0

@@ -22,13 +22,14 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, OptionList, Static, TextArea
+from textual.widgets import Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from agentdesk.domain import templates
 from agentdesk.tui import actions
 from agentdesk.tui.desk import Desk, Thread
 from agentdesk.tui.messages import ActionDone, ActionFailed
+from agentdesk.tui.widgets.key_footer import KeyFooter
 
 
 class ComposerScreen(Screen):
@@ -64,7 +65,7 @@ class ComposerScreen(Screen):
             with Vertical(id="composer-side"):
                 yield Input(placeholder="filter templates", id="template-filter")
                 yield OptionList(id="templates")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         for field in self.query("Input, TextArea"):

@@ -15,13 +15,14 @@ from textual.containers import Horizontal
 from textual.markup import escape
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 
 from agentdesk.store import queries
 from agentdesk.tui import actions, format
 from agentdesk.tui.desk import Desk, Filter, Header, Thread
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.widgets.customer_pane import CustomerPane
+from agentdesk.tui.widgets.key_footer import KeyFooter
 from agentdesk.tui.widgets.queue_view import QueueView
 from agentdesk.tui.widgets.thread_view import ThreadView
 
@@ -78,7 +79,7 @@ class MainScreen(Screen):
         await self.mount(search, before=self.queue)
         await self.query_one("#detail").mount(ThreadView(now=self.now, id="thread"),
                                               CustomerPane(now=self.now, id="customer"))
-        await self.mount(Footer(compact=True))
+        await self.mount(KeyFooter(compact=True))
         self.refresh_bindings()  # a footer mounted late learns the keys from the next bindings update
         self.ready = True
         if self.thread is not None:
@@ -130,7 +131,7 @@ class MainScreen(Screen):
         self._render_tabs()
 
     def on_header_loaded(self, message: HeaderLoaded) -> None:
-        self.query_one("#app-header", Static).update(self._header_text(message.header))
+        self.query_one("#app-header", Static).update(self._header_text(message.header), layout=False)
 
     def _header_text(self, header: Header) -> str:
         now = self.now()
@@ -166,7 +167,8 @@ class MainScreen(Screen):
             # First on narrow terminals, so the search being shown is never cut off.
             search = f"[reverse] {escape(self.search.title)} {count} [/] "
             parts = [search] + parts if narrow else parts + [search]
-        self.query_one("#view-tabs", Static).update("".join(parts))
+        # One line of fixed height: new text needs no layout of the screen.
+        self.query_one("#view-tabs", Static).update("".join(parts), layout=False)
 
     def on_resize(self) -> None:
         self._render_tabs()

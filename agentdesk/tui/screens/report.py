@@ -22,10 +22,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, LoadingIndicator, Sparkline, Static
+from textual.widgets import LoadingIndicator, Sparkline, Static
 
 from agentdesk.domain import sla
 from agentdesk.tui.desk import Desk
+from agentdesk.tui.widgets.key_footer import KeyFooter
 
 WINDOWS = (7, 30, 90)  # days the report covers; `w` cycles through them
 
@@ -154,7 +155,7 @@ class ReportScreen(Screen):
                 yield Static("", id="report-backlog")
                 yield Sparkline([], id="report-sparkline")
             yield Static("", id="report-volume")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.reload()

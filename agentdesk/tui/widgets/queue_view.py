@@ -192,6 +192,7 @@ class QueueView(ScrollView, can_focus=True):
 
     def _reload(self, *, keep: int | None, cursor: int) -> None:
         self._generation += 1
+        self.desk.forget_matches()  # a search is matched afresh once per (re)load, then shared by its reads
         self._stale = dict(self._windows) if keep is not None or self.loaded else {}
         height = max(self.size.height, 24)
         self._load_all(self._generation, self.filter, keep, cursor, int(self.scroll_offset.y), height)
