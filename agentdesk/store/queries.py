@@ -200,6 +200,11 @@ def queue_window(
     reverse order, returned in the view's order)."""
     if limit <= 0:
         raise InvalidInput(f"limit must be a positive number, got {limit}")
+    statuses = _STATUSES_OF_VIEW.get(view)
+    if from_end is not None and statuses and from_end + limit <= _MERGE_FROM_END:
+        return _window_from_end_by_status(session=session, view=view, agent=agent, now=now, limit=limit,
+                                          from_end=from_end, statuses=statuses, query=query,
+                                          extra_filter=extra_filter, matches=matches)
     statement = queue_statement(session=session, view=view, agent=agent, now=now, query=query,
                                 after=None if from_end is not None else after, extra_filter=extra_filter,
                                 reverse=from_end is not None, matches=matches)
@@ -208,6 +213,31 @@ def queue_window(
     if from_end is not None:
         return list(reversed(session.exec(statement.offset(from_end).limit(limit)).all()))
     return list(session.exec(statement.offset(offset).limit(limit)).all())
+
+
+# The views that hold a few statuses. Their last rows sit just before the solved ones in the order
+# index (queue_due NEVER): read backwards there, `G` would first walk past every solved conversation.
+_STATUSES_OF_VIEW = {"open": OPEN_STATUSES, "unassigned": OPEN_STATUSES, "breaching": OPEN_STATUSES,
+                     "pending": WAITING_STATUSES}
+_MERGE_FROM_END = 200  # beyond it, reading every status's rows up to there costs more than the walk
+
+
+def _window_from_end_by_status(
+    *, session: Session, view: str, agent: str, now: datetime, limit: int, from_end: int, statuses: Sequence[str],
+    query: str, extra_filter, matches: Sequence[int] | None,
+) -> list[Conversation]:
+    """`queue_window(from_end=...)` of a few-status view: each status's last rows, read backwards
+    from the (status, queue_due, queue_wait, id) index, merged in Python."""
+    rows: list[Conversation] = []
+    for status in statuses:
+        statement = queue_statement(session=session, view=view, agent=agent, now=now, query=query,
+                                    extra_filter=extra_filter, reverse=True, matches=matches)
+        if statement is None:
+            return []
+        rows += session.exec(statement.where(Conversation.status == status).limit(from_end + limit)).all()
+    _, descending = _order_columns(view)
+    rows.sort(key=lambda conversation: sort_key(view, conversation), reverse=not descending)
+    return list(reversed(rows[from_end:from_end + limit]))
 
 
 def queue_count(*, session: Session, view: str, agent: str, now: datetime, query: str = "") -> int:

@@ -281,3 +281,29 @@ def test_a_search_resolved_once_reads_the_same_rows_as_the_query(engine, monkeyp
             assert queries.queue_position(**common, conversation_id=by_query[4].id, matches=matches) == 4
             assert queries.queue_window(**common, limit=10, matches=[]) == []
             assert queries.queue_size(**common, matches=[]) == 0
+
+
+@pytest.mark.parametrize("view", ["open", "unassigned", "pending", "all", "solved"])
+def test_the_last_window_read_status_by_status_is_the_same_as_the_walk(engine, monkeypatch, view):
+    """`from_end` of a few-status view merges each status's last rows; it must equal the plain walk."""
+    with db.write_session(engine) as session:
+        customer = Customer(name="C", created_at=T)
+        session.add(customer)
+        session.flush()
+        for index in range(90):
+            session.add(Conversation(
+                channel="chat", subject=f"c{index}", customer_id=customer.id, created_at=T, updated_at=T,
+                status=("new", "open", "pending", "on_hold", "solved")[index % 5], solved_at=T,
+                queue_due=T + timedelta(minutes=(index * 37) % 11) if index % 4 else NEVER,
+                queue_wait=T - timedelta(minutes=index % 7)))
+        session.commit()
+    with db.read_session(engine) as session:
+        def last(from_end: int, limit: int) -> list[int]:
+            return [c.id for c in queries.queue_window(session=session, view=view, agent="tester", now=T,
+                                                       limit=limit, from_end=from_end)]
+
+        merged = [last(from_end, limit) for from_end in (0, 3, 10) for limit in (1, 5, 20)]
+        monkeypatch.setattr(queries, "_MERGE_FROM_END", 0)
+        assert merged == [last(from_end, limit) for from_end in (0, 3, 10) for limit in (1, 5, 20)]
+        everything = [c.id for c in queries.queue_window(session=session, view=view, agent="tester", now=T, limit=500)]
+        assert merged[2] == everything[-20:]
