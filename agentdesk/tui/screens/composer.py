@@ -315,23 +315,29 @@ class ComposerScreen(Screen):
     def action_editor(self) -> None:
         body = self.query_one("#body", TextArea)
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="agentdesk-", delete=False,
-                                         encoding="utf-8") as handle:
-            handle.write(body.text)
-            path = Path(handle.name)
         try:
-            try:
-                with self.app.suspend():
-                    subprocess.run([*shlex.split(editor), str(path)], check=False)
-            except Exception as error:  # headless, or no terminal to hand over
-                self.notify(f"cannot open $EDITOR ({editor}): {error}", severity="error")
-                return
-            text = path.read_text(encoding="utf-8", errors="replace")
-        finally:
-            path.unlink(missing_ok=True)
+            with self.app.suspend():
+                text = edit_in_editor(body.text, editor)
+        except Exception as error:  # headless, no terminal to hand over, or no such editor
+            self.notify(f"cannot open $EDITOR ({editor}): {error}", severity="error")
+            return
         body.load_text(text.rstrip("\n") + ("\n" if text.strip() else ""))
         self._changed()
         self.refresh()
 
 
-__all__ = ["ComposerScreen", "ActionFailed"]
+def edit_in_editor(text: str, editor: str) -> str:
+    """Write `text` to a temporary file, run `editor` (a command line, e.g. "code --wait") on it and
+    return what the file holds afterwards; the file is removed either way."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="agentdesk-", delete=False,
+                                     encoding="utf-8") as handle:
+        handle.write(text)
+        path = Path(handle.name)
+    try:
+        subprocess.run([*shlex.split(editor), str(path)], check=False)
+        return path.read_text(encoding="utf-8", errors="replace")
+    finally:
+        path.unlink(missing_ok=True)
+
+
+__all__ = ["ComposerScreen", "ActionFailed", "edit_in_editor"]
