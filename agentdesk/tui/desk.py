@@ -391,18 +391,8 @@ class Desk:
         return templates.suggest(self.templates(), text, limit=limit)
 
     def template_values(self, thread: Thread) -> dict[str, str]:
-        conversation = thread.conversation
-        due = conversation.next_response_due or conversation.first_response_due
-        return {
-            "customer_name": thread.customer.name,
-            "customer_first_name": templates.first_name(thread.customer.name),
-            "agent_name": self.agent_name,
-            "agent_signature": self.settings.agent_signature(self.agent),
-            "ref": ref_of(conversation.id),
-            "subject": conversation.subject,
-            "channel": conversation.channel,
-            "due": due.astimezone().strftime("%A %d %B, %H:%M") if due else "",
-        }
+        return templates.values_for(thread.conversation, thread.customer, agent_name=self.agent_name,
+                                    agent_signature=self.settings.agent_signature(self.agent))
 
     def render_template(self, template: templates.Template, thread: Thread) -> templates.Rendered:
         return templates.render(template, self.template_values(thread))
