@@ -60,7 +60,8 @@ def sync_command(ctx, args: argparse.Namespace) -> int:
     from agentdesk.errors import InvalidInput
 
     settings = ctx.settings
-    sync_context = sync.SyncContext(settings=settings, engine=ctx.engine, policies=ctx.policies)
+    # The SLA policies are loaded when a message is stored: a pass with no new mail needs none.
+    sync_context = sync.SyncContext(settings=settings, engine=ctx.engine, load_policies=lambda: ctx.policies)
     only = getattr(args, "source", None)
     sources = sync.build_sources(sync_context, only)
     if only is not None and not sources:

@@ -34,7 +34,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from agentdesk.channels.base import InboundMessage
-from agentdesk.channels.email.smtp import DeliveryError
+from agentdesk.channels.base import DeliveryError
 from agentdesk.domain import audit
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Identity, Message, Outbox

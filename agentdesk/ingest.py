@@ -27,11 +27,12 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlmodel import Session, col, select
 
 from agentdesk.channels.base import InboundMessage
+from agentdesk.channels.email.content import email_content, email_content_hash  # noqa: F401
 from agentdesk.config import Settings
 from agentdesk.domain import audit, clocks, customers, queue, receipts
 from agentdesk.store import queries
@@ -53,39 +54,10 @@ class Ingested:
     thread_reason: str
 
 
-# Header fields a relay or the receiving mailbox adds: two deliveries of one message differ in
-# these and nothing else.
-_TRACE_HEADERS = frozenset({
-    b"received", b"return-path", b"delivered-to", b"x-original-to", b"envelope-to", b"x-envelope-to",
-    b"x-delivered-to", b"x-rcpt-to", b"authentication-results", b"received-spf", b"x-spam-status",
-    b"x-spam-score", b"x-spam-level", b"x-spam-flag", b"x-spam-checker-version", b"x-virus-scanned",
-    b"x-original-arrival-time", b"arc-seal", b"arc-message-signature", b"arc-authentication-results",
-    b"x-ms-exchange-organization-authas", b"x-gm-message-state", b"status", b"x-status", b"x-keywords",
-    b"x-uid", b"lines", b"content-length",
-})
-_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:")
-
-
-def email_content(raw: bytes) -> bytes:
-    """A mail without its trace headers and with LF line ends: what "the same content" means."""
-    normalised = raw.replace(b"\r\n", b"\n")
-    head, separator, body = normalised.partition(b"\n\n")
-    kept: list[bytes] = []
-    dropping = False
-    for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):
-            if not dropping:
-                kept.append(line)
-            continue
-        match = _HEADER_LINE.match(line)
-        dropping = bool(match) and match.group(1).lower() in _TRACE_HEADERS
-        if not dropping:
-            kept.append(line)
-    return b"\n".join(kept) + separator + body
-
-
 def content_hash(message: InboundMessage) -> str:
     """What makes two messages with the same external id the same message (DESIGN: external ids)."""
+    if message.content_hash:  # computed by the parser (a sync's parser processes), from `raw`
+        return message.content_hash
     digest = hashlib.sha256()
     if message.raw and message.channel == "email":
         digest.update(email_content(message.raw))
@@ -160,14 +132,36 @@ def thread_for(session: Session, message: InboundMessage, customer_id: int) -> t
                 return conversation, "thread-key"
     hint = message.conversation_hint.strip().upper().removeprefix("AD-")
     if hint.isdigit():
-        conversation = session.get(Conversation, int(hint))
-        if conversation is not None and _is_participant(session, conversation, customer_id, message.sender_address):
+        conversation = _by_ref(session, int(hint), customer_id, message.sender_address)
+        if conversation is not None:
             return conversation, "hint-ref"
     for number in _SUBJECT_TAG.findall(message.subject):
-        conversation = session.get(Conversation, int(number))
-        if conversation is not None and _is_participant(session, conversation, customer_id, message.sender_address):
+        conversation = _by_ref(session, int(number), customer_id, message.sender_address)
+        if conversation is not None:
             return conversation, "subject-tag"
     return None, "new"
+
+
+def _by_ref(session: Session, conversation_id: int, customer_id: int, address: str) -> Conversation | None:
+    """The conversation a ref (hint or subject tag) names, when the sender is a participant of it.
+
+    A conversation merged into another lives on in that one (and its messages moved there): the
+    ref leads to the end of the merge chain, and a participant of the named conversation or of the
+    one it ended up in is accepted.
+    """
+    named = session.get(Conversation, conversation_id)
+    if named is None:
+        return None
+    conversation, seen = named, {named.id}
+    while conversation.merged_into_id is not None and conversation.merged_into_id not in seen:
+        target = session.get(Conversation, conversation.merged_into_id)
+        if target is None:
+            break
+        conversation = target
+        seen.add(conversation.id)
+    if named.customer_id == customer_id or _is_participant(session, conversation, customer_id, address):
+        return conversation
+    return None
 
 
 def ingest_message(
@@ -471,6 +465,8 @@ class _Batch:
         self.touched: dict[int, Conversation] = {}
         self.pending: list[_PendingMessage] = []
         self.events: list[tuple[str, dict, object, object]] = []  # (action, detail, conversation, customer)
+        # The first messages of new conversations whose source sends receipts: decided once written.
+        self.receipts: list[_PendingMessage] = []
 
     # -- what the database already knows, for the whole chunk ------------------------------------
 
@@ -550,8 +546,9 @@ class _Batch:
             for candidate in known:
                 if candidate.direction == "outbound":
                     return self._duplicate(candidate)
-        if known or message.kind == "bounce" or self._receipt_possible(message):
+        if known or message.kind == "bounce":
             return self._slow(message, digest)
+        receipt = self._receipt_channel(message)
         kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
         address = customers.normalise_address(kind, message.sender_address)
         if not address:
@@ -563,6 +560,8 @@ class _Batch:
         conversation = self._conversation(found.conversation) if found is not None else None
         if found is not None and conversation is None:
             return self._slow(message, digest)
+        if found is not None and receipt is not None and getattr(receipt, "receipt_after_hours", False):
+            return self._slow(message, digest)  # a receipt out of hours: decided with the message
         if conversation is not None and not isinstance(conversation, _NewConversation) \
                 and message.kind == "message" and conversation.status in _REOPENING:
             return self._slow(message, digest)
@@ -586,6 +585,8 @@ class _Batch:
         )
         pending = _PendingMessage(row, conversation, message, created)
         self.pending.append(pending)
+        if created and receipt is not None:
+            self.receipts.append(pending)
         entry = _Known(None, conversation, digest, "inbound", reason, pending)
         if external_id:
             self.known.setdefault(external_id, []).append(entry)
@@ -602,11 +603,12 @@ class _Batch:
     def _duplicate(self, known: _Known) -> Callable[[], Ingested]:
         return lambda: Ingested(known.message_id(), known.conversation_id(), False, True, known.thread_reason)
 
-    def _receipt_possible(self, message: InboundMessage) -> bool:
+    def _receipt_channel(self, message: InboundMessage) -> object | None:
+        """The message's channel settings when that channel sends receipts, else None."""
         if self.settings is None:
-            return False
+            return None
         channel = receipts.channel_settings(self.settings, message.source)
-        return bool(channel is not None and getattr(channel, "receipt", ""))
+        return channel if channel is not None and getattr(channel, "receipt", "") else None
 
     def _thread(self, message: InboundMessage) -> tuple[str, _Known | None]:
         """thread_for's order for what a batch can answer from memory; ("check", None) when only
@@ -737,7 +739,21 @@ class _Batch:
             for action, detail, conversation, customer in self.events
         ])
         session.flush()
+        candidates = self.receipts
         self._reset_pending()
+        for pending in candidates:
+            self._receipt(pending)
+
+    def _receipt(self, pending: _PendingMessage) -> None:
+        """The receipt decision `_ingest` makes, for the first message of a conversation this batch
+        created, once both are written (in message order, so the rate limit counts as it would)."""
+        session = self.session
+        conversation = self._conversation(pending.conversation)
+        stored = session.get(Message, pending.id)
+        receipts.maybe_queue_receipt(session, conversation=conversation, message=stored, settings=self.settings,
+                                     policies=self.policies, now=self.now, inbound=pending.message,
+                                     first_message=True)
+        session.flush()
 
 
 _CONVERSATION_COLUMNS = tuple(c.key for c in Conversation.__table__.columns if c.key != "id")
@@ -758,23 +774,105 @@ def _parts(values: list) -> Iterator[list]:
 
 
 def _insert(session: Session, model, rows: list[dict]) -> None:
-    if rows:
+    if not rows:
+        return
+    if _sqlite_insert(session, model, rows) is None:
         session.execute(model.__table__.insert(), rows)
 
 
 def _insert_returning(session: Session, model, rows: list[dict]) -> list[int]:
     """The ids of the inserted rows, in the order of `rows`."""
     table = model.__table__
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLAlchemy cannot batch RETURNING in parameter order on SQLite and falls back to one
-        # INSERT a row; but SQLite numbers a rowid table's new rows in insertion order (max + 1,
-        # under the write lock we hold), so the sorted ids are the rows' ids in order.
-        ids = sorted(row[0] for row in session.execute(table.insert().returning(table.c.id), rows))
-        if len(ids) != len(rows):
-            raise RuntimeError(f"inserted {len(rows)} rows into {table.name} but got {len(ids)} ids back")
+    ids = _sqlite_insert(session, model, rows, returning=True)
+    if ids is not None:
         return ids
     statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
     return [row[0] for row in session.execute(statement, rows)]
+
+
+# On SQLite, SQLAlchemy's per-value bind processing (every datetime through UTCDateTime, every row
+# through the compiled statement's parameter setup) cost more than the INSERTs themselves: about a
+# third of storing a first sync. The batch's rows are plain values of a few column types, so they
+# are converted here, in the format SQLAlchemy's SQLite DATETIME stores, and handed to the driver's
+# executemany. Other backends, and tables with other column types, take SQLAlchemy's path.
+_SQLITE_PLAN: dict[str, tuple[tuple[str, ...], dict[str, object], frozenset[str]] | None] = {}
+
+
+def _sqlite_plan(table) -> tuple[tuple[str, ...], dict[str, object], frozenset[str]] | None:
+    """(column names, scalar defaults, datetime columns) of a table the fast path can write, or None."""
+    from sqlalchemy import Boolean, Integer, LargeBinary, String
+    from sqlmodel.sql.sqltypes import AutoString
+
+    from agentdesk.store.models import UTCDateTime
+
+    if table.name not in _SQLITE_PLAN:
+        plan = None
+        names, defaults, times = [], {}, set()
+        for column in table.columns:
+            if not isinstance(column.type, (AutoString, Boolean, Integer, LargeBinary, String, UTCDateTime)):
+                break
+            if column.default is not None and not column.default.is_scalar:
+                break
+            names.append(column.key)
+            if isinstance(column.type, UTCDateTime):
+                times.add(column.key)
+            if column.default is not None:
+                defaults[column.key] = column.default.arg
+        else:
+            plan = (tuple(names), defaults, frozenset(times))
+        _SQLITE_PLAN[table.name] = plan
+    return _SQLITE_PLAN[table.name]
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """What UTCDateTime stores on SQLite: naive UTC text, always with microseconds."""
+    if value is None:
+        return None
+    if value.tzinfo is not timezone.utc:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use an aware UTC time")
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool = False) -> list[int] | None:
+    """Insert `rows` through the driver on SQLite (their ids with `returning`); None elsewhere."""
+    table = model.__table__
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return None
+    plan = _sqlite_plan(table)
+    if plan is None:
+        return None
+    names, defaults, times = plan
+    keys = rows[0].keys()
+    if not keys <= set(names) or any(row.keys() != keys for row in rows):
+        return None
+    given = [name for name in names if name in keys]
+    missing = [name for name in names if name not in keys and name in defaults]
+    columns = given + missing
+    sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
+        table.name, ", ".join(f'"{name}"' for name in columns), ", ".join("?" * len(columns)))
+    extra = [_sqlite_time(defaults[name]) if name in times else defaults[name] for name in missing]
+    converted = [index for index, name in enumerate(given) if name in times]
+    values = []
+    for row in rows:
+        value = [row[name] for name in given]
+        for index in converted:
+            value[index] = _sqlite_time(value[index])
+        values.append(tuple(value + extra) if extra else tuple(value))
+    if not returning:
+        connection.exec_driver_sql(sql, values)
+        return []
+    # SQLite numbers a rowid table's new rows max + 1, in insertion order, and we hold the write
+    # lock: the new ids are the ones after the highest before.
+    highest = f'SELECT max(id) FROM "{table.name}"'
+    before = connection.exec_driver_sql(highest).scalar() or 0
+    connection.exec_driver_sql(sql, values)
+    after = connection.exec_driver_sql(highest).scalar() or 0
+    if after - before != len(rows):
+        raise RuntimeError(f"inserted {len(rows)} rows into {table.name} but the ids moved by {after - before}")
+    return list(range(before + 1, after + 1))
 
 
 def ingest_batch(

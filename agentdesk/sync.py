@@ -23,10 +23,8 @@ UIDVALIDITY change rescans the folder and ingest dedupes what it has seen.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import dataclasses
 import logging
-import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,12 +37,27 @@ from sqlmodel import select
 from agentdesk import delivery
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email import imap
-# parse_fetched lives in mime.py so the parser processes import only the parser, not the store.
-from agentdesk.channels.email.mime import UNKNOWN_SENDER, ensure_sender, parse_fetched, parse_message  # noqa: F401
 from agentdesk.errors import AgentdeskError
-from agentdesk.ingest import ingest_batch, ingest_message
 from agentdesk.store import db
 from agentdesk.store.models import SyncState
+
+# Loaded when there is mail to store, not at start: a pass with no new mail (every minute from
+# cron, or `sync --once` in a script) is mostly Python start-up, so it imports neither the MIME
+# parser nor ingest, SMTP or the process pool (docs/email.md, "Figures").
+_LAZY = {
+    "UNKNOWN_SENDER": "agentdesk.channels.email.mime", "ensure_sender": "agentdesk.channels.email.mime",
+    "parse_fetched": "agentdesk.channels.email.mime", "parse_message": "agentdesk.channels.email.mime",
+    "ingest_batch": "agentdesk.ingest", "ingest_message": "agentdesk.ingest",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 log = logging.getLogger("agentdesk.sync")
 
@@ -55,14 +68,15 @@ Progress = Callable[[int, int, str], None]
 POLL_INTERVAL = 60.0
 # How often the outbox is checked for replies queued by agents (other processes).
 DELIVERY_INTERVAL = 2.0
-# Messages per ingest transaction: each commit also advances the checkpoint.
+# Messages per ingest transaction: each commit also advances the checkpoint. It is also the unit
+# of work of the parser processes, so both start on the first fetched batch at once.
 COMMIT_EVERY = 100
 # Parse in a second process only when there is this much to parse (spawning costs ~0.3 s).
 PARALLEL_PARSE_MIN = 400
-# Parser processes for a big sync, and how many fetched batches may wait for them (memory: at most
-# this many FETCH_BATCH_BYTES more).
+# Parser processes for a big sync, and how many chunks may wait for them (memory: about three
+# fetched batches, FETCH_BATCH_BYTES each at most).
 PARSE_WORKERS = 2
-PARSE_AHEAD = 3
+PARSE_AHEAD = 3 * imap.FETCH_BATCH_MESSAGES // COMMIT_EVERY
 # Reconnect attempts within one poll when the server drops us (a restart, a network blip).
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
 
@@ -97,12 +111,30 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
 class SyncContext:
-    settings: Any  # config.Settings
-    engine: Any
-    policies: Any  # clocks.Policies
-    now_fn: Callable[[], datetime] = _utcnow
+    """What sources need: settings, engine, SLA policies (clocks.Policies) and the clock.
+
+    `load_policies` instead of `policies` builds them on first use: a pass with no new mail never
+    needs them (nor the calendars they load).
+    """
+
+    def __init__(self, settings: Any, engine: Any, policies: Any = None, now_fn: Callable[[], datetime] = _utcnow,
+                 *, load_policies: Callable[[], Any] | None = None):
+        self.settings = settings
+        self.engine = engine
+        self._policies = policies
+        self._load_policies = load_policies
+        self.now_fn = now_fn
+
+    @property
+    def policies(self) -> Any:
+        if self._policies is None and self._load_policies is not None:
+            self._policies = self._load_policies()
+        return self._policies
+
+    @policies.setter
+    def policies(self, value: Any) -> None:
+        self._policies = value
 
 
 # --- the email source ----------------------------------------------------------------------------
@@ -121,8 +153,21 @@ def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
         yield batch
 
 
-def _result(pending) -> list[tuple[int, InboundMessage]]:
-    return pending.result() if isinstance(pending, concurrent.futures.Future) else pending
+def _parser_pool():
+    """Processes that parse fetched mail, already booting when this returns.
+
+    "spawn", not fork: the IDLE thread of imaplib2 makes fork unsafe. A process imports only the
+    MIME parser (`mime.parse_fetched`), not the database layer.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    from agentdesk.channels.email import mime
+
+    pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(PARSE_WORKERS):
+        pool.submit(mime.ready)  # starts every process (spawn starts them all on the first submit)
+    return pool
 
 
 class MailboxSource:
@@ -248,57 +293,70 @@ class MailboxSource:
                         self.name, folder, checkpoint.uidvalidity, selected.uidvalidity)
         if last_uid:
             self._apply_after_fetch(connection, last_uid)  # finishes what a crash interrupted
-        listing = connection.list_after(last_uid)
-        if not listing:
-            self._touch(folder, selected.uidvalidity, last_uid)
-            return
-        total = len(listing)
-        done = 0
-        if progress:
-            progress(0, total, f"{self.name}/{folder}")
         pool = None
-        if self.parallel_parse and total >= PARALLEL_PARSE_MIN:
-            # Parsing costs about twice what storing does, so two worker processes parse while
-            # this one fetches and stores: on two cores all three keep busy. "spawn": the IDLE
-            # thread of imaplib2 makes fork unsafe.
-            pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"))
         try:
-            # Batches fetched and handed to the parsers, oldest first; stored in UID order.
-            in_flight: collections.deque[tuple[concurrent.futures.Future | list, list[int]]] = collections.deque()
-            for uids in _batches(listing):
-                fetched = connection.fetch(uids)
-                items = [(m.uid, m.internaldate, m.raw) for m in fetched]
-                report.fetched += len(items)
-                in_flight.append((pool.submit(parse_fetched, items, self.name) if pool else parse_fetched(items, self.name),
-                                  uids))
-                while len(in_flight) > (PARSE_AHEAD if pool else 0):
-                    pending, pending_uids = in_flight.popleft()
-                    done += self._store_parsed(folder, selected.uidvalidity, _result(pending), pending_uids, report)
-                    if progress:
-                        progress(done, total, f"{self.name}/{folder}")
-            while in_flight:
-                pending, pending_uids = in_flight.popleft()
-                done += self._store_parsed(folder, selected.uidvalidity, _result(pending), pending_uids, report)
-                if progress:
-                    progress(done, total, f"{self.name}/{folder}")
+            # UIDNEXT bounds what is new: a big sync starts its parser processes now, so they
+            # boot while the listing and the first fetch run (spawning takes a few tenths of a second).
+            if self.parallel_parse and selected.uidnext is not None and selected.exists >= PARALLEL_PARSE_MIN \
+                    and selected.uidnext - 1 - last_uid >= PARALLEL_PARSE_MIN:
+                pool = _parser_pool()
+            listing = connection.list_after(last_uid)
+            if not listing:
+                self._touch(folder, selected.uidvalidity, last_uid)
+                return
+            total = len(listing)
+            if pool is not None and total < PARALLEL_PARSE_MIN:  # most of those UIDs are gone
+                pool.shutdown(cancel_futures=True)
+                pool = None
+            self._fetch_and_store(connection, folder, selected.uidvalidity, listing, pool, report, progress)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
 
-    def _store_parsed(self, folder: str, uidvalidity: int, parsed: list[tuple[int, InboundMessage]],
-                      asked: list[int], report: PollReport) -> int:
-        """Store in chunks; each chunk's transaction also moves the checkpoint to its last UID."""
-        connection = self._connection()
-        # A UID asked for but not returned was expunged meanwhile: the checkpoint may pass it.
-        highest_asked = max(asked)
-        for start in range(0, len(parsed), COMMIT_EVERY):
-            chunk = parsed[start:start + COMMIT_EVERY]
-            last = start + COMMIT_EVERY >= len(parsed)
-            checkpoint_uid = highest_asked if last else chunk[-1][0]
-            self._ingest_chunk(folder, uidvalidity, chunk, checkpoint_uid, report)
+    def _fetch_and_store(self, connection: imap.BulkConnection, folder: str, uidvalidity: int,
+                         listing: Sequence[tuple[int, int]], pool, report: PollReport,
+                         progress: Progress | None) -> None:
+        from agentdesk.channels.email.mime import parse_fetched
+
+        total = len(listing)
+        done = 0
+        if progress:
+            progress(0, total, f"{self.name}/{folder}")
+        # Chunks handed to the parsers (two processes parse while this one fetches and stores:
+        # on two cores all three keep busy), oldest first, stored in UID order. Each is one
+        # transaction, whose checkpoint is its last UID (the batch's highest asked for the last
+        # chunk of a batch: a UID asked for but not returned was expunged meanwhile).
+        in_flight: collections.deque[tuple[Any, int]] = collections.deque()
+        ahead = PARSE_AHEAD if pool is not None else 0
+        for uids in _batches(listing):
+            fetched = connection.fetch(uids)
+            report.fetched += len(fetched)
+            items = [(m.uid, m.internaldate, m.raw) for m in fetched]
+            chunks = [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
+            for index, chunk in enumerate(chunks):
+                checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
+                parsed = pool.submit(parse_fetched, chunk, self.name) if pool is not None \
+                    else parse_fetched(chunk, self.name)
+                in_flight.append((parsed, checkpoint_uid))
+            while len(in_flight) > ahead:
+                done += self._store_next(in_flight, folder, uidvalidity, report)
+                if progress:
+                    progress(done, total, f"{self.name}/{folder}")
+        while in_flight:
+            done += self._store_next(in_flight, folder, uidvalidity, report)
+            if progress:
+                progress(done, total, f"{self.name}/{folder}")
+
+    def _store_next(self, in_flight: collections.deque, folder: str, uidvalidity: int, report: PollReport) -> int:
+        """Store the oldest chunk in flight in one transaction with its checkpoint; its size."""
+        pending, checkpoint_uid = in_flight.popleft()
+        parsed: list[tuple[int, InboundMessage]] = pending if isinstance(pending, list) else pending.result()
         if not parsed:
-            self._touch(folder, uidvalidity, highest_asked)
-        if self.mailbox.after_fetch != "keep" and parsed:
+            self._touch(folder, uidvalidity, checkpoint_uid)
+            return 0
+        self._ingest_chunk(folder, uidvalidity, parsed, checkpoint_uid, report)
+        if self.mailbox.after_fetch != "keep":
+            connection = self._connection()
             uids = [uid for uid, _ in parsed]
             if self.mailbox.after_fetch == "seen":
                 connection.mark_seen(uids)
@@ -306,9 +364,10 @@ class MailboxSource:
                 connection.move(uids, self.mailbox.after_fetch.split(":", 1)[1])
         return len(parsed)
 
-
     def _ingest_chunk(self, folder: str, uidvalidity: int, chunk: list[tuple[int, InboundMessage]],
                       checkpoint_uid: int, report: PollReport) -> None:
+        from agentdesk.ingest import ingest_batch
+
         ctx = self.ctx
         with db.write_session(ctx.engine) as session:
             try:
@@ -334,6 +393,9 @@ class MailboxSource:
 
 
     def _ingest_one_safely(self, session, message: InboundMessage):
+        from agentdesk.channels.email.mime import UNKNOWN_SENDER
+        from agentdesk.ingest import ingest_message
+
         ctx = self.ctx
         try:
             with session.begin_nested():
@@ -387,20 +449,46 @@ def mailbox_sources(ctx: SyncContext) -> list[Source]:
     return [MailboxSource(mailbox, ctx) for mailbox in ctx.settings.mailbox]
 
 
-def email_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
-    from agentdesk.channels.email.smtp import EmailSender
+class _EmailSender:
+    """The email channel's sender, built (SMTP imported) when the first reply is prepared."""
 
-    return {"email": EmailSender(ctx.settings)} if ctx.settings.mailbox else {}
+    def __init__(self, settings: Any):
+        self.settings = settings
+        self._sender = None
+
+    def _real(self):
+        if self._sender is None:
+            from agentdesk.channels.email.smtp import EmailSender
+
+            self._sender = EmailSender(self.settings)
+        return self._sender
+
+    def prepare(self, session, *, outbox, message, conversation):
+        return self._real().prepare(session, outbox=outbox, message=message, conversation=conversation)
+
+    def send(self, prepared):
+        return self._real().send(prepared)
+
+    def __getattr__(self, name: str):
+        return getattr(self._real(), name)
+
+
+def email_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
+    return {"email": _EmailSender(ctx.settings)} if ctx.settings.mailbox else {}
 
 
 # The registries: the webhook spool channel adds `"spool": spool_sources` and its senders here.
 def spool_sources(ctx: SyncContext) -> list[Source]:
+    if not getattr(ctx.settings, "spool", None):
+        return []
     from agentdesk.channels.webhook.sync_source import spool_sources as build
 
     return build(ctx)
 
 
 def spool_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
+    if not getattr(ctx.settings, "spool", None):
+        return {}
     from agentdesk.channels.webhook.sync_source import spool_senders as build
 
     return build(ctx)

@@ -52,6 +52,22 @@ class InboundMessage:
     raw: bytes = b""
     parse_error: str = ""  # set when the raw message could not be fully parsed; stored and flagged
     headers: dict[str, str] = field(default_factory=dict)
+    # ingest's content hash of `raw`, when the parser already computed it (the sync's parser
+    # processes do, to spare the storing process); empty: ingest computes it.
+    content_hash: str = ""
+
+
+class DeliveryError(Exception):
+    """A send failed. `permanent`: the server refused for good (5xx); else retry later.
+
+    Here, not in a channel's module, so the delivery worker can name it without importing
+    SMTP (the email channel re-exports it as `smtp.DeliveryError`).
+    """
+
+    def __init__(self, reason: str, *, permanent: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
 
 
 class Channel(Protocol):

@@ -188,16 +188,26 @@ def facts_of(conversation: Any) -> sla.ClockFacts:
 
 
 def _detail(policy: sla.Policy, event: sla.ClockEvent, clock: sla.Clock) -> str:
-    """What `sla explain` and reports want to know without replaying: the clock after the event."""
-    detail: dict[str, Any] = {"policy": policy.name, "used_seconds": int(clock.used.total_seconds()),
-                              "length_seconds": int(clock.length.total_seconds()), "cycle": clock.cycle}
-    if event.reason:
-        detail["reason"] = event.reason
+    """What `sla explain` and reports want to know without replaying: the clock after the event.
+
+    The JSON of the dict with sorted keys, written out by hand: ingest records a few of these per
+    new conversation, and `json.dumps(..., sort_keys=True)` was a tenth of storing one.
+    """
+    parts = [f'"cycle": {clock.cycle}']
     if clock.phase == "running" or event.event in ("fulfil", "breach"):
-        detail["due"] = clock.due.isoformat()
+        parts.append(f'"due": "{clock.due.isoformat()}"')
+    parts.append(f'"length_seconds": {int(clock.length.total_seconds())}')
     if event.event == "fulfil":
-        detail["met"] = bool(clock.met)
-    return json.dumps(detail, sort_keys=True)
+        parts.append(f'"met": {"true" if clock.met else "false"}')
+    parts.append(f'"policy": {_json_string(policy.name)}')
+    if event.reason:
+        parts.append(f'"reason": {_json_string(event.reason)}')
+    parts.append(f'"used_seconds": {int(clock.used.total_seconds())}')
+    return "{" + ", ".join(parts) + "}"
+
+
+# What json.dumps does with a str (ensure_ascii), without its dispatch.
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def policy_for(session: Any, conversation: Conversation, policies: Policies) -> sla.Policy | None:

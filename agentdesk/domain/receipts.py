@@ -110,9 +110,13 @@ def _receipt_since_last_reply(session: Session, conversation: Conversation) -> b
 
 def decide(
     session: Session, *, conversation: Conversation, message: Message, settings: config.Settings,
-    policies: clocks.Policies, now: datetime, inbound: Any = None,
+    policies: clocks.Policies, now: datetime, inbound: Any = None, first_message: bool | None = None,
 ) -> Decision:
-    """Whether `message` (stored, inbound) gets an automatic receipt, and why (not)."""
+    """Whether `message` (stored, inbound) gets an automatic receipt, and why (not).
+
+    `first_message`: whether it opened the conversation, when the caller knows (ingest's batches
+    decide after later messages of the same batch may have joined it); None: looked up.
+    """
     channel = channel_settings(settings, conversation.source)
     template = getattr(channel, "receipt", "") if channel is not None else ""
     if not template:
@@ -138,7 +142,7 @@ def decide(
         if not allowed:
             return Decision(False, why_not)
 
-    if _is_first_message(session, conversation, message):
+    if first_message if first_message is not None else _is_first_message(session, conversation, message):
         occasion = "new conversation"
     elif getattr(channel, "receipt_after_hours", False) and _after_hours(conversation, policies, message.at):
         if _receipt_since_last_reply(session, conversation):
@@ -237,7 +241,7 @@ def _message_id_domain(settings: config.Settings, source: str) -> str:
 
 def maybe_queue_receipt(
     session: Session, *, conversation: Conversation, message: Message, settings: config.Settings,
-    policies: clocks.Policies, now: datetime, inbound: Any = None,
+    policies: clocks.Policies, now: datetime, inbound: Any = None, first_message: bool | None = None,
 ) -> Message | None:
     """Queue the automatic receipt for `message` when it should get one; the queued Message or None.
 
@@ -249,7 +253,7 @@ def maybe_queue_receipt(
     from agentdesk.domain import replies, templates
 
     decision = decide(session, conversation=conversation, message=message, settings=settings, policies=policies,
-                      now=now, inbound=inbound)
+                      now=now, inbound=inbound, first_message=first_message)
     if not decision.send:
         return None
     customer = session.get(Customer, conversation.customer_id)

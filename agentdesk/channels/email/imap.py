@@ -26,8 +26,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import imaplib2
-
 from agentdesk.errors import AgentdeskError
 
 __all__ = [
@@ -54,10 +52,18 @@ class ImapError(AgentdeskError):
     """The IMAP server could not be reached, refused us, or broke off the conversation."""
 
 
-# What a dropped or restarted server looks like from the client side.
+# What a dropped or restarted server looks like from the client side (of the bulk connection;
+# the Idler turns imaplib2's own errors into ImapError).
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, EOFError, imaplib.IMAP4.abort, imaplib2.IMAP4.abort, ssl.SSLError,
+    OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError,
 )
+
+
+def _imaplib2():
+    """imaplib2, imported when IDLE is first used: `sync --once` never needs it."""
+    import imaplib2
+
+    return imaplib2
 
 
 @dataclass(frozen=True)
@@ -338,6 +344,7 @@ class Idler:
         self.folder = folder
         self._lock = threading.Lock()
         self._closed = False
+        imaplib2 = _imaplib2()
         ca = ssl.get_default_verify_paths().cafile
         try:
             if server.tls == "ssl":
@@ -368,6 +375,7 @@ class Idler:
         """
         if self._closed:
             raise ImapError(f"mailbox {self.server.name}: the IDLE connection is closed")
+        imaplib2 = _imaplib2()
         try:
             self.conn.idle(timeout=max(1, int(timeout)))
             # Untagged EXISTS/RECENT/EXPUNGE that arrived during IDLE mean "look again".

@@ -19,20 +19,13 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr
 
+from agentdesk.channels.base import DeliveryError  # noqa: F401  (re-exported: senders raise it)
+
 __all__ = ["LOOP_HEADER", "DeliveryError", "OutgoingMail", "compose", "SmtpSender"]
 
 # On every mail we send; an inbound mail carrying it with one of our addresses is our own mail
 # come back, and is never answered automatically (mime.KEPT_HEADERS keeps it).
 LOOP_HEADER = "X-Agentdesk-Loop"
-
-
-class DeliveryError(Exception):
-    """A send failed. `permanent`: the server refused for good (5xx); else retry later."""
-
-    def __init__(self, reason: str, *, permanent: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.permanent = permanent
 
 
 @dataclass(frozen=True)
