@@ -70,7 +70,7 @@ POLL_INTERVAL = 60.0
 DELIVERY_INTERVAL = 2.0
 # Messages per ingest transaction: each commit also advances the checkpoint. It is also the unit
 # of work of the parser processes, so both start on the first fetched batch at once.
-COMMIT_EVERY = 100
+COMMIT_EVERY = 250
 # Parse in a second process only when there is this much to parse (spawning costs ~0.3 s).
 PARALLEL_PARSE_MIN = 400
 # Parser processes for a big sync, and how many chunks may wait for them (memory: about three
@@ -162,11 +162,12 @@ def _parser_pool():
     import concurrent.futures
     import multiprocessing
 
-    from agentdesk.channels.email import mime
+    from agentdesk.channels.email import parse_job
 
-    pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+    pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=parse_job.lower_priority)
     for _ in range(PARSE_WORKERS):
-        pool.submit(mime.ready)  # starts every process (spawn starts them all on the first submit)
+        pool.submit(parse_job.ready)  # starts every process (spawn starts them all on the first submit)
     return pool
 
 
@@ -318,6 +319,12 @@ class MailboxSource:
                          progress: Progress | None) -> None:
         from agentdesk.channels.email.mime import parse_fetched
 
+        policy = None
+        if pool is not None:
+            from agentdesk.channels.email.parse_job import NEW_PRIORITY, parse_chunk
+
+            # The policy a conversation opened by this mailbox's mail gets: the parsers start its clocks.
+            policy = self.ctx.policies.select(channel=self.kind, priority=NEW_PRIORITY, tags=set(), tier="")
         total = len(listing)
         done = 0
         if progress:
@@ -326,7 +333,7 @@ class MailboxSource:
         # on two cores all three keep busy), oldest first, stored in UID order. Each is one
         # transaction, whose checkpoint is its last UID (the batch's highest asked for the last
         # chunk of a batch: a UID asked for but not returned was expunged meanwhile).
-        in_flight: collections.deque[tuple[Any, int]] = collections.deque()
+        in_flight: collections.deque[tuple[Any, int, datetime | None]] = collections.deque()
         ahead = PARSE_AHEAD if pool is not None else 0
         for uids in _batches(listing):
             fetched = connection.fetch(uids)
@@ -335,9 +342,13 @@ class MailboxSource:
             chunks = [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
             for index, chunk in enumerate(chunks):
                 checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
-                parsed = pool.submit(parse_fetched, chunk, self.name) if pool is not None \
-                    else parse_fetched(chunk, self.name)
-                in_flight.append((parsed, checkpoint_uid))
+                if pool is not None:
+                    # The chunk is stored with this `now`, the one its clocks are computed for.
+                    now = self.ctx.now_fn()
+                    in_flight.append((pool.submit(parse_chunk, chunk, self.name, now, policy), checkpoint_uid, now))
+                else:
+                    parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
+                    in_flight.append((parsed, checkpoint_uid, None))
             while len(in_flight) > ahead:
                 done += self._store_next(in_flight, folder, uidvalidity, report)
                 if progress:
@@ -349,35 +360,37 @@ class MailboxSource:
 
     def _store_next(self, in_flight: collections.deque, folder: str, uidvalidity: int, report: PollReport) -> int:
         """Store the oldest chunk in flight in one transaction with its checkpoint; its size."""
-        pending, checkpoint_uid = in_flight.popleft()
-        parsed: list[tuple[int, InboundMessage]] = pending if isinstance(pending, list) else pending.result()
+        pending, checkpoint_uid, now = in_flight.popleft()
+        parsed: list[tuple[int, InboundMessage, Any]] = pending if isinstance(pending, list) else pending.result()
         if not parsed:
             self._touch(folder, uidvalidity, checkpoint_uid)
             return 0
-        self._ingest_chunk(folder, uidvalidity, parsed, checkpoint_uid, report)
+        self._ingest_chunk(folder, uidvalidity, parsed, checkpoint_uid, report, now=now)
         if self.mailbox.after_fetch != "keep":
             connection = self._connection()
-            uids = [uid for uid, _ in parsed]
+            uids = [uid for uid, _, _ in parsed]
             if self.mailbox.after_fetch == "seen":
                 connection.mark_seen(uids)
             else:
                 connection.move(uids, self.mailbox.after_fetch.split(":", 1)[1])
         return len(parsed)
 
-    def _ingest_chunk(self, folder: str, uidvalidity: int, chunk: list[tuple[int, InboundMessage]],
-                      checkpoint_uid: int, report: PollReport) -> None:
+    def _ingest_chunk(self, folder: str, uidvalidity: int, chunk: list[tuple[int, InboundMessage, Any]],
+                      checkpoint_uid: int, report: PollReport, *, now: datetime | None = None) -> None:
+        """One transaction: the chunk's (uid, message, sla.Opening | None), and the checkpoint."""
         from agentdesk.ingest import ingest_batch
 
         ctx = self.ctx
         with db.write_session(ctx.engine) as session:
             try:
-                results = ingest_batch(session, [message for _, message in chunk], policies=ctx.policies,
-                                       now=ctx.now_fn(), settings=ctx.settings)
+                results = ingest_batch(session, [message for _, message, _ in chunk], policies=ctx.policies,
+                                       now=now or ctx.now_fn(), settings=ctx.settings,
+                                       openings=[opening for _, _, opening in chunk])
             except Exception:
                 # One message breaks ingest: redo the chunk one message at a time, so the others are
                 # stored and the broken one is stored flagged (never dropped, never blocking the folder).
                 session.rollback()
-                results = [self._ingest_one_safely(session, message) for _, message in chunk]
+                results = [self._ingest_one_safely(session, message) for _, message, _ in chunk]
             state = self._state_row(session, folder)
             state.uidvalidity = uidvalidity
             state.last_uid = max(checkpoint_uid, 0)

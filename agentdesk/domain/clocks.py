@@ -145,26 +145,36 @@ def _rule_description(rule: PolicyRule) -> dict[str, Any]:
 
 def clock_event(row: SlaClockEvent) -> sla.ClockEvent:
     """The pure event of a stored row (the row's detail JSON carries the reason)."""
-    try:
-        detail = json.loads(row.detail or "{}")
-    except ValueError:
-        detail = {}
-    return sla.ClockEvent(row.target, row.event, row.at, detail.get("reason", "") if isinstance(detail, dict) else "")
+    return _event(row.target, row.event, row.at, row.detail)
+
+
+def _event(target: str, event: str, at: datetime, detail: str | None) -> sla.ClockEvent:
+    reason = ""
+    if detail and '"reason"' in detail:  # most events have none: spare the JSON parse
+        try:
+            parsed = json.loads(detail)
+        except ValueError:
+            parsed = {}
+        reason = parsed.get("reason", "") if isinstance(parsed, dict) else ""
+    return sla.ClockEvent(target, event, at, reason)
 
 
 def load_events(session, conversation_ids: Sequence[int]) -> dict[int, list[sla.ClockEvent]]:
-    """The recorded clock events of several conversations, each in recorded order (one query)."""
+    """The recorded clock events of several conversations, each in recorded order (one query;
+    plain columns, not ORM objects: ingest loads them for every conversation a chunk touches)."""
     from sqlmodel import col, select
 
     found: dict[int, list[sla.ClockEvent]] = {conversation_id: [] for conversation_id in conversation_ids}
     if not conversation_ids:
         return found
     rows = session.exec(
-        select(SlaClockEvent).where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
+        select(SlaClockEvent.conversation_id, SlaClockEvent.target, SlaClockEvent.event, SlaClockEvent.at,
+               SlaClockEvent.detail)
+        .where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
         .order_by(col(SlaClockEvent.conversation_id), col(SlaClockEvent.id))
     )
-    for row in rows:
-        found[row.conversation_id].append(clock_event(row))
+    for conversation_id, target, event, at, detail in rows:
+        found[conversation_id].append(_event(target, event, at, detail))
     return found
 
 
@@ -187,27 +197,7 @@ def facts_of(conversation: Any) -> sla.ClockFacts:
     )
 
 
-def _detail(policy: sla.Policy, event: sla.ClockEvent, clock: sla.Clock) -> str:
-    """What `sla explain` and reports want to know without replaying: the clock after the event.
-
-    The JSON of the dict with sorted keys, written out by hand: ingest records a few of these per
-    new conversation, and `json.dumps(..., sort_keys=True)` was a tenth of storing one.
-    """
-    parts = [f'"cycle": {clock.cycle}']
-    if clock.phase == "running" or event.event in ("fulfil", "breach"):
-        parts.append(f'"due": "{clock.due.isoformat()}"')
-    parts.append(f'"length_seconds": {int(clock.length.total_seconds())}')
-    if event.event == "fulfil":
-        parts.append(f'"met": {"true" if clock.met else "false"}')
-    parts.append(f'"policy": {_json_string(policy.name)}')
-    if event.reason:
-        parts.append(f'"reason": {_json_string(event.reason)}')
-    parts.append(f'"used_seconds": {int(clock.used.total_seconds())}')
-    return "{" + ", ".join(parts) + "}"
-
-
-# What json.dumps does with a str (ensure_ascii), without its dispatch.
-_json_string = json.encoder.encode_basestring_ascii
+_detail = sla.event_detail
 
 
 def policy_for(session: Any, conversation: Conversation, policies: Policies) -> sla.Policy | None:
@@ -274,26 +264,8 @@ def timeline(
 
 
 def _write_fields(conversation: Any, states: Iterable[sla.TargetState]) -> None:
-    by_target = {state.target: state for state in states}
-
-    def due(target: str, keep_fulfilled: bool) -> datetime | None:
-        state = by_target.get(target)
-        if state is None or state.state == "paused":
-            return None
-        if state.state in ("met", "missed") and not keep_fulfilled:
-            return None
-        return state.due
-
-    # first reply and resolution keep the due they were fulfilled against (met/missed is read
-    # from it); next reply and periodic update are "when is the next one due", so none once met.
-    conversation.first_response_due = due("first_reply", True)
-    conversation.next_response_due = due("next_reply", False)
-    conversation.periodic_update_due = due("periodic_update", False)
-    conversation.resolution_due = due("resolution", True)
-    running = [s for s in by_target.values() if s.state in ("ok", "warning", "breached") and s.due is not None]
-    conversation.warning_at = min((s.warning_at for s in running if s.warning_at is not None), default=None)
-    conversation.queue_due = min((s.due for s in running), default=None) or NEVER
-    conversation.queue_wait = conversation.waiting_since or NEVER
+    for name, value in sla.stored_fields(list(states), conversation.waiting_since).items():
+        setattr(conversation, name, value)
 
 
 def refresh(

@@ -130,3 +130,43 @@ def test_a_ref_to_a_merged_conversation_lands_where_it_was_merged(engine, polici
         (c.conversation_id, "subject-tag"), (c.conversation_id, "hint-ref")]
     assert results[2].thread_reason == "new"
     assert results[2].conversation_id not in (a.conversation_id, b.conversation_id, c.conversation_id)
+
+
+def _table(engine, sql):
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(sql))]
+
+
+def test_clocks_started_by_the_parsers_store_what_ingest_computes(engine, settings, policies):
+    """The sync's parser processes compute each new conversation's opening clocks ahead
+    (parse_job.parse_chunk); storing with them writes exactly what ingest's own refresh would."""
+    from integration.email import mailgen
+
+    from agentdesk.channels.email import parse_job
+
+    mails = mailgen.corpus(120, seed=7)
+    now = max(when for when, _ in mails) + timedelta(days=3)  # some clocks breached, some running
+    items = [(uid, when, raw) for uid, (when, raw) in enumerate(mails, start=1)]
+    policy = policies.select(channel="email", priority=parse_job.NEW_PRIORITY, tags=set(), tier="")
+    assert policy is not None
+    chunk = parse_job.parse_chunk(items, "support", now, policy)
+    assert sum(opening is not None for _, _, opening in chunk) == len(chunk)
+
+    settings.database.url = settings.database_url.replace("agentdesk.db", "ahead.db")
+    ahead = db.open_database(settings.database_url)
+    try:
+        for target, openings in ((engine, None), (ahead, [opening for _, _, opening in chunk])):
+            with db.write_session(target) as session:
+                for start in range(0, len(chunk), 40):  # later chunks touch earlier conversations
+                    part = slice(start, start + 40)
+                    ingest_batch(session, [message for _, message, _ in chunk[part]], policies=policies, now=now,
+                                 openings=openings[part] if openings else None)
+                session.commit()
+        for sql in ("SELECT * FROM conversation ORDER BY id", "SELECT * FROM slaclockevent ORDER BY id",
+                    "SELECT id, conversation_id, thread_reason FROM message ORDER BY id"):
+            assert _table(ahead, sql) == _table(engine, sql)
+        assert len(_table(engine, "SELECT id FROM conversation")) < len(chunk)  # replies joined
+    finally:
+        ahead.dispose()
