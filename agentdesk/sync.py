@@ -301,6 +301,7 @@ class MailboxSource:
             if self.parallel_parse and selected.uidnext is not None and selected.exists >= PARALLEL_PARSE_MIN \
                     and selected.uidnext - 1 - last_uid >= PARALLEL_PARSE_MIN:
                 pool = _parser_pool()
+                import agentdesk.ingest  # noqa: F401  (while the parsers boot, not once they wait for us)
             listing = connection.list_after(last_uid)
             if not listing:
                 self._touch(folder, selected.uidvalidity, last_uid)
@@ -343,9 +344,12 @@ class MailboxSource:
             for index, chunk in enumerate(chunks):
                 checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
                 if pool is not None:
-                    # The chunk is stored with this `now`, the one its clocks are computed for.
+                    # The chunk is stored with this `now`, the one its clocks are computed for. The
+                    # first is parsed here: the parser processes are still booting, we would wait.
                     now = self.ctx.now_fn()
-                    in_flight.append((pool.submit(parse_chunk, chunk, self.name, now, policy), checkpoint_uid, now))
+                    parsed = parse_chunk(chunk, self.name, now, policy) if not in_flight and not done \
+                        else pool.submit(parse_chunk, chunk, self.name, now, policy)
+                    in_flight.append((parsed, checkpoint_uid, now))
                 else:
                     parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
                     in_flight.append((parsed, checkpoint_uid, None))

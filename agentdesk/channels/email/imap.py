@@ -24,7 +24,7 @@ import ssl
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from agentdesk.errors import AgentdeskError
 
@@ -137,9 +137,24 @@ _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 
 
+_MONTHS = {name: number for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+_DATE_TIME = re.compile(r"(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})")
+
+
 def parse_internaldate(text: str | bytes) -> datetime | None:
     """`" 5-Jan-2026 08:00:00 +0100"` → aware UTC datetime; None when it is not a date."""
     value = _text(text).strip()
+    match = _DATE_TIME.fullmatch(value)
+    if match and match.group(2) in _MONTHS:  # the usual shape, without strptime's cost (a fetch has thousands)
+        day, month, year, hour, minute, second, sign, offset_hours, offset_minutes = match.groups()
+        offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+        try:
+            local = datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
+                             tzinfo=timezone(offset if sign == "+" else -offset))
+            return local.astimezone(timezone.utc)
+        except ValueError:
+            return None
     try:
         return datetime.strptime(value, "%d-%b-%Y %H:%M:%S %z").astimezone(timezone.utc)
     except ValueError:
