@@ -878,10 +878,17 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
     extra = [_sqlite_time(defaults[name]) if name in times else defaults[name] for name in missing]
     converted = [index for index, name in enumerate(given) if name in times]
     values = []
+    # A chunk's rows share many times (its `now` in every created_at, at, last_message_at): each
+    # distinct one is formatted once per statement.
+    formatted: dict[datetime | None, str | None] = {None: None}
     for row in rows:
         value = [row[name] for name in given]
         for index in converted:
-            value[index] = _sqlite_time(value[index])
+            moment = value[index]
+            text = formatted.get(moment)
+            if text is None and moment is not None:
+                text = formatted[moment] = _sqlite_time(moment)
+            value[index] = text
         values.append(tuple(value + extra) if extra else tuple(value))
     if not returning:
         connection.exec_driver_sql(sql, values)

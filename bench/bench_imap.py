@@ -1,6 +1,6 @@
 """Benchmark of the email channel against a local Dovecot (issue 4, "Measure").
 
-    /work/venv/bin/python bench/bench_imap.py [--messages 10000] [--skip-mbsync]
+    /work/venv/bin/python bench/bench_imap.py [--messages 10000] [--skip-mbsync] [--repeat N]
 
 Starts a throwaway Dovecot (tests/integration/email/servers.py), fills one mailbox with N
 realistic messages (tests/integration/email/mailgen.py), and measures in the same run:
@@ -9,6 +9,8 @@ realistic messages (tests/integration/email/mailgen.py), and measures in the sam
 2. the bulk connection alone: batched `UID FETCH … BODY.PEEK[]` over stdlib imaplib, no parsing;
 3. `agentdesk sync --once` as a fresh process: fetch + parse + thread + store + FTS index, with
    messages/s, MB/s and the peak RSS of the process;
+   with `--repeat N`, 1 and 3 run N times in pairs on the same mailbox (a fresh Maildir and a
+   fresh database each), and the medians are printed at the end;
 4. `agentdesk sync --once` again with no new mail: the whole command's wall time;
 5. new mail on screen: a running `agentdesk sync` (IDLE) and APPENDs from another connection,
    delivery → row in the database latency.
@@ -21,6 +23,7 @@ import os
 import resource
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,6 +146,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--skip-mbsync", action="store_true")
     parser.add_argument("--idle-samples", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="paired mbsync / agentdesk runs (fresh Maildir and database each); medians at the end")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="agentdesk-bench-"))
@@ -158,25 +163,35 @@ def main() -> int:
         print(f"mailbox: {args.messages} messages, {size / 1e6:.1f} MB, Dovecot on 127.0.0.1:{dovecot.port}")
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
 
-        if not args.skip_mbsync:
-            elapsed = bench_mbsync(dovecot, user, work, args.messages)
-            if elapsed:
-                print(f"mbsync (FSync on):        {elapsed:6.2f} s  {args.messages / elapsed:7.0f} msg/s  "
-                      f"{size / 1e6 / elapsed:6.1f} MB/s")
-
         elapsed, total = bench_fetch_only(dovecot, user)
         print(f"UID FETCH only (imaplib): {elapsed:6.2f} s  {args.messages / elapsed:7.0f} msg/s  "
               f"{total / 1e6 / elapsed:6.1f} MB/s")
 
-        config = mailbox_config(work / "desk", dovecot, user, 1)
-        command = [sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), "--once"]
-        elapsed, status, stderr, rss = _run_timed(command, cwd=ROOT)
-        with sqlite3.connect(work / "desk" / "agentdesk.db") as db:
-            stored = db.execute("SELECT count(*) FROM message").fetchone()[0]
-            conversations = db.execute("SELECT count(*) FROM conversation").fetchone()[0]
-        print(f"agentdesk sync --once:    {elapsed:6.2f} s  {stored / elapsed:7.0f} msg/s  "
-              f"{size / 1e6 / elapsed:6.1f} MB/s  peak RSS {rss / 1024:.0f} MiB  "
-              f"({stored} messages, {conversations} conversations, exit {status})")
+        mbsync_times: list[float] = []
+        desk_times: list[float] = []
+        for run in range(1, args.repeat + 1):
+            run_dir = work / f"run{run}"
+            run_dir.mkdir()
+            if args.repeat > 1:
+                print(f"-- run {run}/{args.repeat} (load average {os.getloadavg()[0]:.2f})")
+            if not args.skip_mbsync:
+                elapsed = bench_mbsync(dovecot, user, run_dir, args.messages)
+                if elapsed:
+                    mbsync_times.append(elapsed)
+                    print(f"mbsync (FSync on):        {elapsed:6.2f} s  {args.messages / elapsed:7.0f} msg/s  "
+                          f"{size / 1e6 / elapsed:6.1f} MB/s")
+
+            config = mailbox_config(run_dir / "desk", dovecot, user, 1)
+            command = [sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), "--once"]
+            elapsed, status, stderr, rss = _run_timed(command, cwd=ROOT)
+            with sqlite3.connect(run_dir / "desk" / "agentdesk.db") as db:
+                stored = db.execute("SELECT count(*) FROM message").fetchone()[0]
+                conversations = db.execute("SELECT count(*) FROM conversation").fetchone()[0]
+            if status == 0 and stored == args.messages:
+                desk_times.append(elapsed)
+            print(f"agentdesk sync --once:    {elapsed:6.2f} s  {stored / elapsed:7.0f} msg/s  "
+                  f"{size / 1e6 / elapsed:6.1f} MB/s  peak RSS {rss / 1024:.0f} MiB  "
+                  f"({stored} messages, {conversations} conversations, exit {status})")
 
         elapsed, status, _, _ = _run_timed(command, cwd=ROOT)
         print(f"no-new-mail sync --once:  {elapsed:6.2f} s (whole command, exit {status})")
@@ -184,6 +199,16 @@ def main() -> int:
         latencies = sorted(idle_latency(dovecot, work, args.idle_samples))
         print(f"IDLE delivery -> DB:      median {latencies[len(latencies) // 2]:.2f} s, "
               f"max {latencies[-1]:.2f} s over {len(latencies)} messages")
+        if args.repeat > 1:
+            print(f"median of {args.repeat} paired runs (load average now {os.getloadavg()[0]:.2f}):")
+            if mbsync_times:
+                median = statistics.median(mbsync_times)
+                print(f"  mbsync:    {median:6.2f} s  {args.messages / median:7.0f} msg/s  "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in mbsync_times)})")
+            if desk_times:
+                median = statistics.median(desk_times)
+                print(f"  agentdesk: {median:6.2f} s  {args.messages / median:7.0f} msg/s  "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in desk_times)})")
     finally:
         dovecot.cleanup()
         import shutil
