@@ -128,9 +128,11 @@ def queue_state(app):
     if main is None or not main.is_mounted:
         return None
     queue = main.queue
+    boxes = main.query("#search")
     return (queue.loaded_generation == queue.generation and queue.loaded, queue.cursor,
             queue.current_row is not None or queue.count == 0,
-            main.thread.conversation.id if main.thread else None, queue.loaded_generation)
+            main.thread.conversation.id if main.thread else None, queue.loaded_generation,
+            not (boxes and boxes.first().has_class("-visible")))  # a submitted search's box has closed
 
 
 async def agentdesk_first_paint(settings) -> float:
@@ -214,7 +216,8 @@ async def session_figures(settings, thread_id: int) -> dict:
             generation = queue.generation
             started = time.perf_counter()
             await pilot.press("enter")
-            rows = lambda state: state is not None and state[0] and state[2] and state[4] > generation  # noqa: E731
+            rows = lambda state: (state is not None and state[0] and state[2] and state[4] > generation  # noqa: E731
+                                  and state[5])
             await wait_for(lambda: frames.first_after(started, rows) is not None and main.search_count is not None)
             searches[query] = (frames.first_after(started, rows) * 1000, main.search_count)
             await pilot.press("escape")

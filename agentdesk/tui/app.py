@@ -60,6 +60,12 @@ class AgentDeskApp(App[int]):
 
         self.desk.prefetch(Filter(default_view), limit=QueueView.FIRST_ROWS)
 
+    def get_default_screen(self) -> Screen:
+        # The main screen is the first screen on the stack, not pushed over Textual's empty default
+        # one: the first frame composes, styles and lays out one screen, not two (issue 3).
+        self.main = MainScreen(self.desk, now=self.now, default_view=self.default_view)
+        return self.main
+
     def on_mount(self) -> None:
         theme = self.settings.ui.theme.strip()
         if theme:
@@ -73,8 +79,6 @@ class AgentDeskApp(App[int]):
         if self.unknown_keys:
             self.notify(f"[keys] in the config names unknown binding ids: {', '.join(self.unknown_keys)} "
                         "(see ? for the ids)", severity="warning", timeout=10)
-        self.main = MainScreen(self.desk, now=self.now, default_view=self.default_view)
-        self.push_screen(self.main)
         if self.poll:
             self._watch_database()
         if self.presence:
