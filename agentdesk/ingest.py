@@ -713,7 +713,7 @@ class _Batch:
             for pending in self.pending:
                 pending.row["conversation_id"] = _conversation_id(pending.conversation)
                 rows.append(pending.row)
-            for pending, new_id in zip(self.pending, _insert_returning(session, Message, rows)):
+            for pending, new_id in zip(self.pending, _insert_messages(session, rows)):
                 pending.id = new_id
             _insert(session, MessageRaw, [dict(message_id=p.id, raw=p.message.raw) for p in self.pending if p.message.raw])
             _insert(session, Attachment, [
@@ -902,6 +902,42 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
     if after - before != len(rows):
         raise RuntimeError(f"inserted {len(rows)} rows into {table.name} but the ids moved by {after - before}")
     return list(range(before + 1, after + 1))
+
+
+def _insert_messages(session: Session, rows: list[dict]) -> list[int]:
+    """`_insert_returning(Message, rows)`; on SQLite, the chunk's full-text index in one statement.
+
+    The `message_fts_insert` trigger indexes each row as it is inserted; for a chunk of hundreds
+    that costs several times one `INSERT INTO message_fts … SELECT` over the new rows (a 10 000
+    message sync: ~0.4 s). So, inside this transaction (we hold SQLite's write lock), the trigger
+    is dropped, the rows and then their index entries inserted, and the trigger re-created from its
+    own stored text before anything else runs. Other connections never see it missing: DDL is
+    transactional, no other writer can run before our commit, and a rollback (a failed chunk,
+    a crash) restores it. Every other writer keeps the trigger.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite" or len(rows) < _FTS_BULK_MIN:
+        return _insert_returning(session, Message, rows)
+    trigger = connection.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'message_fts_insert'").scalar()
+    if trigger is None or " ".join(trigger.split()) != _FTS_TRIGGER:
+        return _insert_returning(session, Message, rows)
+    connection.exec_driver_sql("DROP TRIGGER message_fts_insert")
+    try:
+        ids = _insert_returning(session, Message, rows)
+        if ids:
+            connection.exec_driver_sql(
+                "INSERT INTO message_fts(rowid, subject, body_text) "
+                "SELECT id, subject, body_text FROM message WHERE id BETWEEN ? AND ? ORDER BY id", (ids[0], ids[-1]))
+    finally:
+        connection.exec_driver_sql(trigger)
+    return ids
+
+
+# What `_insert_messages` expects the trigger to be (whitespace normalised): anything else, it is left alone.
+_FTS_TRIGGER = ("CREATE TRIGGER message_fts_insert AFTER INSERT ON message BEGIN INSERT INTO message_fts(rowid, "
+                "subject, body_text) VALUES (new.id, new.subject, new.body_text); END")
+_FTS_BULK_MIN = 20
 
 
 def ingest_batch(

@@ -263,9 +263,21 @@ def timeline(
     return clocks, pending
 
 
+_UNLOADED = object()
+
+
+def _set(conversation: Any, name: str, value: Any) -> None:
+    """setattr, skipped when a loaded ORM attribute already holds that value: most refreshes
+    change few of the stored fields, and an instrumented set costs several times the compare.
+    (Only the instance's own dict is read: an expired attribute is set, not loaded to compare.)"""
+    if getattr(conversation, "__dict__", {}).get(name, _UNLOADED) == value:
+        return
+    setattr(conversation, name, value)
+
+
 def _write_fields(conversation: Any, states: Iterable[sla.TargetState]) -> None:
     for name, value in sla.stored_fields(list(states), conversation.waiting_since).items():
-        setattr(conversation, name, value)
+        _set(conversation, name, value)
 
 
 def refresh(
@@ -318,7 +330,7 @@ def refresh_rows(
     instead of added to a session, so a batch inserts the events of many conversations in one
     statement — and a conversation not stored yet (no id, `events` empty) gets its clocks too."""
     policy = policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags, tier=tier)
-    conversation.sla_policy = policy.name if policy else ""
+    _set(conversation, "sla_policy", policy.name if policy else "")
     if policy is None:
         _write_fields(conversation, [])
         return []
