@@ -685,15 +685,14 @@ class _Batch:
         session.flush()  # the ORM's own changes (a customer's name) first
         now = self.now
         if self.new_customers:
-            ids = _insert_returning(session, Customer, [
+            ids = _insert_customers(session, [
                 dict(name=c.name, organization="", tier="", notes="", created_at=now, merged_into_id=None)
                 for c in self.new_customers
-            ])
+            ], lambda ids: [dict(customer_id=new_id, kind=c.kind, address=c.address, created_at=now)
+                            for c, new_id in zip(self.new_customers, ids)])
             for customer, new_id in zip(self.new_customers, ids):
                 customer.id = new_id
                 self.identities[(customer.kind, customer.address)] = (new_id, customer.name, "")
-            _insert(session, Identity, [dict(customer_id=c.id, kind=c.kind, address=c.address, created_at=now)
-                                        for c in self.new_customers])
         clock_rows: list[tuple[object, list[dict]]] = []
         if self.new_conversations:
             for conversation in self.new_conversations:
@@ -909,34 +908,85 @@ def _insert_messages(session: Session, rows: list[dict]) -> list[int]:
 
     The `message_fts_insert` trigger indexes each row as it is inserted; for a chunk of hundreds
     that costs several times one `INSERT INTO message_fts … SELECT` over the new rows (a 10 000
-    message sync: ~0.4 s). So, inside this transaction (we hold SQLite's write lock), the trigger
-    is dropped, the rows and then their index entries inserted, and the trigger re-created from its
-    own stored text before anything else runs. Other connections never see it missing: DDL is
-    transactional, no other writer can run before our commit, and a rollback (a failed chunk,
-    a crash) restores it. Every other writer keeps the trigger.
+    message sync: ~0.8 s of the storing process). So, inside this transaction (we hold SQLite's
+    write lock), the trigger is dropped, the rows and then their index entries inserted, and the
+    trigger re-created from its own stored text before anything else runs. Other connections
+    never see it missing: DDL is transactional, no other writer can run before our commit, and a
+    rollback (a failed chunk, a crash) restores it. Every other writer keeps the trigger.
     """
-    connection = session.connection()
-    if connection.dialect.name != "sqlite" or len(rows) < _FTS_BULK_MIN:
-        return _insert_returning(session, Message, rows)
-    trigger = connection.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'message_fts_insert'").scalar()
-    if trigger is None or " ".join(trigger.split()) != _FTS_TRIGGER:
-        return _insert_returning(session, Message, rows)
-    connection.exec_driver_sql("DROP TRIGGER message_fts_insert")
-    try:
-        ids = _insert_returning(session, Message, rows)
-        if ids:
-            connection.exec_driver_sql(
-                "INSERT INTO message_fts(rowid, subject, body_text) "
-                "SELECT id, subject, body_text FROM message WHERE id BETWEEN ? AND ? ORDER BY id", (ids[0], ids[-1]))
-    finally:
-        connection.exec_driver_sql(trigger)
+    ids: list[int] = []
+
+    def insert() -> tuple[int, int] | None:
+        ids.extend(_insert_returning(session, Message, rows))
+        return (ids[0], ids[-1]) if ids else None
+
+    if not _without_triggers(session, len(rows), ("message_fts_insert",), insert,
+                             "INSERT INTO message_fts(rowid, subject, body_text) "
+                             "SELECT id, subject, body_text FROM message WHERE id BETWEEN ? AND ? ORDER BY id"):
+        ids[:] = _insert_returning(session, Message, rows)
     return ids
 
 
-# What `_insert_messages` expects the trigger to be (whitespace normalised): anything else, it is left alone.
-_FTS_TRIGGER = ("CREATE TRIGGER message_fts_insert AFTER INSERT ON message BEGIN INSERT INTO message_fts(rowid, "
-                "subject, body_text) VALUES (new.id, new.subject, new.body_text); END")
+def _insert_customers(session: Session, customers_rows: list[dict], identity_rows: Callable[[list[int]], list[dict]]) \
+        -> list[int]:
+    """New customers and their one identity each; on SQLite, their `customer_fts` rows in one
+    statement (as `_insert_messages`): the triggers would insert each customer's row, then
+    rewrite it with its addresses (FTS5: delete and re-insert) when its identity is inserted."""
+    ids: list[int] = []
+
+    def insert() -> tuple[int, int] | None:
+        ids.extend(_insert_returning(session, Customer, customers_rows))
+        _insert(session, Identity, identity_rows(ids))
+        return (ids[0], ids[-1]) if ids else None
+
+    if not _without_triggers(session, len(customers_rows), ("customer_fts_insert", "identity_fts_insert"), insert,
+                             "INSERT INTO customer_fts(rowid, name, organization, addresses) "
+                             "SELECT c.id, c.name, c.organization, coalesce((SELECT group_concat(i.address, ' ') "
+                             "FROM identity AS i WHERE i.customer_id = c.id), '') "
+                             "FROM customer AS c WHERE c.id BETWEEN ? AND ? ORDER BY c.id"):
+        ids[:] = _insert_returning(session, Customer, customers_rows)
+        _insert(session, Identity, identity_rows(ids))
+    return ids
+
+
+def _without_triggers(session: Session, count: int, names: tuple[str, ...], insert: Callable[[], tuple[int, int] | None],
+                      index_sql: str) -> bool:
+    """Run `insert` with the SQLite triggers `names` dropped, then `index_sql` over the id range it
+    returns, and re-create the triggers from their stored text (even when `insert` fails: the
+    caller then rolls back). False, having done nothing, when not SQLite, too few rows to pay, or
+    a trigger is not exactly the one `index_sql` stands for (`_TRIGGERS`)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite" or count < _FTS_BULK_MIN:
+        return False
+    stored = dict(connection.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({})".format(
+            ", ".join("?" * len(names))), names).all())
+    if any(" ".join((stored.get(name) or "").split()) != _TRIGGERS[name] for name in names):
+        return False
+    for name in names:
+        connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
+    try:
+        span = insert()
+        if span is not None:
+            connection.exec_driver_sql(index_sql, span)
+    finally:
+        for name in names:
+            connection.exec_driver_sql(stored[name])
+    return True
+
+
+# The triggers (store/search.py, whitespace normalised) the bulk paths stand for; any other text
+# (a later revision changed one), and the rows go in with the triggers.
+_TRIGGERS = {
+    "message_fts_insert": "CREATE TRIGGER message_fts_insert AFTER INSERT ON message BEGIN INSERT INTO "
+                          "message_fts(rowid, subject, body_text) VALUES (new.id, new.subject, new.body_text); END",
+    "customer_fts_insert": "CREATE TRIGGER customer_fts_insert AFTER INSERT ON customer BEGIN INSERT INTO "
+                           "customer_fts(rowid, name, organization, addresses) VALUES (new.id, new.name, "
+                           "new.organization, ''); END",
+    "identity_fts_insert": "CREATE TRIGGER identity_fts_insert AFTER INSERT ON identity BEGIN UPDATE customer_fts "
+                           "SET addresses = ( SELECT group_concat(address, ' ') FROM identity WHERE customer_id = "
+                           "new.customer_id) WHERE rowid = new.customer_id; END",
+}
 _FTS_BULK_MIN = 20
 
 

@@ -20,7 +20,7 @@ M = timedelta(minutes=1)
 
 def _messages(n: int, tag: str):
     return [factories.inbound(at=FIXED_NOW + i * M, subject=f"{tag} subject {i} zebra{i}",
-                              body=f"body {tag} {i} quokka{i} café", sender=f"s{i % 7}@velo.example",
+                              body=f"body {tag} {i} quokka{i} café", sender=f"s{i % 30}@velo.example", name=f"Name{i % 30} Ölund",
                               external_id=f"{tag}-{i}@velo.example") for i in range(n)]
 
 
@@ -30,13 +30,13 @@ def _trigger(engine) -> str | None:
             "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'message_fts_insert'").scalar()
 
 
-def _index(engine) -> list[tuple]:
+def _index(engine, table: str = "message_fts") -> list[tuple]:
     with engine.connect() as connection:
         # The index's own view: every term of every row (fts5vocab over the instance table).
         connection.exec_driver_sql(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_terms USING fts5vocab(main, message_fts, instance)")
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_terms USING fts5vocab(main, {table}, instance)")
         return connection.exec_driver_sql(
-            "SELECT term, doc, col, offset FROM temp.fts_terms ORDER BY doc, col, offset").all()
+            f"SELECT term, doc, col, offset FROM temp.{table}_terms ORDER BY doc, col, offset").all()
 
 
 def test_the_batch_index_is_the_trigger_index(engine, policies, monkeypatch):
@@ -51,6 +51,10 @@ def test_the_batch_index_is_the_trigger_index(engine, policies, monkeypatch):
         if model is ingest.Message:
             seen.append(session.connection().exec_driver_sql(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'message_fts_insert'").scalar())
+        elif model is ingest.Customer:
+            seen.append(session.connection().exec_driver_sql(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('customer_fts_insert', 'identity_fts_insert')"
+            ).scalar())
         return real(session, model, rows)
 
     monkeypatch.setattr(ingest, "_insert_returning", spy)
@@ -58,9 +62,11 @@ def test_the_batch_index_is_the_trigger_index(engine, policies, monkeypatch):
         ingest_batch(session, messages, policies=policies, now=FIXED_NOW + 100 * M)
         session.commit()
     monkeypatch.undo()
-    assert seen == [0]
+    assert seen == [0, 0]
     assert _trigger(engine) == before
     bulk = _index(engine)
+    customers = _index(engine, "customer_fts")
+    assert len({doc for _, doc, _, _ in customers}) == 30
     assert len({doc for _, doc, _, _ in bulk}) == len(messages)
 
     # The same messages one by one (the trigger indexes them) into a fresh database.
@@ -72,10 +78,12 @@ def test_the_batch_index_is_the_trigger_index(engine, policies, monkeypatch):
                 ingest_message(session, message, policies=policies, now=FIXED_NOW + 100 * M)
             session.commit()
         assert _index(row_engine) == bulk
+        assert _index(row_engine, "customer_fts") == customers
     finally:
         row_engine.dispose()
     with engine.connect() as connection:
         assert search.search_message_ids(connection, "quokka7") and search.search_message_ids(connection, "cafe")
+        assert search.search_customer_ids(connection, "s7@velo.example") and search.search_customer_ids(connection, "olund")
 
 
 def test_a_failed_chunk_leaves_the_trigger_in_place(engine, policies, monkeypatch):
