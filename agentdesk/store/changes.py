@@ -89,10 +89,11 @@ class ChangeWatcher:
             time.sleep(min(self.POLL_SECONDS, remaining))
 
     def _drain(self, timeout: float) -> bool:
-        seen = any(True for _ in self._listener.notifies(timeout=timeout, stop_after=1))
+        # psycopg's C wait treats a timeout of 0 as "no timeout": never pass it 0.
+        seen = any(True for _ in self._listener.notifies(timeout=max(timeout, 0.001), stop_after=1))
         if seen:
             # Collapse a burst of notifications into one "changed".
-            for _ in self._listener.notifies(timeout=0):
+            for _ in self._listener.notifies(timeout=0.001):
                 pass
         return seen
 

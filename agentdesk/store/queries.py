@@ -549,8 +549,13 @@ def change_marker(*, connection) -> tuple:
     """
     if connection.dialect.name == "sqlite":
         return (connection.exec_driver_sql("PRAGMA data_version").scalar(),)
+    # Three index lookups, not a join: each max() is its own scalar subquery.
     row = connection.execute(
-        select(func.max(Conversation.updated_at), func.max(Message.id), func.max(Event.id))
+        select(
+            select(func.max(Conversation.updated_at)).scalar_subquery(),
+            select(func.max(Message.id)).scalar_subquery(),
+            select(func.max(Event.id)).scalar_subquery(),
+        )
     ).one()
     return tuple(row)
 

@@ -129,9 +129,14 @@ class AgentDeskApp(App[int]):
 
         from agentdesk.store import queries
 
+        from agentdesk.store import changes
+
         worker = get_current_worker()
         connection = self.desk.engine.connect()
         sqlite = connection.dialect.name == "sqlite"
+        # PostgreSQL tells us about commits (LISTEN/NOTIFY): wake at once, and skip the marker
+        # query on polls where nobody wrote. SQLite's data_version pragma is already that cheap.
+        watcher = None if sqlite else changes.ChangeWatcher(self.desk.engine)
         try:
             last = queries.change_marker(connection=connection)
             # data_version moves on every commit, heartbeats included: reload only when what the
@@ -141,10 +146,14 @@ class AgentDeskApp(App[int]):
             seen: dict[int, str] | None = None
             polls = 0
             while not worker.is_cancelled:
-                time.sleep(self.POLL_INTERVAL)
+                if watcher is not None:
+                    notified = watcher.wait(self.POLL_INTERVAL)
+                else:
+                    time.sleep(self.POLL_INTERVAL)
+                    notified = True
                 polls += 1
                 try:
-                    marker = queries.change_marker(connection=connection)
+                    marker = queries.change_marker(connection=connection) if notified else last
                     committed = marker != last
                     if committed:
                         last = marker
@@ -162,6 +171,8 @@ class AgentDeskApp(App[int]):
                     continue
         finally:
             connection.close()
+            if watcher is not None:
+                watcher.close()
 
     def on_database_changed(self, message: DatabaseChanged) -> None:
         if self.main is not None:
