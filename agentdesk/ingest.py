@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -38,7 +38,7 @@ from agentdesk.domain import audit, clocks, customers, queue, receipts
 from agentdesk.store import queries
 from agentdesk.errors import InvalidInput
 from agentdesk.store.models import (
-    Attachment, Conversation, Customer, Event, Identity, Message, MessageRaw, Outbox, SlaClockEvent, ref_of,
+    Attachment, Conversation, Customer, Event, Identity, Message, MessageRaw, Outbox, SlaClockEvent, ref_of, sqlite_text,
 )
 
 _SUBJECT_TAG = re.compile(r"\[AD-(\d+)\]")
@@ -845,17 +845,6 @@ def _sqlite_plan(table) -> tuple[tuple[str, ...], dict[str, object], frozenset[s
     return _SQLITE_PLAN[table.name]
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
-    """What UTCDateTime stores on SQLite: naive UTC text, always with microseconds."""
-    if value is None:
-        return None
-    if value.tzinfo is not timezone.utc:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given to the store; use an aware UTC time")
-        value = value.astimezone(timezone.utc)
-    return value.isoformat(" ", "microseconds")[:26]
-
-
 def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool = False) -> list[int] | None:
     """Insert `rows` through the driver on SQLite (their ids with `returning`); None elsewhere."""
     table = model.__table__
@@ -874,7 +863,7 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
     columns = given + missing
     sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
         table.name, ", ".join(f'"{name}"' for name in columns), ", ".join("?" * len(columns)))
-    extra = [_sqlite_time(defaults[name]) if name in times else defaults[name] for name in missing]
+    extra = [sqlite_text(defaults[name]) if name in times else defaults[name] for name in missing]
     converted = [index for index, name in enumerate(given) if name in times]
     values = []
     # A chunk's rows share many times (its `now` in every created_at, at, last_message_at): each
@@ -886,7 +875,7 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
             moment = value[index]
             text = formatted.get(moment)
             if text is None and moment is not None:
-                text = formatted[moment] = _sqlite_time(moment)
+                text = formatted[moment] = sqlite_text(moment)
             value[index] = text
         values.append(tuple(value + extra) if extra else tuple(value))
     if not returning:

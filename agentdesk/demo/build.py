@@ -26,7 +26,7 @@ from agentdesk import config
 from agentdesk.demo import content
 from agentdesk.domain import clocks
 from agentdesk.store import db
-from agentdesk.store.models import ref_of
+from agentdesk.store.models import ref_of, sqlite_text
 
 DEFAULT_CONVERSATIONS = 240
 MARKER = "demo.json"
@@ -151,7 +151,7 @@ def shift_times(path: Path, seconds: int) -> None:
 
     from agentdesk.store.models import NEVER, UTCDateTime
 
-    never = _sqlite_time(NEVER)
+    never = sqlite_text(NEVER)
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute(f"PRAGMA busy_timeout = {db.BUSY_TIMEOUT_MS}")
@@ -223,15 +223,6 @@ def _channel_for(rng: random.Random, customer: DemoCustomer) -> tuple[str, str]:
             return channel, kind
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
-    # The storage format of SQLAlchemy's SQLite DateTime (naive UTC), so the ORM reads these back.
-    if value is None:
-        return None
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 @dataclass
 class Rows:
     customers: list = field(default_factory=list)
@@ -265,14 +256,14 @@ class DemoWriter:
 
     def customer_rows(self) -> None:
         for customer in self.customers:
-            created = _sqlite_time(self.now - timedelta(days=400))
+            created = sqlite_text(self.now - timedelta(days=400))
             self.rows.customers.append((customer.id, customer.name, customer.organization, customer.tier, "", created))
             for kind, address in customer.identities.items():
                 self.rows.identities.append((customer.id, kind, address, created))
 
     def _event(self, at: datetime, agent: str, action: str, conversation_id: int, **detail) -> None:
         self.event_id += 1
-        self.rows.events.append((self.event_id, _sqlite_time(at), agent, action, conversation_id, None,
+        self.rows.events.append((self.event_id, sqlite_text(at), agent, action, conversation_id, None,
                                  json.dumps(detail, sort_keys=True)))
 
     def _message(self, conversation_id: int, direction: str, at: datetime, *, author: str, login: str | None,
@@ -283,13 +274,13 @@ class DemoWriter:
         external_id = f"demo-{mid}@northwind.example" if direction != "note" else None
         self.rows.messages.append((
             mid, conversation_id, direction, "message", 0, author, login, address, subject, body, "",
-            _sqlite_time(at), _sqlite_time(at), source if direction != "note" else "", external_id,
+            sqlite_text(at), sqlite_text(at), source if direction != "note" else "", external_id,
             None, "", "", "demo" if direction == "inbound" else "", "",
         ))
         if delivery is not None:
-            sent_at = _sqlite_time(at + timedelta(seconds=3)) if delivery == "sent" else None
+            sent_at = sqlite_text(at + timedelta(seconds=3)) if delivery == "sent" else None
             self.rows.outbox.append((mid, "", source, delivery, 1 if delivery != "queued" else 0, error,
-                                     _sqlite_time(at), _sqlite_time(at), sent_at))
+                                     sqlite_text(at), sqlite_text(at), sent_at))
 
     def conversation(self, conversation_id: int) -> None:
         rng = self.rng
@@ -403,12 +394,12 @@ class DemoWriter:
         c = conversation
         self.rows.conversations.append((
             c.id, c.channel, c.source, c.subject, c.customer_id, c.status, c.priority, c.assignee,
-            _sqlite_time(c.snoozed_until), _sqlite_time(c.created_at), _sqlite_time(c.updated_at),
-            _sqlite_time(c.solved_at), c.sla_policy, _sqlite_time(c.first_response_due),
-            _sqlite_time(c.next_response_due), _sqlite_time(c.periodic_update_due), _sqlite_time(c.resolution_due),
-            _sqlite_time(c.first_responded_at), _sqlite_time(c.last_agent_reply_at),
-            _sqlite_time(c.last_customer_message_at), _sqlite_time(c.waiting_since), _sqlite_time(c.warning_at),
-            _sqlite_time(c.queue_due), _sqlite_time(c.queue_wait), None, 1,
+            sqlite_text(c.snoozed_until), sqlite_text(c.created_at), sqlite_text(c.updated_at),
+            sqlite_text(c.solved_at), c.sla_policy, sqlite_text(c.first_response_due),
+            sqlite_text(c.next_response_due), sqlite_text(c.periodic_update_due), sqlite_text(c.resolution_due),
+            sqlite_text(c.first_responded_at), sqlite_text(c.last_agent_reply_at),
+            sqlite_text(c.last_customer_message_at), sqlite_text(c.waiting_since), sqlite_text(c.warning_at),
+            sqlite_text(c.queue_due), sqlite_text(c.queue_wait), None, 1,
         ))
         for t in sorted(tags):
             self.rows.tags.append((conversation_id, t))

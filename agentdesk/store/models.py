@@ -39,6 +39,18 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+def sqlite_text(value: datetime | None) -> str | None:
+    """What UTCDateTime stores on SQLite: naive UTC text, always with microseconds. For bulk
+    writers that bypass the ORM (the demo builder, batched ingest)."""
+    if value is None:
+        return None
+    if value.tzinfo is not timezone.utc:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use an aware UTC time")
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
