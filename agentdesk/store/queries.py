@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Integer, and_, func, or_, text, tuple_
 from sqlmodel import Session, col, select
@@ -93,10 +94,15 @@ def _order_columns(view: str):
     return (col(Conversation.queue_due), col(Conversation.queue_wait), col(Conversation.id)), False
 
 
+def sort_columns(view: str) -> tuple[str, ...]:
+    """The names of the columns of a view's sort key."""
+    columns, _ = _order_columns(view)
+    return tuple(column.key for column in columns)
+
+
 def sort_key(view: str, conversation: Conversation) -> tuple:
     """The keyset cursor of a row: pass it as `after` to get the rows that follow it."""
-    columns, _ = _order_columns(view)
-    return tuple(getattr(conversation, column.key) for column in columns)
+    return tuple(getattr(conversation, name) for name in sort_columns(view))
 
 
 def _search_filter(session: Session, query: str, matches: Sequence[int] | None = None, *, ordered: bool = False):
@@ -578,3 +584,94 @@ def content_marker(*, connection) -> tuple:
         )
     ).one()
     return tuple(row)
+
+
+# --- the first window, without SQLAlchemy -------------------------------------------------------
+#
+# Opening the workstation reads one window of the default view while Textual starts. Through the
+# ORM that costs ~15 ms of Python (statement compilation on a fresh engine, entity loading), and
+# Python holds the GIL, so the first frame waits for it. With the sqlite3 module the read is one
+# prepared statement whose work runs in C with the GIL released. The view conditions below are
+# `_view_filter(ordered=True)` written as SQL; tests/unit/test_store.py checks that every view
+# returns exactly what `queue_window` returns.
+
+_NOT_MERGED = "c.merged_into_id IS NULL"
+_AWAKE = "(c.snoozed_until IS NULL OR c.snoozed_until <= :now)"
+_NOT_DONE = "c.status || '' NOT IN ('solved', 'closed')"
+# A view's condition besides its statuses. Views of a few statuses read each status's first rows
+# from the (status, queue_due, queue_wait, id) index and merge them (a fraction of a millisecond);
+# walking the order index instead passes every pending and snoozed row before them (~5 ms on
+# 100 000 conversations).
+_FIRST_WINDOW_WHERE = {
+    "mine": f"c.assignee = :agent AND {_NOT_DONE} AND {_AWAKE} AND {_NOT_MERGED}",
+    "unassigned": f"c.assignee IS NULL AND {_AWAKE} AND {_NOT_MERGED}",
+    "open": f"{_AWAKE} AND {_NOT_MERGED}",
+    "breaching": f"{_AWAKE} AND {_NOT_MERGED} AND c.warning_at <= :now",
+    "pending": _NOT_MERGED,
+    "snoozed": f"c.snoozed_until > :now AND {_NOT_DONE} AND {_NOT_MERGED}",
+    "solved": f"c.status || '' IN {DONE_STATUSES} AND {_NOT_MERGED}",
+}
+FIRST_WINDOW_COLUMNS = ("id", "customer", "subject", "channel", "status", "priority", "assignee", "waiting_since",
+                        "queue_due", "warning_at", "version", "queue_wait", "solved_at", "has_draft")
+_FIRST_WINDOW_TIMES = {"waiting_since", "queue_due", "warning_at", "queue_wait", "solved_at"}
+
+
+def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: int,
+                        revision: int) -> list[dict] | None:
+    """The first `limit` rows of a built-in view as dicts of FIRST_WINDOW_COLUMNS (customer: the name,
+    has_draft: whether `agent` has a draft there), read with the sqlite3 module alone.
+
+    None when this read cannot answer: a view it does not know, or a database not at schema
+    `revision` (it has to be opened, and perhaps upgraded, through the engine first)."""
+    import json
+    import sqlite3
+
+    from agentdesk.store.models import sqlite_text
+
+    where = _FIRST_WINDOW_WHERE.get(view)
+    if where is None:
+        return None
+    descending = " DESC" if view == "solved" else ""
+    order = ", ".join(f"{name}{descending}" for name in sort_columns(view))
+    order_in_table = ", ".join(f"c.{name}{descending}" for name in sort_columns(view))
+    select = (
+        "SELECT c.id, coalesce(cu.name, '') AS customer, c.subject, c.channel, c.status, c.priority, c.assignee, "
+        "c.waiting_since, c.queue_due, c.warning_at, c.version, c.queue_wait, c.solved_at, "
+        "EXISTS (SELECT 1 FROM draft d WHERE d.conversation_id = c.id AND d.agent = :agent) AS has_draft "
+        "FROM conversation c LEFT JOIN customer cu ON cu.id = c.customer_id "
+        f"WHERE {where}{{status}} ORDER BY {order_in_table} LIMIT :limit"
+    )
+    statuses = _STATUSES_OF_VIEW.get(view)
+    if statuses:
+        candidates = " UNION ALL ".join(f"SELECT * FROM ({select.format(status=f' AND c.status = {status!r}')})"
+                                        for status in statuses)
+    else:
+        candidates = select.format(status="")
+    # The rows come back as one JSON text: one sqlite3 step instead of one per row, because each
+    # step gives the GIL back and waiting to take it again (the UI thread is busy starting) costs
+    # up to a switch interval (5 ms) every time.
+    statement = (
+        "SELECT (SELECT max(revision) FROM schema_revision), json_group_array(json_array("
+        f"position, {', '.join(FIRST_WINDOW_COLUMNS)})) FROM ("
+        f"SELECT row_number() OVER (ORDER BY {order}) AS position, * FROM ({candidates}) ORDER BY {order} LIMIT :limit)"
+    )
+    # mode=rw: never create a database here (opening one is the engine's job, migrations included).
+    connection = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=5)
+    try:
+        found_revision, rows = connection.execute(
+            statement, {"agent": agent, "now": sqlite_text(now), "limit": limit}).fetchone()
+    finally:
+        connection.close()
+    if found_revision != revision:
+        return None
+    return [
+        {name: (_aware(value) if name in _FIRST_WINDOW_TIMES else value)
+         for name, value in zip(FIRST_WINDOW_COLUMNS, row[1:])}
+        for row in sorted(json.loads(rows))
+    ]
+
+
+def _aware(value: str | None) -> datetime | None:
+    from datetime import timezone
+
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)

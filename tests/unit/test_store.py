@@ -307,3 +307,57 @@ def test_the_last_window_read_status_by_status_is_the_same_as_the_walk(engine, m
         assert merged == [last(from_end, limit) for from_end in (0, 3, 10) for limit in (1, 5, 20)]
         everything = [c.id for c in queries.queue_window(session=session, view=view, agent="tester", now=T, limit=500)]
         assert merged[2] == everything[-20:]
+
+
+def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
+    """The TUI's first rows come from `first_window_sqlite` (sqlite3 alone, for the first paint): every
+    built-in view, with ties, snoozes, merges, assignees and drafts, must read the same rows, in the
+    same order, with the same fields as `queue_window` + the customer's name + the agent's drafts."""
+    from agentdesk.store import migrations
+
+    engine = db.open_database(settings.database_url)
+    with db.write_session(engine) as session:
+        customers = [Customer(name=name, created_at=T) for name in ("Ana", "Bo", "Cy")]
+        session.add_all(customers)
+        session.flush()
+        conversations = []
+        for index in range(120):
+            conversation = Conversation(
+                channel=("email", "chat")[index % 2], subject=f"c{index}", customer_id=customers[index % 3].id,
+                created_at=T, updated_at=T, status=("new", "open", "pending", "on_hold", "solved", "closed")[index % 6],
+                priority=("low", "normal", "high", "urgent")[index % 4], assignee=(None, "tester", "dana")[index % 3],
+                solved_at=T - timedelta(minutes=index % 9) if index % 6 >= 4 else None,
+                snoozed_until=(T + timedelta(hours=1), T - timedelta(hours=1), None, None)[index % 4] if index % 5 == 0 else None,
+                warning_at=T - timedelta(minutes=index % 3) if index % 7 == 0 else None,
+                waiting_since=T - timedelta(minutes=index),
+                queue_due=T + timedelta(minutes=(index * 37) % 11) if index % 4 else NEVER,
+                queue_wait=T - timedelta(minutes=index % 7))
+            session.add(conversation)
+            conversations.append(conversation)
+        session.flush()
+        conversations[3].merged_into_id = conversations[4].id
+        for conversation in conversations[::5]:
+            session.add(Draft(conversation_id=conversation.id, agent="tester", body="Hi", base_version=1, updated_at=T))
+        session.add(Draft(conversation_id=conversations[1].id, agent="dana", body="Hi", base_version=1, updated_at=T))
+        session.commit()
+    path = db.sqlite_path(settings.database_url)
+    for view in [name for name in queries.VIEWS if name != "all"]:
+        for limit in (1, 7, 48):
+            plain = queries.first_window_sqlite(path, view=view, agent="tester", now=T, limit=limit,
+                                                revision=migrations.HEAD)
+            with db.read_session(engine) as session:
+                window = queries.queue_window(session=session, view=view, agent="tester", now=T, limit=limit)
+                names = {c.id: c.name for c in session.exec(select(Customer))}
+                drafts = {d.conversation_id for d in session.exec(select(Draft).where(Draft.agent == "tester"))}
+            expected = [dict(id=c.id, customer=names[c.customer_id], subject=c.subject, channel=c.channel,
+                             status=c.status, priority=c.priority, assignee=c.assignee, waiting_since=c.waiting_since,
+                             queue_due=c.queue_due, warning_at=c.warning_at, version=c.version,
+                             queue_wait=c.queue_wait, solved_at=c.solved_at, has_draft=int(c.id in drafts))
+                        for c in window]
+            assert plain == expected, (view, limit)
+            assert window or view in ("breaching",), view  # the data exercises every view
+    assert queries.first_window_sqlite(path, view="all", agent="tester", now=T, limit=5, revision=migrations.HEAD) is None
+    # A database at another schema revision is the engine's to open (and perhaps upgrade) first.
+    assert queries.first_window_sqlite(path, view="open", agent="tester", now=T, limit=5,
+                                       revision=migrations.HEAD + 1) is None
+    engine.dispose()

@@ -12,8 +12,10 @@ from datetime import datetime
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.markup import escape
 from textual.screen import Screen
+from textual.style import Style
 from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static
 
@@ -160,25 +162,32 @@ class MainScreen(Screen):
         return "  │  ".join(parts)
 
     def _render_tabs(self) -> None:
+        # Assembled from styled parts, not markup: parsing the markup of this line cost ~1.5 ms of
+        # every first paint (6 ms on a cold start).
         narrow = self.size.width < 110
-        parts = []
+        current, bold = Style(reverse=True), Style(bold=True)
+        tabs: list[list] = []
         for index, filter in enumerate(self.filters):
             key = f"saved:{filter.label}" if filter.label else filter.view
             count = self.counts.get(key)
             title = SHORT_LABELS.get(filter.view, filter.title) if narrow and not filter.label else filter.title
-            number = f"[b]{index + 1}[/b] " if index < len(BUILTIN_VIEWS) else ""
-            label = f"{number}{escape(title)} {count if count is not None else '…'}"
             if self.search is None and index == self.view_index:
-                parts.append(f"[reverse] {label} [/]")
+                style, lead = current, " "
             else:
-                parts.append(f"[@click=screen.show_index({index})]{'' if narrow else ' '}{label} [/]")
+                style, lead = Style.from_meta({"@click": f"screen.show_index({index})"}), "" if narrow else " "
+            label = f"{title} {count if count is not None else '…'} "
+            if index < len(BUILTIN_VIEWS):  # a built-in view's number is its key
+                tabs.append([(lead, style), (f"{index + 1}", style + bold), (f" {label}", style)])
+            else:
+                tabs.append([(f"{lead}{label}", style)])
         if self.search is not None:
             count = self.search_count if self.search_count is not None else "…"
             # First on narrow terminals, so the search being shown is never cut off.
-            search = f"[reverse] {escape(self.search.title)} {count} [/] "
-            parts = [search] + parts if narrow else parts + [search]
+            search = [(f" {self.search.title} {count} ", current), " "]
+            tabs = [search, *tabs] if narrow else [*tabs, search]
         # One line of fixed height: new text needs no layout of the screen.
-        self.query_one("#view-tabs", Static).update("".join(parts), layout=False)
+        self.query_one("#view-tabs", Static).update(Content.assemble(*(part for tab in tabs for part in tab)),
+                                                    layout=False)
 
     def on_resize(self) -> None:
         self._render_tabs()
