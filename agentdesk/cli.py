@@ -125,10 +125,10 @@ def _read_body(path: str) -> str:
 
 def cmd_tui(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    _ = ctx.engine  # create or upgrade before the screen opens, so errors print plainly
+    engine = ctx.engine  # create or upgrade before the screen opens, so errors print plainly
     from agentdesk.tui.app import run
 
-    return run(ctx.settings)
+    return run(ctx.settings, engine)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -43,11 +43,12 @@ class AgentDeskApp(App[int]):
         poll: bool = True,
         default_view: str = "open",
         presence: bool = True,
+        engine=None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.now = now or system_now
-        self.desk = Desk(settings, agent=agent or config.current_agent(), now=self.now)
+        self.desk = Desk(settings, agent=agent or config.current_agent(), now=self.now, engine_given=engine)
         self.poll = poll
         self.default_view = default_view
         self.keymap, self.unknown_keys = actions.keymap(settings.keys)
@@ -55,6 +56,7 @@ class AgentDeskApp(App[int]):
         self.presence = presence
         self.presence_target: tuple[int | None, str] = (None, "viewing")
         self.colleagues: dict[int, str] = {}
+        self._background_started = False
         from agentdesk.tui.desk import Filter
         from agentdesk.tui.widgets.queue_view import QueueView
 
@@ -79,6 +81,14 @@ class AgentDeskApp(App[int]):
         if self.unknown_keys:
             self.notify(f"[keys] in the config names unknown binding ids: {', '.join(self.unknown_keys)} "
                         "(see ? for the ids)", severity="warning", timeout=10)
+
+    def start_background_work(self) -> None:
+        """Watch for other processes' commits and send presence heartbeats. The main screen calls
+        this once its first rows are on screen: both open the database engine in a thread, which is
+        ~10 ms of Python holding the GIL that the first paint would otherwise wait for."""
+        if self._background_started:
+            return
+        self._background_started = True
         if self.poll:
             self._watch_database()
         if self.presence:
@@ -210,9 +220,10 @@ def _runner(target, action: str) -> Callable[[], object]:
     return run
 
 
-def run(settings: config.Settings) -> int:
-    """Open the workstation on the configured database; the exit status for the CLI."""
-    app = AgentDeskApp(settings)
+def run(settings: config.Settings, engine=None) -> int:
+    """Open the workstation on the configured database (through `engine` when the caller opened it
+    already); the exit status for the CLI."""
+    app = AgentDeskApp(settings, engine=engine)
     try:
         result = app.run()
     finally:

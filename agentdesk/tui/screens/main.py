@@ -85,6 +85,8 @@ class MainScreen(Screen):
         await self.mount(KeyFooter(compact=True))
         self.refresh_bindings()  # a footer mounted late learns the keys from the next bindings update
         self.ready = True
+        if hasattr(self.app, "start_background_work"):
+            self.app.start_background_work()
         if self.thread is not None:
             self._show_thread(self.thread)
 
