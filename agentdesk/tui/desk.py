@@ -192,15 +192,7 @@ class Desk:
             return None
         if found is None:
             return None
-        order = queries.sort_columns(filter.view)
-        return Window(tuple(
-            Row(id=r["id"], ref=ref_of(r["id"]), customer=r["customer"], subject=r["subject"], channel=r["channel"],
-                status=r["status"], priority=r["priority"], assignee=r["assignee"], waiting_since=r["waiting_since"],
-                queue_due=r["queue_due"], warning_at=r["warning_at"], version=r["version"],
-                sort_key=tuple(r[name] for name in order),
-                has_draft=bool(r["has_draft"]))
-            for r in found
-        ))
+        return _window_of(filter.view, found)
 
     def prefetched_window(self, filter: Filter, *, limit: int, wait: float) -> Window | None:
         """The prefetched first rows if they are for this view and ready within `wait` seconds."""
@@ -292,24 +284,11 @@ class Desk:
         now = self.now()
         text, condition = self._criteria(filter, now)
         with self.read() as session:
-            conversations = queries.queue_window(
+            rows = queries.queue_rows(
                 session=session, view=filter.view, agent=self.agent, now=now, limit=limit,
                 after=after, offset=0 if after is not None else offset, extra_filter=condition,
                 from_end=from_end, matches=self._matching(session, text))
-            customers = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in conversations])
-            with_drafts = drafts.with_drafts(session, agent=self.agent, conversation_ids=[c.id for c in conversations])
-        rows = tuple(
-            Row(
-                id=c.id, ref=ref_of(c.id),
-                customer=customers[c.customer_id].name if c.customer_id in customers else "",
-                subject=c.subject, channel=c.channel, status=c.status, priority=c.priority,
-                assignee=c.assignee, waiting_since=c.waiting_since, queue_due=c.queue_due,
-                warning_at=c.warning_at, version=c.version, sort_key=queries.sort_key(filter.view, c),
-                has_draft=c.id in with_drafts,
-            )
-            for c in conversations
-        )
-        return Window(rows)
+        return _window_of(filter.view, [row._mapping for row in rows])
 
     def position(self, filter: Filter, conversation_id: int) -> int | None:
         now = self.now()
@@ -603,3 +582,15 @@ def describe_event(action: str, detail_json: str) -> str:
     if action == "merge":
         return "merged " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items()))
     return action + ("" if not detail else " " + ", ".join(f"{k}={v}" for k, v in sorted(detail.items())))
+
+
+def _window_of(view: str, rows) -> Window:
+    """Queue rows from mappings of `queries.FIRST_WINDOW_COLUMNS` (`queue_rows`, `first_window_sqlite`)."""
+    order = queries.sort_columns(view)
+    return Window(tuple(
+        Row(id=r["id"], ref=ref_of(r["id"]), customer=r["customer"], subject=r["subject"], channel=r["channel"],
+            status=r["status"], priority=r["priority"], assignee=r["assignee"], waiting_since=r["waiting_since"],
+            queue_due=r["queue_due"], warning_at=r["warning_at"], version=r["version"],
+            sort_key=tuple(r[name] for name in order), has_draft=bool(r["has_draft"]))
+        for r in rows
+    ))

@@ -181,9 +181,11 @@ def test_keyset_windows_walk_the_whole_view_in_order_without_gaps(engine):
         assert [c.id for c in by_offset] == walked[100:110]
 
 
+@pytest.mark.parametrize("rows", [False, True], ids=["conversations", "queue-rows"])
 @pytest.mark.parametrize("view", list(queries.VIEWS))
-def test_every_view_window_is_an_index_walk_not_a_sort(settings, view):
-    """A window reads rows in index order and stops at the limit; it never sorts the whole view.
+def test_every_view_window_is_an_index_walk_not_a_sort(settings, view, rows):
+    """A window reads rows in index order and stops at the limit; it never sorts the whole view,
+    whether it loads conversations (`queue_window`) or the queue's columns (`queue_rows`).
 
     (A search sorts its matches, which is the right plan for a set the search already narrowed.)
     """
@@ -195,7 +197,7 @@ def test_every_view_window_is_an_index_walk_not_a_sort(settings, view):
 
     with db.read_session(engine) as session:
         statement = queries.queue_statement(session=session, view=view, agent="tester", now=T, query=query,
-                                            after=None)
+                                            after=None, columns=queries.row_columns("tester") if rows else None)
         compiled = str(statement.limit(50).compile(dialect=sqlite_dialect.dialect(),
                                                    compile_kwargs={"literal_binds": True}))
         plan = " | ".join(row[-1] for row in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + compiled))
@@ -303,6 +305,9 @@ def test_the_last_window_read_status_by_status_is_the_same_as_the_walk(engine, m
                                                        limit=limit, from_end=from_end)]
 
         merged = [last(from_end, limit) for from_end in (0, 3, 10) for limit in (1, 5, 20)]
+        assert merged == [[row.id for row in queries.queue_rows(session=session, view=view, agent="tester", now=T,
+                                                                limit=limit, from_end=from_end)]
+                          for from_end in (0, 3, 10) for limit in (1, 5, 20)]
         monkeypatch.setattr(queries, "_MERGE_FROM_END", 0)
         assert merged == [last(from_end, limit) for from_end in (0, 3, 10) for limit in (1, 5, 20)]
         everything = [c.id for c in queries.queue_window(session=session, view=view, agent="tester", now=T, limit=500)]
@@ -310,9 +315,10 @@ def test_the_last_window_read_status_by_status_is_the_same_as_the_walk(engine, m
 
 
 def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
-    """The TUI's first rows come from `first_window_sqlite` (sqlite3 alone, for the first paint): every
-    built-in view, with ties, snoozes, merges, assignees and drafts, must read the same rows, in the
-    same order, with the same fields as `queue_window` + the customer's name + the agent's drafts."""
+    """The TUI's rows come from `first_window_sqlite` (sqlite3 alone, for the first paint) and then
+    `queue_rows`: every built-in view, with ties, snoozes, merges, assignees and drafts, must read the
+    same rows, in the same order, with the same fields as `queue_window` + the customer's name + the
+    agent's drafts."""
     from agentdesk.store import migrations
 
     engine = db.open_database(settings.database_url)
@@ -355,6 +361,9 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
                              queue_wait=c.queue_wait, solved_at=c.solved_at, has_draft=int(c.id in drafts))
                         for c in window]
             assert plain == expected, (view, limit)
+            with db.read_session(engine) as session:
+                light = queries.queue_rows(session=session, view=view, agent="tester", now=T, limit=limit)
+            assert [dict(row._mapping, has_draft=int(row.has_draft)) for row in light] == expected, (view, limit)
             assert window or view in ("breaching",), view  # the data exercises every view
     assert queries.first_window_sqlite(path, view="all", agent="tester", now=T, limit=5, revision=migrations.HEAD) is None
     # A database at another schema revision is the engine's to open (and perhaps upgrade) first.
