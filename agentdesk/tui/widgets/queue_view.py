@@ -248,6 +248,7 @@ class QueueView(ScrollView, can_focus=True):
         self.post_message(self.RowsShown())
         if message.final:
             self.post_message(self.Loaded(self.count))
+            self._prefetch_end()
         else:
             # Read the rest after this frame is drawn, so the first paint does not wait for it.
             self.call_after_refresh(self._finish_first, message.generation, self.filter)
@@ -268,6 +269,12 @@ class QueueView(ScrollView, can_focus=True):
         self.count = message.count
         self.virtual_size = Size(self.size.width, self.count + 1)
         self.post_message(self.Loaded(self.count))
+        self._prefetch_end()
+
+    def _prefetch_end(self) -> None:
+        """Read the view's last rows in the background: `G` / End then lands on rows already here."""
+        if self.count > self.WINDOW:
+            self._request((self.count - 1) // self.WINDOW)
 
     def _request(self, index: int) -> None:
         if index in self._pending or index in self._windows:
