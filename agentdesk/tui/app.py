@@ -65,7 +65,7 @@ class AgentDeskApp(App[int]):
     def get_default_screen(self) -> Screen:
         # The main screen is the first screen on the stack, not pushed over Textual's empty default
         # one: the first frame composes, styles and lays out one screen, not two (issue 3).
-        self.main = MainScreen(self.desk, now=self.now, default_view=self.default_view)
+        self.main = MainScreen(self.desk, now=self.now, default_view=self.default_view, width=self.size.width)
         return self.main
 
     def on_mount(self) -> None:

@@ -37,14 +37,22 @@ STATUS_LABELS = {
 }
 
 
+def _breakpoint_class(breakpoints: list[tuple[int, str]], width: int) -> str:
+    """The class Textual gives a screen of this width (the last breakpoint at or below it)."""
+    return [name for minimum, name in breakpoints if width >= minimum][-1]
+
+
 class MainScreen(Screen):
     # Its CSS (main.tcss) is part of the app's CSS_PATH: parsed once at start, not re-parsed on push.
     BINDINGS = actions.bindings("main")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     THREAD_DELAY = 0.12  # wait for the cursor to settle before loading a thread
 
-    def __init__(self, desk: Desk, *, now: Callable[[], datetime], default_view: str = "open") -> None:
-        super().__init__()
+    def __init__(self, desk: Desk, *, now: Callable[[], datetime], default_view: str = "open",
+                 width: int | None = None) -> None:
+        # Given the terminal's width, the screen starts with its breakpoint class: added on the first
+        # resize instead, it restyles every widget before the first frame.
+        super().__init__(classes=_breakpoint_class(self.HORIZONTAL_BREAKPOINTS, width) if width else None)
         self.desk = desk
         self.now = now
         self.filters = [Filter(view) for view in BUILTIN_VIEWS]
@@ -64,13 +72,13 @@ class MainScreen(Screen):
     # --- layout --------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        # The first frame needs the queue's rows and little else: the search box, the thread, the
-        # customer pane and the footer are mounted right after it (`_mount_rest`), so the first
-        # paint pays for five widgets, not ~40 (issue 3: first paint ≤ 2× a bare Textual app).
+        # The first frame needs the queue's rows and little else: the search box, the thread with
+        # the customer pane beside it and the footer are mounted right after it (`_mount_rest`), so
+        # the first paint pays for four widgets, not ~40 (issue 3: first paint ≤ 2× a bare Textual
+        # app). The queue's height is a share of the screen, so nothing moves when they arrive.
         yield Static("", id="app-header")
         yield Static("", id="view-tabs")
         yield QueueView(self.desk, now=self.now, id="queue")
-        yield Horizontal(id="detail")
 
     async def _mount_rest(self) -> None:
         if self._rest_started:
@@ -80,8 +88,8 @@ class MainScreen(Screen):
                                                 "before: after: sla:breached waiting:>2h — enter runs, escape closes")
         search.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         await self.mount(search, before=self.queue)
-        await self.query_one("#detail").mount(ThreadView(now=self.now, id="thread"),
-                                              CustomerPane(now=self.now, id="customer"))
+        await self.mount(Horizontal(ThreadView(now=self.now, id="thread"), CustomerPane(now=self.now, id="customer"),
+                                    id="detail"), after=self.queue)
         await self.mount(KeyFooter(compact=True))
         self.refresh_bindings()  # a footer mounted late learns the keys from the next bindings update
         self.ready = True

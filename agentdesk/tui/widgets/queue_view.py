@@ -483,7 +483,7 @@ class QueueView(ScrollView, can_focus=True):
             if self.count == 0 and y == 1:
                 muted = self.style_of("queue--muted")
                 return Strip([Segment(_fit(" Nothing here.", width), muted)], width)
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self.base_style)
         row = self.row_at(index)
         if row is None:
             self._request(index // self.WINDOW)
@@ -518,6 +518,14 @@ class QueueView(ScrollView, can_focus=True):
         self._strips.clear()
         self.refresh()
 
+    @property
+    def base_style(self) -> Style:
+        """`rich_style` (computed from every ancestor on each call), cached like the component styles."""
+        style = self._styles.get("")
+        if style is None:
+            style = self._styles[""] = self.rich_style
+        return style
+
     def style_of(self, name: str) -> Style:
         """A component class's style, cached until the CSS or theme changes."""
         style = self._styles.get(name)
@@ -534,7 +542,7 @@ class QueueView(ScrollView, can_focus=True):
         cursor = index == self.cursor
         marked = row.id in self.marked
         focused = self.has_focus
-        base = self.rich_style
+        base = self.base_style
         if cursor:
             base = base + self.style_of("queue--cursor" if focused else "queue--cursor-blurred")
         elif marked:
