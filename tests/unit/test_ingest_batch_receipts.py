@@ -152,7 +152,9 @@ def test_clocks_started_by_the_parsers_store_what_ingest_computes(engine, settin
     policy = policies.select(channel="email", priority=parse_job.NEW_PRIORITY, tags=set(), tier="")
     assert policy is not None
     chunk = parse_job.parse_chunk(items, "support", now, policy)
-    assert sum(opening is not None for _, _, opening in chunk) == len(chunk)
+    # Every message that replies to none gets its opening; replies (which usually join) none.
+    assert [opening is not None for _, _, opening in chunk] == \
+        [not (message.in_reply_to or message.references) for _, message, _ in chunk]
 
     settings.database.url = settings.database_url.replace("agentdesk.db", "ahead.db")
     ahead = db.open_database(settings.database_url)
