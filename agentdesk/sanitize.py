@@ -39,6 +39,10 @@ _OTHER_ESCAPE = re.compile(r"\x1b[ -/]*[0-~]?")
 # would crash the terminal or the database driver on encode; they become U+FFFD below.
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
+# Every character any step of `strip_control` changes or removes (CR, U+2028/9, ESC and the C1
+# introducers are among the controls): text without one comes back as it is.
+_find_strippable = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                              "\ud800-\udfff]").search
 
 
 def strip_control(text: str) -> str:
@@ -51,6 +55,8 @@ def strip_control(text: str) -> str:
         return ""
     if not isinstance(text, str):
         text = str(text)
+    if _find_strippable(text) is None:  # most text: one scan instead of six passes
+        return text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n\n")
     if "\x1b" in text or _has_c1_introducer(text):
