@@ -23,6 +23,7 @@ UIDVALIDITY change rescans the folder and ingest dedupes what it has seen.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -155,6 +156,29 @@ def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
         size += length
     if batch:
         yield batch
+
+
+def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]]) \
+        -> Iterator[tuple[list[int], list[imap.FetchedMessage]]]:
+    """Each batch of `listing` with its fetched messages, in order; while the caller works on one,
+    a thread already fetches the next (it mostly waits on the socket, which releases the GIL), so
+    a big sync does not stop storing to wait for the server. The connection serialises commands
+    (`BulkConnection` holds a lock per command), so the caller may use it meanwhile. Close the
+    generator to stop early: the fetch in flight is finished first, never cut off mid-response."""
+    batches = list(_batches(listing))
+    if len(batches) < 2:
+        for uids in batches:
+            yield uids, connection.fetch(uids)
+        return
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="imap-fetch") as fetcher:
+        next_fetch = fetcher.submit(connection.fetch, batches[0])
+        for following, uids in enumerate(batches, start=1):
+            fetched = next_fetch.result()
+            if following < len(batches):
+                next_fetch = fetcher.submit(connection.fetch, batches[following])
+            yield uids, fetched
 
 
 def _parser_pool():
@@ -340,27 +364,27 @@ class MailboxSource:
         # chunk of a batch: a UID asked for but not returned was expunged meanwhile).
         in_flight: collections.deque[tuple[Any, int, datetime | None]] = collections.deque()
         ahead = PARSE_AHEAD if pool is not None else 0
-        for uids in _batches(listing):
-            fetched = connection.fetch(uids)
-            report.fetched += len(fetched)
-            items = [(m.uid, m.internaldate, m.raw) for m in fetched]
-            chunks = [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
-            for index, chunk in enumerate(chunks):
-                checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
-                if pool is not None:
-                    # The chunk is stored with this `now`, the one its clocks are computed for. The
-                    # first is parsed here: the parser processes are still booting, we would wait.
-                    now = self.ctx.now_fn()
-                    parsed = parse_chunk(chunk, self.name, now, policy) if not in_flight and not done \
-                        else pool.submit(parse_chunk, chunk, self.name, now, policy)
-                    in_flight.append((parsed, checkpoint_uid, now))
-                else:
-                    parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
-                    in_flight.append((parsed, checkpoint_uid, None))
-            while len(in_flight) > ahead:
-                done += self._store_next(in_flight, folder, uidvalidity, report)
-                if progress:
-                    progress(done, total, f"{self.name}/{folder}")
+        with contextlib.closing(_fetched_batches(connection, listing)) as batches:
+            for uids, fetched in batches:
+                report.fetched += len(fetched)
+                items = [(m.uid, m.internaldate, m.raw) for m in fetched]
+                chunks = [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
+                for index, chunk in enumerate(chunks):
+                    checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
+                    if pool is not None:
+                        # The chunk is stored with this `now`, the one its clocks are computed for. The
+                        # first is parsed here: the parser processes are still booting, we would wait.
+                        now = self.ctx.now_fn()
+                        parsed = parse_chunk(chunk, self.name, now, policy) if not in_flight and not done \
+                            else pool.submit(parse_chunk, chunk, self.name, now, policy)
+                        in_flight.append((parsed, checkpoint_uid, now))
+                    else:
+                        parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
+                        in_flight.append((parsed, checkpoint_uid, None))
+                while len(in_flight) > ahead:
+                    done += self._store_next(in_flight, folder, uidvalidity, report)
+                    if progress:
+                        progress(done, total, f"{self.name}/{folder}")
         while in_flight:
             done += self._store_next(in_flight, folder, uidvalidity, report)
             if progress:

@@ -16,6 +16,7 @@ what to check.
 
 from __future__ import annotations
 
+import functools
 import imaplib
 import os
 import re
@@ -178,11 +179,24 @@ def parse_fetch(data: Sequence[object], *, now: datetime | None = None) -> Itera
 # --- the bulk connection (stdlib imaplib) --------------------------------------------------------
 
 
+def _one_command_at_a_time(method):
+    """A big sync fetches the next batch in a thread while it stores (and marks seen or moves)
+    the last: the connection runs one command at a time, the others wait for it."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._command_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class BulkConnection:
     """A plain, synchronous IMAP connection for listing, fetching and changing messages."""
 
     def __init__(self, server: ServerSettings, password: str):
         self.server = server
+        self._command_lock = threading.Lock()
         self.selected: FolderState | None = None
         self._capabilities: set[str] = set()
         try:
@@ -214,6 +228,7 @@ class BulkConnection:
         if typ != "OK":
             raise ImapError(f"mailbox {self.server.name}: {what} failed: {_server_reason(data)}")
 
+    @_one_command_at_a_time
     def select(self, folder: str, *, readonly: bool = False) -> FolderState:
         typ, data = self.conn.select(_quote(folder), readonly=readonly)
         if typ != "OK":
@@ -234,6 +249,7 @@ class BulkConnection:
         self.selected = state
         return state
 
+    @_one_command_at_a_time
     def list_after(self, last_uid: int) -> list[tuple[int, int]]:
         """(uid, size) of every message above `last_uid`, in UID order."""
         if self.selected is None or self.selected.exists == 0:
@@ -253,6 +269,7 @@ class BulkConnection:
         # "n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
         return sorted((uid, size) for uid, size in found.items() if uid > last_uid)
 
+    @_one_command_at_a_time
     def fetch(self, uids: Sequence[int]) -> list[FetchedMessage]:
         """The raw bytes and INTERNALDATE of these messages, without setting \\Seen."""
         if not uids:
@@ -261,21 +278,25 @@ class BulkConnection:
         self._check(typ, data, "fetching messages")
         return sorted(parse_fetch(data), key=lambda m: m.uid)
 
+    @_one_command_at_a_time
     def search_unseen(self, up_to_uid: int) -> list[int]:
         typ, data = self.conn.uid("SEARCH", None, f"UID 1:{up_to_uid} UNSEEN")
         self._check(typ, data, "searching unread messages")
         return [int(u) for u in b" ".join(d for d in data if d).split() if int(u) <= up_to_uid]
 
+    @_one_command_at_a_time
     def search_all(self, up_to_uid: int) -> list[int]:
         typ, data = self.conn.uid("SEARCH", None, f"UID 1:{up_to_uid}")
         self._check(typ, data, "searching messages")
         return [int(u) for u in b" ".join(d for d in data if d).split() if int(u) <= up_to_uid]
 
+    @_one_command_at_a_time
     def mark_seen(self, uids: Sequence[int]) -> None:
         if uids:
             typ, data = self.conn.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Seen)")
             self._check(typ, data, "marking messages read")
 
+    @_one_command_at_a_time
     def move(self, uids: Sequence[int], folder: str) -> None:
         """MOVE (RFC 6851) where the server has it, else COPY + \\Deleted + UID EXPUNGE."""
         if not uids:
@@ -294,18 +315,22 @@ class BulkConnection:
         else:
             self.conn.expunge()
 
+    @_one_command_at_a_time
     def append(self, folder: str, raw: bytes, *, flags: str = r"(\Seen)", when: datetime | None = None) -> None:
         date = imaplib.Time2Internaldate(when or datetime.now(timezone.utc))
         typ, data = self.conn.append(_quote(folder), flags, date, raw)
         self._check(typ, data, f"appending to {folder!r}")
 
+    @_one_command_at_a_time
     def create(self, folder: str) -> None:
         self.conn.create(_quote(folder))
 
+    @_one_command_at_a_time
     def noop(self) -> None:
         typ, data = self.conn.noop()
         self._check(typ, data, "NOOP")
 
+    @_one_command_at_a_time
     def close(self) -> None:
         try:
             self.conn.logout()
