@@ -682,21 +682,8 @@ class _Batch:
         session = self.session
         if not (self.pending or self.touched or self.new_customers):
             return
+        session.flush()  # the ORM's own changes (a customer's name) first
         now = self.now
-        clock_rows: list[tuple[object, list[dict]]] = []
-        if self.touched:
-            touched = list(self.touched.values())
-            ids = [c.id for c in touched]
-            tags = queries.tags_of(session=session, conversation_ids=ids)
-            owners = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in touched])
-            recorded = clocks.load_events(session, ids)
-            for conversation in touched:
-                owner = owners.get(conversation.customer_id)
-                rows = clocks.refresh_rows(conversation, policies=self.policies, tags=set(tags[conversation.id]),
-                                           tier=owner.tier if owner else "", now=now, events=recorded[conversation.id])
-                clock_rows.append((conversation, rows))
-            _update_touched(session, touched)
-        session.flush()  # the ORM's own changes (a customer's name)
         if self.new_customers:
             ids = _insert_customers(session, [
                 dict(name=c.name, organization="", tier="", notes="", created_at=now, merged_into_id=None)
@@ -706,6 +693,7 @@ class _Batch:
             for customer, new_id in zip(self.new_customers, ids):
                 customer.id = new_id
                 self.identities[(customer.kind, customer.address)] = (new_id, customer.name, "")
+        clock_rows: list[tuple[object, list[dict]]] = []
         if self.new_conversations:
             for conversation in self.new_conversations:
                 conversation.customer_id = _customer_id(conversation.customer)
@@ -732,6 +720,18 @@ class _Batch:
                      storage_key=hashlib.sha256(a.data).hexdigest())
                 for p in self.pending for a in p.message.attachments
             ])
+        if self.touched:
+            touched = list(self.touched.values())
+            ids = [c.id for c in touched]
+            tags = queries.tags_of(session=session, conversation_ids=ids)
+            owners = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in touched])
+            recorded = clocks.load_events(session, ids)
+            for conversation in touched:
+                owner = owners.get(conversation.customer_id)
+                rows = clocks.refresh_rows(conversation, policies=self.policies, tags=set(tags[conversation.id]),
+                                           tier=owner.tier if owner else "", now=now, events=recorded[conversation.id])
+                clock_rows.append((conversation, rows))
+                session.add(conversation)
         _insert(session, SlaClockEvent, [dict(row, conversation_id=conversation.id)
                                          for conversation, rows in clock_rows for row in rows])
         _insert(session, Event, [
@@ -778,30 +778,6 @@ class _Batch:
 
 
 _CONVERSATION_COLUMNS = tuple(c.key for c in Conversation.__table__.columns if c.key != "id")
-# What a batch changes on a stored conversation it adds messages to: `_Batch.add` and
-# `clocks.refresh_rows` write nothing else.
-_TOUCHED_COLUMNS = ("last_customer_message_at", "waiting_since", "version", "updated_at", "sla_policy",
-                    "first_response_due", "next_response_due", "periodic_update_due", "resolution_due",
-                    "warning_at", "queue_due", "queue_wait")
-
-
-def _update_touched(session: Session, touched: list[Conversation]) -> None:
-    """One executemany UPDATE of `_TOUCHED_COLUMNS` for the batch's stored conversations, instead
-    of the ORM's flush (which wrote each twice a chunk: once before the inserts, once after the
-    clocks, at a fifth of storing the replies). The values written become the objects' committed
-    state, so the ORM has nothing left to flush for them and they stay readable without a reload."""
-    from sqlalchemy import bindparam
-    from sqlalchemy.orm.attributes import set_committed_value
-
-    table = Conversation.__table__
-    statement = table.update().where(table.c.id == bindparam("touched_id")).values(
-        {name: bindparam(name) for name in _TOUCHED_COLUMNS})
-    rows = [dict({name: getattr(conversation, name) for name in _TOUCHED_COLUMNS}, touched_id=conversation.id)
-            for conversation in touched]
-    session.connection().execute(statement, rows)
-    for conversation, row in zip(touched, rows):
-        for name in _TOUCHED_COLUMNS:
-            set_committed_value(conversation, name, row[name])
 
 
 def _order(known: _Known) -> tuple[int, int]:
