@@ -13,6 +13,8 @@ revision and the newest, in order, each in its own transaction. Migrations are p
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,24 +62,46 @@ def _configure_sqlite(engine: Engine) -> None:
         # it at once with "database is locked". Writers therefore ask for IMMEDIATE up front.
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         if mode == "IMMEDIATE":
+            _let_other_writers_in(connection.engine.pool)
             _begin_immediate(connection.connection.dbapi_connection)
         else:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-# How often a writer waiting for SQLite's write lock tries again, and how long a writer pauses
-# after its commit. SQLite's own busy handler backs off to 100 ms sleeps, so a process that
-# commits and begins again in a loop (the sync during a big import) takes the lock back every
-# time and starves the agents (measured: p95 7 s, "database is locked" after 15 s). Polling every
-# few milliseconds, with a pause after each commit, lets every waiting writer in.
+# How often a writer waiting for SQLite's write lock tries again, and how long a writer leaves
+# the lock free after its commit. SQLite's own busy handler backs off to 100 ms sleeps, so a
+# process that commits and begins again in a loop (the sync during a big import) takes the lock
+# back every time and starves the agents (measured: p95 7 s, "database is locked" after 15 s).
+# Polling every few milliseconds, with the lock left free a while after each commit, lets every
+# waiting writer in.
 _WRITE_LOCK_POLL = (0.0005, 0.003)
 _PAUSE_AFTER_COMMIT = 0.004
+
+# When this thread last committed a write, per engine (connection pool id). The pause is taken
+# before the thread's next write transaction, less the time spent in between (a sync prepares
+# its next chunk meanwhile), not slept right after the commit: the lock is free as long, and a
+# writer that does not write again at once waits for nothing.
+_last_commits = threading.local()
+
+
+def _note_commit(session) -> None:
+    committed = getattr(_last_commits, "at", None)
+    if committed is None:
+        committed = _last_commits.at = {}
+    committed[id(session.get_bind().pool)] = time.monotonic()
+
+
+def _let_other_writers_in(pool) -> None:
+    committed = getattr(_last_commits, "at", {}).get(id(pool))
+    if committed is not None:
+        remaining = committed + _PAUSE_AFTER_COMMIT - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
 
 
 def _begin_immediate(dbapi_connection) -> None:
     import random
     import sqlite3
-    import time
 
     from sqlalchemy.exc import OperationalError as WrappedOperationalError
 
@@ -204,14 +228,8 @@ def write_session(engine: Engine) -> Session:
     if engine.dialect.name != "sqlite":
         return Session(engine, expire_on_commit=False)
     session = Session(engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
-    event.listen(session, "after_commit", _pause_for_other_writers)
+    event.listen(session, "after_commit", _note_commit)
     return session
-
-
-def _pause_for_other_writers(_session) -> None:
-    import time
-
-    time.sleep(_PAUSE_AFTER_COMMIT)
 
 
 def read_session(engine: Engine) -> Session:
