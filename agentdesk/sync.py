@@ -16,7 +16,7 @@ the stop event is set (SIGINT/SIGTERM in the CLI, the TUI shutting down its work
 
 `MailboxSource` is the email source: per folder, UIDVALIDITY and the last UID are stored in the
 same transaction as the messages they cover; new UIDs are fetched in batches over a plain
-connection; parsing runs in a second process when a sync is big enough for it to pay; a
+connection (the next batch while one is stored); parsing runs in a second process when a sync is big enough for it to pay; a
 UIDVALIDITY change rescans the folder and ingest dedupes what it has seen.
 """
 

@@ -3,9 +3,9 @@
 Parse each message (`mime.parse_fetched`: the record, its content hash) and work out the SLA clocks
 the conversation it would open starts with (`sla.opening`): most mail of a first sync opens a new
 conversation, and those clocks were a fifth of storing it. A reply (In-Reply-To or References)
-gets none: it usually joins a conversation, and an opening costs about a tenth of parsing. The storing process uses an opening
-only when the conversation's facts, policy and `now` turn out to be exactly the ones assumed here
-(ingest checks), so nothing changes but where the CPU is spent. Imports the parser and the pure
+gets none: it usually joins a conversation, and an opening costs about a tenth of parsing. The
+storing process uses an opening only when the conversation's facts, policy and `now` turn out to
+be exactly the ones assumed here (ingest checks), so nothing changes but where the CPU is spent. Imports the parser and the pure
 SLA arithmetic, not the database layer.
 """
 
