@@ -425,12 +425,7 @@ class MailboxSource:
                 # stored and the broken one is stored flagged (never dropped, never blocking the folder).
                 session.rollback()
                 results = [self._ingest_one_safely(session, message) for _, message, _ in chunk]
-            state = self._state_row(session, folder)
-            state.uidvalidity = uidvalidity
-            state.last_uid = max(checkpoint_uid, 0)
-            state.last_sync_at = ctx.now_fn()
-            state.last_error = ""
-            session.add(state)
+            self._advance_checkpoint(session, folder, uidvalidity, checkpoint_uid)
             session.commit()
         for result in results:
             if result.duplicate:
@@ -438,6 +433,19 @@ class MailboxSource:
             else:
                 report.stored += 1
 
+
+    def _advance_checkpoint(self, session, folder: str, uidvalidity: int, checkpoint_uid: int) -> None:
+        """The folder's checkpoint in the caller's transaction: one UPDATE (a big sync writes it
+        with every chunk), or the row created when this is the folder's first."""
+        from sqlmodel import update
+
+        values = dict(uidvalidity=uidvalidity, last_uid=max(checkpoint_uid, 0), last_sync_at=self.ctx.now_fn(),
+                      last_error="")
+        updated = session.execute(
+            update(SyncState).where(SyncState.source == self.name, SyncState.folder == folder).values(**values)
+            .execution_options(synchronize_session=False))
+        if updated.rowcount == 0:
+            session.add(SyncState(source=self.name, folder=folder, **values))
 
     def _ingest_one_safely(self, session, message: InboundMessage):
         from agentdesk.channels.email.mime import UNKNOWN_SENDER
