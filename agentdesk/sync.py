@@ -75,6 +75,8 @@ COMMIT_EVERY = 250
 # SQLite: WAL pages before this connection checkpoints (SQLite's default is 1 000 pages, 4 MB). A
 # first sync writes a mailbox's raw mail; with the default, most commits of a big sync ran a
 # checkpoint and its fsync. At most ~40 MB of WAL, checkpointed by later commits or on close.
+# During a big sync a thread checkpoints after every commit (`_BackgroundCheckpoints`), so the
+# WAL rarely gets that long.
 WAL_CHECKPOINT_PAGES = 10_000
 # Parse in a second process only when there is this much to parse (spawning costs ~0.3 s).
 PARALLEL_PARSE_MIN = 400
@@ -181,6 +183,52 @@ def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[in
             yield uids, fetched
 
 
+class _BackgroundCheckpoints:
+    """Copies a SQLite database's WAL into the database file on its own connection and thread,
+    after each commit of a big sync (PASSIVE: it never blocks a reader or a writer).
+
+    Without it the sync's own commits ran the checkpoints (`WAL_CHECKPOINT_PAGES`), each copying
+    and syncing ~40 MB while storing waited, and the close at exit copied what was left. The
+    checkpoint runs in SQLite with the GIL released, so storing goes on meanwhile, and the WAL
+    is restarted small whenever a checkpoint has caught up."""
+
+    def __init__(self, path):
+        self._path = path
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def commit_done(self) -> None:
+        self._wanted.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        try:
+            connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as error:
+            log.warning("background checkpoints of %s unavailable: %s", self._path, error)
+            return
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._stopping:
+                    return
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # another checkpoint runs, the disk is full: commits do it
+                    log.debug("background checkpoint of %s skipped: %s", self._path, error)
+        finally:
+            connection.close()
+
+
 def _parser_pool():
     """Processes that parse fetched mail, already booting when this returns.
 
@@ -219,6 +267,7 @@ class MailboxSource:
         # Reconnecting within a poll is for a server that dropped us mid-sync; one that never
         # answered is reported at once (the worker's loop retries it with backoff).
         self._connected_once = False
+        self._checkpoints: _BackgroundCheckpoints | None = None
 
     # connections
 
@@ -364,31 +413,39 @@ class MailboxSource:
         # chunk of a batch: a UID asked for but not returned was expunged meanwhile).
         in_flight: collections.deque[tuple[Any, int, datetime | None]] = collections.deque()
         ahead = PARSE_AHEAD if pool is not None else 0
-        with contextlib.closing(_fetched_batches(connection, listing)) as batches:
-            for uids, fetched in batches:
-                report.fetched += len(fetched)
-                items = [(m.uid, m.internaldate, m.raw) for m in fetched]
-                chunks = [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
-                for index, chunk in enumerate(chunks):
-                    checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
-                    if pool is not None:
-                        # The chunk is stored with this `now`, the one its clocks are computed for. The
-                        # first is parsed here: the parser processes are still booting, we would wait.
-                        now = self.ctx.now_fn()
-                        parsed = parse_chunk(chunk, self.name, now, policy) if not in_flight and not done \
-                            else pool.submit(parse_chunk, chunk, self.name, now, policy)
-                        in_flight.append((parsed, checkpoint_uid, now))
-                    else:
-                        parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
-                        in_flight.append((parsed, checkpoint_uid, None))
-                while len(in_flight) > ahead:
-                    done += self._store_next(in_flight, folder, uidvalidity, report)
-                    if progress:
-                        progress(done, total, f"{self.name}/{folder}")
-        while in_flight:
-            done += self._store_next(in_flight, folder, uidvalidity, report)
-            if progress:
-                progress(done, total, f"{self.name}/{folder}")
+        path = db.sqlite_path(str(self.ctx.engine.url)) if pool is not None else None
+        self._checkpoints = _BackgroundCheckpoints(path) if path is not None else None
+        try:
+            with contextlib.closing(_fetched_batches(connection, listing)) as batches:
+                for uids, fetched in batches:
+                    report.fetched += len(fetched)
+                    items = [(m.uid, m.internaldate, m.raw) for m in fetched]
+                    chunks = [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] \
+                        or [[]]
+                    for index, chunk in enumerate(chunks):
+                        checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
+                        if pool is not None:
+                            # The chunk is stored with this `now`, the one its clocks are computed for. The
+                            # first is parsed here: the parser processes are still booting, we would wait.
+                            now = self.ctx.now_fn()
+                            parsed = parse_chunk(chunk, self.name, now, policy) if not in_flight and not done \
+                                else pool.submit(parse_chunk, chunk, self.name, now, policy)
+                            in_flight.append((parsed, checkpoint_uid, now))
+                        else:
+                            parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
+                            in_flight.append((parsed, checkpoint_uid, None))
+                    while len(in_flight) > ahead:
+                        done += self._store_next(in_flight, folder, uidvalidity, report)
+                        if progress:
+                            progress(done, total, f"{self.name}/{folder}")
+            while in_flight:
+                done += self._store_next(in_flight, folder, uidvalidity, report)
+                if progress:
+                    progress(done, total, f"{self.name}/{folder}")
+        finally:
+            if self._checkpoints is not None:
+                self._checkpoints.stop()
+                self._checkpoints = None
 
     def _store_next(self, in_flight: collections.deque, folder: str, uidvalidity: int, report: PollReport) -> int:
         """Store the oldest chunk in flight in one transaction with its checkpoint; its size."""
@@ -427,6 +484,8 @@ class MailboxSource:
                 results = [self._ingest_one_safely(session, message) for _, message, _ in chunk]
             self._advance_checkpoint(session, folder, uidvalidity, checkpoint_uid)
             session.commit()
+        if self._checkpoints is not None:
+            self._checkpoints.commit_done()
         for result in results:
             if result.duplicate:
                 report.duplicates += 1

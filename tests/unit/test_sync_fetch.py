@@ -112,3 +112,29 @@ def test_the_bulk_connection_runs_one_command_at_a_time():
     for thread in threads:
         thread.join()
     assert connection.conn.most == 1
+
+
+def test_background_checkpoints_copy_the_wal_into_the_database(tmp_path):
+    """A big sync's commits leave the WAL to a checkpointing thread instead of copying it inline."""
+    import sqlite3
+
+    path = tmp_path / "desk.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")  # only the background thread checkpoints
+    writer.execute("CREATE TABLE raw (data BLOB)")
+    checkpoints = sync._BackgroundCheckpoints(path)
+    try:
+        before = path.stat().st_size
+        writer.execute("BEGIN IMMEDIATE")
+        writer.executemany("INSERT INTO raw VALUES (?)", [(b"x" * 4000,) for _ in range(200)])
+        writer.execute("COMMIT")
+        checkpoints.commit_done()
+        deadline = time.monotonic() + 5
+        while path.stat().st_size < before + 200 * 4000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert path.stat().st_size >= before + 200 * 4000
+    finally:
+        checkpoints.stop()
+        writer.close()
+    assert not any(thread.name == "sqlite-checkpoint" for thread in threading.enumerate())
