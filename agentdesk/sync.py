@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -415,6 +416,11 @@ class MailboxSource:
         ahead = PARSE_AHEAD if pool is not None else 0
         path = db.sqlite_path(str(self.ctx.engine.url)) if pool is not None else None
         self._checkpoints = _BackgroundCheckpoints(path) if path is not None else None
+        if pool is not None:
+            # Python's full collections rescanned every object alive before the sync (the imported
+            # modules, SQLAlchemy's mappers: most of the heap) a few dozen times, ~0.25 s of a
+            # 10 000-message sync; they sit out until it ends. Newer objects are collected as usual.
+            gc.freeze()
         try:
             with contextlib.closing(_fetched_batches(connection, listing)) as batches:
                 for uids, fetched in batches:
@@ -443,6 +449,8 @@ class MailboxSource:
                 if progress:
                     progress(done, total, f"{self.name}/{folder}")
         finally:
+            if pool is not None:
+                gc.unfreeze()
             if self._checkpoints is not None:
                 self._checkpoints.stop()
                 self._checkpoints = None
