@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -247,6 +248,10 @@ def main() -> int:
 
     agentdesk_import = time.perf_counter() - started
 
+    # A missing demo is built in a child process: the build's memory is not the workstation's RSS.
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from agentdesk.demo import build; "
+                    "build.ensure_demo(Path(sys.argv[1]), conversations=int(sys.argv[2]))",
+                    args.data_dir, str(args.conversations)], check=True)
     config_path = build.ensure_demo(Path(args.data_dir), conversations=args.conversations)
     settings = config.load(config_path)
     thread_id = ensure_fifty_message_thread(settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -28,6 +29,7 @@ from agentdesk.tui.widgets.key_footer import KeyFooter
 from agentdesk.tui.widgets.queue_view import QueueView
 from agentdesk.tui.widgets.thread_view import ThreadView
 
+DETAIL_CSS = Path(__file__).with_name("detail.tcss")  # the panes mounted after the first paint
 BUILTIN_VIEWS = ("mine", "unassigned", "open", "breaching", "pending", "snoozed", "solved")
 SHORT_LABELS = {"mine": "Mine", "unassigned": "Unass", "open": "Open", "breaching": "Breach", "pending": "Pend",
                 "snoozed": "Snooze", "solved": "Solved"}
@@ -43,7 +45,8 @@ def _breakpoint_class(breakpoints: list[tuple[int, str]], width: int) -> str:
 
 
 class MainScreen(Screen):
-    # Its CSS (main.tcss) is part of the app's CSS_PATH: parsed once at start, not re-parsed on push.
+    # Its CSS (main.tcss) is part of the app's CSS_PATH: parsed once at start, not re-parsed on push;
+    # the rules of the panes mounted after the first paint (detail.tcss) are read when they mount.
     BINDINGS = actions.bindings("main")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     THREAD_DELAY = 0.12  # wait for the cursor to settle before loading a thread
@@ -84,6 +87,8 @@ class MainScreen(Screen):
         if self._rest_started:
             return
         self._rest_started = True
+        # Their rules were left out of the first frame's stylesheet (see detail.tcss).
+        self.app.stylesheet.read(DETAIL_CSS)
         search = Input(id="search", placeholder="Search: words and from: status: tag: channel: assignee: "
                                                 "before: after: sla:breached waiting:>2h — enter runs, escape closes")
         search.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
