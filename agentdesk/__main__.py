@@ -1,3 +1,3 @@
-from agentdesk.cli import main
+from agentdesk.cli import run
 
-raise SystemExit(main())
+run()

@@ -185,6 +185,56 @@ def test_once_exit_status_when_the_server_is_down(dovecot, tmp_path):
     assert b"cannot connect to 127.0.0.1" in stderr
 
 
+def _processes_with(marker: str) -> list[int]:
+    """The pids of live processes whose environment holds `marker` (a program's children inherit it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # ended meanwhile, or not ours to read
+                pass
+    return found
+
+
+def test_program_sync_once_ends_with_everything_stored_and_reaped(dovecot, mail_user, tmp_path, desk_factory):
+    # `agentdesk sync --once` skips the interpreter's teardown (cli.end_process): the exit status,
+    # the output, the data and the parser processes must not notice.
+    from agentdesk import sync
+
+    total = sync.PARALLEL_PARSE_MIN + 50  # big enough for the parser processes
+    dovecot.write_maildir(mail_user, mailgen.corpus(total, seed=11))
+    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
+    marker = f"AGENTDESK_TEST_RUN={os.getpid()}-{time.monotonic_ns()}"
+    name, value = marker.split("=")
+    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, name: value})
+    assert result.returncode == 0, result.stderr
+    assert f"support/INBOX: {total}/{total} messages" in result.stderr
+    assert f"sync: {total} new message(s), 0 already stored" in result.stderr
+    assert _processes_with(marker) == []  # no parser process outlived the program
+    assert not (tmp_path / "agentdesk.db-wal").exists()  # the database was closed, its WAL checkpointed
+    desk = desk_factory(config)
+    assert desk.count("SELECT count(*) FROM message") == total
+    assert desk.count("SELECT count(*) FROM messageraw") == total
+    assert desk.count("SELECT last_uid FROM syncstate") == total
+
+
+def test_program_sync_once_exit_status_when_the_server_is_down(tmp_path):
+    from integration.email.servers import free_port
+
+    class Closed:
+        port = free_port()
+
+    config = mailbox_config(tmp_path, Closed, "nobody", 1)
+    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "cannot connect to 127.0.0.1" in result.stderr
+    assert "sync: 0 new message(s)" in result.stderr
+
+
 def test_no_new_mail_sync_is_fast(dovecot, mail_user, tmp_path, desk_factory):
     dovecot.append(mail_user, mailgen.corpus(20, seed=8))
     config = mailbox_config(tmp_path, dovecot, mail_user, 1)
