@@ -182,7 +182,8 @@ def main() -> int:
                           f"{size / 1e6 / elapsed:6.1f} MB/s")
 
             config = mailbox_config(run_dir / "desk", dovecot, user, 1)
-            command = [sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), "--once"]
+            # The program users run (`agentdesk`): it takes the team's sync lock and ends the way they see it end.
+            command = [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"]
             elapsed, status, stderr, rss = _run_timed(command, cwd=ROOT)
             with sqlite3.connect(run_dir / "desk" / "agentdesk.db") as db:
                 stored = db.execute("SELECT count(*) FROM message").fetchone()[0]
