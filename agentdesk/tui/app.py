@@ -57,12 +57,13 @@ class AgentDeskApp(App[int]):
         self.presence_target: tuple[int | None, str] = (None, "viewing")
         self.colleagues: dict[int, str] = {}
         self._background_started = False
+
+    def get_default_screen(self) -> Screen:
         from agentdesk.tui.desk import Filter
         from agentdesk.tui.widgets.queue_view import QueueView
 
-        self.desk.prefetch(Filter(default_view), limit=QueueView.FIRST_ROWS)
-
-    def get_default_screen(self) -> Screen:
+        # The first rows are read here, where the terminal's size is known: as many as can show.
+        self.desk.prefetch(Filter(self.default_view), limit=QueueView.first_rows(self.size.height))
         # The main screen is the first screen on the stack, not pushed over Textual's empty default
         # one: the first frame composes, styles and lays out one screen, not two (issue 3).
         self.main = MainScreen(self.desk, now=self.now, default_view=self.default_view, width=self.size.width)
