@@ -78,9 +78,13 @@ async def test_coloured_text_is_readable(make_app, demo_settings, theme):
         await settle(pilot, app)
         assert app.theme == theme
         low = []
-        for widget in (app.main.queue, app.main.thread_view):
+        queue, thread = app.main.queue, app.main.thread_view
+        # The styles the widgets draw with, over their own background.
+        drawn = {**{name: queue.style_of(name) for name in queue.COMPONENT_CLASSES},
+                 **{name: thread.style(name.removeprefix("thread--")) for name in thread.COMPONENT_CLASSES}}
+        for widget in (queue, thread):
             for name in sorted(widget.COMPONENT_CLASSES):
-                style = widget.rich_style + widget.get_component_rich_style(name)
+                style = widget.rich_style + drawn[name]
                 if not (style.color and style.bgcolor) or name == "queue--cursor":
                     continue
                 lighter, darker = sorted((_luminance(style.color.get_truecolor()),
@@ -90,3 +94,23 @@ async def test_coloured_text_is_readable(make_app, demo_settings, theme):
                                                 "thread--failed", "thread--inbound") or ratio < 3:
                     low.append(f"{name} {ratio:.2f}")
         assert not low, f"hard to read in {theme}: {low}"
+
+
+@pytest.mark.parametrize("theme", ["textual-light", "textual-dark"])
+async def test_the_cursor_bar_covers_the_whole_row_and_its_text_reads(make_app, demo_settings, theme):
+    """Styled cells (priority, assignee, SLA badge) once kept the queue's background on the cursor
+    row, leaving holes in the bar; now every cell of that row is on the cursor's background, in
+    the cursor's own foreground."""
+    demo_settings.ui.theme = theme
+    app = make_app(demo_settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        queue = app.main.queue
+        cursor = queue.style_of("queue--cursor")
+        line = queue.render_line(queue.cursor - int(queue.scroll_offset.y) + 1)  # line 0: the column titles
+        assert line.text.strip().startswith(queue.current_row.ref)
+        for segment in line:
+            style = segment.style
+            assert style.bgcolor == cursor.bgcolor, f"{segment.text!r} off the bar in {theme}"
+            # The theme's own cursor text colour (a red badge on the blue bar read badly).
+            assert style.color == cursor.color, f"{segment.text!r} in {style.color} on the bar in {theme}"

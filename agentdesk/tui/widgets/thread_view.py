@@ -18,6 +18,7 @@ from textual.strip import Strip
 
 from agentdesk.tui import format
 from agentdesk.tui.desk import Thread, ThreadItem
+from agentdesk.tui.widgets import overlay_style
 
 _CONTROL = {code: " " for code in (*range(0, 9), *range(11, 32), *range(127, 160))}
 
@@ -93,7 +94,7 @@ class ThreadView(ScrollView, can_focus=False):
         return Strip.blank(width, self.rich_style)
 
     def style(self, name: str):
-        return self.get_component_rich_style(f"thread--{name}", partial=True)
+        return overlay_style(self, f"thread--{name}")
 
     def render_thread(self) -> Text:
         thread = self.thread
