@@ -10,15 +10,13 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from rich.style import Style
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.content import Content
-from textual.markup import escape
 from textual.screen import Screen
-from textual.style import Style
 from textual.timer import Timer
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, OptionList
 
 from agentdesk.store import queries
 from agentdesk.tui import actions, format
@@ -26,6 +24,7 @@ from agentdesk.tui.desk import Desk, Filter, Header, Thread
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.widgets.customer_pane import CustomerPane
 from agentdesk.tui.widgets.key_footer import KeyFooter
+from agentdesk.tui.widgets.masthead import Masthead, Part
 from agentdesk.tui.widgets.queue_view import QueueView
 from agentdesk.tui.widgets.thread_view import ThreadView
 
@@ -79,8 +78,7 @@ class MainScreen(Screen):
         # the customer pane beside it and the footer are mounted right after it (`_mount_rest`), so
         # the first paint pays for four widgets, not ~40 (issue 3: first paint ≤ 2× a bare Textual
         # app). The queue's height is a share of the screen, so nothing moves when they arrive.
-        yield Static("", id="app-header")
-        yield Static("", id="view-tabs")
+        yield Masthead(id="masthead")
         yield QueueView(self.desk, now=self.now, id="queue")
 
     async def _mount_rest(self) -> None:
@@ -158,30 +156,33 @@ class MainScreen(Screen):
         self._render_tabs()
 
     def on_header_loaded(self, message: HeaderLoaded) -> None:
-        self.query_one("#app-header", Static).update(self._header_text(message.header), layout=False)
+        self.query_one(Masthead).set_header(self._header_parts(message.header))
 
-    def _header_text(self, header: Header) -> str:
+    def _header_parts(self, header: Header) -> list[Part]:
         now = self.now()
-        parts = [f"[b]agentdesk[/]  {escape(header.agent_name)}: [b]{header.assigned_open}[/] assigned"
-                 f", [b]{header.waiting}[/] waiting on you"]
+        bold = Style(bold=True)
+        # Muted colours are blended for the masthead's own background, unreadable on the header's:
+        # what is only informative is set in italics instead.
+        parts: list[Part] = [("agentdesk", bold, ""), (f"  {header.agent_name}: ", None, ""),
+                             (str(header.assigned_open), bold, ""), (" assigned, ", None, ""),
+                             (str(header.waiting), bold, ""), (" waiting on you", None, "")]
         if not header.sources:
-            parts.append("[dim]no sources[/]")
+            parts += [("  │  ", None, ""), ("no sources", Style(italic=True), "")]
         for name, last, error in header.sources:
+            parts.append(("  │  ", None, ""))
             if error:
-                parts.append(f"[$error]{escape(name)} ✗ {escape(error[:40])}[/]")
+                parts.append((f"{name} ✗ {error[:40]}", None, "masthead--error"))
             elif last is None:
-                parts.append(f"[dim]{escape(name)} never synced[/]")
+                parts.append((f"{name} never synced", Style(italic=True), ""))
             else:
                 ago = format.sla.format_short(now - last, units=1)
-                parts.append(f"{escape(name)} [$success]✓[/] {ago} ago")
-        return "  │  ".join(parts)
+                parts += [(f"{name} ", None, ""), ("✓", None, "masthead--ok"), (f" {ago} ago", None, "")]
+        return parts
 
     def _render_tabs(self) -> None:
-        # Assembled from styled parts, not markup: parsing the markup of this line cost ~1.5 ms of
-        # every first paint (6 ms on a cold start).
         narrow = self.size.width < 110
         current, bold = Style(reverse=True), Style(bold=True)
-        tabs: list[list] = []
+        tabs: list[list[Part]] = []
         for index, filter in enumerate(self.filters):
             key = f"saved:{filter.label}" if filter.label else filter.view
             count = self.counts.get(key)
@@ -189,20 +190,18 @@ class MainScreen(Screen):
             if self.search is None and index == self.view_index:
                 style, lead = current, " "
             else:
-                style, lead = Style.from_meta({"@click": f"screen.show_index({index})"}), "" if narrow else " "
+                style, lead = Style(meta={"@click": f"screen.show_index({index})"}), "" if narrow else " "
             label = f"{title} {count if count is not None else '…'} "
             if index < len(BUILTIN_VIEWS):  # a built-in view's number is its key
-                tabs.append([(lead, style), (f"{index + 1}", style + bold), (f" {label}", style)])
+                tabs.append([(lead, style, ""), (f"{index + 1}", style + bold, ""), (f" {label}", style, "")])
             else:
-                tabs.append([(f"{lead}{label}", style)])
+                tabs.append([(f"{lead}{label}", style, "")])
         if self.search is not None:
             count = self.search_count if self.search_count is not None else "…"
             # First on narrow terminals, so the search being shown is never cut off.
-            search = [(f" {self.search.title} {count} ", current), " "]
+            search = [(f" {self.search.title} {count} ", current, ""), (" ", None, "")]
             tabs = [search, *tabs] if narrow else [*tabs, search]
-        # One line of fixed height: new text needs no layout of the screen.
-        self.query_one("#view-tabs", Static).update(Content.assemble(*(part for tab in tabs for part in tab)),
-                                                    layout=False)
+        self.query_one(Masthead).set_tabs([part for tab in tabs for part in tab])
 
     def on_resize(self) -> None:
         self._render_tabs()

@@ -21,7 +21,6 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events, work
-from textual.dom import DOMNode
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -30,13 +29,10 @@ from textual.strip import Strip
 
 from agentdesk.tui import format
 from agentdesk.tui.desk import Desk, Filter, Row, Window
-from agentdesk.tui.widgets import overlay_style
-
-_CONTROL = {code: " " for code in (*range(0, 32), *range(127, 160))}
-
+from agentdesk.tui.widgets import CONTROL_TO_SPACE, LazyComponentStyles
 
 def _fit(text: str, width: int) -> str:
-    text = text.translate(_CONTROL)
+    text = text.translate(CONTROL_TO_SPACE)
     if width <= 0:
         return ""
     if cell_len(text) > width:
@@ -71,7 +67,7 @@ def layout(width: int) -> list[Column]:
     return [Column(c.key, c.title, c.width or subject) for c in columns]
 
 
-class QueueView(ScrollView, can_focus=True):
+class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
     """The conversation list of one view or search."""
 
     COMPONENT_CLASSES = {
@@ -458,8 +454,7 @@ class QueueView(ScrollView, can_focus=True):
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
-        # A theme can change a component class's colours without changing this widget's own styles.
-        self.watch(self.app, "theme", lambda _theme: self._forget_styles(), init=False)
+        self.follow_theme()
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, self.count + 1)
@@ -502,49 +497,9 @@ class QueueView(ScrollView, can_focus=True):
             return Strip([Segment(_fit("  …", width), self.base_style + self.style_of("queue--muted"))], width)
         return self._row_strip(row, index, width)
 
-    @classmethod
-    def _get_component_classes(cls) -> frozenset[str]:
-        # Textual styles every component class each time the widget is styled: 13 classes, three
-        # times before the first frame, ~40 of its ~50 style applications. Here a class is styled
-        # when first asked for (`get_component_styles`), and again after the CSS or theme changes.
-        return frozenset()
-
-    def get_component_styles(self, *names: str):
-        for name in names:
-            if name not in self._component_styles:
-                if name not in self.COMPONENT_CLASSES:
-                    raise KeyError(f"No {name!r} key in COMPONENT_CLASSES")
-                probe = DOMNode(classes=name)  # what Textual's stylesheet does for each component class
-                probe._attach(self)
-                self.app.stylesheet.apply(probe, animate=False)
-                self._component_styles[name] = probe.styles
-        return super().get_component_styles(*names)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._forget_styles()
-
     def _forget_styles(self) -> None:
-        self._component_styles.clear()
-        self._styles.clear()
-        self._strips.clear()
-        self.refresh()
-
-    @property
-    def base_style(self) -> Style:
-        """`rich_style` (computed from every ancestor on each call), cached like the component styles."""
-        style = self._styles.get("")
-        if style is None:
-            style = self._styles[""] = self.rich_style
-        return style
-
-    def style_of(self, name: str) -> Style:
-        """A component class's style to add onto `base_style` or a row's style (`overlay_style`),
-        cached until the CSS or theme changes."""
-        style = self._styles.get(name)
-        if style is None:
-            style = self._styles[name] = overlay_style(self, name)
-        return style
+        self._strips.clear()  # drawn with the old styles
+        super()._forget_styles()
 
     def _header_strip(self, width: int) -> Strip:
         style = self.base_style + self.style_of("queue--header")
