@@ -42,6 +42,10 @@ from agentdesk.channels.email import imap
 from agentdesk.errors import AgentdeskError
 from agentdesk.store import db
 from agentdesk.store.models import SyncState
+from agentdesk import sync_batches
+from agentdesk.sync_batches import COMMIT_EVERY, PARALLEL_PARSE_MIN, PARSE_WORKERS  # noqa: F401
+from agentdesk.sync_batches import batches as _batches
+from agentdesk.sync_batches import parser_pool as _parser_pool
 
 # Loaded when there is mail to store, not at start: a pass with no new mail (every minute from
 # cron, or `sync --once` in a script) is mostly Python start-up, so it imports neither the MIME
@@ -70,20 +74,14 @@ Progress = Callable[[int, int, str], None]
 POLL_INTERVAL = 60.0
 # How often the outbox is checked for replies queued by agents (other processes).
 DELIVERY_INTERVAL = 2.0
-# Messages per ingest transaction: each commit also advances the checkpoint. It is also the unit
-# of work of the parser processes, so both start on the first fetched batch at once.
-COMMIT_EVERY = 250
 # SQLite: WAL pages before this connection checkpoints (SQLite's default is 1 000 pages, 4 MB). A
 # first sync writes a mailbox's raw mail; with the default, most commits of a big sync ran a
 # checkpoint and its fsync. At most ~40 MB of WAL, checkpointed by later commits or on close.
 # During a big sync a thread checkpoints after every commit (`_BackgroundCheckpoints`), so the
 # WAL rarely gets that long.
 WAL_CHECKPOINT_PAGES = 10_000
-# Parse in a second process only when there is this much to parse (spawning costs ~0.3 s).
-PARALLEL_PARSE_MIN = 400
-# Parser processes for a big sync, and how many chunks may wait for them (memory: about three
-# fetched batches, FETCH_BATCH_BYTES each at most).
-PARSE_WORKERS = 2
+# How many chunks may wait for the parsers (memory: about three fetched batches, FETCH_BATCH_BYTES
+# each at most).
 PARSE_AHEAD = 3 * imap.FETCH_BATCH_MESSAGES // COMMIT_EVERY
 # Reconnect attempts within one poll when the server drops us (a restart, a network blip).
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
@@ -146,19 +144,6 @@ class SyncContext:
 
 
 # --- the email source ----------------------------------------------------------------------------
-
-
-def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
-    batch: list[int] = []
-    size = 0
-    for uid, length in listing:
-        if batch and (len(batch) >= imap.FETCH_BATCH_MESSAGES or size + length > imap.FETCH_BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(uid)
-        size += length
-    if batch:
-        yield batch
 
 
 def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]]) \
@@ -230,24 +215,6 @@ class _BackgroundCheckpoints:
             connection.close()
 
 
-def _parser_pool():
-    """Processes that parse fetched mail, already booting when this returns.
-
-    "spawn", not fork: the IDLE thread of imaplib2 makes fork unsafe. A process imports only the
-    MIME parser (`mime.parse_fetched`), not the database layer.
-    """
-    import concurrent.futures
-    import multiprocessing
-
-    from agentdesk.channels.email import parse_job
-
-    pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=parse_job.lower_priority)
-    for _ in range(PARSE_WORKERS):
-        pool.submit(parse_job.ready)  # starts every process (spawn starts them all on the first submit)
-    return pool
-
-
 class MailboxSource:
     """One `[[mailbox]]`: its folders, checkpoints, after-fetch policy and IDLE."""
 
@@ -269,6 +236,8 @@ class MailboxSource:
         # answered is reported at once (the worker's loop retries it with backoff).
         self._connected_once = False
         self._checkpoints: _BackgroundCheckpoints | None = None
+        # Work begun before the database layer was imported (`head_start`), until the first poll.
+        self.head_start = None
 
     # connections
 
@@ -360,27 +329,30 @@ class MailboxSource:
             connection.move(connection.search_all(up_to_uid), policy.split(":", 1)[1])
 
     def _poll_folder(self, folder: str, report: PollReport, progress: Progress | None) -> None:
-        connection = self._connection()
-        after_fetch = self.mailbox.after_fetch
-        selected = connection.select(folder, readonly=after_fetch == "keep")
-        checkpoint = self._checkpoint(folder)
-        last_uid = 0
-        if checkpoint is not None and checkpoint.uidvalidity == selected.uidvalidity:
-            last_uid = checkpoint.last_uid
-        elif checkpoint is not None and checkpoint.uidvalidity is not None:
-            log.warning("%s/%s: UIDVALIDITY changed from %s to %s; rescanning, known messages are skipped",
-                        self.name, folder, checkpoint.uidvalidity, selected.uidvalidity)
+        head = self._take_head_start(folder)
+        early: Sequence[Any] = ()
+        if head is not None:
+            # Connected, SELECTed, listed and the first batches fetched while the program imported
+            # (`head_start`): from the checkpoint the engine reads now, the way this path would have.
+            self._bulk, self._password, self._connected_once = head.connection, head.password, True
+            connection, selected, listing, early = head.connection, head.selected, head.listing, head.batches
+            last_uid = self._resume_from(folder, head.checkpoint_row, selected)
+        else:
+            connection = self._connection()
+            selected = connection.select(folder, readonly=self.mailbox.after_fetch == "keep")
+            last_uid = self._resume_from(folder, self._checkpoint(folder), selected)
         if last_uid:
             self._apply_after_fetch(connection, last_uid)  # finishes what a crash interrupted
-        pool = None
+        pool = head.pool if head is not None else None
         try:
             # UIDNEXT bounds what is new: a big sync starts its parser processes now, so they
             # boot while the listing and the first fetch run (spawning takes a few tenths of a second).
-            if self.parallel_parse and selected.uidnext is not None and selected.exists >= PARALLEL_PARSE_MIN \
-                    and selected.uidnext - 1 - last_uid >= PARALLEL_PARSE_MIN:
+            if head is None and self.parallel_parse and sync_batches.wants_parsers(selected, last_uid):
                 pool = _parser_pool()
+            if pool is not None:
                 import agentdesk.ingest  # noqa: F401  (while the parsers boot, not once they wait for us)
-            listing = connection.list_after(last_uid)
+            if head is None:
+                listing = connection.list_after(last_uid)
             if not listing:
                 self._touch(folder, selected.uidvalidity, last_uid)
                 return
@@ -388,14 +360,39 @@ class MailboxSource:
             if pool is not None and total < PARALLEL_PARSE_MIN:  # most of those UIDs are gone
                 pool.shutdown(cancel_futures=True)
                 pool = None
-            self._fetch_and_store(connection, folder, selected.uidvalidity, listing, pool, report, progress)
+            self._fetch_and_store(connection, folder, selected.uidvalidity, listing, pool, report, progress,
+                                  early=early)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
 
+    def _resume_from(self, folder: str, checkpoint: SyncState | None, selected: imap.FolderState) -> int:
+        """The UID after which mail is new: the checkpoint's, unless UIDVALIDITY changed (rescan)."""
+        if checkpoint is not None and checkpoint.uidvalidity == selected.uidvalidity:
+            return checkpoint.last_uid
+        if checkpoint is not None and checkpoint.uidvalidity is not None:
+            log.warning("%s/%s: UIDVALIDITY changed from %s to %s; rescanning, known messages are skipped",
+                        self.name, folder, checkpoint.uidvalidity, selected.uidvalidity)
+        return 0
+
+    def _take_head_start(self, folder: str):
+        """The head start of this command (`head_start.HeadStart`) if it is still valid for `folder`."""
+        head, self.head_start = self.head_start, None
+        if head is None:
+            return None
+        from agentdesk.store import migrations
+
+        checkpoint = self._checkpoint(folder)
+        taken = head.take(self.mailbox, folder, checkpoint, migrations.HEAD, db.sqlite_path(str(self.ctx.engine.url)))
+        if taken is not None:
+            taken.checkpoint_row = checkpoint
+        return taken
+
     def _fetch_and_store(self, connection: imap.BulkConnection, folder: str, uidvalidity: int,
                          listing: Sequence[tuple[int, int]], pool, report: PollReport,
-                         progress: Progress | None) -> None:
+                         progress: Progress | None, *, early: Sequence[Any] = ()) -> None:
+        """Fetch, parse and store `listing`; `early`: its first batches, already fetched (and perhaps
+        handed to the parsers) by the head start (`head_start.EarlyBatch`)."""
         from agentdesk.channels.email.mime import parse_fetched
 
         policy = None
@@ -422,15 +419,16 @@ class MailboxSource:
             # 10 000-message sync; they sit out until it ends. Newer objects are collected as usual.
             gc.freeze()
         try:
-            with contextlib.closing(_fetched_batches(connection, listing)) as batches:
-                for uids, fetched in batches:
+            with contextlib.closing(self._batches_of(connection, listing, early)) as batches:
+                for uids, fetched, early_parsed in batches:
                     report.fetched += len(fetched)
-                    items = [(m.uid, m.internaldate, m.raw) for m in fetched]
-                    chunks = [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] \
-                        or [[]]
+                    chunks = sync_batches.chunks(fetched)
                     for index, chunk in enumerate(chunks):
                         checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
-                        if pool is not None:
+                        if early_parsed is not None:
+                            parsed, now = early_parsed[index]
+                            in_flight.append((parsed, checkpoint_uid, now))
+                        elif pool is not None:
                             # The chunk is stored with this `now`, the one its clocks are computed for. The
                             # first is parsed here: the parser processes are still booting, we would wait.
                             now = self.ctx.now_fn()
@@ -454,6 +452,17 @@ class MailboxSource:
             if self._checkpoints is not None:
                 self._checkpoints.stop()
                 self._checkpoints = None
+
+    @staticmethod
+    def _batches_of(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]], early: Sequence[Any]) \
+            -> Iterator[tuple[list[int], list[imap.FetchedMessage], Any]]:
+        """(uids, fetched, parses in flight or None) of every batch: the head start's, then the rest."""
+        for batch in early:
+            yield batch.uids, batch.fetched, batch.parsed
+        rest = listing[sum(len(batch.uids) for batch in early):]
+        with contextlib.closing(_fetched_batches(connection, rest)) as batches:
+            for uids, fetched in batches:
+                yield uids, fetched, None
 
     def _store_next(self, in_flight: collections.deque, folder: str, uidvalidity: int, report: PollReport) -> int:
         """Store the oldest chunk in flight in one transaction with its checkpoint; its size."""

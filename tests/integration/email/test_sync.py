@@ -273,3 +273,116 @@ def test_idle_push_lands_within_five_seconds(dovecot, mail_user, tmp_path, desk_
         worker.stop.set()
         thread.join(15)
     assert not thread.is_alive()
+
+
+# --- the program's head start (agentdesk/head_start.py): same data, whatever happens meanwhile ---
+
+
+def _program_sync(config: Path, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, **popen)
+
+
+def test_program_initial_then_incremental_sync(dovecot, mail_user, tmp_path, desk_factory):
+    from agentdesk import sync
+
+    messages = mailgen.corpus(sync.PARALLEL_PARSE_MIN + 1_100, seed=21)  # three batches, parsers
+    first = sync.PARALLEL_PARSE_MIN + 1_060
+    dovecot.write_maildir(mail_user, messages[:first])
+    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
+    result = _program_sync(config)  # no database yet: the head start reads no checkpoint
+    assert result.returncode == 0, result.stderr
+    assert f"sync: {first} new message(s), 0 already stored" in result.stderr
+    desk = desk_factory(config)
+    assert desk.count("SELECT count(*) FROM message") == first
+    assert desk.count("SELECT count(DISTINCT external_id) FROM message") == first
+    assert desk.count("SELECT count(*) FROM conversation") == _threads(messages[:first])
+    assert desk.count("SELECT last_uid FROM syncstate") == first
+
+    dovecot.append(mail_user, messages[first:])
+    result = _program_sync(config)  # from the checkpoint the head start read
+    assert result.returncode == 0, result.stderr
+    assert "sync: 40 new message(s), 0 already stored" in result.stderr
+    assert desk.count("SELECT count(*) FROM message") == len(messages)
+    assert desk.count("SELECT count(DISTINCT external_id) FROM message") == len(messages)
+    assert desk.count("SELECT count(*) FROM conversation") == _threads(messages)
+    assert desk.count("SELECT last_uid FROM syncstate") == len(messages)
+    result = _program_sync(config)
+    assert (result.returncode, "sync: 0 new message(s), 0 already stored" in result.stderr) == (0, True)
+    assert len(dovecot.uids(mail_user, criteria="UNSEEN")) == len(messages)  # keep: read-only
+
+
+def test_program_sigkill_mid_batch_then_resume(dovecot, mail_user, tmp_path, desk_factory):
+    total = 1_200
+    dovecot.write_maildir(mail_user, mailgen.corpus(total, seed=25))
+    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
+    desk = desk_factory(config)
+    process = subprocess.Popen([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    stored = 0
+    while time.monotonic() < deadline:
+        stored = desk.count("SELECT count(*) FROM message")
+        if stored >= 300 or process.poll() is not None:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    process.stderr.close()
+    assert 0 < stored < total, f"killed too late to test anything ({stored} stored)"
+    checkpoint = desk.count("SELECT last_uid FROM syncstate")
+    assert desk.count("SELECT count(*) FROM message") == checkpoint
+
+    result = _program_sync(config)  # its head start resumes from that checkpoint
+    assert result.returncode == 0, result.stderr
+    assert f"sync: {total - checkpoint} new message(s), 0 already stored" in result.stderr
+    assert desk.count("SELECT count(*) FROM message") == total
+    assert desk.count("SELECT count(DISTINCT external_id) FROM message") == total
+    assert desk.count("SELECT last_uid FROM syncstate") == total
+
+
+def test_program_uidvalidity_reset_rescans_without_duplicates(dovecot, mail_user, tmp_path, desk_factory):
+    messages = mailgen.corpus(12, seed=22)
+    dovecot.append(mail_user, messages[:10])
+    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
+    assert _program_sync(config).returncode == 0
+    desk = desk_factory(config)
+    old = desk.count("SELECT uidvalidity FROM syncstate")
+
+    dovecot.doveadm_run("mailbox", "update", "-u", mail_user, "--uid-validity", str(old + 1000), "INBOX")
+    dovecot.append(mail_user, messages[10:])
+    result = _program_sync(config)
+    assert result.returncode == 0, result.stderr
+    assert "sync: 2 new message(s), 10 already stored" in result.stderr
+    assert desk.count("SELECT count(*) FROM message") == 12
+    assert desk.count("SELECT uidvalidity FROM syncstate") == old + 1000
+
+
+def test_a_head_start_overtaken_by_another_sync_is_discarded(dovecot, mail_user, tmp_path, desk_factory):
+    # The checkpoint moves between the head start's read and the engine's (another sync ran in
+    # between): what the head start fetched is dropped, and nothing is stored twice.
+    from types import SimpleNamespace
+
+    from agentdesk import commands_email, sync
+    from agentdesk.head_start import HeadStart
+
+    messages = mailgen.corpus(sync.PARALLEL_PARSE_MIN + 200, seed=23)
+    dovecot.write_maildir(mail_user, messages[:-100])
+    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
+    desk = desk_factory(config)
+    args = SimpleNamespace(once=True, source=None)
+    head = HeadStart.begin(lambda: desk.settings, args)
+    assert head is not None
+    head._thread.join()
+    assert head.error is None and head.batches and head.pool is not None
+    connection = head.connection
+
+    assert desk.sync_once().stored == len(messages) - 100  # the other sync
+    dovecot.append(mail_user, messages[-100:])
+    ctx = SimpleNamespace(settings=desk.settings, engine=desk.engine, policies=desk.policies)
+    assert commands_email.sync_command(ctx, args, head_start=head) == 0
+    assert connection.selected is not None and head.connection is None  # logged out, not used
+    assert desk.count("SELECT count(*) FROM message") == len(messages)
+    assert desk.count("SELECT count(DISTINCT external_id) FROM message") == len(messages)
+    assert desk.count("SELECT last_uid FROM syncstate") == len(messages)
