@@ -52,3 +52,13 @@ async def test_a_long_header_is_cut_at_the_edge_and_says_so(make_app):
         await settle(pilot, app)
         line = app.main.query_one(Masthead).render_line(0).text
         assert len(line) == 40 and line.endswith("…")
+
+
+async def test_a_search_tab_is_never_cut_off(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash", *"battery", "enter")
+        await settle(pilot, app)
+        line = app.main.query_one(Masthead).render_line(1).text
+        assert f"battery {app.main.search_count}" in line  # short titles make room for it

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.style import Style
 from textual import on, work
 from textual.app import ComposeResult
@@ -180,7 +181,15 @@ class MainScreen(Screen):
         return parts
 
     def _render_tabs(self) -> None:
-        narrow = self.size.width < 110
+        # Full titles where they fit, else short ones with the search first, so the search being
+        # shown is never cut off.
+        width = self.size.width
+        parts = self._tab_parts(narrow=width < 110)
+        if sum(cell_len(text) for text, _, _ in parts) > width:
+            parts = self._tab_parts(narrow=True)
+        self.query_one(Masthead).set_tabs(parts)
+
+    def _tab_parts(self, *, narrow: bool) -> list[Part]:
         current, bold = Style(reverse=True), Style(bold=True)
         tabs: list[list[Part]] = []
         for index, filter in enumerate(self.filters):
@@ -198,10 +207,9 @@ class MainScreen(Screen):
                 tabs.append([(f"{lead}{label}", style, "")])
         if self.search is not None:
             count = self.search_count if self.search_count is not None else "…"
-            # First on narrow terminals, so the search being shown is never cut off.
             search = [(f" {self.search.title} {count} ", current, ""), (" ", None, "")]
             tabs = [search, *tabs] if narrow else [*tabs, search]
-        self.query_one(Masthead).set_tabs([part for tab in tabs for part in tab])
+        return [part for tab in tabs for part in tab]
 
     def on_resize(self) -> None:
         self._render_tabs()
