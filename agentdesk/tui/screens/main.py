@@ -77,7 +77,7 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         # The first frame needs the queue's rows and little else: the search box, the thread with
         # the customer pane beside it and the footer are mounted right after it (`_mount_rest`), so
-        # the first paint pays for four widgets, not ~40 (issue 3: first paint ≤ 2× a bare Textual
+        # the first paint pays for two widgets, not ~40 (issue 3: first paint ≤ 2× a bare Textual
         # app). The queue's height is a share of the screen, so nothing moves when they arrive.
         yield Masthead(id="masthead")
         yield QueueView(self.desk, now=self.now, id="queue")

@@ -31,6 +31,7 @@ from agentdesk.tui import format
 from agentdesk.tui.desk import Desk, Filter, Row, Window
 from agentdesk.tui.widgets import CONTROL_TO_SPACE, LazyComponentStyles
 
+
 def _fit(text: str, width: int) -> str:
     text = text.translate(CONTROL_TO_SPACE)
     if width <= 0:
@@ -484,18 +485,19 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
             return self._header_strip(width)
         index = int(self.scroll_offset.y) + y - 1
         if not self.loaded:
-            text = " Loading…" if y == 1 else ""
-            return Strip([Segment(_fit(text, width), self.base_style + self.style_of("queue--muted"))], width)
+            return self._muted_line(" Loading…" if y == 1 else "", width)
         if index >= self.count:
             if self.count == 0 and y == 1:
-                muted = self.base_style + self.style_of("queue--muted")
-                return Strip([Segment(_fit(" Nothing here.", width), muted)], width)
+                return self._muted_line(" Nothing here.", width)
             return Strip.blank(width, self.base_style)
         row = self.row_at(index)
         if row is None:
             self._request(index // self.WINDOW)
-            return Strip([Segment(_fit("  …", width), self.base_style + self.style_of("queue--muted"))], width)
+            return self._muted_line("  …", width)
         return self._row_strip(row, index, width)
+
+    def _muted_line(self, text: str, width: int) -> Strip:
+        return Strip([Segment(_fit(text, width), self.base_style + self.style_of("queue--muted"))], width)
 
     def _forget_styles(self) -> None:
         self._strips.clear()  # drawn with the old styles
