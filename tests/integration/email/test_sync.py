@@ -317,8 +317,10 @@ def test_program_sigkill_mid_batch_then_resume(dovecot, mail_user, tmp_path, des
     dovecot.write_maildir(mail_user, mailgen.corpus(total, seed=25))
     config = mailbox_config(tmp_path, dovecot, mail_user, 1)
     desk = desk_factory(config)
+    # Its own process group, killed whole: the program and its parser processes die together (a
+    # parser outlives a program killed alone: it holds its own end of the job queue).
     process = subprocess.Popen([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
     stored = 0
     while time.monotonic() < deadline:
@@ -326,7 +328,7 @@ def test_program_sigkill_mid_batch_then_resume(dovecot, mail_user, tmp_path, des
         if stored >= 300 or process.poll() is not None:
             break
         time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     process.stdout.close()
     process.stderr.close()
