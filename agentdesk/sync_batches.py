@@ -6,6 +6,8 @@ The standard library and the IMAP module only, no database layer: `sync` uses it
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Iterator, Sequence
 
 from agentdesk.channels.email import imap
@@ -59,7 +61,7 @@ def parser_pool():
     from agentdesk.channels.email import parse_job
 
     pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=parse_job.lower_priority)
+                                                  initializer=parse_job.start_parser, initargs=(os.getpid(),))
     for _ in range(PARSE_WORKERS):
         pool.submit(parse_job.ready)  # starts every process (spawn starts them all on the first submit)
     return pool

@@ -12,6 +12,8 @@ SLA arithmetic, not the database layer.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,14 +21,33 @@ from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email.mime import parse_fetched, ready  # noqa: F401  (ready: the pool's warm-up)
 from agentdesk.domain import sla
 
-def lower_priority() -> None:
-    """The pool's initializer. Storing is the sync's critical path (one writer, in order); the
-    parsers run ahead of it. On two cores three busy processes share them evenly unless told:
-    niced, the parsers take what the storing process leaves."""
+
+def start_parser(parent_pid: int) -> None:
+    """The pool's initializer.
+
+    Storing is the sync's critical path (one writer, in order); the parsers run ahead of it. On
+    two cores three busy processes share them evenly unless told: niced, the parsers take what the
+    storing process leaves.
+
+    A parser also ends when the sync that started it is gone: killed (SIGKILL, the OOM killer),
+    the sync never tells it to stop, and it would wait for work on its end of the job queue for
+    ever. (Not PR_SET_PDEATHSIG: that fires when the *thread* that started the process ends, and a
+    sync's head start starts its parsers from a thread that ends early.)"""
     try:
         os.nice(10)
     except OSError:
         pass
+    threading.Thread(target=_end_with_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+
+
+PARENT_CHECK_EVERY = 0.5  # seconds
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_EVERY)
+        if os.getppid() != parent_pid:  # re-parented: the sync is gone, nobody reads our results
+            os._exit(0)
 
 
 # A new conversation's priority (ingest's _NewConversation).
