@@ -56,7 +56,9 @@ class Checkpoint:
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file of a plain `sqlite:///path` URL; None for anything else (no query, no memory)."""
+    """The file of a plain `sqlite:///path` URL; None for anything else (no query, no memory).
+    Stricter than `store.db.sqlite_path`, which parses every URL form with SQLAlchemy: importing
+    SQLAlchemy is what the head start runs during, and an unusual URL only means no head start."""
     prefix = "sqlite:///"
     if not url.startswith(prefix) or "?" in url:
         return None
