@@ -563,33 +563,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    # Begun by `run` before the parser was built (building it imports the database layer, ~0.3 s
-    # on one core): the first IMAP round trips, fetches and parses ran on the other meanwhile.
-    head_start = _early_head_start.take(args) if _early_head_start is not None else None
-    try:
-        from agentdesk.commands_email import sync_command
-        from agentdesk.domain import clocks
-        from agentdesk.store import db, locks
+    from agentdesk.commands_email import sync_command
+    from agentdesk.domain import clocks
+    from agentdesk.store import db, locks
 
-        # One sync serves the team: a second one (even --once) would race the first.
-        with locks.sync_lock(ctx.engine):
-            # An edited SLA policy reaches open conversations when the worker starts (docs/sla.md).
-            applied = clocks.apply_policy_change(lambda: db.write_session(ctx.engine), policies=ctx.policies,
-                                                 now=ctx.now)
-            if applied is not None:
-                print(f"sync: SLA policies changed; {applied.changed} open conversation(s) recomputed",
-                      file=sys.stderr)
-            status = sync_command(ctx, args, head_start=head_start)
-    finally:
-        if head_start is not None:
-            head_start.discard()
-    if args.once:
-        # By now every transaction is committed, the mailboxes are logged out and the parser
-        # processes joined; with the database closed the program has nothing left but to exit.
-        ctx.engine.dispose()
-        args.nothing_left = True
-    return status
+    ctx = _context(args)
+    # One sync serves the team: a second one (even --once) would race the first.
+    with locks.sync_lock(ctx.engine):
+        # An edited SLA policy reaches open conversations when the worker starts (docs/sla.md).
+        applied = clocks.apply_policy_change(lambda: db.write_session(ctx.engine), policies=ctx.policies,
+                                             now=ctx.now)
+        if applied is not None:
+            print(f"sync: SLA policies changed; {applied.changed} open conversation(s) recomputed",
+                  file=sys.stderr)
+        return sync_command(ctx, args)
 
 
 def cmd_db_copy(args: argparse.Namespace) -> int:
@@ -776,91 +763,9 @@ def main(argv: list[str] | None = None) -> int:
     return _dispatch(build_parser().parse_args(argv))
 
 
-class _EarlyHeadStart:
-    """`sync --once` begun from the raw command line, before `build_parser` imports the database
-    layer (`head_start.HeadStart`), for `cmd_sync` to take once the arguments are parsed."""
-
-    def __init__(self, config_path: Path | None, head_start):
-        self.config_path = config_path
-        self.head_start = head_start
-
-    @classmethod
-    def begin(cls, argv: list[str]) -> _EarlyHeadStart | None:
-        """Only for exactly `[--config PATH] sync --once [--config PATH]`: anything else (another
-        command, --source, a typo, --help) is for the parser alone."""
-        rest, config_path = [], None
-        words = iter(argv)
-        for word in words:
-            if word == "--config":
-                config_path = next(words, None)
-                if config_path is None:
-                    return None
-            elif word.startswith("--config="):
-                config_path = word.removeprefix("--config=")
-            else:
-                rest.append(word)
-        if rest != ["sync", "--once"] or config_path == "":
-            return None
-        from agentdesk.head_start import HeadStart
-
-        path = Path(config_path) if config_path is not None else None
-        head_start = HeadStart.begin(lambda: config.load(path),
-                                     argparse.Namespace(once=True, source=None))
-        return cls(path, head_start) if head_start is not None else None
-
-    def take(self, args: argparse.Namespace):
-        """The head start if `args` are the ones it began for; otherwise it is discarded."""
-        global _early_head_start
-        _early_head_start = None
-        if args.config == self.config_path and args.once and getattr(args, "source", None) is None:
-            return self.head_start
-        self.head_start.discard()
-        return None
-
-
-_early_head_start: _EarlyHeadStart | None = None
-
-
 def run() -> NoReturn:
-    """The program (`agentdesk`, `python -m agentdesk`): `main`, then exit — without the
-    interpreter's teardown when the command says it left nothing behind (`sync --once`)."""
-    global _early_head_start
-    _early_head_start = _EarlyHeadStart.begin(sys.argv[1:])
-    try:
-        args = build_parser().parse_args()
-        status = _dispatch(args)
-    finally:
-        if _early_head_start is not None:  # the command did not take it (--help, an error)
-            _early_head_start.head_start.discard()
-            _early_head_start = None
-    if getattr(args, "nothing_left", False):
-        end_process(status)
-    raise SystemExit(status)
-
-
-def end_process(status: int) -> NoReturn:
-    """Exit with `status` at once, skipping the interpreter's teardown, once the caller has
-    committed, closed and reaped everything: after a 10 000-message sync the teardown spent
-    ~0.1 s freeing objects one by one, which the kernel does for free.
-
-    The atexit handlers still run (they flush logs, reap children) and the output is flushed;
-    while another thread runs, or the output cannot be flushed, this is an ordinary exit, which
-    waits for the thread or reports the error as before.
-    """
-    import atexit
-    import os
-    import threading
-
-    if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate()
-           if thread is not threading.main_thread()):
-        raise SystemExit(status)
-    atexit._run_exitfuncs()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe, a closed stream: let the normal exit report it
-        raise SystemExit(status) from None
-    os._exit(status)
+    """The program (`agentdesk`, `python -m agentdesk`)."""
+    raise SystemExit(main())
 
 
 def _dispatch(args: argparse.Namespace) -> int:

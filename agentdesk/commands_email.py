@@ -54,10 +54,9 @@ class _ProgressBar:
             print(file=self.stream)
 
 
-def sync_command(ctx, args: argparse.Namespace, *, head_start=None) -> int:
-    """`agentdesk sync`: `ctx` is cli.Context (settings, engine, policies); `head_start`: the
-    work `head_start.HeadStart` began for this command's one mailbox, if any."""
-    from agentdesk import sync
+def sync_command(ctx, args: argparse.Namespace) -> int:
+    """`agentdesk sync`: `ctx` is cli.Context (settings, engine, policies)."""
+    from agentdesk.sync import worker as sync
     from agentdesk.errors import InvalidInput
 
     settings = ctx.settings
@@ -68,10 +67,6 @@ def sync_command(ctx, args: argparse.Namespace, *, head_start=None) -> int:
     if only is not None and not sources:
         known = ", ".join(source.name for source in [*settings.mailbox, *settings.spool]) or "none configured"
         raise InvalidInput(f"--source {only}: no mailbox or spool of that name (known: {known})")
-    if head_start is not None:
-        for source in sources:
-            if isinstance(source, sync.MailboxSource) and source.name == head_start.mailbox.name:
-                source.head_start = head_start
     senders = sync.build_senders(sync_context)
     worker = sync.SyncWorker(sync_context, sources, senders,
                              delivery_sources={only} if only is not None else None)
@@ -106,7 +101,7 @@ def sync_command(ctx, args: argparse.Namespace, *, head_start=None) -> int:
 
 
 def _log_report(report: Any) -> None:
-    from agentdesk import delivery, sync
+    from agentdesk.sync import delivery, worker as sync
 
     if isinstance(report, sync.PollReport):
         if report.stored:

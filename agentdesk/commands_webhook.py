@@ -1,4 +1,4 @@
-"""CLI handlers and sync hooks of the webhook spool channel.
+"""CLI handlers of the webhook spool channel, and of customer merge.
 
 Wired into `agentdesk.cli`:
 
@@ -7,9 +7,6 @@ Wired into `agentdesk.cli`:
     agentdesk spool list [--json]                       (rejected files with reasons, per spool)
     agentdesk customer merge REF_A REF_B [--json]       REF_B's customer is merged into REF_A's
     agentdesk customer unmerge REF [--json]             undo the merge that brought REF to its customer
-
-and used by `agentdesk sync`: `spool_sources()` builds one `SpoolSource` per configured spool,
-`sync_spools()` runs one ingest pass over them, `deliver_spool_outbox()` one outbound pass.
 """
 
 from __future__ import annotations
@@ -17,17 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from agentdesk.errors import AgentdeskError, InvalidInput, NotFound
-
-if TYPE_CHECKING:
-    from agentdesk.channels.webhook.outbound import DeliveryResult
-    from agentdesk.channels.webhook.spool import PollResult, SpoolSource
-    from agentdesk.config import Settings, SpoolSettings
+from agentdesk.errors import AgentdeskError, InvalidInput
 
 
 def _context(args: argparse.Namespace):
@@ -43,96 +34,6 @@ def _print_json(value: Any) -> None:
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-# --- sync hooks ---------------------------------------------------------------------------------
-
-
-def find_spool(settings: Settings, name: str) -> SpoolSettings:
-    for spool in settings.spool:
-        if spool.name == name:
-            return spool
-    known = ", ".join(s.name for s in settings.spool) or "none configured"
-    raise NotFound(f"no spool named {name!r} in the config (known: {known})")
-
-
-def spool_sources(settings: Settings, engine, policies, *, source: str | None = None,
-                  now_fn: Callable[[], datetime] = _utcnow) -> list[SpoolSource]:
-    """One SpoolSource per configured spool (or just `source`), directories created."""
-    from agentdesk.channels.webhook.spool import SpoolSource
-
-    spools = [find_spool(settings, source)] if source else list(settings.spool)
-    sources = []
-    for spool in spools:
-        item = SpoolSource(spool, engine=engine, policies=policies, path=settings._resolve(spool.path),
-                           now_fn=now_fn, templates_dir=settings.templates_dir, settings=settings)
-        item.ensure()
-        sources.append(item)
-    return sources
-
-
-def sync_spools(sources: list[SpoolSource], *, report: Callable[[str], None] | None = None) -> bool:
-    """One ingest pass over every spool; reports rejected files and failures; True when all were handled.
-
-    Rejected files are handled input (reported, not a failure); a file that could not be stored
-    (the store unavailable) makes the pass fail (DESIGN: sync --once exit status).
-    """
-    report = report or (lambda line: print(line, file=sys.stderr))
-    ok = True
-    for source in sources:
-        try:
-            result = source.poll()
-        except OSError as error:
-            report(f"spool {source.name}: cannot read {source.path}: {error.strerror or error}")
-            ok = False
-            continue
-        _report_poll(source.name, result, report)
-        ok = ok and result.ok
-    return ok
-
-
-def _report_poll(name: str, result: PollResult, report: Callable[[str], None]) -> None:
-    for file, reason in result.rejected:
-        report(f"spool {name}: rejected {file}: {reason}")
-    for file, reason in result.failed[:5]:
-        report(f"spool {name}: not stored {file}: {reason}")
-    if len(result.failed) > 5:
-        report(f"spool {name}: {len(result.failed) - 5} more files not stored")
-    for warning in result.warnings:
-        report(f"spool {name}: {warning}")
-
-
-def outbound_sender(settings: Settings, spool: SpoolSettings):
-    """The sender of a spool's replies (None: no outbound configured); the secret is read once, now."""
-    from agentdesk.channels.webhook import outbound
-
-    index = settings.spool.index(spool)
-    secret = (lambda: spool.secret(f"spool[{index}] ({spool.name})")) if spool.secret_command else None
-    base = settings.source.parent if settings.source else None
-    return outbound.sender_for(spool, base=base, secret=secret)
-
-
-def deliver_spool_outbox(settings: Settings, engine, *, source: str | None = None, now: datetime | None = None,
-                         senders: dict[str, Any] | None = None,
-                         report: Callable[[str], None] | None = None) -> DeliveryResult:
-    """Deliver every spool's due replies; `senders` caches senders across passes (keyed by spool name)."""
-    from agentdesk.channels.webhook import outbound
-
-    report = report or (lambda line: print(line, file=sys.stderr))
-    total = outbound.DeliveryResult()
-    spools = [find_spool(settings, source)] if source else list(settings.spool)
-    senders = senders if senders is not None else {}
-    for spool in spools:
-        if spool.name not in senders:
-            senders[spool.name] = outbound_sender(settings, spool)
-        result = outbound.deliver_due(engine, spool, sender=senders[spool.name], now=now)
-        for error in result.errors:
-            report(f"spool {spool.name}: delivery: {error}")
-        total.sent += result.sent
-        total.retrying += result.retrying
-        total.failed += result.failed
-        total.errors += result.errors
-    return total
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -169,7 +70,9 @@ def cmd_webhook_serve(args: argparse.Namespace) -> int:
 
 def cmd_spool_retry(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    (source,) = spool_sources(ctx.settings, ctx.engine, ctx.policies, source=args.name)
+    from agentdesk.sync.sources.spool import open_spools, report_poll
+
+    (source,) = open_spools(ctx.settings, ctx.engine, ctx.policies, source=args.name)
     before = source.rejected()
     result = source.retry()
     if getattr(args, "json", False):
@@ -181,7 +84,7 @@ def cmd_spool_retry(args: argparse.Namespace) -> int:
         print(f"spool {source.name}: retried {len(before)} file(s): {result.stored} stored, "
               f"{result.duplicates} already stored, {result.statuses} status, {result.ignored} ignored, "
               f"{len(result.rejected)} rejected again")
-    _report_poll(source.name, result, lambda line: print(line, file=sys.stderr))
+    report_poll(source.name, result, lambda line: print(line, file=sys.stderr))
     if result.failed:
         return 1
     if result.rejected:
@@ -272,5 +175,5 @@ def cmd_customer_unmerge(args: argparse.Namespace) -> int:
 
 __all__ = [
     "AgentdeskError", "cmd_webhook_serve", "cmd_spool_retry", "cmd_spool_list", "cmd_customer_merge",
-    "cmd_customer_unmerge", "spool_sources", "sync_spools", "deliver_spool_outbox", "find_spool",
+    "cmd_customer_unmerge",
 ]

@@ -102,7 +102,7 @@ def bench_mbsync(dovecot: Dovecot, user: str, work: Path, expected: int) -> floa
 
 
 def bench_fetch_only(dovecot: Dovecot, user: str) -> tuple[float, int]:
-    from agentdesk import sync
+    from agentdesk.sync.sources import email as sync
     from agentdesk.channels.email import imap
 
     server = imap.ServerSettings(name="bench", host="127.0.0.1", port=dovecot.port, tls="none", username=user)

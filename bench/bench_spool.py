@@ -22,6 +22,7 @@ from pathlib import Path
 
 from agentdesk import config
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks
 from agentdesk.store import db
 
@@ -58,7 +59,7 @@ def main() -> int:
         for i in range(args.files):
             spooling.write_payload(path, payload(i, rng), "application/json", durable=False)
         written = time.perf_counter() - started
-        source = spooling.SpoolSource(spool, engine=engine, policies=clocks.Policies.from_settings(settings),
+        source = spool_source.SpoolSource(spool, engine=engine, policies=clocks.Policies.from_settings(settings),
                                       path=path, batch=args.batch)
         started = time.perf_counter()
         result = source.poll()

@@ -135,7 +135,7 @@ def decide(
     if "@" in address and is_machine_address(address):
         return Decision(False, f"{address} is a machine address")
     if inbound is not None:
-        from agentdesk import delivery
+        from agentdesk.sync import delivery
 
         allowed, why_not = delivery.automatic_reply_allowed(
             session, inbound=inbound, our_addresses=our_addresses(settings), now=now)

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 import factories
-from agentdesk import delivery
+from agentdesk.sync import delivery
 from agentdesk.channels.email.smtp import DeliveryError, OutgoingMail, compose
 from agentdesk.domain import replies
 from agentdesk.store import db

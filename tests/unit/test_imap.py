@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentdesk import sync
+from agentdesk.sync.sources import email as sync
 from agentdesk.channels.email import imap
 
 

@@ -11,14 +11,14 @@ import pytest
 from sqlmodel import select
 
 import factories
-from agentdesk import delivery
+from agentdesk.sync import delivery
 from agentdesk.channels.email.mime import parse_message
 from agentdesk.domain import replies
 from agentdesk.errors import InvalidInput
 from agentdesk.ingest import content_hash, email_content, ingest_message, move_message
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Event, Message, Outbox
-from agentdesk.sync import ensure_sender
+from agentdesk.channels.email.mime import ensure_sender
 from conftest import FIXED_NOW
 
 T = FIXED_NOW

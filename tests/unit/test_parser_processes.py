@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Starts the pool as a sync does, waits for both parsers to be up, prints their pids, then waits.
 _SYNC_STAND_IN = """
 import sys, time
-from agentdesk import sync_batches
+from agentdesk.sync.sources import email as sync_batches
 pool = sync_batches.parser_pool()
 while len(pool._processes) < sync_batches.PARSE_WORKERS or not all(p.pid for p in pool._processes.values()):
     time.sleep(0.01)

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentdesk import sync
+from agentdesk.sync.sources import email as sync
 from agentdesk.channels.email import imap
 
 WHEN = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)

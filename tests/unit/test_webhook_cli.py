@@ -13,6 +13,7 @@ from sqlmodel import select
 from agentdesk import commands_webhook, config
 from agentdesk.channels.webhook import schema
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import db
@@ -55,8 +56,8 @@ def sync(config_path: Path) -> bool:
     settings = config.load(config_path)
     engine = db.open_database(settings.database_url)
     try:
-        sources = commands_webhook.spool_sources(settings, engine, clocks.Policies.from_settings(settings))
-        return commands_webhook.sync_spools(sources, report=lambda line: None)
+        sources = spool_source.open_spools(settings, engine, clocks.Policies.from_settings(settings))
+        return spool_source.sync_spools(sources, report=lambda line: None)
     finally:
         engine.dispose()
 
@@ -81,7 +82,7 @@ def test_relative_spool_paths_resolve_against_the_config_and_receipts_are_queued
     # a template that would show "[[customer_first_name?]]" is not sent; the message is stored all the same
     spool = settings.spool[0]
     spool.receipt = "needs-name"
-    source = commands_webhook.spool_sources(settings, engine, clocks.Policies.from_settings(settings), source="sms")[0]
+    source = spool_source.open_spools(settings, engine, clocks.Policies.from_settings(settings), source="sms")[0]
     spooling.write_payload(spool_dir, sms("new number", "SM3", sender="+14155550999"), "application/x-www-form-urlencoded")
     assert source.poll().stored == 1
     with db.read_session(engine) as session:

@@ -13,6 +13,7 @@ from sqlmodel import func, select
 from agentdesk import config, ingest
 from agentdesk.channels.webhook import outbound, schema
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks, merge, replies
 from agentdesk.store import db, queries
 from agentdesk.store.models import Conversation, Customer, Event, Identity, Message, Outbox, SyncState
@@ -29,9 +30,9 @@ class Env:
         self.engine = db.open_database(self.settings.database_url)
         self.policies = clocks.Policies.from_settings(self.settings)
 
-    def source(self, name: str, **kwargs) -> spooling.SpoolSource:
+    def source(self, name: str, **kwargs) -> spool_source.SpoolSource:
         spool = next(s for s in self.settings.spool if s.name == name)
-        source = spooling.SpoolSource(spool, engine=self.engine, policies=self.policies, now_fn=lambda: FIXED_NOW,
+        source = spool_source.SpoolSource(spool, engine=self.engine, policies=self.policies, now_fn=lambda: FIXED_NOW,
                                       templates_dir=self.settings.templates_dir, durable_moves=False, **kwargs)
         source.ensure()
         return source
@@ -77,7 +78,7 @@ def env(tmp_path):
     environment.engine.dispose()
 
 
-def drop(source: spooling.SpoolSource, body: bytes, content_type: str = "application/json") -> str:
+def drop(source: spool_source.SpoolSource, body: bytes, content_type: str = "application/json") -> str:
     return spooling.write_payload(source.path, body, content_type, durable=False)
 
 

@@ -9,7 +9,7 @@ Two connections per mailbox, each used for what it is good at:
 - **control** (`imaplib2`): IDLE on the first folder, so new mail is announced within a second;
   its threaded design lets another thread interrupt a blocking IDLE (`Idler.interrupt`).
 
-Nothing here touches the database: `agentdesk.sync.MailboxSource` owns checkpoints and ingest.
+Nothing here touches the database: `agentdesk.sync.sources.email.MailboxSource` owns checkpoints and ingest.
 Every failure to talk to the server is an `ImapError` whose message names the mailbox and says
 what to check.
 """

@@ -6,9 +6,9 @@ instant coming out is UTC. The rules are written up for users in docs/sla.md.
 """
 
 from agentdesk.domain.sla.calendars import ALWAYS_OPEN, MAX_CLOSED_DAYS, WEEKDAYS, AlwaysOpen, BusinessCalendar, Calendar
-from agentdesk.domain.sla.calendars import format_duration, format_short, parse_duration
-from agentdesk.domain.sla.calendars import InvalidDuration, SlaConfigError
-from agentdesk.domain.sla.calendars import (
+from agentdesk.domain.sla.durations import format_duration, format_short, parse_duration
+from agentdesk.domain.sla.errors import InvalidDuration, SlaConfigError
+from agentdesk.domain.sla.policies import (
     DEFAULT_WARNING_BEFORE,
     DEFAULT_WARNING_FRACTION,
     PRIORITIES,
@@ -18,8 +18,8 @@ from agentdesk.domain.sla.calendars import (
     Policy,
     parse_warning,
 )
-from agentdesk.domain.sla.calendars import NEVER, Opening, event_detail, opening, stored_fields
-from agentdesk.domain.sla.calendars import (
+from agentdesk.domain.sla.stored import NEVER, Opening, event_detail, opening, stored_fields
+from agentdesk.domain.sla.target_states import (
     TargetState,
     evaluate,
     hold_time,
@@ -27,7 +27,7 @@ from agentdesk.domain.sla.calendars import (
     overall_state,
     warning_starts_at,
 )
-from agentdesk.domain.sla.calendars import (
+from agentdesk.domain.sla.timeline import (
     CLOCK_EVENTS,
     CLOCK_PHASES,
     Clock,

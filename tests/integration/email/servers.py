@@ -299,7 +299,7 @@ class Desk:
         self.policies = clocks.Policies.from_settings(self.settings)
 
     def context(self, now_fn=None):
-        from agentdesk import sync
+        from agentdesk.sync import worker as sync
 
         ctx = sync.SyncContext(settings=self.settings, engine=self.engine, policies=self.policies)
         if now_fn is not None:
@@ -307,7 +307,7 @@ class Desk:
         return ctx
 
     def worker(self, now_fn=None, **kwargs):
-        from agentdesk import sync
+        from agentdesk.sync import worker as sync
 
         ctx = self.context(now_fn)
         return sync.SyncWorker(ctx, sync.build_sources(ctx), sync.build_senders(ctx), **kwargs)

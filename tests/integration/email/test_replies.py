@@ -9,7 +9,7 @@ from email.policy import compat32
 import pytest
 from sqlmodel import select
 
-from agentdesk import delivery
+from agentdesk.sync import delivery
 from agentdesk.domain import replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox

@@ -206,9 +206,9 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def test_program_sync_once_ends_with_everything_stored_and_reaped(dovecot, mail_user, tmp_path, desk_factory):
-    # `agentdesk sync --once` skips the interpreter's teardown (cli.end_process): the exit status,
-    # the output, the data and the parser processes must not notice.
-    from agentdesk import sync
+    # `agentdesk sync --once` as a program: its exit status, output and data, and no parser
+    # process outlives it.
+    from agentdesk.sync.sources import email as sync
 
     total = sync.PARALLEL_PARSE_MIN + 50  # big enough for the parser processes
     dovecot.write_maildir(mail_user, mailgen.corpus(total, seed=11))
@@ -282,7 +282,7 @@ def test_idle_push_lands_within_five_seconds(dovecot, mail_user, tmp_path, desk_
     assert not thread.is_alive()
 
 
-# --- the program's head start (agentdesk/head_start.py): same data, whatever happens meanwhile ---
+# --- the program as users run it: same data, whatever happens meanwhile ---
 
 
 def _program_sync(config: Path, **popen) -> subprocess.CompletedProcess:
@@ -291,13 +291,13 @@ def _program_sync(config: Path, **popen) -> subprocess.CompletedProcess:
 
 
 def test_program_initial_then_incremental_sync(dovecot, mail_user, tmp_path, desk_factory):
-    from agentdesk import sync
+    from agentdesk.sync.sources import email as sync
 
     messages = mailgen.corpus(sync.PARALLEL_PARSE_MIN + 1_100, seed=21)  # three batches, parsers
     first = sync.PARALLEL_PARSE_MIN + 1_060
     dovecot.write_maildir(mail_user, messages[:first])
     config = mailbox_config(tmp_path, dovecot, mail_user, 1)
-    result = _program_sync(config)  # no database yet: the head start reads no checkpoint
+    result = _program_sync(config)  # no database yet
     assert result.returncode == 0, result.stderr
     assert f"sync: {first} new message(s), 0 already stored" in result.stderr
     desk = desk_factory(config)
@@ -307,7 +307,7 @@ def test_program_initial_then_incremental_sync(dovecot, mail_user, tmp_path, des
     assert desk.count("SELECT last_uid FROM syncstate") == first
 
     dovecot.append(mail_user, messages[first:])
-    result = _program_sync(config)  # from the checkpoint the head start read
+    result = _program_sync(config)  # from the checkpoint
     assert result.returncode == 0, result.stderr
     assert "sync: 40 new message(s), 0 already stored" in result.stderr
     assert desk.count("SELECT count(*) FROM message") == len(messages)
@@ -332,7 +332,7 @@ def test_program_sigkill_mid_batch_then_resume(dovecot, mail_user, tmp_path, des
     checkpoint = desk.count("SELECT last_uid FROM syncstate")
     assert desk.count("SELECT count(*) FROM message") == checkpoint
 
-    result = _program_sync(config)  # its head start resumes from that checkpoint
+    result = _program_sync(config)  # resumes from that checkpoint
     assert result.returncode == 0, result.stderr
     assert f"sync: {total - checkpoint} new message(s), 0 already stored" in result.stderr
     assert desk.count("SELECT count(*) FROM message") == total
@@ -355,32 +355,3 @@ def test_program_uidvalidity_reset_rescans_without_duplicates(dovecot, mail_user
     assert "sync: 2 new message(s), 10 already stored" in result.stderr
     assert desk.count("SELECT count(*) FROM message") == 12
     assert desk.count("SELECT uidvalidity FROM syncstate") == old + 1000
-
-
-def test_a_head_start_overtaken_by_another_sync_is_discarded(dovecot, mail_user, tmp_path, desk_factory):
-    # The checkpoint moves between the head start's read and the engine's (another sync ran in
-    # between): what the head start fetched is dropped, and nothing is stored twice.
-    from types import SimpleNamespace
-
-    from agentdesk import commands_email, sync
-    from agentdesk.head_start import HeadStart
-
-    messages = mailgen.corpus(sync.PARALLEL_PARSE_MIN + 200, seed=23)
-    dovecot.write_maildir(mail_user, messages[:-100])
-    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
-    desk = desk_factory(config)
-    args = SimpleNamespace(once=True, source=None)
-    head = HeadStart.begin(lambda: desk.settings, args)
-    assert head is not None
-    head._thread.join()
-    assert head.error is None and head.batches and head.pool is not None
-    connection = head.connection
-
-    assert desk.sync_once().stored == len(messages) - 100  # the other sync
-    dovecot.append(mail_user, messages[-100:])
-    ctx = SimpleNamespace(settings=desk.settings, engine=desk.engine, policies=desk.policies)
-    assert commands_email.sync_command(ctx, args, head_start=head) == 0
-    assert connection.selected is not None and head.connection is None  # logged out, not used
-    assert desk.count("SELECT count(*) FROM message") == len(messages)
-    assert desk.count("SELECT count(DISTINCT external_id) FROM message") == len(messages)
-    assert desk.count("SELECT last_uid FROM syncstate") == len(messages)

@@ -15,6 +15,7 @@ from sqlmodel import func, select
 
 from agentdesk import config
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks
 from agentdesk.store import db
 from agentdesk.store.models import Message
@@ -27,11 +28,12 @@ import os, sys
 from pathlib import Path
 from agentdesk import config
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks
 from agentdesk.store import db
 settings = config.load(Path(sys.argv[1]))
 engine = db.open_database(settings.database_url)
-source = spooling.SpoolSource(settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings),
+source = spool_source.SpoolSource(settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings),
                               batch=int(sys.argv[3]))
 if sys.argv[2] == "die-before-rename":
     source._move = lambda *a, **k: os._exit(137)   # the commit is done; the process dies before any rename
@@ -52,10 +54,10 @@ def setup(tmp_path: Path, count: int) -> tuple[Path, Path]:
     return path, spool_dir
 
 
-def replay_and_count(config_path: Path, spool_dir: Path) -> tuple[spooling.PollResult, list[str]]:
+def replay_and_count(config_path: Path, spool_dir: Path) -> tuple[spool_source.PollResult, list[str]]:
     settings = config.load(config_path)
     engine = db.open_database(settings.database_url)
-    result = spooling.SpoolSource(settings.spool[0], engine=engine,
+    result = spool_source.SpoolSource(settings.spool[0], engine=engine,
                                   policies=clocks.Policies.from_settings(settings)).poll()
     with db.read_session(engine) as session:
         ids = list(session.exec(select(Message.external_id)).all())

@@ -23,6 +23,7 @@ from sqlmodel import func, select
 from agentdesk import config
 from agentdesk.channels.webhook import outbound, receiver
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks, replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox
@@ -122,7 +123,7 @@ def test_200_concurrent_posts_lose_and_double_nothing(served):
     assert sorted(json.loads(p.read_bytes())["id"] for p in written) == sorted(f"evt-{i}" for i in range(count))
 
     engine = db.open_database(settings.database_url)
-    source = spooling.SpoolSource(settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings),
+    source = spool_source.SpoolSource(settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings),
                                   path=spool_dir)
     result = source.poll()
     assert (result.stored, result.files, result.rejected) == (count, count, [])
@@ -194,7 +195,7 @@ def test_cli_serve_then_a_watching_sync_stores_within_two_seconds(tmp_path):
         assert f"http://127.0.0.1:{port}/hooks/chat" in banner, banner
         settings = config.load(config_path)
         engine = db.open_database(settings.database_url)
-        source = spooling.SpoolSource(settings.spool[0], engine=engine,
+        source = spool_source.SpoolSource(settings.spool[0], engine=engine,
                                       policies=clocks.Policies.from_settings(settings),
                                       path=settings._resolve(settings.spool[0].path))
         seen: list[float] = []
@@ -250,7 +251,7 @@ def test_outbound_url_is_signed_retried_and_recorded(tmp_path):
         path = settings._resolve(chat.path)
         spooling.ensure_spool(path)
         spooling.write_payload(path, chat_event(3), "application/json")
-        spooling.SpoolSource(chat, engine=engine, policies=policies, path=path).poll()
+        spool_source.SpoolSource(chat, engine=engine, policies=policies, path=path).poll()
         with db.write_session(engine) as session:
             conversation = session.exec(select(Conversation)).one()
             replies.reply(session, conversation=conversation, body="Thanks, looking into it.", agent="tester",

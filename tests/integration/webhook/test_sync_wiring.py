@@ -1,4 +1,4 @@
-"""The spool channel inside `agentdesk.sync`: sources and senders registered, one worker pass."""
+"""The spool channel inside the sync worker: sources and senders registered, one worker pass."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from agentdesk import config, sync
+from agentdesk import config
+from agentdesk.sync import worker as sync
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.channels.webhook.sync_source import spool_senders, spool_sources
+from agentdesk.sync.senders import spool_senders
+from agentdesk.sync.sources.spool import spool_sources
 from agentdesk.domain import clocks, replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Outbox

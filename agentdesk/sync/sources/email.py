@@ -1,23 +1,10 @@
-"""The long-running worker: pull every source, deliver the outbox.
+"""The email source: one `[[mailbox]]`, pulled over IMAP.
 
-Two small registries make it channel-agnostic:
-
-- `SOURCE_FACTORIES`: channel family -> function building `Source` objects from the settings.
-  A Source has `poll()` (one pass: store what is new, advance its checkpoint in the same
-  transaction), `wait(timeout)` (block until something may be new — IMAP IDLE, a spool watch — or
-  the timeout passes), `interrupt()` and `close()`.
-- `SENDER_FACTORIES`: channel family -> function building `{channel kind: delivery.Sender}`.
-
-The webhook spool channel plugs in by adding one entry to each (see docs/email.md).
-
-`run_once` polls every source once and delivers what is due (`agentdesk sync --once`).
-`run_forever` gives each source its own thread (poll, then wait) and the outbox another, until
-the stop event is set (SIGINT/SIGTERM in the CLI, the TUI shutting down its worker).
-
-`MailboxSource` is the email source: per folder, UIDVALIDITY and the last UID are stored in the
-same transaction as the messages they cover; new UIDs are fetched in batches over a plain
-connection (the next batch while one is stored); parsing runs in a second process when a sync is big enough for it to pay; a
-UIDVALIDITY change rescans the folder and ingest dedupes what it has seen.
+Per folder, UIDVALIDITY and the last UID are stored in the same transaction as the messages they
+cover; new UIDs are fetched in batches over a plain connection (the next batch while one is
+stored); parsing runs in separate processes when a sync is big enough for them to pay; a
+UIDVALIDITY change rescans the folder and ingest dedupes what it has seen. The MIME parser and
+ingest are imported when there is mail to store: a pass with no new mail needs neither.
 """
 
 from __future__ import annotations
@@ -27,53 +14,79 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import select
 
-from agentdesk import delivery
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email import imap
 from agentdesk.errors import AgentdeskError
 from agentdesk.store import db
 from agentdesk.store.models import SyncState
-from agentdesk import sync_batches
-from agentdesk.sync_batches import COMMIT_EVERY, PARALLEL_PARSE_MIN, PARSE_WORKERS  # noqa: F401
-from agentdesk.sync_batches import batches as _batches
-from agentdesk.sync_batches import parser_pool as _parser_pool
-
-# Loaded when there is mail to store, not at start: a pass with no new mail (every minute from
-# cron, or `sync --once` in a script) is mostly Python start-up, so it imports neither the MIME
-# parser nor ingest, SMTP or the process pool (docs/email.md, "Figures").
-_LAZY = {
-    "UNKNOWN_SENDER": "agentdesk.channels.email.mime", "ensure_sender": "agentdesk.channels.email.mime",
-    "parse_fetched": "agentdesk.channels.email.mime", "parse_message": "agentdesk.channels.email.mime",
-    "ingest_batch": "agentdesk.ingest", "ingest_message": "agentdesk.ingest",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext
 
 log = logging.getLogger("agentdesk.sync")
 
-Progress = Callable[[int, int, str], None]
+# Messages per ingest transaction: each commit also advances the checkpoint. It is also the unit
+# of work of the parser processes, so both start on the first fetched batch at once.
+COMMIT_EVERY = 250
+# Parse in a second process only when there is this much to parse (spawning costs ~0.3 s).
+PARALLEL_PARSE_MIN = 400
+# Parser processes for a big sync.
+PARSE_WORKERS = 2
 
-# How often every source is polled when nothing pushes (IDLE off or unsupported), in seconds;
-# with IDLE the folder is still re-checked this often, and the other folders are polled.
-POLL_INTERVAL = 60.0
-# How often the outbox is checked for replies queued by agents (other processes).
-DELIVERY_INTERVAL = 2.0
+
+def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
+    """The UIDs of `listing` ((uid, size) in UID order) in fetches of at most
+    imap.FETCH_BATCH_MESSAGES messages and imap.FETCH_BATCH_BYTES bytes."""
+    batch: list[int] = []
+    size = 0
+    for uid, length in listing:
+        if batch and (len(batch) >= imap.FETCH_BATCH_MESSAGES or size + length > imap.FETCH_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(uid)
+        size += length
+    if batch:
+        yield batch
+
+
+def _chunks(fetched: Sequence[imap.FetchedMessage]) -> list[list[tuple]]:
+    """A fetched batch as (uid, internal date, raw) chunks of COMMIT_EVERY, one per transaction
+    (one empty chunk for an empty batch: its checkpoint still moves)."""
+    items = [(m.uid, m.internaldate, m.raw) for m in fetched]
+    return [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
+
+
+def _wants_parsers(selected: imap.FolderState, last_uid: int) -> bool:
+    """Whether SELECT shows enough new UIDs (UIDNEXT − checkpoint) for parser processes to pay."""
+    return selected.uidnext is not None and selected.exists >= PARALLEL_PARSE_MIN \
+        and selected.uidnext - 1 - last_uid >= PARALLEL_PARSE_MIN
+
+
+def parser_pool():
+    """Processes that parse fetched mail, already booting when this returns.
+
+    "spawn", not fork: the IDLE thread of imaplib2 makes fork unsafe. A process imports only the
+    MIME parser (`mime.parse_fetched`), not the database layer.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    from agentdesk.channels.email import parse_job
+
+    pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=parse_job.start_parser, initargs=(os.getpid(),))
+    for _ in range(PARSE_WORKERS):
+        pool.submit(parse_job.ready)  # starts every process (spawn starts them all on the first submit)
+    return pool
+
+
 # SQLite: WAL pages before this connection checkpoints (SQLite's default is 1 000 pages, 4 MB). A
 # first sync writes a mailbox's raw mail; with the default, most commits of a big sync ran a
 # checkpoint and its fsync. At most ~40 MB of WAL, checkpointed by later commits or on close.
@@ -85,65 +98,6 @@ WAL_CHECKPOINT_PAGES = 10_000
 PARSE_AHEAD = 3 * imap.FETCH_BATCH_MESSAGES // COMMIT_EVERY
 # Reconnect attempts within one poll when the server drops us (a restart, a network blip).
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
-
-
-class SourceError(AgentdeskError):
-    """A source could not be read (server unreachable, login refused, folder missing)."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass
-class PollReport:
-    source: str
-    fetched: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-class Source(Protocol):
-    name: str
-    kind: str
-
-    def poll(self, *, progress: Progress | None = None) -> PollReport: ...
-
-    def wait(self, timeout: float) -> None: ...
-
-    def interrupt(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class SyncContext:
-    """What sources need: settings, engine, SLA policies (clocks.Policies) and the clock.
-
-    `load_policies` instead of `policies` builds them on first use: a pass with no new mail never
-    needs them (nor the calendars they load).
-    """
-
-    def __init__(self, settings: Any, engine: Any, policies: Any = None, now_fn: Callable[[], datetime] = _utcnow,
-                 *, load_policies: Callable[[], Any] | None = None):
-        self.settings = settings
-        self.engine = engine
-        self._policies = policies
-        self._load_policies = load_policies
-        self.now_fn = now_fn
-
-    @property
-    def policies(self) -> Any:
-        if self._policies is None and self._load_policies is not None:
-            self._policies = self._load_policies()
-        return self._policies
-
-    @policies.setter
-    def policies(self, value: Any) -> None:
-        self._policies = value
-
-
-# --- the email source ----------------------------------------------------------------------------
 
 
 def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]]) \
@@ -236,8 +190,6 @@ class MailboxSource:
         # answered is reported at once (the worker's loop retries it with backoff).
         self._connected_once = False
         self._checkpoints: _BackgroundCheckpoints | None = None
-        # Work begun before the database layer was imported (`head_start`), until the first poll.
-        self.head_start = None
 
     # connections
 
@@ -329,30 +281,19 @@ class MailboxSource:
             connection.move(connection.search_all(up_to_uid), policy.split(":", 1)[1])
 
     def _poll_folder(self, folder: str, report: PollReport, progress: Progress | None) -> None:
-        head = self._take_head_start(folder)
-        early: Sequence[Any] = ()
-        if head is not None:
-            # Connected, SELECTed, listed and the first batches fetched while the program imported
-            # (`head_start`): from the checkpoint the engine reads now, the way this path would have.
-            self._bulk, self._password, self._connected_once = head.connection, head.password, True
-            connection, selected, listing, early = head.connection, head.selected, head.listing, head.batches
-            last_uid = self._resume_from(folder, head.checkpoint_row, selected)
-        else:
-            connection = self._connection()
-            selected = connection.select(folder, readonly=self.mailbox.after_fetch == "keep")
-            last_uid = self._resume_from(folder, self._checkpoint(folder), selected)
+        connection = self._connection()
+        selected = connection.select(folder, readonly=self.mailbox.after_fetch == "keep")
+        last_uid = self._resume_from(folder, self._checkpoint(folder), selected)
         if last_uid:
             self._apply_after_fetch(connection, last_uid)  # finishes what a crash interrupted
-        pool = head.pool if head is not None else None
+        pool = None
         try:
             # UIDNEXT bounds what is new: a big sync starts its parser processes now, so they
             # boot while the listing and the first fetch run (spawning takes a few tenths of a second).
-            if head is None and self.parallel_parse and sync_batches.wants_parsers(selected, last_uid):
-                pool = _parser_pool()
-            if pool is not None:
+            if self.parallel_parse and _wants_parsers(selected, last_uid):
+                pool = parser_pool()
                 import agentdesk.ingest  # noqa: F401  (while the parsers boot, not once they wait for us)
-            if head is None:
-                listing = connection.list_after(last_uid)
+            listing = connection.list_after(last_uid)
             if not listing:
                 self._touch(folder, selected.uidvalidity, last_uid)
                 return
@@ -360,8 +301,7 @@ class MailboxSource:
             if pool is not None and total < PARALLEL_PARSE_MIN:  # most of those UIDs are gone
                 pool.shutdown(cancel_futures=True)
                 pool = None
-            self._fetch_and_store(connection, folder, selected.uidvalidity, listing, pool, report, progress,
-                                  early=early)
+            self._fetch_and_store(connection, folder, selected.uidvalidity, listing, pool, report, progress)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -375,24 +315,10 @@ class MailboxSource:
                         self.name, folder, checkpoint.uidvalidity, selected.uidvalidity)
         return 0
 
-    def _take_head_start(self, folder: str):
-        """The head start of this command (`head_start.HeadStart`) if it is still valid for `folder`."""
-        head, self.head_start = self.head_start, None
-        if head is None:
-            return None
-        from agentdesk.store import migrations
-
-        checkpoint = self._checkpoint(folder)
-        taken = head.take(self.mailbox, folder, checkpoint, migrations.HEAD, db.sqlite_path(str(self.ctx.engine.url)))
-        if taken is not None:
-            taken.checkpoint_row = checkpoint
-        return taken
-
     def _fetch_and_store(self, connection: imap.BulkConnection, folder: str, uidvalidity: int,
                          listing: Sequence[tuple[int, int]], pool, report: PollReport,
-                         progress: Progress | None, *, early: Sequence[Any] = ()) -> None:
-        """Fetch, parse and store `listing`; `early`: its first batches, already fetched (and perhaps
-        handed to the parsers) by the head start (`head_start.EarlyBatch`)."""
+                         progress: Progress | None) -> None:
+        """Fetch, parse and store `listing`."""
         from agentdesk.channels.email.mime import parse_fetched
 
         policy = None
@@ -419,16 +345,13 @@ class MailboxSource:
             # 10 000-message sync; they sit out until it ends. Newer objects are collected as usual.
             gc.freeze()
         try:
-            with contextlib.closing(self._batches_of(connection, listing, early)) as batches:
-                for uids, fetched, early_parsed in batches:
+            with contextlib.closing(_fetched_batches(connection, listing)) as batches:
+                for uids, fetched in batches:
                     report.fetched += len(fetched)
-                    chunks = sync_batches.chunks(fetched)
+                    chunks = _chunks(fetched)
                     for index, chunk in enumerate(chunks):
                         checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
-                        if early_parsed is not None:
-                            parsed, now = early_parsed[index]
-                            in_flight.append((parsed, checkpoint_uid, now))
-                        elif pool is not None:
+                        if pool is not None:
                             # The chunk is stored with this `now`, the one its clocks are computed for. The
                             # first is parsed here: the parser processes are still booting, we would wait.
                             now = self.ctx.now_fn()
@@ -452,17 +375,6 @@ class MailboxSource:
             if self._checkpoints is not None:
                 self._checkpoints.stop()
                 self._checkpoints = None
-
-    @staticmethod
-    def _batches_of(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]], early: Sequence[Any]) \
-            -> Iterator[tuple[list[int], list[imap.FetchedMessage], Any]]:
-        """(uids, fetched, parses in flight or None) of every batch: the head start's, then the rest."""
-        for batch in early:
-            yield batch.uids, batch.fetched, batch.parsed
-        rest = listing[sum(len(batch.uids) for batch in early):]
-        with contextlib.closing(_fetched_batches(connection, rest)) as batches:
-            for uids, fetched in batches:
-                yield uids, fetched, None
 
     def _store_next(self, in_flight: collections.deque, folder: str, uidvalidity: int, report: PollReport) -> int:
         """Store the oldest chunk in flight in one transaction with its checkpoint; its size."""
@@ -578,189 +490,3 @@ class MailboxSource:
 
 def mailbox_sources(ctx: SyncContext) -> list[Source]:
     return [MailboxSource(mailbox, ctx) for mailbox in ctx.settings.mailbox]
-
-
-class _EmailSender:
-    """The email channel's sender, built (SMTP imported) when the first reply is prepared."""
-
-    def __init__(self, settings: Any):
-        self.settings = settings
-        self._sender = None
-
-    def _real(self):
-        if self._sender is None:
-            from agentdesk.channels.email.smtp import EmailSender
-
-            self._sender = EmailSender(self.settings)
-        return self._sender
-
-    def prepare(self, session, *, outbox, message, conversation):
-        return self._real().prepare(session, outbox=outbox, message=message, conversation=conversation)
-
-    def send(self, prepared):
-        return self._real().send(prepared)
-
-    def __getattr__(self, name: str):
-        return getattr(self._real(), name)
-
-
-def email_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
-    return {"email": _EmailSender(ctx.settings)} if ctx.settings.mailbox else {}
-
-
-# The registries: the webhook spool channel adds `"spool": spool_sources` and its senders here.
-def spool_sources(ctx: SyncContext) -> list[Source]:
-    if not getattr(ctx.settings, "spool", None):
-        return []
-    from agentdesk.channels.webhook.sync_source import spool_sources as build
-
-    return build(ctx)
-
-
-def spool_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
-    if not getattr(ctx.settings, "spool", None):
-        return {}
-    from agentdesk.channels.webhook.sync_source import spool_senders as build
-
-    return build(ctx)
-
-
-# Order matters: a spool of kind "email" wraps the email sender, so spools come after email.
-SOURCE_FACTORIES: dict[str, Callable[[SyncContext], list[Source]]] = {
-    "email": mailbox_sources, "spool": spool_sources,
-}
-SENDER_FACTORIES: dict[str, Callable[[SyncContext], dict[str, delivery.Sender]]] = {
-    "email": email_senders, "spool": spool_senders,
-}
-
-
-def build_sources(ctx: SyncContext, only: str | None = None) -> list[Source]:
-    sources = [source for factory in SOURCE_FACTORIES.values() for source in factory(ctx)]
-    if only is not None:
-        sources = [source for source in sources if source.name == only]
-    return sources
-
-
-def build_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
-    senders: dict[str, delivery.Sender] = {}
-    for factory in SENDER_FACTORIES.values():
-        senders.update(factory(ctx))
-    return senders
-
-
-# --- the worker ----------------------------------------------------------------------------------
-
-
-@dataclass
-class SyncReport:
-    polls: list[PollReport] = field(default_factory=list)
-    delivery: delivery.DeliveryReport = field(default_factory=delivery.DeliveryReport)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.delivery.errors
-
-    @property
-    def stored(self) -> int:
-        return sum(p.stored for p in self.polls)
-
-
-class SyncWorker:
-    def __init__(self, ctx: SyncContext, sources: list[Source], senders: dict[str, delivery.Sender], *,
-                 poll_interval: float = POLL_INTERVAL, delivery_interval: float = DELIVERY_INTERVAL,
-                 delivery_sources: set[str] | None = None):
-        self.ctx = ctx
-        self.sources = sources
-        self.senders = senders
-        self.poll_interval = poll_interval
-        self.delivery_interval = delivery_interval
-        self.delivery_sources = delivery_sources
-        self.stop = threading.Event()
-        self.delivery_wake = threading.Event()
-
-    def deliver(self) -> delivery.DeliveryReport:
-        if not self.senders:
-            return delivery.DeliveryReport()
-        return delivery.deliver_due(self.ctx.engine, self.senders, now_fn=self.ctx.now_fn,
-                                    sources=self.delivery_sources)
-
-    def run_once(self, *, progress: Progress | None = None) -> SyncReport:
-        report = SyncReport()
-        for source in self.sources:
-            try:
-                report.polls.append(source.poll(progress=progress))
-            except SourceError as error:
-                report.errors.append(str(error))
-            except Exception as error:  # e.g. the database is locked past its timeout
-                report.errors.append(f"{source.name}: {type(error).__name__}: {error}")
-        try:
-            report.delivery = self.deliver()
-        except Exception as error:
-            report.errors.append(f"outbox: {type(error).__name__}: {error}")
-        return report
-
-    def _source_loop(self, source: Source, on_report: Callable[[Any], None] | None) -> None:
-        failures = 0
-        while not self.stop.is_set():
-            try:
-                result = source.poll()
-                failures = 0
-                if on_report and (result.stored or result.errors):
-                    on_report(result)
-                if result.stored:
-                    self.delivery_wake.set()  # a new message may have queued something to send
-            except Exception as error:
-                failures += 1
-                log.warning("%s: %s", source.name, error)
-                if on_report:
-                    on_report(error)
-                # Back off on repeated failures, but never longer than the poll interval.
-                self.stop.wait(min(self.poll_interval, 2 ** min(failures, 6)))
-                continue
-            if self.stop.is_set():
-                break
-            try:
-                source.wait(self.poll_interval)
-            except Exception as error:
-                log.warning("%s: waiting failed: %s", source.name, error)
-                self.stop.wait(1.0)
-
-    def _delivery_loop(self, on_report: Callable[[Any], None] | None) -> None:
-        while not self.stop.is_set():
-            try:
-                result = self.deliver()
-                if on_report and (result.sent or result.errors):
-                    on_report(result)
-            except Exception as error:
-                log.warning("outbox: %s", error)
-                if on_report:
-                    on_report(error)
-            self.delivery_wake.wait(self.delivery_interval)
-            self.delivery_wake.clear()
-
-    def run_forever(self, *, on_report: Callable[[Any], None] | None = None) -> None:
-        """Until `self.stop` is set: each source in its own thread, the outbox in another."""
-        threads = [threading.Thread(target=self._source_loop, args=(source, on_report), daemon=True,
-                                    name=f"sync-{source.name}") for source in self.sources]
-        threads.append(threading.Thread(target=self._delivery_loop, args=(on_report,), daemon=True,
-                                        name="sync-outbox"))
-        for thread in threads:
-            thread.start()
-        try:
-            while not self.stop.wait(0.5):
-                pass
-        finally:
-            self.shutdown()
-            for thread in threads:
-                thread.join(timeout=10)
-
-    def shutdown(self) -> None:
-        self.stop.set()
-        self.delivery_wake.set()
-        for source in self.sources:
-            try:
-                source.interrupt()
-                source.close()
-            except Exception:
-                pass

@@ -1,0 +1,201 @@
+"""The long-running worker: pull every source, deliver the outbox.
+
+Two small registries make it channel-agnostic:
+
+- `SOURCE_FACTORIES`: channel family -> function building `Source` objects from the settings.
+  A Source has `poll()` (one pass: store what is new, advance its checkpoint in the same
+  transaction), `wait(timeout)` (block until something may be new — IMAP IDLE, a spool watch — or
+  the timeout passes), `interrupt()` and `close()`.
+- `SENDER_FACTORIES`: channel family -> function building `{channel kind: delivery.Sender}`.
+
+The webhook spool channel plugs in by adding one entry to each (see docs/email.md).
+
+`run_once` polls every source once and delivers what is due (`agentdesk sync --once`).
+`run_forever` gives each source its own thread (poll, then wait) and the outbox another, until
+the stop event is set (SIGINT/SIGTERM in the CLI, the TUI shutting down its worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentdesk.sync import delivery
+from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext  # noqa: F401
+from agentdesk.sync.sources.email import MailboxSource
+
+log = logging.getLogger("agentdesk.sync")
+
+# How often every source is polled when nothing pushes (IDLE off or unsupported), in seconds;
+# with IDLE the folder is still re-checked this often, and the other folders are polled.
+POLL_INTERVAL = 60.0
+# How often the outbox is checked for replies queued by agents (other processes).
+DELIVERY_INTERVAL = 2.0
+
+
+def mailbox_sources(ctx: SyncContext) -> list[Source]:
+    return [MailboxSource(mailbox, ctx) for mailbox in ctx.settings.mailbox]
+
+
+def email_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
+    from agentdesk.sync.senders import LazyEmailSender
+
+    return {"email": LazyEmailSender(ctx.settings)} if ctx.settings.mailbox else {}
+
+
+# The registries: the webhook spool channel adds `"spool": spool_sources` and its senders here.
+def spool_sources(ctx: SyncContext) -> list[Source]:
+    if not getattr(ctx.settings, "spool", None):
+        return []
+    from agentdesk.sync.sources.spool import spool_sources as build
+
+    return build(ctx)
+
+
+def spool_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
+    if not getattr(ctx.settings, "spool", None):
+        return {}
+    from agentdesk.sync.senders import spool_senders as build
+
+    return build(ctx)
+
+
+# Order matters: a spool of kind "email" wraps the email sender, so spools come after email.
+SOURCE_FACTORIES: dict[str, Callable[[SyncContext], list[Source]]] = {
+    "email": mailbox_sources, "spool": spool_sources,
+}
+SENDER_FACTORIES: dict[str, Callable[[SyncContext], dict[str, delivery.Sender]]] = {
+    "email": email_senders, "spool": spool_senders,
+}
+
+
+def build_sources(ctx: SyncContext, only: str | None = None) -> list[Source]:
+    sources = [source for factory in SOURCE_FACTORIES.values() for source in factory(ctx)]
+    if only is not None:
+        sources = [source for source in sources if source.name == only]
+    return sources
+
+
+def build_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
+    senders: dict[str, delivery.Sender] = {}
+    for factory in SENDER_FACTORIES.values():
+        senders.update(factory(ctx))
+    return senders
+
+
+@dataclass
+class SyncReport:
+    polls: list[PollReport] = field(default_factory=list)
+    delivery: delivery.DeliveryReport = field(default_factory=delivery.DeliveryReport)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.delivery.errors
+
+    @property
+    def stored(self) -> int:
+        return sum(p.stored for p in self.polls)
+
+
+class SyncWorker:
+    def __init__(self, ctx: SyncContext, sources: list[Source], senders: dict[str, delivery.Sender], *,
+                 poll_interval: float = POLL_INTERVAL, delivery_interval: float = DELIVERY_INTERVAL,
+                 delivery_sources: set[str] | None = None):
+        self.ctx = ctx
+        self.sources = sources
+        self.senders = senders
+        self.poll_interval = poll_interval
+        self.delivery_interval = delivery_interval
+        self.delivery_sources = delivery_sources
+        self.stop = threading.Event()
+        self.delivery_wake = threading.Event()
+
+    def deliver(self) -> delivery.DeliveryReport:
+        if not self.senders:
+            return delivery.DeliveryReport()
+        return delivery.deliver_due(self.ctx.engine, self.senders, now_fn=self.ctx.now_fn,
+                                    sources=self.delivery_sources)
+
+    def run_once(self, *, progress: Progress | None = None) -> SyncReport:
+        report = SyncReport()
+        for source in self.sources:
+            try:
+                report.polls.append(source.poll(progress=progress))
+            except SourceError as error:
+                report.errors.append(str(error))
+            except Exception as error:  # e.g. the database is locked past its timeout
+                report.errors.append(f"{source.name}: {type(error).__name__}: {error}")
+        try:
+            report.delivery = self.deliver()
+        except Exception as error:
+            report.errors.append(f"outbox: {type(error).__name__}: {error}")
+        return report
+
+    def _source_loop(self, source: Source, on_report: Callable[[Any], None] | None) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                result = source.poll()
+                failures = 0
+                if on_report and (result.stored or result.errors):
+                    on_report(result)
+                if result.stored:
+                    self.delivery_wake.set()  # a new message may have queued something to send
+            except Exception as error:
+                failures += 1
+                log.warning("%s: %s", source.name, error)
+                if on_report:
+                    on_report(error)
+                # Back off on repeated failures, but never longer than the poll interval.
+                self.stop.wait(min(self.poll_interval, 2 ** min(failures, 6)))
+                continue
+            if self.stop.is_set():
+                break
+            try:
+                source.wait(self.poll_interval)
+            except Exception as error:
+                log.warning("%s: waiting failed: %s", source.name, error)
+                self.stop.wait(1.0)
+
+    def _delivery_loop(self, on_report: Callable[[Any], None] | None) -> None:
+        while not self.stop.is_set():
+            try:
+                result = self.deliver()
+                if on_report and (result.sent or result.errors):
+                    on_report(result)
+            except Exception as error:
+                log.warning("outbox: %s", error)
+                if on_report:
+                    on_report(error)
+            self.delivery_wake.wait(self.delivery_interval)
+            self.delivery_wake.clear()
+
+    def run_forever(self, *, on_report: Callable[[Any], None] | None = None) -> None:
+        """Until `self.stop` is set: each source in its own thread, the outbox in another."""
+        threads = [threading.Thread(target=self._source_loop, args=(source, on_report), daemon=True,
+                                    name=f"sync-{source.name}") for source in self.sources]
+        threads.append(threading.Thread(target=self._delivery_loop, args=(on_report,), daemon=True,
+                                        name="sync-outbox"))
+        for thread in threads:
+            thread.start()
+        try:
+            while not self.stop.wait(0.5):
+                pass
+        finally:
+            self.shutdown()
+            for thread in threads:
+                thread.join(timeout=10)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.delivery_wake.set()
+        for source in self.sources:
+            try:
+                source.interrupt()
+                source.close()
+            except Exception:
+                pass
