@@ -317,18 +317,11 @@ def cmd_reply(args: argparse.Namespace) -> int:
             session, conversation=conversation, body=body, agent=ctx.agent,
             agent_name=ctx.settings.agent_name(ctx.agent), signature=ctx.settings.agent_signature(ctx.agent),
             now=ctx.now, policies=ctx.policies, status=args.status,
-            message_id_domain=_message_id_domain(ctx.settings, conversation.source),
+            message_id_domain=ctx.settings.message_id_domain(conversation.source),
         )
         session.commit()
         print(f"{ref_of(conversation.id)}: reply queued for delivery (message {message.external_id})", file=sys.stderr)
     return 0
-
-
-def _message_id_domain(settings: config.Settings, source: str) -> str:
-    for mailbox in settings.mailbox:
-        if mailbox.name == source and "@" in mailbox.address:
-            return mailbox.address.rsplit("@", 1)[1]
-    return "agentdesk.invalid"
 
 
 def _template_values(session, ctx: Context, conversation) -> dict[str, str]:

@@ -262,6 +262,14 @@ class Settings:
         agent = self.agents.get(login)
         return agent.signature if agent else ""
 
+    def message_id_domain(self, source: str) -> str:
+        """The domain of the Message-IDs we write for a conversation from `source`: its mailbox's,
+        so replies thread in the customer's client; a reserved domain for other channels."""
+        for mailbox in self.mailbox:
+            if mailbox.name == source and "@" in mailbox.address:
+                return mailbox.address.rsplit("@", 1)[1]
+        return "agentdesk.invalid"
+
 
 def current_agent() -> str:
     """The agent at the keyboard: their Unix login (DESIGN: an agent IS a login)."""

@@ -232,13 +232,6 @@ def values(conversation: Conversation, customer: Customer | None, *, policies: c
     return filled
 
 
-def _message_id_domain(settings: config.Settings, source: str) -> str:
-    for mailbox in settings.mailbox:
-        if mailbox.name == source and "@" in mailbox.address:
-            return mailbox.address.rsplit("@", 1)[1]
-    return "agentdesk.invalid"
-
-
 def maybe_queue_receipt(
     session: Session, *, conversation: Conversation, message: Message, settings: config.Settings,
     policies: clocks.Policies, now: datetime, inbound: Any = None, first_message: bool | None = None,
@@ -272,7 +265,7 @@ def maybe_queue_receipt(
             return replies.reply(
                 session, conversation=conversation, body=rendered.text, agent=audit.SYSTEM, agent_name=AUTHOR,
                 now=now, policies=policies, kind="receipt",
-                message_id_domain=_message_id_domain(settings, conversation.source),
+                message_id_domain=settings.message_id_domain(conversation.source),
             )
     except AgentdeskError as error:
         audit.record(session, agent=audit.SYSTEM, action="receipt_failed", now=now, conversation_id=conversation.id,

@@ -513,18 +513,13 @@ class Desk:
                 replies.reply(session, conversation=conversation, body=body, agent=self.agent,
                               agent_name=self.agent_name, signature=self.settings.agent_signature(self.agent),
                               now=now, policies=self.policies, status=status,
-                              message_id_domain=self._message_id_domain(conversation.source),
+                              message_id_domain=self.settings.message_id_domain(conversation.source),
                               expected_version=expected_version)
             drafts.discard(session, conversation_id=conversation_id, agent=self.agent)
             session.commit()
         what = "note added" if kind == "note" else "reply queued for delivery"
         return f"{ref_of(conversation_id)}: {what}" + (f", status {status}" if status else "")
 
-    def _message_id_domain(self, source: str) -> str:
-        for mailbox in self.settings.mailbox:
-            if mailbox.name == source and "@" in mailbox.address:
-                return mailbox.address.rsplit("@", 1)[1]
-        return "agentdesk.invalid"
 
     def save_draft(self, conversation_id: int, body: str, *, kind: str, base_version: int) -> None:
         with self._lock, self.write() as session:
