@@ -1,0 +1,128 @@
+"""A message's body text (plain, HTML as text, or the best fallback) and its attachments."""
+
+from __future__ import annotations
+
+import email.utils
+import mimetypes
+from email.message import Message
+
+from agentdesk.channels.base import InboundAttachment
+from agentdesk.channels.email.decoding import _first_token, _raw, _restore_bytes, decode_bytes, decode_header_value
+from agentdesk.channels.email.mime_tree import _part_bytes, _part_text, _safe, _walk
+from agentdesk.sanitize import html_to_text, safe_filename, strip_control
+
+# Bodies longer than this are cut with a note; the raw message is kept whole.
+MAX_BODY_CHARS = 2_000_000
+
+
+def _filename(part: Message) -> str:
+    # With 8-bit bytes in the parameter, compat32 hands back U+FFFD for each: re-read the
+    # parameters from the stored headers, decoded as `decode_bytes` would.
+    raw = [(k, v) for k, v in part.raw_items() if str(k).lower() in ("content-disposition", "content-type")]
+    if not any("name" in str(v).lower() for _, v in raw):
+        return ""  # neither filename= nor name= (nor their RFC 2231 forms): most parts, cheaply
+    if any(any("\udc80" <= c <= "\udcff" for c in str(v)) for _, v in raw):
+        clean = Message()
+        for key, value in raw:
+            clean[key] = _restore_bytes(str(value))
+        part = clean
+    name = _safe(part.get_filename)
+    if not name:
+        name = _safe(lambda: part.get_param("name"))
+    if isinstance(name, tuple):  # an RFC 2231 value email.utils did not collapse
+        name = _safe(lambda: email.utils.collapse_rfc2231_value(name), "")
+    if not isinstance(name, str) or not name.strip():
+        return ""
+    return decode_header_value(name)
+
+
+def _disposition(part: Message) -> str:
+    value = part.get("Content-Disposition")
+    if value is None:
+        return ""
+    return _first_token(str(value))
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= MAX_BODY_CHARS:
+        return text
+    hidden = len(text) - MAX_BODY_CHARS
+    return (
+        text[:MAX_BODY_CHARS]
+        + f"\n\n[agentdesk: message truncated, {hidden} more characters not shown; "
+        "the original is kept in full]"
+    )
+
+
+def _attachment_name(part: Message, ctype: str, index: int) -> str:
+    name = _filename(part)
+    if not name and ctype in ("message/rfc822", "message/global"):
+        sub = part.get_payload()
+        if isinstance(sub, list) and sub and isinstance(sub[0], Message):
+            subject = decode_header_value(_raw(sub[0], "Subject"))
+            name = f"{subject[:80]}.eml" if subject else ""
+    if not name:
+        extension = {
+            "message/rfc822": ".eml",
+            "message/delivery-status": ".txt",
+            "text/rfc822-headers": ".txt",
+            "message/disposition-notification": ".txt",
+            "message/feedback-report": ".txt",
+        }.get(ctype) or (mimetypes.guess_extension(ctype) or ".bin")
+        base = ctype.split("/", 1)[-1] if ctype.startswith(("message/", "text/")) else "attachment"
+        name = f"{base}-{index}{extension}"
+    return safe_filename(name)
+
+
+
+def _read_body(
+    msg: Message, errors: list[str]
+) -> tuple[str, str, list[InboundAttachment], list[str]]:
+    """(text, html as text, attachments, content types in tree order) of a parsed message."""
+    plain: str | None = None
+    html: str | None = None
+    fallback_text: str | None = None
+    attachments: list[InboundAttachment] = []
+    content_types: list[str] = []
+    for index, (part, _depth, ctype) in enumerate(_walk(msg)):
+        ctype = ctype or "application/octet-stream"
+        content_types.append(ctype)
+        if ctype.startswith("multipart/"):
+            payload = part.get_payload()
+            if isinstance(payload, str) and fallback_text is None:
+                # A multipart without a usable boundary: its text is all there is to read.
+                fallback_text = _part_text(part)
+            continue
+        try:
+            filename = _filename(part)
+            disposition = _disposition(part)
+            is_attachment = bool(filename) or disposition == "attachment"
+            if not is_attachment and ctype == "text/plain" and plain is None:
+                plain = _part_text(part)
+                continue
+            if not is_attachment and ctype == "text/html" and html is None:
+                html = _part_text(part)
+                continue
+            if not is_attachment and ctype in ("text/plain", "text/html"):
+                continue  # further alternatives of a body already read
+            data = _part_bytes(part)
+            if fallback_text is None and (
+                ctype in ("message/delivery-status", "text/rfc822-headers") or ctype.startswith("text/")
+            ):
+                fallback_text = decode_bytes(data, _safe(part.get_content_charset))
+            attachments.append(
+                InboundAttachment(
+                    filename=_attachment_name(part, ctype, len(attachments) + 1),
+                    content_type=ctype,
+                    data=data,
+                )
+            )
+        except Exception as exc:
+            errors.append(f"part {index} ({ctype}): {type(exc).__name__}: {exc}")
+    html_text = ""
+    if html:
+        html_text = html_to_text(html)
+    text = strip_control(plain).strip("\n") if plain else ""
+    if not text and not html_text and fallback_text:
+        text = strip_control(fallback_text).strip("\n")
+    return text, html_text, attachments, content_types
