@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Integer, and_, func, or_, text, tuple_
+from sqlalchemy import Integer, String, and_, bindparam, func, or_, text, tuple_
 from sqlmodel import Session, col, select
 
 from agentdesk.errors import InvalidInput, NotFound
@@ -56,36 +56,43 @@ VIEWS: dict[str, View] = {
 }
 
 
-def _view_filter(view: str, *, agent: str, now: datetime, ordered: bool = False):
-    """The WHERE clause of a view.
+# Each view's condition, written once as SQL: the ORM statements below and the first frame's
+# sqlite3 read (`first_window_sqlite`) both use it. `{status}` is the status column: plain where
+# its index helps (counts), `status || ''` in windows read in the view's order — given
+# `status IN (...)`, SQLite's planner prefers the status index and then sorts the whole view;
+# written so, the status test cannot use an index and the planner walks the order index, stopping
+# after one window (tests/unit/test_store.py checks every view's plan).
+_NOT_MERGED = "conversation.merged_into_id IS NULL"
+_AWAKE = "(conversation.snoozed_until IS NULL OR conversation.snoozed_until <= :now)"
+_VIEW_CONDITIONS = {
+    "mine": f"conversation.assignee = :agent AND {{status}} NOT IN {DONE_STATUSES} AND {_AWAKE} AND {_NOT_MERGED}",
+    "unassigned": f"conversation.assignee IS NULL AND {{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED}",
+    "open": f"{{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED}",
+    "breaching": f"{{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED} AND conversation.warning_at <= :now",
+    "pending": f"{{status}} IN {WAITING_STATUSES} AND {_NOT_MERGED}",
+    "snoozed": f"conversation.snoozed_until > :now AND {{status}} NOT IN {DONE_STATUSES} AND {_NOT_MERGED}",
+    "solved": f"{{status}} IN {DONE_STATUSES} AND {_NOT_MERGED}",
+    "all": _NOT_MERGED,
+}
+_PLAIN_STATUS = "conversation.status"
+_UNINDEXED_STATUS = "conversation.status || ''"
 
-    `ordered`: for windows read in the view's order. SQLite's planner, given `status IN (...)`,
-    prefers the status index and then sorts the whole view; written as `status || ''` the status
-    test cannot use an index, so the planner walks the order index and stops after one window
-    (tests/unit/test_store.py checks every view's plan). Counts keep the plain, indexed form.
-    """
-    c = Conversation
-    status = col(c.status).concat("") if ordered else col(c.status)
-    awake = or_(col(c.snoozed_until).is_(None), col(c.snoozed_until) <= now)
-    not_merged = col(c.merged_into_id).is_(None)
-    if view == "mine":
-        return and_(c.assignee == agent, status.not_in(DONE_STATUSES), awake, not_merged)
-    if view == "unassigned":
-        return and_(col(c.assignee).is_(None), status.in_(OPEN_STATUSES), awake, not_merged)
-    if view == "open":
-        return and_(status.in_(OPEN_STATUSES), awake, not_merged)
-    if view == "breaching":
-        return and_(status.in_(OPEN_STATUSES), awake, not_merged, col(c.warning_at) <= now)
-    if view == "pending":
-        return and_(status.in_(WAITING_STATUSES), not_merged)
-    if view == "snoozed":
-        return and_(col(c.snoozed_until) > now, status.not_in(DONE_STATUSES), not_merged)
-    if view == "solved":
-        return and_(status.in_(DONE_STATUSES), not_merged)
-    if view == "all":
-        return not_merged
-    known = ", ".join(VIEWS)
-    raise InvalidInput(f"unknown view {view!r}; expected one of: {known}")
+
+def _view_sql(view: str, *, ordered: bool) -> str:
+    condition = _VIEW_CONDITIONS.get(view)
+    if condition is None:
+        known = ", ".join(VIEWS)
+        raise InvalidInput(f"unknown view {view!r}; expected one of: {known}")
+    return condition.format(status=_UNINDEXED_STATUS if ordered else _PLAIN_STATUS)
+
+
+def _view_filter(view: str, *, agent: str, now: datetime, ordered: bool = False):
+    """The WHERE clause of a view (`ordered`: for windows read in the view's order)."""
+    sql = _view_sql(view, ordered=ordered)
+    binds = [bindparam("agent", agent, type_=String)] if ":agent" in sql else []
+    if ":now" in sql:
+        binds.append(bindparam("now", now, type_=Conversation.__table__.c.snoozed_until.type))
+    return text(sql).bindparams(*binds)
 
 
 def _order_columns(view: str):
@@ -291,13 +298,7 @@ def _window_from_end_by_status(
 
 
 def queue_count(*, session: Session, view: str, agent: str, now: datetime, query: str = "") -> int:
-    statement = select(func.count()).select_from(Conversation).where(_view_filter(view, agent=agent, now=now))
-    if query:
-        condition = _search_filter(session, query)
-        if condition is None:
-            return 0
-        statement = statement.where(condition)
-    return session.exec(statement).one()
+    return queue_size(session=session, view=view, agent=agent, now=now, query=query)
 
 
 def view_counts(*, session: Session, agent: str, now: datetime) -> dict[str, int]:
@@ -633,28 +634,16 @@ def content_marker(*, connection) -> tuple:
 # --- the first window, without SQLAlchemy -------------------------------------------------------
 #
 # Opening the workstation reads one window of the default view while Textual starts. Through the
-# ORM that costs ~15 ms of Python (statement compilation on a fresh engine, entity loading), and
+# ORM that costs Python time (statement compilation on a fresh engine, entity loading) while
 # Python holds the GIL, so the first frame waits for it. With the sqlite3 module the read is one
-# prepared statement whose work runs in C with the GIL released. The view conditions below are
-# `_view_filter(ordered=True)` written as SQL; tests/unit/test_store.py checks that every view
-# returns exactly what `queue_window` returns.
+# prepared statement whose work runs in C with the GIL released. It uses the views' own conditions
+# (`_VIEW_CONDITIONS`); tests/unit/test_store.py checks that every view returns exactly what
+# `queue_window` returns.
 
-_NOT_MERGED = "c.merged_into_id IS NULL"
-_AWAKE = "(c.snoozed_until IS NULL OR c.snoozed_until <= :now)"
-_NOT_DONE = "c.status || '' NOT IN ('solved', 'closed')"
-# A view's condition besides its statuses. Views of a few statuses read each status's first rows
-# from the (status, queue_due, queue_wait, id) index and merge them (a fraction of a millisecond);
-# walking the order index instead passes every pending and snoozed row before them (~5 ms on
-# 100 000 conversations).
-_FIRST_WINDOW_WHERE = {
-    "mine": f"c.assignee = :agent AND {_NOT_DONE} AND {_AWAKE} AND {_NOT_MERGED}",
-    "unassigned": f"c.assignee IS NULL AND {_AWAKE} AND {_NOT_MERGED}",
-    "open": f"{_AWAKE} AND {_NOT_MERGED}",
-    "breaching": f"{_AWAKE} AND {_NOT_MERGED} AND c.warning_at <= :now",
-    "pending": _NOT_MERGED,
-    "snoozed": f"c.snoozed_until > :now AND {_NOT_DONE} AND {_NOT_MERGED}",
-    "solved": f"c.status || '' IN {DONE_STATUSES} AND {_NOT_MERGED}",
-}
+# Views of a few statuses read each status's first rows from the (status, queue_due, queue_wait,
+# id) index and merge them (a fraction of a millisecond); walking the order index instead passes
+# every pending and snoozed row before them. "all" is left to the engine.
+_FIRST_WINDOW_VIEWS = frozenset(VIEWS) - {"all"}
 FIRST_WINDOW_COLUMNS = ("id", "customer", "subject", "channel", "status", "priority", "assignee", "waiting_since",
                         "queue_due", "warning_at", "version", "queue_wait", "solved_at", "has_draft")
 _FIRST_WINDOW_TIMES = {"waiting_since", "queue_due", "warning_at", "queue_wait", "solved_at"}
@@ -672,23 +661,25 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
 
     from agentdesk.store.models import sqlite_text
 
-    where = _FIRST_WINDOW_WHERE.get(view)
-    if where is None:
+    if view not in _FIRST_WINDOW_VIEWS:
         return None
+    where = _view_sql(view, ordered=True)
     descending = " DESC" if view == "solved" else ""
     order = ", ".join(f"{name}{descending}" for name in sort_columns(view))
-    order_in_table = ", ".join(f"c.{name}{descending}" for name in sort_columns(view))
+    order_in_table = ", ".join(f"conversation.{name}{descending}" for name in sort_columns(view))
     select = (
-        "SELECT c.id, coalesce(cu.name, '') AS customer, c.subject, c.channel, c.status, c.priority, c.assignee, "
-        "c.waiting_since, c.queue_due, c.warning_at, c.version, c.queue_wait, c.solved_at, "
-        "EXISTS (SELECT 1 FROM draft d WHERE d.conversation_id = c.id AND d.agent = :agent) AS has_draft "
-        "FROM conversation c LEFT JOIN customer cu ON cu.id = c.customer_id "
+        "SELECT conversation.id, coalesce(customer.name, '') AS customer, conversation.subject, "
+        "conversation.channel, conversation.status, conversation.priority, conversation.assignee, "
+        "conversation.waiting_since, conversation.queue_due, conversation.warning_at, conversation.version, "
+        "conversation.queue_wait, conversation.solved_at, EXISTS (SELECT 1 FROM draft "
+        "WHERE draft.conversation_id = conversation.id AND draft.agent = :agent) AS has_draft "
+        "FROM conversation LEFT JOIN customer ON customer.id = conversation.customer_id "
         f"WHERE {where}{{status}} ORDER BY {order_in_table} LIMIT :limit"
     )
     statuses = _STATUSES_OF_VIEW.get(view)
     if statuses:
-        candidates = " UNION ALL ".join(f"SELECT * FROM ({select.format(status=f' AND c.status = {status!r}')})"
-                                        for status in statuses)
+        candidates = " UNION ALL ".join(
+            f"SELECT * FROM ({select.format(status=f' AND conversation.status = {status!r}')})" for status in statuses)
     else:
         candidates = select.format(status="")
     # The rows come back as one JSON text: one sqlite3 step instead of one per row, because each
