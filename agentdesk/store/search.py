@@ -16,17 +16,40 @@ the same query finds the same rows on either database.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+# The triggers that index a row as it is written. The ones run on INSERT are named: a bulk
+# insert (store/bulk.py) may stand in for them with one statement over the new rows, and only
+# while they are exactly these (`stored_trigger_text`).
+MESSAGE_FTS_INSERT = """CREATE TRIGGER IF NOT EXISTS message_fts_insert AFTER INSERT ON message BEGIN
+        INSERT INTO message_fts(rowid, subject, body_text) VALUES (new.id, new.subject, new.body_text);
+    END"""
+CUSTOMER_FTS_INSERT = """CREATE TRIGGER IF NOT EXISTS customer_fts_insert AFTER INSERT ON customer BEGIN
+        INSERT INTO customer_fts(rowid, name, organization, addresses)
+        VALUES (new.id, new.name, new.organization, '');
+    END"""
+IDENTITY_FTS_INSERT = """CREATE TRIGGER IF NOT EXISTS identity_fts_insert AFTER INSERT ON identity BEGIN
+        UPDATE customer_fts SET addresses = (
+            SELECT group_concat(address, ' ') FROM identity WHERE customer_id = new.customer_id)
+        WHERE rowid = new.customer_id;
+    END"""
+
+# A customer's indexed document: name, organization and every identity address.
+_SQLITE_CUSTOMER_DOCUMENTS = (
+    "INSERT INTO customer_fts(rowid, name, organization, addresses) "
+    "SELECT c.id, c.name, c.organization, "
+    "coalesce((SELECT group_concat(i.address, ' ') FROM identity AS i WHERE i.customer_id = c.id), '') "
+    "FROM customer AS c"
+)
 
 _SQLITE_DDL = [
     """CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(
         subject, body_text, content='message', content_rowid='id',
         tokenize='unicode61 remove_diacritics 2')""",
-    """CREATE TRIGGER IF NOT EXISTS message_fts_insert AFTER INSERT ON message BEGIN
-        INSERT INTO message_fts(rowid, subject, body_text) VALUES (new.id, new.subject, new.body_text);
-    END""",
+    MESSAGE_FTS_INSERT,
     """CREATE TRIGGER IF NOT EXISTS message_fts_delete AFTER DELETE ON message BEGIN
         INSERT INTO message_fts(message_fts, rowid, subject, body_text)
         VALUES ('delete', old.id, old.subject, old.body_text);
@@ -38,21 +61,14 @@ _SQLITE_DDL = [
     END""",
     """CREATE VIRTUAL TABLE IF NOT EXISTS customer_fts USING fts5(
         name, organization, addresses, tokenize='unicode61 remove_diacritics 2')""",
-    """CREATE TRIGGER IF NOT EXISTS customer_fts_insert AFTER INSERT ON customer BEGIN
-        INSERT INTO customer_fts(rowid, name, organization, addresses)
-        VALUES (new.id, new.name, new.organization, '');
-    END""",
+    CUSTOMER_FTS_INSERT,
     """CREATE TRIGGER IF NOT EXISTS customer_fts_update AFTER UPDATE OF name, organization ON customer BEGIN
         UPDATE customer_fts SET name = new.name, organization = new.organization WHERE rowid = new.id;
     END""",
     """CREATE TRIGGER IF NOT EXISTS customer_fts_delete AFTER DELETE ON customer BEGIN
         DELETE FROM customer_fts WHERE rowid = old.id;
     END""",
-    """CREATE TRIGGER IF NOT EXISTS identity_fts_insert AFTER INSERT ON identity BEGIN
-        UPDATE customer_fts SET addresses = (
-            SELECT group_concat(address, ' ') FROM identity WHERE customer_id = new.customer_id)
-        WHERE rowid = new.customer_id;
-    END""",
+    IDENTITY_FTS_INSERT,
     """CREATE TRIGGER IF NOT EXISTS identity_fts_delete AFTER DELETE ON identity BEGIN
         UPDATE customer_fts SET addresses = coalesce((
             SELECT group_concat(address, ' ') FROM identity WHERE customer_id = old.customer_id), '')
@@ -71,11 +87,46 @@ _SQLITE_DDL = [
 # Rows written before the index existed (a database upgraded from revision 1).
 _SQLITE_BACKFILL = [
     "INSERT INTO message_fts(message_fts) VALUES ('rebuild')",
-    """INSERT INTO customer_fts(rowid, name, organization, addresses)
-       SELECT c.id, c.name, c.organization,
-              coalesce((SELECT group_concat(address, ' ') FROM identity i WHERE i.customer_id = c.id), '')
-       FROM customer c WHERE c.id NOT IN (SELECT rowid FROM customer_fts)""",
+    _SQLITE_CUSTOMER_DOCUMENTS + " WHERE c.id NOT IN (SELECT rowid FROM customer_fts)",
 ]
+
+
+@dataclass(frozen=True)
+class BulkIndex:
+    """One statement that indexes a range of new rows as the `triggers` would have row by row."""
+
+    triggers: tuple[str, ...]  # the CREATE TRIGGER statements it stands for
+    sql: str  # indexes the rows with ids BETWEEN ? AND ?
+
+
+# Messages: their subject and body. Customers: the trigger on customer inserts the name with no
+# addresses, and the one on identity rewrites the row with them (in FTS5 a delete and a re-insert):
+# one statement writes each new customer's finished document instead.
+MESSAGE_BULK_INDEX = BulkIndex(
+    (MESSAGE_FTS_INSERT,),
+    "INSERT INTO message_fts(rowid, subject, body_text) "
+    "SELECT id, subject, body_text FROM message WHERE id BETWEEN ? AND ? ORDER BY id",
+)
+CUSTOMER_BULK_INDEX = BulkIndex(
+    (CUSTOMER_FTS_INSERT, IDENTITY_FTS_INSERT),
+    _SQLITE_CUSTOMER_DOCUMENTS + " WHERE c.id BETWEEN ? AND ? ORDER BY c.id",
+)
+
+_TRIGGER_NAME = re.compile(r"CREATE TRIGGER (?:IF NOT EXISTS )?(\w+)")
+
+
+def trigger_name(create_trigger: str) -> str:
+    return _TRIGGER_NAME.match(create_trigger).group(1)
+
+
+def stored_trigger_text(create_trigger: str) -> str:
+    """The trigger's text as sqlite_master keeps it (SQLite drops IF NOT EXISTS), whitespace
+    normalised: compare with `normalised_sql` of the stored text to know it is this trigger."""
+    return normalised_sql(create_trigger.replace("CREATE TRIGGER IF NOT EXISTS ", "CREATE TRIGGER ", 1))
+
+
+def normalised_sql(sql: str) -> str:
+    return " ".join(sql.split())
 
 
 # Every non-word character separates words, as FTS5's unicode61 tokenizer does.
