@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import text
 
 import factories
-from agentdesk import ingest
 from agentdesk.ingest import ingest_batch, ingest_message
+from agentdesk.store import bulk as bulk_insert
 from agentdesk.store import db, search
+from agentdesk.store.models import Customer, Message
 from conftest import FIXED_NOW
 
 M = timedelta(minutes=1)
@@ -44,20 +45,20 @@ def test_the_batch_index_is_the_trigger_index(engine, policies, monkeypatch):
         pytest.skip("SQLite only")
     before = _trigger(engine)
     assert before is not None
-    messages = _messages(3 * ingest._FTS_BULK_MIN, "bulk")
-    real, seen = ingest._insert_returning, []
+    messages = _messages(3 * bulk_insert.FTS_BULK_MIN, "bulk")
+    real, seen = bulk_insert.insert_returning, []
 
     def spy(session, model, rows):  # the messages go in while the trigger is away
-        if model is ingest.Message:
+        if model is Message:
             seen.append(session.connection().exec_driver_sql(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'message_fts_insert'").scalar())
-        elif model is ingest.Customer:
+        elif model is Customer:
             seen.append(session.connection().exec_driver_sql(
                 "SELECT count(*) FROM sqlite_master WHERE name IN ('customer_fts_insert', 'identity_fts_insert')"
             ).scalar())
         return real(session, model, rows)
 
-    monkeypatch.setattr(ingest, "_insert_returning", spy)
+    monkeypatch.setattr(bulk_insert, "insert_returning", spy)
     with db.write_session(engine) as session:
         ingest_batch(session, messages, policies=policies, now=FIXED_NOW + 100 * M)
         session.commit()
@@ -90,16 +91,16 @@ def test_a_failed_chunk_leaves_the_trigger_in_place(engine, policies, monkeypatc
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite only")
     before = _trigger(engine)
-    real = ingest._insert_returning
+    real = bulk_insert.insert_returning
 
     def broken(session, model, rows):
         real(session, model, rows)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ingest, "_insert_returning", broken)
+    monkeypatch.setattr(bulk_insert, "insert_returning", broken)
     with db.write_session(engine) as session:
         with pytest.raises(RuntimeError):
-            ingest_batch(session, _messages(ingest._FTS_BULK_MIN, "fail"), policies=policies, now=FIXED_NOW)
+            ingest_batch(session, _messages(bulk_insert.FTS_BULK_MIN, "fail"), policies=policies, now=FIXED_NOW)
         # Still inside the transaction: the trigger is back already.
         assert session.connection().exec_driver_sql(
             "SELECT count(*) FROM sqlite_master WHERE name = 'message_fts_insert'").scalar() == 1

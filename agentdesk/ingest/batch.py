@@ -1,0 +1,402 @@
+"""Storing a chunk of inbound messages: the one path every message takes, alone or in thousands.
+
+A first sync of a mailbox or a full spool ingests thousands of messages, and one webhook or a
+moved message ingests one: both are a chunk. The chunk asks the database what it needs for all
+its messages at once (a few `IN (…)` queries), keeps what it adds itself in memory so a later
+message of the chunk threads and dedupes against an earlier one, and writes with one multi-row
+INSERT per table. Each conversation's SLA clocks are refreshed once per chunk rather than once
+per message: its clocks follow the conversation's facts (status, created_at, waiting_since, …),
+which the chunk's last message leaves as message-by-message ingest would, and the refresh runs
+at the chunk's one `now`, so the same events are recorded. The rare cases that need the ORM (a
+bounce failing an Outbox row, a receipt, a customer's missing name) use it for that one row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+from sqlmodel import Session
+
+from agentdesk.channels.base import InboundMessage
+from agentdesk.config import Settings
+from agentdesk.domain import audit, clocks, customers, receipts
+from agentdesk.errors import InvalidInput
+from agentdesk.ingest import threading
+from agentdesk.ingest.records import (
+    Ingested,
+    Known,
+    NewConversation,
+    NewCustomer,
+    PendingMessage,
+    content_hash,
+    conversation_id_of,
+    customer_id_of,
+)
+from agentdesk.store import bulk, lookups, queries
+from agentdesk.store.models import (
+    Attachment,
+    Conversation,
+    Customer,
+    Event,
+    Message,
+    MessageRaw,
+    SlaClockEvent,
+)
+
+_REOPENING = ("solved", "closed")
+_CONVERSATION_COLUMNS = tuple(c.key for c in Conversation.__table__.columns if c.key != "id")
+
+
+def ingest(
+    session: Session, messages: Sequence[InboundMessage], *, policies: clocks.Policies, now: datetime,
+    settings: Settings | None, openings: Sequence[object] | None,
+) -> list[Ingested]:
+    messages = list(messages)
+    if not messages:
+        return []
+    # Autoflush would write what the ORM holds before each lookup; the chunk writes once, at the end.
+    with session.no_autoflush:
+        batch = Batch(session, messages, policies=policies, now=now, settings=settings)
+        results = [batch.add(message, opening) for message, opening in
+                   zip(messages, openings if openings is not None else [None] * len(messages))]
+        batch.write()
+    return [result() for result in results]
+
+
+class Batch:
+    """A chunk being ingested: what the database knew when it started, what it added since, and
+    the rows still to write. Answers threading's questions (`threading.Lookup`) from both."""
+
+    def __init__(self, session: Session, messages: list[InboundMessage], *, policies: clocks.Policies | None,
+                 now: datetime | None, settings: Settings | None):
+        self.session = session
+        self.policies = policies
+        self.now = now
+        self.settings = settings
+        self.known: dict[str, list[Known]] = {}  # external id -> messages with it, by id
+        self.thread_keys: dict[tuple[str, str], Known] = {}  # (source, thread key) -> latest message
+        self.identities: dict[tuple[str, str], object] = {}  # -> (id, name, tier) | NewCustomer | None
+        self.conversations: dict[int, Conversation] = {}
+        self._reset_pending()
+        self._prefetch(messages)
+
+    @classmethod
+    def lookup_for(cls, session: Session, messages: list[InboundMessage]) -> Batch:
+        """A chunk that stores nothing: what threading needs to place `messages`."""
+        return cls(session, messages, policies=None, now=None, settings=None)
+
+    def _reset_pending(self) -> None:
+        self.new_customers: list[NewCustomer] = []
+        self.new_conversations: list[NewConversation] = []
+        self.touched: dict[int, Conversation] = {}
+        self.pending: list[PendingMessage] = []
+        # Audit events in the order message-by-message ingest records them: (action, detail,
+        # conversation, customer); a PendingMessage in a detail stands for its id.
+        self.events: list[tuple[str, dict, object, object]] = []
+        # (message, whether it opened its conversation) whose receipt is decided once written.
+        self.receipts: list[tuple[PendingMessage, bool]] = []
+
+    # -- what the database already knows, for the whole chunk ------------------------------------
+
+    def _prefetch(self, messages: list[InboundMessage]) -> None:
+        session = self.session
+        ids = set()
+        for message in messages:
+            ids.update(filter(None, (message.external_id, message.in_reply_to, *message.references,
+                                     threading.bounced_id(message))))
+        for row in lookups.messages_by_external_id(session=session, external_ids=ids):
+            self.known.setdefault(row.external_id, []).append(
+                Known(row.id, row.conversation_id, row.content_hash, row.direction, row.thread_reason))
+        keys = {(m.source, m.thread_key) for m in messages if m.thread_key}
+        for key, row in lookups.latest_by_thread_key(session=session, keys=keys).items():
+            self.thread_keys[key] = Known(row.id, row.conversation_id, None, row.direction, row.thread_reason)
+        conversation_ids = {k.conversation for found in self.known.values() for k in found}
+        conversation_ids.update(k.conversation for k in self.thread_keys.values())
+        self.conversations.update(lookups.conversations_by_id(session=session, conversation_ids=conversation_ids))
+        addresses: dict[str, set[str]] = {}
+        for message in messages:
+            kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
+            address = customers.normalise_address(kind, message.sender_address)
+            addresses.setdefault(kind, set()).add(address)
+            self.identities.setdefault((kind, address), None)
+        for kind, wanted in addresses.items():
+            for address, customer in lookups.customers_by_address(session=session, kind=kind, addresses=wanted).items():
+                self.identities[(kind, address)] = customer
+
+    # -- threading.Lookup ---------------------------------------------------------------------------
+
+    def latest(self, external_ids: Iterable[str]) -> Known | None:
+        best: Known | None = None
+        for external_id in external_ids:
+            for known in self.known.get(external_id, ()) if external_id else ():
+                if best is None or known.order() > best.order():
+                    best = known
+        return best
+
+    def bounced(self, external_id: str) -> Known | None:
+        candidates = self.known.get(external_id, ())
+        return max(candidates, key=lambda k: (k.direction == "outbound", k.order()), default=None)
+
+    def keyed(self, source: str, thread_key: str) -> Known | None:
+        return self.thread_keys.get((source, thread_key))
+
+    def conversation(self, conversation: object) -> Conversation | NewConversation | None:
+        """The stored conversation (loaded once) or the chunk's new one."""
+        if isinstance(conversation, NewConversation):
+            if conversation.id is None:
+                return conversation
+            conversation = conversation.id  # written already: changes now go through the ORM
+        if not isinstance(conversation, int):
+            return conversation
+        found = self.conversations.get(conversation)
+        if found is None:
+            found = self.session.get(Conversation, conversation)
+            if found is not None:
+                self.conversations[conversation] = found
+        return found
+
+    def conversation_by_id(self, conversation_id: int) -> Conversation | None:
+        found = self.conversation(conversation_id)
+        if found is None and self.new_conversations:
+            # It may be one this chunk opened: written, it has its id.
+            self.write()
+            found = self.conversation(conversation_id)
+        return found
+
+    def has_message_from(self, conversation: object, address: str) -> bool:
+        if any(p.conversation is conversation and p.row["sender_address"] == address for p in self.pending):
+            return True
+        return conversation.id is not None and lookups.has_message_from(
+            session=self.session, conversation_id=conversation.id, sender_address=address)
+
+    # -- one message ------------------------------------------------------------------------------
+
+    def add(self, message: InboundMessage, opening: object = None) -> Callable[[], Ingested]:
+        digest = content_hash(message)
+        external_id = message.external_id
+        known = self.known.get(external_id, []) if external_id else []
+        for candidate in known:
+            if candidate.content_hash == digest:
+                return self._duplicate(candidate)
+        if message.channel == "email":
+            for candidate in known:
+                # Our own reply coming back (we were in Cc, the Sent folder is imported): the
+                # outbound message with that Message-ID is already the record of it.
+                if candidate.direction == "outbound":
+                    return self._duplicate(candidate)
+        kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
+        address = customers.normalise_address(kind, message.sender_address)
+        if not address:
+            raise InvalidInput(f"an empty {kind} address cannot identify a customer")
+        customer = self._customer(kind, address, message.sender_name)
+        conversation, reason = threading.thread(message, customer, address, self)
+
+        # A message's time is the channel's own, never later than when we saw it (DESIGN).
+        at = min(message.received_at, self.now)
+        created = conversation is None
+        if created:
+            conversation = NewConversation(message, customer, at, self.now)
+            conversation.opening = opening
+            self.new_conversations.append(conversation)
+            self.events.append(("created", {"channel": message.channel, "source": message.source}, conversation, None))
+        elif not isinstance(conversation, NewConversation):
+            self.touched[conversation.id] = conversation
+        row = dict(
+            direction="inbound", kind=message.kind, bulk=message.bulk, author_login=None,
+            author=message.sender_name or message.sender_address, sender_address=address,
+            subject=message.subject, body_text=message.body_text, body_html_text=message.body_html_text,
+            at=at, ingested_at=self.now, source=message.source, external_id=external_id or None,
+            content_hash=digest, in_reply_to=message.in_reply_to, references=" ".join(message.references),
+            thread_reason=reason, parse_error=message.parse_error, thread_key=message.thread_key or None,
+        )
+        pending = PendingMessage(row, conversation, message, created)
+        if reason == "bounce":
+            self._fail_bounced_reply(message, pending)
+        self._consider_receipt(pending, reason)
+        self.pending.append(pending)
+        entry = Known(None, conversation, digest, "inbound", reason, pending)
+        if external_id:
+            self.known.setdefault(external_id, []).append(entry)
+        if message.thread_key:
+            self.thread_keys[(message.source, message.thread_key)] = entry
+
+        # Automatic mail (auto-replies, bounces) never makes the customer "waiting" on us.
+        if message.kind == "message":
+            conversation.last_customer_message_at = max(at, conversation.last_customer_message_at or at)
+            if conversation.waiting_since is None or at < conversation.waiting_since:
+                conversation.waiting_since = at
+            if conversation.status in _REOPENING:
+                self._reopen(conversation)
+        conversation.version += 1
+        conversation.updated_at = self.now
+        return lambda: Ingested(pending.id, conversation_id_of(pending.conversation), created, False, reason)
+
+    def _duplicate(self, known: Known) -> Callable[[], Ingested]:
+        return lambda: Ingested(known.message_id(), known.conversation_id(), False, True, known.thread_reason)
+
+    def _customer(self, kind: str, address: str, name: str) -> object:
+        key = (kind, address)
+        if key not in self.identities:
+            customer = queries.customer_by_identity(session=self.session, kind=kind, address=address)
+            self.identities[key] = (customer.id, customer.name, customer.tier) if customer is not None else None
+        found = self.identities[key]
+        if found is None:
+            found = NewCustomer(kind, address, name or address)
+            self.new_customers.append(found)
+            self.events.append(("customer_created", {"kind": kind, "address": address}, None, found))
+            self.identities[key] = found
+        elif isinstance(found, tuple) and not found[1] and name:
+            customer = self.session.get(Customer, found[0])
+            customer.name = name
+            self.session.add(customer)
+            self.identities[key] = (found[0], name, found[2])
+        return found
+
+    def _reopen(self, conversation: Conversation) -> None:
+        """A customer writing to a solved or closed conversation opens it again (as queue.change
+        would, with its audit event; it and ingest's own touch each count a version)."""
+        self.events.append(("status", {"old": conversation.status, "new": "open"}, conversation, None))
+        conversation.status = "open"
+        conversation.solved_at = None
+        conversation.version += 1
+
+    def _fail_bounced_reply(self, message: InboundMessage, bounce: PendingMessage) -> None:
+        """The reply a bounce reports on was not delivered: say so on its Outbox row, with the reason."""
+        original = self.bounced(threading.bounced_id(message))
+        if original is None or original.direction != "outbound":
+            return
+        outbox = queries.delivery_states(session=self.session, message_ids=[original.id]).get(original.id)
+        if outbox is None:
+            return
+        reason = message.headers.get("x-bounce-reason") or message.subject or "the recipient's server returned it"
+        outbox.state = "failed"
+        outbox.last_error = f"bounced: {reason}"[:2_000]
+        outbox.next_attempt_at = None
+        self.session.add(outbox)
+        self.events.append(("bounced", {"message_id": original.id, "bounce_message_id": bounce,
+                                        "reason": outbox.last_error}, original.conversation, None))
+
+    def _consider_receipt(self, pending: PendingMessage, reason: str) -> None:
+        """Queue the message for the receipt decision (domain/receipts.py) when its conversation's
+        source sends receipts and the decision could be yes: it opened the conversation, or the
+        source answers after hours too."""
+        if self.settings is None:
+            return
+        conversation = pending.conversation
+        channel = receipts.channel_settings(self.settings, conversation.source)
+        if channel is None or not getattr(channel, "receipt", ""):
+            return
+        first = pending.created or (
+            # A ref can name a conversation whose messages were all moved away.
+            reason in ("hint-ref", "subject-tag") and not isinstance(conversation, NewConversation)
+            and not any(p.conversation is conversation for p in self.pending)
+            and not lookups.has_messages(session=self.session, conversation_id=conversation.id))
+        if first or getattr(channel, "receipt_after_hours", False):
+            self.receipts.append((pending, first))
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def write(self) -> None:
+        """Insert everything pending, with one statement per table, refresh the clocks, and decide
+        the receipts."""
+        session = self.session
+        if not (self.pending or self.touched or self.new_customers):
+            return
+        session.flush()  # the ORM's own changes (a customer's name, an Outbox row) first
+        now = self.now
+        if self.new_customers:
+            ids = bulk.insert_customers(session, [
+                dict(name=c.name, organization="", tier="", notes="", created_at=now, merged_into_id=None)
+                for c in self.new_customers
+            ], lambda ids: [dict(customer_id=new_id, kind=c.kind, address=c.address, created_at=now)
+                            for c, new_id in zip(self.new_customers, ids)])
+            for customer, new_id in zip(self.new_customers, ids):
+                customer.id = new_id
+                self.identities[(customer.kind, customer.address)] = (new_id, customer.name, "")
+        clock_rows: list[tuple[object, list[dict]]] = []
+        if self.new_conversations:
+            for conversation in self.new_conversations:
+                conversation.customer_id = customer_id_of(conversation.customer)
+                tier = conversation.customer[2] if isinstance(conversation.customer, tuple) else ""
+                rows = self._opened(conversation, tier)
+                if rows is None:
+                    rows = clocks.refresh_rows(conversation, policies=self.policies, tags=set(), tier=tier, now=now)
+                clock_rows.append((conversation, rows))
+            ids = bulk.insert_returning(session, Conversation, [
+                {name: getattr(c, name) for name in _CONVERSATION_COLUMNS} for c in self.new_conversations
+            ])
+            for conversation, new_id in zip(self.new_conversations, ids):
+                conversation.id = new_id
+        if self.pending:
+            rows = []
+            for pending in self.pending:
+                pending.row["conversation_id"] = conversation_id_of(pending.conversation)
+                rows.append(pending.row)
+            for pending, new_id in zip(self.pending, bulk.insert_messages(session, rows)):
+                pending.id = new_id
+            bulk.insert(session, MessageRaw, [dict(message_id=p.id, raw=p.message.raw)
+                                              for p in self.pending if p.message.raw])
+            bulk.insert(session, Attachment, [
+                dict(message_id=p.id, filename=a.filename, content_type=a.content_type, size=len(a.data),
+                     storage_key=hashlib.sha256(a.data).hexdigest())
+                for p in self.pending for a in p.message.attachments
+            ])
+        if self.touched:
+            touched = list(self.touched.values())
+            ids = [c.id for c in touched]
+            tags = queries.tags_of(session=session, conversation_ids=ids)
+            owners = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in touched])
+            recorded = clocks.load_events(session, ids)
+            for conversation in touched:
+                owner = owners.get(conversation.customer_id)
+                rows = clocks.refresh_rows(conversation, policies=self.policies, tags=set(tags[conversation.id]),
+                                           tier=owner.tier if owner else "", now=now, events=recorded[conversation.id])
+                clock_rows.append((conversation, rows))
+                session.add(conversation)
+        bulk.insert(session, SlaClockEvent, [dict(row, conversation_id=conversation.id)
+                                             for conversation, rows in clock_rows for row in rows])
+        bulk.insert(session, Event, [
+            dict(at=now, agent=audit.SYSTEM, action=action,
+                 conversation_id=conversation_id_of(conversation) if conversation is not None else None,
+                 customer_id=customer.id if customer is not None else None,
+                 detail=json.dumps({name: value.id if isinstance(value, PendingMessage) else value
+                                    for name, value in detail.items()}, default=str, sort_keys=True))
+            for action, detail, conversation, customer in self.events
+        ])
+        session.flush()
+        candidates = self.receipts
+        self._reset_pending()
+        for pending, first in candidates:
+            self._receipt(pending, first)
+
+    def _opened(self, conversation: NewConversation, tier: str) -> list[dict] | None:
+        """`refresh_rows` for a new conversation from its opening computed ahead, when that was
+        computed for exactly this conversation's facts, policy and `now`; None otherwise."""
+        opening = conversation.opening
+        if opening is None or tier or opening.now != self.now or conversation.status != "new" \
+                or conversation.priority != opening.priority or conversation.created_at != opening.created_at \
+                or conversation.waiting_since != opening.waiting_since or conversation.solved_at is not None \
+                or conversation.first_responded_at is not None or conversation.last_agent_reply_at is not None:
+            return None
+        policy = self.policies.select(channel=conversation.channel, priority=conversation.priority, tags=set(), tier="")
+        if policy is None or policy.name != opening.policy:
+            return None
+        conversation.sla_policy = opening.policy
+        for name, value in opening.fields.items():
+            setattr(conversation, name, value)
+        return [{"target": target, "event": event, "at": at, "detail": detail}
+                for target, event, at, detail in opening.events]
+
+    def _receipt(self, pending: PendingMessage, first: bool) -> None:
+        """The receipt decision for a message once it and its conversation are written (in message
+        order, so the hourly limit counts as it would one by one)."""
+        session = self.session
+        conversation = self.conversation(pending.conversation)
+        stored = session.get(Message, pending.id)
+        receipts.maybe_queue_receipt(session, conversation=conversation, message=stored, settings=self.settings,
+                                     policies=self.policies, now=self.now, inbound=pending.message,
+                                     first_message=first)
+        session.flush()
