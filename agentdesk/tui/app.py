@@ -1,6 +1,6 @@
 """The agent workstation: `run(settings)` opens it (the CLI's `agentdesk` and `agentdesk demo`).
 
-The app owns what outlives a screen: the `Desk` (the door to the store and domain services), the
+The app owns what outlives a screen: the `Desk` (the acting agent that `agentdesk.app`'s actions take), the
 clock (injectable, so tests and snapshots freeze time), the keymap from the config's `[keys]`,
 and the live-refresh poller that notices commits by other processes (sync, other agents, the CLI).
 """
@@ -8,7 +8,6 @@ and the live-refresh poller that notices commits by other processes (sync, other
 from __future__ import annotations
 
 import gc
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -18,7 +17,8 @@ from textual.screen import Screen
 
 from agentdesk import config
 from agentdesk.tui import actions
-from agentdesk.tui.desk import Desk, system_now
+from agentdesk.app import presence, queue
+from agentdesk.app.desk import Commits, Desk, system_now
 from agentdesk.tui.messages import DatabaseChanged, PresenceChanged
 from agentdesk.tui.screens.main import MainScreen  # here, not at mount: the first paint pays no import
 
@@ -26,14 +26,14 @@ from agentdesk.tui.screens.main import MainScreen  # here, not at mount: the fir
 class AgentDeskApp(App[int]):
     TITLE = "agentdesk"
     # The main screen's CSS is parsed with the app's at start: pushing a screen with a CSS_PATH of
-    # its own re-parses the whole stylesheet (~10 ms on the first paint).
+    # its own re-parses the whole stylesheet, on the first paint.
     CSS_PATH = ["app.tcss", "screens/main.tcss"]
     BINDINGS = actions.bindings("app")
     # The palette lists our actions (from the one table) next to Textual's own (theme, keys, quit).
     ENABLE_COMMAND_PALETTE = True
     COMMAND_PALETTE_BINDING = "ctrl+p"
     CURSOR_BLINK = True  # tests switch it off so snapshots are stable
-    POLL_INTERVAL = 0.5  # seconds between checks for other processes' commits (the issue asks ≤ 2 s)
+    POLL_INTERVAL = 0.5  # seconds between checks for other processes' commits (changes must show within 2 s)
 
     def __init__(
         self,
@@ -60,13 +60,12 @@ class AgentDeskApp(App[int]):
         self._background_started = False
 
     def get_default_screen(self) -> Screen:
-        from agentdesk.tui.desk import Filter
         from agentdesk.tui.widgets.queue_view import QueueView
 
         # The first rows are read here, where the terminal's size is known: as many as can show.
-        self.desk.prefetch(Filter(self.default_view), limit=QueueView.first_rows(self.size.height))
+        queue.prefetch(self.desk, queue.Filter(self.default_view), limit=QueueView.first_rows(self.size.height))
         # The main screen is the first screen on the stack, not pushed over Textual's empty default
-        # one: the first frame composes, styles and lays out one screen, not two (issue 3).
+        # one: the first frame composes, styles and lays out one screen, not two.
         self.main = MainScreen(self.desk, now=self.now, default_view=self.default_view, width=self.size.width)
         return self.main
 
@@ -87,20 +86,18 @@ class AgentDeskApp(App[int]):
     def start_background_work(self) -> None:
         """Watch for other processes' commits and send presence heartbeats. The main screen calls
         this once its first rows are on screen: both open the database engine in a thread, which is
-        ~10 ms of Python holding the GIL that the first paint would otherwise wait for."""
+        Python work holding the GIL that the first paint would otherwise wait for."""
         if self._background_started:
             return
         self._background_started = True
         # What is alive now (modules, classes, the stylesheet, the screen) lives as long as the app:
         # Python's full collections, which rescanned it every few hundred thousand allocations
-        # (25-40 ms pauses landing on a key press or a thread opening), leave it out from here on.
+        # (pauses landing on a key press or a thread opening), leave it out from here on.
         gc.freeze()
         if self.poll:
             self._watch_database()
         if self.presence:
-            from agentdesk.domain.presence import HEARTBEAT_EVERY
-
-            self.set_interval(HEARTBEAT_EVERY.total_seconds(), self._heartbeat)
+            self.set_interval(presence.HEARTBEAT_EVERY.total_seconds(), self._heartbeat)
 
     # --- presence ----------------------------------------------------------------------------------
 
@@ -115,14 +112,14 @@ class AgentDeskApp(App[int]):
     def _heartbeat(self) -> None:
         conversation_id, activity = self.presence_target
         try:
-            self.desk.heartbeat(conversation_id, activity)
+            presence.heartbeat(self.desk, conversation_id, activity)
         except Exception:  # a busy database: the next heartbeat tries again
             pass
 
     @work(thread=True, exclusive=True, group="colleagues", exit_on_error=False)
     def refresh_colleagues(self) -> None:
         """Read the other agents' presence now (the poller does this on its own)."""
-        self.post_message(PresenceChanged(self.desk.colleagues()))
+        self.post_message(PresenceChanged(presence.colleagues(self.desk)))
 
     def on_presence_changed(self, message: PresenceChanged) -> None:
         self.colleagues = message.colleagues
@@ -133,7 +130,7 @@ class AgentDeskApp(App[int]):
         gc.unfreeze()  # the app is over: what it kept alive may be collected (tests run many apps)
         if self.presence:
             try:
-                self.desk.leave()
+                presence.leave(self.desk)
             except Exception:
                 pass
 
@@ -144,52 +141,39 @@ class AgentDeskApp(App[int]):
         """Post DatabaseChanged when anyone commits; one long-lived connection, a cheap pragma."""
         from textual.worker import get_current_worker
 
-        from agentdesk.store import queries
-
-        from agentdesk.store import changes
-
         worker = get_current_worker()
-        connection = self.desk.engine.connect()
-        sqlite = connection.dialect.name == "sqlite"
-        # PostgreSQL tells us about commits (LISTEN/NOTIFY): wake at once, and skip the marker
-        # query on polls where nobody wrote. SQLite's data_version pragma is already that cheap.
-        watcher = None if sqlite else changes.ChangeWatcher(self.desk.engine)
+        commits = Commits(self.desk)
         try:
-            last = queries.change_marker(connection=connection)
-            # data_version moves on every commit, heartbeats included: reload only when what the
+            last = commits.change_marker()
+            # The change marker moves on every commit, heartbeats included: reload only when what the
             # screens show changed, and re-read presence on any commit and every few polls (expiry).
-            content = queries.content_marker(connection=connection) if sqlite else last
-            connection.rollback()
+            content = commits.content_marker(last)
+            commits.end_read()
             seen: dict[int, str] | None = None
             polls = 0
             while not worker.is_cancelled:
-                if watcher is not None:
-                    notified = watcher.wait(self.POLL_INTERVAL)
-                else:
-                    time.sleep(self.POLL_INTERVAL)
-                    notified = True
+                # Where the database tells of commits, a poll where nobody wrote skips the marker query.
+                notified = commits.wait(self.POLL_INTERVAL)
                 polls += 1
                 try:
-                    marker = queries.change_marker(connection=connection) if notified else last
+                    marker = commits.change_marker() if notified else last
                     committed = marker != last
                     if committed:
                         last = marker
-                        new_content = queries.content_marker(connection=connection) if sqlite else marker
+                        new_content = commits.content_marker(marker)
                         if new_content != content:
                             content = new_content
                             self.post_message(DatabaseChanged())
-                    connection.rollback()  # end the read transaction so the next poll sees new commits
+                    commits.end_read()  # so the next poll sees new commits
                     if self.presence and (committed or polls % 4 == 0 or seen is None):
-                        colleagues = self.desk.colleagues()
+                        colleagues = presence.colleagues(self.desk)
                         if colleagues != seen:
                             seen = colleagues
                             self.post_message(PresenceChanged(colleagues))
                 except Exception:
                     continue
         finally:
-            connection.close()
-            if watcher is not None:
-                watcher.close()
+            commits.close()
 
     def on_database_changed(self, message: DatabaseChanged) -> None:
         if self.main is not None:
@@ -235,7 +219,7 @@ def run(settings: config.Settings, engine=None) -> int:
         result = app.run()
     finally:
         try:
-            app.desk.leave()  # also when the app died: colleagues must not see a ghost
+            presence.leave(app.desk)  # also when the app died: colleagues must not see a ghost
         except Exception:
             pass
     return int(result or 0)

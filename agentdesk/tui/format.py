@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agentdesk.domain import sla
-from agentdesk.store.models import NEVER
+from agentdesk.app.queue import NEVER
 
 PAUSED_STATUSES = ("pending", "on_hold")
 DONE_STATUSES = ("solved", "closed")

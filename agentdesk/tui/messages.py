@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from agentdesk.tui.desk import Header, Thread
+from agentdesk.app.conversations import Thread
+from agentdesk.app.desk import Header
 
 
 @dataclass

@@ -8,7 +8,8 @@ import pytest
 from sqlmodel import Session, select
 
 from agentdesk.store.models import Conversation, ConversationTag, Draft, Message, Outbox
-from agentdesk.tui.desk import Filter
+from agentdesk.app import queue as queue_actions
+from agentdesk.app.queue import Filter
 from agentdesk.tui.screens.composer import ComposerScreen
 from agentdesk.tui.screens.dialogs import ChoiceScreen, PromptScreen
 from agentdesk.tui.screens.help import HelpScreen
@@ -26,7 +27,7 @@ async def test_queue_opens_on_all_open_in_urgency_order(make_app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         queue = app.main.queue
-        assert queue.count == app.desk.count(Filter("open"))
+        assert queue.count == queue_actions.count(app.desk, Filter("open"))
         rows = [queue.row_at(i) for i in range(queue.count)]
         assert all(rows)
         keys = [(r.queue_due, r.waiting_since is None, r.id) for r in rows]
@@ -49,9 +50,9 @@ async def test_cursor_paging_past_the_first_window(make_app):
         assert queue.cursor == queue.count - 1
         assert current(app) is not None
         # Read backwards from the end: the same last row as an offset read.
-        assert current(app).id == app.desk.window(Filter("solved"), offset=queue.count - 1, limit=1).rows[0].id
-        assert queue.row_at(queue.count - queue.WINDOW).id == app.desk.window(
-            Filter("solved"), offset=queue.count - queue.WINDOW, limit=1).rows[0].id
+        assert current(app).id == queue_actions.window(app.desk, Filter("solved"), offset=queue.count - 1, limit=1).rows[0].id
+        assert queue.row_at(queue.count - queue.WINDOW).id == queue_actions.window(
+            app.desk, Filter("solved"), offset=queue.count - queue.WINDOW, limit=1).rows[0].id
         await pilot.press("g", "j", "j")
         assert queue.cursor == 2
 
@@ -202,8 +203,8 @@ async def test_search_with_field_filters(make_app):
         await pilot.press(*"tag:battery status:new,open")
         await pilot.press("enter")
         await settle(pilot, app)
-        expected = app.desk.count(Filter("all", "tag:battery status:new,open"))
-        assert 0 < expected < app.desk.count(Filter("all"))
+        expected = queue_actions.count(app.desk, Filter("all", "tag:battery status:new,open"))
+        assert 0 < expected < queue_actions.count(app.desk, Filter("all"))
         assert app.main.queue.count == expected
         assert app.main.search.query == "tag:battery status:new,open"
         await pilot.press("escape")

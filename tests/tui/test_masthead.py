@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from agentdesk.store.models import SyncState
+from agentdesk.app import desk as desk_actions
 from agentdesk.tui.widgets.masthead import Masthead
 from tests.tui.conftest import FIXED_NOW, engine_of, settle
 
@@ -22,7 +23,7 @@ async def test_the_header_shows_the_agents_load_and_each_sources_state(make_app,
         await settle(pilot, app)
         masthead = app.main.query_one(Masthead)
         header = masthead.header
-        load = app.desk.header()
+        load = desk_actions.header(app.desk)
         assert f"{load.assigned_open} assigned, {load.waiting} waiting on you" in header
         assert "support ✓ 3m ago" in header
         assert "billing ✗ LOGIN failed" in header

@@ -25,9 +25,10 @@ from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from agentdesk.domain import templates
+from agentdesk.app import conversations, templates
+from agentdesk.app.conversations import Thread
+from agentdesk.app.desk import Desk
 from agentdesk.tui import actions
-from agentdesk.tui.desk import Desk, Thread
 from agentdesk.tui.messages import ActionDone, ActionFailed
 from agentdesk.tui.widgets.key_footer import KeyFooter
 
@@ -51,7 +52,7 @@ class ComposerScreen(Screen):
         self.base_version = draft.base_version if draft is not None else thread.conversation.version
         self.draft_at = draft.updated_at if draft is not None else None
         self.open_editor = open_editor
-        self.suggested = desk.suggestions(thread)
+        self.suggested = templates.suggestions(desk, thread)
         self._autosave: Timer | None = None
         self._sent = False
 
@@ -123,7 +124,7 @@ class ComposerScreen(Screen):
             items += [Option(f"★ {t.name}" + (f" ({t.shortcut})" if t.shortcut else ""), id=f"s:{t.name}")
                       for t, _ in self.suggested]
             items.append(None)
-        found = templates.find(self.desk.templates(), query)
+        found = templates.find(self.desk, query)
         items.append(Option("All templates" if not query else f"Matching “{query}”", disabled=True))
         items += [Option(f"{t.name}" + (f" ({t.shortcut})" if t.shortcut else ""), id=f"t:{t.name}") for t in found]
         if not found:
@@ -159,10 +160,10 @@ class ComposerScreen(Screen):
         if not option_id:
             return
         name = option_id.split(":", 1)[1]
-        template = next((t for t in self.desk.templates() if t.name == name), None)
+        template = next((t for t in templates.all_templates(self.desk) if t.name == name), None)
         if template is None:
             return
-        rendered = self.desk.render_template(template, self.thread)
+        rendered = templates.render(self.desk, template, self.thread)
         body = self.query_one("#body", TextArea)
         if body.text.strip():
             body.insert(rendered.text)
@@ -208,7 +209,7 @@ class ComposerScreen(Screen):
         text = self.query_one("#body", TextArea).text
         desk, conversation_id, kind, version = self.desk, self.thread.conversation.id, self.kind, self.base_version
         # An app worker, not the screen's: it must finish even when the screen has closed.
-        self.app.run_worker(lambda: desk.save_draft(conversation_id, text, kind=kind, base_version=version),
+        self.app.run_worker(lambda: conversations.save_draft(desk, conversation_id, text, kind=kind, base_version=version),
                             thread=True, group="draft", exit_on_error=False)
 
     def action_toggle_kind(self) -> None:
@@ -241,12 +242,12 @@ class ComposerScreen(Screen):
 
         conversation_id = self.thread.conversation.id
         try:
-            done = self.desk.send(conversation_id, text, kind=self.kind, status=status,
-                                  expected_version=self.base_version if self.kind == "reply" else None)
+            done = conversations.send(self.desk, conversation_id, text, kind=self.kind, status=status,
+                                      expected_version=self.base_version if self.kind == "reply" else None)
         except Conflict:
             # Someone wrote meanwhile (the customer, a colleague): show it before answering twice.
             try:
-                fresh = self.desk.thread(conversation_id)
+                fresh = conversations.thread(self.desk, conversation_id)
             except Exception as error:
                 self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
                 return
@@ -255,10 +256,10 @@ class ComposerScreen(Screen):
         except Exception as error:
             self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
             return
-        self.app.call_from_thread(self._sent_ok, done)
+        self.app.call_from_thread(self._sent_ok, str(done))
 
     def _changed_meanwhile(self, fresh: Thread, text: str, status: str | None) -> None:
-        from agentdesk.tui.desk import changes_between
+        from agentdesk.app.conversations import changes_between
         from agentdesk.tui.screens.dialogs import ChangedScreen
 
         added = changes_between(self.thread, fresh)
@@ -302,7 +303,7 @@ class ComposerScreen(Screen):
             if not name:
                 return
             try:
-                path = self.desk.save_template(name.strip(), text)
+                path = templates.save(self.desk, name.strip(), text)
             except Exception as error:
                 self.notify(str(error), severity="error", timeout=8)
                 return

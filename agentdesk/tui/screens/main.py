@@ -1,7 +1,7 @@
 """The main screen: header, view tabs, the queue, and the thread with the customer beside it.
 
-Thin by design: it wires widgets, turns keys into calls on the `Desk` in thread workers, and
-reloads what a change touched. Every write goes through the domain services via the Desk.
+Thin by design: it wires widgets, turns keys into calls of `agentdesk.app`'s actions in thread
+workers, and reloads what a change touched.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, OptionList
 
-from agentdesk.store import queries
+from agentdesk.app import conversations, queue as queue_actions
+from agentdesk.app.conversations import Thread
+from agentdesk.app.desk import Desk, Header, header
+from agentdesk.app.queue import Filter
 from agentdesk.tui import actions, format
-from agentdesk.tui.desk import Desk, Filter, Header, Thread
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.widgets.customer_pane import CustomerPane
 from agentdesk.tui.widgets.key_footer import KeyFooter
@@ -77,8 +79,8 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         # The first frame needs the queue's rows and little else: the search box, the thread with
         # the customer pane beside it and the footer are mounted right after it (`_mount_rest`), so
-        # the first paint pays for two widgets, not ~40 (issue 3: first paint ≤ 2× a bare Textual
-        # app). The queue's height is a share of the screen, so nothing moves when they arrive.
+        # the first paint pays for two widgets, not dozens. The queue's height is a share of the
+        # screen, so nothing moves when they arrive.
         yield Masthead(id="masthead")
         yield QueueView(self.desk, now=self.now, id="queue")
 
@@ -145,12 +147,12 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="counts")
     def _load_counts(self) -> None:
-        counts = self.desk.view_counts()
+        counts = queue_actions.view_counts(self.desk)
         self.post_message(CountsLoaded(counts))
 
     @work(thread=True, exclusive=True, group="header")
     def _load_header(self) -> None:
-        self.post_message(HeaderLoaded(self.desk.header()))
+        self.post_message(HeaderLoaded(header(self.desk)))
 
     def on_counts_loaded(self, message: CountsLoaded) -> None:
         self.counts = message.counts
@@ -252,7 +254,7 @@ class MainScreen(Screen):
     @work(thread=True, exclusive=True, group="thread")
     def _fetch_thread(self, conversation_id: int, generation: int) -> None:
         try:
-            thread = self.desk.thread(conversation_id)
+            thread = conversations.thread(self.desk, conversation_id)
         except Exception as error:
             self.post_message(ThreadFailed(str(error)))
             return
@@ -405,7 +407,7 @@ class MainScreen(Screen):
             self.action_clear_search()
             return
         try:
-            self.desk.validate_query(query)
+            queue_actions.validate_query(self.desk, query)
         except Exception as error:
             self.notify(str(error), severity="error", timeout=8)
             return
@@ -413,7 +415,7 @@ class MainScreen(Screen):
         self.search_count = None
         # The box stays until the rows arrive and closes with them: hiding it now re-lays out the
         # screen and repaints it (queue, thread) while the match runs, and those frames compete with
-        # the match for the interpreter (issue 3: search ≤ 200 ms). One layout, with the results.
+        # the match for the interpreter. One layout, with the results.
         self._closing_search = True
         self.queue.show(self.search)
         self._render_tabs()
@@ -465,15 +467,13 @@ class MainScreen(Screen):
 
     def _change(self, ids: list[int], **changes) -> None:
         versions = self._versions(ids)
-        self._act(lambda: self.desk.change(ids, versions=versions, **changes))
+        self._act(lambda: conversations.change(self.desk, ids, versions=versions, **changes))
 
     @work(thread=True, group="actions")
     def _act(self, call: Callable[[], list[str] | str]) -> None:
-        from agentdesk.tui.desk import StaleView
-
         try:
             result = call()
-        except StaleView as stale:
+        except conversations.StaleView as stale:
             # Refresh first, then say so: the agent looks again at what changed before acting.
             self.post_message(ActionFailed(str(stale) + ("\n" + "\n".join(stale.done) if stale.done else ""),
                                            reload=True))
@@ -500,7 +500,7 @@ class MainScreen(Screen):
     def action_claim(self) -> None:
         ids = self._targets()
         if ids:
-            self._act(lambda: self.desk.claim(ids))
+            self._act(lambda: conversations.claim(self.desk, ids))
 
     def action_unassign(self) -> None:
         ids = self._targets()
@@ -604,7 +604,7 @@ class MainScreen(Screen):
 
         def entered(value: str | None) -> None:
             if value and value.strip():
-                self._act(lambda: self.desk.merge(ids, value))
+                self._act(lambda: conversations.merge(self.desk, ids, value))
 
         self.app.push_screen(PromptScreen(f"Merge {self._describe(ids)} into", hint=hint), entered)
 
@@ -645,7 +645,7 @@ class MainScreen(Screen):
     @work(thread=True, exclusive=True, group="thread")
     def _thread_for_composer(self, conversation_id: int, kind: str, editor: bool) -> None:
         try:
-            thread = self.desk.thread(conversation_id)
+            thread = conversations.thread(self.desk, conversation_id)
         except Exception as error:
             self.post_message(ThreadFailed(str(error)))
             return
@@ -657,6 +657,3 @@ class MainScreen(Screen):
         self._show_thread(thread)
         self.app.push_screen(ComposerScreen(self.desk, thread, kind=kind, now=self.now, open_editor=editor))
 
-
-def view_label(name: str) -> str:
-    return queries.VIEWS[name].label

@@ -25,7 +25,8 @@ from textual.screen import Screen
 from textual.widgets import LoadingIndicator, Sparkline, Static
 
 from agentdesk.domain import sla
-from agentdesk.tui.desk import Desk
+from agentdesk.app import reports
+from agentdesk.app.desk import Desk
 from agentdesk.tui.widgets.key_footer import KeyFooter
 
 WINDOWS = (7, 30, 90)  # days the report covers; `w` cycles through them
@@ -169,7 +170,7 @@ class ReportScreen(Screen):
     @work(thread=True, exclusive=True, group="report")
     def _load(self, days: int, generation: int) -> None:
         try:
-            document = self.desk.report(days=days)
+            document = reports.report(self.desk, days=days)
         except Exception as error:
             self.post_message(self.Failed(str(error)))
             return

@@ -13,7 +13,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from agentdesk.tui import format
-from agentdesk.tui.desk import CustomerCard
+from agentdesk.app.customers import CustomerCard
 
 
 class CustomerPane(Vertical):

@@ -28,7 +28,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdesk.tui import format
-from agentdesk.tui.desk import Desk, Filter, Row, Window
+from agentdesk.app import queue as queue_actions
+from agentdesk.app.desk import Desk
+from agentdesk.app.queue import Filter, Row, Window
 from agentdesk.tui.widgets import CONTROL_TO_SPACE, LazyComponentStyles
 
 
@@ -168,7 +170,7 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
     def first_rows(cls, screen_height: int) -> int:
         """How many rows a fresh view reads first on a screen this tall: the queue takes at most
         half of it (45 %, 40 % when narrow: main.tcss), and reading fewer rows is most of what a
-        first frame can save (a cold read of 48 rows ~1.6 ms, of 20 ~0.8 ms). Should the queue be
+        first frame can save (a cold read costs in proportion to the rows). Should the queue be
         taller, its other rows arrive right after that frame with the rest of the window."""
         return max(8, min(cls.FIRST_ROWS, screen_height // 2))
 
@@ -180,7 +182,7 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
             # The very first view: its rows were read while the app started. Taking them here (a few
             # ms at most) makes the first frame show rows instead of "Loading…" and a worker round trip.
             limit = self.first_rows(self.app.size.height)
-            first = self.desk.prefetched_window(filter, limit=limit, wait=self.FIRST_PAINT_WAIT)
+            first = queue_actions.prefetched_window(self.desk, filter, limit=limit, wait=self.FIRST_PAINT_WAIT)
             if first is not None:
                 self._generation += 1
                 complete = len(first.rows) < limit
@@ -200,7 +202,7 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
 
     def _reload(self, *, keep: int | None, cursor: int) -> None:
         self._generation += 1
-        self.desk.forget_matches()  # a search is matched afresh once per (re)load, then shared by its reads
+        queue_actions.forget_matches(self.desk)  # a search is matched afresh once per (re)load, then shared by its reads
         self._stale = dict(self._windows) if keep is not None or self.loaded else {}
         height = max(self.size.height, 24)
         self._load_all(self._generation, self.filter, keep, cursor, int(self.scroll_offset.y), height,
@@ -213,13 +215,13 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
             if keep is None and cursor == 0:
                 # A fresh view paints its first rows before the (slower) count is known; a screenful
                 # first (less to read and build while the UI starts), then the whole first window.
-                first = self.desk.first_window(filter, limit=first_rows)
+                first = queue_actions.first_window(self.desk, filter, limit=first_rows)
                 complete = len(first.rows) < first_rows
                 self.post_message(self._Reloaded(generation, len(first.rows), 0, {0: first}, final=complete))
                 return  # the rest of the window and the count: `_finish_first`, once the rows are drawn
-            count = self.desk.count(filter)
+            count = queue_actions.count(self.desk, filter)
             if keep is not None:
-                position = self.desk.position(filter, keep)
+                position = queue_actions.position(self.desk, filter, keep)
                 if position is not None:
                     cursor = position
             cursor = max(0, min(cursor, count - 1))
@@ -233,7 +235,7 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
                 previous = windows.get(index - 1)
                 if previous is not None and len(previous.rows) == self.WINDOW:
                     after = previous.rows[-1].sort_key
-                windows[index] = self.desk.window(filter, offset=index * self.WINDOW, limit=self.WINDOW, after=after)
+                windows[index] = queue_actions.window(self.desk, filter, offset=index * self.WINDOW, limit=self.WINDOW, after=after)
         except Exception as error:  # a bad search or a lost database: say so, keep the old rows
             self.post_message(self.Failed(str(error)))
             self.post_message(self.RowsShown())
@@ -265,9 +267,9 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
     @work(thread=True, exclusive=True, group="queue-first")
     def _finish_first(self, generation: int, filter: Filter) -> None:
         try:
-            full = self.desk.window(filter, offset=0, limit=self.WINDOW)
+            full = queue_actions.window(self.desk, filter, offset=0, limit=self.WINDOW)
             self.post_message(self._WindowLoaded(generation, 0, full))
-            self.post_message(self._Counted(generation, self.desk.count(filter)))
+            self.post_message(self._Counted(generation, queue_actions.count(self.desk, filter)))
         except Exception as error:
             self.post_message(self.Failed(str(error)))
 
@@ -305,7 +307,7 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
     def _load_window(self, generation: int, filter: Filter, index: int, after, from_end=None,
                      limit: int | None = None) -> None:
         try:
-            window = self.desk.window(filter, offset=index * self.WINDOW, limit=limit or self.WINDOW, after=after,
+            window = queue_actions.window(self.desk, filter, offset=index * self.WINDOW, limit=limit or self.WINDOW, after=after,
                                       from_end=from_end)
         except Exception as error:
             self.post_message(self.Failed(str(error)))

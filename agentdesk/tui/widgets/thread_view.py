@@ -17,7 +17,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from agentdesk.tui import format
-from agentdesk.tui.desk import Thread, ThreadItem
+from agentdesk.app.conversations import Thread, ThreadItem
 from agentdesk.tui.widgets import overlay_style
 
 _CONTROL = {code: " " for code in (*range(0, 9), *range(11, 32), *range(127, 160))}

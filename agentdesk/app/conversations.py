@@ -1,0 +1,330 @@
+"""What an agent does to a conversation: read it, reply, note, change, claim, merge, draft.
+
+Each action is one write transaction through the domain services (`queue.change`, `queue.claim`,
+`replies.reply`, `replies.add_note`, `drafts.save`), so it lands in the audit log whichever front
+end called it. A conversation is named by its id or by a reference as the agent typed it
+(`AD-1042`, `ad-1042`, `1042`); errors quote it as typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from agentdesk.app.customers import CustomerCard, customer_card
+from agentdesk.app.desk import Desk
+from agentdesk.domain import drafts, replies, templates
+from agentdesk.domain import queue as queue_service
+from agentdesk.errors import Conflict, InvalidInput
+from agentdesk.store import queries
+from agentdesk.store.models import Conversation, ref_of
+
+Ref = int | str  # a conversation id, or a reference as typed
+
+
+def conversation_id(ref: Ref) -> int:
+    return ref if isinstance(ref, int) else queries.parse_ref(ref)
+
+
+def _typed(ref: Ref) -> str:
+    return ref_of(ref) if isinstance(ref, int) else ref
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadItem:
+    """A message or an event of the thread timeline."""
+
+    at: datetime
+    kind: str  # inbound | outbound | note | event
+    author: str = ""
+    subject: str = ""
+    body: str = ""
+    delivery: str | None = None
+    delivery_error: str = ""
+    attachments: tuple[tuple[str, str, int], ...] = ()  # (filename, content type, size)
+    message_kind: str = "message"
+
+
+@dataclass(frozen=True)
+class Thread:
+    conversation: Conversation
+    customer: CustomerCard
+    tags: tuple[str, ...]
+    items: tuple[ThreadItem, ...]
+    sla: dict[str, Any]
+    draft: Any = None  # store.models.Draft | None
+
+
+def thread(desk: Desk, conversation_id: int) -> Thread:
+    """The conversation with its messages and events in time order, its customer, SLA and this agent's draft."""
+    from agentdesk.domain import documents
+
+    now = desk.now()
+    with desk.read() as session:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise queries.NotFound(f"no conversation {ref_of(conversation_id)}")
+        messages = queries.thread(session=session, conversation_id=conversation_id)
+        ids = [m.id for m in messages]
+        outbox = queries.delivery_states(session=session, message_ids=ids)
+        files = queries.attachments_of(session=session, message_ids=ids)
+        events = queries.events(session=session, conversation_id=conversation_id, limit=500)
+        clock_events = queries.sla_clock_events(session=session, conversation_id=conversation_id)
+        tags = queries.tags_of(session=session, conversation_ids=[conversation_id])[conversation_id]
+        customer = customer_card(session, conversation)
+        sla = documents.sla_document(conversation, desk.policies, now=now)
+        draft = drafts.get(session, conversation_id=conversation_id, agent=desk.agent)
+    items = [
+        ThreadItem(
+            at=m.at, kind=m.direction, author=m.author or m.sender_address, subject=m.subject,
+            body=m.body_text or m.body_html_text, message_kind=m.kind,
+            delivery=outbox[m.id].state if m.id in outbox else None,
+            delivery_error=outbox[m.id].last_error if m.id in outbox else "",
+            attachments=tuple((a.filename, a.content_type, a.size) for a in files.get(m.id, [])),
+        )
+        for m in messages
+    ]
+    items += [ThreadItem(at=e.at, kind="event", author=e.agent, body=describe_event(e.action, e.detail))
+              for e in events if e.action not in ("reply", "note", "created", "receipt")]
+    items += [ThreadItem(at=e.at, kind="event", author="sla", body=f"SLA {e.target.replace('_', ' ')} {e.event}")
+              for e in clock_events if e.event in ("breach",)]
+    items.sort(key=lambda item: item.at)
+    return Thread(conversation, customer, tuple(tags), tuple(items), sla, draft)
+
+
+def document(desk: Desk, ref: Ref) -> dict[str, Any]:
+    """The `show --json` document: the conversation, its messages and the customer's history."""
+    from agentdesk.domain import documents
+
+    with desk.read() as session:
+        conversation = queries.conversation_by_ref(session=session, ref=_typed(ref))
+        (found,) = documents.documents(session, [conversation], policies=desk.policies, now=desk.now(), full=True)
+    return found
+
+
+def changes_between(old: Thread, new: Thread) -> list[ThreadItem]:
+    """What appeared in the thread between two reads of it: new messages and events, oldest first."""
+    from collections import Counter
+
+    seen = Counter(old.items)
+    added = []
+    for item in new.items:
+        if seen[item]:
+            seen[item] -= 1
+        else:
+            added.append(item)
+    return added
+
+
+def describe_event(action: str, detail_json: str) -> str:
+    import json
+
+    try:
+        detail = json.loads(detail_json or "{}")
+    except ValueError:
+        detail = {}
+    if action == "status":
+        return f"status {detail.get('old')} → {detail.get('new')}"
+    if action == "priority":
+        return f"priority {detail.get('old')} → {detail.get('new')}"
+    if action == "assign":
+        new = detail.get("new") or "nobody"
+        return f"assigned to {new}" + (f" (was {detail['old']})" if detail.get("old") else "")
+    if action == "claim":
+        return "claimed"
+    if action in ("tag", "untag"):
+        return f"{'tagged' if action == 'tag' else 'untagged'} {detail.get('tag')}"
+    if action == "snooze":
+        until = detail.get("until")
+        return f"snoozed until {until}" if until else "snooze cleared"
+    if action == "merge":
+        return "merged " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items()))
+    return action + ("" if not detail else " " + ", ".join(f"{k}={v}" for k, v in sorted(detail.items())))
+
+
+# --- replies and notes --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    ref: str
+    kind: str  # reply | note
+    external_id: str = ""  # the reply's Message-ID (a note has none)
+    status: str | None = None  # the status also set
+
+    def __str__(self) -> str:
+        what = "note added" if self.kind == "note" else "reply queued for delivery"
+        return f"{self.ref}: {what}" + (f", status {self.status}" if self.status else "")
+
+
+def reply(desk: Desk, ref: Ref, body: str, *, status: str | None = None,
+          expected_version: int | None = None) -> Sent:
+    """Store a reply (queued in the outbox), drop this agent's draft, optionally set the status.
+
+    `expected_version`: the conversation's version when the agent started writing; a reply to a
+    conversation that changed since raises `errors.Conflict`."""
+    _refuse_unfilled(body)
+    with desk.writing, desk.write() as session:
+        conversation = queue_service.load_for_update(session, _typed(ref))
+        return _reply(desk, session, conversation, body, status=status, expected_version=expected_version)
+
+
+def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str | None = None) -> Sent:
+    """Reply with a template of the templates directory, filled with the conversation's values;
+    one the desk cannot fill completely is refused (the composer lets the agent fill it in)."""
+    with desk.writing, desk.write() as session:
+        conversation = queue_service.load_for_update(session, _typed(ref))
+        template = templates.load(desk.settings.templates_dir, template_name)
+        rendered = templates.render(template, _values(desk, session, conversation))
+        if rendered.undefined:
+            raise InvalidInput(
+                f"template {template.name!r} needs values agentdesk does not have: "
+                f"{', '.join(rendered.undefined)}; reply with --body-file after filling them in"
+            )
+        return _reply(desk, session, conversation, rendered.text, status=status)
+
+
+def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status: str | None,
+           expected_version: int | None = None) -> Sent:
+    message = replies.reply(
+        session, conversation=conversation, body=body, agent=desk.agent, agent_name=desk.agent_name,
+        signature=desk.agent_signature, now=desk.now(), policies=desk.policies, status=status,
+        message_id_domain=desk.settings.message_id_domain(conversation.source), expected_version=expected_version,
+    )
+    drafts.discard(session, conversation_id=conversation.id, agent=desk.agent)
+    session.commit()
+    return Sent(ref_of(conversation.id), "reply", message.external_id, status)
+
+
+def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
+    """Add an internal note (never sent), drop this agent's draft, optionally set the status."""
+    _refuse_unfilled(body)
+    with desk.writing, desk.write() as session:
+        now = desk.now()
+        conversation = queue_service.load_for_update(session, _typed(ref))
+        replies.add_note(session, conversation=conversation, body=body, agent=desk.agent,
+                         agent_name=desk.agent_name, now=now, policies=desk.policies)
+        if status:
+            queue_service.change(session, conversation=conversation, agent=desk.agent, now=now,
+                                 policies=desk.policies, status=status)
+        drafts.discard(session, conversation_id=conversation.id, agent=desk.agent)
+        session.commit()
+        return Sent(ref_of(conversation.id), "note", status=status)
+
+
+def send(desk: Desk, ref: Ref, body: str, *, kind: str = "reply", status: str | None = None,
+         expected_version: int | None = None) -> Sent:
+    """What the composer sends: a reply (`kind="reply"`) or a note (which never conflicts)."""
+    if kind == "note":
+        return note(desk, ref, body, status=status)
+    return reply(desk, ref, body, status=status, expected_version=expected_version)
+
+
+def _refuse_unfilled(body: str) -> None:
+    missing = templates.unfilled(body)
+    if missing:
+        raise InvalidInput(f"fill in {', '.join(missing)} before sending (the [[…?]] markers)")
+
+
+def _values(desk: Desk, session, conversation: Conversation) -> dict[str, str]:
+    from agentdesk.store.models import Customer
+
+    return templates.values_for(conversation, session.get(Customer, conversation.customer_id),
+                                agent_name=desk.agent_name, agent_signature=desk.agent_signature)
+
+
+def save_draft(desk: Desk, conversation_id: int, body: str, *, kind: str, base_version: int) -> None:
+    with desk.writing, desk.write() as session:
+        drafts.save(session, conversation_id=conversation_id, agent=desk.agent, body=body, kind=kind,
+                    base_version=base_version, now=desk.now())
+        session.commit()
+
+
+# --- status, priority, assignee, tags, snooze -----------------------------------------------------
+
+
+def update(desk: Desk, ref: Ref, *, expected_version: int | None = None, **changes: Any) -> list[str]:
+    """Change one conversation (`status`, `priority`, `assignee`, `snoozed_until`, `add_tags`,
+    `remove_tags`); the names of what changed. `expected_version`: raise `errors.Conflict` if the
+    conversation is no longer at that version."""
+    with desk.writing, desk.write() as session:
+        conversation = queue_service.load_for_update(session, _typed(ref))
+        changed = queue_service.change(session, conversation=conversation, agent=desk.agent, now=desk.now(),
+                                       policies=desk.policies, expected_version=expected_version, **changes)
+        session.commit()
+    return changed
+
+
+def change(desk: Desk, conversation_ids: Sequence[int], *, versions: dict[int, int] | None = None,
+           **changes: Any) -> list[str]:
+    """Apply the same change to each conversation, in one transaction; a line per conversation that changed.
+
+    `versions`: the version each conversation had on screen. One that changed since (another
+    agent, sync) is left alone and reported as stale (`StaleView`), after the others are saved.
+    """
+    done, stale = [], []
+    versions = versions or {}
+    with desk.writing, desk.write() as session:
+        now = desk.now()
+        for conversation_id in conversation_ids:
+            conversation = queue_service.load_for_update(session, ref_of(conversation_id))
+            try:
+                changed = queue_service.change(session, conversation=conversation, agent=desk.agent, now=now,
+                                               policies=desk.policies, expected_version=versions.get(conversation_id),
+                                               **changes)
+            except Conflict:
+                stale.append(ref_of(conversation_id))
+                continue
+            if changed:
+                done.append(f"{ref_of(conversation_id)}: {', '.join(changed)}")
+        session.commit()
+    if stale:
+        raise StaleView(stale, done)
+    return done
+
+
+class StaleView(Exception):
+    """Some conversations changed since the agent looked at them; they were left alone."""
+
+    def __init__(self, refs: list[str], done: list[str]) -> None:
+        self.refs, self.done = refs, done
+        which = ", ".join(refs)
+        super().__init__(f"{which} changed since you looked (another agent or a new message), so "
+                         f"{'it was' if len(refs) == 1 else 'they were'} not changed; the queue is reloaded — "
+                         "check and try again")
+
+
+def claim(desk: Desk, refs: Sequence[Ref]) -> list[str]:
+    """Assign each conversation to this agent unless another holds it (`errors.Conflict` names who)."""
+    ids = [conversation_id(ref) for ref in refs]
+    with desk.writing, desk.write() as session:
+        now = desk.now()
+        for each in ids:
+            queue_service.claim(session, conversation_id=each, agent=desk.agent, now=now)
+        session.commit()
+    return [f"{ref_of(i)} is yours" for i in ids]
+
+
+def merge(desk: Desk, conversation_ids: Sequence[int], target_ref: str) -> list[str]:
+    """Merge each conversation into the one `target_ref` names, in one transaction."""
+    target_id = queries.parse_ref(target_ref.strip())
+    if target_id in conversation_ids and len(conversation_ids) > 1:
+        conversation_ids = [i for i in conversation_ids if i != target_id]
+    done = []
+    with desk.writing, desk.write() as session:
+        now = desk.now()
+        target = queue_service.load_for_update(session, ref_of(target_id))
+        for each in conversation_ids:
+            source = queue_service.load_for_update(session, ref_of(each))
+            moved = queue_service.merge_conversations(session, source=source, target=target, agent=desk.agent,
+                                                      now=now, policies=desk.policies)
+            done.append(f"{ref_of(each)} merged into {ref_of(target_id)} ({moved} messages moved)")
+        session.commit()
+    if not done:
+        raise InvalidInput("nothing to merge")
+    return done

@@ -1,0 +1,146 @@
+"""The acting agent's desk: settings, clock, database and SLA policies, shared by every action.
+
+Both front ends make one: the CLI per command (a fixed `now`), the TUI per session (a live clock).
+The actions in this package (`queue`, `conversations`, `customers`, `templates`, `presence`,
+`reports`, `maintenance`) take it as their first argument and open their own transactions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any
+
+from agentdesk import config
+from agentdesk.domain import agents, clocks
+from agentdesk.store import db, queries
+
+
+def system_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Desk:
+    settings: config.Settings
+    agent: str = field(default_factory=config.current_agent)
+    now: Callable[[], datetime] = system_now
+
+    engine_given: Any = None  # an engine the caller already opened (the CLI opens it to report errors plainly)
+
+    def __post_init__(self) -> None:
+        # Opened on first use, not here: the TUI's first frame needs only the prefetched rows, and
+        # creating an engine (and checking the schema) is Python work that would hold the GIL meanwhile.
+        self._engine = self.engine_given
+        self._engine_lock = threading.Lock()
+        # One write at a time from this desk: the TUI's workers would otherwise wait on each other's
+        # SQLite write lock inside the database, where a busy timeout can expire.
+        self.writing = threading.Lock()
+        # State the actions keep between calls (see app.queue and app.templates).
+        self.search_matches: dict[str, list[int]] = {}
+        self.resolving_search = threading.Lock()
+        self.prefetched: tuple[Any, int, Any] | None = None
+        self.loaded_templates: list | None = None
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    self._engine = db.open_database(self.settings.database_url)
+        return self._engine
+
+    @cached_property
+    def policies(self) -> clocks.Policies:
+        return clocks.Policies.from_settings(self.settings)
+
+    @property
+    def agent_name(self) -> str:
+        return self.settings.agent_name(self.agent)
+
+    @property
+    def agent_signature(self) -> str:
+        return self.settings.agent_signature(self.agent)
+
+    def read(self):
+        return db.read_session(self.engine)
+
+    def write(self):
+        """A write transaction; the acting agent's row is kept in step with the config."""
+        session = db.write_session(self.engine)
+        agents.ensure_agent(session, login=self.agent, name=self.agent_name, signature=self.agent_signature,
+                            now=self.now())
+        return session
+
+
+@dataclass(frozen=True)
+class Header:
+    """The masthead: this agent's load and every source's last sync."""
+
+    agent: str
+    agent_name: str
+    assigned_open: int
+    waiting: int
+    sources: tuple[tuple[str, datetime | None, str], ...]  # (name, last sync, error)
+
+
+def header(desk: Desk) -> Header:
+    with desk.read() as session:
+        load = queries.agent_load(session=session, agent=desk.agent)
+        states = queries.sync_states(session=session)
+    by_source: dict[str, tuple[datetime | None, str]] = {}
+    for state in states:
+        last, error = by_source.get(state.source, (None, ""))
+        if state.last_sync_at and (last is None or state.last_sync_at > last):
+            last = state.last_sync_at
+        error = error or state.last_error
+        by_source[state.source] = (last, error)
+    names = [m.name for m in desk.settings.mailbox] + [s.name for s in desk.settings.spool]
+    names += [name for name in by_source if name not in names]
+    sources = tuple((name, *by_source.get(name, (None, ""))) for name in names)
+    return Header(desk.agent, desk.agent_name, load.assigned_open, load.waiting, sources)
+
+
+class Commits:
+    """Other processes' commits, as the TUI's live refresh watches them: one long-lived connection.
+
+    `change_marker()` moves on every commit (heartbeats included); `content_marker()` only when what
+    the screens show changed, on SQLite (elsewhere it is the change marker just read). PostgreSQL
+    also tells of commits (LISTEN/NOTIFY), so `wait` wakes at once there and says whether anyone
+    wrote; on SQLite it sleeps, its data_version pragma being cheap enough to poll."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.connection = desk.engine.connect()
+        self.sqlite = self.connection.dialect.name == "sqlite"
+        self.watcher = None
+        if not self.sqlite:
+            from agentdesk.store import changes
+
+            self.watcher = changes.ChangeWatcher(desk.engine)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait for a commit or `seconds`; False when nobody can have committed meanwhile."""
+        if self.watcher is not None:
+            return self.watcher.wait(seconds)
+        import time
+
+        time.sleep(seconds)
+        return True
+
+    def change_marker(self) -> tuple:
+        return queries.change_marker(connection=self.connection)
+
+    def content_marker(self, change_marker: tuple) -> tuple:
+        return queries.content_marker(connection=self.connection) if self.sqlite else change_marker
+
+    def end_read(self) -> None:
+        """End the read transaction, so the next read sees new commits."""
+        self.connection.rollback()
+
+    def close(self) -> None:
+        self.connection.close()
+        if self.watcher is not None:
+            self.watcher.close()

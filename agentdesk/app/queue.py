@@ -1,0 +1,240 @@
+"""The queue: views narrowed by a search, read in windows (the TUI) or as documents (the CLI).
+
+Both front ends search in one language (`domain.search_query`: words plus `from:`, `status:`,
+`tag:` … filters): `criteria` turns it into the full-text text and the SQL condition every read
+here applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agentdesk.app.desk import Desk
+from agentdesk.domain import search_query
+from agentdesk.store import migrations, queries
+from agentdesk.store.models import NEVER, ref_of
+
+VIEWS = queries.VIEWS
+__all__ = ["NEVER", "VIEWS", "Filter", "Row", "Window"]  # NEVER: the due time of a queue row no clock runs for
+
+
+@dataclass(frozen=True)
+class Row:
+    """One queue row: only what the list shows (never bodies)."""
+
+    id: int
+    ref: str
+    customer: str
+    subject: str
+    channel: str
+    status: str
+    priority: str
+    assignee: str | None
+    waiting_since: datetime | None
+    queue_due: datetime
+    warning_at: datetime | None
+    version: int
+    sort_key: tuple
+    has_draft: bool = False
+
+
+@dataclass(frozen=True)
+class Window:
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the queue shows: a built-in view, optionally narrowed by a search."""
+
+    view: str = "open"
+    query: str = ""  # the search text as typed (field filters included)
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        if self.label:
+            return self.label
+        return VIEWS[self.view].label if self.view in VIEWS else self.view
+
+
+# --- the search -------------------------------------------------------------------------------
+
+
+def validate_query(desk: Desk, query: str) -> None:
+    """Raise InvalidInput for a malformed search before the queue switches to it."""
+    search_query.parse(query, now=desk.now())
+
+
+def criteria(desk: Desk, filter: Filter, now: datetime):
+    """(full text, SQL condition) of a filter's search."""
+    parsed = search_query.parse(filter.query, now=now) if filter.query else search_query.SearchQuery()
+    condition = queries.search_condition(search=parsed, agent=desk.agent, now=now, dialect=desk.engine.dialect.name)
+    return parsed.text, condition
+
+
+def forget_matches(desk: Desk) -> None:
+    """Resolve searches afresh from now on (the queue reloads: something may have changed)."""
+    desk.search_matches = {}  # a resolution still running fills the dict it started with, not this one
+
+
+def _matching(desk: Desk, session, text: str) -> list[int] | None:
+    """The conversation ids the full text matches (None without full text), resolved once until forgotten:
+    a search's windows, count and position share one full-text match."""
+    if not text:
+        return None
+    matches = desk.search_matches
+    with desk.resolving_search:  # a second window waits for the first resolution rather than repeating it
+        found = matches.get(text)
+        if found is None:
+            found = matches[text] = queries.matching_conversation_ids(session=session, query=text)
+    return found
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def count(desk: Desk, filter: Filter) -> int:
+    now = desk.now()
+    text, condition = criteria(desk, filter, now)
+    with desk.read() as session:
+        return queries.queue_size(session=session, view=filter.view, agent=desk.agent, now=now,
+                                  extra_filter=condition, matches=_matching(desk, session, text))
+
+
+def view_counts(desk: Desk) -> dict[str, int]:
+    """Every built-in view's count (but `all`) and every saved view's, as `saved:NAME`."""
+    now = desk.now()
+    with desk.read() as session:
+        counts = {name: queries.queue_count(session=session, view=name, agent=desk.agent, now=now)
+                  for name in VIEWS if name != "all"}
+    for saved in desk.settings.view:
+        try:
+            counts[f"saved:{saved.name}"] = count(desk, Filter("all", saved.query, saved.name))
+        except Exception:
+            counts[f"saved:{saved.name}"] = 0
+    return counts
+
+
+def window(desk: Desk, filter: Filter, *, offset: int, limit: int, after: Sequence | None = None,
+           from_end: int | None = None) -> Window:
+    """Rows `offset`..`offset+limit` of the queue; `after` (the previous row's sort key) makes it a keyset
+    read; `from_end` (rows between this window and the view's end) reads it backwards from the end."""
+    now = desk.now()
+    text, condition = criteria(desk, filter, now)
+    with desk.read() as session:
+        rows = queries.queue_rows(
+            session=session, view=filter.view, agent=desk.agent, now=now, limit=limit,
+            after=after, offset=0 if after is not None else offset, extra_filter=condition,
+            from_end=from_end, matches=_matching(desk, session, text))
+    return _window_of(filter.view, [row._mapping for row in rows])
+
+
+def position(desk: Desk, filter: Filter, conversation_id: int) -> int | None:
+    now = desk.now()
+    text, condition = criteria(desk, filter, now)
+    with desk.read() as session:
+        return queries.queue_position(session=session, view=filter.view, agent=desk.agent, now=now,
+                                      conversation_id=conversation_id, extra_filter=condition,
+                                      matches=_matching(desk, session, text))
+
+
+def documents(desk: Desk, filter: Filter, *, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` conversations of the queue as `list --json` documents."""
+    from agentdesk.domain import documents as conversation_documents
+
+    now = desk.now()
+    text, condition = criteria(desk, filter, now)
+    with desk.read() as session:
+        conversations = queries.queue_window(session=session, view=filter.view, agent=desk.agent, now=now,
+                                             limit=limit, query=text, extra_filter=condition)
+        return conversation_documents.documents(session, conversations, policies=desk.policies, now=now)
+
+
+def _window_of(view: str, rows) -> Window:
+    """Queue rows from mappings of `queries.FIRST_WINDOW_COLUMNS` (`queue_rows`, `first_window_sqlite`)."""
+    order = queries.sort_columns(view)
+    return Window(tuple(
+        Row(id=r["id"], ref=ref_of(r["id"]), customer=r["customer"], subject=r["subject"], channel=r["channel"],
+            status=r["status"], priority=r["priority"], assignee=r["assignee"], waiting_since=r["waiting_since"],
+            queue_due=r["queue_due"], warning_at=r["warning_at"], version=r["version"],
+            sort_key=tuple(r[name] for name in order), has_draft=bool(r["has_draft"]))
+        for r in rows
+    ))
+
+
+# --- the first window, read before the UI starts ------------------------------------------------
+
+
+def prefetch(desk: Desk, filter: Filter, *, limit: int) -> None:
+    """Read the first rows now, before the UI starts, so the first frame can show them.
+
+    On SQLite this is one plain read through the sqlite3 module (`queries.first_window_sqlite`, the
+    queue's own SQL), done here and now: in a thread it would take several times longer, because
+    every return from a sqlite3 call waits for the GIL, which the UI thread, starting up, gives back
+    only every switch interval. Otherwise (PostgreSQL, or a database to create or upgrade first) a
+    thread reads through the engine meanwhile."""
+    import threading
+    from concurrent.futures import Future
+
+    from agentdesk.store import db
+
+    future: Future = Future()
+    desk.prefetched = (filter, limit, future)
+    path = db.sqlite_path(desk.settings.database_url)
+    found = _plain_first_window(desk, path, filter, limit) if path is not None else None
+    if found is not None:
+        future.set_result(found)
+        return
+
+    def read() -> None:
+        try:
+            future.set_result(window(desk, filter, offset=0, limit=limit))
+        except Exception as error:  # the worker reads again and reports it
+            future.set_exception(error)
+
+    threading.Thread(target=read, name="agentdesk-prefetch", daemon=True).start()
+
+
+def _plain_first_window(desk: Desk, path: Path, filter: Filter, limit: int) -> Window | None:
+    """The first window through the sqlite3 module alone, when it can."""
+    import sqlite3
+
+    if filter.query:
+        return None
+    try:
+        found = queries.first_window_sqlite(path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit,
+                                            revision=migrations.HEAD)
+    except sqlite3.Error:  # no database yet, or one this read does not understand: the engine's turn
+        return None
+    if found is None:
+        return None
+    return _window_of(filter.view, found)
+
+
+def prefetched_window(desk: Desk, filter: Filter, *, limit: int, wait: float) -> Window | None:
+    """The prefetched first rows if they are for this view and ready within `wait` seconds."""
+    prefetched = desk.prefetched
+    if prefetched is None or prefetched[0] != filter or prefetched[1] != limit:
+        return None
+    try:
+        found = prefetched[2].result(timeout=wait)
+    except Exception:  # not ready in time, or failed: the worker reads (again) and reports
+        return None
+    desk.prefetched = None
+    return found
+
+
+def first_window(desk: Desk, filter: Filter, *, limit: int) -> Window:
+    """The prefetched first rows when they are for this view, else a fresh read."""
+    prefetched, desk.prefetched = desk.prefetched, None
+    if prefetched is not None and prefetched[0] == filter and prefetched[1] == limit:
+        try:
+            return prefetched[2].result()
+        except Exception:
+            pass
+    return window(desk, filter, offset=0, limit=limit)

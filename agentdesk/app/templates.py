@@ -1,0 +1,46 @@
+"""Reply templates: the list, suggestions for a thread, rendering with its values, saving new ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agentdesk.app.conversations import Thread
+from agentdesk.app.desk import Desk
+from agentdesk.domain import templates as template_service
+from agentdesk.domain.templates import Rendered, Template, unfilled
+
+__all__ = ["Rendered", "Template", "all_templates", "find", "render", "save", "suggestions", "unfilled", "values"]
+
+
+def all_templates(desk: Desk, *, reload: bool = False) -> list[Template]:
+    """The templates directory's templates, read once per desk (again after `save` or `reload`)."""
+    if desk.loaded_templates is None or reload:
+        desk.loaded_templates = template_service.load_all(desk.settings.templates_dir)
+    return desk.loaded_templates
+
+
+def find(desk: Desk, query: str) -> list[Template]:
+    """Templates matching what the agent typed, by shortcut or name, best first."""
+    return template_service.find(all_templates(desk), query)
+
+
+def suggestions(desk: Desk, thread: Thread, limit: int = 3) -> list[tuple[Template, float]]:
+    # The customer's words say what the conversation is about; the newest weigh as much as the first.
+    text = " ".join([thread.conversation.subject] + [i.body for i in thread.items if i.kind == "inbound"])
+    return template_service.suggest(all_templates(desk), text, limit=limit)
+
+
+def values(desk: Desk, thread: Thread) -> dict[str, str]:
+    return template_service.values_for(thread.conversation, thread.customer, agent_name=desk.agent_name,
+                                       agent_signature=desk.agent_signature)
+
+
+def render(desk: Desk, template: Template, thread: Thread) -> Rendered:
+    return template_service.render(template, values(desk, thread))
+
+
+def save(desk: Desk, name: str, body: str, description: str = "", shortcut: str = "") -> Path:
+    path = template_service.save(desk.settings.templates_dir,
+                                 Template(name=name, body=body, description=description, shortcut=shortcut))
+    desk.loaded_templates = None
+    return path
