@@ -9,8 +9,8 @@ hours, holidays and pauses included.
 
 Loop protection — a receipt never answers:
 - an auto-reply, a bounce, list or bulk mail (the message's kind and bulk flag), nor a message
-  carrying our loop header or an empty Return-Path (`delivery.automatic_reply_allowed`, when the
-  inbound record with its headers is at hand);
+  carrying our loop header or an empty Return-Path (`automatic_messages.automatic_reply_allowed`,
+  when the inbound record with its headers is at hand);
 - a message without a sender, from one of our own mailbox addresses, or from a machine address
   (mailer-daemon, postmaster, no-reply, owner-…, …-request);
 - an address that already got `receipt_limit` receipts (default 3) within the last hour,
@@ -31,7 +31,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from agentdesk import config
-from agentdesk.domain import audit, clocks, sla
+from agentdesk.domain import audit, automatic_messages, clocks, sla
 from agentdesk.errors import AgentdeskError
 from agentdesk.store.models import Conversation, Customer, Message, ref_of
 
@@ -135,9 +135,7 @@ def decide(
     if "@" in address and is_machine_address(address):
         return Decision(False, f"{address} is a machine address")
     if inbound is not None:
-        from agentdesk.sync import delivery
-
-        allowed, why_not = delivery.automatic_reply_allowed(
+        allowed, why_not = automatic_messages.automatic_reply_allowed(
             session, inbound=inbound, our_addresses=our_addresses(settings), now=now)
         if not allowed:
             return Decision(False, why_not)

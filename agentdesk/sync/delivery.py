@@ -16,11 +16,12 @@ after the lease it is sent again. That is the one window where a mail can go out
 (docs/email.md); it is as short as one database commit.
 
 Senders are registered per channel kind (`email`, and `sms`/`chat`/… for the webhook spool
-channel), so this module knows nothing of SMTP.
+channel; see `sync/senders.py`), so this module knows nothing of SMTP or HTTP.
 
-Loop safety for automatic messages lives here too: `automatic_reply_allowed` is the one check
-any automatic message (a receipt) must pass, and `deliver_due` enforces the per-address rate
-limit again at send time.
+A provider's delivery callback (a spool's status payload) updates the row too: `apply_status`.
+
+Automatic messages (receipts) pass the rate limit of `domain.automatic_messages` once more at
+send time, here.
 """
 
 from __future__ import annotations
@@ -28,23 +29,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.base import DeliveryError
 from agentdesk.domain import audit
+from agentdesk.domain.automatic_messages import AUTOMATIC_KINDS, automatic_limit_reached
+# Re-exported while tests/unit/test_ingest_email.py still reaches the rule through this module.
+from agentdesk.domain.automatic_messages import automatic_reply_allowed  # noqa: F401
 from agentdesk.store import db
-from agentdesk.store.models import Conversation, Identity, Message, Outbox
+from agentdesk.store.models import Conversation, Message, Outbox
+
+if TYPE_CHECKING:
+    from agentdesk.channels.webhook.adapters import StatusUpdate
 
 __all__ = [
     "DeliveryError",
     "Sender",
     "DeliveryReport",
     "deliver_due",
-    "automatic_reply_allowed",
+    "apply_status",
+    "backoff_after",
     "BACKOFF",
     "MAX_ATTEMPTS",
 ]
@@ -55,11 +61,6 @@ BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), ti
 MAX_ATTEMPTS = 10  # ~1.5 days of retries before a reply is marked failed
 # How long a claimed row is left alone by other workers; a crash during a send retries after it.
 LEASE = timedelta(minutes=10)
-# Automatic messages (receipts) to one address: at most this many per window (stops ping-pong
-# with another system's autoresponder that our header checks did not recognise).
-AUTOMATIC_LIMIT = 3
-AUTOMATIC_WINDOW = timedelta(hours=1)
-AUTOMATIC_KINDS = ("receipt",)
 
 
 class Sender(Protocol):
@@ -92,6 +93,7 @@ class DeliveryReport:
 
 
 def backoff_after(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failed attempt: the one retry schedule of the outbox."""
     return BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
 
 
@@ -142,7 +144,10 @@ def deliver_due(
                 if message is None or conversation is None:
                     raise DeliveryError("the message to send is gone from the database", permanent=True)
                 if message.kind in AUTOMATIC_KINDS:
-                    _check_automatic_limit(session, conversation=conversation, now=now, claimed=automatic_claims)
+                    suppressed = automatic_limit_reached(session, customer_id=conversation.customer_id, now=now,
+                                                         claimed=automatic_claims.get(conversation.customer_id, 0))
+                    if suppressed:
+                        raise DeliveryError(suppressed, permanent=True)
                     automatic_claims[conversation.customer_id] = automatic_claims.get(conversation.customer_id, 0) + 1
                 prepared = sender.prepare(session, outbox=outbox, message=message, conversation=conversation)
             except DeliveryError as error:
@@ -203,65 +208,33 @@ def _record_failure(session: Session, outbox: Outbox, error: DeliveryError, *, n
     session.add(outbox)
 
 
-# --- loop safety ---------------------------------------------------------------------------------
+# --- provider callbacks --------------------------------------------------------------------------
 
 
-def _recent_automatic(session: Session, *, customer_id: int, now: datetime, sent_only: bool = False) -> int:
-    """Automatic messages to this customer within the rate-limit window (queued or sent, or sent only)."""
-    statement = (
-        select(func.count()).select_from(Message)
-        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(Conversation.customer_id == customer_id, Message.direction == "outbound",
-               col(Message.kind).in_(AUTOMATIC_KINDS))
-    )
-    if sent_only:
-        statement = statement.join(Outbox, col(Outbox.message_id) == col(Message.id)).where(
-            Outbox.state == "sent", col(Outbox.sent_at) > now - AUTOMATIC_WINDOW)
+def apply_status(session: Session, update: StatusUpdate, *, now: datetime) -> bool:
+    """Apply a provider's delivery callback to our outbound message's outbox row, when it is ours."""
+    # Only spools receive callbacks, and they have loaded the adapters already; a sync of
+    # mailboxes alone does not pay for them.
+    from agentdesk.channels.webhook.adapters import DELIVERED_STATES, FAILED_STATES
+
+    if not update.external_id:
+        return False
+    row = session.exec(
+        select(Outbox).join(Message, col(Message.id) == col(Outbox.message_id))
+        .where(Message.external_id == update.external_id, Message.direction == "outbound")
+    ).first()
+    if row is None:
+        return False
+    state = update.state.lower()
+    if state in DELIVERED_STATES and row.state != "sent":
+        row.state = "sent"
+        row.sent_at = row.sent_at or now
+        row.last_error = ""
+    elif state in FAILED_STATES:
+        row.state = "failed"
+        row.last_error = update.error or f"the provider reported {state}"
+        row.next_attempt_at = None
     else:
-        statement = statement.where(col(Message.at) > now - AUTOMATIC_WINDOW)
-    return session.exec(statement).one()
-
-
-def _check_automatic_limit(session: Session, *, conversation: Conversation, now: datetime,
-                           claimed: dict[int, int]) -> None:
-    """At send time: sent within the window plus those claimed in this round."""
-    count = _recent_automatic(session, customer_id=conversation.customer_id, now=now, sent_only=True)
-    count += claimed.get(conversation.customer_id, 0)
-    if count >= AUTOMATIC_LIMIT:
-        raise DeliveryError(
-            f"suppressed: {count} automatic messages to this customer in the last "
-            f"{int(AUTOMATIC_WINDOW.total_seconds() // 60)} min (limit {AUTOMATIC_LIMIT}); a mail loop is likely",
-            permanent=True,
-        )
-
-
-def automatic_reply_allowed(
-    session: Session, *, inbound: InboundMessage, our_addresses: set[str] | frozenset[str], now: datetime,
-) -> tuple[bool, str]:
-    """May an automatic message (a receipt) answer this inbound message? (allowed, why not)
-
-    Never for auto-replies, bounces, list or bulk mail, mail without a sender, mail from one of
-    our own addresses or carrying our loop header, and never more than AUTOMATIC_LIMIT per
-    address per AUTOMATIC_WINDOW.
-    """
-    if inbound.kind != "message":
-        return False, f"it is {inbound.kind.replace('_', '-')}"
-    if inbound.bulk:
-        return False, "it is list or bulk mail"
-    address = (inbound.sender_address or "").strip().lower()
-    if not address:
-        return False, "it has no sender address"
-    ours = {a.strip().lower() for a in our_addresses}
-    if address in ours:
-        return False, "it comes from one of our own addresses"
-    if inbound.headers.get("x-agentdesk-loop", "").strip():
-        return False, "it carries our loop header (mail from a help desk)"
-    return_path = inbound.headers.get("return-path", "").strip()
-    if return_path == "<>":
-        return False, "its Return-Path is empty (a machine-generated notice)"
-    identity = session.exec(select(Identity).where(Identity.address == address)).first()
-    if identity is not None:
-        count = _recent_automatic(session, customer_id=identity.customer_id, now=now)
-        if count >= AUTOMATIC_LIMIT:
-            return False, f"{count} automatic messages went to {address} within the last hour"
-    return True, ""
+        return False
+    session.add(row)
+    return True

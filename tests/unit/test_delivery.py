@@ -12,7 +12,7 @@ from sqlmodel import select
 import factories
 from agentdesk.sync import delivery
 from agentdesk.channels.email.smtp import DeliveryError, OutgoingMail, compose
-from agentdesk.domain import replies
+from agentdesk.domain import automatic_messages, replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox
 from conftest import FIXED_NOW
@@ -110,10 +110,10 @@ def test_rows_of_other_channels_are_left_alone(engine, policies):
 
 
 def test_automatic_messages_are_rate_limited_per_customer(engine, policies):
-    for n in range(delivery.AUTOMATIC_LIMIT + 1):
+    for n in range(automatic_messages.AUTOMATIC_LIMIT + 1):
         _queue_reply(engine, policies, kind="receipt", at=T + timedelta(minutes=n))
     report = delivery.deliver_due(engine, {"email": FakeSender()}, now_fn=lambda: T + timedelta(minutes=10))
-    assert (report.sent, report.failed) == (delivery.AUTOMATIC_LIMIT, 1)
+    assert (report.sent, report.failed) == (automatic_messages.AUTOMATIC_LIMIT, 1)
     with db.read_session(engine) as session:
         failed = session.exec(select(Outbox).where(Outbox.state == "failed")).one()
     assert failed.last_error.startswith("suppressed:")
@@ -134,16 +134,16 @@ def test_automatic_reply_allowed(engine, changes, allowed):
     inbound = factories.inbound(at=T, sender=changes.pop("sender", "greta@velo.example"))
     inbound = dataclasses.replace(inbound, **changes)
     with db.read_session(engine) as session:
-        result, why = delivery.automatic_reply_allowed(session, inbound=inbound, our_addresses={"Support@Example.com"}, now=T)
+        result, why = automatic_messages.automatic_reply_allowed(session, inbound=inbound, our_addresses={"Support@Example.com"}, now=T)
     assert result is allowed
     assert bool(why) is not allowed
 
 
 def test_automatic_reply_refused_after_the_limit(engine, policies):
-    for n in range(delivery.AUTOMATIC_LIMIT):
+    for n in range(automatic_messages.AUTOMATIC_LIMIT):
         _queue_reply(engine, policies, kind="receipt", at=T + timedelta(minutes=n))
     with db.read_session(engine) as session:
-        allowed, why = delivery.automatic_reply_allowed(
+        allowed, why = automatic_messages.automatic_reply_allowed(
             session, inbound=factories.inbound(at=T), our_addresses=set(), now=T + timedelta(minutes=5))
     assert not allowed and "automatic messages" in why
 

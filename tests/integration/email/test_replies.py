@@ -9,8 +9,7 @@ from email.policy import compat32
 import pytest
 from sqlmodel import select
 
-from agentdesk.sync import delivery
-from agentdesk.domain import replies
+from agentdesk.domain import automatic_messages, replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox
 from integration.email import mailgen
@@ -148,8 +147,8 @@ def test_auto_replies_and_bounces_never_get_automatic_mail(dovecot, mail_user, s
     with db.read_session(desk.engine) as session:
         for raw in (auto, bounce, listmail):
             parsed = parse_message(raw, source="support", received_at=now)
-            allowed, why = delivery.automatic_reply_allowed(session, inbound=parsed, our_addresses={"support@example.com"},
-                                                             now=now)
+            allowed, why = automatic_messages.automatic_reply_allowed(session, inbound=parsed,
+                                                                       our_addresses={"support@example.com"}, now=now)
             assert not allowed and why
 
 
