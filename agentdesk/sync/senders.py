@@ -1,54 +1,196 @@
-"""The senders of the outbox (`delivery.Sender`), one per channel kind."""
+"""The senders of the outbox (`delivery.Sender`), one per channel family.
+
+A sender's `prepare` reads what a reply needs from the store, inside the outbox's claim
+transaction, and hands the channel a plain record (an `OutgoingMail`, a reply document); its
+`send` puts that on the wire through the channel, with no transaction open. The channels
+themselves never touch the database.
+
+`email_senders` and `spool_senders` are the entries of `worker.SENDER_FACTORIES`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from agentdesk.channels.webhook import outbound
-from agentdesk.sync.delivery import DeliveryError
+from sqlmodel import Session, col, select
+
+from agentdesk.channels.base import DeliveryError
+from agentdesk.store.models import Conversation, Identity, Message, MessageRaw, Outbox, ref_of
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from agentdesk.channels.email.smtp import SmtpSender
+    from agentdesk.channels.webhook.outbound import Transport
+    from agentdesk.sync.base import SyncContext
 
 
-class LazyEmailSender:
-    """The email channel's sender, built (SMTP imported) when the first reply is prepared."""
+# --- email -----------------------------------------------------------------------------------------
 
-    def __init__(self, settings: Any):
-        self.settings = settings
-        self._sender = None
 
-    def _real(self):
-        if self._sender is None:
-            from agentdesk.channels.email.smtp import EmailSender
+@dataclass(frozen=True)
+class PreparedMail:
+    mailbox: str  # name
+    mail: EmailMessage
+    recipients: tuple[str, ...]
 
-            self._sender = EmailSender(self.settings)
-        return self._sender
 
-    def prepare(self, session, *, outbox, message, conversation):
-        return self._real().prepare(session, outbox=outbox, message=message, conversation=conversation)
+class EmailSender:
+    """The `delivery.Sender` of the email channel: one SMTP server per configured mailbox.
 
-    def send(self, prepared):
-        return self._real().send(prepared)
+    SMTP is imported when the first reply is prepared, and a mailbox's password is read
+    (password_command) the first time it sends: a sync with nothing to send pays for neither.
+    """
 
-    def __getattr__(self, name: str):
-        return getattr(self._real(), name)
+    def __init__(self, settings, *, timeout: float = 60.0):
+        self.mailboxes = {mailbox.name: mailbox for mailbox in settings.mailbox}
+        self.our_addresses = {m.address.strip().lower() for m in settings.mailbox if m.address}
+        self.timeout = timeout
+        self._smtp: dict[str, SmtpSender] = {}
+
+    def prepare(self, session: Session, *, outbox: Outbox, message: Message,
+                conversation: Conversation) -> PreparedMail:
+        from agentdesk.channels.email.smtp import OutgoingMail, compose
+
+        mailbox = self.mailboxes.get(outbox.source) or self.mailboxes.get(conversation.source)
+        if mailbox is None:
+            raise DeliveryError(
+                f"no [[mailbox]] named {outbox.source or conversation.source!r} in the config sends for this "
+                "conversation; add it, then the reply is retried", permanent=False)
+        last_inbound = session.exec(
+            select(Message).where(Message.conversation_id == conversation.id, Message.direction == "inbound",
+                                  Message.kind == "message", col(Message.id) < message.id)
+            .order_by(col(Message.at).desc(), col(Message.id).desc())
+        ).first()
+        to = last_inbound.sender_address if last_inbound is not None and last_inbound.sender_address else ""
+        if not to:
+            identity = session.exec(select(Identity).where(Identity.customer_id == conversation.customer_id,
+                                                           Identity.kind == "email")).first()
+            to = identity.address if identity else ""
+        if not to or "@" not in to:
+            raise DeliveryError("the customer has no email address to reply to", permanent=True)
+        cc: list[str] = []
+        references: list[str] = []
+        in_reply_to = ""
+        if last_inbound is not None:
+            in_reply_to = last_inbound.external_id or ""
+            references = [r for r in (last_inbound.references or "").split() if r]
+            raw = session.get(MessageRaw, last_inbound.id)
+            if raw is not None:
+                from agentdesk.channels.email.mime import parse_message
+
+                parsed = parse_message(raw.raw, source=mailbox.name, received_at=last_inbound.at)
+                skip = self.our_addresses | {to.lower()}
+                cc = [address for address in parsed.recipients if address not in skip and "@" in address]
+        mail = compose(OutgoingMail(
+            from_address=mailbox.address, from_name=message.author or "", to=[to], cc=cc,
+            subject=message.subject, body=message.body_text, message_id=message.external_id or "",
+            in_reply_to=in_reply_to, references=references, automatic=message.kind == "receipt",
+            date=message.at,
+        ))
+        return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple([to, *cc]))
+
+    def _sender(self, mailbox) -> SmtpSender:
+        from agentdesk.channels.email.smtp import SmtpSender, SmtpServer
+
+        sender = self._smtp.get(mailbox.name)
+        if sender is None:
+            password = None
+            if mailbox.smtp.username:
+                try:
+                    password = mailbox.smtp.password(f"mailbox {mailbox.name}.smtp")
+                except Exception as error:  # ConfigError: a password command that failed
+                    raise DeliveryError(str(error)) from None
+            sender = SmtpSender(SmtpServer.from_mailbox(mailbox, timeout=self.timeout), password)
+            self._smtp[mailbox.name] = sender
+        return sender
+
+    def send(self, prepared: PreparedMail) -> str:
+        mailbox = self.mailboxes[prepared.mailbox]
+        note = self._sender(mailbox).send(prepared.mail)
+        if mailbox.sent_folder:
+            problem = self._append_to_sent(mailbox, prepared.mail)
+            if problem:
+                note = "; ".join(filter(None, [note, f"sent, but the copy to {mailbox.sent_folder!r} failed: {problem}"]))
+        return note
+
+    def _append_to_sent(self, mailbox, mail: EmailMessage) -> str:
+        from agentdesk.channels.email import imap
+
+        try:
+            connection = imap.BulkConnection(imap.ServerSettings.from_mailbox(mailbox, timeout=self.timeout),
+                                             mailbox.password(f"mailbox {mailbox.name}"))
+            try:
+                connection.append(mailbox.sent_folder, mail.as_bytes())
+            finally:
+                connection.close()
+        except Exception as error:
+            return str(error)
+        return ""
+
+
+def email_senders(ctx: SyncContext) -> dict[str, EmailSender]:
+    return {"email": EmailSender(ctx.settings)} if ctx.settings.mailbox else {}
+
+
+# --- webhook spools --------------------------------------------------------------------------------
+
+
+def reply_document(session: Session, message: Message, conversation: Conversation) -> dict[str, Any]:
+    """One outbound reply as an event of the generic schema, addressed to the customer's last message."""
+    from agentdesk.channels.webhook import outbound
+    from agentdesk.domain import customers
+
+    last_inbound = session.exec(
+        select(Message).where(Message.conversation_id == conversation.id, Message.direction == "inbound")
+        .order_by(col(Message.at).desc(), col(Message.id).desc())
+    ).first()
+    thread_key = session.exec(
+        select(Message.thread_key).where(Message.conversation_id == conversation.id,
+                                         col(Message.thread_key).is_not(None))
+        .order_by(col(Message.id).desc())
+    ).first()
+    recipient: dict[str, str] = {}
+    if last_inbound is not None and last_inbound.sender_address:
+        recipient = {"recipient_kind": customers.IDENTITY_KIND.get(conversation.channel, conversation.channel),
+                     "recipient_address": last_inbound.sender_address,
+                     "recipient_name": last_inbound.author or ""}
+    return outbound.reply_document(
+        event_id=message.external_id or f"agentdesk-message-{message.id}", channel=conversation.channel,
+        at=message.at, author=message.author, author_login=message.author_login, ref=ref_of(conversation.id),
+        subject=message.subject, text=message.body_text, source=conversation.source, message_kind=message.kind,
+        thread_key=thread_key or "",
+        in_reply_to=(last_inbound.external_id or "") if last_inbound is not None else "",
+        **recipient,
+    )
 
 
 class SpoolSender:
-    """`delivery.Sender` for replies on spool conversations (one instance serves one channel kind)."""
+    """`delivery.Sender` for replies on spool conversations (one instance serves one channel kind).
+
+    A spool's transport (outbound directory or signed URL) is built on its first reply, which is
+    when its secret command runs. `fallback` takes the rows of sources that are not spools: the
+    mailboxes, when a spool feeds email conversations too.
+    """
 
     def __init__(self, settings, *, fallback: Any = None):
         self.settings = settings
         self.fallback = fallback
         self.spools = {spool.name: spool for spool in settings.spool}
-        self._senders: dict[str, outbound.Sender | None] = {}
+        self._transports: dict[str, Transport | None] = {}
 
-    def _sender(self, spool) -> outbound.Sender | None:
-        if spool.name not in self._senders:
-            from agentdesk.sync.sources.spool import outbound_sender
+    def _transport(self, spool) -> Transport | None:
+        if spool.name not in self._transports:
+            from agentdesk.channels.webhook import outbound
 
-            self._senders[spool.name] = outbound_sender(self.settings, spool)
-        return self._senders[spool.name]
+            index = self.settings.spool.index(spool)
+            secret = (lambda: spool.secret(f"spool[{index}] ({spool.name})")) if spool.secret_command else None
+            base = self.settings.source.parent if self.settings.source else None
+            self._transports[spool.name] = outbound.transport_for(spool, base=base, secret=secret)
+        return self._transports[spool.name]
 
-    def prepare(self, session, *, outbox, message, conversation) -> Any:
+    def prepare(self, session: Session, *, outbox: Outbox, message: Message, conversation: Conversation) -> Any:
         spool = self.spools.get(outbox.source)
         if spool is None:
             if self.fallback is not None:
@@ -57,34 +199,26 @@ class SpoolSender:
             raise DeliveryError(f"no spool or mailbox named {outbox.source!r} to send this reply through",
                                 permanent=True)
         try:
-            sender = self._sender(spool)
+            transport = self._transport(spool)
         except Exception as error:  # a failing secret command
             raise DeliveryError(f"spool {spool.name}: {error}") from None
-        if sender is None:
+        if transport is None:
             raise DeliveryError(f"spool {spool.name} has no outbound (set outbound.spool or outbound.url)",
                                 permanent=True)
-        return ("spool", sender, outbound.reply_document(session, message, conversation))
+        return ("spool", transport, reply_document(session, message, conversation))
 
     def send(self, prepared: Any) -> str:
         if prepared[0] == "fallback":
             return self.fallback.send(prepared[1])
-        _, sender, document = prepared
-        try:
-            sender(document)
-        except outbound.DeliveryError as error:
-            raise DeliveryError(str(error), permanent=error.permanent) from None
+        _, transport, document = prepared
+        transport(document)
         return ""
 
 
-def spool_senders(ctx) -> dict[str, SpoolSender]:
+def spool_senders(ctx: SyncContext) -> dict[str, SpoolSender]:
     """One SpoolSender per channel kind that a spool feeds; `email` keeps mailbox replies on SMTP."""
-    kinds = {spool.kind for spool in ctx.settings.spool}
     senders = {}
-    for kind in sorted(kinds):
-        fallback = None
-        if kind == "email" and ctx.settings.mailbox:
-            from agentdesk.channels.email.smtp import EmailSender
-
-            fallback = EmailSender(ctx.settings)
+    for kind in sorted({spool.kind for spool in ctx.settings.spool}):
+        fallback = EmailSender(ctx.settings) if kind == "email" and ctx.settings.mailbox else None
         senders[kind] = SpoolSender(ctx.settings, fallback=fallback)
     return senders

@@ -1,6 +1,6 @@
 """The long-running worker: pull every source, deliver the outbox.
 
-Two small registries make it channel-agnostic:
+Two small registries make it channel-agnostic; they are the one place a channel family plugs in:
 
 - `SOURCE_FACTORIES`: channel family -> function building `Source` objects from the settings.
   A Source has `poll()` (one pass: store what is new, advance its checkpoint in the same
@@ -8,7 +8,8 @@ Two small registries make it channel-agnostic:
   the timeout passes), `interrupt()` and `close()`.
 - `SENDER_FACTORIES`: channel family -> function building `{channel kind: delivery.Sender}`.
 
-The webhook spool channel plugs in by adding one entry to each (see docs/email.md).
+A new family adds its source module under `sources/`, its sender to `senders.py`, and one entry
+to each registry.
 
 `run_once` polls every source once and delivers what is due (`agentdesk sync --once`).
 `run_forever` gives each source its own thread (poll, then wait) and the outbox another, until
@@ -25,7 +26,8 @@ from typing import Any
 
 from agentdesk.sync import delivery
 from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext  # noqa: F401
-from agentdesk.sync.sources.email import MailboxSource
+from agentdesk.sync.senders import email_senders, spool_senders
+from agentdesk.sync.sources.email import mailbox_sources
 
 log = logging.getLogger("agentdesk.sync")
 
@@ -36,36 +38,19 @@ POLL_INTERVAL = 60.0
 DELIVERY_INTERVAL = 2.0
 
 
-def mailbox_sources(ctx: SyncContext) -> list[Source]:
-    return [MailboxSource(mailbox, ctx) for mailbox in ctx.settings.mailbox]
-
-
-def email_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
-    from agentdesk.sync.senders import LazyEmailSender
-
-    return {"email": LazyEmailSender(ctx.settings)} if ctx.settings.mailbox else {}
-
-
-# The registries: the webhook spool channel adds `"spool": spool_sources` and its senders here.
-def spool_sources(ctx: SyncContext) -> list[Source]:
-    if not getattr(ctx.settings, "spool", None):
+def _spool_sources(ctx: SyncContext) -> list[Source]:
+    # Imported only when a spool is configured: a sync of mailboxes alone never loads the
+    # adapters and the spool machinery.
+    if not ctx.settings.spool:
         return []
-    from agentdesk.sync.sources.spool import spool_sources as build
+    from agentdesk.sync.sources.spool import spool_sources
 
-    return build(ctx)
-
-
-def spool_senders(ctx: SyncContext) -> dict[str, delivery.Sender]:
-    if not getattr(ctx.settings, "spool", None):
-        return {}
-    from agentdesk.sync.senders import spool_senders as build
-
-    return build(ctx)
+    return spool_sources(ctx)
 
 
 # Order matters: a spool of kind "email" wraps the email sender, so spools come after email.
 SOURCE_FACTORIES: dict[str, Callable[[SyncContext], list[Source]]] = {
-    "email": mailbox_sources, "spool": spool_sources,
+    "email": mailbox_sources, "spool": _spool_sources,
 }
 SENDER_FACTORIES: dict[str, Callable[[SyncContext], dict[str, delivery.Sender]]] = {
     "email": email_senders, "spool": spool_senders,

@@ -11,8 +11,11 @@ import pytest
 from sqlmodel import func, select
 
 from agentdesk import config, ingest
+from agentdesk.channels.base import DeliveryError
 from agentdesk.channels.webhook import outbound, schema
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync import delivery
+from agentdesk.sync.senders import SpoolSender
 from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks, merge, replies
 from agentdesk.store import db, queries
@@ -316,9 +319,8 @@ def test_outbound_spool_gets_one_valid_json_file_per_reply(env):
         replies.reply(session, conversation=conversation, body="We're on it.", agent="tester", agent_name="Terry",
                       now=FIXED_NOW, policies=env.policies)
         session.commit()
-    spool = next(s for s in env.settings.spool if s.name == "wa")
-    sender = outbound.sender_for(spool)
-    result = outbound.deliver_due(env.engine, spool, sender=sender, now=FIXED_NOW)
+    senders = {"chat": SpoolSender(env.settings)}
+    result = delivery.deliver_due(env.engine, senders, now_fn=lambda: FIXED_NOW)
     assert (result.sent, result.failed) == (1, 0)
     files = list((env.root / "wa-out" / "new").iterdir())
     assert len(files) == 1
@@ -328,10 +330,10 @@ def test_outbound_spool_gets_one_valid_json_file_per_reply(env):
     assert document["conversation"]["thread_key"].startswith("whatsapp:")
     assert document["in_reply_to"] == "wamid.xyzxyz"
     assert document["text"].startswith("We're on it.")
-    assert outbound.deliver_due(env.engine, spool, sender=sender, now=FIXED_NOW).sent == 0  # sent once
+    assert delivery.deliver_due(env.engine, senders, now_fn=lambda: FIXED_NOW).sent == 0  # sent once
 
 
-def test_outbound_failures_back_off_then_fail_visibly(env):
+def test_outbound_failures_back_off_then_fail_visibly(env, monkeypatch):
     wa = env.source("wa")
     drop(wa, json.dumps(json.loads((DATA / "whatsapp" / "message.json").read_text())["text"]).encode())
     wa.poll()
@@ -340,21 +342,22 @@ def test_outbound_failures_back_off_then_fail_visibly(env):
         replies.reply(session, conversation=conversation, body="Hi", agent="tester", agent_name="Terry",
                       now=FIXED_NOW, policies=env.policies)
         session.commit()
-    spool = next(s for s in env.settings.spool if s.name == "wa")
 
     def broken(_document):
-        raise outbound.DeliveryError("gateway down")
+        raise DeliveryError("gateway down")
 
+    monkeypatch.setattr(outbound, "transport_for", lambda spool, **_kwargs: broken)  # the gateway is down
+    senders = {"chat": SpoolSender(env.settings)}
     now = FIXED_NOW
-    for attempt in range(1, outbound.MAX_ATTEMPTS + 1):
-        result = outbound.deliver_due(env.engine, spool, sender=broken, now=now)
+    for attempt in range(1, delivery.MAX_ATTEMPTS + 1):
+        result = delivery.deliver_due(env.engine, senders, now_fn=lambda at=now: at)
         assert result.retrying + result.failed == 1
-        assert outbound.deliver_due(env.engine, spool, sender=broken, now=now).retrying == 0  # not due yet
+        assert delivery.deliver_due(env.engine, senders, now_fn=lambda at=now: at).retrying == 0  # not due yet
         with db.read_session(env.engine) as session:
             row = session.exec(select(Outbox)).one()
         assert row.attempts == attempt and row.last_error == "gateway down"
         if row.state == "queued":
-            assert row.next_attempt_at - now == outbound.backoff(attempt)
+            assert row.next_attempt_at - now == delivery.backoff_after(attempt)
             now = row.next_attempt_at
     assert row.state == "failed"
     with db.read_session(env.engine) as session:

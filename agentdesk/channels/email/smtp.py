@@ -5,6 +5,9 @@ customer's last message, `Re: … [AD-n]`, In-Reply-To/References, our own Messa
 header on every mail and `Auto-Submitted` on automatic ones). `SmtpSender` sends it with
 ssl / starttls / none and optional AUTH, and turns every failure into a `DeliveryError` that
 carries the server's own words and whether trying again can help.
+
+Nothing here touches the database: `agentdesk.sync.senders.EmailSender` gathers an
+`OutgoingMail` from the store and sends it through here.
 """
 
 from __future__ import annotations
@@ -166,106 +169,4 @@ class SmtpSender:
         if refused:
             detail = "; ".join(f"{rcpt}: {_reason(code, text)}" for rcpt, (code, text) in refused.items())
             return f"sent; some recipients refused: {detail}"
-        return ""
-
-
-# --- the outbox sender for email -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PreparedMail:
-    mailbox: str  # name
-    mail: EmailMessage
-    recipients: tuple[str, ...]
-
-
-class EmailSender:
-    """The `delivery.Sender` of the email channel: one SMTP server per configured mailbox.
-
-    Passwords are read (password_command) the first time a mailbox sends, not before.
-    """
-
-    def __init__(self, settings, *, timeout: float = 60.0):
-        self.mailboxes = {mailbox.name: mailbox for mailbox in settings.mailbox}
-        self.our_addresses = {m.address.strip().lower() for m in settings.mailbox if m.address}
-        self.timeout = timeout
-        self._smtp: dict[str, SmtpSender] = {}
-
-    def prepare(self, session, *, outbox, message, conversation) -> PreparedMail:
-        from sqlmodel import col, select
-
-        from agentdesk.store.models import Identity, Message, MessageRaw
-
-        mailbox = self.mailboxes.get(outbox.source) or self.mailboxes.get(conversation.source)
-        if mailbox is None:
-            raise DeliveryError(
-                f"no [[mailbox]] named {outbox.source or conversation.source!r} in the config sends for this "
-                "conversation; add it, then the reply is retried", permanent=False)
-        last_inbound = session.exec(
-            select(Message).where(Message.conversation_id == conversation.id, Message.direction == "inbound",
-                                  Message.kind == "message", col(Message.id) < message.id)
-            .order_by(col(Message.at).desc(), col(Message.id).desc())
-        ).first()
-        to = last_inbound.sender_address if last_inbound is not None and last_inbound.sender_address else ""
-        if not to:
-            identity = session.exec(select(Identity).where(Identity.customer_id == conversation.customer_id,
-                                                           Identity.kind == "email")).first()
-            to = identity.address if identity else ""
-        if not to or "@" not in to:
-            raise DeliveryError("the customer has no email address to reply to", permanent=True)
-        cc: list[str] = []
-        references: list[str] = []
-        in_reply_to = ""
-        if last_inbound is not None:
-            in_reply_to = last_inbound.external_id or ""
-            references = [r for r in (last_inbound.references or "").split() if r]
-            raw = session.get(MessageRaw, last_inbound.id)
-            if raw is not None:
-                from agentdesk.channels.email.mime import parse_message
-
-                parsed = parse_message(raw.raw, source=mailbox.name, received_at=last_inbound.at)
-                skip = self.our_addresses | {to.lower()}
-                cc = [address for address in parsed.recipients if address not in skip and "@" in address]
-        mail = compose(OutgoingMail(
-            from_address=mailbox.address, from_name=message.author or "", to=[to], cc=cc,
-            subject=message.subject, body=message.body_text, message_id=message.external_id or "",
-            in_reply_to=in_reply_to, references=references, automatic=message.kind == "receipt",
-            date=message.at,
-        ))
-        return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple([to, *cc]))
-
-    def _sender(self, mailbox) -> SmtpSender:
-        sender = self._smtp.get(mailbox.name)
-        if sender is None:
-            password = None
-            if mailbox.smtp.username:
-                try:
-                    password = mailbox.smtp.password(f"mailbox {mailbox.name}.smtp")
-                except Exception as error:  # ConfigError: a password command that failed
-                    raise DeliveryError(str(error)) from None
-            sender = SmtpSender(SmtpServer.from_mailbox(mailbox, timeout=self.timeout), password)
-            self._smtp[mailbox.name] = sender
-        return sender
-
-    def send(self, prepared: PreparedMail) -> str:
-        mailbox = self.mailboxes[prepared.mailbox]
-        note = self._sender(mailbox).send(prepared.mail)
-        if mailbox.sent_folder:
-            problem = self._append_to_sent(mailbox, prepared.mail)
-            if problem:
-                note = "; ".join(filter(None, [note, f"sent, but the copy to {mailbox.sent_folder!r} failed: {problem}"]))
-        return note
-
-    def _append_to_sent(self, mailbox, mail: EmailMessage) -> str:
-        from agentdesk.channels.email import imap
-
-        try:
-            connection = imap.BulkConnection(imap.ServerSettings.from_mailbox(mailbox, timeout=self.timeout),
-                                             mailbox.password(f"mailbox {mailbox.name}"))
-            try:
-                connection.append(mailbox.sent_folder, mail.as_bytes())
-            finally:
-                connection.close()
-        except Exception as error:
-            return str(error)
         return ""

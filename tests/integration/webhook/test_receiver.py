@@ -21,8 +21,10 @@ import pytest
 from sqlmodel import func, select
 
 from agentdesk import config
-from agentdesk.channels.webhook import outbound, receiver
+from agentdesk.channels.webhook import receiver
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync import delivery
+from agentdesk.sync.senders import SpoolSender
 from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks, replies
 from agentdesk.store import db
@@ -257,11 +259,11 @@ def test_outbound_url_is_signed_retried_and_recorded(tmp_path):
             replies.reply(session, conversation=conversation, body="Thanks, looking into it.", agent="tester",
                           agent_name="Terry", now=FIXED_NOW, policies=policies)
             session.commit()
-        sender = outbound.sender_for(chat, secret=lambda: SECRET)
-        first = outbound.deliver_due(engine, chat, sender=sender, now=FIXED_NOW)
+        senders = {"chat": SpoolSender(settings)}  # signs with the spool's secret_command
+        first = delivery.deliver_due(engine, senders, now_fn=lambda: FIXED_NOW)
         assert first.retrying == 1 and "HTTP 503" in first.errors[0]
-        later = FIXED_NOW + outbound.backoff(1)
-        assert outbound.deliver_due(engine, chat, sender=sender, now=later).sent == 1
+        later = FIXED_NOW + delivery.backoff_after(1)
+        assert delivery.deliver_due(engine, senders, now_fn=lambda: later).sent == 1
         headers, body = _Gateway.received[-1]
         assert headers["X-Agentdesk-Signature"] == sign(body)
         document = json.loads(body)
@@ -277,7 +279,7 @@ def test_outbound_url_is_signed_retried_and_recorded(tmp_path):
             replies.reply(session, conversation=conversation, body="One more thing", agent="tester",
                           agent_name="Terry", now=later, policies=policies)
             session.commit()
-        assert outbound.deliver_due(engine, chat, sender=sender, now=later).failed == 1
+        assert delivery.deliver_due(engine, senders, now_fn=lambda: later).failed == 1
         with db.read_session(engine) as session:
             failed = session.exec(select(Outbox).where(Outbox.state == "failed")).one()
             assert "HTTP 400" in failed.last_error
