@@ -13,6 +13,7 @@ from sqlmodel import select
 from agentdesk import commands_webhook, config
 from agentdesk.channels.webhook import schema
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.sync import worker
 from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks
 from agentdesk.errors import InvalidInput, NotFound
@@ -53,11 +54,12 @@ def args(config_path: Path, **values) -> argparse.Namespace:
 
 
 def sync(config_path: Path) -> bool:
+    """One pass of the sync worker over the spools, without delivering."""
     settings = config.load(config_path)
     engine = db.open_database(settings.database_url)
     try:
-        sources = spool_source.open_spools(settings, engine, clocks.Policies.from_settings(settings))
-        return spool_source.sync_spools(sources, report=lambda line: None)
+        ctx = worker.SyncContext(settings, engine, clocks.Policies.from_settings(settings))
+        return worker.SyncWorker(ctx, spool_source.spool_sources(ctx), {}).run_once().ok
     finally:
         engine.dispose()
 
@@ -82,7 +84,8 @@ def test_relative_spool_paths_resolve_against_the_config_and_receipts_are_queued
     # a template that would show "[[customer_first_name?]]" is not sent; the message is stored all the same
     spool = settings.spool[0]
     spool.receipt = "needs-name"
-    source = spool_source.open_spools(settings, engine, clocks.Policies.from_settings(settings), source="sms")[0]
+    ctx = worker.SyncContext(settings, engine, clocks.Policies.from_settings(settings))
+    (source,) = spool_source.spool_sources(ctx, only="sms")
     spooling.write_payload(spool_dir, sms("new number", "SM3", sender="+14155550999"), "application/x-www-form-urlencoded")
     assert source.poll().stored == 1
     with db.read_session(engine) as session:

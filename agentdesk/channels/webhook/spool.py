@@ -103,6 +103,20 @@ def write_payload(path: Path, body: bytes, content_type: str, *, durable: bool =
 # --- reading -----------------------------------------------------------------------------------
 
 
+def rejected_files(path: Path) -> list[tuple[str, str]]:
+    """(file, reason) of every file in the spool's rejected/, oldest first; the reason is its sidecar."""
+    folder = path / "rejected"
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and entry.suffix != ERROR_SUFFIX:
+            sidecar = entry.with_name(entry.name + ERROR_SUFFIX)
+            reason = sidecar.read_text(encoding="utf-8", errors="replace").strip() if sidecar.exists() else ""
+            found.append((entry.name, reason))
+    return found
+
+
 def read_payload(file: Path, *, max_bytes: int) -> Payload:
     """The spool file as a Payload; Rejected with the exact reason when it cannot be one."""
     if file.suffix not in EXTENSIONS:

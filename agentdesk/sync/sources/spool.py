@@ -10,6 +10,11 @@ Layout of a spool (DESIGN, config contract):
 A file is `*.json` (a JSON payload as delivered) or `*.http` (`Content-Type: …` CRLF CRLF and the
 raw body, for form and multipart payloads).
 
+`SpoolSource` is the sync `Source` of one configured spool (`poll`, `wait`, `interrupt`, `close`);
+`spool_sources` builds them from the settings, for the sync worker and for `agentdesk spool retry`
+alike. What a file's drafts become is in `spool_drafts`; provider delivery callbacks update the
+outbox through `delivery.apply_status`.
+
 Exactly once: `SpoolSource.poll` stores the messages of a batch of files in one transaction and
 only after the commit renames the files into `cur/`. A crash before the commit stores nothing and
 leaves the files in `new/`; a crash after the commit but before the rename replays the files,
@@ -20,10 +25,8 @@ never doubles. A rejected file is moved only after its `.error` sidecar is durab
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,21 +36,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from agentdesk.channels.base import InboundMessage
-from agentdesk.channels.webhook.adapters import (
-    DELIVERED_STATES, FAILED_STATES, Draft, Payload, Rejected, StatusUpdate, adapter_for,
-)
+from agentdesk.channels.webhook.adapters import Draft, Rejected, StatusUpdate, adapter_for
 from agentdesk.channels.webhook.spool import (
-    ERROR_SUFFIX, LOCK_FILE, RETRIED_DIR, ensure_spool, fsync_dir, read_payload, unique_name, utcnow,
+    ERROR_SUFFIX, LOCK_FILE, RETRIED_DIR, ensure_spool, fsync_dir, read_payload, rejected_files, unique_name,
+    utcnow,
 )
 from agentdesk.config import Settings, SpoolSettings
-from agentdesk.domain import audit, clocks, customers
-from agentdesk.errors import AgentdeskError, InvalidInput, NotFound
+from agentdesk.domain import clocks, customers
+from agentdesk.errors import AgentdeskError, NotFound
 from agentdesk.store import db, queries
-from agentdesk.store.models import Identity, Message, Outbox, SyncState
-from agentdesk.sync.base import PollReport, SourceError
+from agentdesk.store.models import SyncState
+from agentdesk.sync.base import PollReport, Progress, SourceError, SyncContext
+from agentdesk.sync.delivery import apply_status
+from agentdesk.sync.sources.spool_drafts import inbound_message, link_identity
 
 log = logging.getLogger("agentdesk.sync")
 
@@ -55,15 +58,14 @@ WAIT_INTERVAL = 0.5  # seconds between looks into new/ while waiting: `sync` see
 STATE_REFRESH = timedelta(seconds=60)  # how often an idle spool's last_sync is refreshed in the store
 
 
-# --- ingest ------------------------------------------------------------------------------------
-
-
 @dataclass
-class PollResult:
-    """What one pass over a spool did. `failed` files stay in new/ and are tried again."""
+class SpoolPollReport(PollReport):
+    """What one pass over a spool did. `failed` files stay in new/ and are tried again.
 
-    stored: int = 0  # new messages
-    duplicates: int = 0  # messages already stored (a replay, or a provider's repeated delivery)
+    `fetched` counts the files handled (moved to cur/ or rejected); `stored` and `duplicates`
+    count messages.
+    """
+
     statuses: int = 0  # provider delivery callbacks applied to (or checked against) the outbox
     ignored: int = 0  # files of events that carry no customer message
     files: int = 0  # files moved to cur/
@@ -71,21 +73,28 @@ class PollResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): not stored, kept in new/
     warnings: list[str] = field(default_factory=list)
 
-    def add(self, other: PollResult) -> None:
-        for name in ("stored", "duplicates", "statuses", "ignored", "files"):
+    def add(self, other: SpoolPollReport) -> None:
+        for name in ("fetched", "stored", "duplicates", "statuses", "ignored", "files"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejected += other.rejected
         self.failed += other.failed
         self.warnings += other.warnings
+        self.errors += other.errors
 
     @property
     def ok(self) -> bool:
         """True when every file was stored or rejected with a reason (DESIGN: sync --once)."""
         return not self.failed
 
-
-class _Unstorable(Exception):
-    """The store could not take the file now (locked, unavailable): leave it in new/."""
+    def lines(self) -> list[str]:
+        """What a person should read about this pass: rejected files, files not stored, warnings."""
+        name = self.source
+        lines = [f"spool {name}: rejected {file}: {reason}" for file, reason in self.rejected]
+        lines += [f"spool {name}: not stored {file}: {reason}" for file, reason in self.failed[:5]]
+        if len(self.failed) > 5:
+            lines.append(f"spool {name}: {len(self.failed) - 5} more files not stored")
+        lines += [f"spool {name}: {warning}" for warning in self.warnings]
+        return lines
 
 
 @dataclass
@@ -98,12 +107,15 @@ class _Outcome:
 
 
 class SpoolSource:
-    """One configured spool: ingest what is complete in new/, wait for more, retry rejects.
+    """One configured spool as a sync `Source`: ingest what is complete in new/, wait for more,
+    retry rejects.
 
     `poll()` is what one `sync` pass calls; `wait()` blocks until new/ has files (polling, since
     inotify is not in the standard library). Only one process polls a spool at a time (a lock
     file); writers never need the lock.
     """
+
+    kind = "spool"
 
     def __init__(
         self,
@@ -133,6 +145,7 @@ class SpoolSource:
         self.adapter = adapter_for(spool.adapter)
         self._state_written: datetime | None = None
         self._last_error = ""
+        self._stop = threading.Event()
 
     # -- directories --
 
@@ -155,18 +168,24 @@ class SpoolSource:
         except FileNotFoundError:
             return False
 
-    def wait(self, timeout: float, *, interval: float = WAIT_INTERVAL, stop: Callable[[], bool] | None = None) -> bool:
-        """Block until new/ holds a file (True) or `timeout` seconds pass (False)."""
+    def wait(self, timeout: float, *, interval: float = WAIT_INTERVAL) -> bool:
+        """Block until new/ holds a file (True), or `timeout` seconds pass or `interrupt` (False)."""
         deadline = time.monotonic() + timeout
         while True:
             if self.has_pending():
                 return True
-            if stop is not None and stop():
+            if self._stop.is_set():
                 return False
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             time.sleep(min(interval, left))
+
+    def interrupt(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -181,9 +200,25 @@ class SpoolSource:
 
     # -- the pass --
 
-    def poll(self, *, limit: int | None = None) -> PollResult:
-        """Ingest every complete file in new/ (at most `limit`); return what happened."""
-        result = PollResult()
+    def poll(self, *, progress: Progress | None = None) -> SpoolPollReport:
+        """One sync pass: ingest every complete file in new/ and log what was rejected.
+
+        Raises SourceError when files could not be stored (the store unavailable); they stay in
+        new/ for the next pass. Rejected files are handled input, not a failure.
+        """
+        result = self.ingest_pending()
+        if progress is not None and result.files:
+            progress(result.files, result.files, self.name)
+        for line in result.lines():
+            log.warning("%s", line)
+        if result.failed:
+            result.errors.append(f"spool {self.name}: {len(result.failed)} file(s) not stored: {result.failed[0][1]}")
+            raise SourceError(result.errors[0])
+        return result
+
+    def ingest_pending(self, *, limit: int | None = None) -> SpoolPollReport:
+        """Ingest every complete file in new/ (at most `limit`); return what happened, failures included."""
+        result = SpoolPollReport(self.name)
         with self._locked():
             names = self.pending(limit)
             for start in range(0, len(names), self.batch):
@@ -196,8 +231,8 @@ class SpoolSource:
             self._record_state(result, force=bool(names))
         return result
 
-    def _batch(self, names: list[str]) -> PollResult:
-        result = PollResult()
+    def _batch(self, names: list[str]) -> SpoolPollReport:
+        result = SpoolPollReport(self.name)
         done: list[str] = []
         rejects: list[tuple[str, str]] = []
         read: list[tuple[str, list]] = []
@@ -206,8 +241,8 @@ class SpoolSource:
             try:
                 payload = read_payload(file, max_bytes=self.spool.max_bytes)
                 items = self.adapter(payload)
-                messages = [self._message(payload, item, index, len(items)) if isinstance(item, Draft) else item
-                            for index, item in enumerate(items)]
+                messages = [inbound_message(self.spool, payload, item, index, len(items))
+                            if isinstance(item, Draft) else item for index, item in enumerate(items)]
             except FileNotFoundError:
                 continue  # another poller took it (a second `sync` on the same spool)
             except Rejected as error:
@@ -237,7 +272,7 @@ class SpoolSource:
                     # this batch is stored; its files stay in new/ for the next pass.
                     session.rollback()
                     rejected_names = {n for n, _ in rejects}
-                    result = PollResult(failed=[(n, f"not stored: the store is unavailable: {error.orig}")
+                    result = SpoolPollReport(self.name, failed=[(n, f"not stored: the store is unavailable: {error.orig}")
                                                 for n in names if n not in rejected_names])
                     done = []
                     break
@@ -248,7 +283,7 @@ class SpoolSource:
         except OperationalError as error:
             session.rollback()
             rejected_names = {n for n, _ in rejects}
-            result = PollResult(failed=[(n, f"not stored: the store is unavailable: {error.orig}")
+            result = SpoolPollReport(self.name, failed=[(n, f"not stored: the store is unavailable: {error.orig}")
                                         for n in names if n not in rejected_names])
             done = []
         finally:
@@ -257,6 +292,7 @@ class SpoolSource:
         for name in done:
             self._move(name, "cur")
         result.files = len(done)
+        result.fetched = len(done) + len(rejects)
         for name, reason in rejects:
             self._reject(name, reason)
         result.rejected = rejects
@@ -266,14 +302,14 @@ class SpoolSource:
         return result
 
     @staticmethod
-    def _count(result: PollResult, outcome: _Outcome) -> None:
+    def _count(result: SpoolPollReport, outcome: _Outcome) -> None:
         result.stored += outcome.stored
         result.duplicates += outcome.duplicates
         result.statuses += outcome.statuses
         result.ignored += outcome.ignored
         result.warnings += outcome.warnings
 
-    def _store_batched(self, session: Session, read: list[tuple[str, list]], result: PollResult,
+    def _store_batched(self, session: Session, read: list[tuple[str, list]], result: SpoolPollReport,
                        done: list[str]) -> list[tuple[str, list]]:
         """Store the files that hold only plain messages with one `ingest_batch` (a few queries and
         one INSERT per table for them all); returns the files left for the per-file path: those with
@@ -307,44 +343,6 @@ class SpoolSource:
             done.append(name)
         batched = {name for name, _ in plain}
         return [(name, items) for name, items in read if name not in batched]
-
-    def _message(self, payload: Payload, draft: Draft, index: int, count: int) -> tuple[InboundMessage, list[tuple[str, str]]]:
-        """The InboundMessage of a draft, and the sender's other identities to link."""
-        channel = draft.channel or self.spool.kind
-        kind = customers.IDENTITY_KIND.get(channel, channel)
-        address = draft.identities.get(kind, "")
-        if not address:
-            given = ", ".join(sorted(draft.identities)) or "none"
-            raise Rejected(
-                f"a {channel} spool identifies customers by {kind}, but this {self.spool.adapter} payload gives "
-                f"the sender's {given}; set the spool's kind to match what the provider sends"
-            )
-        try:
-            address = customers.normalise_address(kind, address)
-        except InvalidInput as error:
-            raise Rejected(f"sender: {error}") from None
-        if kind == "email" and "@" not in address:
-            raise Rejected(f"sender: {address!r} is not an email address")
-        external_id = draft.external_id
-        if not external_id:
-            # No event id: the content hash is the external id (the same payload twice is one message).
-            external_id = "sha256:" + hashlib.sha256(payload.body).hexdigest() + (f"#{index}" if count > 1 else "")
-        links = []
-        for other_kind, other in draft.identities.items():
-            if other_kind in ("email", "phone") and other_kind != kind and other:
-                try:
-                    links.append((other_kind, customers.normalise_address(other_kind, other)))
-                except InvalidInput:
-                    pass
-        message = InboundMessage(
-            source=self.name, channel=channel, external_id=external_id, sender_address=address,
-            sender_name=draft.sender_name, received_at=draft.received_at, subject=draft.subject,
-            body_text=draft.body_text, body_html_text=draft.body_html_text, kind=draft.kind, bulk=draft.bulk,
-            in_reply_to=draft.in_reply_to, references=draft.references, recipients=draft.recipients,
-            conversation_hint=draft.conversation_hint, thread_key=draft.thread_key,
-            attachments=draft.attachments, raw=payload.body, parse_error=draft.parse_error, headers=draft.headers,
-        )
-        return message, links
 
     def _store(self, session: Session, items: list) -> _Outcome:
         from agentdesk import ingest
@@ -412,18 +410,9 @@ class SpoolSource:
 
     def rejected(self) -> list[tuple[str, str]]:
         """(file, reason) of every rejected file, oldest first."""
-        folder = self.path / "rejected"
-        if not folder.is_dir():
-            return []
-        found = []
-        for entry in sorted(folder.iterdir()):
-            if entry.is_file() and entry.suffix != ERROR_SUFFIX:
-                sidecar = entry.with_name(entry.name + ERROR_SUFFIX)
-                reason = sidecar.read_text(encoding="utf-8", errors="replace").strip() if sidecar.exists() else ""
-                found.append((entry.name, reason))
-        return found
+        return rejected_files(self.path)
 
-    def retry(self) -> PollResult:
+    def retry(self) -> SpoolPollReport:
         """Move every rejected file back into new/ and ingest again (after a fix of config or code).
 
         The old `.error` sidecars are kept in rejected/retried/ with the time of the retry; a file
@@ -443,11 +432,11 @@ class SpoolSource:
                     target = self.path / "new" / unique_name(Path(name).suffix)
                 os.rename(folder / name, target)
             fsync_dir(self.path / "new")
-        return self.poll()
+        return self.ingest_pending()
 
     # -- bookkeeping --
 
-    def _record_state(self, result: PollResult, *, force: bool) -> None:
+    def _record_state(self, result: SpoolPollReport, *, force: bool) -> None:
         """last_sync / error of this spool for `stats`, written when something happened or every minute."""
         now = self.now_fn()
         error = "; ".join(reason for _, reason in result.failed[:1])
@@ -470,86 +459,22 @@ class SpoolSource:
         self._last_error = error
 
 
-def link_identity(session: Session, *, customer_id: int, kind: str, address: str, now: datetime) -> bool:
-    """Give the customer another identity the payload proved (email, phone) when nobody has it yet.
+def spool_sources(ctx: SyncContext, *, only: str | None = None) -> list[SpoolSource]:
+    """One SpoolSource per configured spool (or just the spool named `only`), directories created.
 
-    An identity already owned by another customer is left alone: joining two customers is an
-    agent's decision (`agentdesk customer merge`), never an automatic one.
+    The one way spool sources are built, for the sync worker and for `agentdesk spool retry`:
+    relative paths resolve against the config file, and with the whole settings ingest can
+    send receipts.
     """
-    existing = session.exec(select(Identity).where(Identity.kind == kind, Identity.address == address)).first()
-    if existing is not None:
-        return False
-    session.add(Identity(customer_id=customer_id, kind=kind, address=address, created_at=now))
-    audit.record(session, agent=audit.SYSTEM, action="identity_linked", now=now, customer_id=customer_id,
-                 kind=kind, address=address)
-    return True
-
-
-def apply_status(session: Session, update: StatusUpdate, *, now: datetime) -> bool:
-    """Apply a provider's delivery callback to our outbound message's outbox row, when it is ours."""
-    if not update.external_id:
-        return False
-    row = session.exec(
-        select(Outbox).join(Message, col(Message.id) == col(Outbox.message_id))
-        .where(Message.external_id == update.external_id, Message.direction == "outbound")
-    ).first()
-    if row is None:
-        return False
-    state = update.state.lower()
-    if state in DELIVERED_STATES and row.state != "sent":
-        row.state = "sent"
-        row.sent_at = row.sent_at or now
-        row.last_error = ""
-    elif state in FAILED_STATES:
-        row.state = "failed"
-        row.last_error = update.error or f"the provider reported {state}"
-        row.next_attempt_at = None
-    else:
-        return False
-    session.add(row)
-    return True
-
-
-class SyncSpoolSource:
-    kind = "spool"
-
-    def __init__(self, spool, ctx):
-        self.ctx = ctx
-        self.name = spool.name
-        self.inner = SpoolSource(spool, engine=ctx.engine, policies=ctx.policies, path=ctx.settings._resolve(spool.path),
-                                 now_fn=ctx.now_fn, templates_dir=ctx.settings.templates_dir,
-                                 settings=ctx.settings)
-        self.inner.ensure()
-        self._stop = threading.Event()
-
-    def poll(self, *, progress=None):
-        result = self.inner.poll()
-        if progress is not None and result.files:
-            progress(result.files, result.files, self.name)
-        for name, reason in result.rejected:
-            log.warning("spool %s: rejected %s: %s", self.name, name, reason)
-        for warning in result.warnings:
-            log.warning("spool %s: %s", self.name, warning)
-        report = PollReport(self.name, fetched=result.files + len(result.rejected), stored=result.stored,
-                                 duplicates=result.duplicates)
-        if result.failed:
-            first = result.failed[0][1]
-            report.errors.append(f"spool {self.name}: {len(result.failed)} file(s) not stored: {first}")
-            raise SourceError(report.errors[0])
-        return report
-
-    def wait(self, timeout: float) -> None:
-        self.inner.wait(timeout, stop=self._stop.is_set)
-
-    def interrupt(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        self._stop.set()
-
-
-def spool_sources(ctx) -> list[SyncSpoolSource]:
-    return [SyncSpoolSource(spool, ctx) for spool in ctx.settings.spool]
+    settings = ctx.settings
+    spools = [find_spool(settings, only)] if only is not None else list(settings.spool)
+    sources = []
+    for spool in spools:
+        source = SpoolSource(spool, engine=ctx.engine, policies=ctx.policies, path=settings._resolve(spool.path),
+                             now_fn=ctx.now_fn, templates_dir=settings.templates_dir, settings=settings)
+        source.ensure()
+        sources.append(source)
+    return sources
 
 
 def find_spool(settings: Settings, name: str) -> SpoolSettings:
@@ -560,55 +485,13 @@ def find_spool(settings: Settings, name: str) -> SpoolSettings:
     raise NotFound(f"no spool named {name!r} in the config (known: {known})")
 
 
+# `agentdesk spool retry` (commands_webhook) calls these two; new code calls `spool_sources` and
+# `SpoolPollReport.lines`.
 def open_spools(settings: Settings, engine, policies, *, source: str | None = None,
-                  now_fn: Callable[[], datetime] = utcnow) -> list[SpoolSource]:
-    """One SpoolSource per configured spool (or just `source`), directories created."""
-    spools = [find_spool(settings, source)] if source else list(settings.spool)
-    sources = []
-    for spool in spools:
-        item = SpoolSource(spool, engine=engine, policies=policies, path=settings._resolve(spool.path),
-                           now_fn=now_fn, templates_dir=settings.templates_dir, settings=settings)
-        item.ensure()
-        sources.append(item)
-    return sources
+                now_fn: Callable[[], datetime] = utcnow) -> list[SpoolSource]:
+    return spool_sources(SyncContext(settings, engine, policies, now_fn), only=source)
 
 
-def sync_spools(sources: list[SpoolSource], *, report: Callable[[str], None] | None = None) -> bool:
-    """One ingest pass over every spool; reports rejected files and failures; True when all were handled.
-
-    Rejected files are handled input (reported, not a failure); a file that could not be stored
-    (the store unavailable) makes the pass fail (DESIGN: sync --once exit status).
-    """
-    report = report or (lambda line: print(line, file=sys.stderr))
-    ok = True
-    for source in sources:
-        try:
-            result = source.poll()
-        except OSError as error:
-            report(f"spool {source.name}: cannot read {source.path}: {error.strerror or error}")
-            ok = False
-            continue
-        report_poll(source.name, result, report)
-        ok = ok and result.ok
-    return ok
-
-
-def report_poll(name: str, result: PollResult, report: Callable[[str], None]) -> None:
-    for file, reason in result.rejected:
-        report(f"spool {name}: rejected {file}: {reason}")
-    for file, reason in result.failed[:5]:
-        report(f"spool {name}: not stored {file}: {reason}")
-    if len(result.failed) > 5:
-        report(f"spool {name}: {len(result.failed) - 5} more files not stored")
-    for warning in result.warnings:
-        report(f"spool {name}: {warning}")
-
-
-def outbound_sender(settings: Settings, spool: SpoolSettings):
-    """The sender of a spool's replies (None: no outbound configured); the secret is read once, now."""
-    from agentdesk.channels.webhook import outbound
-
-    index = settings.spool.index(spool)
-    secret = (lambda: spool.secret(f"spool[{index}] ({spool.name})")) if spool.secret_command else None
-    base = settings.source.parent if settings.source else None
-    return outbound.sender_for(spool, base=base, secret=secret)
+def report_poll(name: str, result: SpoolPollReport, report: Callable[[str], None]) -> None:
+    for line in result.lines():
+        report(line)

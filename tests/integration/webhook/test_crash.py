@@ -54,7 +54,7 @@ def setup(tmp_path: Path, count: int) -> tuple[Path, Path]:
     return path, spool_dir
 
 
-def replay_and_count(config_path: Path, spool_dir: Path) -> tuple[spool_source.PollResult, list[str]]:
+def replay_and_count(config_path: Path, spool_dir: Path) -> tuple[spool_source.SpoolPollReport, list[str]]:
     settings = config.load(config_path)
     engine = db.open_database(settings.database_url)
     result = spool_source.SpoolSource(settings.spool[0], engine=engine,

@@ -11,8 +11,6 @@ from sqlmodel import select
 from agentdesk import config
 from agentdesk.sync import worker as sync
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.sync.senders import spool_senders
-from agentdesk.sync.sources.spool import spool_sources
 from agentdesk.domain import clocks, replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Outbox
@@ -21,7 +19,7 @@ from conftest import BASIC_CONFIG, FIXED_NOW
 pytestmark = pytest.mark.integration
 
 
-def test_one_sync_pass_ingests_spools_and_delivers_spool_replies(tmp_path, monkeypatch, caplog):
+def test_one_sync_pass_ingests_spools_and_delivers_spool_replies(tmp_path, caplog):
     path = tmp_path / "config.toml"
     path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n' + BASIC_CONFIG + f"""
 [[spool]]
@@ -34,8 +32,6 @@ outbound = {{ spool = "{tmp_path / 'chat-out'}" }}
     settings = config.load(path)
     engine = db.open_database(settings.database_url)
     policies = clocks.Policies.from_settings(settings)
-    monkeypatch.setitem(sync.SOURCE_FACTORIES, "spool", spool_sources)
-    monkeypatch.setitem(sync.SENDER_FACTORIES, "spool", spool_senders)
     ctx = sync.SyncContext(settings=settings, engine=engine, policies=policies)
     sources = sync.build_sources(ctx)
     assert [s.name for s in sources] == ["chat"]
