@@ -31,6 +31,10 @@ from agentdesk.errors import ConfigError
 CHANNEL_KINDS = ("email", "sms", "chat", "webform", "social")
 STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
+# The registry of webhook adapters: each name is a module agentdesk/channels/webhook/adapters/<name>.py
+# with a `parse(payload)` function, so adding an adapter is its module plus its name here. The
+# names live in this base module, not beside the adapters, so that the config can check `adapter`
+# without importing the channels; `adapters.adapter_for` imports the module of the name.
 SPOOL_ADAPTERS = ("generic", "twilio_sms", "postmark", "sendgrid", "chatwoot", "whatsapp")
 SLA_TARGETS = ("first_reply", "next_reply", "periodic_update", "resolution")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -176,9 +180,8 @@ class OutboundSettings:
 class SpoolSettings:
     name: str = setting(doc="Name of the spool; `webhook serve` accepts POST /hooks/<name>.")
     path: str = setting(doc="Directory holding tmp/ new/ cur/ rejected/.")
-    adapter: Literal["generic", "twilio_sms", "postmark", "sendgrid", "chatwoot", "whatsapp"] = setting(
-        "generic", doc="Payload format: generic | twilio_sms | postmark | sendgrid | chatwoot | whatsapp."
-    )
+    # Literal of a tuple: the loader checks the value against the registry above.
+    adapter: Literal[SPOOL_ADAPTERS] = setting("generic", doc="Payload format: " + " | ".join(SPOOL_ADAPTERS) + ".")
     kind: Literal["email", "sms", "chat", "webform", "social"] = setting(
         "chat", doc="Channel kind of the conversations it feeds: sms | chat | webform | social | email."
     )

@@ -10,6 +10,10 @@ disk. It returns:
   template was approved), so the file is handled input, not an error;
 
 and raises `Rejected` with an exact, human-readable reason for anything it cannot accept.
+
+The registry is `agentdesk.config.SPOOL_ADAPTERS`, a tuple of module names: an adapter is the
+module `adapters/<name>.py` with its `parse`, plus its name there (the config checks a spool's
+`adapter` against it without importing the channels). `adapter_for` imports the module by name.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import base64
 import binascii
 import email.parser
 import email.policy
+import importlib
 import json
 import urllib.parse
 from dataclasses import dataclass, field
@@ -25,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Union
 
 from agentdesk.channels.base import InboundAttachment
+from agentdesk.config import SPOOL_ADAPTERS
 from agentdesk.sanitize import html_to_text, safe_filename, strip_control
 
 
@@ -214,16 +220,7 @@ def _json_type(value: Any) -> str:
 
 
 def adapter_for(name: str) -> Adapter:
-    from agentdesk.channels.webhook.adapters import chatwoot, generic, postmark, sendgrid, twilio_sms, whatsapp
-
-    adapters: dict[str, Adapter] = {
-        "generic": generic.parse, "twilio_sms": twilio_sms.parse, "postmark": postmark.parse,
-        "sendgrid": sendgrid.parse, "chatwoot": chatwoot.parse, "whatsapp": whatsapp.parse,
-    }
-    try:
-        return adapters[name]
-    except KeyError:
-        raise Rejected(f"unknown adapter {name!r}; expected one of: {', '.join(adapters)}") from None
-
-
-ADAPTERS = ("generic", "twilio_sms", "postmark", "sendgrid", "chatwoot", "whatsapp")
+    """The `parse` function of the adapter registered as `name` in config.SPOOL_ADAPTERS."""
+    if name not in SPOOL_ADAPTERS:
+        raise Rejected(f"unknown adapter {name!r}; expected one of: {', '.join(SPOOL_ADAPTERS)}")
+    return importlib.import_module(f"{__name__}.{name}").parse
