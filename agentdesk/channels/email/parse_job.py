@@ -5,8 +5,8 @@ the conversation it would open starts with (`sla.opening`): most mail of a first
 conversation, and those clocks were a fifth of storing it. A reply (In-Reply-To or References)
 gets none: it usually joins a conversation, and an opening costs about a tenth of parsing. The
 storing process uses an opening only when the conversation's facts, policy and `now` turn out to
-be exactly the ones assumed here (ingest checks), so nothing changes but where the CPU is spent. Imports the parser and the pure
-SLA arithmetic, not the database layer.
+be exactly the ones assumed here (ingest checks), so nothing changes but where the CPU is spent.
+Imports the parser and the pure SLA arithmetic, not the database layer.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def start_parser(parent_pid: int) -> None:
 
     A parser also ends when the sync that started it is gone: killed (SIGKILL, the OOM killer),
     the sync never tells it to stop, and it would wait for work on its end of the job queue for
-    ever. (Not PR_SET_PDEATHSIG: that fires when the *thread* that started the process ends, and a
-    sync's head start starts its parsers from a thread that ends early.)"""
+    ever. (Not PR_SET_PDEATHSIG: that fires when the *thread* that started the process ends, and
+    the pool may be started from a worker thread that ends before the sync does.)"""
     try:
         os.nice(10)
     except OSError:
