@@ -27,6 +27,7 @@ from agentdesk.store.models import (
     Identity,
     Message,
     Outbox,
+    UTCDateTime,
 )
 
 OPEN_STATUSES = ("new", "open")
@@ -230,14 +231,27 @@ def queue_window(
                    query=query, extra_filter=extra_filter, from_end=from_end, matches=matches, columns=None)
 
 
+# What a queue row shows, each column named once. A name that is a column of `conversation` is
+# read as it is; the others are computed, and are written below for both reads: `row_columns` for
+# the ORM and `_ROW_SQL` for the first frame's sqlite3 read (tests/unit/test_store.py checks the two
+# read the same rows). The sort columns of every view (`_order_columns`) must be among them.
+ROW_COLUMNS = ("id", "customer", "subject", "channel", "status", "priority", "assignee", "waiting_since",
+               "queue_due", "warning_at", "version", "queue_wait", "solved_at", "has_draft")
+_ROW_SQL = {
+    "customer": "coalesce(customer.name, '')",
+    "has_draft": "EXISTS (SELECT 1 FROM draft WHERE draft.conversation_id = conversation.id AND draft.agent = :agent)",
+}
+
+
 def row_columns(agent: str) -> tuple:
-    """What a queue row shows, as columns: FIRST_WINDOW_COLUMNS, the customer's name and whether
-    `agent` has a draft included, so one statement reads a window without loading conversations."""
-    draft = select(Draft.conversation_id).where(Draft.conversation_id == Conversation.id, Draft.agent == agent).exists()
-    c = Conversation
-    return (c.id, func.coalesce(Customer.name, "").label("customer"), c.subject, c.channel, c.status, c.priority,
-            c.assignee, c.waiting_since, c.queue_due, c.warning_at, c.version, c.queue_wait, c.solved_at,
-            draft.label("has_draft"))
+    """ROW_COLUMNS as columns of one statement, so a window is read without loading conversations
+    (`has_draft`: whether `agent` has a draft there)."""
+    computed = {
+        "customer": func.coalesce(Customer.name, "").label("customer"),
+        "has_draft": select(Draft.conversation_id)
+        .where(Draft.conversation_id == Conversation.id, Draft.agent == agent).exists().label("has_draft"),
+    }
+    return tuple(computed[name] if name in computed else getattr(Conversation, name) for name in ROW_COLUMNS)
 
 
 def queue_rows(
@@ -245,7 +259,7 @@ def queue_rows(
     offset: int = 0, query: str = "", extra_filter=None, from_end: int | None = None,
     matches: Sequence[int] | None = None,
 ) -> list:
-    """`queue_window` as rows of `row_columns` (attributes named as FIRST_WINDOW_COLUMNS): a few times
+    """`queue_window` as rows of `row_columns` (attributes named as ROW_COLUMNS): a few times
     cheaper than loading conversations, for lists that show only those."""
     return _window(session=session, view=view, agent=agent, now=now, limit=limit, after=after, offset=offset,
                    query=query, extra_filter=extra_filter, from_end=from_end, matches=matches,
@@ -644,15 +658,14 @@ def content_marker(*, connection) -> tuple:
 # id) index and merge them (a fraction of a millisecond); walking the order index instead passes
 # every pending and snoozed row before them. "all" is left to the engine.
 _FIRST_WINDOW_VIEWS = frozenset(VIEWS) - {"all"}
-FIRST_WINDOW_COLUMNS = ("id", "customer", "subject", "channel", "status", "priority", "assignee", "waiting_since",
-                        "queue_due", "warning_at", "version", "queue_wait", "solved_at", "has_draft")
-_FIRST_WINDOW_TIMES = {"waiting_since", "queue_due", "warning_at", "queue_wait", "solved_at"}
+_ROW_TIMES = frozenset(name for name in ROW_COLUMNS if name in Conversation.__table__.c
+                       and isinstance(Conversation.__table__.c[name].type, UTCDateTime))
 
 
 def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: int,
                         revision: int) -> list[dict] | None:
-    """The first `limit` rows of a built-in view as dicts of FIRST_WINDOW_COLUMNS (customer: the name,
-    has_draft: whether `agent` has a draft there), read with the sqlite3 module alone.
+    """The first `limit` rows of a built-in view as dicts of ROW_COLUMNS, read with the sqlite3
+    module alone.
 
     None when this read cannot answer: a view it does not know, or a database not at schema
     `revision` (it has to be opened, and perhaps upgraded, through the engine first)."""
@@ -667,13 +680,10 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
     descending = " DESC" if view == "solved" else ""
     order = ", ".join(f"{name}{descending}" for name in sort_columns(view))
     order_in_table = ", ".join(f"conversation.{name}{descending}" for name in sort_columns(view))
+    columns = ", ".join(f"{_ROW_SQL[name]} AS {name}" if name in _ROW_SQL else f"conversation.{name}"
+                        for name in ROW_COLUMNS)
     select = (
-        "SELECT conversation.id, coalesce(customer.name, '') AS customer, conversation.subject, "
-        "conversation.channel, conversation.status, conversation.priority, conversation.assignee, "
-        "conversation.waiting_since, conversation.queue_due, conversation.warning_at, conversation.version, "
-        "conversation.queue_wait, conversation.solved_at, EXISTS (SELECT 1 FROM draft "
-        "WHERE draft.conversation_id = conversation.id AND draft.agent = :agent) AS has_draft "
-        "FROM conversation LEFT JOIN customer ON customer.id = conversation.customer_id "
+        f"SELECT {columns} FROM conversation LEFT JOIN customer ON customer.id = conversation.customer_id "
         f"WHERE {where}{{status}} ORDER BY {order_in_table} LIMIT :limit"
     )
     statuses = _STATUSES_OF_VIEW.get(view)
@@ -687,7 +697,7 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
     # up to a switch interval (5 ms) every time.
     statement = (
         "SELECT (SELECT max(revision) FROM schema_revision), json_group_array(json_array("
-        f"position, {', '.join(FIRST_WINDOW_COLUMNS)})) FROM ("
+        f"position, {', '.join(ROW_COLUMNS)})) FROM ("
         f"SELECT row_number() OVER (ORDER BY {order}) AS position, * FROM ({candidates}) ORDER BY {order} LIMIT :limit)"
     )
     # mode=rw: never create a database here (opening one is the engine's job, migrations included).
@@ -700,8 +710,7 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
     if found_revision != revision:
         return None
     return [
-        {name: (_aware(value) if name in _FIRST_WINDOW_TIMES else value)
-         for name, value in zip(FIRST_WINDOW_COLUMNS, row[1:])}
+        {name: (_aware(value) if name in _ROW_TIMES else value) for name, value in zip(ROW_COLUMNS, row[1:])}
         for row in sorted(json.loads(rows))
     ]
 
