@@ -121,7 +121,7 @@ def idle_latency(dovecot: Dovecot, work: Path, samples: int) -> list[float]:
     user = dovecot.add_user()
     config = mailbox_config(work / "idle", dovecot, user, 1)
     database = work / "idle" / "agentdesk.db"
-    process = subprocess.Popen([sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "agentdesk", "sync", "--config", str(config)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

@@ -38,8 +38,9 @@ def main() -> None:
 
     from sqlmodel import col, func, select
 
-    from agentdesk import commands_sla, config
-    from agentdesk.cli import _now
+    from agentdesk import config
+    from agentdesk.app.reports import explain_document
+    from agentdesk.cli.common import _now
     from agentdesk.domain import clocks, queue, reports
     from agentdesk.store import db
     from agentdesk.store.models import Conversation, Message
@@ -67,7 +68,7 @@ def main() -> None:
             select(Conversation.id).where(col(Conversation.status).in_(("new", "open")))
             .order_by(col(Conversation.id)).limit(args.sample)))
         conversation = session.get(Conversation, open_ids[0])
-        seconds, _ = timed(lambda: commands_sla.explain_document(session, conversation, policies, now=now), args.runs)
+        seconds, _ = timed(lambda: explain_document(session, conversation, policies, now=now), args.runs)
         print(f"sla explain (document)  {seconds * 1000:8.1f} ms")
 
     # The hot path: every change calls queue.touch -> clocks.refresh with the session.

@@ -15,7 +15,7 @@ from typing import Any
 
 from agentdesk.app.customers import CustomerCard, customer_card
 from agentdesk.app.desk import Desk
-from agentdesk.domain import drafts, replies, templates
+from agentdesk.domain import drafts, templates
 from agentdesk.domain import queue as queue_service
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import queries
@@ -26,6 +26,11 @@ Ref = int | str  # a conversation id, or a reference as typed
 
 def conversation_id(ref: Ref) -> int:
     return ref if isinstance(ref, int) else queries.parse_ref(ref)
+
+
+def reference(ref: Ref) -> str:
+    """The conversation's reference as agentdesk writes it (AD-1042)."""
+    return ref_of(conversation_id(ref))
 
 
 def _typed(ref: Ref) -> str:
@@ -191,6 +196,8 @@ def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str
 
 def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status: str | None,
            expected_version: int | None = None) -> Sent:
+    from agentdesk.domain import replies
+
     message = replies.reply(
         session, conversation=conversation, body=body, agent=desk.agent, agent_name=desk.agent_name,
         signature=desk.agent_signature, now=desk.now(), policies=desk.policies, status=status,
@@ -203,6 +210,8 @@ def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status
 
 def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
     """Add an internal note (never sent), drop this agent's draft, optionally set the status."""
+    from agentdesk.domain import replies
+
     _refuse_unfilled(body)
     with desk.writing, desk.write() as session:
         now = desk.now()

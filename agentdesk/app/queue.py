@@ -156,7 +156,7 @@ def documents(desk: Desk, filter: Filter, *, limit: int) -> list[dict[str, Any]]
 
 
 def _window_of(view: str, rows) -> Window:
-    """Queue rows from mappings of `queries.FIRST_WINDOW_COLUMNS` (`queue_rows`, `first_window_sqlite`)."""
+    """Queue rows from mappings of `queries.ROW_COLUMNS` (`queue_rows`, `first_window_sqlite`)."""
     order = queries.sort_columns(view)
     return Window(tuple(
         Row(id=r["id"], ref=ref_of(r["id"]), customer=r["customer"], subject=r["subject"], channel=r["channel"],

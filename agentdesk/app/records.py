@@ -21,12 +21,19 @@ def stats(desk: Desk) -> dict[str, Any]:
 
 
 def audit_events(desk: Desk, *, since: datetime | None = None, ref: str | None = None) -> Iterator[dict[str, Any]]:
-    """The audit log, oldest first, as `audit --json` documents; `ref`: one conversation's."""
+    """The audit log, oldest first, as `audit --json` documents; `ref`: one conversation's.
+
+    A malformed `ref` is refused now, before the caller starts writing out events."""
+    from agentdesk.store import queries
+
+    return _audit_events(desk, since, queries.parse_ref(ref) if ref else None)
+
+
+def _audit_events(desk: Desk, since: datetime | None, conversation_id: int | None) -> Iterator[dict[str, Any]]:
     from agentdesk.domain import audit
     from agentdesk.store import queries
     from agentdesk.store.models import ref_of
 
-    conversation_id = queries.parse_ref(ref) if ref else None
     after_id = 0
     with desk.read() as session:
         while True:

@@ -115,12 +115,12 @@ def test_an_empty_window_reports_nothing_without_failing(engine, policies, queue
     assert document["volume"]["channels"] == []
 
 
-# --- the CLI handlers (agentdesk/commands_sla.py) -------------------------------------------------
+# --- the CLI handlers (agentdesk/cli/sla.py) ------------------------------------------------------
 
 import argparse  # noqa: E402
 import json  # noqa: E402
 
-from agentdesk import commands_sla  # noqa: E402
+from agentdesk.cli import sla as commands_sla  # noqa: E402
 
 
 def test_report_handler_prints_json_and_text(engine, policies, queue_of_four, config_file, capsys):
@@ -163,7 +163,7 @@ def test_explain_prints_every_clock_with_business_time_used(engine, policies, qu
 
 def test_explain_shows_a_breach_that_is_not_recorded_yet(engine, policies, config_file, capsys, monkeypatch):
     conversation_id = _new(engine, policies, T)
-    monkeypatch.setattr("agentdesk.cli._now", lambda: T + 3 * H)
+    monkeypatch.setattr("agentdesk.cli.common._now", lambda: T + 3 * H)
     assert commands_sla.cmd_sla_explain(argparse.Namespace(config=config_file, ref=f"AD-{conversation_id}",
                                                            json=True)) == 0
     first = json.loads(capsys.readouterr().out)["clocks"][0]

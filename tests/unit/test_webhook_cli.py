@@ -1,4 +1,4 @@
-"""The CLI handlers of the webhook channel (as cli.py wires them), the schema validator, receipts."""
+"""The CLI handlers of the webhook channel (as cli/parser.py wires them), the schema validator, receipts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from urllib.parse import urlencode
 import pytest
 from sqlmodel import select
 
-from agentdesk import commands_webhook, config
+from agentdesk import config
+from agentdesk.cli import customers as customer_commands
+from agentdesk.cli import webhook as commands_webhook
 from agentdesk.channels.webhook import schema
 from agentdesk.channels.webhook import spool as spooling
 from agentdesk.sync import worker
@@ -123,20 +125,20 @@ def test_customer_merge_and_unmerge_commands(config_path, tmp_path, capsys):
     with db.read_session(engine) as session:
         email_ref = f"AD-{session.exec(select(Conversation).where(Conversation.channel == 'email')).one().id}"
         sms_ref = f"AD-{session.exec(select(Conversation).where(Conversation.channel == 'sms')).one().id}"
-    assert commands_webhook.cmd_customer_merge(args(config_path, ref_a=email_ref, ref_b=sms_ref, json=True)) == 0
+    assert customer_commands.cmd_customer_merge(args(config_path, ref_a=email_ref, ref_b=sms_ref, json=True)) == 0
     merged = json.loads(capsys.readouterr().out)
     assert merged["conversations"] == [sms_ref]
     with db.read_session(engine) as session:
         assert len({c.customer_id for c in session.exec(select(Conversation))}) == 1
     with pytest.raises(InvalidInput, match="already belong"):
-        commands_webhook.cmd_customer_merge(args(config_path, ref_a=email_ref, ref_b=sms_ref, json=False))
-    assert commands_webhook.cmd_customer_unmerge(args(config_path, ref=sms_ref, json=False)) == 0
+        customer_commands.cmd_customer_merge(args(config_path, ref_a=email_ref, ref_b=sms_ref, json=False))
+    assert customer_commands.cmd_customer_unmerge(args(config_path, ref=sms_ref, json=False)) == 0
     assert "separated" in capsys.readouterr().out
     with db.read_session(engine) as session:
         assert len({c.customer_id for c in session.exec(select(Conversation))}) == 2
         assert all(c.merged_into_id is None for c in session.exec(select(Customer)))
     with pytest.raises(NotFound, match="did not come to its customer through a merge"):
-        commands_webhook.cmd_customer_unmerge(args(config_path, ref=sms_ref, json=False))
+        customer_commands.cmd_customer_unmerge(args(config_path, ref=sms_ref, json=False))
     engine.dispose()
 
 

@@ -115,7 +115,7 @@ def test_after_fetch_seen_and_move(dovecot, tmp_path, desk_factory):
 
 def _run_cli_sync(config: Path, *extra: str, **popen) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), *extra],
+        [sys.executable, "-m", "agentdesk", "sync", "--config", str(config), *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
     )
 
@@ -148,7 +148,7 @@ def test_sigkill_mid_batch_then_resume(dovecot, mail_user, tmp_path, desk_factor
     assert desk.count("SELECT count(*) FROM message") == checkpoint
 
     result = subprocess.run(
-        [sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), "--once"],
+        [sys.executable, "-m", "agentdesk", "sync", "--config", str(config), "--once"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -252,7 +252,7 @@ def test_no_new_mail_sync_is_fast(dovecot, mail_user, tmp_path, desk_factory):
     config = mailbox_config(tmp_path, dovecot, mail_user, 1)
     desk_factory(config).sync_once()
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "agentdesk.commands_email", "sync", "--config", str(config), "--once"],
+    result = subprocess.run([sys.executable, "-m", "agentdesk", "sync", "--config", str(config), "--once"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr

@@ -188,7 +188,7 @@ def _free_port() -> int:
 def test_cli_serve_then_a_watching_sync_stores_within_two_seconds(tmp_path):
     config_path = make_config(tmp_path)
     port = _free_port()
-    code = ("import argparse, sys; from pathlib import Path; from agentdesk.commands_webhook import cmd_webhook_serve; "
+    code = ("import argparse, sys; from pathlib import Path; from agentdesk.cli.webhook import cmd_webhook_serve; "
             f"sys.exit(cmd_webhook_serve(argparse.Namespace(config=Path({str(config_path)!r}), host='127.0.0.1', "
             f"port={port}, public_url='', quiet=True)))")
     process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)

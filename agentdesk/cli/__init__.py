@@ -1,0 +1,53 @@
+"""The command line: the public interface of DESIGN.md's CLI contract.
+
+Every command takes `--config PATH`, exits non-zero with a one-line reason on stderr when it
+cannot do its job, and prints `--json` output alone on stdout. Headless commands never import
+textual: the TUI is imported only by the commands that open it.
+
+    parser.py          every command and its options
+    common.py          the context, JSON output, times, bodies, exit codes, the progress printer
+    conversations.py   list, show, reply, note, set, claim, export
+    customers.py       customer show, list, merge, unmerge
+    sla.py             sla explain, sla recompute, report
+    sync.py            sync
+    webhook.py         webhook serve, spool retry, spool list
+    admin.py           the TUI, demo, init, doctor, stats, audit, db copy
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from agentdesk.cli.common import EXIT_CLAIMED_BY_OTHER, EXIT_INTERRUPTED
+from agentdesk.cli.parser import build_parser
+from agentdesk.errors import AgentdeskError
+
+__all__ = ["EXIT_CLAIMED_BY_OTHER", "build_parser", "main", "run"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. In-process callers (tests) use this; the program is `run`."""
+    return _dispatch(build_parser().parse_args(argv))
+
+
+def run() -> NoReturn:
+    """The program (`agentdesk`, `python -m agentdesk`)."""
+    raise SystemExit(main())
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if not hasattr(args, "config"):
+        args.config = None
+    try:
+        return args.handler(args)
+    except AgentdeskError as error:
+        print(f"agentdesk: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `agentdesk export | head`: the reader left; that is not an error of ours.
+        sys.stderr.close()
+        return 0

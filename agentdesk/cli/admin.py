@@ -1,0 +1,140 @@
+"""Setting up and looking after a desk: opening the TUI, `demo`, `init`, `doctor`, `stats`,
+`audit`, `db copy`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from agentdesk import config, locations
+from agentdesk.cli.common import EXIT_FAILED, Progress, context, parse_since, print_json
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    engine = ctx.desk.engine  # create or upgrade before the screen opens, so errors print plainly
+    from agentdesk.tui.app import run
+
+    return run(ctx.settings, engine)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agentdesk.demo import build
+
+    directory = Path(args.data_dir) if args.data_dir else locations.demo_dir()
+    config_path = build.ensure_demo(directory, conversations=args.conversations, progress=Progress())
+    if args.seed_only:
+        print(f"demo ready: agentdesk --config {config_path} list", file=sys.stderr)
+        return 0
+    settings = config.load(config_path)
+    from agentdesk.tui.app import run
+
+    return run(settings)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from agentdesk.app import maintenance
+
+    if args.data_dir:
+        data_dir = Path(args.data_dir).resolve()
+        config_path = args.config or data_dir / "config.toml"
+    else:
+        data_dir = locations.data_dir()
+        config_path = args.config or locations.default_config_path()
+    if config_path.exists():
+        settings = config.load(config_path)
+        print(f"{config_path} exists; leaving it as it is", file=sys.stderr)
+    else:
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(starter_config(data_dir), encoding="utf-8")
+        settings = config.load(config_path)
+        print(f"wrote {config_path}", file=sys.stderr)
+    print(f"database ready: {maintenance.prepare(settings)}", file=sys.stderr)
+    return 0
+
+
+def starter_config(data_dir: Path) -> str:
+    login = config.current_agent()
+    return f"""# agentdesk configuration — every key is documented in config.example.toml
+[database]
+url = "sqlite:///{data_dir / 'agentdesk.db'}"
+
+[templates]
+dir = "{data_dir / 'templates'}"
+
+[agents.{json.dumps(login)}]
+name = {json.dumps(login)}
+signature = ""
+
+[[sla_policy]]
+name = "standard"
+first_reply = "1h"
+next_reply = "4h"
+resolution = "3d"
+"""
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agentdesk import doctor
+
+    failures = 0
+    for check in doctor.run_checks(context(args).config_path):
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check.status]
+        print(f"[{mark}] {check.name}: {check.detail}")
+        failures += check.status == "fail"
+    if failures:
+        print(f"agentdesk: doctor found {failures} problem(s)", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from agentdesk.app import records
+
+    figures = records.stats(context(args).desk)
+    if args.json:
+        print_json(figures)
+        return 0
+    print(f"conversations {figures['conversations']}   customers {figures['customers']}   "
+          f"identities {figures['identities']}")
+    print("messages      " + "   ".join(f"{k} {v}" for k, v in figures["messages"].items()))
+    print("kinds         " + "   ".join(f"{k} {v}" for k, v in figures["kinds"].items()))
+    print("outbox        " + "   ".join(f"{k} {v}" for k, v in figures["outbox"].items()))
+    print(f"spool files rejected {figures['spool_rejected']}")
+    for name, source in figures["sources"].items():
+        print(f"source {name}: last sync {source['last_sync'] or 'never'}"
+              + (f", error: {source['error']}" if source["error"] else ""))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from agentdesk.app import records
+
+    ctx = context(args)
+    events = records.audit_events(ctx.desk, since=parse_since(args.since), ref=args.ref)
+    if not args.json:
+        for document in events:
+            detail = " ".join(f"{k}={v}" for k, v in document["detail"].items())
+            print(f"{document['at']}  {document['agent']:<10} {document['action']:<16} "
+                  f"{document['ref'] or '-':<9} {detail}")
+        return 0
+    # A JSON array streamed event by event, so a year of audit log never sits in memory.
+    sys.stdout.write("[")
+    first = True
+    for document in events:
+        sys.stdout.write(("\n  " if first else ",\n  ") + json.dumps(document, ensure_ascii=False))
+        first = False
+    sys.stdout.write("\n]\n")
+    return 0
+
+
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    from agentdesk.app import maintenance
+
+    ctx = context(args)
+    total, target = maintenance.copy_database(ctx.desk, args.to, progress=Progress())
+    print(f"copied {total} rows into {target}; every table's row count matches", file=sys.stderr)
+    print("point database.url at it to switch", file=sys.stderr)
+    return 0

@@ -1,0 +1,174 @@
+"""What every command shares: the context, JSON output, times and bodies from the command line,
+exit codes and the one progress printer.
+
+Imports here stay light (standard library, config, errors): every command, `--help` included,
+loads this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from agentdesk import config
+from agentdesk.errors import InvalidInput
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the job ran and something in it failed (sync --once, spool retry, doctor)
+EXIT_CLAIMED_BY_OTHER = 3  # `claim`: another agent holds the conversation
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Context:
+    """What a command needs, loaded on first use so `--help` and errors stay instant."""
+
+    config_path: Path | None
+    now: datetime  # one instant for the whole command
+
+    @cached_property
+    def settings(self) -> config.Settings:
+        return config.load(self.config_path)
+
+    @cached_property
+    def desk(self):
+        """The acting agent's desk, which the actions of `agentdesk.app` take."""
+        from agentdesk.app.desk import Desk
+
+        return Desk(self.settings, agent=config.current_agent(), now=lambda: self.now)
+
+
+def context(args: argparse.Namespace) -> Context:
+    return Context(config_path=getattr(args, "config", None), now=_now())
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def choices(values: Iterable[str]) -> str:
+    return ", ".join(values)
+
+
+# --- times and bodies -----------------------------------------------------------------------------
+
+
+def parse_moment(text: str, *, option: str, now: datetime, ago: bool) -> datetime:
+    """A time given on the command line: an ISO date or time (local time when it has no offset),
+    or a duration like `7d` counted back from now (`ago`) or forward from now."""
+    from agentdesk.domain import sla
+
+    try:
+        duration = sla.parse_duration(text)
+    except ValueError:
+        pass
+    else:
+        return now - duration if ago else now + duration
+    from dateutil import parser as date_parser
+
+    try:
+        moment = date_parser.isoparse(text)
+    except ValueError:
+        example = "7d" if ago else "4h"
+        raise InvalidInput(f"{option} {text!r}: expected a date like 2026-11-01, a time like 2026-11-01T09:00, "
+                           f"or a duration like {example}") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # the user's local time
+    return moment.astimezone(timezone.utc)
+
+
+def parse_since(text: str | None, *, option: str = "--since") -> datetime | None:
+    """`--since` (or another bound in the past): None when not given."""
+    return parse_moment(text, option=option, now=_now(), ago=True) if text else None
+
+
+def local_time(iso_time: str) -> str:
+    """Times are UTC inside; a person reads them in their own zone (local only at the edge)."""
+    return datetime.fromisoformat(iso_time).astimezone().strftime("%a %d %b %Y %H:%M")
+
+
+def read_body(path: str) -> str:
+    """The text of `--body-file PATH`; `-` reads standard input."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise InvalidInput(f"--body-file {path}: cannot read it: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"--body-file {path}: not UTF-8 text") from None
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+
+class Progress:
+    """The progress of a long job on stderr: a demo build, a database copy, a sync, an SLA recompute.
+
+    Called as `progress(done, total, what)`. On a terminal, a bar redrawn in place (at most every
+    REDRAW seconds), with the rate when the job counts a `unit`; in a log file, a line per tenth
+    so a long run shows life, the last with the time taken when it counts a `unit`. A job of fewer
+    than `min_total` items finishes before a bar is worth drawing and prints nothing.
+    `count(done, what)` serves a job without a known total: a running count, on a terminal only.
+    """
+
+    REDRAW = 0.1  # seconds
+    WIDTH = 30
+
+    def __init__(self, *, unit: str = "", rate_unit: str = "", min_total: int = 0, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.unit, self.rate_unit, self.min_total = unit, rate_unit or unit, min_total
+        self.started = time.monotonic()
+        self.last_draw = 0.0
+        self.counting = False
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        if total < self.min_total:
+            return
+        now = time.monotonic()
+        if done == 0:
+            self.started = now
+        if not self.tty:
+            step = max(total // 10, 1)
+            if done == total or done // step != (done - 1) // step:
+                line = f"{what}: {done}/{total}" + (f" {self.unit}" if self.unit else "")
+                if done == total and self.unit:
+                    line += f" in {now - self.started:.1f}s"
+                print(line, file=self.stream, flush=True)
+            return
+        if done != total and now - self.last_draw < self.REDRAW:
+            return
+        self.last_draw = now
+        filled = int(self.WIDTH * done / total) if total else self.WIDTH
+        line = f"\r{what}: [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
+        if self.unit:
+            rate = done / (now - self.started) if now > self.started else 0.0
+            line += f" ({rate:.0f} {self.rate_unit}/s)"
+        print(line, end="", file=self.stream, flush=True)
+        if done == total:
+            print(file=self.stream)
+
+    def count(self, done: int, what: str) -> None:
+        if self.tty:
+            self.counting = True
+            print(f"\r{what}: {done}" + (f" {self.unit}" if self.unit else ""), end="", file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        """End a running count's line."""
+        if self.counting:
+            print(file=self.stream)
+            self.counting = False

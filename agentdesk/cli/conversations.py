@@ -1,0 +1,163 @@
+"""Conversations: `list`, `show`, `reply`, `note`, `set`, `claim`, `export`.
+
+Each handler parses its arguments, calls one action of `agentdesk.app` and renders the result:
+`--json` alone on stdout, what was done on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+from typing import Any
+
+from agentdesk.cli.common import (
+    EXIT_CLAIMED_BY_OTHER, context, local_time, parse_moment, parse_since, print_json, read_body,
+)
+from agentdesk.errors import Conflict, InvalidInput
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from agentdesk.app import queue
+    from agentdesk.domain import sla
+
+    ctx = context(args)
+    docs = queue.documents(ctx.desk, queue.Filter(args.view, args.query or ""), limit=args.limit)
+    if args.json:
+        print_json(docs)
+        return 0
+    if not docs:
+        print(f"no conversations in view {args.view!r}" + (f" matching {args.query!r}" if args.query else ""),
+              file=sys.stderr)
+        return 0
+    header = f"{'REF':<9} {'SLA':<18} {'WAIT':>8} {'STATUS':<8} {'PRI':<7} {'CHANNEL':<8} {'ASSIGNEE':<10} {'CUSTOMER':<20} SUBJECT"
+    print(header)
+    for doc in docs:
+        badge = _sla_badge(doc["sla"])
+        wait = sla.format_short(timedelta(seconds=doc["hold_seconds"])) if doc["hold_seconds"] is not None else "-"
+        print(
+            f"{doc['ref']:<9} {badge:<18} {wait:>8} {doc['status']:<8} {doc['priority']:<7} "
+            f"{doc['channel']:<8} {(doc['assignee'] or '-'):<10.10} {doc['customer']['name']:<20.20} {doc['subject']}"
+        )
+    return 0
+
+
+def _sla_badge(sla_doc: dict) -> str:
+    """The state of the clock nearest its due time, with the time left: `warning 25m`."""
+    from agentdesk.domain import sla
+
+    state = sla_doc["state"]
+    running = [t for t in sla_doc["targets"] if t["state"] in ("ok", "warning", "breached")]
+    if not running:
+        return state
+    nearest = min(running, key=lambda t: t["remaining_seconds"])
+    return f"{state} {sla.format_short(timedelta(seconds=nearest['remaining_seconds']))}"
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from agentdesk.app import conversations
+
+    ctx = context(args)
+    doc = conversations.document(ctx.desk, args.ref)
+    if args.json:
+        print_json(doc)
+        return 0
+    _print_conversation(doc)
+    return 0
+
+
+def _print_conversation(doc: dict) -> None:
+    from agentdesk.sanitize import strip_control
+
+    customer = doc["customer"]
+    identities = ", ".join(f"{i['kind']}:{i['address']}" for i in customer["identities"])
+    print(f"{doc['ref']}  {doc['subject']}")
+    print(f"  {doc['status']} · {doc['priority']} · {doc['channel']} · assignee {doc['assignee'] or '-'}"
+          f" · tags {', '.join(doc['tags']) or '-'}")
+    print(f"  customer {customer['name']} ({identities})")
+    print(f"  sla {doc['sla']['policy'] or 'none'}: {doc['sla']['state']}"
+          + "".join(f"; {t['target']} {t['state']}" for t in doc["sla"]["targets"]))
+    for message in doc["messages"]:
+        arrow = {"inbound": "<<", "outbound": ">>", "note": "##"}[message["direction"]]
+        delivery = f" [{message['delivery']}]" if message["delivery"] else ""
+        if message.get("delivery_error"):
+            delivery += f" {message['delivery_error']}"
+        kind = f" ({message['kind']})" if message["kind"] != "message" else ""
+        print(f"\n{arrow} {local_time(message['at'])}  {message['author']}{kind}{delivery}")
+        print(strip_control(message["body_text"]))
+    if doc["history"]:
+        print("\nhistory:")
+        for past in doc["history"]:
+            print(f"  {past['ref']:<9} {past['channel']:<8} {past['status']:<8} {past['subject']}")
+
+
+def cmd_reply(args: argparse.Namespace) -> int:
+    from agentdesk.app import conversations
+
+    ctx = context(args)
+    if args.template:
+        sent = conversations.reply_with_template(ctx.desk, args.ref, args.template, status=args.status)
+    else:
+        sent = conversations.reply(ctx.desk, args.ref, read_body(args.body_file), status=args.status)
+    print(f"{sent.ref}: reply queued for delivery (message {sent.external_id})", file=sys.stderr)
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    from agentdesk.app import conversations
+
+    source = args.body_file or args.dash
+    if not source:
+        raise InvalidInput("note needs the text: --body-file FILE, or - to read it from standard input")
+    ctx = context(args)
+    sent = conversations.note(ctx.desk, args.ref, read_body(source))
+    print(f"{sent.ref}: note added", file=sys.stderr)
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    from agentdesk.app import conversations
+
+    ctx = context(args)
+    changes: dict[str, Any] = {}
+    if args.status:
+        changes["status"] = args.status
+    if args.priority:
+        changes["priority"] = args.priority
+    if args.assign is not None:
+        changes["assignee"] = {"me": ctx.desk.agent, "none": None}.get(args.assign, args.assign)
+    if args.snooze is not None:
+        changes["snoozed_until"] = (None if args.snooze == "none"
+                                    else parse_moment(args.snooze, option="--snooze", now=ctx.now, ago=False))
+    if not (changes or args.tag or args.untag):
+        raise InvalidInput("nothing to set; give --status, --priority, --assign, --tag, --untag or --snooze")
+    changed = conversations.update(ctx.desk, args.ref, expected_version=args.if_version,
+                                   add_tags=args.tag, remove_tags=args.untag, **changes)
+    outcome = ", ".join(changed) + " changed" if changed else "nothing changed"
+    print(f"{conversations.reference(args.ref)}: {outcome}", file=sys.stderr)
+    return 0
+
+
+def cmd_claim(args: argparse.Namespace) -> int:
+    from agentdesk.app import conversations
+
+    conversation_id = conversations.conversation_id(args.ref)
+    ctx = context(args)
+    try:
+        (done,) = conversations.claim(ctx.desk, [conversation_id])
+    except Conflict as error:
+        print(f"agentdesk: {error}", file=sys.stderr)
+        return EXIT_CLAIMED_BY_OTHER
+    print(done, file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from agentdesk.app import records
+
+    ctx = context(args)
+    since: datetime | None = parse_since(args.since)
+    for document in records.export(ctx.desk, since=since):
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    return 0

@@ -1,0 +1,168 @@
+"""The command line's parser: every command, its options and its handler (DESIGN.md "CLI contract").
+
+The handlers live in one module per command group; those modules import little at load time, so
+building the whole parser stays cheap, and each handler imports what its command needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from agentdesk import __version__
+from agentdesk.cli import admin, conversations, customers, sla, sync, webhook
+from agentdesk.cli.common import choices
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS,
+        help="config file (default: $AGENTDESK_CONFIG, then ~/.config/agentdesk/config.toml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from agentdesk.store.queries import VIEWS
+
+    parser = argparse.ArgumentParser(
+        prog="agentdesk",
+        description="A terminal workstation for customer-service agents. Without a command, opens the queue.",
+    )
+    parser.add_argument("--version", action="version", version=f"agentdesk {__version__}")
+    _add_common(parser)
+    parser.set_defaults(handler=admin.cmd_tui)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, handler, help: str, parent=commands) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, help=help, description=help)
+        _add_common(sub)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    demo = command("demo", admin.cmd_demo, "build (once) a realistic demo queue and open the TUI on it")
+    demo.add_argument("--conversations", type=int, default=None, metavar="N",
+                      help="size of the demo queue (default 240; ~10 messages each for N > 240)")
+    demo.add_argument("--seed-only", action="store_true", help="build the demo but do not open the TUI")
+    demo.add_argument("--data-dir", metavar="DIR", help="where to build it (default: the XDG data dir's demo/)")
+
+    init = command("init", admin.cmd_init, "write a starter config and create the database")
+    init.add_argument("--data-dir", metavar="DIR", help="directory for the database and templates")
+
+    syncing = command("sync", sync.cmd_sync, "pull every IMAP mailbox and spool dir, deliver the outbox")
+    syncing.add_argument("--once", action="store_true", help="one pass; exit 0 only if nothing failed")
+    syncing.add_argument("--source", metavar="NAME", help="only this mailbox or spool")
+
+    webhook_group = commands.add_parser("webhook", help="webhook receiver")
+    webhook_commands = webhook_group.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    serve = command("serve", webhook.cmd_webhook_serve,
+                    "HTTP endpoint that verifies and writes payloads to a spool", webhook_commands)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8025, help="port (default 8025)")
+    serve.add_argument("--public-url", default="", metavar="URL",
+                       help="public URL prefix providers call (Twilio signatures); default from X-Forwarded-Proto/Host")
+    serve.add_argument("--quiet", action="store_true", help="do not log each request")
+
+    spool = commands.add_parser("spool", help="webhook spool directories")
+    spool_commands = spool.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    retry = command("retry", webhook.cmd_spool_retry, "re-ingest a spool's rejected files", spool_commands)
+    retry.add_argument("name", metavar="NAME")
+    retry.add_argument("--json", action="store_true")
+    spool_list = command("list", webhook.cmd_spool_list, "spools: counts and rejected files with reasons",
+                         spool_commands)
+    spool_list.add_argument("--json", action="store_true")
+
+    listing = command("list", conversations.cmd_list, "conversations of a view, most urgent first")
+    listing.add_argument("--view", default="open", choices=list(VIEWS), metavar="NAME",
+                         help=f"one of: {choices(VIEWS)} (default: open)")
+    listing.add_argument("--query", metavar="Q", help="full-text search in messages and customers")
+    listing.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (default 50)")
+    listing.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    show = command("show", conversations.cmd_show, "one conversation with its thread and the customer's history")
+    show.add_argument("ref", metavar="REF")
+    show.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    from agentdesk.domain.queue import PRIORITIES, STATUSES
+
+    reply = command("reply", conversations.cmd_reply, "reply to a conversation; the reply is queued for delivery")
+    reply.add_argument("ref", metavar="REF")
+    body = reply.add_mutually_exclusive_group(required=True)
+    body.add_argument("--template", metavar="NAME", help="reply with a template from the templates directory")
+    body.add_argument("--body-file", metavar="FILE", help="the reply text; - reads standard input")
+    reply.add_argument("--status", choices=STATUSES, metavar="STATUS",
+                       help=f"also set the status: {choices(STATUSES)}")
+
+    note = command("note", conversations.cmd_note, "add an internal note (never sent to the customer)")
+    note.add_argument("ref", metavar="REF")
+    note.add_argument("dash", nargs="?", choices=["-"], help="read the note from standard input")
+    note.add_argument("--body-file", metavar="FILE", help="the note text; - reads standard input")
+
+    setter = command("set", conversations.cmd_set, "change status, priority, assignee, tags or snooze")
+    setter.add_argument("ref", metavar="REF")
+    setter.add_argument("--status", choices=STATUSES, metavar="S", help=choices(STATUSES))
+    setter.add_argument("--priority", choices=PRIORITIES, metavar="P", help=choices(PRIORITIES))
+    setter.add_argument("--assign", metavar="AGENT", help="an agent's login, me, or none")
+    setter.add_argument("--tag", action="append", default=[], metavar="T", help="add a tag (repeatable)")
+    setter.add_argument("--untag", action="append", default=[], metavar="T", help="remove a tag (repeatable)")
+    setter.add_argument("--snooze", metavar="WHEN", help="hide until a time (2026-12-01T09:00) or for a while (4h); none")
+    setter.add_argument("--if-version", type=int, metavar="N",
+                        help="only if the conversation is still at version N (from show --json)")
+
+    claim = command("claim", conversations.cmd_claim, "assign to me atomically; exit 3 if another agent holds it")
+    claim.add_argument("ref", metavar="REF")
+
+    customer = commands.add_parser("customer", help="customers: show, list, merge")
+    customer_commands = customer.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    merge = command("merge", customers.cmd_customer_merge, "merge REF_B's customer into REF_A's (reversible)",
+                    customer_commands)
+    merge.add_argument("ref_a", metavar="REF_A")
+    merge.add_argument("ref_b", metavar="REF_B")
+    merge.add_argument("--json", action="store_true")
+    unmerge = command("unmerge", customers.cmd_customer_unmerge, "undo the merge that brought REF to its customer",
+                      customer_commands)
+    unmerge.add_argument("ref", metavar="REF")
+    unmerge.add_argument("--json", action="store_true")
+    customer_show = command("show", customers.cmd_customer_show, "a customer with identities and every conversation",
+                            customer_commands)
+    customer_show.add_argument("customer", metavar="ID")
+    customer_show.add_argument("--json", action="store_true")
+    customer_list = command("list", customers.cmd_customer_list, "customers, or those matching a search", customer_commands)
+    customer_list.add_argument("query", nargs="?", metavar="QUERY")
+    customer_list.add_argument("--limit", type=int, default=50, metavar="N")
+    customer_list.add_argument("--json", action="store_true")
+
+    sla_group = commands.add_parser("sla", help="SLA clocks")
+    sla_commands = sla_group.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    explain = command("explain", sla.cmd_sla_explain, "the timeline of every SLA clock of a conversation", sla_commands)
+    explain.add_argument("ref", metavar="REF")
+    explain.add_argument("--json", action="store_true", help="JSON on stdout")
+    recompute = command("recompute", sla.cmd_sla_recompute,
+                        "apply the configured SLA policies to every open conversation", sla_commands)
+    recompute.add_argument("--if-changed", action="store_true",
+                           help="only if the policies changed since they were last applied")
+
+    stats = command("stats", admin.cmd_stats, "counts of conversations, messages, customers, outbox, sources")
+    stats.add_argument("--json", action="store_true")
+
+    report = command("report", sla.cmd_report, "reply times, SLA compliance, backlog, volume")
+    report.add_argument("--since", metavar="DATE", help="ISO date/time or an age like 7d (default: 30 days before --until)")
+    report.add_argument("--until", metavar="DATE", help="ISO date/time or an age (default: now; exclusive)")
+    report.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    audit = command("audit", admin.cmd_audit, "the audit log: who did what, when")
+    audit.add_argument("--since", metavar="DATE", help="ISO date/time or an age like 7d")
+    audit.add_argument("--ref", metavar="REF", help="only this conversation")
+    audit.add_argument("--json", action="store_true")
+
+    export = command("export", conversations.cmd_export, "every conversation as one `show --json` object per line")
+    export.add_argument("--since", metavar="DATE", help="only conversations updated since (ISO date or 7d)")
+    export.add_argument("--jsonl", action="store_true", help="JSON lines (the only format; accepted for clarity)")
+
+    database = commands.add_parser("db", help="database maintenance")
+    db_commands = database.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    copy = command("copy", admin.cmd_db_copy, "copy the whole database to another (empty) database, e.g. PostgreSQL",
+                   db_commands)
+    copy.add_argument("--to", required=True, metavar="URL")
+
+    command("doctor", admin.cmd_doctor, "check config, database, mailboxes, spools, SMTP")
+    return parser

@@ -1,0 +1,84 @@
+"""The webhook channel: `webhook serve`, `spool retry NAME`, `spool list`.
+
+    agentdesk webhook serve [--host H] [--port P] [--public-url URL] [--quiet]
+    agentdesk spool retry NAME [--json]
+    agentdesk spool list [--json]                       (rejected files with reasons, per spool)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agentdesk.cli.common import EXIT_FAILED, context, print_json
+from agentdesk.errors import InvalidInput
+
+
+def cmd_webhook_serve(args: argparse.Namespace) -> int:
+    from agentdesk.channels.webhook import receiver
+
+    settings = context(args).settings
+    if not settings.spool:
+        raise InvalidInput("no [[spool]] in the config; `webhook serve` writes to spools, so configure one first")
+    endpoints = receiver.endpoints_from_settings(settings)
+    if not any(endpoint.secret for endpoint in endpoints.values()):
+        raise InvalidInput("no spool has a secret_command; `webhook serve` refuses unauthenticated posts, "
+                           "so set secret_command on the spools it should accept")
+    host, port = getattr(args, "host", "127.0.0.1"), getattr(args, "port", 8025)
+    try:
+        server = receiver.make_server(endpoints, host=host, port=port, public_url=getattr(args, "public_url", "") or "",
+                                      log=None if getattr(args, "quiet", False) else receiver.stderr_log)
+    except OSError as error:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    for name, endpoint in endpoints.items():
+        state = "" if endpoint.secret else "  (no secret_command: refuses every post)"
+        print(f"agentdesk: POST {server.url}/hooks/{name} -> {endpoint.path}/new{state}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_spool_retry(args: argparse.Namespace) -> int:
+    from agentdesk.app import spools
+    from agentdesk.sync.sources.spool import report_poll
+
+    ctx = context(args)
+    source, retried, result = spools.retry(ctx.desk, args.name)
+    if getattr(args, "json", False):
+        print_json({"spool": source.name, "retried": retried, "stored": result.stored,
+                    "duplicates": result.duplicates, "statuses": result.statuses, "ignored": result.ignored,
+                    "rejected": [{"file": f, "reason": r} for f, r in result.rejected],
+                    "failed": [{"file": f, "reason": r} for f, r in result.failed]})
+    else:
+        print(f"spool {source.name}: retried {retried} file(s): {result.stored} stored, "
+              f"{result.duplicates} already stored, {result.statuses} status, {result.ignored} ignored, "
+              f"{len(result.rejected)} rejected again")
+    report_poll(source.name, result, lambda line: print(line, file=sys.stderr))
+    if result.failed:
+        return EXIT_FAILED
+    if result.rejected:
+        print(f"agentdesk: {len(result.rejected)} file(s) of spool {source.name} were rejected again; "
+              f"see {source.path / 'rejected'}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_spool_list(args: argparse.Namespace) -> int:
+    from agentdesk.app import spools
+
+    rows = spools.listing(context(args).settings)
+    if getattr(args, "json", False):
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no spools configured; add a [[spool]] section (see config.example.toml)", file=sys.stderr)
+    for row in rows:
+        print(f"{row['name']}: {row['adapter']} ({row['kind']}) {row['path']}  new {row['new']}  cur {row['cur']}  "
+              f"rejected {len(row['rejected'])}")
+        for item in row["rejected"]:
+            print(f"  {item['file']}: {item['reason']}")
+    return 0
