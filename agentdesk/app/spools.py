@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdesk.app.desk import Desk
+from agentdesk.errors import InvalidInput
 
 
 def listing(settings) -> list[dict[str, Any]]:
@@ -34,6 +35,24 @@ def _count(path: Path) -> int:
         return sum(1 for entry in path.iterdir() if entry.is_file() and not entry.name.startswith("."))
     except FileNotFoundError:
         return 0
+
+
+def webhook_server(settings, *, host: str, port: int, public_url: str = "", quiet: bool = False):
+    """The receiver of `webhook serve`, listening, and its endpoints (spool name -> endpoint)."""
+    from agentdesk.channels.webhook import receiver
+
+    if not settings.spool:
+        raise InvalidInput("no [[spool]] in the config; `webhook serve` writes to spools, so configure one first")
+    endpoints = receiver.endpoints_from_settings(settings)
+    if not any(endpoint.secret for endpoint in endpoints.values()):
+        raise InvalidInput("no spool has a secret_command; `webhook serve` refuses unauthenticated posts, "
+                           "so set secret_command on the spools it should accept")
+    try:
+        server = receiver.make_server(endpoints, host=host, port=port, public_url=public_url,
+                                      log=None if quiet else receiver.stderr_log)
+    except OSError as error:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return server, endpoints
 
 
 def retry(desk: Desk, name: str):

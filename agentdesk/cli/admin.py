@@ -77,7 +77,7 @@ resolution = "3d"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from agentdesk import doctor
+    from agentdesk.app import doctor
 
     failures = 0
     for check in doctor.run_checks(context(args).config_path):

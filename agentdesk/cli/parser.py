@@ -22,7 +22,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agentdesk.store.queries import VIEWS
+    from agentdesk.app.queue import VIEWS
 
     parser = argparse.ArgumentParser(
         prog="agentdesk",

@@ -11,25 +11,14 @@ import argparse
 import sys
 
 from agentdesk.cli.common import EXIT_FAILED, context, print_json
-from agentdesk.errors import InvalidInput
 
 
 def cmd_webhook_serve(args: argparse.Namespace) -> int:
-    from agentdesk.channels.webhook import receiver
+    from agentdesk.app import spools
 
-    settings = context(args).settings
-    if not settings.spool:
-        raise InvalidInput("no [[spool]] in the config; `webhook serve` writes to spools, so configure one first")
-    endpoints = receiver.endpoints_from_settings(settings)
-    if not any(endpoint.secret for endpoint in endpoints.values()):
-        raise InvalidInput("no spool has a secret_command; `webhook serve` refuses unauthenticated posts, "
-                           "so set secret_command on the spools it should accept")
-    host, port = getattr(args, "host", "127.0.0.1"), getattr(args, "port", 8025)
-    try:
-        server = receiver.make_server(endpoints, host=host, port=port, public_url=getattr(args, "public_url", "") or "",
-                                      log=None if getattr(args, "quiet", False) else receiver.stderr_log)
-    except OSError as error:
-        raise InvalidInput(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    server, endpoints = spools.webhook_server(
+        context(args).settings, host=getattr(args, "host", "127.0.0.1"), port=getattr(args, "port", 8025),
+        public_url=getattr(args, "public_url", "") or "", quiet=getattr(args, "quiet", False))
     for name, endpoint in endpoints.items():
         state = "" if endpoint.secret else "  (no secret_command: refuses every post)"
         print(f"agentdesk: POST {server.url}/hooks/{name} -> {endpoint.path}/new{state}", file=sys.stderr, flush=True)
@@ -44,7 +33,6 @@ def cmd_webhook_serve(args: argparse.Namespace) -> int:
 
 def cmd_spool_retry(args: argparse.Namespace) -> int:
     from agentdesk.app import spools
-    from agentdesk.sync.sources.spool import report_poll
 
     ctx = context(args)
     source, retried, result = spools.retry(ctx.desk, args.name)
@@ -57,7 +45,8 @@ def cmd_spool_retry(args: argparse.Namespace) -> int:
         print(f"spool {source.name}: retried {retried} file(s): {result.stored} stored, "
               f"{result.duplicates} already stored, {result.statuses} status, {result.ignored} ignored, "
               f"{len(result.rejected)} rejected again")
-    report_poll(source.name, result, lambda line: print(line, file=sys.stderr))
+    for line in result.lines():
+        print(line, file=sys.stderr)
     if result.failed:
         return EXIT_FAILED
     if result.rejected:
