@@ -26,11 +26,12 @@ from sqlmodel import Session
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email.content import email_content, email_content_hash  # noqa: F401
 from agentdesk.config import Settings
-from agentdesk.domain import clocks
+from agentdesk.domain import clocks, customers
 from agentdesk.ingest import batch as _batch
+from agentdesk.ingest import threading
 from agentdesk.ingest.move import move_message
 from agentdesk.ingest.records import Ingested, content_hash
-from agentdesk.ingest.threading import thread_for
+from agentdesk.store.models import Conversation
 
 __all__ = ["Ingested", "content_hash", "ingest_all", "ingest_batch", "ingest_message", "move_message", "thread_for"]
 
@@ -60,6 +61,13 @@ def ingest_batch(
     messages one by one.
     """
     return _batch.ingest(session, messages, policies=policies, now=now, settings=settings, openings=openings)
+
+
+def thread_for(session: Session, message: InboundMessage, customer_id: int) -> tuple[Conversation | None, str]:
+    """The stored conversation this message belongs to, and why; (None, "new") for a new one."""
+    kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
+    address = customers.normalise_address(kind, message.sender_address)
+    return threading.thread(message, (customer_id, "", ""), address, _batch.Batch.lookup_for(session, [message]))
 
 
 def ingest_all(

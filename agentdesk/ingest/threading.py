@@ -19,10 +19,7 @@ import re
 from collections.abc import Iterable
 from typing import Protocol
 
-from sqlmodel import Session
-
 from agentdesk.channels.base import InboundMessage
-from agentdesk.domain import customers
 from agentdesk.ingest.records import Known, NewConversation, customer_id_of
 from agentdesk.store.models import Conversation
 
@@ -135,12 +132,3 @@ def _same_customer(conversation: object, customer: object) -> bool:
     else:
         owner = conversation.customer_id
     return owner is not None and owner == customer_id_of(customer)
-
-
-def thread_for(session: Session, message: InboundMessage, customer_id: int) -> tuple[Conversation | None, str]:
-    """The stored conversation this message belongs to, and why; (None, "new") for a new one."""
-    from agentdesk.ingest.batch import Batch
-
-    kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
-    address = customers.normalise_address(kind, message.sender_address)
-    return thread(message, (customer_id, "", ""), address, Batch.lookup_for(session, [message]))
