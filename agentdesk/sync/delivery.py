@@ -36,8 +36,6 @@ from sqlmodel import Session, col, select
 from agentdesk.channels.base import DeliveryError
 from agentdesk.domain import audit
 from agentdesk.domain.automatic_messages import AUTOMATIC_KINDS, automatic_limit_reached
-# Re-exported while tests/unit/test_ingest_email.py still reaches the rule through this module.
-from agentdesk.domain.automatic_messages import automatic_reply_allowed  # noqa: F401
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox
 

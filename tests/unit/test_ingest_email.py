@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 import factories
-from agentdesk.sync import delivery
+from agentdesk.domain import automatic_messages
 from agentdesk.channels.email.mime import parse_message
 from agentdesk.domain import replies
 from agentdesk.errors import InvalidInput
@@ -188,7 +188,7 @@ def test_every_corpus_message_ingests_and_automatic_mail_is_recognised(engine, p
             except Exception as error:  # collected, so one run names every failure
                 failures.append(f"{name}: {type(error).__name__}: {error}")
             kinds[name] = inbound.kind
-            allowed, _ = delivery.automatic_reply_allowed(session, inbound=inbound, our_addresses=set(), now=T)
+            allowed, _ = automatic_messages.automatic_reply_allowed(session, inbound=inbound, our_addresses=set(), now=T)
             if inbound.kind != "message":
                 assert not allowed, name
         session.commit()
