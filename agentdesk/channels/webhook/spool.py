@@ -10,14 +10,20 @@ Layout of a spool (DESIGN, config contract):
 A file is `*.json` (a JSON payload as delivered) or `*.http` (`Content-Type: …` CRLF CRLF and the
 raw body, for form and multipart payloads). `agentdesk.sync.sources.spool` stores what is in
 `new/`, exactly once.
+
+Whoever can write into `new/` is a stranger as far as this module is concerned: an entry is read
+only when it is a regular file with one link, opened without following a symbolic link and
+checked on the open descriptor, so nothing in `new/` can make agentdesk read outside the spool.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import secrets
 import socket
+import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,13 +35,39 @@ EXTENSIONS = (".json", ".http")
 ERROR_SUFFIX = ".error"
 RETRIED_DIR = "retried"  # rejected/retried/: sidecars of rejections that were retried (kept, not deleted)
 LOCK_FILE = ".agentdesk.lock"
+SIDECAR_MAX_BYTES = 64 * 1024  # a reason is one line; a bigger sidecar was not written by us
 
 _HOST = socket.gethostname().replace("/", "_").replace(":", "_").replace(".", "_") or "localhost"
 _COUNTER = itertools.count()
+# Opening never follows a link, never blocks on a FIFO and never makes a terminal ours.
+_OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_OPEN_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would not simply print written as an escape.
+
+    C0 and C1 controls, DEL, bidi and other format characters, line and paragraph separators and
+    lone surrogates (undecodable bytes of a file name) become `\\xNN` / `\\uNNNN`, and a backslash
+    becomes two, so the result is one inert line that still shows exactly what was sent. For
+    names and header values that go into log lines and `.error` reasons.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
 
 
 # --- writing: the Maildir discipline -----------------------------------------------------------
@@ -59,13 +91,94 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def spool_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
-    """The file content and extension for a payload: JSON as delivered, anything else as *.http."""
+def spool_header(content_type: str) -> tuple[bytes, str]:
+    """What a payload's file starts with, and its extension: nothing for JSON (a `*.json` file is
+    the payload as delivered), a `Content-Type` line and a blank line for anything else (`*.http`).
+
+    The content type is the sender's: whitespace and controls in it are folded to single spaces,
+    so it stays one header line.
+    """
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
-        return body, ".json"
-    header = f"Content-Type: {content_type.strip() or 'application/octet-stream'}\r\n\r\n"
-    return header.encode("latin-1", "replace") + body, ".http"
+        return b"", ".json"
+    value = " ".join("".join(c if c.isprintable() else " " for c in content_type).split())
+    header = f"Content-Type: {value or 'application/octet-stream'}\r\n\r\n"
+    return header.encode("latin-1", "replace"), ".http"
+
+
+def spool_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """The file content and extension for a payload: JSON as delivered, anything else as *.http."""
+    header, extension = spool_header(content_type)
+    return header + body, extension
+
+
+class SpoolWriter:
+    """One file on its way into a spool: written into `tmp/`, then `commit` makes it durable and
+    renames it into `new/`; `discard` (or leaving the `with` block without a commit) removes it.
+
+    The receiver streams a request body through one, so a payload is never held in memory and
+    nothing reaches `new/` before it was verified and complete.
+    """
+
+    def __init__(self, path: Path, *, extension: str = ".json", name: str | None = None, durable: bool = True):
+        self.path = path
+        self.name = name or unique_name(extension)
+        self.durable = durable
+        self.size = 0
+        self._temporary = path / "tmp" / self.name
+        self._fd: int | None = os.open(self._temporary, _OPEN_CREATE, 0o640)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.size += len(data)
+
+    def read_back(self, offset: int = 0) -> bytes:
+        """What was written so far from `offset` on (for a check that needs the whole body, e.g. a
+        form signature)."""
+        return os.pread(self._fd, self.size - offset, offset)
+
+    def commit(self, target: Path | None = None) -> str:
+        """fsync the file, rename it into new/ (or to `target`), fsync that directory: when this
+        returns the file survives a power cut (with `durable`). Returns the file name."""
+        target = target or self.path / "new" / self.name
+        try:
+            if self.durable:
+                os.fsync(self._fd)
+        except BaseException:
+            self.discard()
+            raise
+        os.close(self._fd)
+        self._fd = None
+        try:
+            os.rename(self._temporary, target)
+        except BaseException:
+            self._unlink()
+            raise
+        if self.durable:
+            fsync_dir(target.parent)
+        return target.name
+
+    def discard(self) -> None:
+        """Remove the temporary file: it was never acknowledged, so it is nobody's data."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._unlink()
+
+    def _unlink(self) -> None:
+        try:
+            os.unlink(self._temporary)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> SpoolWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.discard()
 
 
 def write_file(path: Path, data: bytes, *, extension: str = ".json", name: str | None = None,
@@ -74,25 +187,9 @@ def write_file(path: Path, data: bytes, *, extension: str = ".json", name: str |
 
     Returns the file name. When this returns, the file survives a power cut (with `durable`).
     """
-    name = name or unique_name(extension)
-    temporary = path / "tmp" / name
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if durable:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(temporary)  # never acknowledged, so never anyone's data
-        raise
-    os.close(fd)
-    os.rename(temporary, path / "new" / name)
-    if durable:
-        fsync_dir(path / "new")
-    return name
+    with SpoolWriter(path, extension=extension, name=name, durable=durable) as writer:
+        writer.write(data)
+        return writer.commit()
 
 
 def write_payload(path: Path, body: bytes, content_type: str, *, durable: bool = True) -> str:
@@ -102,30 +199,118 @@ def write_payload(path: Path, body: bytes, content_type: str, *, durable: bool =
 
 # --- reading -----------------------------------------------------------------------------------
 
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def not_regular(mode: int) -> str:
+    """Why an entry of this mode is never read as a spool file ("" for a regular file)."""
+    if stat.S_ISREG(mode):
+        return ""
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    if stat.S_ISLNK(mode):
+        return (f"not a regular file but {kind}: links are never followed (the link itself was moved here, "
+                f"its target was not read)")
+    return f"not a regular file but {kind}: a spool file is a regular file renamed into new/"
+
+
+def open_spool_file(file: Path) -> tuple[int, os.stat_result]:
+    """An open descriptor of `file` and its fstat, when it is a regular file with one link.
+
+    Raises Rejected with the reason for anything else: a symbolic link (even one swapped in after
+    the directory was listed: O_NOFOLLOW), a link loop, a directory, FIFO, socket or device, a
+    file with other hard links (its content would also live outside the spool), or one that
+    cannot be opened. FileNotFoundError when it is gone (another poller took it).
+    """
+    before = os.lstat(file)
+    reason = not_regular(before.st_mode)
+    if reason:
+        raise Rejected(reason)  # never opened: opening a device or a FIFO can have effects
+    try:
+        fd = os.open(file, _OPEN_READ)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # swapped for a link since the lstat
+            raise Rejected(not_regular(stat.S_IFLNK)) from None
+        if error.errno == errno.ENXIO:  # a socket swapped in
+            raise Rejected(not_regular(stat.S_IFSOCK)) from None
+        raise Rejected(f"cannot be opened: {error.strerror or error}") from None
+    try:
+        opened = os.fstat(fd)
+        reason = not_regular(opened.st_mode)
+        if not reason and opened.st_nlink > 1:
+            reason = (f"a regular file with {opened.st_nlink} hard links: its content also lives outside new/, "
+                      f"so it is not read (writers rename a file into new/; they do not link it)")
+        if reason:
+            raise Rejected(reason)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, opened
+
+
+def read_spool_file(file: Path, *, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """The content of the regular file `file` (see `open_spool_file`), read through the one
+    descriptor that was checked; Rejected when it is over `max_bytes` (by its size or by what
+    could be read, should it grow while read)."""
+    fd, opened = open_spool_file(file)
+    try:
+        if opened.st_size > max_bytes:
+            raise Rejected(f"over the size limit: {opened.st_size} bytes > max_bytes {max_bytes}")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise Rejected(f"over the size limit: more than max_bytes {max_bytes} bytes")
+    except OSError as error:
+        raise Rejected(f"cannot be read: {error.strerror or error}") from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks), opened
+
+
+def read_sidecar(file: Path) -> str:
+    """The reason in a `.error` sidecar, read without following links and at most a screenful."""
+    try:
+        data, _ = read_spool_file(file, max_bytes=SIDECAR_MAX_BYTES)
+    except (OSError, Rejected):
+        return ""
+    return printable(data.decode("utf-8", "replace").strip())
+
 
 def rejected_files(path: Path) -> list[tuple[str, str]]:
-    """(file, reason) of every file in the spool's rejected/, oldest first; the reason is its sidecar."""
+    """(file, reason) of every entry in the spool's rejected/, oldest first; the reason is its
+    sidecar. Entries that are not regular files (a rejected link, directory, FIFO) are listed too."""
     folder = path / "rejected"
-    if not folder.is_dir():
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
         return []
     found = []
-    for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix != ERROR_SUFFIX:
-            sidecar = entry.with_name(entry.name + ERROR_SUFFIX)
-            reason = sidecar.read_text(encoding="utf-8", errors="replace").strip() if sidecar.exists() else ""
-            found.append((entry.name, reason))
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name.endswith(ERROR_SUFFIX):
+            continue
+        if entry.name == RETRIED_DIR and entry.is_dir(follow_symlinks=False):
+            continue
+        found.append((entry.name, read_sidecar(folder / (entry.name + ERROR_SUFFIX))))
     return found
 
 
 def read_payload(file: Path, *, max_bytes: int) -> Payload:
     """The spool file as a Payload; Rejected with the exact reason when it cannot be one."""
+    kind = not_regular(os.lstat(file).st_mode)
+    if kind:
+        raise Rejected(kind)
     if file.suffix not in EXTENSIONS:
-        raise Rejected(f"unknown file type {file.suffix or '(none)'!r}: spool files are *.json or *.http")
-    stat = file.stat()
-    if stat.st_size > max_bytes:
-        raise Rejected(f"over the size limit: {stat.st_size} bytes > max_bytes {max_bytes}")
-    data = file.read_bytes()
-    written_at = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+        raise Rejected(f"unknown file type '{printable(file.suffix or '(none)')}': spool files are *.json or *.http")
+    data, opened = read_spool_file(file, max_bytes=max_bytes)
+    written_at = datetime.fromtimestamp(opened.st_mtime, tz=timezone.utc)
     if file.suffix == ".json":
         return Payload(file.name, "application/json", data, written_at)
     separator = data.find(b"\r\n\r\n")

@@ -20,10 +20,17 @@ only after the commit renames the files into `cur/`. A crash before the commit s
 leaves the files in `new/`; a crash after the commit but before the rename replays the files,
 and ingest finds every message already stored (same external id, same content) — so a replay
 never doubles. A rejected file is moved only after its `.error` sidecar is durable.
+
+Nothing in `new/` can make a pass read outside the spool, fail or spin: an entry that is not a
+regular file (a link, a link loop, a directory, a FIFO, a socket, a device) is rejected with the
+reason and moved as it is (a link is moved, never its target); an entry that cannot be moved at
+all is skipped with one logged reason and looked at again only after `SKIP_RETRY`, or sooner if
+another entry takes its name — and `has_pending` does not count it, so a watching `sync` sleeps.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -40,8 +47,8 @@ from sqlmodel import Session, select
 
 from agentdesk.channels.webhook.adapters import Draft, Rejected, StatusUpdate, adapter_for
 from agentdesk.channels.webhook.spool import (
-    ERROR_SUFFIX, LOCK_FILE, RETRIED_DIR, ensure_spool, fsync_dir, read_payload, rejected_files, unique_name,
-    utcnow,
+    ERROR_SUFFIX, LOCK_FILE, RETRIED_DIR, SpoolWriter, ensure_spool, fsync_dir, printable, read_payload,
+    rejected_files, unique_name, utcnow,
 )
 from agentdesk.config import Settings, SpoolSettings
 from agentdesk.domain import clocks, customers
@@ -56,6 +63,7 @@ log = logging.getLogger("agentdesk.sync")
 
 WAIT_INTERVAL = 0.5  # seconds between looks into new/ while waiting: `sync` sees a file within 2 s
 STATE_REFRESH = timedelta(seconds=60)  # how often an idle spool's last_sync is refreshed in the store
+SKIP_RETRY = 300.0  # seconds before an entry that could not be moved out of new/ is tried again
 
 
 @dataclass
@@ -88,12 +96,12 @@ class SpoolPollReport(PollReport):
 
     def lines(self) -> list[str]:
         """What a person should read about this pass: rejected files, files not stored, warnings."""
-        name = self.source
-        lines = [f"spool {name}: rejected {file}: {reason}" for file, reason in self.rejected]
-        lines += [f"spool {name}: not stored {file}: {reason}" for file, reason in self.failed[:5]]
+        name = printable(self.source)
+        lines = [f"spool {name}: rejected {printable(file)}: {printable(reason)}" for file, reason in self.rejected]
+        lines += [f"spool {name}: not stored {printable(file)}: {printable(reason)}" for file, reason in self.failed[:5]]
         if len(self.failed) > 5:
             lines.append(f"spool {name}: {len(self.failed) - 5} more files not stored")
-        lines += [f"spool {name}: {warning}" for warning in self.warnings]
+        lines += [f"spool {name}: {printable(warning)}" for warning in self.warnings]
         return lines
 
 
@@ -146,6 +154,8 @@ class SpoolSource:
         self._state_written: datetime | None = None
         self._last_error = ""
         self._stop = threading.Event()
+        # Entries of new/ that could not be moved: name -> (identity, monotonic time to try again).
+        self._skipped: dict[str, tuple[tuple[int, int, int], float]] = {}
 
     # -- directories --
 
@@ -153,20 +163,48 @@ class SpoolSource:
         ensure_spool(self.path)
 
     def pending(self, limit: int | None = None) -> list[str]:
-        """Names of complete files in new/, oldest first (Maildir names start with the time)."""
-        try:
-            names = [e.name for e in os.scandir(self.path / "new") if not e.name.startswith(".") and e.is_file()]
-        except FileNotFoundError:
-            return []
-        names.sort()
+        """Names of the entries of new/ a pass handles, oldest first (Maildir names start with the
+        time): every entry whatever its type (what is not a regular file is rejected, not left to
+        be seen again on every pass), except dot files and entries skipped for now."""
+        names = sorted(self._entries())
         return names[:limit] if limit else names
 
     def has_pending(self) -> bool:
+        return next(self._entries(), None) is not None
+
+    def _entries(self) -> Iterator[str]:
         try:
             with os.scandir(self.path / "new") as entries:
-                return any(not e.name.startswith(".") for e in entries)
-        except FileNotFoundError:
+                for entry in entries:
+                    if not entry.name.startswith(".") and not self._is_skipped(entry.name):
+                        yield entry.name
+        except (FileNotFoundError, NotADirectoryError):
+            return
+
+    def _identity(self, name: str) -> tuple[int, int, int] | None:
+        try:
+            found = os.lstat(self.path / "new" / name)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino, found.st_ctime_ns
+
+    def _is_skipped(self, name: str) -> bool:
+        skipped = self._skipped.get(name)
+        if skipped is None:
             return False
+        if time.monotonic() < skipped[1] and self._identity(name) == skipped[0]:
+            return True
+        del self._skipped[name]  # another entry took the name, or it is time to try again
+        return False
+
+    def _skip(self, name: str, reason: str, result: SpoolPollReport) -> None:
+        """Leave an entry that cannot be moved in new/ until SKIP_RETRY passes, with one warning."""
+        identity = self._identity(name)
+        if identity is None:
+            return
+        self._skipped[name] = (identity, time.monotonic() + SKIP_RETRY)
+        result.warnings.append(f"skipped {name} (left in new/, tried again in {SKIP_RETRY / 60:.0f} minutes): "
+                               f"{reason}")
 
     def wait(self, timeout: float, *, interval: float = WAIT_INTERVAL) -> bool:
         """Block until new/ holds a file (True), or `timeout` seconds pass or `interrupt` (False)."""
@@ -190,7 +228,7 @@ class SpoolSource:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.ensure()
-        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o640)
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -248,6 +286,9 @@ class SpoolSource:
             except Rejected as error:
                 rejects.append((name, str(error)))
                 continue
+            except OSError as error:  # an entry that cannot even be looked at must not stop the spool
+                rejects.append((name, f"cannot be read: {error.strerror or error}"))
+                continue
             except Exception as error:  # an adapter bug must not stop the spool
                 rejects.append((name, f"the {self.spool.adapter} adapter failed: {type(error).__name__}: {error}"))
                 continue
@@ -290,12 +331,10 @@ class SpoolSource:
             session.close()
         # The messages are committed: only now do the files leave new/ (a crash here replays them).
         for name in done:
-            self._move(name, "cur")
+            self._move(name, "cur", result)
         result.files = len(done)
         result.fetched = len(done) + len(rejects)
-        for name, reason in rejects:
-            self._reject(name, reason)
-        result.rejected = rejects
+        result.rejected = [(name, reason) for name, reason in rejects if self._reject(name, reason, result)]
         if self.durable_moves and (done or rejects):
             fsync_dir(self.path / "new")
             fsync_dir(self.path / "cur")
@@ -376,35 +415,57 @@ class SpoolSource:
         """Where `name` goes in `directory`: never over a kept file (a writer may reuse a name)."""
         target = self.path / directory / name
         counter = 1
-        while target.exists() or target.with_name(target.name + ERROR_SUFFIX).exists():
+        # lexists: a dangling link there is still a name that must not be replaced.
+        while os.path.lexists(target) or os.path.lexists(target.with_name(target.name + ERROR_SUFFIX)):
             target = self.path / directory / f"{Path(name).stem}.{counter}{Path(name).suffix}"
             counter += 1
         return target
 
-    def _move(self, name: str, directory: str) -> Path | None:
+    def _move(self, name: str, directory: str, result: SpoolPollReport) -> Path | None:
         try:
             target = self._target(directory, name)
             os.rename(self.path / "new" / name, target)
             return target
         except FileNotFoundError:
             return None  # moved by another poller
+        except OSError as error:
+            # Stored, but it cannot leave new/: replaying it is harmless (ingest knows it), a
+            # replay on every pass is not.
+            self._skip(name, f"stored, but cannot be moved to {directory}/: {error.strerror or error}", result)
+            return None
 
-    def _reject(self, name: str, reason: str) -> None:
-        target = self._target("rejected", name)
-        sidecar = target.with_name(target.name + ERROR_SUFFIX)
-        text = f"{reason}\n"
-        temporary = self.path / "tmp" / (sidecar.name + ".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        if self.durable_moves:
-            with open(temporary, "rb+") as handle:
-                os.fsync(handle.fileno())
-        os.rename(temporary, sidecar)
+    def _reject(self, name: str, reason: str, result: SpoolPollReport) -> bool:
+        """Move new/`name` (the entry itself, whatever it is) into rejected/ beside a durable
+        `.error` sidecar. False when it was not moved: gone, or skipped with a warning."""
+        sidecar: Path | None = None
+        try:
+            target = self._target("rejected", name)
+            sidecar = target.with_name(target.name + ERROR_SUFFIX)
+            # The sidecar is written in tmp/ under a fresh name, created exclusively and never
+            # through a link, so nothing planted in tmp/ can redirect the write.
+            with SpoolWriter(self.path, name=unique_name(ERROR_SUFFIX), durable=self.durable_moves) as writer:
+                writer.write(f"{printable(reason)}\n".encode("utf-8"))
+                writer.commit(sidecar)
+        except OSError as error:
+            self._skip(name, f"{reason}; and it cannot be moved to rejected/: {error.strerror or error}", result)
+            return False
         try:
             os.rename(self.path / "new" / name, target)
-        except FileNotFoundError:
-            os.rename(sidecar, self.path / "tmp" / sidecar.name)  # moved by another poller; keep nothing stale
+        except OSError as error:
+            self._discard_sidecar(sidecar)
+            if error.errno == errno.ENOENT:
+                return False  # moved by another poller
+            self._skip(name, f"{reason}; and it cannot be moved to rejected/: {error.strerror or error}", result)
+            return False
         if self.durable_moves:
             fsync_dir(self.path / "rejected")
+        return True
+
+    def _discard_sidecar(self, sidecar: Path) -> None:
+        try:
+            os.rename(sidecar, self.path / "tmp" / sidecar.name)  # keep nothing stale in rejected/
+        except OSError:
+            pass
 
     # -- rejected files --
 
@@ -424,11 +485,11 @@ class SpoolSource:
             stamp = self.now_fn().strftime("%Y%m%dT%H%M%SZ")
             for name, _reason in self.rejected():
                 sidecar = folder / (name + ERROR_SUFFIX)
-                if sidecar.exists():
+                if os.path.lexists(sidecar):
                     history.mkdir(exist_ok=True)
                     os.rename(sidecar, history / f"{name}.{stamp}{ERROR_SUFFIX}")
                 target = self.path / "new" / name
-                if target.exists():
+                if os.path.lexists(target):
                     target = self.path / "new" / unique_name(Path(name).suffix)
                 os.rename(folder / name, target)
             fsync_dir(self.path / "new")
