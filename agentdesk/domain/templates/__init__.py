@@ -3,9 +3,11 @@
 A template is `<templates dir>/<name>.md`, so a team can keep them in git. It may start with a
 front-matter block of `key: value` lines between `---` lines (`shortcut`, `description`,
 `subject`). Placeholders are Jinja2 expressions such as `{{ customer_first_name }}`; rendering
-uses Jinja2's SandboxedEnvironment because template text is written by people and filled with
-values that customers control. A placeholder with no value is reported, never silently blank,
-so the agent can fill it before sending.
+uses Jinja2's sandbox, bounded in time and memory (`rendering`), because template text is written
+by people and filled with values that customers control, and it runs inside the TUI and ingest. A
+placeholder with no value is reported, never silently blank, so the agent can fill it before
+sending; a template that cannot be rendered raises `TemplateFailed`, one line naming the template
+and the line.
 """
 
 from __future__ import annotations
@@ -29,6 +31,17 @@ VARIABLES = {
     "channel": "email, sms, chat, webform or social",
     "due": "when the next reply is due, in the customer's terms",
 }
+
+
+class TemplateFailed(InvalidInput):
+    """A template cannot be rendered: its name, the line where known, and what is wrong."""
+
+    def __init__(self, name: str, line: int | None, problem: str) -> None:
+        self.template_name = name
+        self.line = line
+        self.problem = problem
+        where = f"template {name!r}" + (f", line {line}" if line else "")
+        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -105,36 +118,52 @@ def save(directory: Path, template: Template) -> Path:
     return path
 
 
-def _environment():
+def _undefined_type(missing: list[str]):
     from jinja2 import Undefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    missing: list[str] = []
+    from jinja2.exceptions import SecurityError
 
     class RecordingUndefined(Undefined):
         """Renders as a visible marker and remembers the name, so the agent sees what to fill."""
 
         def __str__(self) -> str:
+            if self._undefined_exception is SecurityError:
+                self._fail_with_undefined_error()  # an unsafe attribute is an error, not a blank
             if self._undefined_name and self._undefined_name not in missing:
                 missing.append(self._undefined_name)
             return f"[[{self._undefined_name}?]]"
 
-    environment = SandboxedEnvironment(undefined=RecordingUndefined, autoescape=False, keep_trailing_newline=True)
-    return environment, missing
+    return RecordingUndefined
 
 
 def render(template: Template | str, values: dict[str, str]) -> Rendered:
-    """Fill placeholders. Undefined or empty ones render as `[[name?]]` and are listed in `undefined`."""
-    from jinja2 import TemplateError
+    """Fill placeholders. Undefined or empty ones render as `[[name?]]` and are listed in `undefined`.
+
+    Rendering is bounded in time and memory (see `rendering`); a template that fails for any
+    reason raises `TemplateFailed`, one line naming the template and the line.
+    """
+    from agentdesk.domain.templates import rendering
 
     source = template.body if isinstance(template, Template) else template
-    environment, missing = _environment()
+    name = template.name if isinstance(template, Template) else "template"
+    if len(source) > rendering.MAX_SOURCE:
+        raise TemplateFailed(name, None, f"is {len(source):,} characters long; templates are limited to "
+                                         f"{rendering.MAX_SOURCE:,}")
+    missing: list[str] = []
     present = {key: value for key, value in values.items() if value}
     try:
-        text = environment.from_string(source).render(**present)
-    except TemplateError as error:
-        name = template.name if isinstance(template, Template) else "template"
-        raise InvalidInput(f"{name}: cannot render: {error}") from None
+        budget = rendering.Budget()
+        environment = rendering.BoundedEnvironment(undefined=_undefined_type(missing), budget=budget)
+        compiled = environment.compile_checked(source)
+        pieces, length = [], 0
+        for piece in compiled.generate(**present):
+            length += len(piece)
+            if length > rendering.MAX_SIZE:
+                raise rendering.LimitExceeded(f"its text would be more than {rendering.MAX_SIZE:,} characters long")
+            pieces.append(piece)
+            budget.tick()
+        text = "".join(pieces)
+    except Exception as error:  # noqa: BLE001  whatever the template's code raised, the agent gets one line
+        raise TemplateFailed(name, rendering.line_of(error), rendering.describe(error)) from None
     return Rendered(text=text, undefined=tuple(missing))
 
 
