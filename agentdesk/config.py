@@ -199,6 +199,18 @@ class SpoolSettings:
 
 
 @dataclass
+class WebhookSettings:
+    header_timeout: float = setting(
+        10.0, doc="Seconds `webhook serve` gives a connection to send a request's line and headers "
+        "(a new connection, or a kept-alive one between requests); then it is closed.")
+    body_timeout: float = setting(
+        30.0, doc="Seconds `webhook serve` gives a request to send its whole body once the headers are in; "
+        "then it answers 408 and closes the connection.")
+    max_connections: int = setting(
+        256, doc="Connections `webhook serve` handles at once; one more is answered 503 at once and closed.")
+
+
+@dataclass
 class TemplateSettings:
     dir: str = setting("", doc="Directory of reply templates (*.md files); default: <data dir>/templates.")
 
@@ -231,6 +243,7 @@ class Settings:
     )
     mailbox: list[MailboxSettings] = setting(factory=list, doc="IMAP mailboxes to import and reply from.")
     spool: list[SpoolSettings] = setting(factory=list, doc="Webhook spool directories to import from.")
+    webhook: WebhookSettings = setting(factory=WebhookSettings, doc="Limits of the `webhook serve` receiver.")
     templates: TemplateSettings = setting(factory=TemplateSettings, doc="Reply templates.")
     view: list[SavedView] = setting(factory=list, doc="Saved searches shown as views: [[view]] name and query.")
     ui: UiSettings = setting(factory=UiSettings, doc="How the TUI looks: [ui] theme.")
@@ -430,6 +443,12 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{key}.max_bytes: expected a positive number of bytes, got {spool.max_bytes}")
         if spool.outbound.spool and spool.outbound.url:
             raise ConfigError(f"{key}.outbound: set either spool or url, not both")
+    for name in ("header_timeout", "body_timeout"):
+        value = getattr(settings.webhook, name)
+        if not 0 < value <= 3600:
+            raise ConfigError(f"webhook.{name}: expected a number of seconds above 0 and at most 3600, got {value}")
+    if settings.webhook.max_connections < 1:
+        raise ConfigError(f"webhook.max_connections: expected at least 1, got {settings.webhook.max_connections}")
 
 
 def _check_duration(value: str, key: str) -> None:

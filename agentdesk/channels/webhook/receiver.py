@@ -1,20 +1,35 @@
 """`agentdesk webhook serve`: a small HTTP receiver that verifies each POST and writes it to a spool.
 
     POST /hooks/<spool name>      -> 200 once the payload is durable in <spool>/new/
-    GET  /healthz                 -> 200 "ok"
+    GET|HEAD /healthz             -> 200 "ok" (no authentication: for load balancers)
 
 Rules (DESIGN, config contract):
 
 - bound to 127.0.0.1 by default; put a TLS reverse proxy in front of it (docs/webhooks.md);
-- every request is authenticated before anything is written: `X-Agentdesk-Signature:
+- every request is authenticated before anything reaches new/: `X-Agentdesk-Signature:
   sha256=<hex HMAC-SHA256 of the raw body with the spool's secret>`, or for a spool with the
   `twilio_sms` adapter Twilio's own `X-Twilio-Signature` (base64 HMAC-SHA1 of the public URL and
   the sorted form fields, keyed with the auth token — which is then the spool's secret);
-  401 for a missing or wrong signature, and for a spool without `secret_command`;
-- 413 when Content-Length is over the spool's `max_bytes` (the body is never read), 411 without
-  a Content-Length;
+  401 for a missing, malformed or wrong signature, and for a spool without `secret_command`;
+- 413 when the body is over the spool's `max_bytes`: decided from Content-Length before the body
+  is read, and counted while a chunked body streams; 411 without a Content-Length or chunking;
 - 2xx only after the file was fsynced, renamed into new/ and new/ fsynced: a 200 means the
   payload survives a crash or a power cut. A write failure answers 503, and the provider retries.
+
+It faces the internet (through a proxy), so what a client sends is bounded in time, memory and
+threads:
+
+- a body is streamed into the spool's tmp/ while its HMAC is computed, never held in memory;
+  a bad signature, an error or a vanished client removes the temporary file;
+- a connection has `header_timeout` seconds for its request line and headers (new or kept alive)
+  and a request `body_timeout` seconds for its body; a watchdog thread enforces both as whole
+  deadlines (a per-read socket timeout would let a client trickle one byte at a time for ever)
+  by shutting the reading side, so the handler wakes, answers 408 where it can, and closes;
+- at most `max_connections` connections are handled at once; one more is answered 503 at once
+  from the accepting thread and closed;
+- the request line and headers are at most `MAX_HEAD_BYTES` together;
+- everything logged that came from the client is escaped (`spool.printable`), and a client that
+  disappears costs one log line, not a traceback.
 
 The standard library's ThreadingHTTPServer is enough here: each request is a few system calls
 and an fsync, and the listen backlog is raised so a burst of posts queues instead of failing.
@@ -25,9 +40,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
+import re
+import socket
 import sys
 import threading
+import time
+import traceback
 import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,11 +55,37 @@ from pathlib import Path
 from typing import Callable
 
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.config import Settings, SpoolSettings
+from agentdesk.channels.webhook.spool import printable
+from agentdesk.config import Settings, SpoolSettings, WebhookSettings
 
 SIGNATURE_HEADER = "X-Agentdesk-Signature"
 TWILIO_HEADER = "X-Twilio-Signature"
 _TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers together
+# Twilio's form signature covers the parsed fields, so a form body is read back whole to check
+# it; Twilio's own posts are a few KiB, and this bounds what a forged one can make us hold.
+TWILIO_FORM_MAX_BYTES = 256 * 1024
+LINGER_SECONDS = 1.0  # after an early answer, how long the unread rest of a body is drained
+LINGER_BYTES = 1 << 20
+_CHUNK = 64 * 1024
+_AGENTDESK_SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")
+_TWILIO_SIGNATURE = re.compile(r"[A-Za-z0-9+/]{20,100}={0,2}")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much time and how many connections a client gets (config: [webhook])."""
+
+    header_timeout: float = WebhookSettings.header_timeout
+    body_timeout: float = WebhookSettings.body_timeout
+    max_connections: int = WebhookSettings.max_connections
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        webhook = settings.webhook
+        return cls(webhook.header_timeout, webhook.body_timeout, webhook.max_connections)
 
 
 @dataclass
@@ -49,9 +95,16 @@ class Endpoint:
     secret: str | None  # None: the spool has no secret_command and every POST is refused
 
 
-def endpoints_from_settings(settings: Settings, *, secret: Callable[[SpoolSettings, str], str] | None = None) -> dict[str, Endpoint]:
+class Endpoints(dict):
+    """The endpoints by spool name, and the receiver's limits from the same settings."""
+
+    limits: Limits = Limits()
+
+
+def endpoints_from_settings(settings: Settings, *, secret: Callable[[SpoolSettings, str], str] | None = None) -> Endpoints:
     """One endpoint per configured spool; runs each spool's secret_command once, at start."""
-    endpoints = {}
+    endpoints = Endpoints()
+    endpoints.limits = Limits.from_settings(settings)
     for index, spool in enumerate(settings.spool):
         key = f"spool[{index}] ({spool.name})"
         value = None
@@ -73,8 +126,14 @@ def twilio_signature(url: str, params: dict[str, list[str]], token: str) -> str:
     for name in sorted(set(params)):
         for value in sorted(set(params[name])):
             data += name + value
-    digest = hmac.new(token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
+    digest = hmac.new(token.encode("utf-8"), data.encode("utf-8", "surrogatepass"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of a client's signature with ours; any text, never a TypeError
+    (hmac.compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def _url_variants(url: str) -> list[str]:
@@ -89,42 +148,193 @@ def _url_variants(url: str) -> list[str]:
     return variants
 
 
-def verify_twilio(url: str, body: bytes, content_type: str, signature: str, token: str) -> bool:
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+def _twilio_params(url: str, body: bytes, content_type: str, body_sha256: str | None = None) -> dict[str, list[str]] | None:
+    """The fields Twilio signs beside the URL; None when the body does not match the URL's bodySHA256."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
     if "bodySHA256" in query:
         # JSON bodies: the URL (with its bodySHA256 parameter) is signed, the body is hashed.
-        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), query["bodySHA256"][0]):
-            return False
-        params: dict[str, list[str]] = {}
-    elif content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
+        digest = body_sha256 if body_sha256 is not None else hashlib.sha256(body).hexdigest()
+        return {} if _same(query["bodySHA256"][0], digest) else None
+    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
         try:
-            params = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True)
+            return urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
-            return False
-    else:
-        params = {}
-    return any(hmac.compare_digest(twilio_signature(candidate, params, token), signature)
-               for candidate in _url_variants(url))
+            return None
+    return {}
+
+
+def verify_twilio(url: str, body: bytes, content_type: str, signature: str, token: str, *,
+                  body_sha256: str | None = None) -> bool:
+    try:
+        params = _twilio_params(url, body, content_type, body_sha256)
+        return params is not None and any(_same(signature, twilio_signature(candidate, params, token))
+                                          for candidate in _url_variants(url))
+    except ValueError:  # a Host or forwarded header that makes no URL (a bad port, a broken IPv6 literal)
+        return False
+
+
+class _Verifier:
+    """The request's signature, checked against the body as it streams past."""
+
+    def __init__(self, handler: _Handler, endpoint: Endpoint, agentdesk: str | None, twilio: str | None,
+                 content_type: str):
+        key = (endpoint.secret or "").encode("utf-8")
+        self.handler, self.endpoint, self.content_type = handler, endpoint, content_type
+        self.agentdesk, self.twilio = agentdesk, twilio
+        self.digest = hmac.new(key, digestmod=hashlib.sha256) if agentdesk else hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        self.digest.update(data)
+
+    def verified(self, writer: spooling.SpoolWriter, offset: int) -> bool:
+        if self.agentdesk:
+            return _same(self.agentdesk.lower(), "sha256=" + self.digest.hexdigest())
+        url = self.handler.public_url()
+        body = b""
+        if self.content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
+            if writer.size - offset > TWILIO_FORM_MAX_BYTES:
+                return False
+            body = writer.read_back(offset)
+        return verify_twilio(url, body, self.content_type, self.twilio or "", self.endpoint.secret or "",
+                             body_sha256=self.digest.hexdigest())
+
+
+class _Connection:
+    """One accepted connection, with the deadline of what it is sending now."""
+
+    __slots__ = ("sock", "deadline", "expired")
+
+    def __init__(self, sock: socket.socket, seconds: float):
+        self.sock = sock
+        self.expired = False
+        self.deadline = time.monotonic() + seconds
+
+    def allow(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def expire(self, how: int = socket.SHUT_RD) -> None:
+        """Wake the handler blocked on this connection: its reads return end-of-file."""
+        self.expired = True
+        try:
+            self.sock.shutdown(how)
+        except OSError:
+            pass
 
 
 class ReceiverServer(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # server_close ends the connections itself (see there)
     allow_reuse_address = True
     request_queue_size = 1024  # a burst of provider retries queues in the kernel instead of being refused
 
     def __init__(self, address: tuple[str, int], endpoints: dict[str, Endpoint], *, public_url: str = "",
-                 durable: bool = True, log: Callable[[str], None] | None = None):
+                 durable: bool = True, log: Callable[[str], None] | None = None, limits: Limits | None = None):
         self.endpoints = endpoints
         self.public_url = public_url.rstrip("/")
         self.durable = durable
         self.log = log
+        self.limits = limits or getattr(endpoints, "limits", None) or Limits()
+        self.connections: dict[socket.socket, _Connection] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._refused = 0
+        self._refused_logged = 0.0
         super().__init__(address, _Handler)
+        self._watchdog = threading.Thread(target=self._enforce_deadlines, name="webhook-deadlines", daemon=True)
+        self._watchdog.start()
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
+
+    def write_log(self, line: str) -> None:
+        if self.log is not None:
+            self.log(printable(line))
+
+    # -- connections: a cap and deadlines --
+
+    def process_request(self, request: socket.socket, client_address) -> None:
+        with self._lock:
+            full = len(self.connections) >= self.limits.max_connections
+            if not full:
+                self.connections[request] = _Connection(request, self.limits.header_timeout)
+        if full:
+            self._refuse(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            with self._lock:
+                self.connections.pop(request, None)
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self.connections.pop(request, None)
+
+    def _refuse(self, request: socket.socket, client_address) -> None:
+        """Over the cap: 503 without reading anything, from the accepting thread, never blocking it."""
+        body = json.dumps({"error": f"busy: {self.limits.max_connections} connections already; retry later"})
+        answer = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}")
+        try:
+            request.setblocking(False)
+            request.send(answer.encode("ascii"))
+        except OSError:
+            pass
+        self.shutdown_request(request)
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refused_logged >= 10.0:  # a flood of refusals is a few lines, not one per connection
+            self.write_log(f"{client_address[0]} refused with 503: {self._refused} connection(s) over the cap of "
+                           f"{self.limits.max_connections} since the last report")
+            self._refused, self._refused_logged = 0, now
+
+    def _enforce_deadlines(self) -> None:
+        while not self._closing.wait(0.2):
+            now = time.monotonic()
+            with self._lock:
+                late = [c for c in self.connections.values() if not c.expired and c.deadline <= now]
+            for connection in late:
+                connection.expire()
+
+    def handle_error(self, request, client_address) -> None:
+        """One line for a client that went away; an escaped traceback for anything else."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            self.write_log(f"{client_address[0]} connection ended: {type(error).__name__}: {error}")
+            return
+        self.write_log(f"{client_address[0]} internal error: {type(error).__name__}: {error}")
+        for line in traceback.format_exc().splitlines():
+            self.write_log(f"  {line}")
+
+    def server_close(self) -> None:
+        self._closing.set()
+        super().server_close()
+        with self._lock:
+            live = list(self.connections.values())
+        for connection in live:  # handlers wake, see end-of-file and finish
+            connection.expire(socket.SHUT_RDWR)
+
+
+class _ClientGone(Exception):
+    """The client stopped sending: it closed the connection, or its deadline passed (`timed_out`)."""
+
+    def __init__(self, reason: str, *, timed_out: bool):
+        super().__init__(reason)
+        self.timed_out = timed_out
+
+
+class _Refuse(Exception):
+    """An answer decided while the body streams (413 over max_bytes, 400 broken chunking)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -133,9 +343,92 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     server: ReceiverServer
 
+    def setup(self) -> None:
+        super().setup()
+        limits = self.server.limits
+        # A backstop only: the watchdog enforces the real deadlines; this also bounds a send to a
+        # client that stopped reading.
+        self.connection.settimeout(limits.header_timeout + limits.body_timeout)
+        self.deadline = self.server.connections[self.connection]
+        self._expect_continue = False
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the stdlib's name)
-        if self.server.log is not None:
-            self.server.log(f"{self.client_address[0]} {format % args}")
+        self.server.write_log(f"{self.client_address[0]} {format % args}")
+
+    # -- reading a request: the whole head within its deadline --
+
+    def handle_one_request(self) -> None:
+        self.deadline.allow(self.server.limits.header_timeout)
+        self._expect_continue = False
+        try:
+            head = self._read_head()
+        except _Refuse as refused:
+            self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
+            self.close_connection = True
+            self._error(refused.status, str(refused))
+            return
+        except _ClientGone as gone:
+            self.close_connection = True
+            if str(gone):
+                self.log_message("%s", gone)
+                if gone.timed_out:
+                    self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
+                    self._try_error(408, str(gone))
+            return
+        first, _, rest = head.partition(b"\n")
+        self.raw_requestline = first + b"\n"
+        socket_file, self.rfile = self.rfile, io.BytesIO(rest)
+        try:
+            parsed = self.parse_request()
+        finally:
+            self.rfile = socket_file
+        if not parsed:
+            self.close_connection = True
+            return
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            self.close_connection = True
+            self.send_error(501, "unsupported method")
+            return
+        method()
+        self.wfile.flush()
+
+    def _read_head(self) -> bytes:
+        """The request line and headers, up to the blank line; raises _ClientGone (with an empty
+        reason when nothing at all was sent) or _Refuse (431) when they are too large."""
+        budget = MAX_HEAD_BYTES
+        lines: list[bytes] = []
+        while True:
+            try:
+                line = self.rfile.readline(budget + 1)
+            except OSError as error:
+                raise self._gone(f"{type(error).__name__} while reading the request headers", lines) from None
+            if len(line) > budget:
+                raise _Refuse(431, f"the request line and headers are over {MAX_HEAD_BYTES} bytes")
+            if not line.endswith(b"\n"):
+                raise self._gone("closed the connection in the middle of the request headers", lines + [line])
+            budget -= len(line)
+            if not lines and line in (b"\r\n", b"\n"):
+                continue  # a stray blank line between kept-alive requests
+            lines.append(line)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(lines)
+
+    def _gone(self, reason: str, received: list[bytes]) -> _ClientGone:
+        size = sum(len(part) for part in received)
+        if self.deadline.expired:
+            if not size:
+                return _ClientGone("", timed_out=True)  # idle: closed without a word
+            return _ClientGone(f"sent {size} bytes of request headers and no more within "
+                               f"{self.server.limits.header_timeout:g} s; closed", timed_out=True)
+        return _ClientGone(f"{reason} ({size} bytes)" if size else "", timed_out=False)
+
+    def handle_expect_100(self) -> bool:
+        # "100 Continue" is sent only once the request passed every check that needs no body.
+        self._expect_continue = True
+        return True
+
+    # -- answering --
 
     def _answer(self, status: int, body: bytes = b"", content_type: str = "application/json",
                 close: bool = False, headers: dict[str, str] | None = None) -> None:
@@ -151,84 +444,231 @@ class _Handler(BaseHTTPRequestHandler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
-    def _error(self, status: int, reason: str, *, close: bool = False, headers: dict[str, str] | None = None) -> None:
-        self._answer(status, json.dumps({"error": reason}).encode("utf-8"), close=close, headers=headers)
+    def _error(self, status: int, reason: str, *, close: bool = False, headers: dict[str, str] | None = None,
+               unread: bool = False) -> None:
+        """An error answer; `unread`: the body was not read, so drop the connection after a short drain."""
+        self._answer(status, json.dumps({"error": reason}).encode("utf-8"), close=close or unread, headers=headers)
+        if unread:
+            self._drain()
+
+    def _try_error(self, status: int, reason: str) -> None:
+        try:
+            self._error(status, reason, close=True)
+        except OSError:
+            self.close_connection = True
+
+    def _drain(self) -> None:
+        """Read and drop what the client still sends, briefly: closing a socket with unread data
+        resets the connection, and the client could lose the answer it has not read yet."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        until = time.monotonic() + LINGER_SECONDS
+        drained = 0
+        while drained < LINGER_BYTES:
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                self.connection.settimeout(left)
+                data = self.rfile.read1(_CHUNK)
+            except (OSError, ValueError):
+                break
+            if not data:
+                break
+            drained += len(data)
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        if self.headers.get("Content-Length", "0").strip() not in ("", "0") or "Transfer-Encoding" in self.headers:
+            self.close_connection = True  # a body we will not read: never parse it as the next request
         if self.path.split("?", 1)[0] == "/healthz":
             self._answer(200, b"ok\n", "text/plain")
         else:
             self._error(404, "not found; POST /hooks/<spool name>")
 
+    do_HEAD = do_GET
+
     def do_PUT(self) -> None:  # noqa: N802
-        self._error(405, "only POST is accepted", headers={"Allow": "POST"}, close=True)
+        self._error(405, "only POST is accepted", headers={"Allow": "POST"}, unread=True)
 
     do_DELETE = do_PATCH = do_PUT
 
-    def _public_url(self) -> str:
+    def public_url(self) -> str:
         if self.server.public_url:
             return self.server.public_url + self.path
         scheme = self.headers.get("X-Forwarded-Proto", "http").split(",")[0].strip() or "http"
         host = (self.headers.get("X-Forwarded-Host") or self.headers.get("Host") or "").split(",")[0].strip()
         return f"{scheme}://{host}{self.path}"
 
+    # -- POST /hooks/<spool> --
+
     def do_POST(self) -> None:  # noqa: N802
         route = urllib.parse.urlsplit(self.path).path.rstrip("/")
         prefix, _, name = route.rpartition("/")
         endpoint = self.server.endpoints.get(urllib.parse.unquote(name)) if prefix == "/hooks" else None
         if endpoint is None:
-            self._error(404, "no such spool; POST /hooks/<spool name>", close=True)
+            self._error(404, "no such spool; POST /hooks/<spool name>", unread=True)
             return
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self._error(411, "a Content-Length is required (chunked bodies are not accepted)", close=True)
-            return
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self._error(411, "a valid Content-Length is required", close=True)
-            return
-        if length > endpoint.spool.max_bytes:
-            # Never read it: answer and drop the connection.
-            self._error(413, f"payload of {length} bytes is over this spool's max_bytes {endpoint.spool.max_bytes}",
-                        close=True)
-            return
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self._error(400, "the body ended before Content-Length bytes", close=True)
+        framing = self._framing(endpoint)
+        if framing is None:
             return
         if endpoint.secret is None:
-            self._error(401, f"spool {endpoint.spool.name} has no secret_command; it accepts no posts")
+            self._error(401, f"spool {endpoint.spool.name} has no secret_command; it accepts no posts", unread=True)
             return
         content_type = self.headers.get("Content-Type", "application/octet-stream")
-        if not self._authentic(endpoint, body, content_type):
-            self._error(401, "missing or invalid signature")
+        verifier = self._verifier(endpoint, content_type)
+        if verifier is None:
+            self._error(401, "missing or invalid signature", unread=True)
             return
+        if self._expect_continue:
+            self.send_response_only(100)
+            self.end_headers()
+        header, extension = spooling.spool_header(content_type)
         try:
-            name = spooling.write_payload(endpoint.path, body, content_type, durable=self.server.durable)
+            writer = spooling.SpoolWriter(endpoint.path, extension=extension, durable=self.server.durable)
         except OSError as error:
-            self._error(503, f"cannot store the payload: {error.strerror or error}", headers={"Retry-After": "30"})
+            self._error(503, f"cannot store the payload: {error.strerror or error}", headers={"Retry-After": "30"},
+                        unread=True)
             return
-        if endpoint.spool.adapter == "twilio_sms" and not self.headers.get(SIGNATURE_HEADER):
+        # Every way out without a commit removes the temporary file, before any answer: an
+        # answer other than 200 means nothing of the request is left on disk.
+        with writer:
+            try:
+                writer.write(header)
+                self._receive(writer, verifier, framing, endpoint.spool.max_bytes)
+            except _ClientGone as gone:
+                writer.discard()
+                self.log_message("%s", gone)
+                self.close_connection = True
+                if gone.timed_out:
+                    self._try_error(408, str(gone))
+                return
+            except _Refuse as refused:
+                writer.discard()
+                self._error(refused.status, str(refused), unread=True)
+                return
+            except OSError as error:  # the disk, not the client: the body is only partly read
+                writer.discard()
+                self._error(503, f"cannot store the payload: {error.strerror or error}",
+                            headers={"Retry-After": "30"}, unread=True)
+                return
+            if not verifier.verified(writer, len(header)):
+                writer.discard()
+                self._error(401, "missing or invalid signature")
+                return
+            try:
+                stored = writer.commit()
+            except OSError as error:  # commit removed the temporary file
+                self._error(503, f"cannot store the payload: {error.strerror or error}", headers={"Retry-After": "30"})
+                return
+        if endpoint.spool.adapter == "twilio_sms" and verifier.agentdesk is None:
             self._answer(200, _TWIML_EMPTY, "text/xml")
         else:
-            self._answer(200, json.dumps({"stored": name}).encode("utf-8"))
+            self._answer(200, json.dumps({"stored": stored}).encode("utf-8"))
 
-    def _authentic(self, endpoint: Endpoint, body: bytes, content_type: str) -> bool:
-        secret = endpoint.secret or ""
+    def _framing(self, endpoint: Endpoint) -> int | None:
+        """The body's length (-1: chunked), or None after answering why the request is refused."""
+        encoding = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if encoding:
+            if [value.strip().lower() for value in encoding] != ["chunked"]:
+                self._error(501, "the only transfer coding accepted is chunked", unread=True)
+                return None
+            if lengths:
+                # Both framings at once is how requests are smuggled past a proxy: refuse it.
+                self._error(400, "Content-Length and Transfer-Encoding together", unread=True)
+                return None
+            return -1
+        if not lengths:
+            self._error(411, "a Content-Length (or a chunked body) is required", unread=True)
+            return None
+        if len(set(lengths)) > 1 or not _CONTENT_LENGTH.fullmatch(lengths[0].strip()):
+            self._error(411, "a valid Content-Length is required", unread=True)
+            return None
+        length = int(lengths[0])
+        if length > endpoint.spool.max_bytes:
+            self._error(413, f"payload of {length} bytes is over this spool's max_bytes {endpoint.spool.max_bytes}",
+                        unread=True)
+            return None
+        return length
+
+    def _verifier(self, endpoint: Endpoint, content_type: str) -> _Verifier | None:
+        """The request's signature, when it has one of the right form; None answers 401 at once."""
         given = self.headers.get(SIGNATURE_HEADER)
         if given:
-            return hmac.compare_digest(given.strip().lower(), agentdesk_signature(body, secret))
-        twilio = self.headers.get(TWILIO_HEADER)
-        if twilio and endpoint.spool.adapter == "twilio_sms":
-            return verify_twilio(self._public_url(), body, content_type, twilio.strip(), secret)
-        return False
+            given = given.strip()
+            return _Verifier(self, endpoint, given, None, content_type) if _AGENTDESK_SIGNATURE.fullmatch(given) else None
+        twilio = (self.headers.get(TWILIO_HEADER) or "").strip()
+        if twilio and endpoint.spool.adapter == "twilio_sms" and _TWILIO_SIGNATURE.fullmatch(twilio):
+            return _Verifier(self, endpoint, None, twilio, content_type)
+        return None
+
+    def _receive(self, writer: spooling.SpoolWriter, verifier: _Verifier, length: int, max_bytes: int) -> None:
+        """Stream the body into `writer` and `verifier`, within the body deadline and max_bytes."""
+        self.deadline.allow(self.server.limits.body_timeout)
+        if length >= 0:
+            self._copy(writer, verifier, length, length)
+            return
+        total = 0
+        while True:  # chunked: size line, data, CRLF ... a zero size, trailers, a blank line
+            line = self._line(total)
+            size_text = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise _Refuse(400, "a broken chunked body (bad chunk size line)")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            total += size
+            if total > max_bytes:
+                raise _Refuse(413, f"the chunked payload is over this spool's max_bytes {max_bytes}")
+            self._copy(writer, verifier, size, None, received=total - size)
+            if self._line(total).strip():
+                raise _Refuse(400, "a broken chunked body (no line end after a chunk)")
+        trailers = 0
+        while self._line(total).strip():
+            trailers += 1
+            if trailers > 32:
+                raise _Refuse(400, "too many trailer fields after a chunked body")
+
+    def _line(self, received: int) -> bytes:
+        try:
+            line = self.rfile.readline(1024)
+        except OSError as error:
+            raise self._body_gone(received, None, f"{type(error).__name__}") from None
+        if not line.endswith(b"\n"):
+            if len(line) >= 1024:
+                raise _Refuse(400, "a broken chunked body (a line over 1024 bytes)")
+            raise self._body_gone(received, None, "closed the connection")
+        return line
+
+    def _copy(self, writer: spooling.SpoolWriter, verifier: _Verifier, size: int, declared: int | None, *,
+              received: int = 0) -> None:
+        left = size
+        while left:
+            try:
+                data = self.rfile.read1(min(_CHUNK, left))
+            except OSError as error:
+                raise self._body_gone(received + size - left, declared, type(error).__name__) from None
+            if not data:
+                raise self._body_gone(received + size - left, declared, "closed the connection")
+            verifier.update(data)
+            writer.write(data)
+            left -= len(data)
+
+    def _body_gone(self, received: int, declared: int | None, how: str) -> _ClientGone:
+        of = f" of {declared}" if declared is not None else ""
+        if self.deadline.expired:
+            return _ClientGone(f"sent {received}{of} bytes of the body within {self.server.limits.body_timeout:g} s "
+                               f"(body_timeout); dropped", timed_out=True)
+        return _ClientGone(f"{how} after {received}{of} bytes of the body; nothing stored", timed_out=False)
 
 
 def make_server(endpoints: dict[str, Endpoint], *, host: str = "127.0.0.1", port: int = 8025,
-                public_url: str = "", durable: bool = True, log: Callable[[str], None] | None = None) -> ReceiverServer:
-    return ReceiverServer((host, port), endpoints, public_url=public_url, durable=durable, log=log)
+                public_url: str = "", durable: bool = True, log: Callable[[str], None] | None = None,
+                limits: Limits | None = None) -> ReceiverServer:
+    return ReceiverServer((host, port), endpoints, public_url=public_url, durable=durable, log=log, limits=limits)
 
 
 def start_in_thread(server: ReceiverServer) -> threading.Thread:
