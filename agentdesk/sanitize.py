@@ -6,19 +6,35 @@ sender wrote passes through here on its way in:
 - `strip_control` removes what a terminal would *execute* rather than display: escape sequences
   (colours, cursor moves, OSC 8 hyperlinks, OSC 52 clipboard writes, DCS/APC/PM/SOS strings),
   C0/C1 controls and the bidi overrides that make text read differently from how it is stored.
+  For text of many lines (bodies): newlines and tabs stay.
+- `inert_line` is the same for a value that is one line (a name, an address, a subject, an id):
+  line breaks and tabs become one space, and the invisible bidi marks go too.
 - `html_to_text` turns an HTML body into readable text without ever rendering it.
 - `safe_filename` turns a sender's attachment name into something safe to *display*.
+
+And on the way out, because a database may hold what was stored before these rules (and because
+a second guard costs one scan):
+
+- `escape_control` writes every character a terminal would act on as a visible escape (`\\x1b`,
+  `\\u202e`), leaving all other text as it is: CLI text, the TUI, log messages.
+- `printable` is the unambiguous one-line form (backslashes doubled, every non-printable
+  character escaped) for names and reasons inside log lines and `.error` sidecars.
+- `escape_json_controls` does the same inside JSON text as `\\uXXXX`, so JSON stays valid and
+  round-trips to the very same strings.
+- `InertLogFormatter` applies `escape_control` to every log record.
 
 Standard library only: the ingest path, the CLI and the TUI all import this.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from html.parser import HTMLParser
 
-__all__ = ["strip_control", "html_to_text", "safe_filename"]
+__all__ = ["strip_control", "inert_line", "html_to_text", "safe_filename", "escape_control", "printable",
+           "escape_json_controls", "InertLogFormatter"]
 
 # --- strip_control ----------------------------------------------------------------------------
 
@@ -69,6 +85,120 @@ def strip_control(text: str) -> str:
 
 def _has_c1_introducer(text: str) -> bool:
     return any(c in text for c in "\x90\x98\x9b\x9d\x9e\x9f")
+
+
+# What `inert_line` changes besides what `strip_control` does: the line breaks and tabs it keeps,
+# and the bidi marks (LRM, RLM, ALM). A mark cannot reorder past its paragraph, so a body keeps
+# the ones right-to-left writing uses; in a name or an address it only makes two values that
+# look the same compare different.
+_LINE_BREAKS = re.compile("[\t\n]+")
+_BIDI_MARKS = re.compile("[\u200e\u200f\u061c]")
+_find_not_inert_line = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                                  "\u2066-\u2069\ud800-\udfff]").search
+
+
+def inert_line(text: str) -> str:
+    """`text` made a single inert line: `strip_control`, then each run of line breaks and tabs is one
+    space and the bidi marks are gone. For names, addresses, subjects, ids, header values."""
+    if not text:
+        return ""
+    if not isinstance(text, str):
+        text = str(text)
+    if _find_not_inert_line(text) is None:  # most values: one scan
+        return text
+    text = _LINE_BREAKS.sub(" ", strip_control(text))
+    return _BIDI_MARKS.sub("", text)
+
+
+# --- on the way out ------------------------------------------------------------------------------
+
+# Characters a terminal acts on instead of printing: C0 but tab and newline, DEL, C1, the bidi
+# embeddings, overrides and isolates, the Unicode line and paragraph separators, and lone
+# surrogates (which no UTF-8 stream can even write). Escaping the introducer (ESC, CSI, OSC...)
+# is enough to leave the rest of a sequence as plain characters.
+_TERMINAL_ACTIVE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_ACTIVE_IN_TEXT = re.compile(f"[{_TERMINAL_ACTIVE}]")
+# A single line also takes what would break it (newline, tab: each becomes a space) and the bidi
+# marks.
+_ACTIVE_IN_LINE = re.compile(f"[{_TERMINAL_ACTIVE}\t\n\u061c\u200e\u200f]")
+
+
+def _escaped(match: re.Match) -> str:
+    char = match.group()
+    if char in "\t\n":
+        return " "
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str, *, keep_lines: bool = True) -> str:
+    """`text` as a terminal can show it without acting on it: every control character, bidi
+    control and lone surrogate written as a visible `\\xNN` / `\\uNNNN`; all else unchanged.
+
+    With `keep_lines` newlines and tabs stay (a body); without, each is a space and the bidi marks
+    are escaped too (a column, a name, a log message). The guard for anything written to a
+    terminal, whatever is in the database.
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    pattern = _ACTIVE_IN_TEXT if keep_lines else _ACTIVE_IN_LINE
+    if pattern.search(text) is None:
+        return text
+    return pattern.sub(_escaped, text)
+
+
+def printable(text: str) -> str:
+    """`text` as one unambiguous, inert line: a backslash becomes two, and every character
+    `str.isprintable` rejects (controls, bidi and other format characters, line separators,
+    unusual spaces, lone surrogates from undecodable file names) becomes `\\xNN` / `\\uNNNN`.
+
+    For values quoted inside a line we write (a spool file's name, a reason in a log or a
+    sidecar): what was sent can be read back from it exactly.
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+# Inside JSON text such a character can only be part of a string, where `\\uXXXX` means the same
+# character: JSON parsers read back exactly the value that was written. The json module escapes
+# C0 itself; with ensure_ascii=False it writes DEL, C1, bidi controls and surrogates raw.
+_ACTIVE_IN_JSON = re.compile(f"[{_TERMINAL_ACTIVE}\u061c\u200e\u200f]")
+
+
+def escape_json_controls(json_text: str) -> str:
+    """JSON text (from `json.dumps(..., ensure_ascii=False)`) with every terminal-active character
+    written as a `\\uXXXX` escape, so it can go to a terminal and still parse to the same value."""
+    if _ACTIVE_IN_JSON.search(json_text) is None:
+        return json_text
+    return _ACTIVE_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", json_text)
+
+
+class InertLogFormatter(logging.Formatter):
+    """A log formatter whose every record is inert: the message (with its arguments) one line, as
+    `escape_control` writes it, so a sender's name can neither act on the terminal nor forge a log
+    line; a traceback keeps its lines, each escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_control(record.message, keep_lines=False)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:
+        return escape_control(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return escape_control(super().formatStack(stack_info))
 
 
 # --- html_to_text ----------------------------------------------------------------------------
