@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from agentdesk.domain import audit
 from agentdesk.errors import InvalidInput
+from agentdesk.sanitize import inert_line
 from agentdesk.store import queries
 from agentdesk.store.models import Customer, Identity
 
@@ -16,8 +17,9 @@ IDENTITY_KIND = {"email": "email", "sms": "phone", "chat": "chat", "webform": "e
 
 
 def normalise_address(kind: str, address: str) -> str:
-    """The canonical form identities are matched by: email lower-cased, phones in E.164."""
-    address = address.strip()
+    """The canonical form identities are matched by: email lower-cased, phones in E.164; one inert
+    line, since an address comes from a sender and becomes a customer's name when they give none."""
+    address = inert_line(address).strip()
     if kind == "email":
         return address.lower()
     if kind == "phone":
@@ -40,6 +42,7 @@ def find_or_create(
 ) -> Customer:
     """The customer owning this identity, creating both when the identity is new."""
     address = normalise_address(kind, address)
+    name = inert_line(name)
     if not address:
         raise InvalidInput(f"an empty {kind} address cannot identify a customer")
     customer = queries.customer_by_identity(session=session, kind=kind, address=address)

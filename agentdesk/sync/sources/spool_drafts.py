@@ -13,6 +13,7 @@ from agentdesk.channels.webhook.adapters import Draft, Payload, Rejected
 from agentdesk.config import SpoolSettings
 from agentdesk.domain import audit, customers
 from agentdesk.errors import InvalidInput
+from agentdesk.sanitize import inert_line
 from agentdesk.store.models import Identity
 
 # (identity kind, normalised address) the payload proved besides the one the spool matches by.
@@ -69,6 +70,7 @@ def link_identity(session: Session, *, customer_id: int, kind: str, address: str
     An identity already owned by another customer is left alone: joining two customers is an
     agent's decision (`agentdesk customer merge`), never an automatic one.
     """
+    address = inert_line(address)  # the payload's: inert however the caller came by it
     existing = session.exec(select(Identity).where(Identity.kind == kind, Identity.address == address)).first()
     if existing is not None:
         return False

@@ -31,7 +31,7 @@ from typing import Any, Callable, Union
 
 from agentdesk.channels.base import InboundAttachment
 from agentdesk.config import SPOOL_ADAPTERS
-from agentdesk.sanitize import html_to_text, safe_filename, strip_control
+from agentdesk.sanitize import html_to_text, inert_line, safe_filename, strip_control
 
 
 class Rejected(Exception):
@@ -146,6 +146,13 @@ class StatusUpdate:
     external_id: str  # the id of the outbound message the provider reports on
     state: str  # queued | sent | delivered | read | failed
     error: str = ""
+
+    def __post_init__(self) -> None:
+        # Not an InboundMessage, so made inert here: the error is shown as a reply's delivery.
+        for name in ("external_id", "state", "error"):
+            value = getattr(self, name)
+            if inert_line(value) != value:
+                object.__setattr__(self, name, inert_line(value))
 
 
 Item = Union[Draft, StatusUpdate]
