@@ -12,19 +12,16 @@ from agentdesk.errors import InvalidInput
 def listing(settings) -> list[dict[str, Any]]:
     """Every configured spool with its file counts and its rejected files with their reasons."""
     from agentdesk.channels.webhook import spool as spooling
+    from agentdesk.sanitize import printable
 
     rows = []
     for spool in settings.spool:
         path = settings._resolve(spool.path)
         counts = {sub: _count(path / sub) for sub in ("new", "cur", "rejected")}
-        rejected = []
-        folder = path / "rejected"
-        if folder.is_dir():
-            for entry in sorted(folder.iterdir()):
-                if entry.is_file() and entry.suffix != spooling.ERROR_SUFFIX:
-                    sidecar = entry.with_name(entry.name + spooling.ERROR_SUFFIX)
-                    reason = sidecar.read_text(encoding="utf-8", errors="replace").strip() if sidecar.exists() else ""
-                    rejected.append({"file": entry.name, "reason": reason})
+        # A file's name is whatever its writer chose: shown as `printable` writes it, like the
+        # sync's log lines do, so the same file reads the same everywhere. The reason comes
+        # from the sidecar reader already printable.
+        rejected = [{"file": printable(name), "reason": reason} for name, reason in spooling.rejected_files(path)]
         rows.append({"name": spool.name, "path": str(path), "adapter": spool.adapter, "kind": spool.kind,
                      "new": counts["new"], "cur": counts["cur"], "rejected": rejected})
     return rows

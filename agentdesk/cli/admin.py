@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from agentdesk import config, locations
-from agentdesk.cli.common import EXIT_FAILED, Progress, context, parse_since, print_json
+from agentdesk.cli.common import EXIT_FAILED, Progress, context, json_text, one_line, parse_since, print_json
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -105,7 +105,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"spool files rejected {figures['spool_rejected']}")
     for name, source in figures["sources"].items():
         print(f"source {name}: last sync {source['last_sync'] or 'never'}"
-              + (f", error: {source['error']}" if source["error"] else ""))
+              + (f", error: {one_line(source['error'])}" if source["error"] else ""))
     return 0
 
 
@@ -116,15 +116,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
     events = records.audit_events(ctx.desk, since=parse_since(args.since), ref=args.ref)
     if not args.json:
         for document in events:
-            detail = " ".join(f"{k}={v}" for k, v in document["detail"].items())
-            print(f"{document['at']}  {document['agent']:<10} {document['action']:<16} "
+            detail = " ".join(f"{k}={one_line(v)}" for k, v in document["detail"].items())
+            print(f"{document['at']}  {one_line(document['agent']):<10} {document['action']:<16} "
                   f"{document['ref'] or '-':<9} {detail}")
         return 0
     # A JSON array streamed event by event, so a year of audit log never sits in memory.
     sys.stdout.write("[")
     first = True
     for document in events:
-        sys.stdout.write(("\n  " if first else ",\n  ") + json.dumps(document, ensure_ascii=False))
+        sys.stdout.write(("\n  " if first else ",\n  ") + json_text(document))
         first = False
     sys.stdout.write("\n]\n")
     return 0

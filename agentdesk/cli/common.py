@@ -1,5 +1,5 @@
-"""What every command shares: the context, JSON output, times and bodies from the command line,
-exit codes and the one progress printer.
+"""What every command shares: the context, JSON output, the inert output streams, times and bodies
+from the command line, exit codes and the one progress printer.
 
 Imports here stay light (standard library, config, errors): every command, `--help` included,
 loads this module.
@@ -8,10 +8,11 @@ loads this module.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -20,6 +21,7 @@ from typing import Any
 
 from agentdesk import config
 from agentdesk.errors import InvalidInput
+from agentdesk.sanitize import escape_control, escape_json_controls
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job ran and something in it failed (sync --once, spool retry, doctor)
@@ -54,9 +56,53 @@ def context(args: argparse.Namespace) -> Context:
     return Context(config_path=getattr(args, "config", None), now=_now())
 
 
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """`value` as JSON that is safe on a terminal: non-ASCII text as it is, but every control and
+    bidi character as a `\\uXXXX` escape, so it parses back to exactly `value`."""
+    return escape_json_controls(json.dumps(value, ensure_ascii=False, indent=indent))
+
+
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(value, indent=2) + "\n")
+
+
+def one_line(value: Any) -> str:
+    """A value for one line of text output (a column, a name, a subject): newlines and tabs as
+    spaces, anything a terminal would act on as a visible escape."""
+    return escape_control("" if value is None else str(value), keep_lines=False)
+
+
+# --- inert output ---------------------------------------------------------------------------------
+
+
+class InertStream:
+    """A text stream whose every write passes through `escape_control`: the last guard between a
+    sender's text (stored now or by an older version) and the terminal. Newlines and tabs pass;
+    JSON from `json_text` has nothing left to escape, so it passes unchanged."""
+
+    def __init__(self, stream) -> None:
+        self.unguarded = stream
+
+    def write(self, text: str) -> int:
+        return self.unguarded.write(escape_control(text))
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for text in lines:
+            self.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.unguarded, name)
+
+
+@contextlib.contextmanager
+def inert_output() -> Iterator[None]:
+    """Standard output and error made `InertStream`s for the length of one command."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = InertStream(sys.stdout), InertStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def choices(values: Iterable[str]) -> str:
@@ -129,7 +175,10 @@ class Progress:
     WIDTH = 30
 
     def __init__(self, *, unit: str = "", rate_unit: str = "", min_total: int = 0, stream=None) -> None:
-        self.stream = stream or sys.stderr
+        # The bar redraws its line with a carriage return, which an InertStream would escape; what
+        # it draws is ours, and the job's name goes through `one_line`.
+        stream = stream or sys.stderr
+        self.stream = getattr(stream, "unguarded", stream)
         self.tty = self.stream.isatty()
         self.unit, self.rate_unit, self.min_total = unit, rate_unit or unit, min_total
         self.started = time.monotonic()
@@ -142,30 +191,32 @@ class Progress:
         now = time.monotonic()
         if done == 0:
             self.started = now
+        what = one_line(what)
         if not self.tty:
             step = max(total // 10, 1)
             if done == total or done // step != (done - 1) // step:
-                line = f"{what}: {done}/{total}" + (f" {self.unit}" if self.unit else "")
+                text = f"{what}: {done}/{total}" + (f" {self.unit}" if self.unit else "")
                 if done == total and self.unit:
-                    line += f" in {now - self.started:.1f}s"
-                print(line, file=self.stream, flush=True)
+                    text += f" in {now - self.started:.1f}s"
+                print(text, file=self.stream, flush=True)
             return
         if done != total and now - self.last_draw < self.REDRAW:
             return
         self.last_draw = now
         filled = int(self.WIDTH * done / total) if total else self.WIDTH
-        line = f"\r{what}: [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
+        text = f"\r{what}: [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
         if self.unit:
             rate = done / (now - self.started) if now > self.started else 0.0
-            line += f" ({rate:.0f} {self.rate_unit}/s)"
-        print(line, end="", file=self.stream, flush=True)
+            text += f" ({rate:.0f} {self.rate_unit}/s)"
+        print(text, end="", file=self.stream, flush=True)
         if done == total:
             print(file=self.stream)
 
     def count(self, done: int, what: str) -> None:
         if self.tty:
             self.counting = True
-            print(f"\r{what}: {done}" + (f" {self.unit}" if self.unit else ""), end="", file=self.stream, flush=True)
+            print(f"\r{one_line(what)}: {done}" + (f" {self.unit}" if self.unit else ""), end="", file=self.stream,
+                  flush=True)
 
     def finish(self) -> None:
         """End a running count's line."""

@@ -7,13 +7,13 @@ Each handler parses its arguments, calls one action of `agentdesk.app` and rende
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timedelta
 from typing import Any
 
 from agentdesk.cli.common import (
-    EXIT_CLAIMED_BY_OTHER, context, local_time, parse_moment, parse_since, print_json, read_body,
+    EXIT_CLAIMED_BY_OTHER, context, json_text, local_time, one_line, parse_moment, parse_since, print_json,
+    read_body,
 )
 from agentdesk.errors import Conflict, InvalidInput
 
@@ -38,7 +38,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         wait = sla.format_short(timedelta(seconds=doc["hold_seconds"])) if doc["hold_seconds"] is not None else "-"
         print(
             f"{doc['ref']:<9} {badge:<18} {wait:>8} {doc['status']:<8} {doc['priority']:<7} "
-            f"{doc['channel']:<8} {(doc['assignee'] or '-'):<10.10} {doc['customer']['name']:<20.20} {doc['subject']}"
+            f"{doc['channel']:<8} {one_line(doc['assignee'] or '-'):<10.10} {one_line(doc['customer']['name']):<20.20} "
+            f"{one_line(doc['subject'])}"
         )
     return 0
 
@@ -71,25 +72,25 @@ def _print_conversation(doc: dict) -> None:
     from agentdesk.sanitize import strip_control
 
     customer = doc["customer"]
-    identities = ", ".join(f"{i['kind']}:{i['address']}" for i in customer["identities"])
-    print(f"{doc['ref']}  {doc['subject']}")
-    print(f"  {doc['status']} · {doc['priority']} · {doc['channel']} · assignee {doc['assignee'] or '-'}"
-          f" · tags {', '.join(doc['tags']) or '-'}")
-    print(f"  customer {customer['name']} ({identities})")
+    identities = ", ".join(f"{i['kind']}:{one_line(i['address'])}" for i in customer["identities"])
+    print(f"{doc['ref']}  {one_line(doc['subject'])}")
+    print(f"  {doc['status']} · {doc['priority']} · {doc['channel']} · assignee {one_line(doc['assignee'] or '-')}"
+          f" · tags {one_line(', '.join(doc['tags'])) or '-'}")
+    print(f"  customer {one_line(customer['name'])} ({identities})")
     print(f"  sla {doc['sla']['policy'] or 'none'}: {doc['sla']['state']}"
           + "".join(f"; {t['target']} {t['state']}" for t in doc["sla"]["targets"]))
     for message in doc["messages"]:
         arrow = {"inbound": "<<", "outbound": ">>", "note": "##"}[message["direction"]]
         delivery = f" [{message['delivery']}]" if message["delivery"] else ""
         if message.get("delivery_error"):
-            delivery += f" {message['delivery_error']}"
+            delivery += f" {one_line(message['delivery_error'])}"
         kind = f" ({message['kind']})" if message["kind"] != "message" else ""
-        print(f"\n{arrow} {local_time(message['at'])}  {message['author']}{kind}{delivery}")
+        print(f"\n{arrow} {local_time(message['at'])}  {one_line(message['author'])}{kind}{delivery}")
         print(strip_control(message["body_text"]))
     if doc["history"]:
         print("\nhistory:")
         for past in doc["history"]:
-            print(f"  {past['ref']:<9} {past['channel']:<8} {past['status']:<8} {past['subject']}")
+            print(f"  {past['ref']:<9} {past['channel']:<8} {past['status']:<8} {one_line(past['subject'])}")
 
 
 def cmd_reply(args: argparse.Namespace) -> int:
@@ -159,5 +160,5 @@ def cmd_export(args: argparse.Namespace) -> int:
     ctx = context(args)
     since: datetime | None = parse_since(args.since)
     for document in records.export(ctx.desk, since=since):
-        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(document) + "\n")
     return 0

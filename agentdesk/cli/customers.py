@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from agentdesk.cli.common import context, print_json
+from agentdesk.cli.common import context, one_line, print_json
 
 
 def cmd_customer_show(args: argparse.Namespace) -> int:
@@ -15,11 +15,12 @@ def cmd_customer_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(doc)
         return 0
-    print(f"customer {doc['id']}: {doc['name']}" + (f" ({doc['organization']})" if doc["organization"] else ""))
+    print(f"customer {doc['id']}: {one_line(doc['name'])}"
+          + (f" ({one_line(doc['organization'])})" if doc["organization"] else ""))
     for identity in doc["identities"]:
-        print(f"  {identity['kind']:<7} {identity['address']}")
+        print(f"  {identity['kind']:<7} {one_line(identity['address'])}")
     for past in doc["conversations"]:
-        print(f"  {past['ref']:<9} {past['channel']:<8} {past['status']:<8} {past['subject']}")
+        print(f"  {past['ref']:<9} {past['channel']:<8} {past['status']:<8} {one_line(past['subject'])}")
     return 0
 
 
@@ -32,8 +33,8 @@ def cmd_customer_list(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     for row in rows:
-        addresses = ", ".join(i["address"] for i in row["identities"])
-        print(f"{row['id']:>6}  {row['name']:<24.24} {addresses}")
+        addresses = ", ".join(one_line(i["address"]) for i in row["identities"])
+        print(f"{row['id']:>6}  {one_line(row['name']):<24.24} {addresses}")
     return 0
 
 

@@ -42,7 +42,12 @@ def _once(worker, progress: Progress) -> int:
 
 
 def _until_stopped(worker, progress: Progress, *, on_report) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    from agentdesk.sanitize import InertLogFormatter
+
+    # Log lines quote senders (file names, addresses, reasons): each record is written inert.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(InertLogFormatter("%(asctime)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
     def stop(signum, _frame) -> None:
         worker.stop.set()

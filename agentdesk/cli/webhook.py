@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agentdesk.cli.common import EXIT_FAILED, context, print_json
+from agentdesk.cli.common import EXIT_FAILED, context, one_line, print_json
 
 
 def cmd_webhook_serve(args: argparse.Namespace) -> int:
@@ -69,5 +69,5 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
         print(f"{row['name']}: {row['adapter']} ({row['kind']}) {row['path']}  new {row['new']}  cur {row['cur']}  "
               f"rejected {len(row['rejected'])}")
         for item in row["rejected"]:
-            print(f"  {item['file']}: {item['reason']}")
+            print(f"  {one_line(item['file'])}: {one_line(item['reason'])}")
     return 0
