@@ -20,6 +20,7 @@ from agentdesk.tui import actions
 from agentdesk.app import presence, queue
 from agentdesk.app.desk import Commits, Desk, system_now
 from agentdesk.tui.messages import DatabaseChanged, PresenceChanged
+from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui.screens.main import MainScreen  # here, not at mount: the first paint pays no import
 
 
@@ -82,6 +83,14 @@ class AgentDeskApp(App[int]):
         if self.unknown_keys:
             self.notify(f"[keys] in the config names unknown binding ids: {', '.join(self.unknown_keys)} "
                         "(see ? for the ids)", severity="warning", timeout=10)
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every toast of the app (a screen's `notify` comes here): plain text, never markup, its
+        control characters escaped, since errors and confirmations quote names and subjects that
+        came from senders."""
+        super().notify(shown(str(message)), title=shown_line(str(title)), severity=severity, timeout=timeout,
+                       markup=False)
 
     def start_background_work(self) -> None:
         """Watch for other processes' commits and send presence heartbeats. The main screen calls

@@ -27,9 +27,9 @@ async def test_the_header_shows_the_agents_load_and_each_sources_state(make_app,
         assert f"{load.assigned_open} assigned, {load.waiting} waiting on you" in header
         assert "support ✓ 3m ago" in header
         assert "billing ✗ LOGIN failed" in header
-        # What the server said is drawn without its control sequences.
+        # What the server said is drawn with its control characters as visible escapes.
         line = masthead.render_line(0).text
-        assert "\x1b" not in line and "billing ✗ LOGIN failed:  [31mbad password" in line
+        assert "\x1b" not in line and "billing ✗ LOGIN failed: \\x1b[31mbad password" in line
 
 
 async def test_the_tabs_show_each_views_count_and_a_click_switches_view(make_app):

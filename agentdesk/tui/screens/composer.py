@@ -28,6 +28,7 @@ from textual.widgets.option_list import Option
 from agentdesk.app import conversations, templates
 from agentdesk.app.conversations import Thread
 from agentdesk.app.desk import Desk
+from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui import actions
 from agentdesk.tui.messages import ActionDone, ActionFailed
 from agentdesk.tui.widgets.key_footer import KeyFooter
@@ -91,25 +92,29 @@ class ComposerScreen(Screen):
         latest = next((item for item in reversed(self.thread.items) if item.kind == "inbound"), None)
         if latest is None:
             return Text("")
-        text = Text(f"{latest.author} wrote, {format.local_time(latest.at, self.now())}:\n", style="bold")
-        text.append(format.split_body(latest.body).main.strip())
+        text = Text(f"{shown_line(latest.author)} wrote, {format.local_time(latest.at, self.now())}:\n", style="bold")
+        text.append(format.split_body(shown(latest.body)).main.strip())
         return text
 
     def _render_title(self) -> None:
         conversation = self.thread.conversation
         customer = self.thread.customer
         address = next((a for k, a in customer.identities if k in ("email", "phone", "chat")), "")
+        from textual.markup import escape
+
         if self.kind == "note":
             title = f"[b $warning]Internal note[/] on AD-{conversation.id} — only agents see it"
         else:
-            title = f"[b]Reply[/] to {customer.name} [dim]{address}[/] on AD-{conversation.id} via {conversation.channel}"
-        from textual.markup import escape
+            # The name and address are the sender's: escaped as markup too, or "[link=…]" in a
+            # name would be a hyperlink and "[@click=…]" an action.
+            title = (f"[b]Reply[/] to {escape(shown_line(customer.name))} [dim]{escape(shown_line(address))}[/] "
+                     f"on AD-{conversation.id} via {conversation.channel}")
 
         colleagues = getattr(self.app, "colleagues", {}).get(conversation.id)
         if colleagues:
             title += f"  [b $warning]⚠ {escape(colleagues)}[/]"
 
-        subject = escape(conversation.subject)
+        subject = escape(shown_line(conversation.subject))
         self.query_one("#composer-title", Static).update(f"{title}\n[dim]{subject}[/]")
         self.set_class(self.kind == "note", "-note")
 

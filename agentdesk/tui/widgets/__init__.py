@@ -6,8 +6,18 @@ from rich.style import Style
 from textual.dom import DOMNode
 from textual.widget import Widget
 
-# For str.translate: control characters (a mail's escape sequences among them) drawn as spaces.
-CONTROL_TO_SPACE = {code: " " for code in (*range(0, 32), *range(127, 160))}
+from agentdesk.sanitize import escape_control
+
+
+def shown(text: str) -> str:
+    """Text of many lines (a body, notes) as a widget may draw it: whatever the database holds,
+    control and bidi characters appear as visible escapes, never reach the terminal."""
+    return escape_control(text)
+
+
+def shown_line(text: str) -> str:
+    """A one-line value (a name, an address, a subject, a cell) as a widget may draw it."""
+    return escape_control(text, keep_lines=False)
 
 
 def overlay_style(widget: Widget, component: str) -> Style:

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from agentdesk.tui import format
 from agentdesk.app.customers import CustomerCard
+from agentdesk.tui.widgets import shown, shown_line
 
 
 class CustomerPane(Vertical):
@@ -50,25 +51,25 @@ class CustomerPane(Vertical):
         now = self.now()
         meta = self.get_component_rich_style("customer--meta")
         text = Text()
-        text.append(card.name or "(no name)", self.get_component_rich_style("customer--name"))
+        text.append(shown_line(card.name) or "(no name)", self.get_component_rich_style("customer--name"))
         if card.tier:
-            text.append(f"  {card.tier}", meta)
+            text.append(f"  {shown_line(card.tier)}", meta)
         text.append("\n")
         if card.organization:
-            text.append(card.organization + "\n")
+            text.append(shown_line(card.organization) + "\n")
         for kind, address in card.identities:
-            text.append(f"{kind:<6}", meta)
-            text.append(f"{address}\n")
+            text.append(f"{shown_line(kind):<6}", meta)
+            text.append(f"{shown_line(address)}\n")
         text.append(f"{card.conversations} conversation{'s' if card.conversations != 1 else ''}", meta)
         text.append(f" · since {format.local_time(card.first_contact)}", meta)
         text.append(f"\nlast contact {format.local_time(card.last_contact, now)}", meta)
         if card.notes:
-            text.append("\n" + card.notes)
+            text.append("\n" + shown(card.notes))
         if card.history:
             text.append(f"\n\nPast conversations ({len(card.history)}) — h, then enter opens", meta)
         static.update(text)
         history.add_options(
-            Option(Text(f"{item.ref} {item.status[:7]:<7} {item.channel:<7} {item.subject}", no_wrap=True,
+            Option(Text(f"{item.ref} {item.status[:7]:<7} {item.channel:<7} {shown_line(item.subject)}", no_wrap=True,
                         overflow="ellipsis"), id=str(item.id))
             for item in card.history
         )

@@ -11,7 +11,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from agentdesk.tui.widgets import CONTROL_TO_SPACE, LazyComponentStyles
+from agentdesk.tui.widgets import LazyComponentStyles, shown_line
 
 # A piece of a line: its text, and how it looks — a Rich style (bold, reverse, a click action),
 # the name of one of the masthead's component classes (a theme colour), or both.
@@ -63,7 +63,7 @@ class Masthead(LazyComponentStyles, Widget):
         pieces = [(" ", line)] if y == 0 else []  # the header's left padding
         for text, style, component in self._lines[y]:
             look = line + self.style_of(component) if component else line
-            pieces.append((text.translate(CONTROL_TO_SPACE), look + style if style is not None else look))
+            pieces.append((shown_line(text), look + style if style is not None else look))
         # What does not fit is cut off at the edge, and an ellipsis says so.
         room = width if sum(cell_len(text) for text, _ in pieces) <= width else width - 1
         segments, used = [], 0

@@ -31,11 +31,11 @@ from agentdesk.tui import format
 from agentdesk.app import queue as queue_actions
 from agentdesk.app.desk import Desk
 from agentdesk.app.queue import Filter, Row, Window
-from agentdesk.tui.widgets import CONTROL_TO_SPACE, LazyComponentStyles
+from agentdesk.tui.widgets import LazyComponentStyles, shown_line
 
 
 def _fit(text: str, width: int) -> str:
-    text = text.translate(CONTROL_TO_SPACE)
+    text = shown_line(text)
     if width <= 0:
         return ""
     if cell_len(text) > width:

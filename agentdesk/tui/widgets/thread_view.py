@@ -18,13 +18,7 @@ from textual.strip import Strip
 
 from agentdesk.tui import format
 from agentdesk.app.conversations import Thread, ThreadItem
-from agentdesk.tui.widgets import overlay_style
-
-_CONTROL = {code: " " for code in (*range(0, 9), *range(11, 32), *range(127, 160))}
-
-
-def _clean(text: str) -> str:
-    return text.translate(_CONTROL)
+from agentdesk.tui.widgets import overlay_style, shown, shown_line
 
 
 class ThreadView(ScrollView, can_focus=False):
@@ -103,12 +97,12 @@ class ThreadView(ScrollView, can_focus=False):
         conversation = thread.conversation
         out = Text(no_wrap=False)
         out.append(f"{format.ref(conversation.id)}  ", self.style("title"))
-        out.append(_clean(conversation.subject) or "(no subject)", self.style("title"))
+        out.append(shown_line(conversation.subject) or "(no subject)", self.style("title"))
         out.append("\n")
         facts = [conversation.status, conversation.priority, conversation.channel,
                  f"assigned to {conversation.assignee}" if conversation.assignee else "unassigned"]
         if thread.tags:
-            facts.append("tags " + " ".join(thread.tags))
+            facts.append("tags " + shown_line(" ".join(thread.tags)))
         if conversation.snoozed_until and conversation.snoozed_until > now:
             facts.append(f"snoozed until {format.local_time(conversation.snoozed_until, now)}")
         out.append(" · ".join(facts), self.style("meta"))
@@ -116,7 +110,7 @@ class ThreadView(ScrollView, can_focus=False):
         out.append_text(self._sla_line(thread, now))
         out.append("\n")
         if self.presence:
-            out.append(f"⚠ {_clean(self.presence)}", self.style("warning"))
+            out.append(f"⚠ {shown_line(self.presence)}", self.style("warning"))
             out.append("\n")
         for item in thread.items:
             out.append("\n\n" if item.kind != "event" else "\n")
@@ -156,19 +150,19 @@ class ThreadView(ScrollView, can_focus=False):
     def _item(self, item: ThreadItem, now: datetime) -> Text:
         when = format.local_time(item.at, now)
         if item.kind == "event":
-            return Text(f"  • {when}  {item.author}: {_clean(item.body)}", self.style("event"))
+            return Text(f"  • {when}  {shown_line(item.author)}: {shown(item.body)}", self.style("event"))
         text = Text()
         if item.kind == "inbound":
             bar, head_style = "▌", self.style("inbound")
-            label = f"◀ {_clean(item.author) or 'customer'} wrote"
+            label = f"◀ {shown_line(item.author) or 'customer'} wrote"
         elif item.kind == "outbound":
             bar, head_style = "▌", self.style("outbound")
-            label = f"▶ {_clean(item.author) or 'agent'} replied"
+            label = f"▶ {shown_line(item.author) or 'agent'} replied"
             if item.message_kind == "receipt":
                 label = "▶ automatic receipt"
         else:
             bar, head_style = "▌", self.style("note")
-            label = f"✎ internal note by {_clean(item.author)}"
+            label = f"✎ internal note by {shown_line(item.author)}"
         text.append(f"{bar} {label}", head_style)
         text.append(f"  {when}", self.style("meta"))
         if item.message_kind in ("auto_reply", "bounce"):
@@ -177,9 +171,9 @@ class ThreadView(ScrollView, can_focus=False):
             style = self.style("failed") if item.delivery == "failed" else self.style("meta")
             text.append(f"  {item.delivery}", style)
             if item.delivery_error:
-                text.append(f": {_clean(item.delivery_error)}", style)
+                text.append(f": {shown_line(item.delivery_error)}", style)
         text.append("\n")
-        body = format.split_body(_clean(item.body))
+        body = format.split_body(shown(item.body))
         body_style = self.style("note-body") if item.kind == "note" else None
         for line in (body.main or "(empty)").split("\n"):
             text.append(f"{bar} ", head_style)
@@ -197,6 +191,6 @@ class ThreadView(ScrollView, can_focus=False):
             text.append(f"··· {what} ({lines} lines) — o to show\n", self.style("quoted"))
         for filename, content_type, size in item.attachments:
             text.append(f"{bar} ", head_style)
-            text.append(f"[attachment] {_clean(filename)} ({content_type}, {format.size(size)})\n", self.style("meta"))
+            text.append(f"[attachment] {shown_line(filename)} ({shown_line(content_type)}, {format.size(size)})\n", self.style("meta"))
         text.rstrip()
         return text
