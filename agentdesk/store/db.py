@@ -2,7 +2,11 @@
 
 `open_database(url)` is what every command calls: it creates the database when it is missing and
 upgrades it when an older version of agentdesk wrote it (DESIGN: any command creates or upgrades
-the database it is pointed at).
+the database it is pointed at). It creates the database's directory only for the default data
+location; an explicit URL whose directory is missing is a mistake to report, not a tree to make.
+Anything that keeps a database from opening (a file that is not a database, a damaged or truncated
+one, a directory, permissions, an unreachable server, bad credentials) is one `DatabaseError` line
+naming the file or server and what to do.
 
 Migrations follow Alembic's cookbook for applications: a new database is created from the models
 in one step and stamped with the newest revision; an existing one runs the migrations between its
@@ -13,6 +17,7 @@ revision and the newest, in order, each in its own transaction. Migrations are p
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +26,10 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
+from agentdesk import locations
 from agentdesk.errors import AgentdeskError, ConfigError
 from agentdesk.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -124,7 +130,12 @@ def _begin_immediate(dbapi_connection) -> None:
         cursor.close()
 
 
-def create_database_engine(url: str) -> Engine:
+def create_database_engine(url: str, *, create_directory: bool | None = None) -> Engine:
+    """An engine for `url`; for SQLite, after checking that its file can be a database.
+
+    `create_directory`: make a missing directory for the SQLite file. By default only the default
+    data location is created; a caller that was given a directory to set up (init) passes True.
+    """
     try:
         parsed = make_url(url)
     except Exception:
@@ -133,10 +144,9 @@ def create_database_engine(url: str) -> Engine:
     if backend == "sqlite":
         path = sqlite_path(url)
         if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise DatabaseError(f"cannot create the database directory {path.parent}: {error}")
+            if create_directory is None:
+                create_directory = url == locations.default_database_url()
+            check_sqlite_file(path, create_directory=create_directory)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _configure_sqlite(engine)
         return engine
@@ -151,18 +161,163 @@ def create_database_engine(url: str) -> Engine:
                 "database.url: PostgreSQL needs the psycopg driver; install it with "
                 "pip install 'agentdesk[postgres]'"
             ) from None
-        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # An unreachable host fails after this many seconds, not after the system's TCP timeout.
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT}
+        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
     raise ConfigError(f"database.url: unsupported database {backend!r}; expected sqlite or postgresql")
 
 
-def open_database(url: str) -> Engine:
+POSTGRES_CONNECT_TIMEOUT = 10
+
+# The first 16 bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(path: Path, *, create_directory: bool = False) -> None:
+    """Refuse, in words, a SQLite path that cannot hold the database: before SQLite says it worse.
+
+    An empty file is fine (SQLite treats it as an empty database), and so is a missing file in a
+    directory that exists and can be written.
+    """
+    if path.is_dir():
+        raise DatabaseError(f"the database path {path} is a directory, not a file; set database.url to a file "
+                            f"in it, e.g. sqlite:///{path / 'agentdesk.db'}")
+    directory = path.parent
+    if not directory.is_dir():
+        if directory.exists() or _blocking_file(directory) is not None:
+            blocker = _blocking_file(directory) or directory
+            raise DatabaseError(f"cannot use the database {path}: {blocker} is a file, not a directory; "
+                                f"correct database.url")
+        if not create_directory:
+            raise DatabaseError(f"the directory {directory} of the database {path} does not exist; create it "
+                                f"(mkdir -p {directory}) or correct database.url")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DatabaseError(f"cannot create the database directory {directory}: "
+                                f"{error.strerror or error}") from None
+    if not path.exists():
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise DatabaseError(f"cannot create the database {path}: the directory {directory} is not writable "
+                                f"for this user; fix its permissions or correct database.url")
+        return
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+        size = path.stat().st_size
+    except PermissionError:
+        raise DatabaseError(f"cannot read the database {path}: permission denied; run agentdesk as a user "
+                            f"who can read and write it, or fix its permissions") from None
+    except OSError as error:
+        raise DatabaseError(f"cannot read the database {path}: {error.strerror or error}") from None
+    _refuse_read_only(path)
+    if not header:
+        return
+    if not header.startswith(SQLITE_MAGIC):
+        raise DatabaseError(f"{path} is not a SQLite database (it holds something else); point database.url "
+                            f"at the agentdesk database, or move this file away to start a new one")
+    expected = _size_in_header(header)
+    if len(header) < 100 or (expected is not None and size < expected and not _wal_has_frames(path)):
+        raise DatabaseError(f"the database {path} is damaged: it is truncated ({size:,} of "
+                            f"{expected or 100:,} bytes); restore it from a backup")
+
+
+def _refuse_read_only(path: Path) -> None:
+    """Every command may write (presence, migrations, the outbox), and WAL mode writes beside the
+    file: a database this user cannot write fails at the first write, halfway through a command."""
+    side_files = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    if not os.access(path, os.W_OK):
+        blocked = path
+    elif os.access(path.parent, os.W_OK | os.X_OK) or all(os.access(f, os.W_OK) for f in side_files):
+        return
+    else:
+        blocked = path.parent
+    raise DatabaseError(f"the database {path} is read-only for this user ({blocked} is not writable); agentdesk "
+                        f"writes to it and to {path.name}-wal and {path.name}-shm beside it: fix the permissions "
+                        f"or run agentdesk as its owner")
+
+
+def _blocking_file(directory: Path) -> Path | None:
+    """The nearest ancestor of `directory` that exists but is not a directory, if any."""
+    for ancestor in (directory, *directory.parents):
+        if ancestor.exists():
+            return None if ancestor.is_dir() else ancestor
+    return None
+
+
+def _size_in_header(header: bytes) -> int | None:
+    """The database size the header records, when the header says that record is valid."""
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    change_counter, valid_for = header[24:28], header[92:96]
+    if not pages or change_counter != valid_for or page_size < 512:
+        return None
+    return pages * page_size
+
+
+def _wal_has_frames(path: Path) -> bool:
+    # Pages committed but not yet checkpointed live in the -wal file; the database file alone may
+    # then be shorter than the newest header says, without anything being wrong.
+    wal = Path(f"{path}-wal")
+    try:
+        return wal.stat().st_size > 32
+    except OSError:
+        return False
+
+
+def open_database(url: str, *, create_directory: bool | None = None) -> Engine:
     """Create or upgrade the database at `url` and return an engine for it."""
-    engine = create_database_engine(url)
+    engine = create_database_engine(url, create_directory=create_directory)
     try:
         ensure_schema(engine)
-    except OperationalError as error:
-        raise DatabaseError(f"cannot open the database {url}: {error.orig}") from None
+    except DBAPIError as error:
+        engine.dispose()
+        raise DatabaseError(explain(url, error)) from None
     return engine
+
+
+def explain(url: str, error: DBAPIError) -> str:
+    """One line for a database that would not open: which one, what is wrong, what to do."""
+    reason = " ".join(str(error.orig).split()) or type(error.orig).__name__
+    path = sqlite_path(url)
+    if path is None:
+        where = describe_url(url)
+        if "password authentication failed" in reason or "authentication failed" in reason:
+            return f"cannot log in to the database {where}: {_postgres_reason(reason)}; check the user and password in database.url"
+        if "does not exist" in reason:
+            return f"cannot open the database {where}: {_postgres_reason(reason)}; create it or correct database.url"
+        if "connection" in reason.lower() or "timeout" in reason.lower():
+            return (f"cannot reach the database server of {where}: {_postgres_reason(reason)}; check that it is "
+                    f"running and that database.url names the right host and port")
+        return f"cannot open the database {where}: {_postgres_reason(reason)}"
+    lowered = reason.lower()
+    if "not a database" in lowered:
+        return (f"{path} is not a SQLite database (it holds something else); point database.url at the "
+                f"agentdesk database, or move this file away to start a new one")
+    if "malformed" in lowered or "corrupt" in lowered:
+        return (f"the database {path} is damaged ({reason}); restore it from a backup, or try "
+                f"`sqlite3 {path} .recover`")
+    if "readonly" in lowered or "read-only" in lowered:
+        return (f"the database {path} is read-only for this user; agentdesk writes to it and to "
+                f"{path.name}-wal and {path.name}-shm beside it: fix the permissions of those files and of "
+                f"{path.parent}")
+    if "unable to open" in lowered:
+        return (f"cannot open the database {path}: check that it is a file this user can read and write, "
+                f"in a directory this user can write ({path.parent})")
+    if "locked" in lowered or "busy" in lowered:
+        return (f"the database {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
+                f"try again, or find the process that holds it")
+    return f"cannot open the database {path}: {reason}"
+
+
+def _postgres_reason(reason: str) -> str:
+    # psycopg's messages carry a hint after the first sentence and "connection failed:" prefixes;
+    # the first clause says what happened.
+    reason = reason.removeprefix("connection failed: ")
+    for hint in (" Is the server running", " HINT:", " DETAIL:"):
+        reason = reason.split(hint)[0]
+    return reason.strip().rstrip(".")[:300]
 
 
 def schema_revision(connection: Connection) -> int | None:
@@ -264,4 +419,6 @@ __all__ = [
     "read_session",
     "database_size",
     "describe_url",
+    "explain",
+    "check_sqlite_file",
 ]

@@ -221,12 +221,33 @@ class _no_exit:
 
 def test_any_command_creates_the_database(tmp_path):
     config = tmp_path / "c.toml"
-    database = tmp_path / "deep" / "dir" / "x.db"
+    database = tmp_path / "x.db"
     config.write_text(f'[database]\nurl = "sqlite:///{database}"\n')
     result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "list", "--json"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [] and database.exists()
+
+
+def test_the_default_database_location_is_created_but_an_explicit_one_is_not(tmp_path):
+    import os
+
+    home = tmp_path / "home"
+    environment = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(tmp_path / "data")}
+    default = tmp_path / "c.toml"
+    default.write_text("")
+    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(default), "list", "--json"],
+                            capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "agentdesk" / "agentdesk.db").exists()
+
+    explicit = tmp_path / "e.toml"
+    database = tmp_path / "deep" / "dir" / "x.db"
+    explicit.write_text(f'[database]\nurl = "sqlite:///{database}"\n')
+    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(explicit), "list", "--json"],
+                            capture_output=True, text=True, env=environment)
+    assert result.returncode != 0 and not (tmp_path / "deep").exists()
+    assert result.stderr.count("\n") == 1 and f"{database.parent} of the database" in result.stderr
 
 
 def test_init_writes_a_config_that_works(tmp_path, capsys):
