@@ -11,10 +11,11 @@ Progress = Callable[[int, int, str], None]
 
 
 def prepare(settings: config.Settings) -> str:
-    """Create or upgrade the database and the templates directory; the database, described."""
+    """Create or upgrade the database and the templates directory; the database, described.
+    Setting up is the one time a missing directory for the database is made, wherever it is."""
     from agentdesk.store import db
 
-    db.open_database(settings.database_url)
+    db.open_database(settings.database_url, create_directory=True)
     settings.templates_dir.mkdir(parents=True, exist_ok=True)
     return db.describe_url(settings.database_url)
 
