@@ -340,8 +340,11 @@ class Batch:
             bulk.insert(session, MessageRaw, [dict(message_id=p.id, raw=p.message.raw)
                                               for p in self.pending if p.message.raw])
             bulk.insert(session, Attachment, [
-                dict(message_id=p.id, filename=a.filename, content_type=a.content_type, size=len(a.data),
-                     storage_key=hashlib.sha256(a.data).hexdigest())
+                # An attachment of a mail too big to hold carries its measured size and digest
+                # instead of its data (channels/email/spooled.py MeasuredAttachment).
+                dict(message_id=p.id, filename=a.filename, content_type=a.content_type,
+                     size=getattr(a, "size", None) or len(a.data),
+                     storage_key=getattr(a, "sha256", "") or hashlib.sha256(a.data).hexdigest())
                 for p in self.pending for a in p.message.attachments
             ])
         if self.touched:

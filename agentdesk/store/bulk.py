@@ -181,3 +181,36 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
     if after - before != len(rows):
         raise RuntimeError(f"inserted {len(rows)} rows into {table.name} but the ids moved by {after - before}")
     return list(range(before + 1, after + 1))
+
+
+# The raw mail of a big message is copied from its file this much at a time.
+RAW_PIECE_BYTES = 1024 * 1024
+
+
+def insert_raw_from_file(session: Session, message_id: int, file) -> int:
+    """The `MessageRaw` row of `message_id` from a binary file, never holding more than
+    RAW_PIECE_BYTES of it: on SQLite a zero-filled blob of the file's size written in pieces
+    through the incremental blob API, elsewhere an empty value appended to piece by piece.
+    Its length."""
+    from sqlalchemy import text
+
+    file.seek(0, 2)
+    size = file.tell()
+    file.seek(0)
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql('INSERT INTO "messageraw" (message_id, raw) VALUES (?, zeroblob(?))',
+                                   (message_id, size))
+        rowid = connection.exec_driver_sql('SELECT rowid FROM "messageraw" WHERE message_id = ?',
+                                           (message_id,)).scalar()
+        if size:
+            with connection.connection.dbapi_connection.blobopen("messageraw", "raw", rowid) as blob:
+                for piece in iter(lambda: file.read(RAW_PIECE_BYTES), b""):
+                    blob.write(piece)
+        return size
+    session.execute(text('INSERT INTO messageraw (message_id, raw) VALUES (:id, :raw)'),
+                    {"id": message_id, "raw": b""})
+    for piece in iter(lambda: file.read(RAW_PIECE_BYTES), b""):
+        session.execute(text("UPDATE messageraw SET raw = raw || :piece WHERE message_id = :id"),
+                        {"id": message_id, "piece": piece})
+    return size

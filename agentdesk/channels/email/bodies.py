@@ -5,10 +5,12 @@ from __future__ import annotations
 import email.utils
 import mimetypes
 from email.message import Message
+from typing import Callable
 
 from agentdesk.channels.base import InboundAttachment
 from agentdesk.channels.email.decoding import _first_token, _raw, _restore_bytes, decode_bytes, decode_header_value
 from agentdesk.channels.email.mime_tree import _part_bytes, _part_text, _safe, _walk
+from agentdesk.channels.email.spooled import MeasuredAttachment
 from agentdesk.sanitize import html_to_text, safe_filename, strip_control
 
 # Bodies longer than this are cut with a note; the raw message is kept whole.
@@ -76,9 +78,12 @@ def _attachment_name(part: Message, ctype: str, index: int) -> str:
 
 
 def _read_body(
-    msg: Message, errors: list[str]
+    msg: Message, errors: list[str], measured: Callable[[Message], tuple[int, str] | None] | None = None,
 ) -> tuple[str, str, list[InboundAttachment], list[str]]:
-    """(text, html as text, attachments, content types in tree order) of a parsed message."""
+    """(text, html as text, attachments, content types in tree order) of a parsed message.
+
+    `measured`: for a message parsed through its bounded view (spooled.py), the whole size and
+    SHA-256 of a part the view cut short, which its attachment then carries instead of data."""
     plain: str | None = None
     html: str | None = None
     fallback_text: str | None = None
@@ -106,16 +111,15 @@ def _read_body(
             if not is_attachment and ctype in ("text/plain", "text/html"):
                 continue  # further alternatives of a body already read
             data = _part_bytes(part)
+            whole = measured(part) if measured is not None else None
             if fallback_text is None and (
                 ctype in ("message/delivery-status", "text/rfc822-headers") or ctype.startswith("text/")
             ):
                 fallback_text = decode_bytes(data, _safe(part.get_content_charset))
+            name = _attachment_name(part, ctype, len(attachments) + 1)
             attachments.append(
-                InboundAttachment(
-                    filename=_attachment_name(part, ctype, len(attachments) + 1),
-                    content_type=ctype,
-                    data=data,
-                )
+                InboundAttachment(filename=name, content_type=ctype, data=data) if whole is None
+                else MeasuredAttachment(filename=name, content_type=ctype, data=b"", size=whole[0], sha256=whole[1])
             )
         except Exception as exc:
             errors.append(f"part {index} ({ctype}): {type(exc).__name__}: {exc}")

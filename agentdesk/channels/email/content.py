@@ -45,3 +45,70 @@ def email_content(raw: bytes) -> bytes:
 def email_content_hash(raw: bytes) -> str:
     """The content hash of a raw mail (ingest's `content_hash` for an email record with `raw`)."""
     return hashlib.sha256(email_content(raw)).hexdigest()
+
+
+def _lf_lines(file, piece: int):
+    """The lines of a binary file with CRLF made LF, each as one or more pieces of at most about
+    `piece` bytes (only the last piece of a line ends with b"\\n"): bounded memory whatever the
+    longest line."""
+    carry = b""
+    while True:
+        chunk = file.readline(piece)
+        if not chunk:
+            if carry:
+                yield carry
+            return
+        chunk = carry + chunk
+        carry = b""
+        if chunk.endswith(b"\r\n"):
+            chunk = chunk[:-2] + b"\n"
+        elif chunk.endswith(b"\r"):  # maybe the CR of a CRLF split across two reads
+            chunk, carry = chunk[:-1], b"\r"
+            if not chunk:
+                continue
+        yield chunk
+
+
+def email_content_hash_of_file(file, *, piece: int = 1 << 20) -> str:
+    """`email_content_hash` of the mail in a binary file, read from its current position in
+    pieces: the same digest, without holding the mail (or any one of its lines) in memory."""
+    digest = hashlib.sha256()
+    lines = _lf_lines(file, piece)
+    # The head: as email_content's "\n".join of the kept lines, until the first empty line that
+    # follows a line end (the first b"\n\n" of the normalised mail).
+    first_kept = True
+    at_line_start = True
+    dropping = False
+    keep = True
+    count = 0
+    for chunk in lines:
+        if at_line_start:
+            count += 1
+            if chunk == b"\n" and count >= 2:
+                digest.update(b"\n\n")
+                # The body, a block at a time (`lines` holds nothing back after a line end).
+                carry = b""
+                for block in iter(lambda: file.read(piece), b""):
+                    block = carry + block
+                    carry = b"\r" if block.endswith(b"\r") else b""
+                    digest.update(block[:len(block) - len(carry)].replace(b"\r\n", b"\n"))
+                digest.update(carry)
+                return digest.hexdigest()
+            if chunk[:1] in (b" ", b"\t"):
+                keep = not dropping
+            else:
+                match = _HEADER_LINE.match(chunk)
+                dropping = bool(match) and match.group(1).lower() in _TRACE_HEADERS
+                keep = not dropping
+            if keep:
+                if not first_kept:
+                    digest.update(b"\n")
+                first_kept = False
+        ended = chunk.endswith(b"\n")
+        if keep:
+            digest.update(chunk[:-1] if ended else chunk)
+        at_line_start = ended
+    if at_line_start and count:  # a mail without a body ends with b"\n": split() gave a last, empty line
+        if not first_kept:
+            digest.update(b"\n")
+    return digest.hexdigest()

@@ -24,6 +24,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import BinaryIO
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -46,7 +47,10 @@ imaplib._MAXLINE = max(imaplib._MAXLINE, 50_000_000)
 # How many messages and how many bytes one UID FETCH asks for: large enough that round trips do
 # not matter on a LAN, small enough that a crash re-fetches little and memory stays bounded.
 FETCH_BATCH_MESSAGES = 500
-FETCH_BATCH_BYTES = 32 * 1024 * 1024
+FETCH_BATCH_BYTES = 8 * 1024 * 1024
+# A message too big to hold (spooled.LARGE_MESSAGE_BYTES) is fetched alone, this much per command,
+# into a file.
+FETCH_PIECE_BYTES = 1024 * 1024
 
 
 class ImapError(AgentdeskError):
@@ -72,6 +76,8 @@ class FetchedMessage:
     uid: int
     internaldate: datetime
     raw: bytes
+    # A big message fetched into a file (`fetch_to_file`) instead of `raw`; the caller closes it.
+    file: BinaryIO | None = None
 
 
 @dataclass(frozen=True)
@@ -277,6 +283,39 @@ class BulkConnection:
         typ, data = self.conn.uid("FETCH", uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])")
         self._check(typ, data, "fetching messages")
         return sorted(parse_fetch(data), key=lambda m: m.uid)
+
+    def fetch_to_file(self, uid: int, file: BinaryIO) -> FetchedMessage | None:
+        """One message into `file`, FETCH_PIECE_BYTES per command (partial BODY.PEEK[]<offset.length>),
+        so it is never held whole; None when it is gone. The file is left at its end."""
+        offset = 0
+        internal = None
+        while True:
+            literal, date = self._fetch_piece(uid, offset)
+            if offset == 0:
+                if literal is None:
+                    return None
+                internal = date
+            if not literal:
+                break
+            file.write(literal)
+            offset += len(literal)
+            if len(literal) < FETCH_PIECE_BYTES:
+                break
+        file.flush()
+        return FetchedMessage(uid, internal or datetime.now(timezone.utc), b"", file)
+
+    @_one_command_at_a_time
+    def _fetch_piece(self, uid: int, offset: int) -> tuple[bytes | None, datetime | None]:
+        typ, data = self.conn.uid("FETCH", str(uid),
+                                  f"(UID INTERNALDATE BODY.PEEK[]<{offset}.{FETCH_PIECE_BYTES}>)")
+        self._check(typ, data, "fetching a message in pieces")
+        for item in data:
+            if isinstance(item, tuple) and len(item) >= 2 and isinstance(item[1], bytes):
+                uid_match = _UID.search(item[0])
+                if uid_match is not None and int(uid_match.group(1)) == uid:
+                    date_match = _INTERNALDATE.search(item[0])
+                    return item[1], parse_internaldate(date_match.group(1)) if date_match else None
+        return None, None
 
     @_one_command_at_a_time
     def search_unseen(self, up_to_uid: int) -> list[int]:

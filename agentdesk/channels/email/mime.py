@@ -15,25 +15,46 @@ import dataclasses
 import email
 import email.parser
 import hashlib
+import io
 from datetime import datetime, timezone
 from email.message import Message
 from email.policy import compat32
-from typing import Callable, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 from agentdesk.channels.base import InboundMessage
-from agentdesk.channels.email import feedparser_boundaries
+from agentdesk.channels.email import feedparser_boundaries, spooled
 from agentdesk.channels.email.addresses import _address, _address_list, _id_list, _message_id
 # `_parse_into` looks `_read_body` up here, so a test can make it fail.
 from agentdesk.channels.email.bodies import MAX_BODY_CHARS, _read_body, _truncate
-from agentdesk.channels.email.content import email_content_hash
+from agentdesk.channels.email.content import email_content_hash, email_content_hash_of_file
 from agentdesk.channels.email.decoding import _raw, _raw_all, decode_bytes, decode_header_value
 from agentdesk.channels.email.machine_mail import _bounced_id, _classify, bounce_reason, bounced_message_id
 from agentdesk.sanitize import strip_control
 
-__all__ = ["parse_message", "bounced_message_id", "bounce_reason", "MAX_BODY_CHARS"]
+__all__ = ["parse_message", "parse_file", "bounced_message_id", "bounce_reason", "MAX_BODY_CHARS"]
 
-# The longest kept header value (and bounce reason): a hostile message can send any length.
+# A sender can make any header field any length; what the parser keeps of each is capped, and a
+# value cut short ends with CUT_MARK (the raw message keeps the field whole). docs/email.md lists them.
+CUT_MARK = "…"
+MAX_SUBJECT_CHARS = 1_000
+MAX_NAME_CHARS = 200  # the sender's display name
+MAX_ADDRESS_CHARS = 320  # the sender's address and each recipient's (RFC 5321: 64 + 1 + 255)
+MAX_RECIPIENTS = 100  # To and Cc addresses kept
+MAX_ID_CHARS = 998  # Message-ID, In-Reply-To and each References id (RFC 5322's line length)
+MAX_REFERENCES = 100  # References ids kept: the first (the thread's root) and the latest 99
+# The longest kept value of the other headers kept (and of the bounce reason).
 _MAX_HEADER_CHARS = 2_000
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + CUT_MARK
+
+
+def _cap_references(ids: list[str]) -> tuple[str, ...]:
+    ids = list(dict.fromkeys(_cap(i, MAX_ID_CHARS) for i in ids))
+    if len(ids) > MAX_REFERENCES:
+        ids = ids[:1] + ids[-(MAX_REFERENCES - 1):]
+    return tuple(ids)
 
 # Headers later stages need (loop safety, bounce handling, list detection), lower-case keys.
 KEPT_HEADERS = (
@@ -62,12 +83,15 @@ def parse_message(
     source: str,
     received_at: datetime,
     channel: str = "email",
+    measured: Callable[[Message], tuple[int, str] | None] | None = None,
 ) -> InboundMessage:
     """One RFC 5322 message as an `InboundMessage`; never raises.
 
     `received_at` is the mailbox's own time for the message (IMAP INTERNALDATE) and is kept as
     given (a naive value is taken as UTC). Whatever cannot be read is left empty and explained
-    in `parse_error`; `raw` is always the input, unchanged.
+    in `parse_error`; `raw` is always the input, unchanged. A message over
+    `spooled.LARGE_MESSAGE_BYTES` is parsed through its bounded view (spooled.py); `measured` is
+    that view's record of the parts it cut.
     """
     if not isinstance(raw, bytes):
         try:
@@ -77,9 +101,15 @@ def parse_message(
     if isinstance(received_at, datetime) and received_at.tzinfo is None:
         received_at = received_at.replace(tzinfo=timezone.utc)
     errors: list[str] = []
+    if measured is None and len(raw) > spooled.LARGE_MESSAGE_BYTES:
+        try:
+            message = parse_file(io.BytesIO(raw), source=source, received_at=received_at, size=len(raw))
+            return dataclasses.replace(message, raw=raw, channel=channel)
+        except Exception as exc:  # never raises: parse it whole instead
+            errors.append(f"bounded parse: {type(exc).__name__}: {exc}")
     fields: dict[str, object] = {}
     try:
-        _parse_into(fields, errors, raw)
+        _parse_into(fields, errors, raw, measured)
     except Exception as exc:  # the last line of "never raises"
         errors.append(f"message: {type(exc).__name__}: {exc}")
     external_id = str(fields.pop("external_id", "") or "") or "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -109,7 +139,7 @@ def parse_message(
         )
 
 
-def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes) -> None:
+def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measured=None) -> None:
     def step(name: str, call: Callable[[], object]) -> object:
         try:
             return call()
@@ -137,13 +167,14 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes) -> Non
         if value is not None:
             decoded = step(key, lambda v=value: decode_header_value(v))
             if decoded is not None:
-                headers[key] = decoded[:_MAX_HEADER_CHARS]
+                headers[key] = _cap(decoded, _MAX_HEADER_CHARS)
     if "return-path" in headers:
         # "<>" is what marks a bounce-like message; keep it exactly, but unwrap a real address.
         headers["return-path"] = headers["return-path"].strip()
 
-    fields["external_id"] = step("message-id", lambda: _message_id(_raw(msg, "Message-ID"))) or ""
-    fields["subject"] = step("subject", lambda: decode_header_value(_raw(msg, "Subject"))) or ""
+    fields["external_id"] = _cap(step("message-id", lambda: _message_id(_raw(msg, "Message-ID"))) or "", MAX_ID_CHARS)
+    fields["subject"] = _cap(step("subject", lambda: decode_header_value(_raw(msg, "Subject"))) or "",
+                             MAX_SUBJECT_CHARS)
 
     sender = step("from", lambda: _address(_raw(msg, "From"))) or ("", "")
     name, address = sender
@@ -154,17 +185,20 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes) -> Non
                 address = fallback[1]
                 name = name or fallback[0]
                 break
-    fields["sender_name"], fields["sender_address"] = name, address
+    fields["sender_name"], fields["sender_address"] = _cap(name, MAX_NAME_CHARS), _cap(address, MAX_ADDRESS_CHARS)
 
-    fields["recipients"] = step(
+    recipients = step(
         "recipients", lambda: _address_list(_raw_all(msg, "To") + _raw_all(msg, "Cc"))
     ) or ()
+    if len(recipients) > MAX_RECIPIENTS or any(len(r) > MAX_ADDRESS_CHARS for r in recipients):
+        recipients = tuple(dict.fromkeys(_cap(r, MAX_ADDRESS_CHARS) for r in recipients[:MAX_RECIPIENTS]))
+    fields["recipients"] = recipients
     parents = step("in-reply-to", lambda: _id_list(_raw(msg, "In-Reply-To"))) or []
-    fields["in_reply_to"] = parents[0] if parents else ""
+    fields["in_reply_to"] = _cap(parents[0], MAX_ID_CHARS) if parents else ""
     references = step("references", lambda: _id_list(_raw(msg, "References"))) or []
-    fields["references"] = tuple(dict.fromkeys(references))
+    fields["references"] = _cap_references(references)
 
-    body = step("body", lambda: _read_body(msg, errors))
+    body = step("body", lambda: _read_body(msg, errors) if measured is None else _read_body(msg, errors, measured))
     content_types: list[str] = []
     if body is not None:
         text, html_text, attachments, content_types = body
@@ -193,8 +227,34 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes) -> Non
             headers["x-bounced-message-id"] = original
         reason = step("bounce reason", lambda: bounce_reason(msg))
         if reason:
-            headers["x-bounce-reason"] = reason[:_MAX_HEADER_CHARS]
+            headers["x-bounce-reason"] = _cap(reason, _MAX_HEADER_CHARS)
     fields["headers"] = headers
+
+
+def parse_file(file: BinaryIO, *, source: str, received_at: datetime, size: int | None = None) -> InboundMessage:
+    """The `InboundMessage` of the mail in a binary file, parsed through its bounded view
+    (spooled.py); `raw` is left empty (the caller stores the file), `content_hash` is the whole
+    message's."""
+    view = spooled.build_view(file)
+    file.seek(0)
+    content_hash = email_content_hash_of_file(file)
+    if size is None:
+        size = file.tell()
+    message = parse_message(view.data, source=source, received_at=received_at, measured=spooled.measured_part(view))
+    notes = [f"message of {size} bytes: the parser read a bounded part of it; the original is kept in full"]
+    if view.parts_left_out:
+        notes.append(f"{view.parts_left_out} parts past the parser's bound not read")
+    body_text = message.body_text
+    if view.text_cut and not body_text.endswith("the original is kept in full]"):
+        body_text += (f"\n\n[agentdesk: message truncated, only its first {spooled.VIEW_BYTES // (1024 * 1024)} MiB "
+                      "were read; the original is kept in full]")
+    external_id = message.external_id
+    if external_id.startswith("sha256:"):  # the view's digest would name the view, not the message
+        external_id = "sha256:" + spooled.file_sha256(file)
+    return dataclasses.replace(
+        message, raw=b"", content_hash=content_hash, body_text=body_text, external_id=external_id,
+        parse_error="; ".join(filter(None, [message.parse_error, *notes]))[:2_000],
+    )
 
 
 # --- batches, for the sync's parser processes ------------------------------------------------------

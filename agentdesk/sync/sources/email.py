@@ -43,24 +43,37 @@ PARSE_WORKERS = 2
 
 def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
     """The UIDs of `listing` ((uid, size) in UID order) in fetches of at most
-    imap.FETCH_BATCH_MESSAGES messages and imap.FETCH_BATCH_BYTES bytes."""
+    imap.FETCH_BATCH_MESSAGES messages and imap.FETCH_BATCH_BYTES bytes; a message over
+    spooled.LARGE_MESSAGE_BYTES is a batch of its own, fetched into a file in pieces, parsed
+    through a bounded view and stored from the file (`_fetch`): memory does not grow with what a
+    sender sends."""
+    from agentdesk.channels.email.spooled import LARGE_MESSAGE_BYTES
+
     batch: list[int] = []
     size = 0
     for uid, length in listing:
-        if batch and (len(batch) >= imap.FETCH_BATCH_MESSAGES or size + length > imap.FETCH_BATCH_BYTES):
+        large = length > LARGE_MESSAGE_BYTES
+        if batch and (large or len(batch) >= imap.FETCH_BATCH_MESSAGES or size + length > imap.FETCH_BATCH_BYTES):
             yield batch
             batch, size = [], 0
         batch.append(uid)
         size += length
+        if large:
+            yield batch
+            batch, size = [], 0
     if batch:
         yield batch
 
 
 def _chunks(fetched: Sequence[imap.FetchedMessage]) -> list[list[tuple]]:
-    """A fetched batch as (uid, internal date, raw) chunks of COMMIT_EVERY, one per transaction
-    (one empty chunk for an empty batch: its checkpoint still moves)."""
-    items = [(m.uid, m.internaldate, m.raw) for m in fetched]
+    """A fetched batch as (uid, internal date, raw or file) chunks of COMMIT_EVERY, one per
+    transaction (one empty chunk for an empty batch: its checkpoint still moves)."""
+    items = [(m.uid, m.internaldate, m.raw if m.file is None else m.file) for m in fetched]
     return [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
+
+
+def _chunk_bytes(chunk: Sequence[tuple]) -> int:
+    return sum(len(raw) for _, _, raw in chunk if isinstance(raw, bytes))
 
 
 def _wants_parsers(selected: imap.FolderState, last_uid: int) -> bool:
@@ -93,33 +106,56 @@ def parser_pool():
 # During a big sync a thread checkpoints after every commit (`_BackgroundCheckpoints`), so the
 # WAL rarely gets that long.
 WAL_CHECKPOINT_PAGES = 10_000
-# How many chunks may wait for the parsers (memory: about three fetched batches, FETCH_BATCH_BYTES
-# each at most).
+# How many chunks may wait for the parsers, and how many bytes of mail they may hold together
+# (ordinary mail never reaches the second bound; bigger mail waits for storing instead of piling up).
 PARSE_AHEAD = 3 * imap.FETCH_BATCH_MESSAGES // COMMIT_EVERY
+PARSE_AHEAD_BYTES = 16 * 1024 * 1024
 # Reconnect attempts within one poll when the server drops us (a restart, a network blip).
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
 
 
-def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]]) \
-        -> Iterator[tuple[list[int], list[imap.FetchedMessage]]]:
+def _fetch(connection: imap.BulkConnection, uids: list[int], sizes: dict[int, int], spool_dir: str | None) \
+        -> list[imap.FetchedMessage]:
+    from agentdesk.channels.email.spooled import LARGE_MESSAGE_BYTES
+
+    if len(uids) == 1 and sizes.get(uids[0], 0) > LARGE_MESSAGE_BYTES:
+        import tempfile
+
+        # Unlinked at once: nothing is left behind, whatever happens to the process.
+        file = tempfile.TemporaryFile(prefix="agentdesk-mail-", dir=spool_dir)
+        try:
+            fetched = connection.fetch_to_file(uids[0], file)
+        except BaseException:
+            file.close()
+            raise
+        if fetched is None:
+            file.close()
+            return []
+        return [fetched]
+    return connection.fetch(uids)
+
+
+def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]],
+                     spool_dir: str | None = None) -> Iterator[tuple[list[int], list[imap.FetchedMessage]]]:
     """Each batch of `listing` with its fetched messages, in order; while the caller works on one,
     a thread already fetches the next (it mostly waits on the socket, which releases the GIL), so
     a big sync does not stop storing to wait for the server. The connection serialises commands
     (`BulkConnection` holds a lock per command), so the caller may use it meanwhile. Close the
     generator to stop early: the fetch in flight is finished first, never cut off mid-response."""
     batches = list(_batches(listing))
+    sizes = dict(listing)
     if len(batches) < 2:
         for uids in batches:
-            yield uids, connection.fetch(uids)
+            yield uids, _fetch(connection, uids, sizes, spool_dir)
         return
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="imap-fetch") as fetcher:
-        next_fetch = fetcher.submit(connection.fetch, batches[0])
+        next_fetch = fetcher.submit(_fetch, connection, batches[0], sizes, spool_dir)
         for following, uids in enumerate(batches, start=1):
             fetched = next_fetch.result()
             if following < len(batches):
-                next_fetch = fetcher.submit(connection.fetch, batches[following])
+                next_fetch = fetcher.submit(_fetch, connection, batches[following], sizes, spool_dir)
             yield uids, fetched
 
 
@@ -335,9 +371,12 @@ class MailboxSource:
         # on two cores all three keep busy), oldest first, stored in UID order. Each is one
         # transaction, whose checkpoint is its last UID (the batch's highest asked for the last
         # chunk of a batch: a UID asked for but not returned was expunged meanwhile).
-        in_flight: collections.deque[tuple[Any, int, datetime | None]] = collections.deque()
+        in_flight: collections.deque[tuple[Any, int, datetime | None, Any, int]] = collections.deque()
         ahead = PARSE_AHEAD if pool is not None else 0
-        path = db.sqlite_path(str(self.ctx.engine.url)) if pool is not None else None
+        database = db.sqlite_path(str(self.ctx.engine.url))
+        # A big message's file lies beside the database (on disk, where the mail is going anyway).
+        spool_dir = str(os.path.dirname(database)) if database is not None else None
+        path = database if pool is not None else None
         self._checkpoints = _BackgroundCheckpoints(path) if path is not None else None
         if pool is not None:
             # Python's full collections rescanned every object alive before the sync (the imported
@@ -345,23 +384,30 @@ class MailboxSource:
             # 10 000-message sync; they sit out until it ends. Newer objects are collected as usual.
             gc.freeze()
         try:
-            with contextlib.closing(_fetched_batches(connection, listing)) as batches:
+            with contextlib.closing(_fetched_batches(connection, listing, spool_dir)) as batches:
                 for uids, fetched in batches:
                     report.fetched += len(fetched)
                     chunks = _chunks(fetched)
                     for index, chunk in enumerate(chunks):
                         checkpoint_uid = max(uids) if index == len(chunks) - 1 else chunk[-1][0]
-                        if pool is not None:
+                        if len(chunk) == 1 and not isinstance(chunk[0][2], bytes):
+                            # A big message, in its file: parsed here through its bounded view (it
+                            # never travels to a parser process), stored from the file.
+                            uid, date, file = chunk[0]
+                            message = _parse_large(file, self.name, date)
+                            in_flight.append(([(uid, message, None)], checkpoint_uid, None, file, 0))
+                        elif pool is not None:
                             # The chunk is stored with this `now`, the one its clocks are computed for. The
                             # first is parsed here: the parser processes are still booting, we would wait.
                             now = self.ctx.now_fn()
                             parsed = parse_chunk(chunk, self.name, now, policy) if not in_flight and not done \
                                 else pool.submit(parse_chunk, chunk, self.name, now, policy)
-                            in_flight.append((parsed, checkpoint_uid, now))
+                            in_flight.append((parsed, checkpoint_uid, now, None, _chunk_bytes(chunk)))
                         else:
                             parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
-                            in_flight.append((parsed, checkpoint_uid, None))
-                    while len(in_flight) > ahead:
+                            in_flight.append((parsed, checkpoint_uid, None, None, 0))
+                    while len(in_flight) > ahead or (
+                            len(in_flight) > 1 and sum(item[4] for item in in_flight) > PARSE_AHEAD_BYTES):
                         done += self._store_next(in_flight, folder, uidvalidity, report)
                         if progress:
                             progress(done, total, f"{self.name}/{folder}")
@@ -378,12 +424,16 @@ class MailboxSource:
 
     def _store_next(self, in_flight: collections.deque, folder: str, uidvalidity: int, report: PollReport) -> int:
         """Store the oldest chunk in flight in one transaction with its checkpoint; its size."""
-        pending, checkpoint_uid, now = in_flight.popleft()
-        parsed: list[tuple[int, InboundMessage, Any]] = pending if isinstance(pending, list) else pending.result()
-        if not parsed:
-            self._touch(folder, uidvalidity, checkpoint_uid)
-            return 0
-        self._ingest_chunk(folder, uidvalidity, parsed, checkpoint_uid, report, now=now)
+        pending, checkpoint_uid, now, file, _ = in_flight.popleft()
+        try:
+            parsed: list[tuple[int, InboundMessage, Any]] = pending if isinstance(pending, list) else pending.result()
+            if not parsed:
+                self._touch(folder, uidvalidity, checkpoint_uid)
+                return 0
+            self._ingest_chunk(folder, uidvalidity, parsed, checkpoint_uid, report, now=now, raw_file=file)
+        finally:
+            if file is not None:
+                file.close()
         if self.mailbox.after_fetch != "keep":
             connection = self._connection()
             uids = [uid for uid, _, _ in parsed]
@@ -394,8 +444,11 @@ class MailboxSource:
         return len(parsed)
 
     def _ingest_chunk(self, folder: str, uidvalidity: int, chunk: list[tuple[int, InboundMessage, Any]],
-                      checkpoint_uid: int, report: PollReport, *, now: datetime | None = None) -> None:
-        """One transaction: the chunk's (uid, message, sla.Opening | None), and the checkpoint."""
+                      checkpoint_uid: int, report: PollReport, *, now: datetime | None = None,
+                      raw_file=None) -> None:
+        """One transaction: the chunk's (uid, message, sla.Opening | None), and the checkpoint.
+        `raw_file`: the raw mail of a chunk's one big message, stored from the file (its record
+        carries no `raw`)."""
         from agentdesk.ingest import ingest_batch
 
         ctx = self.ctx
@@ -411,6 +464,10 @@ class MailboxSource:
                 # stored and the broken one is stored flagged (never dropped, never blocking the folder).
                 session.rollback()
                 results = [self._ingest_one_safely(session, message) for _, message, _ in chunk]
+            if raw_file is not None and not results[0].duplicate:
+                from agentdesk.store import bulk
+
+                bulk.insert_raw_from_file(session, results[0].message_id, raw_file)
             self._advance_checkpoint(session, folder, uidvalidity, checkpoint_uid)
             session.commit()
         if self._checkpoints is not None:
@@ -486,6 +543,12 @@ class MailboxSource:
             self._idler.close()
             self._idler = None
         self._drop_connection()
+
+
+def _parse_large(file, source: str, received_at: datetime) -> InboundMessage:
+    from agentdesk.channels.email.mime import ensure_sender, parse_file
+
+    return ensure_sender(parse_file(file, source=source, received_at=received_at))
 
 
 def mailbox_sources(ctx: SyncContext) -> list[Source]:
