@@ -364,8 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
             head = self._read_head()
         except _Refuse as refused:
             self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
-            self.close_connection = True
-            self._error(refused.status, str(refused))
+            self._error(refused.status, str(refused), unread=True)
             return
         except _ClientGone as gone:
             self.close_connection = True
