@@ -10,6 +10,7 @@ from datetime import datetime
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email.content import email_content
+from agentdesk.sanitize import inert_line
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,11 @@ def content_hash(message: InboundMessage) -> str:
 
 
 def first_line(text: str) -> str:
-    """A subject for a message without one."""
+    """A subject for a message without one: its first line with text, made one inert line (a body
+    keeps the bidi marks a subject may not)."""
     for line in text.splitlines():
         if line.strip():
-            return line.strip()[:80]
+            return inert_line(line.strip()[:80]).strip() or "(no subject)"
     return "(no subject)"
 
 

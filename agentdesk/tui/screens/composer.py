@@ -100,22 +100,23 @@ class ComposerScreen(Screen):
         conversation = self.thread.conversation
         customer = self.thread.customer
         address = next((a for k, a in customer.identities if k in ("email", "phone", "chat")), "")
-        from textual.markup import escape
+        from textual.content import Content
 
         if self.kind == "note":
             title = f"[b $warning]Internal note[/] on AD-{conversation.id} — only agents see it"
         else:
-            # The name and address are the sender's: escaped as markup too, or "[link=…]" in a
-            # name would be a hyperlink and "[@click=…]" an action.
-            title = (f"[b]Reply[/] to {escape(shown_line(customer.name))} [dim]{escape(shown_line(address))}[/] "
-                     f"on AD-{conversation.id} via {conversation.channel}")
+            title = f"[b]Reply[/] to $name [dim]$address[/] on AD-{conversation.id} via $channel"
 
         colleagues = getattr(self.app, "colleagues", {}).get(conversation.id)
         if colleagues:
-            title += f"  [b $warning]⚠ {escape(colleagues)}[/]"
+            title += "  [b $warning]⚠ $colleagues[/]"
 
-        subject = escape(shown_line(conversation.subject))
-        self.query_one("#composer-title", Static).update(f"{title}\n[dim]{subject}[/]")
+        # Names, addresses and the subject are the sender's: template variables are inserted as
+        # plain text, so "[link=…]" in a name is no hyperlink and "[@click=…]" no action.
+        self.query_one("#composer-title", Static).update(Content.from_markup(
+            f"{title}\n[dim]$subject[/]", name=shown_line(customer.name), address=shown_line(address),
+            channel=conversation.channel, colleagues=shown_line(colleagues or ""),
+            subject=shown_line(conversation.subject)))
         self.set_class(self.kind == "note", "-note")
 
     # --- templates -------------------------------------------------------------------------------
