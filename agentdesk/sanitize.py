@@ -33,7 +33,7 @@ import re
 import unicodedata
 from html.parser import HTMLParser
 
-__all__ = ["strip_control", "inert_line", "html_to_text", "safe_filename", "escape_control", "printable",
+__all__ = ["strip_control", "inert_line", "is_inert_line", "html_to_text", "safe_filename", "escape_control", "printable",
            "escape_json_controls", "InertLogFormatter"]
 
 # --- strip_control ----------------------------------------------------------------------------
@@ -95,6 +95,11 @@ _LINE_BREAKS = re.compile("[\t\n]+")
 _BIDI_MARKS = re.compile("[\u200e\u200f\u061c]")
 _find_not_inert_line = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
                                   "\u2066-\u2069\ud800-\udfff]").search
+
+
+def is_inert_line(text: str) -> bool:
+    """Whether `inert_line` would return `text` as it is (one scan)."""
+    return _find_not_inert_line(text) is None
 
 
 def inert_line(text: str) -> str:

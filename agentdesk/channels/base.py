@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator, Protocol
 
-from agentdesk.sanitize import inert_line, strip_control
+from agentdesk.sanitize import inert_line, is_inert_line, strip_control
 
 CHANNEL_KINDS = ("email", "sms", "chat", "webform", "social")
 MESSAGE_KINDS = ("message", "auto_reply", "bounce", "receipt")
@@ -32,7 +32,9 @@ class InboundAttachment:
     data: bytes
 
     def __post_init__(self) -> None:
-        _make_inert(self, _ATTACHMENT_LINES, ())
+        for name in ("filename", "content_type"):
+            value = getattr(self, name)
+            _replace(self, name, value, inert_line(value))
 
 
 @dataclass(frozen=True)
@@ -68,33 +70,35 @@ class InboundMessage:
     content_hash: str = ""
 
     def __post_init__(self) -> None:
-        _make_inert(self, _MESSAGE_LINES, _MESSAGE_TEXTS)
-        for name in ("references", "recipients"):
-            values = getattr(self, name)
-            inert = tuple(inert_line(value) for value in values)
-            if inert != values:
-                object.__setattr__(self, name, inert)
-        if self.headers:
-            headers = {inert_line(key): inert_line(value) for key, value in self.headers.items()}
-            if headers != self.headers:
-                object.__setattr__(self, "headers", headers)
+        lines = [getattr(self, name) for name in _MESSAGE_LINES]
+        headers = self.headers
+        # Every one-line value in one scan: a parser that already cleaned them (the email
+        # channel's) pays for this second guard as little as possible.
+        try:
+            together = " ".join([*lines, *self.references, *self.recipients, *headers, *headers.values()])
+        except TypeError:  # a value that is not text yet (None, a number): made text below
+            together = None
+        if together is None or not is_inert_line(together):
+            for name, value in zip(_MESSAGE_LINES, lines):
+                _replace(self, name, value, inert_line(value))
+            for name in ("references", "recipients"):
+                value = getattr(self, name)
+                _replace(self, name, value, tuple(inert_line(item) for item in value))
+            _replace(self, "headers", headers, {inert_line(key): inert_line(item) for key, item in headers.items()})
+        for name in _MESSAGE_TEXTS:
+            value = getattr(self, name)
+            _replace(self, name, value, strip_control(value))
 
 
-# The string fields of the records above by shape: one line, or text of many lines.
-_ATTACHMENT_LINES = ("filename", "content_type")
 _MESSAGE_LINES = ("source", "channel", "external_id", "sender_address", "sender_name", "subject", "kind",
                   "in_reply_to", "conversation_hint", "thread_key", "content_hash")
 _MESSAGE_TEXTS = ("body_text", "body_html_text", "parse_error")
 
 
-def _make_inert(record: object, lines: tuple[str, ...], texts: tuple[str, ...]) -> None:
-    """Replace each named field of a frozen record by its inert form, where that differs."""
-    for names, make_inert in ((lines, inert_line), (texts, strip_control)):
-        for name in names:
-            value = getattr(record, name)
-            inert = make_inert(value)
-            if inert is not value and inert != value:
-                object.__setattr__(record, name, inert)
+def _replace(record: object, name: str, value: object, inert: object) -> None:
+    """Set a frozen record's field to its inert form, when that differs."""
+    if inert is not value and inert != value:
+        object.__setattr__(record, name, inert)
 
 
 class DeliveryError(Exception):
