@@ -481,6 +481,9 @@ def tui_desk(desk: Path, tmp_path: Path) -> Path:
     (copy_root / "config.toml").write_text(text, encoding="utf-8")
     for name in SPOOLS:
         (copy_root / name).mkdir()
+    (copy_root / "templates" / "quote.md").write_text(
+        "---\ndescription: quotes the customer\n---\nHi {{ customer_first_name }} ({{ customer_name }}),\n\nthanks.\n",
+        encoding="utf-8")
     return copy_root
 
 
@@ -506,6 +509,9 @@ async def _drive_the_tui(tui_desk: Path) -> str:
     app.CURSOR_BLINK = False
     with sqlite3.connect(tui_desk / "agentdesk.db") as connection:
         ids = [row[0] for row in connection.execute("SELECT id FROM conversation ORDER BY id")]
+        hostile_names = [row[0] for row in connection.execute(
+            "SELECT conversation.id FROM conversation JOIN customer ON customer.id = conversation.customer_id "
+            "WHERE customer.name LIKE '%MARK-%' ORDER BY conversation.id")]
     seen = ""
     async with app.run_test(size=(180, 50)) as pilot:
         await settle(pilot, app)
@@ -523,16 +529,23 @@ async def _drive_the_tui(tui_desk: Path) -> str:
             await pilot.pause()
             seen += _assert_screen_inert(app, f"thread and customer pane of conversation {conversation_id}")
         # The reply composer names the customer in its title (markup): for a sample of threads.
-        for conversation_id in ids[:4] + ids[-4:]:
+        drafts = []
+        for conversation_id in ids[:2] + hostile_names[::max(1, len(hostile_names) // 8)]:
             thread = conversations.thread(app.desk, conversation_id)
             app.push_screen(ComposerScreen(app.desk, thread, kind="reply", now=lambda: FIXED_NOW, open_editor=False))
             await pilot.pause()
             await pilot.pause()
             seen += _assert_screen_inert(app, f"composer of conversation {conversation_id}")
+            # A draft from a template that quotes the customer's name (raw for the first customers).
+            app.screen._use_template("t:quote")
+            await pilot.pause()
+            drafts.append(app.screen.query_one("#body").text)
+            seen += _assert_screen_inert(app, f"composer draft of conversation {conversation_id}")
             app.pop_screen()
             await pilot.pause()
         # A toast quoting a sender's text.
         app.notify("".join(HOSTILE), title=HOSTILE[0])
         await pilot.pause()
         seen += _assert_screen_inert(app, "notification")
+    assert any("MARK-" in draft for draft in drafts), drafts
     return seen

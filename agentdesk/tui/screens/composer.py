@@ -28,6 +28,7 @@ from textual.widgets.option_list import Option
 from agentdesk.app import conversations, templates
 from agentdesk.app.conversations import Thread
 from agentdesk.app.desk import Desk
+from agentdesk.sanitize import strip_control
 from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui import actions
 from agentdesk.tui.messages import ActionDone, ActionFailed
@@ -48,7 +49,9 @@ class ComposerScreen(Screen):
         self.now = now
         draft = thread.draft
         self.kind = draft.kind if draft is not None and draft.body.strip() else kind
-        self.initial = draft.body if draft is not None else ""
+        # An editor draws its text as it is: a draft (saved before, or filled from a template that
+        # quotes a sender) goes in without control sequences, as the reply it becomes should.
+        self.initial = strip_control(draft.body) if draft is not None else ""
         # The version the agent saw when they started writing: a reply to anything newer warns first.
         self.base_version = draft.base_version if draft is not None else thread.conversation.version
         self.draft_at = draft.updated_at if draft is not None else None
@@ -172,9 +175,9 @@ class ComposerScreen(Screen):
         rendered = templates.render(self.desk, template, self.thread)
         body = self.query_one("#body", TextArea)
         if body.text.strip():
-            body.insert(rendered.text)
+            body.insert(strip_control(rendered.text))
         else:
-            body.load_text(rendered.text)
+            body.load_text(strip_control(rendered.text))
             self._changed()
         body.focus()
         if rendered.undefined:
