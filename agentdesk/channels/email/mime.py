@@ -28,7 +28,7 @@ from agentdesk.channels.email.addresses import _address, _address_list, _id_list
 from agentdesk.channels.email.bodies import MAX_BODY_CHARS, _read_body, _truncate
 from agentdesk.channels.email.content import email_content_hash, email_content_hash_of_file
 from agentdesk.channels.email.decoding import _raw, _raw_all, decode_bytes, decode_header_value
-from agentdesk.channels.email.machine_mail import _bounced_id, _classify, bounce_reason, bounced_message_id
+from agentdesk.channels.email.machine_mail import _classify, bounce_details, bounce_reason, bounced_message_id
 from agentdesk.sanitize import strip_control
 
 __all__ = ["parse_message", "parse_file", "bounced_message_id", "bounce_reason", "MAX_BODY_CHARS"]
@@ -222,12 +222,10 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
     if classified:
         fields["kind"], fields["bulk"] = classified
     if fields.get("kind") == "bounce":
-        original = step("bounced message-id", lambda: _bounced_id(msg))
-        if original:
-            headers["x-bounced-message-id"] = original
-        reason = step("bounce reason", lambda: bounce_reason(msg))
-        if reason:
-            headers["x-bounce-reason"] = _cap(reason, _MAX_HEADER_CHARS)
+        # x-bounced-message-id, x-bounce-recipient, -original-recipient, -status, -category, -reason
+        details = step("bounce details", lambda: bounce_details(msg, str(fields.get("body_text", ""))))
+        for key, value in (details or {}).items():
+            headers[key] = _cap(value, MAX_ID_CHARS if key == "x-bounced-message-id" else _MAX_HEADER_CHARS)
     fields["headers"] = headers
 
 
