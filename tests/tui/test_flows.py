@@ -391,3 +391,30 @@ async def test_live_refresh_on_postgresql_follows_notifications(make_app, postgr
         assert current(app).assignee == "dana"
         app.workers.cancel_group(app, "poll")
     engine.dispose()
+
+
+@pytest.mark.parametrize("template", [
+    "Hi {{ customer_first_name }\n",  # a syntax error
+    "{% for i in range(10**9) %}{% for j in range(10**9) %}x{% endfor %}{% endfor %}\n",  # runaway loops
+    "{{ 'x' * 10**9 }}\n",  # a gigabyte of text
+])
+async def test_a_template_that_cannot_render_is_reported_in_the_composer_and_the_draft_kept(
+        make_app, demo_settings, template):
+    (demo_settings.templates_dir / "broken.md").write_text(
+        "---\nshortcut: brk\ndescription: broken on purpose\n---\n" + template, encoding="utf-8")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        composer = app.screen
+        assert isinstance(composer, ComposerScreen)
+        body = composer.query_one("#body")
+        body.load_text("My own words so far")
+        await pilot.press("ctrl+t", *"broken", "enter")
+        await settle(pilot, app)
+        assert app.screen is composer  # still writing: nothing crashed, nothing closed
+        assert body.text == "My own words so far"
+        warning = composer.query_one("#composer-warnings")
+        assert warning.has_class("-visible")
+        assert "template 'broken'" in str(warning.render())

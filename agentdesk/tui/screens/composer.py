@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -28,6 +29,7 @@ from textual.widgets.option_list import Option
 from agentdesk.app import conversations, templates
 from agentdesk.app.conversations import Thread
 from agentdesk.app.desk import Desk
+from agentdesk.errors import AgentdeskError
 from agentdesk.sanitize import strip_control
 from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui import actions
@@ -172,7 +174,16 @@ class ComposerScreen(Screen):
         template = next((t for t in templates.all_templates(self.desk) if t.name == name), None)
         if template is None:
             return
-        rendered = templates.render(self.desk, template, self.thread)
+        try:
+            rendered = templates.render(self.desk, template, self.thread)
+        except AgentdeskError as error:
+            # A template that cannot render (a syntax error, a runaway loop) is the template's
+            # fault, not the draft's: say so where the agent looks, keep what they wrote.
+            warning = self.query_one("#composer-warnings", Static)
+            warning.update(Text("⚠ " + shown_line(str(error))))
+            warning.add_class("-visible")
+            self.notify(shown_line(str(error)), severity="error", markup=False)
+            return
         body = self.query_one("#body", TextArea)
         if body.text.strip():
             body.insert(strip_control(rendered.text))
