@@ -22,6 +22,7 @@ import os
 import re
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
@@ -416,7 +417,16 @@ _QUIET = None
 
 
 class Idler:
-    """An imaplib2 connection that waits in IDLE on one folder until the server reports a change."""
+    """An imaplib2 connection that waits in IDLE on one folder until the server reports a change.
+
+    Two kinds of failure, because the caller answers them differently: `ConnectionLost` (no TCP
+    connection, or it broke: a restart, a killed server process, a network cut) is worth
+    reconnecting soon; a plain `ImapError` (the login or the folder refused, IDLE rejected) would
+    fail the same way again, so the caller polls instead.
+    """
+
+    class ConnectionLost(ImapError):
+        """The IDLE connection could not be made or broke off; the server may be back in a moment."""
 
     def __init__(self, server: ServerSettings, password: str, folder: str):
         self.server = server
@@ -425,12 +435,18 @@ class Idler:
         self._closed = False
         imaplib2 = _imaplib2()
         ca = ssl.get_default_verify_paths().cafile
+        # imaplib2 takes a debug stream only of sys.stderr's own type, and fails on another (a
+        # test runner or Textual replaces sys.stderr): then it gets the quiet one once connected.
+        quiet = _quiet_stream()
+        debug_file = quiet if isinstance(quiet, type(sys.stderr)) else None
         try:
             if server.tls == "ssl":
                 self.conn = imaplib2.IMAP4_SSL(server.host, server.port, ca_certs=ca, cert_verify_cb=_verify_hostname,
-                                               timeout=server.timeout, debug=0, debug_file=_quiet_stream())
+                                               timeout=server.timeout, debug=0, debug_file=debug_file)
+                self.conn.debug_file = quiet
             else:
-                self.conn = imaplib2.IMAP4(server.host, server.port, timeout=server.timeout, debug=0, debug_file=_quiet_stream())
+                self.conn = imaplib2.IMAP4(server.host, server.port, timeout=server.timeout, debug=0, debug_file=debug_file)
+                self.conn.debug_file = quiet
                 if server.tls == "starttls":
                     self.conn.starttls(ca_certs=ca, cert_verify_cb=_verify_hostname)
             self.conn.login(server.username, password)
@@ -440,7 +456,11 @@ class Idler:
         except ImapError:
             self.close()
             raise
-        except (imaplib2.IMAP4.error, *CONNECTION_ERRORS) as error:
+        except (imaplib2.IMAP4.abort, *CONNECTION_ERRORS) as error:
+            self.close()
+            raise self.ConnectionLost(
+                f"mailbox {server.name}: IDLE connection to {server.host}:{server.port} failed: {error}") from None
+        except imaplib2.IMAP4.error as error:  # the login refused, say: reconnecting would not help
             self.close()
             raise ImapError(f"mailbox {server.name}: IDLE connection to {server.host}:{server.port} failed: {error}") from None
         capabilities = {_text(c).upper() for c in getattr(self.conn, "capabilities", ())}
@@ -449,8 +469,8 @@ class Idler:
     def wait(self, timeout: float) -> bool:
         """Block in IDLE until the server reports a change or `timeout` passes.
 
-        Returns True when the server (probably) has something new. Raises ImapError when the
-        connection is gone, so the caller reconnects.
+        Returns True when the server (probably) has something new. Raises `ConnectionLost` when
+        the connection broke, so the caller reconnects; `ImapError` when the server refused IDLE.
         """
         if self._closed:
             raise ImapError(f"mailbox {self.server.name}: the IDLE connection is closed")
@@ -464,10 +484,16 @@ class Idler:
                 if data and data[0] is not None:
                     changed = True
             return changed
-        except (imaplib2.IMAP4.error, *CONNECTION_ERRORS) as error:
+        except (imaplib2.IMAP4.abort, *CONNECTION_ERRORS) as error:
             if self._closed:
                 return False
-            raise ImapError(f"mailbox {self.server.name}: the IDLE connection broke: {error}") from None
+            raise self.ConnectionLost(
+                f"mailbox {self.server.name}: the IDLE connection to {self.server.host}:{self.server.port} "
+                f"broke: {error}") from None
+        except imaplib2.IMAP4.error as error:
+            if self._closed:
+                return False
+            raise ImapError(f"mailbox {self.server.name}: the server refused IDLE: {error}") from None
 
     def interrupt(self) -> None:
         """Wake a thread blocked in `wait`, for good: used when the worker stops.
