@@ -36,6 +36,55 @@ log = logging.getLogger("agentdesk.sync")
 POLL_INTERVAL = 60.0
 # How often the outbox is checked for replies queued by agents (other processes).
 DELIVERY_INTERVAL = 2.0
+# After a source fails (its server is down, a connection broke), the pause before the next attempt:
+# the first, doubled after each failure in a row, at most the longest (and never more than the
+# poll interval). A restarted server is back in use within the pause in force when it returns.
+RETRY_FIRST = 1.0
+RETRY_LONGEST = 60.0
+
+
+def retry_delay(failures: int) -> float:
+    """The pause after `failures` failed attempts in a row: 1, 2, 4, … 60 s."""
+    return min(RETRY_LONGEST, RETRY_FIRST * 2 ** (max(failures, 1) - 1))
+
+
+class Backoff:
+    """One source's failures in a row, the pause each calls for, and one log line per change of
+    state — not one per attempt: failing (the error, the first pause), another error, a longer
+    pause, back."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.failures = 0
+        self.down = False
+        self._error = ""
+
+    def failed(self, error: BaseException) -> float:
+        """Count a failed attempt; the pause before the next one."""
+        self.failures += 1
+        delay = retry_delay(self.failures)
+        message = str(error)
+        if not self.down or message != self._error:
+            log.warning("%s: %s; retrying in %s", self.name, message, _seconds(delay))
+        elif delay != retry_delay(self.failures - 1):
+            log.info("%s: still failing; retrying in %s", self.name, _seconds(delay))
+        self.down, self._error = True, message
+        return delay
+
+    def answered(self) -> None:
+        """A poll worked: the source is back."""
+        if self.down:
+            log.info("%s: back after %d failure(s)", self.name, self.failures)
+            self.down, self._error = False, ""
+
+    def settled(self) -> None:
+        """A poll and the wait after it worked: pauses start again from the first. (Not at the poll
+        alone: a server that lets us poll but drops every IDLE connection keeps backing off.)"""
+        self.failures = 0
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay:g} s"
 
 
 def _spool_sources(ctx: SyncContext) -> list[Source]:
@@ -121,30 +170,34 @@ class SyncWorker:
         return report
 
     def _source_loop(self, source: Source, on_report: Callable[[Any], None] | None) -> None:
-        failures = 0
+        """Poll, then wait for news (IDLE, a spool watch) or the poll interval, until stopped. A
+        failed poll or wait (a server down, a connection broken) is retried after a pause that
+        grows while it keeps failing; the next poll reconnects and fetches what came meanwhile."""
+        backoff = Backoff(source.name)
         while not self.stop.is_set():
             try:
                 result = source.poll()
-                failures = 0
+                backoff.answered()
                 if on_report and (result.stored or result.errors):
                     on_report(result)
                 if result.stored:
                     self.delivery_wake.set()  # a new message may have queued something to send
             except Exception as error:
-                failures += 1
-                log.warning("%s: %s", source.name, error)
-                if on_report:
-                    on_report(error)
-                # Back off on repeated failures, but never longer than the poll interval.
-                self.stop.wait(min(self.poll_interval, 2 ** min(failures, 6)))
+                self._pause_after(backoff, error)
                 continue
             if self.stop.is_set():
                 break
             try:
                 source.wait(self.poll_interval)
             except Exception as error:
-                log.warning("%s: waiting failed: %s", source.name, error)
-                self.stop.wait(1.0)
+                self._pause_after(backoff, error)
+                continue
+            backoff.settled()
+
+    def _pause_after(self, backoff: Backoff, error: Exception) -> None:
+        # The backoff's log lines are what a failing source reports (on_report would repeat them).
+        if not self.stop.is_set():
+            self.stop.wait(min(self.poll_interval, backoff.failed(error)))
 
     def _delivery_loop(self, on_report: Callable[[Any], None] | None) -> None:
         while not self.stop.is_set():

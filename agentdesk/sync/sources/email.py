@@ -110,7 +110,9 @@ WAL_CHECKPOINT_PAGES = 10_000
 # (ordinary mail never reaches the second bound; bigger mail waits for storing instead of piling up).
 PARSE_AHEAD = 3 * imap.FETCH_BATCH_MESSAGES // COMMIT_EVERY
 PARSE_AHEAD_BYTES = 16 * 1024 * 1024
-# Reconnect attempts within one poll when the server drops us (a restart, a network blip).
+# Reconnect attempts within one poll when the server drops us mid-sync (a restart, a network blip).
+# A server that cannot be reached at all fails the poll at once: the worker retries the source
+# with its backoff (`worker.Backoff`), and the long-running sync waits there, not here.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
 
 
@@ -219,12 +221,14 @@ class MailboxSource:
         self._password: str | None = None
         self._bulk: imap.BulkConnection | None = None
         self._idler: imap.Idler | None = None
+        # IDLE refused (the login or the folder, on that connection) until then: poll meanwhile.
         self._idle_broken_until = 0.0
+        self._idle_unsupported = False  # the server has no IDLE: poll every interval
         self._wake = threading.Event()
-        self._closed = False
-        # Reconnecting within a poll is for a server that dropped us mid-sync; one that never
-        # answered is reported at once (the worker's loop retries it with backoff).
-        self._connected_once = False
+        self._stopping = threading.Event()  # interrupt() or close(): end every wait at once, for good
+        # Whether this poll logged in: only a server that answered it is worth reconnecting to
+        # within the poll (`poll`).
+        self._connected_in_poll = False
         self._checkpoints: _BackgroundCheckpoints | None = None
 
     # connections
@@ -237,7 +241,7 @@ class MailboxSource:
     def _connection(self) -> imap.BulkConnection:
         if self._bulk is None:
             self._bulk = imap.BulkConnection(self.server, self.password())
-            self._connected_once = True
+            self._connected_in_poll = True
         return self._bulk
 
     def _drop_connection(self) -> None:
@@ -251,25 +255,34 @@ class MailboxSource:
         """One pass over every folder; raises SourceError when a folder could not be read."""
         report = PollReport(self.name)
         failures: list[str] = []
+        self._connected_in_poll = False
         for folder in self.mailbox.folders:
-            for attempt, delay in enumerate((*RECONNECT_DELAYS, None)):
+            delays = iter(RECONNECT_DELAYS)
+            while True:
+                # A connection left from an earlier poll may have died since (the server restarted
+                # while we waited): that is worth one fresh connection at once.
+                stale = self._bulk is not None and not self._connected_in_poll
                 try:
                     self._poll_folder(folder, report, progress)
                     break
                 except imap.ImapError as error:
-                    failure = str(error)
+                    failure, retry = str(error), True
                 except imap.CONNECTION_ERRORS as error:
                     failure = f"mailbox {self.name}: connection to {self.server.host}:{self.server.port} lost: {error}"
+                    retry = True
                 except AgentdeskError as error:  # a failing password command
-                    failure = str(error)
-                    delay = None
+                    failure, retry = str(error), False
                 self._drop_connection()
-                if delay is None or self._closed or not self._connected_once:
+                # The server answered this poll and then dropped us (mid-sync): reconnect a few
+                # times. One that does not answer at all fails the poll now.
+                delay = 0.0 if retry and stale else next(delays, None) if retry and self._connected_in_poll else None
+                if delay is None or self._stopping.is_set():
                     failures.append(f"{folder}: {failure}")
                     self._record_error(folder, failure)
                     break
-                log.info("%s; reconnecting in %.1fs", failure, delay)
-                time.sleep(delay)
+                if delay:
+                    log.info("%s; reconnecting in %.1fs", failure, delay)
+                    self._stopping.wait(delay)
         if failures:
             report.errors.extend(failures)
             raise SourceError("; ".join(failures))
@@ -513,7 +526,17 @@ class MailboxSource:
     # waiting
 
     def wait(self, timeout: float) -> None:
-        if self.mailbox.idle and time.monotonic() >= self._idle_broken_until and not self._closed:
+        """Until the server reports a change in the first folder (IDLE), `timeout` passes, or
+        `interrupt`.
+
+        Raises SourceError when the IDLE connection cannot be made or breaks (a restart, a killed
+        server process, a network cut): the worker retries the source with its backoff, and the
+        poll that retry starts with reconnects and fetches what arrived meanwhile. A server
+        without IDLE, or one refusing it, is polled every `timeout` instead.
+        """
+        if self._stopping.is_set():
+            return
+        if self.mailbox.idle and not self._idle_unsupported and time.monotonic() >= self._idle_broken_until:
             try:
                 if self._idler is None:
                     self._idler = imap.Idler(self.server, self.password(), self.mailbox.folders[0])
@@ -522,26 +545,41 @@ class MailboxSource:
                 if self._idler.supported:
                     self._idler.wait(timeout)
                     return
+                log.warning("%s: %s:%s does not offer IDLE; polling every %.0fs",
+                            self.name, self.server.host, self.server.port, timeout)
+                self._idle_unsupported = True
+                self._close_idler()
+            except imap.Idler.ConnectionLost as error:
+                self._close_idler()
+                if self._stopping.is_set():
+                    return
+                raise SourceError(str(error)) from None
             except (imap.ImapError, AgentdeskError) as error:
+                self._close_idler()
+                if self._stopping.is_set():
+                    return
                 log.warning("%s: IDLE unavailable (%s); polling every %.0fs", self.name, error, timeout)
-                if self._idler is not None:
-                    self._idler.close()
-                    self._idler = None
                 self._idle_broken_until = time.monotonic() + 5 * timeout
         self._wake.wait(timeout)
         self._wake.clear()
 
+    def _close_idler(self) -> None:
+        # close() runs on another thread than wait(): take the idler first, then close it.
+        idler, self._idler = self._idler, None
+        if idler is not None:
+            idler.close()
+
     def interrupt(self) -> None:
+        """End a wait, or a pause between reconnects within a poll, at once; for good (the worker
+        is stopping)."""
+        self._stopping.set()
         self._wake.set()
         if self._idler is not None:
             self._idler.interrupt()
 
     def close(self) -> None:
-        self._closed = True
         self.interrupt()
-        if self._idler is not None:
-            self._idler.close()
-            self._idler = None
+        self._close_idler()
         self._drop_connection()
 
 
