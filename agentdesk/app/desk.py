@@ -8,11 +8,15 @@ The actions in this package (`queue`, `conversations`, `customers`, `templates`,
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
 
 from agentdesk import config
 from agentdesk.domain import agents, clocks
@@ -65,15 +69,27 @@ class Desk:
     def agent_signature(self) -> str:
         return self.settings.agent_signature(self.agent)
 
-    def read(self):
-        return db.read_session(self.engine)
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._plain_errors(), db.read_session(self.engine) as session:
+            yield session
 
-    def write(self):
+    @contextmanager
+    def write(self) -> Iterator[Session]:
         """A write transaction; the acting agent's row is kept in step with the config."""
-        session = db.write_session(self.engine)
-        agents.ensure_agent(session, login=self.agent, name=self.agent_name, signature=self.agent_signature,
-                            now=self.now())
-        return session
+        with self._plain_errors(), db.write_session(self.engine) as session:
+            agents.ensure_agent(session, login=self.agent, name=self.agent_name, signature=self.agent_signature,
+                                now=self.now())
+            yield session
+
+    @contextmanager
+    def _plain_errors(self) -> Iterator[None]:
+        """A database that fails under an action (damage deep in an otherwise valid file, a server
+        gone) is one line naming it and what to do, in both front ends, not a driver's traceback."""
+        try:
+            yield
+        except DBAPIError as error:
+            raise db.DatabaseError(db.explain(self.settings.database_url, error)) from None
 
 
 @dataclass(frozen=True)

@@ -230,3 +230,37 @@ def test_an_unreadable_database_is_one_line_even_when_simulated(tmp_path, monkey
     with pytest.raises(db.DatabaseError) as failure:
         db.open_database(f"sqlite:///{path}")
     assert str(failure.value).startswith(f"cannot read the database {path}: permission denied")
+
+
+def _table_pages_overwritten(path: Path, good: Path) -> None:
+    """The header and schema intact, the pages of the message table's rows garbage: the file opens
+    and its schema reads, and the damage shows only when a command reads those rows (every
+    conversation exported, every message counted)."""
+    import sqlite3
+
+    shutil.copyfile(good, path)
+    connection = sqlite3.connect(path)
+    try:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        pages = [row[0] for row in connection.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'message' AND pagetype = 'leaf' ORDER BY pageno")]
+    finally:
+        connection.close()
+    data = bytearray(path.read_bytes())
+    for page in pages[len(pages) // 4: len(pages) // 2]:
+        start = (page - 1) * page_size
+        data[start:start + page_size] = os.urandom(page_size)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("command", [["stats"], ["export"]])
+def test_damage_found_in_the_middle_of_a_command_is_one_line(tmp_path, good_database, command):
+    database = tmp_path / "damaged.db"
+    _table_pages_overwritten(database, good_database)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n', encoding="utf-8")
+    environment = {**os.environ, "HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), *command],
+                            capture_output=True, text=True, env=environment, timeout=60, check=False)
+    line = assert_one_clean_line(result, database)
+    assert "damaged" in line or "not a SQLite database" in line
