@@ -264,6 +264,10 @@ class Settings:
             return self._resolve(self.templates.dir)
         return locations.data_dir() / "templates"
 
+    def spool_path(self, spool: SpoolSettings) -> Path:
+        """A spool's directory; a relative path is taken from the config file's directory."""
+        return self._resolve(spool.path)
+
     def _resolve(self, path: str) -> Path:
         candidate = Path(os.path.expanduser(path))
         if not candidate.is_absolute() and self.source is not None:

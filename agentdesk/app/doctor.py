@@ -83,7 +83,7 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
 
     for index, spool in enumerate(settings.spool):
         key = f"spool[{index}] ({spool.name})"
-        path = settings._resolve(spool.path)
+        path = settings.spool_path(spool)
         missing = [sub for sub in ("tmp", "new", "cur", "rejected") if not (path / sub).is_dir()]
         if not path.is_dir():
             yield Check(key, "fail", f"{path} does not exist; create it with tmp/ new/ cur/ rejected/")

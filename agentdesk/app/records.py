@@ -14,10 +14,13 @@ from agentdesk.app.desk import Desk
 
 def stats(desk: Desk) -> dict[str, Any]:
     """The `stats --json` document."""
+    from agentdesk.channels.webhook.spool import rejected_files
     from agentdesk.domain import stats as counting
 
+    settings = desk.settings
+    rejected = sum(len(rejected_files(settings.spool_path(spool))) for spool in settings.spool)
     with desk.read() as session:
-        return counting.collect(session, desk.settings)
+        return counting.collect(session, settings, spool_rejected=rejected)
 
 
 def audit_events(desk: Desk, *, since: datetime | None = None, ref: str | None = None) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,7 @@ def listing(settings) -> list[dict[str, Any]]:
 
     rows = []
     for spool in settings.spool:
-        path = settings._resolve(spool.path)
+        path = settings.spool_path(spool)
         counts = {sub: _count(path / sub) for sub in ("new", "cur", "rejected")}
         # A file's name is whatever its writer chose: shown as `printable` writes it, like the
         # sync's log lines do, so the same file reads the same everywhere. The reason comes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
@@ -28,14 +27,8 @@ def _count(session: Session, model) -> int:
     return session.exec(select(func.count()).select_from(model)).one()
 
 
-def rejected_spool_files(path: Path) -> int:
-    rejected = Path(path) / "rejected"
-    if not rejected.is_dir():
-        return 0
-    return sum(1 for entry in rejected.iterdir() if entry.is_file() and entry.suffix != ".error")
-
-
-def collect(session: Session, settings: Settings) -> dict[str, Any]:
+def collect(session: Session, settings: Settings, *, spool_rejected: int) -> dict[str, Any]:
+    """`spool_rejected`: the files in every spool's rejected/, counted by whoever reads the spools."""
     sources: dict[str, dict[str, Any]] = {
         source.name: {"last_sync": None, "error": None} for source in [*settings.mailbox, *settings.spool]
     }
@@ -53,6 +46,6 @@ def collect(session: Session, settings: Settings) -> dict[str, Any]:
         "messages": _grouped(session, Message.direction, DIRECTIONS),
         "kinds": _grouped(session, Message.kind, KINDS),
         "outbox": _grouped(session, Outbox.state, OUTBOX_STATES),
-        "spool_rejected": sum(rejected_spool_files(settings._resolve(spool.path)) for spool in settings.spool),
+        "spool_rejected": spool_rejected,
         "sources": sources,
     }

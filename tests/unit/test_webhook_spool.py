@@ -211,9 +211,7 @@ def test_a_zoo_of_bad_payloads_ends_in_rejected_with_reasons(env):
     assert "without the blank line" in (forms.path / "rejected" / "broken.http.error").read_text()
     assert env.count(Message) == 0
     assert os.listdir(forms.path / "new") == [] and os.listdir(mail.path / "new") == []
-    from agentdesk.domain.stats import rejected_spool_files
-
-    assert rejected_spool_files(str(forms.path)) == 11 and rejected_spool_files(str(mail.path)) == 3
+    assert len(spooling.rejected_files(forms.path)) == 11 and len(spooling.rejected_files(mail.path)) == 3
 
 
 def test_retry_reingests_rejected_files_after_a_fix(env):

@@ -28,7 +28,7 @@ threads:
 - at most `max_connections` connections are handled at once; one more is answered 503 at once
   from the accepting thread and closed;
 - the request line and headers are at most `MAX_HEAD_BYTES` together;
-- everything logged that came from the client is escaped (`spool.printable`), and a client that
+- everything logged that came from the client is escaped (`sanitize.printable`), and a client that
   disappears costs one log line, not a traceback.
 
 The standard library's ThreadingHTTPServer is enough here: each request is a few system calls
@@ -55,8 +55,8 @@ from pathlib import Path
 from typing import Callable
 
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.channels.webhook.spool import printable
 from agentdesk.config import Settings, SpoolSettings, WebhookSettings
+from agentdesk.sanitize import printable
 
 SIGNATURE_HEADER = "X-Agentdesk-Signature"
 TWILIO_HEADER = "X-Twilio-Signature"
@@ -110,7 +110,7 @@ def endpoints_from_settings(settings: Settings, *, secret: Callable[[SpoolSettin
         value = None
         if spool.secret_command:
             value = secret(spool, key) if secret else spool.secret(key)
-        path = settings._resolve(spool.path)
+        path = settings.spool_path(spool)
         spooling.ensure_spool(path)
         endpoints[spool.name] = Endpoint(spool=spool, path=path, secret=value)
     return endpoints

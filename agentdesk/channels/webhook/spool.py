@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agentdesk.channels.webhook.adapters import Payload, Rejected
+from agentdesk.sanitize import printable
 
 SUBDIRS = ("tmp", "new", "cur", "rejected")
 EXTENSIONS = (".json", ".http")
@@ -46,28 +47,6 @@ _OPEN_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def printable(text: str) -> str:
-    """`text` with every character a terminal would not simply print written as an escape.
-
-    C0 and C1 controls, DEL, bidi and other format characters, line and paragraph separators and
-    lone surrogates (undecodable bytes of a file name) become `\\xNN` / `\\uNNNN`, and a backslash
-    becomes two, so the result is one inert line that still shows exactly what was sent. For
-    names and header values that go into log lines and `.error` reasons.
-    """
-    if text.isprintable() and "\\" not in text:
-        return text
-    out = []
-    for char in text:
-        if char == "\\":
-            out.append("\\\\")
-        elif char.isprintable():
-            out.append(char)
-        else:
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    return "".join(out)
 
 
 # --- writing: the Maildir discipline -----------------------------------------------------------

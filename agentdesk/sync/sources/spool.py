@@ -45,14 +45,28 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from agentdesk.channels.webhook.adapters import Draft, Rejected, StatusUpdate, adapter_for
+from agentdesk.channels.webhook.adapters import (
+    Draft,
+    Rejected,
+    StatusUpdate,
+    adapter_for,
+)
 from agentdesk.channels.webhook.spool import (
-    ERROR_SUFFIX, LOCK_FILE, RETRIED_DIR, SpoolWriter, ensure_spool, fsync_dir, printable, read_payload,
-    rejected_files, unique_name, utcnow,
+    ERROR_SUFFIX,
+    LOCK_FILE,
+    RETRIED_DIR,
+    SpoolWriter,
+    ensure_spool,
+    fsync_dir,
+    read_payload,
+    rejected_files,
+    unique_name,
+    utcnow,
 )
 from agentdesk.config import Settings, SpoolSettings
 from agentdesk.domain import clocks, customers
 from agentdesk.errors import AgentdeskError, NotFound
+from agentdesk.sanitize import printable
 from agentdesk.store import db, queries
 from agentdesk.store.models import SyncState
 from agentdesk.sync.base import PollReport, Progress, SourceError, SyncContext
@@ -531,7 +545,7 @@ def spool_sources(ctx: SyncContext, *, only: str | None = None) -> list[SpoolSou
     spools = [find_spool(settings, only)] if only is not None else list(settings.spool)
     sources = []
     for spool in spools:
-        source = SpoolSource(spool, engine=ctx.engine, policies=ctx.policies, path=settings._resolve(spool.path),
+        source = SpoolSource(spool, engine=ctx.engine, policies=ctx.policies, path=settings.spool_path(spool),
                              now_fn=ctx.now_fn, templates_dir=settings.templates_dir, settings=settings)
         source.ensure()
         sources.append(source)

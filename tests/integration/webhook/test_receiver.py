@@ -119,7 +119,7 @@ def test_200_concurrent_posts_lose_and_double_nothing(served):
     for thread in threads:
         thread.join(60)
     assert sorted(statuses) == list(range(count)) and set(statuses.values()) == {200}
-    spool_dir = settings._resolve(settings.spool[0].path)
+    spool_dir = settings.spool_path(settings.spool[0])
     written = files(spool_dir / "new")
     assert len(written) == count and os.listdir(spool_dir / "tmp") == []
     assert sorted(json.loads(p.read_bytes())["id"] for p in written) == sorted(f"evt-{i}" for i in range(count))
@@ -148,7 +148,7 @@ def test_authentication_size_and_routing(served):
     big = b"x" * 65537
     assert post(server, "/hooks/chat", big, {**json_type, "X-Agentdesk-Signature": sign(big)})[0] == 413
     assert post(server, "/hooks/nope", body, {**json_type, "X-Agentdesk-Signature": sign(body)})[0] == 404
-    chat_dir = settings._resolve(settings.spool[0].path)
+    chat_dir = settings.spool_path(settings.spool[0])
     assert files(chat_dir / "new") == []  # nothing unauthenticated was written
     status, answer = post(server, "/hooks/chat", body, {**json_type, "X-Agentdesk-Signature": sign(body)})
     assert status == 200 and (chat_dir / "new" / json.loads(answer)["stored"]).read_bytes() == body
@@ -174,7 +174,7 @@ def test_twilio_signature_and_form_bodies_become_http_files(served):
     status, answer = post(server, "/hooks/sms", body, headers)
     assert status == 200 and b"<Response>" in answer
     assert post(server, "/hooks/sms", body + b"&Body=forged", headers)[0] == 401
-    written = files(settings._resolve(settings.spool[1].path) / "new")
+    written = files(settings.spool_path(settings.spool[1]) / "new")
     assert len(written) == 1 and written[0].suffix == ".http"
     assert written[0].read_bytes() == b"Content-Type: application/x-www-form-urlencoded\r\n\r\n" + body
 
@@ -199,7 +199,7 @@ def test_cli_serve_then_a_watching_sync_stores_within_two_seconds(tmp_path):
         engine = db.open_database(settings.database_url)
         source = spool_source.SpoolSource(settings.spool[0], engine=engine,
                                       policies=clocks.Policies.from_settings(settings),
-                                      path=settings._resolve(settings.spool[0].path))
+                                      path=settings.spool_path(settings.spool[0]))
         seen: list[float] = []
 
         def watch():  # what `agentdesk sync` does for a spool between passes
@@ -250,7 +250,7 @@ def test_outbound_url_is_signed_retried_and_recorded(tmp_path):
         engine = db.open_database(settings.database_url)
         policies = clocks.Policies.from_settings(settings)
         chat = settings.spool[0]
-        path = settings._resolve(chat.path)
+        path = settings.spool_path(chat)
         spooling.ensure_spool(path)
         spooling.write_payload(path, chat_event(3), "application/json")
         spool_source.SpoolSource(chat, engine=engine, policies=policies, path=path).poll()
