@@ -165,6 +165,7 @@ def queue_state(app):
 
 
 async def agentdesk_first_paint(settings) -> float:
+    from agentdesk.app import conversations
     from agentdesk.tui.app import AgentDeskApp
 
     started = time.perf_counter()
@@ -180,6 +181,7 @@ async def agentdesk_first_paint(settings) -> float:
 
 
 async def session_figures(settings, thread_id: int) -> dict:
+    from agentdesk.app import conversations
     from agentdesk.tui.app import AgentDeskApp
 
     figures: dict = {}
@@ -233,7 +235,7 @@ async def session_figures(settings, thread_id: int) -> dict:
         figures["thread"] = (statistics.median(samples) * 1000, max(samples) * 1000, len(main.thread.items))
         figures["thread samples"] = [round(sample * 1000) for sample in samples]
         started = time.perf_counter()
-        app.desk.thread(thread_id)
+        conversations.thread(app.desk, thread_id)
         figures["thread query only"] = (time.perf_counter() - started) * 1000
 
         searches: dict[str, list] = {}
