@@ -208,8 +208,7 @@ def policy_for(session: Any, conversation: Conversation, policies: Policies) -> 
 
     tags = set(session.exec(select(ConversationTag.tag).where(ConversationTag.conversation_id == conversation.id)))
     customer = session.get(Customer, conversation.customer_id)
-    return policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags,
-                           tier=customer.tier if customer else "")
+    return _policy_of(conversation, policies, tags, customer.tier if customer else "")
 
 
 # --- evaluating and refreshing ---------------------------------------------------------------------
@@ -280,6 +279,14 @@ def _write_fields(conversation: Any, states: Iterable[sla.TargetState]) -> None:
         _set(conversation, name, value)
 
 
+def _policy_of(conversation: Any, policies: Policies, tags: set[str], tier: str) -> sla.Policy | None:
+    """The policy whose clocks run for `conversation`: none while it is set aside (spam, bulk,
+    system) — no one owes a reply there; moved back, its clocks start from its facts again."""
+    if getattr(conversation, "aside", ""):
+        return None
+    return policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags, tier=tier)
+
+
 def refresh(
     conversation: Any, *, policies: Policies, tags: set[str], tier: str = "", now: datetime,
     session: Any = None, events: Sequence[sla.ClockEvent] | None = None,
@@ -290,7 +297,7 @@ def refresh(
     add the events that happened since to the session, and return them. Without: the snapshot
     model, nothing recorded.
     """
-    policy = policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags, tier=tier)
+    policy = _policy_of(conversation, policies, tags, tier)
     conversation.sla_policy = policy.name if policy else ""
     conversation_id = getattr(conversation, "id", None)
     if policy is None:
@@ -329,7 +336,7 @@ def refresh_rows(
     happened since `events` returned as `SlaClockEvent` column values (without conversation_id)
     instead of added to a session, so a batch inserts the events of many conversations in one
     statement — and a conversation not stored yet (no id, `events` empty) gets its clocks too."""
-    policy = policies.select(channel=conversation.channel, priority=conversation.priority, tags=tags, tier=tier)
+    policy = _policy_of(conversation, policies, tags, tier)
     _set(conversation, "sla_policy", policy.name if policy else "")
     if policy is None:
         _write_fields(conversation, [])

@@ -82,6 +82,8 @@ class NewConversation:
         self.last_customer_message_at = None
         self.waiting_since = None
         self.merged_into_id = None
+        self.aside = ""  # "spam", "bulk" or "system": set aside in that view, no SLA clock
+        self.bounced_at = None
         self.version = 1
         self.opening: object = None  # sla.Opening computed ahead (the sync's parsers), if any
         # Written by clocks.refresh_rows.

@@ -77,10 +77,28 @@ def revision_5_message_conversation_index(connection: Connection) -> None:
         "CREATE INDEX IF NOT EXISTS ix_message_id_conversation ON message (id, conversation_id)")
 
 
+def revision_6_set_aside_bounces_blocks(connection: Connection) -> None:
+    """Conversations set aside (spam, bulk, system) and their views' index, a bounced reply's
+    flag and its link to the bounce, and the blocked senders."""
+    for statement in (
+        "ALTER TABLE conversation ADD COLUMN aside VARCHAR DEFAULT '' NOT NULL",
+        "ALTER TABLE conversation ADD COLUMN bounced_at DATETIME",
+        "ALTER TABLE outbox ADD COLUMN bounce_message_id INTEGER",
+        "CREATE INDEX IF NOT EXISTS ix_conversation_aside_queue ON conversation (aside, queue_due, queue_wait, id)",
+    ):
+        if connection.dialect.name != "sqlite":
+            statement = statement.replace("DATETIME", "TIMESTAMP WITH TIME ZONE")
+        connection.exec_driver_sql(statement)
+    from agentdesk.store.models import BlockedSender
+
+    BlockedSender.__table__.create(connection, checkfirst=True)
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
     4: revision_4_recent_changes_index,
     5: revision_5_message_conversation_index,
+    6: revision_6_set_aside_bounces_blocks,
 }
 HEAD = max(STEPS, default=1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint, Index
+from sqlalchemy import Column, DateTime, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -101,6 +101,8 @@ class Conversation(SQLModel, table=True):
         Index("ix_conversation_queue", "queue_due", "queue_wait", "id"),
         Index("ix_conversation_status_queue", "status", "queue_due", "queue_wait", "id"),
         Index("ix_conversation_assignee_queue", "assignee", "queue_due", "queue_wait", "id"),
+        # The views of conversations set aside (spam, bulk, system) in the queue's order (revision 6).
+        Index("ix_conversation_aside_queue", "aside", "queue_due", "queue_wait", "id"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     channel: str
@@ -132,6 +134,11 @@ class Conversation(SQLModel, table=True):
     queue_due: datetime = Field(default=NEVER, sa_column=_time(nullable=False))
     queue_wait: datetime = Field(default=NEVER, sa_column=_time(nullable=False))
     merged_into_id: Optional[int] = Field(default=None, foreign_key="conversation.id")
+    # "" in the queue; "spam", "bulk" or "system" (unmatched machine mail): set aside in that view,
+    # out of every other, with no SLA clock running (revision 6).
+    aside: str = Field(default="", sa_column=Column(String, nullable=False, server_default=""))
+    # When a reply of ours last bounced and no reply went out since: the row's flag (revision 6).
+    bounced_at: Optional[datetime] = Field(default=None, sa_column=_time())
     version: int = 1  # optimistic concurrency: every update bumps it and checks the old value
 
 
@@ -215,6 +222,18 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
     next_attempt_at: Optional[datetime] = Field(default=None, sa_column=_time())
     sent_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    # The inbound bounce that reported this message undelivered (state "failed"; `delivery` shows
+    # "bounced") (revision 6).
+    bounce_message_id: Optional[int] = None
+
+
+class BlockedSender(SQLModel, table=True):
+    """A sender whose mail goes straight to the spam view: an address, or "@domain" for a whole
+    domain, lower-cased (revision 6)."""
+
+    pattern: str = Field(primary_key=True)
+    agent: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
 
 
 class SyncState(SQLModel, table=True):

@@ -224,6 +224,9 @@ def test_views_split_the_queue_as_their_names_say(engine):
         snoozed = add(status="open", snoozed_until=T + timedelta(hours=2))
         solved = add(status="solved", solved_at=T)
         breaching = add(status="open", warning_at=T - timedelta(minutes=1))
+        spam = add(status="open", assignee="tester", aside="spam")
+        bulk = add(status="new", aside="bulk")
+        system = add(status="new", aside="system")
         session.commit()
     with db.read_session(engine) as session:
         def ids(view):
@@ -237,6 +240,8 @@ def test_views_split_the_queue_as_their_names_say(engine):
         assert ids("solved") == {solved}
         assert ids("breaching") == {breaching}
         assert len(ids("all")) == 7
+        # Set aside: in its own view and in no other.
+        assert (ids("spam"), ids("bulk"), ids("system")) == ({spam}, {bulk}, {system})
         with pytest.raises(Exception, match="unknown view"):
             queries.queue_window(session=session, view="nope", agent="tester", now=T)
 
@@ -342,6 +347,10 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
             conversations.append(conversation)
         session.flush()
         conversations[3].merged_into_id = conversations[4].id
+        for conversation, aside in zip(conversations[6::9], ("spam", "bulk", "system") * 10):
+            conversation.aside = aside
+        for conversation in conversations[2::11]:
+            conversation.bounced_at = T
         for conversation in conversations[::5]:
             session.add(Draft(conversation_id=conversation.id, agent="tester", body="Hi", base_version=1, updated_at=T))
         session.add(Draft(conversation_id=conversations[1].id, agent="dana", body="Hi", base_version=1, updated_at=T))
@@ -358,7 +367,8 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
             expected = [dict(id=c.id, customer=names[c.customer_id], subject=c.subject, channel=c.channel,
                              status=c.status, priority=c.priority, assignee=c.assignee, waiting_since=c.waiting_since,
                              queue_due=c.queue_due, warning_at=c.warning_at, version=c.version,
-                             queue_wait=c.queue_wait, solved_at=c.solved_at, has_draft=int(c.id in drafts))
+                             queue_wait=c.queue_wait, solved_at=c.solved_at, has_draft=int(c.id in drafts),
+                             bounced=int(c.bounced_at is not None))
                         for c in window]
             assert plain == expected, (view, limit)
             with db.read_session(engine) as session:
