@@ -277,9 +277,17 @@ def open_database(url: str, *, create_directory: bool | None = None) -> Engine:
     return engine
 
 
-def explain(url: str, error: DBAPIError) -> str:
-    """One line for a database that would not open: which one, what is wrong, what to do."""
-    reason = " ".join(str(error.orig).split()) or type(error.orig).__name__
+def explain(url: str, error: BaseException) -> str:
+    """One line for a database that would not open or failed under an action: which one, what is
+    wrong, what to do.
+
+    A full disk is recognised anywhere in the error's chain: SQLite may roll the whole transaction
+    back on SQLITE_FULL, so what reaches the caller is often the next statement's failure ("no
+    such savepoint") with the full disk as its context."""
+    if disk_full_error(error) is not None:
+        return _explain_disk_full(url)
+    orig = getattr(error, "orig", None) or error
+    reason = " ".join(str(orig).split()) or type(orig).__name__
     path = sqlite_path(url)
     if path is None:
         where = describe_url(url)
@@ -309,6 +317,78 @@ def explain(url: str, error: DBAPIError) -> str:
         return (f"the database {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
                 f"try again, or find the process that holds it")
     return f"cannot open the database {path}: {reason}"
+
+
+# SQLite's result code for a full disk, and the PostgreSQL SQLSTATE of "disk full".
+SQLITE_FULL = 13
+POSTGRES_DISK_FULL = "53100"
+_DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "disk full")
+
+
+def disk_full_error(error: BaseException | None) -> BaseException | None:
+    """The error in `error`'s chain (itself, the driver's error it wraps, its cause and context)
+    that says the disk is full, or None."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if _says_disk_full(current):
+            return current
+        pending.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
+    return None
+
+
+def _says_disk_full(error: BaseException) -> bool:
+    import errno
+
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL or getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL:
+        return True
+    if isinstance(error, DBAPIError):
+        return False  # its driver error (orig) is looked at on its own
+    lowered = str(error).lower()
+    return any(words in lowered for words in _DISK_FULL_WORDS)
+
+
+def free_space(path: Path) -> int | None:
+    """Bytes free for this user on the file system holding `path` (or its nearest existing
+    ancestor), or None when that cannot be told."""
+    import shutil
+
+    for candidate in (path, *path.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return None
+
+
+def human_bytes(size: int) -> str:
+    """1 536 -> "1.5 KiB"; bytes under a KiB as they are."""
+    if size < 1024:
+        return f"{size} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+def _explain_disk_full(url: str) -> str:
+    path = sqlite_path(url)
+    if path is None:
+        return (f"the database server of {describe_url(url)} has no disk space left; nothing more can be "
+                f"stored until space is freed on the server")
+    free = free_space(path.parent)
+    left = "free space unknown" if free is None else f"{human_bytes(free)} free"
+    return (f"the disk holding the database {path} is full ({left} in {path.parent}); nothing more can be "
+            f"stored: free space there or move the database elsewhere (database.url)")
 
 
 def _postgres_reason(reason: str) -> str:
@@ -420,5 +500,8 @@ __all__ = [
     "database_size",
     "describe_url",
     "explain",
+    "disk_full_error",
+    "free_space",
+    "human_bytes",
     "check_sqlite_file",
 ]

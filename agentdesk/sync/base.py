@@ -14,7 +14,15 @@ Progress = Callable[[int, int, str], None]
 
 
 class SourceError(AgentdeskError):
-    """A source could not be read (server unreachable, login refused, folder missing)."""
+    """A source could not be read (server unreachable, login refused, folder missing) or what it
+    read could not be stored (the database's disk full).
+
+    `report`: what the pass did before it failed (messages already committed are counted there),
+    so a summary never says 0 stored when some were."""
+
+    def __init__(self, message: str, *, report: PollReport | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 def utcnow() -> datetime:

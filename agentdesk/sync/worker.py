@@ -161,6 +161,8 @@ class SyncWorker:
                 report.polls.append(source.poll(progress=progress))
             except SourceError as error:
                 report.errors.append(str(error))
+                if error.report is not None:  # what it stored before failing
+                    report.polls.append(error.report)
             except Exception as error:  # e.g. the database is locked past its timeout
                 report.errors.append(f"{source.name}: {type(error).__name__}: {error}")
         try:

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import select
 
 from agentdesk.channels.base import InboundMessage
@@ -272,6 +273,13 @@ class MailboxSource:
                     retry = True
                 except AgentdeskError as error:  # a failing password command
                     failure, retry = str(error), False
+                except DBAPIError as error:
+                    # The database, not the server (its disk full, say): what this poll committed
+                    # stays counted in `report`, the rest waits for the next poll, and no other
+                    # folder can be stored either.
+                    failure = f"mailbox {self.name}: {db.explain(str(self.ctx.engine.url), error)}"
+                    report.errors.append(failure)
+                    raise SourceError(failure, report=report) from None
                 self._drop_connection()
                 # The server answered this poll and then dropped us (mid-sync): reconnect a few
                 # times. One that does not answer at all fails the poll now.
@@ -285,7 +293,7 @@ class MailboxSource:
                     self._stopping.wait(delay)
         if failures:
             report.errors.extend(failures)
-            raise SourceError("; ".join(failures))
+            raise SourceError("; ".join(failures), report=report)
         return report
 
     def _checkpoint(self, folder: str) -> SyncState | None:
@@ -301,7 +309,9 @@ class MailboxSource:
                 state.last_error = error[:2_000]
                 session.add(state)
                 session.commit()
-        except Exception:  # the database itself is the problem; the caller reports the error
+        except DBAPIError as error:  # the database itself is the problem; the caller reports the error
+            log.debug("cannot record the sync error of %s/%s: %s", self.name, folder, error)
+        except Exception:
             log.exception("cannot record the sync error of %s/%s", self.name, folder)
 
     def _state_row(self, session, folder: str) -> SyncState:
@@ -472,6 +482,8 @@ class MailboxSource:
                 results = ingest_batch(session, [message for _, message, _ in chunk], policies=ctx.policies,
                                        now=now or ctx.now_fn(), settings=ctx.settings,
                                        openings=[opening for _, _, opening in chunk])
+            except OperationalError:
+                raise  # the database failed (disk full, locked past the timeout), not a message
             except Exception:
                 # One message breaks ingest: redo the chunk one message at a time, so the others are
                 # stored and the broken one is stored flagged (never dropped, never blocking the folder).
@@ -513,6 +525,8 @@ class MailboxSource:
         try:
             with session.begin_nested():
                 return ingest_message(session, message, policies=ctx.policies, now=ctx.now_fn(), settings=ctx.settings)
+        except OperationalError:
+            raise
         except Exception as error:
             log.exception("%s: ingest failed for %s; storing it flagged", self.name, message.external_id)
             fallback = dataclasses.replace(
