@@ -164,6 +164,9 @@ class MailboxSettings:
         False, doc="Also send the receipt for a customer message outside business hours "
         "(once per conversation until an agent replies).")
     receipt_limit: int = setting(3, doc="At most this many automatic receipts to one address per hour (loop protection).")
+    bulk: Literal["queue", "bulk-view"] = setting(
+        "bulk-view", doc="Where newsletters and list mail (List-Id, List-Unsubscribe, Precedence bulk) go: "
+        "bulk-view (the Bulk view: no SLA clock, no receipt) | queue (the queue, as customer mail; still no receipt).")
     smtp: SmtpSettings = setting(factory=SmtpSettings, doc="How replies from this mailbox are sent.")
 
     def password(self, key: str) -> str:

@@ -7,14 +7,12 @@ sent. A receipt goes out for the first message of a new conversation and, when t
 stored on the conversation, so the promise is the one the team is measured against: business
 hours, holidays and pauses included.
 
-Loop protection — a receipt never answers:
-- an auto-reply, a bounce, list or bulk mail (the message's kind and bulk flag), nor a message
-  carrying our loop header or an empty Return-Path (`automatic_messages.automatic_reply_allowed`,
-  when the inbound record with its headers is at hand);
-- a message without a sender, from one of our own mailbox addresses, or from a machine address
-  (mailer-daemon, postmaster, no-reply, owner-…, …-request);
-- an address that already got `receipt_limit` receipts (default 3) within the last hour,
-  counted from the receipts stored for that customer, so it holds across processes and restarts.
+Loop protection — a receipt never answers what `automatic_messages.refusal` refuses (the one rule
+for every automatic message: machine mail by kind, bulk flag, headers or sender address, our own
+addresses), a conversation set aside (spam, bulk, system), nor an address that already got
+`receipt_limit` receipts (default 3) within the last hour, counted from the receipts stored for
+that customer, so it holds across processes and restarts. And it is never queued when it could
+not be delivered (no email address to send it to, a spool without an outbound).
 
 A receipt is not a reply: it starts and stops no SLA clock (docs/sla.md). Domain code: no IO
 beyond the store and the templates directory; every decision takes `now`.
@@ -38,15 +36,6 @@ from agentdesk.store.models import Conversation, Customer, Message, ref_of
 DEFAULT_LIMIT_PER_HOUR = 3
 WINDOW = timedelta(hours=1)
 AUTHOR = "Automatic receipt"
-# Local parts of addresses that belong to machines: answering them feeds loops (RFC 3834 §2).
-_MACHINE_LOCAL_PARTS = frozenset({
-    "mailer-daemon", "postmaster", "noreply", "no-reply", "no_reply", "donotreply", "do-not-reply",
-    "do_not_reply", "bounce", "bounces", "auto-reply", "autoreply", "daemon",
-})
-_MACHINE_PREFIXES = ("owner-", "bounce-", "bounces-")
-_MACHINE_SUFFIXES = ("-request", "-owner", "-bounces")
-
-
 @dataclass(frozen=True)
 class Decision:
     send: bool
@@ -72,12 +61,21 @@ def our_addresses(settings: config.Settings) -> frozenset[str]:
     return frozenset(found)
 
 
-def is_machine_address(address: str) -> bool:
-    local = address.strip().lower().rpartition("@")[0]
-    if not local:
-        return False
-    return (local in _MACHINE_LOCAL_PARTS or local.startswith(_MACHINE_PREFIXES)
-            or local.endswith(_MACHINE_SUFFIXES))
+def why_undeliverable(channel: Any, address: str) -> str:
+    """Why a receipt to `address` on `channel` could not be delivered, or "": a receipt that is
+    queued only to fail would fail the sync that queued it (and tell the customer nothing)."""
+    from agentdesk.config import MailboxSettings
+
+    address = (address or "").strip()
+    if isinstance(channel, MailboxSettings) or getattr(channel, "kind", "") == "email":
+        local, at, domain = address.rpartition("@")
+        if not (at and local and "." in domain.strip(".")):
+            return f"{address or 'the sender'} is not an email address a receipt could go to"
+    if not isinstance(channel, MailboxSettings):
+        outbound = getattr(channel, "outbound", None)
+        if outbound is None or not (getattr(outbound, "spool", "") or getattr(outbound, "url", "")):
+            return f"spool {channel.name} has no outbound to send a receipt through"
+    return ""
 
 
 def receipts_sent(session: Session, *, customer_id: int, now: datetime, window: timedelta = WINDOW) -> int:
@@ -123,22 +121,19 @@ def decide(
         return Decision(False, f"source {conversation.source!r} has no receipt template")
     if message.direction != "inbound":
         return Decision(False, "it is not a customer message")
-    if message.kind != "message":
-        return Decision(False, f"it is {message.kind.replace('_', '-')}")
-    if message.bulk:
-        return Decision(False, "it is list or bulk mail")
-    address = (message.sender_address or "").strip().lower()
-    if not address:
-        return Decision(False, "it has no sender address")
-    if address in our_addresses(settings):
-        return Decision(False, "it comes from one of our own addresses")
-    if "@" in address and is_machine_address(address):
-        return Decision(False, f"{address} is a machine address")
-    if inbound is not None:
-        allowed, why_not = automatic_messages.automatic_reply_allowed(
-            session, inbound=inbound, our_addresses=our_addresses(settings), now=now)
-        if not allowed:
-            return Decision(False, why_not)
+    if getattr(conversation, "aside", ""):
+        return Decision(False, f"its conversation is set aside as {conversation.aside}")
+    ours = our_addresses(settings)
+    why_not = automatic_messages.refusal(
+        kind=message.kind, bulk=message.bulk or bool(inbound is not None and inbound.bulk),
+        sender_address=message.sender_address, headers=inbound.headers if inbound is not None else {},
+        our_addresses=ours)
+    if why_not:
+        return Decision(False, why_not)
+    undeliverable = why_undeliverable(channel, message.sender_address)
+    if undeliverable:
+        return Decision(False, undeliverable)
+    address = message.sender_address.strip().lower()
 
     if first_message if first_message is not None else _is_first_message(session, conversation, message):
         occasion = "new conversation"

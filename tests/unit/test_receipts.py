@@ -40,6 +40,13 @@ name = "sms"
 path = "/nonexistent/sms"
 kind = "sms"
 receipt = "receipt-sms"
+outbound = { spool = "/nonexistent/sms-out" }
+
+[[spool]]
+name = "forms"
+path = "/nonexistent/forms"
+kind = "webform"
+receipt = "receipt-sms"
 """
 
 RECEIPT = "Hi {{ customer_first_name }},\n\nWe received your message ({{ ref }}). A person will answer by {{ due }}.\n"
@@ -223,3 +230,87 @@ def test_a_receipt_leaves_the_conversation_new(engine, settings, policies):
     _, conversation_id = _ingest(engine, settings, policies)
     with db.read_session(engine) as session:
         assert session.get(Conversation, conversation_id).status == "new"
+
+
+# --- the one rule (RFC 3834, in depth): each case its own test, all through a real ingest --------
+
+
+def test_no_receipt_for_an_empty_envelope_sender(engine, settings, policies):
+    assert _ingest(engine, settings, policies, headers={"return-path": "<>"})[0] is None
+
+
+def test_no_receipt_for_a_return_path_that_is_a_machine(engine, settings, policies):
+    headers = {"return-path": "<bounces+greta=velo.example@lists.example>"}
+    assert _ingest(engine, settings, policies, headers=headers)[0] is None
+
+
+@pytest.mark.parametrize("sender", [
+    "MAILER-DAEMON@mx.velo.example", "postmaster@velo.example", "no-reply@shop.example", "noreply@shop.example",
+    "bounce@shop.example", "bounces@lists.example", "mailer@velo.example", "daemon@velo.example",
+    "listserv@lists.example", "majordomo@lists.example", "owner-cyclists@lists.example",
+    "cyclists-request@lists.example", "do-not-reply@bank.example",
+])
+def test_no_receipt_for_a_machine_sender(engine, settings, policies, sender):
+    assert _ingest(engine, settings, policies, sender=sender)[0] is None
+
+
+@pytest.mark.parametrize("value", ["auto-replied", "auto-generated", "auto-notified; owner-email=x@y.example"])
+def test_no_receipt_for_auto_submitted_mail(engine, settings, policies, value):
+    assert _ingest(engine, settings, policies, headers={"auto-submitted": value})[0] is None
+
+
+def test_auto_submitted_no_is_a_person(engine, settings, policies):
+    assert _ingest(engine, settings, policies, headers={"auto-submitted": "no"})[0] is not None
+
+
+@pytest.mark.parametrize("value", ["bulk", "list", "junk", "Bulk"])
+def test_no_receipt_for_precedence_bulk_list_or_junk(engine, settings, policies, value):
+    assert _ingest(engine, settings, policies, headers={"precedence": value})[0] is None
+
+
+def test_no_receipt_for_list_id(engine, settings, policies):
+    assert _ingest(engine, settings, policies, headers={"list-id": "<cyclists.lists.example>"})[0] is None
+
+
+def test_no_receipt_for_list_unsubscribe(engine, settings, policies):
+    headers = {"list-unsubscribe": "<mailto:leave@lists.example>"}
+    assert _ingest(engine, settings, policies, headers=headers)[0] is None
+
+
+def test_no_receipt_for_x_auto_response_suppress(engine, settings, policies):
+    assert _ingest(engine, settings, policies, headers={"x-auto-response-suppress": "All"})[0] is None
+
+
+def test_no_receipt_for_any_of_our_own_addresses(engine, settings, policies):
+    # The second mailbox sends no receipts itself, but it is us all the same.
+    assert _ingest(engine, settings, policies, sender="quiet@northwind.example")[0] is None
+
+
+def test_no_receipt_for_an_address_that_had_its_share(engine, settings, policies):
+    sent = [_ingest(engine, settings, policies, at=T + n * M, subject=f"Question {n}")[0] for n in range(4)]
+    assert [body is not None for body in sent] == [True, True, True, False]
+
+
+def test_a_spool_message_is_judged_on_its_sender_address(engine, settings, policies):
+    body, _ = _ingest(engine, settings, policies, source="sms", channel="email", sender="no-reply@shop.example")
+    assert body is None
+
+
+def test_no_receipt_is_queued_that_cannot_be_delivered(engine, settings, policies):
+    # A web form spool without an outbound: the receipt would only fail (and fail the sync).
+    body, conversation_id = _ingest(engine, settings, policies, source="forms", channel="webform", sender="form-7")
+    assert body is None
+    with db.read_session(engine) as session:
+        assert session.exec(select(Outbox)).all() == []
+
+
+def test_the_rule_refuses_whatever_the_classification_said():
+    from agentdesk.domain import automatic_messages
+
+    refusal = automatic_messages.refusal
+    assert refusal(kind="message", bulk=False, sender_address="greta@velo.example", headers={},
+                   our_addresses=set()) == ""
+    assert "Return-Path" in refusal(kind="message", bulk=False, sender_address="greta@velo.example",
+                                    headers={"return-path": "<>"}, our_addresses=set())
+    assert "bounce" in refusal(kind="bounce", bulk=False, sender_address="greta@velo.example", headers={},
+                               our_addresses=set())
