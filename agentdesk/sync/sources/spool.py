@@ -108,14 +108,27 @@ class SpoolPollReport(PollReport):
         """True when every file was stored or rejected with a reason (DESIGN: sync --once)."""
         return not self.failed
 
-    def lines(self) -> list[str]:
-        """What a person should read about this pass: rejected files, files not stored, warnings."""
+    def lines(self, *, failures: bool = True) -> list[str]:
+        """What a person should read about this pass: rejected files, files not stored, warnings.
+
+        Files not stored for one reason (the store unavailable: every file of the pass) are one
+        line, not one per file."""
         name = printable(self.source)
         lines = [f"spool {name}: rejected {printable(file)}: {printable(reason)}" for file, reason in self.rejected]
-        lines += [f"spool {name}: not stored {printable(file)}: {printable(reason)}" for file, reason in self.failed[:5]]
-        if len(self.failed) > 5:
-            lines.append(f"spool {name}: {len(self.failed) - 5} more files not stored")
+        if failures:
+            lines += self.failure_lines()
         lines += [f"spool {name}: {printable(warning)}" for warning in self.warnings]
+        return lines
+
+    def failure_lines(self) -> list[str]:
+        by_reason: dict[str, list[str]] = {}
+        for file, reason in self.failed:
+            by_reason.setdefault(reason, []).append(file)
+        name = printable(self.source)
+        lines = []
+        for reason, files in by_reason.items():
+            which = printable(files[0]) if len(files) == 1 else f"{len(files)} files"
+            lines.append(f"spool {name}: {which} {printable(reason)}")
         return lines
 
 
@@ -261,11 +274,12 @@ class SpoolSource:
         result = self.ingest_pending()
         if progress is not None and result.files:
             progress(result.files, result.files, self.name)
-        for line in result.lines():
+        for line in result.lines(failures=False):
             log.warning("%s", line)
         if result.failed:
-            result.errors.append(f"spool {self.name}: {len(result.failed)} file(s) not stored: {result.failed[0][1]}")
-            raise SourceError(result.errors[0])
+            # The files not stored are what the error says (one line per reason), not a log line more.
+            result.errors.extend(result.failure_lines())
+            raise SourceError("; ".join(result.errors), report=result)
         return result
 
     def ingest_pending(self, *, limit: int | None = None) -> SpoolPollReport:
@@ -277,8 +291,7 @@ class SpoolSource:
                 chunk = self._batch(names[start:start + self.batch])
                 result.add(chunk)
                 if chunk.failed:  # the store is unavailable: the rest would fail the same way
-                    result.failed += [(name, "not tried: the store was unavailable")
-                                      for name in names[start + self.batch:]]
+                    result.failed += [(name, chunk.failed[0][1]) for name in names[start + self.batch:]]
                     break
             self._record_state(result, force=bool(names))
         return result
@@ -326,9 +339,7 @@ class SpoolSource:
                     # The store is unavailable (locked past the busy timeout, disk full): nothing of
                     # this batch is stored; its files stay in new/ for the next pass.
                     session.rollback()
-                    rejected_names = {n for n, _ in rejects}
-                    result = SpoolPollReport(self.name, failed=[(n, f"not stored: the store is unavailable: {error.orig}")
-                                                for n in names if n not in rejected_names])
+                    result = self._unavailable(names, rejects, error)
                     done = []
                     break
                 self._count(result, outcome)
@@ -337,9 +348,7 @@ class SpoolSource:
                 session.commit()
         except OperationalError as error:
             session.rollback()
-            rejected_names = {n for n, _ in rejects}
-            result = SpoolPollReport(self.name, failed=[(n, f"not stored: the store is unavailable: {error.orig}")
-                                        for n in names if n not in rejected_names])
+            result = self._unavailable(names, rejects, error)
             done = []
         finally:
             session.close()
@@ -353,6 +362,14 @@ class SpoolSource:
             fsync_dir(self.path / "new")
             fsync_dir(self.path / "cur")
         return result
+
+    def _unavailable(self, names: list[str], rejects: list[tuple[str, str]], error: OperationalError) \
+            -> SpoolPollReport:
+        """The report of a batch the store could not take: every file not rejected stays in new/,
+        each with the one line `db.explain` gives (a full disk says so, with the free space)."""
+        rejected_names = {n for n, _ in rejects}
+        reason = f"not stored: {db.explain(str(self.engine.url), error)}"
+        return SpoolPollReport(self.name, failed=[(n, reason) for n in names if n not in rejected_names])
 
     @staticmethod
     def _count(result: SpoolPollReport, outcome: _Outcome) -> None:
@@ -475,9 +492,11 @@ class SpoolSource:
             fsync_dir(self.path / "rejected")
         return True
 
-    def _discard_sidecar(self, sidecar: Path) -> None:
+    @staticmethod
+    def _discard_sidecar(sidecar: Path) -> None:
+        # Our own reason for a file that stayed in new/: nothing stale is kept, in rejected/ or tmp/.
         try:
-            os.rename(sidecar, self.path / "tmp" / sidecar.name)  # keep nothing stale in rejected/
+            os.unlink(sidecar)
         except OSError:
             pass
 
