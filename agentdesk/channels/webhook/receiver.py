@@ -42,6 +42,7 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import re
 import socket
 import sys
@@ -676,5 +677,22 @@ def start_in_thread(server: ReceiverServer) -> threading.Thread:
     return thread
 
 
+_STDERR_LOCK = threading.Lock()
+
+
 def stderr_log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """One log line on stderr, written whole: the handler threads log at once, and `print` writes
+    a line and its newline separately, so under load lines ran together. Each line is one buffer
+    handed to the descriptor under a lock (a pipe or a file takes it in one piece)."""
+    data = (line + "\n").encode("utf-8", "replace")
+    with _STDERR_LOCK:
+        try:
+            descriptor = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):  # a replaced stderr (tests capture it)
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+            return
+        sys.stderr.flush()  # anything printed before goes first
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view):]
