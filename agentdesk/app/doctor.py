@@ -57,6 +57,11 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
         yield Check("database", "ok", detail)
     except AgentdeskError as error:
         yield Check("database", "fail", str(error))
+    database = db.sqlite_path(settings.database_url)
+    if database is not None:
+        # Attachments and raw mail live in the database, and big messages are staged beside it:
+        # this one directory is where stored mail needs room.
+        yield _space_check("database disk", database.parent, "the database, its attachments and raw mail")
 
     templates_dir = settings.templates_dir
     if templates_dir.is_dir():
@@ -81,6 +86,8 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
         else:
             yield Check(f"{key} smtp", "warn", "no [mailbox.smtp] host: replies from this mailbox cannot be sent")
 
+    from agentdesk.channels.webhook import spool as spooling
+
     for index, spool in enumerate(settings.spool):
         key = f"spool[{index}] ({spool.name})"
         path = settings.spool_path(spool)
@@ -93,8 +100,37 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
             yield Check(key, "fail", f"{path / 'new'} is not readable and writable by this user")
         else:
             yield Check(key, "ok", f"{path}")
+        if path.is_dir():
+            yield _space_check(f"{key} disk", path, "payloads the receiver writes")
+            stale = spooling.stale_tmp_files(path)
+            if stale:
+                size = sum(item.size for item in stale)
+                yield Check(f"{key} tmp", "warn",
+                            f"{len(stale)} file(s) ({db.human_bytes(size)}) in {path / 'tmp'} older than "
+                            f"{spooling.STALE_TMP_SECONDS // 3600} h, left by a writer that died; "
+                            f"`agentdesk spool clean {spool.name}` removes them")
         if spool.secret_command:
             yield _secret_check(f"{key} secret", spool.secret_command, f"{key}.secret_command")
+
+
+# Free space under which a directory that stores mail fails the check, and under which it warns.
+SPACE_FAIL_BYTES = 64 * 1024 * 1024
+SPACE_WARN_BYTES = 512 * 1024 * 1024
+
+
+def _space_check(name: str, directory: Path, holds: str) -> Check:
+    from agentdesk.store import db
+
+    free = db.free_space(directory)
+    if free is None:
+        return Check(name, "warn", f"cannot tell the free space of {directory}")
+    detail = f"{db.human_bytes(free)} free in {directory} ({holds})"
+    if free < SPACE_FAIL_BYTES:
+        return Check(name, "fail", f"{detail}: under {db.human_bytes(SPACE_FAIL_BYTES)}, storing will fail; "
+                                   f"free space there or move it to a bigger disk")
+    if free < SPACE_WARN_BYTES:
+        return Check(name, "warn", f"{detail}: under {db.human_bytes(SPACE_WARN_BYTES)}; free space soon")
+    return Check(name, "ok", detail)
 
 
 def _secret_check(name: str, command: str, key: str) -> Check:

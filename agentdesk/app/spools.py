@@ -22,9 +22,24 @@ def listing(settings) -> list[dict[str, Any]]:
         # sync's log lines do, so the same file reads the same everywhere. The reason comes
         # from the sidecar reader already printable.
         rejected = [{"file": printable(name), "reason": reason} for name, reason in spooling.rejected_files(path)]
+        stale = [{"file": printable(item.name), "bytes": item.size, "age_seconds": int(item.age)}
+                 for item in spooling.stale_tmp_files(path)]
         rows.append({"name": spool.name, "path": str(path), "adapter": spool.adapter, "kind": spool.kind,
-                     "new": counts["new"], "cur": counts["cur"], "rejected": rejected})
+                     "new": counts["new"], "cur": counts["cur"], "rejected": rejected, "stale_tmp": stale})
     return rows
+
+
+def clean(settings, name: str) -> dict[str, Any]:
+    """Remove the files a dead writer left in spool `name`'s tmp/ (older than an hour)."""
+    from agentdesk.channels.webhook import spool as spooling
+    from agentdesk.sanitize import printable
+    from agentdesk.sync.sources.spool import find_spool
+
+    path = settings.spool_path(find_spool(settings, name))
+    removed, kept = spooling.remove_stale_tmp_files(path)
+    return {"spool": name, "path": str(path),
+            "removed": [{"file": printable(item.name), "bytes": item.size} for item in removed],
+            "kept": [{"file": printable(file), "reason": reason} for file, reason in kept]}
 
 
 def _count(path: Path) -> int:

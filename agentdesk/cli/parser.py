@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     spool_list = command("list", webhook.cmd_spool_list, "spools: counts and rejected files with reasons",
                          spool_commands)
     spool_list.add_argument("--json", action="store_true")
+    spool_clean = command("clean", webhook.cmd_spool_clean, "remove files a dead writer left in a spool's tmp/ "
+                          "(older than an hour)", spool_commands)
+    spool_clean.add_argument("name", metavar="NAME")
+    spool_clean.add_argument("--json", action="store_true")
 
     listing = command("list", conversations.cmd_list, "conversations of a view, most urgent first")
     listing.add_argument("--view", default="open", choices=list(VIEWS), metavar="NAME",

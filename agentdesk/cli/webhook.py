@@ -3,6 +3,7 @@
     agentdesk webhook serve [--host H] [--port P] [--public-url URL] [--quiet]
     agentdesk spool retry NAME [--json]
     agentdesk spool list [--json]                       (rejected files with reasons, per spool)
+    agentdesk spool clean NAME [--json]                 (remove files a dead writer left in tmp/)
 """
 
 from __future__ import annotations
@@ -70,4 +71,25 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
               f"rejected {len(row['rejected'])}")
         for item in row["rejected"]:
             print(f"  {one_line(item['file'])}: {one_line(item['reason'])}")
+        if row["stale_tmp"]:
+            size = sum(item["bytes"] for item in row["stale_tmp"])
+            oldest = max(item["age_seconds"] for item in row["stale_tmp"]) // 3600
+            print(f"  tmp/: {len(row['stale_tmp'])} file(s), {size} bytes, left by a writer that died "
+                  f"(the oldest {oldest} h old); `agentdesk spool clean {one_line(row['name'])}` removes them")
     return 0
+
+
+def cmd_spool_clean(args: argparse.Namespace) -> int:
+    from agentdesk.app import spools
+
+    result = spools.clean(context(args).settings, args.name)
+    if getattr(args, "json", False):
+        print_json(result)
+    else:
+        size = sum(item["bytes"] for item in result["removed"])
+        print(f"spool {one_line(result['spool'])}: removed {len(result['removed'])} stale file(s) "
+              f"({size} bytes) from {one_line(result['path'])}/tmp")
+    for item in result["kept"]:
+        print(f"agentdesk: spool {one_line(result['spool'])}: cannot remove tmp/{one_line(item['file'])}: "
+              f"{one_line(item['reason'])}", file=sys.stderr)
+    return EXIT_FAILED if result["kept"] else 0

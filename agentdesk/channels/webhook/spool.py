@@ -25,6 +25,7 @@ import secrets
 import socket
 import stat
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -174,6 +175,61 @@ def write_file(path: Path, data: bytes, *, extension: str = ".json", name: str |
 def write_payload(path: Path, body: bytes, content_type: str, *, durable: bool = True) -> str:
     data, extension = spool_bytes(body, content_type)
     return write_file(path, data, extension=extension, durable=durable)
+
+
+# --- housekeeping ------------------------------------------------------------------------------
+
+# A file in tmp/ this much older than its last write was left by a writer that died: the receiver
+# writes a request within its body deadline (minutes at most) and commits or removes it at once.
+STALE_TMP_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class StaleFile:
+    name: str
+    size: int
+    age: float  # seconds since its last write
+
+
+def stale_tmp_files(path: Path, *, older_than: float = STALE_TMP_SECONDS, now: float | None = None) -> list[StaleFile]:
+    """Entries of the spool's tmp/ not written for `older_than` seconds, oldest first: what a writer
+    that died (a killed receiver, a crashed script) left. Never followed: a link is its own entry."""
+    now = time.time() if now is None else now
+    found = []
+    try:
+        with os.scandir(path / "tmp") as entries:
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    continue
+                age = now - info.st_mtime
+                if age >= older_than:
+                    found.append(StaleFile(entry.name, info.st_size, age))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(found, key=lambda stale: -stale.age)
+
+
+def remove_stale_tmp_files(path: Path, *, older_than: float = STALE_TMP_SECONDS,
+                           now: float | None = None) -> tuple[list[StaleFile], list[tuple[str, str]]]:
+    """Remove what `stale_tmp_files` finds: (removed, [(name, why not) for those that stayed]).
+
+    Safe while writers run: a file in tmp/ was never acknowledged (the receiver answers 200 only
+    after the rename into new/), and one written to within `older_than` is left alone."""
+    removed, kept = [], []
+    for stale in stale_tmp_files(path, older_than=older_than, now=now):
+        try:
+            os.unlink(path / "tmp" / stale.name)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            kept.append((stale.name, error.strerror or str(error)))
+            continue
+        removed.append(stale)
+    return removed, kept
 
 
 # --- reading -----------------------------------------------------------------------------------
