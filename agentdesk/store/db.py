@@ -289,6 +289,14 @@ def explain(url: str, error: BaseException) -> str:
     orig = getattr(error, "orig", None) or error
     reason = " ".join(str(orig).split()) or type(orig).__name__
     path = sqlite_path(url)
+    if path is not None and "disk i/o error" in reason.lower():
+        # SQLite says "disk I/O error", not "full", when its -wal or -shm file cannot grow.
+        free = free_space(path.parent)
+        if free is not None and free < NEARLY_FULL_BYTES:
+            return _explain_disk_full(url)
+        left = "" if free is None else f"; {human_bytes(free)} free in {path.parent}"
+        return (f"the database {path} cannot be read or written: {reason}{left}; check the disk (dmesg) "
+                f"and `agentdesk doctor`")
     if path is None:
         where = describe_url(url)
         if "password authentication failed" in reason or "authentication failed" in reason:
@@ -322,6 +330,8 @@ def explain(url: str, error: BaseException) -> str:
 # SQLite's result code for a full disk, and the PostgreSQL SQLSTATE of "disk full".
 SQLITE_FULL = 13
 POSTGRES_DISK_FULL = "53100"
+# Free space under which a disk I/O error on a SQLite file is taken for a full disk.
+NEARLY_FULL_BYTES = 1024 * 1024
 _DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "disk full")
 
 
