@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from agentdesk import __version__
-from agentdesk.cli import admin, conversations, customers, sla, sync, webhook
+from agentdesk.cli import admin, conversations, customers, sla, spam, sync, webhook
 from agentdesk.cli.common import choices
 
 
@@ -114,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     claim = command("claim", conversations.cmd_claim, "assign to me atomically; exit 3 if another agent holds it")
     claim.add_argument("ref", metavar="REF")
+
+    marking = command("spam", spam.cmd_spam, "move conversations to the spam view (no SLA, no receipt); --undo: back")
+    marking.add_argument("refs", nargs="+", metavar="REF")
+    marking.add_argument("--undo", action="store_true", help="put them back where they were")
+    marking.add_argument("--json", action="store_true", help="print what was done as JSON")
+    blocking = command("block", spam.cmd_block, "send an address's or a whole @domain's future mail to spam")
+    blocking.add_argument("patterns", nargs="+", metavar="ADDRESS|@DOMAIN")
+    blocking.add_argument("--json", action="store_true", help="print what was done as JSON")
+    unblocking = command("unblock", spam.cmd_unblock, "stop blocking an address or @domain")
+    unblocking.add_argument("patterns", nargs="+", metavar="ADDRESS|@DOMAIN")
+    unblocking.add_argument("--json", action="store_true", help="print what was done as JSON")
+    blocked = command("blocked", spam.cmd_blocked, "the blocked addresses and domains")
+    blocked.add_argument("--json", action="store_true")
 
     customer = commands.add_parser("customer", help="customers: show, list, merge")
     customer_commands = customer.add_subparsers(title="commands", metavar="COMMAND", required=True)

@@ -83,6 +83,8 @@ def documents(
             "channel": conversation.channel,
             "source": conversation.source,
             "tags": tags.get(conversation.id, []),
+            "view": conversation.aside or None,  # spam | bulk | system when set aside, else null
+            "bounced_at": iso(conversation.bounced_at),
             "customer": {
                 "id": conversation.customer_id,
                 "name": customer.name if customer else "",
@@ -133,6 +135,15 @@ def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
     return [message_document(m, outbox.get(m.id), attachments.get(m.id, [])) for m in messages]
 
 
+def delivery_state(outbox) -> str | None:
+    """A message's `delivery`: its Outbox state, "bounced" for a failure a bounce reported."""
+    if outbox is None:
+        return None
+    if outbox.state == "failed" and getattr(outbox, "bounce_message_id", None) is not None:
+        return "bounced"
+    return outbox.state
+
+
 def message_document(message: Message, outbox, attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
     return {
         "direction": message.direction,
@@ -145,7 +156,7 @@ def message_document(message: Message, outbox, attachments: Sequence[Attachment]
         "subject": message.subject,
         "body_text": message.body_text,
         "external_id": message.external_id,
-        "delivery": outbox.state if outbox is not None else None,
+        "delivery": delivery_state(outbox),
         "delivery_error": (outbox.last_error or None) if outbox is not None else None,
         "delivery_attempts": outbox.attempts if outbox is not None else None,
         "thread_reason": message.thread_reason or None,

@@ -121,8 +121,6 @@ def decide(
         return Decision(False, f"source {conversation.source!r} has no receipt template")
     if message.direction != "inbound":
         return Decision(False, "it is not a customer message")
-    if getattr(conversation, "aside", ""):
-        return Decision(False, f"its conversation is set aside as {conversation.aside}")
     ours = our_addresses(settings)
     why_not = automatic_messages.refusal(
         kind=message.kind, bulk=message.bulk or bool(inbound is not None and inbound.bulk),
@@ -130,6 +128,8 @@ def decide(
         our_addresses=ours)
     if why_not:
         return Decision(False, why_not)
+    if getattr(conversation, "aside", ""):
+        return Decision(False, f"its conversation is set aside as {conversation.aside}")
     undeliverable = why_undeliverable(channel, message.sender_address)
     if undeliverable:
         return Decision(False, undeliverable)

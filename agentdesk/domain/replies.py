@@ -93,6 +93,8 @@ def reply(
         if conversation.first_responded_at is None:
             conversation.first_responded_at = now
         conversation.last_agent_reply_at = now
+        # A new reply answers the bounce: the row's flag goes (the failed one stays in the thread).
+        conversation.bounced_at = None
         conversation.waiting_since = None
     audit.record(session, agent=agent, action="receipt" if automatic else "reply", now=now,
                  conversation_id=conversation.id, message_id=message.id)

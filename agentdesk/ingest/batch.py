@@ -24,7 +24,7 @@ from agentdesk.channels.base import InboundMessage
 from agentdesk.config import Settings
 from agentdesk.domain import audit, clocks, customers, receipts
 from agentdesk.errors import InvalidInput
-from agentdesk.ingest import threading
+from agentdesk.ingest import bounces, threading
 from agentdesk.ingest.records import (
     Ingested,
     Known,
@@ -98,6 +98,8 @@ class Batch:
         self.events: list[tuple[str, dict, object, object]] = []
         # (message, whether it opened its conversation) whose receipt is decided once written.
         self.receipts: list[tuple[PendingMessage, bool]] = []
+        # Outbox rows a bounce of this chunk failed, linked to the bounce once it has its id.
+        self.bounced_outboxes: list[tuple[object, PendingMessage]] = []
 
     # -- what the database already knows, for the whole chunk ------------------------------------
 
@@ -125,6 +127,10 @@ class Batch:
         for kind, wanted in addresses.items():
             for address, customer in lookups.customers_by_address(session=session, kind=kind, addresses=wanted).items():
                 self.identities[(kind, address)] = customer
+        # The block list, once per chunk: an address or its "@domain" (sets, not a query a message).
+        self.blocked = lookups.blocked_patterns(session=session, patterns={
+            pattern for wanted in addresses.values() for address in wanted if "@" in address
+            for pattern in (address, "@" + address.rpartition("@")[2])})
 
     # -- threading.Lookup ---------------------------------------------------------------------------
 
@@ -189,10 +195,23 @@ class Batch:
                     return self._duplicate(candidate)
         kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
         address = customers.normalise_address(kind, message.sender_address)
-        if not address:
-            raise InvalidInput(f"an empty {kind} address cannot identify a customer")
-        customer = self._customer(kind, address, message.sender_name)
-        conversation, reason = threading.thread(message, customer, address, self)
+        bounced, matched_by = self._bounced(message) if message.kind == "bounce" else (None, "")
+        aside = ""
+        if message.kind == "bounce":
+            # An event on the reply it bounced, never a customer: it joins that reply's
+            # conversation, or, matching none of ours, the system view under the desk's own customer.
+            if bounced is not None:
+                conversation, reason = self.conversation(bounced.conversation), "bounce"
+                customer = getattr(conversation, "customer", None) or (conversation.customer_id, "", "")
+            else:
+                owner = lookups.system_customer(session=self.session)
+                customer, conversation, reason, aside = (owner.id, owner.name, owner.tier), None, "new", "system"
+        else:
+            if not address:
+                raise InvalidInput(f"an empty {kind} address cannot identify a customer")
+            customer = self._customer(kind, address, message.sender_name)
+            conversation, reason = threading.thread(message, customer, address, self)
+            aside = self._aside_for(message, address)
 
         # A message's time is the channel's own, never later than when we saw it (DESIGN).
         at = min(message.received_at, self.now)
@@ -204,6 +223,13 @@ class Batch:
             self.events.append(("created", {"channel": message.channel, "source": message.source}, conversation, None))
         elif not isinstance(conversation, NewConversation):
             self.touched[conversation.id] = conversation
+        if not created and not (aside == "spam" and not conversation.aside and customer_id_of(customer) ==
+                                customer_id_of(getattr(conversation, "customer", None) or (conversation.customer_id,))):
+            aside = ""  # joining a conversation leaves it where it is; a blocked sender's own goes to spam
+        if aside and conversation.aside != aside:
+            conversation.aside = aside
+            self.events.append(("set_aside", {"view": aside, "why": self._aside_reason(message, aside, address)},
+                                conversation, None))
         row = dict(
             direction="inbound", kind=message.kind, bulk=message.bulk, author_login=None,
             author=message.sender_name or message.sender_address, sender_address=address,
@@ -213,8 +239,8 @@ class Batch:
             thread_reason=reason, parse_error=message.parse_error, thread_key=message.thread_key or None,
         )
         pending = PendingMessage(row, conversation, message, created)
-        if reason == "bounce":
-            self._fail_bounced_reply(message, pending)
+        if bounced is not None and bounced.direction == "outbound":
+            self._fail_bounced_reply(message, pending, bounced, matched_by, conversation)
         self._consider_receipt(pending, reason)
         self.pending.append(pending)
         entry = Known(None, conversation, digest, "inbound", reason, pending)
@@ -263,12 +289,44 @@ class Batch:
         conversation.solved_at = None
         conversation.version += 1
 
-    def _fail_bounced_reply(self, message: InboundMessage, bounce: PendingMessage) -> None:
-        """The reply a bounce reports on was not delivered: say so on its Outbox row, with the reason."""
-        original = self.bounced(threading.bounced_id(message))
-        if original is None or original.direction != "outbound":
+    def _bounced(self, message: InboundMessage) -> tuple[Known | None, str]:
+        """The outbound message of ours a bounce reports on (bounces.py) and how it was matched."""
+        original = threading.bounced_id(message)
+        found = self.bounced(original) if original else None
+        if found is not None and found.direction == "outbound":
+            return found, "message-id"
+        named = bounces.find(self.session, message)
+        if named is None:
+            return found, "message-id"  # a bounce of a customer's message we know: it joins that conversation
+        return Known(named.message_id, named.conversation_id, None, "outbound", "bounce"), named.how
+
+    def _aside_for(self, message: InboundMessage, address: str) -> str:
+        """The view a customer message's new conversation is set aside in: spam for a blocked
+        sender, bulk for list mail when its mailbox says so; "" for the queue."""
+        if address in self.blocked or ("@" in address and "@" + address.rpartition("@")[2] in self.blocked):
+            return "spam"
+        if message.bulk:
+            mailbox = receipts.channel_settings(self.settings, message.source) if self.settings else None
+            if getattr(mailbox, "bulk", "bulk-view") == "bulk-view":
+                return "bulk"
+        return ""
+
+    def _aside_reason(self, message: InboundMessage, aside: str, address: str) -> str:
+        if aside == "spam":
+            return f"blocked sender {address}"
+        if aside == "bulk":
+            return "list or bulk mail"
+        return "a bounce that matched none of our replies"
+
+    def _fail_bounced_reply(self, message: InboundMessage, bounce: PendingMessage, original: Known,
+                            matched_by: str, conversation: object) -> None:
+        """The reply a bounce reports on was not delivered: its Outbox row failed with the reason,
+        linked to the bounce; the conversation flagged and back in its assignee's Mine. A delay
+        warning only joins the thread: the server is still trying."""
+        if not bounces.is_failure(message):
             return
-        outbox = queries.delivery_states(session=self.session, message_ids=[original.id]).get(original.id)
+        outbox = queries.delivery_states(session=self.session, message_ids=[original.message_id()]) \
+            .get(original.message_id())
         if outbox is None:
             return
         reason = message.headers.get("x-bounce-reason") or message.subject or "the recipient's server returned it"
@@ -276,8 +334,16 @@ class Batch:
         outbox.last_error = f"bounced: {reason}"[:2_000]
         outbox.next_attempt_at = None
         self.session.add(outbox)
-        self.events.append(("bounced", {"message_id": original.id, "bounce_message_id": bounce,
-                                        "reason": outbox.last_error}, original.conversation, None))
+        self.bounced_outboxes.append((outbox, bounce))
+        conversation.bounced_at = self.now
+        if conversation.status != "open" and conversation.status != "new":
+            self._reopen(conversation)
+        if conversation.snoozed_until is not None:
+            conversation.snoozed_until = None
+        self.events.append(("bounced", {"message_id": original.message_id(), "bounce_message_id": bounce,
+                                        "matched_by": matched_by,
+                                        "recipient": ", ".join(bounces.recipients(message)),
+                                        "reason": outbox.last_error}, conversation, None))
 
     def _consider_receipt(self, pending: PendingMessage, reason: str) -> None:
         """Queue the message for the receipt decision (domain/receipts.py) when its conversation's
@@ -337,6 +403,10 @@ class Batch:
                 rows.append(pending.row)
             for pending, new_id in zip(self.pending, bulk.insert_messages(session, rows)):
                 pending.id = new_id
+            for outbox, bounce in self.bounced_outboxes:
+                outbox.bounce_message_id = bounce.id
+                session.add(outbox)
+            self.bounced_outboxes = []
             bulk.insert(session, MessageRaw, [dict(message_id=p.id, raw=p.message.raw)
                                               for p in self.pending if p.message.raw])
             bulk.insert(session, Attachment, [

@@ -7,12 +7,12 @@ thousands of Message-IDs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from sqlmodel import Session, col, select
 
-from agentdesk.store.models import Conversation, Customer, Identity, Message
+from agentdesk.store.models import Conversation, Customer, Identity, Message, Outbox
 
 IN_CHUNK = 400  # values per IN (…): far below every backend's limit on bound parameters
 
@@ -92,6 +92,75 @@ def has_message_from(*, session: Session, conversation_id: int, sender_address: 
 def has_messages(*, session: Session, conversation_id: int) -> bool:
     statement = select(Message.id).where(Message.conversation_id == conversation_id)
     return session.exec(statement.limit(1)).first() is not None
+
+
+# --- machine mail: bounces' replies, the system customer, the block list ----------------------------
+
+
+def latest_outbound(*, session: Session, conversation_id: int, addresses: Sequence[str] = ()) \
+        -> tuple[int, int] | None:
+    """(message id, conversation id) of the latest message we sent in a conversation (one with an
+    Outbox row), or None. With `addresses` (a bounce's failed recipients), only when the
+    conversation's customer has one of them, or no address is known at all."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        return None
+    while conversation.merged_into_id is not None:
+        conversation = session.get(Conversation, conversation.merged_into_id)
+    if addresses:
+        owned = session.exec(select(Identity.id).where(Identity.customer_id == conversation.customer_id,
+                                                       col(Identity.address).in_(list(addresses))).limit(1)).first()
+        if owned is None:
+            return None
+    found = session.exec(
+        select(Message.id).join(Outbox, col(Outbox.message_id) == col(Message.id))
+        .where(Message.conversation_id == conversation.id, Message.direction == "outbound")
+        .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)
+    ).first()
+    return (found, conversation.id) if found is not None else None
+
+
+def latest_outbound_to(*, session: Session, address: str) -> tuple[int, int] | None:
+    """(message id, conversation id) of the latest message we sent to the customer owning this
+    email address, or None."""
+    found = session.exec(
+        select(Message.id, Message.conversation_id)
+        .join(Outbox, col(Outbox.message_id) == col(Message.id))
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .join(Identity, col(Identity.customer_id) == col(Conversation.customer_id))
+        .where(Identity.kind == "email", Identity.address == address, Message.direction == "outbound")
+        .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)
+    ).first()
+    return (found[0], found[1]) if found is not None else None
+
+
+# The desk's own customer for machine mail that matched nothing: one row, no identity, so no
+# mailer-daemon ever becomes a customer.
+SYSTEM_CUSTOMER_TIER = "system"
+SYSTEM_CUSTOMER_NAME = "Mail system"
+
+
+def system_customer(*, session: Session) -> Customer:
+    """The mail-system customer, created on first use."""
+    found = session.exec(select(Customer).where(Customer.tier == SYSTEM_CUSTOMER_TIER,
+                                                Customer.name == SYSTEM_CUSTOMER_NAME).limit(1)).first()
+    if found is None:
+        found = Customer(name=SYSTEM_CUSTOMER_NAME, tier=SYSTEM_CUSTOMER_TIER)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def blocked_patterns(*, session: Session, patterns: Sequence[str] | set[str]) -> set[str]:
+    """Which of these patterns (addresses, "@domain"s) are blocked: one IN (…) per IN_CHUNK."""
+    from agentdesk.store.models import BlockedSender
+
+    wanted = sorted(set(patterns))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 400):
+        found.update(session.exec(select(BlockedSender.pattern)
+                                  .where(col(BlockedSender.pattern).in_(wanted[start:start + IN_CHUNK]))))
+    return found
 
 
 def _parts(values: list) -> Iterator[list]:

@@ -400,6 +400,12 @@ def delivery_states(*, session: Session, message_ids: Sequence[int]) -> dict[int
     return {row.message_id: row for row in rows}
 
 
+def blocked_senders(*, session: Session) -> list:
+    from agentdesk.store.models import BlockedSender
+
+    return list(session.exec(select(BlockedSender).order_by(col(BlockedSender.pattern))).all())
+
+
 def customer_history(*, session: Session, customer_id: int, exclude_id: int | None = None) -> list[Conversation]:
     """Every conversation of the customer, on every channel, newest first."""
     statement = select(Conversation).where(Conversation.customer_id == customer_id)

@@ -38,6 +38,7 @@ path = "sms"
 adapter = "twilio_sms"
 kind = "sms"
 receipt = "receipt-sms"
+outbound = {{ spool = "sms-out" }}
 
 [[spool]]
 name = "mail"
