@@ -101,6 +101,7 @@ class Header:
     assigned_open: int
     waiting: int
     sources: tuple[tuple[str, datetime | None, str], ...]  # (name, last sync, error)
+    bounced: int = 0  # of the agent's conversations, how many have a reply that bounced
 
 
 def header(desk: Desk) -> Header:
@@ -117,7 +118,7 @@ def header(desk: Desk) -> Header:
     names = [m.name for m in desk.settings.mailbox] + [s.name for s in desk.settings.spool]
     names += [name for name in by_source if name not in names]
     sources = tuple((name, *by_source.get(name, (None, ""))) for name in names)
-    return Header(desk.agent, desk.agent_name, load.assigned_open, load.waiting, sources)
+    return Header(desk.agent, desk.agent_name, load.assigned_open, load.waiting, sources, load.bounced)
 
 
 class Commits:

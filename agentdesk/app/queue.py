@@ -40,6 +40,7 @@ class Row:
     version: int
     sort_key: tuple
     has_draft: bool = False
+    bounced: bool = False  # a reply of ours bounced and none went out since
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ def _window_of(view: str, rows) -> Window:
         Row(id=r["id"], ref=ref_of(r["id"]), customer=r["customer"], subject=r["subject"], channel=r["channel"],
             status=r["status"], priority=r["priority"], assignee=r["assignee"], waiting_since=r["waiting_since"],
             queue_due=r["queue_due"], warning_at=r["warning_at"], version=r["version"],
-            sort_key=tuple(r[name] for name in order), has_draft=bool(r["has_draft"]))
+            sort_key=tuple(r[name] for name in order), has_draft=bool(r["has_draft"]),
+            bounced=bool(r["bounced"]))
         for r in rows
     ))
 

@@ -45,8 +45,11 @@ ACTIONS: tuple[Action, ...] = (
         Action(f"view.{name}", f"show_view('{name}')", f"View: {label}", str(number), "main", "Views")
         for number, (name, label) in enumerate(
             (("mine", "Mine"), ("unassigned", "Unassigned"), ("open", "All open"), ("breaching", "Breaching soon"),
-             ("pending", "Pending/on hold"), ("snoozed", "Snoozed"), ("solved", "Solved")), start=1)
+             ("pending", "Pending/on hold"), ("snoozed", "Snoozed"), ("solved", "Solved"), ("spam", "Spam"),
+             ("bulk", "Bulk")), start=1)
     ),
+    Action("view.system", "show_view('system')", "View: System", "0", "main", "Views",
+           help="Machine mail that matched none of our replies"),
     Action("search", "search", "Search", "slash", "main", "Views", footer=True, key_display="/",
            help="Full text with from: status: tag: channel: assignee: before: after: sla: waiting:"),
     Action("search.clear", "clear_search", "Back", "escape", "main", "Views", help="Leave a search or zoomed thread"),
@@ -73,6 +76,10 @@ ACTIONS: tuple[Action, ...] = (
     Action("tag", "tag", "Tags", "t", "main", "Act", footer=True, help="Add and remove tags: +billing -refund"),
     Action("snooze", "snooze", "Snooze", "z", "main", "Act", footer=True, help="Hide until a time: 4h, 2d, 2026-12-01 09:00, none"),
     Action("copy_ref", "copy_ref", "Copy ref", "y", "main", "Act"),
+    Action("spam", "spam", "Spam", "S", "main", "Act",
+           help="Move to the spam view (no SLA, no receipt); in the spam view, put it back"),
+    Action("block", "block", "Block sender", "B", "main", "Act",
+           help="Block the sender (their new mail goes to spam) and move this to spam"),
     Action("merge", "merge", "Merge", "m", "main", "Act",
            help="Merge this conversation (or the marked ones) into another, picked by ref"),
     Action("report", "report", "Report", "R", "main", "App",

@@ -418,3 +418,25 @@ async def test_a_template_that_cannot_render_is_reported_in_the_composer_and_the
         warning = composer.query_one("#composer-warnings")
         assert warning.has_class("-visible")
         assert "template 'broken'" in str(warning.render())
+
+
+async def test_spam_key_moves_the_conversation_to_the_spam_view_and_back(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        target = current(app).id
+        await pilot.press("S")
+        await settle(pilot, app)
+        assert current(app).id != target  # it left All open
+        with Session(app.desk.engine) as session:
+            conversation = session.get(Conversation, target)
+            assert conversation.aside == "spam" and conversation.first_response_due is None
+        await pilot.press("8")  # the Spam view
+        await settle(pilot, app)
+        assert app.main.filters[app.main.view_index].view == "spam"
+        assert [app.main.queue.row_at(i).id for i in range(app.main.queue.count)] == [target]
+        await pilot.press("S")  # in the spam view the same key puts it back
+        await settle(pilot, app)
+        assert app.main.queue.count == 0
+        with Session(app.desk.engine) as session:
+            assert session.get(Conversation, target).aside == ""

@@ -20,6 +20,7 @@ from textual.timer import Timer
 from textual.widgets import Input, OptionList
 
 from agentdesk.app import conversations, queue as queue_actions
+from agentdesk.app import spam as spam_actions
 from agentdesk.app.conversations import Thread
 from agentdesk.app.desk import Desk, Header, header
 from agentdesk.app.queue import Filter
@@ -32,9 +33,9 @@ from agentdesk.tui.widgets.queue_view import QueueView
 from agentdesk.tui.widgets.thread_view import ThreadView
 
 DETAIL_CSS = Path(__file__).with_name("detail.tcss")  # the panes mounted after the first paint
-BUILTIN_VIEWS = ("mine", "unassigned", "open", "breaching", "pending", "snoozed", "solved")
+BUILTIN_VIEWS = ("mine", "unassigned", "open", "breaching", "pending", "snoozed", "solved", "spam", "bulk", "system")
 SHORT_LABELS = {"mine": "Mine", "unassigned": "Unass", "open": "Open", "breaching": "Breach", "pending": "Pend",
-                "snoozed": "Snooze", "solved": "Solved"}
+                "snoozed": "Snooze", "solved": "Solved", "spam": "Spam", "bulk": "Bulk", "system": "Sys"}
 STATUS_LABELS = {
     "new": "new — nobody has answered", "open": "open — we are on it", "pending": "pending — waiting on the customer",
     "on_hold": "on hold — waiting on a third party", "solved": "solved", "closed": "closed — no more replies",
@@ -169,6 +170,8 @@ class MainScreen(Screen):
         parts: list[Part] = [("agentdesk", bold, ""), (f"  {header.agent_name}: ", None, ""),
                              (str(header.assigned_open), bold, ""), (" assigned, ", None, ""),
                              (str(header.waiting), bold, ""), (" waiting on you", None, "")]
+        if header.bounced:
+            parts += [(", ", None, ""), (f"{header.bounced} bounced", bold, "masthead--error")]
         if not header.sources:
             parts += [("  │  ", None, ""), ("no sources", Style(italic=True), "")]
         for name, last, error in header.sources:
@@ -204,7 +207,8 @@ class MainScreen(Screen):
                 style, lead = Style(meta={"@click": f"screen.show_index({index})"}), "" if narrow else " "
             label = f"{title} {count if count is not None else '…'} "
             if index < len(BUILTIN_VIEWS):  # a built-in view's number is its key
-                tabs.append([(lead, style, ""), (f"{index + 1}", style + bold, ""), (f" {label}", style, "")])
+                number = f"{(index + 1) % 10}"
+                tabs.append([(lead, style, ""), (number, style + bold, ""), (f" {label}", style, "")])
             else:
                 tabs.append([(f"{lead}{label}", style, "")])
         if self.search is not None:
@@ -501,6 +505,19 @@ class MainScreen(Screen):
         ids = self._targets()
         if ids:
             self._act(lambda: conversations.claim(self.desk, ids))
+
+    def action_spam(self) -> None:
+        ids = self._targets()
+        if ids:
+            undo = self.search is None and self.filters[self.view_index].view == "spam"
+            self._act(lambda: [f"{item['ref']}: " + (f"back in {item['view']}" if undo else "moved to spam")
+                               for item in spam_actions.mark_spam(self.desk, ids, undo=undo)])
+
+    def action_block(self) -> None:
+        ids = self._targets()
+        if ids:
+            self._act(lambda: [f"blocked {item['pattern']}; {item['ref']} moved to spam"
+                               for item in (spam_actions.block_sender(self.desk, each) for each in ids)])
 
     def action_unassign(self) -> None:
         ids = self._targets()

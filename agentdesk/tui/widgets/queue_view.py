@@ -532,7 +532,7 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         columns = self.columns
         # Everything but the clocks only changes with the row itself: cache it, draw the clocks live.
         present = self.presence.get(row.id, "")
-        key = (row.id, row.version, row.has_draft, cursor, marked, focused, width, present)
+        key = (row.id, row.version, row.has_draft, row.bounced, cursor, marked, focused, width, present)
         fixed = self._strips.get(key)
         if fixed is None:
             fixed = []
@@ -566,6 +566,8 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         if key == "mark":
             if row.id in self.marked:
                 return "●", self.style_of("queue--draft")
+            if row.bounced:  # a reply bounced: the agent has to find another way to reach them
+                return "↩", self.style_of("queue--breached")
             if row.has_draft:
                 return "✎", self.style_of("queue--draft")
             return "", None  # nothing drawn: no style to work out (each costs a stylesheet match once)
