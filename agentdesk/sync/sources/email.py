@@ -36,7 +36,8 @@ log = logging.getLogger("agentdesk.sync")
 # Messages per ingest transaction: each commit also advances the checkpoint. It is also the unit
 # of work of the parser processes, so both start on the first fetched batch at once.
 COMMIT_EVERY = 250
-# Parse in a second process only when there is this much to parse (spawning costs ~0.3 s).
+# Parse in a second process only when there is this much to parse: spawning the processes
+# costs more than parsing a small sync in this one.
 PARALLEL_PARSE_MIN = 400
 # Parser processes for a big sync.
 PARSE_WORKERS = 2
@@ -403,8 +404,8 @@ class MailboxSource:
         self._checkpoints = _BackgroundCheckpoints(path) if path is not None else None
         if pool is not None:
             # Python's full collections rescanned every object alive before the sync (the imported
-            # modules, SQLAlchemy's mappers: most of the heap) a few dozen times, ~0.25 s of a
-            # 10 000-message sync; they sit out until it ends. Newer objects are collected as usual.
+            # modules, SQLAlchemy's mappers: most of the heap) a few dozen times over a big sync;
+            # they sit out until it ends. Newer objects are collected as usual.
             gc.freeze()
         try:
             with contextlib.closing(_fetched_batches(connection, listing, spool_dir)) as batches:
