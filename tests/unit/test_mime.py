@@ -429,6 +429,11 @@ def test_mailer_daemon_notice_is_a_bounce() -> None:
         (b"Precedence: list", True),
         (b"Precedence: junk", True),
         (b"List-Id: Users <users.lists.example.org>", True),
+        (b"List-Unsubscribe: <mailto:leave@news.example.com>, <https://news.example.com/u/1>", True),
+        (b"List-Post: <mailto:users@lists.example.org>", True),
+        (b"List-Post: NO", True),
+        (b"List-Help: <mailto:help@lists.example.org>", False),
+        (b"Mailing-List: contact users-help@lists.example.org", False),
         (b"Precedence: first-class", False),
     ],
 )
@@ -436,6 +441,11 @@ def test_bulk_markers(header: bytes, bulk: bool) -> None:
     message = parse(b"From: a@example.com\n" + header + b"\n\nnews")
     assert message.bulk is bulk
     assert message.kind == "message"
+
+
+def test_list_unsubscribe_is_kept_for_the_loop_rule() -> None:
+    message = parse(b"From: a@example.com\nList-Unsubscribe: <mailto:leave@news.example.com>\n\nnews")
+    assert message.headers["list-unsubscribe"] == "<mailto:leave@news.example.com>"
 
 
 def test_list_mail_is_bulk() -> None:

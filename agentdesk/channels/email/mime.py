@@ -61,6 +61,8 @@ KEPT_HEADERS = (
     "auto-submitted",
     "precedence",
     "list-id",
+    "list-unsubscribe",
+    "list-post",
     "x-autoreply",
     "x-autorespond",
     "x-auto-response-suppress",

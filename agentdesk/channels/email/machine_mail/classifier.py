@@ -45,6 +45,7 @@ _CHALLENGE_HEADERS = frozenset({
     "x-spamarrest-noauth", "x-spamarrest-verification", "x-boxbe-pending", "x-askversion", "x-delivery-agent",
     "x-cr-hashedpuzzle",
 })
+_BULK_HEADERS = ("list-id", "list-unsubscribe", "list-post")
 _RETURNED_ORIGINAL = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global")
 
 
@@ -67,7 +68,14 @@ def classify(
     index = _header_index(msg)
     precedence = _first_token(headers.get("precedence", ""))
     listed = "list-id" in index or "list-post" in index or "mailing-list" in index
-    bulk = precedence in ("bulk", "list", "junk") or bool(headers.get("list-id", "").strip())
+    # List and bulk mail: a bulk Precedence, or a header only a list manager or a bulk sender sets:
+    # List-Id (RFC 2919), List-Unsubscribe (RFC 2369; RFC 8058's one-click List-Unsubscribe-Post
+    # rides on it, and the big providers require it of every bulk sender), List-Post (RFC 2369:
+    # a list's distribution, also on lists older than List-Id). List-Help, -Subscribe, -Owner and
+    # -Archive are left out: informational, they come with one of those three on real list mail,
+    # and alone they turn up on notices (a bounce carrying its list manager's Mailing-List).
+    bulk = precedence in ("bulk", "list", "junk") or any(
+        (index[name][0] or "").strip() for name in _BULK_HEADERS if name in index)
 
     # 1. structure
     report_type = ""
