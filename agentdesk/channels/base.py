@@ -114,6 +114,13 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+class DeliveryOutcomeUnknown(DeliveryError):
+    """The message went out in full but the server's answer never came (a connection dropped or
+    timed out after the end of SMTP DATA, after an HTTP request was written): the server may have
+    it. Trying again can send it twice, so the outbox never does that on its own; the agent decides.
+    """
+
+
 class Channel(Protocol):
     """A source of inbound messages and a sink for replies."""
 

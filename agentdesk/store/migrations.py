@@ -94,11 +94,27 @@ def revision_6_set_aside_bounces_blocks(connection: Connection) -> None:
     BlockedSender.__table__.create(connection, checkfirst=True)
 
 
+def revision_7_delivery_attempts(connection: Connection) -> None:
+    """Every delivery attempt's outcome (the delivery history), when an outbox row's state was
+    last recorded, and when a sync found no sender for it."""
+    for statement in (
+        "ALTER TABLE outbox ADD COLUMN updated_at DATETIME",
+        "ALTER TABLE outbox ADD COLUMN no_sender_at DATETIME",
+    ):
+        if connection.dialect.name != "sqlite":
+            statement = statement.replace("DATETIME", "TIMESTAMP WITH TIME ZONE")
+        connection.exec_driver_sql(statement)
+    from agentdesk.store.models import DeliveryAttempt
+
+    DeliveryAttempt.__table__.create(connection, checkfirst=True)
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
     4: revision_4_recent_changes_index,
     5: revision_5_message_conversation_index,
     6: revision_6_set_aside_bounces_blocks,
+    7: revision_7_delivery_attempts,
 }
 HEAD = max(STEPS, default=1)

@@ -216,7 +216,7 @@ class Outbox(SQLModel, table=True):
     message_id: int = Field(foreign_key="message.id", unique=True)
     channel: str
     source: str = ""
-    state: str = Field(default="queued", index=True)  # queued | sent | failed
+    state: str = Field(default="queued", index=True)  # queued | sent | failed | possibly_sent
     attempts: int = 0
     last_error: str = ""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
@@ -225,6 +225,28 @@ class Outbox(SQLModel, table=True):
     # The inbound bounce that reported this message undelivered (state "failed"; `delivery` shows
     # "bounced") (revision 6).
     bounce_message_id: Optional[int] = None
+    # When the state or last_error was last recorded: the end of the last attempt, or when a sync
+    # found no sender for the row on its host (revision 7).
+    updated_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    # Set while the row is queued but the sync that looked at it has no sender for its channel
+    # (or source): it waits for a host that has one, and `show`, the thread and `doctor` say so.
+    no_sender_at: Optional[datetime] = Field(default=None, sa_column=_time())
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One attempt to deliver an Outbox row: when, and how it ended (revision 7).
+
+    `outcome`: sending (claimed, no outcome recorded yet; a worker that died mid-send leaves this),
+    sent, retry (a temporary failure), failed, possibly_sent (the message went out in full but the
+    server's answer never came).
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    started_at: datetime = Field(sa_column=_time(nullable=False))
+    finished_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    outcome: str = "sending"
+    reason: str = ""
 
 
 class BlockedSender(SQLModel, table=True):

@@ -4,16 +4,23 @@ A reply is an outbound Message plus an Outbox row, written in one transaction by
 `domain.replies.reply`. `deliver_due` takes rows that are due, in three steps so that no SMTP
 conversation ever runs while the database write lock is held:
 
-1. **claim** (one write transaction): count the attempt and push `next_attempt_at` a lease ahead,
-   so another worker leaves the row alone; the sender gathers what it needs (`prepare`);
+1. **claim** (one write transaction): select only rows of channels this worker has a sender for
+   (in the SQL: rows it cannot send never crowd out those it can), count the attempt, open its
+   `DeliveryAttempt` and push `next_attempt_at` a lease ahead, so another worker leaves the row
+   alone; the sender gathers what it needs (`prepare`);
 2. **send** (no transaction): the sender talks to its server;
 3. **record** (one write transaction): `sent` with `sent_at`; or, with the server's reason in
    `last_error`, back to `queued` with a backoff, or `failed` for a permanent refusal or after
-   the last attempt.
+   the last attempt; or `possibly_sent` when the message went out in full and the answer never
+   came (`DeliveryOutcomeUnknown`). Each attempt's outcome stays in the delivery history.
 
-A crash between the server accepting a mail and step 3 leaves the row claimed but not `sent`;
-after the lease it is sent again. That is the one window where a mail can go out twice
-(docs/email.md); it is as short as one database commit.
+A `possibly_sent` row is never sent again on its own: the agent sees it and may resend it
+(`domain.replies.resend`). A worker that died between claim and record leaves an attempt with no
+outcome; the next claim of that row records it as `possibly_sent` instead of sending again, so
+no reply goes out twice without the agent knowing.
+
+Queued rows whose channel no sender here handles are marked (`no_sender_at`, the reason in
+`last_error`) so the thread, `show` and `doctor` say they cannot be delivered from this host.
 
 Senders are registered per channel kind (`email`, and `sms`/`chat`/… for the webhook spool
 channel; see `sync/senders.py`), so this module knows nothing of SMTP or HTTP.
@@ -26,27 +33,33 @@ send time, here.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from agentdesk.channels.base import DeliveryError
+from agentdesk.channels.base import DeliveryError, DeliveryOutcomeUnknown
 from agentdesk.domain import audit
 from agentdesk.domain.automatic_messages import AUTOMATIC_KINDS, automatic_limit_reached
 from agentdesk.store import db
-from agentdesk.store.models import Conversation, Message, Outbox
+from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
 
 if TYPE_CHECKING:
     from agentdesk.channels.webhook.adapters import StatusUpdate
 
 __all__ = [
     "DeliveryError",
+    "DeliveryOutcomeUnknown",
     "Sender",
     "DeliveryReport",
     "deliver_due",
+    "due_rows",
+    "undeliverable",
+    "no_sender_reason",
     "apply_status",
     "backoff_after",
     "BACKOFF",
@@ -81,12 +94,16 @@ class DeliveryReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    possibly_sent: int = 0  # the outcome is unknown: not retried until the agent resends
+    no_sender: int = 0  # rows newly found that no sender here can deliver
     errors: list[str] = field(default_factory=list)  # one line per failed attempt, for stderr
 
     def add(self, other: DeliveryReport) -> None:
         self.sent += other.sent
         self.retrying += other.retrying
         self.failed += other.failed
+        self.possibly_sent += other.possibly_sent
+        self.no_sender += other.no_sender
         self.errors.extend(other.errors)
 
 
@@ -102,10 +119,17 @@ def _utcnow() -> datetime:
 @dataclass
 class _Claimed:
     outbox_id: int
+    attempt_id: int
     attempts: int
     sender: Sender
     prepared: Any
     ref: str
+
+
+def no_sender_reason(channel: str) -> str:
+    """What `show`, the thread and `doctor` say of a reply no sender on the sync's host takes."""
+    return (f"no sender for {channel} on this host ({socket.gethostname()}): it waits, queued, for a sync "
+            f"whose config can send {channel} replies")
 
 
 def deliver_due(
@@ -122,22 +146,28 @@ def deliver_due(
     automatic_claims: dict[int, int] = {}  # customer id -> automatic messages claimed this round
     now = now_fn()
     with db.write_session(engine) as session:
-        statement = (
-            select(Outbox).where(Outbox.state == "queued")
-            .where(col(Outbox.next_attempt_at).is_(None) | (col(Outbox.next_attempt_at) <= now))
-            .order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)
-        )
-        rows = [row for row in session.exec(statement) if sources is None or row.source in sources]
+        if sources is None:  # a worker limited to some sources leaves the others to the full one
+            _mark_no_sender(session, set(senders), now=now, report=report)
+        rows = list(session.exec(due_rows(senders=set(senders), sources=sources, now=now, limit=limit)))
+        unfinished = _unfinished_attempts(session, [row.id for row in rows])
         for outbox in rows:
-            sender = senders.get(outbox.channel)
-            if sender is None:
-                continue  # a channel this worker does not deliver (its own worker will)
+            sender = senders[outbox.channel]
             message = session.get(Message, outbox.message_id)
             conversation = session.get(Conversation, message.conversation_id) if message else None
             ref = f"AD-{conversation.id}" if conversation else f"outbox {outbox.id}"
+            if outbox.id in unfinished:
+                _record_unknown(session, outbox, unfinished[outbox.id], DeliveryOutcomeUnknown(
+                    "a worker claimed it at "
+                    f"{unfinished[outbox.id].started_at.isoformat(timespec='seconds')} and stopped before recording "
+                    "how the send ended: it may have been sent"), now=now, report=report, ref=ref)
+                continue
             outbox.attempts += 1
             outbox.next_attempt_at = now + LEASE
+            outbox.no_sender_at = None
             session.add(outbox)
+            attempt = DeliveryAttempt(outbox_id=outbox.id, started_at=now)
+            session.add(attempt)
+            session.flush()
             try:
                 if message is None or conversation is None:
                     raise DeliveryError("the message to send is gone from the database", permanent=True)
@@ -149,9 +179,9 @@ def deliver_due(
                     automatic_claims[conversation.customer_id] = automatic_claims.get(conversation.customer_id, 0) + 1
                 prepared = sender.prepare(session, outbox=outbox, message=message, conversation=conversation)
             except DeliveryError as error:
-                _record_failure(session, outbox, error, now=now, report=report, ref=ref)
+                _record_failure(session, outbox, attempt, error, now=now, report=report, ref=ref)
                 continue
-            claimed.append(_Claimed(outbox.id, outbox.attempts, sender, prepared, ref))
+            claimed.append(_Claimed(outbox.id, attempt.id, outbox.attempts, sender, prepared, ref))
         session.commit()
 
     for item in claimed:
@@ -166,16 +196,21 @@ def deliver_due(
         done = now_fn()
         with db.write_session(engine) as session:
             outbox = session.get(Outbox, item.outbox_id)
-            if outbox is None:
+            attempt = session.get(DeliveryAttempt, item.attempt_id)
+            if outbox is None or attempt is None:
                 continue
-            if isinstance(outcome, DeliveryError):
-                _record_failure(session, outbox, outcome, now=done, report=report, ref=item.ref)
+            if isinstance(outcome, DeliveryOutcomeUnknown):
+                _record_unknown(session, outbox, attempt, outcome, now=done, report=report, ref=item.ref)
+            elif isinstance(outcome, DeliveryError):
+                _record_failure(session, outbox, attempt, outcome, now=done, report=report, ref=item.ref)
             else:
                 outbox.state = "sent"
                 outbox.sent_at = done
+                outbox.updated_at = done
                 outbox.next_attempt_at = None
                 outbox.last_error = outcome
                 session.add(outbox)
+                _finish(session, attempt, "sent", outcome, now=done)
                 message = session.get(Message, outbox.message_id)
                 audit.record(session, agent=audit.SYSTEM, action="delivered", now=done,
                              conversation_id=message.conversation_id if message else None,
@@ -185,12 +220,91 @@ def deliver_due(
     return report
 
 
-def _record_failure(session: Session, outbox: Outbox, error: DeliveryError, *, now: datetime,
-                    report: DeliveryReport, ref: str) -> None:
+def due_rows(*, senders: set[str], sources: set[str] | None, now: datetime, limit: int):
+    """The queued rows due now that this worker can deliver, oldest due first.
+
+    Channels without a sender here are left out in the SQL, so any number of them never hides
+    a deliverable row behind them.
+    """
+    statement = (
+        select(Outbox).where(Outbox.state == "queued")
+        .where(col(Outbox.channel).in_(sorted(senders)))
+        .where(col(Outbox.next_attempt_at).is_(None) | (col(Outbox.next_attempt_at) <= now))
+    )
+    if sources is not None:
+        statement = statement.where(col(Outbox.source).in_(sorted(sources)))
+    return statement.order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)
+
+
+def undeliverable(session: Session, *, senders: set[str]) -> list[tuple[str, int, datetime | None]]:
+    """Queued replies no sender in `senders` can take: (channel, how many, the oldest's time)."""
+    rows = session.exec(
+        select(Outbox.channel, func.count(), func.min(Outbox.created_at))
+        .where(Outbox.state == "queued", col(Outbox.channel).not_in(sorted(senders)))
+        .group_by(Outbox.channel).order_by(Outbox.channel)
+    ).all()
+    return [(channel, count, oldest) for channel, count, oldest in rows]
+
+
+def _mark_no_sender(session: Session, senders: set[str], *, now: datetime, report: DeliveryReport) -> None:
+    """Say on each queued row no sender here can take that it waits for another host (once)."""
+    newly = session.exec(
+        select(Outbox.channel, func.count())
+        .where(Outbox.state == "queued", col(Outbox.no_sender_at).is_(None),
+               col(Outbox.channel).not_in(sorted(senders)))
+        .group_by(Outbox.channel)
+    ).all()
+    for channel, count in newly:
+        session.exec(
+            update(Outbox)
+            .where(col(Outbox.state) == "queued", col(Outbox.no_sender_at).is_(None), col(Outbox.channel) == channel)
+            .values(no_sender_at=now, updated_at=now, last_error=no_sender_reason(channel))
+        )
+        report.no_sender += count
+        report.errors.append(f"{count} {channel} reply(ies) cannot be delivered here: {no_sender_reason(channel)}")
+
+
+def _unfinished_attempts(session: Session, outbox_ids: list[int]) -> dict[int, DeliveryAttempt]:
+    """Attempts claimed whose outcome was never recorded (their worker died mid-send)."""
+    if not outbox_ids:
+        return {}
+    rows = session.exec(select(DeliveryAttempt).where(col(DeliveryAttempt.outbox_id).in_(outbox_ids),
+                                                      DeliveryAttempt.outcome == "sending"))
+    return {row.outbox_id: row for row in rows}
+
+
+def _finish(session: Session, attempt: DeliveryAttempt, outcome: str, reason: str, *, now: datetime) -> None:
+    attempt.outcome = outcome
+    attempt.reason = reason[:2_000]
+    attempt.finished_at = now
+    session.add(attempt)
+
+
+def _record_unknown(session: Session, outbox: Outbox, attempt: DeliveryAttempt, error: DeliveryError, *,
+                    now: datetime, report: DeliveryReport, ref: str) -> None:
+    """The message may be at the server: never sent again on its own; the agent may resend it."""
+    outbox.state = "possibly_sent"
     outbox.last_error = error.reason[:2_000]
+    outbox.next_attempt_at = None
+    outbox.updated_at = now
+    session.add(outbox)
+    _finish(session, attempt, "possibly_sent", error.reason, now=now)
+    message = session.get(Message, outbox.message_id)
+    audit.record(session, agent=audit.SYSTEM, action="delivery_uncertain", now=now,
+                 conversation_id=message.conversation_id if message else None, message_id=outbox.message_id,
+                 reason=outbox.last_error, attempts=outbox.attempts)
+    report.possibly_sent += 1
+    report.errors.append(f"{ref}: possibly sent, not retried (agentdesk resend sends it again): {error.reason}")
+
+
+def _record_failure(session: Session, outbox: Outbox, attempt: DeliveryAttempt, error: DeliveryError, *,
+                    now: datetime, report: DeliveryReport, ref: str) -> None:
+    outbox.last_error = error.reason[:2_000]
+    outbox.updated_at = now
     if error.permanent or outbox.attempts >= MAX_ATTEMPTS:
         outbox.state = "failed"
         outbox.next_attempt_at = None
+        _finish(session, attempt, "failed", error.reason, now=now)
         report.failed += 1
         message = session.get(Message, outbox.message_id)
         audit.record(session, agent=audit.SYSTEM, action="delivery_failed", now=now,
@@ -200,6 +314,7 @@ def _record_failure(session: Session, outbox: Outbox, error: DeliveryError, *, n
     else:
         outbox.state = "queued"
         outbox.next_attempt_at = now + backoff_after(outbox.attempts)
+        _finish(session, attempt, "retry", error.reason, now=now)
         report.retrying += 1
         report.errors.append(f"{ref}: delivery attempt {outbox.attempts} failed, retrying at "
                              f"{outbox.next_attempt_at.isoformat(timespec='seconds')}: {error.reason}")

@@ -23,8 +23,9 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr
 
 from agentdesk.channels.base import DeliveryError  # noqa: F401  (re-exported: senders raise it)
+from agentdesk.channels.base import DeliveryOutcomeUnknown
 
-__all__ = ["LOOP_HEADER", "DeliveryError", "OutgoingMail", "compose", "SmtpSender"]
+__all__ = ["LOOP_HEADER", "DeliveryError", "DeliveryOutcomeUnknown", "OutgoingMail", "compose", "SmtpSender"]
 
 # On every mail we send; an inbound mail carrying it with one of our addresses is our own mail
 # come back, and is never answered automatically (mime.KEPT_HEADERS keeps it).
@@ -97,6 +98,35 @@ class SmtpServer:
                    timeout=timeout)
 
 
+class _DataWatch:
+    """Notes when the message data, final "." included, has been written (`data_written`):
+    from then until the server's reply, a broken connection leaves the outcome unknown."""
+
+    data_written = False
+    _in_data = False
+
+    def data(self, msg):
+        self._in_data = True
+        try:
+            return super().data(msg)  # type: ignore[misc]
+        finally:
+            self._in_data = False
+
+    def send(self, s):
+        super().send(s)  # type: ignore[misc]
+        # Within DATA, commands are str and the message (ending in CRLF "." CRLF) is bytes.
+        if self._in_data and isinstance(s, (bytes, bytearray)):
+            self.data_written = True
+
+
+class _WatchedSMTP(_DataWatch, smtplib.SMTP):
+    pass
+
+
+class _WatchedSMTP_SSL(_DataWatch, smtplib.SMTP_SSL):
+    pass
+
+
 def _reason(code: int, text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -117,10 +147,10 @@ class SmtpSender:
             raise DeliveryError(f"mailbox {server.name}: no [mailbox.smtp] host configured; replies cannot be sent",
                                 permanent=False)
         if server.tls == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout,
-                                                   context=self.context)
+            client: smtplib.SMTP = _WatchedSMTP_SSL(server.host, server.port, timeout=server.timeout,
+                                                    context=self.context)
         else:
-            client = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+            client = _WatchedSMTP(server.host, server.port, timeout=server.timeout)
             if server.tls == "starttls":
                 client.starttls(context=self.context)
         if server.username:
@@ -158,8 +188,13 @@ class SmtpSender:
             raise DeliveryError(f"{where}: {_reason(error.smtp_code, error.smtp_error)}",
                                 permanent=error.smtp_code >= 500) from None
         except (OSError, smtplib.SMTPException, socket.timeout) as error:
-            # The connection broke during the transaction: the server may or may not have the
-            # message (docs/email.md: the one window where a retry can send twice).
+            if getattr(client, "data_written", False):
+                # The whole message and its final "." reached the server, its answer did not: it
+                # may have queued the mail. A retry could send it twice (docs/email.md).
+                raise DeliveryOutcomeUnknown(
+                    f"{where} took the whole message, then the connection was lost before its answer "
+                    f"({error or type(error).__name__}): it may have been sent") from None
+            # Broken before the message's end went out: the server cannot have accepted it.
             raise DeliveryError(f"{where} connection lost while sending: {error or type(error).__name__}") from None
         finally:
             try:

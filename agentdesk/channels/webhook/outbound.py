@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import re
 import urllib.error
@@ -29,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agentdesk.channels.base import DeliveryError
+from agentdesk.channels.base import DeliveryError, DeliveryOutcomeUnknown
 from agentdesk.channels.webhook import spool as spooling
 from agentdesk.config import SpoolSettings
 
@@ -127,9 +128,14 @@ def url_transport(url: str, secret: str, *, timeout: float = HTTP_TIMEOUT) -> Tr
             detail = error.read(300).decode("utf-8", "replace").strip().splitlines()
             reason = f"{url} answered HTTP {error.code}" + (f": {detail[0]}" if detail else "")
             raise DeliveryError(reason, permanent=400 <= error.code < 500 and error.code not in _RETRYABLE_HTTP) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise DeliveryError(f"{url} could not be reached: {reason}") from None
+        except urllib.error.URLError as error:  # raised while connecting or writing the request
+            raise DeliveryError(f"{url} could not be reached: {error.reason}") from None
+        except (OSError, http.client.HTTPException) as error:
+            # The request was written in full; the answer timed out or the connection dropped
+            # before it. The receiver may have taken the reply: never retried on its own.
+            raise DeliveryOutcomeUnknown(
+                f"{url} took the request, then no answer came ({error or type(error).__name__}): "
+                "it may have been delivered") from None
 
     return send
 
