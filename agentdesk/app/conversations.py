@@ -51,6 +51,9 @@ class ThreadItem:
     body: str = ""
     delivery: str | None = None
     delivery_error: str = ""
+    delivery_at: datetime | None = None  # when the delivery state or its error was recorded
+    deliverable: bool = True  # False: the sync found no sender for this reply on its host
+    number: int = 0  # the message's number in `show` (1-based), what `resend REF N` names
     attachments: tuple[tuple[str, str, int], ...] = ()  # (filename, content type, size)
     message_kind: str = "message"
 
@@ -88,11 +91,14 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
         ThreadItem(
             at=m.at, kind=m.direction, author=m.author or m.sender_address, subject=m.subject,
             body=m.body_text or m.body_html_text, message_kind=m.kind,
-            delivery=outbox[m.id].state if m.id in outbox else None,
+            delivery=documents.delivery_state(outbox.get(m.id)),
             delivery_error=outbox[m.id].last_error if m.id in outbox else "",
+            delivery_at=outbox[m.id].updated_at if m.id in outbox else None,
+            deliverable=outbox[m.id].no_sender_at is None if m.id in outbox else True,
+            number=number,
             attachments=tuple((a.filename, a.content_type, a.size) for a in files.get(m.id, [])),
         )
-        for m in messages
+        for number, m in enumerate(messages, start=1)
     ]
     items += [ThreadItem(at=e.at, kind="event", author=e.agent, body=describe_event(e.action, e.detail))
               for e in events if e.action not in ("reply", "note", "created", "receipt")]
@@ -147,9 +153,28 @@ def describe_event(action: str, detail_json: str) -> str:
     if action == "snooze":
         until = detail.get("until")
         return f"snoozed until {until}" if until else "snooze cleared"
+    if action == "resend":
+        return f"resent a reply (was {str(detail.get('previous', '')).replace('_', ' ')})"
+    if action == "delivery_uncertain":
+        return f"reply possibly sent: {detail.get('reason', '')}"
     if action == "merge":
         return "merged " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items()))
     return action + ("" if not detail else " " + ", ".join(f"{k}={v}" for k, v in sorted(detail.items())))
+
+
+def resend(desk: Desk, ref: Ref, number: int) -> str:
+    """Queue message `number` of the conversation (as `show` numbers them) to be sent again:
+    a failed or possibly sent reply only (`errors.InvalidInput` says why not)."""
+    from agentdesk.domain import replies
+
+    conversation_ref = reference(ref)
+    with desk.writing, desk.write() as session:
+        conversation = queries.conversation_by_ref(session=session, ref=conversation_ref)
+        messages = queries.thread(session=session, conversation_id=conversation.id)
+        replies.resend(session, messages=messages, number=number, ref=conversation_ref, agent=desk.agent,
+                       now=desk.now())
+        session.commit()
+    return f"{conversation_ref} message {number} queued to be sent again"
 
 
 # --- replies and notes --------------------------------------------------------------------------

@@ -57,6 +57,8 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
         yield Check("database", "ok", detail)
     except AgentdeskError as error:
         yield Check("database", "fail", str(error))
+    else:
+        yield _outbox_check(settings, engine)
     database = db.sqlite_path(settings.database_url)
     if database is not None:
         # Attachments and raw mail live in the database, and big messages are staged beside it:
@@ -111,6 +113,25 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
                             f"`agentdesk spool clean {spool.name}` removes them")
         if spool.secret_command:
             yield _secret_check(f"{key} secret", spool.secret_command, f"{key}.secret_command")
+
+
+def _outbox_check(settings, engine) -> Check:
+    """Queued replies that no sender this config builds can deliver: they would wait for ever."""
+    from agentdesk.sync import delivery, worker
+
+    try:
+        channels = set(worker.build_senders(worker.SyncContext(settings=settings, engine=engine)))
+        with db.read_session(engine) as session:
+            stuck = delivery.undeliverable(session, senders=channels)
+    except Exception as error:  # an older schema, a database that went away: the database check said why
+        return Check("outbox", "warn", f"cannot read the outbox: {error}")
+    if not stuck:
+        return Check("outbox", "ok", "every queued reply has a sender here")
+    parts = [f"{count} {channel} reply(ies) since {oldest:%Y-%m-%d %H:%M} UTC" if oldest else f"{count} {channel}"
+             for channel, count, oldest in stuck]
+    names = ", ".join(channel for channel, _, _ in stuck)
+    return Check("outbox", "warn", f"{'; '.join(parts)} cannot be delivered here: no sender for {names} on this "
+                 "host; configure a spool of that kind with an outbound, or run sync where one is")
 
 
 # Free space under which a directory that stores mail fails the check, and under which it warns.

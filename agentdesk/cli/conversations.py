@@ -1,4 +1,4 @@
-"""Conversations: `list`, `show`, `reply`, `note`, `set`, `claim`, `export`.
+"""Conversations: `list`, `show`, `reply`, `note`, `set`, `claim`, `resend`, `export`.
 
 Each handler parses its arguments, calls one action of `agentdesk.app` and renders the result:
 `--json` alone on stdout, what was done on stderr.
@@ -79,13 +79,13 @@ def _print_conversation(doc: dict) -> None:
     print(f"  customer {one_line(customer['name'])} ({identities})")
     print(f"  sla {doc['sla']['policy'] or 'none'}: {doc['sla']['state']}"
           + "".join(f"; {t['target']} {t['state']}" for t in doc["sla"]["targets"]))
-    for message in doc["messages"]:
+    for number, message in enumerate(doc["messages"], start=1):
         arrow = {"inbound": "<<", "outbound": ">>", "note": "##"}[message["direction"]]
         delivery = f" [{message['delivery']}]" if message["delivery"] else ""
         if message.get("delivery_error"):
             delivery += f" {one_line(message['delivery_error'])}"
         kind = f" ({message['kind']})" if message["kind"] != "message" else ""
-        print(f"\n{arrow} {local_time(message['at'])}  {one_line(message['author'])}{kind}{delivery}")
+        print(f"\n{arrow} #{number} {local_time(message['at'])}  {one_line(message['author'])}{kind}{delivery}")
         print(strip_control(message["body_text"]))
     if doc["history"]:
         print("\nhistory:")
@@ -150,6 +150,17 @@ def cmd_claim(args: argparse.Namespace) -> int:
     except Conflict as error:
         print(f"agentdesk: {error}", file=sys.stderr)
         return EXIT_CLAIMED_BY_OTHER
+    print(done, file=sys.stderr)
+    return 0
+
+
+def cmd_resend(args: argparse.Namespace) -> int:
+    from agentdesk.app import conversations
+
+    ctx = context(args)
+    done = conversations.resend(ctx.desk, args.ref, args.number)
+    if args.json:
+        print_json({"ref": conversations.reference(args.ref), "message": args.number, "delivery": "queued"})
     print(done, file=sys.stderr)
     return 0
 

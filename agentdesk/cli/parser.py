@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     claim = command("claim", conversations.cmd_claim, "assign to me atomically; exit 3 if another agent holds it")
     claim.add_argument("ref", metavar="REF")
+    resend = command("resend", conversations.cmd_resend,
+                     "send reply N again after a failed or possibly sent delivery (N as `show` numbers them)")
+    resend.add_argument("ref", metavar="REF")
+    resend.add_argument("number", metavar="N", type=int, help="the message's number in the thread, from 1")
+    resend.add_argument("--json", action="store_true", help="print what was done as JSON")
 
     marking = command("spam", spam.cmd_spam, "move conversations to the spam view (no SLA, no receipt); --undo: back")
     marking.add_argument("refs", nargs="+", metavar="REF")

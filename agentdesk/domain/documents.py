@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from agentdesk.domain import clocks, sla
 from agentdesk.store import queries
-from agentdesk.store.models import Attachment, Conversation, Message, ref_of
+from agentdesk.store.models import Attachment, Conversation, DeliveryAttempt, Message, ref_of
 
 
 def iso(value: datetime | None) -> str | None:
@@ -132,7 +132,23 @@ def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
     if message_ids:
         for attachment in session.exec(select(Attachment).where(col(Attachment.message_id).in_(message_ids))):
             attachments.setdefault(attachment.message_id, []).append(attachment)
-    return [message_document(m, outbox.get(m.id), attachments.get(m.id, [])) for m in messages]
+    history = delivery_history(session, [row.id for row in outbox.values()])
+    return [message_document(m, outbox.get(m.id), attachments.get(m.id, []),
+                             history.get(outbox[m.id].id, []) if m.id in outbox else None)
+            for m in messages]
+
+
+def delivery_history(session: Session, outbox_ids: Sequence[int]) -> dict[int, list[DeliveryAttempt]]:
+    """Every delivery attempt of these outbox rows, oldest first, by outbox id."""
+    from sqlmodel import col, select
+
+    found: dict[int, list[DeliveryAttempt]] = {}
+    if outbox_ids:
+        statement = (select(DeliveryAttempt).where(col(DeliveryAttempt.outbox_id).in_(list(outbox_ids)))
+                     .order_by(col(DeliveryAttempt.started_at), col(DeliveryAttempt.id)))
+        for attempt in session.exec(statement):
+            found.setdefault(attempt.outbox_id, []).append(attempt)
+    return found
 
 
 def delivery_state(outbox) -> str | None:
@@ -144,7 +160,8 @@ def delivery_state(outbox) -> str | None:
     return outbox.state
 
 
-def message_document(message: Message, outbox, attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
+def message_document(message: Message, outbox, attachments: Sequence[Attachment] = (),
+                     history: Sequence[DeliveryAttempt] | None = None) -> dict[str, Any]:
     return {
         "direction": message.direction,
         "kind": message.kind,
@@ -159,6 +176,15 @@ def message_document(message: Message, outbox, attachments: Sequence[Attachment]
         "delivery": delivery_state(outbox),
         "delivery_error": (outbox.last_error or None) if outbox is not None else None,
         "delivery_attempts": outbox.attempts if outbox is not None else None,
+        # When the state or error above was recorded (for possibly_sent: when the answer never came).
+        "delivery_at": iso(outbox.updated_at) if outbox is not None and outbox.updated_at else None,
+        # False while the sync found no sender for it on its host (`delivery_error` says which).
+        "deliverable": (outbox.no_sender_at is None) if outbox is not None else None,
+        "delivery_history": [
+            {"started_at": iso(a.started_at), "at": iso(a.finished_at) if a.finished_at else None,
+             "outcome": a.outcome, "reason": a.reason or None}
+            for a in history or ()
+        ] if outbox is not None else None,
         "thread_reason": message.thread_reason or None,
         "parse_error": message.parse_error or None,
         "attachments": [

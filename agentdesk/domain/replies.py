@@ -12,7 +12,7 @@ import re
 import uuid
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from agentdesk.domain import audit, clocks, queue
 from agentdesk.errors import InvalidInput
@@ -127,3 +127,42 @@ def add_note(
                  message_id=message.id)
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     return message
+
+
+# Delivery states an agent may resend from: the outcome was a failure, or is unknown.
+RESENDABLE = ("failed", "possibly_sent")
+
+
+def resend(session: Session, *, messages: list[Message], number: int, ref: str, agent: str,
+           now: datetime) -> Message:
+    """Queue message `number` (1-based, in thread order: `show`'s order) to be sent again.
+
+    Only a reply whose delivery failed or whose outcome is unknown (`possibly_sent`); a bounce is
+    the server's final word, so a bounced reply is answered with a new one instead.
+    """
+    if not 1 <= number <= len(messages):
+        raise InvalidInput(f"{ref} has {len(messages)} message(s); there is no message {number}")
+    message = messages[number - 1]
+    outbox = session.exec(select(Outbox).where(Outbox.message_id == message.id)).first()
+    if outbox is None:
+        what = {"inbound": "a message from the customer", "note": "an internal note"}.get(message.direction,
+                                                                                       "not a queued reply")
+        raise InvalidInput(f"{ref} message {number} is {what}; only replies are sent")
+    if outbox.state == "failed" and outbox.bounce_message_id is not None:
+        raise InvalidInput(f"{ref} message {number} bounced (the server refused it for good); write a new reply")
+    if outbox.state not in RESENDABLE:
+        raise InvalidInput(f"{ref} message {number} is {outbox.state}; only a failed or possibly sent reply "
+                           "can be resent")
+    previous = outbox.state
+    outbox.state = "queued"
+    # A fresh run of attempts: the history keeps the earlier ones.
+    outbox.attempts = 0
+    outbox.next_attempt_at = now
+    outbox.updated_at = now
+    outbox.last_error = ""
+    outbox.no_sender_at = None
+    session.add(outbox)
+    audit.record(session, agent=agent, action="resend", now=now, conversation_id=message.conversation_id,
+                 message_id=message.id, previous=previous)
+    return message
+
