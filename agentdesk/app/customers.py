@@ -92,18 +92,17 @@ def document(desk: Desk, text: str) -> dict[str, Any]:
 
 
 def listing(desk: Desk, query: str | None, *, limit: int) -> list[dict[str, Any]]:
-    """Customers matching a full-text search (or the first ones by id), with their identities."""
-    from sqlmodel import col, select
-
+    """Customers matching a full-text search (or the first ones by id), with their identities;
+    never the desk's mail-system customer."""
     from agentdesk.store import search
 
     with desk.read() as session:
         if query:
-            ids = search.search_customer_ids(session.connection(), query, limit=limit)
-            found = queries.customers_by_id(session=session, customer_ids=ids)
-            customers = [found[i] for i in ids if i in found]
+            # One more than asked: the mail-system customer may be among the hits and is dropped.
+            ids = search.search_customer_ids(session.connection(), query, limit=limit + 1)
+            customers = queries.agent_customers(session=session, customer_ids=ids)[:limit]
         else:
-            customers = list(session.exec(select(Customer).order_by(col(Customer.id)).limit(limit)))
+            customers = queries.agent_customers(session=session, limit=limit)
         identities = queries.identities_of(session=session, customer_ids=[c.id for c in customers])
     return [
         {"id": c.id, "name": c.name, "organization": c.organization,

@@ -9,7 +9,8 @@ from sqlmodel import Session, select
 
 from agentdesk.config import Settings
 from agentdesk.domain.documents import iso
-from agentdesk.store.models import Conversation, Customer, Identity, Message, Outbox, SyncState
+from agentdesk.store import queries
+from agentdesk.store.models import Conversation, Message, Outbox, SyncState
 
 DIRECTIONS = ("inbound", "outbound", "note")
 KINDS = ("message", "auto_reply", "bounce", "receipt")
@@ -39,10 +40,11 @@ def collect(session: Session, settings: Settings, *, spool_rejected: int) -> dic
             entry["last_sync"] = last
         if state.last_error:
             entry["error"] = state.last_error
+    customers, identities = queries.customer_counts(session=session)
     return {
         "conversations": _count(session, Conversation),
-        "customers": _count(session, Customer),
-        "identities": _count(session, Identity),
+        "customers": customers,  # the desk's mail-system customer is not one
+        "identities": identities,
         "messages": _grouped(session, Message.direction, DIRECTIONS),
         "kinds": _grouped(session, Message.kind, KINDS),
         "outbox": _grouped(session, Outbox.state, OUTBOX_STATES),

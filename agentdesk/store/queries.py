@@ -374,6 +374,34 @@ def tags_of(*, session: Session, conversation_ids: Sequence[int]) -> dict[int, l
     return tags
 
 
+def _not_the_mail_system():
+    """Every customer but the desk's own mail-system one (lookups.system_customer): the row that
+    owns unmatched bounces is the desk's, not a customer an agent lists, finds or counts."""
+    from agentdesk.store.lookups import SYSTEM_CUSTOMER_NAME, SYSTEM_CUSTOMER_TIER
+
+    return ~and_(col(Customer.tier) == SYSTEM_CUSTOMER_TIER, col(Customer.name) == SYSTEM_CUSTOMER_NAME)
+
+
+def agent_customers(*, session: Session, customer_ids: Sequence[int] | None = None, limit: int | None = None,
+                    ) -> list[Customer]:
+    """Customers by id (`customer_ids`, in that order; else the first `limit` by id), the
+    mail-system customer left out."""
+    statement = select(Customer).where(_not_the_mail_system())
+    if customer_ids is None:
+        return list(session.exec(statement.order_by(col(Customer.id)).limit(limit)))
+    if not customer_ids:
+        return []
+    found = {c.id: c for c in session.exec(statement.where(col(Customer.id).in_(set(customer_ids))))}
+    return [found[i] for i in customer_ids if i in found]
+
+
+def customer_counts(*, session: Session) -> tuple[int, int]:
+    """(customers, identities), the mail-system customer not counted (it has no identity)."""
+    customers = session.exec(select(func.count()).select_from(Customer).where(_not_the_mail_system())).one()
+    identities = session.exec(select(func.count()).select_from(Identity)).one()
+    return customers, identities
+
+
 def customers_by_id(*, session: Session, customer_ids: Sequence[int]) -> dict[int, Customer]:
     if not customer_ids:
         return {}
