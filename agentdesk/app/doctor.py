@@ -117,6 +117,7 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
 
 def _outbox_check(settings, engine) -> Check:
     """Queued replies that no sender this config builds can deliver: they would wait for ever."""
+    from agentdesk.store import db
     from agentdesk.sync import delivery, worker
 
     try:
