@@ -23,7 +23,7 @@ import pytest
 
 from agentdesk.channels.email.mime import parse_message
 from agentdesk.domain import automatic_messages
-from integration.email.servers import mailbox_config
+from integration.email.servers import Dovecot, mailbox_config
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +34,16 @@ RECEIPT = "Hi {{ customer_first_name }},\n\nWe received your message ({{ ref }})
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    """This module's own server: each of its tests takes a fresh user, and the session's server
+    keeps its pre-created users for the other modules."""
+    server = Dovecot()
+    server.start()
+    yield server
+    server.cleanup()
 
 
 def _config(tmp_path: Path, dovecot, user: str, smtp, *, bulk: str = "") -> Path:
