@@ -80,6 +80,8 @@ ACTIONS: tuple[Action, ...] = (
            help="Move to the spam view (no SLA, no receipt); in the spam view, put it back"),
     Action("block", "block", "Block sender", "B", "main", "Act",
            help="Block the sender (their new mail goes to spam) and move this to spam"),
+    Action("conversation.resend", "resend", "Resend reply", "D", "main", "Act",
+           help="Send again this conversation's latest failed or possibly sent reply"),
     Action("merge", "merge", "Merge", "m", "main", "Act",
            help="Merge this conversation (or the marked ones) into another, picked by ref"),
     Action("report", "report", "Report", "R", "main", "App",

@@ -24,6 +24,7 @@ from agentdesk.app import spam as spam_actions
 from agentdesk.app.conversations import Thread
 from agentdesk.app.desk import Desk, Header, header
 from agentdesk.app.queue import Filter
+from agentdesk.domain.replies import RESENDABLE
 from agentdesk.tui import actions, format
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.widgets.customer_pane import CustomerPane
@@ -40,6 +41,18 @@ STATUS_LABELS = {
     "new": "new — nobody has answered", "open": "open — we are on it", "pending": "pending — waiting on the customer",
     "on_hold": "on hold — waiting on a third party", "solved": "solved", "closed": "closed — no more replies",
 }
+
+
+def _resend_latest(desk: Desk, conversation_id: int) -> str:
+    """Queue the conversation's latest failed or possibly sent reply again (read fresh: the thread
+    on screen may be older than the outbox); say so when there is none. A bounced reply shows as
+    "bounced", not "failed", so it is never picked: a bounce is answered with a new reply."""
+    thread = conversations.thread(desk, conversation_id)
+    latest = next((item for item in reversed(thread.items)
+                   if item.kind == "outbound" and item.delivery in RESENDABLE), None)
+    if latest is None:
+        return f"{format.ref(conversation_id)}: no failed or possibly sent reply to resend"
+    return conversations.resend(desk, conversation_id, latest.number)
 
 
 def _breakpoint_class(breakpoints: list[tuple[int, str]], width: int) -> str:
@@ -518,6 +531,13 @@ class MainScreen(Screen):
         if ids:
             self._act(lambda: [f"blocked {item['pattern']}; {item['ref']} moved to spam"
                                for item in (spam_actions.block_sender(self.desk, each) for each in ids)])
+
+    def action_resend(self) -> None:
+        ids = self._targets()
+        if not ids:
+            self.notify("no conversation selected", severity="warning")
+            return
+        self._act(lambda: [_resend_latest(self.desk, conversation_id) for conversation_id in ids])
 
     def action_unassign(self) -> None:
         ids = self._targets()

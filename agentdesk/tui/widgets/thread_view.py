@@ -16,7 +16,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from agentdesk.tui import format
+from agentdesk.tui import actions, format
 from agentdesk.app.conversations import Thread, ThreadItem
 from agentdesk.tui.widgets import overlay_style, shown, shown_line
 
@@ -168,10 +168,7 @@ class ThreadView(ScrollView, can_focus=False):
         if item.message_kind in ("auto_reply", "bounce"):
             text.append(f"  [{item.message_kind.replace('_', ' ')}]", self.style("meta"))
         if item.delivery:
-            style = self.style("failed") if item.delivery == "failed" else self.style("meta")
-            text.append(f"  {item.delivery}", style)
-            if item.delivery_error:
-                text.append(f": {shown_line(item.delivery_error)}", style)
+            text.append_text(self._delivery(item, now))
         text.append("\n")
         body = format.split_body(shown(item.body))
         body_style = self.style("note-body") if item.kind == "note" else None
@@ -194,3 +191,17 @@ class ThreadView(ScrollView, can_focus=False):
             text.append(f"[attachment] {shown_line(filename)} ({shown_line(content_type)}, {format.size(size)})\n", self.style("meta"))
         text.rstrip()
         return text
+
+    def _delivery(self, item: ThreadItem, now: datetime) -> Text:
+        """A reply's delivery state, said where the agent looks: beside its heading."""
+        reason = shown_line(item.delivery_error)
+        if item.delivery == "possibly_sent":
+            # The outcome is unknown and nothing resends it on its own: the agent decides.
+            since = format.local_time(item.delivery_at, now)
+            key = actions.keys_of(actions.BY_ID["conversation.resend"], getattr(self.app, "keymap", {})).split(", ")[0]
+            return Text(f"  possibly sent (since {since}): {reason or 'the server never answered'} — "
+                        f"{key} resends #{item.number}", self.style("warning"))
+        if not item.deliverable:
+            return Text(f"  cannot be delivered from this host: {reason}", self.style("warning"))
+        style = self.style("failed") if item.delivery == "failed" else self.style("meta")
+        return Text(f"  {item.delivery}" + (f": {reason}" if reason else ""), style)
