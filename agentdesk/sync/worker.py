@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentdesk.store import db
 from agentdesk.sync import delivery
 from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext  # noqa: F401
 from agentdesk.sync.senders import email_senders, spool_senders
@@ -149,10 +150,22 @@ class SyncWorker:
         self.delivery_wake = threading.Event()
 
     def deliver(self) -> delivery.DeliveryReport:
-        if not self.senders:
+        """One delivery pass. A host with no sender at all still runs it: the pass is what marks the
+        queued replies no sender here takes, so the thread, `show` and `doctor` say they wait for
+        another host instead of nothing saying anything."""
+        if not self.senders and not self._anything_to_mark():
             return delivery.DeliveryReport()
         return delivery.deliver_due(self.ctx.engine, self.senders, now_fn=self.ctx.now_fn,
                                     sources=self.delivery_sources)
+
+    def _anything_to_mark(self) -> bool:
+        # A read, not the pass's write transaction: an idle host without senders (a TUI beside a
+        # sync elsewhere, a receive-only config) polls this every few seconds and must not take
+        # the write lock each time to learn that nothing is queued.
+        if self.delivery_sources is not None:
+            return False  # a worker limited to some sources leaves the marking to the full one
+        with db.read_session(self.ctx.engine) as session:
+            return bool(delivery.undeliverable(session, senders=set()))
 
     def run_once(self, *, progress: Progress | None = None) -> SyncReport:
         report = SyncReport()

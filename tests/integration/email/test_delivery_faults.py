@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import factories
+from conftest import BASIC_CONFIG
 from agentdesk.domain import replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation
@@ -173,3 +174,33 @@ def test_sixty_undeliverable_sms_replies_do_not_hold_back_an_email_reply(dovecot
     doctor = _cli(config, "doctor", check=False)
     assert "60 sms reply(ies)" in doctor.stdout + doctor.stderr
     assert "no sender for sms on this host" in doctor.stdout + doctor.stderr
+
+
+def _receive_only_config(tmp_path: Path) -> Path:
+    """A host with no mailbox and no spool: it sends nothing at all."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
+                    f'[templates]\ndir = "{tmp_path / "templates"}"\n'
+                    '[agents.tester]\nname = "Terry Tester"\n' + BASIC_CONFIG, encoding="utf-8")
+    return path
+
+
+def test_a_host_with_no_sender_at_all_still_marks_the_replies_it_cannot_deliver(tmp_path, desk_factory):
+    config = _receive_only_config(tmp_path)
+    _cli(config, "doctor", check=False)  # creates the database
+    desk = desk_factory(config)
+    # Nothing queued: the pass is a read, and a clean one.
+    _cli(config, "sync", "--once")
+    conversation_id = factories.ingest(desk.engine, desk.policies, factories.inbound(
+        sender="+46700000001", name="Caller", subject="", body="text", channel="sms", source="twilio",
+        at=datetime.now(timezone.utc) - timedelta(minutes=5))).conversation_id
+    _reply(desk, conversation_id, "On it.")
+
+    first = _cli(config, "sync", "--once", check=False)
+    assert "1 sms reply(ies) cannot be delivered here" in first.stderr
+    reply = _show(config, f"AD-{conversation_id}")["messages"][1]
+    assert reply["delivery"] == "queued" and reply["deliverable"] is False
+    assert "no sender for sms on this host" in reply["delivery_error"]
+    # Marked once: the next pass has nothing new to say of it, and counts it still.
+    again = _cli(config, "sync", "--once")
+    assert "reply(ies) cannot be delivered here:" not in again.stderr
