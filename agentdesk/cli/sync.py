@@ -3,6 +3,10 @@
 Exit status (DESIGN, "sync --once exit status"): 0 when every source was read and every item
 was stored (or rejected with a reason printed on stderr); 1 when a source could not be read, an
 item could not be stored or a reply could not be delivered — one line per problem on stderr.
+Two delivery outcomes count as problems of the pass that finds them, and of that pass only: a
+reply possibly sent (the agent must decide whether to resend it, so a cron job hears of it once)
+and replies newly found that no sender on this host can deliver. Later passes exit 0 for them:
+the thread, `show` and `doctor` keep saying so, and the summary line keeps counting them.
 Without --once the worker runs until SIGINT or SIGTERM and then exits 0.
 """
 
@@ -37,7 +41,9 @@ def _once(worker, progress: Progress) -> int:
         print(f"agentdesk: sync: {line}", file=sys.stderr)
     duplicates = sum(p.duplicates for p in report.polls)
     print(f"sync: {report.stored} new message(s), {duplicates} already stored, {report.delivery.sent} sent, "
-          f"{report.delivery.retrying} to retry, {report.delivery.failed} failed", file=sys.stderr)
+          f"{report.delivery.retrying} to retry, {report.delivery.failed} failed, "
+          f"{report.delivery.possibly_sent} possibly sent, {report.undeliverable} cannot be delivered here",
+          file=sys.stderr)
     return 0 if report.ok else EXIT_FAILED
 
 

@@ -126,6 +126,9 @@ class SyncReport:
     polls: list[PollReport] = field(default_factory=list)
     delivery: delivery.DeliveryReport = field(default_factory=delivery.DeliveryReport)
     errors: list[str] = field(default_factory=list)
+    # Queued replies no sender here takes, after the pass (all of them, not only those it found):
+    # what `sync --once` counts as "cannot be delivered here".
+    undeliverable: int = 0
 
     @property
     def ok(self) -> bool:
@@ -180,6 +183,9 @@ class SyncWorker:
                 report.errors.append(f"{source.name}: {type(error).__name__}: {error}")
         try:
             report.delivery = self.deliver()
+            with db.read_session(self.ctx.engine) as session:
+                report.undeliverable = sum(count for _, count, _ in
+                                           delivery.undeliverable(session, senders=set(self.senders)))
         except Exception as error:
             report.errors.append(f"outbox: {type(error).__name__}: {error}")
         return report

@@ -107,15 +107,21 @@ def test_a_send_whose_answer_never_came_is_possibly_sent_not_retried_and_resent_
 
     first = _cli(config, "sync", "--once", check=False)
     assert dropper.data_received == 1
-    assert "possibly sent" in first.stderr
+    # The pass that left the outcome unknown exits 1, so a cron job hears of it: the agent decides.
+    assert first.returncode == 1
+    assert f"{ref}: possibly sent, not retried (agentdesk resend sends it again)" in first.stderr
+    assert "0 sent, 0 to retry, 0 failed, 1 possibly sent, 0 cannot be delivered here" in first.stderr
     reply = _show(config, ref)["messages"][1]
     assert reply["delivery"] == "possibly_sent"
     assert "connection was lost before its answer" in reply["delivery_error"]
     assert reply["delivery_at"] is not None
     assert [a["outcome"] for a in reply["delivery_history"]] == ["possibly_sent"]
 
-    # Never again on its own: not on the next passes, not days later.
-    _cli(config, "sync", "--once", check=False)
+    # Never again on its own: not on the next passes, not days later. Said once: the next pass,
+    # having nothing new to say, exits 0.
+    second = _cli(config, "sync", "--once", check=False)
+    assert second.returncode == 0, second.stderr
+    assert "0 sent, 0 to retry, 0 failed, 0 possibly sent" in second.stderr
     desk.sync_once(now_fn=lambda: datetime.now(timezone.utc) + timedelta(days=2))
     assert dropper.data_received == 1
     assert _show(config, ref)["messages"][1]["delivery"] == "possibly_sent"
@@ -157,14 +163,17 @@ def test_sixty_undeliverable_sms_replies_do_not_hold_back_an_email_reply(dovecot
         _reply(desk, conversation_id, "On it.")
     dovecot.append(mail_user, [_customer_mail(2)])
     first = _cli(config, "sync", "--once", check=False)
-    # Said once, when the sync first finds them; they stay queued for a host that has a sender.
+    # Said once, when the sync first finds them (exit 1); they stay queued for a host that has a sender.
+    assert first.returncode == 1
     assert "60 sms reply(ies) cannot be delivered here" in first.stderr
+    assert "60 cannot be delivered here" in first.stderr.splitlines()[-1]
     email_id = desk.count("SELECT id FROM conversation WHERE channel = 'email'")
     _reply(desk, email_id)
 
     result = _cli(config, "sync", "--once", check=False)
     assert len(smtp.received) == 1, result.stderr
-    assert "1 sent" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "1 sent, 0 to retry, 0 failed, 0 possibly sent, 60 cannot be delivered here" in result.stderr
     assert _show(config, f"AD-{email_id}")["messages"][1]["delivery"] == "sent"
     sms_reply = _show(config, f"AD-{sms_ids[0]}")["messages"][1]
     assert sms_reply["delivery"] == "queued" and sms_reply["deliverable"] is False
@@ -190,17 +199,20 @@ def test_a_host_with_no_sender_at_all_still_marks_the_replies_it_cannot_deliver(
     _cli(config, "doctor", check=False)  # creates the database
     desk = desk_factory(config)
     # Nothing queued: the pass is a read, and a clean one.
-    _cli(config, "sync", "--once")
+    idle = _cli(config, "sync", "--once")
+    assert "0 possibly sent, 0 cannot be delivered here" in idle.stderr
     conversation_id = factories.ingest(desk.engine, desk.policies, factories.inbound(
         sender="+46700000001", name="Caller", subject="", body="text", channel="sms", source="twilio",
         at=datetime.now(timezone.utc) - timedelta(minutes=5))).conversation_id
     _reply(desk, conversation_id, "On it.")
 
     first = _cli(config, "sync", "--once", check=False)
+    assert first.returncode == 1
     assert "1 sms reply(ies) cannot be delivered here" in first.stderr
     reply = _show(config, f"AD-{conversation_id}")["messages"][1]
     assert reply["delivery"] == "queued" and reply["deliverable"] is False
     assert "no sender for sms on this host" in reply["delivery_error"]
     # Marked once: the next pass has nothing new to say of it, and counts it still.
-    again = _cli(config, "sync", "--once")
+    again = _cli(config, "sync", "--once")  # exit 0
     assert "reply(ies) cannot be delivered here:" not in again.stderr
+    assert "0 failed, 0 possibly sent, 1 cannot be delivered here" in again.stderr
