@@ -47,3 +47,21 @@ def claim_in_process(url: str, ref: int, agent: str, start, results) -> None:
         results.put((agent, "won"))
     except Exception as error:  # Conflict, reported to the test
         results.put((agent, str(error)))
+
+
+class FakeSender:
+    """A `delivery.Sender` that records what it sent; `outcomes` are returned (or raised) in turn."""
+
+    def __init__(self, outcomes=()):
+        self.outcomes = list(outcomes)
+        self.sent: list[int] = []
+
+    def prepare(self, session, *, outbox, message, conversation):
+        return message.id
+
+    def send(self, prepared):
+        outcome = self.outcomes.pop(0) if self.outcomes else ""
+        if isinstance(outcome, Exception):
+            raise outcome
+        self.sent.append(prepared)
+        return outcome

@@ -20,22 +20,6 @@ from conftest import FIXED_NOW
 T = FIXED_NOW
 
 
-class FakeSender:
-    def __init__(self, outcomes=()):
-        self.outcomes = list(outcomes)
-        self.sent: list[int] = []
-
-    def prepare(self, session, *, outbox, message, conversation):
-        return message.id
-
-    def send(self, prepared):
-        outcome = self.outcomes.pop(0) if self.outcomes else ""
-        if isinstance(outcome, Exception):
-            raise outcome
-        self.sent.append(prepared)
-        return outcome
-
-
 def _queue_reply(engine, policies, *, kind="message", at=T):
     result = factories.ingest(engine, policies, factories.inbound(at=at - timedelta(minutes=5)))
     with db.write_session(engine) as session:
@@ -53,7 +37,7 @@ def _row(engine) -> Outbox:
 
 def test_sent_on_first_attempt(engine, policies):
     message_id = _queue_reply(engine, policies)
-    sender = FakeSender()
+    sender = factories.FakeSender()
     report = delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T)
     assert (report.sent, report.failed, report.retrying) == (1, 0, 0)
     row = _row(engine)
@@ -64,7 +48,7 @@ def test_sent_on_first_attempt(engine, policies):
 
 def test_temporary_failure_backs_off_then_succeeds(engine, policies):
     _queue_reply(engine, policies)
-    sender = FakeSender([DeliveryError("421 try later"), DeliveryError("421 still busy"), ""])
+    sender = factories.FakeSender([DeliveryError("421 try later"), DeliveryError("421 still busy"), ""])
     report = delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T)
     assert report.retrying == 1 and "421 try later" in report.errors[0]
     row = _row(engine)
@@ -81,7 +65,7 @@ def test_temporary_failure_backs_off_then_succeeds(engine, policies):
 
 def test_permanent_failure_is_failed_with_the_servers_reason(engine, policies):
     _queue_reply(engine, policies)
-    sender = FakeSender([DeliveryError("550 5.1.1 no such user", permanent=True)])
+    sender = factories.FakeSender([DeliveryError("550 5.1.1 no such user", permanent=True)])
     report = delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T)
     assert report.failed == 1
     row = _row(engine)
@@ -91,7 +75,7 @@ def test_permanent_failure_is_failed_with_the_servers_reason(engine, policies):
 def test_gives_up_after_max_attempts(engine, policies, monkeypatch):
     monkeypatch.setattr(delivery, "MAX_ATTEMPTS", 2)
     _queue_reply(engine, policies)
-    sender = FakeSender([DeliveryError("timeout"), DeliveryError("timeout again")])
+    sender = factories.FakeSender([DeliveryError("timeout"), DeliveryError("timeout again")])
     delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T)
     report = delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T + timedelta(hours=1))
     assert report.failed == 1 and _row(engine).state == "failed"
@@ -99,20 +83,20 @@ def test_gives_up_after_max_attempts(engine, policies, monkeypatch):
 
 def test_a_sender_bug_keeps_the_row_for_retry(engine, policies):
     _queue_reply(engine, policies)
-    report = delivery.deliver_due(engine, {"email": FakeSender([RuntimeError("boom")])}, now_fn=lambda: T)
+    report = delivery.deliver_due(engine, {"email": factories.FakeSender([RuntimeError("boom")])}, now_fn=lambda: T)
     assert report.retrying == 1 and "boom" in _row(engine).last_error
 
 
 def test_rows_of_other_channels_are_left_alone(engine, policies):
     _queue_reply(engine, policies)
-    assert delivery.deliver_due(engine, {"sms": FakeSender()}, now_fn=lambda: T).sent == 0
+    assert delivery.deliver_due(engine, {"sms": factories.FakeSender()}, now_fn=lambda: T).sent == 0
     assert (_row(engine).state, _row(engine).attempts) == ("queued", 0)
 
 
 def test_automatic_messages_are_rate_limited_per_customer(engine, policies):
     for n in range(automatic_messages.AUTOMATIC_LIMIT + 1):
         _queue_reply(engine, policies, kind="receipt", at=T + timedelta(minutes=n))
-    report = delivery.deliver_due(engine, {"email": FakeSender()}, now_fn=lambda: T + timedelta(minutes=10))
+    report = delivery.deliver_due(engine, {"email": factories.FakeSender()}, now_fn=lambda: T + timedelta(minutes=10))
     assert (report.sent, report.failed) == (automatic_messages.AUTOMATIC_LIMIT, 1)
     with db.read_session(engine) as session:
         failed = session.exec(select(Outbox).where(Outbox.state == "failed")).one()

@@ -19,22 +19,6 @@ from conftest import FIXED_NOW
 T = FIXED_NOW
 
 
-class FakeSender:
-    def __init__(self, outcomes=()):
-        self.outcomes = list(outcomes)
-        self.sent: list[int] = []
-
-    def prepare(self, session, *, outbox, message, conversation):
-        return message.id
-
-    def send(self, prepared):
-        outcome = self.outcomes.pop(0) if self.outcomes else ""
-        if isinstance(outcome, Exception):
-            raise outcome
-        self.sent.append(prepared)
-        return outcome
-
-
 def _queue(engine, policies, *, channel="email", n=0, at=T) -> int:
     result = factories.ingest(engine, policies, factories.inbound(
         at=at - timedelta(minutes=5), channel=channel, source="support" if channel == "email" else "twilio",
@@ -62,7 +46,7 @@ def _history(engine, outbox_id) -> list[tuple[str, str]]:
 def test_rows_without_a_sender_never_crowd_out_those_with_one(engine, policies):
     sms = [_queue(engine, policies, channel="sms", n=n, at=T - timedelta(minutes=60 - n)) for n in range(60)]
     mail = _queue(engine, policies, n=99)
-    sender = FakeSender()
+    sender = factories.FakeSender()
     report = delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T)
     assert report.sent == 1 and _outbox(engine, mail).state == "sent"
     assert report.no_sender == 60
@@ -72,7 +56,7 @@ def test_rows_without_a_sender_never_crowd_out_those_with_one(engine, policies):
     # Said once: the next pass marks nothing new.
     assert delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T).no_sender == 0
     # A host with an sms sender takes them and clears the mark.
-    sms_sender = FakeSender()
+    sms_sender = factories.FakeSender()
     delivery.deliver_due(engine, {"sms": sms_sender}, now_fn=lambda: T, limit=100)
     row = _outbox(engine, sms[0])
     assert (row.state, row.no_sender_at, row.last_error) == ("sent", None, "")
@@ -81,7 +65,7 @@ def test_rows_without_a_sender_never_crowd_out_those_with_one(engine, policies):
 
 def test_a_worker_limited_to_some_sources_marks_nothing(engine, policies):
     sms = _queue(engine, policies, channel="sms")
-    delivery.deliver_due(engine, {"email": FakeSender()}, now_fn=lambda: T, sources={"support"})
+    delivery.deliver_due(engine, {"email": factories.FakeSender()}, now_fn=lambda: T, sources={"support"})
     assert _outbox(engine, sms).no_sender_at is None
 
 
@@ -96,7 +80,7 @@ def test_undeliverable_counts_by_channel(engine, policies):
 
 def test_an_unknown_outcome_is_possibly_sent_and_never_retried(engine, policies):
     conversation_id = _queue(engine, policies)
-    sender = FakeSender([DeliveryOutcomeUnknown("the answer never came")])
+    sender = factories.FakeSender([DeliveryOutcomeUnknown("the answer never came")])
     report = delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T)
     assert report.possibly_sent == 1 and report.retrying == 0
     row = _outbox(engine, conversation_id)
@@ -115,7 +99,7 @@ def test_a_claim_left_without_outcome_is_not_sent_again(engine, policies):
         row.attempts, row.next_attempt_at = 1, T + delivery.LEASE
         session.add(DeliveryAttempt(outbox_id=row.id, started_at=T))
         session.commit()
-    sender = FakeSender()
+    sender = factories.FakeSender()
     report = delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T + delivery.LEASE + timedelta(seconds=1))
     assert sender.sent == [] and report.possibly_sent == 1
     assert _outbox(engine, conversation_id).state == "possibly_sent"
@@ -127,7 +111,7 @@ def test_a_claim_left_without_outcome_is_not_sent_again(engine, policies):
 ])
 def test_every_attempt_is_in_the_history(engine, policies, outcomes, history):
     conversation_id = _queue(engine, policies)
-    sender = FakeSender(outcomes)
+    sender = factories.FakeSender(outcomes)
     delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T)
     delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T + timedelta(hours=1))
     assert [outcome for outcome, _ in _history(engine, _outbox(engine, conversation_id).id)] == history
@@ -151,11 +135,11 @@ def test_resend_requeues_failed_and_possibly_sent_replies_only(engine, policies)
         _resend(engine, conversation_id, 1)
     with pytest.raises(InvalidInput, match="no message 3"):
         _resend(engine, conversation_id, 3)
-    delivery.deliver_due(engine, {"email": FakeSender([DeliveryOutcomeUnknown("lost")])}, now_fn=lambda: T)
+    delivery.deliver_due(engine, {"email": factories.FakeSender([DeliveryOutcomeUnknown("lost")])}, now_fn=lambda: T)
     _resend(engine, conversation_id, 2)
     row = _outbox(engine, conversation_id)
     assert (row.state, row.attempts, row.next_attempt_at, row.last_error) == ("queued", 0, T + timedelta(hours=2), "")
-    sender = FakeSender()
+    sender = factories.FakeSender()
     delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: T + timedelta(hours=2))
     assert len(sender.sent) == 1
     assert [o for o, _ in _history(engine, row.id)] == ["possibly_sent", "sent"]
@@ -168,7 +152,7 @@ def test_selection_marking_and_history_on_both_databases(any_database_url, polic
     try:
         sms = [_queue(engine, policies, channel="sms", n=n, at=T - timedelta(minutes=10)) for n in range(3)]
         mail = _queue(engine, policies, n=9)
-        report = delivery.deliver_due(engine, {"email": FakeSender()}, now_fn=lambda: T, limit=2,
+        report = delivery.deliver_due(engine, {"email": factories.FakeSender()}, now_fn=lambda: T, limit=2,
                                       sources=None)
         assert (report.sent, report.no_sender) == (1, 3)
         assert _outbox(engine, mail).state == "sent" and _outbox(engine, sms[0]).no_sender_at is not None
