@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from agentdesk.config import Settings
 from agentdesk.domain.documents import iso
-from agentdesk.store import queries
-from agentdesk.store.models import Conversation, Message, Outbox, SyncState
+from agentdesk.store import queries, reporting
+from agentdesk.store.models import Conversation, Message, Outbox
 
 DIRECTIONS = ("inbound", "outbound", "note")
 KINDS = ("message", "auto_reply", "bounce", "receipt")
 OUTBOX_STATES = ("queued", "sent", "failed")
-
-
-def _grouped(session: Session, column, keys: tuple[str, ...]) -> dict[str, int]:
-    counts = dict.fromkeys(keys, 0)
-    for key, count in session.exec(select(column, func.count()).group_by(column)):
-        counts[key] = count
-    return counts
-
-
-def _count(session: Session, model) -> int:
-    return session.exec(select(func.count()).select_from(model)).one()
 
 
 def collect(session: Session, settings: Settings, *, spool_rejected: int) -> dict[str, Any]:
@@ -33,7 +21,7 @@ def collect(session: Session, settings: Settings, *, spool_rejected: int) -> dic
     sources: dict[str, dict[str, Any]] = {
         source.name: {"last_sync": None, "error": None} for source in [*settings.mailbox, *settings.spool]
     }
-    for state in session.exec(select(SyncState)):
+    for state in queries.sync_states(session=session):
         entry = sources.setdefault(state.source, {"last_sync": None, "error": None})
         last = iso(state.last_sync_at)
         if last and (entry["last_sync"] is None or last > entry["last_sync"]):
@@ -42,12 +30,12 @@ def collect(session: Session, settings: Settings, *, spool_rejected: int) -> dic
             entry["error"] = state.last_error
     customers, identities = queries.customer_counts(session=session)
     return {
-        "conversations": _count(session, Conversation),
+        "conversations": reporting.row_count(session=session, model=Conversation),
         "customers": customers,  # the desk's mail-system customer is not one
         "identities": identities,
-        "messages": _grouped(session, Message.direction, DIRECTIONS),
-        "kinds": _grouped(session, Message.kind, KINDS),
-        "outbox": _grouped(session, Outbox.state, OUTBOX_STATES),
+        "messages": reporting.counts_by(session=session, column=Message.direction, keys=DIRECTIONS),
+        "kinds": reporting.counts_by(session=session, column=Message.kind, keys=KINDS),
+        "outbox": reporting.counts_by(session=session, column=Outbox.state, keys=OUTBOX_STATES),
         "spool_rejected": spool_rejected,
         "sources": sources,
     }
