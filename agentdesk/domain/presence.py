@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from agentdesk.store import collaboration
 from agentdesk.store.models import Presence
 
 HEARTBEAT_EVERY = timedelta(seconds=5)
@@ -49,12 +50,8 @@ def colleagues_on(
     """Other agents with a fresh presence on these conversations, replying first."""
     if not conversation_ids:
         return {}
-    rows = session.exec(
-        select(Presence).where(
-            col(Presence.conversation_id).in_(list(conversation_ids)),
-            Presence.agent != agent,
-            col(Presence.heartbeat_at) >= now - STALE_AFTER,
-        )
+    rows = collaboration.fresh_presences(
+        session=session, agent=agent, since=now - STALE_AFTER, conversation_ids=conversation_ids
     )
     found: dict[int, list[Colleague]] = {}
     for row in rows:
@@ -81,13 +78,7 @@ def describe(colleagues: Sequence[Colleague], names: dict[str, str] | None = Non
 
 def colleagues(session: Session, *, agent: str, now: datetime) -> dict[int, list[Colleague]]:
     """Every other agent's fresh presence, by conversation (the table holds one row per agent)."""
-    rows = session.exec(
-        select(Presence).where(
-            col(Presence.conversation_id).is_not(None),
-            Presence.agent != agent,
-            col(Presence.heartbeat_at) >= now - STALE_AFTER,
-        )
-    )
+    rows = collaboration.fresh_presences(session=session, agent=agent, since=now - STALE_AFTER)
     found: dict[int, list[Colleague]] = {}
     for row in rows:
         found.setdefault(row.conversation_id, []).append(Colleague(row.agent, row.activity, row.heartbeat_at))
