@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session
 
 from agentdesk.errors import InvalidInput
+from agentdesk.store import collaboration
 from agentdesk.store.models import Draft
 
 KINDS = ("reply", "note")
@@ -44,14 +45,11 @@ def save(
 
 
 def discard(session: Session, *, conversation_id: int, agent: str) -> None:
-    session.exec(delete(Draft).where(col(Draft.conversation_id) == conversation_id, col(Draft.agent) == agent))
+    collaboration.delete_draft(session=session, conversation_id=conversation_id, agent=agent)
 
 
 def with_drafts(session: Session, *, agent: str, conversation_ids: list[int]) -> set[int]:
     """Which of these conversations the agent has a draft in (a marker in the queue)."""
     if not conversation_ids:
         return set()
-    rows = session.exec(
-        select(Draft.conversation_id).where(Draft.agent == agent, col(Draft.conversation_id).in_(conversation_ids))
-    )
-    return set(rows)
+    return collaboration.conversations_with_drafts(session=session, agent=agent, conversation_ids=conversation_ids)
