@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from agentdesk.domain import audit, clocks
 from agentdesk.domain import queue as queue_service
 from agentdesk.errors import InvalidInput, NotFound
-from agentdesk.store.models import BlockedSender, Conversation, Event, Message, ref_of
+from agentdesk.store import threads
+from agentdesk.store.models import BlockedSender, Conversation, ref_of
 
 SPAM = "spam"
 
@@ -41,8 +42,7 @@ def unmark_spam(session: Session, *, conversation: Conversation, agent: str, now
         return ""
     import json
 
-    last = session.exec(select(Event.detail).where(Event.conversation_id == conversation.id, Event.action == "spam")
-                        .order_by(col(Event.id).desc()).limit(1)).first()
+    last = threads.latest_event_detail(session=session, conversation_id=conversation.id, action="spam")
     before = json.loads(last or "{}").get("old", "queue")
     conversation.aside = before if before in ("bulk", "system") else ""
     audit.record(session, agent=agent, action="unspam", now=now, conversation_id=conversation.id,
@@ -83,10 +83,7 @@ def unblock(session: Session, *, pattern: str, agent: str, now: datetime) -> Non
 
 def sender_of(session: Session, conversation: Conversation) -> str:
     """The address of the conversation's latest customer message (what blocking it blocks)."""
-    address = session.exec(
-        select(Message.sender_address).where(Message.conversation_id == conversation.id,
-                                             Message.direction == "inbound", Message.sender_address != "")
-        .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)).first()
+    address = threads.latest_inbound_sender(session=session, conversation_id=conversation.id)
     if not address or "@" not in address:
         raise InvalidInput(f"{ref_of(conversation.id)} has no sender email address to block")
     return address

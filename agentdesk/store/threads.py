@@ -1,0 +1,24 @@
+"""Reads about one conversation's messages and audit events, for the domain's rules on it.
+
+Keyword-only functions taking a Session, like store/queries.py.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from agentdesk.store.models import Event, Message
+
+
+def latest_event_detail(*, session: Session, conversation_id: int, action: str) -> str | None:
+    """The detail (JSON text) of the conversation's latest `action` event; None without one."""
+    return session.exec(select(Event.detail).where(Event.conversation_id == conversation_id, Event.action == action)
+                        .order_by(col(Event.id).desc()).limit(1)).first()
+
+
+def latest_inbound_sender(*, session: Session, conversation_id: int) -> str | None:
+    """The sender address of the conversation's latest inbound message that has one."""
+    return session.exec(
+        select(Message.sender_address).where(Message.conversation_id == conversation_id,
+                                             Message.direction == "inbound", Message.sender_address != "")
+        .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)).first()
