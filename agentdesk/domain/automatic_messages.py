@@ -20,10 +20,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from agentdesk.store.models import Conversation, Identity, Message, Outbox
+from agentdesk.store import lookups, outbox
 
 # At most this many automatic messages to one customer (and so one address) per window.
 AUTOMATIC_LIMIT = 3
@@ -33,18 +32,8 @@ AUTOMATIC_KINDS = ("receipt",)
 
 def recent_automatic(session: Session, *, customer_id: int, now: datetime, sent_only: bool = False) -> int:
     """Automatic messages to this customer within the window (queued or sent, or sent only)."""
-    statement = (
-        select(func.count()).select_from(Message)
-        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(Conversation.customer_id == customer_id, Message.direction == "outbound",
-               col(Message.kind).in_(AUTOMATIC_KINDS))
-    )
-    if sent_only:
-        statement = statement.join(Outbox, col(Outbox.message_id) == col(Message.id)).where(
-            Outbox.state == "sent", col(Outbox.sent_at) > now - AUTOMATIC_WINDOW)
-    else:
-        statement = statement.where(col(Message.at) > now - AUTOMATIC_WINDOW)
-    return session.exec(statement).one()
+    return outbox.automatic_message_count(session=session, customer_id=customer_id, kinds=AUTOMATIC_KINDS,
+                                          since=now - AUTOMATIC_WINDOW, sent_only=sent_only)
 
 
 def automatic_limit_reached(session: Session, *, customer_id: int, now: datetime, claimed: int = 0) -> str:
@@ -145,7 +134,7 @@ def automatic_reply_allowed(
     if why_not:
         return False, why_not
     address = (inbound.sender_address or "").strip().lower()
-    identity = session.exec(select(Identity).where(Identity.address == address)).first()
+    identity = lookups.identity_by_address(session=session, address=address)
     if identity is not None:
         count = recent_automatic(session, customer_id=identity.customer_id, now=now)
         if count >= AUTOMATIC_LIMIT:

@@ -94,6 +94,11 @@ def has_messages(*, session: Session, conversation_id: int) -> bool:
     return session.exec(statement.limit(1)).first() is not None
 
 
+def identity_by_address(*, session: Session, address: str) -> Identity | None:
+    """The first identity with this address, of any kind."""
+    return session.exec(select(Identity).where(Identity.address == address)).first()
+
+
 # --- machine mail: bounces' replies, the system customer, the block list ----------------------------
 
 

@@ -1,0 +1,35 @@
+"""Reads about outbound messages and their delivery: a message's outbox row, its delivery
+attempts, the automatic messages a customer was sent.
+
+Keyword-only functions taking a Session, like store/queries.py. (The outbox's claiming and
+retrying are sync/delivery.py's.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from agentdesk.store.models import Conversation, Message, Outbox
+
+
+def automatic_message_count(
+    *, session: Session, customer_id: int, kinds: Sequence[str], since: datetime, sent_only: bool = False
+) -> int:
+    """Outbound messages of these kinds to the customer after `since`: written then (queued or
+    sent), or with `sent_only` sent then."""
+    statement = (
+        select(func.count()).select_from(Message)
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(Conversation.customer_id == customer_id, Message.direction == "outbound",
+               col(Message.kind).in_(kinds))
+    )
+    if sent_only:
+        statement = statement.join(Outbox, col(Outbox.message_id) == col(Message.id)).where(
+            Outbox.state == "sent", col(Outbox.sent_at) > since)
+    else:
+        statement = statement.where(col(Message.at) > since)
+    return session.exec(statement).one()
