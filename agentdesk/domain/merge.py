@@ -15,12 +15,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from agentdesk.domain import audit, customers
 from agentdesk.errors import InvalidInput, NotFound
-from agentdesk.store import queries
-from agentdesk.store.models import Conversation, Customer, Event, Identity, Message, ref_of
+from agentdesk.store import customers as customer_store
+from agentdesk.store import lookups, queries, threads
+from agentdesk.store.models import Customer, Event, ref_of
 
 MERGE = "customer_merge"
 UNMERGE = "customer_unmerge"
@@ -51,12 +52,12 @@ def merge_customers(session: Session, *, keep: Customer, merged: Customer, agent
     keep, merged = _live(session, keep), _live(session, merged)
     if keep.id == merged.id:
         raise InvalidInput(f"both conversations already belong to customer {keep.id} ({keep.name}); nothing to merge")
-    identity_ids = [i.id for i in session.exec(select(Identity).where(Identity.customer_id == merged.id))]
-    conversation_ids = [c.id for c in session.exec(select(Conversation).where(Conversation.customer_id == merged.id))]
-    for identity in session.exec(select(Identity).where(col(Identity.id).in_(identity_ids))):
+    identity_ids = [i.id for i in queries.identities_of(session=session, customer_ids=[merged.id])[merged.id]]
+    conversation_ids = [c.id for c in customer_store.customer_conversations(session=session, customer_id=merged.id)]
+    for identity in customer_store.identities_by_id(session=session, identity_ids=identity_ids):
         identity.customer_id = keep.id
         session.add(identity)
-    for conversation in session.exec(select(Conversation).where(col(Conversation.id).in_(conversation_ids))):
+    for conversation in lookups.conversations_by_id(session=session, conversation_ids=conversation_ids).values():
         conversation.customer_id = keep.id
         session.add(conversation)
     # A profile field the kept customer lacks is filled from the merged one (and emptied on undo).
@@ -86,9 +87,7 @@ def merge_by_refs(session: Session, *, ref_a: str, ref_b: str, agent: str, now: 
 
 
 def _merge_event(session: Session, merged_id: int) -> Event:
-    event = session.exec(
-        select(Event).where(Event.action == MERGE, Event.customer_id == merged_id).order_by(col(Event.id).desc())
-    ).first()
+    event = customer_store.latest_customer_event(session=session, action=MERGE, customer_id=merged_id)
     if event is None:
         raise NotFound(f"customer {merged_id} was never merged; nothing to undo")
     return event
@@ -107,7 +106,7 @@ def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datet
     keep = session.get(Customer, detail["into"])
     holder = _live(session, keep)  # keep itself, or whoever keep was merged into since
     moved_identities = []
-    for identity in session.exec(select(Identity).where(col(Identity.id).in_(detail["identity_ids"]))):
+    for identity in customer_store.identities_by_id(session=session, identity_ids=detail["identity_ids"]):
         if identity.customer_id == holder.id:
             identity.customer_id = merged.id
             session.add(identity)
@@ -115,18 +114,15 @@ def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datet
     conversation_ids = set(detail["conversation_ids"])
     # Conversations that started after the merge from one of the merged customer's identities are theirs too.
     addresses = {(identity.kind, identity.address) for identity in moved_identities}
-    for conversation in session.exec(select(Conversation).where(Conversation.customer_id == holder.id,
-                                                                col(Conversation.created_at) >= event.at)):
-        first = session.exec(
-            select(Message).where(Message.conversation_id == conversation.id, Message.direction == "inbound")
-            .order_by(col(Message.at), col(Message.id))
-        ).first()
+    for conversation in customer_store.customer_conversations(session=session, customer_id=holder.id,
+                                                              created_since=event.at):
+        first = threads.first_inbound(session=session, conversation_id=conversation.id)
         if first is not None:
             kind = customers.IDENTITY_KIND.get(conversation.channel, conversation.channel)
             if (kind, first.sender_address) in addresses:
                 conversation_ids.add(conversation.id)
     moved_conversations = []
-    for conversation in session.exec(select(Conversation).where(col(Conversation.id).in_(conversation_ids))):
+    for conversation in lookups.conversations_by_id(session=session, conversation_ids=conversation_ids).values():
         if conversation.customer_id == holder.id:
             conversation.customer_id = merged.id
             session.add(conversation)
@@ -149,9 +145,7 @@ def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datet
 def unmerge_by_ref(session: Session, *, ref: str, agent: str, now: datetime) -> MergeOutcome:
     """`agentdesk customer unmerge REF`: undo the merge that brought REF's conversation to its customer."""
     conversation = queries.conversation_by_ref(session=session, ref=ref)
-    candidates = session.exec(
-        select(Event).where(Event.action == MERGE).order_by(col(Event.id).desc())
-    ).all()
+    candidates = customer_store.events_newest_first(session=session, action=MERGE)
     for event in candidates:
         detail = json.loads(event.detail)
         merged = session.get(Customer, detail["merged"])

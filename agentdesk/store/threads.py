@@ -22,3 +22,11 @@ def latest_inbound_sender(*, session: Session, conversation_id: int) -> str | No
         select(Message.sender_address).where(Message.conversation_id == conversation_id,
                                              Message.direction == "inbound", Message.sender_address != "")
         .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)).first()
+
+
+def first_inbound(*, session: Session, conversation_id: int) -> Message | None:
+    """The conversation's earliest inbound message."""
+    return session.exec(
+        select(Message).where(Message.conversation_id == conversation_id, Message.direction == "inbound")
+        .order_by(col(Message.at), col(Message.id))
+    ).first()

@@ -1,0 +1,40 @@
+"""Reads for customer merges: a customer's identities and conversations, the merge events.
+
+Keyword-only functions taking a Session, like store/queries.py (whose `identities_of`,
+`customer_history` and `customer_by_identity` answer the customer views).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from agentdesk.store.models import Conversation, Event, Identity
+
+
+def identities_by_id(*, session: Session, identity_ids: Sequence[int]) -> list[Identity]:
+    return list(session.exec(select(Identity).where(col(Identity.id).in_(identity_ids))))
+
+
+def customer_conversations(
+    *, session: Session, customer_id: int, created_since: datetime | None = None
+) -> list[Conversation]:
+    """The customer's conversations (created at or after `created_since` when given), unordered."""
+    statement = select(Conversation).where(Conversation.customer_id == customer_id)
+    if created_since is not None:
+        statement = statement.where(col(Conversation.created_at) >= created_since)
+    return list(session.exec(statement))
+
+
+def latest_customer_event(*, session: Session, action: str, customer_id: int) -> Event | None:
+    """The customer's latest `action` event (a merge, say); None without one."""
+    return session.exec(
+        select(Event).where(Event.action == action, Event.customer_id == customer_id).order_by(col(Event.id).desc())
+    ).first()
+
+
+def events_newest_first(*, session: Session, action: str) -> list[Event]:
+    """Every `action` event, newest first."""
+    return list(session.exec(select(Event).where(Event.action == action).order_by(col(Event.id).desc())).all())
