@@ -12,11 +12,12 @@ import re
 import uuid
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from agentdesk.domain import audit, clocks, queue
 from agentdesk.errors import InvalidInput
 from agentdesk.sanitize import strip_control
+from agentdesk.store import queries
 from agentdesk.store.models import Conversation, Message, Outbox, ref_of
 
 _REF_TAG = re.compile(r"\s*\[AD-\d+\]\s*")
@@ -143,7 +144,7 @@ def resend(session: Session, *, messages: list[Message], number: int, ref: str, 
     if not 1 <= number <= len(messages):
         raise InvalidInput(f"{ref} has {len(messages)} message(s); there is no message {number}")
     message = messages[number - 1]
-    outbox = session.exec(select(Outbox).where(Outbox.message_id == message.id)).first()
+    outbox = queries.delivery_states(session=session, message_ids=[message.id]).get(message.id)
     if outbox is None:
         what = {"inbound": "a message from the customer", "note": "an internal note"}.get(message.direction,
                                                                                        "not a queued reply")
