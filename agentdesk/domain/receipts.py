@@ -25,12 +25,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from agentdesk import config
 from agentdesk.domain import audit, automatic_messages, clocks, sla
 from agentdesk.errors import AgentdeskError
+from agentdesk.store import outbox, threads
 from agentdesk.store.models import Conversation, Customer, Message, ref_of
 
 DEFAULT_LIMIT_PER_HOUR = 3
@@ -84,26 +84,16 @@ def receipts_sent(session: Session, *, customer_id: int, now: datetime, window: 
     Per customer, and so per address: an address belongs to exactly one customer. Indexed: the
     customer's conversations, then each one's messages by time.
     """
-    return session.exec(
-        select(func.count()).select_from(Message)
-        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(Conversation.customer_id == customer_id, Message.direction == "outbound", Message.kind == "receipt",
-               col(Message.at) > now - window, col(Message.at) <= now)
-    ).one()
+    return outbox.receipts_queued(session=session, customer_id=customer_id, after=now - window, until=now)
 
 
 def _is_first_message(session: Session, conversation: Conversation, message: Message) -> bool:
-    other = session.exec(
-        select(Message.id).where(Message.conversation_id == conversation.id, Message.id != message.id).limit(1)
-    ).first()
-    return other is None
+    return not threads.has_other_message(session=session, conversation_id=conversation.id, message_id=message.id)
 
 
 def _receipt_since_last_reply(session: Session, conversation: Conversation) -> bool:
-    statement = select(Message.id).where(Message.conversation_id == conversation.id, Message.kind == "receipt")
-    if conversation.last_agent_reply_at is not None:
-        statement = statement.where(col(Message.at) > conversation.last_agent_reply_at)
-    return session.exec(statement.limit(1)).first() is not None
+    return threads.has_receipt_since(session=session, conversation_id=conversation.id,
+                                     since=conversation.last_agent_reply_at)
 
 
 def decide(

@@ -33,3 +33,16 @@ def automatic_message_count(
     else:
         statement = statement.where(col(Message.at) > since)
     return session.exec(statement).one()
+
+
+def receipts_queued(*, session: Session, customer_id: int, after: datetime, until: datetime) -> int:
+    """Receipts written for the customer's conversations after `after`, up to `until`.
+
+    Indexed: the customer's conversations, then each one's messages by time.
+    """
+    return session.exec(
+        select(func.count()).select_from(Message)
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(Conversation.customer_id == customer_id, Message.direction == "outbound", Message.kind == "receipt",
+               col(Message.at) > after, col(Message.at) <= until)
+    ).one()

@@ -5,6 +5,8 @@ Keyword-only functions taking a Session, like store/queries.py.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, col, select
 
 from agentdesk.store.models import Event, Message
@@ -30,3 +32,18 @@ def first_inbound(*, session: Session, conversation_id: int) -> Message | None:
         select(Message).where(Message.conversation_id == conversation_id, Message.direction == "inbound")
         .order_by(col(Message.at), col(Message.id))
     ).first()
+
+
+def has_other_message(*, session: Session, conversation_id: int, message_id: int) -> bool:
+    """Does the conversation hold a message besides `message_id`?"""
+    return session.exec(
+        select(Message.id).where(Message.conversation_id == conversation_id, Message.id != message_id).limit(1)
+    ).first() is not None
+
+
+def has_receipt_since(*, session: Session, conversation_id: int, since: datetime | None) -> bool:
+    """Does the conversation hold a receipt (after `since`, when given)?"""
+    statement = select(Message.id).where(Message.conversation_id == conversation_id, Message.kind == "receipt")
+    if since is not None:
+        statement = statement.where(col(Message.at) > since)
+    return session.exec(statement.limit(1)).first() is not None
