@@ -12,12 +12,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from agentdesk.domain import audit, clocks
 from agentdesk.errors import Conflict, InvalidInput
-from agentdesk.store import queries
+from agentdesk.store import collaboration, conversations, queries
 from agentdesk.store.models import Conversation, ConversationTag, Customer
 
 STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
@@ -42,8 +41,7 @@ def load_for_update(session: Session, ref: str) -> Conversation:
 
 
 def _tags(session: Session, conversation_id: int) -> set[str]:
-    rows = session.exec(select(ConversationTag.tag).where(ConversationTag.conversation_id == conversation_id))
-    return set(rows)
+    return conversations.tag_names(session=session, conversation_id=conversation_id)
 
 
 def _normalise_tag(tag: str) -> str:
@@ -115,11 +113,7 @@ def change(
         tags.add(tag)
         note("tag", tag=tag)
     for tag in sorted({_normalise_tag(t) for t in remove_tags} & tags):
-        session.exec(
-            delete(ConversationTag).where(
-                col(ConversationTag.conversation_id) == ref_id, col(ConversationTag.tag) == tag
-            )
-        )
+        conversations.delete_tags(session=session, conversation_id=ref_id, tag=tag)
         tags.discard(tag)
         note("untag", tag=tag)
 
@@ -145,14 +139,8 @@ def claim(session: Session, *, conversation_id: int, agent: str, now: datetime) 
 
     One conditional UPDATE, so of two agents claiming at once exactly one wins, on any database.
     """
-    result = session.exec(
-        update(Conversation)
-        .where(col(Conversation.id) == conversation_id)
-        .where(col(Conversation.assignee).is_(None) | (col(Conversation.assignee) == agent))
-        .values(assignee=agent, version=Conversation.version + 1, updated_at=now)
-    )
-    if result.rowcount == 0:
-        holder = session.exec(select(Conversation.assignee).where(Conversation.id == conversation_id)).first()
+    if not conversations.claim_if_unassigned(session=session, conversation_id=conversation_id, agent=agent, now=now):
+        holder = conversations.assignee_of(session=session, conversation_id=conversation_id)
         if holder is None and session.get(Conversation, conversation_id) is None:
             raise queries.NotFound(f"no conversation {queries.ref_of(conversation_id)}")
         raise Conflict(f"{queries.ref_of(conversation_id)} is already claimed by {holder}")
@@ -172,7 +160,7 @@ def merge_conversations(
     closed with `merged_into_id` set, both get an audit event, and the target's SLA is recomputed.
     Return how many messages moved. The caller commits.
     """
-    from agentdesk.store.models import Draft, Message
+    from agentdesk.store.models import Draft
 
     source_ref, target_ref = queries.ref_of(source.id), queries.ref_of(target.id)
     if source.id == target.id:
@@ -183,16 +171,14 @@ def merge_conversations(
     if source.merged_into_id is not None:
         raise InvalidInput(f"{source_ref} was already merged into {queries.ref_of(source.merged_into_id)}")
 
-    moved = session.exec(
-        update(Message).where(col(Message.conversation_id) == source.id).values(conversation_id=target.id)
-    ).rowcount
+    moved = conversations.move_messages(session=session, from_id=source.id, to_id=target.id)
     target_tags = _tags(session, target.id)
     source_tags = _tags(session, source.id)
     for tag in sorted(source_tags - target_tags):
         session.add(ConversationTag(conversation_id=target.id, tag=tag))
-    session.exec(delete(ConversationTag).where(col(ConversationTag.conversation_id) == source.id))
+    conversations.delete_tags(session=session, conversation_id=source.id)
     # A draft on the source follows it unless the agent already has one on the target.
-    for draft in session.exec(select(Draft).where(Draft.conversation_id == source.id)).all():
+    for draft in collaboration.drafts_on(session=session, conversation_id=source.id):
         if session.get(Draft, (target.id, draft.agent)) is None:
             session.add(Draft(conversation_id=target.id, agent=draft.agent, kind=draft.kind, body=draft.body,
                               base_version=target.version, updated_at=draft.updated_at))

@@ -31,3 +31,8 @@ def conversations_with_drafts(*, session: Session, agent: str, conversation_ids:
         select(Draft.conversation_id).where(Draft.agent == agent, col(Draft.conversation_id).in_(conversation_ids))
     )
     return set(rows)
+
+
+def drafts_on(*, session: Session, conversation_id: int) -> list[Draft]:
+    """Every agent's draft on the conversation."""
+    return list(session.exec(select(Draft).where(Draft.conversation_id == conversation_id)).all())
