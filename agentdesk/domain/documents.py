@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session
 
 from agentdesk.domain import clocks, sla
+from agentdesk.store import outbox as outbox_store
 from agentdesk.store import queries
 from agentdesk.store.models import Attachment, Conversation, DeliveryAttempt, Message, ref_of
 
@@ -123,15 +124,10 @@ def documents(
 
 
 def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
-    from sqlmodel import col, select
-
     messages = queries.thread(session=session, conversation_id=conversation_id)
     message_ids = [m.id for m in messages]
     outbox = queries.delivery_states(session=session, message_ids=message_ids)
-    attachments: dict[int, list[Attachment]] = {}
-    if message_ids:
-        for attachment in session.exec(select(Attachment).where(col(Attachment.message_id).in_(message_ids))):
-            attachments.setdefault(attachment.message_id, []).append(attachment)
+    attachments = queries.attachments_of(session=session, message_ids=message_ids)
     history = delivery_history(session, [row.id for row in outbox.values()])
     return [message_document(m, outbox.get(m.id), attachments.get(m.id, []),
                              history.get(outbox[m.id].id, []) if m.id in outbox else None)
@@ -140,15 +136,7 @@ def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
 
 def delivery_history(session: Session, outbox_ids: Sequence[int]) -> dict[int, list[DeliveryAttempt]]:
     """Every delivery attempt of these outbox rows, oldest first, by outbox id."""
-    from sqlmodel import col, select
-
-    found: dict[int, list[DeliveryAttempt]] = {}
-    if outbox_ids:
-        statement = (select(DeliveryAttempt).where(col(DeliveryAttempt.outbox_id).in_(list(outbox_ids)))
-                     .order_by(col(DeliveryAttempt.started_at), col(DeliveryAttempt.id)))
-        for attempt in session.exec(statement):
-            found.setdefault(attempt.outbox_id, []).append(attempt)
-    return found
+    return outbox_store.delivery_attempts(session=session, outbox_ids=outbox_ids)
 
 
 def delivery_state(outbox) -> str | None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from agentdesk.store.models import Conversation, Message, Outbox
+from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
 
 
 def automatic_message_count(
@@ -46,3 +46,14 @@ def receipts_queued(*, session: Session, customer_id: int, after: datetime, unti
         .where(Conversation.customer_id == customer_id, Message.direction == "outbound", Message.kind == "receipt",
                col(Message.at) > after, col(Message.at) <= until)
     ).one()
+
+
+def delivery_attempts(*, session: Session, outbox_ids: Sequence[int]) -> dict[int, list[DeliveryAttempt]]:
+    """Every delivery attempt of these outbox rows, oldest first, by outbox id."""
+    found: dict[int, list[DeliveryAttempt]] = {}
+    if outbox_ids:
+        statement = (select(DeliveryAttempt).where(col(DeliveryAttempt.outbox_id).in_(list(outbox_ids)))
+                     .order_by(col(DeliveryAttempt.started_at), col(DeliveryAttempt.id)))
+        for attempt in session.exec(statement):
+            found.setdefault(attempt.outbox_id, []).append(attempt)
+    return found
