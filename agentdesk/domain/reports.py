@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, case, cast, func, literal, or_, text
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from agentdesk.store.models import Conversation, Message, SlaClockEvent, UTCDateTime
+from agentdesk.store import reporting
 
-DONE = ("solved", "closed")
+DONE = reporting.DONE
 PERCENTILES = (("median", 0.5), ("p90", 0.9))
 # Backlog ages: (label, upper bound); the last bucket is open-ended.
 AGE_BUCKETS = (
@@ -50,37 +49,8 @@ class Window:
     until: datetime  # exclusive
 
 
-def _seconds(session: Session, later, earlier):
-    """SQL for (later - earlier) in seconds, on SQLite and PostgreSQL."""
-    if session.get_bind().dialect.name == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-    return func.extract("epoch", later - earlier)
-
-
-def _seconds_sql(dialect: str, later: str, earlier: str) -> str:
-    if dialect == "sqlite":
-        return f"(julianday({later}) - julianday({earlier})) * 86400.0"
-    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
-
-
-def _distribution(session: Session, durations) -> dict[str, Any]:
-    """Count, mean, median and p90 of a one-column (`d`) selectable in one pass of the database.
-
-    Nearest-rank percentiles picked by ROW_NUMBER over the sorted values, so only the ranked
-    rows come back and the (possibly expensive) durations query runs once.
-    """
-    sub = durations.subquery()
-    ranked = select(
-        sub.c.d,
-        func.row_number().over(order_by=sub.c.d).label("rn"),
-        func.count().over().label("n"),
-        func.avg(sub.c.d).over().label("mean"),
-    ).subquery()
-    # ceil(n * percent / 100) in integer arithmetic, on any SQL database.
-    ranks = {name: (ranked.c.n * int(share * 100) + 99) // 100 for name, share in PERCENTILES}
-    rows = session.execute(
-        select(ranked.c.rn, ranked.c.n, ranked.c.mean, ranked.c.d).where(or_(*(ranked.c.rn == rank for rank in ranks.values())))
-    ).all()
+def _distribution(rows) -> dict[str, Any]:
+    """Count, mean, median and p90 from the nearest-rank rows (`reporting.*_ranks`)."""
     result: dict[str, Any] = {"count": 0, "mean_seconds": None}
     result.update({f"{name}_seconds": None for name, _ in PERCENTILES})
     for rn, n, mean, value in rows:
@@ -96,49 +66,13 @@ def _round(value) -> int | None:
 
 
 def reply_times(session: Session, window: Window) -> dict[str, dict[str, Any]]:
-    c = Conversation
-    live = col(c.merged_into_id).is_(None)
-    first = select(_seconds(session, c.first_responded_at, c.created_at).label("d")).where(
-        live, col(c.created_at) >= window.since, col(c.created_at) < window.until,
-        col(c.first_responded_at).is_not(None))
-    resolution = select(_seconds(session, c.solved_at, c.created_at).label("d")).where(
-        live, col(c.status).in_(DONE), col(c.solved_at) >= window.since, col(c.solved_at) < window.until)
+    shares = [share for _, share in PERCENTILES]
+    span = {"session": session, "since": window.since, "until": window.until, "shares": shares}
     return {
-        "first_reply": _distribution(session, first),
-        "next_reply": _distribution(session, _next_reply_durations(session, window)),
-        "resolution": _distribution(session, resolution),
+        "first_reply": _distribution(reporting.first_reply_ranks(**span)),
+        "next_reply": _distribution(reporting.next_reply_ranks(**span)),
+        "resolution": _distribution(reporting.resolution_ranks(**span)),
     }
-
-
-def _next_reply_durations(session: Session, window: Window):
-    """Waits answered in the window: spans between replies, numbered by a running count.
-
-    Customer messages after reply k share span k; reply k+1 answers the span's oldest message.
-    Span 0 (before the first reply) is the first reply time, reported on its own. Only
-    conversations touched since the window began are read (a reply in the window touched them).
-    """
-    dialect = session.get_bind().dialect.name
-    statement = text(f"""
-        WITH ordered AS (
-            SELECT m.conversation_id AS cid, m.at AS at, m.direction AS direction,
-                   SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END) OVER (
-                       PARTITION BY m.conversation_id ORDER BY m.at, m.id ROWS UNBOUNDED PRECEDING) AS span
-            FROM message m
-            WHERE m.kind = 'message' AND m.direction IN ('inbound', 'outbound')
-              AND m.conversation_id IN (
-                  SELECT id FROM conversation WHERE updated_at >= :since AND created_at < :until)
-        ),
-        waits AS (
-            SELECT cid, span, MIN(at) AS waiting_from FROM ordered
-            WHERE direction = 'inbound' AND span >= 1 GROUP BY cid, span
-        )
-        SELECT {_seconds_sql(dialect, 'o.at', 'w.waiting_from')} AS d
-        FROM waits w JOIN ordered o ON o.cid = w.cid AND o.direction = 'outbound' AND o.span = w.span + 1
-        WHERE o.at >= :since AND o.at < :until
-    """).bindparams(
-        bindparam("since", window.since, type_=UTCDateTime()), bindparam("until", window.until, type_=UTCDateTime()),
-    ).columns(d=Float)
-    return select(statement.subquery().c.d.label("d"))
 
 
 def _percent(met: int, missed: int) -> float | None:
@@ -150,24 +84,8 @@ def _cell(met: int, missed: int) -> dict[str, Any]:
     return {"met": met, "missed": missed, "percent": _percent(met, missed)}
 
 
-def _met_expression(session: Session):
-    """SQL truth of the `met` flag in a fulfil event's detail JSON."""
-    detail = SlaClockEvent.detail
-    if session.get_bind().dialect.name == "sqlite":
-        return func.json_extract(detail, "$.met") == 1
-    return cast(detail, _jsonb())["met"].astext == "true"
-
-
-def _jsonb():
-    from sqlalchemy.dialects.postgresql import JSONB
-
-    return JSONB
-
-
 def compliance(session: Session, window: Window, *, now: datetime) -> dict[str, Any]:
     """met/missed per target, overall and per policy and per agent."""
-    c = Conversation
-    done = col(c.status).in_(DONE)
     counts: dict[tuple[str, str | None, str | None], list[int]] = defaultdict(lambda: [0, 0])
 
     def add(target: str, policy: str | None, agent: str | None, met: int, missed: int) -> None:
@@ -175,33 +93,12 @@ def compliance(session: Session, window: Window, *, now: datetime) -> dict[str, 
         cell[0] += int(met or 0)
         cell[1] += int(missed or 0)
 
-    first_met = and_(col(c.first_responded_at).is_not(None), col(c.first_responded_at) <= col(c.first_response_due))
-    first_missed = or_(col(c.first_responded_at) > col(c.first_response_due),
-                       and_(col(c.first_responded_at).is_(None), col(c.first_response_due) < now, ~done))
-    resolution_met = and_(done, col(c.solved_at) <= col(c.resolution_due))
-    resolution_missed = or_(and_(done, col(c.solved_at) > col(c.resolution_due)),
-                            and_(~done, col(c.resolution_due) < now))
-    total = lambda condition: func.sum(case((condition, 1), else_=0))  # noqa: E731
-    rows = session.execute(
-        select(c.sla_policy, c.assignee, total(first_met), total(first_missed), total(resolution_met),
-               total(resolution_missed))
-        .where(col(c.merged_into_id).is_(None), col(c.created_at) >= window.since, col(c.created_at) < window.until)
-        .group_by(c.sla_policy, c.assignee)
-    )
+    rows = reporting.due_targets_by_policy_and_agent(session=session, since=window.since, until=window.until, now=now)
     for policy, agent, f_met, f_missed, r_met, r_missed in rows:
         add("first_reply", policy, agent, f_met, f_missed)
         add("resolution", policy, agent, r_met, r_missed)
-
-    e = SlaClockEvent
-    met = _met_expression(session)
-    rows = session.execute(
-        select(e.target, c.sla_policy, c.assignee, total(met), total(~met))
-        .join(c, col(c.id) == col(e.conversation_id))
-        .where(e.event == "fulfil", col(e.target).in_(("next_reply", "periodic_update")),
-               col(e.at) >= window.since, col(e.at) < window.until)
-        .group_by(e.target, c.sla_policy, c.assignee)
-    )
-    for target, policy, agent, f_met, f_missed in rows:
+    for target, policy, agent, f_met, f_missed in reporting.fulfilments_by_policy_and_agent(
+            session=session, since=window.since, until=window.until):
         add(target, policy, agent, f_met, f_missed)
 
     from agentdesk.domain.sla import TARGETS
@@ -231,31 +128,9 @@ def _name_order(item) -> tuple:
 
 
 def backlog(session: Session, *, now: datetime) -> dict[str, Any]:
-    c = Conversation
-    ages = []
-    lower = None
-    for label, upper in AGE_BUCKETS:
-        # created_at > now - upper: younger than `upper`
-        conditions = []
-        if upper is not None:
-            conditions.append(col(c.created_at) > now - upper)
-        if lower is not None:
-            conditions.append(col(c.created_at) <= now - lower)
-        ages.append((label, and_(*conditions) if conditions else literal(True)))
-        lower = upper
-    bucket = case(*[(condition, label) for label, condition in ages[:-1]], else_=ages[-1][0])
-    open_filter = and_(col(c.merged_into_id).is_(None), col(c.status).not_in(DONE))
-    counts = dict(session.execute(select(bucket, func.count()).where(open_filter).group_by(bucket)).all())
-    states = session.execute(select(
-        func.count(),
-        func.sum(case((col(c.queue_due) < now, 1), else_=0)),
-        func.sum(case((and_(col(c.warning_at) <= now, col(c.queue_due) >= now), 1), else_=0)),
-        func.sum(case((col(c.status).in_(("pending", "on_hold")), 1), else_=0)),
-        func.sum(case((and_(col(c.waiting_since).is_not(None), col(c.status).in_(("new", "open"))), 1), else_=0)),
-    ).where(open_filter)).one()
-    total, breached, warning, paused, waiting = states
-    oldest_wait = session.execute(select(func.min(c.waiting_since)).where(
-        open_filter, col(c.status).in_(("new", "open")), col(c.waiting_since).is_not(None))).scalar()
+    counts = reporting.open_by_age(session=session, now=now, buckets=AGE_BUCKETS)
+    total, breached, warning, paused, waiting = reporting.open_states(session=session, now=now)
+    oldest_wait = reporting.oldest_open_wait(session=session)
     longest = int((now - oldest_wait).total_seconds()) if oldest_wait is not None else None
     return {
         "open": total,
@@ -269,20 +144,10 @@ def backlog(session: Session, *, now: datetime) -> dict[str, Any]:
 
 
 def volume(session: Session, window: Window) -> dict[str, Any]:
-    c, m = Conversation, Message
-    conversations = dict(session.execute(
-        select(c.channel, func.count())
-        .where(col(c.merged_into_id).is_(None), col(c.created_at) >= window.since, col(c.created_at) < window.until)
-        .group_by(c.channel)
-    ).all())
+    conversations = reporting.conversations_by_channel(session=session, since=window.since, until=window.until)
     messages: dict[str, dict[str, int]] = defaultdict(lambda: {"inbound": 0, "outbound": 0, "note": 0, "receipt": 0,
                                                                "automatic_inbound": 0})
-    rows = session.execute(
-        select(c.channel, m.direction, m.kind, func.count())
-        .join(c, col(c.id) == col(m.conversation_id))
-        .where(col(m.at) >= window.since, col(m.at) < window.until)
-        .group_by(c.channel, m.direction, m.kind)
-    )
+    rows = reporting.messages_by_channel(session=session, since=window.since, until=window.until)
     for channel, direction, kind, count in rows:
         cell = messages[channel]
         if kind == "receipt":
