@@ -162,17 +162,12 @@ def _event(target: str, event: str, at: datetime, detail: str | None) -> sla.Clo
 def load_events(session, conversation_ids: Sequence[int]) -> dict[int, list[sla.ClockEvent]]:
     """The recorded clock events of several conversations, each in recorded order (one query;
     plain columns, not ORM objects: ingest loads them for every conversation a chunk touches)."""
-    from sqlmodel import col, select
+    from agentdesk.store import conversations
 
     found: dict[int, list[sla.ClockEvent]] = {conversation_id: [] for conversation_id in conversation_ids}
     if not conversation_ids:
         return found
-    rows = session.exec(
-        select(SlaClockEvent.conversation_id, SlaClockEvent.target, SlaClockEvent.event, SlaClockEvent.at,
-               SlaClockEvent.detail)
-        .where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
-        .order_by(col(SlaClockEvent.conversation_id), col(SlaClockEvent.id))
-    )
+    rows = conversations.clock_event_columns(session=session, conversation_ids=conversation_ids)
     for conversation_id, target, event, at, detail in rows:
         found[conversation_id].append(_event(target, event, at, detail))
     return found
@@ -202,11 +197,10 @@ _detail = sla.event_detail
 
 def policy_for(session: Any, conversation: Conversation, policies: Policies) -> sla.Policy | None:
     """The policy that applies to the conversation now (its tags and customer tier included)."""
-    from sqlmodel import select
+    from agentdesk.store import conversations
+    from agentdesk.store.models import Customer
 
-    from agentdesk.store.models import ConversationTag, Customer
-
-    tags = set(session.exec(select(ConversationTag.tag).where(ConversationTag.conversation_id == conversation.id)))
+    tags = conversations.tag_names(session=session, conversation_id=conversation.id)
     customer = session.get(Customer, conversation.customer_id)
     return _policy_of(conversation, policies, tags, customer.tier if customer else "")
 
@@ -372,17 +366,10 @@ def recompute_page(
     an agent editing one is told to reload. One page per transaction keeps the write lock short;
     `progress.last_id` is 0 after the last page. Three queries a page, not three per row.
     """
-    from sqlmodel import col, select
-
-    from agentdesk.store import queries
+    from agentdesk.store import conversations, queries
 
     progress = progress or RecomputeProgress()
-    rows = list(session.exec(
-        select(Conversation)
-        .where(col(Conversation.id) > after_id, col(Conversation.status).not_in(queries.DONE_STATUSES),
-               col(Conversation.merged_into_id).is_(None))
-        .order_by(col(Conversation.id)).limit(limit)
-    ))
+    rows = conversations.open_conversations_page(session=session, after_id=after_id, limit=limit)
     if not rows:
         progress.last_id = 0
         return progress
@@ -408,15 +395,9 @@ def recompute_page(
 
 def last_applied_fingerprint(session: Any) -> str | None:
     """The policies' fingerprint of the last recompute (from the audit log), or None."""
-    from sqlmodel import col, select
+    from agentdesk.store import threads
 
-    from agentdesk.store.models import Event
-
-    # conversation_id IS NULL keeps this on the conversation index: few events lack one.
-    row = session.exec(
-        select(Event.detail).where(col(Event.conversation_id).is_(None), Event.action == RECOMPUTE_ACTION)
-        .order_by(col(Event.id).desc()).limit(1)
-    ).first()
+    row = threads.latest_event_detail(session=session, conversation_id=None, action=RECOMPUTE_ACTION)
     if row is None:
         return None
     try:

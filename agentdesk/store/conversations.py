@@ -1,17 +1,19 @@
-"""Writes and small reads on one conversation for the domain's rules: its tags, the claim's
-conditional update, moving messages on a merge.
+"""Writes and reads on conversations for the domain's rules: tags, the claim's conditional
+update, moving messages on a merge, SLA clock events and the recompute's pages.
 
 Keyword-only functions taking a Session, like store/queries.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from agentdesk.store.models import Conversation, ConversationTag, Message
+from agentdesk.store.models import Conversation, ConversationTag, Message, SlaClockEvent
+from agentdesk.store.queries import DONE_STATUSES
 
 
 def tag_names(*, session: Session, conversation_id: int) -> set[str]:
@@ -48,3 +50,25 @@ def move_messages(*, session: Session, from_id: int, to_id: int) -> int:
     return session.exec(
         update(Message).where(col(Message.conversation_id) == from_id).values(conversation_id=to_id)
     ).rowcount
+
+
+def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) -> Iterable[tuple]:
+    """(conversation id, target, event, at, detail) of these conversations' SLA clock events, by
+    conversation in recorded order: plain columns, not ORM objects (ingest reads them for every
+    conversation a chunk touches)."""
+    return session.exec(
+        select(SlaClockEvent.conversation_id, SlaClockEvent.target, SlaClockEvent.event, SlaClockEvent.at,
+               SlaClockEvent.detail)
+        .where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
+        .order_by(col(SlaClockEvent.conversation_id), col(SlaClockEvent.id))
+    )
+
+
+def open_conversations_page(*, session: Session, after_id: int, limit: int) -> list[Conversation]:
+    """The next `limit` conversations after `after_id` (id order) not solved, closed or merged away."""
+    return list(session.exec(
+        select(Conversation)
+        .where(col(Conversation.id) > after_id, col(Conversation.status).not_in(DONE_STATUSES),
+               col(Conversation.merged_into_id).is_(None))
+        .order_by(col(Conversation.id)).limit(limit)
+    ))

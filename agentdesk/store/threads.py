@@ -12,8 +12,12 @@ from sqlmodel import Session, col, select
 from agentdesk.store.models import Event, Message
 
 
-def latest_event_detail(*, session: Session, conversation_id: int, action: str) -> str | None:
-    """The detail (JSON text) of the conversation's latest `action` event; None without one."""
+def latest_event_detail(*, session: Session, conversation_id: int | None, action: str) -> str | None:
+    """The detail (JSON text) of the conversation's latest `action` event; None without one.
+
+    `conversation_id` None: the latest of the desk-wide `action` events (IS NULL keeps this on the
+    conversation index: few events lack one).
+    """
     return session.exec(select(Event.detail).where(Event.conversation_id == conversation_id, Event.action == action)
                         .order_by(col(Event.id).desc()).limit(1)).first()
 
