@@ -117,13 +117,13 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
 
 def _outbox_check(settings, engine) -> Check:
     """Queued replies that no sender this config builds can deliver: they would wait for ever."""
-    from agentdesk.store import db
-    from agentdesk.sync import delivery, worker
+    from agentdesk.store import db, outbox
+    from agentdesk.sync import worker
 
     try:
         channels = set(worker.build_senders(worker.SyncContext(settings=settings, engine=engine)))
         with db.read_session(engine) as session:
-            stuck = delivery.undeliverable(session, senders=channels)
+            stuck = outbox.undeliverable(session=session, senders=channels)
     except Exception as error:  # an older schema, a database that went away: the database check said why
         return Check("outbox", "warn", f"cannot read the outbox: {error}")
     if not stuck:

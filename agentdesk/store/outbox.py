@@ -1,8 +1,9 @@
-"""Reads about outbound messages and their delivery: a message's outbox row, its delivery
-attempts, the automatic messages a customer was sent.
+"""Queries about outbound messages and their delivery: the rows due to send, those no sender
+here takes, a message's outbox row, its delivery attempts, the automatic messages a customer was
+sent.
 
-Keyword-only functions taking a Session, like store/queries.py. (The outbox's claiming and
-retrying are sync/delivery.py's.)
+Keyword-only functions taking a Session, like store/queries.py. (When a row is claimed, retried
+or given up is sync/delivery.py's to decide; the statements it runs are here.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
@@ -57,3 +58,68 @@ def delivery_attempts(*, session: Session, outbox_ids: Sequence[int]) -> dict[in
         for attempt in session.exec(statement):
             found.setdefault(attempt.outbox_id, []).append(attempt)
     return found
+
+
+def due_rows(*, session: Session, senders: set[str], sources: set[str] | None, now: datetime,
+             limit: int) -> list[Outbox]:
+    """The queued rows due now that these senders can deliver (of these sources, when given),
+    oldest due first.
+
+    Channels without a sender are left out in the SQL, so any number of them never hides a
+    deliverable row behind them.
+    """
+    statement = (
+        select(Outbox).where(Outbox.state == "queued")
+        .where(col(Outbox.channel).in_(sorted(senders)))
+        .where(col(Outbox.next_attempt_at).is_(None) | (col(Outbox.next_attempt_at) <= now))
+    )
+    if sources is not None:
+        statement = statement.where(col(Outbox.source).in_(sorted(sources)))
+    return list(session.exec(statement.order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)))
+
+
+def undeliverable(*, session: Session, senders: set[str]) -> list[tuple[str, int, datetime | None]]:
+    """Queued replies no sender in `senders` can take: (channel, how many, the oldest's time)."""
+    rows = session.exec(
+        select(Outbox.channel, func.count(), func.min(Outbox.created_at))
+        .where(Outbox.state == "queued", col(Outbox.channel).not_in(sorted(senders)))
+        .group_by(Outbox.channel).order_by(Outbox.channel)
+    ).all()
+    return [(channel, count, oldest) for channel, count, oldest in rows]
+
+
+def unmarked_without_sender(*, session: Session, senders: set[str]) -> list[tuple[str, int]]:
+    """Queued rows no sender in `senders` takes that do not say so yet: (channel, how many)."""
+    return list(session.exec(
+        select(Outbox.channel, func.count())
+        .where(Outbox.state == "queued", col(Outbox.no_sender_at).is_(None),
+               col(Outbox.channel).not_in(sorted(senders)))
+        .group_by(Outbox.channel)
+    ).all())
+
+
+def mark_without_sender(*, session: Session, channel: str, now: datetime, reason: str) -> None:
+    """Say on each queued `channel` row not yet marked that no sender here takes it, and why."""
+    session.exec(
+        update(Outbox)
+        .where(col(Outbox.state) == "queued", col(Outbox.no_sender_at).is_(None), col(Outbox.channel) == channel)
+        .values(no_sender_at=now, updated_at=now, last_error=reason)
+    )
+
+
+def unfinished_attempts(*, session: Session, outbox_ids: Sequence[int]) -> dict[int, DeliveryAttempt]:
+    """Attempts of these rows claimed whose outcome was never recorded (their worker died
+    mid-send), by outbox id."""
+    if not outbox_ids:
+        return {}
+    rows = session.exec(select(DeliveryAttempt).where(col(DeliveryAttempt.outbox_id).in_(outbox_ids),
+                                                      DeliveryAttempt.outcome == "sending"))
+    return {row.outbox_id: row for row in rows}
+
+
+def outbox_of_outbound(*, session: Session, external_id: str) -> Outbox | None:
+    """The outbox row of our outbound message with this external id (a provider's message id)."""
+    return session.exec(
+        select(Outbox).join(Message, col(Message.id) == col(Outbox.message_id))
+        .where(Message.external_id == external_id, Message.direction == "outbound")
+    ).first()

@@ -39,13 +39,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from agentdesk.channels.base import DeliveryError, DeliveryOutcomeUnknown
 from agentdesk.domain import audit
 from agentdesk.domain.automatic_messages import AUTOMATIC_KINDS, automatic_limit_reached
-from agentdesk.store import db
+from agentdesk.store import db, outbox as outbox_queries
 from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
 
 if TYPE_CHECKING:
@@ -57,8 +56,6 @@ __all__ = [
     "Sender",
     "DeliveryReport",
     "deliver_due",
-    "due_rows",
-    "undeliverable",
     "no_sender_reason",
     "apply_status",
     "backoff_after",
@@ -148,8 +145,8 @@ def deliver_due(
     with db.write_session(engine) as session:
         if sources is None:  # a worker limited to some sources leaves the others to the full one
             _mark_no_sender(session, set(senders), now=now, report=report)
-        rows = list(session.exec(due_rows(senders=set(senders), sources=sources, now=now, limit=limit)))
-        unfinished = _unfinished_attempts(session, [row.id for row in rows])
+        rows = outbox_queries.due_rows(session=session, senders=set(senders), sources=sources, now=now, limit=limit)
+        unfinished = outbox_queries.unfinished_attempts(session=session, outbox_ids=[row.id for row in rows])
         for outbox in rows:
             sender = senders[outbox.channel]
             message = session.get(Message, outbox.message_id)
@@ -220,57 +217,12 @@ def deliver_due(
     return report
 
 
-def due_rows(*, senders: set[str], sources: set[str] | None, now: datetime, limit: int):
-    """The queued rows due now that this worker can deliver, oldest due first.
-
-    Channels without a sender here are left out in the SQL, so any number of them never hides
-    a deliverable row behind them.
-    """
-    statement = (
-        select(Outbox).where(Outbox.state == "queued")
-        .where(col(Outbox.channel).in_(sorted(senders)))
-        .where(col(Outbox.next_attempt_at).is_(None) | (col(Outbox.next_attempt_at) <= now))
-    )
-    if sources is not None:
-        statement = statement.where(col(Outbox.source).in_(sorted(sources)))
-    return statement.order_by(col(Outbox.next_attempt_at), col(Outbox.id)).limit(limit)
-
-
-def undeliverable(session: Session, *, senders: set[str]) -> list[tuple[str, int, datetime | None]]:
-    """Queued replies no sender in `senders` can take: (channel, how many, the oldest's time)."""
-    rows = session.exec(
-        select(Outbox.channel, func.count(), func.min(Outbox.created_at))
-        .where(Outbox.state == "queued", col(Outbox.channel).not_in(sorted(senders)))
-        .group_by(Outbox.channel).order_by(Outbox.channel)
-    ).all()
-    return [(channel, count, oldest) for channel, count, oldest in rows]
-
-
 def _mark_no_sender(session: Session, senders: set[str], *, now: datetime, report: DeliveryReport) -> None:
     """Say on each queued row no sender here can take that it waits for another host (once)."""
-    newly = session.exec(
-        select(Outbox.channel, func.count())
-        .where(Outbox.state == "queued", col(Outbox.no_sender_at).is_(None),
-               col(Outbox.channel).not_in(sorted(senders)))
-        .group_by(Outbox.channel)
-    ).all()
-    for channel, count in newly:
-        session.exec(
-            update(Outbox)
-            .where(col(Outbox.state) == "queued", col(Outbox.no_sender_at).is_(None), col(Outbox.channel) == channel)
-            .values(no_sender_at=now, updated_at=now, last_error=no_sender_reason(channel))
-        )
+    for channel, count in outbox_queries.unmarked_without_sender(session=session, senders=senders):
+        outbox_queries.mark_without_sender(session=session, channel=channel, now=now, reason=no_sender_reason(channel))
         report.no_sender += count
         report.errors.append(f"{count} {channel} reply(ies) cannot be delivered here: {no_sender_reason(channel)}")
-
-
-def _unfinished_attempts(session: Session, outbox_ids: list[int]) -> dict[int, DeliveryAttempt]:
-    """Attempts claimed whose outcome was never recorded (their worker died mid-send)."""
-    if not outbox_ids:
-        return {}
-    rows = session.exec(select(DeliveryAttempt).where(col(DeliveryAttempt.outbox_id).in_(outbox_ids),
-                                                      DeliveryAttempt.outcome == "sending"))
-    return {row.outbox_id: row for row in rows}
 
 
 def _finish(session: Session, attempt: DeliveryAttempt, outcome: str, reason: str, *, now: datetime) -> None:
@@ -332,10 +284,7 @@ def apply_status(session: Session, update: StatusUpdate, *, now: datetime) -> bo
 
     if not update.external_id:
         return False
-    row = session.exec(
-        select(Outbox).join(Message, col(Message.id) == col(Outbox.message_id))
-        .where(Message.external_id == update.external_id, Message.direction == "outbound")
-    ).first()
+    row = outbox_queries.outbox_of_outbound(session=session, external_id=update.external_id)
     if row is None:
         return False
     state = update.state.lower()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentdesk.store import db
+from agentdesk.store import db, outbox as outbox_queries
 from agentdesk.sync import delivery
 from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext  # noqa: F401
 from agentdesk.sync.senders import email_senders, spool_senders
@@ -168,7 +168,7 @@ class SyncWorker:
         if self.delivery_sources is not None:
             return False  # a worker limited to some sources leaves the marking to the full one
         with db.read_session(self.ctx.engine) as session:
-            return bool(delivery.undeliverable(session, senders=set()))
+            return bool(outbox_queries.undeliverable(session=session, senders=set()))
 
     def run_once(self, *, progress: Progress | None = None) -> SyncReport:
         report = SyncReport()
@@ -185,7 +185,7 @@ class SyncWorker:
             report.delivery = self.deliver()
             with db.read_session(self.ctx.engine) as session:
                 report.undeliverable = sum(count for _, count, _ in
-                                           delivery.undeliverable(session, senders=set(self.senders)))
+                                           outbox_queries.undeliverable(session=session, senders=set(self.senders)))
         except Exception as error:
             report.errors.append(f"outbox: {type(error).__name__}: {error}")
         return report

@@ -12,7 +12,7 @@ import factories
 from agentdesk.channels.base import DeliveryError, DeliveryOutcomeUnknown
 from agentdesk.domain import replies
 from agentdesk.errors import InvalidInput
-from agentdesk.store import db
+from agentdesk.store import db, outbox
 from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
 from agentdesk.sync import delivery
 from conftest import FIXED_NOW
@@ -74,7 +74,7 @@ def test_undeliverable_counts_by_channel(engine, policies):
     _queue(engine, policies, channel="sms", n=2)
     _queue(engine, policies, n=3)
     with db.read_session(engine) as session:
-        stuck = delivery.undeliverable(session, senders={"email"})
+        stuck = outbox.undeliverable(session=session, senders={"email"})
     assert [(channel, count) for channel, count, _ in stuck] == [("sms", 2)]
 
 
@@ -157,8 +157,8 @@ def test_selection_marking_and_history_on_both_databases(any_database_url, polic
         assert (report.sent, report.no_sender) == (1, 3)
         assert _outbox(engine, mail).state == "sent" and _outbox(engine, sms[0]).no_sender_at is not None
         with db.read_session(engine) as session:
-            assert [(c, n) for c, n, _ in delivery.undeliverable(session, senders={"email"})] == [("sms", 3)]
-            rows = session.exec(delivery.due_rows(senders={"email"}, sources={"support"}, now=T, limit=50)).all()
+            assert [(c, n) for c, n, _ in outbox.undeliverable(session=session, senders={"email"})] == [("sms", 3)]
+            rows = outbox.due_rows(session=session, senders={"email"}, sources={"support"}, now=T, limit=50)
             assert rows == []
         assert [o for o, _ in _history(engine, _outbox(engine, mail).id)] == ["sent"]
     finally:
