@@ -44,7 +44,8 @@ from sqlmodel import Session
 from agentdesk.channels.base import DeliveryError, DeliveryOutcomeUnknown
 from agentdesk.domain import audit
 from agentdesk.domain.automatic_messages import AUTOMATIC_KINDS, automatic_limit_reached
-from agentdesk.store import db, outbox as outbox_queries
+from agentdesk.store import db
+from agentdesk.store import outbox as outbox_queries
 from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
 
 if TYPE_CHECKING:

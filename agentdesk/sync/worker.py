@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentdesk.store import db, outbox as outbox_queries
+from agentdesk.store import db
+from agentdesk.store import outbox as outbox_queries
 from agentdesk.sync import delivery
 from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext  # noqa: F401
 from agentdesk.sync.senders import email_senders, spool_senders
