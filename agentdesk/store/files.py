@@ -1,0 +1,80 @@
+"""Files by their content: attachments' bytes, each stored once under its sha256.
+
+A file is named by the hex sha256 of its bytes (its key, what `Attachment.storage_key` holds) and
+lives at `<root>/<aa>/<bb>/<key>`, so a file sent twice, or received and forwarded, is one copy. A
+name a sender chose never becomes a path here: only a key of 64 hex digits does, checked.
+Writes go to a temporary file in the root and are renamed into place after an fsync, so a crash
+leaves either the whole file or none, never a torn one under a key.
+
+The root is `attachments/` beside a SQLite database file; for any other database (PostgreSQL), the
+data directory's `attachments/` (docs/data-model.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from agentdesk import locations
+from agentdesk.errors import NotFound
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+def root_for(database_url: str) -> Path:
+    """Where the files of the database at `database_url` are kept."""
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix) and ":memory:" not in database_url:
+        database = Path(database_url[len(prefix):].split("?", 1)[0])
+        if str(database):
+            return database.parent / "attachments"
+    return locations.data_dir() / "attachments"
+
+
+def key_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def path_of(root: Path, key: str) -> Path:
+    if not _KEY.fullmatch(key or ""):
+        raise NotFound(f"{key!r} is not a stored file's key")
+    return root / key[:2] / key[2:4] / key
+
+
+def put(root: Path, data: bytes) -> str:
+    """Store `data` (once: the same bytes again is a no-op); its key."""
+    key = key_of(data)
+    target = path_of(root, key)
+    if target.exists() and target.stat().st_size == len(data):
+        return key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=root, prefix=".incoming-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return key
+
+
+def has(root: Path, key: str) -> bool:
+    try:
+        return path_of(root, key).is_file()
+    except NotFound:
+        return False
+
+
+def read(root: Path, key: str) -> bytes:
+    """The bytes stored under `key`; NotFound when they are not (never stored, or withheld)."""
+    path = path_of(root, key)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"the file {key[:12]}… is not in the attachment store ({root})") from None
