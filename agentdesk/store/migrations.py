@@ -12,13 +12,14 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from agentdesk.store import changes, search
+from agentdesk.store import changes, knowledge_base, search
 
 
 def create_fresh(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection)
     search.install(connection)
     changes.install(connection)
+    knowledge_base.install(connection)
 
 
 def revision_2_full_text_search(connection: Connection) -> None:
@@ -109,6 +110,16 @@ def revision_7_delivery_attempts(connection: Connection) -> None:
     DeliveryAttempt.__table__.create(connection, checkfirst=True)
 
 
+def revision_8_satisfaction_knowledge_base(connection: Connection) -> None:
+    """Satisfaction surveys and their answers, knowledge-base articles with their full-text
+    index, and the articles sent to customers."""
+    from agentdesk.store.models import ArticleUse, KbArticle, SatisfactionSurvey
+
+    for table in (SatisfactionSurvey, KbArticle, ArticleUse):
+        table.__table__.create(connection, checkfirst=True)
+    knowledge_base.install(connection)
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
@@ -116,5 +127,6 @@ STEPS = {
     5: revision_5_message_conversation_index,
     6: revision_6_set_aside_bounces_blocks,
     7: revision_7_delivery_attempts,
+    8: revision_8_satisfaction_knowledge_base,
 }
 HEAD = max(STEPS, default=1)

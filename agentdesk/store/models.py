@@ -304,3 +304,46 @@ class Draft(SQLModel, table=True):
 
 def ref_of(conversation_id: int) -> str:
     return f"AD-{conversation_id}"
+
+
+class SatisfactionSurvey(SQLModel, table=True):
+    """The one satisfaction survey of a conversation and its answer (revision 8).
+
+    One row per conversation at most (its key), so a conversation is never surveyed twice, even
+    when it is reopened and solved again. A row with `skipped` set records why no survey went out
+    (machine mail, no address, a missing template) so the decision is made once.
+    """
+
+    conversation_id: int = Field(foreign_key="conversation.id", primary_key=True)
+    message_id: Optional[int] = Field(default=None, foreign_key="message.id")  # the survey sent
+    sent_at: datetime = Field(sa_column=_time(nullable=False, index=True))
+    # The assignee when the survey went out: who the rating is about, even if it is reassigned later.
+    agent: str = ""
+    skipped: str = ""
+    rating: Optional[int] = None  # 1-5
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    answered_at: Optional[datetime] = Field(default=None, sa_column=_time(index=True))
+    answer_message_id: Optional[int] = None
+
+
+class KbArticle(SQLModel, table=True):
+    """A knowledge-base article as last indexed from its Markdown file (revision 8); the file is
+    the source of truth, this row and its full-text index follow it (store/knowledge_base.py)."""
+
+    slug: str = Field(primary_key=True)  # the file's name without .md
+    title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    tags: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # space-separated
+    url: str = ""
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    content_hash: str = ""
+    indexed_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+
+
+class ArticleUse(SQLModel, table=True):
+    """An article sent to a customer: named in an outbound message (revision 8)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    slug: str = Field(index=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    message_id: int = Field(foreign_key="message.id")
+    at: datetime = Field(sa_column=_time(nullable=False))
