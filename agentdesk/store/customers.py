@@ -1,4 +1,5 @@
-"""Reads for customer merges: a customer's identities and conversations, the merge events.
+"""Reads for customer merges (a customer's identities and conversations, the merge events) and for
+the senders (the identity a reply goes to).
 
 Keyword-only functions taking a Session, like store/queries.py (whose `identities_of`,
 `customer_history` and `customer_by_identity` answer the customer views).
@@ -38,3 +39,8 @@ def latest_customer_event(*, session: Session, action: str, customer_id: int) ->
 def events_newest_first(*, session: Session, action: str) -> list[Event]:
     """Every `action` event, newest first."""
     return list(session.exec(select(Event).where(Event.action == action).order_by(col(Event.id).desc())).all())
+
+
+def identity_of_kind(*, session: Session, customer_id: int, kind: str) -> Identity | None:
+    """One identity of the customer of this kind (an email address to reply to, say)."""
+    return session.exec(select(Identity).where(Identity.customer_id == customer_id, Identity.kind == kind)).first()

@@ -1,4 +1,5 @@
-"""Reads about one conversation's messages and audit events, for the domain's rules on it.
+"""Reads about one conversation's messages and audit events, for the domain's rules on it and
+the senders' replies to it.
 
 Keyword-only functions taking a Session, like store/queries.py.
 """
@@ -51,3 +52,30 @@ def has_receipt_since(*, session: Session, conversation_id: int, since: datetime
     if since is not None:
         statement = statement.where(col(Message.at) > since)
     return session.exec(statement.limit(1)).first() is not None
+
+
+def latest_inbound(*, session: Session, conversation_id: int) -> Message | None:
+    """The conversation's latest inbound message, of any kind."""
+    return session.exec(
+        select(Message).where(Message.conversation_id == conversation_id, Message.direction == "inbound")
+        .order_by(col(Message.at).desc(), col(Message.id).desc())
+    ).first()
+
+
+def latest_inbound_message_before(*, session: Session, conversation_id: int, message_id: int) -> Message | None:
+    """The latest customer message (kind "message": no bounce, no auto-reply) of the conversation
+    stored before `message_id`: what a reply written as `message_id` answers."""
+    return session.exec(
+        select(Message).where(Message.conversation_id == conversation_id, Message.direction == "inbound",
+                              Message.kind == "message", col(Message.id) < message_id)
+        .order_by(col(Message.at).desc(), col(Message.id).desc())
+    ).first()
+
+
+def latest_thread_key(*, session: Session, conversation_id: int) -> str | None:
+    """The provider thread key of the conversation's latest message that has one."""
+    return session.exec(
+        select(Message.thread_key).where(Message.conversation_id == conversation_id,
+                                         col(Message.thread_key).is_not(None))
+        .order_by(col(Message.id).desc())
+    ).first()

@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from agentdesk.channels.base import DeliveryError
-from agentdesk.store.models import Conversation, Identity, Message, MessageRaw, Outbox, ref_of
+from agentdesk.store import customers as customer_queries
+from agentdesk.store import threads
+from agentdesk.store.models import Conversation, Message, MessageRaw, Outbox, ref_of
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -58,15 +60,12 @@ class EmailSender:
             raise DeliveryError(
                 f"no [[mailbox]] named {outbox.source or conversation.source!r} in the config sends for this "
                 "conversation; add it, then the reply is retried", permanent=False)
-        last_inbound = session.exec(
-            select(Message).where(Message.conversation_id == conversation.id, Message.direction == "inbound",
-                                  Message.kind == "message", col(Message.id) < message.id)
-            .order_by(col(Message.at).desc(), col(Message.id).desc())
-        ).first()
+        last_inbound = threads.latest_inbound_message_before(session=session, conversation_id=conversation.id,
+                                                             message_id=message.id)
         to = last_inbound.sender_address if last_inbound is not None and last_inbound.sender_address else ""
         if not to:
-            identity = session.exec(select(Identity).where(Identity.customer_id == conversation.customer_id,
-                                                           Identity.kind == "email")).first()
+            identity = customer_queries.identity_of_kind(session=session, customer_id=conversation.customer_id,
+                                                         kind="email")
             to = identity.address if identity else ""
         if not to or "@" not in to:
             raise DeliveryError("the customer has no email address to reply to", permanent=True)
@@ -142,15 +141,8 @@ def reply_document(session: Session, message: Message, conversation: Conversatio
     from agentdesk.channels.webhook import outbound
     from agentdesk.domain import customers
 
-    last_inbound = session.exec(
-        select(Message).where(Message.conversation_id == conversation.id, Message.direction == "inbound")
-        .order_by(col(Message.at).desc(), col(Message.id).desc())
-    ).first()
-    thread_key = session.exec(
-        select(Message.thread_key).where(Message.conversation_id == conversation.id,
-                                         col(Message.thread_key).is_not(None))
-        .order_by(col(Message.id).desc())
-    ).first()
+    last_inbound = threads.latest_inbound(session=session, conversation_id=conversation.id)
+    thread_key = threads.latest_thread_key(session=session, conversation_id=conversation.id)
     recipient: dict[str, str] = {}
     if last_inbound is not None and last_inbound.sender_address:
         recipient = {"recipient_kind": customers.IDENTITY_KIND.get(conversation.channel, conversation.channel),

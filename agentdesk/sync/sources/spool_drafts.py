@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.webhook.adapters import Draft, Payload, Rejected
@@ -14,6 +14,7 @@ from agentdesk.config import SpoolSettings
 from agentdesk.domain import audit, customers
 from agentdesk.errors import InvalidInput
 from agentdesk.sanitize import inert_line
+from agentdesk.store import queries
 from agentdesk.store.models import Identity
 
 # (identity kind, normalised address) the payload proved besides the one the spool matches by.
@@ -71,8 +72,7 @@ def link_identity(session: Session, *, customer_id: int, kind: str, address: str
     agent's decision (`agentdesk customer merge`), never an automatic one.
     """
     address = inert_line(address)  # the payload's: inert however the caller came by it
-    existing = session.exec(select(Identity).where(Identity.kind == kind, Identity.address == address)).first()
-    if existing is not None:
+    if queries.customer_by_identity(session=session, kind=kind, address=address) is not None:
         return False
     session.add(Identity(customer_id=customer_id, kind=kind, address=address, created_at=now))
     audit.record(session, agent=audit.SYSTEM, action="identity_linked", now=now, customer_id=customer_id,
