@@ -120,6 +120,18 @@ def revision_8_satisfaction_knowledge_base(connection: Connection) -> None:
     knowledge_base.install(connection)
 
 
+def revision_9_recipients(connection: Connection) -> None:
+    """The addresses a message was sent to (inbound: its To and Cc; outbound: all of them), and an
+    outbox row's To, Cc and Bcc as the agent chose them."""
+    for statement in (
+        "ALTER TABLE message ADD COLUMN recipients TEXT DEFAULT '' NOT NULL",
+        "ALTER TABLE outbox ADD COLUMN to_addresses TEXT DEFAULT '' NOT NULL",
+        "ALTER TABLE outbox ADD COLUMN cc_addresses TEXT DEFAULT '' NOT NULL",
+        "ALTER TABLE outbox ADD COLUMN bcc_addresses TEXT DEFAULT '' NOT NULL",
+    ):
+        connection.exec_driver_sql(statement)
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
@@ -128,5 +140,6 @@ STEPS = {
     6: revision_6_set_aside_bounces_blocks,
     7: revision_7_delivery_attempts,
     8: revision_8_satisfaction_knowledge_base,
+    9: revision_9_recipients,
 }
 HEAD = max(STEPS, default=1)

@@ -181,6 +181,10 @@ class Message(SQLModel, table=True):
     # channels that have no Message-IDs (revision 3).
     thread_key: Optional[str] = Field(default=None, index=True)
     parse_error: str = ""
+    # Space-separated, lower-cased addresses (revision 9). Inbound: the To and Cc it was sent to,
+    # what a reply-all answers. Outbound: every address it went to (To, Cc and Bcc), so an answer
+    # from any of them is a participant's (ingest/threading.py).
+    recipients: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
 class MessageRaw(SQLModel, table=True):
@@ -231,6 +235,12 @@ class Outbox(SQLModel, table=True):
     # Set while the row is queued but the sync that looked at it has no sender for its channel
     # (or source): it waits for a host that has one, and `show`, the thread and `doctor` say so.
     no_sender_at: Optional[datetime] = Field(default=None, sa_column=_time())
+    # Who the message goes to, space-separated (revision 9): decided when it was queued (the
+    # composer's To/Cc/Bcc, `reply --to/--cc/--bcc`). Bcc is only ever the SMTP envelope. All three
+    # empty: a row queued before revision 9, addressed at delivery as then (the customer, reply-all).
+    to_addresses: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    cc_addresses: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    bcc_addresses: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
 class DeliveryAttempt(SQLModel, table=True):
