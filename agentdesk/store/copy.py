@@ -23,7 +23,7 @@ from agentdesk.store import db
 ORDER = (
     "agent", "customer", "identity", "conversation", "conversationtag", "message", "messageraw",
     "attachment", "event", "outbox", "syncstate", "presence", "slaclockevent", "draft",
-    "blockedsender", "deliveryattempt",
+    "blockedsender", "deliveryattempt", "attachmentblob",
 )
 # Columns that point into their own table: copied as NULL, then set once every row exists.
 SELF_REFERENCES = {"customer": "merged_into_id", "conversation": "merged_into_id"}

@@ -132,6 +132,20 @@ def revision_9_recipients(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
 
 
+def revision_10_attachment_bytes(connection: Connection) -> None:
+    """Attachments' bytes: each row's state (what it had before is `legacy`: no bytes kept), why
+    it was not stored, a linked one's URL, and the table of bytes for databases without files."""
+    for statement in (
+        "ALTER TABLE attachment ADD COLUMN state VARCHAR DEFAULT 'legacy' NOT NULL",
+        "ALTER TABLE attachment ADD COLUMN reason TEXT DEFAULT '' NOT NULL",
+        "ALTER TABLE attachment ADD COLUMN url TEXT DEFAULT '' NOT NULL",
+    ):
+        connection.exec_driver_sql(statement)
+    from agentdesk.store.models import AttachmentBlob
+
+    AttachmentBlob.__table__.create(connection, checkfirst=True)
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
@@ -141,5 +155,6 @@ STEPS = {
     7: revision_7_delivery_attempts,
     8: revision_8_satisfaction_knowledge_base,
     9: revision_9_recipients,
+    10: revision_10_attachment_bytes,
 }
 HEAD = max(STEPS, default=1)

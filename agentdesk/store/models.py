@@ -200,7 +200,22 @@ class Attachment(SQLModel, table=True):
     filename: str  # the sender's name for it: display only, never a path
     content_type: str = "application/octet-stream"
     size: int = 0
-    storage_key: str  # generated name in the attachment store (content hash)
+    storage_key: str  # its bytes' sha256: the key in the attachment store (store/attachments.py)
+    # stored: the bytes are in the attachment store; withheld: over a size cap (`size` says how
+    # big); failed: a linked attachment whose download failed; in_raw: the bytes are only in the
+    # raw message (a mail too big to parse whole), taken from it when first opened; legacy: a
+    # row written before attachments' bytes were kept (revision 10), the server default.
+    state: str = Field(default="stored", sa_column=Column(String, nullable=False, server_default="legacy"))
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # why not stored
+    url: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # a linked one's
+
+
+class AttachmentBlob(SQLModel, table=True):
+    """An attachment's bytes, once per content, for databases without a directory of their own
+    (PostgreSQL: teams on several hosts share only the database) (revision 10)."""
+
+    sha256: str = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Event(SQLModel, table=True):
