@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from agentdesk import config
@@ -88,7 +87,7 @@ class Desk:
         gone) is one line naming it and what to do, in both front ends, not a driver's traceback."""
         try:
             yield
-        except DBAPIError as error:
+        except db.DBAPIError as error:
             raise db.DatabaseError(db.explain(self.settings.database_url, error)) from None
 
 

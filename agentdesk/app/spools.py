@@ -69,8 +69,9 @@ def webhook_server(settings, *, host: str, port: int, public_url: str = "", quie
 
 def retry(desk: Desk, name: str):
     """Re-ingest spool `name`'s rejected files: (the spool source, how many were retried, the result)."""
-    from agentdesk.sync.sources.spool import open_spools
+    from agentdesk.sync.base import SyncContext
+    from agentdesk.sync.sources.spool import spool_sources
 
-    (source,) = open_spools(desk.settings, desk.engine, desk.policies, source=name)
+    (source,) = spool_sources(SyncContext(desk.settings, desk.engine, desk.policies), only=name)
     before = source.rejected()
     return source, len(before), source.retry()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from agentdesk import locations
@@ -419,6 +419,22 @@ def schema_revision(connection: Connection) -> int | None:
     return connection.execute(text("SELECT max(revision) FROM schema_revision")).scalar()
 
 
+def stored_revision(url: str) -> int | None:
+    """The schema revision of the database at `url` as it is, creating and upgrading nothing
+    (None: no database there yet, or one agentdesk never wrote to)."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return None
+    engine = create_database_engine(url)
+    try:
+        with engine.connect() as connection:
+            return schema_revision(connection)
+    except DBAPIError as error:
+        raise DatabaseError(explain(url, error)) from None
+    finally:
+        engine.dispose()
+
+
 def ensure_schema(engine: Engine) -> None:
     from agentdesk.store import migrations
 
@@ -503,6 +519,10 @@ def describe_url(url: str) -> str:
 
 __all__ = [
     "DatabaseError",
+    # The failures callers outside store/ catch, so they need not name SQLAlchemy: any driver
+    # error, and one of the database's operation (locked past the timeout, disk full, gone).
+    "DBAPIError",
+    "OperationalError",
     "open_database",
     "create_database_engine",
     "write_session",

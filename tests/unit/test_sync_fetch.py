@@ -118,12 +118,14 @@ def test_background_checkpoints_copy_the_wal_into_the_database(tmp_path):
     """A big sync's commits leave the WAL to a checkpointing thread instead of copying it inline."""
     import sqlite3
 
+    from agentdesk.store import wal
+
     path = tmp_path / "desk.db"
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("PRAGMA journal_mode = WAL")
     writer.execute("PRAGMA wal_autocheckpoint = 0")  # only the background thread checkpoints
     writer.execute("CREATE TABLE raw (data BLOB)")
-    checkpoints = sync._BackgroundCheckpoints(path)
+    checkpoints = wal.BackgroundCheckpoints(path)
     try:
         before = path.stat().st_size
         writer.execute("BEGIN IMMEDIATE")

@@ -36,7 +36,7 @@ class Env:
     def source(self, name: str, **kwargs) -> spool_source.SpoolSource:
         spool = next(s for s in self.settings.spool if s.name == name)
         source = spool_source.SpoolSource(spool, engine=self.engine, policies=self.policies, now_fn=lambda: FIXED_NOW,
-                                      templates_dir=self.settings.templates_dir, durable_moves=False, **kwargs)
+                                      durable_moves=False, **kwargs)
         source.ensure()
         return source
 

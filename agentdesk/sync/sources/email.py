@@ -21,14 +21,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import select
-
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email import imap
 from agentdesk.errors import AgentdeskError
-from agentdesk.store import db
+from agentdesk.store import db, wal
+from agentdesk.store.db import DBAPIError, OperationalError
 from agentdesk.store.models import SyncState
+from agentdesk.store.sync_state import save_sync_state, sync_state, sync_state_or_new
 from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext
 
 log = logging.getLogger("agentdesk.sync")
@@ -105,7 +104,7 @@ def parser_pool():
 # SQLite: WAL pages before this connection checkpoints (SQLite's default is 1 000 pages, 4 MB). A
 # first sync writes a mailbox's raw mail; with the default, most commits of a big sync ran a
 # checkpoint and its fsync. At most ~40 MB of WAL, checkpointed by later commits or on close.
-# During a big sync a thread checkpoints after every commit (`_BackgroundCheckpoints`), so the
+# During a big sync a thread checkpoints after every commit (`wal.BackgroundCheckpoints`), so the
 # WAL rarely gets that long.
 WAL_CHECKPOINT_PAGES = 10_000
 # How many chunks may wait for the parsers, and how many bytes of mail they may hold together
@@ -163,52 +162,6 @@ def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[in
             yield uids, fetched
 
 
-class _BackgroundCheckpoints:
-    """Copies a SQLite database's WAL into the database file on its own connection and thread,
-    after each commit of a big sync (PASSIVE: it never blocks a reader or a writer).
-
-    Without it the sync's own commits ran the checkpoints (`WAL_CHECKPOINT_PAGES`), each copying
-    and syncing ~40 MB while storing waited, and the close at exit copied what was left. The
-    checkpoint runs in SQLite with the GIL released, so storing goes on meanwhile, and the WAL
-    is restarted small whenever a checkpoint has caught up."""
-
-    def __init__(self, path):
-        self._path = path
-        self._wanted = threading.Event()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def commit_done(self) -> None:
-        self._wanted.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wanted.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        import sqlite3
-
-        try:
-            connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as error:
-            log.warning("background checkpoints of %s unavailable: %s", self._path, error)
-            return
-        try:
-            while True:
-                self._wanted.wait()
-                self._wanted.clear()
-                if self._stopping:
-                    return
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as error:  # another checkpoint runs, the disk is full: commits do it
-                    log.debug("background checkpoint of %s skipped: %s", self._path, error)
-        finally:
-            connection.close()
-
-
 class MailboxSource:
     """One `[[mailbox]]`: its folders, checkpoints, after-fetch policy and IDLE."""
 
@@ -231,7 +184,7 @@ class MailboxSource:
         # Whether this poll logged in: only a server that answered it is worth reconnecting to
         # within the poll (`poll`).
         self._connected_in_poll = False
-        self._checkpoints: _BackgroundCheckpoints | None = None
+        self._checkpoints: wal.BackgroundCheckpoints | None = None
 
     # connections
 
@@ -299,14 +252,12 @@ class MailboxSource:
 
     def _checkpoint(self, folder: str) -> SyncState | None:
         with db.read_session(self.ctx.engine) as session:
-            return session.exec(
-                select(SyncState).where(SyncState.source == self.name, SyncState.folder == folder)
-            ).first()
+            return sync_state(session=session, source=self.name, folder=folder)
 
     def _record_error(self, folder: str, error: str) -> None:
         try:
             with db.write_session(self.ctx.engine) as session:
-                state = self._state_row(session, folder)
+                state = sync_state_or_new(session=session, source=self.name, folder=folder)
                 state.last_error = error[:2_000]
                 session.add(state)
                 session.commit()
@@ -315,17 +266,9 @@ class MailboxSource:
         except Exception:
             log.exception("cannot record the sync error of %s/%s", self.name, folder)
 
-    def _state_row(self, session, folder: str) -> SyncState:
-        state = session.exec(
-            select(SyncState).where(SyncState.source == self.name, SyncState.folder == folder)
-        ).first()
-        if state is None:
-            state = SyncState(source=self.name, folder=folder, last_uid=0)
-        return state
-
     def _touch(self, folder: str, uidvalidity: int, last_uid: int) -> None:
         with db.write_session(self.ctx.engine) as session:
-            state = self._state_row(session, folder)
+            state = sync_state_or_new(session=session, source=self.name, folder=folder)
             state.uidvalidity = uidvalidity
             state.last_uid = last_uid
             state.last_sync_at = self.ctx.now_fn()
@@ -401,7 +344,7 @@ class MailboxSource:
         # A big message's file lies beside the database (on disk, where the mail is going anyway).
         spool_dir = str(os.path.dirname(database)) if database is not None else None
         path = database if pool is not None else None
-        self._checkpoints = _BackgroundCheckpoints(path) if path is not None else None
+        self._checkpoints = wal.BackgroundCheckpoints(path) if path is not None else None
         if pool is not None:
             # Python's full collections rescanned every object alive before the sync (the imported
             # modules, SQLAlchemy's mappers: most of the heap) a few dozen times over a big sync;
@@ -477,8 +420,7 @@ class MailboxSource:
 
         ctx = self.ctx
         with db.write_session(ctx.engine) as session:
-            if ctx.engine.dialect.name == "sqlite":
-                session.connection().exec_driver_sql(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            wal.set_autocheckpoint(session, WAL_CHECKPOINT_PAGES)
             try:
                 results = ingest_batch(session, [message for _, message, _ in chunk], policies=ctx.policies,
                                        now=now or ctx.now_fn(), settings=ctx.settings,
@@ -494,7 +436,8 @@ class MailboxSource:
                 from agentdesk.store import bulk
 
                 bulk.insert_raw_from_file(session, results[0].message_id, raw_file)
-            self._advance_checkpoint(session, folder, uidvalidity, checkpoint_uid)
+            save_sync_state(session=session, source=self.name, folder=folder, uidvalidity=uidvalidity,
+                            last_uid=max(checkpoint_uid, 0), last_sync_at=self.ctx.now_fn(), last_error="")
             session.commit()
         if self._checkpoints is not None:
             self._checkpoints.commit_done()
@@ -504,19 +447,6 @@ class MailboxSource:
             else:
                 report.stored += 1
 
-
-    def _advance_checkpoint(self, session, folder: str, uidvalidity: int, checkpoint_uid: int) -> None:
-        """The folder's checkpoint in the caller's transaction: one UPDATE (a big sync writes it
-        with every chunk), or the row created when this is the folder's first."""
-        from sqlmodel import update
-
-        values = dict(uidvalidity=uidvalidity, last_uid=max(checkpoint_uid, 0), last_sync_at=self.ctx.now_fn(),
-                      last_error="")
-        updated = session.execute(
-            update(SyncState).where(SyncState.source == self.name, SyncState.folder == folder).values(**values)
-            .execution_options(synchronize_session=False))
-        if updated.rowcount == 0:
-            session.add(SyncState(source=self.name, folder=folder, **values))
 
     def _ingest_one_safely(self, session, message: InboundMessage):
         from agentdesk.channels.email.mime import UNKNOWN_SENDER

@@ -42,8 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from agentdesk.channels.webhook.adapters import (
     Draft,
@@ -68,7 +67,8 @@ from agentdesk.domain import clocks, customers
 from agentdesk.errors import AgentdeskError, NotFound
 from agentdesk.sanitize import printable
 from agentdesk.store import db, queries
-from agentdesk.store.models import SyncState
+from agentdesk.store.db import OperationalError
+from agentdesk.store.sync_state import sync_state_or_new
 from agentdesk.sync.base import PollReport, Progress, SourceError, SyncContext
 from agentdesk.sync.delivery import apply_status
 from agentdesk.sync.sources.spool_drafts import inbound_message, link_identity
@@ -161,7 +161,6 @@ class SpoolSource:
         path: Path | None = None,
         now_fn: Callable[[], datetime] = utcnow,
         batch: int = 200,
-        templates_dir: Path | None = None,
         durable_moves: bool = True,
         settings=None,
     ):
@@ -172,7 +171,6 @@ class SpoolSource:
         self.path = Path(path or spool.path)
         self.now_fn = now_fn
         self.batch = batch
-        self.templates_dir = templates_dir
         self.durable_moves = durable_moves
         # With the whole settings, ingest sends receipts through domain.receipts (loop safety, rate
         # limit, after-hours rule, honest ETA); without settings no receipt is sent.
@@ -539,10 +537,7 @@ class SpoolSource:
             return
         try:
             with db.write_session(self.engine) as session:
-                state = session.exec(select(SyncState).where(SyncState.source == self.name,
-                                                             SyncState.folder == "")).first()
-                if state is None:
-                    state = SyncState(source=self.name, folder="")
+                state = sync_state_or_new(session=session, source=self.name, folder="")
                 state.last_sync_at = now
                 state.last_error = error
                 session.add(state)
@@ -565,7 +560,7 @@ def spool_sources(ctx: SyncContext, *, only: str | None = None) -> list[SpoolSou
     sources = []
     for spool in spools:
         source = SpoolSource(spool, engine=ctx.engine, policies=ctx.policies, path=settings.spool_path(spool),
-                             now_fn=ctx.now_fn, templates_dir=settings.templates_dir, settings=settings)
+                             now_fn=ctx.now_fn, settings=settings)
         source.ensure()
         sources.append(source)
     return sources
@@ -577,15 +572,3 @@ def find_spool(settings: Settings, name: str) -> SpoolSettings:
             return spool
     known = ", ".join(s.name for s in settings.spool) or "none configured"
     raise NotFound(f"no spool named {name!r} in the config (known: {known})")
-
-
-# `agentdesk spool retry` (commands_webhook) calls these two; new code calls `spool_sources` and
-# `SpoolPollReport.lines`.
-def open_spools(settings: Settings, engine, policies, *, source: str | None = None,
-                now_fn: Callable[[], datetime] = utcnow) -> list[SpoolSource]:
-    return spool_sources(SyncContext(settings, engine, policies, now_fn), only=source)
-
-
-def report_poll(name: str, result: SpoolPollReport, report: Callable[[str], None]) -> None:
-    for line in result.lines():
-        report(line)
