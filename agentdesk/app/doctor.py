@@ -47,8 +47,7 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
         with engine.connect() as connection:
             revision = db.schema_revision(connection)
             if engine.dialect.name == "sqlite":
-                verdict = connection.exec_driver_sql("PRAGMA quick_check").scalar()
-                mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+                verdict, mode = db.sqlite_health(connection)
                 if verdict != "ok":
                     raise AgentdeskError(f"integrity check failed: {verdict}")
                 detail = f"{db.describe_url(settings.database_url)} (schema revision {revision}, journal {mode})"

@@ -435,6 +435,14 @@ def stored_revision(url: str) -> int | None:
         engine.dispose()
 
 
+def sqlite_health(connection: Connection) -> tuple[str, str]:
+    """A SQLite database's integrity verdict ("ok", or the first problem `PRAGMA quick_check`
+    finds) and its journal mode (wal, delete, …)."""
+    verdict = connection.exec_driver_sql("PRAGMA quick_check").scalar()
+    mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+    return verdict, mode
+
+
 def ensure_schema(engine: Engine) -> None:
     from agentdesk.store import migrations
 
