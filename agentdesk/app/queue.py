@@ -203,16 +203,11 @@ def prefetch(desk: Desk, filter: Filter, *, limit: int) -> None:
 
 
 def _plain_first_window(desk: Desk, path: Path, filter: Filter, limit: int) -> Window | None:
-    """The first window through the sqlite3 module alone, when it can."""
-    import sqlite3
-
+    """The first window through the sqlite3 module alone, when it can (None: the engine's turn)."""
     if filter.query:
         return None
-    try:
-        found = queries.first_window_sqlite(path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit,
-                                            revision=migrations.HEAD)
-    except sqlite3.Error:  # no database yet, or one this read does not understand: the engine's turn
-        return None
+    found = queries.first_window_sqlite(path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit,
+                                        revision=migrations.HEAD)
     if found is None:
         return None
     return _window_of(filter.view, found)

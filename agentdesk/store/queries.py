@@ -720,8 +720,9 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
     """The first `limit` rows of a built-in view as dicts of ROW_COLUMNS, read with the sqlite3
     module alone.
 
-    None when this read cannot answer: a view it does not know, or a database not at schema
-    `revision` (it has to be opened, and perhaps upgraded, through the engine first)."""
+    None when this read cannot answer: a view it does not know, no database yet, one this read does
+    not understand, or one not at schema `revision` (it has to be opened, and perhaps upgraded,
+    through the engine first)."""
     import json
     import sqlite3
 
@@ -753,13 +754,16 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
         f"position, {', '.join(ROW_COLUMNS)})) FROM ("
         f"SELECT row_number() OVER (ORDER BY {order}) AS position, * FROM ({candidates}) ORDER BY {order} LIMIT :limit)"
     )
-    # mode=rw: never create a database here (opening one is the engine's job, migrations included).
-    connection = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=5)
     try:
-        found_revision, rows = connection.execute(
-            statement, {"agent": agent, "now": sqlite_text(now), "limit": limit}).fetchone()
-    finally:
-        connection.close()
+        # mode=rw: never create a database here (opening one is the engine's job, migrations included).
+        connection = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=5)
+        try:
+            found_revision, rows = connection.execute(
+                statement, {"agent": agent, "now": sqlite_text(now), "limit": limit}).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
     if found_revision != revision:
         return None
     return [

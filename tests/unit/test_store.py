@@ -380,3 +380,10 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
     assert queries.first_window_sqlite(path, view="open", agent="tester", now=T, limit=5,
                                        revision=migrations.HEAD + 1) is None
     engine.dispose()
+    # No database yet, or a file that is not one: the engine opens (creates, explains) it instead.
+    assert queries.first_window_sqlite(path.parent / "missing.db", view="open", agent="tester", now=T, limit=5,
+                                       revision=migrations.HEAD) is None
+    assert not (path.parent / "missing.db").exists()
+    (path.parent / "garbage.db").write_bytes(b"not a database" * 100)
+    assert queries.first_window_sqlite(path.parent / "garbage.db", view="open", agent="tester", now=T, limit=5,
+                                       revision=migrations.HEAD) is None
