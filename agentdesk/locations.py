@@ -7,6 +7,9 @@ from pathlib import Path
 
 APP = "agentdesk"
 
+# Where `agentdesk webhook serve` listens unless told otherwise (and where `doctor` looks).
+WEBHOOK_PORT = 8025
+
 
 def _xdg(variable: str, fallback: str) -> Path:
     value = os.environ.get(variable, "")

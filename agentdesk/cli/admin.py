@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from agentdesk import config, locations
-from agentdesk.cli.common import EXIT_FAILED, Progress, context, json_text, one_line, parse_since, print_json
+from agentdesk.cli.common import Progress, context, json_text, one_line, parse_since, print_json
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -79,15 +79,22 @@ resolution = "3d"
 def cmd_doctor(args: argparse.Namespace) -> int:
     from agentdesk.app import doctor
 
-    failures = 0
+    checks = []
     for check in doctor.run_checks(context(args).config_path):
+        checks.append(check)
+        if getattr(args, "json", False):
+            continue
         mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check.status]
-        print(f"[{mark}] {check.name}: {check.detail}")
-        failures += check.status == "fail"
+        # Each line as its check ends: a server that is slow to answer shows which one it is.
+        print(f"[{mark}] {check.name}: {check.detail}", flush=True)
+        if check.fix and check.status != "ok":
+            print(f"       fix: {check.fix}", flush=True)
+    if getattr(args, "json", False):
+        print_json([check.document() for check in checks])
+    failures = sum(check.status == "fail" for check in checks)
     if failures:
         print(f"agentdesk: doctor found {failures} problem(s)", file=sys.stderr)
-        return EXIT_FAILED
-    return 0
+    return doctor.exit_status(checks)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

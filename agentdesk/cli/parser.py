@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agentdesk import __version__
+from agentdesk import __version__, locations
 from agentdesk.cli import admin, conversations, customers, sla, spam, sync, webhook
 from agentdesk.cli.common import choices
 
@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command("serve", webhook.cmd_webhook_serve,
                     "HTTP endpoint that verifies and writes payloads to a spool", webhook_commands)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8025, help="port (default 8025)")
+    serve.add_argument("--port", type=int, default=locations.WEBHOOK_PORT,
+                       help=f"port (default {locations.WEBHOOK_PORT})")
     serve.add_argument("--public-url", default="", metavar="URL",
                        help="public URL prefix providers call (Twilio signatures); default from X-Forwarded-Proto/Host")
     serve.add_argument("--quiet", action="store_true", help="do not log each request")
@@ -186,5 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
                    db_commands)
     copy.add_argument("--to", required=True, metavar="URL")
 
-    command("doctor", admin.cmd_doctor, "check config, database, mailboxes, spools, SMTP")
+    doctor = command("doctor", admin.cmd_doctor, "check config, database, mailboxes, spools, SMTP")
+    doctor.add_argument("--json", action="store_true", help="the checks as JSON on stdout")
     return parser

@@ -25,7 +25,7 @@ from email.utils import format_datetime, formataddr
 from agentdesk.channels.base import DeliveryError  # noqa: F401  (re-exported: senders raise it)
 from agentdesk.channels.base import DeliveryOutcomeUnknown
 
-__all__ = ["LOOP_HEADER", "DeliveryError", "DeliveryOutcomeUnknown", "OutgoingMail", "compose", "SmtpSender"]
+__all__ = ["LOOP_HEADER", "DeliveryError", "DeliveryOutcomeUnknown", "OutgoingMail", "compose", "probe", "SmtpSender"]
 
 # On every mail we send; an inbound mail carrying it with one of our addresses is our own mail
 # come back, and is never answered automatically (mime.KEPT_HEADERS keeps it).
@@ -157,21 +157,33 @@ class SmtpSender:
             client.login(server.username, self.password or "")
         return client
 
-    def send(self, message: EmailMessage) -> str:
-        """Send; returns a note for the record ("" when all went well). Raises DeliveryError."""
-        where = f"SMTP {self.server.host}:{self.server.port}"
+    @property
+    def where(self) -> str:
+        return f"SMTP {self.server.host}:{self.server.port}"
+
+    def connect(self) -> smtplib.SMTP:
+        """A client past EHLO, STARTTLS and AUTH, as the config asks; DeliveryError says which step failed."""
+        where = self.where
         try:
-            client = self._connect()
+            return self._connect()
         except DeliveryError:
             raise
         except smtplib.SMTPAuthenticationError as error:
             raise DeliveryError(f"{where} refused the login of {self.server.username!r}: "
                                 f"{_reason(error.smtp_code, error.smtp_error)}") from None
+        except smtplib.SMTPNotSupportedError as error:
+            raise DeliveryError(f"{where}: {error}; check tls and username of [mailbox.smtp]",
+                                permanent=False) from None
         except smtplib.SMTPResponseException as error:
             raise DeliveryError(f"{where}: {_reason(error.smtp_code, error.smtp_error)}",
                                 permanent=False) from None
         except (OSError, smtplib.SMTPException) as error:
             raise DeliveryError(f"{where} unreachable: {error or type(error).__name__}") from None
+
+    def send(self, message: EmailMessage) -> str:
+        """Send; returns a note for the record ("" when all went well). Raises DeliveryError."""
+        where = self.where
+        client = self.connect()
         try:
             refused = client.send_message(message)
         except smtplib.SMTPRecipientsRefused as error:
@@ -205,3 +217,20 @@ class SmtpSender:
             detail = "; ".join(f"{rcpt}: {_reason(code, text)}" for rcpt, (code, text) in refused.items())
             return f"sent; some recipients refused: {detail}"
         return ""
+
+
+def probe(server: SmtpServer, password: str | None = None) -> str:
+    """Connect, EHLO, STARTTLS and AUTH as a send would, then QUIT, sending nothing: for `doctor`.
+    What the server offers (its EHLO extensions); DeliveryError says which step failed."""
+    sender = SmtpSender(server, password)
+    client = sender.connect()
+    try:
+        client.ehlo_or_helo_if_needed()
+        return " ".join(sorted(name.upper() for name in client.esmtp_features))
+    except (OSError, smtplib.SMTPException) as error:
+        raise DeliveryError(f"{sender.where}: EHLO failed: {error or type(error).__name__}") from None
+    finally:
+        try:
+            client.quit()
+        except Exception:
+            client.close()
