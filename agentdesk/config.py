@@ -164,6 +164,10 @@ class MailboxSettings:
         False, doc="Also send the receipt for a customer message outside business hours "
         "(once per conversation until an agent replies).")
     receipt_limit: int = setting(3, doc="At most this many automatic receipts to one address per hour (loop protection).")
+    csat: str = setting("", doc="Template name of the satisfaction survey sent once a conversation stays solved; "
+                              "empty = no surveys.")
+    csat_delay: str = setting("1h", doc="How long a conversation stays solved before its survey goes out "
+                                        "(a duration: \"1h\", \"30m\", \"1d\").")
     bulk: Literal["queue", "bulk-view"] = setting(
         "bulk-view", doc="Where newsletters and list mail (List-Id, List-Unsubscribe, Precedence bulk) go: "
         "bulk-view (the Bulk view: no SLA clock, no receipt) | queue (the queue, as customer mail; still no receipt).")
@@ -194,6 +198,10 @@ class SpoolSettings:
         False, doc="Also send the receipt for a customer message outside business hours "
         "(once per conversation until an agent replies).")
     receipt_limit: int = setting(3, doc="At most this many automatic receipts to one address per hour (loop protection).")
+    csat: str = setting("", doc="Template name of the satisfaction survey sent once a conversation stays solved; "
+                              "empty = no surveys.")
+    csat_delay: str = setting("1h", doc="How long a conversation stays solved before its survey goes out "
+                                        "(a duration: \"1h\", \"30m\", \"1d\").")
     outbound: OutboundSettings = setting(factory=OutboundSettings, doc="Where replies on this spool go.")
     max_bytes: int = setting(5 * 1024 * 1024, doc="Payloads larger than this are rejected (bytes).")
 
@@ -216,6 +224,12 @@ class WebhookSettings:
 @dataclass
 class TemplateSettings:
     dir: str = setting("", doc="Directory of reply templates (*.md files); default: <data dir>/templates.")
+
+
+@dataclass
+class KnowledgeBaseSettings:
+    dir: str = setting("", doc="Directory of knowledge-base articles (*.md files with title, tags and url in "
+                               "front matter); default: kb/ beside the config file, else <data dir>/kb.")
 
 
 @dataclass
@@ -248,6 +262,7 @@ class Settings:
     spool: list[SpoolSettings] = setting(factory=list, doc="Webhook spool directories to import from.")
     webhook: WebhookSettings = setting(factory=WebhookSettings, doc="Limits of the `webhook serve` receiver.")
     templates: TemplateSettings = setting(factory=TemplateSettings, doc="Reply templates.")
+    kb: KnowledgeBaseSettings = setting(factory=KnowledgeBaseSettings, doc="Knowledge-base articles.")
     view: list[SavedView] = setting(factory=list, doc="Saved searches shown as views: [[view]] name and query.")
     ui: UiSettings = setting(factory=UiSettings, doc="How the TUI looks: [ui] theme.")
     keys: dict[str, str] = setting(
@@ -266,6 +281,14 @@ class Settings:
         if self.templates.dir:
             return self._resolve(self.templates.dir)
         return locations.data_dir() / "templates"
+
+    @property
+    def kb_dir(self) -> Path:
+        if self.kb.dir:
+            return self._resolve(self.kb.dir)
+        if self.source is not None:
+            return self.source.parent / "kb"
+        return locations.data_dir() / "kb"
 
     def spool_path(self, spool: SpoolSettings) -> Path:
         """A spool's directory; a relative path is taken from the config file's directory."""
@@ -444,6 +467,9 @@ def _validate(settings: Settings) -> None:
             if entry.receipt_limit < 1:
                 raise ConfigError(f"{_entry_key(section, i, entry.name)}.receipt_limit: expected at least 1, "
                                   f"got {entry.receipt_limit}")
+    for section, entries in (("mailbox", settings.mailbox), ("spool", settings.spool)):
+        for i, entry in enumerate(entries):
+            _check_duration(entry.csat_delay, f"{_entry_key(section, i, entry.name)}.csat_delay")
     for i, spool in enumerate(settings.spool):
         key = _entry_key("spool", i, spool.name)
         if spool.max_bytes <= 0:

@@ -20,7 +20,7 @@ from typing import Iterator, Protocol
 from agentdesk.sanitize import inert_line, is_inert_line, strip_control
 
 CHANNEL_KINDS = ("email", "sms", "chat", "webform", "social")
-MESSAGE_KINDS = ("message", "auto_reply", "bounce", "receipt")
+MESSAGE_KINDS = ("message", "auto_reply", "bounce", "receipt", "survey")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from agentdesk.store import lookups, outbox
 # At most this many automatic messages to one customer (and so one address) per window.
 AUTOMATIC_LIMIT = 3
 AUTOMATIC_WINDOW = timedelta(hours=1)
-AUTOMATIC_KINDS = ("receipt",)
+AUTOMATIC_KINDS = ("receipt", "survey")
 
 
 def recent_automatic(session: Session, *, customer_id: int, now: datetime, sent_only: bool = False) -> int:

@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from agentdesk.domain import clocks, sla
+from agentdesk.domain import clocks, csat, sla
+from agentdesk.store import csat as csat_store
 from agentdesk.store import outbox as outbox_store
 from agentdesk.store import queries
 from agentdesk.store.models import Attachment, Conversation, DeliveryAttempt, Message, ref_of
@@ -71,6 +72,7 @@ def documents(
     customers = queries.customers_by_id(session=session, customer_ids=customer_ids)
     identities = queries.identities_of(session=session, customer_ids=customer_ids)
     clock_events = clocks.load_events(session, ids) if full else {}
+    surveys = csat_store.surveys_of(session=session, conversation_ids=ids)
     result = []
     for conversation in conversations:
         customer = customers.get(conversation.customer_id)
@@ -104,6 +106,7 @@ def documents(
             "solved_at": iso(conversation.solved_at),
             "snoozed_until": iso(conversation.snoozed_until),
             "version": conversation.version,
+            "csat": csat.document(surveys.get(conversation.id)),
         }
         if full:
             document["messages"] = _messages(session, conversation.id)

@@ -71,7 +71,7 @@ def reply(
     """
     queue.check_version(conversation, expected_version)
     body = with_signature(_clean_body(body), signature)
-    automatic = kind == "receipt"
+    automatic = kind in ("receipt", "survey")
     message = Message(
         conversation_id=conversation.id,
         direction="outbound",
@@ -90,16 +90,16 @@ def reply(
     session.add(Outbox(message_id=message.id, channel=conversation.channel, source=conversation.source,
                        state="queued", created_at=now, next_attempt_at=now))
     if not automatic:
-        # A receipt is not a reply: it starts no clock and stops none (docs/sla.md).
+        # A receipt or survey is not a reply: it starts no clock and stops none (docs/sla.md).
         if conversation.first_responded_at is None:
             conversation.first_responded_at = now
         conversation.last_agent_reply_at = now
         # A new reply answers the bounce: the row's flag goes (the failed one stays in the thread).
         conversation.bounced_at = None
         conversation.waiting_since = None
-    audit.record(session, agent=agent, action="receipt" if automatic else "reply", now=now,
+    audit.record(session, agent=agent, action=kind if automatic else "reply", now=now,
                  conversation_id=conversation.id, message_id=message.id)
-    # A receipt is not a reply: the conversation stays "new" until a person answers.
+    # A receipt or survey is not a reply: the conversation stays "new" until a person answers.
     new_status = status or ("open" if conversation.status == "new" and not automatic else None)
     changed = queue.change(session, conversation=conversation, agent=agent, now=now, policies=policies,
                            status=new_status)

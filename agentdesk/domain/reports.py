@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from agentdesk.domain import csat
 from agentdesk.store import reporting
 
 DONE = reporting.DONE
@@ -145,13 +146,13 @@ def backlog(session: Session, *, now: datetime) -> dict[str, Any]:
 
 def volume(session: Session, window: Window) -> dict[str, Any]:
     conversations = reporting.conversations_by_channel(session=session, since=window.since, until=window.until)
-    messages: dict[str, dict[str, int]] = defaultdict(lambda: {"inbound": 0, "outbound": 0, "note": 0, "receipt": 0,
+    messages: dict[str, dict[str, int]] = defaultdict(lambda: {"inbound": 0, "outbound": 0, "note": 0, "receipt": 0, "survey": 0,
                                                                "automatic_inbound": 0})
     rows = reporting.messages_by_channel(session=session, since=window.since, until=window.until)
     for channel, direction, kind, count in rows:
         cell = messages[channel]
-        if kind == "receipt":
-            cell["receipt"] += count
+        if kind in ("receipt", "survey"):
+            cell[kind] += count
         elif direction == "inbound" and kind != "message":
             cell["automatic_inbound"] += count  # auto-replies and bounces
         elif direction in cell:
@@ -175,4 +176,19 @@ def report(session: Session, *, window: Window, now: datetime) -> dict[str, Any]
         "compliance": compliance(session, window, now=now),
         "backlog": backlog(session, now=now),
         "volume": volume(session, window),
+        "csat": csat.report(session, since=window.since, until=window.until),
+        "knowledge_base": knowledge_base_usage(session, window),
     }
+
+
+def knowledge_base_usage(session: Session, window: Window) -> dict[str, Any]:
+    """The articles sent in the window: how often, and how often the conversation was then solved
+    without the customer writing again."""
+    from agentdesk.domain import knowledge_base
+
+    return {"articles": [
+        {"slug": use.slug, "title": use.title, "sent": use.sent, "conversations": use.conversations,
+         "solved_without_reply": use.solved_without_reply,
+         "self_service_rate": round(use.self_service_rate, 4) if use.self_service_rate is not None else None}
+        for use in knowledge_base.usage(session, since=window.since, until=window.until)
+    ]}

@@ -12,7 +12,7 @@ from agentdesk.store import queries, reporting
 from agentdesk.store.models import Conversation, Message, Outbox
 
 DIRECTIONS = ("inbound", "outbound", "note")
-KINDS = ("message", "auto_reply", "bounce", "receipt")
+KINDS = ("message", "auto_reply", "bounce", "receipt", "survey")
 OUTBOX_STATES = ("queued", "sent", "failed")
 
 

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.config import Settings
-from agentdesk.domain import audit, clocks, customers, receipts
+from agentdesk.domain import audit, clocks, csat, customers, receipts
 from agentdesk.errors import InvalidInput
 from agentdesk.ingest import bounces, threading
 from agentdesk.ingest.records import (
@@ -100,6 +100,8 @@ class Batch:
         self.receipts: list[tuple[PendingMessage, bool]] = []
         # Outbox rows a bounce of this chunk failed, linked to the bounce once it has its id.
         self.bounced_outboxes: list[tuple[object, PendingMessage]] = []
+        # Answers to satisfaction surveys, recorded once their message has its id.
+        self.answers: list[tuple[PendingMessage, csat.Answer, object, object, datetime]] = []
 
     # -- what the database already knows, for the whole chunk ------------------------------------
 
@@ -241,7 +243,9 @@ class Batch:
         pending = PendingMessage(row, conversation, message, created)
         if bounced is not None and bounced.direction == "outbound":
             self._fail_bounced_reply(message, pending, bounced, matched_by, conversation)
-        self._consider_receipt(pending, reason)
+        rating_only = self._survey_answer(pending, conversation, created, at)
+        if not rating_only:
+            self._consider_receipt(pending, reason)
         self.pending.append(pending)
         entry = Known(None, conversation, digest, "inbound", reason, pending)
         if external_id:
@@ -249,8 +253,9 @@ class Batch:
         if message.thread_key:
             self.thread_keys[(message.source, message.thread_key)] = entry
 
-        # Automatic mail (auto-replies, bounces) never makes the customer "waiting" on us.
-        if message.kind == "message":
+        # Automatic mail (auto-replies, bounces) never makes the customer "waiting" on us, nor
+        # does an answer to the satisfaction survey that is only a rating.
+        if message.kind == "message" and not rating_only:
             conversation.last_customer_message_at = max(at, conversation.last_customer_message_at or at)
             if conversation.waiting_since is None or at < conversation.waiting_since:
                 conversation.waiting_since = at
@@ -344,6 +349,22 @@ class Batch:
                                         "matched_by": matched_by,
                                         "recipient": ", ".join(bounces.recipients(message)),
                                         "reason": outbox.last_error}, conversation, None))
+
+    def _survey_answer(self, pending: PendingMessage, conversation: object, created: bool, at: datetime) -> bool:
+        """A customer's reply to a solved conversation whose survey went out, giving a rating
+        (domain/csat.py): recorded once written. True when it is only a rating, so the
+        conversation stays solved; with more (a question, a long text) it reopens as usual."""
+        message = pending.message
+        if created or message.kind != "message" or isinstance(conversation, NewConversation):
+            return False
+        survey = csat.answerable(self.session, conversation)
+        if survey is None:
+            return False
+        answer = csat.read_answer(message.body_text or message.body_html_text)
+        if answer is None:
+            return False
+        self.answers.append((pending, answer, survey, conversation, at))
+        return not answer.more_than_a_rating
 
     def _consider_receipt(self, pending: PendingMessage, reason: str) -> None:
         """Queue the message for the receipt decision (domain/receipts.py) when its conversation's
@@ -440,6 +461,9 @@ class Batch:
             for action, detail, conversation, customer in self.events
         ])
         session.flush()
+        for pending, answer, survey, conversation, at in self.answers:
+            csat.record_answer(session, survey=survey, answer=answer, message_id=pending.id,
+                               conversation=self.conversation(conversation), at=at, now=now)
         candidates = self.receipts
         self._reset_pending()
         for pending, first in candidates:

@@ -85,7 +85,7 @@ class EmailSender:
         mail = compose(OutgoingMail(
             from_address=mailbox.address, from_name=message.author or "", to=[to], cc=cc,
             subject=message.subject, body=message.body_text, message_id=message.external_id or "",
-            in_reply_to=in_reply_to, references=references, automatic=message.kind == "receipt",
+            in_reply_to=in_reply_to, references=references, automatic=message.kind in ("receipt", "survey"),
             date=message.at,
         ))
         return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple([to, *cc]))

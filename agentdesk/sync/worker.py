@@ -38,6 +38,9 @@ log = logging.getLogger("agentdesk.sync")
 POLL_INTERVAL = 60.0
 # How often the outbox is checked for replies queued by agents (other processes).
 DELIVERY_INTERVAL = 2.0
+# How often conversations that stayed solved are checked for their satisfaction survey: the
+# delay is an hour by default, so a check each delivery pass would be wasted reads.
+SURVEY_INTERVAL = 30.0
 # After a source fails (its server is down, a connection broke), the pause before the next attempt:
 # the first, doubled after each failure in a row, at most the longest (and never more than the
 # poll interval). A restarted server is back in use within the pause in force when it returns.
@@ -152,6 +155,29 @@ class SyncWorker:
         self.delivery_sources = delivery_sources
         self.stop = threading.Event()
         self.delivery_wake = threading.Event()
+        self._surveys_checked = float("-inf")
+
+    def queue_surveys(self, *, force: bool = False) -> int:
+        """Queue the satisfaction surveys that are due (domain/csat.py), at most every
+        SURVEY_INTERVAL unless `force`; how many survey decisions were written."""
+        import time
+
+        from agentdesk.domain import csat
+
+        settings = self.ctx.settings
+        if self.delivery_sources is not None or not csat.any_channel_surveys(settings):
+            return 0  # a worker limited to some sources leaves surveys to the full one
+        if not force and time.monotonic() - self._surveys_checked < SURVEY_INTERVAL:
+            return 0
+        self._surveys_checked = time.monotonic()
+        now = self.ctx.now_fn()
+        with db.read_session(self.ctx.engine) as session:
+            if not csat.surveys_due(session, settings=settings, now=now):
+                return 0
+        with db.write_session(self.ctx.engine) as session:
+            written = csat.queue_due_surveys(session, settings=settings, policies=self.ctx.policies, now=now)
+            session.commit()
+        return len(written)
 
     def deliver(self) -> delivery.DeliveryReport:
         """One delivery pass. A host with no sender at all still runs it: the pass is what marks the
@@ -182,6 +208,10 @@ class SyncWorker:
                     report.polls.append(error.report)
             except Exception as error:  # e.g. the database is locked past its timeout
                 report.errors.append(f"{source.name}: {type(error).__name__}: {error}")
+        try:
+            self.queue_surveys(force=True)
+        except Exception as error:
+            report.errors.append(f"surveys: {type(error).__name__}: {error}")
         try:
             report.delivery = self.deliver()
             with db.read_session(self.ctx.engine) as session:
@@ -224,6 +254,7 @@ class SyncWorker:
     def _delivery_loop(self, on_report: Callable[[Any], None] | None) -> None:
         while not self.stop.is_set():
             try:
+                self.queue_surveys()
                 result = self.deliver()
                 if on_report and (result.sent or result.errors):
                     on_report(result)

@@ -101,7 +101,7 @@ def test_volume_by_channel(engine, policies, queue_of_four):
     assert by_channel["email"]["messages"]["inbound"] == 3
     assert by_channel["email"]["messages"]["outbound"] == 4
     assert by_channel["sms"] == {"channel": "sms", "conversations": 1,
-                                 "messages": {"inbound": 1, "outbound": 0, "note": 0, "receipt": 0,
+                                 "messages": {"inbound": 1, "outbound": 0, "note": 0, "receipt": 0, "survey": 0,
                                               "automatic_inbound": 0}}
 
 
