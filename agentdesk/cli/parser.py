@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = command("list", conversations.cmd_list, "conversations of a view, most urgent first")
     listing.add_argument("--view", default="open", choices=list(VIEWS), metavar="NAME",
                          help=f"one of: {choices(VIEWS)} (default: open)")
-    listing.add_argument("--query", metavar="Q", help="full-text search in messages and customers")
+    listing.add_argument("--query", metavar="Q",
+                         help="search as the TUI's / does: words and filters such as status:open tag:billing "
+                              "waiting:>2h from:anke (docs/keys.md); a leading - negates: --query=-status:solved")
     listing.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (default 50)")
     listing.add_argument("--json", action="store_true", help="JSON on stdout")
 

@@ -100,20 +100,22 @@ def _filter(field: str, raw: str, *, negated: bool, now: datetime, local_zone: t
     if field in ("before", "after"):
         return Filter(field, (raw,), negated, at=parse_when(raw, now=now, local_zone=local_zone, field=field))
     if field == "waiting":
-        op = ">"
+        op, typed = ">", raw
         if raw[0] in "<>":
             op, raw = raw[0], raw[1:].lstrip("=")
-        return Filter(field, (raw,), negated, op=op, duration=_duration(raw, field))
+        return Filter(field, (raw,), negated, op=op, duration=_duration(raw, field, typed=typed))
     raise InvalidInput(f"unknown search filter {field!r}")  # pragma: no cover - FIELDS guards it
 
 
-def _duration(text: str, field: str) -> timedelta:
+def _duration(text: str, field: str, *, typed: str | None = None) -> timedelta:
+    """`typed`: the filter's value as the agent typed it (`>abc`), which the error quotes."""
     from agentdesk.domain import sla
 
     try:
         duration = sla.parse_duration(text)
     except ValueError:
-        raise InvalidInput(f"{field}:{text}: expected a duration like 2h, 30m or 1d 4h") from None
+        example = ">2h, <30m" if field == "waiting" else "2h, 30m or 1d 4h"
+        raise InvalidInput(f"search filter {field}:{typed or text}: expected a duration like {example}") from None
     return abs(duration)
 
 
