@@ -318,8 +318,25 @@ class Settings:
 
 
 def current_agent() -> str:
-    """The agent at the keyboard: their Unix login (DESIGN: an agent IS a login)."""
-    return os.environ.get("AGENTDESK_AGENT") or os.environ.get("USER") or os.environ.get("LOGNAME") or "agent"
+    """The agent at the keyboard: their Unix login (DESIGN: an agent IS a login). Where $USER is
+    unset (cron, systemd units, containers), the login the system knows for this process's uid."""
+    named = os.environ.get("AGENTDESK_AGENT") or os.environ.get("USER") or os.environ.get("LOGNAME")
+    if named:
+        return named
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a uid without a passwd entry
+        return "agent"
+
+
+def toml_string(value: str) -> str:
+    """`value` as a TOML basic string: quotes, backslashes and control characters escaped (JSON's
+    escapes are TOML's; TOML also wants DEL escaped), so a path or name of any kind round-trips."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -506,6 +523,17 @@ def _check_warning(value: str, key: str) -> None:
     _check_duration(value, key)
 
 
+def _refuse_dotted_binding_ids(data: dict[str, Any]) -> None:
+    """`queue.down = "j"` is TOML for a table `queue` holding `down`: say how to write the id."""
+    keys = data.get("keys")
+    if isinstance(keys, dict):
+        for name, value in keys.items():
+            if isinstance(value, dict):
+                inner = next(iter(value), "down")
+                raise ConfigError(f"keys.{name}: binding ids with a dot are quoted in TOML: "
+                                  f"\"{name}.{inner}\" = \"…\", not {name}.{inner} = \"…\"")
+
+
 def parse(text: str, *, source: Path | None = None) -> Settings:
     where = f"{source}: " if source else ""
     try:
@@ -513,6 +541,7 @@ def parse(text: str, *, source: Path | None = None) -> Settings:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}not valid TOML: {error}") from None
     try:
+        _refuse_dotted_binding_ids(data)
         settings = _build(Settings, data, "")
         settings.source = source
         _validate(settings)

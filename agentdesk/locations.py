@@ -45,3 +45,13 @@ def demo_dir() -> Path:
 
 def default_database_url() -> str:
     return f"sqlite:///{data_dir() / 'agentdesk.db'}"
+
+
+def example_config() -> Path | None:
+    """config.example.toml, every key documented: installed inside the package, or at the top of a
+    source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "config.example.toml", here.parent / "config.example.toml"):
+        if candidate.is_file():
+            return candidate
+    return None

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -52,20 +52,33 @@ def cmd_init(args: argparse.Namespace) -> int:
         settings = config.load(config_path)
         print(f"wrote {config_path}", file=sys.stderr)
     print(f"database ready: {maintenance.prepare(settings)}", file=sys.stderr)
+    print(next_steps(config_path, settings), file=sys.stderr)
     return 0
+
+
+def next_steps(config_path: Path, settings: config.Settings) -> str:
+    """What a new desk needs after `init`: sources, templates, a check, a sync."""
+    example = locations.example_config()
+    documented = f"every key is documented in {example}" if example else "config.example.toml documents every key"
+    option = "" if config_path == locations.default_config_path() else f" --config {shlex.quote(str(config_path))}"
+    return (f"next:\n"
+            f"  1. edit {config_path}: add a [[mailbox]] (IMAP and SMTP) or a [[spool]] (webhooks); {documented}\n"
+            f"  2. put reply templates in {settings.templates_dir} (NAME.md)\n"
+            f"  3. agentdesk{option} doctor   checks the mailboxes, SMTP, spools and templates for real\n"
+            f"  4. agentdesk{option} sync     brings the conversations in; agentdesk{option} opens the queue")
 
 
 def starter_config(data_dir: Path) -> str:
     login = config.current_agent()
     return f"""# agentdesk configuration — every key is documented in config.example.toml
 [database]
-url = "sqlite:///{data_dir / 'agentdesk.db'}"
+url = {config.toml_string(f"sqlite:///{data_dir / 'agentdesk.db'}")}
 
 [templates]
-dir = "{data_dir / 'templates'}"
+dir = {config.toml_string(str(data_dir / 'templates'))}
 
-[agents.{json.dumps(login)}]
-name = {json.dumps(login)}
+[agents.{config.toml_string(login)}]
+name = {config.toml_string(login)}
 signature = ""
 
 [[sla_policy]]

@@ -41,13 +41,13 @@ def demo_config(directory: Path) -> str:
     login = config.current_agent()
     return f"""# The agentdesk demo. Every key is documented in config.example.toml.
 [database]
-url = "sqlite:///{directory / 'agentdesk.db'}"
+url = {config.toml_string(f"sqlite:///{directory / 'agentdesk.db'}")}
 
 [templates]
 dir = "templates"
 
-[agents.{json.dumps(login)}]
-name = "You ({login})"
+[agents.{config.toml_string(login)}]
+name = {config.toml_string(f"You ({login})")}
 signature = "Northwind Bikes support"
 
 [agents.dana]
