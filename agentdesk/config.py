@@ -172,6 +172,9 @@ class MailboxSettings:
         "bulk-view", doc="Where newsletters and list mail (List-Id, List-Unsubscribe, Precedence bulk) go: "
         "bulk-view (the Bulk view: no SLA clock, no receipt) | queue (the queue, as customer mail; still no receipt).")
     smtp: SmtpSettings = setting(factory=SmtpSettings, doc="How replies from this mailbox are sent.")
+    attachments_max_bytes: int = setting(
+        25_000_000, doc="The files of one message sent from this mailbox (reply, forward, new) may total at most "
+        "this many bytes; more is refused before anything is queued (default 25 MB).")
 
     def password(self, key: str) -> str:
         return run_secret_command(self.password_command, key=f"{key}.password_command")
@@ -203,6 +206,9 @@ class SpoolSettings:
     csat_delay: str = setting("1h", doc="How long a conversation stays solved before its survey goes out "
                                         "(a duration: \"1h\", \"30m\", \"1d\").")
     outbound: OutboundSettings = setting(factory=OutboundSettings, doc="Where replies on this spool go.")
+    attachments_max_bytes: int = setting(
+        5_000_000, doc="The files of one reply on this spool may total at most this many bytes (sent base64 in "
+        "the reply document); more is refused before anything is queued (default 5 MB).")
     max_bytes: int = setting(5 * 1024 * 1024, doc="Payloads larger than this are rejected (bytes).")
 
     def secret(self, key: str) -> str:
@@ -484,6 +490,9 @@ def _validate(settings: Settings) -> None:
             if entry.receipt_limit < 1:
                 raise ConfigError(f"{_entry_key(section, i, entry.name)}.receipt_limit: expected at least 1, "
                                   f"got {entry.receipt_limit}")
+            if entry.attachments_max_bytes <= 0:
+                raise ConfigError(f"{_entry_key(section, i, entry.name)}.attachments_max_bytes: expected a "
+                                  f"positive number of bytes, got {entry.attachments_max_bytes}")
     for section, entries in (("mailbox", settings.mailbox), ("spool", settings.spool)):
         for i, entry in enumerate(entries):
             _check_duration(entry.csat_delay, f"{_entry_key(section, i, entry.name)}.csat_delay")

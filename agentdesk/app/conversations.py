@@ -183,28 +183,33 @@ def resend(desk: Desk, ref: Ref, number: int) -> str:
 @dataclass(frozen=True)
 class Sent:
     ref: str
-    kind: str  # reply | note
+    kind: str  # reply | note | forward | new
     external_id: str = ""  # the reply's Message-ID (a note has none)
     status: str | None = None  # the status also set
 
     def __str__(self) -> str:
-        what = "note added" if self.kind == "note" else "reply queued for delivery"
+        what = {"note": "note added", "forward": "forward queued for delivery",
+                "new": "conversation started, first message queued for delivery"}.get(self.kind,
+                                                                                   "reply queued for delivery")
         return f"{self.ref}: {what}" + (f", status {self.status}" if self.status else "")
 
 
 def reply(desk: Desk, ref: Ref, body: str, *, status: str | None = None,
-          expected_version: int | None = None) -> Sent:
+          expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = ()) -> Sent:
     """Store a reply (queued in the outbox), drop this agent's draft, optionally set the status.
 
     `expected_version`: the conversation's version when the agent started writing; a reply to a
-    conversation that changed since raises `errors.Conflict`."""
+    conversation that changed since raises `errors.Conflict`. `recipients` (`app.outbound.addressed`)
+    and `files` (`app.outbound.read_files`): see `domain.replies.reply`."""
     _refuse_unfilled(body)
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, _typed(ref))
-        return _reply(desk, session, conversation, body, status=status, expected_version=expected_version)
+        return _reply(desk, session, conversation, body, status=status, expected_version=expected_version,
+                      recipients=recipients, files=files)
 
 
-def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str | None = None) -> Sent:
+def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str | None = None,
+                        recipients: Any = None, files: Sequence[Any] = ()) -> Sent:
     """Reply with a template of the templates directory, filled with the conversation's values;
     one the desk cannot fill completely is refused (the composer lets the agent fill it in)."""
     with desk.writing, desk.write() as session:
@@ -216,17 +221,23 @@ def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str
                 f"template {template.name!r} needs values agentdesk does not have: "
                 f"{', '.join(rendered.undefined)}; reply with --body-file after filling them in"
             )
-        return _reply(desk, session, conversation, rendered.text, status=status)
+        return _reply(desk, session, conversation, rendered.text, status=status, recipients=recipients, files=files)
 
 
 def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status: str | None,
-           expected_version: int | None = None) -> Sent:
-    from agentdesk.domain import replies
+           expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = ()) -> Sent:
+    from agentdesk.domain import outbound, replies
 
+    if recipients is not None:
+        recipients = outbound.checked(conversation.channel, recipients)
+    if files:
+        outbound.check_size(files, limit=outbound.max_bytes(desk.settings, conversation.channel, conversation.source),
+                            where=f"{conversation.channel} via {conversation.source or 'its source'}")
     message = replies.reply(
         session, conversation=conversation, body=body, agent=desk.agent, agent_name=desk.agent_name,
         signature=desk.agent_signature, now=desk.now(), policies=desk.policies, status=status,
         message_id_domain=desk.settings.message_id_domain(conversation.source), expected_version=expected_version,
+        recipients=recipients, files=files,
     )
     drafts.discard(session, conversation_id=conversation.id, agent=desk.agent)
     session.commit()
@@ -252,11 +263,13 @@ def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
 
 
 def send(desk: Desk, ref: Ref, body: str, *, kind: str = "reply", status: str | None = None,
-         expected_version: int | None = None) -> Sent:
-    """What the composer sends: a reply (`kind="reply"`) or a note (which never conflicts)."""
+         expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = ()) -> Sent:
+    """What the composer sends: a reply (`kind="reply"`, to `recipients` with `files`) or a note
+    (which never conflicts, and goes to nobody)."""
     if kind == "note":
         return note(desk, ref, body, status=status)
-    return reply(desk, ref, body, status=status, expected_version=expected_version)
+    return reply(desk, ref, body, status=status, expected_version=expected_version, recipients=recipients,
+                 files=files)
 
 
 def _refuse_unfilled(body: str) -> None:

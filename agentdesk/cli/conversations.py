@@ -96,11 +96,20 @@ def _print_conversation(doc: dict) -> None:
 def cmd_reply(args: argparse.Namespace) -> int:
     from agentdesk.app import conversations
 
+    from agentdesk.app import outbound
+
     ctx = context(args)
+    files = outbound.read_files(args.attach)
+    recipients = outbound.addressed(ctx.desk, args.ref, to=args.to, cc=args.cc, bcc=args.bcc, no_cc=args.no_cc)
     if args.template:
-        sent = conversations.reply_with_template(ctx.desk, args.ref, args.template, status=args.status)
+        sent = conversations.reply_with_template(ctx.desk, args.ref, args.template, status=args.status,
+                                                 recipients=recipients, files=files)
     else:
-        sent = conversations.reply(ctx.desk, args.ref, read_body(args.body_file), status=args.status)
+        sent = conversations.reply(ctx.desk, args.ref, read_body(args.body_file), status=args.status,
+                                   recipients=recipients, files=files)
+    if args.json:
+        print_json({"ref": sent.ref, "external_id": sent.external_id, "status": sent.status, "delivery": "queued",
+                    **recipients.as_dict(), "attachments": [f.name for f in files]})
     print(f"{sent.ref}: reply queued for delivery (message {sent.external_id})", file=sys.stderr)
     return 0
 

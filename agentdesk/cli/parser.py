@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from agentdesk import __version__, locations
-from agentdesk.cli import admin, conversations, customers, sla, spam, sync, webhook
+from agentdesk.cli import admin, conversations, customers, outbound, sla, spam, sync, webhook
 from agentdesk.cli.common import choices
 
 
@@ -19,6 +19,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, default=argparse.SUPPRESS,
         help="config file (default: $AGENTDESK_CONFIG, then ~/.config/agentdesk/config.toml)",
     )
+
+
+def _add_recipients(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--to", action="append", default=[], metavar="A",
+                        help="send to A instead of the customer (repeatable)")
+    parser.add_argument("--cc", action="append", default=[], metavar="A",
+                        help="add A to the Cc (repeatable; email only)")
+    parser.add_argument("--bcc", action="append", default=[], metavar="A",
+                        help="blind copy to A: the SMTP envelope only, never a header (repeatable; email only)")
+    parser.add_argument("--no-cc", action="store_true",
+                        help="drop the reply-all Cc (the others on the thread); --cc still adds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +109,38 @@ def build_parser() -> argparse.ArgumentParser:
     body.add_argument("--body-file", metavar="FILE", help="the reply text; - reads standard input")
     reply.add_argument("--status", choices=STATUSES, metavar="STATUS",
                        help=f"also set the status: {choices(STATUSES)}")
+    _add_recipients(reply)
+    reply.add_argument("--attach", action="append", default=[], metavar="FILE",
+                       help="attach a file (repeatable); copied when the reply is queued")
+    reply.add_argument("--json", action="store_true", help="print what was queued as JSON")
+    reply.epilog = ("example: agentdesk reply AD-1042 --body-file answer.txt --attach invoice.pdf "
+                    "--cc finance@example.com --bcc audit@example.com")
+
+    forward = command("forward", outbound.cmd_forward,
+                      "forward the conversation (or one message) with its files by email; answers thread back")
+    forward.add_argument("ref", metavar="REF")
+    forward.add_argument("--to", action="append", required=True, metavar="ADDRESS",
+                         help="who to forward to (repeatable)")
+    forward.add_argument("--body-file", metavar="F", help="a note above the forwarded messages; - reads standard input")
+    forward.add_argument("--message", type=int, metavar="N", help="only message N (as `show` numbers them)")
+    forward.add_argument("--json", action="store_true", help="print what was queued as JSON")
+    forward.epilog = "example: agentdesk forward AD-1042 --to parts@supplier.example --body-file ask.txt"
+
+    new = command("new", outbound.cmd_new, "start a conversation: write first to a customer; prints the new ref")
+    new.add_argument("--to", required=True, metavar="ADDRESS|PHONE|HANDLE",
+                     help="the customer's address (found by identity, or a new customer)")
+    new.add_argument("--channel", metavar="NAME",
+                     help="the mailbox or spool to send through, or a channel kind (default: the first that fits --to)")
+    new.add_argument("--subject", required=True, metavar="S")
+    first = new.add_mutually_exclusive_group(required=True)
+    first.add_argument("--template", metavar="T", help="the first message from a template")
+    first.add_argument("--body-file", metavar="F", help="the first message's text; - reads standard input")
+    new.add_argument("--assign", metavar="AGENT", help="me, or an agent's login")
+    new.add_argument("--name", metavar="NAME", help="the customer's name, when they are new")
+    new.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
+    new.add_argument("--json", action="store_true", help="print the new conversation as JSON")
+    new.epilog = ("example: agentdesk new --to greta@velo.example --subject \"Your order is delayed\" "
+                  "--body-file delay.txt --assign me")
 
     note = command("note", conversations.cmd_note, "add an internal note (never sent to the customer)")
     note.add_argument("ref", metavar="REF")

@@ -176,6 +176,11 @@ def message_document(message: Message, outbox, attachments: Sequence[Attachment]
              "outcome": a.outcome, "reason": a.reason or None}
             for a in history or ()
         ] if outbox is not None else None,
+        # Who an outbound message was addressed to when it was queued (Bcc included: this is the
+        # desk's record, never a header); null for others and for replies queued before revision 9.
+        "recipients": {"to": outbox.to_addresses.split(), "cc": outbox.cc_addresses.split(),
+                       "bcc": outbox.bcc_addresses.split()}
+        if outbox is not None and getattr(outbox, "to_addresses", "") else None,
         "thread_reason": message.thread_reason or None,
         "parse_error": message.parse_error or None,
         "attachments": [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import Session
@@ -18,7 +19,7 @@ from agentdesk.domain import audit, clocks, queue
 from agentdesk.errors import InvalidInput
 from agentdesk.sanitize import strip_control
 from agentdesk.store import queries
-from agentdesk.store.models import Conversation, Message, Outbox, ref_of
+from agentdesk.store.models import Attachment, Conversation, Message, Outbox, ref_of
 
 _REF_TAG = re.compile(r"\s*\[AD-\d+\]\s*")
 _RE_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd)\s*:\s*)+", re.IGNORECASE)
@@ -35,7 +36,7 @@ def reply_subject(conversation: Conversation) -> str:
     return f"Re: {base} [{ref_of(conversation.id)}]"
 
 
-def _clean_body(body: str) -> str:
+def clean_body(body: str) -> str:
     body = strip_control(body).strip("\n")
     if not body.strip():
         raise InvalidInput("the message is empty; write something before sending")
@@ -62,15 +63,21 @@ def reply(
     kind: str = "message",
     message_id_domain: str = "agentdesk.invalid",
     expected_version: int | None = None,
+    recipients=None,
+    files: Sequence = (),
 ) -> Message:
     """Store a reply and queue it for delivery; optionally set the status in the same step.
+
+    `recipients` (`outbound.Recipients`, checked): who it goes to, stored on the Outbox row; None
+    leaves that to the delivery (the customer, and for mail the others on their last message).
+    `files` (`outbound.OutgoingFile`): copied into the attachment store (store/attachments.py).
 
     `expected_version`: the conversation's version when the agent started writing. If anything
     happened since (a new customer message, a colleague's reply), the reply is refused with
     Conflict so the agent sees the change before answering twice.
     """
     queue.check_version(conversation, expected_version)
-    body = with_signature(_clean_body(body), signature)
+    body = with_signature(clean_body(body), signature)
     automatic = kind in ("receipt", "survey")
     message = Message(
         conversation_id=conversation.id,
@@ -87,8 +94,14 @@ def reply(
     )
     session.add(message)
     session.flush()
-    session.add(Outbox(message_id=message.id, channel=conversation.channel, source=conversation.source,
-                       state="queued", created_at=now, next_attempt_at=now))
+    if recipients is not None:
+        queue_outbox(session, message=message, channel=conversation.channel, source=conversation.source,
+                     recipients=recipients, now=now)
+    else:
+        session.add(Outbox(message_id=message.id, channel=conversation.channel, source=conversation.source,
+                           state="queued", created_at=now, next_attempt_at=now))
+    if files:
+        attach(session, message=message, outgoing=files)
     if not automatic:
         # A receipt or survey is not a reply: it starts no clock and stops none (docs/sla.md).
         if conversation.first_responded_at is None:
@@ -108,6 +121,31 @@ def reply(
     return message
 
 
+def queue_outbox(session: Session, *, message: Message, channel: str, source: str, recipients, now: datetime) -> Outbox:
+    """The Outbox row of an outbound message with its recipients (`outbound.Recipients`); the
+    message records every address too, so an answer from any of them is a participant's."""
+    message.recipients = " ".join(recipients.all())
+    session.add(message)
+    outbox = Outbox(message_id=message.id, channel=channel, source=source, state="queued", created_at=now,
+                    next_attempt_at=now, to_addresses=" ".join(recipients.to),
+                    cc_addresses=" ".join(recipients.cc), bcc_addresses=" ".join(recipients.bcc))
+    session.add(outbox)
+    return outbox
+
+
+def attach(session: Session, *, message: Message, outgoing: Sequence) -> list[Attachment]:
+    """Copy each file (`outbound.OutgoingFile`) into the attachment store and name it on the
+    message, in the caller's transaction: a rollback leaves at most an unreferenced file, never a
+    row without its bytes."""
+    from agentdesk.store import attachments
+
+    rows = [Attachment(message_id=message.id, filename=each.name, content_type=each.content_type,
+                       size=len(each.data), storage_key=attachments.put(session=session, data=each.data),
+                       state="stored") for each in outgoing]
+    session.add_all(rows)
+    return rows
+
+
 def add_note(
     session: Session, *, conversation: Conversation, body: str, agent: str, agent_name: str, now: datetime,
     policies: clocks.Policies,
@@ -118,7 +156,7 @@ def add_note(
         direction="note",
         author=agent_name,
         author_login=agent,
-        body_text=_clean_body(body),
+        body_text=clean_body(body),
         at=now,
         ingested_at=now,
     )

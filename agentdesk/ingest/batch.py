@@ -239,6 +239,7 @@ class Batch:
             at=at, ingested_at=self.now, source=message.source, external_id=external_id or None,
             content_hash=digest, in_reply_to=message.in_reply_to, references=" ".join(message.references),
             thread_reason=reason, parse_error=message.parse_error, thread_key=message.thread_key or None,
+            recipients=" ".join(dict.fromkeys(r.lower() for r in message.recipients if r)),
         )
         pending = PendingMessage(row, conversation, message, created)
         if bounced is not None and bounced.direction == "outbound":
@@ -256,10 +257,12 @@ class Batch:
         # Automatic mail (auto-replies, bounces) never makes the customer "waiting" on us, nor
         # does an answer to the satisfaction survey that is only a rating.
         if message.kind == "message" and not rating_only:
+            # A conversation we started waits, pending, for the customer: their first answer opens it.
+            answers_us = conversation.status == "pending" and conversation.last_customer_message_at is None
             conversation.last_customer_message_at = max(at, conversation.last_customer_message_at or at)
             if conversation.waiting_since is None or at < conversation.waiting_since:
                 conversation.waiting_since = at
-            if conversation.status in _REOPENING:
+            if conversation.status in _REOPENING or answers_us:
                 self._reopen(conversation)
         conversation.version += 1
         conversation.updated_at = self.now

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
+from sqlalchemy import literal
 from sqlmodel import Session, col, select
 
 from agentdesk.store.models import Conversation, Customer, Identity, Message, Outbox
@@ -84,8 +85,14 @@ def customers_by_address(*, session: Session, kind: str, addresses: Iterable[str
 
 
 def has_message_from(*, session: Session, conversation_id: int, sender_address: str) -> bool:
+    """Whether `sender_address` wrote in the conversation, or was sent one of our messages in it
+    (a forward's recipient, a Cc we added): either makes them a participant."""
+    escaped = sender_address.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    padded = literal(" ") + col(Message.recipients) + literal(" ")
     statement = select(Message.id).where(
-        Message.conversation_id == conversation_id, Message.sender_address == sender_address)
+        Message.conversation_id == conversation_id,
+        (col(Message.sender_address) == sender_address)
+        | ((col(Message.direction) == "outbound") & padded.like(f"% {escaped} %", escape="\\")))
     return session.exec(statement.limit(1)).first() is not None
 
 

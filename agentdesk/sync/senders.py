@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from agentdesk.channels.base import DeliveryError
 from agentdesk.store import customers as customer_queries
-from agentdesk.store import threads
+from agentdesk.store import queries, threads
 from agentdesk.store.models import Conversation, Message, MessageRaw, Outbox, ref_of
 
 if TYPE_CHECKING:
@@ -62,6 +62,20 @@ class EmailSender:
                 "conversation; add it, then the reply is retried", permanent=False)
         last_inbound = threads.latest_inbound_message_before(session=session, conversation_id=conversation.id,
                                                              message_id=message.id)
+        attachments = attached_files(session, message)
+        if outbox.to_addresses:
+            # Addressed when it was queued (the composer, reply --to/--cc/--bcc, forward, new).
+            to_list, cc, bcc = (outbox.to_addresses.split(), outbox.cc_addresses.split(),
+                                outbox.bcc_addresses.split())
+            threaded = last_inbound if message.kind != "forward" else None
+            mail = compose(OutgoingMail(
+                from_address=mailbox.address, from_name=message.author or "", to=to_list, cc=cc,
+                subject=message.subject, body=message.body_text, message_id=message.external_id or "",
+                in_reply_to=(threaded.external_id or "") if threaded is not None else "",
+                references=[r for r in (threaded.references or "").split() if r] if threaded is not None else [],
+                automatic=message.kind in ("receipt", "survey"), date=message.at, attachments=attachments,
+            ))
+            return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple(dict.fromkeys([*to_list, *cc, *bcc])))
         to = last_inbound.sender_address if last_inbound is not None and last_inbound.sender_address else ""
         if not to:
             identity = customer_queries.identity_of_kind(session=session, customer_id=conversation.customer_id,
@@ -76,7 +90,8 @@ class EmailSender:
             in_reply_to = last_inbound.external_id or ""
             references = [r for r in (last_inbound.references or "").split() if r]
             raw = session.get(MessageRaw, last_inbound.id)
-            if raw is not None:
+            # A receipt goes to the sender alone (docs/email.md, Recipients).
+            if raw is not None and message.kind != "receipt":
                 from agentdesk.channels.email.mime import parse_message
 
                 parsed = parse_message(raw.raw, source=mailbox.name, received_at=last_inbound.at)
@@ -86,7 +101,7 @@ class EmailSender:
             from_address=mailbox.address, from_name=message.author or "", to=[to], cc=cc,
             subject=message.subject, body=message.body_text, message_id=message.external_id or "",
             in_reply_to=in_reply_to, references=references, automatic=message.kind in ("receipt", "survey"),
-            date=message.at,
+            date=message.at, attachments=attachments,
         ))
         return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple([to, *cc]))
 
@@ -107,7 +122,7 @@ class EmailSender:
 
     def send(self, prepared: PreparedMail) -> str:
         mailbox = self.mailboxes[prepared.mailbox]
-        note = self._sender(mailbox).send(prepared.mail)
+        note = self._sender(mailbox).send(prepared.mail, recipients=prepared.recipients)
         if mailbox.sent_folder:
             problem = self._append_to_sent(mailbox, prepared.mail)
             if problem:
@@ -129,6 +144,23 @@ class EmailSender:
         return ""
 
 
+def attached_files(session: Session, message: Message) -> list[tuple[str, str, bytes]]:
+    """(name, content type, bytes) of each file a message carries, from the attachment store. A
+    file gone from the store fails the message for good, saying which: sending it without would be
+    sending something else than the agent wrote."""
+    from agentdesk.errors import NotFound
+    from agentdesk.store import attachments as stored_files
+
+    found = []
+    for attachment in queries.attachments_of(session=session, message_ids=[message.id]).get(message.id, []):
+        try:
+            found.append((attachment.filename, attachment.content_type,
+                          stored_files.read(session=session, key=attachment.storage_key)))
+        except NotFound as error:
+            raise DeliveryError(f"attachment {attachment.filename!r} cannot be read: {error}", permanent=True) from None
+    return found
+
+
 def email_senders(ctx: SyncContext) -> dict[str, EmailSender]:
     return {"email": EmailSender(ctx.settings)} if ctx.settings.mailbox else {}
 
@@ -136,15 +168,23 @@ def email_senders(ctx: SyncContext) -> dict[str, EmailSender]:
 # --- webhook spools --------------------------------------------------------------------------------
 
 
-def reply_document(session: Session, message: Message, conversation: Conversation) -> dict[str, Any]:
-    """One outbound reply as an event of the generic schema, addressed to the customer's last message."""
+def reply_document(session: Session, message: Message, conversation: Conversation,
+                   outbox: Outbox | None = None) -> dict[str, Any]:
+    """One outbound reply as an event of the generic schema, addressed to the recipient chosen when
+    it was queued, else to the customer's last message; its files inline as base64."""
     from agentdesk.channels.webhook import outbound
     from agentdesk.domain import customers
 
     last_inbound = threads.latest_inbound(session=session, conversation_id=conversation.id)
     thread_key = threads.latest_thread_key(session=session, conversation_id=conversation.id)
     recipient: dict[str, str] = {}
-    if last_inbound is not None and last_inbound.sender_address:
+    chosen = outbox.to_addresses.split() if outbox is not None else []
+    if chosen:
+        recipient = {"recipient_kind": customers.IDENTITY_KIND.get(conversation.channel, conversation.channel),
+                     "recipient_address": chosen[0],
+                     "recipient_name": (last_inbound.author or "") if last_inbound is not None
+                     and last_inbound.sender_address == chosen[0] else ""}
+    elif last_inbound is not None and last_inbound.sender_address:
         recipient = {"recipient_kind": customers.IDENTITY_KIND.get(conversation.channel, conversation.channel),
                      "recipient_address": last_inbound.sender_address,
                      "recipient_name": last_inbound.author or ""}
@@ -154,6 +194,7 @@ def reply_document(session: Session, message: Message, conversation: Conversatio
         subject=message.subject, text=message.body_text, source=conversation.source, message_kind=message.kind,
         thread_key=thread_key or "",
         in_reply_to=(last_inbound.external_id or "") if last_inbound is not None else "",
+        attachments=attached_files(session, message),
         **recipient,
     )
 
@@ -197,7 +238,7 @@ class SpoolSender:
         if transport is None:
             raise DeliveryError(f"spool {spool.name} has no outbound (set outbound.spool or outbound.url)",
                                 permanent=True)
-        return ("spool", transport, reply_document(session, message, conversation))
+        return ("spool", transport, reply_document(session, message, conversation, outbox))
 
     def send(self, prepared: Any) -> str:
         if prepared[0] == "fallback":

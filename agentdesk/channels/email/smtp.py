@@ -24,6 +24,7 @@ from email.utils import format_datetime, formataddr
 
 from agentdesk.channels.base import DeliveryError  # noqa: F401  (re-exported: senders raise it)
 from agentdesk.channels.base import DeliveryOutcomeUnknown
+from agentdesk.sanitize import safe_filename
 
 __all__ = ["LOOP_HEADER", "DeliveryError", "DeliveryOutcomeUnknown", "OutgoingMail", "compose", "probe", "SmtpSender"]
 
@@ -47,6 +48,7 @@ class OutgoingMail:
     references: Sequence[str] = ()
     automatic: bool = False
     date: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    attachments: Sequence[tuple[str, str, bytes]] = ()  # (file name, content type, bytes)
 
 
 def _bracket(message_id: str) -> str:
@@ -79,6 +81,12 @@ def compose(mail: OutgoingMail) -> EmailMessage:
         message["X-Auto-Response-Suppress"] = "All"
         message["Precedence"] = "auto_reply"
     message.set_content(mail.body, charset="utf-8", cte="quoted-printable")
+    for name, content_type, data in mail.attachments:
+        maintype, _, subtype = content_type.partition("/")
+        if not maintype or not subtype or maintype == "multipart" or "\n" in content_type:
+            maintype, subtype = "application", "octet-stream"
+        # The name is one safe path component whoever chose it (a sender whose file we forward).
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=safe_filename(name))
     return message
 
 
@@ -180,12 +188,14 @@ class SmtpSender:
         except (OSError, smtplib.SMTPException) as error:
             raise DeliveryError(f"{where} unreachable: {error or type(error).__name__}") from None
 
-    def send(self, message: EmailMessage) -> str:
-        """Send; returns a note for the record ("" when all went well). Raises DeliveryError."""
+    def send(self, message: EmailMessage, recipients: Sequence[str] = ()) -> str:
+        """Send; returns a note for the record ("" when all went well). Raises DeliveryError.
+
+        `recipients`: the envelope (RCPT TO), Bcc included; empty: the To and Cc headers'."""
         where = self.where
         client = self.connect()
         try:
-            refused = client.send_message(message)
+            refused = client.send_message(message, to_addrs=list(recipients) or None)
         except smtplib.SMTPRecipientsRefused as error:
             detail = "; ".join(f"{rcpt}: {_reason(code, text)}" for rcpt, (code, text) in error.recipients.items())
             permanent = all(code >= 500 for code, _ in error.recipients.values())

@@ -18,6 +18,7 @@ the database.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -25,7 +26,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 from agentdesk.channels.base import DeliveryError, DeliveryOutcomeUnknown
 from agentdesk.channels.webhook import spool as spooling
 from agentdesk.config import SpoolSettings
+from agentdesk.sanitize import safe_filename
 
 HTTP_TIMEOUT = 10.0
 SIGNATURE_HEADER = "X-Agentdesk-Signature"
@@ -58,6 +60,7 @@ def reply_document(
     *, event_id: str, channel: str, at: datetime, author: str | None, author_login: str | None, ref: str,
     subject: str, text: str, source: str, message_kind: str, recipient_kind: str = "", recipient_address: str = "",
     recipient_name: str = "", thread_key: str = "", in_reply_to: str = "",
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> dict[str, Any]:
     """One outbound reply as an event of the generic schema.
 
@@ -86,6 +89,13 @@ def reply_document(
         document["conversation"]["thread_key"] = thread_key
     if in_reply_to:
         document["in_reply_to"] = in_reply_to
+    if attachments:
+        # The same shape a generic payload's inbound attachments take (docs/webhook-schema.md).
+        document["attachments"] = [
+            {"name": safe_filename(name), "content_type": content_type, "size": len(data),
+             "base64": base64.b64encode(data).decode("ascii")}
+            for name, content_type, data in attachments
+        ]
     return document
 
 

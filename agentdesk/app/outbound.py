@@ -1,0 +1,259 @@
+"""What an agent sends besides a plain reply: files, chosen recipients, a forward, a new conversation.
+
+`read_files` takes the files off the disk (the reply then keeps its own copy in the file store),
+`recipients` is the reply-all the composer and `reply` start from, `addressed` applies
+`--to/--cc/--bcc/--no-cc` to it; `forward` and `start` are the actions behind `agentdesk forward`
+and `agentdesk new` and their keys. Each checks everything (addresses, sizes, the channel) before
+its one write transaction, so a refusal leaves nothing queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from agentdesk.app.conversations import Ref, Sent, _refuse_unfilled, _typed, reference
+from agentdesk.app.desk import Desk
+from agentdesk.domain.outbound import OutgoingFile, Recipients, split
+from agentdesk.errors import InvalidInput, NotFound
+from agentdesk.store.models import ref_of
+
+__all__ = ["OutgoingFile", "Recipients", "read_files", "recipients", "addressed", "forward", "start", "split",
+           "lookup", "Contact", "sources"]
+
+
+def read_files(paths: Sequence[str | Path]) -> list[OutgoingFile]:
+    """Each file as an attachment, named by its base name; a clear error for one that cannot be read."""
+    found = []
+    for given in paths:
+        path = Path(str(given)).expanduser()
+        if path.is_dir():
+            raise InvalidInput(f"--attach {given}: is a directory; attach files one by one")
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise InvalidInput(f"--attach {given}: cannot read it: {error.strerror or error}") from None
+        found.append(OutgoingFile(name=path.name, data=data))
+    return found
+
+
+# --- recipients ------------------------------------------------------------------------------------
+
+
+def recipients(desk: Desk, ref: Ref) -> Recipients:
+    """Reply-all: To the customer (their latest message's address, else their identity on the
+    channel), Cc every To and Cc address seen on the thread's inbound messages, minus our own
+    addresses and the customer. Only email has Cc."""
+    from agentdesk.domain import customers, receipts
+    from agentdesk.store import queries
+
+    with desk.read() as session:
+        conversation = queries.conversation_by_ref(session=session, ref=_typed(ref))
+        messages = queries.thread(session=session, conversation_id=conversation.id)
+        identities = queries.identities_of(session=session, customer_ids=[conversation.customer_id])
+        own = {i.address for i in identities[conversation.customer_id]}
+        inbound = [m for m in messages if m.direction == "inbound" and m.kind == "message"]
+        kind = customers.IDENTITY_KIND.get(conversation.channel, conversation.channel)
+        to = next((m.sender_address for m in reversed(inbound) if m.sender_address in own), "")
+        if not to:
+            to = next((i.address for i in identities[conversation.customer_id] if i.kind == kind), "")
+        if not to and inbound:
+            to = inbound[-1].sender_address
+        if kind != "email":
+            return Recipients(to=(to,) if to else ())
+        seen: list[str] = []
+        for message in inbound:
+            seen += message.recipients.split() or _legacy_recipients(session, message)
+    ours = receipts.our_addresses(desk.settings) | {m.address.strip().lower() for m in desk.settings.mailbox}
+    cc = tuple(a for a in dict.fromkeys(seen) if "@" in a and a not in ours and a != to)
+    return Recipients(to=(to,) if to else (), cc=cc)
+
+
+def _legacy_recipients(session, message) -> list[str]:
+    """The To and Cc of a message stored before its recipients were (schema revision 9), from its raw mail."""
+    from agentdesk.store.models import MessageRaw
+
+    raw = session.get(MessageRaw, message.id)
+    if raw is None:
+        return []
+    from agentdesk.channels.email.mime import parse_message
+
+    return list(parse_message(raw.raw, source=message.source, received_at=message.at).recipients)
+
+
+def addressed(desk: Desk, ref: Ref, *, to: Sequence[str] = (), cc: Sequence[str] = (), bcc: Sequence[str] = (),
+              no_cc: bool = False) -> Recipients:
+    """The reply-all with the agent's changes: `to` replaces the To, `cc` adds to the Cc (`no_cc`
+    first drops the reply-all's), `bcc` is the Bcc; checked for the conversation's channel
+    (`errors.InvalidInput` names a bad address)."""
+    from agentdesk.domain import outbound
+    from agentdesk.store import queries
+
+    default = recipients(desk, ref)
+    with desk.read() as session:
+        channel = queries.conversation_by_ref(session=session, ref=_typed(ref)).channel
+    return outbound.checked(channel, Recipients(to=tuple(to) or default.to,
+                                                cc=(() if no_cc else default.cc) + tuple(cc), bcc=tuple(bcc)))
+
+
+# --- forward -----------------------------------------------------------------------------------------
+
+
+def forward(desk: Desk, ref: Ref, to: Sequence[str], *, note: str = "", number: int | None = None,
+            cc: Sequence[str] = (), bcc: Sequence[str] = ()) -> Sent:
+    """Forward the conversation's messages (or message `number`, as `show` numbers them) with their
+    files, by email from the conversation's mailbox (the first mailbox for a conversation of
+    another channel). Replies from the addressee thread back into the conversation."""
+    from agentdesk.domain import outbound
+    from agentdesk.domain import queue as queue_service
+    from agentdesk.store import queries
+
+    if note:
+        _refuse_unfilled(note)
+    addressees = outbound.checked("email", Recipients(to=tuple(to), cc=tuple(cc), bcc=tuple(bcc)))
+    mailboxes = {m.name: m for m in desk.settings.mailbox}
+    if not mailboxes:
+        raise InvalidInput("a forward is sent by email: configure a [[mailbox]] with [mailbox.smtp] first")
+    conversation_ref = reference(ref)
+    with desk.writing, desk.write() as session:
+        conversation = queue_service.load_for_update(session, conversation_ref)
+        mailbox = mailboxes.get(conversation.source) or next(iter(mailboxes.values()))
+        messages = queries.thread(session=session, conversation_id=conversation.id)
+        if number is not None:
+            if not 1 <= number <= len(messages):
+                raise InvalidInput(f"{conversation_ref} has {len(messages)} message(s); there is no message {number}")
+            if messages[number - 1].direction == "note":
+                raise InvalidInput(f"{conversation_ref} message {number} is an internal note; notes are never sent")
+            chosen = [messages[number - 1]]
+        else:
+            chosen = [m for m in messages if m.direction != "note"]
+        if not chosen:
+            raise InvalidInput(f"{conversation_ref} has no message to forward")
+        files = [a for m in chosen for a in queries.attachments_of(session=session, message_ids=[m.id]).get(m.id, [])]
+        total = sum(f.size for f in files)
+        if total > mailbox.attachments_max_bytes:
+            raise InvalidInput(f"the forwarded files total {total} bytes, over the {mailbox.attachments_max_bytes} "
+                               f"mailbox {mailbox.name} accepts; forward one message with --message N")
+        now = desk.now()
+        message = outbound.forward(
+            session, conversation=conversation, to=addressees, note=note, messages=chosen, files=files,
+            mailbox=mailbox.name, agent=desk.agent,
+            agent_name=desk.agent_name, now=now, policies=desk.policies, signature=desk.agent_signature,
+            message_id_domain=desk.settings.message_id_domain(mailbox.name), when=_mail_time,
+        )
+        session.commit()
+        return Sent(ref_of(conversation.id), "forward", message.external_id or "")
+
+
+def _mail_time(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%a, %d %b %Y %H:%M UTC")
+
+
+# --- a conversation we start -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """A mailbox or spool a new conversation can go out through."""
+
+    name: str
+    channel: str  # email | sms | chat | …
+    sends: bool  # it has a way out (SMTP host, outbound spool or URL)
+
+
+def sources(desk: Desk) -> list[Source]:
+    found = [Source(m.name, "email", bool(m.smtp.host)) for m in desk.settings.mailbox]
+    found += [Source(s.name, s.kind, bool(s.outbound.spool or s.outbound.url)) for s in desk.settings.spool]
+    return found
+
+
+def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
+    """The source named `channel` (a mailbox or spool name, or a channel kind), else the first one
+    that fits the address: a mailbox for an email address, a phone spool for a number."""
+    known = sources(desk)
+    if channel:
+        named = next((s for s in known if s.name == channel), None) or next(
+            (s for s in known if s.channel == channel), None)
+        if named is None:
+            names = ", ".join(s.name for s in known) or "none configured"
+            raise InvalidInput(f"--channel {channel}: no mailbox or spool of that name or kind ({names})")
+        return named
+    text = address.strip()
+    if "@" in text:
+        wanted = ("email",)
+    elif text.startswith("+") or text.replace(" ", "").replace("-", "").isdigit():
+        wanted = ("sms",)
+    else:
+        wanted = ("chat", "social")
+    found = next((s for s in known if s.channel in wanted), None)
+    if found is None:
+        raise InvalidInput(f"no mailbox or spool sends to {address!r}; name one with --channel")
+    return found
+
+
+def start(desk: Desk, to: str, *, subject: str, body: str | None = None, template: str | None = None,
+          channel: str | None = None, assign: str | None = None, files: Sequence[OutgoingFile] = (),
+          name: str = "") -> Sent:
+    """Start a conversation with `to` (an address, phone or handle): the customer found by that
+    identity or made, our first message queued through the chosen mailbox or spool. Prints as the
+    new ref."""
+    from agentdesk.domain import outbound, templates
+
+    if (body is None) == (template is None):
+        raise InvalidInput("give the first message as --body-file FILE or --template NAME")
+    if body is not None:
+        _refuse_unfilled(body)
+    source = _source_for(desk, to, channel)
+    addressees = outbound.checked(source.channel, Recipients(to=(to,)))
+    if files:
+        outbound.check_size(files, limit=outbound.max_bytes(desk.settings, source.channel, source.name),
+                            where=f"{source.channel} via {source.name}")
+    loaded = templates.load(desk.settings.templates_dir, template) if template else None
+
+    def text(conversation, customer) -> str:
+        if loaded is None:
+            return body or ""
+        rendered = templates.render(loaded, templates.values_for(
+            conversation, customer, agent_name=desk.agent_name, agent_signature=desk.agent_signature))
+        if rendered.undefined:
+            raise InvalidInput(f"template {loaded.name!r} needs values agentdesk does not have: "
+                               f"{', '.join(rendered.undefined)}; use --body-file after filling them in")
+        return rendered.text
+
+    assignee = {"me": desk.agent, "none": None, None: None}.get(assign, assign)
+    with desk.writing, desk.write() as session:
+        conversation, message = outbound.start(
+            session, channel=source.channel, source=source.name, to=addressees, subject=subject, body=text,
+            agent=desk.agent, agent_name=desk.agent_name, now=desk.now(), policies=desk.policies,
+            message_id_domain=desk.settings.message_id_domain(source.name), signature=desk.agent_signature,
+            assignee=assignee, customer_name=name, files=files,
+        )
+        session.commit()
+        return Sent(ref_of(conversation.id), "new", message.external_id or "")
+
+
+# --- customer lookup -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    kind: str  # identity kind: email | phone | chat | social
+    address: str
+
+
+def lookup(desk: Desk, text: str, *, limit: int = 8) -> list[Contact]:
+    """Known identities matching what the agent typed (a name or part of an address), for the
+    new-conversation composer: existing customers first, so their history is joined."""
+    from agentdesk.app import customers
+
+    text = text.strip()
+    if len(text) < 2:
+        return []
+    try:
+        found = customers.listing(desk, text, limit=limit)
+    except (InvalidInput, NotFound):
+        return []
+    return [Contact(c["name"], i["kind"], i["address"]) for c in found for i in c["identities"]][:limit]
