@@ -254,7 +254,8 @@ def _mailbox_checks(key: str, mailbox: config.MailboxSettings) -> Iterator[Check
     authenticate with its SMTP server."""
     from agentdesk.channels.email import imap
 
-    check, password = _secret(f"{key} password", mailbox.password_command, f"{key}.password_command")
+    check, password = _oauth_sign_in(key, mailbox) or \
+        _secret(f"{key} password", mailbox.password_command, f"{key}.password_command")
     yield check
     if password is None:
         yield Check(f"{key} imap", "warn", f"not tried: no password to log in to {mailbox.host}:{mailbox.port} with",
@@ -309,7 +310,8 @@ def _smtp_checks(key: str, mailbox: config.MailboxSettings) -> Iterator[Check]:
         return
     password = None
     if settings.username:
-        check, password = _secret(f"{key} smtp password", settings.password_command, f"{key}.smtp.password_command")
+        check, password = (not settings.password_command and _oauth_sign_in(f"{key} smtp", mailbox)) or \
+            _secret(f"{key} smtp password", settings.password_command, f"{key}.smtp.password_command")
         yield check
         if password is None:
             yield Check(f"{key} smtp", "warn", f"not tried: no password to authenticate with at "
@@ -390,3 +392,23 @@ def _webhook_port_check(port: int) -> Check:
     return Check("webhook port", "fail", f"port {port} is taken by another program{by}",
                  fix=f"stop that program, or run `agentdesk webhook serve --port N` on a free port and point the "
                      "providers' webhooks there")
+
+
+def _oauth_sign_in(key: str, mailbox: config.MailboxSettings) -> tuple[Check, str | None] | None:
+    """For a mailbox signed in with `agentdesk oauth login`: who is signed in and until when,
+    and the access token to try the servers with (refreshed first, as a sync would); None for
+    a mailbox whose secret is its password_command."""
+    from agentdesk.app import oauth
+    from agentdesk.sync import credentials
+
+    if not credentials.uses_sign_in(mailbox):
+        return None
+    (status,) = oauth.status(config.Settings(mailbox=[mailbox]), mailbox.name)
+    if status.state in ("signed-out", "revoked"):
+        return Check(f"{key} sign-in", "fail", status.line(), fix=f"run `agentdesk oauth login {mailbox.name}`"), None
+    try:
+        token = credentials.access_token(mailbox)
+    except AgentdeskError as error:
+        return Check(f"{key} sign-in", "fail", str(error), fix=f"run `agentdesk oauth login {mailbox.name}`"), None
+    (status,) = oauth.status(config.Settings(mailbox=[mailbox]), mailbox.name)
+    return Check(f"{key} sign-in", "ok", status.line()), token

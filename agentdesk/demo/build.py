@@ -107,6 +107,8 @@ def ensure_demo(directory: Path, *, conversations: int | None = None, progress: 
 
         raise InvalidInput(f"--conversations must be at least 1, got {wanted}")
     if marker.exists() and config_path.exists():
+        if not (directory / "kb").exists():
+            write_articles(directory / "kb")  # a demo built before the knowledge base existed
         built = json.loads(marker.read_text())
         if conversations is None or built.get("conversations") == wanted:
             if built.get("conversations", 0) <= MAX_CONVERSATIONS_TO_REFRESH:
@@ -117,6 +119,7 @@ def ensure_demo(directory: Path, *, conversations: int | None = None, progress: 
         (directory / leftover).unlink(missing_ok=True)
     config_path.write_text(demo_config(directory), encoding="utf-8")
     write_templates(directory / "templates")
+    write_articles(directory / "kb")
     settings = config.load(config_path)
     started = datetime.now(timezone.utc)
     build_database(settings, conversations=wanted, now=started, progress=progress)
@@ -176,6 +179,13 @@ def write_templates(directory: Path) -> None:
         (directory / f"{name}.md").write_text(f"---\n{meta}\n---\n{body}", encoding="utf-8")
 
 
+def write_articles(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for slug, (title, tags, url, body) in content.ARTICLES.items():
+        (directory / f"{slug}.md").write_text(
+            f"---\ntitle: {title}\ntags: {', '.join(tags)}\nurl: {url}\n---\n{body}\n", encoding="utf-8")
+
+
 # --- generation ---------------------------------------------------------------------------------
 
 
@@ -232,6 +242,8 @@ class Rows:
     messages: list = field(default_factory=list)
     outbox: list = field(default_factory=list)
     events: list = field(default_factory=list)
+    surveys: list = field(default_factory=list)
+    article_uses: list = field(default_factory=list)
 
 
 class DemoWriter:
@@ -253,6 +265,13 @@ class DemoWriter:
         self.rows = Rows()
         self.message_id = 0
         self.event_id = 0
+        # Surveys, ratings and articles sent draw from their own sequence: the rest of the demo
+        # stays what it was before they existed.
+        self.outcomes = random.Random(seed + 18)
+        self.articles_by_tag: dict[str, list[str]] = {}
+        for slug, (_title, tags, _url, _body) in content.ARTICLES.items():
+            for tag in tags:
+                self.articles_by_tag.setdefault(tag, []).append(slug)
 
     def customer_rows(self) -> None:
         for customer in self.customers:
@@ -268,12 +287,12 @@ class DemoWriter:
 
     def _message(self, conversation_id: int, direction: str, at: datetime, *, author: str, login: str | None,
                  address: str, subject: str, body: str, source: str, delivery: str | None = None,
-                 error: str = "") -> None:
+                 error: str = "", kind: str = "message") -> None:
         self.message_id += 1
         mid = self.message_id
         external_id = f"demo-{mid}@northwind.example" if direction != "note" else None
         self.rows.messages.append((
-            mid, conversation_id, direction, "message", 0, author, login, address, subject, body, "",
+            mid, conversation_id, direction, kind, 0, author, login, address, subject, body, "",
             sqlite_text(at), sqlite_text(at), source if direction != "note" else "", external_id,
             None, "", "", "demo" if direction == "inbound" else "", "",
         ))
@@ -331,6 +350,7 @@ class DemoWriter:
         step = span / max(length, 1)
         first_responded_at = last_agent_reply_at = last_customer_at = waiting_since = None
         followup_index = reply_index = 0
+        article = self._article_for(tag) if status in ("solved", "closed", "pending") else None
         self._event(created, "system", "created", conversation_id, channel=channel)
         for index, from_customer in enumerate(speakers):
             if index:
@@ -349,6 +369,9 @@ class DemoWriter:
             else:
                 body = replies[reply_index % len(replies)].format(**values)
                 reply_index += 1
+                if article is not None and reply_index == 1:
+                    title, _tags, url, _body = content.ARTICLES[article]
+                    body += f"\n\nThis may help too: {title}: {url}"
                 # A few deliveries fail or wait, so the demo shows the outbox's states.
                 roll = rng.random()
                 delivery, error = "sent", ""
@@ -360,6 +383,8 @@ class DemoWriter:
                               address=address, subject=f"Re: {subject} [{ref_of(conversation_id)}]" if long_form else "",
                               body=body, source=source, delivery=delivery, error=error)
                 self._event(at, agent, "reply", conversation_id)
+                if article is not None and reply_index == 1:
+                    self.rows.article_uses.append((article, conversation_id, self.message_id, sqlite_text(at)))
                 first_responded_at = first_responded_at or at
                 last_agent_reply_at = at
                 waiting_since = None
@@ -375,6 +400,7 @@ class DemoWriter:
         if status in ("solved", "closed"):
             solved_at = min(at + timedelta(minutes=rng.uniform(5, 600)), self.now)
             self._event(solved_at, agent, "status", conversation_id, old="open", new=status)
+            self._survey(conversation_id, solved_at, assignee, customer, address, subject, source, long_form)
         snoozed_until = None
         if status == "open" and rng.random() < 0.06:
             snoozed_until = self.now + timedelta(hours=rng.uniform(1, 48))
@@ -404,6 +430,47 @@ class DemoWriter:
         for t in sorted(tags):
             self.rows.tags.append((conversation_id, t))
 
+
+    def _article_for(self, tag: str) -> str | None:
+        """An article an agent linked in their first reply, for about a third of the conversations
+        whose topic has one."""
+        candidates = self.articles_by_tag.get(tag)
+        if not candidates or self.outcomes.random() >= 0.35:
+            return None
+        return self.outcomes.choice(candidates)
+
+    def _survey(self, conversation_id: int, solved_at: datetime, assignee: str | None, customer: DemoCustomer,
+                address: str, subject: str, source: str, long_form: bool) -> None:
+        """The satisfaction survey an hour after solving, and for about half of them the customer's
+        rating, as the sync and ingest would have written them."""
+        rng = self.outcomes
+        sent_at = solved_at + timedelta(hours=1)
+        if sent_at > self.now - timedelta(minutes=5) or rng.random() < 0.1:
+            return
+        ref = ref_of(conversation_id)
+        body = content.CSAT_TEMPLATE[1].replace("{{ customer_first_name }}", customer.first).replace(
+            "{{ ref }}", ref).replace("{{ subject }}", subject)
+        self._message(conversation_id, "outbound", sent_at, author="Satisfaction survey", login=None, address=address,
+                      subject=f"Re: {subject} [{ref}]" if long_form else "", body=body, source=source,
+                      delivery="sent", kind="survey")
+        survey_message = self.message_id
+        self._event(sent_at, "system", "survey", conversation_id, message_id=survey_message)
+        rating = comment = answered_at = answer_message = None
+        if rng.random() < 0.55:
+            rating = _pick(rng, content.RATING_WEIGHTS)
+            comment = rng.choice(content.RATING_COMMENTS[rating])
+            answered_at = min(sent_at + timedelta(hours=rng.uniform(0.1, 30)), self.now - timedelta(minutes=1))
+            self._message(conversation_id, "inbound", answered_at, author=customer.name, login=None, address=address,
+                          subject=f"Re: {subject} [{ref}]" if long_form else "",
+                          body=f"{rating}, {comment}" if comment else str(rating), source=source)
+            answer_message = self.message_id
+            self._event(answered_at, "system", "csat", conversation_id, rating=rating, comment=comment,
+                        message_id=answer_message)
+            if rating <= 2:
+                self._event(answered_at, "system", "csat_alert", conversation_id, rating=rating, comment=comment,
+                            assignee=assignee or "")
+        self.rows.surveys.append((conversation_id, survey_message, sqlite_text(sent_at), assignee or "", "", rating,
+                                  comment or "", sqlite_text(answered_at), answer_message))
 
 
 def _generate_chunks(settings: config.Settings, conversations: int, now: datetime) -> Iterator[Rows]:
@@ -500,3 +567,8 @@ def _insert(cursor, r: Rows) -> None:
     cursor.executemany(
         "INSERT INTO event (id, at, agent, action, conversation_id, customer_id, detail) VALUES (?,?,?,?,?,?,?)",
         r.events)
+    cursor.executemany(
+        "INSERT INTO satisfactionsurvey (conversation_id, message_id, sent_at, agent, skipped, rating, comment, "
+        "answered_at, answer_message_id) VALUES (?,?,?,?,?,?,?,?,?)", r.surveys)
+    cursor.executemany("INSERT INTO articleuse (slug, conversation_id, message_id, at) VALUES (?,?,?,?)",
+                       r.article_uses)

@@ -207,7 +207,8 @@ TEMPLATES = {
     "receipt": (
         "description: Automatic receipt with the ETA",
         "Hi {{ customer_first_name }},\n\nWe received your message ({{ ref }}). A person from our "
-        "team will answer by {{ due }}.\n\nNorthwind Bikes support\n",
+        "team will answer by {{ due }}.\n{% if articles %}\nWhile you wait, these may help:\n{{ articles }}\n"
+        "{% endif %}\nNorthwind Bikes support\n",
     ),
     "shipping-delay": (
         "shortcut: ship\ndescription: Order is delayed at the warehouse",
@@ -243,3 +244,106 @@ TEMPLATES = {
         "to this message if anything else comes up.\n\nBest,\n{{ agent_name }}\n",
     ),
 }
+
+# The knowledge base: (title, tags, public URL, body). Written to the demo's kb/ directory.
+HELP = "https://help.northwind-bikes.example/articles/"
+ARTICLES = {
+    "battery-not-charging": (
+        "Battery not charging", ("battery", "charging", "charger"), HELP + "battery-not-charging",
+        "If the charger LED stays green and the battery level does not rise:\n\n"
+        "1. Unplug the charger from the wall and the battery for 30 seconds.\n"
+        "2. Check the charging port for grit or bent pins; clean it with a dry brush.\n"
+        "3. Charge indoors at room temperature: below 5 °C the battery refuses to charge.\n"
+        "4. Press the battery's power button: five LEDs blinking means it needs a reset "
+        "(hold the button 10 seconds).\n\n"
+        "Still not charging? Reply with the battery's serial number (NW…) and we arrange a check.",
+    ),
+    "battery-range-drain": (
+        "Battery drains overnight or loses range", ("battery", "range", "firmware"), HELP + "battery-drain",
+        "A battery that loses charge while parked is almost always the display staying awake.\n\n"
+        "Update the display firmware (Settings > About > Update), then switch the bike off with the "
+        "power button rather than the display. Range drops by up to 30 % in winter and with low tyre "
+        "pressure; pump the tyres to the pressure printed on the sidewall.",
+    ),
+    "battery-storage-winter": (
+        "Storing your e-bike battery over winter", ("battery", "winter", "storage"), HELP + "battery-winter",
+        "Store the battery indoors at 10–20 °C, charged to 40–60 %. Top it up every two months. "
+        "Never leave it on the charger for weeks, and never store it fully empty: a deep discharge "
+        "is not covered by the warranty.",
+    ),
+    "track-your-order": (
+        "Where is my order? Tracking and delivery times", ("delivery", "shipping", "order"),
+        HELP + "track-your-order",
+        "Bikes leave our warehouse within 2 working days; accessories the next working day. The "
+        "tracking link arrives by email once the courier scans the parcel, which can take a day "
+        "after \"label created\". Deliveries in the Netherlands and Belgium take 1–2 days, Germany "
+        "and France 2–4 days.",
+    ),
+    "change-or-cancel-order": (
+        "Changing or cancelling an order", ("order-change", "order", "cancel", "address"),
+        HELP + "change-order",
+        "You can change the delivery address, colour or frame size until the order ships: reply to "
+        "your order confirmation with the change. Once shipped, refuse the delivery or use the free "
+        "30-day return instead.",
+    ),
+    "returns-and-refunds": (
+        "Returns and refunds", ("refund", "return", "billing"), HELP + "returns-and-refunds",
+        "You have 30 days to return a bike or accessory, unused and in its box. Print the prepaid "
+        "label from your account, drop the parcel at any courier point, and we refund within 5 "
+        "working days of receiving it. Banks show the refund after 3–5 working days.",
+    ),
+    "double-charge": (
+        "Charged twice for one order", ("billing", "payment", "refund"), HELP + "charged-twice",
+        "A second charge is usually a reservation by your bank that disappears within 7 days. If "
+        "both charges are still there after a week, reply with the last four digits of the card "
+        "and the amounts; we refund the duplicate the same day.",
+    ),
+    "app-pairing": (
+        "Pairing the Northwind app with your bike", ("app", "bluetooth", "pairing"), HELP + "app-pairing",
+        "Hold the light button for ten seconds until the display blinks, then choose \"Add bike\" in "
+        "the app. On Android, allow location access: Android needs it for Bluetooth. If the app "
+        "still does not find the bike, remove it under Settings > Bluetooth and pair again.",
+    ),
+    "warranty-claims": (
+        "Warranty: what is covered and how to claim", ("warranty", "repair", "frame"), HELP + "warranty",
+        "Frames are covered for 10 years, motors and batteries for 2 years or 500 charge cycles. "
+        "For a claim, send the serial number (NW… on the frame under the bottom bracket), photos of "
+        "the part and your order number. We send a prepaid return label or book a service partner.",
+    ),
+    "book-a-repair": (
+        "Booking a repair or service", ("repair", "service", "maintenance"), HELP + "book-a-repair",
+        "Book a service at one of our partner workshops from your account: pick the workshop, the "
+        "day and what needs doing. A first service after 500 km is free. Bring the key and the "
+        "charger.",
+    ),
+    "brakes-squeak": (
+        "Squeaking or weak brakes", ("brakes", "repair", "maintenance"), HELP + "brakes",
+        "New disc brakes squeak until they are bedded in: brake firmly from 25 km/h to walking pace "
+        "twenty times. Oil on the discs also squeaks: clean them with isopropyl alcohol. If the "
+        "lever pulls to the handlebar, the brake needs bleeding at a workshop.",
+    ),
+    "business-leasing": (
+        "Company bikes and leasing", ("b2b", "leasing", "invoice"), HELP + "business-leasing",
+        "Companies order through their account manager and get one invoice a month with VAT "
+        "shown. Leased bikes include service and theft insurance; the lease company handles "
+        "claims, so send them the police report first.",
+    ),
+}
+
+# What the survey asks, and what customers answered in the demo's history of ratings.
+CSAT_TEMPLATE = (
+    "description: Satisfaction survey, sent once a conversation stayed solved",
+    "Hi {{ customer_first_name }},\n\nWe closed {{ ref }} (\"{{ subject }}\"). How did we do?\n\n"
+    "Just reply with a number from 1 (bad) to 5 (great), or a word like \"good\" or \"bad\". "
+    "Anything you add after it reaches the team.\n\nNorthwind Bikes support\n",
+)
+RATING_WEIGHTS = ((5, 46), (4, 24), (3, 10), (2, 11), (1, 9))
+RATING_COMMENTS = {
+    5: ("thanks!", "Super quick, thank you!", "Sam was really helpful.", "", "", "Great service 👍"),
+    4: ("good, took a day though", "", "Fine, thanks.", "Helpful answer."),
+    3: ("ok", "", "Took a while."),
+    2: ("Took three emails to get an answer.", "The bike still rattles.", ""),
+    1: ("Nobody read my first message.", "Still waiting for my refund.", ""),
+}
+
+TEMPLATES["csat"] = CSAT_TEMPLATE

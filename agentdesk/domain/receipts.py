@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from agentdesk import config
-from agentdesk.domain import audit, automatic_messages, clocks, sla
+from agentdesk.domain import audit, automatic_messages, clocks, knowledge_base, sla
 from agentdesk.errors import AgentdeskError
 from agentdesk.store import outbox, threads
 from agentdesk.store.models import Conversation, Customer, Message, ref_of
@@ -207,12 +207,28 @@ def values(conversation: Conversation, customer: Customer | None, *, policies: c
         "due": "",
         "due_relative": "",
         "due_iso": "",
+        "articles": "",
     }
     due = promised_at(conversation)
     if due is not None:
         absolute, relative = format_eta(due, now=now, zone=_zone(_policy(conversation, policies), settings))
         filled.update(due=absolute, due_relative=relative, due_iso=due.isoformat())
     return filled
+
+
+ARTICLES_IN_RECEIPT = 3
+
+
+def _articles(session: Session, template: Any, message: Message, *, settings: config.Settings,
+              now: datetime) -> list:
+    """The knowledge-base articles that best match the customer's first message, when the
+    template lists them (`{{ articles }}`); none otherwise, so a receipt without them never
+    reads the articles directory."""
+    if "articles" not in template.body:
+        return []
+    knowledge_base.refresh(session, settings.kb_dir, now=now)
+    text = f"{message.subject}\n{message.body_text or message.body_html_text}"
+    return [match.article for match in knowledge_base.suggest(session, text, limit=ARTICLES_IN_RECEIPT)]
 
 
 def maybe_queue_receipt(
@@ -235,8 +251,10 @@ def maybe_queue_receipt(
     customer = session.get(Customer, conversation.customer_id)
     try:
         template = templates.load(settings.templates_dir, decision.template)
-        rendered = templates.render(template, values(conversation, customer, policies=policies, settings=settings,
-                                                     now=now))
+        filled = values(conversation, customer, policies=policies, settings=settings, now=now)
+        suggested = _articles(session, template, message, settings=settings, now=now)
+        filled["articles"] = knowledge_base.as_list(suggested)
+        rendered = templates.render(template, filled, optional=frozenset({"articles"}))
         if rendered.undefined:
             missing = ", ".join(rendered.undefined)
             raise AgentdeskError(
@@ -245,11 +263,14 @@ def maybe_queue_receipt(
                                                  if "due" in rendered.undefined else "")
             )
         with session.begin_nested():
-            return replies.reply(
+            receipt = replies.reply(
                 session, conversation=conversation, body=rendered.text, agent=audit.SYSTEM, agent_name=AUTHOR,
                 now=now, policies=policies, kind="receipt",
                 message_id_domain=settings.message_id_domain(conversation.source),
             )
+            if suggested and "articles" in template.body:
+                knowledge_base.record_sent(session, message=receipt, now=now)
+            return receipt
     except AgentdeskError as error:
         audit.record(session, agent=audit.SYSTEM, action="receipt_failed", now=now, conversation_id=conversation.id,
                      message_id=message.id, template=decision.template, reason=str(error))

@@ -199,7 +199,7 @@ def test_stats_json_has_the_contract_shape(run, two_conversations):
     stats = json.loads(out)
     assert stats["conversations"] == 2 and stats["customers"] == 2 and stats["identities"] == 2
     assert stats["messages"] == {"inbound": 3, "outbound": 0, "note": 0}
-    assert stats["kinds"] == {"message": 3, "auto_reply": 0, "bounce": 0, "receipt": 0}
+    assert stats["kinds"] == {"message": 3, "auto_reply": 0, "bounce": 0, "receipt": 0, "survey": 0}
     assert stats["outbox"] == {"queued": 0, "sent": 0, "failed": 0}
     assert stats["spool_rejected"] == 0 and stats["sources"] == {}
 

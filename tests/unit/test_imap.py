@@ -3,6 +3,7 @@ worker's backoff on a fake clock, the source's IDLE states with a fake IDLE conn
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import time
 import types
@@ -317,3 +318,35 @@ def test_a_stale_connection_gets_one_fresh_try_at_once(mailbox_source, monkeypat
     with pytest.raises(SourceError, match="cannot connect"):
         mailbox_source.poll()
     assert len(tries) == 1 and time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize("answer", [
+    imap.ServerBusy("mailbox support: listing new messages failed: [THROTTLED] Request is throttled"),
+    imaplib.IMAP4.abort("Server Unavailable. 15"),  # Exchange's BYE
+])
+def test_a_throttled_poll_is_not_retried_at_once_and_says_so(mailbox_source, monkeypatch, engine, answer):
+    class Throttled:
+        def select(self, folder, readonly):
+            raise answer
+
+        def close(self):
+            pass
+
+    made = []
+
+    def connect(server, password):
+        made.append(1)
+        return Throttled()
+
+    monkeypatch.setattr(imap, "BulkConnection", connect)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="throttled by the server"):
+        mailbox_source.poll()
+    # One connection: reconnecting at once would prolong the throttling; the worker's retry
+    # schedule (worker.Backoff) waits longer each time instead.
+    assert len(made) == 1 and time.monotonic() - started < 0.5
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        recorded = connection.execute(text("SELECT last_error FROM syncstate")).scalar()
+    assert recorded.startswith("throttled by the server")

@@ -29,10 +29,12 @@ from typing import BinaryIO
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from agentdesk.channels.email import sasl
 from agentdesk.errors import AgentdeskError
 
 __all__ = [
     "ImapError",
+    "ServerBusy",
     "FetchedMessage",
     "FolderState",
     "BulkConnection",
@@ -56,6 +58,21 @@ FETCH_PIECE_BYTES = 1024 * 1024
 
 class ImapError(AgentdeskError):
     """The IMAP server could not be reached, refused us, or broke off the conversation."""
+
+
+class ServerBusy(ImapError):
+    """The server throttled us (`NO [THROTTLED]`, `[UNAVAILABLE]`, a BYE saying so): trying again
+    at once makes it worse, so the caller backs off on its retry schedule."""
+
+
+# What providers answer when they throttle a client: Exchange Online's NO [THROTTLED] and its BYE
+# "server busy", Gmail's [UNAVAILABLE] and [OVERQUOTA] and its "Too many simultaneous connections".
+_THROTTLED = re.compile(r"\[(THROTTLED|UNAVAILABLE|OVERQUOTA|LIMIT)\]|too many (simultaneous )?connections|"
+                        r"server (is )?(busy|unavailable)|try again later", re.IGNORECASE)
+
+
+def is_throttling(text: str) -> bool:
+    return bool(_THROTTLED.search(text))
 
 
 # What a dropped or restarted server looks like from the client side (of the bulk connection;
@@ -101,11 +118,30 @@ class ServerSettings:
     tls: str  # ssl | starttls | none
     username: str
     timeout: float = 60.0
+    auth: str = ""  # login | plain | xoauth2 | oauthbearer; "" = what the server offers, a password first
+    # What to run when a token is refused: `agentdesk oauth login NAME` for a signed-in provider.
+    login_hint: str = "check username and password_command"
 
     @classmethod
     def from_mailbox(cls, mailbox, *, timeout: float = 60.0) -> ServerSettings:
+        hint = (f"run `agentdesk oauth login {mailbox.name}`" if getattr(mailbox, "provider", "")
+                and not mailbox.password_command else "check username and password_command")
         return cls(name=mailbox.name, host=mailbox.host, port=mailbox.port, tls=mailbox.tls,
-                   username=mailbox.username, timeout=timeout)
+                   username=mailbox.username, timeout=timeout, auth=getattr(mailbox, "auth", ""), login_hint=hint)
+
+
+def _log_in(conn, server: ServerSettings, secret: str):
+    """LOGIN or AUTHENTICATE on an imaplib or imaplib2 connection, as `server.auth` says; the
+    mechanism used. Raises the library's own error when the server refuses."""
+    capabilities = {_text(c).upper() for c in getattr(conn, "capabilities", ())}
+    offered = {c[5:] for c in capabilities if c.startswith("AUTH=")}
+    mechanism = sasl.choose(server.auth, offered, login_command="LOGINDISABLED" not in capabilities)
+    if mechanism == "login":
+        conn.login(server.username, secret)
+    else:
+        conn.authenticate(mechanism.upper(), sasl.responder(mechanism, server.username, secret,
+                                                            host=server.host, port=server.port))
+    return mechanism
 
 
 def _text(value: object) -> str:
@@ -206,20 +242,23 @@ class BulkConnection:
         self._command_lock = threading.Lock()
         self.selected: FolderState | None = None
         self._capabilities: set[str] = set()
+        mechanism = server.auth or "login"
         try:
             self.conn = self._open(server)
-            typ, data = self.conn.login(server.username, password)
+            mechanism = _log_in(self.conn, server, password)
         except imaplib.IMAP4.error as error:
-            raise ImapError(
-                f"mailbox {server.name}: {server.host}:{server.port} refused the login of "
-                f"{server.username!r}: {_text(error)}; check username and password_command"
-            ) from None
+            raise _refused(server, mechanism, error) from None
         except CONNECTION_ERRORS as error:
             raise ImapError(
                 f"mailbox {server.name}: cannot connect to {server.host}:{server.port} ({server.tls}): {error}; "
                 "check host, port and tls"
             ) from None
         self._capabilities = {_text(c).upper() for c in getattr(self.conn, "capabilities", ())}
+        # Servers announce more once logged in (Dovecot, Gmail: in the login's OK response).
+        _, announced = self.conn.response("CAPABILITY")
+        for line in announced or ():
+            if line is not None:
+                self._capabilities.update(_text(line).upper().split())
 
     @staticmethod
     def _open(server: ServerSettings) -> imaplib.IMAP4:
@@ -233,7 +272,9 @@ class BulkConnection:
 
     def _check(self, typ: str, data: object, what: str) -> None:
         if typ != "OK":
-            raise ImapError(f"mailbox {self.server.name}: {what} failed: {_server_reason(data)}")
+            reason = _server_reason(data)
+            error = ServerBusy if is_throttling(reason) else ImapError
+            raise error(f"mailbox {self.server.name}: {what} failed: {reason}")
 
     @_one_command_at_a_time
     def select(self, folder: str, *, readonly: bool = False) -> FolderState:
@@ -381,6 +422,15 @@ class BulkConnection:
                 pass
 
 
+def _refused(server: ServerSettings, mechanism: str, error: BaseException) -> ImapError:
+    reason = _text(error)
+    if is_throttling(reason):
+        return ServerBusy(f"mailbox {server.name}: {server.host}:{server.port} is throttling logins: {reason}; "
+                          "backing off")
+    return ImapError(f"mailbox {server.name}: {server.host}:{server.port} refused the login of "
+                     f"{server.username!r} ({mechanism.upper()}): {reason}; {server.login_hint}")
+
+
 def _quote(folder: str) -> str:
     """A mailbox name as an IMAP quoted string (imaplib sends arguments as given)."""
     if re.fullmatch(r"[A-Za-z0-9_./-]+", folder):
@@ -416,6 +466,12 @@ def _quiet_stream():
 _QUIET = None
 
 
+# The longest one IDLE command lasts before it is ended and re-issued: Exchange Online ends an IDLE
+# after about 29 minutes and RFC 2177 asks clients to re-issue within 29; NAT boxes drop quiet
+# connections sooner still. (The sync worker re-issues it every poll interval, shorter yet.)
+IDLE_RENEW_SECONDS = 25 * 60
+
+
 class Idler:
     """An imaplib2 connection that waits in IDLE on one folder until the server reports a change.
 
@@ -449,7 +505,12 @@ class Idler:
                 self.conn.debug_file = quiet
                 if server.tls == "starttls":
                     self.conn.starttls(ca_certs=ca, cert_verify_cb=_verify_hostname)
-            self.conn.login(server.username, password)
+            try:
+                _log_in(self.conn, server, password)
+            except imaplib2.IMAP4.abort:
+                raise
+            except imaplib2.IMAP4.error as error:
+                raise _refused(server, server.auth or "login", error) from None
             typ, data = self.conn.select(_quote(folder), readonly=True)
             if typ != "OK":
                 raise ImapError(f"mailbox {server.name}: cannot open {folder!r} for IDLE: {_server_reason(data)}")
@@ -476,7 +537,7 @@ class Idler:
             raise ImapError(f"mailbox {self.server.name}: the IDLE connection is closed")
         imaplib2 = _imaplib2()
         try:
-            self.conn.idle(timeout=max(1, int(timeout)))
+            self.conn.idle(timeout=max(1, int(min(timeout, IDLE_RENEW_SECONDS))))
             # Untagged EXISTS/RECENT/EXPUNGE that arrived during IDLE mean "look again".
             changed = False
             for code in ("EXISTS", "RECENT", "EXPUNGE", "FETCH"):

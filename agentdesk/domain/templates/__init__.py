@@ -135,8 +135,9 @@ def _undefined_type(missing: list[str]):
     return RecordingUndefined
 
 
-def render(template: Template | str, values: dict[str, str]) -> Rendered:
-    """Fill placeholders. Undefined or empty ones render as `[[name?]]` and are listed in `undefined`.
+def render(template: Template | str, values: dict[str, str], *, optional: frozenset[str] = frozenset()) -> Rendered:
+    """Fill placeholders. Undefined or empty ones render as `[[name?]]` and are listed in `undefined`,
+    but for the `optional` ones, which may be empty (the receipt's `articles` when none match).
 
     Rendering is bounded in time and memory (see `rendering`); a template that fails for any
     reason raises `TemplateFailed`, one line naming the template and the line.
@@ -149,7 +150,7 @@ def render(template: Template | str, values: dict[str, str]) -> Rendered:
         raise TemplateFailed(name, None, f"is {len(source):,} characters long; templates are limited to "
                                          f"{rendering.MAX_SOURCE:,}")
     missing: list[str] = []
-    present = {key: value for key, value in values.items() if value}
+    present = {key: value for key, value in values.items() if value or key in optional}
     try:
         budget = rendering.Budget()
         environment = rendering.BoundedEnvironment(undefined=_undefined_type(missing), budget=budget)

@@ -189,8 +189,14 @@ class MailboxSource:
     # connections
 
     def password(self) -> str:
+        """The secret for a new connection: a password once per process; a token (xoauth2,
+        oauthbearer, a provider's sign-in) each time, so a refreshed one is used once the last expires."""
+        from agentdesk.sync import credentials
+
+        if credentials.token_changes(getattr(self.mailbox, "auth", "")) or credentials.uses_sign_in(self.mailbox):
+            return credentials.imap_secret(self.mailbox)
         if self._password is None:
-            self._password = self.mailbox.password(f"mailbox {self.name}")
+            self._password = credentials.imap_secret(self.mailbox)
         return self._password
 
     def _connection(self) -> imap.BulkConnection:
@@ -220,11 +226,17 @@ class MailboxSource:
                 try:
                     self._poll_folder(folder, report, progress)
                     break
+                except imap.ServerBusy as error:
+                    # Throttled: reconnecting at once would be refused again and prolong it; the
+                    # worker's retry schedule (worker.Backoff) waits longer each time.
+                    failure, retry = f"throttled by the server: {error}", False
                 except imap.ImapError as error:
                     failure, retry = str(error), True
                 except imap.CONNECTION_ERRORS as error:
                     failure = f"mailbox {self.name}: connection to {self.server.host}:{self.server.port} lost: {error}"
-                    retry = True
+                    retry = not imap.is_throttling(str(error))  # a BYE saying the server is busy
+                    if not retry:
+                        failure = f"throttled by the server: {failure}"
                 except AgentdeskError as error:  # a failing password command
                     failure, retry = str(error), False
                 except DBAPIError as error:

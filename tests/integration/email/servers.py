@@ -9,6 +9,7 @@ except under CI (env CI set), where they fail: CI must run them.
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import os
 import shutil
@@ -57,7 +58,8 @@ class Dovecot:
 
     USERS = 40
 
-    def __init__(self, root: Path | None = None, port: int | None = None):
+    def __init__(self, root: Path | None = None, port: int | None = None, *, oauth2_key: bytes | None = None,
+                 submission_relay_port: int | None = None):
         """`root` None: a fresh world-traversable temp dir (pytest's are 0700, and Dovecot's
         unprivileged processes must reach the users file and the maildirs), removed by `cleanup`."""
         self._own_root = root is None
@@ -90,17 +92,58 @@ class Dovecot:
 
             login_user = internal_user = pwd.getpwuid(os.getuid()).pw_name
             internal_group = grp.getgrgid(os.getgid()).gr_name
+        auth, protocols, extra = "plain login", "imap", ""
+        self.submission_port: int | None = None
+        if oauth2_key is not None:
+            # Bearer tokens validated by Dovecot itself: JWTs signed with this HS256 key (no
+            # introspection server). Passwords still work through the passwd-file passdb.
+            keys = root / "oauth2-keys" / "default" / "HS256"
+            keys.mkdir(parents=True, exist_ok=True)
+            (keys / "default").write_text(base64.b64encode(oauth2_key).decode())
+            for path in [root / "oauth2-keys", *(root / "oauth2-keys").rglob("*")]:
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            (root / "oauth2.conf.ext").write_text(textwrap.dedent(f"""\
+                introspection_mode = local
+                local_validation_key_dict = fs:posix:prefix={root}/oauth2-keys/
+                username_attribute = sub
+                """))
+            os.chmod(root / "oauth2.conf.ext", 0o644)
+            auth = "plain login xoauth2 oauthbearer"
+            extra += textwrap.dedent(f"""\
+                passdb {{
+                  driver = oauth2
+                  mechanisms = xoauth2 oauthbearer
+                  args = {root}/oauth2.conf.ext
+                }}
+                """)
+        if submission_relay_port is not None:
+            # Dovecot's own SMTP submission service, relaying what it accepts to an aiosmtpd.
+            self.submission_port = free_port()
+            protocols = "imap submission"
+            extra += textwrap.dedent(f"""\
+                hostname = mail.example.test
+                submission_relay_host = 127.0.0.1
+                submission_relay_port = {submission_relay_port}
+                submission_relay_ssl = no
+                service submission-login {{
+                  inet_listener submission {{
+                    address = 127.0.0.1
+                    port = {self.submission_port}
+                  }}
+                  chroot =
+                }}
+                """)
         self.conf.write_text(textwrap.dedent(f"""\
             base_dir = {root}/run
             state_dir = {root}/state
             instance_name = agentdesk-test-{self.port}
             log_path = {root}/log/dovecot.log
             info_log_path = {root}/log/dovecot-info.log
-            protocols = imap
+            protocols = {protocols}
             listen = 127.0.0.1
             ssl = no
             disable_plaintext_auth = no
-            auth_mechanisms = plain login
+            auth_mechanisms = {auth}
             default_login_user = {login_user}
             default_internal_user = {internal_user}
             default_internal_group = {internal_group}
@@ -128,7 +171,7 @@ class Dovecot:
             service anvil {{
               chroot =
             }}
-            """))
+            """) + extra)
 
     def start(self) -> None:
         subprocess.run([self.binary, "-c", str(self.conf)], check=True)

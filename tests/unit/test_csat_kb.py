@@ -1,0 +1,161 @@
+"""Satisfaction answers as customers write them, and the knowledge base: indexing, ranking on the
+demo's articles (SQLite FTS5 and PostgreSQL tsvector), usage counting, a receipt's suggestions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import factories
+from agentdesk import config
+from agentdesk.demo import build
+from agentdesk.domain import clocks, csat, knowledge_base, receipts
+from agentdesk.ingest import ingest_message
+from agentdesk.store import db
+from agentdesk.store.models import Conversation, Message
+from conftest import FIXED_NOW
+
+T = FIXED_NOW
+
+
+@pytest.mark.parametrize(("reply", "rating", "comment", "more"), [
+    ("5, thanks!", 5, "thanks!", False),
+    ("4/5", 4, "", False),
+    ("Rating: 3", 3, "", False),
+    ("★★★★☆ quick and friendly", 4, "quick and friendly", False),
+    ("good", 4, "", False),
+    ("Gut, danke", 4, "danke", False),
+    ("sehr schlecht", 1, "", False),
+    ("très bien merci", 5, "merci", False),
+    ("mauvais", 2, "", False),
+    ("muy bien", 5, "", False),
+    ("not good", 2, "", False),
+    ("👍", 5, "", False),
+    ("👎", 2, "", False),
+    ("2 - it charges again but the display stays dark. What can I do?", 2,
+     "it charges again but the display stays dark. What can I do?", True),
+    ("5\n\nOn Mon, 7 Dec 2026 Support wrote:\n> How did we do? Reply 1-5\n", 5, "", False),
+])
+def test_a_rating_is_read_first_thing_in_the_reply(reply, rating, comment, more):
+    answer = csat.read_answer(reply)
+    assert answer == csat.Answer(rating, comment, more)
+
+
+@pytest.mark.parametrize("reply", ["Thanks for the help", "500 euros were charged", "5.5 km range only",
+                                   "> how did we do?", "", "Hello, my battery broke again"])
+def test_text_without_a_leading_rating_is_no_answer(reply):
+    assert csat.read_answer(reply) is None
+
+
+def test_a_long_comment_is_more_than_a_rating():
+    answer = csat.read_answer("4 " + "the new battery works but the lights flicker when I ride over cobbles " * 2)
+    assert answer.rating == 4 and answer.more_than_a_rating
+
+
+@pytest.fixture
+def demo_kb(tmp_path) -> Path:
+    directory = tmp_path / "kb"
+    build.write_articles(directory)
+    return directory
+
+
+@pytest.fixture
+def kb_session(any_database_url, demo_kb):
+    engine = db.open_database(any_database_url)
+    with db.write_session(engine) as session:
+        assert knowledge_base.refresh(session, demo_kb, now=T, force=True) == []
+        session.commit()
+    with db.read_session(engine) as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("query", "best"), [
+    ("battery charging", "battery-not-charging"),
+    ("winter storage", "battery-storage-winter"),
+    ("refund", "returns-and-refunds"),
+    ("charged twice", "double-charge"),
+    ("bluetooth", "app-pairing"),
+    ("squeak*", "brakes-squeak"),
+    ("leasing invoice", "business-leasing"),
+])
+def test_search_ranks_the_demo_articles(kb_session, query, best):
+    found = knowledge_base.search(kb_session, query)
+    assert found and found[0].article.slug == best, [m.article.slug for m in found]
+    assert all(a.score >= b.score for a, b in zip(found, found[1:]))
+
+
+def test_a_title_match_ranks_above_a_mention_in_the_body(kb_session):
+    slugs = [m.article.slug for m in knowledge_base.search(kb_session, "warranty")]
+    assert slugs[0] == "warranty-claims" and "battery-storage-winter" in slugs  # its body mentions warranty
+
+
+def test_a_customer_message_suggests_the_matching_article(kb_session):
+    text = "Hi, my battery stopped charging since yesterday, the charger LED stays green. What now?"
+    suggested = [m.article.slug for m in knowledge_base.suggest(kb_session, text)]
+    assert suggested[0] == "battery-not-charging"
+
+
+def test_the_index_follows_the_directory(tmp_path, demo_kb):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'kb.db'}")
+    with db.write_session(engine) as session:
+        knowledge_base.refresh(session, demo_kb, now=T)
+        (demo_kb / "brakes-squeak.md").unlink()
+        (demo_kb / "tyre-pressure.md").write_text("---\ntitle: Tyre pressure\ntags: tyres\n---\nPump to 3.5 bar.\n")
+        (demo_kb / "Not An Article!.md").write_text("x")
+        problems = knowledge_base.refresh(session, demo_kb, now=T)
+        assert [p.split(":")[0] for p in problems] == ["Not An Article!.md"]
+        assert knowledge_base.search(session, "squeak*") == []
+        assert [m.article.slug for m in knowledge_base.search(session, "tyre")][0] == "tyre-pressure"
+    engine.dispose()
+
+
+def test_articles_named_in_a_reply_count_as_sent_and_self_service_is_measured(engine, policies, demo_kb):
+    with db.write_session(engine) as session:
+        knowledge_base.refresh(session, demo_kb, now=T)
+        result = ingest_message(session, factories.inbound(at=T, body="my battery does not charge"),
+                                policies=policies, now=T)
+        conversation = session.get(Conversation, result.conversation_id)
+        from agentdesk.domain import queue, replies
+
+        reply = replies.reply(session, conversation=conversation, agent="tester", agent_name="Terry", now=T,
+                              policies=policies, body="Please try this:\n\nBattery not charging: "
+                              "https://help.northwind-bikes.example/articles/battery-not-charging")
+        assert knowledge_base.record_sent(session, message=reply, now=T) == ["battery-not-charging"]
+        queue.change(session, conversation=conversation, agent="tester", now=T + timedelta(hours=1),
+                     policies=policies, status="solved")
+        session.commit()
+        [use] = knowledge_base.usage(session)
+        assert (use.slug, use.sent, use.conversations, use.solved_without_reply) == ("battery-not-charging", 1, 1, 1)
+
+
+def test_a_receipt_lists_the_articles_that_match_the_first_message(config_file, tmp_path, demo_kb):
+    text = config_file.read_text() + (
+        f'[kb]\ndir = "{demo_kb}"\n[[mailbox]]\nname = "support"\naddress = "support@northwind.example"\n'
+        'host = "imap.northwind.example"\nreceipt = "receipt"\n')
+    settings = config.parse(text, source=config_file)
+    settings.templates_dir.mkdir(parents=True, exist_ok=True)
+    (settings.templates_dir / "receipt.md").write_text(
+        "We received your message ({{ ref }}).\n{% if articles %}While you wait, these may help:\n"
+        "{{ articles }}\n{% endif %}", encoding="utf-8")
+    engine = db.open_database(settings.database_url)
+    policies = clocks.Policies.from_settings(settings)
+    bodies = []
+    for body in ("The app cannot find my bike over bluetooth, pairing fails.", "Hello?"):
+        with db.write_session(engine) as session:
+            message = factories.inbound(at=T, body=body, subject="Question", sender=f"c{len(bodies)}@velo.example")
+            result = ingest_message(session, message, policies=policies, now=T)
+            receipt = receipts.maybe_queue_receipt(
+                session, conversation=session.get(Conversation, result.conversation_id),
+                message=session.get(Message, result.message_id), settings=settings, policies=policies, now=T,
+                inbound=message)
+            session.commit()
+            bodies.append(receipt.body_text)
+    assert "these may help:\n- Pairing the Northwind app with your bike: https://" in bodies[0]
+    assert "may help" not in bodies[1] and "[[" not in bodies[1]  # nothing matches: no list, still a receipt
+    with db.read_session(engine) as session:
+        listed = {a.slug for a in knowledge_base.all_articles(session) if a.url in bodies[0]}
+        assert "app-pairing" in listed and {u.slug for u in knowledge_base.usage(session)} == listed
+    engine.dispose()

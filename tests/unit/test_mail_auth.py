@@ -1,0 +1,157 @@
+"""Mail logins: the SASL mechanisms, the provider presets, the kept OAuth sign-in and its
+refresh (against the loopback stand-in provider of tests/servers), throttling answers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import time
+
+import pytest
+
+from agentdesk import config
+from agentdesk.channels.email import imap, oauth, sasl
+from agentdesk.errors import ConfigError
+from agentdesk.sync import credentials
+from servers.oauth_provider import OAuthProvider
+
+MAILBOX = "[[mailbox]]\nname = 'support'\naddress = 'support@contoso.example'\nusername = 'support@contoso.example'\n"
+
+
+def test_the_mechanism_is_the_configured_one_else_a_password_first():
+    assert sasl.choose("oauthbearer", {"PLAIN"}, login_command=True) == "oauthbearer"
+    assert sasl.choose("", {"PLAIN", "XOAUTH2"}, login_command=True) == "login"
+    assert sasl.choose("", {"XOAUTH2", "PLAIN"}, login_command=False) == "plain"
+    assert sasl.choose("", {"XOAUTH2", "OAUTHBEARER"}, login_command=False) == "xoauth2"
+    assert sasl.choose("", {"OAUTHBEARER"}, login_command=False) == "oauthbearer"
+
+
+def test_initial_responses_are_the_formats_servers_expect():
+    assert sasl.initial_response("plain", "ann", "pw") == "\0ann\0pw"
+    assert sasl.initial_response("xoauth2", "ann@x", "tok") == "user=ann@x\x01auth=Bearer tok\x01\x01"
+    assert sasl.initial_response("oauthbearer", "a,b=c", "tok", host="h", port=993) == \
+        "n,a=a=2Cb=3Dc,\x01host=h\x01port=993\x01auth=Bearer tok\x01\x01"
+    respond = sasl.responder("xoauth2", "ann", "tok")
+    assert respond(None).startswith("user=ann")
+    # The server's error challenge is answered empty, so it ends the exchange with NO / 535.
+    assert respond(b'{"status":"401"}') == ""
+
+
+def test_a_provider_presets_servers_and_mechanism_and_a_written_key_wins():
+    settings = config.parse(MAILBOX + "provider = 'microsoft365'\n")
+    mailbox = settings.mailbox[0]
+    assert (mailbox.host, mailbox.port, mailbox.tls, mailbox.auth) == ("outlook.office365.com", 993, "ssl", "xoauth2")
+    smtp = mailbox.smtp
+    assert (smtp.host, smtp.port, smtp.tls, smtp.auth, smtp.username) == \
+        ("smtp.office365.com", 587, "starttls", "xoauth2", "support@contoso.example")
+    gmail = config.parse(MAILBOX + "provider = 'gmail'\nport = 1993\n[mailbox.smtp]\nport = 2465\n").mailbox[0]
+    assert (gmail.host, gmail.port, gmail.smtp.host, gmail.smtp.port) == ("imap.gmail.com", 1993, "smtp.gmail.com", 2465)
+
+
+def test_without_a_provider_the_host_is_still_required_and_auth_is_checked():
+    with pytest.raises(ConfigError, match=r"mailbox\[0\] \(support\)\.host: required key is missing"):
+        config.parse(MAILBOX)
+    with pytest.raises(ConfigError, match=r"mailbox\[0\]\.auth: expected one of .*'xoauth2'"):
+        config.parse(MAILBOX + "host = 'h'\nauth = 'gssapi'\n")
+    with pytest.raises(ConfigError, match=r"mailbox\[0\]\.provider: expected one of"):
+        config.parse(MAILBOX + "provider = 'yahoo'\n")
+
+
+@pytest.fixture
+def provider():
+    server = OAuthProvider(key=b"k" * 32, lifetime=3600)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _signed_in_mailbox(provider, store, *, expires_in: float) -> config.MailboxSettings:
+    mailbox = config.parse(MAILBOX + f"provider = 'microsoft365'\noauth_client_id = '{provider.client_id}'\n"
+                           f"oauth_device_url = '{provider.device_url}'\noauth_token_url = '{provider.token_url}'\n"
+                           ).mailbox[0]
+    refresh = "rt-initial"
+    provider.refresh_tokens[refresh] = "support"
+    store.save("support", credentials.SignIn(provider="microsoft365", username="support", account="support@x",
+                                             refresh_token=refresh, access_token="old-token",
+                                             expires_at=time.time() + expires_in))
+    return mailbox
+
+
+def test_the_sign_in_file_is_owner_only_and_a_fresh_token_is_not_refreshed(provider, tmp_path):
+    store = credentials.TokenStore(tmp_path / "data", use_keyring=False)
+    mailbox = _signed_in_mailbox(provider, store, expires_in=3000)
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert credentials.access_token(mailbox, store=store) == "old-token"
+    assert provider.refreshes == 0
+
+
+def test_a_token_near_its_expiry_is_refreshed_and_the_rotated_refresh_token_kept(provider, tmp_path):
+    store = credentials.TokenStore(tmp_path, use_keyring=False)
+    mailbox = _signed_in_mailbox(provider, store, expires_in=credentials.REFRESH_MARGIN_SECONDS - 10)
+    token = credentials.access_token(mailbox, store=store)
+    assert token != "old-token" and provider.refreshes == 1
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["sub"] == "support"
+    kept = store.load("support")
+    assert kept.refresh_token != "rt-initial" and kept.access_token == token
+    assert kept.expires_at > time.time() + 3000
+    # The next one within its lifetime uses the kept token.
+    assert credentials.access_token(mailbox, store=store) == token and provider.refreshes == 1
+
+
+def test_a_revoked_sign_in_is_one_line_naming_the_command_and_is_remembered(provider, tmp_path):
+    store = credentials.TokenStore(tmp_path, use_keyring=False)
+    mailbox = _signed_in_mailbox(provider, store, expires_in=0)
+    provider.revoke_all()
+    with pytest.raises(oauth.SignInRevoked) as raised:
+        credentials.access_token(mailbox, store=store)
+    message = str(raised.value)
+    assert "\n" not in message and message.endswith("run `agentdesk oauth login support`")
+    assert "invalid_grant" in message
+    requests = len(provider.requests)
+    with pytest.raises(oauth.SignInRevoked):  # without asking the provider again
+        credentials.access_token(mailbox, store=store)
+    assert len(provider.requests) == requests
+
+
+def test_device_flow_polls_until_approved_and_slows_down_when_asked(provider):
+    endpoints = oauth.endpoints_for("microsoft365", client_id=provider.client_id, device_url=provider.device_url,
+                                    token_url=provider.token_url)
+    code = oauth.start_device_flow(endpoints)
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 3:
+            provider.approve(code.user_code, "ann")
+
+    token = oauth.poll_for_token(endpoints, code, sleep=sleep)
+    assert waits == [1, 1, 1] and token.refresh_token and token.account == "ann@example.test"
+    denied = oauth.start_device_flow(endpoints)
+    provider.deny(denied.user_code)
+    with pytest.raises(oauth.OAuthError, match="declined"):
+        oauth.poll_for_token(endpoints, denied, sleep=lambda _: None)
+
+
+def test_endpoints_must_be_https_unless_on_this_machine():
+    endpoints = oauth.endpoints_for("gmail", client_id="c", device_url="http://auth.example.com/device")
+    with pytest.raises(oauth.OAuthError, match="must be https"):
+        oauth.start_device_flow(endpoints)
+    assert oauth.endpoints_for("microsoft365", client_id="c", tenant="contoso.example").token_url == \
+        "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token"
+
+
+@pytest.mark.parametrize("answer", [
+    "[THROTTLED] Request is throttled. Suggested Backoff Time: 12000 milliseconds",
+    "[UNAVAILABLE] Temporary System Error",
+    "Too many simultaneous connections. (Failure)",
+    "Server Unavailable. 15",
+])
+def test_throttling_answers_are_recognised(answer):
+    assert imap.is_throttling(answer)
+
+
+def test_ordinary_refusals_are_not_throttling():
+    assert not imap.is_throttling("[AUTHENTICATIONFAILED] Authentication failed.")
+    assert not imap.is_throttling("Mailbox doesn't exist: Archive")
