@@ -255,6 +255,27 @@ class UiSettings:
 
 
 @dataclass
+class AttachmentSettings:
+    max_file_bytes: int = setting(
+        25 * 1024 * 1024, doc="An inbound attachment larger than this is not kept: recorded as withheld "
+        "with its size (bytes; default 25 MiB). Also the most a linked attachment's download reads.")
+    max_message_bytes: int = setting(
+        50 * 1024 * 1024, doc="At most this many bytes of one message's attachments are kept, in their order; "
+        "the rest are withheld with their sizes (bytes; default 50 MiB).")
+    download_timeout: float = setting(
+        30.0, doc="Seconds the sync gives the download of a linked (URL) webhook attachment, "
+        "connection and transfer together; then it is recorded as failed with the reason.")
+    download: bool = setting(
+        True, doc="Whether the sync downloads linked (URL) webhook attachments (http and https only); "
+        "false: they are recorded as not downloaded, with their URL.")
+    opener: str = setting(
+        "", doc="Command that opens a saved attachment (the file's path is added as its last argument), "
+        "e.g. \"xdg-open\" or \"open\"; empty: xdg-open, else $BROWSER.")
+    save_dir: str = setting(
+        "", doc="Default directory the TUI saves attachments to; empty: ~/Downloads when it exists, else ~.")
+
+
+@dataclass
 class Settings:
     database: DatabaseSettings = setting(factory=DatabaseSettings, doc="Where the queue is stored.")
     agents: dict[str, AgentSettings] = setting(
@@ -271,6 +292,8 @@ class Settings:
     kb: KnowledgeBaseSettings = setting(factory=KnowledgeBaseSettings, doc="Knowledge-base articles.")
     view: list[SavedView] = setting(factory=list, doc="Saved searches shown as views: [[view]] name and query.")
     ui: UiSettings = setting(factory=UiSettings, doc="How the TUI looks: [ui] theme.")
+    attachments: AttachmentSettings = setting(
+        factory=AttachmentSettings, doc="Inbound attachments: size caps, linked downloads, the opener.")
     keys: dict[str, str] = setting(
         factory=dict, doc="Key remapping: binding id = \"keys\" (comma-separated), e.g. reply = \"r,f2\"."
     )
@@ -479,6 +502,9 @@ def _validate(settings: Settings) -> None:
             if entry.name in names:
                 raise ConfigError(f"{key}.name: a source named {entry.name!r} is already defined; names must be unique")
             names.add(entry.name)
+    for name in ("max_file_bytes", "max_message_bytes", "download_timeout"):
+        if getattr(settings.attachments, name) <= 0:
+            raise ConfigError(f"attachments.{name}: expected a positive number, got {getattr(settings.attachments, name)}")
     for i, mailbox in enumerate(settings.mailbox):
         key = _entry_key("mailbox", i, mailbox.name)
         if not _AFTER_FETCH.match(mailbox.after_fetch):

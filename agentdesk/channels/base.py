@@ -30,9 +30,17 @@ class InboundAttachment:
     filename: str
     content_type: str
     data: bytes
+    # A linked attachment (webhook payloads): the sync downloads it before ingest (never the TUI);
+    # display text until then, never a path.
+    url: str = ""
+    # Why the bytes are not here: a download that failed, or one over the size cap (then `size`
+    # is what is known of it). Stored as the attachment's reason; empty when `data` is the content.
+    failure: str = ""
+    withheld: bool = False
+    size: int = 0  # the whole size in bytes when `data` is not the content and it is known
 
     def __post_init__(self) -> None:
-        for name in ("filename", "content_type"):
+        for name in ("filename", "content_type", "url", "failure"):
             value = getattr(self, name)
             _replace(self, name, value, inert_line(value))
 

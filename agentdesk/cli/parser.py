@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agentdesk import __version__, locations
 from agentdesk.cli import admin, conversations, customers, outbound, sla, spam, sync, webhook
+from agentdesk.cli import attachments
 from agentdesk.cli.common import choices
 
 
@@ -178,6 +179,26 @@ def build_parser() -> argparse.ArgumentParser:
     unblocking.add_argument("--json", action="store_true", help="print what was done as JSON")
     blocked = command("blocked", spam.cmd_blocked, "the blocked addresses and domains")
     blocked.add_argument("--json", action="store_true")
+
+    attachment = commands.add_parser("attachment", help="a conversation's attachments: list, save, open")
+    attachment_commands = attachment.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    listing = command("list", attachments.cmd_attachment_list,
+                      "a conversation's attachments, numbered across the thread", attachment_commands)
+    listing.add_argument("ref", metavar="REF")
+    listing.add_argument("--json", action="store_true", help="JSON on stdout")
+    listing.epilog = "example: agentdesk attachment list AD-1042 --json"
+    saving = command("save", attachments.cmd_attachment_save,
+                     "write attachment N into a directory under a safe name (never over a file)", attachment_commands)
+    saving.add_argument("ref", metavar="REF")
+    saving.add_argument("number", metavar="N", type=int, help="the attachment's number, as `attachment list` shows it")
+    saving.add_argument("--to", metavar="DIR", help="directory to write into (default: the current directory)")
+    saving.add_argument("--json", action="store_true", help="print what was written as JSON")
+    saving.epilog = "example: agentdesk attachment save AD-1042 2 --to ~/Downloads   (writes e.g. invoice (1).pdf)"
+    opening = command("open", attachments.cmd_attachment_open,
+                      "open attachment N with [attachments] opener, xdg-open or $BROWSER", attachment_commands)
+    opening.add_argument("ref", metavar="REF")
+    opening.add_argument("number", metavar="N", type=int, help="the attachment's number, as `attachment list` shows it")
+    opening.epilog = "example: agentdesk attachment open AD-1042 1"
 
     customer = commands.add_parser("customer", help="customers: show, list, merge")
     customer_commands = customer.add_subparsers(title="commands", metavar="COMMAND", required=True)

@@ -13,7 +13,6 @@ bounce failing an Outbox row, a receipt, a customer's missing name) use it for t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -25,6 +24,7 @@ from agentdesk.config import Settings
 from agentdesk.domain import audit, clocks, csat, customers, receipts
 from agentdesk.errors import InvalidInput
 from agentdesk.ingest import bounces, threading
+from agentdesk.ingest.attachments import Keeper
 from agentdesk.ingest.records import (
     Ingested,
     Known,
@@ -80,6 +80,7 @@ class Batch:
         self.thread_keys: dict[tuple[str, str], Known] = {}  # (source, thread key) -> latest message
         self.identities: dict[tuple[str, str], object] = {}  # -> (id, name, tier) | NewCustomer | None
         self.conversations: dict[int, Conversation] = {}
+        self.keeper = Keeper(session, settings)
         self._reset_pending()
         self._prefetch(messages)
 
@@ -102,6 +103,8 @@ class Batch:
         self.bounced_outboxes: list[tuple[object, PendingMessage]] = []
         # Answers to satisfaction surveys, recorded once their message has its id.
         self.answers: list[tuple[PendingMessage, csat.Answer, object, object, datetime]] = []
+        # Attachment rows (but their message_id) of pending messages, by the message's place in `pending`.
+        self.attachment_rows: dict[int, list[dict]] = {}
 
     # -- what the database already knows, for the whole chunk ------------------------------------
 
@@ -247,6 +250,8 @@ class Batch:
         rating_only = self._survey_answer(pending, conversation, created, at)
         if not rating_only:
             self._consider_receipt(pending, reason)
+        if message.attachments:
+            self.attachment_rows[len(self.pending)] = self.keeper.rows_for(message)
         self.pending.append(pending)
         entry = Known(None, conversation, digest, "inbound", reason, pending)
         if external_id:
@@ -433,13 +438,10 @@ class Batch:
             self.bounced_outboxes = []
             bulk.insert(session, MessageRaw, [dict(message_id=p.id, raw=p.message.raw)
                                               for p in self.pending if p.message.raw])
+            self.keeper.finish()  # the bytes are kept before the rows that name them
             bulk.insert(session, Attachment, [
-                # An attachment of a mail too big to hold carries its measured size and digest
-                # instead of its data (channels/email/spooled.py MeasuredAttachment).
-                dict(message_id=p.id, filename=a.filename, content_type=a.content_type,
-                     size=getattr(a, "size", None) or len(a.data),
-                     storage_key=getattr(a, "sha256", "") or hashlib.sha256(a.data).hexdigest())
-                for p in self.pending for a in p.message.attachments
+                dict(row, message_id=self.pending[index].id)
+                for index, rows in self.attachment_rows.items() for row in rows
             ])
         if self.touched:
             touched = list(self.touched.values())

@@ -53,6 +53,9 @@ def put(root: Path, data: bytes) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=root, prefix=".incoming-")
     try:
+        # mkstemp's 0600 would lock out the agents of a team on one host (each their own Unix
+        # user): a file is as readable as the store's directory is.
+        os.fchmod(handle, root.stat().st_mode & 0o666)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()
@@ -61,6 +64,12 @@ def put(root: Path, data: bytes) -> str:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    # The rename is durable once its directory is: a row naming the key is committed after this.
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return key
 
 

@@ -281,3 +281,12 @@ def parse_fetched(items: Sequence[tuple[int, datetime, bytes]], source: str) -> 
     """Parse fetched mail: (uid, internal date, raw) -> (uid, message). Lives here, not in sync.py,
     so a parser process started with "spawn" imports this module alone (not the database layer)."""
     return [(uid, ensure_sender(parse_message(raw, source=source, received_at=date))) for uid, date, raw in items]
+
+
+def attachments_of_raw(raw: bytes) -> list:
+    """Every attachment of a stored mail with its whole bytes, in the order the sync's parse lists
+    them. Parses the whole message (no bounded view): for taking one attachment out of a kept raw
+    message on demand, not for the sync."""
+    msg = email.message_from_bytes(raw, policy=compat32)
+    _text, _html, attachments, _types = _read_body(msg, [])
+    return attachments

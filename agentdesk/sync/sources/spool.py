@@ -62,7 +62,8 @@ from agentdesk.channels.webhook.spool import (
     unique_name,
     utcnow,
 )
-from agentdesk.config import Settings, SpoolSettings
+from agentdesk.channels.webhook import fetch
+from agentdesk.config import AttachmentSettings, Settings, SpoolSettings
 from agentdesk.domain import clocks, customers
 from agentdesk.errors import AgentdeskError, NotFound
 from agentdesk.sanitize import printable
@@ -175,6 +176,7 @@ class SpoolSource:
         # With the whole settings, ingest sends receipts through domain.receipts (loop safety, rate
         # limit, after-hours rule, honest ETA); without settings no receipt is sent.
         self.settings = settings
+        self.caps = settings.attachments if settings is not None else AttachmentSettings()
         self.adapter = adapter_for(spool.adapter)
         self._state_written: datetime | None = None
         self._last_error = ""
@@ -306,6 +308,9 @@ class SpoolSource:
                 items = self.adapter(payload)
                 messages = [inbound_message(self.spool, payload, item, index, len(items))
                             if isinstance(item, Draft) else item for index, item in enumerate(items)]
+                # Linked attachments are fetched here, before the store is opened (never by the TUI).
+                messages = [(fetch.with_downloads(item[0], self.caps), item[1]) if isinstance(item, tuple)
+                            else item for item in messages]
             except FileNotFoundError:
                 continue  # another poller took it (a second `sync` on the same spool)
             except Rejected as error:

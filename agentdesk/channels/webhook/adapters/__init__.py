@@ -188,11 +188,12 @@ def b64_attachment(name: Any, content_type: Any, data: Any, where: str) -> Inbou
 
 
 def url_attachment(name: Any, content_type: Any, url: Any) -> tuple[InboundAttachment, str]:
-    """A linked attachment: never fetched at ingest (hostile URLs stay inert); shown as a line."""
+    """A linked attachment: the sync's spool source downloads it before ingest, bounded
+    (channels/webhook/fetch.py); the adapter never fetches. Also shown as a line of the body."""
     filename = safe_filename(text(name) or text(url).rsplit("/", 1)[-1])
     line = f"[attachment: {filename} ({text(content_type) or 'unknown type'}) {text(url)}]"
     return InboundAttachment(filename=filename, content_type=text(content_type) or "application/octet-stream",
-                             data=b""), line
+                             data=b"", url=text(url)), line
 
 
 def epoch(value: Any, where: str) -> datetime:
