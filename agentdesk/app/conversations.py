@@ -15,7 +15,7 @@ from typing import Any
 
 from agentdesk.app.customers import CustomerCard, customer_card
 from agentdesk.app.desk import Desk
-from agentdesk.domain import drafts, templates
+from agentdesk.domain import drafts, knowledge_base, templates
 from agentdesk.domain import queue as queue_service
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import queries
@@ -239,6 +239,8 @@ def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status
         message_id_domain=desk.settings.message_id_domain(conversation.source), expected_version=expected_version,
         recipients=recipients, files=files,
     )
+    # The knowledge-base articles it names count as sent (docs/csat-kb.md, usage).
+    knowledge_base.record_sent(session, message=message, now=desk.now())
     drafts.discard(session, conversation_id=conversation.id, agent=desk.agent)
     session.commit()
     return Sent(ref_of(conversation.id), "reply", message.external_id, status)

@@ -12,6 +12,8 @@ from pathlib import Path
 from agentdesk import __version__, locations
 from agentdesk.cli import admin, conversations, customers, outbound, sla, spam, sync, webhook
 from agentdesk.cli import attachments
+from agentdesk.cli import oauth as oauth_commands
+from agentdesk.cli import kb as kb_cli
 from agentdesk.cli.common import choices
 
 
@@ -180,6 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     blocked = command("blocked", spam.cmd_blocked, "the blocked addresses and domains")
     blocked.add_argument("--json", action="store_true")
 
+    knowledge = commands.add_parser("kb", help="the knowledge base: search and read articles, see which help")
+    kb_commands = knowledge.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    kb_search = command("search", kb_cli.cmd_kb_search, "articles matching words, best first (title and tags "
+                        "count most; a trailing * is a prefix)", kb_commands)
+    kb_search.add_argument("query", nargs="+", metavar="Q")
+    kb_search.add_argument("--limit", type=int, default=10, metavar="N", help="at most N articles (default 10)")
+    kb_search.add_argument("--json", action="store_true", help="JSON on stdout")
+    kb_search.epilog = "example: agentdesk kb search battery charg* --json"
+    kb_show = command("show", kb_cli.cmd_kb_show, "one article: title, tags, URL and text", kb_commands)
+    kb_show.add_argument("slug", metavar="SLUG", help="the article's file name without .md")
+    kb_show.add_argument("--json", action="store_true", help="JSON on stdout")
+    kb_show.epilog = "example: agentdesk kb show battery-not-charging"
+    kb_stats = command("stats", kb_cli.cmd_kb_stats, "which articles were sent, and how often the conversation "
+                       "was then solved without another customer message", kb_commands)
+    kb_stats.add_argument("--since", metavar="DATE", help="ISO date/time or an age like 30d (default: all time)")
+    kb_stats.add_argument("--json", action="store_true", help="JSON on stdout")
+    kb_stats.epilog = "example: agentdesk kb stats --since 30d --json"
+
     attachment = commands.add_parser("attachment", help="a conversation's attachments: list, save, open")
     attachment_commands = attachment.add_subparsers(title="commands", metavar="COMMAND", required=True)
     listing = command("list", attachments.cmd_attachment_list,
@@ -252,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     copy = command("copy", admin.cmd_db_copy, "copy the whole database to another (empty) database, e.g. PostgreSQL",
                    db_commands)
     copy.add_argument("--to", required=True, metavar="URL")
+
+    oauth_commands.add_commands(commands, command)
 
     doctor = command("doctor", admin.cmd_doctor, "check config, database, mailboxes, spools, SMTP")
     doctor.add_argument("--json", action="store_true", help="the checks as JSON on stdout")
