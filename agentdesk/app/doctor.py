@@ -74,6 +74,7 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
         # Attachments and raw mail live in the database, and big messages are staged beside it:
         # this one directory is where stored mail needs room.
         yield _space_check("database disk", database.parent, "the database, its attachments and raw mail")
+        yield from _shared_database_checks(database)
 
     yield from _template_checks(settings)
 
@@ -363,6 +364,33 @@ def _spool_permissions(key: str, path: Path) -> Check:
                      fix=f"chmod -R g+rwX {path} && chmod g+s {path} " + " ".join(
                          str(path / sub) for sub in SPOOL_DIRECTORIES))
     return Check(key, "ok", f"{path}: writable by you and the group {group}")
+
+
+def _shared_database_checks(database: Path) -> Iterator[Check]:
+    """In a team's shared directory, every agent of the group can write every database file."""
+    import shlex
+    import stat
+
+    from agentdesk.store import shared_files
+
+    directory = database.parent
+    if not shared_files.is_shared(directory):
+        return
+    group = shared_files.directory_group(directory)
+    stuck = shared_files.problems(database)
+    if stuck:
+        files = " ".join(shlex.quote(str(problem.file)) for problem in stuck)
+        owners = " or ".join(sorted({problem.owner for problem in stuck} | {"root"}))
+        yield Check("database sharing", "fail",
+                    "; ".join(f"{problem.file} (owner {problem.owner}): {problem.reason}" for problem in stuck)
+                    + f": the other agents of {group} fail on their first write",
+                    fix=f"as {owners}: chgrp {group} {files} && chmod g+rw {files}")
+    else:
+        yield Check("database sharing", "ok", f"{directory} is shared with the group {group}: every database file "
+                                              "is group-writable")
+    if not directory.stat().st_mode & stat.S_ISGID:
+        yield Check("database directory", "warn", f"{directory} is group-writable but not setgid: new files get "
+                    f"their creator's own group, not {group}", fix=f"chmod g+s {shlex.quote(str(directory))}")
 
 
 def _webhook_port_check(port: int) -> Check:

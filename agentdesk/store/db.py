@@ -32,6 +32,7 @@ from sqlmodel import Session, create_engine
 from agentdesk import locations
 from agentdesk.errors import AgentdeskError, ConfigError
 from agentdesk.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from agentdesk.store import shared_files
 
 # How long a writer waits for another writer before SQLite says "database is locked".
 BUSY_TIMEOUT_MS = 15_000
@@ -121,7 +122,9 @@ def _begin_immediate(dbapi_connection) -> None:
                 return
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) and "busy" not in str(error):
-                    raise
+                    # Read-only, damaged, disk full: a driver error as every statement's would be,
+                    # which the callers turn into one line (`explain`).
+                    raise WrappedOperationalError("BEGIN IMMEDIATE", (), error) from None
                 if time.monotonic() >= deadline:
                     raise WrappedOperationalError("BEGIN IMMEDIATE", (), error) from None
                 time.sleep(random.uniform(*_WRITE_LOCK_POLL))
@@ -147,6 +150,7 @@ def create_database_engine(url: str, *, create_directory: bool | None = None) ->
             if create_directory is None:
                 create_directory = url == locations.default_database_url()
             check_sqlite_file(path, create_directory=create_directory)
+            shared_files.prepare(path)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _configure_sqlite(engine)
         return engine
@@ -226,15 +230,35 @@ def _refuse_read_only(path: Path) -> None:
     """Every command may write (presence, migrations, the outbox), and WAL mode writes beside the
     file: a database this user cannot write fails at the first write, halfway through a command."""
     side_files = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    # A -wal or -shm that another agent's umask left read-only to us fails our first write.
+    unwritable = [f for f in side_files if f.exists() and not os.access(f, os.W_OK)]
     if not os.access(path, os.W_OK):
         blocked = path
+    elif unwritable:
+        blocked = unwritable[0]
     elif os.access(path.parent, os.W_OK | os.X_OK) or all(os.access(f, os.W_OK) for f in side_files):
         return
     else:
         blocked = path.parent
-    raise DatabaseError(f"the database {path} is read-only for this user ({blocked} is not writable); agentdesk "
-                        f"writes to it and to {path.name}-wal and {path.name}-shm beside it: fix the permissions "
-                        f"or run agentdesk as its owner")
+    raise DatabaseError(read_only_message(path, blocked))
+
+
+def read_only_message(path: Path, blocked: Path | None = None) -> str:
+    """One line: which file keeps this user from writing the database, and the command that fixes
+    it (for a team's shared directory: group write on every database file, by their owner)."""
+    import shlex
+
+    where = f" ({blocked} is not writable)" if blocked is not None else ""
+    head = (f"the database {path} is read-only for this user{where}; agentdesk writes to it and to "
+            f"{path.name}-wal and {path.name}-shm beside it")
+    stuck = shared_files.problems(path)
+    if stuck:
+        owners = " or ".join(sorted({problem.owner for problem in stuck} | {"root"}))
+        files = " ".join(shlex.quote(str(problem.file)) for problem in stuck)
+        group = shared_files.directory_group(path.parent)
+        return (f"{head}: {owners} can fix it with `chgrp {group} {files} && chmod g+rw {files}`; "
+                f"`agentdesk doctor` checks")
+    return f"{head}: fix the permissions of those files and of {path.parent}, or run agentdesk as their owner"
 
 
 def _blocking_file(directory: Path) -> Path | None:
@@ -315,9 +339,7 @@ def explain(url: str, error: BaseException) -> str:
         return (f"the database {path} is damaged ({reason}); restore it from a backup, or try "
                 f"`sqlite3 {path} .recover`")
     if "readonly" in lowered or "read-only" in lowered:
-        return (f"the database {path} is read-only for this user; agentdesk writes to it and to "
-                f"{path.name}-wal and {path.name}-shm beside it: fix the permissions of those files and of "
-                f"{path.parent}")
+        return read_only_message(path)
     if "unable to open" in lowered:
         return (f"cannot open the database {path}: check that it is a file this user can read and write, "
                 f"in a directory this user can write ({path.parent})")

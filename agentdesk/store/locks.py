@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ from datetime import datetime, timezone
 from sqlalchemy.engine import Engine
 
 from agentdesk.errors import Conflict
-from agentdesk.store import db
+from agentdesk.store import db, shared_files
 
 SYNC_LOCK_KEY = 4242002
 
@@ -26,7 +27,7 @@ SYNC_LOCK_KEY = 4242002
 @contextlib.contextmanager
 def sync_lock(engine: Engine) -> Iterator[None]:
     holder = {
-        "pid": os.getpid(), "host": socket.gethostname(), "user": os.environ.get("USER", ""),
+        "pid": os.getpid(), "host": socket.gethostname(), "user": getpass.getuser(),
         "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if engine.dialect.name == "postgresql":
@@ -44,7 +45,7 @@ def sync_lock(engine: Engine) -> Iterator[None]:
         yield
         return
     lock_path = path.with_name(path.name + ".sync.lock")
-    handle = open(lock_path, "a+")
+    handle = open(shared_files.open_lock_file(lock_path), "r+")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
