@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,29 @@ def _conversation_id(ref: Ref) -> int:
     return ref if isinstance(ref, int) else queries.parse_ref(ref)
 
 
+def numbered(messages: Sequence[Any], files: dict[int, list[Any]]) -> dict[int, tuple[Listed, ...]]:
+    """Each message's attachments (rows of `queries.attachments_of`), numbered across the thread:
+    `messages` in the order `show` prints them."""
+    found: dict[int, tuple[Listed, ...]] = {}
+    number = 0
+    for message_number, message in enumerate(messages, start=1):
+        items = []
+        for a in files.get(message.id, []):
+            number += 1
+            items.append(Listed(number, message_number, a.filename, a.content_type, a.size, a.storage_key,
+                                a.state, a.reason, a.url, message.id, a.id))
+        if items:
+            found[message.id] = tuple(items)
+    return found
+
+
 def list_attachments(desk: Desk, ref: Ref) -> list[Listed]:
     conversation_id = _conversation_id(ref)
     with desk.read() as session:
         queries.conversation_by_ref(session=session, ref=ref_of(conversation_id))
-        rows = attachment_store.of_conversation(session=session, conversation_id=conversation_id)
-        numbers = {m.id: n for n, m in enumerate(queries.thread(session=session, conversation_id=conversation_id), 1)}
-    return [Listed(number, numbers.get(message.id, 0), a.filename, a.content_type, a.size, a.storage_key,
-                   a.state, a.reason, a.url, message.id, a.id)
-            for number, (message, a) in enumerate(rows, start=1)]
+        messages = queries.thread(session=session, conversation_id=conversation_id)
+        files = queries.attachments_of(session=session, message_ids=[m.id for m in messages])
+    return [item for items in numbered(messages, files).values() for item in items]
 
 
 def by_message(listed: list[Listed]) -> dict[int, list[Listed]]:

@@ -54,7 +54,7 @@ class ThreadItem:
     delivery_at: datetime | None = None  # when the delivery state or its error was recorded
     deliverable: bool = True  # False: the sync found no sender for this reply on its host
     number: int = 0  # the message's number in `show` (1-based), what `resend REF N` names
-    attachments: tuple[tuple[str, str, int], ...] = ()  # (filename, content type, size)
+    attachments: tuple[Any, ...] = ()  # app.attachments.Listed, numbered across the thread
     message_kind: str = "message"
 
 
@@ -87,6 +87,9 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
         customer = customer_card(session, conversation)
         sla = documents.sla_document(conversation, desk.policies, now=now)
         draft = drafts.get(session, conversation_id=conversation_id, agent=desk.agent)
+    from agentdesk.app.attachments import numbered
+
+    listed = numbered(messages, files)
     items = [
         ThreadItem(
             at=m.at, kind=m.direction, author=m.author or m.sender_address, subject=m.subject,
@@ -96,7 +99,7 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
             delivery_at=outbox[m.id].updated_at if m.id in outbox else None,
             deliverable=outbox[m.id].no_sender_at is None if m.id in outbox else True,
             number=number,
-            attachments=tuple((a.filename, a.content_type, a.size) for a in files.get(m.id, [])),
+            attachments=listed.get(m.id, ()),
         )
         for number, m in enumerate(messages, start=1)
     ]

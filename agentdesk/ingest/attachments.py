@@ -54,8 +54,8 @@ class Keeper:
                 continue
             row["storage_key"] = measured or hashlib.sha256(data).hexdigest()
             if size > self.caps.max_file_bytes:
-                row.update(state="withheld", reason=f"{size_text(size)}, over the "
-                           f"{size_text(self.caps.max_file_bytes)} limit per file ([attachments] max_file_bytes)")
+                row.update(state="withheld", reason=f"over the {size_text(self.caps.max_file_bytes)} limit per file "
+                                                  "([attachments] max_file_bytes)")
                 continue
             if kept + size > self.caps.max_message_bytes:
                 row.update(state="withheld", reason=f"the message's attachments pass the "

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from agentdesk.errors import NotFound
 from agentdesk.store import files
-from agentdesk.store.models import Attachment, AttachmentBlob, Message, MessageRaw
+from agentdesk.store.models import Attachment, AttachmentBlob, MessageRaw
 
 # Writing a file waits on its fsync (and its directory's); a few at once overlap those waits.
 _WRITERS = 4
@@ -150,18 +150,6 @@ def stored_keys(*, session: Session) -> list[str]:
 
 
 # --- rows ------------------------------------------------------------------------------------------
-
-
-def of_conversation(*, session: Session, conversation_id: int) -> list[tuple[Message, Attachment]]:
-    """Every attachment of a conversation's messages with its message, in the order `show` prints
-    messages (time, then id) and, within one, as received: the order that numbers them."""
-    statement = (
-        select(Message, Attachment)
-        .join(Attachment, col(Attachment.message_id) == col(Message.id))
-        .where(Message.conversation_id == conversation_id)
-        .order_by(col(Message.at), col(Message.id), col(Attachment.id))
-    )
-    return [(message, attachment) for message, attachment in session.execute(statement)]
 
 
 def raw_of(*, session: Session, message_id: int) -> bytes | None:

@@ -60,6 +60,13 @@ ACTIONS: tuple[Action, ...] = (
     Action("thread.page_up", "thread_page(-1)", "Thread page up", "b", "main", "Thread"),
     Action("thread.quoted", "toggle_quoted", "Quotes", "o", "main", "Thread",
            help="Show or hide quoted history and signatures"),
+    Action("attachment.next", "next_attachment", "Next attachment", "A", "main", "Thread",
+           help="Select the thread's next attachment (then v opens it, W saves it)"),
+    Action("attachment.open", "open_attachment", "Open attachment", "v", "main", "Thread",
+           help="Open the selected attachment: text shown here, anything else with the opener "
+                "([attachments] opener, xdg-open or $BROWSER)"),
+    Action("attachment.save", "save_attachment", "Save attachment", "W", "main", "Thread",
+           help="Save the selected attachment to a directory (never over a file: name (1).ext)"),
     Action("customer.toggle", "toggle_customer", "Customer", "i", "main", "Thread",
            help="Show or hide the customer pane"),
     Action("customer.history", "focus_history", "History", "h", "main", "Thread",

@@ -114,3 +114,20 @@ async def test_the_cursor_bar_covers_the_whole_row_and_its_text_reads(make_app, 
             assert style.bgcolor == cursor.bgcolor, f"{segment.text!r} off the bar in {theme}"
             # The theme's own cursor text colour (a red badge on the blue bar read badly).
             assert style.color == cursor.color, f"{segment.text!r} in {style.color} on the bar in {theme}"
+
+
+def test_thread_with_attachments(snap_compare, make_app, demo_settings):
+    """Each attachment under its message: name, type, size; the withheld one says why; the
+    selected one (A) highlighted."""
+    from tests.tui.attachment_mail import SENDER, add_mail_with_attachments
+
+    add_mail_with_attachments(demo_settings)
+
+    async def open_the_mail(pilot) -> None:
+        await settle(pilot, pilot.app)
+        await pilot.press("slash", *f"from:{SENDER}", "enter")
+        await settle(pilot, pilot.app)
+        await pilot.press("enter", "A", "A")
+        await settle(pilot, pilot.app)
+
+    assert snap_compare(make_app(demo_settings), terminal_size=(120, 40), run_before=open_the_mail)

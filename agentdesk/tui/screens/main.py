@@ -26,6 +26,7 @@ from agentdesk.app.desk import Desk, Header, header
 from agentdesk.app.queue import Filter
 from agentdesk.domain.replies import RESENDABLE
 from agentdesk.tui import actions, format
+from agentdesk.tui.screens.attachments import AttachmentKeys
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.widgets.customer_pane import CustomerPane
 from agentdesk.tui.widgets.key_footer import KeyFooter
@@ -60,7 +61,7 @@ def _breakpoint_class(breakpoints: list[tuple[int, str]], width: int) -> str:
     return [name for minimum, name in breakpoints if width >= minimum][-1]
 
 
-class MainScreen(Screen):
+class MainScreen(AttachmentKeys, Screen):
     # Its CSS (main.tcss) is part of the app's CSS_PATH: parsed once at start, not re-parsed on push;
     # the rules of the panes mounted after the first paint (detail.tcss) are read when they mount.
     BINDINGS = actions.bindings("main")

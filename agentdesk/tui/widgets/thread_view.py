@@ -25,7 +25,7 @@ class ThreadView(ScrollView, can_focus=False):
     COMPONENT_CLASSES = {
         "thread--title", "thread--meta", "thread--inbound", "thread--outbound", "thread--note",
         "thread--note-body", "thread--event", "thread--quoted", "thread--failed", "thread--ok",
-        "thread--warning", "thread--breached",
+        "thread--warning", "thread--breached", "thread--selected",
     }
 
     # Its own look, loaded when it mounts (after the queue's first paint); light-theme shades: app.tcss.
@@ -42,6 +42,7 @@ class ThreadView(ScrollView, can_focus=False):
     ThreadView > .thread--ok { color: $text-success; }
     ThreadView > .thread--warning { color: $text-warning; text-style: bold; }
     ThreadView > .thread--breached { color: $text-error; text-style: bold; }
+    ThreadView > .thread--selected { text-style: reverse bold; }
     """
 
     def __init__(self, *, now: Callable[[], datetime], **kwargs) -> None:
@@ -50,17 +51,36 @@ class ThreadView(ScrollView, can_focus=False):
         self.thread: Thread | None = None
         self.show_quoted = False
         self.presence = ""  # "Dana is replying": other agents on this conversation
+        self.selected_attachment = 0  # its number across the thread; 0: none selected
         self._lines: list[Strip] = []
         self._width = 0
 
     def show(self, thread: Thread | None, *, keep_scroll: bool = False) -> None:
         same = thread is not None and self.thread is not None and thread.conversation.id == self.thread.conversation.id
         self.thread = thread
+        if not same:
+            self.selected_attachment = 0
         self._layout_lines()
         if not (keep_scroll and same):
             # Newest at the bottom, like a chat: start where the latest message is.
             self.scroll_to(y=max(0, len(self._lines) - self.scrollable_content_region.height), animate=False,
                            immediate=True)
+
+    def attachments(self) -> list:
+        """Every attachment of the thread shown, in their numbers' order."""
+        return [a for item in (self.thread.items if self.thread else ()) for a in item.attachments]
+
+    def select_attachment(self, number: int) -> None:
+        """Highlight attachment `number` and scroll it into view."""
+        self.selected_attachment = number
+        self._layout_lines()
+        marker = f"▶ [attachment {number}]"
+        for index, line in enumerate(self._lines):
+            if marker in line.text:
+                height = self.scrollable_content_region.height
+                if not self.scroll_offset.y <= index < self.scroll_offset.y + height:
+                    self.scroll_to(y=max(0, index - height // 2), animate=False, immediate=True)
+                break
 
     def toggle_quoted(self) -> None:
         self.show_quoted = not self.show_quoted
@@ -186,9 +206,15 @@ class ThreadView(ScrollView, can_focus=False):
             what = " and ".join(n for n, p in (("quoted text", body.quoted), ("signature", body.signature)) if p)
             text.append(f"{bar} ", head_style)
             text.append(f"··· {what} ({lines} lines) — o to show\n", self.style("quoted"))
-        for filename, content_type, size in item.attachments:
+        for attachment in item.attachments:
             text.append(f"{bar} ", head_style)
-            text.append(f"[attachment] {shown_line(filename)} ({shown_line(content_type)}, {format.size(size)})\n", self.style("meta"))
+            selected = attachment.number == self.selected_attachment
+            style = self.style("selected") if selected else self.style("meta")
+            text.append(f"{'▶' if selected else ' '} [attachment {attachment.number}] {shown_line(attachment.filename)} "
+                        f"({shown_line(attachment.content_type)}, {format.size(attachment.size)})", style)
+            if attachment.status:
+                text.append(f"  {shown_line(attachment.status)}", self.style("warning"))
+            text.append("\n")
         text.rstrip()
         return text
 
