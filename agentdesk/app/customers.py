@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from agentdesk.app.desk import Desk
-from agentdesk.errors import AgentdeskError, InvalidInput
+from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import queries
 from agentdesk.store.models import Conversation, Customer, ref_of
 
@@ -76,7 +76,7 @@ def document(desk: Desk, text: str) -> dict[str, Any]:
     with desk.read() as session:
         customer = session.get(Customer, customer_id(text))
         if customer is None:
-            raise AgentdeskError(f"no customer {text}; `agentdesk customer list QUERY` finds one")
+            raise NotFound(f"no customer {text}; `agentdesk customer list QUERY` finds one")
         identities = queries.identities_of(session=session, customer_ids=[customer.id])[customer.id]
         history = queries.customer_history(session=session, customer_id=customer.id)
         return {

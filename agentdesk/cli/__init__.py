@@ -20,7 +20,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from agentdesk.cli.common import EXIT_CLAIMED_BY_OTHER, EXIT_INTERRUPTED, inert_output
+from agentdesk.cli.common import EXIT_CLAIMED_BY_OTHER, EXIT_INTERRUPTED, inert_output, verbosity
 from agentdesk.cli.parser import build_parser
 from agentdesk.errors import AgentdeskError
 
@@ -42,7 +42,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         args.config = None
     # Whatever a command prints may quote a sender (a name, a subject, a file name): no control
     # sequence in it reaches the terminal, whichever command printed it and however it was stored.
-    with inert_output():
+    with inert_output(), verbosity(args):
         return _run(args)
 
 

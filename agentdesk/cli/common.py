@@ -105,6 +105,82 @@ def inert_output() -> Iterator[None]:
         sys.stdout, sys.stderr = saved
 
 
+# --- how much a command says: -v/--verbose, -q/--quiet ------------------------------------------
+
+
+@dataclass
+class Verbosity:
+    """What every command was asked to say: `-v` (log lines; `-vv` debug), `-q` (errors only)."""
+
+    verbose: int = 0
+    quiet: bool = False
+
+
+VERBOSITY = Verbosity()
+
+
+class ErrorsOnly:
+    """Standard error under `--quiet`: only the lines that report a problem (they start with
+    "agentdesk:"); what was done, progress and summaries are left out."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.startswith("agentdesk:"):
+                self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def verbosity(args: argparse.Namespace) -> Iterator[None]:
+    """Apply `-v`/`-q` for the length of one command: the log level of agentdesk's loggers, and
+    under `--quiet` a standard error that keeps only errors."""
+    import logging
+
+    chosen = Verbosity(verbose=getattr(args, "verbose", 0) or 0, quiet=bool(getattr(args, "quiet", False)))
+    saved_verbosity, saved_stderr = VERBOSITY.verbose, VERBOSITY.quiet
+    VERBOSITY.verbose, VERBOSITY.quiet = chosen.verbose, chosen.quiet
+    logger = logging.getLogger("agentdesk")
+    saved_level, handler = logger.level, None
+    stream = sys.stderr
+    if chosen.quiet:
+        logger.setLevel(logging.WARNING)
+        sys.stderr = ErrorsOnly(sys.stderr)  # type: ignore[assignment]
+    elif chosen.verbose:
+        from agentdesk.sanitize import InertLogFormatter
+
+        logger.setLevel(logging.DEBUG if chosen.verbose > 1 else logging.INFO)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(InertLogFormatter("%(asctime)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False  # once, not again through a handler a command set up (sync)
+    try:
+        yield
+    finally:
+        if chosen.quiet:
+            sys.stderr.flush()
+            sys.stderr = stream
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.propagate = True
+        logger.setLevel(saved_level)
+        VERBOSITY.verbose, VERBOSITY.quiet = saved_verbosity, saved_stderr
+
+
 def choices(values: Iterable[str]) -> str:
     return ", ".join(values)
 
@@ -186,7 +262,7 @@ class Progress:
         self.counting = False
 
     def __call__(self, done: int, total: int, what: str) -> None:
-        if total < self.min_total:
+        if total < self.min_total or VERBOSITY.quiet:
             return
         now = time.monotonic()
         if done == 0:
@@ -213,7 +289,7 @@ class Progress:
             print(file=self.stream)
 
     def count(self, done: int, what: str) -> None:
-        if self.tty:
+        if self.tty and not VERBOSITY.quiet:
             self.counting = True
             print(f"\r{one_line(what)}: {done}" + (f" {self.unit}" if self.unit else ""), end="", file=self.stream,
                   flush=True)

@@ -122,6 +122,8 @@ def cmd_note(args: argparse.Namespace) -> int:
         raise InvalidInput("note needs the text: --body-file FILE, or - to read it from standard input")
     ctx = context(args)
     sent = conversations.note(ctx.desk, args.ref, read_body(source))
+    if getattr(args, "json", False):
+        print_json({"ref": sent.ref, "direction": "note", "author": ctx.desk.agent})
     print(f"{sent.ref}: note added", file=sys.stderr)
     return 0
 
@@ -145,6 +147,10 @@ def cmd_set(args: argparse.Namespace) -> int:
     changed = conversations.update(ctx.desk, args.ref, expected_version=args.if_version,
                                    add_tags=args.tag, remove_tags=args.untag, **changes)
     outcome = ", ".join(changed) + " changed" if changed else "nothing changed"
+    if getattr(args, "json", False):
+        asked = {key: value.isoformat() if isinstance(value, datetime) else value for key, value in changes.items()}
+        print_json({"ref": conversations.reference(args.ref), "changed": list(changed), **asked,
+                    "tags_added": list(args.tag), "tags_removed": list(args.untag)})
     print(f"{conversations.reference(args.ref)}: {outcome}", file=sys.stderr)
     return 0
 
@@ -154,11 +160,16 @@ def cmd_claim(args: argparse.Namespace) -> int:
 
     conversation_id = conversations.conversation_id(args.ref)
     ctx = context(args)
+    as_json = getattr(args, "json", False)
     try:
         (done,) = conversations.claim(ctx.desk, [conversation_id])
     except Conflict as error:
+        if as_json:
+            print_json({"ref": conversations.reference(conversation_id), "claimed": False, "reason": str(error)})
         print(f"agentdesk: {error}", file=sys.stderr)
         return EXIT_CLAIMED_BY_OTHER
+    if as_json:
+        print_json({"ref": conversations.reference(conversation_id), "claimed": True, "assignee": ctx.desk.agent})
     print(done, file=sys.stderr)
     return 0
 

@@ -14,6 +14,7 @@ from agentdesk.cli import admin, conversations, customers, outbound, sla, spam, 
 from agentdesk.cli import attachments
 from agentdesk.cli import oauth as oauth_commands
 from agentdesk.cli import kb as kb_cli
+from agentdesk.cli import examples
 from agentdesk.cli.common import choices
 
 
@@ -22,6 +23,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, default=argparse.SUPPRESS,
         help="config file (default: $AGENTDESK_CONFIG, then ~/.config/agentdesk/config.toml)",
     )
+    # On every command, before or after its name; SUPPRESS: a command's parser leaves the top's value.
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="say more: log lines on stderr (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="say only what went wrong: errors on stderr, nothing else but --json output")
 
 
 def _add_recipients(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     syncing = command("sync", sync.cmd_sync, "pull every IMAP mailbox and spool dir, deliver the outbox")
     syncing.add_argument("--once", action="store_true", help="one pass; exit 0 only if nothing failed")
     syncing.add_argument("--source", metavar="NAME", help="only this mailbox or spool")
+    syncing.add_argument("--json", action="store_true",
+                         help="with --once: what the pass stored, rejected, sent and failed, as JSON on stdout")
 
     webhook_group = commands.add_parser("webhook", help="webhook receiver")
     webhook_commands = webhook_group.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -75,7 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"port (default {locations.WEBHOOK_PORT})")
     serve.add_argument("--public-url", default="", metavar="URL",
                        help="public URL prefix providers call (Twilio signatures); default from X-Forwarded-Proto/Host")
-    serve.add_argument("--quiet", action="store_true", help="do not log each request")
 
     spool = commands.add_parser("spool", help="webhook spool directories")
     spool_commands = spool.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -149,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     note.add_argument("ref", metavar="REF")
     note.add_argument("dash", nargs="?", choices=["-"], help="read the note from standard input")
     note.add_argument("--body-file", metavar="FILE", help="the note text; - reads standard input")
+    note.add_argument("--json", action="store_true", help="print what was added as JSON")
 
     setter = command("set", conversations.cmd_set, "change status, priority, assignee, tags or snooze")
     setter.add_argument("ref", metavar="REF")
@@ -160,9 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     setter.add_argument("--snooze", metavar="WHEN", help="hide until a time (2026-12-01T09:00) or for a while (4h); none")
     setter.add_argument("--if-version", type=int, metavar="N",
                         help="only if the conversation is still at version N (from show --json)")
+    setter.add_argument("--json", action="store_true", help="print what changed as JSON")
 
     claim = command("claim", conversations.cmd_claim, "assign to me atomically; exit 3 if another agent holds it")
     claim.add_argument("ref", metavar="REF")
+    claim.add_argument("--json", action="store_true", help="print the outcome as JSON (also when another holds it)")
     resend = command("resend", conversations.cmd_resend,
                      "send reply N again after a failed or possibly sent delivery (N as `show` numbers them)")
     resend.add_argument("ref", metavar="REF")
@@ -277,4 +287,5 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = command("doctor", admin.cmd_doctor, "check config, database, mailboxes, spools, SMTP")
     doctor.add_argument("--json", action="store_true", help="the checks as JSON on stdout")
+    examples.document(parser)
     return parser

@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 
-from agentdesk.cli.common import EXIT_FAILED, Progress, context
+from agentdesk.cli.common import EXIT_FAILED, VERBOSITY, Progress, context, print_json
 
 BAR_FROM = 200  # messages; a smaller sync finishes before a bar is worth drawing
 
@@ -30,13 +30,38 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if run.recomputed is not None:
             print(f"sync: SLA policies changed; {run.recomputed} open conversation(s) recomputed", file=sys.stderr)
         progress = Progress(unit="messages", rate_unit="msg", min_total=BAR_FROM)
+        sources = describe_sources(ctx.settings, [source.name for source in run.sources])
         if getattr(args, "once", False):
-            return _once(run.worker, progress)
-        return _until_stopped(run.worker, progress, on_report=sync.log_report)
+            if VERBOSITY.verbose:
+                print(f"sync: one pass over {sources}", file=sys.stderr)
+            return _once(run.worker, progress, as_json=getattr(args, "json", False))
+        return _until_stopped(run.worker, progress, on_report=sync.log_report, sources=sources)
 
 
-def _once(worker, progress: Progress) -> int:
+def describe_sources(settings, names: list[str]) -> str:
+    """The sources a sync reads, for its start line: where each one's messages come from."""
+    mailboxes = {mailbox.name: mailbox for mailbox in settings.mailbox}
+    spools = {spool.name: spool for spool in settings.spool}
+    parts = []
+    for name in names:
+        if name in mailboxes:
+            mailbox = mailboxes[name]
+            parts.append(f"{name} (IMAP {mailbox.username}@{mailbox.host}:{mailbox.port} {', '.join(mailbox.folders)})")
+        elif name in spools:
+            spool = spools[name]
+            parts.append(f"{name} ({spool.adapter} spool {settings.spool_path(spool)})")
+        else:
+            parts.append(name)
+    if not parts:
+        return ("no sources: add a [[mailbox]] or [[spool]] to the config (config.example.toml); "
+                "the outbox is still delivered")
+    return f"{len(parts)} source(s): " + "; ".join(parts)
+
+
+def _once(worker, progress: Progress, *, as_json: bool = False) -> int:
     report = worker.run_once(progress=progress)
+    if as_json:
+        print_json(_report_document(report))
     for line in [*report.errors, *report.delivery.errors]:
         print(f"agentdesk: sync: {line}", file=sys.stderr)
     duplicates = sum(p.duplicates for p in report.polls)
@@ -47,13 +72,34 @@ def _once(worker, progress: Progress) -> int:
     return 0 if report.ok else EXIT_FAILED
 
 
-def _until_stopped(worker, progress: Progress, *, on_report) -> int:
+def _report_document(report) -> dict:
+    """`sync --once --json`: what the pass stored, rejected, sent and failed, per source."""
+    delivery = report.delivery
+    return {
+        "ok": report.ok,
+        "stored": report.stored,
+        "duplicates": sum(poll.duplicates for poll in report.polls),
+        "rejected": sum(len(getattr(poll, "rejected", ())) for poll in report.polls),
+        "sources": [{"name": poll.source, "fetched": poll.fetched, "stored": poll.stored,
+                     "duplicates": poll.duplicates,
+                     "rejected": [{"file": file, "reason": reason} for file, reason in getattr(poll, "rejected", ())],
+                     "errors": list(poll.errors)} for poll in report.polls],
+        "delivery": {"sent": delivery.sent, "retrying": delivery.retrying, "failed": delivery.failed,
+                     "possibly_sent": delivery.possibly_sent, "errors": list(delivery.errors)},
+        "undeliverable": report.undeliverable,
+        "errors": list(report.errors),
+    }
+
+
+def _until_stopped(worker, progress: Progress, *, on_report, sources: str) -> int:
     from agentdesk.sanitize import InertLogFormatter
 
     # Log lines quote senders (file names, addresses, reasons): each record is written inert.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(InertLogFormatter("%(asctime)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    # A service's log (systemd, a terminal left open) says at once what this sync reads.
+    logging.getLogger("agentdesk.sync").info("started: %s", sources)
 
     def stop(signum, _frame) -> None:
         worker.stop.set()

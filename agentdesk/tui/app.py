@@ -208,6 +208,11 @@ class AgentDeskApp(App[int]):
                 f"{action.description} ({keys})", action.help or action.description,
                 _runner(target, action.action),
             )
+        if scope == "main" and self.main is not None:
+            # Every view, the saved ones ([[view]] in the config) included, one palette entry each.
+            for index, view in enumerate(self.main.filters):
+                detail = f"saved search: {view.query}" if view.query else f"the {view.title} view"
+                yield SystemCommand(f"View: {view.title}", detail, _runner(self.main, f"show_index({index})"))
         for command in super().get_system_commands(screen):
             if command.title not in ("Quit", "Keys"):
                 yield command
