@@ -132,9 +132,13 @@ def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
     outbox = queries.delivery_states(session=session, message_ids=message_ids)
     attachments = queries.attachments_of(session=session, message_ids=message_ids)
     history = delivery_history(session, [row.id for row in outbox.values()])
-    return [message_document(m, outbox.get(m.id), attachments.get(m.id, []),
-                             history.get(outbox[m.id].id, []) if m.id in outbox else None)
-            for m in messages]
+    documents = [message_document(m, outbox.get(m.id), attachments.get(m.id, []),
+                                  history.get(outbox[m.id].id, []) if m.id in outbox else None)
+                 for m in messages]
+    # `n`: numbered across the thread, as `attachment list` and `attachment save REF N` take it.
+    for n, attachment in enumerate((a for document in documents for a in document["attachments"]), start=1):
+        attachment["n"] = n
+    return documents
 
 
 def delivery_history(session: Session, outbox_ids: Sequence[int]) -> dict[int, list[DeliveryAttempt]]:
@@ -184,6 +188,8 @@ def message_document(message: Message, outbox, attachments: Sequence[Attachment]
         "thread_reason": message.thread_reason or None,
         "parse_error": message.parse_error or None,
         "attachments": [
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size} for a in attachments
+            {"filename": a.filename, "name": a.filename, "content_type": a.content_type, "size": a.size,
+             "sha256": a.storage_key or None, "state": a.state, "reason": a.reason or None}
+            for a in attachments
         ],
     }

@@ -42,20 +42,16 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _url_of(bind) -> str:
-    if isinstance(bind, Session):
-        bind = bind.get_bind()
-    engine = getattr(bind, "engine", bind)
-    return engine.url.render_as_string(hide_password=True)
-
-
 def root_of(bind) -> Path | None:
     """The directory of a database's attachment files, or None when its bytes live in the database
     (PostgreSQL, SQLite in memory)."""
-    url = _url_of(bind)
-    if url.startswith("sqlite") and ":memory:" not in url and url.split("///", 1)[-1].split("?", 1)[0]:
-        return files.root_for(url)
-    return None
+    if isinstance(bind, Session):
+        bind = bind.get_bind()
+    url = getattr(bind, "engine", bind).url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") \
+            or "mode=memory" in url.render_as_string():
+        return None
+    return Path(url.database).parent / "attachments"
 
 
 class Writer:

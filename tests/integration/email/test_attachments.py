@@ -77,6 +77,10 @@ def test_saved_bytes_equal_the_sent_bytes_and_repeats_are_kept_once(dovecot, mai
     assert [(a["n"], a["name"], a["content_type"], a["size"], a["state"]) for a in listed] == [
         (1, "photo.jpg", "image/jpeg", len(photo), "stored"), (2, "invoice.pdf", "application/pdf", len(invoice), "stored")]
     assert listed[0]["sha256"] == hashlib.sha256(photo).hexdigest()
+    # `show --json` numbers them the same way.
+    status, out, _ = _run("--config", str(config_path), "show", "AD-1", "--json")
+    shown = [(a["n"], a["name"], a["sha256"], a["state"]) for m in json.loads(out)["messages"] for a in m["attachments"]]
+    assert shown == [(a["n"], a["name"], a["sha256"], a["state"]) for a in listed]
 
     out_dir = tmp_path / "saved"
     out_dir.mkdir()
