@@ -146,6 +146,13 @@ def revision_10_attachment_bytes(connection: Connection) -> None:
     AttachmentBlob.__table__.create(connection, checkfirst=True)
 
 
+def revision_11_provider_message_id(connection: Connection) -> None:
+    """The provider's own id of a reply it accepted (Twilio's MessageSid, WhatsApp's wamid), which
+    its delivery callbacks name instead of ours."""
+    connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN provider_id VARCHAR DEFAULT '' NOT NULL")
+    connection.exec_driver_sql("CREATE INDEX ix_outbox_provider_id ON outbox (provider_id)")
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
@@ -156,5 +163,6 @@ STEPS = {
     8: revision_8_satisfaction_knowledge_base,
     9: revision_9_recipients,
     10: revision_10_attachment_bytes,
+    11: revision_11_provider_message_id,
 }
 HEAD = max(STEPS, default=1)

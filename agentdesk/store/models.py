@@ -256,6 +256,9 @@ class Outbox(SQLModel, table=True):
     to_addresses: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     cc_addresses: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     bcc_addresses: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # The provider's id of the message once it took it (revision 11): a gateway answers with it,
+    # and the provider's delivery callbacks (Twilio, WhatsApp) name the message by it.
+    provider_id: str = Field(default="", sa_column=Column(String, nullable=False, server_default="", index=True))
 
 
 class DeliveryAttempt(SQLModel, table=True):
