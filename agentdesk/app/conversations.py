@@ -56,6 +56,7 @@ class ThreadItem:
     number: int = 0  # the message's number in `show` (1-based), what `resend REF N` names
     attachments: tuple[Any, ...] = ()  # app.attachments.Listed, numbered across the thread
     message_kind: str = "message"
+    recipients: str = ""  # an outbound message's To (and Cc, Bcc) as queued: "to a, b · cc c · bcc d"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
             deliverable=outbox[m.id].no_sender_at is None if m.id in outbox else True,
             number=number,
             attachments=listed.get(m.id, ()),
+            recipients=_addressed(outbox.get(m.id)),
         )
         for number, m in enumerate(messages, start=1)
     ]
@@ -109,6 +111,14 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
               for e in clock_events if e.event in ("breach",)]
     items.sort(key=lambda item: item.at)
     return Thread(conversation, customer, tuple(tags), tuple(items), sla, draft)
+
+
+def _addressed(outbox) -> str:
+    if outbox is None or not getattr(outbox, "to_addresses", ""):
+        return ""
+    parts = [(name, value.split()) for name, value in (("to", outbox.to_addresses), ("cc", outbox.cc_addresses),
+                                                      ("bcc", outbox.bcc_addresses))]
+    return " · ".join(f"{name} {', '.join(values)}" for name, values in parts if values)
 
 
 def document(desk: Desk, ref: Ref) -> dict[str, Any]:

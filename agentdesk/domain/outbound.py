@@ -112,8 +112,14 @@ def checked(channel: str, recipients: Recipients) -> Recipients:
 def split(text: str) -> tuple[str, ...]:
     """Addresses as an agent types them in one field: separated by commas, semicolons or spaces
     (a display name in angle brackets keeps its spaces)."""
-    parts = re.findall(r'[^,;<\s]*<[^>]*>|[^,;\s]+', text or "")
-    return tuple(p.strip() for p in parts if p.strip())
+    found: list[str] = []
+    for part in re.split(r"[,;]", text or ""):
+        part = part.strip()
+        if "<" in part:
+            found.append(part)  # Name <address>: one recipient, spaces and all
+        else:
+            found += part.split()
+    return tuple(found)
 
 
 # --- files ---------------------------------------------------------------------------------------------

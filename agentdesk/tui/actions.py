@@ -89,6 +89,10 @@ ACTIONS: tuple[Action, ...] = (
            help="Block the sender (their new mail goes to spam) and move this to spam"),
     Action("conversation.resend", "resend", "Resend reply", "D", "main", "Act",
            help="Send again this conversation's latest failed or possibly sent reply"),
+    Action("forward", "forward", "Forward", "f", "main", "Act",
+           help="Forward the conversation with its files by email (a supplier, a colleague); their answer comes back here"),
+    Action("new_conversation", "new_conversation", "New conversation", "N", "main", "Act",
+           help="Write first: start a conversation with a customer, found by name or address"),
     Action("merge", "merge", "Merge", "m", "main", "Act",
            help="Merge this conversation (or the marked ones) into another, picked by ref"),
     Action("report", "report", "Report", "R", "main", "App",
@@ -108,12 +112,26 @@ ACTIONS: tuple[Action, ...] = (
            priority=True, help="Pick a template: suggested first, type to filter by name or shortcut"),
     Action("composer.kind", "toggle_kind", "Reply/note", "ctrl+n", "composer", "Composer", footer=True,
            priority=True),
+    Action("composer.attach", "attach", "Attach", "ctrl+o", "composer", "Composer", footer=True, priority=True,
+           help="Attach a file: type its path (tab completes); in the list of files, del removes one"),
+    Action("composer.recipients", "recipients", "To/Cc/Bcc", "f3", "composer", "Composer", priority=True,
+           help="Edit the recipients, comma-separated (shift+tab from the text gets there too)"),
     Action("composer.editor", "editor", "$EDITOR", "ctrl+e", "composer", "Composer", priority=True),
     Action("composer.save_template", "save_template", "Save as template", "ctrl+k", "composer", "Composer",
            priority=True),
     Action("composer.help", "app.help", "Help", "f1", "composer", "Composer", footer=True, priority=True),
     Action("composer.close", "close", "Close", "escape", "composer", "Composer", footer=True,
            help="Back to the queue; the draft is kept"),
+)
+
+ACTIONS += (
+    # --- a new conversation (its own screen: no thread yet)
+    Action("new.send", "send", "Send", "ctrl+s", "new_conversation", "New conversation", footer=True, priority=True,
+           help="Start the conversation: the first message is queued, the new ref opens"),
+    Action("new.pick", "pick_contact", "Pick customer", "ctrl+down", "new_conversation", "New conversation",
+           footer=True, priority=True, help="Move to the known customers matching what To holds"),
+    Action("new.close", "close", "Close", "escape", "new_conversation", "New conversation", footer=True,
+           help="Back to the queue; nothing is sent"),
 )
 
 BY_ID = {action.id: action for action in ACTIONS}

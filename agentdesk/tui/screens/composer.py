@@ -5,6 +5,10 @@ survives switching conversations and restarting. Templates are offered in two gr
 for this thread (full-text similarity) and all, filtered fuzzily by name or shortcut as the agent
 types. A placeholder the desk cannot fill stays in the text as `[[name?]]`, is listed under the
 text, and blocks sending until it is replaced.
+
+Above the text, the envelope: To, Cc and Bcc prefilled with the reply-all (loaded in a worker)
+and editable, and the files attached (ctrl+o, a path with completion). The same screen forwards
+the conversation (`kind="forward"`): To is typed, the text is a note above the forwarded thread.
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from agentdesk.app import conversations, templates
+from agentdesk.app import conversations, outbound, templates
 from agentdesk.app.conversations import Thread
+from agentdesk.app.outbound import Recipients
 from agentdesk.app.desk import Desk
 from agentdesk.errors import AgentdeskError
 from agentdesk.sanitize import strip_control
 from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui import actions
 from agentdesk.tui.messages import ActionDone, ActionFailed
+from agentdesk.tui.widgets.envelope import Envelope
 from agentdesk.tui.widgets.key_footer import KeyFooter
 
 
@@ -49,7 +55,7 @@ class ComposerScreen(Screen):
         self.desk = desk
         self.thread = thread
         self.now = now
-        draft = thread.draft
+        draft = thread.draft if kind != "forward" else None
         self.kind = draft.kind if draft is not None and draft.body.strip() else kind
         # An editor draws its text as it is: a draft (saved before, or filled from a template that
         # quotes a sender) goes in without control sequences, as the reply it becomes should.
@@ -64,6 +70,8 @@ class ComposerScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-title")
+        email = self.kind == "forward" or self.thread.conversation.channel in ("email", "webform")
+        yield Envelope(email=email, id="envelope")
         yield Static(self._latest_message(), id="composer-context", markup=False)
         with Horizontal(id="composer-body"):
             with Vertical(id="composer-main"):
@@ -83,6 +91,10 @@ class ComposerScreen(Screen):
         body = self.query_one("#body", TextArea)
         body.focus()
         body.move_cursor(body.document.end)
+        if self.kind == "forward":
+            self.query_one(Envelope).focus_to()
+        else:
+            self._load_recipients()
         if hasattr(self.app, "set_presence"):
             self.app.set_presence(self.thread.conversation.id, "replying")
         if self.open_editor:
@@ -109,6 +121,11 @@ class ComposerScreen(Screen):
 
         if self.kind == "note":
             title = f"[b $warning]Internal note[/] on AD-{conversation.id} — only agents see it"
+        elif self.kind == "forward":
+            count = sum(1 for item in self.thread.items if item.kind in ("inbound", "outbound"))
+            files = sum(len(item.attachments) for item in self.thread.items if item.kind in ("inbound", "outbound"))
+            title = (f"[b]Forward[/] AD-{conversation.id} by email: {count} message(s), {files} file(s) — "
+                     "the text is a note above them")
         else:
             title = f"[b]Reply[/] to $name [dim]$address[/] on AD-{conversation.id} via $channel"
 
@@ -224,7 +241,7 @@ class ComposerScreen(Screen):
             warning.remove_class("-visible")
 
     def _save_draft(self) -> None:
-        if self._sent:
+        if self._sent or self.kind == "forward":
             return
         text = self.query_one("#body", TextArea).text
         desk, conversation_id, kind, version = self.desk, self.thread.conversation.id, self.kind, self.base_version
@@ -233,6 +250,9 @@ class ComposerScreen(Screen):
                             thread=True, group="draft", exit_on_error=False)
 
     def action_toggle_kind(self) -> None:
+        if self.kind == "forward":
+            self.notify("a forward stays a forward; escape and press r or n to reply or note", severity="warning")
+            return
         self.kind = "note" if self.kind == "reply" else "reply"
         self._render_title()
         self._changed()
@@ -251,19 +271,25 @@ class ComposerScreen(Screen):
         if missing:
             self.notify("fill in " + ", ".join(missing) + " first (the [[…?]] markers)", severity="error", timeout=8)
             return
-        if not text.strip():
+        if not text.strip() and self.kind != "forward":
             self.notify("the message is empty; write something before sending", severity="error")
             return
-        self._send(text, status)
+        envelope = self.query_one(Envelope)
+        self._send(text, status, envelope.recipients() if envelope.loaded else None, list(envelope.files))
 
     @work(thread=True, exclusive=True, group="send")
-    def _send(self, text: str, status: str | None) -> None:
+    def _send(self, text: str, status: str | None, recipients=None, files=()) -> None:
         from agentdesk.errors import Conflict
 
         conversation_id = self.thread.conversation.id
         try:
-            done = conversations.send(self.desk, conversation_id, text, kind=self.kind, status=status,
-                                      expected_version=self.base_version if self.kind == "reply" else None)
+            if self.kind == "forward":
+                to = recipients or Recipients()
+                done = outbound.forward(self.desk, conversation_id, to.to, note=text, cc=to.cc, bcc=to.bcc)
+            else:
+                done = conversations.send(self.desk, conversation_id, text, kind=self.kind, status=status,
+                                          expected_version=self.base_version if self.kind == "reply" else None,
+                                          recipients=recipients, files=files)
         except Conflict:
             # Someone wrote meanwhile (the customer, a colleague): show it before answering twice.
             try:
@@ -271,14 +297,14 @@ class ComposerScreen(Screen):
             except Exception as error:
                 self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
                 return
-            self.app.call_from_thread(self._changed_meanwhile, fresh, text, status)
+            self.app.call_from_thread(self._changed_meanwhile, fresh, text, status, recipients, files)
             return
         except Exception as error:
             self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
             return
         self.app.call_from_thread(self._sent_ok, str(done))
 
-    def _changed_meanwhile(self, fresh: Thread, text: str, status: str | None) -> None:
+    def _changed_meanwhile(self, fresh: Thread, text: str, status: str | None, recipients=None, files=()) -> None:
         from agentdesk.app.conversations import changes_between
         from agentdesk.tui.screens.dialogs import ChangedScreen
 
@@ -297,7 +323,7 @@ class ComposerScreen(Screen):
 
         def decided(send: bool | None) -> None:
             if send:
-                self._send(text, status)
+                self._send(text, status, recipients, files)
             else:
                 self._save_draft()
                 self.query_one("#body", TextArea).focus()
@@ -310,6 +336,50 @@ class ComposerScreen(Screen):
             self._autosave.stop()
         self.dismiss()
         self.app.main.post_message(ActionDone(done))  # type: ignore[attr-defined]
+
+    # --- recipients and files ----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="recipients")
+    def _load_recipients(self) -> None:
+        try:
+            found = outbound.recipients(self.desk, self.thread.conversation.id)
+        except Exception as error:
+            self.app.call_from_thread(self.notify, f"recipients not loaded: {error}", severity="warning")
+            return
+        self.app.call_from_thread(self._recipients_loaded, found)
+
+    def _recipients_loaded(self, found: Recipients) -> None:
+        envelope = self.query_one(Envelope)
+        if not envelope.loaded:  # the agent started typing first: theirs wins
+            envelope.set_recipients(found)
+
+    def action_recipients(self) -> None:
+        self.query_one(Envelope).focus_to()
+
+    def action_attach(self) -> None:
+        from agentdesk.tui.screens.dialogs import AttachScreen
+
+        if self.kind == "forward":
+            self.notify("a forward carries the conversation's own files", severity="warning")
+            return
+        if self.kind == "note":
+            self.notify("notes carry no files; ctrl+n makes this a reply", severity="warning")
+            return
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self._read_file(path)
+
+        self.app.push_screen(AttachScreen(), chosen)
+
+    @work(thread=True, group="attach")
+    def _read_file(self, path: str) -> None:
+        try:
+            (found,) = outbound.read_files([path])
+        except Exception as error:
+            self.app.call_from_thread(self.notify, shown_line(str(error)), severity="error", timeout=8)
+            return
+        self.app.call_from_thread(self.query_one(Envelope).add_file, found)
 
     def action_save_template(self) -> None:
         from agentdesk.tui.screens.dialogs import PromptScreen

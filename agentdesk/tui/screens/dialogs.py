@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -126,3 +127,71 @@ def changes_text(items, now):
         out.append("\n".join(lines[:6]) + ("\n…" if len(lines) > 6 else "") + "\n\n")
     out.rstrip()
     return out
+
+
+class PathSuggester(Suggester):
+    """Completes a file path as it is typed (→ or tab accepts): the first entry of its directory
+    that starts with what follows the last slash, a directory with its slash. The directory is
+    listed off the event loop (a slow or network disk must not freeze the screen)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        import asyncio
+
+        return await asyncio.to_thread(complete_path, value)
+
+
+def complete_path(value: str) -> str | None:
+    import os
+
+    if not value:
+        return None
+    expanded = os.path.expanduser(value)
+    directory, _, stem = expanded.rpartition(os.sep)
+    directory = directory or ("/" if expanded.startswith(os.sep) else ".")
+    try:
+        names = sorted(entry.name + (os.sep if entry.is_dir() else "")
+                       for entry in os.scandir(directory) if entry.name.startswith(stem)
+                       and (stem.startswith(".") or not entry.name.startswith(".")))
+    except OSError:
+        return None
+    if not names or names[0] == stem:
+        return None
+    return value + names[0][len(stem):]
+
+
+class AttachScreen(ModalScreen[str | None]):
+    """Type a file's path to attach it, with completion; enter attaches, escape cancels."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("tab", "complete", "Complete", show=False)]
+
+    def __init__(self, start: str = "") -> None:
+        super().__init__()
+        self.start = start
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Attach a file", classes="dialog-title")
+            yield Input(value=self.start, placeholder="~/Downloads/invoice.pdf", id="attach-path",
+                        suggester=PathSuggester())
+            yield Label("tab or → completes the path; enter attaches", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        field = self.query_one(Input)
+        field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
+        field.focus()
+
+    def action_complete(self) -> None:
+        field = self.query_one(Input)
+        field.cursor_position = len(field.value)
+        field.action_cursor_right()  # at the end of the text, → takes the suggestion
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

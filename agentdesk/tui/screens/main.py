@@ -669,6 +669,14 @@ class MainScreen(AttachmentKeys, Screen):
     def action_editor(self) -> None:
         self._start_composer("reply", editor=True)
 
+    def action_forward(self) -> None:
+        self._start_composer("forward")
+
+    def action_new_conversation(self) -> None:
+        from agentdesk.tui.screens.new_conversation import NewConversationScreen
+
+        self.app.push_screen(NewConversationScreen(self.desk))
+
     def _start_composer(self, kind: str, *, editor: bool = False) -> None:
         ids = self._targets()
         if not ids:

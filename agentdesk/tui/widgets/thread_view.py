@@ -180,6 +180,10 @@ class ThreadView(ScrollView, can_focus=False):
             label = f"▶ {shown_line(item.author) or 'agent'} replied"
             if item.message_kind == "receipt":
                 label = "▶ automatic receipt"
+            elif item.message_kind == "forward":
+                label = f"▶ {shown_line(item.author) or 'agent'} forwarded to {shown_line(item.recipients[3:])}"
+            elif item.message_kind == "survey":
+                label = "▶ satisfaction survey"
         else:
             bar, head_style = "▌", self.style("note")
             label = f"✎ internal note by {shown_line(item.author)}"
@@ -187,6 +191,8 @@ class ThreadView(ScrollView, can_focus=False):
         text.append(f"  {when}", self.style("meta"))
         if item.message_kind in ("auto_reply", "bounce"):
             text.append(f"  [{item.message_kind.replace('_', ' ')}]", self.style("meta"))
+        if item.recipients and item.message_kind != "forward":
+            text.append(f"  {shown_line(item.recipients)}", self.style("meta"))
         if item.delivery:
             text.append_text(self._delivery(item, now))
         text.append("\n")

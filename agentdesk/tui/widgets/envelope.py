@@ -1,0 +1,95 @@
+"""The composer's envelope: To, Cc and Bcc as editable lines, and the files attached.
+
+Self-contained: the composer sets what it knows (`set_recipients`, `add_file`) and reads what the
+agent made of it (`recipients`, `files`). Addresses are typed comma-separated; they are checked
+when the message is sent, and the error names the bad one. An attached file is listed with its
+size; with the list focused, delete removes the highlighted one.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from agentdesk.app.outbound import OutgoingFile, Recipients, split
+from agentdesk.tui import format
+from agentdesk.tui.widgets import shown_line
+
+
+class Envelope(Vertical):
+    DEFAULT_CSS = """
+    Envelope { height: auto; padding: 0 1; }
+    Envelope > Horizontal { height: 1; }
+    Envelope Label { width: 5; color: $text-muted; }
+    Envelope Input { height: 1; border: none; padding: 0 1; width: 1fr; background: $boost; }
+    Envelope Input:focus { background: $accent 20%; }
+    Envelope #attachments { height: auto; max-height: 4; border: none; padding: 0; display: none; }
+    Envelope #attachments.-some { display: block; }
+    Envelope.-single #cc-row, Envelope.-single #bcc-row { display: none; }
+    """
+
+    BINDINGS = [Binding("delete,backspace", "remove_file", "Remove file", show=False)]
+
+    def __init__(self, *, email: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.email = email
+        self.files: list[OutgoingFile] = []
+        self.loaded = False  # the recipients were filled in (or typed): send them, not the delivery's choice
+
+    def compose(self) -> ComposeResult:
+        for name, label in (("to", "To"), ("cc", "Cc"), ("bcc", "Bcc")):
+            with Horizontal(id=f"{name}-row"):
+                yield Label(label)
+                yield Input(id=f"envelope-{name}", placeholder="name@example.com, …" if name == "to" else "")
+        yield OptionList(id="attachments")
+
+    def on_mount(self) -> None:
+        self.set_class(not self.email, "-single")
+        for field in self.query(Input):
+            field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
+
+    def set_recipients(self, recipients: Recipients) -> None:
+        for name in ("to", "cc", "bcc"):
+            self.query_one(f"#envelope-{name}", Input).value = ", ".join(getattr(recipients, name))
+        self.loaded = True
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        # Typed by the agent: what they typed is what goes, whether or not the prefill arrived.
+        if event.input.has_focus:
+            self.loaded = True
+
+    def recipients(self) -> Recipients:
+        values = {name: split(self.query_one(f"#envelope-{name}", Input).value) for name in ("to", "cc", "bcc")}
+        return Recipients(**values)
+
+    def focus_to(self) -> None:
+        self.query_one("#envelope-to", Input).focus()
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def add_file(self, outgoing: OutgoingFile) -> None:
+        self.files.append(outgoing)
+        self._show_files()
+
+    def action_remove_file(self) -> None:
+        listing = self.query_one("#attachments", OptionList)
+        if not listing.has_focus or listing.highlighted is None or not self.files:
+            return
+        removed = self.files.pop(listing.highlighted)
+        self._show_files()
+        self.notify(f"removed {shown_line(removed.name)}")
+        if not self.files:
+            self.screen.focus_next()
+
+    def _show_files(self) -> None:
+        listing = self.query_one("#attachments", OptionList)
+        highlighted = listing.highlighted
+        listing.clear_options()
+        listing.add_options([Option(f"📎 {shown_line(f.name)}  ({format.size(len(f.data))})  — del removes")
+                             for f in self.files])
+        listing.set_class(bool(self.files), "-some")
+        if self.files:
+            listing.highlighted = min(highlighted or 0, len(self.files) - 1)

@@ -1,0 +1,185 @@
+"""Pilot: the composer's files and recipients, the forward key and the new-conversation key.
+
+Each drives the keys an agent would press and checks what was stored for the outbox to send
+(the delivery itself is proven against aiosmtpd in tests/integration/email/test_outbound.py).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from agentdesk import config
+from agentdesk.store.models import Attachment, Conversation, Identity, Message, Outbox
+from agentdesk.tui.screens.composer import ComposerScreen
+from agentdesk.tui.screens.new_conversation import NewConversationScreen
+from agentdesk.tui.widgets.envelope import Envelope
+from tests.tui.conftest import engine_of, settle
+
+SIZE = (120, 40)
+
+MAILBOX = """
+[[mailbox]]
+name = "support"
+address = "support@demo.example"
+host = "127.0.0.1"
+tls = "none"
+
+[mailbox.smtp]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+"""
+
+
+def _with_mailbox(demo_dir) -> config.Settings:
+    path = demo_dir / "config.toml"
+    path.write_text(path.read_text(encoding="utf-8") + MAILBOX, encoding="utf-8")
+    return config.load(path)
+
+
+async def _open_email_reply(pilot, app) -> int:
+    """Move to the first email conversation of the queue and open the composer on it."""
+    await settle(pilot, app)
+    with Session(engine_of(app.settings)) as session:
+        emails = {c.id for c in session.exec(select(Conversation).where(Conversation.channel == "email"))}
+    for _ in range(60):
+        row = app.main.queue.current_row
+        if row is not None and row.id in emails:
+            break
+        await pilot.press("j")
+        await settle(pilot, app)
+    row = app.main.queue.current_row
+    assert row.id in emails
+    await pilot.press("r")
+    await settle(pilot, app)
+    return row.id
+
+
+def _latest_outbound(settings, conversation_id: int) -> tuple[Message, Outbox, list[Attachment]]:
+    with Session(engine_of(settings)) as session:
+        message = session.exec(select(Message).where(Message.conversation_id == conversation_id,
+                                                     Message.direction == "outbound")
+                               .order_by(Message.id.desc())).first()
+        outbox = session.exec(select(Outbox).where(Outbox.message_id == message.id)).one()
+        files = list(session.exec(select(Attachment).where(Attachment.message_id == message.id)))
+        return message, outbox, files
+
+
+async def test_composer_attaches_files_and_removes_one(make_app, demo_settings, tmp_path):
+    (tmp_path / "invoice.pdf").write_bytes(b"%PDF-1.4 invoice")
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8 photo")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        conversation_id = await _open_email_reply(pilot, app)
+        composer = app.screen
+        assert isinstance(composer, ComposerScreen)
+        envelope = composer.query_one(Envelope)
+        assert envelope.recipients().to, "the To is prefilled with the customer"
+        for name in ("invoice.pdf", "photo.jpg"):
+            await pilot.press("ctrl+o")
+            await settle(pilot, app)
+            # Type the directory and the first letters; tab completes the rest.
+            await pilot.press(*f"{tmp_path}/{name[:3]}", "tab", "enter")
+            await settle(pilot, app)
+        assert [f.name for f in envelope.files] == ["invoice.pdf", "photo.jpg"]
+        listing = envelope.query_one("#attachments")
+        listing.focus()
+        listing.highlighted = 0
+        await pilot.press("delete")
+        await settle(pilot, app)
+        assert [f.name for f in envelope.files] == ["photo.jpg"]
+        composer.query_one("#body").load_text("The photo you asked for.")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert app.screen is app.main
+    message, outbox, files = _latest_outbound(demo_settings, conversation_id)
+    assert message.body_text.startswith("The photo you asked for.")
+    assert [(f.filename, f.size, f.state) for f in files] == [("photo.jpg", 8, "stored")]
+    assert outbox.to_addresses and outbox.state == "queued"
+
+
+async def test_composer_recipients_are_editable_and_checked(make_app, demo_settings):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        conversation_id = await _open_email_reply(pilot, app)
+        composer = app.screen
+        envelope = composer.query_one(Envelope)
+        customer = envelope.recipients().to
+        await pilot.press("f3")  # To
+        await pilot.press("tab", *"not-an-address")  # Cc
+        composer.query_one("#body").load_text("Copying the team.")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert app.screen is composer  # refused: nothing sent, still writing
+        cc = envelope.query_one("#envelope-cc")
+        cc.value = "Bo <bo@example.com>, ann@example.com"
+        envelope.query_one("#envelope-bcc").value = "audit@example.com"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert app.screen is app.main
+    _, outbox, _ = _latest_outbound(demo_settings, conversation_id)
+    assert outbox.to_addresses.split() == list(customer)
+    assert outbox.cc_addresses.split() == ["bo@example.com", "ann@example.com"]
+    assert outbox.bcc_addresses == "audit@example.com"
+
+
+async def test_forward_key_sends_the_thread_to_a_third_party(make_app, demo_dir):
+    settings = _with_mailbox(demo_dir)
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        conversation_id = app.main.queue.current_row.id
+        await pilot.press("f")
+        await settle(pilot, app)
+        composer = app.screen
+        assert isinstance(composer, ComposerScreen) and composer.kind == "forward"
+        assert "Forward" in str(composer.query_one("#composer-title").render())
+        await pilot.press(*"parts@supplier.example")  # To has the focus
+        composer.query_one("#body").load_text("Can you help with this one?")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert app.screen is app.main
+        rendered = app.main.thread_view.render_thread().plain
+        assert "forwarded to parts@supplier.example" in rendered
+    message, outbox, _ = _latest_outbound(settings, conversation_id)
+    assert (message.kind, message.source, outbox.channel) == ("forward", "support", "email")
+    assert outbox.to_addresses == "parts@supplier.example"
+    assert message.body_text.startswith("Can you help with this one?")
+    assert "---------- Forwarded message ----------" in message.body_text
+
+
+async def test_new_conversation_key_finds_the_customer_and_starts_it(make_app, demo_dir):
+    settings = _with_mailbox(demo_dir)
+    with Session(engine_of(settings)) as session:
+        identity = session.exec(select(Identity).where(Identity.kind == "email").order_by(Identity.id)).first()
+        before = session.exec(select(Conversation.id).order_by(Conversation.id.desc())).first()
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("N")
+        await settle(pilot, app)
+        screen = app.screen
+        assert isinstance(screen, NewConversationScreen)
+        await pilot.press(*identity.address.split("@")[0])
+        await pilot.pause(0.5)
+        await settle(pilot, app)
+        assert any(c.address == identity.address for c in screen.contacts)
+        await pilot.press("ctrl+down")
+        index = next(i for i, c in enumerate(screen.contacts) if c.address == identity.address)
+        screen.query_one("#contacts").highlighted = index
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert screen.query_one("#new-to").value == identity.address
+        await pilot.press(*"Your order ships late")  # Subject has the focus now
+        screen.query_one("#new-body").load_text("Sorry: a week later than promised.")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert app.screen is app.main
+    with Session(engine_of(settings)) as session:
+        conversation = session.exec(select(Conversation).order_by(Conversation.id.desc())).first()
+        assert conversation.id != before
+        assert (conversation.customer_id, conversation.subject, conversation.status, conversation.channel) == (
+            identity.customer_id, "Your order ships late", "pending", "email")
+        outbox = session.exec(select(Outbox).join(Message, Message.id == Outbox.message_id)
+                              .where(Message.conversation_id == conversation.id)).one()
+        assert outbox.to_addresses == identity.address
