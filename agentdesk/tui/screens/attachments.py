@@ -24,7 +24,7 @@ class TextPreview(ModalScreen[bool]):
 
     CSS_PATH = "dialogs.tcss"
     DEFAULT_CSS = """
-    TextPreview > Vertical.dialog { width: 90%; height: 85%; max-height: 85%; }
+    TextPreview { align: center middle; background: $background 60%; }
     TextPreview VerticalScroll { height: 1fr; }
     """
     BINDINGS = [Binding("escape,q", "close", "Close"), Binding("o", "open_outside", "Open with opener")]
@@ -41,6 +41,14 @@ class TextPreview(ModalScreen[bool]):
             with VerticalScroll():
                 yield Static(Text(shown(self.text)), id="preview")
             yield Label("escape closes · o opens it with the opener", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        # Wider and taller than the other dialogs (whose sheet sets .dialog): a file is read here.
+        dialog = self.query_one(".dialog")
+        dialog.styles.width = "90%"
+        dialog.styles.max_width = "90%"
+        dialog.styles.height = "85%"
+        dialog.styles.max_height = "85%"
 
     def action_close(self) -> None:
         self.dismiss(False)
@@ -125,7 +133,7 @@ class AttachmentKeys:
                 self._save(conversation_id, chosen.number, value.strip() or default)
 
         self.app.push_screen(PromptScreen(f"Save {shown_line(chosen.filename)} to directory", value=default,
-                                          hint="enter saves (never over a file: name (1).ext), escape cancels"),
+                                          hint="enter saves (never over a file), escape cancels"),
                              chosen_dir)
 
     @work(thread=True, group="attachments")
