@@ -5,17 +5,16 @@ unless a demo of the requested size is already there. Everything is generated fr
 relative to the build time, so a fresh demo always shows SLA states across ok, warning and
 breached.
 
-The database is written in bulk through the DBAPI connection (one transaction per chunk), not
-through the ORM: `--conversations 100000` writes about a million messages and must finish in a
-couple of minutes. The SLA fields still come from the same domain code (`clocks.refresh`) that
-every other write path uses, and full-text indexing still happens through the store's triggers.
+The database is written in bulk by `store.demo_load` (plain sqlite3, one transaction per chunk),
+not through the ORM: `--conversations 100000` writes about a million messages and must finish in
+a couple of minutes. This module makes the rows; their SLA fields still come from the same domain
+code (`clocks.refresh`) that every other write path uses.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,7 +24,8 @@ from types import SimpleNamespace
 from agentdesk import config
 from agentdesk.demo import content
 from agentdesk.domain import clocks
-from agentdesk.store import db
+from agentdesk.store import db, demo_load
+from agentdesk.store.demo_load import Rows
 from agentdesk.store.models import ref_of, sqlite_text
 
 DEFAULT_CONVERSATIONS = 240
@@ -143,34 +143,9 @@ def _bring_up_to_date(config_path: Path, marker: Path, built: dict) -> None:
     seconds = int((datetime.now(timezone.utc) - last).total_seconds())
     if seconds < 60:
         return
-    shift_times(db.sqlite_path(config.load(config_path).database_url), seconds)
+    demo_load.shift_times(db.sqlite_path(config.load(config_path).database_url), seconds)
     built["built_at"] = (last + timedelta(seconds=seconds)).isoformat()
     marker.write_text(json.dumps(built))
-
-
-def shift_times(path: Path, seconds: int) -> None:
-    """Move every stored time of a demo database by `seconds` (NEVER stays never)."""
-    from sqlmodel import SQLModel
-
-    from agentdesk.store.models import NEVER, UTCDateTime
-
-    never = sqlite_text(NEVER)
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        connection.execute(f"PRAGMA busy_timeout = {db.BUSY_TIMEOUT_MS}")
-        connection.execute("BEGIN IMMEDIATE")
-        for table in SQLModel.metadata.sorted_tables:
-            for column in table.columns:
-                if isinstance(column.type, UTCDateTime):
-                    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff': shift the seconds, keep the fraction.
-                    connection.execute(
-                        f'UPDATE "{table.name}" SET "{column.name}" = '
-                        f"strftime('%Y-%m-%d %H:%M:%S', \"{column.name}\", '{seconds:+d} seconds') "
-                        f"|| substr(\"{column.name}\", 20) "
-                        f'WHERE "{column.name}" IS NOT NULL AND "{column.name}" < ?', (never,))
-        connection.execute("COMMIT")
-    finally:
-        connection.close()
 
 
 def write_templates(directory: Path) -> None:
@@ -231,19 +206,6 @@ def _channel_for(rng: random.Random, customer: DemoCustomer) -> tuple[str, str]:
         kind = {"email": "email", "webform": "email", "sms": "phone", "chat": "chat"}[channel]
         if kind in customer.identities:
             return channel, kind
-
-
-@dataclass
-class Rows:
-    customers: list = field(default_factory=list)
-    identities: list = field(default_factory=list)
-    conversations: list = field(default_factory=list)
-    tags: list = field(default_factory=list)
-    messages: list = field(default_factory=list)
-    outbox: list = field(default_factory=list)
-    events: list = field(default_factory=list)
-    surveys: list = field(default_factory=list)
-    article_uses: list = field(default_factory=list)
 
 
 class DemoWriter:
@@ -514,61 +476,12 @@ def build_database(settings: config.Settings, *, conversations: int, now: dateti
     engine.dispose()
     big = conversations > 5 * DemoWriter.CHUNK
     chunks = (_chunks_from_other_process if big else _generate_chunks)(settings, conversations, now)
-    # One plain connection of our own: the build owns the file until it is done.
-    path = db.sqlite_path(settings.database_url)
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        cursor = connection.cursor()
-        # A throwaway build: if it dies half-way, the missing marker makes the next run start over,
-        # so it needs no journal and no fsync.
-        cursor.execute("PRAGMA journal_mode = OFF")
-        cursor.execute("PRAGMA synchronous = OFF")
-        cursor.execute("PRAGMA cache_size = -262144")  # 256 MiB
-        cursor.execute("PRAGMA foreign_keys = ON")
-        done = 0
-        for rows in chunks:
-            cursor.execute("BEGIN")
-            _insert(cursor, rows)
-            cursor.execute("COMMIT")
-            done += sum(1 for _ in rows.conversations)
-            if progress:
-                progress(done, conversations, "building demo")
-        # Outbox channel follows its conversation; filled in one statement rather than per row.
-        cursor.execute(
-            "UPDATE outbox SET channel = (SELECT c.channel FROM message m JOIN conversation c "
-            "ON c.id = m.conversation_id WHERE m.id = outbox.message_id)")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA optimize")
-    finally:
-        connection.close()
+    done = 0
 
+    def count(rows: Rows) -> None:
+        nonlocal done
+        done += len(rows.conversations)
+        if progress:
+            progress(done, conversations, "building demo")
 
-def _insert(cursor, r: Rows) -> None:
-    cursor.executemany(
-        "INSERT INTO customer (id, name, organization, tier, notes, created_at) VALUES (?,?,?,?,?,?)",
-        r.customers)
-    cursor.executemany("INSERT INTO identity (customer_id, kind, address, created_at) VALUES (?,?,?,?)",
-                       r.identities)
-    cursor.executemany(
-        "INSERT INTO conversation (id, channel, source, subject, customer_id, status, priority, assignee, "
-        "snoozed_until, created_at, updated_at, solved_at, sla_policy, first_response_due, next_response_due, "
-        "periodic_update_due, resolution_due, first_responded_at, last_agent_reply_at, last_customer_message_at, "
-        "waiting_since, warning_at, queue_due, queue_wait, merged_into_id, version) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", r.conversations)
-    cursor.executemany("INSERT INTO conversationtag (conversation_id, tag) VALUES (?,?)", r.tags)
-    cursor.executemany(
-        'INSERT INTO message (id, conversation_id, direction, kind, bulk, author, author_login, sender_address, '
-        'subject, body_text, body_html_text, at, ingested_at, source, external_id, content_hash, in_reply_to, '
-        '"references", thread_reason, parse_error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
-        r.messages)
-    cursor.executemany(
-        "INSERT INTO outbox (message_id, channel, source, state, attempts, last_error, created_at, "
-        "next_attempt_at, sent_at) VALUES (?,?,?,?,?,?,?,?,?)", r.outbox)
-    cursor.executemany(
-        "INSERT INTO event (id, at, agent, action, conversation_id, customer_id, detail) VALUES (?,?,?,?,?,?,?)",
-        r.events)
-    cursor.executemany(
-        "INSERT INTO satisfactionsurvey (conversation_id, message_id, sent_at, agent, skipped, rating, comment, "
-        "answered_at, answer_message_id) VALUES (?,?,?,?,?,?,?,?,?)", r.surveys)
-    cursor.executemany("INSERT INTO articleuse (slug, conversation_id, message_id, at) VALUES (?,?,?,?)",
-                       r.article_uses)
+    demo_load.write_rows(db.sqlite_path(settings.database_url), chunks, on_chunk=count)

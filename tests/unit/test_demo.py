@@ -13,7 +13,7 @@ from sqlmodel import select
 from agentdesk import cli, config
 from agentdesk.demo import build
 from agentdesk.domain import templates
-from agentdesk.store import db
+from agentdesk.store import db, demo_load
 from agentdesk.store.models import Conversation, Customer, Message
 
 
@@ -94,7 +94,7 @@ def test_an_old_demo_is_brought_up_to_date_when_opened_again(tmp_path, capsys):
         created_before = session.get(Conversation, 1).created_at
     engine.dispose()
     # Make it a demo built two days ago: every clock would have broken since.
-    build.shift_times(tmp_path / "agentdesk.db", -2 * 86400)
+    demo_load.shift_times(tmp_path / "agentdesk.db", -2 * 86400)
     marker = tmp_path / build.MARKER
     built = json.loads(marker.read_text())
     built["built_at"] = (datetime.fromisoformat(built["built_at"]) - timedelta(days=2)).isoformat()
