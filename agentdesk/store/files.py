@@ -6,8 +6,9 @@ name a sender chose never becomes a path here: only a key of 64 hex digits does,
 Writes go to a temporary file in the root and are renamed into place after an fsync, so a crash
 leaves either the whole file or none, never a torn one under a key.
 
-The root is `attachments/` beside a SQLite database file; for any other database (PostgreSQL), the
-data directory's `attachments/` (docs/data-model.md).
+The root is `attachments/` beside a SQLite database file. Callers go through store/attachments.py,
+which decides per database: PostgreSQL keeps the bytes in its own table instead, because teams
+on several hosts share only the database (docs/data-model.md, "Attachments").
 """
 
 from __future__ import annotations
@@ -18,20 +19,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from agentdesk import locations
 from agentdesk.errors import NotFound
 
 _KEY = re.compile(r"[0-9a-f]{64}")
-
-
-def root_for(database_url: str) -> Path:
-    """Where the files of the database at `database_url` are kept."""
-    prefix = "sqlite:///"
-    if database_url.startswith(prefix) and ":memory:" not in database_url:
-        database = Path(database_url[len(prefix):].split("?", 1)[0])
-        if str(database):
-            return database.parent / "attachments"
-    return locations.data_dir() / "attachments"
 
 
 def key_of(data: bytes) -> str:
