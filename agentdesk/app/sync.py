@@ -55,7 +55,8 @@ def started(desk: Desk, *, only: str | None = None) -> Iterator[Started]:
 
 
 def log_report(report: Any) -> None:
-    """What a running worker reports (a poll, a delivery pass, an error), as log lines."""
+    """What a running worker reports (a poll, a delivery pass), as log lines. (A pass that fails
+    is logged by the worker itself.)"""
     from agentdesk.sync import delivery, worker as sync
 
     if isinstance(report, sync.PollReport):
@@ -66,5 +67,3 @@ def log_report(report: Any) -> None:
             log.warning("%s", line)
         if report.sent:
             log.info("%d reply(ies) sent", report.sent)
-    elif isinstance(report, BaseException):
-        log.warning("%s", report)

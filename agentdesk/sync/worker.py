@@ -259,9 +259,8 @@ class SyncWorker:
                 if on_report and (result.sent or result.errors):
                     on_report(result)
             except Exception as error:
+                # This log line is what a failing pass reports (on_report would repeat it).
                 log.warning("outbox: %s", error)
-                if on_report:
-                    on_report(error)
             self.delivery_wake.wait(self.delivery_interval)
             self.delivery_wake.clear()
 
