@@ -23,6 +23,18 @@ CHANNEL_KINDS = ("email", "sms", "chat", "webform", "social")
 MESSAGE_KINDS = ("message", "auto_reply", "bounce", "receipt", "survey")
 
 
+class Handed(str):
+    """What a sender returns when the other side took a message: the note for the record (a str,
+    as every sender returns), and the provider's own id of the message when it said one."""
+
+    provider_id: str
+
+    def __new__(cls, note: str = "", *, provider_id: str = "") -> Handed:
+        handed = super().__new__(cls, note)
+        handed.provider_id = inert_line(provider_id)[:200]
+        return handed
+
+
 @dataclass(frozen=True)
 class InboundAttachment:
     """An attachment as received. `filename` is the sender's name for it: display only, never a path."""
@@ -69,6 +81,9 @@ class InboundMessage:
     recipients: tuple[str, ...] = ()
     conversation_hint: str = ""  # our ref (AD-n), e.g. from a web form's hidden field
     thread_key: str = ""  # the provider's own conversation key (chat id, phone pair), when it has one
+    # The identity kind of sender_address when it is not the channel's own (a chat payload that
+    # names its sender by email); empty: the channel's (domain.customers.IDENTITY_KIND).
+    sender_kind: str = ""
     attachments: tuple[InboundAttachment, ...] = ()
     raw: bytes = b""
     parse_error: str = ""  # set when the raw message could not be fully parsed; stored and flagged
@@ -99,7 +114,7 @@ class InboundMessage:
 
 
 _MESSAGE_LINES = ("source", "channel", "external_id", "sender_address", "sender_name", "subject", "kind",
-                  "in_reply_to", "conversation_hint", "thread_key", "content_hash")
+                  "in_reply_to", "conversation_hint", "thread_key", "content_hash", "sender_kind")
 _MESSAGE_TEXTS = ("body_text", "body_html_text", "parse_error")
 
 

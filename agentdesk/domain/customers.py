@@ -16,6 +16,12 @@ from agentdesk.store.models import Customer, Identity
 IDENTITY_KIND = {"email": "email", "sms": "phone", "chat": "chat", "webform": "email", "social": "social"}
 
 
+def sender_identity_kind(message) -> str:
+    """The identity kind of an inbound message's sender address: the channel's own, unless the
+    payload named its sender by another kind (a chat message from a customer known by email)."""
+    return getattr(message, "sender_kind", "") or IDENTITY_KIND.get(message.channel, message.channel)
+
+
 def normalise_address(kind: str, address: str) -> str:
     """The canonical form identities are matched by: email lower-cased, phones in E.164; one inert
     line, since an address comes from a sender and becomes a customer's name when they give none."""

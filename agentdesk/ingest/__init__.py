@@ -65,7 +65,7 @@ def ingest_batch(
 
 def thread_for(session: Session, message: InboundMessage, customer_id: int) -> tuple[Conversation | None, str]:
     """The stored conversation this message belongs to, and why; (None, "new") for a new one."""
-    kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
+    kind = customers.sender_identity_kind(message)
     address = customers.normalise_address(kind, message.sender_address)
     return threading.thread(message, (customer_id, "", ""), address, _batch.Batch.lookup_for(session, [message]))
 

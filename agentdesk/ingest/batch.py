@@ -125,7 +125,7 @@ class Batch:
         self.conversations.update(lookups.conversations_by_id(session=session, conversation_ids=conversation_ids))
         addresses: dict[str, set[str]] = {}
         for message in messages:
-            kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
+            kind = customers.sender_identity_kind(message)
             address = customers.normalise_address(kind, message.sender_address)
             addresses.setdefault(kind, set()).add(address)
             self.identities.setdefault((kind, address), None)
@@ -198,7 +198,7 @@ class Batch:
                 # outbound message with that Message-ID is already the record of it.
                 if candidate.direction == "outbound":
                     return self._duplicate(candidate)
-        kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
+        kind = customers.sender_identity_kind(message)
         address = customers.normalise_address(kind, message.sender_address)
         bounced, matched_by = self._bounced(message) if message.kind == "bounce" else (None, "")
         aside = ""

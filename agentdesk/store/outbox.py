@@ -118,8 +118,12 @@ def unfinished_attempts(*, session: Session, outbox_ids: Sequence[int]) -> dict[
 
 
 def outbox_of_outbound(*, session: Session, external_id: str) -> Outbox | None:
-    """The outbox row of our outbound message with this external id (a provider's message id)."""
-    return session.exec(
+    """The outbox row of our outbound message that a delivery callback names: by our own id (the
+    generic schema's `message_id`), else by the id the provider gave it (Twilio, WhatsApp)."""
+    found = session.exec(
         select(Outbox).join(Message, col(Message.id) == col(Outbox.message_id))
         .where(Message.external_id == external_id, Message.direction == "outbound")
     ).first()
+    if found is None:
+        found = session.exec(select(Outbox).where(Outbox.provider_id == external_id)).first()
+    return found

@@ -206,7 +206,9 @@ def deliver_due(
                 outbox.sent_at = done
                 outbox.updated_at = done
                 outbox.next_attempt_at = None
-                outbox.last_error = outcome
+                outbox.last_error = str(outcome)
+                # The provider's id of it, which its delivery callbacks will name (apply_status).
+                outbox.provider_id = getattr(outcome, "provider_id", "") or outbox.provider_id
                 session.add(outbox)
                 _finish(session, attempt, "sent", outcome, now=done)
                 message = session.get(Message, outbox.message_id)

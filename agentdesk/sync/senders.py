@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from agentdesk.channels.base import DeliveryError
+from agentdesk.channels.base import DeliveryError, Handed
 from agentdesk.store import customers as customer_queries
 from agentdesk.store import queries, threads
 from agentdesk.store.models import Conversation, Message, MessageRaw, Outbox, ref_of
@@ -168,24 +168,35 @@ def email_senders(ctx: SyncContext) -> dict[str, EmailSender]:
 # --- webhook spools --------------------------------------------------------------------------------
 
 
+def _identity_kind(session: Session, conversation: Conversation, address: str) -> str:
+    """The kind of the customer's identity at `address`: the channel's own kind, or another when
+    the customer wrote on this channel under it (a chat payload naming its sender by email)."""
+    from agentdesk.domain import customers
+
+    identities = queries.identities_of(session=session, customer_ids=[conversation.customer_id])
+    for identity in identities.get(conversation.customer_id, ()):
+        if identity.address == address:
+            return identity.kind
+    return customers.IDENTITY_KIND.get(conversation.channel, conversation.channel)
+
+
 def reply_document(session: Session, message: Message, conversation: Conversation,
                    outbox: Outbox | None = None) -> dict[str, Any]:
     """One outbound reply as an event of the generic schema, addressed to the recipient chosen when
     it was queued, else to the customer's last message; its files inline as base64."""
     from agentdesk.channels.webhook import outbound
-    from agentdesk.domain import customers
 
     last_inbound = threads.latest_inbound(session=session, conversation_id=conversation.id)
     thread_key = threads.latest_thread_key(session=session, conversation_id=conversation.id)
     recipient: dict[str, str] = {}
     chosen = outbox.to_addresses.split() if outbox is not None else []
     if chosen:
-        recipient = {"recipient_kind": customers.IDENTITY_KIND.get(conversation.channel, conversation.channel),
+        recipient = {"recipient_kind": _identity_kind(session, conversation, chosen[0]),
                      "recipient_address": chosen[0],
                      "recipient_name": (last_inbound.author or "") if last_inbound is not None
                      and last_inbound.sender_address == chosen[0] else ""}
     elif last_inbound is not None and last_inbound.sender_address:
-        recipient = {"recipient_kind": customers.IDENTITY_KIND.get(conversation.channel, conversation.channel),
+        recipient = {"recipient_kind": _identity_kind(session, conversation, last_inbound.sender_address),
                      "recipient_address": last_inbound.sender_address,
                      "recipient_name": last_inbound.author or ""}
     return outbound.reply_document(
@@ -244,8 +255,8 @@ class SpoolSender:
         if prepared[0] == "fallback":
             return self.fallback.send(prepared[1])
         _, transport, document = prepared
-        transport(document)
-        return ""
+        provider_id = transport(document)
+        return Handed("", provider_id=provider_id) if provider_id else ""
 
 
 def spool_senders(ctx: SyncContext) -> dict[str, SpoolSender]:

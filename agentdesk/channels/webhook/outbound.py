@@ -41,8 +41,9 @@ SIGNATURE_HEADER = "X-Agentdesk-Signature"
 _RETRYABLE_HTTP = {408, 425, 429}
 
 
-# Hands one reply document to the other side; raises DeliveryError.
-Transport = Callable[[dict[str, Any]], None]
+# Hands one reply document to the other side; the provider's id of it when the other side said
+# one (else ""); raises DeliveryError.
+Transport = Callable[[dict[str, Any]], str]
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -107,15 +108,16 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 def spool_transport(directory: Path) -> Transport:
     """Write each reply as `<message id>.json` into an outbound spool directory (tmp/ then new/)."""
 
-    def send(document: dict[str, Any]) -> None:
+    def send(document: dict[str, Any]) -> str:
         name = _UNSAFE.sub("_", document["id"])[:200] + ".json"
         try:
             spooling.ensure_spool(directory)
             if (directory / "new" / name).exists() or (directory / "cur" / name).exists():
-                return  # already handed over (a retry after a crash between writing and recording)
+                return ""  # already handed over (a retry after a crash between writing and recording)
             spooling.write_file(directory, json.dumps(document, ensure_ascii=False).encode("utf-8"), name=name)
         except OSError as error:
             raise DeliveryError(f"cannot write to the outbound spool {directory}: {error.strerror or error}") from None
+        return ""
 
     return send
 
@@ -123,7 +125,7 @@ def spool_transport(directory: Path) -> Transport:
 def url_transport(url: str, secret: str, *, timeout: float = HTTP_TIMEOUT) -> Transport:
     """POST each reply as JSON, signed with the spool's secret."""
 
-    def send(document: dict[str, Any]) -> None:
+    def send(document: dict[str, Any]) -> str:
         body = json.dumps(document, ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Type": "application/json",
@@ -133,7 +135,7 @@ def url_transport(url: str, secret: str, *, timeout: float = HTTP_TIMEOUT) -> Tr
         })
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                response.read(65536)
+                answer = response.read(65536)
         except urllib.error.HTTPError as error:
             detail = error.read(300).decode("utf-8", "replace").strip().splitlines()
             reason = f"{url} answered HTTP {error.code}" + (f": {detail[0]}" if detail else "")
@@ -146,8 +148,30 @@ def url_transport(url: str, secret: str, *, timeout: float = HTTP_TIMEOUT) -> Tr
             raise DeliveryOutcomeUnknown(
                 f"{url} took the request, then no answer came ({error or type(error).__name__}): "
                 "it may have been delivered") from None
+        return provider_id_of(answer)
 
     return send
+
+
+def provider_id_of(answer: bytes) -> str:
+    """The provider's id of a reply, from the gateway's answer to our POST: `{"provider_id": …}`
+    (docs/webhooks.md), or the provider's own answer passed on as it came (Twilio's message
+    resource `sid`, the WhatsApp Cloud API's `messages[0].id`); "" when it names none."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    for key in ("provider_id", "sid"):
+        if isinstance(data.get(key), str) and data[key].strip():
+            return data[key].strip()
+    messages = data.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        found = messages[0].get("id")
+        if isinstance(found, str) and found.strip():
+            return found.strip()
+    return ""
 
 
 def transport_for(spool: SpoolSettings, *, base: Path | None = None,
@@ -160,7 +184,7 @@ def transport_for(spool: SpoolSettings, *, base: Path | None = None,
         return spool_transport(directory)
     if spool.outbound.url:
         if secret is None:
-            def unsigned(_document: dict[str, Any]) -> None:
+            def unsigned(_document: dict[str, Any]) -> str:
                 raise DeliveryError(f"spool {spool.name}: outbound.url needs secret_command to sign the POST",
                                     permanent=True)
             return unsigned

@@ -436,7 +436,7 @@ class SpoolSource:
             outcome.stored += 1
             if not links:
                 continue
-            kind = customers.IDENTITY_KIND.get(message.channel, message.channel)
+            kind = customers.sender_identity_kind(message)
             customer = queries.customer_by_identity(session=session, kind=kind, address=message.sender_address)
             if customer is not None:
                 for link_kind, address in links:

@@ -19,6 +19,8 @@ from agentdesk.store.models import Identity
 
 # (identity kind, normalised address) the payload proved besides the one the spool matches by.
 Link = tuple[str, str]
+# The identity kinds a sender may be known by when the channel's own is missing, in this order.
+SENDER_KINDS = ("email", "phone", "chat", "social")
 
 
 def inbound_message(spool: SpoolSettings, payload: Payload, draft: Draft, index: int,
@@ -31,12 +33,16 @@ def inbound_message(spool: SpoolSettings, payload: Payload, draft: Draft, index:
     channel = draft.channel or spool.kind
     kind = customers.IDENTITY_KIND.get(channel, channel)
     address = draft.identities.get(kind, "")
+    sender_kind = ""
     if not address:
-        given = ", ".join(sorted(draft.identities)) or "none"
-        raise Rejected(
-            f"a {channel} spool identifies customers by {kind}, but this {spool.adapter} payload gives "
-            f"the sender's {given}; set the spool's kind to match what the provider sends"
-        )
+        # Any identity the payload gives serves (the generic schema lets a chat sender be known by
+        # email or phone): the customer is found or made by it, the conversation stays on its channel.
+        other = next((k for k in SENDER_KINDS if draft.identities.get(k)), None)
+        if other is None:
+            raise Rejected(f"this {spool.adapter} payload does not say who sent it (an email, phone or handle "
+                           f"of the sender); a {channel} spool needs one")
+        kind = sender_kind = other
+        address = draft.identities[other]
     try:
         address = customers.normalise_address(kind, address)
     except InvalidInput as error:
@@ -59,7 +65,7 @@ def inbound_message(spool: SpoolSettings, payload: Payload, draft: Draft, index:
         sender_name=draft.sender_name, received_at=draft.received_at, subject=draft.subject,
         body_text=draft.body_text, body_html_text=draft.body_html_text, kind=draft.kind, bulk=draft.bulk,
         in_reply_to=draft.in_reply_to, references=draft.references, recipients=draft.recipients,
-        conversation_hint=draft.conversation_hint, thread_key=draft.thread_key,
+        conversation_hint=draft.conversation_hint, thread_key=draft.thread_key, sender_kind=sender_kind,
         attachments=draft.attachments, raw=payload.body, parse_error=draft.parse_error, headers=draft.headers,
     )
     return message, links

@@ -8,6 +8,8 @@ sent, delivered, undelivered, failed, read) never becomes an inbound message.
 
 from __future__ import annotations
 
+import re
+
 from agentdesk.channels.webhook.adapters import (
     Draft, Item, Payload, Rejected, StatusUpdate, text, url_attachment,
 )
@@ -38,6 +40,24 @@ def phone(value: str, where: str) -> str:
         raise Rejected(f"{where}: {value!r} is not a phone number in E.164 (+country number)") from None
 
 
+# Our own number, the To of an inbound message, need not be a phone number: a short code (3 to 8
+# digits) or an alphanumeric sender id (up to 11 letters, digits and spaces, one letter at least).
+_SHORT_CODE = re.compile(r"\d{3,8}")
+_ALPHANUMERIC_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+
+def own_number(value: str, where: str) -> str:
+    """Our number as the provider wrote it: E.164, a short code or an alphanumeric sender id."""
+    try:
+        return phone(value, where)
+    except Rejected:
+        bare = (value.split(":", 1)[1] if value.count(":") == 1 else value).strip()
+        if _SHORT_CODE.fullmatch(bare) or _ALPHANUMERIC_ID.fullmatch(bare):
+            return bare
+        raise Rejected(f"{where}: {value!r} is not a phone number in E.164 (+country number), a short code "
+                       "or an alphanumeric sender id") from None
+
+
 def parse(payload: Payload) -> list[Item]:
     fields = fields_of(payload)
     sid = fields.get("MessageSid") or fields.get("SmsMessageSid") or fields.get("SmsSid")
@@ -52,7 +72,7 @@ def parse(payload: Payload) -> list[Item]:
         if not fields.get(required):
             raise Rejected(f"twilio payload: required field {required!r} is missing or empty")
     sender = phone(fields["From"], "From")
-    recipient = phone(fields["To"], "To")
+    recipient = own_number(fields["To"], "To")
     lines = []
     attachments = []
     try:
