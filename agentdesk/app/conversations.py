@@ -106,7 +106,7 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
         for number, m in enumerate(messages, start=1)
     ]
     items += [ThreadItem(at=e.at, kind="event", author=e.agent, body=describe_event(e.action, e.detail))
-              for e in events if e.action not in ("reply", "note", "created", "receipt")]
+              for e in events if e.action not in ("reply", "note", "created", "receipt", "survey", "forward")]
     items += [ThreadItem(at=e.at, kind="event", author="sla", body=f"SLA {e.target.replace('_', ' ')} {e.event}")
               for e in clock_events if e.event in ("breach",)]
     items.sort(key=lambda item: item.at)
