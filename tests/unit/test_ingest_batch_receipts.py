@@ -143,7 +143,7 @@ def test_clocks_started_by_the_parsers_store_what_ingest_computes(engine, settin
     (parse_job.parse_chunk); storing with them writes exactly what ingest's own refresh would."""
     from integration.email import mailgen
 
-    from agentdesk.channels.email import parse_job
+    from agentdesk.sync.sources import parse_job
 
     mails = mailgen.corpus(120, seed=7)
     now = max(when for when, _ in mails) + timedelta(days=3)  # some clocks breached, some running

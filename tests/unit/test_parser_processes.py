@@ -18,7 +18,7 @@ from agentdesk.sync.sources import email as sync_batches
 pool = sync_batches.parser_pool()
 while len(pool._processes) < sync_batches.PARSE_WORKERS or not all(p.pid for p in pool._processes.values()):
     time.sleep(0.01)
-from agentdesk.channels.email import parse_job
+from agentdesk.sync.sources import parse_job
 pool.submit(parse_job.ready).result(timeout=60)
 print(" ".join(str(pid) for pid in pool._processes), flush=True)
 time.sleep(120)

@@ -92,7 +92,7 @@ def parser_pool():
     import concurrent.futures
     import multiprocessing
 
-    from agentdesk.channels.email import parse_job
+    from agentdesk.sync.sources import parse_job
 
     pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"),
                                                   initializer=parse_job.start_parser, initargs=(os.getpid(),))
@@ -338,7 +338,7 @@ class MailboxSource:
 
         policy = None
         if pool is not None:
-            from agentdesk.channels.email.parse_job import NEW_PRIORITY, parse_chunk
+            from agentdesk.sync.sources.parse_job import NEW_PRIORITY, parse_chunk
 
             # The policy a conversation opened by this mailbox's mail gets: the parsers start its clocks.
             policy = self.ctx.policies.select(channel=self.kind, priority=NEW_PRIORITY, tags=set(), tier="")

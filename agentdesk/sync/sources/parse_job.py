@@ -1,4 +1,5 @@
-"""What a sync's parser process does with one chunk of fetched mail.
+"""What a sync's parser process does with one chunk of fetched mail (the email source's pool,
+`email.parser_pool`).
 
 Parse each message (`mime.parse_fetched`: the record, its content hash) and work out the SLA clocks
 the conversation it would open starts with (`sla.opening`): most mail of a first sync opens a new
@@ -6,7 +7,8 @@ conversation, and those clocks were a fifth of storing it. A reply (In-Reply-To 
 gets none: it usually joins a conversation, and an opening costs about a tenth of parsing. The
 storing process uses an opening only when the conversation's facts, policy and `now` turn out to
 be exactly the ones assumed here (ingest checks), so nothing changes but where the CPU is spent.
-Imports the parser and the pure SLA arithmetic, not the database layer.
+Imports the parser and the pure SLA arithmetic, not the database layer. (It lives in sync, not
+beside the MIME parser in channels: SLA clocks are none of a wire format's business.)
 """
 
 from __future__ import annotations
