@@ -30,8 +30,19 @@ ensure_venv() {
   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     ensure_debian_packages python3-venv
   fi
+  # What is installed is stamped with the hash of pyproject.toml and the extras: the install is
+  # editable (code changes need none), so only a change of dependencies or entry points needs pip.
+  local stamp=.venv/.agentdesk-installed wanted
+  wanted="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) ${extras}"
+  if [ -x .venv/bin/python ] && [ -f "$stamp" ] && grep -qxF -- "$wanted" "$stamp"; then
+    return 0
+  fi
   if [ ! -x .venv/bin/python ]; then
+    echo "first run: installing agentdesk and its dependencies into .venv (about a minute) …" >&2
     python3 -m venv .venv
+  else
+    echo "installing agentdesk${extras} into .venv (pyproject.toml changed) …" >&2
   fi
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >&2
+  echo "$wanted" >> "$stamp"
 }
