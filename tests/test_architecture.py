@@ -1,5 +1,5 @@
 """The shape of the house (docs/architecture.md): no import cycle, every module in a layer, no
-module too long to read.
+module too long to read, no SQL outside agentdesk/store/.
 
 The layers themselves are the import-linter contract in pyproject.toml, checked by
 tests/test_import_hygiene.py; these tests check what that contract cannot say.
@@ -7,7 +7,9 @@ tests/test_import_hygiene.py; these tests check what that contract cannot say.
 
 from __future__ import annotations
 
+import ast
 import pkgutil
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -100,6 +102,99 @@ def test_no_module_is_too_long_to_read():
     long = {str(path.relative_to(ROOT)): lines for path in PACKAGE.rglob("*.py")
             if (lines := len(path.read_text(encoding="utf-8").splitlines())) > LONGEST_MODULE}
     assert long == {}
+
+
+# --- SQL lives in store/ only ---------------------------------------------------------------------
+
+STORE = PACKAGE / "store"
+# Outside store/ a module may name a Session in a signature (sessions are opened by store.db) and
+# import anything for type checking alone; every other name of SQLAlchemy or SQLModel (select,
+# update, func, text, the engine, their errors: store.db names those) is a query being built.
+ALLOWED_FROM_SQLMODEL = {"Session"}
+SQL_PACKAGES = ("sqlalchemy", "sqlmodel")
+# What runs a statement, whatever object it is called on: a Session, a Connection, a cursor.
+RUNS_SQL = {"exec", "execute", "executemany", "executescript", "exec_driver_sql"}
+# A string that is a statement (upper-case keywords, as every statement here is written).
+SQL_TEXT = re.compile(r"^\s*(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\S+\s+SET\s|DELETE\s+FROM\s|PRAGMA\s|"
+                      r"BEGIN(\s|$)|COMMIT$|CREATE\s+(TABLE|INDEX|TRIGGER|VIEW)\s|DROP\s)")
+
+
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """Ids of the import nodes inside `if TYPE_CHECKING:` blocks."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found.update(id(child) for statement in node.body for child in ast.walk(statement))
+    return found
+
+
+def sql_outside_store(source: str) -> list[str]:
+    """Each SQL construct in a module's source, as "line N: what"."""
+    tree = ast.parse(source)
+    typing_only = _type_checking_only(tree)
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top == "sqlite3" or (top in SQL_PACKAGES and id(node) not in typing_only):
+                    found.append((line, f"line {line}: import {alias.name}"))
+        elif isinstance(node, ast.ImportFrom) and node.module and id(node) not in typing_only:
+            top = node.module.split(".")[0]
+            names = {alias.name for alias in node.names}
+            if top == "sqlite3" or (top in SQL_PACKAGES and not (node.module == "sqlmodel"
+                                                                  and names <= ALLOWED_FROM_SQLMODEL)):
+                found.append((line, f"line {line}: from {node.module} import {', '.join(sorted(names))}"))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in RUNS_SQL:
+            found.append((line, f"line {line}: .{node.func.attr}(…)"))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL_TEXT.match(node.value):
+            found.append((line, f"line {line}: {node.value.split()[0]} statement text"))
+    return [text for _, text in sorted(found)]
+
+
+def test_the_sql_finder_finds_sql():
+    """The check below can fail: each kind of construct is found, a Session in a signature is not."""
+    planted = (
+        "from typing import TYPE_CHECKING\n"
+        "from sqlmodel import Session, select\n"
+        "from sqlalchemy.exc import OperationalError\n"
+        "import sqlalchemy\n"
+        "if TYPE_CHECKING:\n"
+        "    from sqlalchemy.engine import Engine\n"
+        "def f(session: Session):\n"
+        "    import sqlite3\n"
+        "    session.exec(select(1))\n"
+        "    session.connection().exec_driver_sql('PRAGMA quick_check')\n"
+        "    cursor.executemany('INSERT INTO t (a) VALUES (?)', [])\n"
+        "    q = 'UPDATE outbox SET state = 1'\n"
+    )
+    assert sql_outside_store(planted) == [
+        "line 2: from sqlmodel import Session, select",
+        "line 3: from sqlalchemy.exc import OperationalError",
+        "line 4: import sqlalchemy",
+        "line 8: import sqlite3",
+        "line 9: .exec(…)",
+        "line 10: .exec_driver_sql(…)",
+        "line 10: PRAGMA statement text",
+        "line 11: .executemany(…)",
+        "line 11: INSERT statement text",
+        "line 12: UPDATE statement text",
+    ]
+    assert sql_outside_store("from sqlmodel import Session\ndef f(session: Session) -> None: ...\n") == []
+
+
+def test_no_sql_outside_store():
+    """Every query, statement, PRAGMA and raw sqlite3 connection is defined in agentdesk/store/
+    (docs/architecture.md); the rest of the package calls its named functions."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if STORE in path.parents:
+            continue
+        constructs = sql_outside_store(path.read_text(encoding="utf-8"))
+        if constructs:
+            found[str(path.relative_to(ROOT))] = constructs
+    assert found == {}
 
 
 if __name__ == "__main__":  # python tests/test_architecture.py: print the cycles
