@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from agentdesk.app.desk import Desk
+from agentdesk.domain import csat
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import queries
 from agentdesk.store.models import Conversation, Customer, ref_of
@@ -34,6 +35,8 @@ class CustomerCard:
     first_contact: datetime | None
     last_contact: datetime | None
     history: tuple[HistoryItem, ...]
+    # Their answered satisfaction surveys, newest first: (ref, rating 1-5, comment, answered at).
+    ratings: tuple[tuple[str, int, str, datetime | None], ...] = ()
 
 
 HISTORY_ON_CARD = 200  # past conversations the card lists; its count says how many there are
@@ -58,6 +61,8 @@ def customer_card(session, conversation: Conversation) -> CustomerCard:
         last_contact=summary.last_contact,
         history=tuple(HistoryItem(c.id, ref_of(c.id), c.subject, c.status, c.channel, c.created_at)
                       for c in history[:HISTORY_ON_CARD]),
+        ratings=tuple((r["ref"], r["rating"], r["comment"], r["at"])
+                      for r in csat.customer_ratings(session, conversation.customer_id)),
     )
 
 

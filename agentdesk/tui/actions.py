@@ -112,6 +112,8 @@ ACTIONS: tuple[Action, ...] = (
            priority=True, help="Pick a template: suggested first, type to filter by name or shortcut"),
     Action("composer.kind", "toggle_kind", "Reply/note", "ctrl+n", "composer", "Composer", footer=True,
            priority=True),
+    Action("composer.article", "knowledge_base", "Article", "f4,ctrl+b", "composer", "Composer", priority=True,
+           help="Search the knowledge base and insert an article's link (enter) or its text (ctrl+t)"),
     Action("composer.attach", "attach", "Attach", "ctrl+o", "composer", "Composer", footer=True, priority=True,
            help="Attach a file: type its path (tab completes); in the list of files, del removes one"),
     Action("composer.recipients", "recipients", "To/Cc/Bcc", "f3", "composer", "Composer", priority=True,

@@ -160,3 +160,14 @@ def parse_tags(text: str) -> tuple[list[str], list[str]]:
         elif word not in "+-":
             add.append(word)
     return add, remove
+
+
+def stars(rating: int) -> str:
+    """A satisfaction rating 1-5 as five stars: ★★★★☆."""
+    rating = max(0, min(5, int(rating)))
+    return "★" * rating + "☆" * (5 - rating)
+
+
+def rating_style(rating: int) -> str:
+    """Green for satisfied (4-5), red for a bad rating (1-2), plain for 3."""
+    return "bold green" if rating >= 4 else "bold red" if rating <= 2 else "bold"

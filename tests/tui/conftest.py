@@ -29,6 +29,7 @@ def _demo_template(tmp_path_factory) -> Path:
         patch.setenv("AGENTDESK_AGENT", AGENT)
         (directory / "config.toml").write_text(build.demo_config(directory), encoding="utf-8")
         build.write_templates(directory / "templates")
+        build.write_articles(directory / "kb")
         settings = config.load(directory / "config.toml")
         build.build_database(settings, conversations=CONVERSATIONS, now=FIXED_NOW)
     return directory

@@ -30,7 +30,7 @@ from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from agentdesk.app import conversations, outbound, templates
+from agentdesk.app import conversations, kb, outbound, templates
 from agentdesk.app.conversations import Thread
 from agentdesk.app.outbound import Recipients
 from agentdesk.app.desk import Desk
@@ -40,6 +40,7 @@ from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui import actions
 from agentdesk.tui.messages import ActionDone, ActionFailed
 from agentdesk.tui.widgets.envelope import Envelope
+from agentdesk.tui.screens.kb_picker import KbPickerScreen, article_options
 from agentdesk.tui.widgets.key_footer import KeyFooter
 
 
@@ -65,6 +66,7 @@ class ComposerScreen(Screen):
         self.draft_at = draft.updated_at if draft is not None else None
         self.open_editor = open_editor
         self.suggested = templates.suggestions(desk, thread)
+        self.suggested_articles: list = []  # knowledge-base articles for this thread, loaded by a worker
         self._autosave: Timer | None = None
         self._sent = False
 
@@ -87,6 +89,7 @@ class ComposerScreen(Screen):
             field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         self._render_title()
         self._fill_templates("")
+        self._suggest_articles()
         self._check_placeholders()
         body = self.query_one("#body", TextArea)
         body.focus()
@@ -152,6 +155,8 @@ class ComposerScreen(Screen):
             items += [Option(f"★ {t.name}" + (f" ({t.shortcut})" if t.shortcut else ""), id=f"s:{t.name}")
                       for t, _ in self.suggested]
             items.append(None)
+        if not query and self.suggested_articles:
+            items += article_options(self.suggested_articles)
         found = templates.find(self.desk, query)
         items.append(Option("All templates" if not query else f"Matching “{query}”", disabled=True))
         items += [Option(f"{t.name}" + (f" ({t.shortcut})" if t.shortcut else ""), id=f"t:{t.name}") for t in found]
@@ -188,6 +193,9 @@ class ComposerScreen(Screen):
         if not option_id:
             return
         name = option_id.split(":", 1)[1]
+        if option_id.startswith("a:"):
+            self._insert_article(name)
+            return
         template = next((t for t in templates.all_templates(self.desk) if t.name == name), None)
         if template is None:
             return
@@ -210,6 +218,41 @@ class ComposerScreen(Screen):
         body.focus()
         if rendered.undefined:
             self.notify("fill in before sending: " + ", ".join(rendered.undefined), severity="warning")
+
+    # --- knowledge-base articles (tui/screens/kb_picker.py) ------------------------------------------
+
+    @work(thread=True, group="kb-suggest")
+    def _suggest_articles(self) -> None:
+        try:
+            found = kb.suggestions(self.desk, self.thread.conversation.id)
+        except Exception:  # suggestions are a help, not a reason to fail opening the composer
+            return
+        if found:
+            self.app.call_from_thread(self._show_suggested_articles, found)
+
+    def _show_suggested_articles(self, found: list) -> None:
+        self.suggested_articles = found
+        self._fill_templates(self.query_one("#template-filter", Input).value)
+
+    def action_knowledge_base(self) -> None:
+        self.app.push_screen(KbPickerScreen(self.desk, self.thread.conversation.id), self._insert_text)
+
+    @work(thread=True, group="kb-insert")
+    def _insert_article(self, slug: str) -> None:
+        try:
+            text = kb.insertion(self.desk, slug, as_text=False)
+        except Exception as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
+            return
+        self.app.call_from_thread(self._insert_text, text)
+
+    def _insert_text(self, text: str | None) -> None:
+        if not text:
+            return
+        body = self.query_one("#body", TextArea)
+        body.insert(strip_control(text))
+        body.focus()
+        self._changed()
 
     def action_focus_templates(self) -> None:
         field = self.query_one("#template-filter", Input)

@@ -27,6 +27,7 @@ from agentdesk.app.queue import Filter
 from agentdesk.domain.replies import RESENDABLE
 from agentdesk.tui import actions, format
 from agentdesk.tui.screens.attachments import AttachmentKeys
+from agentdesk.tui.screens.rating_alerts import RatingAlerts
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.widgets.customer_pane import CustomerPane
 from agentdesk.tui.widgets.key_footer import KeyFooter
@@ -61,7 +62,7 @@ def _breakpoint_class(breakpoints: list[tuple[int, str]], width: int) -> str:
     return [name for minimum, name in breakpoints if width >= minimum][-1]
 
 
-class MainScreen(AttachmentKeys, Screen):
+class MainScreen(AttachmentKeys, RatingAlerts, Screen):
     # Its CSS (main.tcss) is part of the app's CSS_PATH: parsed once at start, not re-parsed on push;
     # the rules of the panes mounted after the first paint (detail.tcss) are read when they mount.
     BINDINGS = actions.bindings("main")
@@ -159,6 +160,7 @@ class MainScreen(AttachmentKeys, Screen):
         """Counts and header: cheap, but never on the UI thread."""
         self._load_counts()
         self._load_header()
+        self.check_ratings()
 
     @work(thread=True, exclusive=True, group="counts")
     def _load_counts(self) -> None:

@@ -1,4 +1,5 @@
-"""The report screen: reply and resolution times, SLA compliance, backlog by age, volume by channel.
+"""The report screen: reply and resolution times, SLA compliance, backlog by age, volume by channel,
+satisfaction (CSAT) and the knowledge-base articles that helped.
 
 The same document as `agentdesk report --json` (domain/reports.py), read in a thread worker (a few
 seconds on 100 000 conversations), drawn as small tables with bars so a team lead sees the shape at
@@ -121,6 +122,71 @@ def volume_table(document: dict[str, Any]) -> Table:
     return table
 
 
+def csat_cell(cell: dict[str, Any], width: int = 10) -> Text:
+    """CSAT % as a bar (satisfied of answers) with the counts; dim when nobody answered."""
+    if cell["csat"] is None:
+        return Text(f"— ({cell['sent']} sent, no answer)", style="dim")
+    value = cell["csat"] * 100
+    style = "green" if value >= 80 else "yellow" if value >= 60 else "red"
+    text = Text(bar(value, 100, width).ljust(width), style=style)
+    text.append(f" {value:5.1f}%", style="bold")
+    text.append(f" {cell['satisfied']}/{cell['responses']}", style="dim")
+    rate = cell["response_rate"]
+    text.append(f"  answered {rate * 100:.0f}% of {cell['sent']}" if rate is not None else "", style="dim")
+    return text
+
+
+def csat_table(document: dict[str, Any]) -> Group:
+    """Satisfaction: CSAT % (4-5 of all answers), response rate, the ratings, per agent, policy,
+    channel, and over time."""
+    figures = document["csat"]
+    if not figures["sent"]:
+        return Group(Text("Satisfaction (CSAT)", style="bold"),
+                     Text("no survey went out in this period ([[mailbox]] or [[spool]] csat = \"template\")",
+                          style="dim"))
+    summary = Text("Satisfaction (CSAT): ", style="bold")
+    summary.append_text(csat_cell(figures, 20))
+    if figures["average"] is not None:
+        summary.append(f"  average {figures['average']:.1f}")
+    ratings = Table(box=None, pad_edge=False, show_header=False)
+    ratings.add_column(justify="right")
+    ratings.add_column(justify="right")
+    ratings.add_column()
+    largest = max(figures["ratings"].values(), default=0)
+    for value in ("5", "4", "3", "2", "1"):
+        count = figures["ratings"][value]
+        style = "green" if value in ("4", "5") else "red" if value in ("1", "2") else "yellow"
+        ratings.add_row("★" * int(value), str(count), Text(bar(count, largest, 30), style=style))
+    groups = Table(box=None, pad_edge=False)
+    groups.add_column("")
+    groups.add_column("CSAT")
+    for key, label in (("by_agent", "agent"), ("by_policy", "policy"), ("by_channel", "channel")):
+        for row in figures[key]:
+            groups.add_row(f"{label} {row[label] or '(none)'}", csat_cell(row))
+    trend = Text(f"by {figures['period']}: ", style="dim")
+    for row in figures["over_time"][-21:]:
+        value = row["csat"]
+        trend.append(" ▁▂▃▄▅▆▇█"[round(value * 8)] if value is not None else "·",
+                     style="green" if value is not None and value >= 0.8 else "yellow")
+    return Group(summary, ratings, groups, trend)
+
+
+def knowledge_base_table(document: dict[str, Any]) -> Table | Text:
+    articles = document.get("knowledge_base", {}).get("articles", [])
+    if not articles:
+        return Text("Knowledge base: no article sent in this period", style="dim")
+    table = Table(title="Knowledge base: articles sent", title_justify="left", box=None, pad_edge=False)
+    for name, justify in (("article", "left"), ("sent", "right"), ("conversations", "right"),
+                          ("solved, no reply since", "left")):
+        table.add_column(name, justify=justify)
+    for row in articles[:10]:
+        rate = row["self_service_rate"]
+        cell = Text(bar(rate * 100, 100, 10).ljust(10) if rate else " " * 10, style="cyan")
+        cell.append(f" {rate * 100:3.0f}% ({row['solved_without_reply']})" if rate is not None else " —")
+        table.add_row(row["title"] or row["slug"], str(row["sent"]), str(row["conversations"]), cell)
+    return table
+
+
 class ReportScreen(Screen):
     CSS_PATH = "report.tcss"
     BINDINGS = [
@@ -156,6 +222,8 @@ class ReportScreen(Screen):
                 yield Static("", id="report-backlog")
                 yield Sparkline([], id="report-sparkline")
             yield Static("", id="report-volume")
+            yield Static("", id="report-csat")
+            yield Static("", id="report-kb")
         yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
@@ -190,6 +258,8 @@ class ReportScreen(Screen):
         sparkline.data = [row["count"] for row in document["backlog"]["by_age"]]
         sparkline.border_title = "by age " + " ".join(row["age"] for row in document["backlog"]["by_age"])
         self.query_one("#report-volume", Static).update(volume_table(document))
+        self.query_one("#report-csat", Static).update(csat_table(document))
+        self.query_one("#report-kb", Static).update(knowledge_base_table(document))
 
     def on_report_screen_failed(self, message: Failed) -> None:
         self.query_one("#report-loading").display = False

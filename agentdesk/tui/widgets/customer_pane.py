@@ -65,6 +65,14 @@ class CustomerPane(Vertical):
         text.append(f"\nlast contact {format.local_time(card.last_contact, now)}", meta)
         if card.notes:
             text.append("\n" + shown(card.notes))
+        if card.ratings:
+            happy = sum(1 for _, rating, _, _ in card.ratings if rating >= 4)
+            text.append(f"\n\nRatings ({happy} of {len(card.ratings)} satisfied)", meta)
+            for ref, rating, comment, at in card.ratings[:5]:
+                text.append(f"\n{format.stars(rating)} ", format.rating_style(rating))
+                text.append(f"{ref} {format.local_time(at, now)}", meta)
+                if comment:
+                    text.append(f" “{shown_line(comment)[:60]}”")
         if card.history:
             text.append(f"\n\nPast conversations ({len(card.history)}) — h, then enter opens", meta)
         static.update(text)
