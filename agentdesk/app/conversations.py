@@ -172,6 +172,14 @@ def describe_event(action: str, detail_json: str) -> str:
         return f"reply possibly sent: {detail.get('reason', '')}"
     if action == "merge":
         return "merged " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items()))
+    if action == "csat":
+        rating = int(detail.get("rating") or 0)
+        comment = f" “{detail['comment']}”" if detail.get("comment") else ""
+        return f"rated {rating}/5 {'★' * rating}{'☆' * (5 - rating)}{comment}"
+    if action == "csat_alert":
+        return f"⚠ bad rating ({detail.get('rating')}/5): alert to {detail.get('assignee') or 'nobody (unassigned)'}"
+    if action == "csat_skipped":
+        return f"no satisfaction survey: {detail.get('reason', '')}"
     return action + ("" if not detail else " " + ", ".join(f"{k}={v}" for k, v in sorted(detail.items())))
 
 
