@@ -159,3 +159,52 @@ def test_a_receipt_lists_the_articles_that_match_the_first_message(config_file, 
         listed = {a.slug for a in knowledge_base.all_articles(session) if a.url in bodies[0]}
         assert "app-pairing" in listed and {u.slug for u in knowledge_base.usage(session)} == listed
     engine.dispose()
+
+
+def test_survey_answer_and_report_on_either_database(any_database_url, tmp_path):
+    """The survey decision, the answer on ingest and the report's figures, with a fixed `now`,
+    on SQLite and on a real PostgreSQL."""
+    from agentdesk.domain import documents, queue
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "csat.md").write_text("How did we do with {{ ref }}? Reply 1-5.\n", encoding="utf-8")
+    settings = config.parse(
+        f'[database]\nurl = "{any_database_url}"\n[templates]\ndir = "{templates}"\n'
+        '[[mailbox]]\nname = "support"\naddress = "support@northwind.example"\nhost = "imap.example"\n'
+        'csat = "csat"\ncsat_delay = "2h"\n', source=tmp_path / "config.toml")
+    policies = clocks.Policies.from_settings(settings)
+    engine = db.open_database(any_database_url)
+    with db.write_session(engine) as session:
+        first = ingest_message(session, factories.inbound(at=T, body="my battery does not charge"),
+                               policies=policies, now=T, settings=settings)
+        machine = ingest_message(session, factories.inbound(at=T, sender="no-reply@shop.example", subject="Order"),
+                                 policies=policies, now=T, settings=settings)
+        for conversation_id in (first.conversation_id, machine.conversation_id):
+            conversation = session.get(Conversation, conversation_id)
+            conversation.assignee = "dana"
+            queue.change(session, conversation=conversation, agent="dana", now=T, policies=policies, status="solved")
+        session.commit()
+        assert csat.queue_due_surveys(session, settings=settings, policies=policies, now=T + timedelta(hours=1)) == []
+        written = csat.queue_due_surveys(session, settings=settings, policies=policies, now=T + timedelta(hours=2))
+        session.commit()
+        assert sorted((s.conversation_id, bool(s.message_id), s.skipped[:28]) for s in written) == [
+            (first.conversation_id, True, ""), (machine.conversation_id, False, "no-reply@shop.example is a m")]
+        assert csat.queue_due_surveys(session, settings=settings, policies=policies, now=T + timedelta(hours=9)) == []
+        survey = session.get(Message, written[0].message_id if written[0].message_id else written[1].message_id)
+        assert survey.kind == "survey" and "How did we do" in survey.body_text
+        later = T + timedelta(hours=3)
+        ingest_message(session, factories.inbound(at=later, body="4 - quick, thanks", in_reply_to=survey.external_id),
+                       policies=policies, now=later, settings=settings)
+        session.commit()
+        conversation = session.get(Conversation, first.conversation_id)
+        # Still solved, and the rating moved no customer clock: nobody waits on us for it.
+        assert conversation.status == "solved" and conversation.last_customer_message_at == T
+        [document] = documents.documents(session, [conversation], policies=policies, now=later)
+        assert document["csat"] == {"rating": 4, "comment": "quick, thanks", "at": later.isoformat()}
+        figures = csat.report(session, since=T - timedelta(days=1), until=T + timedelta(days=1))
+        assert (figures["sent"], figures["responses"], figures["csat"], figures["response_rate"]) == (1, 1, 1.0, 1.0)
+        assert figures["by_agent"][0]["agent"] == "dana" and figures["by_channel"][0]["channel"] == "email"
+        assert figures["over_time"] == [{"period": T.date().isoformat(), "sent": 1, "responses": 1, "satisfied": 1,
+                                         "csat": 1.0, "response_rate": 1.0, "average": 4.0}]
+    engine.dispose()
