@@ -177,6 +177,15 @@ class Batch:
             found = self.conversation(conversation_id)
         return found
 
+    def awaiting_answer(self, source: str, customer: object) -> Conversation | None:
+        if isinstance(customer, NewCustomer):
+            return None  # a customer this chunk made has no conversation we started
+        found = lookups.started_awaiting_answer(session=self.session, customer_id=customer_id_of(customer),
+                                                source=source)
+        conversation = self.conversation(found) if found is not None else None
+        # An earlier message of this chunk may have answered it already (it is no longer waiting).
+        return conversation if conversation is not None and conversation.last_customer_message_at is None else None
+
     def has_message_from(self, conversation: object, address: str) -> bool:
         if any(p.conversation is conversation and p.row["sender_address"] == address for p in self.pending):
             return True

@@ -5,7 +5,8 @@ with other content (a list added a footer, a server rewrote a header) joins that
 conversation when the sender is a participant of it; then In-Reply-To and References against
 every Message-ID we know (inbound and our own outbound); the provider's thread key seen on an
 earlier message of the same source; the channel's conversation hint (our ref); our `[AD-n]`
-subject tag. A ref from a hint or a subject tag is accepted only when the sender is already a
+subject tag; on channels without Message-IDs, a conversation we started with the sender on that
+source and they have not answered yet. A ref from a hint or a subject tag is accepted only when the sender is already a
 participant of that conversation (a stranger quoting a ref must not join it). Else a new
 conversation. The reason is stored on the message and shown in the thread.
 
@@ -44,6 +45,9 @@ class Lookup(Protocol):
 
     def has_message_from(self, conversation: object, address: str) -> bool:
         """Whether `address` (normalised) sent a message in `conversation`."""
+
+    def awaiting_answer(self, source: str, customer: object) -> Conversation | None:
+        """The conversation the team started with `customer` on `source` that they have not answered yet."""
 
 
 def bounced_id(message: InboundMessage) -> str:
@@ -90,6 +94,12 @@ def thread(message: InboundMessage, customer: object, address: str, lookup: Look
         conversation = by_ref(lookup, int(number), customer, address)
         if conversation is not None:
             return conversation, "subject-tag"
+    if message.channel != "email" and message.kind == "message":
+        # A text or chat message has no Message-ID to answer ours by: the customer's first message
+        # after we wrote to them first (agentdesk new) on this source is their answer.
+        started = lookup.awaiting_answer(message.source, customer)
+        if started is not None:
+            return started, "answer-to-ours"
     return None, "new"
 
 

@@ -96,6 +96,17 @@ def has_message_from(*, session: Session, conversation_id: int, sender_address: 
     return session.exec(statement.limit(1)).first() is not None
 
 
+def started_awaiting_answer(*, session: Session, customer_id: int, source: str) -> int | None:
+    """The latest conversation the team started with this customer through this source that they
+    have not answered yet (pending, no customer message), or None."""
+    statement = select(Conversation.id).where(
+        Conversation.customer_id == customer_id, Conversation.source == source, Conversation.status == "pending",
+        col(Conversation.last_customer_message_at).is_(None), col(Conversation.merged_into_id).is_(None),
+        col(Conversation.first_responded_at).is_not(None),
+    ).order_by(col(Conversation.id).desc())
+    return session.exec(statement.limit(1)).first()
+
+
 def has_messages(*, session: Session, conversation_id: int) -> bool:
     statement = select(Message.id).where(Message.conversation_id == conversation_id)
     return session.exec(statement.limit(1)).first() is not None
