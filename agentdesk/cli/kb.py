@@ -16,6 +16,8 @@ def cmd_kb_search(args: argparse.Namespace) -> int:
     from agentdesk.app import kb
 
     ctx = context(args)
+    for problem in kb.refresh(ctx.desk):
+        print(one_line(f"left out of the knowledge base: {problem}"), file=sys.stderr)
     found = kb.search(ctx.desk, " ".join(args.query), limit=args.limit)
     if getattr(args, "json", False):
         print_json([item.document() for item in found])
