@@ -63,6 +63,29 @@ class Filter:
         return VIEWS[self.view].label if self.view in VIEWS else self.view
 
 
+def empty_hint(desk: Desk) -> tuple[str, ...]:
+    """What an empty queue says on a new desk, one with no source configured and no conversation
+    stored: what to add, and where. Nothing otherwise (an empty view of a working desk is just empty)."""
+    settings = desk.settings
+    if settings.mailbox or settings.spool:
+        return ()
+    with desk.read() as session:
+        if queries.queue_count(session=session, view="all", agent=desk.agent, now=desk.now()):
+            return ()
+    from agentdesk import locations
+
+    config_path = settings.source or locations.default_config_path()
+    first = "Run `agentdesk init`, then add" if settings.source is None else "Add"
+    return (
+        "No mailbox or spool is configured yet: no conversation can arrive.",
+        f"{first} a [[mailbox]] (IMAP and SMTP) or a [[spool]] (webhooks) to",
+        f"  {config_path}",
+        "  (config.example.toml shows every key),",
+        f"put reply templates in {settings.templates_dir},",
+        "then run `agentdesk sync`; `agentdesk doctor` checks the setup first.",
+    )
+
+
 # --- the search -------------------------------------------------------------------------------
 
 

@@ -161,6 +161,9 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}
         self._strips: dict[tuple, list[Segment]] = {}
         self.presence: dict[int, str] = {}  # other agents on a row's conversation: "Dana is replying"
+        # Under "Nothing here." when a new desk has neither a source nor a conversation: how it gets
+        # some (set by the loading worker, which reads it when a view comes back empty).
+        self.empty_hint: tuple[str, ...] = ()
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -217,9 +220,13 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
                 # first (less to read and build while the UI starts), then the whole first window.
                 first = queue_actions.first_window(self.desk, filter, limit=first_rows)
                 complete = len(first.rows) < first_rows
+                if not first.rows:
+                    self.empty_hint = queue_actions.empty_hint(self.desk)
                 self.post_message(self._Reloaded(generation, len(first.rows), 0, {0: first}, final=complete))
                 return  # the rest of the window and the count: `_finish_first`, once the rows are drawn
             count = queue_actions.count(self.desk, filter)
+            if not count:
+                self.empty_hint = queue_actions.empty_hint(self.desk)
             if keep is not None:
                 position = queue_actions.position(self.desk, filter, keep)
                 if position is not None:
@@ -491,6 +498,8 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         if index >= self.count:
             if self.count == 0 and y == 1:
                 return self._muted_line(" Nothing here.", width)
+            if self.count == 0 and 3 <= y < 3 + len(self.empty_hint):
+                return self._muted_line(" " + self.empty_hint[y - 3], width)
             return Strip.blank(width, self.base_style)
         row = self.row_at(index)
         if row is None:
