@@ -8,6 +8,7 @@ The actions in this package (`queue`, `conversations`, `customers`, `templates`,
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,16 @@ from agentdesk.store import db, queries
 
 def system_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# The databases the desks of this process opened: the program closes them when its command ends
+# (`close_databases`), so SQLite checkpoints its write-ahead log and removes it, as a clean exit should.
+_opened_engines: weakref.WeakSet = weakref.WeakSet()
+
+
+def close_databases() -> None:
+    for engine in list(_opened_engines):
+        engine.dispose()
 
 
 @dataclass
@@ -54,6 +65,7 @@ class Desk:
             with self._engine_lock:
                 if self._engine is None:
                     self._engine = db.open_database(self.settings.database_url)
+                    _opened_engines.add(self._engine)
         return self._engine
 
     @cached_property

@@ -33,7 +33,6 @@ def started(desk: Desk, *, only: str | None = None) -> Iterator[Started]:
     from agentdesk.sync import worker as sync
 
     with locks.sync_lock(desk.engine):
-        applied = reports.recompute_sla(desk, only_if_changed=True, agent="system")
         # The SLA policies are loaded when a message is stored: a pass with no new mail needs none.
         context = sync.SyncContext(settings=desk.settings, engine=desk.engine, load_policies=lambda: desk.policies)
         sources = sync.build_sources(context)
@@ -45,9 +44,15 @@ def started(desk: Desk, *, only: str | None = None) -> Iterator[Started]:
             sources = [source for source in sources if source.name == only]
             if not sources:
                 raise InvalidInput(f"--source {only}: no mailbox or spool of that name (known: {known})")
-        worker = sync.SyncWorker(context, sources, sync.build_senders(context),
-                                 delivery_sources={only} if only is not None else None)
         try:
+            # Mail servers answer a login in tens of milliseconds: let them while the policies
+            # are checked, rather than after.
+            for source in sources:
+                if hasattr(source, "open_ahead"):
+                    source.open_ahead()
+            applied = reports.recompute_sla(desk, only_if_changed=True, agent="system")
+            worker = sync.SyncWorker(context, sources, sync.build_senders(context),
+                                     delivery_sources={only} if only is not None else None)
             yield Started(worker, sources, applied.changed if applied is not None else None)
         finally:
             for source in sources:

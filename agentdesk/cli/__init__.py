@@ -34,7 +34,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> NoReturn:
     """The program (`agentdesk`, `python -m agentdesk`)."""
-    raise SystemExit(main())
+    from agentdesk.app.desk import close_databases
+
+    try:
+        status = main()
+    finally:
+        close_databases()
+    raise SystemExit(status)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -115,6 +115,8 @@ PARSE_AHEAD_BYTES = 16 * 1024 * 1024
 # A server that cannot be reached at all fails the poll at once: the worker retries the source
 # with its backoff (`worker.Backoff`), and the long-running sync waits there, not here.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
+# At most this many Gmail message ids remembered across a process's polls.
+GMAIL_IDS_KEPT = 200_000
 
 
 def _fetch(connection: imap.BulkConnection, uids: list[int], sizes: dict[int, int], spool_dir: str | None) \
@@ -185,27 +187,58 @@ class MailboxSource:
         # within the poll (`poll`).
         self._connected_in_poll = False
         self._checkpoints: wal.BackgroundCheckpoints | None = None
+        # X-GM-MSGIDs of the messages taken in this process (Gmail only: `_without_gmail_copies`).
+        self._gmail_seen: set[int] = set()
+        self._ahead: tuple[threading.Thread, dict[str, Any]] | None = None  # open_ahead's login
 
     # connections
 
     def password(self) -> str:
         """The secret for a new connection: a password once per process; a token (xoauth2,
         oauthbearer, a provider's sign-in) each time, so a refreshed one is used once the last expires."""
-        from agentdesk.sync import credentials
+        if getattr(self.mailbox, "auth", "") in ("xoauth2", "oauthbearer") or getattr(self.mailbox, "provider", ""):
+            from agentdesk.sync import credentials
 
-        if credentials.token_changes(getattr(self.mailbox, "auth", "")) or credentials.uses_sign_in(self.mailbox):
             return credentials.imap_secret(self.mailbox)
         if self._password is None:
-            self._password = credentials.imap_secret(self.mailbox)
+            self._password = self.mailbox.password(f"mailbox {self.name}")
         return self._password
+
+    def open_ahead(self) -> None:
+        """Start logging in on a thread now, while the sync prepares the database; the first poll
+        takes the connection, or raises what the login raised, exactly as if it had logged in itself."""
+        if self._bulk is not None or self._ahead is not None:
+            return
+        outcome: dict[str, Any] = {}
+
+        def log_in() -> None:
+            try:
+                outcome["connection"] = imap.BulkConnection(self.server, self.password())
+            except BaseException as error:  # handed to the poll, which reports it
+                outcome["error"] = error
+
+        thread = threading.Thread(target=log_in, name=f"log in to {self.name}", daemon=True)
+        thread.start()
+        self._ahead = (thread, outcome)
 
     def _connection(self) -> imap.BulkConnection:
         if self._bulk is None:
-            self._bulk = imap.BulkConnection(self.server, self.password())
+            if self._ahead is not None:
+                thread, outcome = self._ahead
+                self._ahead = None
+                thread.join()
+                if "error" in outcome:
+                    raise outcome["error"]
+                self._bulk = outcome["connection"]
+            else:
+                self._bulk = imap.BulkConnection(self.server, self.password())
             self._connected_in_poll = True
         return self._bulk
 
     def _drop_connection(self) -> None:
+        if self._ahead is not None:  # never polled: wait for the login and log out
+            with contextlib.suppress(Exception):
+                self._connection()
         if self._bulk is not None:
             self._bulk.close()
             self._bulk = None
@@ -309,17 +342,36 @@ class MailboxSource:
                 pool = parser_pool()
                 import agentdesk.ingest  # noqa: F401  (while the parsers boot, not once they wait for us)
             listing = connection.list_after(last_uid)
+            listed_up_to = max((uid for uid, _ in listing), default=last_uid)
+            listing = self._without_gmail_copies(connection, listing)
             if not listing:
-                self._touch(folder, selected.uidvalidity, last_uid)
+                self._touch(folder, selected.uidvalidity, listed_up_to)
                 return
             total = len(listing)
             if pool is not None and total < PARALLEL_PARSE_MIN:  # most of those UIDs are gone
                 pool.shutdown(cancel_futures=True)
                 pool = None
             self._fetch_and_store(connection, folder, selected.uidvalidity, listing, pool, report, progress)
+            gmail_ids = getattr(connection, "gmail_ids", None)
+            if gmail_ids:
+                self._gmail_seen.update(gmail_ids[uid] for uid, _ in listing if uid in gmail_ids)
+            if listed_up_to > listing[-1][0]:  # copies past the last fetched message
+                self._touch(folder, selected.uidvalidity, listed_up_to)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+
+    def _without_gmail_copies(self, connection: imap.BulkConnection, listing: list[tuple[int, int]]) \
+            -> list[tuple[int, int]]:
+        """On Gmail, the messages this source already took from another folder (label) are left
+        out: INBOX and [Gmail]/All Mail show the same message, with the same X-GM-MSGID. Ingest
+        would dedupe them anyway; this spares fetching them twice."""
+        gmail_ids = getattr(connection, "gmail_ids", None)
+        if not gmail_ids:
+            return listing
+        if len(self._gmail_seen) > GMAIL_IDS_KEPT:
+            self._gmail_seen.clear()  # bounded memory; ingest's dedupe still holds
+        return [(uid, size) for uid, size in listing if gmail_ids.get(uid) not in self._gmail_seen]
 
     def _resume_from(self, folder: str, checkpoint: SyncState | None, selected: imap.FolderState) -> int:
         """The UID after which mail is new: the checkpoint's, unless UIDVALIDITY changed (rescan)."""
