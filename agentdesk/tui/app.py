@@ -209,10 +209,11 @@ class AgentDeskApp(App[int]):
                 _runner(target, action.action),
             )
         if scope == "main" and self.main is not None:
-            # Every view, the saved ones ([[view]] in the config) included, one palette entry each.
+            # The saved views ([[view]] in the config); the built-in ones are actions of the table.
             for index, view in enumerate(self.main.filters):
-                detail = f"saved search: {view.query}" if view.query else f"the {view.title} view"
-                yield SystemCommand(f"View: {view.title}", detail, _runner(self.main, f"show_index({index})"))
+                if view.label:
+                    yield SystemCommand(f"View: {view.title}", f"saved search: {view.query}",
+                                        _runner(self.main, f"show_index({index})"))
         for command in super().get_system_commands(screen):
             if command.title not in ("Quit", "Keys"):
                 yield command

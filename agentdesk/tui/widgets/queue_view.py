@@ -162,7 +162,7 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         self._strips: dict[tuple, list[Segment]] = {}
         self.presence: dict[int, str] = {}  # other agents on a row's conversation: "Dana is replying"
         # Under "Nothing here." when a new desk has neither a source nor a conversation: how it gets
-        # some (set by the loading worker, which reads it when a view comes back empty).
+        # some (read by a worker when a view comes back empty).
         self.empty_hint: tuple[str, ...] = ()
 
     # --- loading -------------------------------------------------------------------------------
@@ -220,13 +220,9 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
                 # first (less to read and build while the UI starts), then the whole first window.
                 first = queue_actions.first_window(self.desk, filter, limit=first_rows)
                 complete = len(first.rows) < first_rows
-                if not first.rows:
-                    self.empty_hint = queue_actions.empty_hint(self.desk)
                 self.post_message(self._Reloaded(generation, len(first.rows), 0, {0: first}, final=complete))
                 return  # the rest of the window and the count: `_finish_first`, once the rows are drawn
             count = queue_actions.count(self.desk, filter)
-            if not count:
-                self.empty_hint = queue_actions.empty_hint(self.desk)
             if keep is not None:
                 position = queue_actions.position(self.desk, filter, keep)
                 if position is not None:
@@ -267,6 +263,8 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         if message.final:
             self.post_message(self.Loaded(self.count))
             self._prefetch_end()
+            if not self.count:
+                self._load_empty_hint()
         else:
             # Read the rest after this frame is drawn, so the first paint does not wait for it.
             self.call_after_refresh(self._finish_first, message.generation, self.filter)
@@ -288,6 +286,18 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         self.virtual_size = Size(self.size.width, self.count + 1)
         self.post_message(self.Loaded(self.count))
         self._prefetch_end()
+        if not self.count:
+            self._load_empty_hint()
+
+    @work(thread=True, exclusive=True, group="queue-hint")
+    def _load_empty_hint(self) -> None:
+        try:
+            hint = queue_actions.empty_hint(self.desk)
+        except Exception:  # the load that came back empty reports a database that failed
+            return
+        if hint != self.empty_hint:
+            self.empty_hint = hint
+            self.app.call_from_thread(self.refresh)
 
     def _prefetch_end(self) -> None:
         """Read the view's last rows in the background: `G` / End then lands on rows already here."""
