@@ -17,6 +17,24 @@ ensure_debian_packages() {
   fi
 }
 
+# A Debian package's files unpacked into DIR (relative to the repository) without installing it,
+# for one whose package conflicts with another the tests need; skipped when DIR/CHECK exists.
+ensure_unpacked_package() {
+  local package="$1" dir="$2" check="$3"
+  if [ -e "$dir/$check" ]; then return 0; fi
+  local download
+  download="$(mktemp -d)"
+  chmod 755 "$download"
+  echo "unpacking Debian package $package into $dir" >&2
+  if ! (cd "$download" && apt-get download -qq "$package" >&2 2>/dev/null); then
+    as_root apt-get update -qq
+    (cd "$download" && apt-get download -qq "$package" >&2)
+  fi
+  mkdir -p "$dir"
+  dpkg-deb -x "$download"/"$package"_*.deb "$dir"
+  rm -rf "$download"
+}
+
 python_ok() {
   command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'
 }

@@ -11,6 +11,7 @@ textual: the TUI is imported only by the commands that open it.
     sla.py             sla explain, sla recompute, report
     sync.py            sync
     webhook.py         webhook serve, spool retry, spool list
+    oauth.py           oauth login, status, logout
     admin.py           the TUI, demo, init, doctor, stats, audit, db copy
 """
 

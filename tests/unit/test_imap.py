@@ -350,3 +350,75 @@ def test_a_throttled_poll_is_not_retried_at_once_and_says_so(mailbox_source, mon
     with engine.connect() as connection:
         recorded = connection.execute(text("SELECT last_error FROM syncstate")).scalar()
     assert recorded.startswith("throttled by the server")
+
+
+class FakeGmail:
+    """An imaplib connection to a Gmail-like server (X-GM-EXT-1): one message with two labels
+    shows in INBOX and in [Gmail]/All Mail under different UIDs, with one X-GM-MSGID."""
+
+    capabilities = ("IMAP4REV1", "IDLE", "X-GM-EXT-1", "AUTH=XOAUTH2")
+    RAW = (b"From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: Two labels\r\n"
+           b"Message-ID: <labels@example.org>\r\n\r\nHello\r\n")
+    FOLDERS = {"INBOX": {7: 1001}, "[Gmail]/All Mail": {3: 1000, 9: 1001}}  # uid -> X-GM-MSGID
+
+    def __init__(self):
+        self.folder = None
+        self.fetched: list[tuple[str, str]] = []
+
+    def select(self, folder, readonly=False):
+        self.folder = folder.strip('"')
+        return "OK", [str(len(self.FOLDERS[self.folder])).encode()]
+
+    def response(self, code):
+        return {"UIDVALIDITY": (code, [b"42"]), "UIDNEXT": (code, [b"10"])}.get(code, (code, [None]))
+
+    def uid(self, command, uids, items):
+        assert command == "FETCH"
+        messages = self.FOLDERS[self.folder]
+        if "RFC822.SIZE" in items:
+            assert "X-GM-MSGID" in items
+            return "OK", [b"%d (UID %d RFC822.SIZE %d X-GM-MSGID %d)" % (n, uid, len(self.RAW), gm)
+                          for n, (uid, gm) in enumerate(sorted(messages.items()), start=1)]
+        self.fetched.append((self.folder, uids))
+        wanted = [int(u) for u in uids.split(",")]
+        raw = self.RAW if self.folder == "INBOX" else self.RAW.replace(b"labels@", b"older@")
+        return "OK", [(b"1 (UID %d INTERNALDATE \"05-Jan-2026 08:00:00 +0000\" BODY[] {%d}" % (uid, len(raw)), raw)
+                      for uid in wanted if uid in messages]
+
+    def logout(self):
+        pass
+
+
+def test_on_gmail_a_message_already_taken_from_inbox_is_not_fetched_again_from_all_mail(engine, monkeypatch):
+    import threading
+
+    fake = FakeGmail()
+    real = imap.BulkConnection
+
+    def connect(server, password):
+        # The real BulkConnection's commands and parsing over the fake server's answers.
+        connection = real.__new__(real)
+        connection.server, connection.conn, connection.selected = server, fake, None
+        connection._command_lock = threading.Lock()
+        connection._capabilities = set(FakeGmail.capabilities)
+        connection.gmail_ids = {}
+        return connection
+
+    monkeypatch.setattr(imap, "BulkConnection", connect)
+    mailbox = types.SimpleNamespace(
+        name="support", host="imap.gmail.com", port=993, tls="ssl", username="support", idle=False,
+        folders=["INBOX", "[Gmail]/All Mail"], after_fetch="keep", password=lambda what: "token")
+    from agentdesk import config
+    from agentdesk.domain import clocks
+
+    settings = config.Settings()
+    context = sync_worker.SyncContext(settings=settings, engine=engine, policies=clocks.Policies.from_settings(settings))
+    report = sync.MailboxSource(mailbox, context, parallel_parse=False).poll()
+    # INBOX's message once; All Mail's copy of it (uid 9, same X-GM-MSGID) never fetched; its other message is.
+    assert fake.fetched == [("INBOX", "7"), ("[Gmail]/All Mail", "3")]
+    assert (report.stored, report.duplicates) == (2, 0)
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        checkpoints = dict(connection.execute(text("SELECT folder, last_uid FROM syncstate")).all())
+    assert checkpoints == {"INBOX": 7, "[Gmail]/All Mail": 9}

@@ -179,6 +179,7 @@ def uid_set(uids: Iterable[int]) -> str:
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_GMAIL_ID = re.compile(rb"\bX-GM-MSGID (\d+)")
 
 
 _MONTHS = {name: number for number, name in enumerate(
@@ -242,6 +243,7 @@ class BulkConnection:
         self._command_lock = threading.Lock()
         self.selected: FolderState | None = None
         self._capabilities: set[str] = set()
+        self.gmail_ids: dict[int, int] = {}
         mechanism = server.auth or "login"
         try:
             self.conn = self._open(server)
@@ -297,12 +299,20 @@ class BulkConnection:
         self.selected = state
         return state
 
+    @property
+    def gmail(self) -> bool:
+        """Whether the server is Gmail's (X-GM-EXT-1): one message shows in every label's folder."""
+        return "X-GM-EXT-1" in self._capabilities
+
     @_one_command_at_a_time
     def list_after(self, last_uid: int) -> list[tuple[int, int]]:
-        """(uid, size) of every message above `last_uid`, in UID order."""
+        """(uid, size) of every message above `last_uid`, in UID order. On Gmail, each one's
+        X-GM-MSGID (the message's id across labels) is left in `gmail_ids` by UID."""
+        self.gmail_ids: dict[int, int] = {}
         if self.selected is None or self.selected.exists == 0:
             return []
-        typ, data = self.conn.uid("FETCH", f"{last_uid + 1}:*", "(UID RFC822.SIZE)")
+        items = "(UID RFC822.SIZE X-GM-MSGID)" if self.gmail else "(UID RFC822.SIZE)"
+        typ, data = self.conn.uid("FETCH", f"{last_uid + 1}:*", items)
         self._check(typ, data, "listing new messages")
         found: dict[int, int] = {}
         for line in data:
@@ -314,6 +324,9 @@ class BulkConnection:
             size = _SIZE.search(line)
             if uid:
                 found[int(uid.group(1))] = int(size.group(1)) if size else 0
+                gmail_id = _GMAIL_ID.search(line)
+                if gmail_id:
+                    self.gmail_ids[int(uid.group(1))] = int(gmail_id.group(1))
         # "n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
         return sorted((uid, size) for uid, size in found.items() if uid > last_uid)
 

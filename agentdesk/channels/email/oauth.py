@@ -12,9 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -94,6 +91,8 @@ def endpoints_for(provider: str, *, client_id: str, tenant: str = "organizations
 
 def _check_transport(url: str) -> None:
     """https, or plain http to this machine only (a local test or proxy; RFC 8252 section 8.3)."""
+    import urllib.parse
+
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost")):
         return
@@ -102,6 +101,9 @@ def _check_transport(url: str) -> None:
 
 def _post(url: str, body: str) -> tuple[int, dict]:
     """POST a form; the status and the JSON answer (an error answer included: OAuth's errors are 400s)."""
+    import urllib.error
+    import urllib.request
+
     _check_transport(url)
     request = urllib.request.Request(url, data=body.encode("ascii"), method="POST", headers={
         "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})

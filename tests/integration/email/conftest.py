@@ -35,6 +35,27 @@ def mail_user(dovecot) -> str:
     return dovecot.add_user()
 
 
+@pytest.fixture(scope="session")
+def cyrus():
+    from integration.email.cyrus import Cyrus
+
+    server = Cyrus()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(params=["dovecot", "cyrus"])
+def imap_server(request):
+    """Each IMAP server implementation the intake tests run against: the same test, twice."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def imap_user(imap_server) -> str:
+    return imap_server.add_user()
+
+
 @pytest.fixture
 def smtp():
     server = Smtp()

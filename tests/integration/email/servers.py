@@ -250,6 +250,17 @@ class Dovecot:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def change_uidvalidity(self, user: str, folder: str, *, keep) -> int:
+        """A new UIDVALIDITY for `folder`, its messages (`keep`) left in place; the new value."""
+        conn = self.imap(user)
+        try:
+            conn.select(folder, readonly=True)
+            new = int(conn.response("UIDVALIDITY")[1][-1]) + 1000
+        finally:
+            conn.logout()
+        self.doveadm_run("mailbox", "update", "-u", user, "--uid-validity", str(new), folder)
+        return new
+
     def uids(self, user: str, folder: str = "INBOX", criteria: str = "ALL") -> list[int]:
         conn = self.imap(user)
         try:

