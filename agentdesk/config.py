@@ -38,6 +38,20 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 SPOOL_ADAPTERS = ("generic", "twilio_sms", "postmark", "sendgrid", "chatwoot", "whatsapp")
 SLA_TARGETS = ("first_reply", "next_reply", "periodic_update", "resolution")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# How a mailbox logs in to IMAP and SMTP. "" = what the server offers, a password mechanism first.
+AUTH_MECHANISMS = ("", "login", "plain", "xoauth2", "oauthbearer")
+# Mail providers whose servers, ports, login mechanism and OAuth endpoints are known: a mailbox
+# naming one needs only its address (and an OAuth client id). A key the mailbox sets wins.
+PROVIDER_PRESETS: dict[str, dict[str, Any]] = {
+    "microsoft365": {
+        "host": "outlook.office365.com", "port": 993, "tls": "ssl", "auth": "xoauth2",
+        "smtp": {"host": "smtp.office365.com", "port": 587, "tls": "starttls", "auth": "xoauth2"},
+    },
+    "gmail": {
+        "host": "imap.gmail.com", "port": 993, "tls": "ssl", "auth": "xoauth2",
+        "smtp": {"host": "smtp.gmail.com", "port": 465, "tls": "ssl", "auth": "xoauth2"},
+    },
+}
 
 
 def setting(default: Any = dataclasses.MISSING, *, doc: str, factory: Any = None) -> Any:
@@ -137,8 +151,12 @@ class SmtpSettings:
     host: str = setting("", doc="SMTP server that sends this mailbox's replies.")
     port: int = setting(465, doc="SMTP port (465 for ssl, 587 for starttls, 25 for none).")
     tls: Literal["ssl", "starttls", "none"] = setting("ssl", doc="Transport security: ssl | starttls | none.")
-    username: str = setting("", doc="SMTP login; empty = no authentication.")
-    password_command: str = setting("", doc="Command whose output is the SMTP password.")
+    username: str = setting("", doc="SMTP login; empty = no authentication (with a provider: the IMAP username).")
+    password_command: str = setting("", doc="Command whose output is the SMTP password or OAuth access token; "
+                                    "empty with a provider signed in: the mailbox's token.")
+    auth: Literal[AUTH_MECHANISMS] = setting(
+        "", doc="SASL mechanism: login | plain | xoauth2 | oauthbearer; empty = what the server offers, "
+        "a password mechanism first.")
 
     def password(self, key: str) -> str:
         return run_secret_command(self.password_command, key=f"{key}.password_command")
@@ -148,11 +166,26 @@ class SmtpSettings:
 class MailboxSettings:
     name: str = setting(doc="Name of the mailbox, used by `sync --source` and in `stats`.")
     address: str = setting(doc="Our address: the From of replies, never sent a receipt.")
-    host: str = setting(doc="IMAP server.")
+    host: str = setting("", doc="IMAP server (required unless `provider` names one).")
     port: int = setting(993, doc="IMAP port (993 for ssl, 143 for starttls/none).")
     tls: Literal["ssl", "starttls", "none"] = setting("ssl", doc="Transport security: ssl | starttls | none.")
     username: str = setting("", doc="IMAP login.")
-    password_command: str = setting("", doc="Command whose output is the IMAP password.")
+    password_command: str = setting(
+        "", doc="Command whose output is the IMAP password, or an OAuth access token for xoauth2 / "
+        "oauthbearer (run for every new connection then, so a token helper can refresh it).")
+    auth: Literal[AUTH_MECHANISMS] = setting(
+        "", doc="SASL mechanism: login | plain | xoauth2 | oauthbearer; empty = what the server offers, "
+        "a password mechanism first.")
+    provider: Literal["", "microsoft365", "gmail"] = setting(
+        "", doc="A known provider: microsoft365 | gmail. Presets host, port, tls, auth and [mailbox.smtp], "
+        "and enables `agentdesk oauth login` (the token then needs no password_command).")
+    oauth_client_id: str = setting("", doc="OAuth client (application) id registered for agentdesk at the provider.")
+    oauth_client_secret_command: str = setting(
+        "", doc="Command whose output is the OAuth client secret, for providers that want one (Google).")
+    oauth_tenant: str = setting("organizations", doc="Microsoft 365: the directory (tenant) id or domain; "
+                                "default organizations (any work account).")
+    oauth_device_url: str = setting("", doc="Device authorization endpoint; empty = the provider's.")
+    oauth_token_url: str = setting("", doc="Token endpoint; empty = the provider's.")
     folders: list[str] = setting(factory=lambda: ["INBOX"], doc="Folders to import from.")
     sent_folder: str = setting("", doc="Folder to append a copy of each reply to; empty = none.")
     idle: bool = setting(True, doc="Keep an IMAP IDLE connection open for push; false = poll.")
@@ -507,6 +540,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"attachments.{name}: expected a positive number, got {getattr(settings.attachments, name)}")
     for i, mailbox in enumerate(settings.mailbox):
         key = _entry_key("mailbox", i, mailbox.name)
+        if not mailbox.host:
+            raise ConfigError(f"{key}.host: required key is missing (IMAP server; or set `provider`)")
         if not _AFTER_FETCH.match(mailbox.after_fetch):
             raise ConfigError(f"{key}.after_fetch: expected keep | seen | move:Folder, got {mailbox.after_fetch!r}")
         if not (0 < mailbox.port < 65536):
@@ -558,6 +593,30 @@ def _check_warning(value: str, key: str) -> None:
     _check_duration(value, key)
 
 
+def _apply_provider_presets(data: dict[str, Any]) -> None:
+    """Fill the keys a mailbox's `provider` presets and the mailbox leaves out (the raw TOML
+    tables, before typing: a key the user wrote always wins). Malformed tables are left for
+    `_build` to reject with its usual message."""
+    mailboxes = data.get("mailbox")
+    if not isinstance(mailboxes, list):
+        return
+    for entry in mailboxes:
+        if not isinstance(entry, dict):
+            continue
+        preset = PROVIDER_PRESETS.get(entry.get("provider", ""))  # type: ignore[arg-type]
+        if preset is None:
+            continue
+        for key, value in preset.items():
+            if key != "smtp":
+                entry.setdefault(key, value)
+        smtp = entry.setdefault("smtp", {})
+        if isinstance(smtp, dict):
+            for key, value in preset["smtp"].items():
+                smtp.setdefault(key, value)
+            if isinstance(entry.get("username"), str):
+                smtp.setdefault("username", entry["username"])
+
+
 def _refuse_dotted_binding_ids(data: dict[str, Any]) -> None:
     """`queue.down = "j"` is TOML for a table `queue` holding `down`: say how to write the id."""
     keys = data.get("keys")
@@ -576,6 +635,7 @@ def parse(text: str, *, source: Path | None = None) -> Settings:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}not valid TOML: {error}") from None
     try:
+        _apply_provider_presets(data)
         _refuse_dotted_binding_ids(data)
         settings = _build(Settings, data, "")
         settings.source = source

@@ -110,12 +110,19 @@ class EmailSender:
 
         sender = self._smtp.get(mailbox.name)
         if sender is None:
+            from agentdesk.sync import credentials
+
             password = None
             if mailbox.smtp.username:
-                try:
-                    password = mailbox.smtp.password(f"mailbox {mailbox.name}.smtp")
-                except Exception as error:  # ConfigError: a password command that failed
-                    raise DeliveryError(str(error)) from None
+                def secret(mailbox=mailbox) -> str:
+                    try:
+                        return credentials.smtp_secret(mailbox)
+                    except Exception as error:  # a password command that failed, a sign-in revoked
+                        raise DeliveryError(str(error), permanent=False) from None
+
+                # A token is asked for with each connection (it is refreshed before it expires).
+                tokens = credentials.token_changes(mailbox.smtp.auth) or credentials.uses_sign_in(mailbox)
+                password = secret if tokens else secret()
             sender = SmtpSender(SmtpServer.from_mailbox(mailbox, timeout=self.timeout), password)
             self._smtp[mailbox.name] = sender
         return sender
@@ -133,8 +140,10 @@ class EmailSender:
         from agentdesk.channels.email import imap
 
         try:
+            from agentdesk.sync import credentials
+
             connection = imap.BulkConnection(imap.ServerSettings.from_mailbox(mailbox, timeout=self.timeout),
-                                             mailbox.password(f"mailbox {mailbox.name}"))
+                                             credentials.imap_secret(mailbox))
             try:
                 connection.append(mailbox.sent_folder, mail.as_bytes())
             finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -25,6 +25,7 @@ from email.utils import format_datetime, formataddr
 from agentdesk.channels.base import DeliveryError  # noqa: F401  (re-exported: senders raise it)
 from agentdesk.channels.base import DeliveryOutcomeUnknown
 from agentdesk.sanitize import safe_filename
+from agentdesk.channels.email import sasl
 
 __all__ = ["LOOP_HEADER", "DeliveryError", "DeliveryOutcomeUnknown", "OutgoingMail", "compose", "probe", "SmtpSender"]
 
@@ -98,12 +99,13 @@ class SmtpServer:
     tls: str  # ssl | starttls | none
     username: str = ""
     timeout: float = 60.0
+    auth: str = ""  # login | plain | xoauth2 | oauthbearer; "" = what the server offers, a password first
 
     @classmethod
     def from_mailbox(cls, mailbox, *, timeout: float = 60.0) -> SmtpServer:
         smtp = mailbox.smtp
         return cls(name=mailbox.name, host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username,
-                   timeout=timeout)
+                   timeout=timeout, auth=getattr(smtp, "auth", ""))
 
 
 class _DataWatch:
@@ -141,10 +143,28 @@ def _reason(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(str(text).split())}"
 
 
+def _log_in(client: smtplib.SMTP, server: SmtpServer, secret: str) -> None:
+    client.ehlo_or_helo_if_needed()
+    offered = {name.upper() for name in client.esmtp_features.get("auth", "").split()}
+    mechanism = sasl.choose(server.auth, offered, login_command=False)
+    if mechanism in ("login", "plain") and not server.auth:
+        client.login(server.username, secret)  # smtplib picks among the password mechanisms offered
+        return
+    if mechanism == "login":
+        client.user, client.password = server.username, secret
+        client.auth("LOGIN", client.auth_login)
+        return
+    client.auth(mechanism.upper(), sasl.responder(mechanism, server.username, secret,
+                                                  host=server.host, port=server.port))
+
+
 class SmtpSender:
     """Sends composed mail through one SMTP server; a new connection per batch of sends."""
 
-    def __init__(self, server: SmtpServer, password: str | None = None, *, context: ssl.SSLContext | None = None):
+    def __init__(self, server: SmtpServer, password: str | Callable[[], str] | None = None, *,
+                 context: ssl.SSLContext | None = None):
+        """`password`: the secret, or a function giving it, called for each connection (an OAuth
+        access token expires within the hour; the function returns a fresh one)."""
         self.server = server
         self.password = password
         self.context = context or ssl.create_default_context()
@@ -162,7 +182,8 @@ class SmtpSender:
             if server.tls == "starttls":
                 client.starttls(context=self.context)
         if server.username:
-            client.login(server.username, self.password or "")
+            secret = self.password() if callable(self.password) else self.password or ""
+            _log_in(client, server, secret)
         return client
 
     @property
