@@ -240,3 +240,27 @@ def test_new_conversation_refusals(dovecot, mail_user, smtp, tmp_path, desk_fact
                         "--body-file", str(tmp_path / "b.txt"))
     assert code == 2 and "--channel nope" in err
     assert desk.count("SELECT count(*) FROM conversation") == 1
+
+
+def test_the_receipt_goes_to_the_sender_alone(dovecot, mail_user, smtp, tmp_path, desk_factory):
+    config = mailbox_config(tmp_path, dovecot, mail_user, smtp.port)
+    text = config.read_text()
+    config.write_text(text.replace('after_fetch = "keep"', 'after_fetch = "keep"\nreceipt = "receipt"'))
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "receipt.md").write_text("We received your message ({{ ref }}).\n")
+    desk = desk_factory(config)
+    dovecot.append(mail_user, [_customer_mail(40, subject="Flat tyre",
+                                              extra="Cc: Bo <bo@velo.example>, carl@velo.example\r\n")])
+    desk.sync_once()  # stores the mail and queues the receipt
+    report = desk.sync_once()
+    assert len(smtp.received) == 1, (report.errors, report.delivery.errors)
+    receipt = _sent(smtp)
+    assert receipt["Auto-Submitted"] == "auto-replied"
+    assert receipt["To"] == "greta@velo.example" and receipt["Cc"] is None
+    assert smtp.envelopes[-1][1] == ["greta@velo.example"]
+    # A person's reply still goes to everyone who was on the mail.
+    (tmp_path / "body.txt").write_text("On it.\n")
+    assert _run(config, "reply", f"AD-{desk.count('SELECT id FROM conversation')}", "--body-file",
+                str(tmp_path / "body.txt"))[0] == 0
+    desk.sync_once()
+    assert _sent(smtp)["Cc"] == "bo@velo.example, carl@velo.example"
