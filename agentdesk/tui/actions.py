@@ -129,7 +129,7 @@ ACTIONS: tuple[Action, ...] = (
 ACTIONS += (
     # --- a new conversation (its own screen: no thread yet)
     Action("new.send", "send", "Send", "ctrl+s", "new_conversation", "New conversation", footer=True, priority=True,
-           help="Start the conversation: the first message is queued, the new ref opens"),
+           help="Start the conversation: the first message is queued and its new ref shown"),
     Action("new.pick", "pick_contact", "Pick customer", "ctrl+down", "new_conversation", "New conversation",
            footer=True, priority=True, help="Move to the known customers matching what To holds"),
     Action("new.close", "close", "Close", "escape", "new_conversation", "New conversation", footer=True,
