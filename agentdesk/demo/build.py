@@ -39,17 +39,19 @@ PRIORITY_WEIGHTS = (("low", 15), ("normal", 55), ("high", 22), ("urgent", 8))
 
 def demo_config(directory: Path) -> str:
     login = config.current_agent()
+    # The demo's own agents are dana and sam; a user whose login is one of them is that agent.
+    you = "" if login in ("dana", "sam") else f"""
+[agents.{config.toml_string(login)}]
+name = {config.toml_string(f"You ({login})")}
+signature = "Northwind Bikes support"
+"""
     return f"""# The agentdesk demo. Every key is documented in config.example.toml.
 [database]
 url = {config.toml_string(f"sqlite:///{directory / 'agentdesk.db'}")}
 
 [templates]
 dir = "templates"
-
-[agents.{config.toml_string(login)}]
-name = {config.toml_string(f"You ({login})")}
-signature = "Northwind Bikes support"
-
+{you}
 [agents.dana]
 name = "Dana Jansen"
 signature = "Dana, Northwind Bikes support"
