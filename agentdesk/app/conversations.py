@@ -251,6 +251,9 @@ def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status
 
     if recipients is not None:
         recipients = outbound.checked(conversation.channel, recipients)
+        if (recipients.cc or recipients.bcc) and conversation.source in {s.name for s in desk.settings.spool}:
+            raise InvalidInput(f"{ref_of(conversation.id)}'s replies go through the spool {conversation.source}, "
+                               "which has one recipient: Cc and Bcc are for conversations of a mailbox")
     if files:
         outbound.check_size(files, limit=outbound.max_bytes(desk.settings, conversation.channel, conversation.source),
                             where=f"{conversation.channel} via {conversation.source or 'its source'}")

@@ -72,7 +72,10 @@ class ComposerScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="composer-title")
-        email = self.kind == "forward" or self.thread.conversation.channel in ("email", "webform")
+        # Cc and Bcc go by SMTP: an email conversation not fed by a spool (a spool's reply has one recipient).
+        conversation = self.thread.conversation
+        email = self.kind == "forward" or (conversation.channel == "email" and conversation.source not in
+                                           {s.name for s in self.desk.settings.spool})
         yield Envelope(email=email, id="envelope")
         yield Static(self._latest_message(), id="composer-context", markup=False)
         with Horizontal(id="composer-body"):
