@@ -132,6 +132,7 @@ def ensure_demo(directory: Path, *, conversations: int | None = None, progress: 
 # Moving every time of a demo this size takes well under a second; bigger (benchmark) demos keep
 # their times, so benchmarks measure the same data every run.
 MAX_CONVERSATIONS_TO_REFRESH = 5000
+SURVEYS_SINCE = timedelta(days=30)
 
 
 def _bring_up_to_date(config_path: Path, marker: Path, built: dict) -> None:
@@ -315,6 +316,10 @@ class DemoWriter:
         first_responded_at = last_agent_reply_at = last_customer_at = waiting_since = None
         followup_index = reply_index = 0
         article = self._article_for(tag) if status in ("solved", "closed", "pending") else None
+        # The reply that links it: the last one of a solved conversation (the article was the
+        # answer), else the first.
+        agent_turns = [index for index, from_customer in enumerate(speakers) if not from_customer]
+        article_turn = (agent_turns[-1] if status in ("solved", "closed") else agent_turns[0]) if agent_turns else -1
         self._event(created, "system", "created", conversation_id, channel=channel)
         for index, from_customer in enumerate(speakers):
             if index:
@@ -333,7 +338,7 @@ class DemoWriter:
             else:
                 body = replies[reply_index % len(replies)].format(**values)
                 reply_index += 1
-                if article is not None and reply_index == 1:
+                if article is not None and index == article_turn:
                     title, _tags, url, _body = content.ARTICLES[article]
                     body += f"\n\nThis may help too: {title}: {url}"
                 # A few deliveries fail or wait, so the demo shows the outbox's states.
@@ -347,7 +352,7 @@ class DemoWriter:
                               address=address, subject=f"Re: {subject} [{ref_of(conversation_id)}]" if long_form else "",
                               body=body, source=source, delivery=delivery, error=error)
                 self._event(at, agent, "reply", conversation_id)
-                if article is not None and reply_index == 1:
+                if article is not None and index == article_turn:
                     self.rows.article_uses.append((article, conversation_id, self.message_id, sqlite_text(at)))
                 first_responded_at = first_responded_at or at
                 last_agent_reply_at = at
@@ -396,7 +401,7 @@ class DemoWriter:
 
 
     def _article_for(self, tag: str) -> str | None:
-        """An article an agent linked in their first reply, for about a third of the conversations
+        """An article an agent linked in a reply, for about a third of the conversations
         whose topic has one."""
         candidates = self.articles_by_tag.get(tag)
         if not candidates or self.outcomes.random() >= 0.35:
@@ -409,7 +414,9 @@ class DemoWriter:
         rating, as the sync and ingest would have written them."""
         rng = self.outcomes
         sent_at = solved_at + timedelta(hours=1)
-        if sent_at > self.now - timedelta(minutes=5) or rng.random() < 0.1:
+        # Surveys were switched on a month ago: older conversations have none (which also keeps
+        # the benchmark demo's build time where it was).
+        if not self.now - SURVEYS_SINCE <= sent_at <= self.now - timedelta(minutes=5) or rng.random() < 0.1:
             return
         ref = ref_of(conversation_id)
         body = content.CSAT_TEMPLATE[1].replace("{{ customer_first_name }}", customer.first).replace(

@@ -12,7 +12,8 @@ receipt) search with the customer's own words, less the ones that say nothing.
 
 An article counts as sent when an outbound message names it: its URL, or its title as a line of
 its own (what the composer inserts). `usage` says how often, and how often the conversation was
-then solved without the customer writing again: the article answered the question.
+then solved without the customer writing again (a rating for the survey aside): the article
+answered the question.
 
 No SQL here: every query is in `store.knowledge_base`.
 """
@@ -197,9 +198,15 @@ def search(session: Session, query: str, *, limit: int = 10) -> list[Match]:
     return _load(session, store.search(session=session, words=words, prefixes=prefixes, limit=limit))
 
 
+# A suggestion scoring under this share of the best one is a chance match on a common word.
+SUGGESTION_FLOOR = 0.35
+
+
 def suggest(session: Session, text: str, *, limit: int = 3) -> list[Match]:
-    """The articles that best match a customer's text, best first."""
-    return _load(session, store.search(session=session, words=suggestion_words(text), limit=limit))
+    """The articles that best match a customer's text, best first; weak matches left out."""
+    ranked = store.search(session=session, words=suggestion_words(text), limit=limit)
+    best = ranked[0][1] if ranked else 0.0
+    return _load(session, [(slug, score) for slug, score in ranked if best <= 0 or score >= best * SUGGESTION_FLOOR])
 
 
 def find(session: Session, slug: str) -> Article | None:

@@ -107,7 +107,8 @@ def add_uses(*, session: Session, conversation_id: int, message_id: int, slugs: 
 def usage(*, session: Session, since: datetime | None = None, until: datetime | None = None) \
         -> list[tuple[str, int, int, int]]:
     """(slug, times sent, conversations, conversations solved since without another customer
-    message) per article sent in [since, until)."""
+    message) per article sent in [since, until). An answer to the satisfaction survey is no new
+    question: it does not count as another message."""
     where = []
     params: dict = {}
     if since is not None:
@@ -120,7 +121,8 @@ def usage(*, session: Session, since: datetime | None = None, until: datetime | 
         SELECT u.slug, count(*), count(DISTINCT u.conversation_id),
                count(DISTINCT CASE WHEN c.status IN ('solved', 'closed') AND NOT EXISTS (
                    SELECT 1 FROM message m WHERE m.conversation_id = u.conversation_id
-                   AND m.direction = 'inbound' AND m.kind = 'message' AND m.at > u.at)
+                   AND m.direction = 'inbound' AND m.kind = 'message' AND m.at > u.at
+                   AND NOT EXISTS (SELECT 1 FROM satisfactionsurvey s WHERE s.answer_message_id = m.id))
                    THEN u.conversation_id END)
         FROM articleuse u JOIN conversation c ON c.id = u.conversation_id
         {"WHERE " + " AND ".join(where) if where else ""}

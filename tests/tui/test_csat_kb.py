@@ -106,7 +106,7 @@ async def test_ratings_show_in_the_thread_the_customer_pane_and_the_report(make_
         card = app.main.thread.customer
         assert any(rating == 5 for _, rating, _, _ in card.ratings)
         pane = str(app.main.query_one("#customer-card").render())
-        assert "Ratings (" in pane and "★★★★★" in pane
+        assert "rated " in pane and " well · latest " in pane
         await pilot.press("R")
         await settle(pilot, app)
         assert isinstance(app.screen, ReportScreen)

@@ -66,21 +66,27 @@ class CustomerPane(Vertical):
         if card.notes:
             text.append("\n" + shown(card.notes))
         if card.ratings:
+            # One line here (the card's height is capped); each past conversation's own rating is
+            # on its row in the list below.
             happy = sum(1 for _, rating, _, _ in card.ratings if rating >= 4)
-            text.append(f"\n\nRatings ({happy} of {len(card.ratings)} satisfied)", meta)
-            for ref, rating, comment, at in card.ratings[:5]:
-                text.append(f"\n{format.stars(rating)} ", format.rating_style(rating))
-                text.append(f"{ref} {format.local_time(at, now)}", meta)
-                if comment:
-                    text.append(f" “{shown_line(comment)[:60]}”")
+            latest = card.ratings[0][1]
+            text.append(f"\nrated {happy} of {len(card.ratings)} well · latest ", meta)
+            text.append(format.stars(latest), format.rating_style(latest))
         if card.history:
             text.append(f"\n\nPast conversations ({len(card.history)}) — h, then enter opens", meta)
         static.update(text)
+        rated = {ref: rating for ref, rating, _, _ in card.ratings}
         history.add_options(
-            Option(Text(f"{item.ref} {item.status[:7]:<7} {item.channel:<7} {shown_line(item.subject)}", no_wrap=True,
-                        overflow="ellipsis"), id=str(item.id))
-            for item in card.history
+            Option(self._history_row(item, rated.get(item.ref)), id=str(item.id)) for item in card.history
         )
+
+    @staticmethod
+    def _history_row(item, rating: int | None) -> Text:
+        row = Text(f"{item.ref} ", no_wrap=True, overflow="ellipsis")
+        if rating is not None:
+            row.append(f"{rating}★ ", format.rating_style(rating))
+        row.append(f"{item.status[:7]:<7} {item.channel:<7} {shown_line(item.subject)}")
+        return row
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
