@@ -207,4 +207,6 @@ def test_survey_answer_and_report_on_either_database(any_database_url, tmp_path)
         assert figures["by_agent"][0]["agent"] == "dana" and figures["by_channel"][0]["channel"] == "email"
         assert figures["over_time"] == [{"period": T.date().isoformat(), "sent": 1, "responses": 1, "satisfied": 1,
                                          "csat": 1.0, "response_rate": 1.0, "average": 4.0}]
+        # The article usage's own SQL (time bounds, the survey-answer exclusion) on this database too.
+        assert knowledge_base.usage(session, since=T - timedelta(days=1), until=T + timedelta(days=1)) == []
     engine.dispose()
