@@ -436,7 +436,7 @@ class BulkConnection:
 
 
 def _refused(server: ServerSettings, mechanism: str, error: BaseException) -> ImapError:
-    reason = _text(error)
+    reason = _text(error.args[0]) if len(error.args) == 1 else _text(error)  # imaplib's reason is bytes
     if is_throttling(reason):
         return ServerBusy(f"mailbox {server.name}: {server.host}:{server.port} is throttling logins: {reason}; "
                           "backing off")

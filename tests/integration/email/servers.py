@@ -92,7 +92,7 @@ class Dovecot:
 
             login_user = internal_user = pwd.getpwuid(os.getuid()).pw_name
             internal_group = grp.getgrgid(os.getgid()).gr_name
-        auth, protocols, extra = "plain login", "imap", ""
+        auth, protocols, extra, anvil = "plain login", "imap", "", ""
         self.submission_port: int | None = None
         if oauth2_key is not None:
             # Bearer tokens validated by Dovecot itself: JWTs signed with this HS256 key (no
@@ -109,6 +109,11 @@ class Dovecot:
                 """))
             os.chmod(root / "oauth2.conf.ext", 0o644)
             auth = "plain login xoauth2 oauthbearer"
+            # The tests refuse tokens on purpose: no delay after a failure, and no growing per-IP
+            # penalty (anvil's auth-penalty listener off).
+            extra += "auth_failure_delay = 0\n"
+            anvil = "\n".join(["  unix_listener anvil-auth-penalty {", "    mode = 0", "  }", ""]).replace(
+                "\n", "\n" + " " * 12)  # indented as the template below, which is dedented whole
             extra += textwrap.dedent(f"""\
                 passdb {{
                   driver = oauth2
@@ -170,7 +175,7 @@ class Dovecot:
             }}
             service anvil {{
               chroot =
-            }}
+            {anvil}}}
             """) + extra)
 
     def start(self) -> None:

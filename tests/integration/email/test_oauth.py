@@ -230,3 +230,29 @@ def test_program_device_code_sign_in_then_sync_refreshes_and_a_revoked_sign_in_n
         assert "revoked or has expired" in status.stdout and "agentdesk oauth login support" in status.stdout
     finally:
         provider.stop()
+
+
+def test_idle_logs_in_with_the_token_too(oauth_dovecot, tmp_path, desk_factory):
+    """The IDLE connection (imaplib2) authenticates with OAUTHBEARER as the bulk one does."""
+    import threading
+
+    user = oauth_dovecot.add_user()
+    token_file = tmp_path / "token"
+    token_file.write_text(access_token(user, KEY) + "\n")
+    config = _config(tmp_path, oauth_dovecot, user, auth="oauthbearer", password_command=f"cat {token_file}")
+    config.write_text(config.read_text().replace("idle = false", "idle = true"))
+    desk = desk_factory(config)
+    worker = desk.worker(poll_interval=120)  # only IDLE can bring the mail in time
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)
+        started = time.monotonic()
+        oauth_dovecot.append(user, mailgen.corpus(1, seed=24))
+        while desk.count("SELECT count(*) FROM message") < 1:
+            assert time.monotonic() - started < 5, "not pushed within 5 s: IDLE did not log in"
+            time.sleep(0.05)
+    finally:
+        worker.stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
