@@ -8,6 +8,7 @@ Attachments are numbered across the thread from 1, in the order `show` prints me
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -132,9 +133,13 @@ def content(desk: Desk, item: Listed) -> bytes:
     if item.state == "failed":
         where = f"; its link: {item.url}" if item.url else ""
         raise AgentdeskError(f"attachment {item.number} ({item.filename}) was not downloaded: {item.reason}{where}")
+    damaged = False
     with desk.read() as session:
         if item.sha256 and attachment_store.has(session=session, key=item.sha256):
-            return attachment_store.read(session=session, key=item.sha256)
+            data = attachment_store.read(session=session, key=item.sha256)
+            if hashlib.sha256(data).hexdigest() == item.sha256:
+                return data
+            damaged = True  # on disk (a crash of the host, a hand edit): taken again from the raw message
         raw = attachment_store.raw_of(session=session, message_id=item.message_id)
     data = _from_raw(raw, item.sha256) if raw else None
     if data is None:
@@ -144,6 +149,8 @@ def content(desk: Desk, item: Listed) -> bytes:
         raise AgentdeskError(f"attachment {item.number} ({item.filename}) was {NOT_KEPT}")
     with desk.write() as session:
         # Taken from the raw message once; kept like any other from now on.
+        if damaged:
+            attachment_store.discard(session=session, key=item.sha256)
         attachment_store.put(session=session, data=data)
         attachment_store.mark_stored(session=session, attachment_ids=[item.attachment_id])
         session.commit()
@@ -152,8 +159,6 @@ def content(desk: Desk, item: Listed) -> bytes:
 
 def _from_raw(raw: bytes, sha256: str) -> bytes | None:
     """The attachment with this digest in a stored mail, parsed whole (not bounded as at sync)."""
-    import hashlib
-
     from agentdesk.channels.email.mime import attachments_of_raw
 
     if not sha256:

@@ -130,6 +130,18 @@ def read(*, session: Session, key: str) -> bytes:
     return bytes(blob.data)
 
 
+def discard(*, session: Session, key: str) -> None:
+    """Forget the bytes kept under `key` (found damaged), so a `put` writes them afresh."""
+    root = root_of(session)
+    if root is not None:
+        if files.has(root, key):
+            files.path_of(root, key).unlink(missing_ok=True)
+        return
+    blob = session.get(AttachmentBlob, key)
+    if blob is not None:
+        session.delete(blob)
+
+
 def path_of(*, session: Session, key: str) -> Path | None:
     """The file holding `key`'s bytes when the store is files and it is there, else None. Named by
     its hash: hand a person or a program a copy under a safe name instead (app/attachments.py)."""

@@ -100,6 +100,14 @@ def test_saved_bytes_equal_the_sent_bytes_and_repeats_are_kept_once(dovecot, mai
     # No sender's name became a path in the store.
     assert not list(store.rglob("*.pdf")) and not list(store.rglob(".incoming-*"))
 
+    # A file damaged in the store (a host crash, a hand edit) is never handed out: the bytes are
+    # taken again from the raw message, and the store is mended.
+    (damaged,) = [p for p in kept if p.name == hashlib.sha256(photo).hexdigest()]
+    damaged.write_bytes(b"\0" * len(photo))
+    status, out, err = _run("--config", str(config_path), "attachment", "save", "AD-1", "1", "--to", str(out_dir))
+    assert status == 0, err
+    assert Path(out.strip()).read_bytes() == photo and damaged.read_bytes() == photo
+
 
 HOSTILE = [
     "../../etc/passwd",
