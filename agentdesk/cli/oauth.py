@@ -63,16 +63,15 @@ def add_commands(commands, command) -> None:
     sub = group.add_subparsers(title="commands", metavar="COMMAND", required=True)
     login = command("login", cmd_oauth_login,
                     "sign a provider's mailbox in: prints a URL and a code to enter in any browser, waits, keeps "
-                    "the refresh token; `sync` renews access from then on. "
-                    "Example: agentdesk oauth login support", sub)
+                    "the refresh token; `sync` renews access from then on", sub)
     login.add_argument("mailbox", metavar="MAILBOX", help="the [[mailbox]] name")
     login.add_argument("--json", action="store_true", help="print the resulting status as JSON")
     status = command("status", cmd_oauth_status,
                      "who is signed in for each provider mailbox and when its access token expires; exit 1 when "
-                     "one needs a sign-in. Example: agentdesk oauth status --json", sub)
+                     "one needs a sign-in", sub)
     status.add_argument("mailbox", metavar="MAILBOX", nargs="?", help="only this mailbox")
     status.add_argument("--json", action="store_true", help="JSON on stdout")
     logout = command("logout", cmd_oauth_logout,
-                     "forget a mailbox's sign-in on this machine. Example: agentdesk oauth logout support", sub)
+                     "forget a mailbox's sign-in on this machine", sub)
     logout.add_argument("mailbox", metavar="MAILBOX")
     logout.add_argument("--json", action="store_true")
