@@ -155,3 +155,46 @@ def test_throttling_answers_are_recognised(answer):
 def test_ordinary_refusals_are_not_throttling():
     assert not imap.is_throttling("[AUTHENTICATIONFAILED] Authentication failed.")
     assert not imap.is_throttling("Mailbox doesn't exist: Archive")
+
+
+def test_the_sign_in_goes_to_the_keyring_when_there_is_one(tmp_path, monkeypatch):
+    class Keyring:  # a backend with a working store (Secret Service, Keychain)
+        entries: dict = {}
+
+        def get_password(self, service, name):
+            return self.entries.get((service, name))
+
+        def set_password(self, service, name, value):
+            self.entries[(service, name)] = value
+
+        def delete_password(self, service, name):
+            self.entries.pop((service, name), None)
+
+        def get_keyring(self):
+            return self
+
+    monkeypatch.setattr(credentials, "_keyring", lambda: Keyring())
+    store = credentials.TokenStore(tmp_path)
+    sign_in = credentials.SignIn(provider="gmail", username="a", account="a@x", refresh_token="rt")
+    store.save("support", sign_in)
+    assert not store.path.exists()  # nothing on disk
+    assert json.loads(Keyring.entries[(credentials.KEYRING_SERVICE, "support")])["refresh_token"] == "rt"
+    assert store.load("support") == sign_in and store.where().startswith("the system keyring")
+    store.forget("support")
+    assert store.load("support") is None
+
+
+def test_one_idle_command_lasts_less_than_exchange_allows():
+    calls = []
+
+    class Connection:
+        def idle(self, timeout):
+            calls.append(timeout)
+
+        def response(self, code):
+            return code, [None]
+
+    idler = imap.Idler.__new__(imap.Idler)
+    idler.conn, idler._closed, idler.server = Connection(), False, None
+    idler.wait(3600)
+    assert calls == [imap.IDLE_RENEW_SECONDS] and imap.IDLE_RENEW_SECONDS < 29 * 60
