@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -185,6 +186,17 @@ def access_token(mailbox: config.MailboxSettings, *, store: TokenStore | None = 
     left. Raises OAuthError (one line, naming the command to run) when there is no sign-in or
     the provider revoked it."""
     store = store or TokenStore()
+    # One refresh at a time in this process (the mailbox's poll, its IDLE and the outbox's SMTP may
+    # all ask at once): the others then find the fresh token instead of spending a refresh token
+    # the provider may have rotated away already.
+    with _REFRESHING:
+        return _access_token(mailbox, store, now)
+
+
+_REFRESHING = threading.Lock()
+
+
+def _access_token(mailbox: config.MailboxSettings, store: TokenStore, now: Callable[[], float]) -> str:
     sign_in = store.load(mailbox.name)
     if sign_in is None or not sign_in.refresh_token:
         raise oauth.OAuthError(f"mailbox {mailbox.name}: not signed in to {mailbox.provider}; "

@@ -198,3 +198,24 @@ def test_one_idle_command_lasts_less_than_exchange_allows():
     idler.conn, idler._closed, idler.server = Connection(), False, None
     idler.wait(3600)
     assert calls == [imap.IDLE_RENEW_SECONDS] and imap.IDLE_RENEW_SECONDS < 29 * 60
+
+
+def test_threads_asking_at_once_share_one_refresh(provider, tmp_path):
+    import threading
+
+    store = credentials.TokenStore(tmp_path, use_keyring=False)
+    mailbox = _signed_in_mailbox(provider, store, expires_in=0)
+    tokens, errors = [], []
+
+    def ask():
+        try:
+            tokens.append(credentials.access_token(mailbox, store=store))
+        except Exception as error:  # a second refresh with the rotated-away token would be refused
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == [] and len(set(tokens)) == 1 and provider.refreshes == 1
