@@ -59,6 +59,8 @@ class OAuthProvider:
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # token -> subject
     refreshes: int = 0
     requests: list[dict] = field(default_factory=list)
+    # Scopes a device-flow client may ask for (None: any). Google allows only a few, and not mail.
+    device_scopes: set[str] | None = None
 
     def start(self) -> None:
         provider = self
@@ -113,6 +115,11 @@ class OAuthProvider:
     def _answer(self, path: str, form: dict) -> tuple[int, dict]:
         if form.get("client_id") != self.client_id:
             return 400, {"error": "invalid_client", "error_description": "unknown client_id"}
+        if path == "/devicecode" and self.device_scopes is not None:
+            refused = set(form.get("scope", "").split()) - self.device_scopes
+            if refused:
+                return 400, {"error": "invalid_scope",
+                             "error_description": f"Not authorized to request the scopes: {sorted(refused)}"}
         if path == "/devicecode":
             user_code = "-".join(secrets.token_hex(2).upper() for _ in range(2))
             self.pending[user_code] = _Pending(device_code=secrets.token_urlsafe(24), client_id=form["client_id"])

@@ -219,3 +219,23 @@ def test_threads_asking_at_once_share_one_refresh(provider, tmp_path):
     for thread in threads:
         thread.join(10)
     assert errors == [] and len(set(tokens)) == 1 and provider.refreshes == 1
+
+
+def test_a_scope_the_provider_will_not_grant_a_device_is_one_line(tmp_path):
+    """Google refuses https://mail.google.com/ to most device-flow clients (docs/email.md)."""
+    from agentdesk.app import oauth as sign_in
+
+    google = OAuthProvider(key=b"k" * 32, device_scopes={"email", "profile", "openid"})
+    google.start()
+    try:
+        settings = config.parse(MAILBOX + f"provider = 'gmail'\noauth_client_id = '{google.client_id}'\n"
+                                f"oauth_device_url = '{google.device_url}'\noauth_token_url = '{google.token_url}'\n")
+        with pytest.raises(oauth.OAuthError) as raised:
+            sign_in.login(settings, "support", show_code=lambda code: None,
+                          store=credentials.TokenStore(tmp_path, use_keyring=False))
+    finally:
+        google.stop()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("gmail refused to start the sign-in: invalid_scope: ")
+    assert "https://mail.google.com/" in message and message.endswith("(docs/email.md, \"Signing in\")")

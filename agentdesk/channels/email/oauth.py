@@ -140,7 +140,9 @@ def start_device_flow(endpoints: Endpoints) -> DeviceCode:
         params.append(("client_secret", endpoints.client_secret))
     status, answer = _post(endpoints.device_url, urlencode(params))
     if "error" in answer or status >= 400:
-        raise OAuthError(f"{endpoints.provider} refused to start the sign-in: {_described(answer, status)}")
+        hint = ("; this client may not ask for mail access by device code: use a token helper as "
+                "password_command (docs/email.md, \"Signing in\")") if answer.get("error") == "invalid_scope" else ""
+        raise OAuthError(f"{endpoints.provider} refused to start the sign-in: {_described(answer, status)}{hint}")
     try:
         return DeviceCode(
             device_code=str(answer["device_code"]), user_code=str(answer["user_code"]),
