@@ -27,7 +27,11 @@ def find(desk: Desk, query: str) -> list[Template]:
 def suggestions(desk: Desk, thread: Thread, limit: int = 3) -> list[tuple[Template, float]]:
     # The customer's words say what the conversation is about; the newest weigh as much as the first.
     text = " ".join([thread.conversation.subject] + [i.body for i in thread.items if i.kind == "inbound"])
-    return template_service.suggest(all_templates(desk), text, limit=limit)
+    # The automatic messages' templates (receipts, satisfaction surveys) are no reply to suggest.
+    automatic = {name for channel in (*desk.settings.mailbox, *desk.settings.spool)
+                 for name in (getattr(channel, "receipt", ""), getattr(channel, "csat", "")) if name}
+    candidates = [t for t in all_templates(desk) if t.name not in automatic]
+    return template_service.suggest(candidates, text, limit=limit)
 
 
 def values(desk: Desk, thread: Thread) -> dict[str, str]:

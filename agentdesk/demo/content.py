@@ -330,7 +330,9 @@ ARTICLES = {
     ),
 }
 
-# What the survey asks, and what customers answered in the demo's history of ratings.
+# What the survey asks (docs/csat-kb.md shows it as a template), and what customers answered in
+# the demo's history of ratings. The demo has no mailbox to survey from, so it is not written
+# to templates/, where it would be offered as a reply.
 CSAT_TEMPLATE = (
     "description: Satisfaction survey, sent once a conversation stayed solved",
     "Hi {{ customer_first_name }},\n\nWe closed {{ ref }} (\"{{ subject }}\"). How did we do?\n\n"
@@ -345,5 +347,3 @@ RATING_COMMENTS = {
     2: ("Took three emails to get an answer.", "The bike still rattles.", ""),
     1: ("Nobody read my first message.", "Still waiting for my refund.", ""),
 }
-
-TEMPLATES["csat"] = CSAT_TEMPLATE
