@@ -210,3 +210,22 @@ def test_survey_answer_and_report_on_either_database(any_database_url, tmp_path)
         # The article usage's own SQL (time bounds, the survey-answer exclusion) on this database too.
         assert knowledge_base.usage(session, since=T - timedelta(days=1), until=T + timedelta(days=1)) == []
     engine.dispose()
+
+
+def test_a_channels_survey_and_receipt_templates_are_not_suggested_as_replies(config_file):
+    from types import SimpleNamespace
+
+    from agentdesk.app import templates
+    from agentdesk.app.desk import Desk
+
+    settings = config.parse(config_file.read_text() + '[[mailbox]]\nname = "support"\naddress = "s@example.com"\n'
+                            'host = "imap.example"\nreceipt = "receipt"\ncsat = "csat"\n', source=config_file)
+    settings.templates_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in (("csat", "How did we do with your battery? Reply 1-5."),
+                       ("receipt", "We received your message about the battery."),
+                       ("battery-help", "Charge the battery indoors; a cold battery refuses to charge.")):
+        (settings.templates_dir / f"{name}.md").write_text(body, encoding="utf-8")
+    thread = SimpleNamespace(conversation=SimpleNamespace(subject="Battery will not charge"),
+                             items=[SimpleNamespace(kind="inbound", body="my battery does not charge")])
+    suggested = [t.name for t, _ in templates.suggestions(Desk(settings), thread)]
+    assert suggested == ["battery-help"]
