@@ -79,6 +79,10 @@ def _print_conversation(doc: dict) -> None:
     print(f"  customer {one_line(customer['name'])} ({identities})")
     print(f"  sla {doc['sla']['policy'] or 'none'}: {doc['sla']['state']}"
           + "".join(f"; {t['target']} {t['state']}" for t in doc["sla"]["targets"]))
+    if doc.get("csat"):
+        rating = doc["csat"]["rating"]
+        comment = f" “{one_line(doc['csat']['comment'])}”" if doc["csat"]["comment"] else ""
+        print(f"  rated {rating}/5 {'★' * rating}{'☆' * (5 - rating)}{comment}")
     for number, message in enumerate(doc["messages"], start=1):
         arrow = {"inbound": "<<", "outbound": ">>", "note": "##"}[message["direction"]]
         delivery = f" [{message['delivery']}]" if message["delivery"] else ""
