@@ -55,11 +55,12 @@ def main() -> None:
     size = sum(p.stat().st_size for p in args.dir.glob("agentdesk.db*"))
     config = args.dir / "config.toml"
 
+    from sqlalchemy import func
+    from sqlmodel import select
+
     from agentdesk import config as config_module
     from agentdesk.domain import clocks, documents
     from agentdesk.store import db, queries
-    from sqlalchemy import func
-    from sqlmodel import select
     from agentdesk.store.models import Conversation, Message
 
     settings = config_module.load(config)

@@ -102,8 +102,8 @@ def bench_mbsync(dovecot: Dovecot, user: str, work: Path, expected: int) -> floa
 
 
 def bench_fetch_only(dovecot: Dovecot, user: str) -> tuple[float, int]:
-    from agentdesk.sync.sources import email as sync
     from agentdesk.channels.email import imap
+    from agentdesk.sync.sources import email as sync
 
     server = imap.ServerSettings(name="bench", host="127.0.0.1", port=dovecot.port, tls="none", username=user)
     started = time.perf_counter()

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from agentdesk import config
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks
 from agentdesk.store import db
+from agentdesk.sync.sources import spool as spool_source
 
 WORDS = ("order delivery refund invoice password account login broken wheel spoke parcel tracking help "
          "please thanks when where why again still waiting weekend monday courier address").split()

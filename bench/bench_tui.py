@@ -144,8 +144,8 @@ def first_paint_in_this_process(which: str, data_dir: str) -> int:
     if which == "bare":
         elapsed = asyncio.run(bare_first_paint())
     else:
-        from agentdesk import config
         import agentdesk.tui.app  # noqa: F401
+        from agentdesk import config
 
         elapsed = asyncio.run(agentdesk_first_paint(config.load(Path(data_dir) / "config.toml")))
     print(f"{elapsed:.6f}")
@@ -165,7 +165,6 @@ def queue_state(app):
 
 
 async def agentdesk_first_paint(settings) -> float:
-    from agentdesk.app import conversations
     from agentdesk.tui.app import AgentDeskApp
 
     started = time.perf_counter()
@@ -275,9 +274,9 @@ def main() -> int:
 
     textual_import = time.perf_counter() - started
     started = time.perf_counter()
+    import agentdesk.tui.app  # noqa: F401
     from agentdesk import config
     from agentdesk.demo import build
-    import agentdesk.tui.app  # noqa: F401
 
     agentdesk_import = time.perf_counter() - started
 
@@ -332,6 +331,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    import textual
 
     sys.exit(main())

@@ -244,7 +244,7 @@ def _template_checks(settings: config.Settings) -> Iterator[Check]:
                         "each time", fix=f"edit {where}; the placeholders: {', '.join(templates.VARIABLES)}")
     if not found:
         yield Check("templates", "warn", f"{directory}: no templates",
-                    fix=f"put reply templates there as NAME.md (docs/tui.md)")
+                    fix="put reply templates there as NAME.md (docs/tui.md)")
     else:
         yield Check("templates", "ok", f"{directory}: {rendered} of {len(found)} template(s) render with a "
                                        "sample conversation")
@@ -418,7 +418,7 @@ def _webhook_port_check(port: int) -> Check:
         return Check("webhook port", "ok", f"`agentdesk webhook serve` is listening on port {port}")
     by = f" ({server})" if server else ""
     return Check("webhook port", "fail", f"port {port} is taken by another program{by}",
-                 fix=f"stop that program, or run `agentdesk webhook serve --port N` on a free port and point the "
+                 fix="stop that program, or run `agentdesk webhook serve --port N` on a free port and point the "
                      "providers' webhooks there")
 
 

@@ -62,7 +62,8 @@ def started(desk: Desk, *, only: str | None = None) -> Iterator[Started]:
 def log_report(report: Any) -> None:
     """What a running worker reports (a poll, a delivery pass), as log lines. (A pass that fails
     is logged by the worker itself.)"""
-    from agentdesk.sync import delivery, worker as sync
+    from agentdesk.sync import delivery
+    from agentdesk.sync import worker as sync
 
     if isinstance(report, sync.PollReport):
         if report.stored:

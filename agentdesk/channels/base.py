@@ -13,9 +13,10 @@ parser that already cleaned its text pays one scan per value.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from agentdesk.sanitize import inert_line, is_inert_line, strip_control
 

@@ -12,7 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agentdesk.cli.common import (
-    EXIT_CLAIMED_BY_OTHER, context, json_text, local_time, one_line, parse_moment, parse_since, print_json,
+    EXIT_CLAIMED_BY_OTHER,
+    context,
+    json_text,
+    local_time,
+    one_line,
+    parse_moment,
+    parse_since,
+    print_json,
     read_body,
 )
 from agentdesk.errors import Conflict, InvalidInput
@@ -98,9 +105,7 @@ def _print_conversation(doc: dict) -> None:
 
 
 def cmd_reply(args: argparse.Namespace) -> int:
-    from agentdesk.app import conversations
-
-    from agentdesk.app import outbound
+    from agentdesk.app import conversations, outbound
 
     ctx = context(args)
     files = outbound.read_files(args.attach)

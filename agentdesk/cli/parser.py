@@ -10,11 +10,9 @@ import argparse
 from pathlib import Path
 
 from agentdesk import __version__, locations
-from agentdesk.cli import admin, conversations, customers, outbound, sla, spam, sync, webhook
-from agentdesk.cli import attachments
-from agentdesk.cli import oauth as oauth_commands
+from agentdesk.cli import admin, attachments, conversations, customers, examples, outbound, sla, spam, sync, webhook
 from agentdesk.cli import kb as kb_cli
-from agentdesk.cli import examples
+from agentdesk.cli import oauth as oauth_commands
 from agentdesk.cli.common import choices
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from agentdesk.config import Settings
 from agentdesk.domain import sla
-from agentdesk.store.models import NEVER, Conversation, SlaClockEvent
+from agentdesk.store.models import Conversation, SlaClockEvent
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,10 @@ from sqlmodel import Session, create_engine
 
 from agentdesk import locations
 from agentdesk.errors import AgentdeskError, ConfigError
-from agentdesk.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from agentdesk.store import shared_files
+from agentdesk.store import (
+    models,  # noqa: F401  (registers the tables on SQLModel.metadata)
+    shared_files,
+)
 
 # How long a writer waits for another writer before SQLite says "database is locked".
 BUSY_TIMEOUT_MS = 15_000
@@ -142,7 +144,7 @@ def create_database_engine(url: str, *, create_directory: bool | None = None) ->
     try:
         parsed = make_url(url)
     except Exception:
-        raise ConfigError(f"database.url: {url!r} is not a database URL; expected sqlite:////path.db or postgresql://…")
+        raise ConfigError(f"database.url: {url!r} is not a database URL; expected sqlite:////path.db or postgresql://…") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         path = sqlite_path(url)

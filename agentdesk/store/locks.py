@@ -45,7 +45,7 @@ def sync_lock(engine: Engine) -> Iterator[None]:
         yield
         return
     lock_path = path.with_name(path.name + ".sync.lock")
-    handle = open(shared_files.open_lock_file(lock_path), "r+")
+    handle = open(shared_files.open_lock_file(lock_path), "r+")  # noqa: SIM115  (held for the lock's life)
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

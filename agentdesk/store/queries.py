@@ -18,7 +18,6 @@ from sqlmodel import Session, col, select
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import search
 from agentdesk.store.models import (
-    ref_of,
     Conversation,
     ConversationTag,
     Customer,

@@ -16,12 +16,12 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from agentdesk import config
-from agentdesk.tui import actions
 from agentdesk.app import presence, queue
 from agentdesk.app.desk import Commits, Desk, system_now
+from agentdesk.tui import actions
 from agentdesk.tui.messages import DatabaseChanged, PresenceChanged
-from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui.screens.main import MainScreen  # here, not at mount: the first paint pays no import
+from agentdesk.tui.widgets import shown, shown_line
 
 
 class AgentDeskApp(App[int]):

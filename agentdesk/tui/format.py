@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from agentdesk.domain import sla
 from agentdesk.app.queue import NEVER
+from agentdesk.domain import sla
 
 PAUSED_STATUSES = ("pending", "on_hold")
 DONE_STATUSES = ("solved", "closed")

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hostile.big_mail import MB, attachment_and_html, run_measured, text_body
+from integration.email import mailgen
+
 # The email integration tests' fixtures (a session Dovecot, a fresh user per test).
 from integration.email.conftest import dovecot, mail_user  # noqa: F401
-from integration.email import mailgen
 from integration.email.servers import mailbox_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ import random
 from datetime import datetime, timezone
 
 import pytest
+from hostile.big_mail import MB, attachment_and_html, many_parts, text_body
 
 from agentdesk.channels.email import mime, spooled
 from agentdesk.channels.email.content import email_content_hash, email_content_hash_of_file
-from hostile.big_mail import MB, attachment_and_html, many_parts, text_body
 
 AT = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
 

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import BASIC_CONFIG
 
 pytestmark = pytest.mark.integration

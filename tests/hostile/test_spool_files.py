@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import BASIC_CONFIG, FIXED_NOW
 from sqlmodel import func, select
 
 from agentdesk import config
@@ -24,7 +25,6 @@ from agentdesk.domain import clocks
 from agentdesk.store import db
 from agentdesk.store.models import Message
 from agentdesk.sync.sources import spool as spool_source
-from conftest import BASIC_CONFIG, FIXED_NOW
 
 SECRET_TEXT = "root:$6$not-for-customers$"
 GOOD_FILES = 32

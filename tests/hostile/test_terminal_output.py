@@ -21,12 +21,12 @@ import sqlite3
 import subprocess
 import sys
 import urllib.parse
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import BASIC_CONFIG
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"

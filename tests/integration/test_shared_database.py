@@ -166,6 +166,7 @@ def _a_conversation(config_path: Path) -> str:
     from datetime import datetime, timezone
 
     import factories
+
     from agentdesk.domain import clocks
 
     settings = config.load(config_path)

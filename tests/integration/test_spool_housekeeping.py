@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import BASIC_CONFIG
 
 from agentdesk.channels.webhook import spool as spooling
-from conftest import BASIC_CONFIG
 
 pytestmark = pytest.mark.integration
 

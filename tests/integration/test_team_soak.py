@@ -11,10 +11,10 @@ from collections import Counter, defaultdict
 
 from sqlalchemy import func
 from sqlmodel import col, select
+from teamsim import run_team
 
 from agentdesk.store import db
 from agentdesk.store.models import Event, Message
-from teamsim import run_team
 
 SECONDS = float(os.environ.get("AGENTDESK_SOAK_SECONDS", "60"))
 OPTIMISTIC = {"reply", "tag", "status", "priority"}
@@ -35,7 +35,7 @@ def test_a_team_of_eight_agents_and_a_sync_for_a_minute(any_database_url, tmp_pa
 
     # No lost update: two successful writes never started from the same version of a conversation.
     bases = defaultdict(list)
-    for agent, action, conversation_id, base_version in successes:
+    for _agent, action, conversation_id, base_version in successes:
         if action in OPTIMISTIC:
             bases[conversation_id].append(base_version)
     for conversation_id, versions in bases.items():

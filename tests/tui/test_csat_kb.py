@@ -3,6 +3,8 @@ ratings in the thread, the customer pane and the report screen, driven with Pilo
 
 from __future__ import annotations
 
+import io
+
 from sqlmodel import Session, select
 from textual.widgets import Input, OptionList
 
@@ -119,6 +121,6 @@ async def test_ratings_show_in_the_thread_the_customer_pane_and_the_report(make_
 def _text(renderable) -> str:
     from rich.console import Console
 
-    console = Console(width=120, record=True, file=open("/dev/null", "w"))
+    console = Console(width=120, record=True, file=io.StringIO())
     console.print(renderable)
     return console.export_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 from sqlmodel import Session, select
@@ -117,7 +118,7 @@ def test_help_lists_the_resend_key():
 
     from agentdesk.tui.screens.help import help_table
 
-    console = Console(record=True, width=120, file=open("/dev/null", "w"))
+    console = Console(record=True, width=120, file=io.StringIO())
     console.print(help_table({}))
     assert re.search(r"\bD\s+Resend reply — Send again this conversation's latest failed or possibly sent reply",
                      console.export_text())

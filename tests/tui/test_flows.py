@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
 
-from agentdesk.store.models import Conversation, ConversationTag, Draft, Message, Outbox
 from agentdesk.app import queue as queue_actions
 from agentdesk.app.queue import Filter
+from agentdesk.store.models import Conversation, ConversationTag, Draft, Message, Outbox
 from agentdesk.tui.screens.composer import ComposerScreen
 from agentdesk.tui.screens.dialogs import ChoiceScreen, PromptScreen
 from agentdesk.tui.screens.help import HelpScreen
@@ -245,7 +246,7 @@ async def test_remapped_keys(make_app, demo_settings):
 
         from agentdesk.tui.screens.help import help_table
 
-        console = Console(record=True, width=120, file=open("/dev/null", "w"))
+        console = Console(record=True, width=120, file=io.StringIO())
         console.print(help_table(app.screen.keymap))
         assert re.search(r"\bf2\s+Reply\b", console.export_text())
         assert any("nonsense" in n.message for n in app._notifications)
@@ -348,7 +349,7 @@ async def test_report_screen_by_key_and_palette(make_app):
 
         from agentdesk.tui.screens.report import compliance_table
 
-        console = Console(record=True, width=120, file=open("/dev/null", "w"))
+        console = Console(record=True, width=120, file=io.StringIO())
         console.print(compliance_table(document))
         text = console.export_text()
         assert "first reply" in text and "%" in text
@@ -363,10 +364,11 @@ async def test_live_refresh_on_postgresql_follows_notifications(make_app, postgr
     """On PostgreSQL the queue learns of another process's commit by LISTEN/NOTIFY."""
     from datetime import timedelta
 
+    from factories import inbound, ingest
+
     from agentdesk import config
     from agentdesk.domain import clocks, queue
     from agentdesk.store import db
-    from factories import inbound, ingest
 
     url = postgres_server.create_database("tui_live")
     settings = config.parse(f'[database]\nurl = "{url}"\n', source=tmp_path / "config.toml")

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from agentdesk.store.models import SyncState
 from agentdesk.app import desk as desk_actions
+from agentdesk.store.models import SyncState
 from agentdesk.tui.widgets.masthead import Masthead
 from tests.tui.conftest import FIXED_NOW, engine_of, settle
 

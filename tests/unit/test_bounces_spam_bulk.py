@@ -7,19 +7,19 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import factories
 import pytest
-
+from conftest import FIXED_NOW
 from sqlmodel import select
 
-import factories
 from agentdesk import config
-from agentdesk.app.desk import Desk
 from agentdesk.app import spam as spam_actions
-from agentdesk.domain import documents, queue as queue_service, replies, spam
+from agentdesk.app.desk import Desk
+from agentdesk.domain import documents, replies, spam
+from agentdesk.domain import queue as queue_service
 from agentdesk.ingest import ingest_batch, ingest_message
 from agentdesk.store import db, lookups, queries
 from agentdesk.store.models import Conversation, Customer, Event, Identity, Outbox
-from conftest import FIXED_NOW
 
 T = FIXED_NOW
 M = timedelta(minutes=1)

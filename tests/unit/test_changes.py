@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
-
-from agentdesk.store import changes, db
 from conftest import FIXED_NOW
 from factories import inbound, ingest
+
+from agentdesk.store import changes, db
 
 
 @pytest.fixture

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 from datetime import timedelta
 
 import pytest
+from conftest import FIXED_NOW
+from factories import inbound, ingest
 
 from agentdesk import cli
 from agentdesk.cli import examples
-from conftest import FIXED_NOW
-from factories import inbound, ingest
 
 
 @pytest.fixture

@@ -6,15 +6,15 @@ import json
 from datetime import timedelta
 from types import SimpleNamespace
 
+import factories
 import pytest
+from conftest import BASIC_CONFIG, FIXED_NOW
 from sqlmodel import col, select
 
-import factories
 from agentdesk import config
 from agentdesk.domain import clocks, queue, replies, sla
 from agentdesk.store import db
 from agentdesk.store.models import NEVER, Conversation, Event, SlaClockEvent
-from conftest import BASIC_CONFIG, FIXED_NOW
 
 T = FIXED_NOW  # Tuesday 10:30 in Amsterdam: the office calendar is open
 M = timedelta(minutes=1)

@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
+from conftest import FIXED_NOW
+
 from agentdesk import config
 from agentdesk.demo import build
 from agentdesk.domain import clocks, csat, knowledge_base, receipts
 from agentdesk.ingest import ingest_message
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message
-from conftest import FIXED_NOW
 
 T = FIXED_NOW
 

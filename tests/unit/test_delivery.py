@@ -6,16 +6,16 @@ import email
 from datetime import timedelta
 from email.policy import compat32
 
+import factories
 import pytest
+from conftest import FIXED_NOW
 from sqlmodel import select
 
-import factories
-from agentdesk.sync import delivery
 from agentdesk.channels.email.smtp import DeliveryError, OutgoingMail, compose
 from agentdesk.domain import automatic_messages, replies
 from agentdesk.store import db
-from agentdesk.store.models import Conversation, Message, Outbox
-from conftest import FIXED_NOW
+from agentdesk.store.models import Conversation, Outbox
+from agentdesk.sync import delivery
 
 T = FIXED_NOW
 

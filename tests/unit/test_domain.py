@@ -7,14 +7,14 @@ import multiprocessing
 from datetime import timedelta
 
 import pytest
+from conftest import FIXED_NOW
+from factories import claim_in_process, inbound, ingest
 from sqlmodel import select
 
 from agentdesk.domain import queue, replies, templates
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Customer, Event, Identity, Message
-from conftest import FIXED_NOW
-from factories import claim_in_process, inbound, ingest
 
 T = FIXED_NOW
 

@@ -12,10 +12,10 @@ from typing import ClassVar
 
 import pytest
 
+from agentdesk.channels.email import imap
 from agentdesk.sync import worker as sync_worker
 from agentdesk.sync.base import PollReport, SourceError
 from agentdesk.sync.sources import email as sync
-from agentdesk.channels.email import imap
 
 
 @pytest.mark.parametrize("uids, expected", [

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import factories
 import pytest
+from conftest import FIXED_NOW
 from sqlmodel import select
 
-import factories
 from agentdesk import config
 from agentdesk.domain import queue
 from agentdesk.ingest import ingest_batch, ingest_message
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox
-from conftest import FIXED_NOW
 
 T = FIXED_NOW  # a Tuesday, in office hours
 M = timedelta(minutes=1)

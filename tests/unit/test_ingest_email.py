@@ -8,18 +8,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import FIXED_NOW
 from sqlmodel import select
 
-import factories
-from agentdesk.domain import automatic_messages
-from agentdesk.channels.email.mime import parse_message
-from agentdesk.domain import replies
+from agentdesk.channels.email.mime import ensure_sender, parse_message
+from agentdesk.domain import automatic_messages, replies
 from agentdesk.errors import InvalidInput
 from agentdesk.ingest import content_hash, email_content, ingest_message, move_message
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Event, Message, Outbox
-from agentdesk.channels.email.mime import ensure_sender
-from conftest import FIXED_NOW
 
 T = FIXED_NOW
 MAIL = (

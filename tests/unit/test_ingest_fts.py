@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import text
-
 import factories
+import pytest
+from conftest import FIXED_NOW
+
 from agentdesk.ingest import ingest_batch, ingest_message
 from agentdesk.store import bulk as bulk_insert
 from agentdesk.store import db, search
 from agentdesk.store.models import Customer, Message
-from conftest import FIXED_NOW
 
 M = timedelta(minutes=1)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import FIXED_NOW
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -16,7 +17,6 @@ from agentdesk.domain import queue, replies
 from agentdesk.ingest import ingest_batch, ingest_message, move_message
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox
-from conftest import FIXED_NOW
 
 T = FIXED_NOW
 M = timedelta(minutes=1)

@@ -81,7 +81,7 @@ def test_no_customer_or_list_mail_is_taken_for_machine_mail() -> None:
 
 H = "Date: Mon, 3 Mar 2008 10:00:00 +0100\nMessage-ID: <n1@mx.example.net>\nTo: support@example.com\n"
 def m(frm, subject, body, extra=""):
-    return (f"From: {frm}\n{H}Subject: {subject}\n{extra}\n{body}").encode("utf-8")
+    return (f"From: {frm}\n{H}Subject: {subject}\n{extra}\n{body}").encode()
 BOUNCES = {
  "mdaemon": m("MDaemon@mail.example.net", "Permanent Delivery Failure",
    "The attached message had PERMANENT fatal delivery errors!\n\nAfter one or more unsuccessful delivery attempts the attached message has been removed from the mail queue on this server.\n\n--- Session Transcript ---\n 550 5.1.1 <bob@example.net>... User unknown\n"),

@@ -9,12 +9,12 @@ import stat
 import time
 
 import pytest
+from servers.oauth_provider import OAuthProvider
 
 from agentdesk import config
 from agentdesk.channels.email import imap, oauth, sasl
 from agentdesk.errors import ConfigError
 from agentdesk.sync import credentials
-from servers.oauth_provider import OAuthProvider
 
 MAILBOX = "[[mailbox]]\nname = 'support'\naddress = 'support@contoso.example'\nusername = 'support@contoso.example'\n"
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import factories
 import pytest
+from conftest import FIXED_NOW
 from sqlmodel import select
 
-import factories
 from agentdesk.channels.base import DeliveryError, DeliveryOutcomeUnknown
 from agentdesk.domain import replies
 from agentdesk.errors import InvalidInput
 from agentdesk.store import db, outbox
 from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
 from agentdesk.sync import delivery
-from conftest import FIXED_NOW
+
 T = FIXED_NOW
 
 
@@ -87,7 +88,7 @@ def test_an_unknown_outcome_is_possibly_sent_and_never_retried(engine, policies)
     assert (row.state, row.next_attempt_at, row.updated_at, row.last_error) == (
         "possibly_sent", None, T, "the answer never came")
     for later in (T + timedelta(hours=1), T + timedelta(days=3)):
-        delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: later)
+        delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: later)  # noqa: B023  (called within the iteration)
     assert sender.sent == [] and _outbox(engine, conversation_id).attempts == 1
     assert _history(engine, row.id) == [("possibly_sent", "the answer never came")]
 

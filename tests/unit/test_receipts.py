@@ -6,16 +6,16 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import factories
 import pytest
+from conftest import FIXED_NOW
 from sqlmodel import select
 
-import factories
 from agentdesk import config
 from agentdesk.domain import clocks, receipts, replies
 from agentdesk.ingest import ingest_message
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Event, Message, Outbox, SlaClockEvent
-from conftest import FIXED_NOW
 
 T = FIXED_NOW  # Tuesday 10:30 in Amsterdam
 M = timedelta(minutes=1)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 import factories
+import pytest
+from conftest import FIXED_NOW
+
 from agentdesk.domain import queue, replies, reports
 from agentdesk.store import db
 from agentdesk.store.models import Conversation
-from conftest import FIXED_NOW
 
 T = FIXED_NOW  # Tuesday 10:30 in Amsterdam
 M = timedelta(minutes=1)

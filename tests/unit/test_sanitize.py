@@ -11,12 +11,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from agentdesk.channels.base import InboundAttachment, InboundMessage
 from agentdesk.sanitize import (
-    MAX_FILENAME_CHARS, InertLogFormatter, escape_control, escape_json_controls, html_to_text, inert_line, printable,
-    safe_filename, strip_control,
+    MAX_FILENAME_CHARS,
+    InertLogFormatter,
+    escape_control,
+    escape_json_controls,
+    html_to_text,
+    inert_line,
+    printable,
+    safe_filename,
+    strip_control,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "email"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from agentdesk.domain import search_query
 from agentdesk.errors import InvalidInput

@@ -6,14 +6,27 @@ import json
 from datetime import timedelta
 
 import pytest
+from conftest import FIXED_NOW
 from sqlmodel import select
 
 from agentdesk.store import db, queries, search
 from agentdesk.store.models import (
-    NEVER, Agent, Attachment, Conversation, ConversationTag, Customer, Draft, Event, Identity, Message,
-    MessageRaw, Outbox, Presence, SlaClockEvent, SyncState,
+    NEVER,
+    Agent,
+    Attachment,
+    Conversation,
+    ConversationTag,
+    Customer,
+    Draft,
+    Event,
+    Identity,
+    Message,
+    MessageRaw,
+    Outbox,
+    Presence,
+    SlaClockEvent,
+    SyncState,
 )
-from conftest import FIXED_NOW
 
 T = FIXED_NOW
 

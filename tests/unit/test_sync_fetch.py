@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentdesk.sync.sources import email as sync
 from agentdesk.channels.email import imap
+from agentdesk.sync.sources import email as sync
 
 WHEN = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
 

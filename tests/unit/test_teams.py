@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import FIXED_NOW
 from sqlmodel import select
 
 from agentdesk import cli
@@ -13,7 +14,6 @@ from agentdesk.domain import presence
 from agentdesk.errors import Conflict
 from agentdesk.store import copy, db, locks, search
 from agentdesk.store.models import Conversation, Customer, Message
-from conftest import FIXED_NOW
 
 
 def test_db_copy_moves_a_desk_from_sqlite_to_postgresql_without_losing_a_row(tmp_path, postgres_server, capsys):

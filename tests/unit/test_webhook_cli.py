@@ -8,20 +8,20 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from conftest import BASIC_CONFIG
 from sqlmodel import select
 
 from agentdesk import config
-from agentdesk.cli import customers as customer_commands
-from agentdesk.cli import webhook as commands_webhook
 from agentdesk.channels.webhook import schema
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.sync import worker
-from agentdesk.sync.sources import spool as spool_source
+from agentdesk.cli import customers as customer_commands
+from agentdesk.cli import webhook as commands_webhook
 from agentdesk.domain import clocks
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Customer, Event, Message, Outbox
-from conftest import BASIC_CONFIG
+from agentdesk.sync import worker
+from agentdesk.sync.sources import spool as spool_source
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
 

@@ -8,19 +8,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import BASIC_CONFIG, FIXED_NOW
 from sqlmodel import func, select
 
 from agentdesk import config, ingest
 from agentdesk.channels.base import DeliveryError
 from agentdesk.channels.webhook import outbound, schema
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.sync import delivery
-from agentdesk.sync.senders import SpoolSender
-from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks, merge, replies
 from agentdesk.store import db, queries
 from agentdesk.store.models import Conversation, Customer, Event, Identity, Message, Outbox, SyncState
-from conftest import BASIC_CONFIG, FIXED_NOW
+from agentdesk.sync import delivery
+from agentdesk.sync.senders import SpoolSender
+from agentdesk.sync.sources import spool as spool_source
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from conftest import BASIC_CONFIG, FIXED_NOW
 from sqlmodel import select
 
 from agentdesk import config
@@ -23,7 +24,6 @@ from agentdesk.store.models import Conversation, Customer, Identity, Message, Ou
 from agentdesk.sync import delivery
 from agentdesk.sync.senders import SpoolSender
 from agentdesk.sync.sources import spool as spool_source
-from conftest import BASIC_CONFIG, FIXED_NOW
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
 FORM = "application/x-www-form-urlencoded"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import email.utils
 import mimetypes
+from collections.abc import Callable
 from email.message import Message
-from typing import Callable
 
 from agentdesk.channels.base import InboundAttachment
 from agentdesk.channels.email.decoding import _first_token, _raw, _restore_bytes, decode_bytes, decode_header_value

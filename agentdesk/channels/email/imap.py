@@ -25,9 +25,9 @@ import ssl
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import BinaryIO
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import BinaryIO
 
 from agentdesk.channels.email import sasl
 from agentdesk.errors import AgentdeskError
@@ -472,7 +472,7 @@ def _quiet_stream():
     already say what happened. (It accepts only a real text file here.)"""
     global _QUIET
     if _QUIET is None:
-        _QUIET = open(os.devnull, "w")
+        _QUIET = open(os.devnull, "w")  # noqa: SIM115  (held open for the life of the process)
     return _QUIET
 
 
@@ -611,4 +611,4 @@ def probe(server: ServerSettings, password: str) -> str:
 
 
 def is_connection_error(error: BaseException) -> bool:
-    return isinstance(error, CONNECTION_ERRORS) or isinstance(error, socket.timeout)
+    return isinstance(error, (*CONNECTION_ERRORS, socket.timeout))

@@ -16,14 +16,16 @@ import email
 import email.parser
 import hashlib
 import io
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from email.message import Message
 from email.policy import compat32
-from typing import BinaryIO, Callable, Sequence
+from typing import BinaryIO
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email import feedparser_boundaries, spooled
 from agentdesk.channels.email.addresses import _address, _address_list, _id_list, _message_id
+
 # `_parse_into` looks `_read_body` up here, so a test can make it fail.
 from agentdesk.channels.email.bodies import MAX_BODY_CHARS, _read_body, _truncate
 from agentdesk.channels.email.content import email_content_hash, email_content_hash_of_file

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from email.message import Message
 from email.policy import compat32
-from typing import Callable, Iterator
 
 from agentdesk.channels.email.decoding import decode_bytes
 

@@ -13,7 +13,6 @@ Nothing here touches the database: `agentdesk.sync.senders.EmailSender` gathers 
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +21,12 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr
 
-from agentdesk.channels.base import DeliveryError  # noqa: F401  (re-exported: senders raise it)
-from agentdesk.channels.base import DeliveryOutcomeUnknown
-from agentdesk.sanitize import safe_filename
+from agentdesk.channels.base import (
+    DeliveryError,  # noqa: F401  (re-exported: senders raise it)
+    DeliveryOutcomeUnknown,
+)
 from agentdesk.channels.email import sasl
+from agentdesk.sanitize import safe_filename
 
 __all__ = ["LOOP_HEADER", "DeliveryError", "DeliveryOutcomeUnknown", "OutgoingMail", "compose", "probe", "SmtpSender"]
 
@@ -230,7 +231,7 @@ class SmtpSender:
         except smtplib.SMTPResponseException as error:
             raise DeliveryError(f"{where}: {_reason(error.smtp_code, error.smtp_error)}",
                                 permanent=error.smtp_code >= 500) from None
-        except (OSError, smtplib.SMTPException, socket.timeout) as error:
+        except (TimeoutError, OSError, smtplib.SMTPException) as error:
             if getattr(client, "data_written", False):
                 # The whole message and its final "." reached the server, its answer did not: it
                 # may have queued the mail. A retry could send it twice (docs/email.md).

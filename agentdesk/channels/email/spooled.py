@@ -20,8 +20,9 @@ import dataclasses
 import hashlib
 import re
 import secrets
+from collections.abc import Iterator
 from email.message import Message
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from agentdesk.channels.base import InboundAttachment
 

@@ -50,10 +50,10 @@ import threading
 import time
 import traceback
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 from agentdesk.channels.webhook import spool as spooling
 from agentdesk.config import Settings, SpoolSettings, WebhookSettings

@@ -5,7 +5,14 @@ file. Every instant going in must be timezone-aware (any zone is accepted and co
 instant coming out is UTC. The rules are written up for users in docs/sla.md.
 """
 
-from agentdesk.domain.sla.calendars import ALWAYS_OPEN, MAX_CLOSED_DAYS, WEEKDAYS, AlwaysOpen, BusinessCalendar, Calendar
+from agentdesk.domain.sla.calendars import (
+    ALWAYS_OPEN,
+    MAX_CLOSED_DAYS,
+    WEEKDAYS,
+    AlwaysOpen,
+    BusinessCalendar,
+    Calendar,
+)
 from agentdesk.domain.sla.durations import format_duration, format_short, parse_duration
 from agentdesk.domain.sla.errors import InvalidDuration, SlaConfigError
 from agentdesk.domain.sla.policies import (

@@ -248,10 +248,7 @@ class BusinessCalendar:
 
     def is_open(self, at: datetime) -> bool:
         at = _as_utc(at, "at")
-        for start, end in self._windows_around(at):
-            if start <= at < end:
-                return True
-        return False
+        return any(start <= at < end for start, end in self._windows_around(at))
 
     def next_open(self, at: datetime) -> datetime:
         """`at` itself when open, else the start of the next window."""

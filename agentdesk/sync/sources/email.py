@@ -127,7 +127,7 @@ def _fetch(connection: imap.BulkConnection, uids: list[int], sizes: dict[int, in
         import tempfile
 
         # Unlinked at once: nothing is left behind, whatever happens to the process.
-        file = tempfile.TemporaryFile(prefix="agentdesk-mail-", dir=spool_dir)
+        file = tempfile.TemporaryFile(prefix="agentdesk-mail-", dir=spool_dir)  # noqa: SIM115  (closed below)
         try:
             fetched = connection.fetch_to_file(uids[0], file)
         except BaseException:

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from agentdesk.channels.webhook import fetch
 from agentdesk.channels.webhook.adapters import (
     Draft,
     Rejected,
@@ -62,7 +63,6 @@ from agentdesk.channels.webhook.spool import (
     unique_name,
     utcnow,
 )
-from agentdesk.channels.webhook import fetch
 from agentdesk.config import AttachmentSettings, Settings, SpoolSettings
 from agentdesk.domain import clocks, customers
 from agentdesk.errors import AgentdeskError, NotFound
@@ -478,7 +478,7 @@ class SpoolSource:
             # The sidecar is written in tmp/ under a fresh name, created exclusively and never
             # through a link, so nothing planted in tmp/ can redirect the write.
             with SpoolWriter(self.path, name=unique_name(ERROR_SUFFIX), durable=self.durable_moves) as writer:
-                writer.write(f"{printable(reason)}\n".encode("utf-8"))
+                writer.write(f"{printable(reason)}\n".encode())
                 writer.commit(sidecar)
         except OSError as error:
             self._skip(name, f"{reason}; and it cannot be moved to rejected/: {error.strerror or error}", result)

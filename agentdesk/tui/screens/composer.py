@@ -32,15 +32,15 @@ from textual.widgets.option_list import Option
 
 from agentdesk.app import conversations, kb, outbound, templates
 from agentdesk.app.conversations import Thread
-from agentdesk.app.outbound import Recipients
 from agentdesk.app.desk import Desk
+from agentdesk.app.outbound import Recipients
 from agentdesk.errors import AgentdeskError
 from agentdesk.sanitize import strip_control
-from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui import actions
 from agentdesk.tui.messages import ActionDone, ActionFailed
-from agentdesk.tui.widgets.envelope import Envelope
 from agentdesk.tui.screens.kb_picker import KbPickerScreen, article_options
+from agentdesk.tui.widgets import shown, shown_line
+from agentdesk.tui.widgets.envelope import Envelope
 from agentdesk.tui.widgets.key_footer import KeyFooter
 
 

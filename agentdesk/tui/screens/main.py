@@ -19,16 +19,17 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, OptionList
 
-from agentdesk.app import conversations, queue as queue_actions
+from agentdesk.app import conversations
+from agentdesk.app import queue as queue_actions
 from agentdesk.app import spam as spam_actions
 from agentdesk.app.conversations import Thread
 from agentdesk.app.desk import Desk, Header, header
 from agentdesk.app.queue import Filter
 from agentdesk.domain.replies import RESENDABLE
 from agentdesk.tui import actions, format
+from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.screens.attachments import AttachmentKeys
 from agentdesk.tui.screens.rating_alerts import RatingAlerts
-from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.widgets.customer_pane import CustomerPane
 from agentdesk.tui.widgets.key_footer import KeyFooter
 from agentdesk.tui.widgets.masthead import Masthead, Part

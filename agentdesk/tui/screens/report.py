@@ -25,9 +25,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import LoadingIndicator, Sparkline, Static
 
-from agentdesk.domain import sla
 from agentdesk.app import reports
 from agentdesk.app.desk import Desk
+from agentdesk.domain import sla
 from agentdesk.tui.widgets.key_footer import KeyFooter
 
 WINDOWS = (7, 30, 90)  # days the report covers; `w` cycles through them

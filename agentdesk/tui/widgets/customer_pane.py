@@ -12,8 +12,8 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from agentdesk.tui import format
 from agentdesk.app.customers import CustomerCard
+from agentdesk.tui import format
 from agentdesk.tui.widgets import shown, shown_line
 
 

@@ -27,10 +27,10 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from agentdesk.tui import format
 from agentdesk.app import queue as queue_actions
 from agentdesk.app.desk import Desk
 from agentdesk.app.queue import Filter, Row, Window
+from agentdesk.tui import format
 from agentdesk.tui.widgets import LazyComponentStyles, shown_line
 
 

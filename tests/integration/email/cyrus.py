@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from integration.email.servers import PASSWORD, _alive, _port_open, free_port
 
 REPO = Path(__file__).resolve().parents[3]

@@ -22,11 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from conftest import BASIC_CONFIG  # tests/conftest.py (tests/ is on sys.path)
 
 from agentdesk import config
 from agentdesk.domain import clocks
 from agentdesk.store import db
-from conftest import BASIC_CONFIG  # tests/conftest.py (tests/ is on sys.path)
 
 PASSWORD = "secret"
 

@@ -17,9 +17,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from integration.email.servers import mailbox_config
 
 from agentdesk.cli import main
-from integration.email.servers import mailbox_config
 
 pytestmark = pytest.mark.integration
 

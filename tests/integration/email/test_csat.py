@@ -19,11 +19,11 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from integration.email.servers import Dovecot, mailbox_config
 
 from agentdesk import config as config_module
 from agentdesk.app import conversations
 from agentdesk.app.desk import Desk as AppDesk
-from integration.email.servers import Dovecot, mailbox_config
 
 pytestmark = pytest.mark.integration
 

@@ -13,15 +13,15 @@ import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
 from conftest import BASIC_CONFIG
+from integration.email import mailgen
+from integration.email.servers import Smtp, free_port, mailbox_config
+
 from agentdesk.domain import replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation
-from integration.email import mailgen
-from integration.email.servers import Smtp, free_port, mailbox_config
 
 pytestmark = pytest.mark.integration
 

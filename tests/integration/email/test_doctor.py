@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from integration.email.servers import Smtp, free_port, mailbox_config
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from integration.email.servers import Dovecot, mailbox_config
 
 from agentdesk.channels.email.mime import parse_message
 from agentdesk.domain import automatic_messages
-from integration.email.servers import Dovecot, mailbox_config
 
 pytestmark = pytest.mark.integration
 

@@ -20,14 +20,14 @@ from email.policy import compat32
 from pathlib import Path
 
 import pytest
-
-from agentdesk.domain import replies
-from agentdesk.store import db
-from agentdesk.store.models import Conversation
 from conftest import BASIC_CONFIG
 from integration.email import mailgen
 from integration.email.servers import Dovecot, Smtp
 from servers.oauth_provider import OAuthProvider, access_token
+
+from agentdesk.domain import replies
+from agentdesk.store import db
+from agentdesk.store.models import Conversation
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta, timezone
 from email.policy import default as default_policy
 
 import pytest
-
-from agentdesk.cli import main
 from integration.email import mailgen
 from integration.email.servers import mailbox_config
+
+from agentdesk.cli import main
 
 pytestmark = pytest.mark.integration
 

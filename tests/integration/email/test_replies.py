@@ -7,13 +7,13 @@ from datetime import datetime, timedelta, timezone
 from email.policy import compat32
 
 import pytest
+from integration.email import mailgen
+from integration.email.servers import mailbox_config
 from sqlmodel import select
 
 from agentdesk.domain import automatic_messages, replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox
-from integration.email import mailgen
-from integration.email.servers import mailbox_config
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from integration.email import mailgen
 from integration.email.servers import mailbox_config
 
@@ -280,7 +278,7 @@ def test_idle_push_lands_within_five_seconds(imap_server, imap_user, tmp_path, d
                 assert time.monotonic() - started < 5, "new mail not in the database within 5 s"
                 time.sleep(0.02)
             latencies.append(time.monotonic() - started)
-        print("IDLE delivery->DB latencies:", [f"{l:.2f}s" for l in latencies])
+        print("IDLE delivery->DB latencies:", [f"{latency:.2f}s" for latency in latencies])
     finally:
         worker.stop.set()
         thread.join(15)

@@ -16,13 +16,13 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from conftest import BASIC_CONFIG
 
 from agentdesk import cli, config
 from agentdesk.channels.webhook import spool as spooling
 from agentdesk.domain import clocks
 from agentdesk.store import db
 from agentdesk.sync import worker as sync
-from conftest import BASIC_CONFIG
 
 pytestmark = pytest.mark.integration
 

@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlmodel import func, select
+from conftest import BASIC_CONFIG
+from sqlmodel import select
 
 from agentdesk import config
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks
 from agentdesk.store import db
 from agentdesk.store.models import Message
-from conftest import BASIC_CONFIG
+from agentdesk.sync.sources import spool as spool_source
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from datetime import datetime, timezone
 
 import pytest
+from conftest import BASIC_CONFIG
 
 from agentdesk import config
 from agentdesk.channels.webhook import spool as spooling
@@ -20,7 +21,6 @@ from agentdesk.cli import main
 from agentdesk.domain import clocks
 from agentdesk.store import db
 from agentdesk.sync import worker as sync
-from conftest import BASIC_CONFIG
 
 pytestmark = pytest.mark.integration
 

@@ -15,21 +15,20 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
+from conftest import BASIC_CONFIG, FIXED_NOW
 from sqlmodel import func, select
 
 from agentdesk import config
 from agentdesk.channels.webhook import receiver
 from agentdesk.channels.webhook import spool as spooling
-from agentdesk.sync import delivery
-from agentdesk.sync.senders import SpoolSender
-from agentdesk.sync.sources import spool as spool_source
 from agentdesk.domain import clocks, replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Message, Outbox
-from conftest import BASIC_CONFIG, FIXED_NOW
+from agentdesk.sync import delivery
+from agentdesk.sync.senders import SpoolSender
+from agentdesk.sync.sources import spool as spool_source
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-for-tests"

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import BASIC_CONFIG, FIXED_NOW
 from sqlmodel import select
 
 from agentdesk import config
-from agentdesk.sync import worker as sync
 from agentdesk.channels.webhook import spool as spooling
 from agentdesk.domain import clocks, replies
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Outbox
-from conftest import BASIC_CONFIG, FIXED_NOW
+from agentdesk.sync import worker as sync
 
 pytestmark = pytest.mark.integration
 

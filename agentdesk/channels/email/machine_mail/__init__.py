@@ -6,9 +6,9 @@ wording it looks for, by MTA family and language, is in phrases.py); for a bounc
 a category and the reason (report.py).
 """
 
-from agentdesk.channels.email.machine_mail.classifier import Verdict, _classify, classify
+from agentdesk.channels.email.machine_mail.classifier import Verdict, classify
+from agentdesk.channels.email.machine_mail.classifier import _classify as _classify  # mime.py uses it
 from agentdesk.channels.email.machine_mail.report import (
-    _bounced_id,
     bounce_details,
     bounce_reason,
     bounced_message_id,

@@ -25,9 +25,10 @@ import email.policy
 import importlib
 import json
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Union
+from typing import Any
 
 from agentdesk.channels.base import InboundAttachment
 from agentdesk.config import SPOOL_ADAPTERS
@@ -155,7 +156,7 @@ class StatusUpdate:
                 object.__setattr__(self, name, inert_line(value))
 
 
-Item = Union[Draft, StatusUpdate]
+Item = Draft | StatusUpdate
 Adapter = Callable[[Payload], list[Item]]
 
 # Delivery states of providers mapped to our outbox states (None: no change).

@@ -11,7 +11,15 @@ customer to the same person writing by email or SMS.
 from __future__ import annotations
 
 from agentdesk.channels.webhook.adapters import (
-    Draft, Item, Payload, Rejected, epoch, iso_time, require_object, text, url_attachment,
+    Draft,
+    Item,
+    Payload,
+    Rejected,
+    epoch,
+    iso_time,
+    require_object,
+    text,
+    url_attachment,
 )
 from agentdesk.domain.customers import normalise_phone
 from agentdesk.errors import InvalidInput

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from agentdesk.channels.webhook import schema
 from agentdesk.channels.webhook.adapters import (
-    Draft, Item, Payload, Rejected, StatusUpdate, b64_attachment, html_text, iso_time, text, url_attachment,
+    Draft,
+    Item,
+    Payload,
+    Rejected,
+    StatusUpdate,
+    b64_attachment,
+    html_text,
+    iso_time,
+    text,
+    url_attachment,
 )
 
 

@@ -10,7 +10,15 @@ the server is set to include it.
 from __future__ import annotations
 
 from agentdesk.channels.webhook.adapters import (
-    Draft, Item, Payload, Rejected, StatusUpdate, b64_attachment, html_text, require_object, text,
+    Draft,
+    Item,
+    Payload,
+    Rejected,
+    StatusUpdate,
+    b64_attachment,
+    html_text,
+    require_object,
+    text,
 )
 from agentdesk.channels.webhook.adapters._mail import header_date, header_record
 

@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 
 from agentdesk.channels.webhook.adapters import (
-    Draft, Item, Payload, Rejected, StatusUpdate, text, url_attachment,
+    Draft,
+    Item,
+    Payload,
+    Rejected,
+    StatusUpdate,
+    text,
+    url_attachment,
 )
 from agentdesk.domain.customers import normalise_phone
 from agentdesk.errors import InvalidInput

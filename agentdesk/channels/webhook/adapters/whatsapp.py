@@ -10,7 +10,14 @@ by its media id (fetching needs the access token; agentdesk never fetches at ing
 from __future__ import annotations
 
 from agentdesk.channels.webhook.adapters import (
-    Draft, Item, Payload, Rejected, StatusUpdate, epoch, require_object, text,
+    Draft,
+    Item,
+    Payload,
+    Rejected,
+    StatusUpdate,
+    epoch,
+    require_object,
+    text,
 )
 from agentdesk.domain.customers import normalise_phone
 from agentdesk.errors import InvalidInput
