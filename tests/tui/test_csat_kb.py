@@ -124,3 +124,26 @@ def _text(renderable) -> str:
     console = Console(width=120, record=True, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
+
+
+async def test_a_bad_rating_of_my_conversation_shows_a_warning(make_app, demo_settings):
+    from datetime import timedelta
+
+    from agentdesk.domain import audit
+    from agentdesk.store import db
+    from tests.tui.conftest import AGENT, FIXED_NOW
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        engine = engine_of(demo_settings)
+        with db.write_session(engine) as session:
+            for assignee, comment in ((AGENT, "still broken"), ("dana", "not mine")):
+                audit.record(session, agent=audit.SYSTEM, action="csat_alert", now=FIXED_NOW + timedelta(minutes=1),
+                             conversation_id=3, rating=1, assignee=assignee, comment=comment)
+            session.commit()
+        app.main.refresh_side()
+        await settle(pilot, app)
+        shown = [str(n.message) for n in app._notifications]
+        assert any("AD-3 was rated 1/5" in m and "still broken" in m for m in shown), shown
+        assert not any("not mine" in m for m in shown)
