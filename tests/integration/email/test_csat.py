@@ -179,3 +179,23 @@ def test_machine_mail_is_never_surveyed(sender, dovecot, mail_user, smtp, tmp_pa
     skipped = desk.rows("SELECT skipped FROM satisfactionsurvey")
     # A bounce-like sender is set aside as system mail at ingest; the loop rule refuses the rest.
     assert len(skipped) == 1 and ("machine address" in skipped[0][0] or "set aside" in skipped[0][0])
+
+
+def test_an_answer_that_lost_its_headers_finds_the_survey_by_its_ref(dovecot, mail_user, smtp, tmp_path,
+                                                                     desk_factory):
+    config = _config(tmp_path, dovecot, mail_user, smtp)
+    desk = desk_factory(config)
+    clock = Clock()
+    dovecot.append(mail_user, [_mail()])
+    desk.sync_once(clock)
+    _solve(config, clock)
+    clock.now += timedelta(hours=2)
+    desk.sync_once(clock)
+    survey = _survey_of(smtp)
+    # A webmail reply without In-Reply-To or References: the [AD-1] tag of the subject is left.
+    dovecot.append(mail_user, [_mail(subject="Re: " + survey["Subject"], body="👍 sehr gut\n", at=clock.now)])
+    assert desk.sync_once(clock).ok
+    assert desk.rows("SELECT rating, comment FROM satisfactionsurvey") == [(5, "sehr gut")]
+    assert desk.rows("SELECT status FROM conversation") == [("solved",)]
+    assert desk.rows("SELECT thread_reason FROM message WHERE direction = 'inbound' ORDER BY id") == [
+        ("new",), ("subject-tag",)]
