@@ -45,7 +45,7 @@ def _audit_events(desk: Desk, since: datetime | None, conversation_id: int | Non
                 break
             for event in page:
                 yield audit.event_document(event, ref_of=ref_of)
-            after_id = page[-1].id
+            after_id = page[-1].id or after_id  # stored rows: always an id
 
 
 def export(desk: Desk, *, since: datetime | None = None) -> Iterator[dict[str, Any]]:
@@ -60,5 +60,5 @@ def export(desk: Desk, *, since: datetime | None = None) -> Iterator[dict[str, A
             if not page:
                 break
             yield from documents.documents(session, page, policies=desk.policies, now=desk.now(), full=True)
-            after_id = page[-1].id
+            after_id = page[-1].id or after_id  # stored rows: always an id
             session.expunge_all()  # keep memory flat over a long export

@@ -159,7 +159,7 @@ def verbosity(args: argparse.Namespace) -> Iterator[None]:
     stream = sys.stderr
     if chosen.quiet:
         logger.setLevel(logging.WARNING)
-        sys.stderr = ErrorsOnly(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = ErrorsOnly(sys.stderr)
     elif chosen.verbose:
         from agentdesk.sanitize import InertLogFormatter
 

@@ -60,6 +60,7 @@ def find_or_create(
     customer = Customer(name=name or address, tier=tier, created_at=now)
     session.add(customer)
     session.flush()
+    assert customer.id is not None  # given by the flush
     session.add(Identity(customer_id=customer.id, kind=kind, address=address, created_at=now))
     audit.record(session, agent=audit.SYSTEM, action="customer_created", now=now, customer_id=customer.id,
                  kind=kind, address=address)
@@ -67,6 +68,7 @@ def find_or_create(
 
 
 def add_identity(session: Session, *, customer: Customer, kind: str, address: str, now: datetime) -> Identity:
+    assert customer.id is not None, "a stored customer"
     identity = Identity(customer_id=customer.id, kind=kind, address=normalise_address(kind, address), created_at=now)
     session.add(identity)
     return identity

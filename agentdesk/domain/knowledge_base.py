@@ -134,7 +134,7 @@ def refresh(session: Session, directory: Path, *, now: datetime, force: bool = F
     Cheap when nothing changed: the files' names, sizes and times are compared with those of the
     last refresh of this database in this process, and only a change reads them.
     """
-    key = (str(session.get_bind().url), str(directory))
+    key = (str(session.get_bind().engine.url), str(directory))
     signature = _signature(directory)
     with _seen_lock:
         if not force and _seen.get(key) == signature:
@@ -249,6 +249,7 @@ def named_in(body: str, articles: list[Article]) -> list[str]:
 def record_sent(session: Session, *, message: Message, now: datetime) -> list[str]:
     """Count the articles an outbound message names as sent to its conversation."""
     slugs = named_in(message.body_text, all_articles(session))
+    assert message.id is not None, "a stored message"
     store.add_uses(session=session, conversation_id=message.conversation_id, message_id=message.id,
                    slugs=slugs, at=now)
     return slugs

@@ -55,7 +55,8 @@ def colleagues_on(
     )
     found: dict[int, list[Colleague]] = {}
     for row in rows:
-        found.setdefault(row.conversation_id, []).append(Colleague(row.agent, row.activity, row.heartbeat_at))
+        if row.conversation_id is not None:  # the fresh presences are all on a conversation
+            found.setdefault(row.conversation_id, []).append(Colleague(row.agent, row.activity, row.heartbeat_at))
     for colleagues in found.values():
         colleagues.sort(key=lambda c: (c.activity != "replying", c.agent))
     return found
@@ -81,7 +82,8 @@ def colleagues(session: Session, *, agent: str, now: datetime) -> dict[int, list
     rows = collaboration.fresh_presences(session=session, agent=agent, since=now - STALE_AFTER)
     found: dict[int, list[Colleague]] = {}
     for row in rows:
-        found.setdefault(row.conversation_id, []).append(Colleague(row.agent, row.activity, row.heartbeat_at))
+        if row.conversation_id is not None:  # the fresh presences are all on a conversation
+            found.setdefault(row.conversation_id, []).append(Colleague(row.agent, row.activity, row.heartbeat_at))
     for people in found.values():
         people.sort(key=lambda c: (c.activity != "replying", c.agent))
     return found

@@ -83,6 +83,7 @@ def unblock(session: Session, *, pattern: str, agent: str, now: datetime) -> Non
 
 def sender_of(session: Session, conversation: Conversation) -> str:
     """The address of the conversation's latest customer message (what blocking it blocks)."""
+    assert conversation.id is not None, "a stored conversation"
     address = threads.latest_inbound_sender(session=session, conversation_id=conversation.id)
     if not address or "@" not in address:
         raise InvalidInput(f"{ref_of(conversation.id)} has no sender email address to block")

@@ -19,7 +19,8 @@ OUTBOX_STATES = ("queued", "sent", "failed")
 def collect(session: Session, settings: Settings, *, spool_rejected: int) -> dict[str, Any]:
     """`spool_rejected`: the files in every spool's rejected/, counted by whoever reads the spools."""
     sources: dict[str, dict[str, Any]] = {
-        source.name: {"last_sync": None, "error": None} for source in [*settings.mailbox, *settings.spool]
+        name: {"last_sync": None, "error": None}
+        for name in [*(mailbox.name for mailbox in settings.mailbox), *(spool.name for spool in settings.spool)]
     }
     for state in queries.sync_states(session=session):
         entry = sources.setdefault(state.source, {"last_sync": None, "error": None})

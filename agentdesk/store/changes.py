@@ -62,7 +62,7 @@ class ChangeWatcher:
         cursor = self._connection.cursor()
         try:
             cursor.execute("PRAGMA data_version")
-            return cursor.fetchone()[0]
+            return cursor.fetchone()[0]  # type: ignore[index]  # PRAGMA data_version always has its one row
         finally:
             cursor.close()
 

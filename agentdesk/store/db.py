@@ -407,11 +407,12 @@ def human_bytes(size: int) -> str:
     """1 536 -> "1.5 KiB"; bytes under a KiB as they are."""
     if size < 1024:
         return f"{size} bytes"
+    amount = float(size)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
-        size /= 1024
-        if size < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}"
-    return f"{size:.1f} TiB"  # pragma: no cover
+        amount /= 1024
+        if amount < 1024 or unit == "TiB":
+            return f"{amount:.1f} {unit}"
+    return f"{amount:.1f} TiB"  # pragma: no cover
 
 
 def _explain_disk_full(url: str) -> str:
@@ -464,7 +465,7 @@ def sqlite_health(connection: Connection) -> tuple[str, str]:
     finds) and its journal mode (wal, delete, …)."""
     verdict = connection.exec_driver_sql("PRAGMA quick_check").scalar()
     mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
-    return verdict, mode
+    return str(verdict), str(mode)
 
 
 def ensure_schema(engine: Engine) -> None:

@@ -138,5 +138,5 @@ def usage(*, session: Session, since: datetime | None = None, until: datetime | 
 def uses_of(*, session: Session, conversation_id: int) -> list[str]:
     """The slugs of the articles sent in a conversation, first sent first."""
     rows = session.exec(select(ArticleUse.slug).where(ArticleUse.conversation_id == conversation_id)
-                        .order_by(ArticleUse.id)).all()
+                        .order_by(col(ArticleUse.id))).all()
     return list(dict.fromkeys(rows))

@@ -116,7 +116,9 @@ _TRIGGER_NAME = re.compile(r"CREATE TRIGGER (?:IF NOT EXISTS )?(\w+)")
 
 
 def trigger_name(create_trigger: str) -> str:
-    return _TRIGGER_NAME.match(create_trigger).group(1)
+    match = _TRIGGER_NAME.match(create_trigger)
+    assert match is not None, create_trigger
+    return match.group(1)
 
 
 def stored_trigger_text(create_trigger: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ ACTIONS += (
 BY_ID = {action.id: action for action in ACTIONS}
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list[BindingType]:
     return [
         Binding(a.keys, a.action, a.description, show=a.footer, key_display=a.key_display, priority=a.priority,
                 id=a.id, tooltip=a.help)

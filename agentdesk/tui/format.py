@@ -97,7 +97,7 @@ def _rest_quoted(lines: list[str], start: int, stop: int | None) -> bool:
     return True
 
 
-def size(count: int) -> str:
+def size(count: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if count < 1024 or unit == "GB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"

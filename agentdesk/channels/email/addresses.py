@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from email.utils import getaddresses, parseaddr
+from typing import cast
 
 from agentdesk.channels.email.decoding import _restore_bytes, _unfold, decode_header_value
 from agentdesk.sanitize import strip_control
@@ -59,7 +60,7 @@ def _address_list(values: list[object]) -> tuple[str, ...]:
     texts = [_unfold(_restore_bytes(str(v))) for v in values if v is not None]
     try:
         simple = [_simple_address(text) for text in texts]
-        pairs = simple if all(simple) else getaddresses(texts)
+        pairs = cast("list[tuple[str, str]]", simple) if all(simple) else getaddresses(texts)
     except Exception:
         pairs = [("", m) for t in texts for m in _BARE_ADDRESS.findall(t)]
     for _, address in pairs:

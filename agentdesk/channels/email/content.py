@@ -35,7 +35,7 @@ def email_content(raw: bytes) -> bytes:
                 kept.append(line)
             continue
         match = _HEADER_LINE.match(line)
-        dropping = bool(match) and match.group(1).lower() in _TRACE_HEADERS
+        dropping = match is not None and match.group(1).lower() in _TRACE_HEADERS
         if not dropping:
             kept.append(line)
     return b"\n".join(kept) + separator + body
@@ -98,7 +98,7 @@ def email_content_hash_of_file(file, *, piece: int = 1 << 20) -> str:
                 keep = not dropping
             else:
                 match = _HEADER_LINE.match(chunk)
-                dropping = bool(match) and match.group(1).lower() in _TRACE_HEADERS
+                dropping = match is not None and match.group(1).lower() in _TRACE_HEADERS
                 keep = not dropping
             if keep:
                 if not first_kept:

@@ -49,4 +49,4 @@ class _FeedparserRe:
 
 def install() -> None:
     """Make every parse in this process use the boundary matcher (idempotent)."""
-    email.feedparser.re = _FeedparserRe()
+    email.feedparser.re = _FeedparserRe()  # type: ignore[attr-defined]  # its private `re`, replaced on purpose

@@ -44,7 +44,7 @@ def format_duration(duration: timedelta) -> str:
     Sub-second parts are dropped; seconds appear only when there are some.
     """
     total = int(abs(duration).total_seconds())
-    parts = []
+    parts: list[str] = []
     for unit, size in _DURATION_UNITS:
         count, total = divmod(total, size)
         if count:
@@ -57,7 +57,7 @@ def format_duration(duration: timedelta) -> str:
 def format_short(duration: timedelta, units: int = 2) -> str:
     """At most `units` of the largest units, for badges and hold times: "1d 4h", "-19h 41m", "42m", "30s"."""
     total = int(abs(duration).total_seconds())
-    parts = []
+    parts: list[str] = []
     for unit, size in _DURATION_UNITS:
         count, total = divmod(total, size)
         if count or parts:

@@ -62,7 +62,7 @@ def stored_fields(states: Sequence[TargetState], waiting_since: datetime | None)
         "periodic_update_due": due("periodic_update", False),
         "resolution_due": due("resolution", True),
         "warning_at": min((s.warning_at for s in running if s.warning_at is not None), default=None),
-        "queue_due": min((s.due for s in running), default=None) or NEVER,
+        "queue_due": min((s.due for s in running if s.due is not None), default=None) or NEVER,
         "queue_wait": waiting_since or NEVER,
     }
 

@@ -131,7 +131,7 @@ def evaluate(
     if done and solved_at is None:
         raise ValueError(f"a {status} conversation needs solved_at to evaluate its resolution target")
     # A reopened conversation's old solved_at no longer fulfils anything.
-    solved_at = _as_utc(solved_at, "solved_at") if done else None
+    solved_at = _as_utc(solved_at, "solved_at") if done and solved_at is not None else None
 
     def state(target: str, started_at: datetime, fulfilled_at: datetime | None) -> TargetState:
         return _target_state(
@@ -148,8 +148,7 @@ def evaluate(
     states = []
     if "first_reply" in targets and (first_responded_at is not None or not done):
         states.append(state("first_reply", created_at, first_responded_at))
-    customer_waits_after_first_reply = first_responded_at is not None and waiting_since is not None
-    if "next_reply" in targets and not done and customer_waits_after_first_reply:
+    if "next_reply" in targets and not done and first_responded_at is not None and waiting_since is not None:
         states.append(state("next_reply", waiting_since, None))
     if "periodic_update" in targets and not done:
         states.append(state("periodic_update", last_agent_reply_at or created_at, None))

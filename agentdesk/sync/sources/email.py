@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -141,7 +141,7 @@ def _fetch(connection: imap.BulkConnection, uids: list[int], sizes: dict[int, in
 
 
 def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]],
-                     spool_dir: str | None = None) -> Iterator[tuple[list[int], list[imap.FetchedMessage]]]:
+                     spool_dir: str | None = None) -> Generator[tuple[list[int], list[imap.FetchedMessage]], None, None]:
     """Each batch of `listing` with its fetched messages, in order; while the caller works on one,
     a thread already fetches the next (it mostly waits on the socket, which releases the GIL), so
     a big sync does not stop storing to wait for the server. The connection serialises commands
@@ -196,7 +196,7 @@ class MailboxSource:
     def password(self) -> str:
         """The secret for a new connection: a password once per process; a token (xoauth2,
         oauthbearer, a provider's sign-in) each time, so a refreshed one is used once the last expires."""
-        if getattr(self.mailbox, "auth", "") in ("xoauth2", "oauthbearer") or getattr(self.mailbox, "provider", ""):
+        if getattr(self.mailbox, "auth", None) in ("xoauth2", "oauthbearer") or getattr(self.mailbox, "provider", None):
             from agentdesk.sync import credentials
 
             return credentials.imap_secret(self.mailbox)

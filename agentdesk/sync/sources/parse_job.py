@@ -63,7 +63,7 @@ def parse_chunk(items: Sequence[tuple[int, datetime, bytes]], source: str, now: 
     parsed = parse_fetched(items, source)
     if policy is None:
         return [(uid, message, None) for uid, message in parsed]
-    chunk = []
+    chunk: list[tuple[int, InboundMessage, sla.Opening | None]] = []
     for uid, message in parsed:
         if message.in_reply_to or message.references:
             # A reply most likely joins the conversation of what it replies to: no clocks start.

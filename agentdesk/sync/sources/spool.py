@@ -438,7 +438,7 @@ class SpoolSource:
                 continue
             kind = customers.sender_identity_kind(message)
             customer = queries.customer_by_identity(session=session, kind=kind, address=message.sender_address)
-            if customer is not None:
+            if customer is not None and customer.id is not None:
                 for link_kind, address in links:
                     link_identity(session, customer_id=customer.id, kind=link_kind, address=address, now=now)
         return outcome

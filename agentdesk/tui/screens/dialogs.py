@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 
@@ -64,7 +64,8 @@ class PromptScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         for field in self.query("Input, TextArea"):
-            field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
+            if isinstance(field, (Input, TextArea)):
+                field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         self.query_one(Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -71,7 +71,8 @@ class NewConversationScreen(Screen):
 
     def on_mount(self) -> None:
         for field in self.query("Input, TextArea"):
-            field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
+            if isinstance(field, (Input, TextArea)):
+                field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         self.query_one("#new-to", Input).focus()
         if not self.sources:
             self.notify("no mailbox or spool is configured to send through", severity="error")

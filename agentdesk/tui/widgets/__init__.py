@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.style import Style
 from textual.dom import DOMNode
 from textual.widget import Widget
@@ -31,7 +33,14 @@ def overlay_style(widget: Widget, component: str) -> Style:
     return style
 
 
-class LazyComponentStyles:
+# The mixin is only ever placed before `Widget`: type-check it as one.
+if TYPE_CHECKING:
+    _MixinBase = Widget
+else:
+    _MixinBase = object
+
+
+class LazyComponentStyles(_MixinBase):
     """For a Line-API widget (mixed in before `Widget`): its component classes styled when first
     drawn with, and the resulting Rich styles cached until the CSS or the theme changes.
 
@@ -41,7 +50,7 @@ class LazyComponentStyles:
     _styles: dict[str, Style]
 
     @classmethod
-    def _get_component_classes(cls) -> frozenset[str]:
+    def _get_component_classes(cls) -> frozenset[str]:  # type: ignore[override]  # Textual's is lru_cached
         return frozenset()  # Textual's own pass styles none of them; `get_component_styles` does, when asked
 
     def get_component_styles(self, *names: str):
