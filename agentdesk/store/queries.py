@@ -28,6 +28,7 @@ from agentdesk.store.models import (
     Outbox,
     UTCDateTime,
 )
+from agentdesk.store.models import ref_of as ref_of  # re-exported: callers format refs from here
 
 OPEN_STATUSES = ("new", "open")
 WAITING_STATUSES = ("pending", "on_hold")
