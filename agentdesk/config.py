@@ -285,6 +285,36 @@ class UiSettings:
         doc="Colour theme of the TUI: a Textual theme name such as \"textual-dark\" (the default) or "
             "\"textual-light\"; ctrl+p \"Theme\" lists them all. Empty: the default.",
     )
+    sync: bool = setting(
+        True,
+        doc="The TUI runs the sync worker itself (intake and delivery) while no `agentdesk sync` holds "
+            "the team's sync lock; false: it only shows what a separate `agentdesk sync` does.",
+    )
+    undo_send_seconds: float = setting(
+        10.0,
+        doc="A reply sent from the TUI waits this long before delivery, so that ctrl+z can take it back "
+            "(seconds; 0: sent at once). `agentdesk reply` waits only with --delay.",
+    )
+    alerts: Literal["toast", "bell", "desktop"] = setting(
+        "toast",
+        doc="How the TUI tells you of new work, an answer, a bounce, an SLA warning or a bad rating on "
+            "your conversations: toast (a notification in the app), bell (and the terminal bell) or "
+            "desktop (and a desktop notification: OSC 9/777 or notify-send).",
+    )
+
+
+@dataclass
+class MacroSettings:
+    name: str = setting(doc="Name of the macro: `agentdesk macro NAME REF…` and the command palette.")
+    key: str = setting("", doc="Optional key that runs the macro in the TUI (on the marked rows, or the one under the cursor).")
+    template: str = setting("", doc="Template to reply with: the TUI opens the composer with it; "
+                                     "`agentdesk macro` sends it (refused if the template cannot be filled).")
+    status: str = setting("", doc="Status to set: " + " | ".join(STATUSES) + "; empty = unchanged.")
+    priority: str = setting("", doc="Priority to set: " + " | ".join(PRIORITIES) + "; empty = unchanged.")
+    add_tags: list[str] = setting(factory=list, doc="Tags to add.")
+    remove_tags: list[str] = setting(factory=list, doc="Tags to remove.")
+    assign: str = setting("", doc="Assign to this agent's login, \"me\" (who runs it) or \"none\"; empty = unchanged.")
+    snooze: str = setting("", doc="Snooze for this long, a duration like \"2d\" or \"4h\"; empty = unchanged.")
 
 
 @dataclass
@@ -324,6 +354,8 @@ class Settings:
     templates: TemplateSettings = setting(factory=TemplateSettings, doc="Reply templates.")
     kb: KnowledgeBaseSettings = setting(factory=KnowledgeBaseSettings, doc="Knowledge-base articles.")
     view: list[SavedView] = setting(factory=list, doc="Saved searches shown as views: [[view]] name and query.")
+    macro: list[MacroSettings] = setting(
+        factory=list, doc="Macros: [[macro]] name, key and steps (template, status, priority, tags, assign, snooze).")
     ui: UiSettings = setting(factory=UiSettings, doc="How the TUI looks: [ui] theme.")
     attachments: AttachmentSettings = setting(
         factory=AttachmentSettings, doc="Inbound attachments: size caps, linked downloads, the opener.")
@@ -569,6 +601,25 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"webhook.{name}: expected a number of seconds above 0 and at most 3600, got {value}")
     if settings.webhook.max_connections < 1:
         raise ConfigError(f"webhook.max_connections: expected at least 1, got {settings.webhook.max_connections}")
+    if not 0 <= settings.ui.undo_send_seconds <= 600:
+        raise ConfigError(f"ui.undo_send_seconds: expected 0 to 600 seconds, got {settings.ui.undo_send_seconds}")
+    macro_names: set[str] = set()
+    for i, macro in enumerate(settings.macro):
+        key = _entry_key("macro", i, macro.name)
+        if not macro.name.strip():
+            raise ConfigError(f"{key}.name: a macro needs a name")
+        if macro.name in macro_names:
+            raise ConfigError(f"{key}.name: a macro named {macro.name!r} is already defined")
+        macro_names.add(macro.name)
+        if macro.status and macro.status not in STATUSES:
+            raise ConfigError(f"{key}.status: expected one of {', '.join(STATUSES)}, got {macro.status!r}")
+        if macro.priority and macro.priority not in PRIORITIES:
+            raise ConfigError(f"{key}.priority: expected one of {', '.join(PRIORITIES)}, got {macro.priority!r}")
+        _check_duration(macro.snooze, f"{key}.snooze")
+        if not (macro.template or macro.status or macro.priority or macro.add_tags or macro.remove_tags
+                or macro.assign or macro.snooze):
+            raise ConfigError(f"{key}: a macro needs at least one step (template, status, priority, add_tags, "
+                              "remove_tags, assign, snooze)")
 
 
 def _check_duration(value: str, key: str) -> None:

@@ -170,6 +170,12 @@ def describe_event(action: str, detail_json: str) -> str:
         return f"resent a reply (was {str(detail.get('previous', '')).replace('_', ' ')})"
     if action == "delivery_uncertain":
         return f"reply possibly sent: {detail.get('reason', '')}"
+    if action == "macro":
+        return f"ran macro {detail.get('name')}"
+    if action == "undo":
+        return "undid " + ", ".join(detail.get("undone") or [])
+    if action == "unsend":
+        return "took back a reply before it was sent"
     if action == "merge":
         return "merged " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items()))
     if action == "csat":
@@ -198,6 +204,49 @@ def resend(desk: Desk, ref: Ref, number: int) -> str:
     return f"{conversation_ref} message {number} queued to be sent again"
 
 
+def withdraw(desk: Desk, ref: Ref, message_id: int) -> str:
+    """Take back this agent's reply while it waits out its undo window: the text it had becomes the
+    agent's draft again (the composer opens with it) and is returned. `errors.Conflict` once a
+    sender has it."""
+    from agentdesk.domain import replies
+
+    with desk.writing, desk.write() as session:
+        conversation = queue_service.load_for_update(session, _typed(ref))
+        body = replies.withdraw(session, conversation=conversation, message_id=message_id, agent=desk.agent,
+                                signature=desk.agent_signature, now=desk.now(), policies=desk.policies)
+        drafts.save(session, conversation_id=conversation.id, agent=desk.agent, body=body, kind="reply",
+                    base_version=conversation.version, now=desk.now())
+        session.commit()
+    return body
+
+
+def send_now(desk: Desk, ref: Ref) -> str:
+    """Deliver the conversation's waiting replies at the next delivery pass: those still in their
+    undo window or waiting to retry are made due now; the latest failed or possibly sent one is
+    queued again (`resend`)."""
+    from agentdesk.store import outbox as outbox_queries
+
+    conversation_ref = reference(ref)
+    with desk.writing, desk.write() as session:
+        conversation = queries.conversation_by_ref(session=session, ref=conversation_ref)
+        messages = queries.thread(session=session, conversation_id=conversation.id)
+        hurried = outbox_queries.hurry(session=session, message_ids=[m.id for m in messages], now=desk.now())
+        session.commit()
+    if hurried:
+        return f"{conversation_ref}: {hurried} waiting repl{'y' if hurried == 1 else 'ies'} sent now"
+    with desk.read() as session:
+        conversation = queries.conversation_by_ref(session=session, ref=conversation_ref)
+        messages = queries.thread(session=session, conversation_id=conversation.id)
+        states = queries.delivery_states(session=session, message_ids=[m.id for m in messages])
+    from agentdesk.domain.replies import RESENDABLE
+
+    for number in range(len(messages), 0, -1):
+        outbox = states.get(messages[number - 1].id)
+        if outbox is not None and outbox.state in RESENDABLE and outbox.bounce_message_id is None:
+            return resend(desk, conversation_ref, number)
+    return f"{conversation_ref}: no reply waiting to be sent"
+
+
 # --- replies and notes --------------------------------------------------------------------------
 
 
@@ -207,30 +256,35 @@ class Sent:
     kind: str  # reply | note | forward | new
     external_id: str = ""  # the reply's Message-ID (a note has none)
     status: str | None = None  # the status also set
+    message_id: int | None = None  # the reply's row: what `withdraw` takes back
+    delay: float = 0.0  # seconds it waits before delivery (the undo window)
 
     def __str__(self) -> str:
         what = {"note": "note added", "forward": "forward queued for delivery",
                 "new": "conversation started, first message queued for delivery"}.get(self.kind,
                                                                                    "reply queued for delivery")
-        return f"{self.ref}: {what}" + (f", status {self.status}" if self.status else "")
+        held = f", sent in {self.delay:g} s unless undone" if self.delay and self.kind == "reply" else ""
+        return f"{self.ref}: {what}" + (f", status {self.status}" if self.status else "") + held
 
 
 def reply(desk: Desk, ref: Ref, body: str, *, status: str | None = None,
-          expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = ()) -> Sent:
+          expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = (),
+          delay: float = 0.0) -> Sent:
     """Store a reply (queued in the outbox), drop this agent's draft, optionally set the status.
 
     `expected_version`: the conversation's version when the agent started writing; a reply to a
     conversation that changed since raises `errors.Conflict`. `recipients` (`app.outbound.addressed`)
-    and `files` (`app.outbound.read_files`): see `domain.replies.reply`."""
+    and `files` (`app.outbound.read_files`): see `domain.replies.reply`. `delay`: seconds before it
+    may be delivered, during which `withdraw` takes it back."""
     _refuse_unfilled(body)
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, _typed(ref))
         return _reply(desk, session, conversation, body, status=status, expected_version=expected_version,
-                      recipients=recipients, files=files)
+                      recipients=recipients, files=files, delay=delay)
 
 
 def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str | None = None,
-                        recipients: Any = None, files: Sequence[Any] = ()) -> Sent:
+                        recipients: Any = None, files: Sequence[Any] = (), delay: float = 0.0) -> Sent:
     """Reply with a template of the templates directory, filled with the conversation's values;
     one the desk cannot fill completely is refused (the composer lets the agent fill it in)."""
     with desk.writing, desk.write() as session:
@@ -242,11 +296,15 @@ def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str
                 f"template {template.name!r} needs values agentdesk does not have: "
                 f"{', '.join(rendered.undefined)}; reply with --body-file after filling them in"
             )
-        return _reply(desk, session, conversation, rendered.text, status=status, recipients=recipients, files=files)
+        return _reply(desk, session, conversation, rendered.text, status=status, recipients=recipients, files=files,
+                      delay=delay)
 
 
 def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status: str | None,
-           expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = ()) -> Sent:
+           expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = (),
+           delay: float = 0.0, commit: bool = True) -> Sent:
+    from datetime import timedelta
+
     from agentdesk.domain import outbound, replies
 
     if recipients is not None:
@@ -262,12 +320,14 @@ def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status
         signature=desk.agent_signature, now=desk.now(), policies=desk.policies, status=status,
         message_id_domain=desk.settings.message_id_domain(conversation.source), expected_version=expected_version,
         recipients=recipients, files=files,
+        send_after=desk.now() + timedelta(seconds=delay) if delay > 0 else None,
     )
     # The knowledge-base articles it names count as sent (docs/csat-kb.md, usage).
     knowledge_base.record_sent(session, message=message, now=desk.now())
     drafts.discard(session, conversation_id=conversation.id, agent=desk.agent)
-    session.commit()
-    return Sent(ref_of(conversation.id), "reply", message.external_id, status)
+    if commit:
+        session.commit()
+    return Sent(ref_of(conversation.id), "reply", message.external_id, status, message.id, max(delay, 0.0))
 
 
 def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
@@ -289,13 +349,14 @@ def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
 
 
 def send(desk: Desk, ref: Ref, body: str, *, kind: str = "reply", status: str | None = None,
-         expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = ()) -> Sent:
+         expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = (),
+         delay: float = 0.0) -> Sent:
     """What the composer sends: a reply (`kind="reply"`, to `recipients` with `files`) or a note
     (which never conflicts, and goes to nobody)."""
     if kind == "note":
         return note(desk, ref, body, status=status)
     return reply(desk, ref, body, status=status, expected_version=expected_version, recipients=recipients,
-                 files=files)
+                 files=files, delay=delay)
 
 
 def _refuse_unfilled(body: str) -> None:

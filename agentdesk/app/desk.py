@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
@@ -21,6 +21,11 @@ from sqlmodel import Session
 from agentdesk import config
 from agentdesk.domain import agents, clocks
 from agentdesk.store import db, queries
+from agentdesk.store import outbox as outbox_queries
+
+# A queued reply still not delivered this long after it was due: no sync is running (the worker
+# passes every few seconds), and the header says so.
+OVERDUE_AFTER = timedelta(minutes=1)
 
 
 def system_now() -> datetime:
@@ -113,12 +118,14 @@ class Header:
     waiting: int
     sources: tuple[tuple[str, datetime | None, str], ...]  # (name, last sync, error)
     bounced: int = 0  # of the agent's conversations, how many have a reply that bounced
+    overdue: int = 0  # queued replies due over a minute ago that nothing is delivering
 
 
 def header(desk: Desk) -> Header:
     with desk.read() as session:
         load = queries.agent_load(session=session, agent=desk.agent)
         states = queries.sync_states(session=session)
+        overdue = outbox_queries.overdue(session=session, due_before=desk.now() - OVERDUE_AFTER)
     by_source: dict[str, tuple[datetime | None, str]] = {}
     for state in states:
         last, error = by_source.get(state.source, (None, ""))
@@ -129,7 +136,7 @@ def header(desk: Desk) -> Header:
     names = [m.name for m in desk.settings.mailbox] + [s.name for s in desk.settings.spool]
     names += [name for name in by_source if name not in names]
     sources = tuple((name, *by_source.get(name, (None, ""))) for name in names)
-    return Header(desk.agent, desk.agent_name, load.assigned_open, load.waiting, sources, load.bounced)
+    return Header(desk.agent, desk.agent_name, load.assigned_open, load.waiting, sources, load.bounced, overdue)
 
 
 class Commits:

@@ -112,15 +112,23 @@ def cmd_reply(args: argparse.Namespace) -> int:
     recipients = outbound.addressed(ctx.desk, args.ref, to=args.to, cc=args.cc, bcc=args.bcc, no_cc=args.no_cc)
     if args.template:
         sent = conversations.reply_with_template(ctx.desk, args.ref, args.template, status=args.status,
-                                                 recipients=recipients, files=files)
+                                                 recipients=recipients, files=files, delay=_delay(args))
     else:
         sent = conversations.reply(ctx.desk, args.ref, read_body(args.body_file), status=args.status,
-                                   recipients=recipients, files=files)
+                                   recipients=recipients, files=files, delay=_delay(args))
     if args.json:
         print_json({"ref": sent.ref, "external_id": sent.external_id, "status": sent.status, "delivery": "queued",
                     **recipients.as_dict(), "attachments": [f.name for f in files]})
-    print(f"{sent.ref}: reply queued for delivery (message {sent.external_id})", file=sys.stderr)
+    held = f", held {sent.delay:g} s" if sent.delay else ""
+    print(f"{sent.ref}: reply queued for delivery (message {sent.external_id}){held}", file=sys.stderr)
     return 0
+
+
+def _delay(args: argparse.Namespace) -> float:
+    delay = getattr(args, "delay", 0.0) or 0.0
+    if not 0 <= delay <= 3600:
+        raise InvalidInput(f"--delay {delay:g}: expected 0 to 3600 seconds")
+    return delay
 
 
 def cmd_note(args: argparse.Namespace) -> int:
@@ -191,6 +199,31 @@ def cmd_resend(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ref": conversations.reference(args.ref), "message": args.number, "delivery": "queued"})
     print(done, file=sys.stderr)
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from agentdesk.app import conversations, undo
+
+    ctx = context(args)
+    done = undo.undo(ctx.desk, args.ref)
+    if args.json:
+        print_json({"ref": conversations.reference(args.ref), "undone": done})
+    for line in done:
+        print(line, file=sys.stderr)
+    return 0
+
+
+def cmd_macro(args: argparse.Namespace) -> int:
+    from agentdesk.app import macros
+
+    ctx = context(args)
+    ran = macros.run(ctx.desk, args.name, args.refs, delay=_delay(args))
+    if args.json:
+        print_json({"macro": args.name, "done": ran.lines,
+                    "replies": [{"ref": s.ref, "external_id": s.external_id} for s in ran.sent]})
+    for line in ran.lines:
+        print(line, file=sys.stderr)
     return 0
 
 

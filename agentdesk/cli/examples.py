@@ -27,6 +27,8 @@ EXAMPLES = {
     "set": "agentdesk set AD-1042 --status pending --tag waiting-on-parts --assign me --json",
     "claim": "agentdesk claim AD-1042 --json || echo 'someone else has it'",
     "resend": "agentdesk resend AD-1042 3",
+    "undo": "agentdesk undo AD-1042 --json || echo 'changed since: look again'",
+    "macro": "agentdesk macro refund-done AD-1042 AD-1043 --json",
     "spam": "agentdesk spam AD-1042 AD-1043",
     "block": "agentdesk block @spam.example",
     "unblock": "agentdesk unblock @spam.example",

@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipients(reply)
     reply.add_argument("--attach", action="append", default=[], metavar="FILE",
                        help="attach a file (repeatable); copied when the reply is queued")
+    delay = reply.add_mutually_exclusive_group()
+    delay.add_argument("--delay", type=float, default=0.0, metavar="SECONDS",
+                       help="hold the reply this long before delivery (an undo window; the default is none)")
+    delay.add_argument("--no-delay", dest="delay", action="store_const", const=0.0,
+                       help="deliver at the next sync pass (the default; for scripts that say so)")
     reply.add_argument("--json", action="store_true", help="print what was queued as JSON")
     reply.epilog = ("example: agentdesk reply AD-1042 --body-file answer.txt --attach invoice.pdf "
                     "--cc finance@example.com --bcc audit@example.com")
@@ -176,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     resend.add_argument("ref", metavar="REF")
     resend.add_argument("number", metavar="N", type=int, help="the message's number in the thread, from 1")
     resend.add_argument("--json", action="store_true", help="print what was done as JSON")
+
+    undoing = command("undo", conversations.cmd_undo,
+                      "undo your last status, priority, assignment, tag, snooze or spam change of a conversation "
+                      "(exit 3 if anyone changed it since)")
+    undoing.add_argument("ref", metavar="REF")
+    undoing.add_argument("--json", action="store_true", help="print what was undone as JSON")
+    macro = command("macro", conversations.cmd_macro,
+                    "run a [[macro]] of the config on conversations: every step on every one, or nothing")
+    macro.add_argument("name", metavar="NAME", help="the macro's name in the config")
+    macro.add_argument("refs", nargs="+", metavar="REF")
+    macro.add_argument("--delay", type=float, default=0.0, metavar="SECONDS",
+                       help="hold a templated reply this long before delivery (default: none)")
+    macro.add_argument("--json", action="store_true", help="print what was done as JSON")
 
     marking = command("spam", spam.cmd_spam, "move conversations to the spam view (no SLA, no receipt); --undo: back")
     marking.add_argument("refs", nargs="+", metavar="REF")

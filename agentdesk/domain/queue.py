@@ -17,7 +17,7 @@ from sqlmodel import Session
 from agentdesk.domain import audit, clocks
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import collaboration, conversations, queries
-from agentdesk.store.models import Conversation, ConversationTag, Customer
+from agentdesk.store.models import Conversation, ConversationTag, Customer, ref_of
 
 STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -55,7 +55,7 @@ def check_version(conversation: Conversation, expected_version: int | None) -> N
     """Optimistic concurrency: refuse to act on a conversation that changed since the caller read it."""
     if expected_version is not None and conversation.version != expected_version:
         raise Conflict(
-            f"{queries.ref_of(conversation.id)} changed since you opened it "
+            f"{ref_of(conversation.id)} changed since you opened it "
             f"(version {expected_version}, now {conversation.version}); reload and try again"
         )
 
@@ -104,7 +104,7 @@ def change(
     if snoozed_until is not UNSET and snoozed_until != conversation.snoozed_until:
         if snoozed_until is not None and snoozed_until <= now:
             raise InvalidInput("snooze until a time in the future")
-        note("snooze", until=snoozed_until)
+        note("snooze", until=snoozed_until, old=conversation.snoozed_until)
         conversation.snoozed_until = snoozed_until
 
     tags = _tags(session, ref_id)
@@ -142,8 +142,8 @@ def claim(session: Session, *, conversation_id: int, agent: str, now: datetime) 
     if not conversations.claim_if_unassigned(session=session, conversation_id=conversation_id, agent=agent, now=now):
         holder = conversations.assignee_of(session=session, conversation_id=conversation_id)
         if holder is None and session.get(Conversation, conversation_id) is None:
-            raise queries.NotFound(f"no conversation {queries.ref_of(conversation_id)}")
-        raise Conflict(f"{queries.ref_of(conversation_id)} is already claimed by {holder}")
+            raise queries.NotFound(f"no conversation {ref_of(conversation_id)}")
+        raise Conflict(f"{ref_of(conversation_id)} is already claimed by {holder}")
     audit.record(session, agent=agent, action="claim", now=now, conversation_id=conversation_id)
 
 
@@ -162,14 +162,14 @@ def merge_conversations(
     """
     from agentdesk.store.models import Draft
 
-    source_ref, target_ref = queries.ref_of(source.id), queries.ref_of(target.id)
+    source_ref, target_ref = ref_of(source.id), ref_of(target.id)
     if source.id == target.id:
         raise InvalidInput(f"cannot merge {source_ref} into itself; pick another conversation")
     if target.merged_into_id is not None:
-        raise InvalidInput(f"{target_ref} was itself merged into {queries.ref_of(target.merged_into_id)}; "
+        raise InvalidInput(f"{target_ref} was itself merged into {ref_of(target.merged_into_id)}; "
                            "merge into that one instead")
     if source.merged_into_id is not None:
-        raise InvalidInput(f"{source_ref} was already merged into {queries.ref_of(source.merged_into_id)}")
+        raise InvalidInput(f"{source_ref} was already merged into {ref_of(source.merged_into_id)}")
 
     moved = conversations.move_messages(session=session, from_id=source.id, to_id=target.id)
     target_tags = _tags(session, target.id)

@@ -16,8 +16,9 @@ from datetime import datetime
 from sqlmodel import Session
 
 from agentdesk.domain import audit, clocks, queue
-from agentdesk.errors import InvalidInput
+from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.sanitize import strip_control
+from agentdesk.store import outbox as outbox_queries
 from agentdesk.store import queries
 from agentdesk.store.models import Attachment, Conversation, Message, Outbox, ref_of
 
@@ -65,8 +66,11 @@ def reply(
     expected_version: int | None = None,
     recipients=None,
     files: Sequence = (),
+    send_after: datetime | None = None,
 ) -> Message:
     """Store a reply and queue it for delivery; optionally set the status in the same step.
+
+    `send_after`: not delivered before then (the undo window: `withdraw` takes it back meanwhile).
 
     `recipients` (`outbound.Recipients`, checked): who it goes to, stored on the Outbox row; None
     leaves that to the delivery (the customer, and for mail the others on their last message).
@@ -96,10 +100,10 @@ def reply(
     session.flush()
     if recipients is not None:
         queue_outbox(session, message=message, channel=conversation.channel, source=conversation.source,
-                     recipients=recipients, now=now)
+                     recipients=recipients, now=now, send_after=send_after)
     else:
         session.add(Outbox(message_id=message.id, channel=conversation.channel, source=conversation.source,
-                           state="queued", created_at=now, next_attempt_at=now))
+                           state="queued", created_at=now, next_attempt_at=max(send_after or now, now)))
     if files:
         attach(session, message=message, outgoing=files)
     if not automatic:
@@ -121,13 +125,14 @@ def reply(
     return message
 
 
-def queue_outbox(session: Session, *, message: Message, channel: str, source: str, recipients, now: datetime) -> Outbox:
+def queue_outbox(session: Session, *, message: Message, channel: str, source: str, recipients, now: datetime,
+                 send_after: datetime | None = None) -> Outbox:
     """The Outbox row of an outbound message with its recipients (`outbound.Recipients`); the
     message records every address too, so an answer from any of them is a participant's."""
     message.recipients = " ".join(recipients.all())
     session.add(message)
     outbox = Outbox(message_id=message.id, channel=channel, source=source, state="queued", created_at=now,
-                    next_attempt_at=now, to_addresses=" ".join(recipients.to),
+                    next_attempt_at=max(send_after or now, now), to_addresses=" ".join(recipients.to),
                     cc_addresses=" ".join(recipients.cc), bcc_addresses=" ".join(recipients.bcc))
     session.add(outbox)
     return outbox
@@ -205,3 +210,29 @@ def resend(session: Session, *, messages: list[Message], number: int, ref: str, 
                  message_id=message.id, previous=previous)
     return message
 
+
+
+def withdraw(session: Session, *, conversation: Conversation, message_id: int, agent: str, signature: str,
+             now: datetime, policies: clocks.Policies) -> str:
+    """Take back a reply no sender has claimed yet (the undo window): its message and outbox row
+    go in this transaction; the body as the agent wrote it (without the signature) is returned.
+
+    Refused (`Conflict`) once a sender has claimed it: it may be on the wire already."""
+    message = session.get(Message, message_id)
+    if message is None or message.conversation_id != conversation.id or message.direction != "outbound":
+        raise InvalidInput(f"{ref_of(conversation.id)} has no such reply to take back")
+    if message.author_login != agent:
+        raise Conflict(f"that reply in {ref_of(conversation.id)} is {message.author or 'another agent'}'s, not yours")
+    if not outbox_queries.withdraw_unclaimed(session=session, message_id=message_id):
+        raise Conflict(f"too late: the reply to {ref_of(conversation.id)} is already being sent (or was sent)")
+    body = message.body_text
+    tail = f"\n\n-- \n{signature}" if signature else ""
+    if tail and body.endswith(tail):
+        body = body[: -len(tail)]
+    first, last = outbox_queries.agent_reply_times(session=session, conversation_id=conversation.id)
+    conversation.first_responded_at = first
+    conversation.last_agent_reply_at = last
+    audit.record(session, agent=agent, action="unsend", now=now, conversation_id=conversation.id,
+                 message_id=message_id)
+    queue.touch(session, conversation=conversation, policies=policies, now=now)
+    return body

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from agentdesk.store.models import Conversation, ConversationTag, Message, SlaClockEvent
+from agentdesk.store.models import Conversation, ConversationTag, Event, Message, SlaClockEvent
 from agentdesk.store.queries import DONE_STATUSES
 
 
@@ -57,8 +57,9 @@ def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) ->
     conversation in recorded order: plain columns, not ORM objects (ingest reads them for every
     conversation a chunk touches)."""
     return session.exec(
-        select(SlaClockEvent.conversation_id, SlaClockEvent.target, SlaClockEvent.event, SlaClockEvent.at,
-               SlaClockEvent.detail)
+        select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
+            SlaClockEvent.conversation_id, SlaClockEvent.target, SlaClockEvent.event, SlaClockEvent.at,
+            SlaClockEvent.detail)
         .where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
         .order_by(col(SlaClockEvent.conversation_id), col(SlaClockEvent.id))
     )
@@ -72,3 +73,18 @@ def open_conversations_page(*, session: Session, after_id: int, limit: int) -> l
                col(Conversation.merged_into_id).is_(None))
         .order_by(col(Conversation.id)).limit(limit)
     ))
+
+
+def latest_events(*, session: Session, conversation_id: int, limit: int = 50) -> list[Event]:
+    """The conversation's latest audit events, newest first."""
+    return list(session.exec(select(Event).where(Event.conversation_id == conversation_id)
+                             .order_by(col(Event.id).desc()).limit(limit)))
+
+
+def inbound_since(*, session: Session, conversation_id: int, since: datetime) -> int:
+    """How many customer messages joined the conversation after `since` (by when they were stored)."""
+    from sqlalchemy import func
+
+    return session.exec(select(func.count()).select_from(Message).where(
+        Message.conversation_id == conversation_id, Message.direction == "inbound",
+        col(Message.ingested_at) > since)).one()

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
-from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
+from agentdesk.store.models import ArticleUse, Attachment, Conversation, DeliveryAttempt, Message, Outbox
 
 
 def automatic_message_count(
@@ -127,3 +127,49 @@ def outbox_of_outbound(*, session: Session, external_id: str) -> Outbox | None:
     if found is None:
         found = session.exec(select(Outbox).where(Outbox.provider_id == external_id)).first()
     return found
+
+
+def withdraw_unclaimed(*, session: Session, message_id: int) -> bool:
+    """Delete a queued reply that no sender has claimed (no attempt counted) with its outbox row,
+    attachments' rows and article uses; False, deleting nothing, when a sender got to it first.
+
+    One conditional DELETE decides: a claim counts the attempt in its own write transaction, so of
+    a claim and a withdrawal exactly one wins, on any database."""
+    gone = session.exec(delete(Outbox).where(  # type: ignore[call-overload]
+        Outbox.message_id == message_id, Outbox.state == "queued", Outbox.attempts == 0))
+    if gone.rowcount != 1:
+        return False
+    session.exec(delete(Attachment).where(Attachment.message_id == message_id))  # type: ignore[call-overload]
+    session.exec(delete(ArticleUse).where(ArticleUse.message_id == message_id))  # type: ignore[call-overload]
+    session.exec(delete(Message).where(Message.id == message_id))  # type: ignore[call-overload]
+    return True
+
+
+def agent_reply_times(*, session: Session, conversation_id: int) -> tuple[datetime | None, datetime | None]:
+    """The first and the last reply an agent wrote in the conversation (automatic messages left out)."""
+    first, last = session.exec(
+        select(func.min(Message.at), func.max(Message.at))
+        .where(Message.conversation_id == conversation_id, Message.direction == "outbound",
+               Message.kind == "message", col(Message.author_login).is_not(None))
+    ).one()
+    return first, last
+
+
+def hurry(*, session: Session, message_ids: Sequence[int], now: datetime) -> int:
+    """Make these queued, unclaimed replies due now (past their undo window or retry backoff): how many."""
+    if not message_ids:
+        return 0
+    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
+        col(Outbox.message_id).in_(list(message_ids)), Outbox.state == "queued",
+        col(Outbox.next_attempt_at) > now).values(next_attempt_at=now, no_sender_at=None))
+    return result.rowcount
+
+
+def overdue(*, session: Session, due_before: datetime) -> int:
+    """Queued replies that were due before `due_before` and that no sync has marked as waiting for
+    another host: nothing is delivering them."""
+    return session.exec(
+        select(func.count()).select_from(Outbox)
+        .where(Outbox.state == "queued", col(Outbox.no_sender_at).is_(None),
+               col(Outbox.next_attempt_at).is_(None) | (col(Outbox.next_attempt_at) <= due_before))
+    ).one()
