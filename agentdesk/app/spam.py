@@ -21,6 +21,7 @@ def mark_spam(desk: Desk, refs: Sequence[int | str], *, undo: bool = False) -> l
         for ref in refs:
             typed = ref_of(ref) if isinstance(ref, int) else ref
             conversation = queue_service.load_for_update(session, typed)
+            assert conversation.id is not None, "a stored conversation"
             if undo:
                 view = spam_service.unmark_spam(session, conversation=conversation, agent=desk.agent, now=now,
                                                 policies=desk.policies)
@@ -60,6 +61,7 @@ def block_sender(desk: Desk, ref: int | str, *, whole_domain: bool = False) -> d
     with desk.writing, desk.write() as session:
         now = desk.now()
         conversation = queue_service.load_for_update(session, ref_of(ref) if isinstance(ref, int) else ref)
+        assert conversation.id is not None, "a stored conversation"
         address = spam_service.sender_of(session, conversation)
         pattern = "@" + address.rpartition("@")[2] if whole_domain else address
         added = spam_service.block(session, pattern=pattern, agent=desk.agent, now=now)

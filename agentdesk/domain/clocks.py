@@ -200,6 +200,7 @@ def policy_for(session: Any, conversation: Conversation, policies: Policies) -> 
     from agentdesk.store import conversations
     from agentdesk.store.models import Customer
 
+    assert conversation.id is not None, "a stored conversation"
     tags = conversations.tag_names(session=session, conversation_id=conversation.id)
     customer = session.get(Customer, conversation.customer_id)
     return _policy_of(conversation, policies, tags, customer.tier if customer else "")
@@ -373,13 +374,14 @@ def recompute_page(
     if not rows:
         progress.last_id = 0
         return progress
-    ids = [conversation.id for conversation in rows]
+    ids = [conversation.id for conversation in rows if conversation.id is not None]  # loaded rows: all
     tags = queries.tags_of(session=session, conversation_ids=ids)
     customers = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in rows])
     events = load_events(session, ids)
     for conversation in rows:
         before = tuple(getattr(conversation, name) for name in _STORED_FIELDS)
         customer = customers.get(conversation.customer_id)
+        assert conversation.id is not None, "a loaded conversation"
         recorded = refresh(conversation, policies=policies, tags=set(tags[conversation.id]),
                            tier=customer.tier if customer else "", now=now, session=session,
                            events=events[conversation.id])

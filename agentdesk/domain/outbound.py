@@ -188,6 +188,7 @@ def forward(
 
     kept = [f for f in files if f.state == "stored" and attachments.has(session=session, key=f.storage_key)]
     withheld = [f.filename for f in files if f not in kept]
+    assert conversation.id is not None, "a stored conversation"
     body = forward_text(with_note_signature(note, signature), messages, when=when, withheld=withheld)
     message = Message(
         conversation_id=conversation.id, direction="outbound", kind="forward", author=agent_name,
@@ -196,6 +197,7 @@ def forward(
     )
     session.add(message)
     session.flush()
+    assert message.id is not None  # given by the flush
     replies.queue_outbox(session, message=message, channel="email", source=mailbox, recipients=to, now=now)
     session.add_all([Attachment(message_id=message.id, filename=f.filename, content_type=f.content_type,
                                 size=f.size, storage_key=f.storage_key) for f in kept])
@@ -237,12 +239,14 @@ def start(
         raise InvalidInput("a new conversation needs a subject (--subject)")
     kind = customers.IDENTITY_KIND.get(channel, channel)
     customer = customers.find_or_create(session, kind=kind, address=to.to[0], name=customer_name, now=now)
+    assert customer.id is not None, "find_or_create flushes a new customer"
     conversation = Conversation(
         channel=channel, source=source, subject=subject, customer_id=customer.id, status="pending",
         assignee=assignee, created_at=now, updated_at=now, first_responded_at=now, last_agent_reply_at=now,
     )
     session.add(conversation)
     session.flush()
+    assert conversation.id is not None  # given by the flush
     audit.record(session, agent=agent, action="created", now=now, conversation_id=conversation.id,
                  customer_id=customer.id, channel=channel, source=source, started_by=agent)
     text = body(conversation, customer) if callable(body) else body

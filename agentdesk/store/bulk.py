@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -21,7 +22,7 @@ from agentdesk.store.models import Customer, Identity, Message, sqlite_text
 FTS_BULK_MIN = 20
 
 # table name -> (column names, scalar defaults, datetime columns), or None: not for the driver path
-_SQLITE_PLAN: dict[str, tuple[tuple[str, ...], dict[str, object], frozenset[str]] | None] = {}
+_SQLITE_PLAN: dict[str, tuple[tuple[str, ...], dict[str, Any], frozenset[str]] | None] = {}
 
 
 def insert(session: Session, model, rows: list[dict]) -> None:
@@ -93,7 +94,7 @@ def without_triggers(session: Session, count: int, index: search.BulkIndex,
         return False
     expected = {search.trigger_name(trigger): search.stored_trigger_text(trigger) for trigger in index.triggers}
     names = tuple(expected)
-    stored = dict(connection.exec_driver_sql(
+    stored: dict[str, str] = dict(connection.exec_driver_sql(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({})".format(
             ", ".join("?" * len(names))), names).all())
     if any(search.normalised_sql(stored.get(name) or "") != text for name, text in expected.items()):
@@ -110,7 +111,7 @@ def without_triggers(session: Session, count: int, index: search.BulkIndex,
     return True
 
 
-def _sqlite_plan(table) -> tuple[tuple[str, ...], dict[str, object], frozenset[str]] | None:
+def _sqlite_plan(table) -> tuple[tuple[str, ...], dict[str, Any], frozenset[str]] | None:
     """(column names, scalar defaults, datetime columns) of a table the driver path can write, or None."""
     from sqlalchemy import Boolean, Integer, LargeBinary, String
     from sqlmodel.sql.sqltypes import AutoString
@@ -119,7 +120,9 @@ def _sqlite_plan(table) -> tuple[tuple[str, ...], dict[str, object], frozenset[s
 
     if table.name not in _SQLITE_PLAN:
         plan = None
-        names, defaults, times = [], {}, set()
+        names: list[str] = []
+        defaults: dict[str, Any] = {}
+        times: set[str] = set()
         for column in table.columns:
             if not isinstance(column.type, (AutoString, Boolean, Integer, LargeBinary, String, UTCDateTime)):
                 break
@@ -204,7 +207,7 @@ def insert_raw_from_file(session: Session, message_id: int, file) -> int:
         rowid = connection.exec_driver_sql('SELECT rowid FROM "messageraw" WHERE message_id = ?',
                                            (message_id,)).scalar()
         if size:
-            with connection.connection.dbapi_connection.blobopen("messageraw", "raw", rowid) as blob:
+            with connection.connection.dbapi_connection.blobopen("messageraw", "raw", rowid) as blob:  # type: ignore[union-attr]  # sqlite3
                 for piece in iter(lambda: file.read(RAW_PIECE_BYTES), b""):
                     blob.write(piece)
         return size

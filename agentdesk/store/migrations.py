@@ -92,7 +92,7 @@ def revision_6_set_aside_bounces_blocks(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
     from agentdesk.store.models import BlockedSender
 
-    BlockedSender.__table__.create(connection, checkfirst=True)
+    BlockedSender.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]  # set by SQLModel
 
 
 def revision_7_delivery_attempts(connection: Connection) -> None:
@@ -107,7 +107,7 @@ def revision_7_delivery_attempts(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
     from agentdesk.store.models import DeliveryAttempt
 
-    DeliveryAttempt.__table__.create(connection, checkfirst=True)
+    DeliveryAttempt.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]  # set by SQLModel
 
 
 def revision_8_satisfaction_knowledge_base(connection: Connection) -> None:
@@ -116,7 +116,7 @@ def revision_8_satisfaction_knowledge_base(connection: Connection) -> None:
     from agentdesk.store.models import ArticleUse, KbArticle, SatisfactionSurvey
 
     for table in (SatisfactionSurvey, KbArticle, ArticleUse):
-        table.__table__.create(connection, checkfirst=True)
+        table.__table__.create(connection, checkfirst=True)  # type: ignore[union-attr]  # set by SQLModel
     knowledge_base.install(connection)
 
 
@@ -143,7 +143,7 @@ def revision_10_attachment_bytes(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
     from agentdesk.store.models import AttachmentBlob
 
-    AttachmentBlob.__table__.create(connection, checkfirst=True)
+    AttachmentBlob.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]  # set by SQLModel
 
 
 def revision_11_provider_message_id(connection: Connection) -> None:

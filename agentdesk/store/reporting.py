@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Float, and_, bindparam, case, cast, func, literal, or_, text
 from sqlmodel import Session, col, select
@@ -47,7 +48,7 @@ def _seconds_sql(dialect: str, later: str, earlier: str) -> str:
     return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
 
 
-def _ranked(session: Session, durations, shares: Sequence[float]) -> list[tuple]:
+def _ranked(session: Session, durations, shares: Sequence[float]) -> list[Any]:
     """(rank, count, mean, duration) of the nearest-rank rows for these shares of a one-column
     (`d`) selectable, in one pass of the database.
 
@@ -63,9 +64,9 @@ def _ranked(session: Session, durations, shares: Sequence[float]) -> list[tuple]
     ).subquery()
     # ceil(n * percent / 100) in integer arithmetic, on any SQL database.
     ranks = [(ranked.c.n * int(share * 100) + 99) // 100 for share in shares]
-    return session.execute(
+    return list(session.execute(
         select(ranked.c.rn, ranked.c.n, ranked.c.mean, ranked.c.d).where(or_(*(ranked.c.rn == rank for rank in ranks)))
-    ).all()
+    ).all())
 
 
 def first_reply_ranks(*, session: Session, since: datetime, until: datetime, shares: Sequence[float]) -> list[tuple]:
@@ -136,8 +137,9 @@ def due_targets_by_policy_and_agent(*, session: Session, since: datetime, until:
     resolution_missed = or_(and_(done, col(c.solved_at) > col(c.resolution_due)),
                             and_(~done, col(c.resolution_due) < now))
     return list(session.execute(
-        select(c.sla_policy, c.assignee, _total(first_met), _total(first_missed), _total(resolution_met),
-               _total(resolution_missed))
+        select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
+            c.sla_policy, c.assignee, _total(first_met), _total(first_missed), _total(resolution_met),
+            _total(resolution_missed))
         .where(col(c.merged_into_id).is_(None), col(c.created_at) >= since, col(c.created_at) < until)
         .group_by(c.sla_policy, c.assignee)
     ))
@@ -163,7 +165,7 @@ def fulfilments_by_policy_and_agent(*, session: Session, since: datetime, until:
     c, e = Conversation, SlaClockEvent
     met = _met_expression(session)
     return list(session.execute(
-        select(e.target, c.sla_policy, c.assignee, _total(met), _total(~met))
+        select(e.target, c.sla_policy, c.assignee, _total(met), _total(~met))  # type: ignore[call-overload]  # see above
         .join(c, col(c.id) == col(e.conversation_id))
         .where(e.event == "fulfil", col(e.target).in_(("next_reply", "periodic_update")),
                col(e.at) >= since, col(e.at) < until)
@@ -202,7 +204,7 @@ def open_states(*, session: Session, now: datetime) -> tuple:
     """Of the conversations not solved or closed: (all, breached, in warning, paused, waiting on us),
     the sums None when there are none."""
     c = Conversation
-    return tuple(session.execute(select(
+    return tuple(session.execute(select(  # type: ignore[call-overload]  # sqlmodel: four columns at most
         func.count(),
         func.sum(case((col(c.queue_due) < now, 1), else_=0)),
         func.sum(case((and_(col(c.warning_at) <= now, col(c.queue_due) >= now), 1), else_=0)),

@@ -8,7 +8,7 @@ for `stats`).
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from agentdesk.store.models import SyncState
 
@@ -28,7 +28,7 @@ def save_sync_state(*, session: Session, source: str, folder: str, **values) -> 
     """Write the checkpoint of the source's folder in the caller's transaction: one UPDATE (a big
     sync writes it with every chunk), or the row added when this is the folder's first."""
     updated = session.execute(
-        update(SyncState).where(SyncState.source == source, SyncState.folder == folder).values(**values)
+        update(SyncState).where(col(SyncState.source) == source, col(SyncState.folder) == folder).values(**values)
         .execution_options(synchronize_session=False))
-    if updated.rowcount == 0:
+    if updated.rowcount == 0:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
         session.add(SyncState(source=source, folder=folder, **values))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from agentdesk.channels.email.smtp import SmtpSender
     from agentdesk.channels.webhook.outbound import Transport
     from agentdesk.sync.base import SyncContext
+    from agentdesk.sync.delivery import Sender
 
 
 # --- email -----------------------------------------------------------------------------------------
@@ -60,22 +61,23 @@ class EmailSender:
             raise DeliveryError(
                 f"no [[mailbox]] named {outbox.source or conversation.source!r} in the config sends for this "
                 "conversation; add it, then the reply is retried", permanent=False)
+        assert conversation.id is not None and message.id is not None, "a stored reply"
         last_inbound = threads.latest_inbound_message_before(session=session, conversation_id=conversation.id,
                                                              message_id=message.id)
         attachments = attached_files(session, message)
         if outbox.to_addresses:
             # Addressed when it was queued (the composer, reply --to/--cc/--bcc, forward, new).
-            to_list, cc, bcc = (outbox.to_addresses.split(), outbox.cc_addresses.split(),
+            to_list, queued_cc, bcc = (outbox.to_addresses.split(), outbox.cc_addresses.split(),
                                 outbox.bcc_addresses.split())
             threaded = last_inbound if message.kind != "forward" else None
             mail = compose(OutgoingMail(
-                from_address=mailbox.address, from_name=message.author or "", to=to_list, cc=cc,
+                from_address=mailbox.address, from_name=message.author or "", to=to_list, cc=queued_cc,
                 subject=message.subject, body=message.body_text, message_id=message.external_id or "",
                 in_reply_to=(threaded.external_id or "") if threaded is not None else "",
                 references=[r for r in (threaded.references or "").split() if r] if threaded is not None else [],
                 automatic=message.kind in ("receipt", "survey"), date=message.at, attachments=attachments,
             ))
-            return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple(dict.fromkeys([*to_list, *cc, *bcc])))
+            return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple(dict.fromkeys([*to_list, *queued_cc, *bcc])))
         to = last_inbound.sender_address if last_inbound is not None and last_inbound.sender_address else ""
         if not to:
             identity = customer_queries.identity_of_kind(session=session, customer_id=conversation.customer_id,
@@ -160,6 +162,7 @@ def attached_files(session: Session, message: Message) -> list[tuple[str, str, b
     from agentdesk.errors import NotFound
     from agentdesk.store import attachments as stored_files
 
+    assert message.id is not None, "a stored message"
     found = []
     for attachment in queries.attachments_of(session=session, message_ids=[message.id]).get(message.id, []):
         try:
@@ -170,7 +173,7 @@ def attached_files(session: Session, message: Message) -> list[tuple[str, str, b
     return found
 
 
-def email_senders(ctx: SyncContext) -> dict[str, EmailSender]:
+def email_senders(ctx: SyncContext) -> dict[str, Sender]:
     return {"email": EmailSender(ctx.settings)} if ctx.settings.mailbox else {}
 
 
@@ -195,6 +198,7 @@ def reply_document(session: Session, message: Message, conversation: Conversatio
     it was queued, else to the customer's last message; its files inline as base64."""
     from agentdesk.channels.webhook import outbound
 
+    assert conversation.id is not None, "a stored conversation"
     last_inbound = threads.latest_inbound(session=session, conversation_id=conversation.id)
     thread_key = threads.latest_thread_key(session=session, conversation_id=conversation.id)
     recipient: dict[str, str] = {}
@@ -268,9 +272,9 @@ class SpoolSender:
         return Handed("", provider_id=provider_id) if provider_id else ""
 
 
-def spool_senders(ctx: SyncContext) -> dict[str, SpoolSender]:
+def spool_senders(ctx: SyncContext) -> dict[str, Sender]:
     """One SpoolSender per channel kind that a spool feeds; `email` keeps mailbox replies on SMTP."""
-    senders = {}
+    senders: dict[str, Sender] = {}
     for kind in sorted({spool.kind for spool in ctx.settings.spool}):
         fallback = EmailSender(ctx.settings) if kind == "email" and ctx.settings.mailbox else None
         senders[kind] = SpoolSender(ctx.settings, fallback=fallback)

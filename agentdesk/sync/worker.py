@@ -99,7 +99,7 @@ def _spool_sources(ctx: SyncContext) -> list[Source]:
         return []
     from agentdesk.sync.sources.spool import spool_sources
 
-    return spool_sources(ctx)
+    return spool_sources(ctx)  # type: ignore[return-value]  # its SpoolPollReport has PollReport's fields, not its class
 
 
 # Order matters: a spool of kind "email" wraps the email sender, so spools come after email.

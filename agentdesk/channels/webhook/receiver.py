@@ -247,7 +247,7 @@ class ReceiverServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def write_log(self, line: str) -> None:
         if self.log is not None:
@@ -255,7 +255,7 @@ class ReceiverServer(ThreadingHTTPServer):
 
     # -- connections: a cap and deadlines --
 
-    def process_request(self, request: socket.socket, client_address) -> None:
+    def process_request(self, request: socket.socket, client_address) -> None:  # type: ignore[override]  # a stream server: always a socket
         with self._lock:
             full = len(self.connections) >= self.limits.max_connections
             if not full:
@@ -270,7 +270,7 @@ class ReceiverServer(ThreadingHTTPServer):
                 self.connections.pop(request, None)
             raise
 
-    def process_request_thread(self, request: socket.socket, client_address) -> None:
+    def process_request_thread(self, request: socket.socket, client_address) -> None:  # type: ignore[override]  # see above
         try:
             super().process_request_thread(request, client_address)
         finally:

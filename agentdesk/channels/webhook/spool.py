@@ -109,6 +109,7 @@ class SpoolWriter:
         self._fd: int | None = os.open(self._temporary, _OPEN_CREATE, 0o640)
 
     def write(self, data: bytes) -> None:
+        assert self._fd is not None, "written after commit or discard"
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -118,12 +119,14 @@ class SpoolWriter:
     def read_back(self, offset: int = 0) -> bytes:
         """What was written so far from `offset` on (for a check that needs the whole body, e.g. a
         form signature)."""
+        assert self._fd is not None, "read after commit or discard"
         return os.pread(self._fd, self.size - offset, offset)
 
     def commit(self, target: Path | None = None) -> str:
         """fsync the file, rename it into new/ (or to `target`), fsync that directory: when this
         returns the file survives a power cut (with `durable`). Returns the file name."""
         target = target or self.path / "new" / self.name
+        assert self._fd is not None, "committed twice"
         try:
             if self.durable:
                 os.fsync(self._fd)

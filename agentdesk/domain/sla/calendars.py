@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrule, rruleset, rrulestr
@@ -220,7 +220,7 @@ class BusinessCalendar:
         self._running_totals = lru_cache(maxsize=64)(self._compute_running_totals)
 
     @classmethod
-    def from_config(cls, table: Mapping[str, object]) -> BusinessCalendar:
+    def from_config(cls, table: Mapping[str, Any]) -> BusinessCalendar:
         """Build a calendar from one `[[calendar]]` table of the config."""
         allowed = {"name", "timezone", "hours", "holidays", "holiday_rules"}
         name = table.get("name")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
+from typing import Any
 
 from agentdesk.domain.sla.calendars import ALWAYS_OPEN, Calendar
 from agentdesk.domain.sla.durations import parse_duration
@@ -115,7 +116,7 @@ class Policy:
                          overrides))
 
     @classmethod
-    def from_config(cls, table: Mapping[str, object], calendars: Mapping[str, Calendar]) -> Policy:
+    def from_config(cls, table: Mapping[str, Any], calendars: Mapping[str, Calendar]) -> Policy:
         """Build a policy from one `[[sla_policy]]` table; `match` is the config loader's business."""
         name = table.get("name")
         where = f"sla_policy {name!r}"
@@ -138,7 +139,7 @@ class Policy:
                     f"{', '.join(sorted(calendars)) or 'none'} (omit `calendar` for 24/7 time)"
                 ) from None
 
-        def durations(section: Mapping[str, object], section_where: str) -> dict[str, timedelta]:
+        def durations(section: Mapping[str, Any], section_where: str) -> dict[str, timedelta]:
             parsed = {}
             for target in TARGETS:
                 if target in section:
@@ -148,7 +149,8 @@ class Policy:
                         raise SlaConfigError(f"{section_where}: {target}: {error}") from None
             return parsed
 
-        warning_fraction, warning_before = DEFAULT_WARNING_FRACTION, DEFAULT_WARNING_BEFORE
+        warning_fraction: float | None = DEFAULT_WARNING_FRACTION
+        warning_before: timedelta | None = DEFAULT_WARNING_BEFORE
         if "warning" in table:
             try:
                 warning_fraction, warning_before = parse_warning(table["warning"])

@@ -232,11 +232,12 @@ def advance(
     if "next_reply" in lengths:
         clock = clocks.get("next_reply")
         current = clock is not None and clock.phase != "fulfilled"
-        if current and waiting_since is None:
+        if current and clock is not None and waiting_since is None:
             answered = last_reply_at if last_reply_at is not None and last_reply_at >= clock.started_at else now
             emit("next_reply", "fulfil", answered)
             current = False
-        elif current and last_reply_at is not None and clock.started_at < last_reply_at < waiting_since:
+        elif (current and clock is not None and waiting_since is not None and last_reply_at is not None
+              and clock.started_at < last_reply_at < waiting_since):
             # Answered, and the customer wrote again, since the clocks last looked.
             emit("next_reply", "fulfil", last_reply_at)
             current = False

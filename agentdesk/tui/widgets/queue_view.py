@@ -606,9 +606,10 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         if key == "assignee":
             return row.assignee or "—", None if row.assignee else self.style_of("queue--muted")
         if key == "hold":
-            return format.hold(row.waiting_since, now), None
+            return format.hold(row.waiting_since, now), None  # type: ignore[arg-type]  # now is given for these columns
         if key == "sla":
-            badge = format.sla_badge(status=row.status, queue_due=row.queue_due, warning_at=row.warning_at, now=now)
+            badge = format.sla_badge(status=row.status, queue_due=row.queue_due, warning_at=row.warning_at,
+                                     now=now)  # type: ignore[arg-type]  # now is given for these columns
             style = {"ok": "queue--ok", "warning": "queue--warning", "breached": "queue--breached",
                      "paused": "queue--paused"}.get(badge.state, "queue--muted")
             return badge.text.rjust(8), self.style_of(style)
