@@ -38,8 +38,6 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 SPOOL_ADAPTERS = ("generic", "twilio_sms", "postmark", "sendgrid", "chatwoot", "whatsapp")
 SLA_TARGETS = ("first_reply", "next_reply", "periodic_update", "resolution")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# How a mailbox logs in to IMAP and SMTP. "" = what the server offers, a password mechanism first.
-AUTH_MECHANISMS = ("", "login", "plain", "xoauth2", "oauthbearer")
 # Mail providers whose servers, ports, login mechanism and OAuth endpoints are known: a mailbox
 # naming one needs only its address (and an OAuth client id). A key the mailbox sets wins.
 PROVIDER_PRESETS: dict[str, dict[str, Any]] = {
@@ -154,7 +152,7 @@ class SmtpSettings:
     username: str = setting("", doc="SMTP login; empty = no authentication (with a provider: the IMAP username).")
     password_command: str = setting("", doc="Command whose output is the SMTP password or OAuth access token; "
                                     "empty with a provider signed in: the mailbox's token.")
-    auth: Literal[AUTH_MECHANISMS] = setting(
+    auth: Literal["", "login", "plain", "xoauth2", "oauthbearer"] = setting(
         "", doc="SASL mechanism: login | plain | xoauth2 | oauthbearer; empty = what the server offers, "
         "a password mechanism first.")
 
@@ -173,7 +171,7 @@ class MailboxSettings:
     password_command: str = setting(
         "", doc="Command whose output is the IMAP password, or an OAuth access token for xoauth2 / "
         "oauthbearer (run for every new connection then, so a token helper can refresh it).")
-    auth: Literal[AUTH_MECHANISMS] = setting(
+    auth: Literal["", "login", "plain", "xoauth2", "oauthbearer"] = setting(
         "", doc="SASL mechanism: login | plain | xoauth2 | oauthbearer; empty = what the server offers, "
         "a password mechanism first.")
     provider: Literal["", "microsoft365", "gmail"] = setting(
@@ -654,7 +652,7 @@ def _apply_provider_presets(data: dict[str, Any]) -> None:
     for entry in mailboxes:
         if not isinstance(entry, dict):
             continue
-        preset = PROVIDER_PRESETS.get(entry.get("provider", ""))  # type: ignore[arg-type]
+        preset = PROVIDER_PRESETS.get(entry.get("provider", ""))
         if preset is None:
             continue
         for key, value in preset.items():

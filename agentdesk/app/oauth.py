@@ -113,7 +113,7 @@ def status(settings: config.Settings, name: str | None = None, *,
 
 
 def _status_of(mailbox: config.MailboxSettings, store: credentials.TokenStore) -> SignInStatus:
-    base = dict(mailbox=mailbox.name, provider=mailbox.provider or "", kept_in=store.where())
+    base: dict[str, Any] = dict(mailbox=mailbox.name, provider=mailbox.provider or "", kept_in=store.where())
     if not credentials.uses_sign_in(mailbox):
         why = "no provider: the secret is password_command's" if not mailbox.provider else \
             "password_command gives the token (an external helper); no sign-in kept here"
@@ -122,7 +122,7 @@ def _status_of(mailbox: config.MailboxSettings, store: credentials.TokenStore) -
     again = credentials.sign_in_again(mailbox)
     if sign_in is None or not sign_in.refresh_token:
         return SignInStatus(state="signed-out", detail=f"not signed in; {again}", **base)
-    moments = dict(account=sign_in.account, expires_at=_moment(sign_in.expires_at),
+    moments: dict[str, Any] = dict(account=sign_in.account, expires_at=_moment(sign_in.expires_at),
                    signed_in_at=_moment(sign_in.signed_in_at), refreshed_at=_moment(sign_in.refreshed_at))
     if sign_in.revoked:
         return SignInStatus(state="revoked", detail=f"the sign-in was revoked or has expired ({sign_in.revoked}); "

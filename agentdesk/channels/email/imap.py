@@ -308,7 +308,7 @@ class BulkConnection:
     def list_after(self, last_uid: int) -> list[tuple[int, int]]:
         """(uid, size) of every message above `last_uid`, in UID order. On Gmail, each one's
         X-GM-MSGID (the message's id across labels) is left in `gmail_ids` by UID."""
-        self.gmail_ids: dict[int, int] = {}
+        self.gmail_ids = {}
         if self.selected is None or self.selected.exists == 0:
             return []
         items = "(UID RFC822.SIZE X-GM-MSGID)" if self.gmail else "(UID RFC822.SIZE)"

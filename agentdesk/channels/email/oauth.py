@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agentdesk.errors import AgentdeskError
 
@@ -22,7 +23,7 @@ __all__ = ["Endpoints", "OAuthError", "SignInRevoked", "DeviceCode", "Token", "e
 
 # What each provider's sign-in asks for: the device authorization and token endpoints and the
 # scopes that cover IMAP and SMTP (offline_access / the refresh token included).
-PROVIDERS = {
+PROVIDERS: dict[str, dict[str, Any]] = {
     "microsoft365": {
         "device_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
         "token_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
