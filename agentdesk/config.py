@@ -658,6 +658,8 @@ def _apply_provider_presets(data: dict[str, Any]) -> None:
         for key, value in preset.items():
             if key != "smtp":
                 entry.setdefault(key, value)
+        if isinstance(entry.get("address"), str):
+            entry.setdefault("username", entry["address"])  # the providers' login is the address
         smtp = entry.setdefault("smtp", {})
         if isinstance(smtp, dict):
             for key, value in preset["smtp"].items():

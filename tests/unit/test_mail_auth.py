@@ -47,6 +47,9 @@ def test_a_provider_presets_servers_and_mechanism_and_a_written_key_wins():
         ("smtp.office365.com", 587, "starttls", "xoauth2", "support@contoso.example")
     gmail = config.parse(MAILBOX + "provider = 'gmail'\nport = 1993\n[mailbox.smtp]\nport = 2465\n").mailbox[0]
     assert (gmail.host, gmail.port, gmail.smtp.host, gmail.smtp.port) == ("imap.gmail.com", 1993, "smtp.gmail.com", 2465)
+    # The address is the login unless the mailbox says otherwise (a shared mailbox, say).
+    bare = config.parse("[[mailbox]]\nname = 'sales'\naddress = 'sales@contoso.example'\nprovider = 'microsoft365'\n")
+    assert (bare.mailbox[0].username, bare.mailbox[0].smtp.username) == ("sales@contoso.example",) * 2
 
 
 def test_without_a_provider_the_host_is_still_required_and_auth_is_checked():
