@@ -242,3 +242,30 @@ def test_a_scope_the_provider_will_not_grant_a_device_is_one_line(tmp_path):
     assert "\n" not in message
     assert message.startswith("gmail refused to start the sign-in: invalid_scope: ")
     assert "https://mail.google.com/" in message and message.endswith("(docs/email.md, \"Signing in\")")
+
+
+class _Connection:
+    """What _log_in sees of imaplib: the capabilities, and which command it was asked for."""
+
+    def __init__(self, *capabilities):
+        self.capabilities = capabilities
+        self.done = []
+
+    def login(self, user, password):
+        self.done.append(("LOGIN", user, password))
+
+    def authenticate(self, mechanism, respond):
+        self.done.append(("AUTHENTICATE", mechanism, respond(b""), respond(b"")))
+
+
+@pytest.mark.parametrize(("capabilities", "auth", "expected"), [
+    (("IMAP4REV1", "AUTH=PLAIN"), "", ("LOGIN", "ann", "pw")),
+    (("IMAP4REV1", "LOGINDISABLED", "AUTH=PLAIN"), "", ("AUTHENTICATE", "PLAIN", "\0ann\0pw", "")),
+    (("IMAP4REV1", "LOGINDISABLED", "AUTH=LOGIN"), "", ("AUTHENTICATE", "LOGIN", "ann", "pw")),
+    (("IMAP4REV1", "AUTH=XOAUTH2"), "xoauth2", ("AUTHENTICATE", "XOAUTH2", "user=ann\x01auth=Bearer pw\x01\x01", "")),
+])
+def test_imap_logs_in_as_configured_or_as_the_server_allows(capabilities, auth, expected):
+    connection = _Connection(*capabilities)
+    server = imap.ServerSettings(name="s", host="h", port=993, tls="ssl", username="ann", auth=auth)
+    imap._log_in(connection, server, "pw")
+    assert connection.done == [expected]

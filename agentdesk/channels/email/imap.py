@@ -136,8 +136,11 @@ def _log_in(conn, server: ServerSettings, secret: str):
     capabilities = {_text(c).upper() for c in getattr(conn, "capabilities", ())}
     offered = {c[5:] for c in capabilities if c.startswith("AUTH=")}
     mechanism = sasl.choose(server.auth, offered, login_command="LOGINDISABLED" not in capabilities)
-    if mechanism == "login":
+    if mechanism == "login" and "LOGINDISABLED" not in capabilities:
         conn.login(server.username, secret)
+    elif mechanism == "login":  # the LOGIN command is off: SASL LOGIN, the name, then the password
+        answers = iter([server.username, secret])
+        conn.authenticate("LOGIN", lambda challenge: next(answers, ""))
     else:
         conn.authenticate(mechanism.upper(), sasl.responder(mechanism, server.username, secret,
                                                             host=server.host, port=server.port))
