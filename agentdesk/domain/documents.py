@@ -16,7 +16,7 @@ from agentdesk.domain import clocks, csat, sla
 from agentdesk.store import csat as csat_store
 from agentdesk.store import outbox as outbox_store
 from agentdesk.store import queries
-from agentdesk.store.models import Attachment, Conversation, DeliveryAttempt, Message, ref_of
+from agentdesk.store.models import Attachment, Conversation, DeliveryAttempt, Message, id_of, ref_of
 
 
 def iso(value: datetime | None) -> str | None:
@@ -66,7 +66,7 @@ def documents(
     full: bool = False,
 ) -> list[dict[str, Any]]:
     """One document per conversation; `full` adds `messages` and `history` (show, export)."""
-    ids = [c.id for c in conversations]
+    ids = [id_of(c) for c in conversations]
     customer_ids = [c.customer_id for c in conversations]
     tags = queries.tags_of(session=session, conversation_ids=ids)
     customers = queries.customers_by_id(session=session, customer_ids=customer_ids)
@@ -74,18 +74,18 @@ def documents(
     clock_events = clocks.load_events(session, ids) if full else {}
     surveys = csat_store.surveys_of(session=session, conversation_ids=ids)
     result = []
-    for conversation in conversations:
+    for conversation_id, conversation in zip(ids, conversations):
         customer = customers.get(conversation.customer_id)
         hold = sla.hold_time(conversation.waiting_since, now)
         document: dict[str, Any] = {
-            "ref": ref_of(conversation.id),
+            "ref": ref_of(conversation_id),
             "subject": conversation.subject,
             "status": conversation.status,
             "priority": conversation.priority,
             "assignee": conversation.assignee,
             "channel": conversation.channel,
             "source": conversation.source,
-            "tags": tags.get(conversation.id, []),
+            "tags": tags.get(conversation_id, []),
             "view": conversation.aside or None,  # spam | bulk | system when set aside, else null
             "bounced_at": iso(conversation.bounced_at),
             "customer": {
@@ -98,7 +98,7 @@ def documents(
                     for identity in identities.get(conversation.customer_id, [])
                 ],
             },
-            "sla": sla_document(conversation, policies, now=now, events=clock_events.get(conversation.id)),
+            "sla": sla_document(conversation, policies, now=now, events=clock_events.get(conversation_id)),
             "waiting_since": iso(conversation.waiting_since),
             "hold_seconds": _seconds(hold),
             "created_at": iso(conversation.created_at),
@@ -106,13 +106,13 @@ def documents(
             "solved_at": iso(conversation.solved_at),
             "snoozed_until": iso(conversation.snoozed_until),
             "version": conversation.version,
-            "csat": csat.document(surveys.get(conversation.id)),
+            "csat": csat.document(surveys.get(conversation_id)),
         }
         if full:
-            document["messages"] = _messages(session, conversation.id)
+            document["messages"] = _messages(session, conversation_id)
             document["history"] = [
                 {
-                    "ref": ref_of(past.id),
+                    "ref": ref_of(id_of(past)),
                     "subject": past.subject,
                     "status": past.status,
                     "channel": past.channel,
@@ -128,13 +128,13 @@ def documents(
 
 def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
     messages = queries.thread(session=session, conversation_id=conversation_id)
-    message_ids = [m.id for m in messages]
+    message_ids = [id_of(m) for m in messages]
     outbox = queries.delivery_states(session=session, message_ids=message_ids)
     attachments = queries.attachments_of(session=session, message_ids=message_ids)
-    history = delivery_history(session, [row.id for row in outbox.values()])
-    documents = [message_document(m, outbox.get(m.id), attachments.get(m.id, []),
-                                  history.get(outbox[m.id].id, []) if m.id in outbox else None)
-                 for m in messages]
+    history = delivery_history(session, [id_of(row) for row in outbox.values()])
+    documents = [message_document(m, outbox.get(m_id), attachments.get(m_id, []),
+                                  history.get(id_of(outbox[m_id]), []) if m_id in outbox else None)
+                 for m_id, m in zip(message_ids, messages)]
     # `n`: numbered across the thread, as `attachment list` and `attachment save REF N` take it.
     for n, attachment in enumerate((a for document in documents for a in document["attachments"]), start=1):
         attachment["n"] = n
@@ -184,7 +184,7 @@ def message_document(message: Message, outbox, attachments: Sequence[Attachment]
         # desk's record, never a header); null for others and for replies queued before revision 9.
         "recipients": {"to": outbox.to_addresses.split(), "cc": outbox.cc_addresses.split(),
                        "bcc": outbox.bcc_addresses.split()}
-        if outbox is not None and getattr(outbox, "to_addresses", "") else None,
+        if outbox is not None and getattr(outbox, "to_addresses", None) else None,
         "thread_reason": message.thread_reason or None,
         "parse_error": message.parse_error or None,
         "attachments": [

@@ -21,7 +21,7 @@ from agentdesk.domain import audit, customers
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import customers as customer_store
 from agentdesk.store import lookups, queries, threads
-from agentdesk.store.models import Customer, Event, ref_of
+from agentdesk.store.models import Customer, Event, id_of, ref_of
 
 MERGE = "customer_merge"
 UNMERGE = "customer_unmerge"
@@ -42,7 +42,9 @@ def _live(session: Session, customer: Customer) -> Customer:
     seen = set()
     while customer.merged_into_id is not None and customer.id not in seen:
         seen.add(customer.id)
-        customer = session.get(Customer, customer.merged_into_id)
+        into = session.get(Customer, customer.merged_into_id)
+        assert into is not None, "merged_into_id is a foreign key"
+        customer = into
     return customer
 
 
@@ -52,13 +54,14 @@ def merge_customers(session: Session, *, keep: Customer, merged: Customer, agent
     keep, merged = _live(session, keep), _live(session, merged)
     if keep.id == merged.id:
         raise InvalidInput(f"both conversations already belong to customer {keep.id} ({keep.name}); nothing to merge")
-    identity_ids = [i.id for i in queries.identities_of(session=session, customer_ids=[merged.id])[merged.id]]
-    conversation_ids = [c.id for c in customer_store.customer_conversations(session=session, customer_id=merged.id)]
+    keep_id, merged_id = id_of(keep), id_of(merged)
+    identity_ids = [id_of(i) for i in queries.identities_of(session=session, customer_ids=[merged_id])[merged_id]]
+    conversation_ids = [id_of(c) for c in customer_store.customer_conversations(session=session, customer_id=merged_id)]
     for identity in customer_store.identities_by_id(session=session, identity_ids=identity_ids):
-        identity.customer_id = keep.id
+        identity.customer_id = keep_id
         session.add(identity)
     for conversation in lookups.conversations_by_id(session=session, conversation_ids=conversation_ids).values():
-        conversation.customer_id = keep.id
+        conversation.customer_id = keep_id
         session.add(conversation)
     # A profile field the kept customer lacks is filled from the merged one (and emptied on undo).
     filled = {}
@@ -74,7 +77,7 @@ def merge_customers(session: Session, *, keep: Customer, merged: Customer, agent
         refs=[ref_of(c) for c in conversation_ids], filled=filled,
     )
     session.flush()
-    return MergeOutcome(keep.id, merged.id, tuple(identity_ids), tuple(conversation_ids), event.id)
+    return MergeOutcome(keep_id, merged_id, tuple(identity_ids), tuple(conversation_ids), id_of(event))
 
 
 def merge_by_refs(session: Session, *, ref_a: str, ref_b: str, agent: str, now: datetime) -> MergeOutcome:
@@ -83,6 +86,7 @@ def merge_by_refs(session: Session, *, ref_a: str, ref_b: str, agent: str, now: 
     conversation_b = queries.conversation_by_ref(session=session, ref=ref_b)
     keep = session.get(Customer, conversation_a.customer_id)
     merged = session.get(Customer, conversation_b.customer_id)
+    assert keep is not None and merged is not None, "customer_id is a foreign key"
     return merge_customers(session, keep=keep, merged=merged, agent=agent, now=now, conversation_id=conversation_b.id)
 
 
@@ -104,29 +108,31 @@ def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datet
     event = _merge_event(session, merged_id)
     detail = json.loads(event.detail)
     keep = session.get(Customer, detail["into"])
+    assert keep is not None, "customers are never deleted"
     holder = _live(session, keep)  # keep itself, or whoever keep was merged into since
+    holder_id = id_of(holder)
     moved_identities = []
     for identity in customer_store.identities_by_id(session=session, identity_ids=detail["identity_ids"]):
-        if identity.customer_id == holder.id:
-            identity.customer_id = merged.id
+        if identity.customer_id == holder_id:
+            identity.customer_id = merged_id
             session.add(identity)
             moved_identities.append(identity)
     conversation_ids = set(detail["conversation_ids"])
     # Conversations that started after the merge from one of the merged customer's identities are theirs too.
     addresses = {(identity.kind, identity.address) for identity in moved_identities}
-    for conversation in customer_store.customer_conversations(session=session, customer_id=holder.id,
+    for conversation in customer_store.customer_conversations(session=session, customer_id=holder_id,
                                                               created_since=event.at):
-        first = threads.first_inbound(session=session, conversation_id=conversation.id)
+        first = threads.first_inbound(session=session, conversation_id=id_of(conversation))
         if first is not None:
             kind = customers.IDENTITY_KIND.get(conversation.channel, conversation.channel)
             if (kind, first.sender_address) in addresses:
                 conversation_ids.add(conversation.id)
-    moved_conversations = []
+    moved_conversations: list[int] = []
     for conversation in lookups.conversations_by_id(session=session, conversation_ids=conversation_ids).values():
-        if conversation.customer_id == holder.id:
-            conversation.customer_id = merged.id
+        if conversation.customer_id == holder_id:
+            conversation.customer_id = merged_id
             session.add(conversation)
-            moved_conversations.append(conversation.id)
+            moved_conversations.append(id_of(conversation))
     for name, value in detail.get("filled", {}).items():
         if getattr(keep, name) == value:
             setattr(keep, name, "")
@@ -138,8 +144,8 @@ def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datet
         conversation_ids=sorted(moved_conversations), refs=[ref_of(c) for c in sorted(moved_conversations)],
     )
     session.flush()
-    return MergeOutcome(holder.id, merged.id, tuple(i.id for i in moved_identities), tuple(sorted(moved_conversations)),
-                        undo.id)
+    return MergeOutcome(holder_id, merged_id, tuple(id_of(i) for i in moved_identities),
+                        tuple(sorted(moved_conversations)), id_of(undo))
 
 
 def unmerge_by_ref(session: Session, *, ref: str, agent: str, now: datetime) -> MergeOutcome:
@@ -150,5 +156,6 @@ def unmerge_by_ref(session: Session, *, ref: str, agent: str, now: datetime) -> 
         detail = json.loads(event.detail)
         merged = session.get(Customer, detail["merged"])
         if merged is not None and merged.merged_into_id is not None and conversation.id in detail["conversation_ids"]:
-            return unmerge_customer(session, merged_id=merged.id, agent=agent, now=now, conversation_id=conversation.id)
-    raise NotFound(f"{ref_of(conversation.id)} did not come to its customer through a merge; nothing to undo")
+            return unmerge_customer(session, merged_id=id_of(merged), agent=agent, now=now,
+                                    conversation_id=conversation.id)
+    raise NotFound(f"{ref_of(id_of(conversation))} did not come to its customer through a merge; nothing to undo")

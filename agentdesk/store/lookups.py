@@ -13,7 +13,7 @@ from typing import NamedTuple
 from sqlalchemy import literal
 from sqlmodel import Session, col, select
 
-from agentdesk.store.models import Conversation, Customer, Identity, Message, Outbox
+from agentdesk.store.models import Conversation, Customer, Identity, Message, Outbox, id_of
 
 IN_CHUNK = 400  # values per IN (…): far below every backend's limit on bound parameters
 
@@ -34,8 +34,9 @@ def messages_by_external_id(*, session: Session, external_ids: Iterable[str]) ->
     found: list[MessageKey] = []
     for part in _parts(sorted(set(filter(None, external_ids)))):
         found.extend(MessageKey(*row) for row in session.exec(
-            select(Message.id, Message.conversation_id, Message.external_id, Message.content_hash,
-                   Message.direction, Message.thread_reason)
+            select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
+                Message.id, Message.conversation_id, Message.external_id, Message.content_hash,
+                Message.direction, Message.thread_reason)
             .where(col(Message.external_id).in_(part))
         ))
     found.sort(key=lambda key: key.id)
@@ -54,10 +55,11 @@ def latest_by_thread_key(*, session: Session, keys: Iterable[tuple[str, str]]) -
                 select(Message.id, Message.conversation_id, Message.thread_key, Message.thread_reason)
                 .where(Message.source == source, col(Message.thread_key).in_(part))
             )
-            for message_id, conversation_id, key, reason in rows:
-                current = found.get((source, key))
+            for message_id, conversation_id, thread_key, reason in rows:
+                assert message_id is not None and thread_key is not None  # a stored row; the key was matched
+                current = found.get((source, thread_key))
                 if current is None or current.id < message_id:
-                    found[(source, key)] = MessageKey(message_id, conversation_id, None, None, "inbound", reason)
+                    found[(source, thread_key)] = MessageKey(message_id, conversation_id, None, None, "inbound", reason)
     return found
 
 
@@ -65,7 +67,7 @@ def conversations_by_id(*, session: Session, conversation_ids: Iterable[int]) ->
     found: dict[int, Conversation] = {}
     for part in _parts(sorted(set(conversation_ids))):
         for conversation in session.exec(select(Conversation).where(col(Conversation.id).in_(part))):
-            found[conversation.id] = conversation
+            found[id_of(conversation)] = conversation
     return found
 
 
@@ -80,6 +82,7 @@ def customers_by_address(*, session: Session, kind: str, addresses: Iterable[str
             .where(Identity.kind == kind, col(Identity.address).in_(part))
         )
         for address, customer_id, name, tier in rows:
+            assert customer_id is not None  # joined on it
             found[address] = (customer_id, name, tier)
     return found
 
@@ -129,7 +132,9 @@ def latest_outbound(*, session: Session, conversation_id: int, addresses: Sequen
     if conversation is None:
         return None
     while conversation.merged_into_id is not None:
-        conversation = session.get(Conversation, conversation.merged_into_id)
+        into = session.get(Conversation, conversation.merged_into_id)
+        assert into is not None, "merged_into_id is a foreign key"
+        conversation = into
     if addresses:
         owned = session.exec(select(Identity.id).where(Identity.customer_id == conversation.customer_id,
                                                        col(Identity.address).in_(list(addresses))).limit(1)).first()
@@ -140,7 +145,7 @@ def latest_outbound(*, session: Session, conversation_id: int, addresses: Sequen
         .where(Message.conversation_id == conversation.id, Message.direction == "outbound")
         .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)
     ).first()
-    return (found, conversation.id) if found is not None else None
+    return (found, id_of(conversation)) if found is not None else None
 
 
 def latest_outbound_to(*, session: Session, address: str) -> tuple[int, int] | None:
@@ -154,7 +159,11 @@ def latest_outbound_to(*, session: Session, address: str) -> tuple[int, int] | N
         .where(Identity.kind == "email", Identity.address == address, Message.direction == "outbound")
         .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)
     ).first()
-    return (found[0], found[1]) if found is not None else None
+    if found is None:
+        return None
+    message_id, conversation_id = found
+    assert message_id is not None  # a stored row
+    return message_id, conversation_id
 
 
 # The desk's own customer for machine mail that matched nothing: one row, no identity, so no

@@ -334,6 +334,15 @@ def ref_of(conversation_id: int) -> str:
     return f"AD-{conversation_id}"
 
 
+def id_of(row: SQLModel) -> int:
+    """The id of a row the database holds (loaded, or flushed). SQLModel types every id Optional
+    for the moment between making an object and its flush; past that moment this says so."""
+    row_id = getattr(row, "id", None)
+    if row_id is None:
+        raise ValueError(f"a {type(row).__name__} without an id: it was never flushed")
+    return row_id
+
+
 class SatisfactionSurvey(SQLModel, table=True):
     """The one satisfaction survey of a conversation and its answer (revision 8).
 
