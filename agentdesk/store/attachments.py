@@ -66,14 +66,16 @@ class Writer:
         self.rows: dict[str, bytes] = {}  # database store: key -> bytes, inserted in one statement
         self.seen: set[str] = set()
 
-    def submit(self, key: str, data: bytes) -> None:
+    def submit(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """`durable=False` for bytes with a durable copy elsewhere (see files.put); the database
+        store is as durable as its transaction either way."""
         if key in self.seen:
             return
         self.seen.add(key)
         if self.root is None:
             self.rows[key] = data
         else:
-            self.futures.append(_executor().submit(_write_file, self.root, key, data))
+            self.futures.append(_executor().submit(_write_file, self.root, key, data, durable))
 
     def finish(self) -> None:
         futures, self.futures = self.futures, []
@@ -86,11 +88,8 @@ class Writer:
             self.rows = {}
 
 
-def _write_file(root: Path, key: str, data: bytes) -> None:
-    target = files.path_of(root, key)
-    if target.exists():
-        return  # the same bytes, kept before: content-addressed
-    written = files.put(root, data)
+def _write_file(root: Path, key: str, data: bytes, durable: bool) -> None:
+    written = files.put(root, data, durable=durable)  # a no-op for bytes kept before: content-addressed
     if written != key:
         raise ValueError(f"attachment bytes changed while being stored (expected {key}, wrote {written})")
 

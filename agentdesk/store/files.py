@@ -34,8 +34,11 @@ def path_of(root: Path, key: str) -> Path:
     return root / key[:2] / key[2:4] / key
 
 
-def put(root: Path, data: bytes) -> str:
-    """Store `data` (once: the same bytes again is a no-op); its key."""
+def put(root: Path, data: bytes, *, durable: bool = True) -> str:
+    """Store `data` (once: the same bytes again is a no-op); its key. `durable`: fsync the file
+    and its directory before returning; without, the write is still atomic (a crash of the
+    process leaves the whole file or none) but a power cut may lose it: for bytes that have a
+    durable copy elsewhere (a mail's attachment in its raw message)."""
     key = key_of(data)
     target = path_of(root, key)
     if target.exists() and target.stat().st_size == len(data):
@@ -48,12 +51,15 @@ def put(root: Path, data: bytes) -> str:
         os.fchmod(handle, root.stat().st_mode & 0o666)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    if not durable:
+        return key
     # The rename is durable once its directory is: a row naming the key is committed after this.
     directory = os.open(target.parent, os.O_RDONLY)
     try:
