@@ -41,7 +41,10 @@ def _found(match: knowledge_base.Match) -> Found:
 
 
 def refresh(desk: Desk, *, force: bool = False) -> list[str]:
-    """Index what changed in the articles directory; the files left out, and why."""
+    """Index what changed in the articles directory; the files left out, and why. Unchanged
+    since the last look (a stat), it writes nothing: the picker searches at every key typed."""
+    if not force and not knowledge_base.directory_changed(str(desk.engine.url), desk.settings.kb_dir):
+        return []
     with desk.writing, desk.write() as session:
         problems = knowledge_base.refresh(session, desk.settings.kb_dir, now=desk.now(), force=force)
         session.commit()

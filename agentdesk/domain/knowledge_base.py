@@ -128,6 +128,13 @@ _seen: dict[tuple[str, str], tuple] = {}
 _seen_lock = threading.Lock()
 
 
+def directory_changed(database_url: str, directory: Path) -> bool:
+    """Whether the articles directory changed since this process last indexed it into the
+    database at `database_url`: a stat of its files, no database access."""
+    with _seen_lock:
+        return _seen.get((database_url, str(directory))) != _signature(directory)
+
+
 def refresh(session: Session, directory: Path, *, now: datetime, force: bool = False) -> list[str]:
     """Bring the index in step with the directory; the files that were left out, and why.
 
