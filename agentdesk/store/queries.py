@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Integer, String, and_, bindparam, func, or_, text, tuple_
+from sqlalchemy import ColumnElement, Integer, String, and_, bindparam, func, or_, text, tuple_
 from sqlmodel import Session, col, select
 
 from agentdesk.errors import InvalidInput, NotFound
@@ -27,6 +27,7 @@ from agentdesk.store.models import (
     Message,
     Outbox,
     UTCDateTime,
+    id_of,
 )
 from agentdesk.store.models import ref_of as ref_of  # re-exported: callers format refs from here
 
@@ -106,7 +107,7 @@ def _view_filter(view: str, *, agent: str, now: datetime, ordered: bool = False)
     sql = _view_sql(view, ordered=ordered)
     binds = [bindparam("agent", agent, type_=String)] if ":agent" in sql else []
     if ":now" in sql:
-        binds.append(bindparam("now", now, type_=Conversation.__table__.c.snoozed_until.type))
+        binds.append(bindparam("now", now, type_=Conversation.__table__.c.snoozed_until.type))  # type: ignore[attr-defined]  # set by SQLModel
     return text(sql).bindparams(*binds)
 
 
@@ -406,7 +407,7 @@ def customers_by_id(*, session: Session, customer_ids: Sequence[int]) -> dict[in
     if not customer_ids:
         return {}
     rows = session.exec(select(Customer).where(col(Customer.id).in_(set(customer_ids))))
-    return {customer.id: customer for customer in rows}
+    return {id_of(customer): customer for customer in rows}
 
 
 def identities_of(*, session: Session, customer_ids: Sequence[int]) -> dict[int, list[Identity]]:
@@ -563,7 +564,7 @@ def search_condition(*, search, agent: str, now: datetime, dialect: str = ""):
                 select(ConversationTag.conversation_id).where(col(ConversationTag.tag).in_(values)))
         elif item.field == "assignee":
             named = [agent if value == "me" else value for value in values if value != "none"]
-            parts = [col(c.assignee).in_(named)] if named else []
+            parts: list[ColumnElement[bool]] = [col(c.assignee).in_(named)] if named else []
             if "none" in values:
                 parts.append(col(c.assignee).is_(None))
             condition = or_(*parts)
@@ -641,13 +642,13 @@ class AgentLoad:
 
 
 def agent_load(*, session: Session, agent: str) -> AgentLoad:
-    mine = and_(Conversation.assignee == agent, col(Conversation.status).not_in(DONE_STATUSES),
+    mine = and_(col(Conversation.assignee) == agent, col(Conversation.status).not_in(DONE_STATUSES),
                 col(Conversation.merged_into_id).is_(None), text(_IN_QUEUE))
     assigned, waiting, bounced = session.exec(
         select(func.count(),
                func.count().filter(and_(col(Conversation.waiting_since).is_not(None),
                                         col(Conversation.status).in_(OPEN_STATUSES))),
-               func.count(Conversation.bounced_at))
+               func.count(col(Conversation.bounced_at)))
         .select_from(Conversation).where(mine)
     ).one()
     return AgentLoad(assigned_open=assigned, waiting=waiting, bounced=bounced)
@@ -684,7 +685,7 @@ def content_marker(*, connection) -> tuple:
     from agentdesk.store.models import Draft, Outbox, SyncState
 
     row = connection.execute(
-        select(
+        select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
             select(func.max(Conversation.updated_at)).scalar_subquery(),
             select(func.max(Message.id)).scalar_subquery(),
             select(func.max(Event.id)).scalar_subquery(),
@@ -711,8 +712,9 @@ def content_marker(*, connection) -> tuple:
 # id) index and merge them (a fraction of a millisecond); walking the order index instead passes
 # every pending and snoozed row before them. "all" is left to the engine.
 _FIRST_WINDOW_VIEWS = frozenset(VIEWS) - {"all"}
-_ROW_TIMES = frozenset(name for name in ROW_COLUMNS if name in Conversation.__table__.c
-                       and isinstance(Conversation.__table__.c[name].type, UTCDateTime))
+_CONVERSATION_COLUMNS = Conversation.__table__.c  # type: ignore[attr-defined]  # set by SQLModel
+_ROW_TIMES = frozenset(name for name in ROW_COLUMNS if name in _CONVERSATION_COLUMNS
+                       and isinstance(_CONVERSATION_COLUMNS[name].type, UTCDateTime))
 
 
 def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: int,

@@ -89,14 +89,15 @@ class Payload:
             raise Rejected("multipart body could not be split into parts")
         fields: dict[str, str] = {}
         files: list[InboundAttachment] = []
-        for part in message.get_payload():
+        parts: list[email.message.Message] = message.get_payload()  # type: ignore[assignment]  # multipart: its parts
+        for part in parts:
             disposition = part.get("Content-Disposition", "")
             name = part.get_param("name", header="content-disposition")
             filename = part.get_filename()
-            data = part.get_payload(decode=True) or b""
+            data: bytes = part.get_payload(decode=True) or b""  # type: ignore[assignment]  # decoded: bytes
             if filename or "attachment" in disposition.lower():
                 files.append(InboundAttachment(
-                    filename=safe_filename(filename or name or ""),
+                    filename=safe_filename(filename or name or ""),  # type: ignore[arg-type]  # name=: a str
                     content_type=part.get_content_type(), data=data,
                 ))
             elif name:
