@@ -10,7 +10,7 @@ from agentdesk.app.desk import Desk
 from agentdesk.domain import csat
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import queries
-from agentdesk.store.models import Conversation, Customer, ref_of
+from agentdesk.store.models import Conversation, Customer, id_of, ref_of
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def customer_card(session, conversation: Conversation) -> CustomerCard:
         conversations=summary.conversations,
         first_contact=summary.first_contact,
         last_contact=summary.last_contact,
-        history=tuple(HistoryItem(c.id, ref_of(c.id), c.subject, c.status, c.channel, c.created_at)
+        history=tuple(HistoryItem(id_of(c), ref_of(id_of(c)), c.subject, c.status, c.channel, c.created_at)
                       for c in history[:HISTORY_ON_CARD]),
         ratings=tuple((r["ref"], r["rating"], r["comment"], r["at"])
                       for r in csat.customer_ratings(session, conversation.customer_id)),
@@ -82,14 +82,15 @@ def document(desk: Desk, text: str) -> dict[str, Any]:
         customer = session.get(Customer, customer_id(text))
         if customer is None:
             raise NotFound(f"no customer {text}; `agentdesk customer list QUERY` finds one")
-        identities = queries.identities_of(session=session, customer_ids=[customer.id])[customer.id]
-        history = queries.customer_history(session=session, customer_id=customer.id)
+        found_id = id_of(customer)
+        identities = queries.identities_of(session=session, customer_ids=[found_id])[found_id]
+        history = queries.customer_history(session=session, customer_id=found_id)
         return {
             "id": customer.id, "name": customer.name, "organization": customer.organization,
             "tier": customer.tier, "notes": customer.notes,
             "identities": [{"kind": i.kind, "address": i.address} for i in identities],
             "conversations": [
-                {"ref": ref_of(c.id), "subject": c.subject, "status": c.status, "channel": c.channel,
+                {"ref": ref_of(id_of(c)), "subject": c.subject, "status": c.status, "channel": c.channel,
                  "created_at": documents.iso(c.created_at)}
                 for c in history
             ],
@@ -108,10 +109,10 @@ def listing(desk: Desk, query: str | None, *, limit: int) -> list[dict[str, Any]
             customers = queries.agent_customers(session=session, customer_ids=ids)[:limit]
         else:
             customers = queries.agent_customers(session=session, limit=limit)
-        identities = queries.identities_of(session=session, customer_ids=[c.id for c in customers])
+        identities = queries.identities_of(session=session, customer_ids=[id_of(c) for c in customers])
     return [
         {"id": c.id, "name": c.name, "organization": c.organization,
-         "identities": [{"kind": i.kind, "address": i.address} for i in identities[c.id]]}
+         "identities": [{"kind": i.kind, "address": i.address} for i in identities[id_of(c)]]}
         for c in customers
     ]
 

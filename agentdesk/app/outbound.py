@@ -18,7 +18,7 @@ from agentdesk.app.conversations import Ref, Sent, _refuse_unfilled, _typed, ref
 from agentdesk.app.desk import Desk
 from agentdesk.domain.outbound import OutgoingFile, Recipients, split
 from agentdesk.errors import InvalidInput, NotFound
-from agentdesk.store.models import ref_of
+from agentdesk.store.models import id_of, ref_of
 
 __all__ = ["OutgoingFile", "Recipients", "read_files", "recipients", "addressed", "forward", "start", "split",
            "lookup", "Contact", "sources"]
@@ -51,7 +51,7 @@ def recipients(desk: Desk, ref: Ref) -> Recipients:
 
     with desk.read() as session:
         conversation = queries.conversation_by_ref(session=session, ref=_typed(ref))
-        messages = queries.thread(session=session, conversation_id=conversation.id)
+        messages = queries.thread(session=session, conversation_id=id_of(conversation))
         identities = queries.identities_of(session=session, customer_ids=[conversation.customer_id])
         own = {i.address for i in identities[conversation.customer_id]}
         inbound = [m for m in messages if m.direction == "inbound" and m.kind == "message"]
@@ -120,7 +120,7 @@ def forward(desk: Desk, ref: Ref, to: Sequence[str], *, note: str = "", number: 
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, conversation_ref)
         mailbox = mailboxes.get(conversation.source) or next(iter(mailboxes.values()))
-        messages = queries.thread(session=session, conversation_id=conversation.id)
+        messages = queries.thread(session=session, conversation_id=id_of(conversation))
         if number is not None:
             if not 1 <= number <= len(messages):
                 raise InvalidInput(f"{conversation_ref} has {len(messages)} message(s); there is no message {number}")
@@ -131,7 +131,8 @@ def forward(desk: Desk, ref: Ref, to: Sequence[str], *, note: str = "", number: 
             chosen = [m for m in messages if m.direction != "note"]
         if not chosen:
             raise InvalidInput(f"{conversation_ref} has no message to forward")
-        files = [a for m in chosen for a in queries.attachments_of(session=session, message_ids=[m.id]).get(m.id, [])]
+        files = [a for m in chosen
+                 for a in queries.attachments_of(session=session, message_ids=[id_of(m)]).get(id_of(m), [])]
         total = sum(f.size for f in files)
         if total > mailbox.attachments_max_bytes:
             raise InvalidInput(f"the forwarded files total {total} bytes, over the {mailbox.attachments_max_bytes} "
@@ -144,7 +145,7 @@ def forward(desk: Desk, ref: Ref, to: Sequence[str], *, note: str = "", number: 
             message_id_domain=desk.settings.message_id_domain(mailbox.name), when=_mail_time,
         )
         session.commit()
-        return Sent(ref_of(conversation.id), "forward", message.external_id or "")
+        return Sent(ref_of(id_of(conversation)), "forward", message.external_id or "")
 
 
 def _mail_time(at: datetime) -> str:
@@ -182,7 +183,7 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
         return named
     text = address.strip()
     if "@" in text:
-        wanted = ("email",)
+        wanted: tuple[str, ...] = ("email",)
     elif text.startswith("+") or text.replace(" ", "").replace("-", "").isdigit():
         wanted = ("sms",)
     else:
@@ -231,7 +232,7 @@ def start(desk: Desk, to: str, *, subject: str, body: str | None = None, templat
             assignee=assignee, customer_name=name, files=files,
         )
         session.commit()
-        return Sent(ref_of(conversation.id), "new", message.external_id or "")
+        return Sent(ref_of(id_of(conversation)), "new", message.external_id or "")
 
 
 # --- customer lookup -----------------------------------------------------------------------------------
