@@ -69,7 +69,7 @@ def run_secret_command(command: str, *, key: str, timeout: float = 30.0) -> str:
             command, shell=True, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        raise ConfigError(f"{key}: the command `{command}` did not finish within {timeout:.0f}s")
+        raise ConfigError(f"{key}: the command `{command}` did not finish within {timeout:.0f}s") from None
     if completed.returncode != 0:
         detail = completed.stderr.strip().splitlines()
         reason = f": {detail[-1]}" if detail else ""
