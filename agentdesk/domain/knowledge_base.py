@@ -243,19 +243,20 @@ def as_list(articles: list[Article]) -> str:
     return "\n".join(f"- {as_link(article)}" for article in articles)
 
 
-def named_in(body: str, articles: list[Article]) -> list[str]:
-    """The slugs of the articles a message names: by URL, or by title on a line of its own."""
+def named_in(body: str, articles: list[tuple[str, str, str]]) -> list[str]:
+    """The slugs of the articles, (slug, title, url), a message names: by URL, or by title on a
+    line of its own (alone, or as "Title: URL")."""
     lines = {line.strip().lstrip("-* ").strip().lower() for line in body.splitlines()}
     found = []
-    for article in articles:
-        if (article.url and article.url in body) or article.title.lower() in lines:
-            found.append(article.slug)
+    for slug, title, url in articles:
+        if (url and url in body) or title.lower() in lines:
+            found.append(slug)
     return found
 
 
 def record_sent(session: Session, *, message: Message, now: datetime) -> list[str]:
     """Count the articles an outbound message names as sent to its conversation."""
-    slugs = named_in(message.body_text, all_articles(session))
+    slugs = named_in(message.body_text, store.article_names(session=session))
     assert message.id is not None, "a stored message"
     store.add_uses(session=session, conversation_id=message.conversation_id, message_id=message.id,
                    slugs=slugs, at=now)

@@ -75,6 +75,11 @@ def all_articles(*, session: Session) -> list[KbArticle]:
     return list(session.exec(select(KbArticle).order_by(KbArticle.title, KbArticle.slug)).all())
 
 
+def article_names(*, session: Session) -> list[tuple[str, str, str]]:
+    """(slug, title, url) of every article: what a sent message is checked against, without the bodies."""
+    return [tuple(row) for row in session.exec(select(KbArticle.slug, KbArticle.title, KbArticle.url)).all()]
+
+
 def search(*, session: Session, words: Sequence[str], prefixes: Sequence[str] = (), limit: int = 10) \
         -> list[tuple[str, float]]:
     """(slug, score) of the articles matching any of `words` (or starting with one of

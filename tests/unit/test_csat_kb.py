@@ -229,3 +229,14 @@ def test_a_channels_survey_and_receipt_templates_are_not_suggested_as_replies(co
                              items=[SimpleNamespace(kind="inbound", body="my battery does not charge")])
     suggested = [t.name for t, _ in templates.suggestions(Desk(settings), thread)]
     assert suggested == ["battery-help"]
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    ("See Battery not charging: https://h.example/battery", ["battery"]),
+    ("Try this:\n\nTyre pressure\n\nPump to 3.5 bar.", ["tyres"]),  # the picker's text: title on its own line
+    ("- Battery not charging: https://h.example/battery\n- Tyre pressure", ["battery", "tyres"]),  # a receipt list
+    ("Your battery is not charging? Tyre pressure matters too, see the manual.", []),  # words in a sentence
+])
+def test_an_article_is_named_by_its_url_or_its_title_on_a_line_of_its_own(body, named):
+    articles = [("battery", "Battery not charging", "https://h.example/battery"), ("tyres", "Tyre pressure", "")]
+    assert knowledge_base.named_in(body, articles) == named
