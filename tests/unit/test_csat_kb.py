@@ -240,3 +240,30 @@ def test_a_channels_survey_and_receipt_templates_are_not_suggested_as_replies(co
 def test_an_article_is_named_by_its_url_or_its_title_on_a_line_of_its_own(body, named):
     articles = [("battery", "Battery not charging", "https://h.example/battery"), ("tyres", "Tyre pressure", "")]
     assert knowledge_base.named_in(body, articles) == named
+
+
+def test_the_kb_commands(config_file, capsys):
+    """`kb search --json`, `kb show`, `kb stats` on the demo articles (kb/ beside the config file)."""
+    import json
+
+    from agentdesk import cli
+
+    build.write_articles(config_file.parent / "kb")
+    (config_file.parent / "kb" / "Odd Name.md").write_text("x", encoding="utf-8")
+
+    def run(*args):
+        code = cli.main(["--config", str(config_file), *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, err = run("kb", "search", "charg*", "--json")
+    found = json.loads(out)
+    assert code == 0 and found[0]["slug"] == "battery-not-charging"
+    assert set(found[0]) == {"slug", "title", "tags", "url", "score", "excerpt"}
+    assert "Odd Name.md" in err
+    code, out, _ = run("kb", "show", "brakes-squeak")
+    assert code == 0 and out.startswith("Squeaking or weak brakes\n") and "isopropyl" in out
+    code, _, err = run("kb", "show", "no-such-article")
+    assert code != 0 and "no article 'no-such-article'" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run("kb", "stats", "--json")
+    assert code == 0 and json.loads(out) == []
