@@ -164,6 +164,40 @@ def print_report(document: dict[str, Any], *, out=None) -> None:
         write(f"  {row['channel']:<8} {row['conversations']:>7} conversations {_bar(row['conversations'], largest, 20):<21}"
               f" in {messages['inbound']}, out {messages['outbound']}, notes {messages['note']}, "
               f"receipts {messages['receipt']}, automatic {messages['automatic_inbound']}")
+    _print_satisfaction(document, write)
+
+
+def _csat_line(cell: dict[str, Any]) -> str:
+    if cell["csat"] is None:
+        return f"— ({cell['sent']} sent, no answer)"
+    return (f"{cell['csat'] * 100:5.1f}% satisfied ({cell['satisfied']}/{cell['responses']}), "
+            f"answered {cell['response_rate'] * 100:.0f}% of {cell['sent']}, average {cell['average']:.1f}")
+
+
+def _print_satisfaction(document: dict[str, Any], write) -> None:
+    """CSAT and the knowledge base's articles, as the report screen shows them."""
+    figures = document.get("csat")
+    if figures is None:
+        return
+    write()
+    if not figures["sent"]:
+        write("satisfaction (CSAT): no survey went out in this period")
+    else:
+        write(f"satisfaction (CSAT): {_csat_line(figures)}")
+        largest = max(figures["ratings"].values(), default=0)
+        for value in ("5", "4", "3", "2", "1"):
+            write(f"  {value} {figures['ratings'][value]:>7} {_bar(figures['ratings'][value], largest)}")
+        for key, label in (("by_agent", "agent"), ("by_policy", "policy"), ("by_channel", "channel")):
+            for row in figures[key]:
+                write(f"  {label + ' ' + (row[label] or '(none)'):<24.24} {_csat_line(row)}")
+    articles = document.get("knowledge_base", {}).get("articles", [])
+    if articles:
+        write()
+        write("knowledge base: articles sent (solved with no customer message since)")
+        for row in articles:
+            rate = f"{row['self_service_rate'] * 100:.0f}%" if row["self_service_rate"] is not None else "-"
+            write(f"  {row['slug']:<32.32} sent {row['sent']:>4}, {row['solved_without_reply']}/{row['conversations']}"
+                  f" solved ({rate})")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -267,3 +267,5 @@ def test_the_kb_commands(config_file, capsys):
     assert code != 0 and "no article 'no-such-article'" in err and len(err.strip().splitlines()) == 1
     code, out, _ = run("kb", "stats", "--json")
     assert code == 0 and json.loads(out) == []
+    code, out, _ = run("report")
+    assert code == 0 and "satisfaction (CSAT): no survey went out in this period" in out
