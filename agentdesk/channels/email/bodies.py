@@ -28,11 +28,12 @@ def _filename(part: Message) -> str:
         for key, value in raw:
             clean[key] = _restore_bytes(str(value))
         part = clean
-    name = _safe(part.get_filename)
+    name: object = _safe(part.get_filename)
     if not name:
         name = _safe(lambda: part.get_param("name"))
     if isinstance(name, tuple):  # an RFC 2231 value email.utils did not collapse
-        name = _safe(lambda: email.utils.collapse_rfc2231_value(name), "")
+        rfc2231_value = name
+        name = _safe(lambda: email.utils.collapse_rfc2231_value(rfc2231_value), "")
     if not isinstance(name, str) or not name.strip():
         return ""
     return decode_header_value(name)

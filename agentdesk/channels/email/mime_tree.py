@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from email.message import Message
 from email.policy import compat32
+from typing import Any, TypeVar, overload
 
 from agentdesk.channels.email.decoding import decode_bytes
 
 # Bounds on the MIME tree walked: a hostile message can nest parts without end.
+T = TypeVar("T")
+D = TypeVar("D")
+
 _MAX_DEPTH = 64
 _MAX_PARTS = 2_000
 
@@ -34,7 +38,11 @@ def _walk(msg: Message) -> Iterator[tuple[Message, int, str | None]]:
             stack.extend((child, depth + 1) for child in reversed(payload) if isinstance(child, Message))
 
 
-def _safe(call: Callable[[], object], default: object = None) -> object:
+@overload
+def _safe(call: Callable[[], T]) -> T | None: ...
+@overload
+def _safe(call: Callable[[], T], default: D) -> T | D: ...
+def _safe(call: Callable[[], Any], default: Any = None) -> Any:
     try:
         return call()
     except Exception:

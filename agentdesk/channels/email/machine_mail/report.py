@@ -11,6 +11,7 @@ import email
 import re
 from email.message import Message
 from email.policy import compat32
+from functools import partial
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email.addresses import _message_id
@@ -19,6 +20,10 @@ from agentdesk.channels.email.mime_tree import _part_bytes, _part_text, _safe, _
 from agentdesk.sanitize import html_to_text, strip_control
 
 _MESSAGE_ID_LINE = re.compile(r"^[ \t>]*Message-ID:[ \t]*\r?\n?[ \t]*(<[^>\r\n]+>|[^\s]+)", re.I | re.M)
+
+
+def _decoded(part: Message) -> str:
+    return _part_bytes(part).decode("utf-8", "replace")
 
 
 def _bounced_id(msg: Message) -> str | None:
@@ -38,7 +43,7 @@ def _bounced_id(msg: Message) -> str | None:
             elif isinstance(inner, str):
                 texts.append(inner)
         elif ctype == "text/rfc822-headers" or ctype.startswith("text/"):
-            text = _safe(lambda p=part: _part_text(p), "") or ""
+            text = _safe(partial(_part_text, part), "") or ""
             if ctype == "text/html":
                 text = html_to_text(text)
             if ctype == "text/rfc822-headers":
@@ -46,7 +51,7 @@ def _bounced_id(msg: Message) -> str | None:
             else:
                 texts.append(text)
         elif ctype == "message/delivery-status":
-            texts.append(_safe(lambda p=part: _part_bytes(p).decode("utf-8", "replace"), "") or "")
+            texts.append(_safe(partial(_decoded, part), "") or "")
     for text in texts:
         for match in _MESSAGE_ID_LINE.finditer(_FOLD.sub("", text)):
             found = _message_id(match.group(1))
@@ -66,7 +71,7 @@ def _report_fields(msg: Message) -> dict[str, str]:
     for part, _depth, ctype in _walk(msg):
         if ctype not in ("message/delivery-status", "message/global-delivery-status"):
             continue
-        text = _safe(lambda p=part: _part_bytes(p).decode("utf-8", "replace"), "") or ""
+        text = _safe(partial(_decoded, part), "") or ""
         found: dict[str, str] = {}
         for match in _DSN_FIELD.finditer(text.replace("\r\n", "\n")):
             key = match.group(1).lower()
