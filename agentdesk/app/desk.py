@@ -125,7 +125,9 @@ def header(desk: Desk) -> Header:
     with desk.read() as session:
         load = queries.agent_load(session=session, agent=desk.agent)
         states = queries.sync_states(session=session)
-        overdue = outbox_queries.overdue(session=session, due_before=desk.now() - OVERDUE_AFTER)
+        # Without a mailbox or spool no sync can deliver anything: the header says "no sources" instead.
+        overdue = (outbox_queries.overdue(session=session, due_before=desk.now() - OVERDUE_AFTER)
+                   if desk.settings.mailbox or desk.settings.spool else 0)
     by_source: dict[str, tuple[datetime | None, str]] = {}
     for state in states:
         last, error = by_source.get(state.source, (None, ""))

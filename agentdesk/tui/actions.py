@@ -89,6 +89,12 @@ ACTIONS: tuple[Action, ...] = (
            help="Block the sender (their new mail goes to spam) and move this to spam"),
     Action("conversation.resend", "resend", "Resend reply", "D", "main", "Act",
            help="Send again this conversation's latest failed or possibly sent reply"),
+    Action("undo", "undo", "Undo", "ctrl+z", "main", "Act",
+           help="Take back the reply still in its undo window (the composer reopens with it), or undo your "
+                "last status, assignment, tag, snooze, priority or spam change"),
+    Action("send_now", "send_now", "Send now", "ctrl+d", "main", "Act",
+           help="Deliver this conversation's waiting reply at once: past its undo window or retry pause; "
+                "a failed one is queued again"),
     Action("forward", "forward", "Forward", "f", "main", "Act",
            help="Forward the conversation with its files by email (a supplier, a colleague); their answer comes back here"),
     Action("new_conversation", "new_conversation", "New conversation", "N", "main", "Act",

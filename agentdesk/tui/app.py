@@ -19,7 +19,7 @@ from agentdesk import config
 from agentdesk.app import presence, queue
 from agentdesk.app.desk import Commits, Desk, system_now
 from agentdesk.tui import actions
-from agentdesk.tui.messages import DatabaseChanged, PresenceChanged
+from agentdesk.tui.messages import DatabaseChanged, PresenceChanged, SyncStateChanged
 from agentdesk.tui.screens.main import MainScreen  # here, not at mount: the first paint pays no import
 from agentdesk.tui.widgets import shown, shown_line
 
@@ -46,6 +46,8 @@ class AgentDeskApp(App[int]):
         default_view: str = "open",
         presence: bool = True,
         engine=None,
+        sync: bool | None = None,
+        sync_recheck: float = 15.0,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -59,6 +61,15 @@ class AgentDeskApp(App[int]):
         self.presence_target: tuple[int | None, str] = (None, "viewing")
         self.colleagues: dict[int, str] = {}
         self._background_started = False
+        # The sync this app runs while no `agentdesk sync` does ([ui] sync; tests choose).
+        self.own_sync = None
+        self.sync_state: tuple[str, str] = ("off", "")
+        if (settings.ui.sync if sync is None else sync):
+            from agentdesk.app.sync import DeskSync
+
+            if DeskSync.wanted(self.desk):
+                self.own_sync = DeskSync(self.desk, on_change=self._sync_changed, recheck=sync_recheck)
+                self.sync_state = ("starting", "")
 
     def get_default_screen(self) -> Screen:
         from agentdesk.tui.widgets.queue_view import QueueView
@@ -107,6 +118,28 @@ class AgentDeskApp(App[int]):
             self._watch_database()
         if self.presence:
             self.set_interval(presence.HEARTBEAT_EVERY.total_seconds(), self._heartbeat)
+        if self.own_sync is not None:
+            import threading
+
+            # A plain thread, not a Textual worker: it lives as long as the app and runs threads of
+            # its own (each source, the outbox); the app only hears of what it changes.
+            threading.Thread(target=self.own_sync.run, name="agentdesk-tui-sync", daemon=True).start()
+
+    # --- the app's own sync ------------------------------------------------------------------------
+
+    def _sync_changed(self, state: str, holder: str) -> None:
+        """From the sync's thread: it started here, or another process holds the lock, or it failed."""
+        self.post_message(SyncStateChanged(state, holder))
+
+    def on_sync_state_changed(self, message: SyncStateChanged) -> None:
+        self.sync_state = (message.state, message.holder)
+        if self.main is not None:
+            self.main.refresh_side()  # type: ignore[attr-defined]
+
+    def deliver_now(self) -> None:
+        """Ask this app's sync (when it runs here) for a delivery pass at once."""
+        if self.own_sync is not None:
+            self.own_sync.deliver_now()
 
     # --- presence ----------------------------------------------------------------------------------
 
@@ -136,6 +169,8 @@ class AgentDeskApp(App[int]):
             self.main.show_colleagues(message.colleagues)  # type: ignore[attr-defined]
 
     def on_unmount(self) -> None:
+        if self.own_sync is not None:
+            self.own_sync.close()
         gc.unfreeze()  # the app is over: what it kept alive may be collected (tests run many apps)
         if self.presence:
             try:
@@ -214,9 +249,22 @@ class AgentDeskApp(App[int]):
                 if view.label:
                     yield SystemCommand(f"View: {view.title}", f"saved search: {view.query}",
                                         _runner(self.main, f"show_index({index})"))
+            # The config's macros ([[macro]]), on the marked rows or the one under the cursor.
+            for index, macro in enumerate(self.settings.macro):
+                keys = f" ({macro.key})" if macro.key else ""
+                yield SystemCommand(f"Macro: {macro.name}{keys}", _macro_help(macro),
+                                    _runner(self.main, f"run_macro({index})"))
         for command in super().get_system_commands(screen):
             if command.title not in ("Quit", "Keys"):
                 yield command
+
+
+def _macro_help(macro) -> str:
+    steps = [f"status {macro.status}" if macro.status else "", f"priority {macro.priority}" if macro.priority else "",
+             " ".join([*(f"+{t}" for t in macro.add_tags), *(f"-{t}" for t in macro.remove_tags)]),
+             f"assign {macro.assign}" if macro.assign else "", f"snooze {macro.snooze}" if macro.snooze else "",
+             f"template {macro.template}" if macro.template else ""]
+    return ", ".join(step for step in steps if step)
 
 
 def _runner(target, action: str) -> Callable[[], object]:

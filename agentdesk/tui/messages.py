@@ -60,3 +60,11 @@ class PresenceChanged(Message):
     """Other agents' presence moved: {conversation id: "Dana is replying"}."""
 
     colleagues: dict[int, str]
+
+
+@dataclass
+class SyncStateChanged(Message):
+    """The app's own sync started here, found another sync holding the lock, or failed."""
+
+    state: str
+    holder: str

@@ -70,6 +70,7 @@ def make_app(demo_settings):
     def make(settings: config.Settings | None = None, **kwargs) -> AgentDeskApp:
         kwargs.setdefault("poll", False)
         kwargs.setdefault("presence", False)  # tests about presence switch it on
+        kwargs.setdefault("sync", False)  # tests of the TUI's own sync (against real servers) switch it on
         kwargs.setdefault("agent", AGENT)
         app = AgentDeskApp(settings or demo_settings, now=frozen, **kwargs)
         app.CURSOR_BLINK = False

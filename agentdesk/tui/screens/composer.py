@@ -335,7 +335,8 @@ class ComposerScreen(Screen):
             else:
                 done = conversations.send(self.desk, conversation_id, text, kind=self.kind, status=status,
                                           expected_version=self.base_version if self.kind == "reply" else None,
-                                          recipients=recipients, files=files)
+                                          recipients=recipients, files=files,
+                                          delay=self.desk.settings.ui.undo_send_seconds)
         except Conflict:
             # Someone wrote meanwhile (the customer, a colleague): show it before answering twice.
             try:
@@ -348,7 +349,7 @@ class ComposerScreen(Screen):
         except Exception as error:
             self.app.call_from_thread(self.notify, str(error), severity="error", timeout=8)
             return
-        self.app.call_from_thread(self._sent_ok, str(done))
+        self.app.call_from_thread(self._sent_ok, done)
 
     def _changed_meanwhile(self, fresh: Thread, text: str, status: str | None, recipients=None, files=()) -> None:
         from agentdesk.app.conversations import changes_between
@@ -376,12 +377,15 @@ class ComposerScreen(Screen):
 
         self.app.push_screen(ChangedScreen(fresh, added, now=self.now()), decided)
 
-    def _sent_ok(self, done: str) -> None:
+    def _sent_ok(self, done) -> None:
         self._sent = True
         if self._autosave is not None:
             self._autosave.stop()
         self.dismiss()
-        self.app.main.post_message(ActionDone(done))  # type: ignore[attr-defined]
+        main = self.app.main  # type: ignore[attr-defined]
+        if getattr(done, "delay", 0) and getattr(done, "message_id", None) and hasattr(main, "hold_send"):
+            main.hold_send(self.thread.conversation.id, done.message_id, done.delay)
+        main.post_message(ActionDone(str(done)))
 
     # --- recipients and files ----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from agentdesk.tui import actions, format
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.screens.attachments import AttachmentKeys
 from agentdesk.tui.screens.rating_alerts import RatingAlerts
+from agentdesk.tui.screens.workday import WorkdayKeys, apply_pending_template
 from agentdesk.tui.widgets.customer_pane import CustomerPane
 from agentdesk.tui.widgets.key_footer import KeyFooter
 from agentdesk.tui.widgets.masthead import Masthead, Part
@@ -63,7 +64,7 @@ def _breakpoint_class(breakpoints: list[tuple[int, str]], width: int) -> str:
     return [name for minimum, name in breakpoints if width >= minimum][-1]
 
 
-class MainScreen(AttachmentKeys, RatingAlerts, Screen):
+class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
     # Its CSS (main.tcss) is part of the app's CSS_PATH: parsed once at start, not re-parsed on push;
     # the rules of the panes mounted after the first paint (detail.tcss) are read when they mount.
     BINDINGS = actions.bindings("main")
@@ -156,6 +157,7 @@ class MainScreen(AttachmentKeys, RatingAlerts, Screen):
             if saved.key:
                 index = next(i for i, f in enumerate(self.filters) if f.label == saved.name)
                 self._bindings.bind(saved.key, f"show_index({index})", f"View: {saved.name}", show=False)
+        self.bind_macros()
 
     def refresh_side(self) -> None:
         """Counts and header: cheap, but never on the UI thread."""
@@ -177,7 +179,14 @@ class MainScreen(AttachmentKeys, RatingAlerts, Screen):
         self._render_tabs()
 
     def on_header_loaded(self, message: HeaderLoaded) -> None:
-        self.query_one(Masthead).set_header(self._header_parts(message.header))
+        self._last_header = message.header
+        self.show_header_again()
+
+    def show_header_again(self) -> None:
+        """Redraw the header from its last read (a countdown, the sync's state changed)."""
+        header = getattr(self, "_last_header", None)
+        if header is not None:
+            self.query_one(Masthead).set_header(self._header_parts(header))
 
     def _header_parts(self, header: Header) -> list[Part]:
         now = self.now()
@@ -189,6 +198,21 @@ class MainScreen(AttachmentKeys, RatingAlerts, Screen):
                              (str(header.waiting), bold, ""), (" waiting on you", None, "")]
         if header.bounced:
             parts += [(", ", None, ""), (f"{header.bounced} bounced", bold, "masthead--error")]
+        if header.overdue:
+            replies = "reply" if header.overdue == 1 else "replies"
+            parts += [("  │  ", None, ""),
+                      (f"{header.overdue} {replies} not sent: no sync has run for a minute", bold, "masthead--error")]
+        held = self.held_part()
+        if held:
+            parts += [("  │  ", None, ""), (held, bold, "")]
+        alerts = getattr(self.app, "alert_count", 0)
+        if alerts:
+            parts += [("  │  ", None, ""), (f"🔔 {alerts}", bold, "")]
+        state, holder = getattr(self.app, "sync_state", ("off", ""))
+        said = {"starting": "sync starting", "here": "syncing here", "elsewhere": "synced by agentdesk sync",
+                "failed": "sync failed: " + holder[:40]}.get(state)
+        if said:
+            parts += [("  │  ", None, ""), (said, Style(italic=True), "masthead--error" if state == "failed" else "")]
         if not header.sources:
             parts += [("  │  ", None, ""), ("no sources", Style(italic=True), "")]
         for name, last, error in header.sources:
@@ -487,6 +511,7 @@ class MainScreen(AttachmentKeys, RatingAlerts, Screen):
         return versions
 
     def _change(self, ids: list[int], **changes) -> None:
+        self.last_changed = list(ids)
         versions = self._versions(ids)
         self._act(lambda: conversations.change(self.desk, ids, versions=versions, **changes))
 
@@ -521,12 +546,14 @@ class MainScreen(AttachmentKeys, RatingAlerts, Screen):
     def action_claim(self) -> None:
         ids = self._targets()
         if ids:
+            self.last_changed = list(ids)
             self._act(lambda: conversations.claim(self.desk, ids))
 
     def action_spam(self) -> None:
         ids = self._targets()
         if ids:
             undo = self.search is None and self.filters[self.view_index].view == "spam"
+            self.last_changed = list(ids)
             self._act(lambda: [f"{item['ref']}: " + (f"back in {item['view']}" if undo else "moved to spam")
                                for item in spam_actions.mark_spam(self.desk, ids, undo=undo)])
 
@@ -704,5 +731,7 @@ class MainScreen(AttachmentKeys, RatingAlerts, Screen):
         from agentdesk.tui.screens.composer import ComposerScreen
 
         self._show_thread(thread)
-        self.app.push_screen(ComposerScreen(self.desk, thread, kind=kind, now=self.now, open_editor=editor))
+        composer = ComposerScreen(self.desk, thread, kind=kind, now=self.now, open_editor=editor)
+        self.app.push_screen(composer)
+        apply_pending_template(self, composer)
 

@@ -1,0 +1,128 @@
+"""Macros from a key and the palette, ctrl+z for the last change and for a send in its undo window,
+against the demo database."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from agentdesk import config
+from agentdesk.store.models import Conversation, ConversationTag, Event, Message, Outbox
+from agentdesk.tui.screens.composer import ComposerScreen
+from tests.tui.conftest import AGENT, engine_of, settle
+
+SIZE = (120, 40)
+
+
+def _with_macros(settings, *macros):
+    settings.macro = [config.MacroSettings(**macro) for macro in macros]
+    return settings
+
+
+def _state(settings, conversation_id: int):
+    with Session(engine_of(settings)) as session:
+        conversation = session.get(Conversation, conversation_id)
+        tags = set(session.exec(select(ConversationTag.tag).where(ConversationTag.conversation_id == conversation_id)))
+        return conversation.status, conversation.priority, conversation.assignee, tags
+
+
+def _notes(app) -> list[str]:
+    notes: list[str] = []
+    original = app.notify
+    app.main.notify = lambda message, *a, **k: (notes.append(str(message)), original(message, *a, **k))
+    return notes
+
+
+async def test_a_macro_key_applies_every_step_and_ctrl_z_undoes_them(make_app, demo_settings):
+    settings = _with_macros(demo_settings, dict(name="parts-ordered", key="f8", status="on_hold", priority="high",
+                                                add_tags=["parts"], assign="me"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        row = app.main.queue.current_row
+        before = _state(settings, row.id)
+        await pilot.press("f8")
+        await settle(pilot, app)
+        status, priority, assignee, tags = _state(settings, row.id)
+        assert (status, priority, assignee) == ("on_hold", "high", AGENT) and "parts" in tags
+        with Session(engine_of(settings)) as session:
+            macro_event = session.exec(select(Event).where(Event.action == "macro")).one()
+        assert '"parts-ordered"' in macro_event.detail
+        await pilot.press("ctrl+z")
+        await settle(pilot, app)
+        assert _state(settings, row.id) == before
+
+
+async def test_a_macro_on_marked_rows_that_fails_on_one_changes_none(make_app, demo_settings, demo_dir):
+    (demo_dir / "templates" / "needs-order.md").write_text("Your order {{ order_number }} is on its way.\n",
+                                                          encoding="utf-8")
+    settings = _with_macros(demo_settings, dict(name="shipped", key="f8", status="solved", add_tags=["shipped"],
+                                                template="needs-order"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        notes = _notes(app)
+        first = app.main.queue.current_row.id
+        await pilot.press("x", "j", "x")
+        second = app.main.queue.current_row.id
+        before = [_state(settings, first), _state(settings, second)]
+        await pilot.press("f8")
+        await settle(pilot, app)
+        assert [_state(settings, first), _state(settings, second)] == before
+        assert any("nothing was changed" in note for note in notes), notes
+    with Session(engine_of(settings)) as session:
+        assert not session.exec(select(Event).where(Event.action == "macro")).first()
+
+
+async def test_a_macro_with_a_template_opens_the_composer_with_it(make_app, demo_settings):
+    settings = _with_macros(demo_settings, dict(name="refund", key="f8", add_tags=["refund"],
+                                                template="refund-issued"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        row = app.main.queue.current_row
+        await pilot.press("f8")
+        await settle(pilot, app)
+        assert isinstance(app.screen, ComposerScreen)
+        assert app.screen.query_one("#body").text.strip(), "the template's text is in the composer"
+        assert "refund" in _state(settings, row.id)[3]
+    with Session(engine_of(settings)) as session:
+        replies = session.exec(select(Message).where(Message.conversation_id == row.id,
+                                                     Message.author_login == AGENT)).all()
+    assert replies == [], "one conversation: the template waits in the composer, nothing is sent"
+
+
+async def test_the_palette_lists_the_macros(make_app, demo_settings):
+    settings = _with_macros(demo_settings, dict(name="parts-ordered", key="f8", status="on_hold", add_tags=["parts"]))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        titles = [command.title for command in app.get_system_commands(app.main)]
+    assert "Macro: parts-ordered (f8)" in titles
+
+
+async def test_ctrl_z_in_the_undo_window_takes_a_reply_back_into_the_composer(make_app, demo_settings):
+    demo_settings.ui.undo_send_seconds = 30
+    app = make_app(demo_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        row = app.main.queue.current_row
+        await pilot.press("r")
+        await settle(pilot, app)
+        composer = app.screen
+        composer.query_one("#body").load_text("Sent to the wrong customer.")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert app.screen is app.main
+        assert "sends in" in app.main.query_one("Masthead").header
+        with Session(engine_of(demo_settings)) as session:
+            ours = session.exec(select(Message).where(Message.conversation_id == row.id,
+                                                      Message.body_text.contains("wrong customer"))).one()
+            outbox = session.exec(select(Outbox).where(Outbox.message_id == ours.id)).one()
+        assert outbox.next_attempt_at > outbox.created_at
+        await pilot.press("ctrl+z")
+        await settle(pilot, app)
+        assert isinstance(app.screen, ComposerScreen)
+        assert "Sent to the wrong customer." in app.screen.query_one("#body").text
+    with Session(engine_of(demo_settings)) as session:
+        assert session.get(Message, ours.id) is None
+        assert session.get(Outbox, outbox.id) is None
