@@ -28,7 +28,7 @@ from agentdesk.ingest.attachments import size_text
 from agentdesk.sanitize import safe_filename
 from agentdesk.store import attachments as attachment_store
 from agentdesk.store import queries
-from agentdesk.store.models import ref_of
+from agentdesk.store.models import id_of, ref_of
 
 Ref = int | str
 __all__ = ["Listed", "list_attachments", "save", "open_attachment", "preview_text", "save_name", "size_text"]
@@ -105,7 +105,7 @@ def list_attachments(desk: Desk, ref: Ref) -> list[Listed]:
     with desk.read() as session:
         queries.conversation_by_ref(session=session, ref=ref_of(conversation_id))
         messages = queries.thread(session=session, conversation_id=conversation_id)
-        files = queries.attachments_of(session=session, message_ids=[m.id for m in messages])
+        files = queries.attachments_of(session=session, message_ids=[id_of(m) for m in messages])
     return [item for items in numbered(messages, files).values() for item in items]
 
 
@@ -134,6 +134,7 @@ def content(desk: Desk, item: Listed) -> bytes:
         where = f"; its link: {item.url}" if item.url else ""
         raise AgentdeskError(f"attachment {item.number} ({item.filename}) was not downloaded: {item.reason}{where}")
     damaged = False
+    data: bytes | None
     with desk.read() as session:
         if item.sha256 and attachment_store.has(session=session, key=item.sha256):
             data = attachment_store.read(session=session, key=item.sha256)

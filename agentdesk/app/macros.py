@@ -12,7 +12,7 @@ from agentdesk.domain import macros as macro_rules
 from agentdesk.domain import queue as queue_service
 from agentdesk.domain import templates
 from agentdesk.errors import InvalidInput
-from agentdesk.store.models import ref_of
+from agentdesk.store.models import id_of, ref_of
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,14 @@ def run(desk: Desk, name: str, refs: Sequence[Ref], *, send_template: bool = Tru
             conversation = queue_service.load_for_update(session, _typed(ref))
             changed = macro_rules.apply(session, macro=macro, conversation=conversation, agent=desk.agent, now=now,
                                         policies=desk.policies)
-            line = f"{ref_of(conversation.id)}: macro {macro.name}" + (f": {', '.join(changed)}" if changed else "")
+            line = f"{ref_of(id_of(conversation))}: macro {macro.name}" + (f": {', '.join(changed)}" if changed else "")
             if macro.template and send_template:
                 template = templates.load(desk.settings.templates_dir, macro.template)
                 rendered = templates.render(template, _values(desk, session, conversation))
                 if rendered.undefined:
                     raise InvalidInput(
                         f"macro {macro.name!r}: template {template.name!r} needs values agentdesk does not have for "
-                        f"{ref_of(conversation.id)}: {', '.join(rendered.undefined)}; nothing was changed")
+                        f"{ref_of(id_of(conversation))}: {', '.join(rendered.undefined)}; nothing was changed")
                 sent.append(_reply(desk, session, conversation, rendered.text, status=None, delay=delay,
                                    commit=False))
                 line += ", reply queued" if not delay else f", reply sent in {delay:g} s unless undone"

@@ -35,7 +35,7 @@ from agentdesk.domain import audit, automatic_messages, clocks, receipts
 from agentdesk.errors import AgentdeskError
 from agentdesk.store import csat as store
 from agentdesk.store import threads
-from agentdesk.store.models import Conversation, Customer, SatisfactionSurvey, ref_of
+from agentdesk.store.models import Conversation, Customer, SatisfactionSurvey, id_of, ref_of
 
 AUTHOR = "Satisfaction survey"
 DEFAULT_DELAY = "1h"
@@ -136,7 +136,7 @@ def why_not(session: Session, conversation: Conversation, channel: Any, settings
     """Why this conversation gets no survey, or "" when it may."""
     if conversation.aside:
         return f"its conversation is set aside as {conversation.aside}"
-    latest = threads.latest_inbound(session=session, conversation_id=conversation.id)
+    latest = threads.latest_inbound(session=session, conversation_id=id_of(conversation))
     if latest is None:
         return "the customer never wrote"
     refusal = automatic_messages.refusal(kind=latest.kind, bulk=latest.bulk, sender_address=latest.sender_address,
@@ -154,7 +154,7 @@ def values(conversation: Conversation, customer: Customer | None, settings: conf
     return {
         "customer_name": name,
         "customer_first_name": templates.first_name(name),
-        "ref": ref_of(conversation.id),
+        "ref": ref_of(id_of(conversation)),
         "subject": conversation.subject,
         "channel": conversation.channel,
         "agent_name": settings.agent_name(agent) if agent else "",
@@ -166,7 +166,7 @@ def send_survey(session: Session, *, conversation: Conversation, channel: Any, s
     """Queue the survey of one due conversation (or record why none goes out); the survey row."""
     from agentdesk.domain import replies, templates
 
-    survey = SatisfactionSurvey(conversation_id=conversation.id, sent_at=now, agent=conversation.assignee or "")
+    survey = SatisfactionSurvey(conversation_id=id_of(conversation), sent_at=now, agent=conversation.assignee or "")
     reason = why_not(session, conversation, channel, settings)
     if not reason:
         try:
@@ -175,7 +175,7 @@ def send_survey(session: Session, *, conversation: Conversation, channel: Any, s
             rendered = templates.render(template, values(conversation, customer, settings))
             if rendered.undefined:
                 raise AgentdeskError(f"template {template.name!r} needs {', '.join(rendered.undefined)}, which "
-                                     f"agentdesk cannot fill for {ref_of(conversation.id)}")
+                                     f"agentdesk cannot fill for {ref_of(id_of(conversation))}")
             with session.begin_nested():
                 message = replies.reply(
                     session, conversation=conversation, body=rendered.text, agent=audit.SYSTEM, agent_name=AUTHOR,
@@ -198,7 +198,8 @@ def queue_due_surveys(session: Session, *, settings: config.Settings, policies: 
     """Queue the survey of every conversation that has stayed solved long enough, per channel
     that sends surveys; the survey rows written (sent or skipped)."""
     written = []
-    for channel in (*settings.mailbox, *settings.spool):
+    channels: list[config.MailboxSettings | config.SpoolSettings] = [*settings.mailbox, *settings.spool]
+    for channel in channels:
         if not getattr(channel, "csat", ""):
             continue
         before = now - delay_of(channel)
@@ -216,7 +217,8 @@ def any_channel_surveys(settings: config.Settings) -> bool:
 def surveys_due(session: Session, *, settings: config.Settings, now: datetime) -> bool:
     """Whether any conversation waits for its survey: a read, so an idle worker asks without
     taking the write lock."""
-    for channel in (*settings.mailbox, *settings.spool):
+    channels: list[config.MailboxSettings | config.SpoolSettings] = [*settings.mailbox, *settings.spool]
+    for channel in channels:
         if getattr(channel, "csat", ""):
             before = now - delay_of(channel)
             if store.due_conversations(session=session, source=channel.name, solved_after=before - LATE_WINDOW,

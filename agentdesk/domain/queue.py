@@ -17,7 +17,7 @@ from sqlmodel import Session
 from agentdesk.domain import audit, clocks
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import collaboration, conversations, queries
-from agentdesk.store.models import Conversation, ConversationTag, Customer, ref_of
+from agentdesk.store.models import Conversation, ConversationTag, Customer, id_of, ref_of
 
 STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -55,7 +55,7 @@ def check_version(conversation: Conversation, expected_version: int | None) -> N
     """Optimistic concurrency: refuse to act on a conversation that changed since the caller read it."""
     if expected_version is not None and conversation.version != expected_version:
         raise Conflict(
-            f"{ref_of(conversation.id)} changed since you opened it "
+            f"{ref_of(id_of(conversation))} changed since you opened it "
             f"(version {expected_version}, now {conversation.version}); reload and try again"
         )
 
@@ -81,7 +81,7 @@ def change(
         raise InvalidInput(f"status {status!r} is not one of: {', '.join(STATUSES)}")
     if priority is not None and priority not in PRIORITIES:
         raise InvalidInput(f"priority {priority!r} is not one of: {', '.join(PRIORITIES)}")
-    ref_id = conversation.id
+    ref_id = id_of(conversation)
     changed: list[str] = []
 
     def note(action: str, **detail: Any) -> None:
@@ -125,7 +125,7 @@ def change(
 def touch(session: Session, *, conversation: Conversation, policies: clocks.Policies, now: datetime, tags: set[str] | None = None) -> None:
     """After a change: record SLA clock events, recompute SLA fields, bump the version, mark the time."""
     if tags is None:
-        tags = _tags(session, conversation.id)
+        tags = _tags(session, id_of(conversation))
     customer = session.get(Customer, conversation.customer_id)
     clocks.refresh(conversation, policies=policies, tags=tags, tier=customer.tier if customer else "", now=now,
                    session=session)
@@ -162,7 +162,7 @@ def merge_conversations(
     """
     from agentdesk.store.models import Draft
 
-    source_ref, target_ref = ref_of(source.id), ref_of(target.id)
+    source_ref, target_ref = ref_of(id_of(source)), ref_of(id_of(target))
     if source.id == target.id:
         raise InvalidInput(f"cannot merge {source_ref} into itself; pick another conversation")
     if target.merged_into_id is not None:
@@ -171,16 +171,16 @@ def merge_conversations(
     if source.merged_into_id is not None:
         raise InvalidInput(f"{source_ref} was already merged into {ref_of(source.merged_into_id)}")
 
-    moved = conversations.move_messages(session=session, from_id=source.id, to_id=target.id)
-    target_tags = _tags(session, target.id)
-    source_tags = _tags(session, source.id)
+    moved = conversations.move_messages(session=session, from_id=id_of(source), to_id=id_of(target))
+    target_tags = _tags(session, id_of(target))
+    source_tags = _tags(session, id_of(source))
     for tag in sorted(source_tags - target_tags):
-        session.add(ConversationTag(conversation_id=target.id, tag=tag))
-    conversations.delete_tags(session=session, conversation_id=source.id)
+        session.add(ConversationTag(conversation_id=id_of(target), tag=tag))
+    conversations.delete_tags(session=session, conversation_id=id_of(source))
     # A draft on the source follows it unless the agent already has one on the target.
-    for draft in collaboration.drafts_on(session=session, conversation_id=source.id):
+    for draft in collaboration.drafts_on(session=session, conversation_id=id_of(source)):
         if session.get(Draft, (target.id, draft.agent)) is None:
-            session.add(Draft(conversation_id=target.id, agent=draft.agent, kind=draft.kind, body=draft.body,
+            session.add(Draft(conversation_id=id_of(target), agent=draft.agent, kind=draft.kind, body=draft.body,
                               base_version=target.version, updated_at=draft.updated_at))
         session.delete(draft)
     session.flush()
@@ -191,8 +191,8 @@ def merge_conversations(
     contacts = [t for t in (source.last_customer_message_at, target.last_customer_message_at) if t is not None]
     target.last_customer_message_at = max(contacts) if contacts else None
 
-    audit.record(session, agent=agent, action="merge", now=now, conversation_id=target.id,
-                 **{"from": source_ref, "messages": moved, "tags": sorted(source_tags - target_tags)})
+    merged_from: dict[str, Any] = {"from": source_ref, "messages": moved, "tags": sorted(source_tags - target_tags)}
+    audit.record(session, agent=agent, action="merge", now=now, conversation_id=target.id, **merged_from)
     audit.record(session, agent=agent, action="merge", now=now, conversation_id=source.id, into=target_ref)
     source.merged_into_id = target.id
     if not change(session, conversation=source, agent=agent, now=now, policies=policies, status="closed"):

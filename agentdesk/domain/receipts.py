@@ -31,7 +31,7 @@ from agentdesk import config
 from agentdesk.domain import audit, automatic_messages, clocks, knowledge_base, sla
 from agentdesk.errors import AgentdeskError
 from agentdesk.store import outbox, threads
-from agentdesk.store.models import Conversation, Customer, Message, ref_of
+from agentdesk.store.models import Conversation, Customer, Message, id_of, ref_of
 
 DEFAULT_LIMIT_PER_HOUR = 3
 WINDOW = timedelta(hours=1)
@@ -45,7 +45,8 @@ class Decision:
 
 def channel_settings(settings: config.Settings, source: str) -> Any:
     """The `[[mailbox]]` or `[[spool]]` named `source`, or None."""
-    for entry in (*settings.mailbox, *settings.spool):
+    entries: list[config.MailboxSettings | config.SpoolSettings] = [*settings.mailbox, *settings.spool]
+    for entry in entries:
         if entry.name == source:
             return entry
     return None
@@ -88,11 +89,11 @@ def receipts_sent(session: Session, *, customer_id: int, now: datetime, window: 
 
 
 def _is_first_message(session: Session, conversation: Conversation, message: Message) -> bool:
-    return not threads.has_other_message(session=session, conversation_id=conversation.id, message_id=message.id)
+    return not threads.has_other_message(session=session, conversation_id=id_of(conversation), message_id=id_of(message))
 
 
 def _receipt_since_last_reply(session: Session, conversation: Conversation) -> bool:
-    return threads.has_receipt_since(session=session, conversation_id=conversation.id,
+    return threads.has_receipt_since(session=session, conversation_id=id_of(conversation),
                                      since=conversation.last_agent_reply_at)
 
 
@@ -201,7 +202,7 @@ def values(conversation: Conversation, customer: Customer | None, *, policies: c
     filled = {
         "customer_name": name,
         "customer_first_name": templates.first_name(name),
-        "ref": ref_of(conversation.id),
+        "ref": ref_of(id_of(conversation)),
         "subject": conversation.subject,
         "channel": conversation.channel,
         "due": "",
@@ -259,7 +260,7 @@ def maybe_queue_receipt(
             missing = ", ".join(rendered.undefined)
             raise AgentdeskError(
                 f"template {template.name!r} needs {missing}, which agentdesk cannot fill for "
-                f"{ref_of(conversation.id)}" + (" (no reply target is running, so no time is promised)"
+                f"{ref_of(id_of(conversation))}" + (" (no reply target is running, so no time is promised)"
                                                  if "due" in rendered.undefined else "")
             )
         with session.begin_nested():

@@ -20,7 +20,7 @@ from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.sanitize import strip_control
 from agentdesk.store import outbox as outbox_queries
 from agentdesk.store import queries
-from agentdesk.store.models import Attachment, Conversation, Message, Outbox, ref_of
+from agentdesk.store.models import Attachment, Conversation, Message, Outbox, id_of, ref_of
 
 _REF_TAG = re.compile(r"\s*\[AD-\d+\]\s*")
 _RE_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd)\s*:\s*)+", re.IGNORECASE)
@@ -34,7 +34,7 @@ def make_message_id(domain: str = "agentdesk.invalid") -> str:
 def reply_subject(conversation: Conversation) -> str:
     """`Re: <subject> [AD-n]`: the tag lets replies that lost their headers find the conversation."""
     base = _RE_PREFIX.sub("", _REF_TAG.sub(" ", conversation.subject)).strip() or "(no subject)"
-    return f"Re: {base} [{ref_of(conversation.id)}]"
+    return f"Re: {base} [{ref_of(id_of(conversation))}]"
 
 
 def clean_body(body: str) -> str:
@@ -84,7 +84,7 @@ def reply(
     body = with_signature(clean_body(body), signature)
     automatic = kind in ("receipt", "survey")
     message = Message(
-        conversation_id=conversation.id,
+        conversation_id=id_of(conversation),
         direction="outbound",
         kind=kind,
         author=agent_name,
@@ -102,7 +102,7 @@ def reply(
         queue_outbox(session, message=message, channel=conversation.channel, source=conversation.source,
                      recipients=recipients, now=now, send_after=send_after)
     else:
-        session.add(Outbox(message_id=message.id, channel=conversation.channel, source=conversation.source,
+        session.add(Outbox(message_id=id_of(message), channel=conversation.channel, source=conversation.source,
                            state="queued", created_at=now, next_attempt_at=max(send_after or now, now)))
     if files:
         attach(session, message=message, outgoing=files)
@@ -131,7 +131,7 @@ def queue_outbox(session: Session, *, message: Message, channel: str, source: st
     message records every address too, so an answer from any of them is a participant's."""
     message.recipients = " ".join(recipients.all())
     session.add(message)
-    outbox = Outbox(message_id=message.id, channel=channel, source=source, state="queued", created_at=now,
+    outbox = Outbox(message_id=id_of(message), channel=channel, source=source, state="queued", created_at=now,
                     next_attempt_at=max(send_after or now, now), to_addresses=" ".join(recipients.to),
                     cc_addresses=" ".join(recipients.cc), bcc_addresses=" ".join(recipients.bcc))
     session.add(outbox)
@@ -144,7 +144,7 @@ def attach(session: Session, *, message: Message, outgoing: Sequence) -> list[At
     row without its bytes."""
     from agentdesk.store import attachments
 
-    rows = [Attachment(message_id=message.id, filename=each.name, content_type=each.content_type,
+    rows = [Attachment(message_id=id_of(message), filename=each.name, content_type=each.content_type,
                        size=len(each.data), storage_key=attachments.put(session=session, data=each.data),
                        state="stored") for each in outgoing]
     session.add_all(rows)
@@ -157,7 +157,7 @@ def add_note(
 ) -> Message:
     """An internal note: visible to agents only, never delivered, not a reply."""
     message = Message(
-        conversation_id=conversation.id,
+        conversation_id=id_of(conversation),
         direction="note",
         author=agent_name,
         author_login=agent,
@@ -187,7 +187,7 @@ def resend(session: Session, *, messages: list[Message], number: int, ref: str, 
     if not 1 <= number <= len(messages):
         raise InvalidInput(f"{ref} has {len(messages)} message(s); there is no message {number}")
     message = messages[number - 1]
-    outbox = queries.delivery_states(session=session, message_ids=[message.id]).get(message.id)
+    outbox = queries.delivery_states(session=session, message_ids=[id_of(message)]).get(id_of(message))
     if outbox is None:
         what = {"inbound": "a message from the customer", "note": "an internal note"}.get(message.direction,
                                                                                        "not a queued reply")
@@ -220,7 +220,7 @@ def withdraw(session: Session, *, conversation: Conversation, message_id: int, a
     Refused (`Conflict`) once a sender has claimed it: it may be on the wire already."""
     message = session.get(Message, message_id)
     if message is None or message.conversation_id != conversation.id or message.direction != "outbound":
-        raise InvalidInput(f"{ref_of(conversation.id)} has no such reply to take back")
+        raise InvalidInput(f"{ref_of(id_of(conversation))} has no such reply to take back")
     if message.author_login != agent:
         raise Conflict(f"that reply in {ref_of(conversation.id)} is {message.author or 'another agent'}'s, not yours")
     if not outbox_queries.withdraw_unclaimed(session=session, message_id=message_id):

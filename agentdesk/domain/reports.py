@@ -68,7 +68,7 @@ def _round(value) -> int | None:
 
 def reply_times(session: Session, window: Window) -> dict[str, dict[str, Any]]:
     shares = [share for _, share in PERCENTILES]
-    span = {"session": session, "since": window.since, "until": window.until, "shares": shares}
+    span: dict[str, Any] = {"session": session, "since": window.since, "until": window.until, "shares": shares}
     return {
         "first_reply": _distribution(reporting.first_reply_ranks(**span)),
         "next_reply": _distribution(reporting.next_reply_ranks(**span)),

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from agentdesk.domain import audit, clocks, queue, spam
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import conversations as conversation_queries
-from agentdesk.store.models import Conversation, ref_of
+from agentdesk.store.models import Conversation, id_of, ref_of
 
 # What can be undone: the changes `queue.change`, `queue.claim` and `spam.mark_spam` record.
 UNDOABLE = ("status", "priority", "assign", "claim", "tag", "untag", "snooze", "spam", "unspam")
@@ -31,24 +31,24 @@ HARMLESS = ("delivered", "delivery_uncertain", "resend", "note", "reply", "recei
 def undo_last(session: Session, *, conversation: Conversation, agent: str, now: datetime,
               policies: clocks.Policies) -> list[str]:
     """Undo this agent's latest change to the conversation; what was undone, as lines."""
-    ref = ref_of(conversation.id)
-    events = conversation_queries.latest_events(session=session, conversation_id=conversation.id, limit=200)
+    ref = ref_of(id_of(conversation))
+    events = conversation_queries.latest_events(session=session, conversation_id=id_of(conversation), limit=200)
     mine = next((e for e in events if e.agent == agent and e.action in UNDOABLE), None)
     if mine is None:
         raise InvalidInput(f"{ref}: you have no change to undo here")
-    if any(e.action == "undo" and e.agent == agent and e.id > mine.id for e in events):
+    if any(e.action == "undo" and e.agent == agent and id_of(e) > id_of(mine) for e in events):
         raise InvalidInput(f"{ref}: your last change was undone already")
     group = [e for e in events if e.agent == agent and e.at == mine.at and e.action in UNDOABLE]
-    later = [e for e in events if e.id > max(g.id for g in group) and e.action not in HARMLESS]
+    later = [e for e in events if id_of(e) > max(id_of(g) for g in group) and e.action not in HARMLESS]
     if later:
         who = later[-1].agent
         raise Conflict(f"{ref} changed since your {mine.action} ({later[-1].action} by {who}); "
                        "not undone — look at it again")
-    if conversation_queries.inbound_since(session=session, conversation_id=conversation.id, since=mine.at):
+    if conversation_queries.inbound_since(session=session, conversation_id=id_of(conversation), since=mine.at):
         raise Conflict(f"{ref} has a new customer message since your {mine.action}; not undone — look at it again")
     changes: dict[str, Any] = {"add_tags": [], "remove_tags": []}
     undone: list[str] = []
-    for event in sorted(group, key=lambda e: e.id):
+    for event in sorted(group, key=id_of):
         detail = json.loads(event.detail or "{}")
         if event.action == "status":
             changes["status"] = detail.get("old")

@@ -23,7 +23,7 @@ def due_conversations(*, session: Session, source: str, solved_after: datetime, 
         .where(Conversation.source == source, col(Conversation.status).in_(_DONE),
                col(Conversation.solved_at) > solved_after, col(Conversation.solved_at) <= solved_before,
                col(Conversation.merged_into_id).is_(None), ~surveyed.exists())
-        .order_by(Conversation.solved_at, Conversation.id)
+        .order_by(col(Conversation.solved_at), col(Conversation.id))
         .limit(limit)
     )
     return list(session.exec(statement).all())
@@ -42,20 +42,22 @@ def ratings_of_customer(*, session: Session, customer_id: int, limit: int = 50) 
     """(conversation id, subject, survey) of a customer's answered surveys, newest first."""
     statement = (
         select(Conversation.id, Conversation.subject, SatisfactionSurvey)
-        .join(SatisfactionSurvey, SatisfactionSurvey.conversation_id == Conversation.id)
+        .join(SatisfactionSurvey, col(SatisfactionSurvey.conversation_id) == col(Conversation.id))
         .where(Conversation.customer_id == customer_id, col(SatisfactionSurvey.rating).is_not(None))
         .order_by(col(SatisfactionSurvey.answered_at).desc())
         .limit(limit)
     )
-    return [(row[0], row[1], row[2]) for row in session.exec(statement).all()]
+    return [(conversation_id, subject, survey) for conversation_id, subject, survey in session.exec(statement).all()
+            if conversation_id is not None]  # a primary key: always
 
 
 def surveys_in(*, session: Session, since: datetime, until: datetime) \
         -> list[tuple[datetime, int | None, str, str, str]]:
     """(sent_at, rating or None, agent, SLA policy, channel) of every survey sent in [since, until)."""
     statement = (
-        select(SatisfactionSurvey.sent_at, SatisfactionSurvey.rating, SatisfactionSurvey.agent,
-               Conversation.sla_policy, Conversation.channel)
+        select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
+            SatisfactionSurvey.sent_at, SatisfactionSurvey.rating, SatisfactionSurvey.agent,
+            Conversation.sla_policy, Conversation.channel)
         .join(Conversation, Conversation.id == SatisfactionSurvey.conversation_id)
         .where(SatisfactionSurvey.skipped == "", col(SatisfactionSurvey.message_id).is_not(None),
                SatisfactionSurvey.sent_at >= since, SatisfactionSurvey.sent_at < until)
@@ -68,7 +70,8 @@ def answers_for(*, session: Session, message_ids: Sequence[int]) -> dict[int, Sa
     if not message_ids:
         return {}
     statement = select(SatisfactionSurvey).where(col(SatisfactionSurvey.answer_message_id).in_(list(message_ids)))
-    return {survey.answer_message_id: survey for survey in session.exec(statement).all()}
+    return {survey.answer_message_id: survey for survey in session.exec(statement).all()
+            if survey.answer_message_id is not None}  # all of them: the query matched on it
 
 
 def surveys_of(*, session: Session, conversation_ids: Sequence[int]) -> dict[int, SatisfactionSurvey]:

@@ -135,13 +135,13 @@ def withdraw_unclaimed(*, session: Session, message_id: int) -> bool:
 
     One conditional DELETE decides: a claim counts the attempt in its own write transaction, so of
     a claim and a withdrawal exactly one wins, on any database."""
-    gone = session.exec(delete(Outbox).where(  # type: ignore[call-overload]
-        Outbox.message_id == message_id, Outbox.state == "queued", Outbox.attempts == 0))
+    gone = session.exec(delete(Outbox).where(
+        col(Outbox.message_id) == message_id, col(Outbox.state) == "queued", col(Outbox.attempts) == 0))
     if gone.rowcount != 1:
         return False
-    session.exec(delete(Attachment).where(Attachment.message_id == message_id))  # type: ignore[call-overload]
-    session.exec(delete(ArticleUse).where(ArticleUse.message_id == message_id))  # type: ignore[call-overload]
-    session.exec(delete(Message).where(Message.id == message_id))  # type: ignore[call-overload]
+    session.exec(delete(Attachment).where(col(Attachment.message_id) == message_id))
+    session.exec(delete(ArticleUse).where(col(ArticleUse.message_id) == message_id))
+    session.exec(delete(Message).where(col(Message.id) == message_id))
     return True
 
 
@@ -159,8 +159,8 @@ def hurry(*, session: Session, message_ids: Sequence[int], now: datetime) -> int
     """Make these queued, unclaimed replies due now (past their undo window or retry backoff): how many."""
     if not message_ids:
         return 0
-    result = session.exec(update(Outbox).where(  # type: ignore[call-overload]
-        col(Outbox.message_id).in_(list(message_ids)), Outbox.state == "queued",
+    result = session.exec(update(Outbox).where(
+        col(Outbox.message_id).in_(list(message_ids)), col(Outbox.state) == "queued",
         col(Outbox.next_attempt_at) > now).values(next_attempt_at=now, no_sender_at=None))
     return result.rowcount
 

@@ -46,7 +46,7 @@ from agentdesk.domain import audit
 from agentdesk.domain.automatic_messages import AUTOMATIC_KINDS, automatic_limit_reached
 from agentdesk.store import db
 from agentdesk.store import outbox as outbox_queries
-from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
+from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox, id_of
 
 if TYPE_CHECKING:
     from agentdesk.channels.webhook.adapters import StatusUpdate
@@ -147,7 +147,7 @@ def deliver_due(
         if sources is None:  # a worker limited to some sources leaves the others to the full one
             _mark_no_sender(session, set(senders), now=now, report=report)
         rows = outbox_queries.due_rows(session=session, senders=set(senders), sources=sources, now=now, limit=limit)
-        unfinished = outbox_queries.unfinished_attempts(session=session, outbox_ids=[row.id for row in rows])
+        unfinished = outbox_queries.unfinished_attempts(session=session, outbox_ids=[id_of(row) for row in rows])
         for outbox in rows:
             sender = senders[outbox.channel]
             message = session.get(Message, outbox.message_id)
@@ -163,7 +163,7 @@ def deliver_due(
             outbox.next_attempt_at = now + LEASE
             outbox.no_sender_at = None
             session.add(outbox)
-            attempt = DeliveryAttempt(outbox_id=outbox.id, started_at=now)
+            attempt = DeliveryAttempt(outbox_id=id_of(outbox), started_at=now)
             session.add(attempt)
             session.flush()
             try:
@@ -179,7 +179,7 @@ def deliver_due(
             except DeliveryError as error:
                 _record_failure(session, outbox, attempt, error, now=now, report=report, ref=ref)
                 continue
-            claimed.append(_Claimed(outbox.id, attempt.id, outbox.attempts, sender, prepared, ref))
+            claimed.append(_Claimed(id_of(outbox), id_of(attempt), outbox.attempts, sender, prepared, ref))
         session.commit()
 
     for item in claimed:
@@ -193,10 +193,11 @@ def deliver_due(
             outcome = note
         done = now_fn()
         with db.write_session(engine) as session:
-            outbox = session.get(Outbox, item.outbox_id)
-            attempt = session.get(DeliveryAttempt, item.attempt_id)
-            if outbox is None or attempt is None:
+            found_outbox = session.get(Outbox, item.outbox_id)
+            found_attempt = session.get(DeliveryAttempt, item.attempt_id)
+            if found_outbox is None or found_attempt is None:
                 continue
+            outbox, attempt = found_outbox, found_attempt
             if isinstance(outcome, DeliveryOutcomeUnknown):
                 _record_unknown(session, outbox, attempt, outcome, now=done, report=report, ref=item.ref)
             elif isinstance(outcome, DeliveryError):
