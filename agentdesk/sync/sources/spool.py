@@ -70,7 +70,7 @@ from agentdesk.sanitize import printable
 from agentdesk.store import db, queries
 from agentdesk.store.db import OperationalError
 from agentdesk.store.sync_state import sync_state_or_new
-from agentdesk.sync.base import PollReport, Progress, SourceError, SyncContext
+from agentdesk.sync.base import PollReport, Progress, SourceError, SyncContext, release_freed_memory
 from agentdesk.sync.delivery import apply_status
 from agentdesk.sync.sources.spool_drafts import inbound_message, link_identity
 
@@ -364,6 +364,7 @@ class SpoolSource:
         if self.durable_moves and (done or rejects):
             fsync_dir(self.path / "new")
             fsync_dir(self.path / "cur")
+        release_freed_memory()
         return result
 
     def _unavailable(self, names: list[str], rejects: list[tuple[str, str]], error: OperationalError) \
