@@ -223,7 +223,9 @@ def _template_checks(settings: config.Settings) -> Iterator[Check]:
         return
     found = templates.load_all(directory)
     names = {t.name for t in found} | {t.shortcut for t in found if t.shortcut}
-    for key, source in [*(("mailbox", m) for m in settings.mailbox), *(("spool", s) for s in settings.spool)]:
+    sources: list[tuple[str, config.MailboxSettings | config.SpoolSettings]] = [
+        *(("mailbox", m) for m in settings.mailbox), *(("spool", s) for s in settings.spool)]
+    for key, source in sources:
         if source.receipt and source.receipt not in names:
             yield Check(f"{key} {source.name} receipt", "fail", f"the receipt template {source.receipt!r} is not in "
                         f"{directory}", fix=f"write {directory / (source.receipt + '.md')} or correct receipt")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TypeVar
 
 from agentdesk import config
 from agentdesk.demo import content
@@ -27,6 +28,8 @@ from agentdesk.domain import clocks
 from agentdesk.store import db, demo_load
 from agentdesk.store.demo_load import Rows
 from agentdesk.store.models import ref_of, sqlite_text
+
+T = TypeVar("T")
 
 DEFAULT_CONVERSATIONS = 240
 MARKER = "demo.json"
@@ -146,7 +149,9 @@ def _bring_up_to_date(config_path: Path, marker: Path, built: dict) -> None:
     seconds = int((datetime.now(timezone.utc) - last).total_seconds())
     if seconds < 60:
         return
-    demo_load.shift_times(db.sqlite_path(config.load(config_path).database_url), seconds)
+    path = db.sqlite_path(config.load(config_path).database_url)
+    assert path is not None, "the demo's database is SQLite"
+    demo_load.shift_times(path, seconds)
     built["built_at"] = (last + timedelta(seconds=seconds)).isoformat()
     marker.write_text(json.dumps(built))
 
@@ -167,7 +172,7 @@ def write_articles(directory: Path) -> None:
 # --- generation ---------------------------------------------------------------------------------
 
 
-def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+def _pick(rng: random.Random, weighted: tuple[tuple[T, int], ...]) -> T:
     values, weights = zip(*weighted)
     return rng.choices(values, weights)[0]
 
@@ -493,4 +498,6 @@ def build_database(settings: config.Settings, *, conversations: int, now: dateti
         if progress:
             progress(done, conversations, "building demo")
 
-    demo_load.write_rows(db.sqlite_path(settings.database_url), chunks, on_chunk=count)
+    path = db.sqlite_path(settings.database_url)
+    assert path is not None, "the demo's database is SQLite"
+    demo_load.write_rows(path, chunks, on_chunk=count)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from agentdesk.errors import NotFound
 from agentdesk.store import files
@@ -97,7 +97,8 @@ def _write_file(root: Path, key: str, data: bytes, durable: bool) -> None:
 def _insert_blobs(session: Session, rows: dict[str, bytes]) -> None:
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(AttachmentBlob.__table__).on_conflict_do_nothing(index_elements=["sha256"])
+    table = AttachmentBlob.__table__  # type: ignore[attr-defined]  # set by SQLModel
+    statement = module.insert(table).on_conflict_do_nothing(index_elements=["sha256"])
     session.execute(statement, [{"sha256": key, "data": data} for key, data in rows.items()])
 
 
@@ -152,7 +153,7 @@ def path_of(*, session: Session, key: str) -> Path | None:
 
 def stored_keys(*, session: Session) -> list[str]:
     """Every key a row says is stored, once each: what `db copy` carries."""
-    statement = select(Attachment.storage_key).where(Attachment.state == "stored").distinct()
+    statement = select(col(Attachment.storage_key)).where(col(Attachment.state) == "stored").distinct()
     return sorted(key for (key,) in session.execute(statement) if key)
 
 

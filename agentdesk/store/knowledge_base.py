@@ -77,7 +77,7 @@ def all_articles(*, session: Session) -> list[KbArticle]:
 
 def article_names(*, session: Session) -> list[tuple[str, str, str]]:
     """(slug, title, url) of every article: what a sent message is checked against, without the bodies."""
-    return [tuple(row) for row in session.exec(select(KbArticle.slug, KbArticle.title, KbArticle.url)).all()]
+    return [(slug, title, url) for slug, title, url in session.exec(select(KbArticle.slug, KbArticle.title, KbArticle.url)).all()]
 
 
 def search(*, session: Session, words: Sequence[str], prefixes: Sequence[str] = (), limit: int = 10) \

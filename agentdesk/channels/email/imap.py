@@ -45,7 +45,7 @@ __all__ = [
 
 # A FETCH response line (without its literal) longer than stdlib imaplib's default 1 MB limit is
 # legal: raise the limit instead of failing a sync on a message with thousands of flags.
-imaplib._MAXLINE = max(imaplib._MAXLINE, 50_000_000)
+imaplib._MAXLINE = max(imaplib._MAXLINE, 50_000_000)  # type: ignore[attr-defined]  # private, not in the stubs
 
 # How many messages and how many bytes one UID FETCH asks for: large enough that round trips do
 # not matter on a LAN, small enough that a crash re-fetches little and memory stays bounded.
@@ -377,13 +377,13 @@ class BulkConnection:
 
     @_one_command_at_a_time
     def search_unseen(self, up_to_uid: int) -> list[int]:
-        typ, data = self.conn.uid("SEARCH", None, f"UID 1:{up_to_uid} UNSEEN")
+        typ, data = self.conn.uid("SEARCH", None, f"UID 1:{up_to_uid} UNSEEN")  # type: ignore[arg-type]  # no CHARSET
         self._check(typ, data, "searching unread messages")
         return [int(u) for u in b" ".join(d for d in data if d).split() if int(u) <= up_to_uid]
 
     @_one_command_at_a_time
     def search_all(self, up_to_uid: int) -> list[int]:
-        typ, data = self.conn.uid("SEARCH", None, f"UID 1:{up_to_uid}")
+        typ, data = self.conn.uid("SEARCH", None, f"UID 1:{up_to_uid}")  # type: ignore[arg-type]  # no CHARSET
         self._check(typ, data, "searching messages")
         return [int(u) for u in b" ".join(d for d in data if d).split() if int(u) <= up_to_uid]
 

@@ -119,12 +119,12 @@ class _DataWatch:
     def data(self, msg):
         self._in_data = True
         try:
-            return super().data(msg)  # type: ignore[misc]
+            return super().data(msg)
         finally:
             self._in_data = False
 
     def send(self, s):
-        super().send(s)  # type: ignore[misc]
+        super().send(s)
         # Within DATA, commands are str and the message (ending in CRLF "." CRLF) is bytes.
         if self._in_data and isinstance(s, (bytes, bytearray)):
             self.data_written = True

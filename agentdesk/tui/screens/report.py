@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rich.console import Group
+from rich.console import Group, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -59,8 +59,10 @@ def percent_cell(cell: dict[str, Any], width: int = 10) -> Text:
 
 def times_table(document: dict[str, Any]) -> Table:
     table = Table(title="Reply and resolution times", title_justify="left", box=None, pad_edge=False, expand=False)
-    for name, justify in (("", "left"), ("count", "right"), ("median", "right"), ("p90", "right"),
-                          ("median of p90", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("", "left"), ("count", "right"), ("median", "right"), ("p90", "right"),
+        ("median of p90", "left"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     figures = document["reply_times"]
     for metric, f in figures.items():
@@ -109,8 +111,10 @@ def backlog_table(document: dict[str, Any]) -> Group:
 
 def volume_table(document: dict[str, Any]) -> Table:
     table = Table(title="Volume by channel", title_justify="left", box=None, pad_edge=False)
-    for name, justify in (("channel", "left"), ("conversations", "right"), ("", "left"), ("in", "right"),
-                          ("out", "right"), ("notes", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("channel", "left"), ("conversations", "right"), ("", "left"), ("in", "right"),
+        ("out", "right"), ("notes", "right"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     channels = document["volume"]["channels"]
     largest = max((row["conversations"] for row in channels), default=0)
@@ -176,8 +180,10 @@ def knowledge_base_table(document: dict[str, Any]) -> Table | Text:
     if not articles:
         return Text("Knowledge base: no article sent in this period", style="dim")
     table = Table(title="Knowledge base: articles sent", title_justify="left", box=None, pad_edge=False)
-    for name, justify in (("article", "left"), ("sent", "right"), ("conversations", "right"),
-                          ("solved, no reply since", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("article", "left"), ("sent", "right"), ("conversations", "right"),
+        ("solved, no reply since", "left"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for row in articles[:10]:
         rate = row["self_service_rate"]
