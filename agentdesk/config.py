@@ -21,6 +21,7 @@ import subprocess
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -222,7 +223,8 @@ class SpoolSettings:
     name: str = setting(doc="Name of the spool; `webhook serve` accepts POST /hooks/<name>.")
     path: str = setting(doc="Directory holding tmp/ new/ cur/ rejected/.")
     # Literal of a tuple: the loader checks the value against the registry above.
-    adapter: Literal[SPOOL_ADAPTERS] = setting("generic", doc="Payload format: " + " | ".join(SPOOL_ADAPTERS) + ".")
+    adapter: Literal[SPOOL_ADAPTERS] = setting(  # type: ignore[valid-type]  # a tuple's values, checked by the loader
+        "generic", doc="Payload format: " + " | ".join(SPOOL_ADAPTERS) + ".")
     kind: Literal["email", "sms", "chat", "webform", "social"] = setting(
         "chat", doc="Channel kind of the conversations it feeds: sms | chat | webform | social | email."
     )
@@ -456,7 +458,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         options = [a for a in get_args(tp) if a is not type(None)]
         return _convert(value, options[0], key)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {_toml_type(value)}")
         return _build(tp, value, key)
@@ -558,8 +560,11 @@ def _validate(settings: Settings) -> None:
             if value not in PRIORITIES:
                 raise ConfigError(f"{key}.match.priority: expected one of {', '.join(PRIORITIES)}, got {value!r}")
 
+    # Both kinds of source, for the checks they share.
+    sources: tuple[tuple[str, Sequence[MailboxSettings | SpoolSettings]], ...] = (
+        ("mailbox", settings.mailbox), ("spool", settings.spool))
     names: set[str] = set()
-    for section, entries in (("mailbox", settings.mailbox), ("spool", settings.spool)):
+    for section, entries in sources:
         for i, entry in enumerate(entries):
             key = _entry_key(section, i, entry.name)
             if entry.name in names:
@@ -576,7 +581,7 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{key}.after_fetch: expected keep | seen | move:Folder, got {mailbox.after_fetch!r}")
         if not (0 < mailbox.port < 65536):
             raise ConfigError(f"{key}.port: expected a TCP port 1-65535, got {mailbox.port}")
-    for section, entries in (("mailbox", settings.mailbox), ("spool", settings.spool)):
+    for section, entries in sources:
         for i, entry in enumerate(entries):
             if entry.receipt_limit < 1:
                 raise ConfigError(f"{_entry_key(section, i, entry.name)}.receipt_limit: expected at least 1, "
@@ -584,7 +589,7 @@ def _validate(settings: Settings) -> None:
             if entry.attachments_max_bytes <= 0:
                 raise ConfigError(f"{_entry_key(section, i, entry.name)}.attachments_max_bytes: expected a "
                                   f"positive number of bytes, got {entry.attachments_max_bytes}")
-    for section, entries in (("mailbox", settings.mailbox), ("spool", settings.spool)):
+    for section, entries in sources:
         for i, entry in enumerate(entries):
             _check_duration(entry.csat_delay, f"{_entry_key(section, i, entry.name)}.csat_delay")
     for i, spool in enumerate(settings.spool):
@@ -729,6 +734,6 @@ def documented_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, s
         inner = tp
         if get_origin(tp) in (list, dict):
             inner = get_args(tp)[-1]
-        if dataclasses.is_dataclass(inner):
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
             keys.extend(documented_keys(inner, f"{key}."))
     return keys

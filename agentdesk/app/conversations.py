@@ -19,7 +19,7 @@ from agentdesk.domain import drafts, knowledge_base, templates
 from agentdesk.domain import queue as queue_service
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import queries
-from agentdesk.store.models import Conversation, ref_of
+from agentdesk.store.models import Conversation, id_of, ref_of
 
 Ref = int | str  # a conversation id, or a reference as typed
 
@@ -79,7 +79,7 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
         if conversation is None:
             raise queries.NotFound(f"no conversation {ref_of(conversation_id)}")
         messages = queries.thread(session=session, conversation_id=conversation_id)
-        ids = [m.id for m in messages]
+        ids = [id_of(m) for m in messages]
         outbox = queries.delivery_states(session=session, message_ids=ids)
         files = queries.attachments_of(session=session, message_ids=ids)
         events = queries.events(session=session, conversation_id=conversation_id, limit=500)
@@ -95,13 +95,13 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
         ThreadItem(
             at=m.at, kind=m.direction, author=m.author or m.sender_address, subject=m.subject,
             body=m.body_text or m.body_html_text, message_kind=m.kind,
-            delivery=documents.delivery_state(outbox.get(m.id)),
+            delivery=documents.delivery_state(outbox.get(id_of(m))),
             delivery_error=outbox[m.id].last_error if m.id in outbox else "",
             delivery_at=outbox[m.id].updated_at if m.id in outbox else None,
             deliverable=outbox[m.id].no_sender_at is None if m.id in outbox else True,
             number=number,
-            attachments=listed.get(m.id, ()),
-            recipients=_addressed(outbox.get(m.id)),
+            attachments=listed.get(id_of(m), ()),
+            recipients=_addressed(outbox.get(id_of(m))),
         )
         for number, m in enumerate(messages, start=1)
     ]
@@ -197,7 +197,7 @@ def resend(desk: Desk, ref: Ref, number: int) -> str:
     conversation_ref = reference(ref)
     with desk.writing, desk.write() as session:
         conversation = queries.conversation_by_ref(session=session, ref=conversation_ref)
-        messages = queries.thread(session=session, conversation_id=conversation.id)
+        messages = queries.thread(session=session, conversation_id=id_of(conversation))
         replies.resend(session, messages=messages, number=number, ref=conversation_ref, agent=desk.agent,
                        now=desk.now())
         session.commit()
@@ -214,7 +214,7 @@ def withdraw(desk: Desk, ref: Ref, message_id: int) -> str:
         conversation = queue_service.load_for_update(session, _typed(ref))
         body = replies.withdraw(session, conversation=conversation, message_id=message_id, agent=desk.agent,
                                 signature=desk.agent_signature, now=desk.now(), policies=desk.policies)
-        drafts.save(session, conversation_id=conversation.id, agent=desk.agent, body=body, kind="reply",
+        drafts.save(session, conversation_id=id_of(conversation), agent=desk.agent, body=body, kind="reply",
                     base_version=conversation.version, now=desk.now())
         session.commit()
     return body
@@ -229,19 +229,19 @@ def send_now(desk: Desk, ref: Ref) -> str:
     conversation_ref = reference(ref)
     with desk.writing, desk.write() as session:
         conversation = queries.conversation_by_ref(session=session, ref=conversation_ref)
-        messages = queries.thread(session=session, conversation_id=conversation.id)
-        hurried = outbox_queries.hurry(session=session, message_ids=[m.id for m in messages], now=desk.now())
+        messages = queries.thread(session=session, conversation_id=id_of(conversation))
+        hurried = outbox_queries.hurry(session=session, message_ids=[id_of(m) for m in messages], now=desk.now())
         session.commit()
     if hurried:
         return f"{conversation_ref}: {hurried} waiting repl{'y' if hurried == 1 else 'ies'} sent now"
     with desk.read() as session:
         conversation = queries.conversation_by_ref(session=session, ref=conversation_ref)
-        messages = queries.thread(session=session, conversation_id=conversation.id)
-        states = queries.delivery_states(session=session, message_ids=[m.id for m in messages])
+        messages = queries.thread(session=session, conversation_id=id_of(conversation))
+        states = queries.delivery_states(session=session, message_ids=[id_of(m) for m in messages])
     from agentdesk.domain.replies import RESENDABLE
 
     for number in range(len(messages), 0, -1):
-        outbox = states.get(messages[number - 1].id)
+        outbox = states.get(id_of(messages[number - 1]))
         if outbox is not None and outbox.state in RESENDABLE and outbox.bounce_message_id is None:
             return resend(desk, conversation_ref, number)
     return f"{conversation_ref}: no reply waiting to be sent"
@@ -310,7 +310,7 @@ def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status
     if recipients is not None:
         recipients = outbound.checked(conversation.channel, recipients)
         if (recipients.cc or recipients.bcc) and conversation.source in {s.name for s in desk.settings.spool}:
-            raise InvalidInput(f"{ref_of(conversation.id)}'s replies go through the spool {conversation.source}, "
+            raise InvalidInput(f"{ref_of(id_of(conversation))}'s replies go through the spool {conversation.source}, "
                                "which has one recipient: Cc and Bcc are for conversations of a mailbox")
     if files:
         outbound.check_size(files, limit=outbound.max_bytes(desk.settings, conversation.channel, conversation.source),
@@ -324,10 +324,11 @@ def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status
     )
     # The knowledge-base articles it names count as sent (docs/csat-kb.md, usage).
     knowledge_base.record_sent(session, message=message, now=desk.now())
-    drafts.discard(session, conversation_id=conversation.id, agent=desk.agent)
+    drafts.discard(session, conversation_id=id_of(conversation), agent=desk.agent)
     if commit:
         session.commit()
-    return Sent(ref_of(conversation.id), "reply", message.external_id, status, message.id, max(delay, 0.0))
+    return Sent(ref_of(id_of(conversation)), "reply", message.external_id or "", status, id_of(message),
+                max(delay, 0.0))
 
 
 def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
@@ -343,9 +344,9 @@ def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
         if status:
             queue_service.change(session, conversation=conversation, agent=desk.agent, now=now,
                                  policies=desk.policies, status=status)
-        drafts.discard(session, conversation_id=conversation.id, agent=desk.agent)
+        drafts.discard(session, conversation_id=id_of(conversation), agent=desk.agent)
         session.commit()
-        return Sent(ref_of(conversation.id), "note", status=status)
+        return Sent(ref_of(id_of(conversation)), "note", status=status)
 
 
 def send(desk: Desk, ref: Ref, body: str, *, kind: str = "reply", status: str | None = None,
