@@ -33,7 +33,7 @@ import re
 import time
 from collections.abc import Iterable
 from functools import update_wrapper, wraps
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError, TemplateError
@@ -254,10 +254,11 @@ def _check_str_method(name: str, text: str | bytes, args: tuple, kwargs: dict, b
     elif name == "expandtabs":
         tabsize = args[0] if args else kwargs.get("tabsize", 8)
         if isinstance(tabsize, int):
-            _refuse_size(len(text) + text.count("\t" if isinstance(text, str) else b"\t") * max(tabsize, 0))
+            tabs = text.count("\t") if isinstance(text, str) else text.count(b"\t")
+            _refuse_size(len(text) + tabs * max(tabsize, 0))
     elif name == "replace" and len(args) >= 2 and isinstance(args[0], type(text)) and isinstance(args[1], type(text)):
         old, new = args[0], args[1]
-        count = text.count(old)
+        count = text.count(old)  # type: ignore[arg-type]  # old is of text's own type (checked above)
         if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
             count = min(count, args[2])
         _refuse_size(len(text) + count * max(len(new) - len(old), 0))
@@ -367,19 +368,19 @@ class _Guard(NodeTransformer):
     """Rewrites a parsed template so that loops and `~` go through the environment's checks."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
-        node = self.generic_visit(node)
-        node.iter = _environment_call("guard_loop", [node.iter], node.iter)
+        node = cast(nodes.For, self.generic_visit(node))  # the same node, its children visited
+        node.iter = _environment_call("guard_loop", [cast(nodes.Expr, node.iter)], node.iter)
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        node = self.generic_visit(node)
+        node = cast(nodes.Concat, self.generic_visit(node))
         return _environment_call("join_values", list(node.nodes), node)
 
 
 def _environment_call(name: str, args: list[nodes.Expr], at: nodes.Node) -> nodes.Call:
     call = nodes.Call(nodes.EnvironmentAttribute(name), args, [], None, None)
     call.set_lineno(at.lineno)
-    call.set_environment(at.environment)
+    call.set_environment(at.environment)  # type: ignore[arg-type]  # set on every parsed node
     return call
 
 
@@ -400,7 +401,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         filters = dict(self.filters)
         filters["sum"] = _bounded_sum(budget, filters["sum"])
         self.filters = {name: self._guard_filter(function, checks.get(name)) for name, function in filters.items()}
-        self.concat = self._concat
+        self.concat = self._concat  # type: ignore[method-assign]  # compiled templates join through it
 
     # What compiled template code calls -------------------------------------------------------
 
@@ -434,7 +435,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     # Sandbox hooks ---------------------------------------------------------------------------
 
-    def call(self, context, obj, /, *args, **kwargs):  # type: ignore[override]
+    def call(self, context, obj, /, *args, **kwargs):
         self.budget.tick()
         if isinstance(obj, LoopContext) and args:
             args = (self.guard_loop(args[0]),) + args[1:]
@@ -461,7 +462,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             if is_format_map:
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one argument")
-                args, kwargs = (), args[0]
+                mapping = args[0]
+                args, kwargs = (), mapping
             _refuse_size(len(text), "the format string")
             return str(_BoundedFormatter(self).vformat(text, args, kwargs))
 
