@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from agentdesk.app import attachments as attachment_actions
+from agentdesk.tui.screens.main_parts import MainScreenParts
 from agentdesk.tui.widgets import shown, shown_line
 
 
@@ -72,7 +73,7 @@ class PreviewReady(Message):
         self.number = number
 
 
-class AttachmentKeys:
+class AttachmentKeys(MainScreenParts):
     """Mixed into the main screen, which has `desk`, `thread` and `thread_view`."""
 
     def _chosen_attachment(self):
@@ -111,6 +112,7 @@ class AttachmentKeys:
         if not chosen.available:
             self.notify(f"{shown_line(chosen.filename)}: {chosen.status}", severity="warning", timeout=6)
             return
+        assert self.thread is not None  # _chosen_attachment found one
         if attachment_actions.is_text(chosen):
             self._preview(self.thread.conversation.id, chosen.number)
         else:
@@ -125,6 +127,7 @@ class AttachmentKeys:
         if not chosen.available:
             self.notify(f"{shown_line(chosen.filename)}: {chosen.status}", severity="warning", timeout=6)
             return
+        assert self.thread is not None  # _chosen_attachment found one
         conversation_id = self.thread.conversation.id
         default = str(attachment_actions.default_save_dir(self.desk))
 

@@ -10,10 +10,11 @@ from datetime import datetime
 from textual import work
 
 from agentdesk.app import csat as csat_actions
+from agentdesk.tui.screens.main_parts import MainScreenParts
 from agentdesk.tui.widgets import shown_line
 
 
-class RatingAlerts:
+class RatingAlerts(MainScreenParts):
     """Mixed into the main screen, which has `desk` and `now`."""
 
     _ratings_checked: datetime | None = None

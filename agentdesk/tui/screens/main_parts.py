@@ -1,0 +1,27 @@
+"""What the main screen's mixins (its attachment keys, its rating alerts) use of it: the type
+checker sees a `Screen` with these attributes; at run time the base is a plain `object`, and the
+main screen itself provides them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from agentdesk.app.conversations import Thread
+    from agentdesk.app.desk import Desk
+    from agentdesk.tui.widgets.thread_view import ThreadView
+
+    class MainScreenParts(Screen):
+        desk: Desk
+        now: Callable[[], datetime]
+        thread: Thread | None
+
+        @property
+        def thread_view(self) -> ThreadView: ...
+
+else:
+    MainScreenParts = object
