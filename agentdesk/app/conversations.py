@@ -68,6 +68,11 @@ class Thread:
     sla: dict[str, Any]
     draft: Any = None  # store.models.Draft | None
 
+    @property
+    def conversation_id(self) -> int:
+        """The conversation's id: a thread is always of a stored conversation."""
+        return id_of(self.conversation)
+
 
 def thread(desk: Desk, conversation_id: int) -> Thread:
     """The conversation with its messages and events in time order, its customer, SLA and this agent's draft."""

@@ -89,7 +89,8 @@ class ComposerScreen(Screen):
 
     def on_mount(self) -> None:
         for field in self.query("Input, TextArea"):
-            field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
+            if isinstance(field, (Input, TextArea)):
+                field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         self._render_title()
         self._fill_templates("")
         self._suggest_articles()
@@ -102,7 +103,7 @@ class ComposerScreen(Screen):
         else:
             self._load_recipients()
         if hasattr(self.app, "set_presence"):
-            self.app.set_presence(self.thread.conversation.id, "replying")
+            self.app.set_presence(self.thread.conversation_id, "replying")
         if self.open_editor:
             self.call_after_refresh(self.action_editor)
 
@@ -227,7 +228,7 @@ class ComposerScreen(Screen):
     @work(thread=True, group="kb-suggest")
     def _suggest_articles(self) -> None:
         try:
-            found = kb.suggestions(self.desk, self.thread.conversation.id)
+            found = kb.suggestions(self.desk, self.thread.conversation_id)
         except Exception:  # suggestions are a help, not a reason to fail opening the composer
             return
         if found:
@@ -238,7 +239,7 @@ class ComposerScreen(Screen):
         self._fill_templates(self.query_one("#template-filter", Input).value)
 
     def action_knowledge_base(self) -> None:
-        self.app.push_screen(KbPickerScreen(self.desk, self.thread.conversation.id), self._insert_text)
+        self.app.push_screen(KbPickerScreen(self.desk, self.thread.conversation_id), self._insert_text)
 
     @work(thread=True, group="kb-insert")
     def _insert_article(self, slug: str) -> None:
@@ -290,7 +291,7 @@ class ComposerScreen(Screen):
         if self._sent or self.kind == "forward":
             return
         text = self.query_one("#body", TextArea).text
-        desk, conversation_id, kind, version = self.desk, self.thread.conversation.id, self.kind, self.base_version
+        desk, conversation_id, kind, version = self.desk, self.thread.conversation_id, self.kind, self.base_version
         # An app worker, not the screen's: it must finish even when the screen has closed.
         self.app.run_worker(lambda: conversations.save_draft(desk, conversation_id, text, kind=kind, base_version=version),
                             thread=True, group="draft", exit_on_error=False)
@@ -327,7 +328,7 @@ class ComposerScreen(Screen):
     def _send(self, text: str, status: str | None, recipients=None, files=()) -> None:
         from agentdesk.errors import Conflict
 
-        conversation_id = self.thread.conversation.id
+        conversation_id = self.thread.conversation_id
         try:
             if self.kind == "forward":
                 to = recipients or Recipients()
@@ -384,7 +385,7 @@ class ComposerScreen(Screen):
         self.dismiss()
         main = self.app.main  # type: ignore[attr-defined]
         if getattr(done, "delay", 0) and getattr(done, "message_id", None) and hasattr(main, "hold_send"):
-            main.hold_send(self.thread.conversation.id, done.message_id, done.delay)
+            main.hold_send(self.thread.conversation_id, done.message_id, done.delay)
         main.post_message(ActionDone(str(done)))
 
     # --- recipients and files ----------------------------------------------------------------------
@@ -392,7 +393,7 @@ class ComposerScreen(Screen):
     @work(thread=True, exclusive=True, group="recipients")
     def _load_recipients(self) -> None:
         try:
-            found = outbound.recipients(self.desk, self.thread.conversation.id)
+            found = outbound.recipients(self.desk, self.thread.conversation_id)
         except Exception as error:
             self.app.call_from_thread(self.notify, f"recipients not loaded: {error}", severity="warning")
             return
