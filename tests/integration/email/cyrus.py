@@ -23,11 +23,10 @@ import subprocess
 import tempfile
 import textwrap
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from integration.email.servers import PASSWORD, _alive, _port_open, free_port
+from integration.email.servers import PASSWORD, ImapServer, _port_open, free_port
 
 REPO = Path(__file__).resolve().parents[3]
 ADMIN = "cyrus"
@@ -47,7 +46,9 @@ def _binaries() -> tuple[Path, Path]:
     pytest.skip(reason)
 
 
-class Cyrus:
+class Cyrus(ImapServer):
+    """A user's first login (`imap`, `append`) creates its INBOX."""
+
     USERS = 40
 
     def __init__(self):
@@ -115,11 +116,7 @@ class Cyrus:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pid = None
-        deadline = time.monotonic() + 10
-        while (pid and _alive(pid)) or _port_open(self.port):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        self._wait_stopped(pid)
 
     def cleanup(self) -> None:
         self.stop()
@@ -129,23 +126,6 @@ class Cyrus:
         if not self._free_users:
             raise RuntimeError("out of test users; raise USERS in cyrus.py")
         return self._free_users.pop(0)
-
-    def imap(self, user: str) -> imaplib.IMAP4:
-        conn = imaplib.IMAP4("127.0.0.1", self.port)
-        conn.login(user, PASSWORD)  # the first login creates the user's INBOX
-        return conn
-
-    def append(self, user: str, messages, folder: str = "INBOX") -> None:
-        conn = self.imap(user)
-        try:
-            if folder != "INBOX":
-                conn.create(folder)
-            for item in messages:
-                when, raw = item if isinstance(item, tuple) else (datetime.now(timezone.utc), item)
-                typ, data = conn.append(folder, None, imaplib.Time2Internaldate(when), raw)
-                assert typ == "OK", data
-        finally:
-            conn.logout()
 
     def write_maildir(self, user: str, messages) -> None:
         """Bulk delivery (Cyrus's spool is no maildir): 100 messages per MULTIAPPEND command with
@@ -162,15 +142,6 @@ class Cyrus:
                 conn.send(b"".join(command) + b"\r\n")
                 typ, data = conn._get_tagged_response(tag)
                 assert typ == "OK", data
-        finally:
-            conn.logout()
-
-    def uids(self, user: str, folder: str = "INBOX", criteria: str = "ALL") -> list[int]:
-        conn = self.imap(user)
-        try:
-            conn.select(folder, readonly=True)
-            typ, data = conn.uid("SEARCH", None, criteria)
-            return [int(u) for u in data[0].split()]
         finally:
             conn.logout()
 

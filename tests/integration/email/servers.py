@@ -53,7 +53,49 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-class Dovecot:
+class ImapServer:
+    """What the tests ask of any throwaway IMAP server on a loopback `port`: a logged-in
+    connection, delivery by APPEND, the UIDs in a folder, and waiting for it to go away."""
+
+    port: int
+
+    def imap(self, user: str) -> imaplib.IMAP4:
+        conn = imaplib.IMAP4("127.0.0.1", self.port)
+        conn.login(user, PASSWORD)
+        return conn
+
+    def append(self, user: str, messages, folder: str = "INBOX") -> None:
+        """Deliver over IMAP APPEND: (internal date, raw) pairs or raw bytes."""
+        conn = self.imap(user)
+        try:
+            if folder != "INBOX":
+                conn.create(folder)
+            for item in messages:
+                when, raw = item if isinstance(item, tuple) else (datetime.now(timezone.utc), item)
+                typ, data = conn.append(folder, None, imaplib.Time2Internaldate(when), raw)
+                assert typ == "OK", data
+        finally:
+            conn.logout()
+
+    def uids(self, user: str, folder: str = "INBOX", criteria: str = "ALL") -> list[int]:
+        conn = self.imap(user)
+        try:
+            conn.select(folder, readonly=True)
+            typ, data = conn.uid("SEARCH", None, criteria)
+            return [int(u) for u in data[0].split()]
+        finally:
+            conn.logout()
+
+    def _wait_stopped(self, pid: int | None) -> None:
+        """Until the master process `pid` has exited and the port is closed (10 s at most)."""
+        deadline = time.monotonic() + 10
+        while (pid and _alive(pid)) or _port_open(self.port):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+
+
+class Dovecot(ImapServer):
     """One throwaway Dovecot instance (see /work/shared/tools/dovecot-throwaway.sh)."""
 
     USERS = 40
@@ -190,11 +232,7 @@ class Dovecot:
         pid_file = self.root / "run" / "master.pid"
         pid = int(pid_file.read_text()) if pid_file.exists() else None
         subprocess.run([self.doveadm, "-c", str(self.conf), "stop"], capture_output=True)
-        deadline = time.monotonic() + 10
-        while (pid and _alive(pid)) or _port_open(self.port):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        self._wait_stopped(pid)
 
     def cleanup(self) -> None:
         self.stop()
@@ -222,24 +260,6 @@ class Dovecot:
             raise RuntimeError("out of pre-created test users; raise USERS in servers.py")
         return self._free_users.pop(0)
 
-    def imap(self, user: str) -> imaplib.IMAP4:
-        conn = imaplib.IMAP4("127.0.0.1", self.port)
-        conn.login(user, PASSWORD)
-        return conn
-
-    def append(self, user: str, messages, folder: str = "INBOX") -> None:
-        """Deliver over IMAP APPEND: (internal date, raw) pairs or raw bytes."""
-        conn = self.imap(user)
-        try:
-            if folder != "INBOX":
-                conn.create(folder)
-            for item in messages:
-                when, raw = item if isinstance(item, tuple) else (datetime.now(timezone.utc), item)
-                typ, data = conn.append(folder, None, imaplib.Time2Internaldate(when), raw)
-                assert typ == "OK", data
-        finally:
-            conn.logout()
-
     def write_maildir(self, user: str, messages) -> None:
         """Bulk delivery: files straight into Maildir/cur, mtime = internal date (as an MDA would)."""
         cur = self.root / "mail" / user / "Maildir" / "cur"
@@ -265,15 +285,6 @@ class Dovecot:
             conn.logout()
         self.doveadm_run("mailbox", "update", "-u", user, "--uid-validity", str(new), folder)
         return new
-
-    def uids(self, user: str, folder: str = "INBOX", criteria: str = "ALL") -> list[int]:
-        conn = self.imap(user)
-        try:
-            conn.select(folder, readonly=True)
-            typ, data = conn.uid("SEARCH", None, criteria)
-            return [int(u) for u in data[0].split()]
-        finally:
-            conn.logout()
 
 
 def _alive(pid: int) -> bool:
