@@ -30,7 +30,7 @@ from agentdesk.domain import clocks, customers
 from agentdesk.ingest import batch as _batch
 from agentdesk.ingest import threading
 from agentdesk.ingest.move import move_message
-from agentdesk.ingest.records import Ingested, content_hash
+from agentdesk.ingest.records import Ingested, NewConversation, content_hash
 from agentdesk.store.models import Conversation
 
 __all__ = ["Ingested", "content_hash", "ingest_all", "ingest_batch", "ingest_message", "move_message", "thread_for"]
@@ -67,7 +67,9 @@ def thread_for(session: Session, message: InboundMessage, customer_id: int) -> t
     """The stored conversation this message belongs to, and why; (None, "new") for a new one."""
     kind = customers.sender_identity_kind(message)
     address = customers.normalise_address(kind, message.sender_address)
-    return threading.thread(message, (customer_id, "", ""), address, _batch.Batch.lookup_for(session, [message]))
+    found, reason = threading.thread(message, (customer_id, "", ""), address, _batch.Batch.lookup_for(session, [message]))
+    assert not isinstance(found, NewConversation), "a lookup of stored rows holds no new conversation"
+    return found, reason
 
 
 def ingest_all(

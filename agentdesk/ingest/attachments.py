@@ -54,7 +54,7 @@ class Keeper:
                 row.update(state="failed", reason="not downloaded: linked attachments are not fetched "
                                                   "([attachments] download = false)")
                 continue
-            row["storage_key"] = measured or hashlib.sha256(data).hexdigest()
+            row["storage_key"] = storage_key = measured or hashlib.sha256(data).hexdigest()
             if size > self.caps.max_file_bytes:
                 row.update(state="withheld", reason=f"over the {size_text(self.caps.max_file_bytes)} limit per file "
                                                   "([attachments] max_file_bytes)")
@@ -74,7 +74,7 @@ class Keeper:
             # it is their durable copy, so their files skip the fsync (which on ext4 also forces
             # the database's WAL to disk, per file); a file a power cut lost or tore is detected by
             # its sha256 and taken again from the raw message. Webhook bytes are fsynced.
-            self.writer.submit(row["storage_key"], data, durable=message.source not in self.mailboxes)
+            self.writer.submit(storage_key, data, durable=message.source not in self.mailboxes)
         return rows
 
     def finish(self) -> None:

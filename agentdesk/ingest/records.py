@@ -7,10 +7,14 @@ import hashlib
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email.content import email_content
 from agentdesk.sanitize import inert_line
+
+if TYPE_CHECKING:
+    from agentdesk.store.models import Conversation, Customer
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,18 @@ class NewCustomer:
 
 
 
-def customer_id_of(customer: object) -> int | None:
+# A customer as ingest holds one: a stored row, one the chunk adds, or a lookup's (id, name, tier).
+CustomerRef: TypeAlias = "Customer | NewCustomer | tuple[Any, ...]"
+
+
+def customer_id_of(customer: CustomerRef) -> int | None:
     return customer[0] if isinstance(customer, tuple) else customer.id
 
 
 class NewConversation:
     """A conversation the chunk opens: the attributes `clocks.refresh_rows` reads and writes."""
 
-    def __init__(self, message: InboundMessage, customer: object, at: datetime, now: datetime):
+    def __init__(self, message: InboundMessage, customer: CustomerRef, at: datetime, now: datetime):
         self.id: int | None = None
         self.customer = customer
         self.channel = message.channel
@@ -72,28 +80,32 @@ class NewConversation:
         self.subject = message.subject or first_line(message.body_text)
         self.status = "new"
         self.priority = "normal"
-        self.assignee = None
-        self.snoozed_until = None
+        self.assignee: str | None = None
+        self.snoozed_until: datetime | None = None
         self.created_at = at
         self.updated_at = now
-        self.solved_at = None
-        self.first_responded_at = None
-        self.last_agent_reply_at = None
-        self.last_customer_message_at = None
-        self.waiting_since = None
-        self.merged_into_id = None
+        self.solved_at: datetime | None = None
+        self.first_responded_at: datetime | None = None
+        self.last_agent_reply_at: datetime | None = None
+        self.last_customer_message_at: datetime | None = None
+        self.waiting_since: datetime | None = None
+        self.merged_into_id: int | None = None
         self.aside = ""  # "spam", "bulk" or "system": set aside in that view, no SLA clock
-        self.bounced_at = None
+        self.bounced_at: datetime | None = None
         self.version = 1
-        self.opening: object = None  # sla.Opening computed ahead (the sync's parsers), if any
+        self.opening: Any = None  # sla.Opening computed ahead (the sync's parsers), if any
         # Written by clocks.refresh_rows.
         self.sla_policy = ""
-        self.first_response_due = self.next_response_due = self.periodic_update_due = None
-        self.resolution_due = self.warning_at = None
-        self.queue_due = self.queue_wait = None
+        self.first_response_due: datetime | None = None
+        self.next_response_due: datetime | None = None
+        self.periodic_update_due: datetime | None = None
+        self.resolution_due: datetime | None = None
+        self.warning_at: datetime | None = None
+        self.queue_due: datetime | None = None
+        self.queue_wait: datetime | None = None
 
 
-def conversation_id_of(conversation: object) -> int | None:
+def conversation_id_of(conversation: int | Conversation | NewConversation) -> int | None:
     """The id of a stored conversation, a NewConversation (once written) or a bare id."""
     return conversation if isinstance(conversation, int) else conversation.id
 
@@ -101,7 +113,7 @@ def conversation_id_of(conversation: object) -> int | None:
 @dataclass(eq=False)
 class PendingMessage:
     row: dict  # the message's column values, but its conversation_id
-    conversation: object  # a stored Conversation or a NewConversation
+    conversation: Conversation | NewConversation
     message: InboundMessage
     created: bool
     id: int | None = None
@@ -112,20 +124,21 @@ class Known:
     """A message stored or added by this chunk, as threading and dedupe need it."""
 
     id: int | None
-    conversation: object  # int (a stored conversation's id) or a NewConversation
+    conversation: int | NewConversation  # a stored conversation's id, or one the chunk opens
     content_hash: str | None
     direction: str
     thread_reason: str
     pending: PendingMessage | None = None
     sequence: int = field(default_factory=itertools.count().__next__)
 
-    def message_id(self) -> int:
+    def message_id(self) -> int | None:
+        """The message's id; None for one of this chunk's until the chunk writes it."""
         return self.pending.id if self.pending is not None else self.id
 
-    def conversation_id(self) -> int:
+    def conversation_id(self) -> int | None:
         return conversation_id_of(self.conversation)
 
     def order(self) -> tuple[int, int]:
         """ORDER BY id: stored rows first, by id; then the chunk's own, in the order they were
         added (their ids are to come, in that order)."""
-        return (1, self.sequence) if self.pending is not None and self.pending.id is None else (0, self.message_id())
+        return (1, self.sequence) if self.pending is not None and self.pending.id is None else (0, self.message_id() or 0)

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from agentdesk.channels.base import InboundMessage
-from agentdesk.ingest.records import Known, NewConversation, customer_id_of
+from agentdesk.ingest.records import CustomerRef, Known, NewConversation, customer_id_of
 from agentdesk.store.models import Conversation
 
 SUBJECT_TAG = re.compile(r"\[AD-(\d+)\]")
@@ -37,16 +37,16 @@ class Lookup(Protocol):
     def keyed(self, source: str, thread_key: str) -> Known | None:
         """The most recent message of this provider thread."""
 
-    def conversation(self, conversation: object) -> Conversation | NewConversation | None:
+    def conversation(self, conversation: int | NewConversation) -> Conversation | NewConversation | None:
         """A Known's conversation, as threading and ingest change it."""
 
     def conversation_by_id(self, conversation_id: int) -> Conversation | None:
         """A conversation a ref names (not merged away, or merged into another)."""
 
-    def has_message_from(self, conversation: object, address: str) -> bool:
+    def has_message_from(self, conversation: Conversation | NewConversation, address: str) -> bool:
         """Whether `address` (normalised) sent a message in `conversation`."""
 
-    def awaiting_answer(self, source: str, customer: object) -> Conversation | None:
+    def awaiting_answer(self, source: str, customer: CustomerRef) -> Conversation | None:
         """The conversation the team started with `customer` on `source` that they have not answered yet."""
 
 
@@ -57,7 +57,7 @@ def bounced_id(message: InboundMessage) -> str:
     return (message.headers.get("x-bounced-message-id") or "").strip()
 
 
-def thread(message: InboundMessage, customer: object, address: str, lookup: Lookup) \
+def thread(message: InboundMessage, customer: CustomerRef, address: str, lookup: Lookup) \
         -> tuple[Conversation | NewConversation | None, str]:
     """The existing conversation `message` from `customer` (sent from normalised `address`) belongs
     to, and why; (None, "new") for a new one."""
@@ -108,7 +108,7 @@ def needs_a_ref_check(message: InboundMessage) -> bool:
     return hint.isdigit() or SUBJECT_TAG.search(message.subject) is not None
 
 
-def by_ref(lookup: Lookup, conversation_id: int, customer: object, address: str) -> Conversation | None:
+def by_ref(lookup: Lookup, conversation_id: int, customer: CustomerRef, address: str) -> Conversation | None:
     """The conversation a ref (hint or subject tag) names, when the sender is a participant of it.
 
     A conversation merged into another lives on in that one (and its messages moved there): the
@@ -130,11 +130,12 @@ def by_ref(lookup: Lookup, conversation_id: int, customer: object, address: str)
     return None
 
 
-def is_participant(lookup: Lookup, conversation: object, customer: object, address: str) -> bool:
+def is_participant(lookup: Lookup, conversation: Conversation | NewConversation, customer: CustomerRef,
+                   address: str) -> bool:
     return _same_customer(conversation, customer) or lookup.has_message_from(conversation, address)
 
 
-def _same_customer(conversation: object, customer: object) -> bool:
+def _same_customer(conversation: Conversation | NewConversation, customer: CustomerRef) -> bool:
     if isinstance(conversation, NewConversation):
         if conversation.customer is customer:
             return True
