@@ -74,6 +74,8 @@ class Writer:
         self.seen.add(key)
         if self.root is None:
             self.rows[key] = data
+        elif not durable:
+            _write_file(self.root, key, data, durable)  # no fsync to wait for: a thread would only cost
         else:
             self.futures.append(_executor().submit(_write_file, self.root, key, data, durable))
 
