@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -20,23 +19,6 @@ CONTRACT_TOP = {"ref", "subject", "status", "priority", "assignee", "channel", "
 CONTRACT_SLA = {"policy", "first_response_due", "next_response_due", "resolution_due", "state", "targets"}
 CONTRACT_MESSAGE = {"direction", "kind", "bulk", "author", "at", "subject", "body_text", "external_id", "delivery"}
 CONTRACT_HISTORY = {"ref", "subject", "status", "channel", "created_at"}
-
-
-@pytest.fixture
-def run(config_file, capsys):
-    """Run the CLI in-process against the test config; returns (exit code, stdout, stderr)."""
-
-    def invoke(*args: str, stdin: str | None = None):
-        if stdin is not None:
-            sys.stdin = io.StringIO(stdin)
-        try:
-            code = cli.main(["--config", str(config_file), *args])
-        finally:
-            sys.stdin = sys.__stdin__
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 @pytest.fixture

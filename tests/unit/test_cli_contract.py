@@ -4,9 +4,7 @@ codes the README lists, every command's --help with an example and the meaning o
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from datetime import timedelta
 
 import pytest
@@ -15,21 +13,6 @@ from factories import inbound, ingest
 
 from agentdesk import cli
 from agentdesk.cli import examples
-
-
-@pytest.fixture
-def run(config_file, capsys):
-    def invoke(*args: str, stdin: str | None = None):
-        if stdin is not None:
-            sys.stdin = io.StringIO(stdin)
-        try:
-            code = cli.main(["--config", str(config_file), *args])
-        finally:
-            sys.stdin = sys.__stdin__
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 @pytest.fixture
