@@ -96,6 +96,20 @@ def _survey_of(smtp) -> email.message.Message:
     return surveys[0]
 
 
+def _surveyed(dovecot, mail_user, smtp, tmp_path, desk_factory):
+    """A customer's mail synced, its conversation solved and, two hours on, surveyed:
+    (config, desk, clock, the survey as the customer received it)."""
+    config = _config(tmp_path, dovecot, mail_user, smtp)
+    desk = desk_factory(config)
+    clock = Clock()
+    dovecot.append(mail_user, [_mail()])
+    desk.sync_once(clock)
+    _solve(config, clock)
+    clock.now += timedelta(hours=2)
+    desk.sync_once(clock)
+    return config, desk, clock, _survey_of(smtp)
+
+
 def test_a_survey_after_the_delay_once_and_a_rating_that_keeps_it_solved(dovecot, mail_user, smtp, tmp_path,
                                                                         desk_factory):
     config = _config(tmp_path, dovecot, mail_user, smtp)
@@ -138,15 +152,7 @@ def test_a_survey_after_the_delay_once_and_a_rating_that_keeps_it_solved(dovecot
 
 
 def test_a_rating_with_a_new_question_reopens(dovecot, mail_user, smtp, tmp_path, desk_factory):
-    config = _config(tmp_path, dovecot, mail_user, smtp)
-    desk = desk_factory(config)
-    clock = Clock()
-    dovecot.append(mail_user, [_mail()])
-    desk.sync_once(clock)
-    _solve(config, clock)
-    clock.now += timedelta(hours=2)
-    desk.sync_once(clock)
-    survey = _survey_of(smtp)
+    config, desk, clock, survey = _surveyed(dovecot, mail_user, smtp, tmp_path, desk_factory)
 
     dovecot.append(mail_user, [_mail(subject="Re: " + survey["Subject"], at=clock.now,
                                      body="2 - it charges again but the display stays dark. What can I do?\n",
@@ -183,15 +189,7 @@ def test_machine_mail_is_never_surveyed(sender, dovecot, mail_user, smtp, tmp_pa
 
 def test_an_answer_that_lost_its_headers_finds_the_survey_by_its_ref(dovecot, mail_user, smtp, tmp_path,
                                                                      desk_factory):
-    config = _config(tmp_path, dovecot, mail_user, smtp)
-    desk = desk_factory(config)
-    clock = Clock()
-    dovecot.append(mail_user, [_mail()])
-    desk.sync_once(clock)
-    _solve(config, clock)
-    clock.now += timedelta(hours=2)
-    desk.sync_once(clock)
-    survey = _survey_of(smtp)
+    config, desk, clock, survey = _surveyed(dovecot, mail_user, smtp, tmp_path, desk_factory)
     # A webmail reply without In-Reply-To or References: the [AD-1] tag of the subject is left.
     dovecot.append(mail_user, [_mail(subject="Re: " + survey["Subject"], body="👍 sehr gut\n", at=clock.now)])
     assert desk.sync_once(clock).ok
