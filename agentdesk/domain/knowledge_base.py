@@ -29,6 +29,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from agentdesk.domain.templates import front_matter
 from agentdesk.sanitize import strip_control
 from agentdesk.store import knowledge_base as store
 from agentdesk.store.models import KbArticle, Message
@@ -65,19 +66,6 @@ class Article:
     body: str
 
 
-def _front_matter(text: str) -> tuple[dict[str, str], str]:
-    meta: dict[str, str] = {}
-    if text.startswith("---\n"):
-        end = text.find("\n---", 4)
-        if end != -1:
-            for line in text[4:end].splitlines():
-                key, sep, value = line.partition(":")
-                if sep:
-                    meta[key.strip().lower()] = value.strip()
-            return meta, text[end + 4:].lstrip("-").lstrip("\n")
-    return meta, text
-
-
 def _unquote(value: str) -> str:
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -87,7 +75,7 @@ def _unquote(value: str) -> str:
 
 def parse_article(slug: str, text: str) -> Article:
     """An article from its file's text. Control characters go (the text reaches the terminal)."""
-    meta, body = _front_matter(strip_control(text.replace("\r\n", "\n")))
+    meta, body = front_matter(strip_control(text.replace("\r\n", "\n")))
     tags = tuple(t for t in (_unquote(t).strip() for t in meta.get("tags", "").strip("[]").split(",")) if t)
     title = _unquote(meta.get("title", ""))
     if not title:

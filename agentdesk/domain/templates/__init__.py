@@ -60,9 +60,11 @@ class Rendered:
     undefined: tuple[str, ...] = field(default=())
 
 
-def parse_template(name: str, text: str, path: Path | None = None) -> Template:
+def front_matter(text: str) -> tuple[dict[str, str], str]:
+    """The `key: value` lines between a leading `---` line and the next (keys lower-cased), and
+    the text after them; no block: nothing, and the whole text. Templates and knowledge-base
+    articles share this format."""
     meta: dict[str, str] = {}
-    body = text
     if text.startswith("---\n"):
         end = text.find("\n---", 4)
         if end != -1:
@@ -70,7 +72,12 @@ def parse_template(name: str, text: str, path: Path | None = None) -> Template:
                 key, sep, value = line.partition(":")
                 if sep:
                     meta[key.strip().lower()] = value.strip()
-            body = text[end + 4 :].lstrip("\n")
+            return meta, text[end + 4 :].lstrip("-").lstrip("\n")
+    return meta, text
+
+
+def parse_template(name: str, text: str, path: Path | None = None) -> Template:
+    meta, body = front_matter(text)
     return Template(
         name=name,
         body=body,
