@@ -35,6 +35,7 @@ class AgentDeskApp(App[int]):
     COMMAND_PALETTE_BINDING = "ctrl+p"
     CURSOR_BLINK = True  # tests switch it off so snapshots are stable
     POLL_INTERVAL = 0.5  # seconds between checks for other processes' commits (changes must show within 2 s)
+    ALERT_INTERVAL = 15.0  # seconds between checks for SLA warnings (the rest comes with commits)
 
     def __init__(
         self,
@@ -61,6 +62,8 @@ class AgentDeskApp(App[int]):
         self.presence_target: tuple[int | None, str] = (None, "viewing")
         self.colleagues: dict[int, str] = {}
         self._background_started = False
+        self.alert_count = 0  # alerts since the agent last looked at Mine (the header shows it)
+        self.alert_feed = None
         # The sync this app runs while no `agentdesk sync` does ([ui] sync; tests choose).
         self.own_sync = None
         self.sync_state: tuple[str, str] = ("off", "")
@@ -116,6 +119,12 @@ class AgentDeskApp(App[int]):
         gc.freeze()
         if self.poll:
             self._watch_database()
+            from agentdesk.app.alerts import AlertFeed
+
+            self.alert_feed = AlertFeed(self.desk)
+            self.check_alerts()
+            # SLA warnings come with time, not with a commit: look again now and then.
+            self.set_interval(self.ALERT_INTERVAL, self.check_alerts)
         if self.presence:
             self.set_interval(presence.HEARTBEAT_EVERY.total_seconds(), self._heartbeat)
         if self.own_sync is not None:
@@ -220,8 +229,49 @@ class AgentDeskApp(App[int]):
             commits.close()
 
     def on_database_changed(self, message: DatabaseChanged) -> None:
+        if self.alert_feed is not None:
+            self.check_alerts()
         if self.main is not None:
             self.main.reload()  # type: ignore[attr-defined]
+
+    # --- alerts -----------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="alerts", exit_on_error=False)
+    def check_alerts(self) -> None:
+        if self.alert_feed is None:
+            return
+        try:
+            found = self.alert_feed.check()
+        except Exception:  # a busy database: the next change or interval looks again
+            return
+        if found:
+            self.call_from_thread(self._announce, found)
+
+    def _announce(self, found: list) -> None:
+        from agentdesk.tui import alerts as ring
+
+        how = self.settings.ui.alerts
+        for alert in found:
+            self.alert_count += 1
+            # A bad rating has its own warning, with the customer's comment (screens/rating_alerts.py).
+            if alert.kind != "bad_rating":
+                self.notify(alert.text, title="Alert", severity="warning" if alert.kind in ("bounced", "sla_warning")
+                            else "information", timeout=10)
+            if how == "desktop" and not ring.notify_send(alert.text):
+                escape = ring.desktop_escape(alert.text)
+                if escape and self._driver is not None:
+                    self._driver.write(escape)
+        if how in ("bell", "desktop"):
+            self.bell()
+        if self.main is not None:
+            self.main.show_header_again()  # type: ignore[attr-defined]
+
+    def alerts_seen(self) -> None:
+        """The agent looked at their conversations: the header's counter starts again."""
+        if self.alert_count:
+            self.alert_count = 0
+            if self.main is not None:
+                self.main.show_header_again()  # type: ignore[attr-defined]
 
     # --- help and the command palette ------------------------------------------------------------
 

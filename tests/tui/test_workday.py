@@ -126,3 +126,43 @@ async def test_ctrl_z_in_the_undo_window_takes_a_reply_back_into_the_composer(ma
     with Session(engine_of(demo_settings)) as session:
         assert session.get(Message, ours.id) is None
         assert session.get(Outbox, outbox.id) is None
+
+
+async def _until(pilot, check, seconds: float = 5.0) -> bool:
+    for _ in range(int(seconds / 0.1)):
+        if check():
+            return True
+        await pilot.pause(0.1)
+    return check()
+
+
+async def test_new_work_from_a_colleague_is_an_alert_with_a_counter_once_a_minute(make_app, demo_settings):
+    from agentdesk.app import conversations
+    from agentdesk.app.desk import Desk
+    from tests.tui.conftest import frozen
+
+    demo_settings.ui.alerts = "bell"
+    app = make_app(demo_settings, poll=True)
+    app.POLL_INTERVAL = 0.1
+    rings: list[int] = []
+    app.bell = lambda: rings.append(1)
+    notes: list[str] = []
+    original = app.notify
+    app.notify = lambda message, *a, **k: (notes.append(str(message)), original(message, *a, **k))
+    async with app.run_test(size=SIZE) as pilot:
+        # Not settle(): the database poller never completes.
+        assert await _until(pilot, lambda: app.alert_feed is not None and app.alert_feed.event_mark is not None)
+        dana = Desk(demo_settings, agent="dana", now=frozen)
+        row = app.main.queue.current_row
+        conversations.update(dana, row.id, assignee=AGENT)
+        assert await _until(pilot, lambda: app.alert_count == 1), notes
+        assert rings == [1]
+        assert any(f"AD-{row.id} was assigned to you by dana" in note for note in notes), notes
+        assert await _until(pilot, lambda: "1 alert" in app.main.query_one("Masthead").header)
+        # The clock stands still: the same conversation changing again within the minute is no new alert.
+        conversations.update(dana, row.id, assignee=None)
+        conversations.update(dana, row.id, assignee=AGENT)
+        await pilot.pause(0.8)
+        assert app.alert_count == 1
+        await pilot.press("1")  # Mine: the agent looks at their work, the counter starts again
+        assert await _until(pilot, lambda: "alert" not in app.main.query_one("Masthead").header)

@@ -207,7 +207,7 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
             parts += [("  │  ", None, ""), (held, bold, "")]
         alerts = getattr(self.app, "alert_count", 0)
         if alerts:
-            parts += [("  │  ", None, ""), (f"🔔 {alerts}", bold, "")]
+            parts += [("  │  ", None, ""), (f"{alerts} alert{'' if alerts == 1 else 's'} (1: Mine)", bold, "")]
         state, holder = getattr(self.app, "sync_state", ("off", ""))
         said = {"starting": "sync starting", "here": "syncing here", "elsewhere": "synced by agentdesk sync",
                 "failed": "sync failed: " + holder[:40]}.get(state)
@@ -420,6 +420,8 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         history.focus()
 
     def action_show_view(self, name: str) -> None:
+        if name == "mine" and hasattr(self.app, "alerts_seen"):
+            self.app.alerts_seen()
         self.action_show_index(BUILTIN_VIEWS.index(name))
 
     def action_show_index(self, index: int) -> None:
