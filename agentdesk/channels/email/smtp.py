@@ -241,10 +241,7 @@ class SmtpSender:
             # Broken before the message's end went out: the server cannot have accepted it.
             raise DeliveryError(f"{where} connection lost while sending: {error or type(error).__name__}") from None
         finally:
-            try:
-                client.quit()
-            except Exception:
-                client.close()
+            _quit(client)
         if refused:
             detail = "; ".join(f"{rcpt}: {_reason(code, text)}" for rcpt, (code, text) in refused.items())
             return f"sent; some recipients refused: {detail}"
@@ -262,7 +259,12 @@ def probe(server: SmtpServer, password: str | None = None) -> str:
     except (OSError, smtplib.SMTPException) as error:
         raise DeliveryError(f"{sender.where}: EHLO failed: {error or type(error).__name__}") from None
     finally:
-        try:
-            client.quit()
-        except Exception:
-            client.close()
+        _quit(client)
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    """QUIT politely; a connection already broken is just closed."""
+    try:
+        client.quit()
+    except Exception:
+        client.close()
