@@ -24,7 +24,7 @@ class Started:
 
 
 @contextmanager
-def started(desk: Desk, *, only: str | None = None) -> Iterator[Started]:
+def started(desk: Desk, *, only: str | None = None, by: str = "agentdesk sync") -> Iterator[Started]:
     """The worker of every source (or the one named `only`), while this process holds the sync lock.
 
     One sync serves the team: a second one (even --once) would race the first, so it fails here
@@ -32,7 +32,7 @@ def started(desk: Desk, *, only: str | None = None) -> Iterator[Started]:
     from agentdesk.store import locks
     from agentdesk.sync import worker as sync
 
-    with locks.sync_lock(desk.engine):
+    with locks.sync_lock(desk.engine, by=by):
         # The SLA policies are loaded when a message is stored: a pass with no new mail needs none.
         context = sync.SyncContext(settings=desk.settings, engine=desk.engine, load_policies=lambda: desk.policies)
         sources = sync.build_sources(context)
@@ -114,7 +114,7 @@ class DeskSync:
 
         while not self.stop.is_set():
             try:
-                with started(self.desk) as running:
+                with started(self.desk, by=f"agentdesk TUI of {self.desk.agent}") as running:
                     worker = running.worker
                     if self.poll_interval is not None:
                         worker.poll_interval = self.poll_interval

@@ -25,9 +25,10 @@ SYNC_LOCK_KEY = 4242002
 
 
 @contextlib.contextmanager
-def sync_lock(engine: Engine) -> Iterator[None]:
+def sync_lock(engine: Engine, *, by: str = "agentdesk sync") -> Iterator[None]:
+    """`by`: what holds it, as a second sync's message names it (`agentdesk sync`, the TUI)."""
     holder = {
-        "pid": os.getpid(), "host": socket.gethostname(), "user": getpass.getuser(),
+        "by": by, "pid": os.getpid(), "host": socket.gethostname(), "user": getpass.getuser(),
         "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if engine.dialect.name == "postgresql":
@@ -57,7 +58,10 @@ def sync_lock(engine: Engine) -> Iterator[None]:
                 other = {}
             who = (f" (pid {other.get('pid')} on {other.get('host')}, user {other.get('user')}, "
                    f"since {other.get('since')})") if other else ""
-            raise Conflict(f"another `agentdesk sync` is already running{who}; one sync serves the whole team") from None
+            what = other.get("by", "agentdesk sync")
+            hint = ("; it hands over when closed, or set [ui] sync = false in that agent's config "
+                    "(docs/tui.md)") if what != "agentdesk sync" else ""
+            raise Conflict(f"another `{what}` is already running{who}; one sync serves the whole team{hint}") from None
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps(holder))

@@ -209,7 +209,8 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         if alerts:
             parts += [("  │  ", None, ""), (f"{alerts} alert{'' if alerts == 1 else 's'} (1: Mine)", bold, "")]
         state, holder = getattr(self.app, "sync_state", ("off", ""))
-        said = {"starting": "sync starting", "here": "syncing here", "elsewhere": "synced by agentdesk sync",
+        elsewhere = "synced by another agent's TUI" if "agentdesk TUI" in holder else "synced by agentdesk sync"
+        said = {"starting": "sync starting", "here": "syncing here", "elsewhere": elsewhere,
                 "failed": "sync failed: " + holder[:40]}.get(state)
         if said:
             parts += [("  │  ", None, ""), (said, Style(italic=True), "masthead--error" if state == "failed" else "")]
