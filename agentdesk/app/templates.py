@@ -13,10 +13,26 @@ __all__ = ["Rendered", "Template", "all_templates", "find", "render", "save", "s
 
 
 def all_templates(desk: Desk, *, reload: bool = False) -> list[Template]:
-    """The templates directory's templates, read once per desk (again after `save` or `reload`)."""
-    if desk.loaded_templates is None or reload:
+    """The templates directory's templates, read again when a file was added, changed or removed
+    since the last read (a TUI open all day sees a colleague's new template without restarting),
+    after `save`, or with `reload`."""
+    stamp = _directory_stamp(desk.settings.templates_dir)
+    if desk.loaded_templates is None or reload or stamp != getattr(desk, "templates_stamp", None):
         desk.loaded_templates = template_service.load_all(desk.settings.templates_dir)
+        desk.templates_stamp = stamp
     return desk.loaded_templates
+
+
+def _directory_stamp(directory: Path) -> tuple:
+    """Each template file's name, size and modification time: cheap to read, changes with any edit."""
+    import os
+
+    try:
+        with os.scandir(directory) as entries:
+            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                                for e in entries if e.name.endswith(".md") and e.is_file()))
+    except OSError:
+        return ()
 
 
 def find(desk: Desk, query: str) -> list[Template]:

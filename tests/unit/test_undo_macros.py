@@ -215,3 +215,14 @@ def test_withdraw_refuses_a_reply_of_another_agent(macro_config, ref):
         conversations.withdraw(_desk(macro_config), ref, sent.message_id)
     with pytest.raises(InvalidInput):
         conversations.withdraw(_desk(macro_config), ref, 99999)
+
+
+def test_a_new_template_file_is_picked_up_without_restarting(macro_config, tmp_path):
+    from agentdesk.app import templates
+
+    desk = _desk(macro_config)
+    assert [t.name for t in templates.all_templates(desk)] == ["thanks"]
+    (tmp_path / "templates" / "shipping.md").write_text("Your parcel left today.\n", encoding="utf-8")
+    assert [t.name for t in templates.all_templates(desk)] == ["shipping", "thanks"]
+    (tmp_path / "templates" / "thanks.md").unlink()
+    assert [t.name for t in templates.all_templates(desk)] == ["shipping"]
