@@ -245,7 +245,7 @@ def test_a_scope_the_provider_will_not_grant_a_device_is_one_line(tmp_path):
 
 
 class _Connection:
-    """What _log_in sees of imaplib: the capabilities, and which command it was asked for."""
+    """What _mechanism and _log_in see of imaplib: the capabilities, and which command it was asked for."""
 
     def __init__(self, *capabilities):
         self.capabilities = capabilities
@@ -267,5 +267,9 @@ class _Connection:
 def test_imap_logs_in_as_configured_or_as_the_server_allows(capabilities, auth, expected):
     connection = _Connection(*capabilities)
     server = imap.ServerSettings(name="s", host="h", port=993, tls="ssl", username="ann", auth=auth)
-    imap._log_in(connection, server, "pw")
+    mechanism = imap._mechanism(connection, server)
+    imap._log_in(connection, server, "pw", mechanism)
     assert connection.done == [expected]
+    # The mechanism a refusal names is the one that was sent, chosen or configured.
+    assert mechanism.upper() == (expected[0] if expected[0] == "LOGIN" else expected[1])
+

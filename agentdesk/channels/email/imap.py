@@ -130,12 +130,17 @@ class ServerSettings:
                    username=mailbox.username, timeout=timeout, auth=getattr(mailbox, "auth", ""), login_hint=hint)
 
 
-def _log_in(conn, server: ServerSettings, secret: str):
-    """LOGIN or AUTHENTICATE on an imaplib or imaplib2 connection, as `server.auth` says; the
-    mechanism used. Raises the library's own error when the server refuses."""
+def _mechanism(conn, server: ServerSettings) -> str:
+    """The login mechanism for this connection: `server.auth`, or what the server offers."""
     capabilities = {_text(c).upper() for c in getattr(conn, "capabilities", ())}
     offered = {c[5:] for c in capabilities if c.startswith("AUTH=")}
-    mechanism = sasl.choose(server.auth, offered, login_command="LOGINDISABLED" not in capabilities)
+    return sasl.choose(server.auth, offered, login_command="LOGINDISABLED" not in capabilities)
+
+
+def _log_in(conn, server: ServerSettings, secret: str, mechanism: str) -> None:
+    """LOGIN or AUTHENTICATE on an imaplib or imaplib2 connection with `mechanism` (`_mechanism`).
+    Raises the library's own error when the server refuses."""
+    capabilities = {_text(c).upper() for c in getattr(conn, "capabilities", ())}
     if mechanism == "login" and "LOGINDISABLED" not in capabilities:
         conn.login(server.username, secret)
     elif mechanism == "login":  # the LOGIN command is off: SASL LOGIN, the name, then the password
@@ -144,7 +149,6 @@ def _log_in(conn, server: ServerSettings, secret: str):
     else:
         conn.authenticate(mechanism.upper(), sasl.responder(mechanism, server.username, secret,
                                                             host=server.host, port=server.port))
-    return mechanism
 
 
 def _text(value: object) -> str:
@@ -250,7 +254,8 @@ class BulkConnection:
         mechanism = server.auth or "login"
         try:
             self.conn = self._open(server)
-            mechanism = _log_in(self.conn, server, password)
+            mechanism = _mechanism(self.conn, server)
+            _log_in(self.conn, server, password, mechanism)
         except imaplib.IMAP4.error as error:
             raise _refused(server, mechanism, error) from None
         except CONNECTION_ERRORS as error:
@@ -521,12 +526,13 @@ class Idler:
                 self.conn.debug_file = quiet
                 if server.tls == "starttls":
                     self.conn.starttls(ca_certs=ca, cert_verify_cb=_verify_hostname)
+            mechanism = _mechanism(self.conn, server)
             try:
-                _log_in(self.conn, server, password)
+                _log_in(self.conn, server, password, mechanism)
             except imaplib2.IMAP4.abort:
                 raise
             except imaplib2.IMAP4.error as error:
-                raise _refused(server, server.auth or "login", error) from None
+                raise _refused(server, mechanism, error) from None
             typ, data = self.conn.select(_quote(folder), readonly=True)
             if typ != "OK":
                 raise ImapError(f"mailbox {server.name}: cannot open {folder!r} for IDLE: {_server_reason(data)}")
