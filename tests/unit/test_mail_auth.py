@@ -273,3 +273,54 @@ def test_imap_logs_in_as_configured_or_as_the_server_allows(capabilities, auth, 
     # The mechanism a refusal names is the one that was sent, chosen or configured.
     assert mechanism.upper() == (expected[0] if expected[0] == "LOGIN" else expected[1])
 
+
+def test_an_endless_answer_from_an_endpoint_is_refused_after_a_bounded_read():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Flood(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802  (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                for _ in range(64):  # 4 MiB, more than any token answer
+                    self.wfile.write(b" " * 65536)
+            except OSError:
+                pass  # the client stopped reading
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/token"
+        endpoints = oauth.endpoints_for("gmail", client_id="c", device_url=url, token_url=url)
+        with pytest.raises(oauth.OAuthError, match="more than 1024 KiB") as raised:
+            oauth.refresh(endpoints, "rt")
+        assert "\n" not in str(raised.value)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("payload", [b"[1, 2]", b'"text"', b"not json"])
+def test_an_id_token_that_is_not_a_claims_object_names_no_account(payload):
+    id_token = "h." + base64.urlsafe_b64encode(payload).decode().rstrip("=") + ".s"
+    assert oauth._account(id_token) == ""
+
+
+def test_the_sign_in_file_is_never_written_through_a_leftover_or_a_link(provider, tmp_path):
+    import os
+
+    store = credentials.TokenStore(tmp_path / "data", use_keyring=False)
+    store.directory.mkdir()
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("")
+    elsewhere.chmod(0o644)
+    (store.directory / f".{credentials.TOKEN_FILE}.{os.getpid()}").symlink_to(elsewhere)
+    _signed_in_mailbox(provider, store, expires_in=3000)
+    assert elsewhere.read_text() == "" and stat.S_IMODE(elsewhere.stat().st_mode) == 0o644
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600 and not store.path.is_symlink()
+    assert store.load("support").refresh_token == "rt-initial"

@@ -39,6 +39,8 @@ PROVIDERS: dict[str, dict[str, Any]] = {
 
 # Seconds an HTTP request to the provider may take.
 HTTP_TIMEOUT = 30.0
+# The most of an answer read: a token answer is a few kB; a wrong endpoint may send anything.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class OAuthError(AgentdeskError):
@@ -110,13 +112,16 @@ def _post(url: str, body: str) -> tuple[int, dict]:
         "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-            status, text = response.status, response.read()
+            status, text = response.status, response.read(MAX_ANSWER_BYTES + 1)
     except urllib.error.HTTPError as error:
-        status, text = error.code, error.read()
+        status, text = error.code, error.read(MAX_ANSWER_BYTES + 1)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise OAuthError(f"cannot reach {url}: {reason}; check the network (or oauth_device_url / oauth_token_url)") \
             from None
+    if len(text) > MAX_ANSWER_BYTES:
+        raise OAuthError(f"{url} answered {status} with more than {MAX_ANSWER_BYTES // 1024} KiB; "
+                         "check oauth_device_url / oauth_token_url")
     try:
         answer = json.loads(text or b"{}")
     except ValueError:
@@ -220,6 +225,8 @@ def _account(id_token: str) -> str:
         payload = id_token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
+        return ""
+    if not isinstance(claims, dict):
         return ""
     for claim in ("preferred_username", "email", "upn"):
         if isinstance(claims.get(claim), str):
