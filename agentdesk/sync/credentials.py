@@ -134,13 +134,15 @@ class TokenStore:
     def _write_file(self, entries: dict) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{TOKEN_FILE}.{os.getpid()}")
-        # Created 0600 before anything is written: the refresh tokens are never readable by others.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A new file, 0600 before anything is written: not a leftover of another mode (open's
+        # mode applies only to a file it creates), nor a link someone left in its place. The
+        # refresh tokens are never readable by others.
+        temporary.unlink(missing_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             json.dump(entries, file, indent=1)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o600)
         os.replace(temporary, self.path)
 
     @contextlib.contextmanager
