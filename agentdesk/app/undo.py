@@ -1,4 +1,5 @@
-"""Undo: this agent's last change to a conversation (`agentdesk undo REF`, ctrl+z in the TUI)."""
+"""Mending mistakes: undo this agent's last change to a conversation (`agentdesk undo REF`, ctrl+z
+in the TUI), move a misthreaded message to another conversation or a new one (`agentdesk move`)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,26 @@ def undo(desk: Desk, ref: Ref) -> list[str]:
                                     policies=desk.policies)
         session.commit()
     return done
+
+
+def move(desk: Desk, ref: Ref, number: int, to: str) -> str:
+    """Put message `number` of the conversation (as `show` numbers them) in the conversation `to`
+    names, or in a new one when `to` is "new" (a misthreaded message, split off); what was done."""
+    from agentdesk.app.conversations import reference
+    from agentdesk.errors import InvalidInput
+    from agentdesk.ingest import move_message
+    from agentdesk.store import queries
+    from agentdesk.store.models import ref_of
+
+    target = to.strip()
+    with desk.writing, desk.write() as session:
+        conversation = queue_service.load_for_update(session, _typed(ref))
+        messages = queries.thread(session=session, conversation_id=conversation.id)
+        if not 1 <= number <= len(messages):
+            raise InvalidInput(f"{reference(ref)} has {len(messages)} message(s); there is no message {number}")
+        to_id = None if target.lower() == "new" else queue_service.load_for_update(session, target).id
+        moved_to = move_message(session, message_id=messages[number - 1].id, to_conversation_id=to_id,
+                                agent=desk.agent, now=desk.now(), policies=desk.policies)
+        session.commit()
+        where = ref_of(moved_to.id)
+    return f"{reference(ref)} message {number} moved to {where}" + (" (new)" if to_id is None else "")

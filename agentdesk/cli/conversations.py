@@ -214,6 +214,18 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_move(args: argparse.Namespace) -> int:
+    from agentdesk.app import conversations, undo
+
+    ctx = context(args)
+    done = undo.move(ctx.desk, args.ref, args.number, args.to)
+    if args.json:
+        print_json({"ref": conversations.reference(args.ref), "message": args.number,
+                    "to": done.rsplit(" moved to ", 1)[1].removesuffix(" (new)")})
+    print(done, file=sys.stderr)
+    return 0
+
+
 def cmd_macro(args: argparse.Namespace) -> int:
     from agentdesk.app import macros
 

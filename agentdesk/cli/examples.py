@@ -29,6 +29,7 @@ EXAMPLES = {
     "resend": "agentdesk resend AD-1042 3",
     "undo": "agentdesk undo AD-1042 --json || echo 'changed since: look again'",
     "macro": "agentdesk macro refund-done AD-1042 AD-1043 --json",
+    "move": "agentdesk move AD-1042 3 --to new --json",
     "spam": "agentdesk spam AD-1042 AD-1043",
     "block": "agentdesk block @spam.example",
     "unblock": "agentdesk unblock @spam.example",

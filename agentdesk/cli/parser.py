@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "(exit 3 if anyone changed it since)")
     undoing.add_argument("ref", metavar="REF")
     undoing.add_argument("--json", action="store_true", help="print what was undone as JSON")
+    moving = command("move", conversations.cmd_move,
+                     "move message N (as `show` numbers them) to another conversation, or split it into a new one")
+    moving.add_argument("ref", metavar="REF")
+    moving.add_argument("number", metavar="N", type=int, help="the message's number in the thread, from 1")
+    moving.add_argument("--to", required=True, metavar="REF|new", help="the conversation to put it in, or new")
+    moving.add_argument("--json", action="store_true", help="print what was done as JSON")
     macro = command("macro", conversations.cmd_macro,
                     "run a [[macro]] of the config on conversations: every step on every one, or nothing")
     macro.add_argument("name", metavar="NAME", help="the macro's name in the config")

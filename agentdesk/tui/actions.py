@@ -95,6 +95,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("send_now", "send_now", "Send now", "ctrl+d", "main", "Act",
            help="Deliver this conversation's waiting reply at once: past its undo window or retry pause; "
                 "a failed one is queued again"),
+    Action("move_message", "move_message", "Move message", "M", "main", "Act",
+           help="Put a misthreaded message in another conversation or a new one: its number, then a ref or new"),
     Action("forward", "forward", "Forward", "f", "main", "Act",
            help="Forward the conversation with its files by email (a supplier, a colleague); their answer comes back here"),
     Action("new_conversation", "new_conversation", "New conversation", "N", "main", "Act",

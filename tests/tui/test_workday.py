@@ -166,3 +166,22 @@ async def test_new_work_from_a_colleague_is_an_alert_with_a_counter_once_a_minut
         assert app.alert_count == 1
         await pilot.press("1")  # Mine: the agent looks at their work, the counter starts again
         assert await _until(pilot, lambda: "alert" not in app.main.query_one("Masthead").header)
+
+
+async def test_M_splits_a_message_into_a_new_conversation(make_app, demo_settings):
+    from agentdesk.tui.screens.dialogs import PromptScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        thread = app.main.thread
+        inbound = [item for item in thread.items if item.kind == "inbound"]
+        await pilot.press("M")
+        await settle(pilot, app)
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press("enter")  # the suggestion: the latest customer message, to a new conversation
+        await settle(pilot, app)
+    with Session(engine_of(demo_settings)) as session:
+        moved = session.exec(select(Message).where(Message.thread_reason == f"moved by {AGENT}")).one()
+    assert moved.conversation_id != thread.conversation.id
+    assert moved.body_text.strip()[:20] in inbound[-1].body

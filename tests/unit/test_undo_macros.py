@@ -226,3 +226,20 @@ def test_a_new_template_file_is_picked_up_without_restarting(macro_config, tmp_p
     assert [t.name for t in templates.all_templates(desk)] == ["shipping", "thanks"]
     (tmp_path / "templates" / "thanks.md").unlink()
     assert [t.name for t in templates.all_templates(desk)] == ["shipping"]
+
+
+def test_move_splits_a_misthreaded_message_into_a_new_conversation(run, engine, policies, ref):
+    ingest(engine, policies, inbound(at=FIXED_NOW - timedelta(hours=1), body="Also: my invoice is wrong.",
+                                     subject="Re: Spokes keep breaking", in_reply_to="m1@velo.example",
+                                     external_id="m2@velo.example"))
+    code, out, err = run("move", ref, "2", "--to", "new", "--json")
+    assert code == 0, err
+    moved_to = json.loads(out)["to"]
+    assert moved_to != ref
+    with Session(engine) as session:
+        message = session.exec(select(Message).where(Message.external_id == "m2@velo.example")).one()
+    assert f"AD-{message.conversation_id}" == moved_to and message.thread_reason == "moved by tester"
+    code, _, err = run("move", moved_to, "1", "--to", ref)
+    assert code == 0 and f"moved to {ref}" in err
+    code, _, err = run("move", ref, "9", "--to", "new")
+    assert code == 2 and "no message 9" in err

@@ -108,6 +108,29 @@ class WorkdayKeys:
 
         self._act(send)
 
+    # --- moving a misthreaded message -------------------------------------------------------------------
+
+    def action_move_message(self) -> None:
+        from agentdesk.tui.screens.dialogs import PromptScreen
+
+        if self.thread is None:
+            self.notify("no conversation selected", severity="warning")
+            return
+        conversation_id = self.thread.conversation.id
+        last = max((item.number for item in self.thread.items if item.kind == "inbound"), default=1)
+
+        def entered(value: str | None) -> None:
+            words = (value or "").split()
+            if len(words) != 2 or not words[0].isdigit():
+                if value and value.strip():
+                    self.notify("type the message's number and where it goes: 3 new, or 3 AD-1042", severity="error")
+                return
+            self._act(lambda: undo_actions.move(self.desk, conversation_id, int(words[0]), words[1]))
+
+        self.app.push_screen(PromptScreen(f"Move a message of {format.ref(conversation_id)}",
+                                          hint="its number (as in the thread) and a ref, or new: 3 AD-1042, 3 new",
+                                          value=f"{last} new"), entered)
+
     # --- macros ----------------------------------------------------------------------------------------
 
     def bind_macros(self) -> None:
