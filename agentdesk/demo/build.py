@@ -419,8 +419,7 @@ class DemoWriter:
         rating, as the sync and ingest would have written them."""
         rng = self.outcomes
         sent_at = solved_at + timedelta(hours=1)
-        # Surveys were switched on a month ago: older conversations have none (which also keeps
-        # the benchmark demo's build time where it was).
+        # Surveys were switched on a month ago: older conversations have none.
         if not self.now - SURVEYS_SINCE <= sent_at <= self.now - timedelta(minutes=5) or rng.random() < 0.1:
             return
         ref = ref_of(conversation_id)
