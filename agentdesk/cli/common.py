@@ -152,7 +152,7 @@ def verbosity(args: argparse.Namespace) -> Iterator[None]:
     import logging
 
     chosen = Verbosity(verbose=getattr(args, "verbose", 0) or 0, quiet=bool(getattr(args, "quiet", False)))
-    saved_verbosity, saved_stderr = VERBOSITY.verbose, VERBOSITY.quiet
+    saved_verbose, saved_quiet = VERBOSITY.verbose, VERBOSITY.quiet
     VERBOSITY.verbose, VERBOSITY.quiet = chosen.verbose, chosen.quiet
     logger = logging.getLogger("agentdesk")
     saved_level, handler = logger.level, None
@@ -178,7 +178,7 @@ def verbosity(args: argparse.Namespace) -> Iterator[None]:
             logger.removeHandler(handler)
             logger.propagate = True
         logger.setLevel(saved_level)
-        VERBOSITY.verbose, VERBOSITY.quiet = saved_verbosity, saved_stderr
+        VERBOSITY.verbose, VERBOSITY.quiet = saved_verbose, saved_quiet
 
 
 def choices(values: Iterable[str]) -> str:
