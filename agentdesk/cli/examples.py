@@ -1,7 +1,7 @@
 """What every command's `--help` ends with: an example, and what REF means.
 
 `document(parser)` walks the built parser and gives each command without an epilog of its own the
-example below, and each REF argument without help the one meaning of REF; tests/unit/test_cli_help.py
+example below, and each REF argument without help the one meaning of REF; tests/unit/test_cli_contract.py
 checks that no command is left without.
 """
 
