@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -22,6 +23,9 @@ from agentdesk.tui import actions
 from agentdesk.tui.messages import DatabaseChanged, PresenceChanged, SyncStateChanged
 from agentdesk.tui.screens.main import MainScreen  # here, not at mount: the first paint pays no import
 from agentdesk.tui.widgets import shown, shown_line
+
+if TYPE_CHECKING:
+    from agentdesk.app.alerts import AlertFeed
 
 
 class AgentDeskApp(App[int]):
@@ -57,13 +61,13 @@ class AgentDeskApp(App[int]):
         self.poll = poll
         self.default_view = default_view
         self.keymap, self.unknown_keys = actions.keymap(settings.keys)
-        self.main: Screen | None = None
+        self.main: MainScreen | None = None
         self.presence = presence
         self.presence_target: tuple[int | None, str] = (None, "viewing")
         self.colleagues: dict[int, str] = {}
         self._background_started = False
         self.alert_count = 0  # alerts since the agent last looked at Mine (the header shows it)
-        self.alert_feed = None
+        self.alert_feed: AlertFeed | None = None
         # The sync this app runs while no `agentdesk sync` does ([ui] sync; tests choose).
         self.own_sync = None
         self.sync_state: tuple[str, str] = ("off", "")
@@ -143,7 +147,7 @@ class AgentDeskApp(App[int]):
     def on_sync_state_changed(self, message: SyncStateChanged) -> None:
         self.sync_state = (message.state, message.holder)
         if self.main is not None:
-            self.main.refresh_side()  # type: ignore[attr-defined]
+            self.main.refresh_side()
 
     def deliver_now(self) -> None:
         """Ask this app's sync (when it runs here) for a delivery pass at once."""
@@ -175,7 +179,7 @@ class AgentDeskApp(App[int]):
     def on_presence_changed(self, message: PresenceChanged) -> None:
         self.colleagues = message.colleagues
         if self.main is not None:
-            self.main.show_colleagues(message.colleagues)  # type: ignore[attr-defined]
+            self.main.show_colleagues(message.colleagues)
 
     def on_unmount(self) -> None:
         if self.own_sync is not None:
@@ -232,7 +236,7 @@ class AgentDeskApp(App[int]):
         if self.alert_feed is not None:
             self.check_alerts()
         if self.main is not None:
-            self.main.reload()  # type: ignore[attr-defined]
+            self.main.reload()
 
     # --- alerts -----------------------------------------------------------------------------------
 
@@ -264,14 +268,14 @@ class AgentDeskApp(App[int]):
         if how in ("bell", "desktop"):
             self.bell()
         if self.main is not None:
-            self.main.show_header_again()  # type: ignore[attr-defined]
+            self.main.show_header_again()
 
     def alerts_seen(self) -> None:
         """The agent looked at their conversations: the header's counter starts again."""
         if self.alert_count:
             self.alert_count = 0
             if self.main is not None:
-                self.main.show_header_again()  # type: ignore[attr-defined]
+                self.main.show_header_again()
 
     # --- help and the command palette ------------------------------------------------------------
 

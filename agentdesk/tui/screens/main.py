@@ -254,8 +254,8 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
             else:
                 tabs.append([(f"{lead}{label}", style, "")])
         if self.search is not None:
-            count = self.search_count if self.search_count is not None else "…"
-            search = [(f" {self.search.title} {count} ", current, ""), (" ", None, "")]
+            found = self.search_count if self.search_count is not None else "…"
+            search = [(f" {self.search.title} {found} ", current, ""), (" ", None, "")]
             tabs = [search, *tabs] if narrow else [*tabs, search]
         return [part for tab in tabs for part in tab]
 
@@ -331,7 +331,7 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         self.queue.set_presence(colleagues)
         if not self.ready:
             return
-        text = colleagues.get(self.thread.conversation.id, "") if self.thread else ""
+        text = colleagues.get(self.thread.conversation_id, "") if self.thread else ""
         if text != self.thread_view.presence:
             self.thread_view.presence = text
             self.thread_view.show(self.thread, keep_scroll=True)
@@ -353,7 +353,7 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         self.queue.reload()
         self.refresh_side()
         if self.thread is not None:
-            self.load_thread(self.thread.conversation.id)
+            self.load_thread(self.thread.conversation_id)
 
     # --- actions: moving -------------------------------------------------------------------------
 
@@ -495,7 +495,7 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         if self.queue.marked:
             return sorted(self.queue.marked)
         if self._from_history and self.thread is not None:
-            return [self.thread.conversation.id]
+            return [self.thread.conversation_id]
         row = self.queue.current_row
         return [row.id] if row else []
 
