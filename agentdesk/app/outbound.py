@@ -31,6 +31,9 @@ def read_files(paths: Sequence[str | Path]) -> list[OutgoingFile]:
         path = Path(str(given)).expanduser()
         if path.is_dir():
             raise InvalidInput(f"--attach {given}: is a directory; attach files one by one")
+        if path.exists() and not path.is_file():
+            # A pipe or a device would be read without end (or block forever): files only.
+            raise InvalidInput(f"--attach {given}: not a regular file (a pipe or a device); attach a file")
         try:
             data = path.read_bytes()
         except OSError as error:

@@ -61,3 +61,18 @@ def test_content_type_is_guessed_and_the_size_limit_names_the_largest():
     outbound.check_size(files, limit=1100, where="email via support")
     with pytest.raises(InvalidInput, match=r"1\.1 kB, over the 1\.0 kB email via support accepts \(largest: a\.bin"):
         outbound.check_size(files, limit=1000, where="email via support")
+
+
+def test_a_pipe_or_device_is_refused_as_an_attachment_before_it_is_read(tmp_path):
+    import os
+
+    from agentdesk.app.outbound import read_files
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # reading it would block until a writer came: the refusal must come first
+    for given in (pipe, "/dev/zero"):
+        with pytest.raises(InvalidInput, match="not a regular file"):
+            read_files([given])
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    (found,) = read_files([tmp_path / "a.txt"])
+    assert found.name == "a.txt" and found.data == b"hello"
