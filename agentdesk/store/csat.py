@@ -65,15 +65,6 @@ def surveys_in(*, session: Session, since: datetime, until: datetime) \
     return [tuple(row) for row in session.exec(statement).all()]
 
 
-def answers_for(*, session: Session, message_ids: Sequence[int]) -> dict[int, SatisfactionSurvey]:
-    """answer message id -> the survey it answered, for drawing a thread."""
-    if not message_ids:
-        return {}
-    statement = select(SatisfactionSurvey).where(col(SatisfactionSurvey.answer_message_id).in_(list(message_ids)))
-    return {survey.answer_message_id: survey for survey in session.exec(statement).all()
-            if survey.answer_message_id is not None}  # all of them: the query matched on it
-
-
 def surveys_of(*, session: Session, conversation_ids: Sequence[int]) -> dict[int, SatisfactionSurvey]:
     if not conversation_ids:
         return {}

@@ -139,9 +139,3 @@ def usage(*, session: Session, since: datetime | None = None, until: datetime | 
     return [(row[0], int(row[1]), int(row[2]), int(row[3]))
             for row in session.connection().execute(statement, params)]
 
-
-def uses_of(*, session: Session, conversation_id: int) -> list[str]:
-    """The slugs of the articles sent in a conversation, first sent first."""
-    rows = session.exec(select(ArticleUse.slug).where(ArticleUse.conversation_id == conversation_id)
-                        .order_by(col(ArticleUse.id))).all()
-    return list(dict.fromkeys(rows))
