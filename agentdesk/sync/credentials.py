@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from agentdesk import config, locations
-from agentdesk.channels.email import oauth
+from agentdesk.channels.email import oauth, sasl
 
 log = logging.getLogger("agentdesk.sync")
 
@@ -244,4 +244,4 @@ def smtp_secret(mailbox: config.MailboxSettings) -> str:
 def token_changes(mechanism: str) -> bool:
     """Whether the secret of this mechanism may change between connections (a token): then it is
     asked for again for each connection instead of once per process."""
-    return mechanism in ("xoauth2", "oauthbearer")
+    return mechanism in sasl.OAUTH_MECHANISMS
