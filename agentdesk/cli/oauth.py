@@ -73,5 +73,5 @@ def add_commands(commands, command) -> None:
     status.add_argument("--json", action="store_true", help="JSON on stdout")
     logout = command("logout", cmd_oauth_logout,
                      "forget a mailbox's sign-in on this machine", sub)
-    logout.add_argument("mailbox", metavar="MAILBOX")
-    logout.add_argument("--json", action="store_true")
+    logout.add_argument("mailbox", metavar="MAILBOX", help="the [[mailbox]] name")
+    logout.add_argument("--json", action="store_true", help="print the resulting status as JSON")
