@@ -57,6 +57,7 @@ class ThreadItem:
     attachments: tuple[Any, ...] = ()  # app.attachments.Listed, numbered across the thread
     message_kind: str = "message"
     recipients: str = ""  # an outbound message's To (and Cc, Bcc) as queued: "to a, b · cc c · bcc d"
+    provenance: str = ""  # why an inbound message joined this conversation ("" for the first)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
             number=number,
             attachments=listed.get(id_of(m), ()),
             recipients=_addressed(outbox.get(id_of(m))),
+            provenance=joined_because(m.thread_reason) if m.direction == "inbound" else "",
         )
         for number, m in enumerate(messages, start=1)
     ]
@@ -116,6 +118,21 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
               for e in clock_events if e.event in ("breach",)]
     items.sort(key=lambda item: item.at)
     return Thread(conversation, customer, tuple(tags), tuple(items), sla, draft)
+
+
+# Why a message joined its conversation (ingest/threading.py's reasons), as the thread says it.
+_JOINED = {
+    "in-reply-to": "joined by its In-Reply-To", "references": "joined by its References",
+    "thread-key": "joined by the channel's thread id", "hint-ref": "joined by the AD ref it names",
+    "subject-tag": "joined by the [AD-n] tag in its subject", "answer-to-ours": "an answer to a message we started",
+    "bounce": "joined as the bounce of our reply", "same-message-id": "joined by its Message-ID",
+}
+
+
+def joined_because(reason: str | None) -> str:
+    if not reason or reason in ("new", "demo"):  # the demo's messages were placed by its builder
+        return ""
+    return _JOINED.get(reason, reason)  # "moved by dana" says itself
 
 
 def _addressed(outbox) -> str:

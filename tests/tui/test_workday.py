@@ -181,6 +181,14 @@ async def test_M_splits_a_message_into_a_new_conversation(make_app, demo_setting
         assert isinstance(app.screen, PromptScreen)
         await pilot.press("enter")  # the suggestion: the latest customer message, to a new conversation
         await settle(pilot, app)
+        with Session(engine_of(demo_settings)) as session:
+            moved = session.exec(select(Message).where(Message.thread_reason == f"moved by {AGENT}")).one()
+        from agentdesk.app import conversations
+
+        app.main._show_thread(conversations.thread(app.desk, moved.conversation_id))
+        await settle(pilot, app)
+        assert "wrote" in app.main.thread_view.render_thread().plain
+        assert f"(moved by {AGENT})" in app.main.thread_view.render_thread().plain, "the thread says why it is there"
     with Session(engine_of(demo_settings)) as session:
         moved = session.exec(select(Message).where(Message.thread_reason == f"moved by {AGENT}")).one()
     assert moved.conversation_id != thread.conversation.id

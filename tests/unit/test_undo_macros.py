@@ -243,3 +243,11 @@ def test_move_splits_a_misthreaded_message_into_a_new_conversation(run, engine, 
     assert code == 0 and f"moved to {ref}" in err
     code, _, err = run("move", ref, "9", "--to", "new")
     assert code == 2 and "no message 9" in err
+
+
+def test_the_thread_says_why_a_message_joined(macro_config, engine, policies, ref):
+    ingest(engine, policies, inbound(at=FIXED_NOW - timedelta(hours=1), body="Any news?",
+                                     subject="Re: Spokes keep breaking", in_reply_to="m1@velo.example",
+                                     external_id="m2@velo.example"))
+    thread = conversations.thread(_desk(macro_config), int(ref.split("-")[1]))
+    assert [i.provenance for i in thread.items if i.kind == "inbound"] == ["", "joined by its In-Reply-To"]

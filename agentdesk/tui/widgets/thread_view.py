@@ -195,6 +195,8 @@ class ThreadView(ScrollView, can_focus=False):
             text.append(f"  [{item.message_kind.replace('_', ' ')}]", self.style("meta"))
         if item.recipients and item.message_kind != "forward":
             text.append(f"  {shown_line(item.recipients)}", self.style("meta"))
+        if item.provenance:
+            text.append(f"  ({shown_line(item.provenance)})", self.style("meta"))
         if item.delivery:
             text.append_text(self._delivery(item, now))
         text.append("\n")
