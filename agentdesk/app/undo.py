@@ -29,17 +29,17 @@ def move(desk: Desk, ref: Ref, number: int, to: str) -> str:
     from agentdesk.errors import InvalidInput
     from agentdesk.ingest import move_message
     from agentdesk.store import queries
-    from agentdesk.store.models import ref_of
+    from agentdesk.store.models import id_of, ref_of
 
     target = to.strip()
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, _typed(ref))
-        messages = queries.thread(session=session, conversation_id=conversation.id)
+        messages = queries.thread(session=session, conversation_id=id_of(conversation))
         if not 1 <= number <= len(messages):
             raise InvalidInput(f"{reference(ref)} has {len(messages)} message(s); there is no message {number}")
         to_id = None if target.lower() == "new" else queue_service.load_for_update(session, target).id
-        moved_to = move_message(session, message_id=messages[number - 1].id, to_conversation_id=to_id,
+        moved_to = move_message(session, message_id=id_of(messages[number - 1]), to_conversation_id=to_id,
                                 agent=desk.agent, now=desk.now(), policies=desk.policies)
         session.commit()
-        where = ref_of(moved_to.id)
+        where = ref_of(id_of(moved_to))
     return f"{reference(ref)} message {number} moved to {where}" + (" (new)" if to_id is None else "")
