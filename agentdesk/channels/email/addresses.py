@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from email.utils import getaddresses, parseaddr
 from typing import cast
 
@@ -55,7 +56,7 @@ def _address(raw_value: object) -> tuple[str, str]:
     return name.strip().strip('"').strip(), address
 
 
-def _address_list(values: list[object]) -> tuple[str, ...]:
+def _address_list(values: Sequence[object]) -> tuple[str, ...]:
     found: dict[str, None] = {}
     texts = [_unfold(_restore_bytes(str(v))) for v in values if v is not None]
     try:

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from email.message import Message
 from email.policy import compat32
-from typing import BinaryIO
+from functools import partial
+from typing import BinaryIO, TypeVar
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.channels.email import feedparser_boundaries, spooled
@@ -37,6 +38,8 @@ __all__ = ["parse_message", "parse_file", "bounced_message_id", "bounce_reason",
 
 # A sender can make any header field any length; what the parser keeps of each is capped, and a
 # value cut short ends with CUT_MARK (the raw message keeps the field whole). docs/email.md lists them.
+T = TypeVar("T")
+
 CUT_MARK = "…"
 MAX_SUBJECT_CHARS = 1_000
 MAX_NAME_CHARS = 200  # the sender's display name
@@ -143,8 +146,12 @@ def parse_message(
         )
 
 
+def _header_address(msg: Message, header: str) -> tuple[str, str]:
+    return _address(_raw(msg, header))
+
+
 def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measured=None) -> None:
-    def step(name: str, call: Callable[[], object]) -> object:
+    def step(name: str, call: Callable[[], T]) -> T | None:
         try:
             return call()
         except Exception as exc:
@@ -169,7 +176,7 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
     for key in KEPT_HEADERS:
         value = _raw(msg, key)
         if value is not None:
-            decoded = step(key, lambda v=value: decode_header_value(v))
+            decoded = step(key, partial(decode_header_value, value))
             if decoded is not None:
                 headers[key] = _cap(decoded, _MAX_HEADER_CHARS)
     if "return-path" in headers:
@@ -184,7 +191,7 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
     name, address = sender
     if not address:
         for header in ("Sender", "Return-Path"):
-            fallback = step(header.lower(), lambda h=header: _address(_raw(msg, h))) or ("", "")
+            fallback = step(header.lower(), partial(_header_address, msg, header)) or ("", "")
             if fallback[1]:
                 address = fallback[1]
                 name = name or fallback[0]
