@@ -10,13 +10,13 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from integration.email import mailgen
+from integration.email.servers import mailbox_config
 from sqlmodel import select
 
 from agentdesk import config
 from agentdesk.store import db, locks
 from agentdesk.store.models import Message, Outbox
-from integration.email import mailgen
-from integration.email.servers import mailbox_config
 
 pytestmark = pytest.mark.integration
 
