@@ -16,8 +16,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from agentdesk.tui import actions, format
 from agentdesk.app.conversations import Thread, ThreadItem
+from agentdesk.tui import actions, format
 from agentdesk.tui.widgets import overlay_style, shown, shown_line
 
 
