@@ -116,7 +116,7 @@ class ThreadView(ScrollView, can_focus=False):
         now = self.now()
         conversation = thread.conversation
         out = Text(no_wrap=False)
-        out.append(f"{format.ref(conversation.id)}  ", self.style("title"))
+        out.append(f"{format.ref(thread.conversation_id)}  ", self.style("title"))
         out.append(shown_line(conversation.subject) or "(no subject)", self.style("title"))
         out.append("\n")
         facts = [conversation.status, conversation.priority, conversation.channel,
