@@ -33,6 +33,7 @@ class AlertFeed:
                                                 actions=alert_rules.EVENT_ACTIONS)
             answers = alert_queries.customer_messages_after(session=session, after_id=self.message_mark,
                                                             assignee=desk.agent)
+            assert self.checked is not None  # set together with event_mark
             warnings = alert_queries.warnings_between(session=session, assignee=desk.agent, after=self.checked,
                                                       until=now, done_statuses=DONE_STATUSES)
             holders = alert_queries.assignees(session=session, conversation_ids=[

@@ -63,6 +63,7 @@ class Desk:
         self.resolving_search = threading.Lock()
         self.prefetched: tuple[Any, int, Any] | None = None
         self.loaded_templates: list | None = None
+        self.templates_stamp: tuple | None = None  # the templates directory when last read
 
     @property
     def engine(self):

@@ -57,5 +57,6 @@ def assignees(*, session: Session, conversation_ids: Sequence[int]) -> dict[int,
     """Who each of these conversations is assigned to."""
     if not conversation_ids:
         return {}
-    return dict(session.exec(select(Conversation.id, Conversation.assignee)
-                             .where(col(Conversation.id).in_(sorted(set(conversation_ids))))).all())
+    rows = session.exec(select(Conversation.id, Conversation.assignee)
+                        .where(col(Conversation.id).in_(sorted(set(conversation_ids))))).all()
+    return {conversation_id: assignee for conversation_id, assignee in rows if conversation_id is not None}
