@@ -1,6 +1,6 @@
-"""What the main screen's mixins (its attachment keys, its rating alerts) use of it: the type
-checker sees a `Screen` with these attributes; at run time the base is a plain `object`, and the
-main screen itself provides them."""
+"""What the main screen's mixins (its attachment keys, its rating alerts, the working day's keys)
+use of it: the type checker sees a `Screen` with these attributes; at run time the base is a
+plain `object`, and the main screen itself provides them."""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 
         @property
         def thread_view(self) -> ThreadView: ...
+
+        def show_header_again(self) -> None: ...
+
+        def reload(self) -> None: ...
+
+        def _targets(self) -> list[int]: ...
+
+        # Workers on the main screen (their decorator changes what a call returns).
+        _act: Callable[..., object]
+        _thread_for_composer: Callable[..., object]
 
 else:
     MainScreenParts = object

@@ -18,6 +18,7 @@ from agentdesk.app import macros as macro_actions
 from agentdesk.app import undo as undo_actions
 from agentdesk.tui import format
 from agentdesk.tui.messages import ActionDone, ActionFailed
+from agentdesk.tui.screens.main_parts import MainScreenParts
 
 
 @dataclass
@@ -27,7 +28,7 @@ class HeldSend:
     until: float  # time.monotonic() when the delivery may take it
 
 
-class WorkdayKeys:
+class WorkdayKeys(MainScreenParts):
     """Mixed into the main screen, which has `desk`, `thread`, `_targets`, `_act` and the masthead."""
 
     held: HeldSend | None = None
@@ -116,7 +117,7 @@ class WorkdayKeys:
         if self.thread is None:
             self.notify("no conversation selected", severity="warning")
             return
-        conversation_id = self.thread.conversation.id
+        conversation_id = self.thread.conversation_id
         last = max((item.number for item in self.thread.items if item.kind == "inbound"), default=1)
 
         def entered(value: str | None) -> None:
