@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import overload
 
 from sqlmodel import Session
 
@@ -26,6 +27,7 @@ from agentdesk.errors import InvalidInput
 from agentdesk.ingest import bounces, threading
 from agentdesk.ingest.attachments import Keeper
 from agentdesk.ingest.records import (
+    CustomerRef,
     Ingested,
     Known,
     NewConversation,
@@ -43,11 +45,23 @@ from agentdesk.store.models import (
     Event,
     Message,
     MessageRaw,
+    Outbox,
+    SatisfactionSurvey,
     SlaClockEvent,
+    id_of,
 )
 
 _REOPENING = ("solved", "closed")
-_CONVERSATION_COLUMNS = tuple(c.key for c in Conversation.__table__.columns if c.key != "id")
+
+
+def _written(row_id: int | None) -> int:
+    """An id the chunk has written by the time its results are read."""
+    assert row_id is not None, "read before the chunk was written"
+    return row_id
+
+
+_CONVERSATION_TABLE = Conversation.__table__  # type: ignore[attr-defined]  # set by SQLModel
+_CONVERSATION_COLUMNS = tuple(c.key for c in _CONVERSATION_TABLE.columns if c.key != "id")
 
 
 def ingest(
@@ -78,7 +92,7 @@ class Batch:
         self.settings = settings
         self.known: dict[str, list[Known]] = {}  # external id -> messages with it, by id
         self.thread_keys: dict[tuple[str, str], Known] = {}  # (source, thread key) -> latest message
-        self.identities: dict[tuple[str, str], object] = {}  # -> (id, name, tier) | NewCustomer | None
+        self.identities: dict[tuple[str, str], CustomerRef | None] = {}  # -> (id, name, tier) | NewCustomer | None
         self.conversations: dict[int, Conversation] = {}
         self.keeper = Keeper(session, settings)
         self._reset_pending()
@@ -96,13 +110,13 @@ class Batch:
         self.pending: list[PendingMessage] = []
         # Audit events in the order message-by-message ingest records them: (action, detail,
         # conversation, customer); a PendingMessage in a detail stands for its id.
-        self.events: list[tuple[str, dict, object, object]] = []
+        self.events: list[tuple[str, dict, Conversation | NewConversation | None, NewCustomer | None]] = []
         # (message, whether it opened its conversation) whose receipt is decided once written.
         self.receipts: list[tuple[PendingMessage, bool]] = []
         # Outbox rows a bounce of this chunk failed, linked to the bounce once it has its id.
-        self.bounced_outboxes: list[tuple[object, PendingMessage]] = []
+        self.bounced_outboxes: list[tuple[Outbox, PendingMessage]] = []
         # Answers to satisfaction surveys, recorded once their message has its id.
-        self.answers: list[tuple[PendingMessage, csat.Answer, object, object, datetime]] = []
+        self.answers: list[tuple[PendingMessage, csat.Answer, SatisfactionSurvey, Conversation, datetime]] = []
         # Attachment rows (but their message_id) of pending messages, by the message's place in `pending`.
         self.attachment_rows: dict[int, list[dict]] = {}
 
@@ -110,18 +124,21 @@ class Batch:
 
     def _prefetch(self, messages: list[InboundMessage]) -> None:
         session = self.session
-        ids = set()
+        ids: set[str] = set()
         for message in messages:
             ids.update(filter(None, (message.external_id, message.in_reply_to, *message.references,
                                      threading.bounced_id(message))))
         for row in lookups.messages_by_external_id(session=session, external_ids=ids):
+            assert row.external_id is not None  # matched on it
             self.known.setdefault(row.external_id, []).append(
                 Known(row.id, row.conversation_id, row.content_hash, row.direction, row.thread_reason))
         keys = {(m.source, m.thread_key) for m in messages if m.thread_key}
         for key, row in lookups.latest_by_thread_key(session=session, keys=keys).items():
             self.thread_keys[key] = Known(row.id, row.conversation_id, None, row.direction, row.thread_reason)
-        conversation_ids = {k.conversation for found in self.known.values() for k in found}
-        conversation_ids.update(k.conversation for k in self.thread_keys.values())
+        # Stored messages: their conversation is an id.
+        conversation_ids = {k.conversation for found in self.known.values() for k in found
+                            if isinstance(k.conversation, int)}
+        conversation_ids.update(k.conversation for k in self.thread_keys.values() if isinstance(k.conversation, int))
         self.conversations.update(lookups.conversations_by_id(session=session, conversation_ids=conversation_ids))
         addresses: dict[str, set[str]] = {}
         for message in messages:
@@ -154,7 +171,11 @@ class Batch:
     def keyed(self, source: str, thread_key: str) -> Known | None:
         return self.thread_keys.get((source, thread_key))
 
-    def conversation(self, conversation: object) -> Conversation | NewConversation | None:
+    @overload
+    def conversation(self, conversation: int) -> Conversation | None: ...
+    @overload
+    def conversation(self, conversation: int | Conversation | NewConversation) -> Conversation | NewConversation | None: ...
+    def conversation(self, conversation: int | Conversation | NewConversation) -> Conversation | NewConversation | None:
         """The stored conversation (loaded once) or the chunk's new one."""
         if isinstance(conversation, NewConversation):
             if conversation.id is None:
@@ -177,16 +198,16 @@ class Batch:
             found = self.conversation(conversation_id)
         return found
 
-    def awaiting_answer(self, source: str, customer: object) -> Conversation | None:
-        if isinstance(customer, NewCustomer):
+    def awaiting_answer(self, source: str, customer: CustomerRef) -> Conversation | None:
+        customer_id = None if isinstance(customer, NewCustomer) else customer_id_of(customer)
+        if customer_id is None:
             return None  # a customer this chunk made has no conversation we started
-        found = lookups.started_awaiting_answer(session=self.session, customer_id=customer_id_of(customer),
-                                                source=source)
+        found = lookups.started_awaiting_answer(session=self.session, customer_id=customer_id, source=source)
         conversation = self.conversation(found) if found is not None else None
         # An earlier message of this chunk may have answered it already (it is no longer waiting).
         return conversation if conversation is not None and conversation.last_customer_message_at is None else None
 
-    def has_message_from(self, conversation: object, address: str) -> bool:
+    def has_message_from(self, conversation: Conversation | NewConversation, address: str) -> bool:
         if any(p.conversation is conversation and p.row["sender_address"] == address for p in self.pending):
             return True
         return conversation.id is not None and lookups.has_message_from(
@@ -195,6 +216,8 @@ class Batch:
     # -- one message ------------------------------------------------------------------------------
 
     def add(self, message: InboundMessage, opening: object = None) -> Callable[[], Ingested]:
+        now = self.now
+        assert now is not None, "a lookup adds nothing"
         digest = content_hash(message)
         external_id = message.external_id
         known = self.known.get(external_id, []) if external_id else []
@@ -211,12 +234,16 @@ class Batch:
         address = customers.normalise_address(kind, message.sender_address)
         bounced, matched_by = self._bounced(message) if message.kind == "bounce" else (None, "")
         aside = ""
+        customer: CustomerRef
+        conversation: Conversation | NewConversation | None
         if message.kind == "bounce":
             # An event on the reply it bounced, never a customer: it joins that reply's
             # conversation, or, matching none of ours, the system view under the desk's own customer.
             if bounced is not None:
                 conversation, reason = self.conversation(bounced.conversation), "bounce"
-                customer = getattr(conversation, "customer", None) or (conversation.customer_id, "", "")
+                assert conversation is not None, "the bounced message's conversation"
+                customer = (conversation.customer if isinstance(conversation, NewConversation)
+                            else (conversation.customer_id, "", ""))
             else:
                 owner = lookups.system_customer(session=self.session)
                 customer, conversation, reason, aside = (owner.id, owner.name, owner.tier), None, "new", "system"
@@ -228,17 +255,19 @@ class Batch:
             aside = self._aside_for(message, address)
 
         # A message's time is the channel's own, never later than when we saw it (DESIGN).
-        at = min(message.received_at, self.now)
+        at = min(message.received_at, now)
         created = conversation is None
-        if created:
-            conversation = NewConversation(message, customer, at, self.now)
+        if conversation is None:
+            conversation = NewConversation(message, customer, at, now)
             conversation.opening = opening
             self.new_conversations.append(conversation)
             self.events.append(("created", {"channel": message.channel, "source": message.source}, conversation, None))
         elif not isinstance(conversation, NewConversation):
-            self.touched[conversation.id] = conversation
+            self.touched[id_of(conversation)] = conversation
+        its_customer = (conversation.customer if isinstance(conversation, NewConversation)
+                        else (conversation.customer_id,))
         if not created and not (aside == "spam" and not conversation.aside and customer_id_of(customer) ==
-                                customer_id_of(getattr(conversation, "customer", None) or (conversation.customer_id,))):
+                                customer_id_of(its_customer)):
             aside = ""  # joining a conversation leaves it where it is; a blocked sender's own goes to spam
         if aside and conversation.aside != aside:
             conversation.aside = aside
@@ -248,7 +277,7 @@ class Batch:
             direction="inbound", kind=message.kind, bulk=message.bulk, author_login=None,
             author=message.sender_name or message.sender_address, sender_address=address,
             subject=message.subject, body_text=message.body_text, body_html_text=message.body_html_text,
-            at=at, ingested_at=self.now, source=message.source, external_id=external_id or None,
+            at=at, ingested_at=now, source=message.source, external_id=external_id or None,
             content_hash=digest, in_reply_to=message.in_reply_to, references=" ".join(message.references),
             thread_reason=reason, parse_error=message.parse_error, thread_key=message.thread_key or None,
             recipients=" ".join(dict.fromkeys(r.lower() for r in message.recipients if r)),
@@ -279,13 +308,15 @@ class Batch:
             if conversation.status in _REOPENING or answers_us:
                 self._reopen(conversation)
         conversation.version += 1
-        conversation.updated_at = self.now
-        return lambda: Ingested(pending.id, conversation_id_of(pending.conversation), created, False, reason)
+        conversation.updated_at = now
+        return lambda: Ingested(_written(pending.id), _written(conversation_id_of(pending.conversation)), created,
+                                False, reason)
 
     def _duplicate(self, known: Known) -> Callable[[], Ingested]:
-        return lambda: Ingested(known.message_id(), known.conversation_id(), False, True, known.thread_reason)
+        return lambda: Ingested(_written(known.message_id()), _written(known.conversation_id()), False, True,
+                                known.thread_reason)
 
-    def _customer(self, kind: str, address: str, name: str) -> object:
+    def _customer(self, kind: str, address: str, name: str) -> CustomerRef:
         key = (kind, address)
         if key not in self.identities:
             customer = queries.customer_by_identity(session=self.session, kind=kind, address=address)
@@ -298,12 +329,13 @@ class Batch:
             self.identities[key] = found
         elif isinstance(found, tuple) and not found[1] and name:
             customer = self.session.get(Customer, found[0])
+            assert customer is not None, "a customer the lookup found"
             customer.name = name
             self.session.add(customer)
             self.identities[key] = (found[0], name, found[2])
         return found
 
-    def _reopen(self, conversation: Conversation) -> None:
+    def _reopen(self, conversation: Conversation | NewConversation) -> None:
         """A customer writing to a solved or closed conversation opens it again (as queue.change
         would, with its audit event; it and ingest's own touch each count a version)."""
         self.events.append(("status", {"old": conversation.status, "new": "open"}, conversation, None))
@@ -341,14 +373,14 @@ class Batch:
         return "a bounce that matched none of our replies"
 
     def _fail_bounced_reply(self, message: InboundMessage, bounce: PendingMessage, original: Known,
-                            matched_by: str, conversation: object) -> None:
+                            matched_by: str, conversation: Conversation | NewConversation) -> None:
         """The reply a bounce reports on was not delivered: its Outbox row failed with the reason,
         linked to the bounce; the conversation flagged and back in its assignee's Mine. A delay
         warning only joins the thread: the server is still trying."""
         if not bounces.is_failure(message):
             return
-        outbox = queries.delivery_states(session=self.session, message_ids=[original.message_id()]) \
-            .get(original.message_id())
+        original_id = _written(original.message_id())  # our reply: stored
+        outbox = queries.delivery_states(session=self.session, message_ids=[original_id]).get(original_id)
         if outbox is None:
             return
         reason = message.headers.get("x-bounce-reason") or message.subject or "the recipient's server returned it"
@@ -367,7 +399,8 @@ class Batch:
                                         "recipient": ", ".join(bounces.recipients(message)),
                                         "reason": outbox.last_error}, conversation, None))
 
-    def _survey_answer(self, pending: PendingMessage, conversation: object, created: bool, at: datetime) -> bool:
+    def _survey_answer(self, pending: PendingMessage, conversation: Conversation | NewConversation, created: bool,
+                       at: datetime) -> bool:
         """A customer's reply to a solved conversation whose survey went out, giving a rating
         (domain/csat.py): recorded once written. True when it is only a rating, so the
         conversation stays solved; with more (a question, a long text) it reopens as usual."""
@@ -397,7 +430,7 @@ class Batch:
             # A ref can name a conversation whose messages were all moved away.
             reason in ("hint-ref", "subject-tag") and not isinstance(conversation, NewConversation)
             and not any(p.conversation is conversation for p in self.pending)
-            and not lookups.has_messages(session=self.session, conversation_id=conversation.id))
+            and not lookups.has_messages(session=self.session, conversation_id=id_of(conversation)))
         if first or getattr(channel, "receipt_after_hours", False):
             self.receipts.append((pending, first))
 
@@ -410,7 +443,8 @@ class Batch:
         if not (self.pending or self.touched or self.new_customers):
             return
         session.flush()  # the ORM's own changes (a customer's name, an Outbox row) first
-        now = self.now
+        now, policies = self.now, self.policies
+        assert now is not None and policies is not None, "a lookup writes nothing"
         if self.new_customers:
             ids = bulk.insert_customers(session, [
                 dict(name=c.name, organization="", tier="", notes="", created_at=now, merged_into_id=None)
@@ -420,14 +454,14 @@ class Batch:
             for customer, new_id in zip(self.new_customers, ids):
                 customer.id = new_id
                 self.identities[(customer.kind, customer.address)] = (new_id, customer.name, "")
-        clock_rows: list[tuple[object, list[dict]]] = []
+        clock_rows: list[tuple[Conversation | NewConversation, list[dict]]] = []
         if self.new_conversations:
             for conversation in self.new_conversations:
                 conversation.customer_id = customer_id_of(conversation.customer)
                 tier = conversation.customer[2] if isinstance(conversation.customer, tuple) else ""
                 rows = self._opened(conversation, tier)
                 if rows is None:
-                    rows = clocks.refresh_rows(conversation, policies=self.policies, tags=set(), tier=tier, now=now)
+                    rows = clocks.refresh_rows(conversation, policies=policies, tags=set(), tier=tier, now=now)
                 clock_rows.append((conversation, rows))
             ids = bulk.insert_returning(session, Conversation, [
                 {name: getattr(c, name) for name in _CONVERSATION_COLUMNS} for c in self.new_conversations
@@ -453,19 +487,19 @@ class Batch:
                 for index, rows in self.attachment_rows.items() for row in rows
             ])
         if self.touched:
-            touched = list(self.touched.values())
-            ids = [c.id for c in touched]
+            touched = list(self.touched.items())
+            ids = [conversation_id for conversation_id, _ in touched]
             tags = queries.tags_of(session=session, conversation_ids=ids)
-            owners = queries.customers_by_id(session=session, customer_ids=[c.customer_id for c in touched])
+            owners = queries.customers_by_id(session=session, customer_ids=[c.customer_id for _, c in touched])
             recorded = clocks.load_events(session, ids)
-            for conversation in touched:
-                owner = owners.get(conversation.customer_id)
-                rows = clocks.refresh_rows(conversation, policies=self.policies, tags=set(tags[conversation.id]),
-                                           tier=owner.tier if owner else "", now=now, events=recorded[conversation.id])
-                clock_rows.append((conversation, rows))
-                session.add(conversation)
-        bulk.insert(session, SlaClockEvent, [dict(row, conversation_id=conversation.id)
-                                             for conversation, rows in clock_rows for row in rows])
+            for conversation_id, stored in touched:
+                owner = owners.get(stored.customer_id)
+                rows = clocks.refresh_rows(stored, policies=policies, tags=set(tags[conversation_id]),
+                                           tier=owner.tier if owner else "", now=now, events=recorded[conversation_id])
+                clock_rows.append((stored, rows))
+                session.add(stored)
+        bulk.insert(session, SlaClockEvent, [dict(row, conversation_id=owned.id)
+                                             for owned, rows in clock_rows for row in rows])
         bulk.insert(session, Event, [
             dict(at=now, agent=audit.SYSTEM, action=action,
                  conversation_id=conversation_id_of(conversation) if conversation is not None else None,
@@ -475,9 +509,9 @@ class Batch:
             for action, detail, conversation, customer in self.events
         ])
         session.flush()
-        for pending, answer, survey, conversation, at in self.answers:
-            csat.record_answer(session, survey=survey, answer=answer, message_id=pending.id,
-                               conversation=self.conversation(conversation), at=at, now=now)
+        for pending, answer, survey, answered, at in self.answers:
+            csat.record_answer(session, survey=survey, answer=answer, message_id=_written(pending.id),
+                               conversation=answered, at=at, now=now)
         candidates = self.receipts
         self._reset_pending()
         for pending, first in candidates:
@@ -492,6 +526,7 @@ class Batch:
                 or conversation.waiting_since != opening.waiting_since or conversation.solved_at is not None \
                 or conversation.first_responded_at is not None or conversation.last_agent_reply_at is not None:
             return None
+        assert self.policies is not None, "a lookup writes nothing"
         policy = self.policies.select(channel=conversation.channel, priority=conversation.priority, tags=set(), tier="")
         if policy is None or policy.name != opening.policy:
             return None
@@ -507,6 +542,8 @@ class Batch:
         session = self.session
         conversation = self.conversation(pending.conversation)
         stored = session.get(Message, pending.id)
+        assert isinstance(conversation, Conversation) and stored is not None, "both written"
+        assert self.settings is not None and self.policies is not None and self.now is not None
         receipts.maybe_queue_receipt(session, conversation=conversation, message=stored, settings=self.settings,
                                      policies=self.policies, now=self.now, inbound=pending.message,
                                      first_message=first)

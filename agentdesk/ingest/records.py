@@ -75,6 +75,7 @@ class NewConversation:
     def __init__(self, message: InboundMessage, customer: CustomerRef, at: datetime, now: datetime):
         self.id: int | None = None
         self.customer = customer
+        self.customer_id: int | None = None  # set when the chunk writes it, from `customer`
         self.channel = message.channel
         self.source = message.source
         self.subject = message.subject or first_line(message.body_text)
@@ -124,7 +125,7 @@ class Known:
     """A message stored or added by this chunk, as threading and dedupe need it."""
 
     id: int | None
-    conversation: int | NewConversation  # a stored conversation's id, or one the chunk opens
+    conversation: int | Conversation | NewConversation  # a stored conversation (its id), or one the chunk opens
     content_hash: str | None
     direction: str
     thread_reason: str

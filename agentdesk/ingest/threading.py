@@ -37,7 +37,7 @@ class Lookup(Protocol):
     def keyed(self, source: str, thread_key: str) -> Known | None:
         """The most recent message of this provider thread."""
 
-    def conversation(self, conversation: int | NewConversation) -> Conversation | NewConversation | None:
+    def conversation(self, conversation: int | Conversation | NewConversation) -> Conversation | NewConversation | None:
         """A Known's conversation, as threading and ingest change it."""
 
     def conversation_by_id(self, conversation_id: int) -> Conversation | None:
