@@ -534,6 +534,7 @@ async def _drive_the_tui(tui_desk: Path) -> str:
             thread = conversations.thread(app.desk, conversation_id)
             app.push_screen(ComposerScreen(app.desk, thread, kind="reply", now=lambda: FIXED_NOW, open_editor=False))
             await pilot.pause()
+            await app.workers.wait_for_complete()  # the envelope's reply-all, prefilled in a worker
             await pilot.pause()
             seen += _assert_screen_inert(app, f"composer of conversation {conversation_id}")
             # A draft from a template that quotes the customer's name (raw for the first customers).

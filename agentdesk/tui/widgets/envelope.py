@@ -15,6 +15,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from agentdesk.app.outbound import OutgoingFile, Recipients, split
+from agentdesk.sanitize import escape_control
 from agentdesk.tui import format
 from agentdesk.tui.widgets import shown_line
 
@@ -52,9 +53,14 @@ class Envelope(Vertical):
             field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
 
     def set_recipients(self, recipients: Recipients) -> None:
-        for name in ("to", "cc", "bcc"):
-            self.query_one(f"#envelope-{name}", Input).value = ", ".join(getattr(recipients, name))
-        self.loaded = True
+        lines = {name: ", ".join(getattr(recipients, name)) for name in ("to", "cc", "bcc")}
+        shown = {name: escape_control(line, keep_lines=False) for name, line in lines.items()}
+        for name, line in shown.items():
+            self.query_one(f"#envelope-{name}", Input).value = line
+        # A sender's handle with control characters in it is shown escaped, and what is shown is
+        # then not the address: unless the agent edits the envelope, the reply goes where the
+        # delivery would send it (the conversation's own customer).
+        self.loaded = shown == lines
 
     def on_input_changed(self, event: Input.Changed) -> None:
         # Typed by the agent: what they typed is what goes, whether or not the prefill arrived.
