@@ -73,9 +73,10 @@ def surveys_of(*, session: Session, conversation_ids: Sequence[int]) -> dict[int
 
 
 def alert_events(*, session: Session, since: datetime) -> list:
-    """The `csat_alert` audit events (bad ratings) recorded since `since`, oldest first."""
+    """The newest 100 `csat_alert` audit events (bad ratings) recorded since `since`, oldest first:
+    when more came at once, the latest are the ones worth showing."""
     from agentdesk.store.models import Event
 
     statement = (select(Event).where(Event.action == "csat_alert", col(Event.at) >= since)
-                 .order_by(col(Event.id)).limit(100))
-    return list(session.exec(statement).all())
+                 .order_by(col(Event.id).desc()).limit(100))
+    return list(reversed(session.exec(statement).all()))
