@@ -192,6 +192,8 @@ def describe_event(action: str, detail_json: str) -> str:
         return f"resent a reply (was {str(detail.get('previous', '')).replace('_', ' ')})"
     if action == "delivery_uncertain":
         return f"reply possibly sent: {detail.get('reason', '')}"
+    if action == "move_message":
+        return f"moved a message to {detail['to']}" if detail.get("to") else f"a message moved here from {detail.get('from')}"
     if action == "macro":
         return f"ran macro {detail.get('name')}"
     if action == "undo":

@@ -71,12 +71,12 @@ class AgentDeskApp(App[int]):
         # The sync this app runs while no `agentdesk sync` does ([ui] sync; tests choose).
         self.own_sync = None
         self.sync_state: tuple[str, str] = ("off", "")
-        if (settings.ui.sync if sync is None else sync):
+        if (settings.ui.sync if sync is None else sync) and (settings.mailbox or settings.spool):
+            # Imported here, not at the top: a desk without sources (the demo) never loads the sync.
             from agentdesk.app.sync import DeskSync
 
-            if DeskSync.wanted(self.desk):
-                self.own_sync = DeskSync(self.desk, on_change=self._sync_changed, recheck=sync_recheck)
-                self.sync_state = ("starting", "")
+            self.own_sync = DeskSync(self.desk, on_change=self._sync_changed, recheck=sync_recheck)
+            self.sync_state = ("starting", "")
 
     def get_default_screen(self) -> Screen:
         from agentdesk.tui.widgets.queue_view import QueueView
