@@ -193,3 +193,34 @@ async def test_M_splits_a_message_into_a_new_conversation(make_app, demo_setting
         moved = session.exec(select(Message).where(Message.thread_reason == f"moved by {AGENT}")).one()
     assert moved.conversation_id != thread.conversation.id
     assert moved.body_text.strip()[:20] in inbound[-1].body
+
+
+async def test_replies_nothing_delivers_for_a_minute_are_said_in_the_header(make_app, demo_settings):
+    from datetime import timedelta
+
+    from tests.tui.conftest import FIXED_NOW
+
+    # The demo's two queued replies were due long ago; with no mailbox or spool nothing could
+    # deliver them, so only a desk with a source says so.
+    settings = _with_macros(demo_settings)
+    settings.spool = [config.SpoolSettings(name="sms", path=str(demo_settings.source.parent / "sms"))]
+    with Session(engine_of(settings)) as session:
+        queued = session.exec(select(Outbox).where(Outbox.state == "queued")).all()
+        due = [o for o in queued if o.no_sender_at is None
+               and (o.next_attempt_at is None or o.next_attempt_at <= FIXED_NOW - timedelta(minutes=1))]
+    assert due, "the demo has queued replies"
+    app = make_app(settings)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(pilot, app)
+        header = app.main.query_one("Masthead").header
+    replies = "reply" if len(due) == 1 else "replies"
+    assert f"{len(due)} {replies} not sent: no sync has run for a minute" in header
+    with Session(engine_of(settings)) as session:
+        for outbox in due:
+            outbox.next_attempt_at = FIXED_NOW  # due now: a running sync has a minute to send them
+            session.add(session.merge(outbox))
+        session.commit()
+    app = make_app(settings)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(pilot, app)
+        assert "not sent" not in app.main.query_one("Masthead").header
