@@ -38,7 +38,13 @@ def undo_last(session: Session, *, conversation: Conversation, agent: str, now: 
         raise InvalidInput(f"{ref}: you have no change to undo here")
     if any(e.action == "undo" and e.agent == agent and id_of(e) > id_of(mine) for e in events):
         raise InvalidInput(f"{ref}: your last change was undone already")
-    group = [e for e in events if e.agent == agent and e.at == mine.at and e.action in UNDOABLE]
+    # One action's events: written together, with one `now`, nothing else between them.
+    group = []
+    for event in events[events.index(mine):]:
+        if event.agent != agent or event.at != mine.at or event.action not in (*UNDOABLE, "macro"):
+            break
+        if event.action != "macro":
+            group.append(event)
     later = [e for e in events if id_of(e) > max(id_of(g) for g in group) and e.action not in HARMLESS]
     if later:
         who = later[-1].agent

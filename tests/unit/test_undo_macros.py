@@ -251,3 +251,31 @@ def test_the_thread_says_why_a_message_joined(macro_config, engine, policies, re
                                      external_id="m2@velo.example"))
     thread = conversations.thread(_desk(macro_config), int(ref.split("-")[1]))
     assert [i.provenance for i in thread.items if i.kind == "inbound"] == ["", "joined by its In-Reply-To"]
+
+
+def test_withdraw_and_undo_on_sqlite_and_postgresql(any_database_url, tmp_path, monkeypatch):
+    """Team features: the conditional delete of a held reply and the undo read of the audit log
+    behave the same on both databases."""
+    from conftest import BASIC_CONFIG
+
+    path = tmp_path / "pg-config.toml"
+    path.write_text(f'[database]\nurl = "{any_database_url}"\n[templates]\ndir = "{tmp_path / "templates"}"\n'
+                    + BASIC_CONFIG, encoding="utf-8")
+    settings = config.load(path)
+    desk = Desk(settings, agent="tester", now=lambda: FIXED_NOW)
+    from agentdesk.domain import clocks
+
+    conversation = ingest(desk.engine, clocks.Policies.from_settings(settings),
+                          inbound(at=FIXED_NOW - timedelta(hours=2), external_id="pg1@velo.example"))
+    ref = f"AD-{conversation.conversation_id}"
+    sent = conversations.reply(desk, ref, "Held.", delay=10)
+    assert conversations.withdraw(desk, ref, sent.message_id) == "Held."
+    with pytest.raises(InvalidInput):
+        conversations.withdraw(desk, ref, sent.message_id)  # gone: nothing to take back twice
+    conversations.update(desk, ref, status="pending", add_tags=["pg"])
+    assert undo.undo(desk, ref) == [f"{ref}: undid your status, tag"]
+    conversations.update(desk, ref, priority="high")
+    conversations.update(Desk(settings, agent="dana", now=lambda: FIXED_NOW), ref, priority="low")
+    with pytest.raises(Conflict):
+        undo.undo(desk, ref)
+    desk.engine.dispose()
