@@ -180,8 +180,6 @@ class ThreadView(ScrollView, can_focus=False):
             label = f"▶ {shown_line(item.author) or 'agent'} replied"
             if item.message_kind == "receipt":
                 label = "▶ automatic receipt"
-            elif item.message_kind == "survey":
-                label = "▶ satisfaction survey"
             elif item.message_kind == "forward":
                 label = f"▶ {shown_line(item.author) or 'agent'} forwarded to {shown_line(item.recipients[3:])}"
             elif item.message_kind == "survey":
