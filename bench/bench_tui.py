@@ -32,8 +32,15 @@ from pathlib import Path
 RUNS_FIRST_PAINT = 21  # pairs, bare and ours alternating, so a slow moment hits both
 
 
-SEARCHES = ("battery", "warranty rack", "tag:warranty status:open", "from:anke waiting:>2h", "battery sla:breached",
-            "assignee:dana priority:urgent,high", "nothingmatchesthis")
+SEARCHES = (
+    "battery",
+    "warranty rack",
+    "tag:warranty status:open",
+    "from:anke waiting:>2h",
+    "battery sla:breached",
+    "assignee:dana priority:urgent,high",
+    "nothingmatchesthis",
+)
 SEARCH_ROUNDS = 3  # each search this many times, interleaved; the worst is reported against the target
 
 
@@ -59,24 +66,44 @@ def ensure_fifty_message_thread(settings) -> int:
     engine = db.open_database(settings.database_url)
     marker = "[bench: 50-message thread]"
     with db.read_session(engine) as session:
-        found = session.exec(text("SELECT conversation_id FROM message WHERE subject = :s LIMIT 1").bindparams(s=marker)).first()
+        found = session.exec(
+            text("SELECT conversation_id FROM message WHERE subject = :s LIMIT 1").bindparams(s=marker)
+        ).first()
     if found:
         return found[0]
     with db.write_session(engine) as session:
-        conversation_id = session.exec(text("SELECT id FROM conversation WHERE status = 'open' ORDER BY id LIMIT 1")).one()[0]
+        conversation_id = session.exec(
+            text("SELECT id FROM conversation WHERE status = 'open' ORDER BY id LIMIT 1")
+        ).one()[0]
         start = datetime.now(timezone.utc) - timedelta(days=3)
-        existing = session.exec(text("SELECT count(*) FROM message WHERE conversation_id = :c").bindparams(c=conversation_id)).one()[0]
+        existing = session.exec(
+            text("SELECT count(*) FROM message WHERE conversation_id = :c").bindparams(c=conversation_id)
+        ).one()[0]
         for index in range(50 - existing):
             inbound = index % 2 == 0
-            body = ("Hi,\n\nThe battery still drains overnight after the firmware update. I measured it again "
+            body = (
+                (
+                    "Hi,\n\nThe battery still drains overnight after the firmware update. I measured it again "
                     "this morning and it went from 100% to 58%.\n\nOn Tue, Support wrote:\n> Could you update the "
-                    "firmware?\n> Thanks\n-- \nCustomer") if inbound else (
+                    "firmware?\n> Thanks\n-- \nCustomer"
+                )
+                if inbound
+                else (
                     "Hi,\n\nThanks for checking. Could you send a photo of the battery label? Then we can "
-                    "arrange a replacement under warranty.\n\nBest,\nDana")
-            session.add(Message(conversation_id=conversation_id, direction="inbound" if inbound else "outbound",
-                                author="Bench Customer" if inbound else "Dana Jansen",
-                                subject=marker if index == 0 else "", body_text=body,
-                                at=start + timedelta(minutes=20 * index), ingested_at=start + timedelta(minutes=20 * index)))
+                    "arrange a replacement under warranty.\n\nBest,\nDana"
+                )
+            )
+            session.add(
+                Message(
+                    conversation_id=conversation_id,
+                    direction="inbound" if inbound else "outbound",
+                    author="Bench Customer" if inbound else "Dana Jansen",
+                    subject=marker if index == 0 else "",
+                    body_text=body,
+                    at=start + timedelta(minutes=20 * index),
+                    ingested_at=start + timedelta(minutes=20 * index),
+                )
+            )
         session.commit()
     engine.dispose()
     return conversation_id
@@ -132,8 +159,12 @@ async def bare_first_paint() -> float:
 def first_paint_in_a_process(which: str, data_dir: str) -> float:
     """Seconds to the first frame of one app, in a fresh process as a user starts it: one app per
     heap (apps run one after another in one process disturb each other's garbage collections)."""
-    result = subprocess.run([sys.executable, __file__, "--data-dir", data_dir, "--first-paint-of", which],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--data-dir", data_dir, "--first-paint-of", which],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return float(result.stdout.split()[-1])
 
 
@@ -158,10 +189,14 @@ def queue_state(app):
         return None
     queue = main.queue
     boxes = main.query("#search")
-    return (queue.loaded_generation == queue.generation and queue.loaded, queue.cursor,
-            queue.current_row is not None or queue.count == 0,
-            main.thread.conversation.id if main.thread else None, queue.loaded_generation,
-            not (boxes and boxes.first().has_class("-visible")))  # a submitted search's box has closed
+    return (
+        queue.loaded_generation == queue.generation and queue.loaded,
+        queue.cursor,
+        queue.current_row is not None or queue.count == 0,
+        main.thread.conversation.id if main.thread else None,
+        queue.loaded_generation,
+        not (boxes and boxes.first().has_class("-visible")),
+    )  # a submitted search's box has closed
 
 
 async def agentdesk_first_paint(settings) -> float:
@@ -246,8 +281,10 @@ async def session_figures(settings, thread_id: int) -> dict:
             generation = queue.generation
             started = time.perf_counter()
             await pilot.press("enter")
-            rows = lambda state: (state is not None and state[0] and state[2] and state[4] > generation  # noqa: E731
-                                  and state[5])
+
+            def rows(state, generation=generation):
+                return state is not None and state[0] and state[2] and state[4] > generation and state[5]
+
             await wait_for(lambda: frames.first_after(started, rows) is not None and main.search_count is not None)
             searches.setdefault(query, []).append((frames.first_after(started, rows) * 1000, main.search_count))
             await pilot.press("escape")
@@ -281,9 +318,17 @@ def main() -> int:
     agentdesk_import = time.perf_counter() - started
 
     # A missing demo is built in a child process: the build's memory is not the workstation's RSS.
-    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from agentdesk.demo import build; "
-                    "build.ensure_demo(Path(sys.argv[1]), conversations=int(sys.argv[2]))",
-                    args.data_dir, str(args.conversations)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from agentdesk.demo import build; "
+            "build.ensure_demo(Path(sys.argv[1]), conversations=int(sys.argv[2]))",
+            args.data_dir,
+            str(args.conversations),
+        ],
+        check=True,
+    )
     config_path = build.ensure_demo(Path(args.data_dir), conversations=args.conversations)
     settings = config.load(config_path)
     thread_id = ensure_fifty_message_thread(settings)
@@ -308,28 +353,35 @@ def main() -> int:
     bare_median, ours_median = statistics.median(bare), statistics.median(ours)
     print(f"agentdesk TUI benchmark — {conversations} conversations, ~{messages} messages, {args.data_dir}")
     print(f"python {sys.version.split()[0]}, textual {textual.__version__ if hasattr(textual, '__version__') else ''}")
-    print(f"imports (once per process): textual {textual_import * 1000:.0f} ms, agentdesk TUI + store "
-          f"{agentdesk_import * 1000:.0f} ms")
-    print(f"first paint, median of {RUNS_FIRST_PAINT} alternating runs, each in a fresh process: "
-          f"bare Textual app {bare_median * 1000:.1f} ms, "
-          f"agentdesk queue {ours_median * 1000:.1f} ms (ratio of medians {ours_median / bare_median:.2f}, "
-          f"median ratio of pairs {statistics.median(ratios):.2f}; target ≤ 1000 ms and ≤ 2×)")
+    print(
+        f"imports (once per process): textual {textual_import * 1000:.0f} ms, agentdesk TUI + store "
+        f"{agentdesk_import * 1000:.0f} ms"
+    )
+    print(
+        f"first paint, median of {RUNS_FIRST_PAINT} alternating runs, each in a fresh process: "
+        f"bare Textual app {bare_median * 1000:.1f} ms, "
+        f"agentdesk queue {ours_median * 1000:.1f} ms (ratio of medians {ours_median / bare_median:.2f}, "
+        f"median ratio of pairs {statistics.median(ratios):.2f}; target ≤ 1000 ms and ≤ 2×)"
+    )
     print(f"cursor move (rows in All open: {figures['rows in All open']}), target p95 ≤ 30 ms:")
     for key, (high, median, count) in figures["cursor"].items():
         print(f"  {key:<9} p95 {high:6.1f} ms  median {median:6.1f} ms  ({count} presses)")
     median, worst, items = figures["thread"]
-    print(f"open a 50-message thread ({items} items with events): median {median:.0f} ms, worst {worst:.0f} ms "
-          f"(query alone {figures['thread query only']:.0f} ms); target ≤ 100 ms; "
-          f"in order: {', '.join(map(str, figures['thread samples']))} ms")
+    print(
+        f"open a 50-message thread ({items} items with events): median {median:.0f} ms, worst {worst:.0f} ms "
+        f"(query alone {figures['thread query only']:.0f} ms); target ≤ 100 ms; "
+        f"in order: {', '.join(map(str, figures['thread samples']))} ms"
+    )
     print("search (submit to rows drawn), target ≤ 200 ms:")
     for query, runs in figures["search"].items():
         times = [elapsed for elapsed, _ in runs]
-        print(f"  {query:<40} {max(times):6.0f} ms worst, {statistics.median(times):4.0f} ms median of {len(times)}"
-              f"  {runs[-1][1]} results")
+        print(
+            f"  {query:<40} {max(times):6.0f} ms worst, {statistics.median(times):4.0f} ms median of {len(times)}"
+            f"  {runs[-1][1]} results"
+        )
     print(f"RSS: {figures['rss now']:.0f} MB now, {figures['rss peak']:.0f} MB peak; target ≤ 300 MB")
     return 0
 
 
 if __name__ == "__main__":
-
     sys.exit(main())
