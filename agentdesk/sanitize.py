@@ -33,8 +33,17 @@ import re
 import unicodedata
 from html.parser import HTMLParser
 
-__all__ = ["strip_control", "inert_line", "is_inert_line", "html_to_text", "safe_filename", "escape_control", "printable",
-           "escape_json_controls", "InertLogFormatter"]
+__all__ = [
+    "strip_control",
+    "inert_line",
+    "is_inert_line",
+    "html_to_text",
+    "safe_filename",
+    "escape_control",
+    "printable",
+    "escape_json_controls",
+    "InertLogFormatter",
+]
 
 # --- strip_control ----------------------------------------------------------------------------
 
@@ -57,8 +66,7 @@ _CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2
 _SURROGATES = re.compile("[\ud800-\udfff]")
 # Every character any step of `strip_control` changes or removes (CR, U+2028/9, ESC and the C1
 # introducers are among the controls): text without one comes back as it is.
-_find_strippable = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-                              "\ud800-\udfff]").search
+_find_strippable = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]").search
 
 
 def strip_control(text: str) -> str:
@@ -93,8 +101,9 @@ def _has_c1_introducer(text: str) -> bool:
 # look the same compare different.
 _LINE_BREAKS = re.compile("[\t\n]+")
 _BIDI_MARKS = re.compile("[\u200e\u200f\u061c]")
-_find_not_inert_line = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
-                                  "\u2066-\u2069\ud800-\udfff]").search
+_find_not_inert_line = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+).search
 
 
 def is_inert_line(text: str) -> bool:
@@ -211,18 +220,58 @@ class InertLogFormatter(logging.Formatter):
 _SKIP_CONTENT = frozenset({"script", "style", "head", "title", "template", "xml"})
 # Elements that start a new paragraph (a blank line) or just a new line.
 _PARAGRAPH = frozenset(
-    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "blockquote", "pre",
-     "figure", "address", "fieldset", "form", "hr"}
+    {
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "ul",
+        "ol",
+        "dl",
+        "table",
+        "blockquote",
+        "pre",
+        "figure",
+        "address",
+        "fieldset",
+        "form",
+        "hr",
+    }
 )
 _LINE = frozenset(
-    {"div", "li", "tr", "dt", "dd", "section", "article", "header", "footer", "nav", "aside",
-     "main", "center", "caption", "figcaption", "details", "summary", "thead", "tbody", "tfoot",
-     "option", "legend", "body", "html"}
+    {
+        "div",
+        "li",
+        "tr",
+        "dt",
+        "dd",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "nav",
+        "aside",
+        "main",
+        "center",
+        "caption",
+        "figcaption",
+        "details",
+        "summary",
+        "thead",
+        "tbody",
+        "tfoot",
+        "option",
+        "legend",
+        "body",
+        "html",
+    }
 )
 _CELL = frozenset({"td", "th"})
 _VOID = frozenset(
-    {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "param",
-     "source", "track", "wbr"}
+    {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "param", "source", "track", "wbr"}
 )
 _WHITESPACE = re.compile(r"[ \t\n\r\f\v\xa0\u200b]+")
 # Above this the input is cut before parsing: html.parser is linear on ordinary input, but an
@@ -411,7 +460,7 @@ def _same_target(text: str, href: str) -> bool:
         value = value.strip().lower()
         for prefix in ("mailto:", "tel:", "http://", "https://"):
             if value.startswith(prefix):
-                value = value[len(prefix):]
+                value = value[len(prefix) :]
         return value.rstrip("/")
 
     return norm(text) == norm(href)

@@ -35,8 +35,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=500, help="ordinary messages in every mailbox")
     parser.add_argument("--size-mb", type=float, default=40, help="size of the big message (MB)")
-    parser.add_argument("--shape", action="append", choices=sorted(SHAPES),
-                        help="shapes of big message to run (default: all)")
+    parser.add_argument(
+        "--shape", action="append", choices=sorted(SHAPES), help="shapes of big message to run (default: all)"
+    )
     args = parser.parse_args()
     shapes = args.shape or list(SHAPES)
 
@@ -45,8 +46,10 @@ def main() -> int:
     dovecot.start()
     try:
         ordinary = mailgen.corpus(args.messages, seed=13)
-        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
-              f"{args.messages} ordinary messages ({sum(len(r) for _, r in ordinary) / MB:.1f} MB) in every mailbox")
+        print(
+            f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+            f"{args.messages} ordinary messages ({sum(len(r) for _, r in ordinary) / MB:.1f} MB) in every mailbox"
+        )
         runs = [("anchor (no big message)", None)] + [(f"+ one {args.size_mb:g} MB {shape}", shape) for shape in shapes]
         for label, shape in runs:
             user = dovecot.add_user()
@@ -67,9 +70,11 @@ def main() -> int:
             with sqlite3.connect(run_dir / "agentdesk.db") as db:
                 stored = db.execute("SELECT count(*) FROM message").fetchone()[0]
                 largest = db.execute("SELECT coalesce(max(length(raw)), 0) FROM messageraw").fetchone()[0]
-            print(f"{label:34s} {elapsed:6.2f} s  peak RSS: process {own_kib / 1024:5.0f} MiB, "
-                  f"tree {tree_kib / 1024:5.0f} MiB  ({stored} stored, largest raw {largest / MB:.1f} MB"
-                  f"{f' of {size / MB:.1f}' if size else ''}, exit {status})")
+            print(
+                f"{label:34s} {elapsed:6.2f} s  peak RSS: process {own_kib / 1024:5.0f} MiB, "
+                f"tree {tree_kib / 1024:5.0f} MiB  ({stored} stored, largest raw {largest / MB:.1f} MB"
+                f"{f' of {size / MB:.1f}' if size else ''}, exit {status})"
+            )
             if status != 0:
                 print(stderr.strip()[-2_000:], file=sys.stderr)
     finally:

@@ -48,8 +48,11 @@ def main() -> None:
     if not args.reuse and args.dir.exists():
         shutil.rmtree(args.dir)
     started = time.perf_counter()
-    subprocess.run([*agentdesk, "demo", "--seed-only", "--conversations", str(args.conversations),
-                    "--data-dir", str(args.dir)], check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*agentdesk, "demo", "--seed-only", "--conversations", str(args.conversations), "--data-dir", str(args.dir)],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     build_seconds = time.perf_counter() - started
     database = args.dir / "agentdesk.db"
     size = sum(p.stat().st_size for p in args.dir.glob("agentdesk.db*"))
@@ -71,8 +74,8 @@ def main() -> None:
         conversations = session.exec(select(func.count()).select_from(Conversation)).one()
         # The conversation with the longest thread is the worst case for `show`.
         ref_id = session.exec(
-            select(Message.conversation_id).group_by(Message.conversation_id)
-            .order_by(func.count().desc()).limit(1)).one()
+            select(Message.conversation_id).group_by(Message.conversation_id).order_by(func.count().desc()).limit(1)
+        ).one()
     ref = f"AD-{ref_id}"
 
     list_cli = timed_runs([*agentdesk, "--config", str(config), "list", "--limit", "50", "--json"], args.runs)
@@ -96,8 +99,10 @@ def main() -> None:
     def ms(values: list[float]) -> str:
         return f"median {statistics.median(values) * 1000:.0f} ms, p95 {percentile(values, 0.95) * 1000:.0f} ms"
 
-    print(f"demo build: {args.conversations} conversations, {messages} messages, {build_seconds:.1f} s"
-          + (" (reused)" if args.reuse else ""))
+    print(
+        f"demo build: {args.conversations} conversations, {messages} messages, {build_seconds:.1f} s"
+        + (" (reused)" if args.reuse else "")
+    )
     print(f"database size: {size / 1e6:.0f} MB ({database})")
     print(f"conversations in db: {conversations}")
     print(f"agentdesk list --limit 50 --json (process): {ms(list_cli)}")

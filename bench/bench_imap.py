@@ -87,14 +87,18 @@ def bench_mbsync(dovecot: Dovecot, user: str, work: Path, expected: int) -> floa
         "Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
         f"SyncState {state}/\n"
     )
-    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_STATE_HOME=str(home / ".local/state"))
+    env = dict(
+        os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_STATE_HOME=str(home / ".local/state")
+    )
     elapsed, status, stderr, _ = _run_timed([binary, "-q", "-c", str(conf), "-a"], env=env, cwd=work)
     if status != 0:
         print(f"mbsync failed ({status}): {stderr}")
         return None
-    pulled = sum(1 for folder in ("new", "cur") for _ in (local / "INBOX" / folder).iterdir()) \
-        if (local / "INBOX").is_dir() else 0
+    pulled = (
+        sum(1 for folder in ("new", "cur") for _ in (local / "INBOX" / folder).iterdir())
+        if (local / "INBOX").is_dir()
+        else 0
+    )
     if pulled != expected:
         print(f"mbsync pulled {pulled} of {expected} messages: its figure is not comparable")
         return None
@@ -121,8 +125,12 @@ def idle_latency(dovecot: Dovecot, work: Path, samples: int) -> list[float]:
     user = dovecot.add_user()
     config = mailbox_config(work / "idle", dovecot, user, 1)
     database = work / "idle" / "agentdesk.db"
-    process = subprocess.Popen([sys.executable, "-m", "agentdesk", "sync", "--config", str(config)],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentdesk", "sync", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # wait for the first pass (it writes the checkpoint)
@@ -159,8 +167,13 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--skip-mbsync", action="store_true")
     parser.add_argument("--idle-samples", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=1, metavar="N",
-                        help="paired mbsync / agentdesk runs (fresh Maildir and database each); medians at the end")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="paired mbsync / agentdesk runs (fresh Maildir and database each); medians at the end",
+    )
     args = parser.parse_args()
 
     compiled = compile_agentdesk()
@@ -179,8 +192,10 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
 
         elapsed, total = bench_fetch_only(dovecot, user)
-        print(f"UID FETCH only (imaplib): {elapsed:6.2f} s  {args.messages / elapsed:7.0f} msg/s  "
-              f"{total / 1e6 / elapsed:6.1f} MB/s")
+        print(
+            f"UID FETCH only (imaplib): {elapsed:6.2f} s  {args.messages / elapsed:7.0f} msg/s  "
+            f"{total / 1e6 / elapsed:6.1f} MB/s"
+        )
 
         mbsync_times: list[float] = []
         desk_times: list[float] = []
@@ -193,8 +208,10 @@ def main() -> int:
                 elapsed = bench_mbsync(dovecot, user, run_dir, args.messages)
                 if elapsed:
                     mbsync_times.append(elapsed)
-                    print(f"mbsync (FSync on):        {elapsed:6.2f} s  {args.messages / elapsed:7.0f} msg/s  "
-                          f"{size / 1e6 / elapsed:6.1f} MB/s")
+                    print(
+                        f"mbsync (FSync on):        {elapsed:6.2f} s  {args.messages / elapsed:7.0f} msg/s  "
+                        f"{size / 1e6 / elapsed:6.1f} MB/s"
+                    )
 
             config = mailbox_config(run_dir / "desk", dovecot, user, 1)
             # The program users run (`agentdesk`): it takes the team's sync lock and ends the way they see it end.
@@ -205,26 +222,34 @@ def main() -> int:
                 conversations = db.execute("SELECT count(*) FROM conversation").fetchone()[0]
             if status == 0 and stored == args.messages:
                 desk_times.append(elapsed)
-            print(f"agentdesk sync --once:    {elapsed:6.2f} s  {stored / elapsed:7.0f} msg/s  "
-                  f"{size / 1e6 / elapsed:6.1f} MB/s  peak RSS {rss / 1024:.0f} MiB  "
-                  f"({stored} messages, {conversations} conversations, exit {status})")
+            print(
+                f"agentdesk sync --once:    {elapsed:6.2f} s  {stored / elapsed:7.0f} msg/s  "
+                f"{size / 1e6 / elapsed:6.1f} MB/s  peak RSS {rss / 1024:.0f} MiB  "
+                f"({stored} messages, {conversations} conversations, exit {status})"
+            )
 
         elapsed, status, _, _ = _run_timed(command, cwd=ROOT)
         print(f"no-new-mail sync --once:  {elapsed:6.2f} s (whole command, exit {status})")
 
         latencies = sorted(idle_latency(dovecot, work, args.idle_samples))
-        print(f"IDLE delivery -> DB:      median {latencies[len(latencies) // 2]:.2f} s, "
-              f"max {latencies[-1]:.2f} s over {len(latencies)} messages")
+        print(
+            f"IDLE delivery -> DB:      median {latencies[len(latencies) // 2]:.2f} s, "
+            f"max {latencies[-1]:.2f} s over {len(latencies)} messages"
+        )
         if args.repeat > 1:
             print(f"median of {args.repeat} paired runs (load average now {os.getloadavg()[0]:.2f}):")
             if mbsync_times:
                 median = statistics.median(mbsync_times)
-                print(f"  mbsync:    {median:6.2f} s  {args.messages / median:7.0f} msg/s  "
-                      f"(runs: {', '.join(f'{t:.2f}' for t in mbsync_times)})")
+                print(
+                    f"  mbsync:    {median:6.2f} s  {args.messages / median:7.0f} msg/s  "
+                    f"(runs: {', '.join(f'{t:.2f}' for t in mbsync_times)})"
+                )
             if desk_times:
                 median = statistics.median(desk_times)
-                print(f"  agentdesk: {median:6.2f} s  {args.messages / median:7.0f} msg/s  "
-                      f"(runs: {', '.join(f'{t:.2f}' for t in desk_times)})")
+                print(
+                    f"  agentdesk: {median:6.2f} s  {args.messages / median:7.0f} msg/s  "
+                    f"(runs: {', '.join(f'{t:.2f}' for t in desk_times)})"
+                )
     finally:
         dovecot.cleanup()
         import shutil

@@ -41,10 +41,13 @@ def _serve(root: str, port: int, ready, durable: bool) -> None:
     from agentdesk import config
     from agentdesk.channels.webhook import receiver
 
-    settings = config.parse(f'[[spool]]\nname = "chat"\npath = "{root}/chat"\nadapter = "generic"\n'
-                            f'kind = "chat"\nsecret_command = "echo {SECRET}"\n')
-    server = receiver.make_server(receiver.endpoints_from_settings(settings), host="127.0.0.1", port=port,
-                                  durable=durable)
+    settings = config.parse(
+        f'[[spool]]\nname = "chat"\npath = "{root}/chat"\nadapter = "generic"\n'
+        f'kind = "chat"\nsecret_command = "echo {SECRET}"\n'
+    )
+    server = receiver.make_server(
+        receiver.endpoints_from_settings(settings), host="127.0.0.1", port=port, durable=durable
+    )
     ready.set()
     server.serve_forever()
 
@@ -62,13 +65,23 @@ def _client(port: int, count: int, connections: int, offset: int, deadline: floa
             if time.time() > deadline:
                 break
             number = offset + index * 1_000_000 + k
-            body = json.dumps({"id": f"load-{number}", "sender": {"name": "Load", "handle": f"load:{number % 500}"},
-                               "text": "x" * 300, "timestamp": "2026-11-24T09:00:00Z"}).encode()
+            body = json.dumps(
+                {
+                    "id": f"load-{number}",
+                    "sender": {"name": "Load", "handle": f"load:{number % 500}"},
+                    "text": "x" * 300,
+                    "timestamp": "2026-11-24T09:00:00Z",
+                }
+            ).encode()
             signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
             started = time.perf_counter()
             try:
-                connection.request("POST", "/hooks/chat", body=body, headers={
-                    "Content-Type": "application/json", "X-Agentdesk-Signature": signature})
+                connection.request(
+                    "POST",
+                    "/hooks/chat",
+                    body=body,
+                    headers={"Content-Type": "application/json", "X-Agentdesk-Signature": signature},
+                )
                 response = connection.getresponse()
                 response.read()
                 if response.status != 200:
@@ -95,8 +108,14 @@ def _client(port: int, count: int, connections: int, offset: int, deadline: floa
 
 
 def _signed(number: int) -> tuple[bytes, str]:
-    body = json.dumps({"id": f"probe-{number}", "sender": {"name": "Probe", "handle": f"probe:{number % 50}"},
-                       "text": "x" * 300, "timestamp": "2026-11-24T09:00:00Z"}).encode()
+    body = json.dumps(
+        {
+            "id": f"probe-{number}",
+            "sender": {"name": "Probe", "handle": f"probe:{number % 50}"},
+            "text": "x" * 300,
+            "timestamp": "2026-11-24T09:00:00Z",
+        }
+    ).encode()
     return body, "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -114,8 +133,12 @@ def _probe(port: int, count: int, offset: int) -> tuple[float, float, int]:
         started = time.perf_counter()
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
-            connection.request("POST", "/hooks/chat", body=body, headers={
-                "Content-Type": "application/json", "X-Agentdesk-Signature": signature})
+            connection.request(
+                "POST",
+                "/hooks/chat",
+                body=body,
+                headers={"Content-Type": "application/json", "X-Agentdesk-Signature": signature},
+            )
             response = connection.getresponse()
             response.read()
             if response.status != 200:
@@ -136,8 +159,10 @@ def _probe(port: int, count: int, offset: int) -> tuple[float, float, int]:
 def _stall(port: int, count: int, size: int) -> list[socket.socket]:
     """`count` clients that announce a `size`-byte body, send all of it but the last byte, and stall."""
     body = b"s" * (size - 1)
-    head = (f"POST /hooks/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {size}\r\nX-Agentdesk-Signature: sha256={'0' * 64}\r\n\r\n").encode()
+    head = (
+        f"POST /hooks/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {size}\r\nX-Agentdesk-Signature: sha256={'0' * 64}\r\n\r\n"
+    ).encode()
     clients: list[socket.socket] = []
 
     def one() -> None:
@@ -157,17 +182,21 @@ def _stall(port: int, count: int, size: int) -> list[socket.socket]:
 def hostile(port: int, pid: int, slow_clients: int, probes: int) -> None:
     rss, peak = _memory(pid)
     median, p95, errors = _probe(port, probes, 0)
-    print(f"anchor, no stalled client: receiver RSS {rss:.1f} MiB (peak {peak:.1f}); normal post latency "
-          f"median {median:.2f} ms, p95 {p95:.2f} ms ({probes} posts, errors {errors})")
+    print(
+        f"anchor, no stalled client: receiver RSS {rss:.1f} MiB (peak {peak:.1f}); normal post latency "
+        f"median {median:.2f} ms, p95 {p95:.2f} ms ({probes} posts, errors {errors})"
+    )
     started = time.perf_counter()
     stalled = _stall(port, slow_clients, 5 * 1024 * 1024)
     sent = time.perf_counter() - started
     time.sleep(0.5)
     median, p95, errors = _probe(port, probes, 1_000_000)
     rss, peak = _memory(pid)
-    print(f"{len(stalled)} clients stalled at 5 MiB - 1 byte (sent in {sent:.1f} s): receiver RSS {rss:.1f} MiB "
-          f"(peak {peak:.1f}); normal post latency median {median:.2f} ms, p95 {p95:.2f} ms ({probes} posts, "
-          f"errors {errors})")
+    print(
+        f"{len(stalled)} clients stalled at 5 MiB - 1 byte (sent in {sent:.1f} s): receiver RSS {rss:.1f} MiB "
+        f"(peak {peak:.1f}); normal post latency median {median:.2f} ms, p95 {p95:.2f} ms ({probes} posts, "
+        f"errors {errors})"
+    )
     for client in stalled:
         client.close()
 
@@ -199,12 +228,15 @@ def main() -> int:
             shutil.rmtree(root / "chat" / "new")
             (root / "chat" / "new").mkdir()
         out = context.Queue()
-        per_client = [args.requests // args.clients + (1 if i < args.requests % args.clients else 0)
-                      for i in range(args.clients)]
+        per_client = [
+            args.requests // args.clients + (1 if i < args.requests % args.clients else 0) for i in range(args.clients)
+        ]
         deadline = time.time() + args.timeout
         started = time.perf_counter()
-        clients = [context.Process(target=_client, args=(port, n, args.connections, i * 100_000_000, deadline, out))
-                   for i, n in enumerate(per_client)]
+        clients = [
+            context.Process(target=_client, args=(port, n, args.connections, i * 100_000_000, deadline, out))
+            for i, n in enumerate(per_client)
+        ]
         for client in clients:
             client.start()
         latencies: list[float] = []
@@ -220,9 +252,11 @@ def main() -> int:
         latencies.sort()
         p50 = statistics.median(latencies) * 1000
         p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-        print(f"receiver: {len(latencies)} requests in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f} req/s; "
-              f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; {args.clients} client processes x {args.connections} "
-              f"connections; fsync {'off' if args.no_fsync else 'on'}; errors {len(errors)}; files in new/ {stored}")
+        print(
+            f"receiver: {len(latencies)} requests in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f} req/s; "
+            f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; {args.clients} client processes x {args.connections} "
+            f"connections; fsync {'off' if args.no_fsync else 'on'}; errors {len(errors)}; files in new/ {stored}"
+        )
         if stored != len(latencies):
             print(f"MISMATCH: {len(latencies)} acknowledged, {stored} stored", file=sys.stderr)
             return 1

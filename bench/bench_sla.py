@@ -64,9 +64,14 @@ def main() -> None:
         ]:
             seconds, _ = timed(section, args.runs)
             print(f"report {name:<13} {seconds * 1000:8.0f} ms (median of {args.runs})")
-        open_ids = list(session.exec(
-            select(Conversation.id).where(col(Conversation.status).in_(("new", "open")))
-            .order_by(col(Conversation.id)).limit(args.sample)))
+        open_ids = list(
+            session.exec(
+                select(Conversation.id)
+                .where(col(Conversation.status).in_(("new", "open")))
+                .order_by(col(Conversation.id))
+                .limit(args.sample)
+            )
+        )
         conversation = session.get(Conversation, open_ids[0])
         seconds, _ = timed(lambda: explain_document(session, conversation, policies, now=now), args.runs)
         print(f"sla explain (document)  {seconds * 1000:8.1f} ms")
@@ -97,11 +102,14 @@ def main() -> None:
         progress = clocks.recompute_page(session, policies=policies, now=now, limit=2000)
         session.flush()
         elapsed = time.perf_counter() - started
-        total_open = session.exec(select(func.count()).select_from(Conversation).where(
-            col(Conversation.status).not_in(("solved", "closed")))).one()
+        total_open = session.exec(
+            select(func.count()).select_from(Conversation).where(col(Conversation.status).not_in(("solved", "closed")))
+        ).one()
         rate = progress.checked / elapsed
-        print(f"recompute: {progress.checked} open conversations in {elapsed:.2f} s ({rate:.0f}/s, "
-              f"{progress.events} events); all {total_open} open ≈ {total_open / rate:.0f} s")
+        print(
+            f"recompute: {progress.checked} open conversations in {elapsed:.2f} s ({rate:.0f}/s, "
+            f"{progress.events} events); all {total_open} open ≈ {total_open / rate:.0f} s"
+        )
     finally:
         session.rollback()
         session.close()

@@ -26,18 +26,25 @@ from agentdesk.domain import clocks
 from agentdesk.store import db
 from agentdesk.sync.sources import spool as spool_source
 
-WORDS = ("order delivery refund invoice password account login broken wheel spoke parcel tracking help "
-         "please thanks when where why again still waiting weekend monday courier address").split()
+WORDS = (
+    "order delivery refund invoice password account login broken wheel spoke parcel tracking help "
+    "please thanks when where why again still waiting weekend monday courier address"
+).split()
 
 
 def payload(i: int, rng: random.Random) -> bytes:
     person = rng.randrange(2000)
     text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 40)))
-    return json.dumps({
-        "id": f"bench-{i}", "sender": {"name": f"Customer {person}", "handle": f"widget:{person}"},
-        "conversation": {"thread_key": f"widget-thread-{person}"}, "text": text,
-        "timestamp": "2026-11-24T09:00:00Z", "metadata": {"page": f"/p/{i % 97}"},
-    }).encode()
+    return json.dumps(
+        {
+            "id": f"bench-{i}",
+            "sender": {"name": f"Customer {person}", "handle": f"widget:{person}"},
+            "conversation": {"thread_key": f"widget-thread-{person}"},
+            "text": text,
+            "timestamp": "2026-11-24T09:00:00Z",
+            "metadata": {"page": f"/p/{i % 97}"},
+        }
+    ).encode()
 
 
 def main() -> int:
@@ -48,8 +55,10 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="agentdesk-bench-spool-"))
     try:
-        settings = config.parse(f'[database]\nurl = "sqlite:///{root / "bench.db"}"\n'
-                                f'[[spool]]\nname = "chat"\npath = "{root / "chat"}"\nadapter = "generic"\nkind = "chat"\n')
+        settings = config.parse(
+            f'[database]\nurl = "sqlite:///{root / "bench.db"}"\n'
+            f'[[spool]]\nname = "chat"\npath = "{root / "chat"}"\nadapter = "generic"\nkind = "chat"\n'
+        )
         engine = db.open_database(settings.database_url)
         spool = settings.spool[0]
         path = Path(spool.path)
@@ -59,16 +68,19 @@ def main() -> int:
         for i in range(args.files):
             spooling.write_payload(path, payload(i, rng), "application/json", durable=False)
         written = time.perf_counter() - started
-        source = spool_source.SpoolSource(spool, engine=engine, policies=clocks.Policies.from_settings(settings),
-                                      path=path, batch=args.batch)
+        source = spool_source.SpoolSource(
+            spool, engine=engine, policies=clocks.Policies.from_settings(settings), path=path, batch=args.batch
+        )
         started = time.perf_counter()
         result = source.poll()
         elapsed = time.perf_counter() - started
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         assert result.stored == args.files and not result.rejected and not result.failed, result
-        print(f"spool ingest: {args.files} files in {elapsed:.1f} s = {args.files / elapsed:,.0f} files/s "
-              f"(batch {args.batch}); peak RSS {peak_mib:.0f} MiB; writing the files took {written:.1f} s; "
-              f"database {db.database_size(engine) / 2**20:.0f} MiB")
+        print(
+            f"spool ingest: {args.files} files in {elapsed:.1f} s = {args.files / elapsed:,.0f} files/s "
+            f"(batch {args.batch}); peak RSS {peak_mib:.0f} MiB; writing the files took {written:.1f} s; "
+            f"database {db.database_size(engine) / 2**20:.0f} MiB"
+        )
         engine.dispose()
     finally:
         if not args.dir:

@@ -31,10 +31,21 @@ AT = datetime(2024, 1, 1, tzinfo=timezone.utc)
 # Machine mail that the negative folders hold anyway: DSN, MDN and ARF samples of MIME
 # libraries; sisimai's not/rb-issue-368, a real postmaster notice sisimai cannot parse; and in
 # notmuch's ghost-root thread, Request Tracker's "AutoReply:" to a ticket (no list post).
-KNOWN_MACHINE = re.compile(r"enmime/dsn/|delivery-status|bounce|arf|disposition-notification|"
-                           r"multipart-wo-boundary|rb-issue-368|ghost-root/1532672447\.")
-NEGATIVE_FOLDERS = ("notmuch-corpora", "talon", "github-email_reply_parser", "enmime", "mimekit", "postal-mime",
-                    "stalwart-mail-parser", "nodemailer-mailparser", "flanker")
+KNOWN_MACHINE = re.compile(
+    r"enmime/dsn/|delivery-status|bounce|arf|disposition-notification|"
+    r"multipart-wo-boundary|rb-issue-368|ghost-root/1532672447\."
+)
+NEGATIVE_FOLDERS = (
+    "notmuch-corpora",
+    "talon",
+    "github-email_reply_parser",
+    "enmime",
+    "mimekit",
+    "postal-mime",
+    "stalwart-mail-parser",
+    "nodemailer-mailparser",
+    "flanker",
+)
 
 
 def family(name: str) -> str:
@@ -79,8 +90,9 @@ def negatives() -> list[tuple[str, bytes]]:
             for path in sorted((SHARED / folder).rglob("*")):
                 if not path.is_file() or path.name in ("SOURCE.txt", "README.md"):
                     continue
-                if path.suffix in (".js", ".json", ".md", ".py") or (path.suffix == ".txt" and folder not in (
-                        "talon", "github-email_reply_parser")):
+                if path.suffix in (".js", ".json", ".md", ".py") or (
+                    path.suffix == ".txt" and folder not in ("talon", "github-email_reply_parser")
+                ):
                     continue
                 found.append((str(path.relative_to(SHARED)), path.read_bytes()))
     import mailgen

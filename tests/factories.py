@@ -13,21 +13,39 @@ _counter = itertools.count(1)
 
 
 def inbound(
-    *, sender: str = "greta@velo.example", name: str = "Greta Lindqvist", subject: str = "Spokes keep breaking",
-    body: str = "The rear wheel lost three spokes this month.", channel: str = "email", source: str = "support",
-    at: datetime, external_id: str | None = None, in_reply_to: str = "", kind: str = "message",
+    *,
+    sender: str = "greta@velo.example",
+    name: str = "Greta Lindqvist",
+    subject: str = "Spokes keep breaking",
+    body: str = "The rear wheel lost three spokes this month.",
+    channel: str = "email",
+    source: str = "support",
+    at: datetime,
+    external_id: str | None = None,
+    in_reply_to: str = "",
+    kind: str = "message",
     conversation_hint: str = "",
 ) -> InboundMessage:
     return InboundMessage(
-        source=source, channel=channel, external_id=external_id or f"test-{next(_counter)}@velo.example",
-        sender_address=sender, sender_name=name, received_at=at, subject=subject, body_text=body,
-        in_reply_to=in_reply_to, kind=kind, conversation_hint=conversation_hint,
+        source=source,
+        channel=channel,
+        external_id=external_id or f"test-{next(_counter)}@velo.example",
+        sender_address=sender,
+        sender_name=name,
+        received_at=at,
+        subject=subject,
+        body_text=body,
+        in_reply_to=in_reply_to,
+        kind=kind,
+        conversation_hint=conversation_hint,
     )
 
 
 def ingest(engine, policies, message: InboundMessage, *, now: datetime | None = None):
     with db.write_session(engine) as session:
-        result = ingest_message(session, message, policies=policies, now=now or message.received_at + timedelta(seconds=5))
+        result = ingest_message(
+            session, message, policies=policies, now=now or message.received_at + timedelta(seconds=5)
+        )
         session.commit()
     return result
 

@@ -51,9 +51,14 @@ def seed(url: str, *, conversations: int) -> list[int]:
     with db.write_session(engine) as session:
         for index in range(conversations):
             message = InboundMessage(
-                source="support", channel="email", external_id=f"seed-{index}@customers.example",
-                sender_address=f"customer{index}@customers.example", sender_name=f"Customer {index}",
-                received_at=now() - timedelta(minutes=5), subject=f"Problem {index}", body_text="Please help.",
+                source="support",
+                channel="email",
+                external_id=f"seed-{index}@customers.example",
+                sender_address=f"customer{index}@customers.example",
+                sender_name=f"Customer {index}",
+                received_at=now() - timedelta(minutes=5),
+                subject=f"Problem {index}",
+                body_text="Please help.",
             )
             ids.append(ingest_message(session, message, policies=policies, now=now()).conversation_id)
         session.commit()
@@ -61,8 +66,15 @@ def seed(url: str, *, conversations: int) -> list[int]:
     return ids
 
 
-def run_agent(url: str, agent: str, conversation_ids: list[int], seconds: float, log_path: str, seed_value: int,
-              think: tuple[float, float] = (0.0, 0.02)) -> None:
+def run_agent(
+    url: str,
+    agent: str,
+    conversation_ids: list[int],
+    seconds: float,
+    log_path: str,
+    seed_value: int,
+    think: tuple[float, float] = (0.0, 0.02),
+) -> None:
     from agentdesk import config
     from agentdesk.domain import clocks, queue, replies
     from agentdesk.errors import Conflict
@@ -88,16 +100,31 @@ def run_agent(url: str, agent: str, conversation_ids: list[int], seconds: float,
                 else:
                     conversation = queue.load_for_update(session, f"AD-{conversation_id}")
                     if action == "reply":
-                        replies.reply(session, conversation=conversation, body=f"Reply from {agent}", agent=agent,
-                                      agent_name=agent, now=now(), policies=policies, expected_version=base_version)
+                        replies.reply(
+                            session,
+                            conversation=conversation,
+                            body=f"Reply from {agent}",
+                            agent=agent,
+                            agent_name=agent,
+                            now=now(),
+                            policies=policies,
+                            expected_version=base_version,
+                        )
                     else:
                         changes = {
                             "tag": {"add_tags": [rng.choice(TAGS)]},
                             "status": {"status": rng.choice(STATUSES)},
                             "priority": {"priority": rng.choice(queue.PRIORITIES)},
                         }[action]
-                        changed = queue.change(session, conversation=conversation, agent=agent, now=now(),
-                                               policies=policies, expected_version=base_version, **changes)
+                        changed = queue.change(
+                            session,
+                            conversation=conversation,
+                            agent=agent,
+                            now=now(),
+                            policies=policies,
+                            expected_version=base_version,
+                            **changes,
+                        )
                         if not changed:
                             action = f"{action}-noop"
                 session.commit()
@@ -114,8 +141,9 @@ def run_agent(url: str, agent: str, conversation_ids: list[int], seconds: float,
     Path(log_path).write_text(json.dumps(asdict(log)))
 
 
-def run_ingest(url: str, conversation_ids: list[int], seconds: float, log_path: str,
-               follow_up_share: float = 2 / 3) -> None:
+def run_ingest(
+    url: str, conversation_ids: list[int], seconds: float, log_path: str, follow_up_share: float = 2 / 3
+) -> None:
     """The sync's part: customer follow-ups into the shared conversations and brand-new mail."""
     from agentdesk import config
     from agentdesk.channels.base import InboundMessage
@@ -135,12 +163,19 @@ def run_ingest(url: str, conversation_ids: list[int], seconds: float, log_path: 
             # A share are follow-ups by the customer of a shared conversation, the rest new mail.
             follow_up = int(index * follow_up_share) != int((index - 1) * follow_up_share)
             customer = index % len(conversation_ids) if follow_up else 10_000 + index
-            batch.append(InboundMessage(
-                source="support", channel="email", external_id=f"live-{index}@customers.example",
-                sender_address=f"customer{customer}@customers.example", sender_name="Customer", received_at=now(),
-                subject="More information", body_text=f"Follow-up {index}",
-                in_reply_to=f"seed-{customer}@customers.example" if follow_up else "",
-            ))
+            batch.append(
+                InboundMessage(
+                    source="support",
+                    channel="email",
+                    external_id=f"live-{index}@customers.example",
+                    sender_address=f"customer{customer}@customers.example",
+                    sender_name="Customer",
+                    received_at=now(),
+                    subject="More information",
+                    body_text=f"Follow-up {index}",
+                    in_reply_to=f"seed-{customer}@customers.example" if follow_up else "",
+                )
+            )
         try:
             with db.write_session(engine) as session:
                 results = [ingest_message(session, message, policies=policies, now=now()) for message in batch]
@@ -155,8 +190,16 @@ def run_ingest(url: str, conversation_ids: list[int], seconds: float, log_path: 
     Path(log_path).write_text(json.dumps({"stored": stored, "locked": locked}))
 
 
-def run_team(url: str, *, agents: int, seconds: float, conversations: int, workdir: Path,
-             think: tuple[float, float] = (0.0, 0.02), follow_up_share: float = 2 / 3) -> dict:
+def run_team(
+    url: str,
+    *,
+    agents: int,
+    seconds: float,
+    conversations: int,
+    workdir: Path,
+    think: tuple[float, float] = (0.0, 0.02),
+    follow_up_share: float = 2 / 3,
+) -> dict:
     """Seed, run `agents` agent processes and one ingest process, and return their logs.
 
     `think`: seconds an agent spends between reading a conversation and acting on it. The
@@ -169,7 +212,9 @@ def run_team(url: str, *, agents: int, seconds: float, conversations: int, workd
     processes = []
     for number in range(agents):
         log_path = workdir / f"agent{number}.json"
-        processes.append(context.Process(target=run_agent, args=(url, f"agent{number}", ids, seconds, str(log_path), number, think)))
+        processes.append(
+            context.Process(target=run_agent, args=(url, f"agent{number}", ids, seconds, str(log_path), number, think))
+        )
     ingest_log = workdir / "ingest.json"
     processes.append(context.Process(target=run_ingest, args=(url, ids, seconds, str(ingest_log), follow_up_share)))
     started = time.monotonic()
@@ -180,5 +225,10 @@ def run_team(url: str, *, agents: int, seconds: float, conversations: int, workd
         assert process.exitcode == 0, f"a simulated process failed (exit code {process.exitcode})"
     elapsed = time.monotonic() - started
     logs = [json.loads((workdir / f"agent{n}.json").read_text()) for n in range(agents)]
-    return {"conversation_ids": ids, "agents": logs, "ingest": json.loads(ingest_log.read_text()),
-            "elapsed": elapsed, "think": think}
+    return {
+        "conversation_ids": ids,
+        "agents": logs,
+        "ingest": json.loads(ingest_log.read_text()),
+        "elapsed": elapsed,
+        "think": think,
+    }

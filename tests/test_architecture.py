@@ -99,8 +99,11 @@ def test_every_top_level_module_has_a_layer():
 
 
 def test_no_module_is_too_long_to_read():
-    long = {str(path.relative_to(ROOT)): lines for path in PACKAGE.rglob("*.py")
-            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > LONGEST_MODULE}
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in PACKAGE.rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > LONGEST_MODULE
+    }
     assert long == {}
 
 
@@ -115,8 +118,10 @@ SQL_PACKAGES = ("sqlalchemy", "sqlmodel")
 # What runs a statement, whatever object it is called on: a Session, a Connection, a cursor.
 RUNS_SQL = {"exec", "execute", "executemany", "executescript", "exec_driver_sql"}
 # A string that is a statement (upper-case keywords, as every statement here is written).
-SQL_TEXT = re.compile(r"^\s*(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\S+\s+SET\s|DELETE\s+FROM\s|PRAGMA\s|"
-                      r"BEGIN(\s|$)|COMMIT$|CREATE\s+(TABLE|INDEX|TRIGGER|VIEW)\s|DROP\s)")
+SQL_TEXT = re.compile(
+    r"^\s*(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\S+\s+SET\s|DELETE\s+FROM\s|PRAGMA\s|"
+    r"BEGIN(\s|$)|COMMIT$|CREATE\s+(TABLE|INDEX|TRIGGER|VIEW)\s|DROP\s)"
+)
 
 
 def _type_checking_only(tree: ast.Module) -> set[int]:
@@ -143,8 +148,9 @@ def sql_outside_store(source: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and id(node) not in typing_only:
             top = node.module.split(".")[0]
             names = {alias.name for alias in node.names}
-            if top == "sqlite3" or (top in SQL_PACKAGES and not (node.module == "sqlmodel"
-                                                                  and names <= ALLOWED_FROM_SQLMODEL)):
+            if top == "sqlite3" or (
+                top in SQL_PACKAGES and not (node.module == "sqlmodel" and names <= ALLOWED_FROM_SQLMODEL)
+            ):
                 found.append((line, f"line {line}: from {node.module} import {', '.join(sorted(names))}"))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in RUNS_SQL:
             found.append((line, f"line {line}: .{node.func.attr}(…)"))

@@ -29,15 +29,19 @@ class AlertFeed:
                 self.event_mark, self.message_mark = alert_queries.high_marks(session=session)
                 self.checked = now
                 return []
-            events = alert_queries.events_after(session=session, after_id=self.event_mark,
-                                                actions=alert_rules.EVENT_ACTIONS)
-            answers = alert_queries.customer_messages_after(session=session, after_id=self.message_mark,
-                                                            assignee=desk.agent)
+            events = alert_queries.events_after(
+                session=session, after_id=self.event_mark, actions=alert_rules.EVENT_ACTIONS
+            )
+            answers = alert_queries.customer_messages_after(
+                session=session, after_id=self.message_mark, assignee=desk.agent
+            )
             assert self.checked is not None  # set together with event_mark
-            warnings = alert_queries.warnings_between(session=session, assignee=desk.agent, after=self.checked,
-                                                      until=now, done_statuses=DONE_STATUSES)
-            holders = alert_queries.assignees(session=session, conversation_ids=[
-                e.conversation_id for e in events if e.conversation_id is not None])
+            warnings = alert_queries.warnings_between(
+                session=session, assignee=desk.agent, after=self.checked, until=now, done_statuses=DONE_STATUSES
+            )
+            holders = alert_queries.assignees(
+                session=session, conversation_ids=[e.conversation_id for e in events if e.conversation_id is not None]
+            )
             event_mark, message_mark = alert_queries.high_marks(session=session)
         found = alert_rules.from_events(events, agent=desk.agent, assignees=holders)
         found += alert_rules.answered(answers)

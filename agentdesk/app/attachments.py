@@ -75,9 +75,17 @@ class Listed:
         return ""
 
     def document(self) -> dict[str, Any]:
-        return {"n": self.number, "message": self.message_number, "name": self.filename,
-                "content_type": self.content_type, "size": self.size, "sha256": self.sha256 or None,
-                "state": self.state, "reason": self.reason, "url": self.url or None}
+        return {
+            "n": self.number,
+            "message": self.message_number,
+            "name": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256 or None,
+            "state": self.state,
+            "reason": self.reason,
+            "url": self.url or None,
+        }
 
 
 def _conversation_id(ref: Ref) -> int:
@@ -93,8 +101,21 @@ def numbered(messages: Sequence[Any], files: dict[int, list[Any]]) -> dict[int, 
         items = []
         for a in files.get(message.id, []):
             number += 1
-            items.append(Listed(number, message_number, a.filename, a.content_type, a.size, a.storage_key,
-                                a.state, a.reason, a.url, message.id, a.id))
+            items.append(
+                Listed(
+                    number,
+                    message_number,
+                    a.filename,
+                    a.content_type,
+                    a.size,
+                    a.storage_key,
+                    a.state,
+                    a.reason,
+                    a.url,
+                    message.id,
+                    a.id,
+                )
+            )
         if items:
             found[message.id] = tuple(items)
     return found
@@ -121,8 +142,10 @@ def one(desk: Desk, ref: Ref, number: int) -> Listed:
     if not listed:
         raise NotFound(f"{ref_of(_conversation_id(ref))} has no attachments")
     if not 1 <= number <= len(listed):
-        raise NotFound(f"{ref_of(_conversation_id(ref))} has no attachment {number}; "
-                       f"it has {len(listed)} (`agentdesk attachment list` numbers them)")
+        raise NotFound(
+            f"{ref_of(_conversation_id(ref))} has no attachment {number}; "
+            f"it has {len(listed)} (`agentdesk attachment list` numbers them)"
+        )
     return listed[number - 1]
 
 
@@ -145,8 +168,10 @@ def content(desk: Desk, item: Listed) -> bytes:
     data = _from_raw(raw, item.sha256) if raw else None
     if data is None:
         if item.state == "stored":
-            raise AgentdeskError(f"attachment {item.number} ({item.filename}) is missing from the attachment "
-                                 "store; `agentdesk doctor` checks the store's directory")
+            raise AgentdeskError(
+                f"attachment {item.number} ({item.filename}) is missing from the attachment "
+                "store; `agentdesk doctor` checks the store's directory"
+            )
         raise AgentdeskError(f"attachment {item.number} ({item.filename}) was {NOT_KEPT}")
     with desk.write() as session:
         # Taken from the raw message once; kept like any other from now on.
@@ -189,7 +214,7 @@ def save_name(name: str) -> str:
         extension = extension if dot and stem and len(extension.encode()) <= 16 else ""
         stem = stem if extension else text
         room = _MAX_NAME_BYTES - len(extension.encode()) - 1 - len("….".encode())
-        stem = stem.encode("utf-8")[:max(room, 1)].decode("utf-8", "ignore").rstrip()
+        stem = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore").rstrip()
         text = f"{stem}…{'.' + extension if extension else ''}"
     return text
 
@@ -260,9 +285,11 @@ def opener_command(desk: Desk) -> list[str]:
     browser = os.environ.get("BROWSER", "").split(os.pathsep)[0].strip()
     if browser:
         return shlex.split(browser)
-    raise InvalidInput("no program to open files with: set [attachments] opener in the config "
-                       "(e.g. opener = \"xdg-open\"), install xdg-utils, or set $BROWSER; "
-                       "`agentdesk attachment save` writes the file instead")
+    raise InvalidInput(
+        "no program to open files with: set [attachments] opener in the config "
+        '(e.g. opener = "xdg-open"), install xdg-utils, or set $BROWSER; '
+        "`agentdesk attachment save` writes the file instead"
+    )
 
 
 def _private_dir() -> Path:
@@ -291,11 +318,18 @@ def open_attachment(desk: Desk, ref: Ref, number: int) -> tuple[Listed, Path]:
     data = content(desk, item)
     copy = write_new_file(_private_dir(), save_name(item.filename), data, mode=0o600)
     try:
-        subprocess.Popen([*command, str(copy)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            [*command, str(copy)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     except OSError as error:
-        raise InvalidInput(f"cannot run the opener `{shlex.join(command)}`: {error.strerror or error}; "
-                           "set [attachments] opener in the config") from None
+        raise InvalidInput(
+            f"cannot run the opener `{shlex.join(command)}`: {error.strerror or error}; "
+            "set [attachments] opener in the config"
+        ) from None
     return item, copy
 
 
@@ -314,4 +348,9 @@ def preview_text(desk: Desk, ref: Ref, number: int) -> tuple[Listed, str] | None
 
 def is_text(item: Listed) -> bool:
     return item.content_type.startswith("text/") or item.content_type in (
-        "application/json", "application/xml", "message/rfc822", "message/delivery-status", "text/rfc822-headers")
+        "application/json",
+        "application/xml",
+        "message/rfc822",
+        "message/delivery-status",
+        "text/rfc822-headers",
+    )

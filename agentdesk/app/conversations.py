@@ -99,8 +99,12 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
     listed = numbered(messages, files)
     items = [
         ThreadItem(
-            at=m.at, kind=m.direction, author=m.author or m.sender_address, subject=m.subject,
-            body=m.body_text or m.body_html_text, message_kind=m.kind,
+            at=m.at,
+            kind=m.direction,
+            author=m.author or m.sender_address,
+            subject=m.subject,
+            body=m.body_text or m.body_html_text,
+            message_kind=m.kind,
             delivery=documents.delivery_state(outbox.get(id_of(m))),
             delivery_error=outbox[m.id].last_error if m.id in outbox else "",
             delivery_at=outbox[m.id].updated_at if m.id in outbox else None,
@@ -112,20 +116,30 @@ def thread(desk: Desk, conversation_id: int) -> Thread:
         )
         for number, m in enumerate(messages, start=1)
     ]
-    items += [ThreadItem(at=e.at, kind="event", author=e.agent, body=describe_event(e.action, e.detail))
-              for e in events if e.action not in ("reply", "note", "created", "receipt", "survey", "forward")]
-    items += [ThreadItem(at=e.at, kind="event", author="sla", body=f"SLA {e.target.replace('_', ' ')} {e.event}")
-              for e in clock_events if e.event in ("breach",)]
+    items += [
+        ThreadItem(at=e.at, kind="event", author=e.agent, body=describe_event(e.action, e.detail))
+        for e in events
+        if e.action not in ("reply", "note", "created", "receipt", "survey", "forward")
+    ]
+    items += [
+        ThreadItem(at=e.at, kind="event", author="sla", body=f"SLA {e.target.replace('_', ' ')} {e.event}")
+        for e in clock_events
+        if e.event in ("breach",)
+    ]
     items.sort(key=lambda item: item.at)
     return Thread(conversation, customer, tuple(tags), tuple(items), sla, draft)
 
 
 # Why a message joined its conversation (ingest/threading.py's reasons), as the thread says it.
 _JOINED = {
-    "in-reply-to": "joined by its In-Reply-To", "references": "joined by its References",
-    "thread-key": "joined by the channel's thread id", "hint-ref": "joined by the AD ref it names",
-    "subject-tag": "joined by the [AD-n] tag in its subject", "answer-to-ours": "an answer to a message we started",
-    "bounce": "joined as the bounce of our reply", "same-message-id": "joined by its Message-ID",
+    "in-reply-to": "joined by its In-Reply-To",
+    "references": "joined by its References",
+    "thread-key": "joined by the channel's thread id",
+    "hint-ref": "joined by the AD ref it names",
+    "subject-tag": "joined by the [AD-n] tag in its subject",
+    "answer-to-ours": "an answer to a message we started",
+    "bounce": "joined as the bounce of our reply",
+    "same-message-id": "joined by its Message-ID",
 }
 
 
@@ -138,8 +152,10 @@ def joined_because(reason: str | None) -> str:
 def _addressed(outbox) -> str:
     if outbox is None or not getattr(outbox, "to_addresses", ""):
         return ""
-    parts = [(name, value.split()) for name, value in (("to", outbox.to_addresses), ("cc", outbox.cc_addresses),
-                                                      ("bcc", outbox.bcc_addresses))]
+    parts = [
+        (name, value.split())
+        for name, value in (("to", outbox.to_addresses), ("cc", outbox.cc_addresses), ("bcc", outbox.bcc_addresses))
+    ]
     return " · ".join(f"{name} {', '.join(values)}" for name, values in parts if values)
 
 
@@ -193,7 +209,11 @@ def describe_event(action: str, detail_json: str) -> str:
     if action == "delivery_uncertain":
         return f"reply possibly sent: {detail.get('reason', '')}"
     if action == "move_message":
-        return f"moved a message to {detail['to']}" if detail.get("to") else f"a message moved here from {detail.get('from')}"
+        return (
+            f"moved a message to {detail['to']}"
+            if detail.get("to")
+            else f"a message moved here from {detail.get('from')}"
+        )
     if action == "macro":
         return f"ran macro {detail.get('name')}"
     if action == "undo":
@@ -222,8 +242,9 @@ def resend(desk: Desk, ref: Ref, number: int) -> str:
     with desk.writing, desk.write() as session:
         conversation = queries.conversation_by_ref(session=session, ref=conversation_ref)
         messages = queries.thread(session=session, conversation_id=id_of(conversation))
-        replies.resend(session, messages=messages, number=number, ref=conversation_ref, agent=desk.agent,
-                       now=desk.now())
+        replies.resend(
+            session, messages=messages, number=number, ref=conversation_ref, agent=desk.agent, now=desk.now()
+        )
         session.commit()
     return f"{conversation_ref} message {number} queued to be sent again"
 
@@ -236,10 +257,24 @@ def withdraw(desk: Desk, ref: Ref, message_id: int) -> str:
 
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, _typed(ref))
-        body = replies.withdraw(session, conversation=conversation, message_id=message_id, agent=desk.agent,
-                                signature=desk.agent_signature, now=desk.now(), policies=desk.policies)
-        drafts.save(session, conversation_id=id_of(conversation), agent=desk.agent, body=body, kind="reply",
-                    base_version=conversation.version, now=desk.now())
+        body = replies.withdraw(
+            session,
+            conversation=conversation,
+            message_id=message_id,
+            agent=desk.agent,
+            signature=desk.agent_signature,
+            now=desk.now(),
+            policies=desk.policies,
+        )
+        drafts.save(
+            session,
+            conversation_id=id_of(conversation),
+            agent=desk.agent,
+            body=body,
+            kind="reply",
+            base_version=conversation.version,
+            now=desk.now(),
+        )
         session.commit()
     return body
 
@@ -284,16 +319,26 @@ class Sent:
     delay: float = 0.0  # seconds it waits before delivery (the undo window)
 
     def __str__(self) -> str:
-        what = {"note": "note added", "forward": "forward queued for delivery",
-                "new": "conversation started, first message queued for delivery"}.get(self.kind,
-                                                                                   "reply queued for delivery")
+        what = {
+            "note": "note added",
+            "forward": "forward queued for delivery",
+            "new": "conversation started, first message queued for delivery",
+        }.get(self.kind, "reply queued for delivery")
         held = f", sent in {self.delay:g} s unless undone" if self.delay and self.kind == "reply" else ""
         return f"{self.ref}: {what}" + (f", status {self.status}" if self.status else "") + held
 
 
-def reply(desk: Desk, ref: Ref, body: str, *, status: str | None = None,
-          expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = (),
-          delay: float = 0.0) -> Sent:
+def reply(
+    desk: Desk,
+    ref: Ref,
+    body: str,
+    *,
+    status: str | None = None,
+    expected_version: int | None = None,
+    recipients: Any = None,
+    files: Sequence[Any] = (),
+    delay: float = 0.0,
+) -> Sent:
     """Store a reply (queued in the outbox), drop this agent's draft, optionally set the status.
 
     `expected_version`: the conversation's version when the agent started writing; a reply to a
@@ -303,12 +348,29 @@ def reply(desk: Desk, ref: Ref, body: str, *, status: str | None = None,
     _refuse_unfilled(body)
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, _typed(ref))
-        return _reply(desk, session, conversation, body, status=status, expected_version=expected_version,
-                      recipients=recipients, files=files, delay=delay)
+        return _reply(
+            desk,
+            session,
+            conversation,
+            body,
+            status=status,
+            expected_version=expected_version,
+            recipients=recipients,
+            files=files,
+            delay=delay,
+        )
 
 
-def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str | None = None,
-                        recipients: Any = None, files: Sequence[Any] = (), delay: float = 0.0) -> Sent:
+def reply_with_template(
+    desk: Desk,
+    ref: Ref,
+    template_name: str,
+    *,
+    status: str | None = None,
+    recipients: Any = None,
+    files: Sequence[Any] = (),
+    delay: float = 0.0,
+) -> Sent:
     """Reply with a template of the templates directory, filled with the conversation's values;
     one the desk cannot fill completely is refused (the composer lets the agent fill it in)."""
     with desk.writing, desk.write() as session:
@@ -320,13 +382,24 @@ def reply_with_template(desk: Desk, ref: Ref, template_name: str, *, status: str
                 f"template {template.name!r} needs values agentdesk does not have: "
                 f"{', '.join(rendered.undefined)}; reply with --body-file after filling them in"
             )
-        return _reply(desk, session, conversation, rendered.text, status=status, recipients=recipients, files=files,
-                      delay=delay)
+        return _reply(
+            desk, session, conversation, rendered.text, status=status, recipients=recipients, files=files, delay=delay
+        )
 
 
-def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status: str | None,
-           expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = (),
-           delay: float = 0.0, commit: bool = True) -> Sent:
+def _reply(
+    desk: Desk,
+    session,
+    conversation: Conversation,
+    body: str,
+    *,
+    status: str | None,
+    expected_version: int | None = None,
+    recipients: Any = None,
+    files: Sequence[Any] = (),
+    delay: float = 0.0,
+    commit: bool = True,
+) -> Sent:
     from datetime import timedelta
 
     from agentdesk.domain import outbound, replies
@@ -334,16 +407,30 @@ def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status
     if recipients is not None:
         recipients = outbound.checked(conversation.channel, recipients)
         if (recipients.cc or recipients.bcc) and conversation.source in {s.name for s in desk.settings.spool}:
-            raise InvalidInput(f"{ref_of(id_of(conversation))}'s replies go through the spool {conversation.source}, "
-                               "which has one recipient: Cc and Bcc are for conversations of a mailbox")
+            raise InvalidInput(
+                f"{ref_of(id_of(conversation))}'s replies go through the spool {conversation.source}, "
+                "which has one recipient: Cc and Bcc are for conversations of a mailbox"
+            )
     if files:
-        outbound.check_size(files, limit=outbound.max_bytes(desk.settings, conversation.channel, conversation.source),
-                            where=f"{conversation.channel} via {conversation.source or 'its source'}")
+        outbound.check_size(
+            files,
+            limit=outbound.max_bytes(desk.settings, conversation.channel, conversation.source),
+            where=f"{conversation.channel} via {conversation.source or 'its source'}",
+        )
     message = replies.reply(
-        session, conversation=conversation, body=body, agent=desk.agent, agent_name=desk.agent_name,
-        signature=desk.agent_signature, now=desk.now(), policies=desk.policies, status=status,
-        message_id_domain=desk.settings.message_id_domain(conversation.source), expected_version=expected_version,
-        recipients=recipients, files=files,
+        session,
+        conversation=conversation,
+        body=body,
+        agent=desk.agent,
+        agent_name=desk.agent_name,
+        signature=desk.agent_signature,
+        now=desk.now(),
+        policies=desk.policies,
+        status=status,
+        message_id_domain=desk.settings.message_id_domain(conversation.source),
+        expected_version=expected_version,
+        recipients=recipients,
+        files=files,
         send_after=desk.now() + timedelta(seconds=delay) if delay > 0 else None,
     )
     # The knowledge-base articles it names count as sent (docs/csat-kb.md, usage).
@@ -351,8 +438,9 @@ def _reply(desk: Desk, session, conversation: Conversation, body: str, *, status
     drafts.discard(session, conversation_id=id_of(conversation), agent=desk.agent)
     if commit:
         session.commit()
-    return Sent(ref_of(id_of(conversation)), "reply", message.external_id or "", status, id_of(message),
-                max(delay, 0.0))
+    return Sent(
+        ref_of(id_of(conversation)), "reply", message.external_id or "", status, id_of(message), max(delay, 0.0)
+    )
 
 
 def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
@@ -363,25 +451,50 @@ def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
     with desk.writing, desk.write() as session:
         now = desk.now()
         conversation = queue_service.load_for_update(session, _typed(ref))
-        replies.add_note(session, conversation=conversation, body=body, agent=desk.agent,
-                         agent_name=desk.agent_name, now=now, policies=desk.policies)
+        replies.add_note(
+            session,
+            conversation=conversation,
+            body=body,
+            agent=desk.agent,
+            agent_name=desk.agent_name,
+            now=now,
+            policies=desk.policies,
+        )
         if status:
-            queue_service.change(session, conversation=conversation, agent=desk.agent, now=now,
-                                 policies=desk.policies, status=status)
+            queue_service.change(
+                session, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies, status=status
+            )
         drafts.discard(session, conversation_id=id_of(conversation), agent=desk.agent)
         session.commit()
         return Sent(ref_of(id_of(conversation)), "note", status=status)
 
 
-def send(desk: Desk, ref: Ref, body: str, *, kind: str = "reply", status: str | None = None,
-         expected_version: int | None = None, recipients: Any = None, files: Sequence[Any] = (),
-         delay: float = 0.0) -> Sent:
+def send(
+    desk: Desk,
+    ref: Ref,
+    body: str,
+    *,
+    kind: str = "reply",
+    status: str | None = None,
+    expected_version: int | None = None,
+    recipients: Any = None,
+    files: Sequence[Any] = (),
+    delay: float = 0.0,
+) -> Sent:
     """What the composer sends: a reply (`kind="reply"`, to `recipients` with `files`) or a note
     (which never conflicts, and goes to nobody)."""
     if kind == "note":
         return note(desk, ref, body, status=status)
-    return reply(desk, ref, body, status=status, expected_version=expected_version, recipients=recipients,
-                 files=files, delay=delay)
+    return reply(
+        desk,
+        ref,
+        body,
+        status=status,
+        expected_version=expected_version,
+        recipients=recipients,
+        files=files,
+        delay=delay,
+    )
 
 
 def _refuse_unfilled(body: str) -> None:
@@ -393,14 +506,25 @@ def _refuse_unfilled(body: str) -> None:
 def _values(desk: Desk, session, conversation: Conversation) -> dict[str, str]:
     from agentdesk.store.models import Customer
 
-    return templates.values_for(conversation, session.get(Customer, conversation.customer_id),
-                                agent_name=desk.agent_name, agent_signature=desk.agent_signature)
+    return templates.values_for(
+        conversation,
+        session.get(Customer, conversation.customer_id),
+        agent_name=desk.agent_name,
+        agent_signature=desk.agent_signature,
+    )
 
 
 def save_draft(desk: Desk, conversation_id: int, body: str, *, kind: str, base_version: int) -> None:
     with desk.writing, desk.write() as session:
-        drafts.save(session, conversation_id=conversation_id, agent=desk.agent, body=body, kind=kind,
-                    base_version=base_version, now=desk.now())
+        drafts.save(
+            session,
+            conversation_id=conversation_id,
+            agent=desk.agent,
+            body=body,
+            kind=kind,
+            base_version=base_version,
+            now=desk.now(),
+        )
         session.commit()
 
 
@@ -413,14 +537,22 @@ def update(desk: Desk, ref: Ref, *, expected_version: int | None = None, **chang
     conversation is no longer at that version."""
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, _typed(ref))
-        changed = queue_service.change(session, conversation=conversation, agent=desk.agent, now=desk.now(),
-                                       policies=desk.policies, expected_version=expected_version, **changes)
+        changed = queue_service.change(
+            session,
+            conversation=conversation,
+            agent=desk.agent,
+            now=desk.now(),
+            policies=desk.policies,
+            expected_version=expected_version,
+            **changes,
+        )
         session.commit()
     return changed
 
 
-def change(desk: Desk, conversation_ids: Sequence[int], *, versions: dict[int, int] | None = None,
-           **changes: Any) -> list[str]:
+def change(
+    desk: Desk, conversation_ids: Sequence[int], *, versions: dict[int, int] | None = None, **changes: Any
+) -> list[str]:
     """Apply the same change to each conversation, in one transaction; a line per conversation that changed.
 
     `versions`: the version each conversation had on screen. One that changed since (another
@@ -433,9 +565,15 @@ def change(desk: Desk, conversation_ids: Sequence[int], *, versions: dict[int, i
         for conversation_id in conversation_ids:
             conversation = queue_service.load_for_update(session, ref_of(conversation_id))
             try:
-                changed = queue_service.change(session, conversation=conversation, agent=desk.agent, now=now,
-                                               policies=desk.policies, expected_version=versions.get(conversation_id),
-                                               **changes)
+                changed = queue_service.change(
+                    session,
+                    conversation=conversation,
+                    agent=desk.agent,
+                    now=now,
+                    policies=desk.policies,
+                    expected_version=versions.get(conversation_id),
+                    **changes,
+                )
             except Conflict:
                 stale.append(ref_of(conversation_id))
                 continue
@@ -453,9 +591,11 @@ class StaleView(Exception):
     def __init__(self, refs: list[str], done: list[str]) -> None:
         self.refs, self.done = refs, done
         which = ", ".join(refs)
-        super().__init__(f"{which} changed since you looked (another agent or a new message), so "
-                         f"{'it was' if len(refs) == 1 else 'they were'} not changed; the queue is reloaded — "
-                         "check and try again")
+        super().__init__(
+            f"{which} changed since you looked (another agent or a new message), so "
+            f"{'it was' if len(refs) == 1 else 'they were'} not changed; the queue is reloaded — "
+            "check and try again"
+        )
 
 
 def claim(desk: Desk, refs: Sequence[Ref]) -> list[str]:
@@ -480,8 +620,9 @@ def merge(desk: Desk, conversation_ids: Sequence[int], target_ref: str) -> list[
         target = queue_service.load_for_update(session, ref_of(target_id))
         for each in conversation_ids:
             source = queue_service.load_for_update(session, ref_of(each))
-            moved = queue_service.merge_conversations(session, source=source, target=target, agent=desk.agent,
-                                                      now=now, policies=desk.policies)
+            moved = queue_service.merge_conversations(
+                session, source=source, target=target, agent=desk.agent, now=now, policies=desk.policies
+            )
             done.append(f"{ref_of(each)} merged into {ref_of(target_id)} ({moved} messages moved)")
         session.commit()
     if not done:

@@ -36,6 +36,12 @@ def bad_ratings_for(desk: Desk, *, since: datetime) -> list[Alert]:
     for event in events:
         detail = json.loads(event.detail or "{}")
         if detail.get("assignee") == desk.agent and event.conversation_id is not None:
-            alerts.append(Alert(ref_of(event.conversation_id), int(detail.get("rating") or 0),
-                                str(detail.get("comment") or ""), event.at))
+            alerts.append(
+                Alert(
+                    ref_of(event.conversation_id),
+                    int(detail.get("rating") or 0),
+                    str(detail.get("comment") or ""),
+                    event.at,
+                )
+            )
     return alerts

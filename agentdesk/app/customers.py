@@ -47,8 +47,9 @@ def customer_card(session, conversation: Conversation) -> CustomerCard:
     customer = session.get(Customer, conversation.customer_id)
     identities = queries.identities_of(session=session, customer_ids=[conversation.customer_id])
     summary = queries.customer_summary(session=session, customer_id=conversation.customer_id)
-    history = queries.customer_history(session=session, customer_id=conversation.customer_id,
-                                       exclude_id=conversation.id)
+    history = queries.customer_history(
+        session=session, customer_id=conversation.customer_id, exclude_id=conversation.id
+    )
     return CustomerCard(
         id=conversation.customer_id,
         name=customer.name if customer else "",
@@ -59,10 +60,14 @@ def customer_card(session, conversation: Conversation) -> CustomerCard:
         conversations=summary.conversations,
         first_contact=summary.first_contact,
         last_contact=summary.last_contact,
-        history=tuple(HistoryItem(id_of(c), ref_of(id_of(c)), c.subject, c.status, c.channel, c.created_at)
-                      for c in history[:HISTORY_ON_CARD]),
-        ratings=tuple((r["ref"], r["rating"], r["comment"], r["at"])
-                      for r in csat.customer_ratings(session, conversation.customer_id)),
+        history=tuple(
+            HistoryItem(id_of(c), ref_of(id_of(c)), c.subject, c.status, c.channel, c.created_at)
+            for c in history[:HISTORY_ON_CARD]
+        ),
+        ratings=tuple(
+            (r["ref"], r["rating"], r["comment"], r["at"])
+            for r in csat.customer_ratings(session, conversation.customer_id)
+        ),
     )
 
 
@@ -86,12 +91,20 @@ def document(desk: Desk, text: str) -> dict[str, Any]:
         identities = queries.identities_of(session=session, customer_ids=[found_id])[found_id]
         history = queries.customer_history(session=session, customer_id=found_id)
         return {
-            "id": customer.id, "name": customer.name, "organization": customer.organization,
-            "tier": customer.tier, "notes": customer.notes,
+            "id": customer.id,
+            "name": customer.name,
+            "organization": customer.organization,
+            "tier": customer.tier,
+            "notes": customer.notes,
             "identities": [{"kind": i.kind, "address": i.address} for i in identities],
             "conversations": [
-                {"ref": ref_of(id_of(c)), "subject": c.subject, "status": c.status, "channel": c.channel,
-                 "created_at": documents.iso(c.created_at)}
+                {
+                    "ref": ref_of(id_of(c)),
+                    "subject": c.subject,
+                    "status": c.status,
+                    "channel": c.channel,
+                    "created_at": documents.iso(c.created_at),
+                }
                 for c in history
             ],
         }
@@ -111,8 +124,12 @@ def listing(desk: Desk, query: str | None, *, limit: int) -> list[dict[str, Any]
             customers = queries.agent_customers(session=session, limit=limit)
         identities = queries.identities_of(session=session, customer_ids=[id_of(c) for c in customers])
     return [
-        {"id": c.id, "name": c.name, "organization": c.organization,
-         "identities": [{"kind": i.kind, "address": i.address} for i in identities[id_of(c)]]}
+        {
+            "id": c.id,
+            "name": c.name,
+            "organization": c.organization,
+            "identities": [{"kind": i.kind, "address": i.address} for i in identities[id_of(c)]],
+        }
         for c in customers
     ]
 
@@ -150,8 +167,11 @@ def unmerge(desk: Desk, ref: str) -> Merged:
 
 
 def _merged(outcome) -> Merged:
-    document = {"customer": outcome.kept_id, "merged_customer": outcome.merged_id,
-                "identities": list(outcome.identities), "conversations": [ref_of(c) for c in outcome.conversations],
-                "event": outcome.event_id}
-    return Merged(outcome.kept_id, outcome.merged_id, tuple(outcome.identities), tuple(outcome.conversations),
-                  document)
+    document = {
+        "customer": outcome.kept_id,
+        "merged_customer": outcome.merged_id,
+        "identities": list(outcome.identities),
+        "conversations": [ref_of(c) for c in outcome.conversations],
+        "event": outcome.event_id,
+    }
+    return Merged(outcome.kept_id, outcome.merged_id, tuple(outcome.identities), tuple(outcome.conversations), document)

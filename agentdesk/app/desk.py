@@ -95,8 +95,9 @@ class Desk:
     def write(self) -> Iterator[Session]:
         """A write transaction; the acting agent's row is kept in step with the config."""
         with self._plain_errors(), db.write_session(self.engine) as session:
-            agents.ensure_agent(session, login=self.agent, name=self.agent_name, signature=self.agent_signature,
-                                now=self.now())
+            agents.ensure_agent(
+                session, login=self.agent, name=self.agent_name, signature=self.agent_signature, now=self.now()
+            )
             yield session
 
     @contextmanager
@@ -127,8 +128,11 @@ def header(desk: Desk) -> Header:
         load = queries.agent_load(session=session, agent=desk.agent)
         states = queries.sync_states(session=session)
         # Without a mailbox or spool no sync can deliver anything: the header says "no sources" instead.
-        overdue = (outbox_queries.overdue(session=session, due_before=desk.now() - OVERDUE_AFTER)
-                   if desk.settings.mailbox or desk.settings.spool else 0)
+        overdue = (
+            outbox_queries.overdue(session=session, due_before=desk.now() - OVERDUE_AFTER)
+            if desk.settings.mailbox or desk.settings.spool
+            else 0
+        )
     by_source: dict[str, tuple[datetime | None, str]] = {}
     for state in states:
         last, error = by_source.get(state.source, (None, ""))

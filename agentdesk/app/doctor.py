@@ -98,10 +98,13 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
             stale = spooling.stale_tmp_files(path)
             if stale:
                 size = sum(item.size for item in stale)
-                yield Check(f"{key} tmp", "warn",
-                            f"{len(stale)} file(s) ({db.human_bytes(size)}) in {path / 'tmp'} older than "
-                            f"{spooling.STALE_TMP_SECONDS // 3600} h, left by a writer that died; "
-                            f"`agentdesk spool clean {spool.name}` removes them")
+                yield Check(
+                    f"{key} tmp",
+                    "warn",
+                    f"{len(stale)} file(s) ({db.human_bytes(size)}) in {path / 'tmp'} older than "
+                    f"{spooling.STALE_TMP_SECONDS // 3600} h, left by a writer that died; "
+                    f"`agentdesk spool clean {spool.name}` removes them",
+                )
         if spool.secret_command:
             yield _secret_check(f"{key} secret", spool.secret_command, f"{key}.secret_command")
     if settings.spool:
@@ -121,11 +124,17 @@ def _outbox_check(settings, engine) -> Check:
         return Check("outbox", "warn", f"cannot read the outbox: {error}")
     if not stuck:
         return Check("outbox", "ok", "every queued reply has a sender here")
-    parts = [f"{count} {channel} reply(ies) since {oldest:%Y-%m-%d %H:%M} UTC" if oldest else f"{count} {channel}"
-             for channel, count, oldest in stuck]
+    parts = [
+        f"{count} {channel} reply(ies) since {oldest:%Y-%m-%d %H:%M} UTC" if oldest else f"{count} {channel}"
+        for channel, count, oldest in stuck
+    ]
     names = ", ".join(channel for channel, _, _ in stuck)
-    return Check("outbox", "warn", f"{'; '.join(parts)} cannot be delivered here: no sender for {names} on this "
-                 "host; configure a spool of that kind with an outbound, or run sync where one is")
+    return Check(
+        "outbox",
+        "warn",
+        f"{'; '.join(parts)} cannot be delivered here: no sender for {names} on this "
+        "host; configure a spool of that kind with an outbound, or run sync where one is",
+    )
 
 
 # Free space under which a directory that stores mail fails the check, and under which it warns.
@@ -141,8 +150,12 @@ def _space_check(name: str, directory: Path, holds: str) -> Check:
         return Check(name, "warn", f"cannot tell the free space of {directory}")
     detail = f"{db.human_bytes(free)} free in {directory} ({holds})"
     if free < SPACE_FAIL_BYTES:
-        return Check(name, "fail", f"{detail}: under {db.human_bytes(SPACE_FAIL_BYTES)}, storing will fail; "
-                                   f"free space there or move it to a bigger disk")
+        return Check(
+            name,
+            "fail",
+            f"{detail}: under {db.human_bytes(SPACE_FAIL_BYTES)}, storing will fail; "
+            f"free space there or move it to a bigger disk",
+        )
     if free < SPACE_WARN_BYTES:
         return Check(name, "warn", f"{detail}: under {db.human_bytes(SPACE_WARN_BYTES)}; free space soon")
     return Check(name, "ok", detail)
@@ -155,8 +168,9 @@ def _secret_check(name: str, command: str, key: str) -> Check:
 def _secret(name: str, command: str, key: str) -> tuple[Check, str | None]:
     """The check of a secret command, and the secret it printed (None when it did not)."""
     if not command:
-        return Check(name, "warn", f"{key} is not set", fix=f"set {key} to a command that prints the secret, "
-                     "e.g. \"pass show …\""), None
+        return Check(
+            name, "warn", f"{key} is not set", fix=f'set {key} to a command that prints the secret, e.g. "pass show …"'
+        ), None
     try:
         secret = config.run_secret_command(command, key=key)
     except AgentdeskError as error:
@@ -174,9 +188,13 @@ def _no_sources(settings: config.Settings) -> Check:
         where = "run `agentdesk init` to write a config, then add"
     else:
         where = f"add to {settings.source}"
-    return Check("sources", "warn", "no [[mailbox]] or [[spool]] configured: no conversation will arrive",
-                 fix=f"{where} a [[mailbox]] (IMAP and SMTP) or a [[spool]] (webhooks) as config.example.toml "
-                     f"shows; put reply templates in {settings.templates_dir}; then run `agentdesk sync`")
+    return Check(
+        "sources",
+        "warn",
+        "no [[mailbox]] or [[spool]] configured: no conversation will arrive",
+        fix=f"{where} a [[mailbox]] (IMAP and SMTP) or a [[spool]] (webhooks) as config.example.toml "
+        f"shows; put reply templates in {settings.templates_dir}; then run `agentdesk sync`",
+    )
 
 
 def _schema_check(settings: config.Settings) -> Check:
@@ -187,27 +205,38 @@ def _schema_check(settings: config.Settings) -> Check:
     try:
         found = db.stored_revision(settings.database_url)
     except AgentdeskError as error:
-        return Check("schema", "warn", f"cannot read the schema revision: {error}",
-                     fix="see the database check below")
+        return Check("schema", "warn", f"cannot read the schema revision: {error}", fix="see the database check below")
     if found is None:
         return Check("schema", "ok", f"no database yet: created at revision {head}, the current one")
     if found == head:
         return Check("schema", "ok", f"revision {head}, the current one")
     if found < head:
-        return Check("schema", "ok", f"revision {found}, older than this agentdesk's {head}: upgraded now, as "
-                                     "every command upgrades it")
-    return Check("schema", "fail", f"revision {found}, newer than this agentdesk knows ({head})",
-                 fix="upgrade agentdesk to the version that wrote it (pip install -U agentdesk); every agent "
-                     "of a shared database runs the same version")
+        return Check(
+            "schema",
+            "ok",
+            f"revision {found}, older than this agentdesk's {head}: upgraded now, as every command upgrades it",
+        )
+    return Check(
+        "schema",
+        "fail",
+        f"revision {found}, newer than this agentdesk knows ({head})",
+        fix="upgrade agentdesk to the version that wrote it (pip install -U agentdesk); every agent "
+        "of a shared database runs the same version",
+    )
 
 
 def _sample_values(settings: config.Settings) -> dict[str, str]:
     """A sample conversation's placeholder values: what a template sees when an agent replies."""
     agent = config.current_agent()
     return {
-        "customer_name": "Anke Bakker", "customer_first_name": "Anke", "agent_name": settings.agent_name(agent),
-        "agent_signature": settings.agent_signature(agent) or settings.agent_name(agent), "ref": "AD-1042",
-        "subject": "Where is my order?", "channel": "email", "due": "Monday 07 December, 10:00",
+        "customer_name": "Anke Bakker",
+        "customer_first_name": "Anke",
+        "agent_name": settings.agent_name(agent),
+        "agent_signature": settings.agent_signature(agent) or settings.agent_name(agent),
+        "ref": "AD-1042",
+        "subject": "Where is my order?",
+        "channel": "email",
+        "due": "Monday 07 December, 10:00",
     }
 
 
@@ -218,17 +247,27 @@ def _template_checks(settings: config.Settings) -> Iterator[Check]:
 
     directory = settings.templates_dir
     if not directory.is_dir():
-        yield Check("templates", "warn", f"{directory} does not exist; replies from templates are unavailable",
-                    fix=f"mkdir -p {directory} and put reply templates there as NAME.md (docs/tui.md)")
+        yield Check(
+            "templates",
+            "warn",
+            f"{directory} does not exist; replies from templates are unavailable",
+            fix=f"mkdir -p {directory} and put reply templates there as NAME.md (docs/tui.md)",
+        )
         return
     found = templates.load_all(directory)
     names = {t.name for t in found} | {t.shortcut for t in found if t.shortcut}
     sources: list[tuple[str, config.MailboxSettings | config.SpoolSettings]] = [
-        *(("mailbox", m) for m in settings.mailbox), *(("spool", s) for s in settings.spool)]
+        *(("mailbox", m) for m in settings.mailbox),
+        *(("spool", s) for s in settings.spool),
+    ]
     for key, source in sources:
         if source.receipt and source.receipt not in names:
-            yield Check(f"{key} {source.name} receipt", "fail", f"the receipt template {source.receipt!r} is not in "
-                        f"{directory}", fix=f"write {directory / (source.receipt + '.md')} or correct receipt")
+            yield Check(
+                f"{key} {source.name} receipt",
+                "fail",
+                f"the receipt template {source.receipt!r} is not in {directory}",
+                fix=f"write {directory / (source.receipt + '.md')} or correct receipt",
+            )
     sample = _sample_values(settings)
     rendered = 0
     for template in found:
@@ -241,15 +280,20 @@ def _template_checks(settings: config.Settings) -> Iterator[Check]:
         rendered += 1
         unknown = [name for name in result.undefined if name not in templates.VARIABLES]
         if unknown:
-            yield Check(f"template {template.name}", "warn",
-                        f"uses {', '.join(unknown)}, which agentdesk does not fill: the agent fills it by hand "
-                        "each time", fix=f"edit {where}; the placeholders: {', '.join(templates.VARIABLES)}")
+            yield Check(
+                f"template {template.name}",
+                "warn",
+                f"uses {', '.join(unknown)}, which agentdesk does not fill: the agent fills it by hand each time",
+                fix=f"edit {where}; the placeholders: {', '.join(templates.VARIABLES)}",
+            )
     if not found:
-        yield Check("templates", "warn", f"{directory}: no templates",
-                    fix="put reply templates there as NAME.md (docs/tui.md)")
+        yield Check(
+            "templates", "warn", f"{directory}: no templates", fix="put reply templates there as NAME.md (docs/tui.md)"
+        )
     else:
-        yield Check("templates", "ok", f"{directory}: {rendered} of {len(found)} template(s) render with a "
-                                       "sample conversation")
+        yield Check(
+            "templates", "ok", f"{directory}: {rendered} of {len(found)} template(s) render with a sample conversation"
+        )
 
 
 def _mailbox_checks(key: str, mailbox: config.MailboxSettings) -> Iterator[Check]:
@@ -257,23 +301,32 @@ def _mailbox_checks(key: str, mailbox: config.MailboxSettings) -> Iterator[Check
     authenticate with its SMTP server."""
     from agentdesk.channels.email import imap
 
-    check, password = _oauth_sign_in(key, mailbox) or \
-        _secret(f"{key} password", mailbox.password_command, f"{key}.password_command")
+    check, password = _oauth_sign_in(key, mailbox) or _secret(
+        f"{key} password", mailbox.password_command, f"{key}.password_command"
+    )
     yield check
     if password is None:
-        yield Check(f"{key} imap", "warn", f"not tried: no password to log in to {mailbox.host}:{mailbox.port} with",
-                    fix=f"fix {key}.password_command first")
+        yield Check(
+            f"{key} imap",
+            "warn",
+            f"not tried: no password to log in to {mailbox.host}:{mailbox.port} with",
+            fix=f"fix {key}.password_command first",
+        )
     else:
         server = imap.ServerSettings.from_mailbox(mailbox, timeout=SERVER_TIMEOUT)
         try:
             connection = imap.BulkConnection(server, password)
         except imap.ImapError as error:
-            yield Check(f"{key} imap", "fail", str(error),
-                        fix=f"check {key}.host, port, tls, username and password_command")
+            yield Check(
+                f"{key} imap", "fail", str(error), fix=f"check {key}.host, port, tls, username and password_command"
+            )
         else:
             try:
-                yield Check(f"{key} imap", "ok", f"logged in to {mailbox.host}:{mailbox.port} ({mailbox.tls}) as "
-                                                 f"{mailbox.username!r}")
+                yield Check(
+                    f"{key} imap",
+                    "ok",
+                    f"logged in to {mailbox.host}:{mailbox.port} ({mailbox.tls}) as {mailbox.username!r}",
+                )
                 yield from _folder_checks(key, mailbox, connection)
             finally:
                 connection.close()
@@ -292,11 +345,19 @@ def _folder_checks(key: str, mailbox: config.MailboxSettings, connection) -> Ite
         try:
             state = connection.select(folder, readonly=True)
         except imap.ImapError as error:
-            yield Check(f"{key} folder {folder}", "fail", str(error),
-                        fix=f"correct {setting}, or create {folder!r} on the server")
+            yield Check(
+                f"{key} folder {folder}",
+                "fail",
+                str(error),
+                fix=f"correct {setting}, or create {folder!r} on the server",
+            )
         except imap.CONNECTION_ERRORS as error:
-            yield Check(f"{key} folder {folder}", "fail", f"the server broke off while opening {folder!r}: {error}",
-                        fix="run doctor again; if it persists, check the server's log")
+            yield Check(
+                f"{key} folder {folder}",
+                "fail",
+                f"the server broke off while opening {folder!r}: {error}",
+                fix="run doctor again; if it persists, check the server's log",
+            )
             return
         else:
             yield Check(f"{key} folder {folder}", "ok", f"opened: {state.exists} message(s)")
@@ -308,20 +369,32 @@ def _smtp_checks(key: str, mailbox: config.MailboxSettings) -> Iterator[Check]:
 
     settings = mailbox.smtp
     if not settings.host:
-        yield Check(f"{key} smtp", "warn", "no [mailbox.smtp] host: replies from this mailbox cannot be sent",
-                    fix=f"add host, port, tls, username and password_command under [mailbox.smtp] of {key}")
+        yield Check(
+            f"{key} smtp",
+            "warn",
+            "no [mailbox.smtp] host: replies from this mailbox cannot be sent",
+            fix=f"add host, port, tls, username and password_command under [mailbox.smtp] of {key}",
+        )
         return
     password = None
     if settings.username:
-        check, password = (not settings.password_command and _oauth_sign_in(f"{key} smtp", mailbox)) or \
-            _secret(f"{key} smtp password", settings.password_command, f"{key}.smtp.password_command")
+        check, password = (not settings.password_command and _oauth_sign_in(f"{key} smtp", mailbox)) or _secret(
+            f"{key} smtp password", settings.password_command, f"{key}.smtp.password_command"
+        )
         yield check
         if password is None:
-            yield Check(f"{key} smtp", "warn", f"not tried: no password to authenticate with at "
-                        f"{settings.host}:{settings.port}", fix=f"fix {key}.smtp.password_command first")
+            yield Check(
+                f"{key} smtp",
+                "warn",
+                f"not tried: no password to authenticate with at {settings.host}:{settings.port}",
+                fix=f"fix {key}.smtp.password_command first",
+            )
             return
-    steps = "EHLO" + (", STARTTLS" if settings.tls == "starttls" else "") + \
-        (f", AUTH as {settings.username!r}" if settings.username else "")
+    steps = (
+        "EHLO"
+        + (", STARTTLS" if settings.tls == "starttls" else "")
+        + (f", AUTH as {settings.username!r}" if settings.username else "")
+    )
     try:
         smtp.probe(smtp.SmtpServer.from_mailbox(mailbox, timeout=SERVER_TIMEOUT), password)
     except DeliveryError as error:
@@ -329,14 +402,17 @@ def _smtp_checks(key: str, mailbox: config.MailboxSettings) -> Iterator[Check]:
         if "refused the login" in reason:
             fix = f"check {key}.smtp.username and {key}.smtp.password_command"
         elif "AUTH" in reason and "not supported" in reason:
-            fix = (f"the server offers no AUTH on this connection: set {key}.smtp.tls to starttls or ssl (many "
-                   f"servers offer AUTH only after STARTTLS), or leave {key}.smtp.username empty")
+            fix = (
+                f"the server offers no AUTH on this connection: set {key}.smtp.tls to starttls or ssl (many "
+                f"servers offer AUTH only after STARTTLS), or leave {key}.smtp.username empty"
+            )
         else:
             fix = f"check {key}.smtp.host, port and tls"
         yield Check(f"{key} smtp", "fail", reason, fix=fix)
         return
-    yield Check(f"{key} smtp", "ok", f"{settings.host}:{settings.port} ({settings.tls}): {steps} accepted; "
-                                     "nothing sent")
+    yield Check(
+        f"{key} smtp", "ok", f"{settings.host}:{settings.port} ({settings.tls}): {steps} accepted; nothing sent"
+    )
 
 
 SPOOL_DIRECTORIES = ("tmp", "new", "cur", "rejected")
@@ -356,15 +432,22 @@ def _spool_permissions(key: str, path: Path) -> Check:
         group = str(path.stat().st_gid)
     mine = [str(d) for d in directories if not os.access(d, os.R_OK | os.W_OK | os.X_OK)]
     if mine:
-        return Check(key, "fail", f"not readable and writable by this user ({login}): {', '.join(mine)}",
-                     fix=f"add {login} to the group {group} and run chmod -R g+rwX {path}, or run agentdesk as "
-                         "the user that owns it")
+        return Check(
+            key,
+            "fail",
+            f"not readable and writable by this user ({login}): {', '.join(mine)}",
+            fix=f"add {login} to the group {group} and run chmod -R g+rwX {path}, or run agentdesk as "
+            "the user that owns it",
+        )
     closed = [str(d) for d in directories if not d.stat().st_mode & stat.S_IWGRP]
     if closed:
-        return Check(key, "warn", f"{path}: writable by you, not by its group {group} ({', '.join(closed)}): a "
-                     "`webhook serve` or `sync` running as another user cannot write there",
-                     fix=f"chmod -R g+rwX {path} && chmod g+s {path} " + " ".join(
-                         str(path / sub) for sub in SPOOL_DIRECTORIES))
+        return Check(
+            key,
+            "warn",
+            f"{path}: writable by you, not by its group {group} ({', '.join(closed)}): a "
+            "`webhook serve` or `sync` running as another user cannot write there",
+            fix=f"chmod -R g+rwX {path} && chmod g+s {path} " + " ".join(str(path / sub) for sub in SPOOL_DIRECTORIES),
+        )
     return Check(key, "ok", f"{path}: writable by you and the group {group}")
 
 
@@ -383,16 +466,26 @@ def _shared_database_checks(database: Path) -> Iterator[Check]:
     if stuck:
         files = " ".join(shlex.quote(str(problem.file)) for problem in stuck)
         owners = " or ".join(sorted({problem.owner for problem in stuck} | {"root"}))
-        yield Check("database sharing", "fail",
-                    "; ".join(f"{problem.file} (owner {problem.owner}): {problem.reason}" for problem in stuck)
-                    + f": the other agents of {group} fail on their first write",
-                    fix=f"as {owners}: chgrp {group} {files} && chmod g+rw {files}")
+        yield Check(
+            "database sharing",
+            "fail",
+            "; ".join(f"{problem.file} (owner {problem.owner}): {problem.reason}" for problem in stuck)
+            + f": the other agents of {group} fail on their first write",
+            fix=f"as {owners}: chgrp {group} {files} && chmod g+rw {files}",
+        )
     else:
-        yield Check("database sharing", "ok", f"{directory} is shared with the group {group}: every database file "
-                                              "is group-writable")
+        yield Check(
+            "database sharing",
+            "ok",
+            f"{directory} is shared with the group {group}: every database file is group-writable",
+        )
     if not directory.stat().st_mode & stat.S_ISGID:
-        yield Check("database directory", "warn", f"{directory} is group-writable but not setgid: new files get "
-                    f"their creator's own group, not {group}", fix=f"chmod g+s {shlex.quote(str(directory))}")
+        yield Check(
+            "database directory",
+            "warn",
+            f"{directory} is group-writable but not setgid: new files get their creator's own group, not {group}",
+            fix=f"chmod g+s {shlex.quote(str(directory))}",
+        )
 
 
 def _webhook_port_check(port: int) -> Check:
@@ -419,9 +512,13 @@ def _webhook_port_check(port: int) -> Check:
     if server.startswith("agentdesk-webhook"):
         return Check("webhook port", "ok", f"`agentdesk webhook serve` is listening on port {port}")
     by = f" ({server})" if server else ""
-    return Check("webhook port", "fail", f"port {port} is taken by another program{by}",
-                 fix="stop that program, or run `agentdesk webhook serve --port N` on a free port and point the "
-                     "providers' webhooks there")
+    return Check(
+        "webhook port",
+        "fail",
+        f"port {port} is taken by another program{by}",
+        fix="stop that program, or run `agentdesk webhook serve --port N` on a free port and point the "
+        "providers' webhooks there",
+    )
 
 
 def _oauth_sign_in(key: str, mailbox: config.MailboxSettings) -> tuple[Check, str | None] | None:

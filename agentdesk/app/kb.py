@@ -26,8 +26,14 @@ class Found:
     excerpt: str
 
     def document(self) -> dict[str, Any]:
-        return {"slug": self.slug, "title": self.title, "tags": list(self.tags), "url": self.url or None,
-                "score": round(self.score, 6), "excerpt": self.excerpt}
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "tags": list(self.tags),
+            "url": self.url or None,
+            "score": round(self.score, 6),
+            "excerpt": self.excerpt,
+        }
 
 
 def _excerpt(body: str, width: int = 160) -> str:
@@ -68,8 +74,13 @@ def article(desk: Desk, slug: str) -> knowledge_base.Article:
 
 
 def document(found: knowledge_base.Article) -> dict[str, Any]:
-    return {"slug": found.slug, "title": found.title, "tags": list(found.tags), "url": found.url or None,
-            "body": found.body}
+    return {
+        "slug": found.slug,
+        "title": found.title,
+        "tags": list(found.tags),
+        "url": found.url or None,
+        "body": found.body,
+    }
 
 
 def suggestions(desk: Desk, conversation_id: int, *, limit: int = 3) -> list[Found]:
@@ -92,7 +103,14 @@ def insertion(desk: Desk, slug: str, *, as_text: bool) -> str:
 def usage(desk: Desk, *, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
     refresh(desk)
     with desk.read() as session:
-        return [{"slug": u.slug, "title": u.title, "sent": u.sent, "conversations": u.conversations,
-                 "solved_without_reply": u.solved_without_reply,
-                 "self_service_rate": round(u.self_service_rate, 4) if u.self_service_rate is not None else None}
-                for u in knowledge_base.usage(session, since=since, until=until)]
+        return [
+            {
+                "slug": u.slug,
+                "title": u.title,
+                "sent": u.sent,
+                "conversations": u.conversations,
+                "solved_without_reply": u.solved_without_reply,
+                "self_service_rate": round(u.self_service_rate, 4) if u.self_service_rate is not None else None,
+            }
+            for u in knowledge_base.usage(session, since=since, until=until)
+        ]

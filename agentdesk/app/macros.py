@@ -39,8 +39,9 @@ def run(desk: Desk, name: str, refs: Sequence[Ref], *, send_template: bool = Tru
         now = desk.now()
         for ref in refs:
             conversation = queue_service.load_for_update(session, _typed(ref))
-            changed = macro_rules.apply(session, macro=macro, conversation=conversation, agent=desk.agent, now=now,
-                                        policies=desk.policies)
+            changed = macro_rules.apply(
+                session, macro=macro, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies
+            )
             line = f"{ref_of(id_of(conversation))}: macro {macro.name}" + (f": {', '.join(changed)}" if changed else "")
             if macro.template and send_template:
                 template = templates.load(desk.settings.templates_dir, macro.template)
@@ -48,9 +49,9 @@ def run(desk: Desk, name: str, refs: Sequence[Ref], *, send_template: bool = Tru
                 if rendered.undefined:
                     raise InvalidInput(
                         f"macro {macro.name!r}: template {template.name!r} needs values agentdesk does not have for "
-                        f"{ref_of(id_of(conversation))}: {', '.join(rendered.undefined)}; nothing was changed")
-                sent.append(_reply(desk, session, conversation, rendered.text, status=None, delay=delay,
-                                   commit=False))
+                        f"{ref_of(id_of(conversation))}: {', '.join(rendered.undefined)}; nothing was changed"
+                    )
+                sent.append(_reply(desk, session, conversation, rendered.text, status=None, delay=delay, commit=False))
                 line += ", reply queued" if not delay else f", reply sent in {delay:g} s unless undone"
             lines.append(line)
         session.commit()

@@ -38,9 +38,17 @@ class SignInStatus:
         def iso(moment):
             return moment.isoformat(timespec="seconds") if moment else None
 
-        return {"mailbox": self.mailbox, "provider": self.provider, "state": self.state, "account": self.account,
-                "expires_at": iso(self.expires_at), "signed_in_at": iso(self.signed_in_at),
-                "refreshed_at": iso(self.refreshed_at), "detail": self.detail, "kept_in": self.kept_in}
+        return {
+            "mailbox": self.mailbox,
+            "provider": self.provider,
+            "state": self.state,
+            "account": self.account,
+            "expires_at": iso(self.expires_at),
+            "signed_in_at": iso(self.signed_in_at),
+            "refreshed_at": iso(self.refreshed_at),
+            "detail": self.detail,
+            "kept_in": self.kept_in,
+        }
 
     def line(self) -> str:
         """One line for `oauth status` and `doctor`."""
@@ -65,9 +73,11 @@ def _mailbox(settings: config.Settings, name: str) -> config.MailboxSettings:
 def _provider_mailbox(settings: config.Settings, name: str) -> config.MailboxSettings:
     mailbox = _mailbox(settings, name)
     if not mailbox.provider:
-        raise InvalidInput(f"mailbox {name}: no `provider` set; `oauth login` signs in to microsoft365 or gmail "
-                           "(set provider = \"microsoft365\" or \"gmail\"), other servers take a token from "
-                           "password_command")
+        raise InvalidInput(
+            f"mailbox {name}: no `provider` set; `oauth login` signs in to microsoft365 or gmail "
+            '(set provider = "microsoft365" or "gmail"), other servers take a token from '
+            "password_command"
+        )
     return mailbox
 
 
@@ -75,8 +85,13 @@ def _moment(epoch: float) -> datetime | None:
     return datetime.fromtimestamp(epoch, timezone.utc) if epoch else None
 
 
-def login(settings: config.Settings, name: str, *, show_code: Callable[[DeviceCode], None],
-          store: credentials.TokenStore | None = None) -> SignInStatus:
+def login(
+    settings: config.Settings,
+    name: str,
+    *,
+    show_code: Callable[[DeviceCode], None],
+    store: credentials.TokenStore | None = None,
+) -> SignInStatus:
     """Sign the mailbox in with the device-code flow; `show_code` tells the person where to go
     and what to type, then this waits until they did (or declined, or the code expired)."""
     mailbox = _provider_mailbox(settings, name)
@@ -85,14 +100,25 @@ def login(settings: config.Settings, name: str, *, show_code: Callable[[DeviceCo
     show_code(code)
     token = protocol.poll_for_token(endpoints, code)
     if not token.refresh_token:
-        raise protocol.OAuthError(f"{mailbox.provider} signed in but gave no refresh token, so sync could not "
-                                  "renew access; check that the application may ask for offline access")
+        raise protocol.OAuthError(
+            f"{mailbox.provider} signed in but gave no refresh token, so sync could not "
+            "renew access; check that the application may ask for offline access"
+        )
     store = store or credentials.TokenStore()
     now = time.time()
-    store.save(mailbox.name, credentials.SignIn(
-        provider=mailbox.provider, username=mailbox.username, account=token.account or mailbox.username,
-        refresh_token=token.refresh_token, access_token=token.access_token, expires_at=token.expires_at,
-        signed_in_at=now, refreshed_at=now))
+    store.save(
+        mailbox.name,
+        credentials.SignIn(
+            provider=mailbox.provider,
+            username=mailbox.username,
+            account=token.account or mailbox.username,
+            refresh_token=token.refresh_token,
+            access_token=token.access_token,
+            expires_at=token.expires_at,
+            signed_in_at=now,
+            refreshed_at=now,
+        ),
+    )
     return _status_of(mailbox, store)
 
 
@@ -104,8 +130,9 @@ def logout(settings: config.Settings, name: str, *, store: credentials.TokenStor
     return _status_of(mailbox, store)
 
 
-def status(settings: config.Settings, name: str | None = None, *,
-           store: credentials.TokenStore | None = None) -> list[SignInStatus]:
+def status(
+    settings: config.Settings, name: str | None = None, *, store: credentials.TokenStore | None = None
+) -> list[SignInStatus]:
     """The sign-in of each mailbox that has a provider (or of the one named)."""
     mailboxes = [_mailbox(settings, name)] if name else [m for m in settings.mailbox if m.provider]
     store = store or credentials.TokenStore()
@@ -115,17 +142,28 @@ def status(settings: config.Settings, name: str | None = None, *,
 def _status_of(mailbox: config.MailboxSettings, store: credentials.TokenStore) -> SignInStatus:
     base: dict[str, Any] = dict(mailbox=mailbox.name, provider=mailbox.provider or "", kept_in=store.where())
     if not credentials.uses_sign_in(mailbox):
-        why = "no provider: the secret is password_command's" if not mailbox.provider else \
-            "password_command gives the token (an external helper); no sign-in kept here"
+        why = (
+            "no provider: the secret is password_command's"
+            if not mailbox.provider
+            else "password_command gives the token (an external helper); no sign-in kept here"
+        )
         return SignInStatus(state="not-needed", detail=why, **base)
     sign_in = store.load(mailbox.name)
     again = credentials.sign_in_again(mailbox)
     if sign_in is None or not sign_in.refresh_token:
         return SignInStatus(state="signed-out", detail=f"not signed in; {again}", **base)
-    moments: dict[str, Any] = dict(account=sign_in.account, expires_at=_moment(sign_in.expires_at),
-                   signed_in_at=_moment(sign_in.signed_in_at), refreshed_at=_moment(sign_in.refreshed_at))
+    moments: dict[str, Any] = dict(
+        account=sign_in.account,
+        expires_at=_moment(sign_in.expires_at),
+        signed_in_at=_moment(sign_in.signed_in_at),
+        refreshed_at=_moment(sign_in.refreshed_at),
+    )
     if sign_in.revoked:
-        return SignInStatus(state="revoked", detail=f"the sign-in was revoked or has expired ({sign_in.revoked}); "
-                                                    f"{again}", **moments, **base)
+        return SignInStatus(
+            state="revoked",
+            detail=f"the sign-in was revoked or has expired ({sign_in.revoked}); {again}",
+            **moments,
+            **base,
+        )
     state = "signed-in" if sign_in.expires_at > time.time() else "expired"
     return SignInStatus(state=state, **moments, **base)

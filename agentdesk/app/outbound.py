@@ -20,8 +20,19 @@ from agentdesk.domain.outbound import OutgoingFile, Recipients, split
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store.models import id_of, ref_of
 
-__all__ = ["OutgoingFile", "Recipients", "read_files", "recipients", "addressed", "forward", "start", "split",
-           "lookup", "Contact", "sources"]
+__all__ = [
+    "OutgoingFile",
+    "Recipients",
+    "read_files",
+    "recipients",
+    "addressed",
+    "forward",
+    "start",
+    "split",
+    "lookup",
+    "Contact",
+    "sources",
+]
 
 
 def read_files(paths: Sequence[str | Path]) -> list[OutgoingFile]:
@@ -86,8 +97,15 @@ def _legacy_recipients(session, message) -> list[str]:
     return list(parse_message(raw.raw, source=message.source, received_at=message.at).recipients)
 
 
-def addressed(desk: Desk, ref: Ref, *, to: Sequence[str] = (), cc: Sequence[str] = (), bcc: Sequence[str] = (),
-              no_cc: bool = False) -> Recipients:
+def addressed(
+    desk: Desk,
+    ref: Ref,
+    *,
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    no_cc: bool = False,
+) -> Recipients:
     """The reply-all with the agent's changes: `to` replaces the To, `cc` adds to the Cc (`no_cc`
     first drops the reply-all's), `bcc` is the Bcc; checked for the conversation's channel
     (`errors.InvalidInput` names a bad address)."""
@@ -97,15 +115,24 @@ def addressed(desk: Desk, ref: Ref, *, to: Sequence[str] = (), cc: Sequence[str]
     default = recipients(desk, ref)
     with desk.read() as session:
         channel = queries.conversation_by_ref(session=session, ref=_typed(ref)).channel
-    return outbound.checked(channel, Recipients(to=tuple(to) or default.to,
-                                                cc=(() if no_cc else default.cc) + tuple(cc), bcc=tuple(bcc)))
+    return outbound.checked(
+        channel, Recipients(to=tuple(to) or default.to, cc=(() if no_cc else default.cc) + tuple(cc), bcc=tuple(bcc))
+    )
 
 
 # --- forward -----------------------------------------------------------------------------------------
 
 
-def forward(desk: Desk, ref: Ref, to: Sequence[str], *, note: str = "", number: int | None = None,
-            cc: Sequence[str] = (), bcc: Sequence[str] = ()) -> Sent:
+def forward(
+    desk: Desk,
+    ref: Ref,
+    to: Sequence[str],
+    *,
+    note: str = "",
+    number: int | None = None,
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+) -> Sent:
     """Forward the conversation's messages (or message `number`, as `show` numbers them) with their
     files, by email from the conversation's mailbox (the first mailbox for a conversation of
     another channel). Replies from the addressee thread back into the conversation."""
@@ -134,18 +161,31 @@ def forward(desk: Desk, ref: Ref, to: Sequence[str], *, note: str = "", number: 
             chosen = [m for m in messages if m.direction != "note"]
         if not chosen:
             raise InvalidInput(f"{conversation_ref} has no message to forward")
-        files = [a for m in chosen
-                 for a in queries.attachments_of(session=session, message_ids=[id_of(m)]).get(id_of(m), [])]
+        files = [
+            a for m in chosen for a in queries.attachments_of(session=session, message_ids=[id_of(m)]).get(id_of(m), [])
+        ]
         total = sum(f.size for f in files)
         if total > mailbox.attachments_max_bytes:
-            raise InvalidInput(f"the forwarded files total {total} bytes, over the {mailbox.attachments_max_bytes} "
-                               f"mailbox {mailbox.name} accepts; forward one message with --message N")
+            raise InvalidInput(
+                f"the forwarded files total {total} bytes, over the {mailbox.attachments_max_bytes} "
+                f"mailbox {mailbox.name} accepts; forward one message with --message N"
+            )
         now = desk.now()
         message = outbound.forward(
-            session, conversation=conversation, to=addressees, note=note, messages=chosen, files=files,
-            mailbox=mailbox.name, agent=desk.agent,
-            agent_name=desk.agent_name, now=now, policies=desk.policies, signature=desk.agent_signature,
-            message_id_domain=desk.settings.message_id_domain(mailbox.name), when=_mail_time,
+            session,
+            conversation=conversation,
+            to=addressees,
+            note=note,
+            messages=chosen,
+            files=files,
+            mailbox=mailbox.name,
+            agent=desk.agent,
+            agent_name=desk.agent_name,
+            now=now,
+            policies=desk.policies,
+            signature=desk.agent_signature,
+            message_id_domain=desk.settings.message_id_domain(mailbox.name),
+            when=_mail_time,
         )
         session.commit()
         return Sent(ref_of(id_of(conversation)), "forward", message.external_id or "")
@@ -179,7 +219,8 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
     known = sources(desk)
     if channel:
         named = next((s for s in known if s.name == channel), None) or next(
-            (s for s in known if s.channel == channel), None)
+            (s for s in known if s.channel == channel), None
+        )
         if named is None:
             names = ", ".join(s.name for s in known) or "none configured"
             raise InvalidInput(f"--channel {channel}: no mailbox or spool of that name or kind ({names})")
@@ -197,9 +238,18 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
     return found
 
 
-def start(desk: Desk, to: str, *, subject: str, body: str | None = None, template: str | None = None,
-          channel: str | None = None, assign: str | None = None, files: Sequence[OutgoingFile] = (),
-          name: str = "") -> Sent:
+def start(
+    desk: Desk,
+    to: str,
+    *,
+    subject: str,
+    body: str | None = None,
+    template: str | None = None,
+    channel: str | None = None,
+    assign: str | None = None,
+    files: Sequence[OutgoingFile] = (),
+    name: str = "",
+) -> Sent:
     """Start a conversation with `to` (an address, phone or handle): the customer found by that
     identity or made, our first message queued through the chosen mailbox or spool. Prints as the
     new ref."""
@@ -212,27 +262,47 @@ def start(desk: Desk, to: str, *, subject: str, body: str | None = None, templat
     source = _source_for(desk, to, channel)
     addressees = outbound.checked(source.channel, Recipients(to=(to,)))
     if files:
-        outbound.check_size(files, limit=outbound.max_bytes(desk.settings, source.channel, source.name),
-                            where=f"{source.channel} via {source.name}")
+        outbound.check_size(
+            files,
+            limit=outbound.max_bytes(desk.settings, source.channel, source.name),
+            where=f"{source.channel} via {source.name}",
+        )
     loaded = templates.load(desk.settings.templates_dir, template) if template else None
 
     def text(conversation, customer) -> str:
         if loaded is None:
             return body or ""
-        rendered = templates.render(loaded, templates.values_for(
-            conversation, customer, agent_name=desk.agent_name, agent_signature=desk.agent_signature))
+        rendered = templates.render(
+            loaded,
+            templates.values_for(
+                conversation, customer, agent_name=desk.agent_name, agent_signature=desk.agent_signature
+            ),
+        )
         if rendered.undefined:
-            raise InvalidInput(f"template {loaded.name!r} needs values agentdesk does not have: "
-                               f"{', '.join(rendered.undefined)}; use --body-file after filling them in")
+            raise InvalidInput(
+                f"template {loaded.name!r} needs values agentdesk does not have: "
+                f"{', '.join(rendered.undefined)}; use --body-file after filling them in"
+            )
         return rendered.text
 
     assignee = {"me": desk.agent, "none": None, None: None}.get(assign, assign)
     with desk.writing, desk.write() as session:
         conversation, message = outbound.start(
-            session, channel=source.channel, source=source.name, to=addressees, subject=subject, body=text,
-            agent=desk.agent, agent_name=desk.agent_name, now=desk.now(), policies=desk.policies,
-            message_id_domain=desk.settings.message_id_domain(source.name), signature=desk.agent_signature,
-            assignee=assignee, customer_name=name, files=files,
+            session,
+            channel=source.channel,
+            source=source.name,
+            to=addressees,
+            subject=subject,
+            body=text,
+            agent=desk.agent,
+            agent_name=desk.agent_name,
+            now=desk.now(),
+            policies=desk.policies,
+            message_id_domain=desk.settings.message_id_domain(source.name),
+            signature=desk.agent_signature,
+            assignee=assignee,
+            customer_name=name,
+            files=files,
         )
         session.commit()
         return Sent(ref_of(id_of(conversation)), "new", message.external_id or "")

@@ -12,8 +12,9 @@ __all__ = ["HEARTBEAT_EVERY", "colleagues", "heartbeat", "leave"]
 def heartbeat(desk: Desk, conversation_id: int | None, activity: str) -> None:
     """Say what this agent is doing now (a small write; the TUI sends one every HEARTBEAT_EVERY)."""
     with desk.writing, desk.write() as session:
-        presence.heartbeat(session, agent=desk.agent, conversation_id=conversation_id, activity=activity,
-                           now=desk.now())
+        presence.heartbeat(
+            session, agent=desk.agent, conversation_id=conversation_id, activity=activity, now=desk.now()
+        )
         session.commit()
 
 
@@ -27,6 +28,5 @@ def colleagues(desk: Desk) -> dict[int, str]:
     """Other agents' fresh presence, as the rows and thread headers show it ("Dana is replying")."""
     with desk.read() as session:
         found = presence.colleagues(session, agent=desk.agent, now=desk.now())
-    names = {login: desk.settings.agent_name(login) for people in found.values() for login in
-             (c.agent for c in people)}
+    names = {login: desk.settings.agent_name(login) for people in found.values() for login in (c.agent for c in people)}
     return {conversation_id: presence.describe(people, names) for conversation_id, people in found.items()}

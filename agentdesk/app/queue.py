@@ -126,16 +126,25 @@ def count(desk: Desk, filter: Filter) -> int:
     now = desk.now()
     text, condition = criteria(desk, filter, now)
     with desk.read() as session:
-        return queries.queue_size(session=session, view=filter.view, agent=desk.agent, now=now,
-                                  extra_filter=condition, matches=_matching(desk, session, text))
+        return queries.queue_size(
+            session=session,
+            view=filter.view,
+            agent=desk.agent,
+            now=now,
+            extra_filter=condition,
+            matches=_matching(desk, session, text),
+        )
 
 
 def view_counts(desk: Desk) -> dict[str, int]:
     """Every built-in view's count (but `all`) and every saved view's, as `saved:NAME`."""
     now = desk.now()
     with desk.read() as session:
-        counts = {name: queries.queue_count(session=session, view=name, agent=desk.agent, now=now)
-                  for name in VIEWS if name != "all"}
+        counts = {
+            name: queries.queue_count(session=session, view=name, agent=desk.agent, now=now)
+            for name in VIEWS
+            if name != "all"
+        }
     for saved in desk.settings.view:
         try:
             counts[f"saved:{saved.name}"] = count(desk, Filter("all", saved.query, saved.name))
@@ -144,17 +153,26 @@ def view_counts(desk: Desk) -> dict[str, int]:
     return counts
 
 
-def window(desk: Desk, filter: Filter, *, offset: int, limit: int, after: Sequence | None = None,
-           from_end: int | None = None) -> Window:
+def window(
+    desk: Desk, filter: Filter, *, offset: int, limit: int, after: Sequence | None = None, from_end: int | None = None
+) -> Window:
     """Rows `offset`..`offset+limit` of the queue; `after` (the previous row's sort key) makes it a keyset
     read; `from_end` (rows between this window and the view's end) reads it backwards from the end."""
     now = desk.now()
     text, condition = criteria(desk, filter, now)
     with desk.read() as session:
         rows = queries.queue_rows(
-            session=session, view=filter.view, agent=desk.agent, now=now, limit=limit,
-            after=after, offset=0 if after is not None else offset, extra_filter=condition,
-            from_end=from_end, matches=_matching(desk, session, text))
+            session=session,
+            view=filter.view,
+            agent=desk.agent,
+            now=now,
+            limit=limit,
+            after=after,
+            offset=0 if after is not None else offset,
+            extra_filter=condition,
+            from_end=from_end,
+            matches=_matching(desk, session, text),
+        )
     return _window_of(filter.view, [row._mapping for row in rows])
 
 
@@ -162,9 +180,15 @@ def position(desk: Desk, filter: Filter, conversation_id: int) -> int | None:
     now = desk.now()
     text, condition = criteria(desk, filter, now)
     with desk.read() as session:
-        return queries.queue_position(session=session, view=filter.view, agent=desk.agent, now=now,
-                                      conversation_id=conversation_id, extra_filter=condition,
-                                      matches=_matching(desk, session, text))
+        return queries.queue_position(
+            session=session,
+            view=filter.view,
+            agent=desk.agent,
+            now=now,
+            conversation_id=conversation_id,
+            extra_filter=condition,
+            matches=_matching(desk, session, text),
+        )
 
 
 def documents(desk: Desk, filter: Filter, *, limit: int) -> list[dict[str, Any]]:
@@ -174,22 +198,43 @@ def documents(desk: Desk, filter: Filter, *, limit: int) -> list[dict[str, Any]]
     now = desk.now()
     text, condition = criteria(desk, filter, now)
     with desk.read() as session:
-        conversations = queries.queue_window(session=session, view=filter.view, agent=desk.agent, now=now,
-                                             limit=limit, query=text, extra_filter=condition)
+        conversations = queries.queue_window(
+            session=session,
+            view=filter.view,
+            agent=desk.agent,
+            now=now,
+            limit=limit,
+            query=text,
+            extra_filter=condition,
+        )
         return conversation_documents.documents(session, conversations, policies=desk.policies, now=now)
 
 
 def _window_of(view: str, rows) -> Window:
     """Queue rows from mappings of `queries.ROW_COLUMNS` (`queue_rows`, `first_window_sqlite`)."""
     order = queries.sort_columns(view)
-    return Window(tuple(
-        Row(id=r["id"], ref=ref_of(r["id"]), customer=r["customer"], subject=r["subject"], channel=r["channel"],
-            status=r["status"], priority=r["priority"], assignee=r["assignee"], waiting_since=r["waiting_since"],
-            queue_due=r["queue_due"], warning_at=r["warning_at"], version=r["version"],
-            sort_key=tuple(r[name] for name in order), has_draft=bool(r["has_draft"]),
-            bounced=bool(r["bounced"]))
-        for r in rows
-    ))
+    return Window(
+        tuple(
+            Row(
+                id=r["id"],
+                ref=ref_of(r["id"]),
+                customer=r["customer"],
+                subject=r["subject"],
+                channel=r["channel"],
+                status=r["status"],
+                priority=r["priority"],
+                assignee=r["assignee"],
+                waiting_since=r["waiting_since"],
+                queue_due=r["queue_due"],
+                warning_at=r["warning_at"],
+                version=r["version"],
+                sort_key=tuple(r[name] for name in order),
+                has_draft=bool(r["has_draft"]),
+                bounced=bool(r["bounced"]),
+            )
+            for r in rows
+        )
+    )
 
 
 # --- the first window, read before the UI starts ------------------------------------------------
@@ -229,8 +274,9 @@ def _plain_first_window(desk: Desk, path: Path, filter: Filter, limit: int) -> W
     """The first window through the sqlite3 module alone, when it can (None: the engine's turn)."""
     if filter.query:
         return None
-    found = queries.first_window_sqlite(path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit,
-                                        revision=migrations.HEAD)
+    found = queries.first_window_sqlite(
+        path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit, revision=migrations.HEAD
+    )
     if found is None:
         return None
     return _window_of(filter.view, found)

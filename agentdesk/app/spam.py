@@ -23,13 +23,21 @@ def mark_spam(desk: Desk, refs: Sequence[int | str], *, undo: bool = False) -> l
             conversation = queue_service.load_for_update(session, typed)
             assert conversation.id is not None, "a stored conversation"
             if undo:
-                view = spam_service.unmark_spam(session, conversation=conversation, agent=desk.agent, now=now,
-                                                policies=desk.policies)
-                done.append({"ref": ref_of(conversation.id), "action": "unspam", "changed": bool(view),
-                             "view": view or _view_of(conversation)})
+                view = spam_service.unmark_spam(
+                    session, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies
+                )
+                done.append(
+                    {
+                        "ref": ref_of(conversation.id),
+                        "action": "unspam",
+                        "changed": bool(view),
+                        "view": view or _view_of(conversation),
+                    }
+                )
             else:
-                changed = spam_service.mark_spam(session, conversation=conversation, agent=desk.agent, now=now,
-                                                 policies=desk.policies)
+                changed = spam_service.mark_spam(
+                    session, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies
+                )
                 done.append({"ref": ref_of(conversation.id), "action": "spam", "changed": changed, "view": "spam"})
         session.commit()
     return done
@@ -67,11 +75,18 @@ def block_sender(desk: Desk, ref: int | str, *, whole_domain: bool = False) -> d
         added = spam_service.block(session, pattern=pattern, agent=desk.agent, now=now)
         spam_service.mark_spam(session, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies)
         session.commit()
-    return {"action": "block", "pattern": spam_service.block_pattern(pattern), "changed": added,
-            "ref": ref_of(conversation.id), "view": "spam"}
+    return {
+        "action": "block",
+        "pattern": spam_service.block_pattern(pattern),
+        "changed": added,
+        "ref": ref_of(conversation.id),
+        "view": "spam",
+    }
 
 
 def blocked(desk: Desk) -> list[dict[str, Any]]:
     with desk.read() as session:
-        return [{"pattern": b.pattern, "agent": b.agent, "created_at": b.created_at.isoformat()}
-                for b in queries.blocked_senders(session=session)]
+        return [
+            {"pattern": b.pattern, "agent": b.agent, "created_at": b.created_at.isoformat()}
+            for b in queries.blocked_senders(session=session)
+        ]

@@ -22,10 +22,22 @@ def listing(settings) -> list[dict[str, Any]]:
         # sync's log lines do, so the same file reads the same everywhere. The reason comes
         # from the sidecar reader already printable.
         rejected = [{"file": printable(name), "reason": reason} for name, reason in spooling.rejected_files(path)]
-        stale = [{"file": printable(item.name), "bytes": item.size, "age_seconds": int(item.age)}
-                 for item in spooling.stale_tmp_files(path)]
-        rows.append({"name": spool.name, "path": str(path), "adapter": spool.adapter, "kind": spool.kind,
-                     "new": counts["new"], "cur": counts["cur"], "rejected": rejected, "stale_tmp": stale})
+        stale = [
+            {"file": printable(item.name), "bytes": item.size, "age_seconds": int(item.age)}
+            for item in spooling.stale_tmp_files(path)
+        ]
+        rows.append(
+            {
+                "name": spool.name,
+                "path": str(path),
+                "adapter": spool.adapter,
+                "kind": spool.kind,
+                "new": counts["new"],
+                "cur": counts["cur"],
+                "rejected": rejected,
+                "stale_tmp": stale,
+            }
+        )
     return rows
 
 
@@ -37,9 +49,12 @@ def clean(settings, name: str) -> dict[str, Any]:
 
     path = settings.spool_path(find_spool(settings, name))
     removed, kept = spooling.remove_stale_tmp_files(path)
-    return {"spool": name, "path": str(path),
-            "removed": [{"file": printable(item.name), "bytes": item.size} for item in removed],
-            "kept": [{"file": printable(file), "reason": reason} for file, reason in kept]}
+    return {
+        "spool": name,
+        "path": str(path),
+        "removed": [{"file": printable(item.name), "bytes": item.size} for item in removed],
+        "kept": [{"file": printable(file), "reason": reason} for file, reason in kept],
+    }
 
 
 def _count(path: Path) -> int:
@@ -57,11 +72,14 @@ def webhook_server(settings, *, host: str, port: int, public_url: str = "", quie
         raise InvalidInput("no [[spool]] in the config; `webhook serve` writes to spools, so configure one first")
     endpoints = receiver.endpoints_from_settings(settings)
     if not any(endpoint.secret for endpoint in endpoints.values()):
-        raise InvalidInput("no spool has a secret_command; `webhook serve` refuses unauthenticated posts, "
-                           "so set secret_command on the spools it should accept")
+        raise InvalidInput(
+            "no spool has a secret_command; `webhook serve` refuses unauthenticated posts, "
+            "so set secret_command on the spools it should accept"
+        )
     try:
-        server = receiver.make_server(endpoints, host=host, port=port, public_url=public_url,
-                                      log=None if quiet else receiver.stderr_log)
+        server = receiver.make_server(
+            endpoints, host=host, port=port, public_url=public_url, log=None if quiet else receiver.stderr_log
+        )
     except OSError as error:
         raise InvalidInput(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     return server, endpoints

@@ -51,8 +51,9 @@ def started(desk: Desk, *, only: str | None = None, by: str = "agentdesk sync") 
                 if hasattr(source, "open_ahead"):
                     source.open_ahead()
             applied = reports.recompute_sla(desk, only_if_changed=True, agent="system")
-            worker = sync.SyncWorker(context, sources, sync.build_senders(context),
-                                     delivery_sources={only} if only is not None else None)
+            worker = sync.SyncWorker(
+                context, sources, sync.build_senders(context), delivery_sources={only} if only is not None else None
+            )
             yield Started(worker, sources, applied.changed if applied is not None else None)
         finally:
             for source in sources:
@@ -84,8 +85,15 @@ class DeskSync:
     `state` is what the header says: "starting", "here" (this process syncs), "elsewhere" (another
     process holds the lock; `holder` says which), "failed" (`holder` says why), "stopped"."""
 
-    def __init__(self, desk: Desk, *, on_change=None, recheck: float = 15.0,
-                 poll_interval: float | None = None, delivery_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        desk: Desk,
+        *,
+        on_change=None,
+        recheck: float = 15.0,
+        poll_interval: float | None = None,
+        delivery_interval: float | None = None,
+    ) -> None:
         import threading
 
         self.desk = desk

@@ -29,8 +29,13 @@ def _directory_stamp(directory: Path) -> tuple:
 
     try:
         with os.scandir(directory) as entries:
-            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
-                                for e in entries if e.name.endswith(".md") and e.is_file()))
+            return tuple(
+                sorted(
+                    (e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                    for e in entries
+                    if e.name.endswith(".md") and e.is_file()
+                )
+            )
     except OSError:
         return ()
 
@@ -44,15 +49,20 @@ def suggestions(desk: Desk, thread: Thread, limit: int = 3) -> list[tuple[Templa
     # The customer's words say what the conversation is about; the newest weigh as much as the first.
     text = " ".join([thread.conversation.subject] + [i.body for i in thread.items if i.kind == "inbound"])
     # The automatic messages' templates (receipts, satisfaction surveys) are no reply to suggest.
-    automatic = {name for channel in (*desk.settings.mailbox, *desk.settings.spool)
-                 for name in (getattr(channel, "receipt", ""), getattr(channel, "csat", "")) if name}
+    automatic = {
+        name
+        for channel in (*desk.settings.mailbox, *desk.settings.spool)
+        for name in (getattr(channel, "receipt", ""), getattr(channel, "csat", ""))
+        if name
+    }
     candidates = [t for t in all_templates(desk) if t.name not in automatic]
     return template_service.suggest(candidates, text, limit=limit)
 
 
 def values(desk: Desk, thread: Thread) -> dict[str, str]:
-    return template_service.values_for(thread.conversation, thread.customer, agent_name=desk.agent_name,
-                                       agent_signature=desk.agent_signature)
+    return template_service.values_for(
+        thread.conversation, thread.customer, agent_name=desk.agent_name, agent_signature=desk.agent_signature
+    )
 
 
 def render(desk: Desk, template: Template, thread: Thread) -> Rendered:
@@ -60,7 +70,8 @@ def render(desk: Desk, template: Template, thread: Thread) -> Rendered:
 
 
 def save(desk: Desk, name: str, body: str, description: str = "", shortcut: str = "") -> Path:
-    path = template_service.save(desk.settings.templates_dir,
-                                 Template(name=name, body=body, description=description, shortcut=shortcut))
+    path = template_service.save(
+        desk.settings.templates_dir, Template(name=name, body=body, description=description, shortcut=shortcut)
+    )
     desk.loaded_templates = None
     return path

@@ -16,8 +16,9 @@ def undo(desk: Desk, ref: Ref) -> list[str]:
 
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, _typed(ref))
-        done = undo_rules.undo_last(session, conversation=conversation, agent=desk.agent, now=desk.now(),
-                                    policies=desk.policies)
+        done = undo_rules.undo_last(
+            session, conversation=conversation, agent=desk.agent, now=desk.now(), policies=desk.policies
+        )
         session.commit()
     return done
 
@@ -38,8 +39,14 @@ def move(desk: Desk, ref: Ref, number: int, to: str) -> str:
         if not 1 <= number <= len(messages):
             raise InvalidInput(f"{reference(ref)} has {len(messages)} message(s); there is no message {number}")
         to_id = None if target.lower() == "new" else queue_service.load_for_update(session, target).id
-        moved_to = move_message(session, message_id=id_of(messages[number - 1]), to_conversation_id=to_id,
-                                agent=desk.agent, now=desk.now(), policies=desk.policies)
+        moved_to = move_message(
+            session,
+            message_id=id_of(messages[number - 1]),
+            to_conversation_id=to_id,
+            agent=desk.agent,
+            now=desk.now(),
+            policies=desk.policies,
+        )
         session.commit()
         where = ref_of(id_of(moved_to))
     return f"{reference(ref)} message {number} moved to {where}" + (" (new)" if to_id is None else "")

@@ -114,8 +114,20 @@ class InboundMessage:
             _replace(self, name, value, strip_control(value))
 
 
-_MESSAGE_LINES = ("source", "channel", "external_id", "sender_address", "sender_name", "subject", "kind",
-                  "in_reply_to", "conversation_hint", "thread_key", "content_hash", "sender_kind")
+_MESSAGE_LINES = (
+    "source",
+    "channel",
+    "external_id",
+    "sender_address",
+    "sender_name",
+    "subject",
+    "kind",
+    "in_reply_to",
+    "conversation_hint",
+    "thread_key",
+    "content_hash",
+    "sender_kind",
+)
 _MESSAGE_TEXTS = ("body_text", "body_html_text", "parse_error")
 
 

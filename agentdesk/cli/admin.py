@@ -61,11 +61,13 @@ def next_steps(config_path: Path, settings: config.Settings) -> str:
     example = locations.example_config()
     documented = f"every key is documented in {example}" if example else "config.example.toml documents every key"
     option = "" if config_path == locations.default_config_path() else f" --config {shlex.quote(str(config_path))}"
-    return (f"next:\n"
-            f"  1. edit {config_path}: add a [[mailbox]] (IMAP and SMTP) or a [[spool]] (webhooks); {documented}\n"
-            f"  2. put reply templates in {settings.templates_dir} (NAME.md)\n"
-            f"  3. agentdesk{option} doctor   checks the mailboxes, SMTP, spools and templates for real\n"
-            f"  4. agentdesk{option} sync     brings the conversations in; agentdesk{option} opens the queue")
+    return (
+        f"next:\n"
+        f"  1. edit {config_path}: add a [[mailbox]] (IMAP and SMTP) or a [[spool]] (webhooks); {documented}\n"
+        f"  2. put reply templates in {settings.templates_dir} (NAME.md)\n"
+        f"  3. agentdesk{option} doctor   checks the mailboxes, SMTP, spools and templates for real\n"
+        f"  4. agentdesk{option} sync     brings the conversations in; agentdesk{option} opens the queue"
+    )
 
 
 def starter_config(data_dir: Path) -> str:
@@ -75,7 +77,7 @@ def starter_config(data_dir: Path) -> str:
 url = {config.toml_string(f"sqlite:///{data_dir / 'agentdesk.db'}")}
 
 [templates]
-dir = {config.toml_string(str(data_dir / 'templates'))}
+dir = {config.toml_string(str(data_dir / "templates"))}
 
 [agents.{config.toml_string(login)}]
 name = {config.toml_string(login)}
@@ -117,15 +119,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print_json(figures)
         return 0
-    print(f"conversations {figures['conversations']}   customers {figures['customers']}   "
-          f"identities {figures['identities']}")
+    print(
+        f"conversations {figures['conversations']}   customers {figures['customers']}   "
+        f"identities {figures['identities']}"
+    )
     print("messages      " + "   ".join(f"{k} {v}" for k, v in figures["messages"].items()))
     print("kinds         " + "   ".join(f"{k} {v}" for k, v in figures["kinds"].items()))
     print("outbox        " + "   ".join(f"{k} {v}" for k, v in figures["outbox"].items()))
     print(f"spool files rejected {figures['spool_rejected']}")
     for name, source in figures["sources"].items():
-        print(f"source {name}: last sync {source['last_sync'] or 'never'}"
-              + (f", error: {one_line(source['error'])}" if source["error"] else ""))
+        print(
+            f"source {name}: last sync {source['last_sync'] or 'never'}"
+            + (f", error: {one_line(source['error'])}" if source["error"] else "")
+        )
     return 0
 
 
@@ -137,8 +143,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not args.json:
         for document in events:
             detail = " ".join(f"{k}={one_line(v)}" for k, v in document["detail"].items())
-            print(f"{document['at']}  {one_line(document['agent']):<10} {document['action']:<16} "
-                  f"{document['ref'] or '-':<9} {detail}")
+            print(
+                f"{document['at']}  {one_line(document['agent']):<10} {document['action']:<16} "
+                f"{document['ref'] or '-':<9} {detail}"
+            )
         return 0
     # A JSON array streamed event by event, so a year of audit log never sits in memory.
     sys.stdout.write("[")

@@ -25,8 +25,12 @@ def cmd_attachment_list(args: argparse.Namespace) -> int:
         return 0
     for item in listed:
         status = f"  [{item.status}]" if item.status else ""
-        print(one_line(f"{item.number:>3}  msg {item.message_number:<3} {item.filename}  "
-                       f"{item.content_type}  {attachments.size_text(item.size)}{status}"))
+        print(
+            one_line(
+                f"{item.number:>3}  msg {item.message_number:<3} {item.filename}  "
+                f"{item.content_type}  {attachments.size_text(item.size)}{status}"
+            )
+        )
     return 0
 
 
@@ -35,8 +39,9 @@ def cmd_attachment_save(args: argparse.Namespace) -> int:
 
     item, path = attachments.save(context(args).desk, args.ref, args.number, args.to)
     if args.json:
-        print_json({"n": item.number, "name": item.filename, "path": str(path), "size": item.size,
-                    "sha256": item.sha256})
+        print_json(
+            {"n": item.number, "name": item.filename, "path": str(path), "size": item.size, "sha256": item.sha256}
+        )
     else:
         print(one_line(str(path)))
     return 0

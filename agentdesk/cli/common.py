@@ -205,8 +205,10 @@ def parse_moment(text: str, *, option: str, now: datetime, ago: bool) -> datetim
         moment = date_parser.isoparse(text)
     except ValueError:
         example = "7d" if ago else "4h"
-        raise InvalidInput(f"{option} {text!r}: expected a date like 2026-11-01, a time like 2026-11-01T09:00, "
-                           f"or a duration like {example}") from None
+        raise InvalidInput(
+            f"{option} {text!r}: expected a date like 2026-11-01, a time like 2026-11-01T09:00, "
+            f"or a duration like {example}"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # the user's local time
     return moment.astimezone(timezone.utc)
@@ -291,8 +293,12 @@ class Progress:
     def count(self, done: int, what: str) -> None:
         if self.tty and not VERBOSITY.quiet:
             self.counting = True
-            print(f"\r{one_line(what)}: {done}" + (f" {self.unit}" if self.unit else ""), end="", file=self.stream,
-                  flush=True)
+            print(
+                f"\r{one_line(what)}: {done}" + (f" {self.unit}" if self.unit else ""),
+                end="",
+                file=self.stream,
+                flush=True,
+            )
 
     def finish(self) -> None:
         """End a running count's line."""

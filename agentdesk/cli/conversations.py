@@ -35,8 +35,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print_json(docs)
         return 0
     if not docs:
-        print(f"no conversations in view {args.view!r}" + (f" matching {args.query!r}" if args.query else ""),
-              file=sys.stderr)
+        print(
+            f"no conversations in view {args.view!r}" + (f" matching {args.query!r}" if args.query else ""),
+            file=sys.stderr,
+        )
         return 0
     header = f"{'REF':<9} {'SLA':<18} {'WAIT':>8} {'STATUS':<8} {'PRI':<7} {'CHANNEL':<8} {'ASSIGNEE':<10} {'CUSTOMER':<20} SUBJECT"
     print(header)
@@ -81,11 +83,15 @@ def _print_conversation(doc: dict) -> None:
     customer = doc["customer"]
     identities = ", ".join(f"{i['kind']}:{one_line(i['address'])}" for i in customer["identities"])
     print(f"{doc['ref']}  {one_line(doc['subject'])}")
-    print(f"  {doc['status']} · {doc['priority']} · {doc['channel']} · assignee {one_line(doc['assignee'] or '-')}"
-          f" · tags {one_line(', '.join(doc['tags'])) or '-'}")
+    print(
+        f"  {doc['status']} · {doc['priority']} · {doc['channel']} · assignee {one_line(doc['assignee'] or '-')}"
+        f" · tags {one_line(', '.join(doc['tags'])) or '-'}"
+    )
     print(f"  customer {one_line(customer['name'])} ({identities})")
-    print(f"  sla {doc['sla']['policy'] or 'none'}: {doc['sla']['state']}"
-          + "".join(f"; {t['target']} {t['state']}" for t in doc["sla"]["targets"]))
+    print(
+        f"  sla {doc['sla']['policy'] or 'none'}: {doc['sla']['state']}"
+        + "".join(f"; {t['target']} {t['state']}" for t in doc["sla"]["targets"])
+    )
     if doc.get("csat"):
         rating = doc["csat"]["rating"]
         comment = f" “{one_line(doc['csat']['comment'])}”" if doc["csat"]["comment"] else ""
@@ -111,14 +117,36 @@ def cmd_reply(args: argparse.Namespace) -> int:
     files = outbound.read_files(args.attach)
     recipients = outbound.addressed(ctx.desk, args.ref, to=args.to, cc=args.cc, bcc=args.bcc, no_cc=args.no_cc)
     if args.template:
-        sent = conversations.reply_with_template(ctx.desk, args.ref, args.template, status=args.status,
-                                                 recipients=recipients, files=files, delay=_delay(args))
+        sent = conversations.reply_with_template(
+            ctx.desk,
+            args.ref,
+            args.template,
+            status=args.status,
+            recipients=recipients,
+            files=files,
+            delay=_delay(args),
+        )
     else:
-        sent = conversations.reply(ctx.desk, args.ref, read_body(args.body_file), status=args.status,
-                                   recipients=recipients, files=files, delay=_delay(args))
+        sent = conversations.reply(
+            ctx.desk,
+            args.ref,
+            read_body(args.body_file),
+            status=args.status,
+            recipients=recipients,
+            files=files,
+            delay=_delay(args),
+        )
     if args.json:
-        print_json({"ref": sent.ref, "external_id": sent.external_id, "status": sent.status, "delivery": "queued",
-                    **recipients.as_dict(), "attachments": [f.name for f in files]})
+        print_json(
+            {
+                "ref": sent.ref,
+                "external_id": sent.external_id,
+                "status": sent.status,
+                "delivery": "queued",
+                **recipients.as_dict(),
+                "attachments": [f.name for f in files],
+            }
+        )
     held = f", held {sent.delay:g} s" if sent.delay else ""
     print(f"{sent.ref}: reply queued for delivery (message {sent.external_id}){held}", file=sys.stderr)
     return 0
@@ -157,17 +185,26 @@ def cmd_set(args: argparse.Namespace) -> int:
     if args.assign is not None:
         changes["assignee"] = {"me": ctx.desk.agent, "none": None}.get(args.assign, args.assign)
     if args.snooze is not None:
-        changes["snoozed_until"] = (None if args.snooze == "none"
-                                    else parse_moment(args.snooze, option="--snooze", now=ctx.now, ago=False))
+        changes["snoozed_until"] = (
+            None if args.snooze == "none" else parse_moment(args.snooze, option="--snooze", now=ctx.now, ago=False)
+        )
     if not (changes or args.tag or args.untag):
         raise InvalidInput("nothing to set; give --status, --priority, --assign, --tag, --untag or --snooze")
-    changed = conversations.update(ctx.desk, args.ref, expected_version=args.if_version,
-                                   add_tags=args.tag, remove_tags=args.untag, **changes)
+    changed = conversations.update(
+        ctx.desk, args.ref, expected_version=args.if_version, add_tags=args.tag, remove_tags=args.untag, **changes
+    )
     outcome = ", ".join(changed) + " changed" if changed else "nothing changed"
     if getattr(args, "json", False):
         asked = {key: value.isoformat() if isinstance(value, datetime) else value for key, value in changes.items()}
-        print_json({"ref": conversations.reference(args.ref), "changed": list(changed), **asked,
-                    "tags_added": list(args.tag), "tags_removed": list(args.untag)})
+        print_json(
+            {
+                "ref": conversations.reference(args.ref),
+                "changed": list(changed),
+                **asked,
+                "tags_added": list(args.tag),
+                "tags_removed": list(args.untag),
+            }
+        )
     print(f"{conversations.reference(args.ref)}: {outcome}", file=sys.stderr)
     return 0
 
@@ -220,8 +257,13 @@ def cmd_move(args: argparse.Namespace) -> int:
     ctx = context(args)
     done = undo.move(ctx.desk, args.ref, args.number, args.to)
     if args.json:
-        print_json({"ref": conversations.reference(args.ref), "message": args.number,
-                    "to": done.rsplit(" moved to ", 1)[1].removesuffix(" (new)")})
+        print_json(
+            {
+                "ref": conversations.reference(args.ref),
+                "message": args.number,
+                "to": done.rsplit(" moved to ", 1)[1].removesuffix(" (new)"),
+            }
+        )
     print(done, file=sys.stderr)
     return 0
 
@@ -232,8 +274,13 @@ def cmd_macro(args: argparse.Namespace) -> int:
     ctx = context(args)
     ran = macros.run(ctx.desk, args.name, args.refs, delay=_delay(args))
     if args.json:
-        print_json({"macro": args.name, "done": ran.lines,
-                    "replies": [{"ref": s.ref, "external_id": s.external_id} for s in ran.sent]})
+        print_json(
+            {
+                "macro": args.name,
+                "done": ran.lines,
+                "replies": [{"ref": s.ref, "external_id": s.external_id} for s in ran.sent],
+            }
+        )
     for line in ran.lines:
         print(line, file=sys.stderr)
     return 0

@@ -15,8 +15,10 @@ def cmd_customer_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(doc)
         return 0
-    print(f"customer {doc['id']}: {one_line(doc['name'])}"
-          + (f" ({one_line(doc['organization'])})" if doc["organization"] else ""))
+    print(
+        f"customer {doc['id']}: {one_line(doc['name'])}"
+        + (f" ({one_line(doc['organization'])})" if doc["organization"] else "")
+    )
     for identity in doc["identities"]:
         print(f"  {identity['kind']:<7} {one_line(identity['address'])}")
     for past in doc["conversations"]:
@@ -46,9 +48,11 @@ def cmd_customer_merge(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print_json(merged.document)
     else:
-        print(f"customer {merged.merged_id} merged into customer {merged.kept_id}: "
-              f"{len(merged.identities)} identities, {len(merged.conversations)} conversations moved "
-              f"(undo: agentdesk customer unmerge {args.ref_b})")
+        print(
+            f"customer {merged.merged_id} merged into customer {merged.kept_id}: "
+            f"{len(merged.identities)} identities, {len(merged.conversations)} conversations moved "
+            f"(undo: agentdesk customer unmerge {args.ref_b})"
+        )
     return 0
 
 
@@ -60,6 +64,8 @@ def cmd_customer_unmerge(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print_json(merged.document)
     else:
-        print(f"customer {merged.merged_id} separated from customer {merged.kept_id} again: "
-              f"{len(merged.identities)} identities, {len(merged.conversations)} conversations moved back")
+        print(
+            f"customer {merged.merged_id} separated from customer {merged.kept_id} again: "
+            f"{len(merged.identities)} identities, {len(merged.conversations)} conversations moved back"
+        )
     return 0

@@ -52,8 +52,9 @@ EXAMPLES = {
 }
 
 
-def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[
-        tuple[tuple[str, ...], argparse.ArgumentParser]]:
+def commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
     """Every command's parser with its path (`("spool", "retry")`); groups themselves are not commands."""
     groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not path or not groups:

@@ -23,8 +23,7 @@ def cmd_kb_search(args: argparse.Namespace) -> int:
         print_json([item.document() for item in found])
         return 0
     if not found:
-        print(one_line(f"no article matches {' '.join(args.query)!r} (in {ctx.desk.settings.kb_dir})"),
-              file=sys.stderr)
+        print(one_line(f"no article matches {' '.join(args.query)!r} (in {ctx.desk.settings.kb_dir})"), file=sys.stderr)
         return 0
     for item in found:
         tags = f"  [{', '.join(item.tags)}]" if item.tags else ""
@@ -67,6 +66,10 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
     print(f"{'article':<32} {'sent':>5} {'convs':>6} {'solved, no reply':>17}")
     for row in rows:
         rate = f"{row['self_service_rate']:.0%}" if row["self_service_rate"] is not None else "-"
-        print(one_line(f"{row['slug'][:32]:<32} {row['sent']:>5} {row['conversations']:>6} "
-                       f"{row['solved_without_reply']:>9} ({rate})"))
+        print(
+            one_line(
+                f"{row['slug'][:32]:<32} {row['sent']:>5} {row['conversations']:>6} "
+                f"{row['solved_without_reply']:>9} ({rate})"
+            )
+        )
     return 0

@@ -19,10 +19,19 @@ def cmd_forward(args: argparse.Namespace) -> int:
     note = read_body(args.body_file) if args.body_file else ""
     sent = outbound.forward(ctx.desk, args.ref, args.to, note=note, number=args.message)
     if args.json:
-        print_json({"ref": sent.ref, "kind": "forward", "to": list(args.to), "message": args.message,
-                    "external_id": sent.external_id, "delivery": "queued"})
-    print(f"{sent.ref}: forward to {', '.join(args.to)} queued for delivery (message {sent.external_id})",
-          file=sys.stderr)
+        print_json(
+            {
+                "ref": sent.ref,
+                "kind": "forward",
+                "to": list(args.to),
+                "message": args.message,
+                "external_id": sent.external_id,
+                "delivery": "queued",
+            }
+        )
+    print(
+        f"{sent.ref}: forward to {', '.join(args.to)} queued for delivery (message {sent.external_id})", file=sys.stderr
+    )
     return 0
 
 
@@ -32,11 +41,27 @@ def cmd_new(args: argparse.Namespace) -> int:
     ctx = context(args)
     body = read_body(args.body_file) if args.body_file else None
     files = outbound.read_files(args.attach)
-    sent = outbound.start(ctx.desk, args.to, subject=args.subject, body=body, template=args.template,
-                          channel=args.channel, assign=args.assign, files=files, name=args.name or "")
+    sent = outbound.start(
+        ctx.desk,
+        args.to,
+        subject=args.subject,
+        body=body,
+        template=args.template,
+        channel=args.channel,
+        assign=args.assign,
+        files=files,
+        name=args.name or "",
+    )
     if args.json:
-        print_json({"ref": sent.ref, "to": args.to, "subject": args.subject, "external_id": sent.external_id,
-                    "delivery": "queued"})
+        print_json(
+            {
+                "ref": sent.ref,
+                "to": args.to,
+                "subject": args.subject,
+                "external_id": sent.external_id,
+                "delivery": "queued",
+            }
+        )
     else:
         print(sent.ref)
     print(f"{sent.ref}: conversation started, first message queued for delivery", file=sys.stderr)

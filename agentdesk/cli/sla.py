@@ -29,12 +29,13 @@ def print_explain(document: dict[str, Any], *, zone: tzinfo, out=None) -> None:
     out = out or sys.stdout
     write = lambda line="": print(line, file=out)  # noqa: E731
     if document["policy"] is None:
-        write(f"{document['ref']}: no SLA policy applies ({document['status']}, {document['priority']}); "
-              f"no clocks run")
+        write(f"{document['ref']}: no SLA policy applies ({document['status']}, {document['priority']}); no clocks run")
         return
     calendar = document["calendar"] + (f", {document['timezone']}" if document.get("timezone") else "")
-    write(f"{document['ref']}  policy {document['policy']} ({calendar})  priority {document['priority']}  "
-          f"status {document['status']}")
+    write(
+        f"{document['ref']}  policy {document['policy']} ({calendar})  priority {document['priority']}  "
+        f"status {document['status']}"
+    )
     write(f"as of {_when(datetime.fromisoformat(document['now']), zone)}; used = business time on the clock")
     for clock in document["clocks"]:
         length = sla.format_duration(timedelta(seconds=clock["length_seconds"]))
@@ -92,15 +93,19 @@ def cmd_sla_recompute(args: argparse.Namespace) -> int:
     ctx = context(args)
     progress = Progress(unit="open conversations")
     only_if_changed = getattr(args, "if_changed", False)
-    done = reports.recompute_sla(ctx.desk, only_if_changed=only_if_changed,
-                                 on_page=lambda page: progress.count(page.checked, "recomputing"))
+    done = reports.recompute_sla(
+        ctx.desk, only_if_changed=only_if_changed, on_page=lambda page: progress.count(page.checked, "recomputing")
+    )
     progress.finish()
     policies = ctx.desk.policies
     if done is None:
         print(f"policies unchanged (fingerprint {policies.fingerprint}); nothing to do", file=sys.stderr)
         return 0
-    print(f"policies {policies.fingerprint} applied: {done.checked} open conversations checked, "
-          f"{done.changed} changed, {done.events} clock events recorded", file=sys.stderr)
+    print(
+        f"policies {policies.fingerprint} applied: {done.checked} open conversations checked, "
+        f"{done.changed} changed, {done.events} clock events recorded",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -136,22 +141,30 @@ def print_report(document: dict[str, Any], *, out=None) -> None:
     write()
     write(f"{'':<16} {'count':>7} {'median':>9} {'p90':>9} {'mean':>9}")
     for metric, figures in document["reply_times"].items():
-        write(f"{metric:<16} {figures['count']:>7} {_duration(figures['median_seconds']):>9} "
-              f"{_duration(figures['p90_seconds']):>9} {_duration(figures['mean_seconds']):>9}")
+        write(
+            f"{metric:<16} {figures['count']:>7} {_duration(figures['median_seconds']):>9} "
+            f"{_duration(figures['p90_seconds']):>9} {_duration(figures['mean_seconds']):>9}"
+        )
     write()
     targets = list(document["compliance"]["targets"])
     write("SLA compliance (met / met + missed)")
     write(f"{'':<16} " + " ".join(f"{target:>22}" for target in targets))
     write(f"{'all':<16} " + " ".join(f"{_percent(document['compliance']['targets'][t]):>22}" for t in targets))
     for row in document["compliance"]["policies"]:
-        write(f"{'policy ' + (row['policy'] or '(none)'):<16.16} " + " ".join(f"{_percent(row[t]):>22}" for t in targets))
+        write(
+            f"{'policy ' + (row['policy'] or '(none)'):<16.16} " + " ".join(f"{_percent(row[t]):>22}" for t in targets)
+        )
     for row in document["compliance"]["agents"]:
-        write(f"{'agent ' + (row['agent'] or '(nobody)'):<16.16} " + " ".join(f"{_percent(row[t]):>22}" for t in targets))
+        write(
+            f"{'agent ' + (row['agent'] or '(nobody)'):<16.16} " + " ".join(f"{_percent(row[t]):>22}" for t in targets)
+        )
     write()
     backlog = document["backlog"]
-    write(f"backlog: {backlog['open']} open — {backlog['breached']} breached, {backlog['warning']} in warning, "
-          f"{backlog['paused']} paused, {backlog['waiting_on_us']} waiting on us"
-          + (f" (longest {_duration(backlog['longest_wait_seconds'])})" if backlog["longest_wait_seconds"] else ""))
+    write(
+        f"backlog: {backlog['open']} open — {backlog['breached']} breached, {backlog['warning']} in warning, "
+        f"{backlog['paused']} paused, {backlog['waiting_on_us']} waiting on us"
+        + (f" (longest {_duration(backlog['longest_wait_seconds'])})" if backlog["longest_wait_seconds"] else "")
+    )
     largest = max((row["count"] for row in backlog["by_age"]), default=0)
     for row in backlog["by_age"]:
         write(f"  {row['age']:>6} {row['count']:>7} {_bar(row['count'], largest)}")
@@ -161,17 +174,21 @@ def print_report(document: dict[str, Any], *, out=None) -> None:
     largest = max((row["conversations"] for row in channels), default=0)
     for row in channels:
         messages = row["messages"]
-        write(f"  {row['channel']:<8} {row['conversations']:>7} conversations {_bar(row['conversations'], largest, 20):<21}"
-              f" in {messages['inbound']}, out {messages['outbound']}, notes {messages['note']}, "
-              f"receipts {messages['receipt']}, automatic {messages['automatic_inbound']}")
+        write(
+            f"  {row['channel']:<8} {row['conversations']:>7} conversations {_bar(row['conversations'], largest, 20):<21}"
+            f" in {messages['inbound']}, out {messages['outbound']}, notes {messages['note']}, "
+            f"receipts {messages['receipt']}, automatic {messages['automatic_inbound']}"
+        )
     _print_satisfaction(document, write)
 
 
 def _csat_line(cell: dict[str, Any]) -> str:
     if cell["csat"] is None:
         return f"— ({cell['sent']} sent, no answer)"
-    return (f"{cell['csat'] * 100:5.1f}% satisfied ({cell['satisfied']}/{cell['responses']}), "
-            f"answered {cell['response_rate'] * 100:.0f}% of {cell['sent']}, average {cell['average']:.1f}")
+    return (
+        f"{cell['csat'] * 100:5.1f}% satisfied ({cell['satisfied']}/{cell['responses']}), "
+        f"answered {cell['response_rate'] * 100:.0f}% of {cell['sent']}, average {cell['average']:.1f}"
+    )
 
 
 def _print_satisfaction(document: dict[str, Any], write) -> None:
@@ -196,8 +213,10 @@ def _print_satisfaction(document: dict[str, Any], write) -> None:
         write("knowledge base: articles sent (solved with no customer message since)")
         for row in articles:
             rate = f"{row['self_service_rate'] * 100:.0f}%" if row["self_service_rate"] is not None else "-"
-            write(f"  {row['slug']:<32.32} sent {row['sent']:>4}, {row['solved_without_reply']}/{row['conversations']}"
-                  f" solved ({rate})")
+            write(
+                f"  {row['slug']:<32.32} sent {row['sent']:>4}, {row['solved_without_reply']}/{row['conversations']}"
+                f" solved ({rate})"
+            )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -29,8 +29,11 @@ def cmd_spam(args: argparse.Namespace) -> int:
 
     def line(item: dict) -> str:
         if args.undo:
-            return (f"{item['ref']}: back in {item['view']}" if item["changed"]
-                    else f"{item['ref']} was not spam (it is in {item['view']})")
+            return (
+                f"{item['ref']}: back in {item['view']}"
+                if item["changed"]
+                else f"{item['ref']} was not spam (it is in {item['view']})"
+            )
         return f"{item['ref']}: moved to spam" if item["changed"] else f"{item['ref']} was spam already"
 
     return _report(args, done, line)
@@ -41,8 +44,15 @@ def cmd_block(args: argparse.Namespace) -> int:
 
     ctx = context(args)
     done = [spam.block(ctx.desk, pattern) for pattern in args.patterns]
-    return _report(args, done, lambda item: f"blocked {item['pattern']}: their new mail goes to spam"
-                   if item["changed"] else f"{item['pattern']} was blocked already")
+    return _report(
+        args,
+        done,
+        lambda item: (
+            f"blocked {item['pattern']}: their new mail goes to spam"
+            if item["changed"]
+            else f"{item['pattern']} was blocked already"
+        ),
+    )
 
 
 def cmd_unblock(args: argparse.Namespace) -> int:

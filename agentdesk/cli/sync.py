@@ -53,8 +53,10 @@ def describe_sources(settings, names: list[str]) -> str:
         else:
             parts.append(name)
     if not parts:
-        return ("no sources: add a [[mailbox]] or [[spool]] to the config (config.example.toml); "
-                "the outbox is still delivered")
+        return (
+            "no sources: add a [[mailbox]] or [[spool]] to the config (config.example.toml); "
+            "the outbox is still delivered"
+        )
     return f"{len(parts)} source(s): " + "; ".join(parts)
 
 
@@ -65,10 +67,12 @@ def _once(worker, progress: Progress, *, as_json: bool = False) -> int:
     for line in [*report.errors, *report.delivery.errors]:
         print(f"agentdesk: sync: {line}", file=sys.stderr)
     duplicates = sum(p.duplicates for p in report.polls)
-    print(f"sync: {report.stored} new message(s), {duplicates} already stored, {report.delivery.sent} sent, "
-          f"{report.delivery.retrying} to retry, {report.delivery.failed} failed, "
-          f"{report.delivery.possibly_sent} possibly sent, {report.undeliverable} cannot be delivered here",
-          file=sys.stderr)
+    print(
+        f"sync: {report.stored} new message(s), {duplicates} already stored, {report.delivery.sent} sent, "
+        f"{report.delivery.retrying} to retry, {report.delivery.failed} failed, "
+        f"{report.delivery.possibly_sent} possibly sent, {report.undeliverable} cannot be delivered here",
+        file=sys.stderr,
+    )
     return 0 if report.ok else EXIT_FAILED
 
 
@@ -80,12 +84,24 @@ def _report_document(report) -> dict:
         "stored": report.stored,
         "duplicates": sum(poll.duplicates for poll in report.polls),
         "rejected": sum(len(getattr(poll, "rejected", ())) for poll in report.polls),
-        "sources": [{"name": poll.source, "fetched": poll.fetched, "stored": poll.stored,
-                     "duplicates": poll.duplicates,
-                     "rejected": [{"file": file, "reason": reason} for file, reason in getattr(poll, "rejected", ())],
-                     "errors": list(poll.errors)} for poll in report.polls],
-        "delivery": {"sent": delivery.sent, "retrying": delivery.retrying, "failed": delivery.failed,
-                     "possibly_sent": delivery.possibly_sent, "errors": list(delivery.errors)},
+        "sources": [
+            {
+                "name": poll.source,
+                "fetched": poll.fetched,
+                "stored": poll.stored,
+                "duplicates": poll.duplicates,
+                "rejected": [{"file": file, "reason": reason} for file, reason in getattr(poll, "rejected", ())],
+                "errors": list(poll.errors),
+            }
+            for poll in report.polls
+        ],
+        "delivery": {
+            "sent": delivery.sent,
+            "retrying": delivery.retrying,
+            "failed": delivery.failed,
+            "possibly_sent": delivery.possibly_sent,
+            "errors": list(delivery.errors),
+        },
         "undeliverable": report.undeliverable,
         "errors": list(report.errors),
     }

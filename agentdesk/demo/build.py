@@ -43,11 +43,15 @@ PRIORITY_WEIGHTS = (("low", 15), ("normal", 55), ("high", 22), ("urgent", 8))
 def demo_config(directory: Path) -> str:
     login = config.current_agent()
     # The demo's own agents are dana and sam; a user whose login is one of them is that agent.
-    you = "" if login in ("dana", "sam") else f"""
+    you = (
+        ""
+        if login in ("dana", "sam")
+        else f"""
 [agents.{config.toml_string(login)}]
 name = {config.toml_string(f"You ({login})")}
 signature = "Northwind Bikes support"
 """
+    )
     return f"""# The agentdesk demo. Every key is documented in config.example.toml.
 [database]
 url = {config.toml_string(f"sqlite:///{directory / 'agentdesk.db'}")}
@@ -166,7 +170,8 @@ def write_articles(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for slug, (title, tags, url, body) in content.ARTICLES.items():
         (directory / f"{slug}.md").write_text(
-            f"---\ntitle: {title}\ntags: {', '.join(tags)}\nurl: {url}\n---\n{body}\n", encoding="utf-8")
+            f"---\ntitle: {title}\ntags: {', '.join(tags)}\nurl: {url}\n---\n{body}\n", encoding="utf-8"
+        )
 
 
 # --- generation ---------------------------------------------------------------------------------
@@ -194,8 +199,9 @@ def make_customers(rng: random.Random, count: int) -> list[DemoCustomer]:
         first = content.FIRST_NAMES[(index - 1) % len(content.FIRST_NAMES)]
         last = rng.choice(content.LAST_NAMES)
         organization = rng.choice(content.ORGANIZATIONS)
-        customer = DemoCustomer(index, f"{first} {last.replace('-', ' ')}", first, last, organization,
-                                rng.choice(content.TIERS))
+        customer = DemoCustomer(
+            index, f"{first} {last.replace('-', ' ')}", first, last, organization, rng.choice(content.TIERS)
+        )
         domain = organization.lower().replace(" ", "").replace("&", "") + ".example" if organization else "mail.example"
         customer.identities["email"] = f"{first}.{last}{index}@{domain}".lower()
         # Most customers also text or chat: the demo is about one history across channels.
@@ -252,24 +258,68 @@ class DemoWriter:
 
     def _event(self, at: datetime, agent: str, action: str, conversation_id: int, **detail) -> None:
         self.event_id += 1
-        self.rows.events.append((self.event_id, sqlite_text(at), agent, action, conversation_id, None,
-                                 json.dumps(detail, sort_keys=True)))
+        self.rows.events.append(
+            (self.event_id, sqlite_text(at), agent, action, conversation_id, None, json.dumps(detail, sort_keys=True))
+        )
 
-    def _message(self, conversation_id: int, direction: str, at: datetime, *, author: str, login: str | None,
-                 address: str, subject: str, body: str, source: str, delivery: str | None = None,
-                 error: str = "", kind: str = "message") -> None:
+    def _message(
+        self,
+        conversation_id: int,
+        direction: str,
+        at: datetime,
+        *,
+        author: str,
+        login: str | None,
+        address: str,
+        subject: str,
+        body: str,
+        source: str,
+        delivery: str | None = None,
+        error: str = "",
+        kind: str = "message",
+    ) -> None:
         self.message_id += 1
         mid = self.message_id
         external_id = f"demo-{mid}@northwind.example" if direction != "note" else None
-        self.rows.messages.append((
-            mid, conversation_id, direction, kind, 0, author, login, address, subject, body, "",
-            sqlite_text(at), sqlite_text(at), source if direction != "note" else "", external_id,
-            None, "", "", "demo" if direction == "inbound" else "", "",
-        ))
+        self.rows.messages.append(
+            (
+                mid,
+                conversation_id,
+                direction,
+                kind,
+                0,
+                author,
+                login,
+                address,
+                subject,
+                body,
+                "",
+                sqlite_text(at),
+                sqlite_text(at),
+                source if direction != "note" else "",
+                external_id,
+                None,
+                "",
+                "",
+                "demo" if direction == "inbound" else "",
+                "",
+            )
+        )
         if delivery is not None:
             sent_at = sqlite_text(at + timedelta(seconds=3)) if delivery == "sent" else None
-            self.rows.outbox.append((mid, "", source, delivery, 1 if delivery != "queued" else 0, error,
-                                     sqlite_text(at), sqlite_text(at), sent_at))
+            self.rows.outbox.append(
+                (
+                    mid,
+                    "",
+                    source,
+                    delivery,
+                    1 if delivery != "queued" else 0,
+                    error,
+                    sqlite_text(at),
+                    sqlite_text(at),
+                    sent_at,
+                )
+            )
 
     def conversation(self, conversation_id: int) -> None:
         rng = self.rng
@@ -281,12 +331,17 @@ class DemoWriter:
         priority = _pick(rng, PRIORITY_WEIGHTS)
         tag, subject, long_text, short_text, followups, replies = rng.choice(content.SCENARIOS)
         values = {
-            "order": f"{rng.randint(100000, 999999)}", "product": rng.choice(content.PRODUCTS),
+            "order": f"{rng.randint(100000, 999999)}",
+            "product": rng.choice(content.PRODUCTS),
             "day": (self.now - timedelta(days=rng.randint(3, 30))).strftime("%d %B"),
-            "serial": f"NW{rng.randint(1000000, 9999999)}", "amount": f"{rng.randint(30, 3400)}.00",
-            "city": rng.choice(content.CITIES), "street": rng.choice(content.STREETS),
-            "first": customer.first, "last": customer.last.replace("-", " "),
-            "org": customer.organization or "", "agent": "",
+            "serial": f"NW{rng.randint(1000000, 9999999)}",
+            "amount": f"{rng.randint(30, 3400)}.00",
+            "city": rng.choice(content.CITIES),
+            "street": rng.choice(content.STREETS),
+            "first": customer.first,
+            "last": customer.last.replace("-", " "),
+            "org": customer.organization or "",
+            "agent": "",
         }
         subject = subject.format(**values)
         long_form = channel in ("email", "webform")
@@ -335,8 +390,17 @@ class DemoWriter:
                 else:
                     body = followups[followup_index % len(followups)].format(**values)
                     followup_index += 1
-                self._message(conversation_id, "inbound", at, author=customer.name, login=None, address=address,
-                              subject=subject if index == 0 or long_form else "", body=body, source=source)
+                self._message(
+                    conversation_id,
+                    "inbound",
+                    at,
+                    author=customer.name,
+                    login=None,
+                    address=address,
+                    subject=subject if index == 0 or long_form else "",
+                    body=body,
+                    source=source,
+                )
                 last_customer_at = at
                 if waiting_since is None:
                     waiting_since = at
@@ -353,9 +417,19 @@ class DemoWriter:
                     delivery, error = "failed", "550 5.1.1 mailbox unavailable (demo)"
                 elif index == length - 1 and roll < 0.08:
                     delivery = "queued"
-                self._message(conversation_id, "outbound", at, author=agent_name, login=agent,
-                              address=address, subject=f"Re: {subject} [{ref_of(conversation_id)}]" if long_form else "",
-                              body=body, source=source, delivery=delivery, error=error)
+                self._message(
+                    conversation_id,
+                    "outbound",
+                    at,
+                    author=agent_name,
+                    login=agent,
+                    address=address,
+                    subject=f"Re: {subject} [{ref_of(conversation_id)}]" if long_form else "",
+                    body=body,
+                    source=source,
+                    delivery=delivery,
+                    error=error,
+                )
                 self._event(at, agent, "reply", conversation_id)
                 if article is not None and index == article_turn:
                     self.rows.article_uses.append((article, conversation_id, self.message_id, sqlite_text(at)))
@@ -366,8 +440,17 @@ class DemoWriter:
             note_at = at + timedelta(minutes=rng.uniform(1, 30))
             note_at = min(note_at, self.now)
             note = rng.choice(content.NOTES).format(other=max(1, conversation_id - rng.randint(1, 50)))
-            self._message(conversation_id, "note", note_at, author=agent_name, login=agent, address="",
-                          subject="", body=note, source=source)
+            self._message(
+                conversation_id,
+                "note",
+                note_at,
+                author=agent_name,
+                login=agent,
+                address="",
+                subject="",
+                body=note,
+                source=source,
+            )
             self._event(note_at, agent, "note", conversation_id)
 
         solved_at = None
@@ -385,25 +468,57 @@ class DemoWriter:
         # The clock fields as a plain namespace: clocks.refresh reads and writes only attributes, and
         # building 100 000 ORM objects would cost most of the build's time.
         conversation = SimpleNamespace(
-            id=conversation_id, channel=channel, source=source, subject=subject, customer_id=customer.id,
-            status=status, priority=priority, assignee=assignee, created_at=created, updated_at=max(at, created),
-            solved_at=solved_at, first_responded_at=first_responded_at, last_agent_reply_at=last_agent_reply_at,
-            last_customer_message_at=last_customer_at, waiting_since=waiting_since, snoozed_until=snoozed_until,
+            id=conversation_id,
+            channel=channel,
+            source=source,
+            subject=subject,
+            customer_id=customer.id,
+            status=status,
+            priority=priority,
+            assignee=assignee,
+            created_at=created,
+            updated_at=max(at, created),
+            solved_at=solved_at,
+            first_responded_at=first_responded_at,
+            last_agent_reply_at=last_agent_reply_at,
+            last_customer_message_at=last_customer_at,
+            waiting_since=waiting_since,
+            snoozed_until=snoozed_until,
         )
         clocks.refresh(conversation, policies=self.policies, tags=tags, tier=customer.tier, now=self.now)
         c = conversation
-        self.rows.conversations.append((
-            c.id, c.channel, c.source, c.subject, c.customer_id, c.status, c.priority, c.assignee,
-            sqlite_text(c.snoozed_until), sqlite_text(c.created_at), sqlite_text(c.updated_at),
-            sqlite_text(c.solved_at), c.sla_policy, sqlite_text(c.first_response_due),
-            sqlite_text(c.next_response_due), sqlite_text(c.periodic_update_due), sqlite_text(c.resolution_due),
-            sqlite_text(c.first_responded_at), sqlite_text(c.last_agent_reply_at),
-            sqlite_text(c.last_customer_message_at), sqlite_text(c.waiting_since), sqlite_text(c.warning_at),
-            sqlite_text(c.queue_due), sqlite_text(c.queue_wait), None, 1,
-        ))
+        self.rows.conversations.append(
+            (
+                c.id,
+                c.channel,
+                c.source,
+                c.subject,
+                c.customer_id,
+                c.status,
+                c.priority,
+                c.assignee,
+                sqlite_text(c.snoozed_until),
+                sqlite_text(c.created_at),
+                sqlite_text(c.updated_at),
+                sqlite_text(c.solved_at),
+                c.sla_policy,
+                sqlite_text(c.first_response_due),
+                sqlite_text(c.next_response_due),
+                sqlite_text(c.periodic_update_due),
+                sqlite_text(c.resolution_due),
+                sqlite_text(c.first_responded_at),
+                sqlite_text(c.last_agent_reply_at),
+                sqlite_text(c.last_customer_message_at),
+                sqlite_text(c.waiting_since),
+                sqlite_text(c.warning_at),
+                sqlite_text(c.queue_due),
+                sqlite_text(c.queue_wait),
+                None,
+                1,
+            )
+        )
         for t in sorted(tags):
             self.rows.tags.append((conversation_id, t))
-
 
     def _article_for(self, tag: str) -> str | None:
         """An article an agent linked in a reply, for about a third of the conversations
@@ -413,8 +528,17 @@ class DemoWriter:
             return None
         return self.outcomes.choice(candidates)
 
-    def _survey(self, conversation_id: int, solved_at: datetime, assignee: str | None, customer: DemoCustomer,
-                address: str, subject: str, source: str, long_form: bool) -> None:
+    def _survey(
+        self,
+        conversation_id: int,
+        solved_at: datetime,
+        assignee: str | None,
+        customer: DemoCustomer,
+        address: str,
+        subject: str,
+        source: str,
+        long_form: bool,
+    ) -> None:
         """The satisfaction survey an hour after solving, and for about half of them the customer's
         rating, as the sync and ingest would have written them."""
         rng = self.outcomes
@@ -423,11 +547,25 @@ class DemoWriter:
         if not self.now - SURVEYS_SINCE <= sent_at <= self.now - timedelta(minutes=5) or rng.random() < 0.1:
             return
         ref = ref_of(conversation_id)
-        body = content.CSAT_TEMPLATE[1].replace("{{ customer_first_name }}", customer.first).replace(
-            "{{ ref }}", ref).replace("{{ subject }}", subject)
-        self._message(conversation_id, "outbound", sent_at, author="Satisfaction survey", login=None, address=address,
-                      subject=f"Re: {subject} [{ref}]" if long_form else "", body=body, source=source,
-                      delivery="sent", kind="survey")
+        body = (
+            content.CSAT_TEMPLATE[1]
+            .replace("{{ customer_first_name }}", customer.first)
+            .replace("{{ ref }}", ref)
+            .replace("{{ subject }}", subject)
+        )
+        self._message(
+            conversation_id,
+            "outbound",
+            sent_at,
+            author="Satisfaction survey",
+            login=None,
+            address=address,
+            subject=f"Re: {subject} [{ref}]" if long_form else "",
+            body=body,
+            source=source,
+            delivery="sent",
+            kind="survey",
+        )
         survey_message = self.message_id
         self._event(sent_at, "system", "survey", conversation_id, message_id=survey_message)
         rating = comment = answered_at = answer_message = None
@@ -435,17 +573,50 @@ class DemoWriter:
             rating = _pick(rng, content.RATING_WEIGHTS)
             comment = rng.choice(content.RATING_COMMENTS[rating])
             answered_at = min(sent_at + timedelta(hours=rng.uniform(0.1, 30)), self.now - timedelta(minutes=1))
-            self._message(conversation_id, "inbound", answered_at, author=customer.name, login=None, address=address,
-                          subject=f"Re: {subject} [{ref}]" if long_form else "",
-                          body=f"{rating}, {comment}" if comment else str(rating), source=source)
+            self._message(
+                conversation_id,
+                "inbound",
+                answered_at,
+                author=customer.name,
+                login=None,
+                address=address,
+                subject=f"Re: {subject} [{ref}]" if long_form else "",
+                body=f"{rating}, {comment}" if comment else str(rating),
+                source=source,
+            )
             answer_message = self.message_id
-            self._event(answered_at, "system", "csat", conversation_id, rating=rating, comment=comment,
-                        message_id=answer_message)
+            self._event(
+                answered_at,
+                "system",
+                "csat",
+                conversation_id,
+                rating=rating,
+                comment=comment,
+                message_id=answer_message,
+            )
             if rating <= 2:
-                self._event(answered_at, "system", "csat_alert", conversation_id, rating=rating, comment=comment,
-                            assignee=assignee or "")
-        self.rows.surveys.append((conversation_id, survey_message, sqlite_text(sent_at), assignee or "", "", rating,
-                                  comment or "", sqlite_text(answered_at), answer_message))
+                self._event(
+                    answered_at,
+                    "system",
+                    "csat_alert",
+                    conversation_id,
+                    rating=rating,
+                    comment=comment,
+                    assignee=assignee or "",
+                )
+        self.rows.surveys.append(
+            (
+                conversation_id,
+                survey_message,
+                sqlite_text(sent_at),
+                assignee or "",
+                "",
+                rating,
+                comment or "",
+                sqlite_text(answered_at),
+                answer_message,
+            )
+        )
 
 
 def _generate_chunks(settings: config.Settings, conversations: int, now: datetime) -> Iterator[Rows]:
@@ -483,8 +654,9 @@ def _chunks_from_other_process(settings: config.Settings, conversations: int, no
         raise RuntimeError(f"the demo generator process failed with exit code {process.exitcode}")
 
 
-def build_database(settings: config.Settings, *, conversations: int, now: datetime,
-                   progress: Progress | None = None) -> None:
+def build_database(
+    settings: config.Settings, *, conversations: int, now: datetime, progress: Progress | None = None
+) -> None:
     engine = db.open_database(settings.database_url)
     engine.dispose()
     big = conversations > 5 * DemoWriter.CHUNK

@@ -19,8 +19,18 @@ LAST_NAMES = (
 ).split()
 
 ORGANIZATIONS = (
-    "", "", "", "", "Velo Couriers", "GreenRide Rentals", "City of Utrecht", "Bakfiets & Co",
-    "Campus Mobility", "Harbour Logistics", "Tandem Tours", "PedalPower Club",
+    "",
+    "",
+    "",
+    "",
+    "Velo Couriers",
+    "GreenRide Rentals",
+    "City of Utrecht",
+    "Bakfiets & Co",
+    "Campus Mobility",
+    "Harbour Logistics",
+    "Tandem Tours",
+    "PedalPower Club",
 )
 
 TIERS = ("", "", "", "", "gold", "business")
@@ -33,7 +43,7 @@ SCENARIOS = (
         "delivery",
         "Where is my order #{order}?",
         "Hi,\n\nI ordered a {product} on {day} (order #{order}) and the tracking page has said "
-        "\"label created\" for four days now. I planned to ride it to work next week. Could you "
+        '"label created" for four days now. I planned to ride it to work next week. Could you '
         "tell me when it will actually ship?\n\nThanks,\n{first}",
         "Hi, order #{order} still says label created after 4 days. When does it ship?",
         (
@@ -84,7 +94,7 @@ SCENARIOS = (
     (
         "app",
         "App won't pair with my bike",
-        "Hi,\n\nThe Northwind app keeps saying \"no bike found\" when I try to pair my {product}. "
+        'Hi,\n\nThe Northwind app keeps saying "no bike found" when I try to pair my {product}. '
         "Bluetooth is on, I'm on Android 14, and I've reinstalled the app twice.\n\nCheers,\n{first}",
         "App says no bike found when pairing. Android 14, reinstalled twice.",
         (
@@ -119,9 +129,7 @@ SCENARIOS = (
         "Hi,\n\nThe helmet I ordered (#{order}) is too small. I'd like to return it for a refund "
         "rather than an exchange. How do I send it back?\n\nThanks,\n{first}",
         "Helmet from order #{order} too small, want to return for refund. How?",
-        (
-            "Dropped it off at the parcel point today.",
-        ),
+        ("Dropped it off at the parcel point today.",),
         (
             "Hi {first},\n\nNo problem. I've emailed you a prepaid return label; the refund follows "
             "within 5 days of the parcel reaching us.\n\n{agent}",
@@ -133,12 +141,8 @@ SCENARIOS = (
         "Good morning,\n\nI just placed order #{order} but used my old address. Could you change "
         "delivery to {street}, {city} before it ships?\n\nKind regards,\n{first} {last}",
         "Can you change the address on order #{order} to {street}, {city}?",
-        (
-            "Great, thank you for the quick help.",
-        ),
-        (
-            "Hi {first},\n\nDone: order #{order} will go to {street}, {city}.\n\n{agent}",
-        ),
+        ("Great, thank you for the quick help.",),
+        ("Hi {first},\n\nDone: order #{order} will go to {street}, {city}.\n\n{agent}",),
     ),
     (
         "repair",
@@ -146,9 +150,7 @@ SCENARIOS = (
         "Hi,\n\nSince the 1000 km service last week the front brake on my {product} squeals loudly "
         "in the rain. Is that normal after new pads?\n\n{first}",
         "Front brake squeals in rain since last week's service. Normal with new pads?",
-        (
-            "Still squealing after 100 km.",
-        ),
+        ("Still squealing after 100 km.",),
         (
             "Hi {first},\n\nNew pads need 20-30 hard stops to bed in. If it still squeals after "
             "that, the workshop will clean the disc for free.\n\n{agent}",
@@ -176,9 +178,7 @@ SCENARIOS = (
         "Hi,\n\nMy charger's light stays red and the battery doesn't charge. I tried another socket. "
         "Bike: {product}, bought {day}.\n\n{first}",
         "Charger light stays red, battery won't charge. Tried another socket.",
-        (
-            "The second charger works, so it's the charger.",
-        ),
+        ("The second charger works, so it's the charger.",),
         (
             "Hi {first},\n\nA red light usually means the charger's fuse has gone. I'm sending a "
             "replacement charger today at no cost.\n\n{agent}",
@@ -249,7 +249,9 @@ TEMPLATES = {
 HELP = "https://help.northwind-bikes.example/articles/"
 ARTICLES = {
     "battery-not-charging": (
-        "Battery not charging", ("battery", "charging", "charger"), HELP + "battery-not-charging",
+        "Battery not charging",
+        ("battery", "charging", "charger"),
+        HELP + "battery-not-charging",
         "If the charger LED stays green and the battery level does not rise:\n\n"
         "1. Unplug the charger from the wall and the battery for 30 seconds.\n"
         "2. Check the charging port for grit or bent pins; clean it with a dry brush.\n"
@@ -259,71 +261,91 @@ ARTICLES = {
         "Still not charging? Reply with the battery's serial number (NW…) and we arrange a check.",
     ),
     "battery-range-drain": (
-        "Battery drains overnight or loses range", ("battery", "range", "firmware"), HELP + "battery-drain",
+        "Battery drains overnight or loses range",
+        ("battery", "range", "firmware"),
+        HELP + "battery-drain",
         "A battery that loses charge while parked is almost always the display staying awake.\n\n"
         "Update the display firmware (Settings > About > Update), then switch the bike off with the "
         "power button rather than the display. Range drops by up to 30 % in winter and with low tyre "
         "pressure; pump the tyres to the pressure printed on the sidewall.",
     ),
     "battery-storage-winter": (
-        "Storing your e-bike battery over winter", ("battery", "winter", "storage"), HELP + "battery-winter",
+        "Storing your e-bike battery over winter",
+        ("battery", "winter", "storage"),
+        HELP + "battery-winter",
         "Store the battery indoors at 10–20 °C, charged to 40–60 %. Top it up every two months. "
         "Never leave it on the charger for weeks, and never store it fully empty: a deep discharge "
         "is not covered by the warranty.",
     ),
     "track-your-order": (
-        "Where is my order? Tracking and delivery times", ("delivery", "shipping", "order"),
+        "Where is my order? Tracking and delivery times",
+        ("delivery", "shipping", "order"),
         HELP + "track-your-order",
         "Bikes leave our warehouse within 2 working days; accessories the next working day. The "
         "tracking link arrives by email once the courier scans the parcel, which can take a day "
-        "after \"label created\". Deliveries in the Netherlands and Belgium take 1–2 days, Germany "
+        'after "label created". Deliveries in the Netherlands and Belgium take 1–2 days, Germany '
         "and France 2–4 days.",
     ),
     "change-or-cancel-order": (
-        "Changing or cancelling an order", ("order-change", "order", "cancel", "address"),
+        "Changing or cancelling an order",
+        ("order-change", "order", "cancel", "address"),
         HELP + "change-order",
         "You can change the delivery address, colour or frame size until the order ships: reply to "
         "your order confirmation with the change. Once shipped, refuse the delivery or use the free "
         "30-day return instead.",
     ),
     "returns-and-refunds": (
-        "Returns and refunds", ("refund", "return", "billing"), HELP + "returns-and-refunds",
+        "Returns and refunds",
+        ("refund", "return", "billing"),
+        HELP + "returns-and-refunds",
         "You have 30 days to return a bike or accessory, unused and in its box. Print the prepaid "
         "label from your account, drop the parcel at any courier point, and we refund within 5 "
         "working days of receiving it. Banks show the refund after 3–5 working days.",
     ),
     "double-charge": (
-        "Charged twice for one order", ("billing", "payment", "refund"), HELP + "charged-twice",
+        "Charged twice for one order",
+        ("billing", "payment", "refund"),
+        HELP + "charged-twice",
         "A second charge is usually a reservation by your bank that disappears within 7 days. If "
         "both charges are still there after a week, reply with the last four digits of the card "
         "and the amounts; we refund the duplicate the same day.",
     ),
     "app-pairing": (
-        "Pairing the Northwind app with your bike", ("app", "bluetooth", "pairing"), HELP + "app-pairing",
-        "Hold the light button for ten seconds until the display blinks, then choose \"Add bike\" in "
+        "Pairing the Northwind app with your bike",
+        ("app", "bluetooth", "pairing"),
+        HELP + "app-pairing",
+        'Hold the light button for ten seconds until the display blinks, then choose "Add bike" in '
         "the app. On Android, allow location access: Android needs it for Bluetooth. If the app "
         "still does not find the bike, remove it under Settings > Bluetooth and pair again.",
     ),
     "warranty-claims": (
-        "Warranty: what is covered and how to claim", ("warranty", "repair", "frame"), HELP + "warranty",
+        "Warranty: what is covered and how to claim",
+        ("warranty", "repair", "frame"),
+        HELP + "warranty",
         "Frames are covered for 10 years, motors and batteries for 2 years or 500 charge cycles. "
         "For a claim, send the serial number (NW… on the frame under the bottom bracket), photos of "
         "the part and your order number. We send a prepaid return label or book a service partner.",
     ),
     "book-a-repair": (
-        "Booking a repair or service", ("repair", "service", "maintenance"), HELP + "book-a-repair",
+        "Booking a repair or service",
+        ("repair", "service", "maintenance"),
+        HELP + "book-a-repair",
         "Book a service at one of our partner workshops from your account: pick the workshop, the "
         "day and what needs doing. A first service after 500 km is free. Bring the key and the "
         "charger.",
     ),
     "brakes-squeak": (
-        "Squeaking or weak brakes", ("brakes", "repair", "maintenance"), HELP + "brakes",
+        "Squeaking or weak brakes",
+        ("brakes", "repair", "maintenance"),
+        HELP + "brakes",
         "New disc brakes squeak until they are bedded in: brake firmly from 25 km/h to walking pace "
         "twenty times. Oil on the discs also squeaks: clean them with isopropyl alcohol. If the "
         "lever pulls to the handlebar, the brake needs bleeding at a workshop.",
     ),
     "business-leasing": (
-        "Company bikes and leasing", ("b2b", "leasing", "invoice"), HELP + "business-leasing",
+        "Company bikes and leasing",
+        ("b2b", "leasing", "invoice"),
+        HELP + "business-leasing",
         "Companies order through their account manager and get one invoice a month with VAT "
         "shown. Leased bikes include service and theft insurance; the lease company handles "
         "claims, so send them the police report first.",
@@ -335,8 +357,8 @@ ARTICLES = {
 # to templates/, where it would be offered as a reply.
 CSAT_TEMPLATE = (
     "description: Satisfaction survey, sent once a conversation stayed solved",
-    "Hi {{ customer_first_name }},\n\nWe closed {{ ref }} (\"{{ subject }}\"). How did we do?\n\n"
-    "Just reply with a number from 1 (bad) to 5 (great), or a word like \"good\" or \"bad\". "
+    'Hi {{ customer_first_name }},\n\nWe closed {{ ref }} ("{{ subject }}"). How did we do?\n\n'
+    'Just reply with a number from 1 (bad) to 5 (great), or a word like "good" or "bad". '
     "Anything you add after it reaches the team.\n\nNorthwind Bikes support\n",
 )
 RATING_WEIGHTS = ((5, 46), (4, 24), (3, 10), (2, 11), (1, 9))

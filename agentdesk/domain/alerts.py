@@ -55,20 +55,32 @@ def from_events(events: list[Event], *, agent: str, assignees: dict[int, str | N
             who = "" if event.agent == "system" else f" by {event.agent}"
             found.append(Alert("assigned", event.conversation_id, f"{ref} was assigned to you{who}"))
         elif event.action == "csat_alert" and detail.get("assignee") == agent:
-            found.append(Alert("bad_rating", event.conversation_id,
-                               f"{ref} was rated {detail.get('rating')}/5 by the customer"))
+            found.append(
+                Alert("bad_rating", event.conversation_id, f"{ref} was rated {detail.get('rating')}/5 by the customer")
+            )
         elif event.action == "bounced" and assignees.get(event.conversation_id) == agent:
-            found.append(Alert("bounced", event.conversation_id,
-                               f"{ref}: your reply bounced ({str(detail.get('reason', ''))[:80]})"))
+            found.append(
+                Alert(
+                    "bounced",
+                    event.conversation_id,
+                    f"{ref}: your reply bounced ({str(detail.get('reason', ''))[:80]})",
+                )
+            )
     return found
 
 
 def answered(rows: list[tuple[int, int, str, str]]) -> list[Alert]:
     """Alerts for customer messages on the agent's conversations: (message id, conversation, sender, subject)."""
-    return [Alert("answered", conversation_id, f"{ref_of(conversation_id)}: {sender or 'the customer'} answered — {subject}")
-            for _, conversation_id, sender, subject in rows]
+    return [
+        Alert(
+            "answered", conversation_id, f"{ref_of(conversation_id)}: {sender or 'the customer'} answered — {subject}"
+        )
+        for _, conversation_id, sender, subject in rows
+    ]
 
 
 def sla_warnings(rows: list[tuple[int, str]]) -> list[Alert]:
-    return [Alert("sla_warning", conversation_id, f"{ref_of(conversation_id)}: SLA warning — {subject}")
-            for conversation_id, subject in rows]
+    return [
+        Alert("sla_warning", conversation_id, f"{ref_of(conversation_id)}: SLA warning — {subject}")
+        for conversation_id, subject in rows
+    ]

@@ -32,8 +32,13 @@ AUTOMATIC_KINDS = ("receipt", "survey")
 
 def recent_automatic(session: Session, *, customer_id: int, now: datetime, sent_only: bool = False) -> int:
     """Automatic messages to this customer within the window (queued or sent, or sent only)."""
-    return outbox.automatic_message_count(session=session, customer_id=customer_id, kinds=AUTOMATIC_KINDS,
-                                          since=now - AUTOMATIC_WINDOW, sent_only=sent_only)
+    return outbox.automatic_message_count(
+        session=session,
+        customer_id=customer_id,
+        kinds=AUTOMATIC_KINDS,
+        since=now - AUTOMATIC_WINDOW,
+        sent_only=sent_only,
+    )
 
 
 def automatic_limit_reached(session: Session, *, customer_id: int, now: datetime, claimed: int = 0) -> str:
@@ -44,20 +49,66 @@ def automatic_limit_reached(session: Session, *, customer_id: int, now: datetime
     count = recent_automatic(session, customer_id=customer_id, now=now, sent_only=True) + claimed
     if count < AUTOMATIC_LIMIT:
         return ""
-    return (f"suppressed: {count} automatic messages to this customer in the last "
-            f"{int(AUTOMATIC_WINDOW.total_seconds() // 60)} min (limit {AUTOMATIC_LIMIT}); a mail loop is likely")
+    return (
+        f"suppressed: {count} automatic messages to this customer in the last "
+        f"{int(AUTOMATIC_WINDOW.total_seconds() // 60)} min (limit {AUTOMATIC_LIMIT}); a mail loop is likely"
+    )
 
 
 # Local parts of addresses that belong to machines: mail delivery systems, list managers and
 # senders that say no one reads replies. Answering them is how mail loops start (RFC 3834 §2).
-MACHINE_LOCAL_PARTS = frozenset({
-    "mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster", "mailer", "daemon",
-    "noreply", "no-reply", "no_reply", "no.reply", "donotreply", "do-not-reply", "do_not_reply", "do.not.reply",
-    "bounce", "bounces", "bounced", "listserv", "listserver", "majordomo", "mailman", "lyris", "ecartis",
-    "smartlist", "autoreply", "auto-reply", "autoresponder", "auto-responder", "root", "nobody",
-})
-MACHINE_PREFIXES = ("owner-", "bounce-", "bounces-", "bounce+", "bounces+", "noreply-", "no-reply-", "noreply+",
-                    "no-reply+", "mailer-daemon", "postmaster-", "srs0=", "srs1=", "prvs=", "btv1==")
+MACHINE_LOCAL_PARTS = frozenset(
+    {
+        "mailer-daemon",
+        "mailer_daemon",
+        "mailerdaemon",
+        "mail-daemon",
+        "postmaster",
+        "mailer",
+        "daemon",
+        "noreply",
+        "no-reply",
+        "no_reply",
+        "no.reply",
+        "donotreply",
+        "do-not-reply",
+        "do_not_reply",
+        "do.not.reply",
+        "bounce",
+        "bounces",
+        "bounced",
+        "listserv",
+        "listserver",
+        "majordomo",
+        "mailman",
+        "lyris",
+        "ecartis",
+        "smartlist",
+        "autoreply",
+        "auto-reply",
+        "autoresponder",
+        "auto-responder",
+        "root",
+        "nobody",
+    }
+)
+MACHINE_PREFIXES = (
+    "owner-",
+    "bounce-",
+    "bounces-",
+    "bounce+",
+    "bounces+",
+    "noreply-",
+    "no-reply-",
+    "noreply+",
+    "no-reply+",
+    "mailer-daemon",
+    "postmaster-",
+    "srs0=",
+    "srs1=",
+    "prvs=",
+    "btv1==",
+)
 MACHINE_SUFFIXES = ("-request", "-owner", "-bounces", "-bounce", "-admin", "-noreply", "-no-reply", "-daemon")
 LIST_PRECEDENCES = frozenset({"bulk", "list", "junk"})
 
@@ -76,8 +127,9 @@ def _return_path(value: str) -> str:
     return value.strip().strip("<>").strip()
 
 
-def refusal(*, kind: str, bulk: bool, sender_address: str, headers: dict[str, str],
-            our_addresses: set[str] | frozenset[str]) -> str:
+def refusal(
+    *, kind: str, bulk: bool, sender_address: str, headers: dict[str, str], our_addresses: set[str] | frozenset[str]
+) -> str:
     """Why no automatic message may answer this inbound message, or "" when one may (the rate
     limit aside: `automatic_reply_allowed` adds it).
 
@@ -122,15 +174,24 @@ def refusal(*, kind: str, bulk: bool, sender_address: str, headers: dict[str, st
 
 
 def automatic_reply_allowed(
-    session: Session, *, inbound: Any, our_addresses: set[str] | frozenset[str], now: datetime,
+    session: Session,
+    *,
+    inbound: Any,
+    our_addresses: set[str] | frozenset[str],
+    now: datetime,
 ) -> tuple[bool, str]:
     """May an automatic message (a receipt) answer this inbound message? (allowed, why not)
 
     `inbound` is the channel's InboundMessage: `refusal`, then never more than AUTOMATIC_LIMIT
     per address per AUTOMATIC_WINDOW.
     """
-    why_not = refusal(kind=inbound.kind, bulk=inbound.bulk, sender_address=inbound.sender_address,
-                      headers=inbound.headers, our_addresses=our_addresses)
+    why_not = refusal(
+        kind=inbound.kind,
+        bulk=inbound.bulk,
+        sender_address=inbound.sender_address,
+        headers=inbound.headers,
+        our_addresses=our_addresses,
+    )
     if why_not:
         return False, why_not
     address = (inbound.sender_address or "").strip().lower()

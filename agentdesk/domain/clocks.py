@@ -96,8 +96,11 @@ class Policies:
             match = configured.match
             rules.append(
                 PolicyRule(
-                    policy, frozenset(match.channel), frozenset(match.priority),
-                    frozenset(match.tags), frozenset(match.tier),
+                    policy,
+                    frozenset(match.channel),
+                    frozenset(match.priority),
+                    frozenset(match.tags),
+                    frozenset(match.tier),
                 )
             )
         return cls(rules)
@@ -115,14 +118,14 @@ class Policies:
         return None
 
 
-
-
 def _rule_description(rule: PolicyRule) -> dict[str, Any]:
     policy = rule.policy
     calendar = policy.calendar
     if isinstance(calendar, sla.BusinessCalendar):
         calendar_description: Any = {
-            "name": calendar.name, "timezone": calendar.timezone, "hours": dict(calendar.hours),
+            "name": calendar.name,
+            "timezone": calendar.timezone,
+            "hours": dict(calendar.hours),
             "holidays": sorted(day.isoformat() for day in calendar.holidays),
             "holiday_rules": list(calendar.holiday_rules),
         }
@@ -134,8 +137,10 @@ def _rule_description(rule: PolicyRule) -> dict[str, Any]:
         "calendar": calendar_description,
         "targets": seconds(policy.targets),
         "overrides": {priority: seconds(targets) for priority, targets in policy.priority_overrides.items()},
-        "warning": [policy.warning_fraction,
-                    policy.warning_before.total_seconds() if policy.warning_before is not None else None],
+        "warning": [
+            policy.warning_fraction,
+            policy.warning_before.total_seconds() if policy.warning_before is not None else None,
+        ],
         "match": [sorted(rule.channels), sorted(rule.priorities), sorted(rule.tags), sorted(rule.tiers)],
     }
 
@@ -180,15 +185,22 @@ def _unflushed(session: Any, conversation_id: int) -> list[sla.ClockEvent]:
     without these the second refresh would not see the first one's events and record them again.
     `session.new` keeps insertion order, which is recorded order.
     """
-    return [clock_event(row) for row in getattr(session, "new", ())
-            if isinstance(row, SlaClockEvent) and row.conversation_id == conversation_id]
+    return [
+        clock_event(row)
+        for row in getattr(session, "new", ())
+        if isinstance(row, SlaClockEvent) and row.conversation_id == conversation_id
+    ]
 
 
 def facts_of(conversation: Any) -> sla.ClockFacts:
     return sla.ClockFacts(
-        status=conversation.status, priority=conversation.priority, created_at=conversation.created_at,
-        first_responded_at=conversation.first_responded_at, last_agent_reply_at=conversation.last_agent_reply_at,
-        waiting_since=conversation.waiting_since, solved_at=conversation.solved_at,
+        status=conversation.status,
+        priority=conversation.priority,
+        created_at=conversation.created_at,
+        first_responded_at=conversation.first_responded_at,
+        last_agent_reply_at=conversation.last_agent_reply_at,
+        waiting_since=conversation.waiting_since,
+        solved_at=conversation.solved_at,
     )
 
 
@@ -219,7 +231,10 @@ def _stored_dues(conversation: Any) -> dict[str, datetime | None]:
 
 
 def evaluate(
-    conversation: Any, policy: sla.Policy | None, *, now: datetime,
+    conversation: Any,
+    policy: sla.Policy | None,
+    *,
+    now: datetime,
     events: Sequence[sla.ClockEvent] | None = None,
 ) -> list[sla.TargetState]:
     """Every target's state. Without `events`: from the stored fields and due times (cheap, for
@@ -283,8 +298,14 @@ def _policy_of(conversation: Any, policies: Policies, tags: set[str], tier: str)
 
 
 def refresh(
-    conversation: Any, *, policies: Policies, tags: set[str], tier: str = "", now: datetime,
-    session: Any = None, events: Sequence[sla.ClockEvent] | None = None,
+    conversation: Any,
+    *,
+    policies: Policies,
+    tags: set[str],
+    tier: str = "",
+    now: datetime,
+    session: Any = None,
+    events: Sequence[sla.ClockEvent] | None = None,
 ) -> list[sla.ClockEvent]:
     """Recompute the stored SLA fields of `conversation` (in memory; the caller commits).
 
@@ -300,10 +321,15 @@ def refresh(
         return []
     if session is None or conversation_id is None:
         states = sla.evaluate(
-            policy=policy, priority=conversation.priority, status=conversation.status,
-            created_at=conversation.created_at, first_responded_at=conversation.first_responded_at,
-            waiting_since=conversation.waiting_since, last_agent_reply_at=conversation.last_agent_reply_at,
-            solved_at=conversation.solved_at, now=now,
+            policy=policy,
+            priority=conversation.priority,
+            status=conversation.status,
+            created_at=conversation.created_at,
+            first_responded_at=conversation.first_responded_at,
+            waiting_since=conversation.waiting_since,
+            last_agent_reply_at=conversation.last_agent_reply_at,
+            solved_at=conversation.solved_at,
+            now=now,
         )
         _write_fields(conversation, states)
         return []
@@ -311,20 +337,29 @@ def refresh(
         events = load_events(session, [conversation_id])[conversation_id] + _unflushed(session, conversation_id)
     recorded = _advance_and_write(conversation, policy, events=events, now=now)
     for event, detail in recorded:
-        session.add(SlaClockEvent(conversation_id=conversation_id, target=event.target, event=event.event,
-                                  at=event.at, detail=detail))
+        session.add(
+            SlaClockEvent(
+                conversation_id=conversation_id, target=event.target, event=event.event, at=event.at, detail=detail
+            )
+        )
     return [event for event, _ in recorded]
 
 
-def _advance_and_write(conversation: Any, policy: sla.Policy, *, events: Sequence[sla.ClockEvent],
-                       now: datetime) -> list[tuple[sla.ClockEvent, str]]:
+def _advance_and_write(
+    conversation: Any, policy: sla.Policy, *, events: Sequence[sla.ClockEvent], now: datetime
+) -> list[tuple[sla.ClockEvent, str]]:
     clocks, new = timeline(conversation, policy, events=events, now=now)
     _write_fields(conversation, sla.clock_states(clocks, policy=policy, priority=conversation.priority, now=now))
     return [(event, _detail(policy, event, clock)) for event, clock in new]
 
 
 def refresh_rows(
-    conversation: Any, *, policies: Policies, tags: set[str], tier: str = "", now: datetime,
+    conversation: Any,
+    *,
+    policies: Policies,
+    tags: set[str],
+    tier: str = "",
+    now: datetime,
     events: Sequence[sla.ClockEvent] = (),
 ) -> list[dict[str, Any]]:
     """`refresh` for ingest's batches: the same fields written on `conversation`, the events that
@@ -336,14 +371,24 @@ def refresh_rows(
     if policy is None:
         _write_fields(conversation, [])
         return []
-    return [{"target": event.target, "event": event.event, "at": event.at, "detail": detail}
-            for event, detail in _advance_and_write(conversation, policy, events=events, now=now)]
+    return [
+        {"target": event.target, "event": event.event, "at": event.at, "detail": detail}
+        for event, detail in _advance_and_write(conversation, policy, events=events, now=now)
+    ]
 
 
 # --- applying a policy change to open conversations -------------------------------------------------
 
-_STORED_FIELDS = ("sla_policy", "first_response_due", "next_response_due", "periodic_update_due", "resolution_due",
-                  "warning_at", "queue_due", "queue_wait")
+_STORED_FIELDS = (
+    "sla_policy",
+    "first_response_due",
+    "next_response_due",
+    "periodic_update_due",
+    "resolution_due",
+    "warning_at",
+    "queue_due",
+    "queue_wait",
+)
 RECOMPUTE_ACTION = "sla_recompute"  # the audit event that records which policies were applied
 
 
@@ -356,7 +401,12 @@ class RecomputeProgress:
 
 
 def recompute_page(
-    session: Any, *, policies: Policies, now: datetime, after_id: int = 0, limit: int = 500,
+    session: Any,
+    *,
+    policies: Policies,
+    now: datetime,
+    after_id: int = 0,
+    limit: int = 500,
     progress: RecomputeProgress | None = None,
 ) -> RecomputeProgress:
     """Re-apply the policies to the next `limit` open conversations after `after_id`.
@@ -382,9 +432,15 @@ def recompute_page(
         before = tuple(getattr(conversation, name) for name in _STORED_FIELDS)
         customer = customers.get(conversation.customer_id)
         assert conversation.id is not None, "a loaded conversation"
-        recorded = refresh(conversation, policies=policies, tags=set(tags[conversation.id]),
-                           tier=customer.tier if customer else "", now=now, session=session,
-                           events=events[conversation.id])
+        recorded = refresh(
+            conversation,
+            policies=policies,
+            tags=set(tags[conversation.id]),
+            tier=customer.tier if customer else "",
+            now=now,
+            session=session,
+            events=events[conversation.id],
+        )
         progress.events += len(recorded)
         if tuple(getattr(conversation, name) for name in _STORED_FIELDS) != before:
             conversation.version += 1
@@ -408,17 +464,29 @@ def last_applied_fingerprint(session: Any) -> str | None:
         return None
 
 
-def record_applied(session: Any, *, policies: Policies, agent: str, now: datetime,
-                   progress: RecomputeProgress) -> None:
+def record_applied(session: Any, *, policies: Policies, agent: str, now: datetime, progress: RecomputeProgress) -> None:
     from agentdesk.domain import audit
 
-    audit.record(session, agent=agent, action=RECOMPUTE_ACTION, now=now, fingerprint=policies.fingerprint,
-                 policies=[rule.policy.name for rule in policies.rules], checked=progress.checked,
-                 changed=progress.changed, events=progress.events)
+    audit.record(
+        session,
+        agent=agent,
+        action=RECOMPUTE_ACTION,
+        now=now,
+        fingerprint=policies.fingerprint,
+        policies=[rule.policy.name for rule in policies.rules],
+        checked=progress.checked,
+        changed=progress.changed,
+        events=progress.events,
+    )
 
 
 def recompute(
-    session_factory, *, policies: Policies, now: datetime, agent: str, limit: int = 500,
+    session_factory,
+    *,
+    policies: Policies,
+    now: datetime,
+    agent: str,
+    limit: int = 500,
     on_page=None,
 ) -> RecomputeProgress:
     """Re-apply the policies to every open conversation, a page per transaction, then record the
@@ -438,8 +506,9 @@ def recompute(
             on_page(progress)
 
 
-def apply_policy_change(session_factory, *, policies: Policies, now: datetime, agent: str = "system",
-                        on_page=None) -> RecomputeProgress | None:
+def apply_policy_change(
+    session_factory, *, policies: Policies, now: datetime, agent: str = "system", on_page=None
+) -> RecomputeProgress | None:
     """`recompute` when the policies differ from the last ones applied; None when they do not.
 
     For the long-running worker (`agentdesk sync`) at start: an edited policy reaches open

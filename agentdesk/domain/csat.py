@@ -47,33 +47,154 @@ BAD = (1, 2)
 # Words and emoji that answer "how did we do?", by the rating they mean. Longer phrases are
 # tried first, so "not good" is 2, not 4.
 _WORDS: dict[int, tuple[str, ...]] = {
-    5: ("excellent", "excellente", "excelente", "perfect", "perfekt", "parfait", "perfecto", "perfecta",
-        "great", "awesome", "amazing", "fantastic", "very good", "very happy", "sehr gut", "super", "toll",
-        "ausgezeichnet", "hervorragend", "très bien", "tres bien", "très bon", "génial", "genial", "muy bien",
-        "muy bueno", "muy buena", "5 stars", "outstanding", "brilliant", "👍", "😀", "😃", "😄", "😍", "🤩", "❤️",
-        "♥", "💯", "🙏"),
-    4: ("good", "happy", "satisfied", "gut", "zufrieden", "bien", "bon", "bonne", "bueno", "buena", "satisfait",
-        "satisfecho", "pretty good", "🙂", "😊"),
-    3: ("ok", "okay", "fine", "so-so", "so so", "average", "neutral", "mediocre", "geht so", "mittel", "naja",
-        "moyen", "bof", "pas mal", "regular", "más o menos", "normal", "😐", "🤷"),
-    2: ("bad", "poor", "not good", "not happy", "unhappy", "disappointed", "schlecht", "nicht gut", "enttäuscht",
-        "mauvais", "mauvaise", "pas bien", "pas bon", "déçu", "mal", "malo", "mala", "no bien", "decepcionado",
-        "👎", "🙁", "☹️", "😞", "😕"),
-    1: ("terrible", "awful", "horrible", "very bad", "worst", "useless", "sehr schlecht", "furchtbar",
-        "schrecklich", "katastrophal", "très mauvais", "très mal", "nul", "nulle", "muy mal", "muy malo",
-        "pésimo", "fatal", "😡", "😠", "🤬"),
+    5: (
+        "excellent",
+        "excellente",
+        "excelente",
+        "perfect",
+        "perfekt",
+        "parfait",
+        "perfecto",
+        "perfecta",
+        "great",
+        "awesome",
+        "amazing",
+        "fantastic",
+        "very good",
+        "very happy",
+        "sehr gut",
+        "super",
+        "toll",
+        "ausgezeichnet",
+        "hervorragend",
+        "très bien",
+        "tres bien",
+        "très bon",
+        "génial",
+        "genial",
+        "muy bien",
+        "muy bueno",
+        "muy buena",
+        "5 stars",
+        "outstanding",
+        "brilliant",
+        "👍",
+        "😀",
+        "😃",
+        "😄",
+        "😍",
+        "🤩",
+        "❤️",
+        "♥",
+        "💯",
+        "🙏",
+    ),
+    4: (
+        "good",
+        "happy",
+        "satisfied",
+        "gut",
+        "zufrieden",
+        "bien",
+        "bon",
+        "bonne",
+        "bueno",
+        "buena",
+        "satisfait",
+        "satisfecho",
+        "pretty good",
+        "🙂",
+        "😊",
+    ),
+    3: (
+        "ok",
+        "okay",
+        "fine",
+        "so-so",
+        "so so",
+        "average",
+        "neutral",
+        "mediocre",
+        "geht so",
+        "mittel",
+        "naja",
+        "moyen",
+        "bof",
+        "pas mal",
+        "regular",
+        "más o menos",
+        "normal",
+        "😐",
+        "🤷",
+    ),
+    2: (
+        "bad",
+        "poor",
+        "not good",
+        "not happy",
+        "unhappy",
+        "disappointed",
+        "schlecht",
+        "nicht gut",
+        "enttäuscht",
+        "mauvais",
+        "mauvaise",
+        "pas bien",
+        "pas bon",
+        "déçu",
+        "mal",
+        "malo",
+        "mala",
+        "no bien",
+        "decepcionado",
+        "👎",
+        "🙁",
+        "☹️",
+        "😞",
+        "😕",
+    ),
+    1: (
+        "terrible",
+        "awful",
+        "horrible",
+        "very bad",
+        "worst",
+        "useless",
+        "sehr schlecht",
+        "furchtbar",
+        "schrecklich",
+        "katastrophal",
+        "très mauvais",
+        "très mal",
+        "nul",
+        "nulle",
+        "muy mal",
+        "muy malo",
+        "pésimo",
+        "fatal",
+        "😡",
+        "😠",
+        "🤬",
+    ),
 }
-_PHRASES = sorted(((phrase, rating) for rating, phrases in _WORDS.items() for phrase in phrases),
-                  key=lambda pair: -len(pair[0]))
-_LEAD_IN = re.compile(r"^(?:rating|score|note|bewertung|calificación|puntuación|my rating|i rate|i'd say)\s*[:=-]?\s*",
-                      re.IGNORECASE)
-_NUMBER = re.compile(r"^([1-5])(?:\s*(?:/|of|out of|von|sur|de)\s*5)?(?![\d.,]\d)(?:\s*(?:stars?|sterne?|étoiles?|"
-                     r"estrellas?|points?|punkte?))?", re.IGNORECASE)
+_PHRASES = sorted(
+    ((phrase, rating) for rating, phrases in _WORDS.items() for phrase in phrases), key=lambda pair: -len(pair[0])
+)
+_LEAD_IN = re.compile(
+    r"^(?:rating|score|note|bewertung|calificación|puntuación|my rating|i rate|i'd say)\s*[:=-]?\s*", re.IGNORECASE
+)
+_NUMBER = re.compile(
+    r"^([1-5])(?:\s*(?:/|of|out of|von|sur|de)\s*5)?(?![\d.,]\d)(?:\s*(?:stars?|sterne?|étoiles?|"
+    r"estrellas?|points?|punkte?))?",
+    re.IGNORECASE,
+)
 _STARS = re.compile(r"^([★⭐]{1,5})[☆✩]*")
 # Where the quoted survey starts in a reply: "> …" lines, "On … wrote:", and their translations.
 _QUOTE_START = re.compile(
     r"^(>|On .+wrote:|Am .+schrieb|Le .+a écrit|El .+escribió|-{2,}\s*Original|-{2,}\s*Ursprüngliche|"
-    r"From:\s|Von:\s|De:\s|_{5,})", re.IGNORECASE)
+    r"From:\s|Von:\s|De:\s|_{5,})",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -107,14 +228,14 @@ def read_answer(body: str) -> Answer | None:
     number = _NUMBER.match(text)
     stars = _STARS.match(text)
     if number:
-        rating, rest = int(number.group(1)), text[number.end():]
+        rating, rest = int(number.group(1)), text[number.end() :]
     elif stars:
-        rating, rest = len(stars.group(1)), text[stars.end():]
+        rating, rest = len(stars.group(1)), text[stars.end() :]
     else:
         lowered = text.lower()
         for phrase, value in _PHRASES:
-            if lowered.startswith(phrase) and (not phrase[0].isalnum() or _boundary(lowered[len(phrase):])):
-                rating, rest = value, text[len(phrase):]
+            if lowered.startswith(phrase) and (not phrase[0].isalnum() or _boundary(lowered[len(phrase) :])):
+                rating, rest = value, text[len(phrase) :]
                 break
     if rating is None:
         return None
@@ -139,8 +260,13 @@ def why_not(session: Session, conversation: Conversation, channel: Any, settings
     latest = threads.latest_inbound(session=session, conversation_id=id_of(conversation))
     if latest is None:
         return "the customer never wrote"
-    refusal = automatic_messages.refusal(kind=latest.kind, bulk=latest.bulk, sender_address=latest.sender_address,
-                                         headers={}, our_addresses=receipts.our_addresses(settings))
+    refusal = automatic_messages.refusal(
+        kind=latest.kind,
+        bulk=latest.bulk,
+        sender_address=latest.sender_address,
+        headers={},
+        our_addresses=receipts.our_addresses(settings),
+    )
     if refusal:
         return refusal
     return receipts.why_undeliverable(channel, latest.sender_address)
@@ -161,8 +287,15 @@ def values(conversation: Conversation, customer: Customer | None, settings: conf
     }
 
 
-def send_survey(session: Session, *, conversation: Conversation, channel: Any, settings: config.Settings,
-                policies: clocks.Policies, now: datetime) -> SatisfactionSurvey:
+def send_survey(
+    session: Session,
+    *,
+    conversation: Conversation,
+    channel: Any,
+    settings: config.Settings,
+    policies: clocks.Policies,
+    now: datetime,
+) -> SatisfactionSurvey:
     """Queue the survey of one due conversation (or record why none goes out); the survey row."""
     from agentdesk.domain import replies, templates
 
@@ -174,27 +307,43 @@ def send_survey(session: Session, *, conversation: Conversation, channel: Any, s
             customer = session.get(Customer, conversation.customer_id)
             rendered = templates.render(template, values(conversation, customer, settings))
             if rendered.undefined:
-                raise AgentdeskError(f"template {template.name!r} needs {', '.join(rendered.undefined)}, which "
-                                     f"agentdesk cannot fill for {ref_of(id_of(conversation))}")
+                raise AgentdeskError(
+                    f"template {template.name!r} needs {', '.join(rendered.undefined)}, which "
+                    f"agentdesk cannot fill for {ref_of(id_of(conversation))}"
+                )
             with session.begin_nested():
                 message = replies.reply(
-                    session, conversation=conversation, body=rendered.text, agent=audit.SYSTEM, agent_name=AUTHOR,
-                    now=now, policies=policies, kind="survey",
-                    message_id_domain=settings.message_id_domain(conversation.source))
+                    session,
+                    conversation=conversation,
+                    body=rendered.text,
+                    agent=audit.SYSTEM,
+                    agent_name=AUTHOR,
+                    now=now,
+                    policies=policies,
+                    kind="survey",
+                    message_id_domain=settings.message_id_domain(conversation.source),
+                )
             survey.message_id = message.id
         except AgentdeskError as error:
             reason = f"the survey could not be written: {error}"
     if reason:
         survey.skipped = reason[:500]
-        audit.record(session, agent=audit.SYSTEM, action="csat_skipped", now=now, conversation_id=conversation.id,
-                     reason=survey.skipped)
+        audit.record(
+            session,
+            agent=audit.SYSTEM,
+            action="csat_skipped",
+            now=now,
+            conversation_id=conversation.id,
+            reason=survey.skipped,
+        )
     store.add(session=session, survey=survey)
     session.flush()
     return survey
 
 
-def queue_due_surveys(session: Session, *, settings: config.Settings, policies: clocks.Policies,
-                      now: datetime) -> list[SatisfactionSurvey]:
+def queue_due_surveys(
+    session: Session, *, settings: config.Settings, policies: clocks.Policies, now: datetime
+) -> list[SatisfactionSurvey]:
     """Queue the survey of every conversation that has stayed solved long enough, per channel
     that sends surveys; the survey rows written (sent or skipped)."""
     written = []
@@ -203,10 +352,14 @@ def queue_due_surveys(session: Session, *, settings: config.Settings, policies: 
         if not getattr(channel, "csat", ""):
             continue
         before = now - delay_of(channel)
-        for conversation in store.due_conversations(session=session, source=channel.name,
-                                                    solved_after=before - LATE_WINDOW, solved_before=before):
-            written.append(send_survey(session, conversation=conversation, channel=channel, settings=settings,
-                                       policies=policies, now=now))
+        for conversation in store.due_conversations(
+            session=session, source=channel.name, solved_after=before - LATE_WINDOW, solved_before=before
+        ):
+            written.append(
+                send_survey(
+                    session, conversation=conversation, channel=channel, settings=settings, policies=policies, now=now
+                )
+            )
     return written
 
 
@@ -221,8 +374,9 @@ def surveys_due(session: Session, *, settings: config.Settings, now: datetime) -
     for channel in channels:
         if getattr(channel, "csat", ""):
             before = now - delay_of(channel)
-            if store.due_conversations(session=session, source=channel.name, solved_after=before - LATE_WINDOW,
-                                       solved_before=before, limit=1):
+            if store.due_conversations(
+                session=session, source=channel.name, solved_after=before - LATE_WINDOW, solved_before=before, limit=1
+            ):
                 return True
     return False
 
@@ -241,8 +395,16 @@ def answerable(session: Session, conversation: Conversation) -> SatisfactionSurv
     return survey
 
 
-def record_answer(session: Session, *, survey: SatisfactionSurvey, answer: Answer, message_id: int,
-                  conversation: Conversation, at: datetime, now: datetime) -> None:
+def record_answer(
+    session: Session,
+    *,
+    survey: SatisfactionSurvey,
+    answer: Answer,
+    message_id: int,
+    conversation: Conversation,
+    at: datetime,
+    now: datetime,
+) -> None:
     """Store the rating and comment on the survey (a later answer replaces an earlier one), with
     its audit event, and alert the assignee of a bad one."""
     previous = survey.rating
@@ -251,12 +413,28 @@ def record_answer(session: Session, *, survey: SatisfactionSurvey, answer: Answe
     survey.answered_at = at
     survey.answer_message_id = message_id
     session.add(survey)
-    audit.record(session, agent=audit.SYSTEM, action="csat", now=now, conversation_id=conversation.id,
-                 rating=answer.rating, comment=survey.comment, previous=previous, message_id=message_id)
+    audit.record(
+        session,
+        agent=audit.SYSTEM,
+        action="csat",
+        now=now,
+        conversation_id=conversation.id,
+        rating=answer.rating,
+        comment=survey.comment,
+        previous=previous,
+        message_id=message_id,
+    )
     if answer.rating in BAD:
-        audit.record(session, agent=audit.SYSTEM, action="csat_alert", now=now, conversation_id=conversation.id,
-                     rating=answer.rating, assignee=conversation.assignee or survey.agent or "",
-                     comment=survey.comment)
+        audit.record(
+            session,
+            agent=audit.SYSTEM,
+            action="csat_alert",
+            now=now,
+            conversation_id=conversation.id,
+            rating=answer.rating,
+            assignee=conversation.assignee or survey.agent or "",
+            comment=survey.comment,
+        )
 
 
 def satisfied(rating: int | None) -> bool:
@@ -267,16 +445,25 @@ def document(survey: SatisfactionSurvey | None) -> dict[str, Any] | None:
     """`show --json`'s `csat`: {rating, comment, at} once answered, else null."""
     if survey is None or survey.rating is None:
         return None
-    return {"rating": survey.rating, "comment": survey.comment,
-            "at": survey.answered_at.isoformat() if survey.answered_at else None}
+    return {
+        "rating": survey.rating,
+        "comment": survey.comment,
+        "at": survey.answered_at.isoformat() if survey.answered_at else None,
+    }
 
 
 def customer_ratings(session: Session, customer_id: int) -> list[dict[str, Any]]:
     """A customer's answered surveys, newest first: {ref, subject, rating, comment, at}."""
-    return [{"ref": ref_of(conversation_id), "subject": subject, "rating": survey.rating,
-             "comment": survey.comment, "at": survey.answered_at}
-            for conversation_id, subject, survey in store.ratings_of_customer(session=session,
-                                                                                customer_id=customer_id)]
+    return [
+        {
+            "ref": ref_of(conversation_id),
+            "subject": subject,
+            "rating": survey.rating,
+            "comment": survey.comment,
+            "at": survey.answered_at,
+        }
+        for conversation_id, subject, survey in store.ratings_of_customer(session=session, customer_id=customer_id)
+    ]
 
 
 # -- the report -----------------------------------------------------------------------------------

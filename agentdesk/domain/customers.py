@@ -43,9 +43,7 @@ def normalise_phone(number: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def find_or_create(
-    session: Session, *, kind: str, address: str, name: str, now: datetime, tier: str = ""
-) -> Customer:
+def find_or_create(session: Session, *, kind: str, address: str, name: str, now: datetime, tier: str = "") -> Customer:
     """The customer owning this identity, creating both when the identity is new."""
     address = normalise_address(kind, address)
     name = inert_line(name)
@@ -62,8 +60,15 @@ def find_or_create(
     session.flush()
     assert customer.id is not None  # given by the flush
     session.add(Identity(customer_id=customer.id, kind=kind, address=address, created_at=now))
-    audit.record(session, agent=audit.SYSTEM, action="customer_created", now=now, customer_id=customer.id,
-                 kind=kind, address=address)
+    audit.record(
+        session,
+        agent=audit.SYSTEM,
+        action="customer_created",
+        now=now,
+        customer_id=customer.id,
+        kind=kind,
+        address=address,
+    )
     return customer
 
 

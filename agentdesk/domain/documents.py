@@ -132,9 +132,15 @@ def _messages(session: Session, conversation_id: int) -> list[dict[str, Any]]:
     outbox = queries.delivery_states(session=session, message_ids=message_ids)
     attachments = queries.attachments_of(session=session, message_ids=message_ids)
     history = delivery_history(session, [id_of(row) for row in outbox.values()])
-    documents = [message_document(m, outbox.get(m_id), attachments.get(m_id, []),
-                                  history.get(id_of(outbox[m_id]), []) if m_id in outbox else None)
-                 for m_id, m in zip(message_ids, messages)]
+    documents = [
+        message_document(
+            m,
+            outbox.get(m_id),
+            attachments.get(m_id, []),
+            history.get(id_of(outbox[m_id]), []) if m_id in outbox else None,
+        )
+        for m_id, m in zip(message_ids, messages)
+    ]
     # `n`: numbered across the thread, as `attachment list` and `attachment save REF N` take it.
     for n, attachment in enumerate((a for document in documents for a in document["attachments"]), start=1):
         attachment["n"] = n
@@ -155,8 +161,9 @@ def delivery_state(outbox) -> str | None:
     return outbox.state
 
 
-def message_document(message: Message, outbox, attachments: Sequence[Attachment] = (),
-                     history: Sequence[DeliveryAttempt] | None = None) -> dict[str, Any]:
+def message_document(
+    message: Message, outbox, attachments: Sequence[Attachment] = (), history: Sequence[DeliveryAttempt] | None = None
+) -> dict[str, Any]:
     return {
         "direction": message.direction,
         "kind": message.kind,
@@ -176,20 +183,37 @@ def message_document(message: Message, outbox, attachments: Sequence[Attachment]
         # False while the sync found no sender for it on its host (`delivery_error` says which).
         "deliverable": (outbox.no_sender_at is None) if outbox is not None else None,
         "delivery_history": [
-            {"started_at": iso(a.started_at), "at": iso(a.finished_at) if a.finished_at else None,
-             "outcome": a.outcome, "reason": a.reason or None}
+            {
+                "started_at": iso(a.started_at),
+                "at": iso(a.finished_at) if a.finished_at else None,
+                "outcome": a.outcome,
+                "reason": a.reason or None,
+            }
             for a in history or ()
-        ] if outbox is not None else None,
+        ]
+        if outbox is not None
+        else None,
         # Who an outbound message was addressed to when it was queued (Bcc included: this is the
         # desk's record, never a header); null for others and for replies queued before revision 9.
-        "recipients": {"to": outbox.to_addresses.split(), "cc": outbox.cc_addresses.split(),
-                       "bcc": outbox.bcc_addresses.split()}
-        if outbox is not None and getattr(outbox, "to_addresses", None) else None,
+        "recipients": {
+            "to": outbox.to_addresses.split(),
+            "cc": outbox.cc_addresses.split(),
+            "bcc": outbox.bcc_addresses.split(),
+        }
+        if outbox is not None and getattr(outbox, "to_addresses", None)
+        else None,
         "thread_reason": message.thread_reason or None,
         "parse_error": message.parse_error or None,
         "attachments": [
-            {"filename": a.filename, "name": a.filename, "content_type": a.content_type, "size": a.size,
-             "sha256": a.storage_key or None, "state": a.state, "reason": a.reason or None}
+            {
+                "filename": a.filename,
+                "name": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.storage_key or None,
+                "state": a.state,
+                "reason": a.reason or None,
+            }
             for a in attachments
         ],
     }

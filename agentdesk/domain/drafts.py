@@ -24,8 +24,14 @@ def get(session: Session, *, conversation_id: int, agent: str) -> Draft | None:
 
 
 def save(
-    session: Session, *, conversation_id: int, agent: str, body: str, kind: str = "reply",
-    base_version: int = 0, now: datetime,
+    session: Session,
+    *,
+    conversation_id: int,
+    agent: str,
+    body: str,
+    kind: str = "reply",
+    base_version: int = 0,
+    now: datetime,
 ) -> Draft | None:
     """Store the draft (in the caller's transaction); an empty body discards it instead."""
     if kind not in KINDS:

@@ -102,8 +102,9 @@ def read_directory(directory: Path) -> tuple[list[Article], list[str]]:
 
 
 def _hash(article: Article) -> str:
-    return hashlib.sha256("\0".join((article.title, " ".join(article.tags), article.url, article.body))
-                          .encode()).hexdigest()
+    return hashlib.sha256(
+        "\0".join((article.title, " ".join(article.tags), article.url, article.body)).encode()
+    ).hexdigest()
 
 
 def _signature(directory: Path) -> tuple:
@@ -136,9 +137,19 @@ def refresh(session: Session, directory: Path, *, now: datetime, force: bool = F
             return []
     articles, problems = read_directory(directory)
     stored = store.stored_hashes(session=session)
-    changed = [dict(slug=a.slug, title=a.title, tags=" ".join(a.tags), url=a.url, body=a.body,
-                    content_hash=_hash(a), indexed_at=now)
-               for a in articles if stored.get(a.slug) != _hash(a)]
+    changed = [
+        dict(
+            slug=a.slug,
+            title=a.title,
+            tags=" ".join(a.tags),
+            url=a.url,
+            body=a.body,
+            content_hash=_hash(a),
+            indexed_at=now,
+        )
+        for a in articles
+        if stored.get(a.slug) != _hash(a)
+    ]
     removed = set(stored) - {a.slug for a in articles}
     store.replace_articles(session=session, articles=changed, removed=removed)
     with _seen_lock:
@@ -246,8 +257,7 @@ def record_sent(session: Session, *, message: Message, now: datetime) -> list[st
     """Count the articles an outbound message names as sent to its conversation."""
     slugs = named_in(message.body_text, store.article_names(session=session))
     assert message.id is not None, "a stored message"
-    store.add_uses(session=session, conversation_id=message.conversation_id, message_id=message.id,
-                   slugs=slugs, at=now)
+    store.add_uses(session=session, conversation_id=message.conversation_id, message_id=message.id, slugs=slugs, at=now)
     return slugs
 
 
@@ -267,5 +277,7 @@ class Usage:
 def usage(session: Session, *, since: datetime | None = None, until: datetime | None = None) -> list[Usage]:
     """Per article sent: times sent, conversations, and of those, solved with no customer message since."""
     titles = {a.slug: a.title for a in all_articles(session)}
-    return [Usage(slug, titles.get(slug, ""), sent, conversations, solved)
-            for slug, sent, conversations, solved in store.usage(session=session, since=since, until=until)]
+    return [
+        Usage(slug, titles.get(slug, ""), sent, conversations, solved)
+        for slug, sent, conversations, solved in store.usage(session=session, since=since, until=until)
+    ]

@@ -46,12 +46,27 @@ def changes_of(macro: Any, *, agent: str, now: datetime) -> dict[str, Any]:
     return changes
 
 
-def apply(session: Session, *, macro: Any, conversation: Conversation, agent: str, now: datetime,
-          policies: clocks.Policies) -> list[str]:
+def apply(
+    session: Session, *, macro: Any, conversation: Conversation, agent: str, now: datetime, policies: clocks.Policies
+) -> list[str]:
     """Apply the macro's steps (not its template: the caller replies with it) in the caller's
     transaction; the names of what changed."""
-    changed = queue.change(session, conversation=conversation, agent=agent, now=now, policies=policies,
-                           **changes_of(macro, agent=agent, now=now))
-    audit.record(session, agent=agent, action="macro", now=now, conversation_id=conversation.id,
-                 name=macro.name, changed=changed, template=macro.template or None)
+    changed = queue.change(
+        session,
+        conversation=conversation,
+        agent=agent,
+        now=now,
+        policies=policies,
+        **changes_of(macro, agent=agent, now=now),
+    )
+    audit.record(
+        session,
+        agent=agent,
+        action="macro",
+        now=now,
+        conversation_id=conversation.id,
+        name=macro.name,
+        changed=changed,
+        template=macro.template or None,
+    )
     return changed

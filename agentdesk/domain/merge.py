@@ -48,8 +48,9 @@ def _live(session: Session, customer: Customer) -> Customer:
     return customer
 
 
-def merge_customers(session: Session, *, keep: Customer, merged: Customer, agent: str, now: datetime,
-                    conversation_id: int | None = None) -> MergeOutcome:
+def merge_customers(
+    session: Session, *, keep: Customer, merged: Customer, agent: str, now: datetime, conversation_id: int | None = None
+) -> MergeOutcome:
     """Merge `merged` into `keep` in the caller's transaction; reversible with `unmerge_customer`."""
     keep, merged = _live(session, keep), _live(session, merged)
     if keep.id == merged.id:
@@ -72,9 +73,18 @@ def merge_customers(session: Session, *, keep: Customer, merged: Customer, agent
     merged.merged_into_id = keep.id
     session.add_all([keep, merged])
     event = audit.record(
-        session, agent=agent, action=MERGE, now=now, customer_id=merged.id, conversation_id=conversation_id,
-        into=keep.id, merged=merged.id, identity_ids=identity_ids, conversation_ids=conversation_ids,
-        refs=[ref_of(c) for c in conversation_ids], filled=filled,
+        session,
+        agent=agent,
+        action=MERGE,
+        now=now,
+        customer_id=merged.id,
+        conversation_id=conversation_id,
+        into=keep.id,
+        merged=merged.id,
+        identity_ids=identity_ids,
+        conversation_ids=conversation_ids,
+        refs=[ref_of(c) for c in conversation_ids],
+        filled=filled,
     )
     session.flush()
     return MergeOutcome(keep_id, merged_id, tuple(identity_ids), tuple(conversation_ids), id_of(event))
@@ -97,8 +107,9 @@ def _merge_event(session: Session, merged_id: int) -> Event:
     return event
 
 
-def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datetime,
-                     conversation_id: int | None = None) -> MergeOutcome:
+def unmerge_customer(
+    session: Session, *, merged_id: int, agent: str, now: datetime, conversation_id: int | None = None
+) -> MergeOutcome:
     """Undo the latest merge of customer `merged_id` in the caller's transaction."""
     merged = session.get(Customer, merged_id)
     if merged is None:
@@ -120,8 +131,9 @@ def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datet
     conversation_ids = set(detail["conversation_ids"])
     # Conversations that started after the merge from one of the merged customer's identities are theirs too.
     addresses = {(identity.kind, identity.address) for identity in moved_identities}
-    for conversation in customer_store.customer_conversations(session=session, customer_id=holder_id,
-                                                              created_since=event.at):
+    for conversation in customer_store.customer_conversations(
+        session=session, customer_id=holder_id, created_since=event.at
+    ):
         first = threads.first_inbound(session=session, conversation_id=id_of(conversation))
         if first is not None:
             kind = customers.IDENTITY_KIND.get(conversation.channel, conversation.channel)
@@ -139,13 +151,22 @@ def unmerge_customer(session: Session, *, merged_id: int, agent: str, now: datet
     merged.merged_into_id = None
     session.add_all([keep, merged])
     undo = audit.record(
-        session, agent=agent, action=UNMERGE, now=now, customer_id=merged.id, conversation_id=conversation_id,
-        undoes=event.id, out_of=holder.id, identity_ids=[i.id for i in moved_identities],
-        conversation_ids=sorted(moved_conversations), refs=[ref_of(c) for c in sorted(moved_conversations)],
+        session,
+        agent=agent,
+        action=UNMERGE,
+        now=now,
+        customer_id=merged.id,
+        conversation_id=conversation_id,
+        undoes=event.id,
+        out_of=holder.id,
+        identity_ids=[i.id for i in moved_identities],
+        conversation_ids=sorted(moved_conversations),
+        refs=[ref_of(c) for c in sorted(moved_conversations)],
     )
     session.flush()
-    return MergeOutcome(holder_id, merged_id, tuple(id_of(i) for i in moved_identities),
-                        tuple(sorted(moved_conversations)), id_of(undo))
+    return MergeOutcome(
+        holder_id, merged_id, tuple(id_of(i) for i in moved_identities), tuple(sorted(moved_conversations)), id_of(undo)
+    )
 
 
 def unmerge_by_ref(session: Session, *, ref: str, agent: str, now: datetime) -> MergeOutcome:
@@ -156,6 +177,7 @@ def unmerge_by_ref(session: Session, *, ref: str, agent: str, now: datetime) -> 
         detail = json.loads(event.detail)
         merged = session.get(Customer, detail["merged"])
         if merged is not None and merged.merged_into_id is not None and conversation.id in detail["conversation_ids"]:
-            return unmerge_customer(session, merged_id=id_of(merged), agent=agent, now=now,
-                                    conversation_id=conversation.id)
+            return unmerge_customer(
+                session, merged_id=id_of(merged), agent=agent, now=now, conversation_id=conversation.id
+            )
     raise NotFound(f"{ref_of(id_of(conversation))} did not come to its customer through a merge; nothing to undo")

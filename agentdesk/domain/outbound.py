@@ -104,8 +104,9 @@ def checked(channel: str, recipients: Recipients) -> Recipients:
             raise InvalidInput(f"a {channel} message goes to one recipient; Cc and Bcc are for email")
         return Recipients(to=to)
     cc = tuple(a for a in dict.fromkeys(email_address(a) for a in recipients.cc if a.strip()) if a not in to)
-    bcc = tuple(a for a in dict.fromkeys(email_address(a) for a in recipients.bcc if a.strip())
-                if a not in to and a not in cc)
+    bcc = tuple(
+        a for a in dict.fromkeys(email_address(a) for a in recipients.bcc if a.strip()) if a not in to and a not in cc
+    )
     return Recipients(to, cc, bcc)
 
 
@@ -139,8 +140,10 @@ def check_size(outgoing: Sequence[OutgoingFile], *, limit: int, where: str) -> N
     total = sum(len(f.data) for f in outgoing)
     if total > limit:
         biggest = max(outgoing, key=lambda f: len(f.data))
-        raise InvalidInput(f"the attachments total {_size(total)}, over the {_size(limit)} {where} accepts "
-                           f"(largest: {biggest.name}, {_size(len(biggest.data))}); send fewer or smaller files")
+        raise InvalidInput(
+            f"the attachments total {_size(total)}, over the {_size(limit)} {where} accepts "
+            f"(largest: {biggest.name}, {_size(len(biggest.data))}); send fewer or smaller files"
+        )
 
 
 def _size(count: int) -> str:
@@ -158,7 +161,9 @@ def forward_subject(conversation: Conversation) -> str:
     return f"Fwd: {base}"
 
 
-def forward_text(note: str, messages: Sequence[Message], *, when: Callable[[datetime], str], withheld: Sequence[str] = ()) -> str:
+def forward_text(
+    note: str, messages: Sequence[Message], *, when: Callable[[datetime], str], withheld: Sequence[str] = ()
+) -> str:
     """The forward's text: the agent's note, then each forwarded message with its sender, time and
     subject, as mail clients forward; files that could not be included are named."""
     parts = [note.strip("\n")] if note.strip() else []
@@ -176,9 +181,21 @@ def forward_text(note: str, messages: Sequence[Message], *, when: Callable[[date
 
 
 def forward(
-    session: Session, *, conversation: Conversation, to: Recipients, note: str, messages: Sequence[Message],
-    files: Sequence[Attachment], mailbox: str, agent: str, agent_name: str, now: datetime,
-    policies: clocks.Policies, message_id_domain: str, signature: str = "", when: Callable[[datetime], str] = str,
+    session: Session,
+    *,
+    conversation: Conversation,
+    to: Recipients,
+    note: str,
+    messages: Sequence[Message],
+    files: Sequence[Attachment],
+    mailbox: str,
+    agent: str,
+    agent_name: str,
+    now: datetime,
+    policies: clocks.Policies,
+    message_id_domain: str,
+    signature: str = "",
+    when: Callable[[datetime], str] = str,
 ) -> Message:
     """Forward messages of a conversation (with their files) by email from `mailbox`: an outbound
     message of the conversation, kind "forward", queued like a reply. Not an answer to the
@@ -191,18 +208,45 @@ def forward(
     assert conversation.id is not None, "a stored conversation"
     body = forward_text(with_note_signature(note, signature), messages, when=when, withheld=withheld)
     message = Message(
-        conversation_id=conversation.id, direction="outbound", kind="forward", author=agent_name,
-        author_login=agent, subject=forward_subject(conversation), body_text=inert_body(body), at=now,
-        ingested_at=now, source=mailbox, external_id=replies.make_message_id(message_id_domain),
+        conversation_id=conversation.id,
+        direction="outbound",
+        kind="forward",
+        author=agent_name,
+        author_login=agent,
+        subject=forward_subject(conversation),
+        body_text=inert_body(body),
+        at=now,
+        ingested_at=now,
+        source=mailbox,
+        external_id=replies.make_message_id(message_id_domain),
     )
     session.add(message)
     session.flush()
     assert message.id is not None  # given by the flush
     replies.queue_outbox(session, message=message, channel="email", source=mailbox, recipients=to, now=now)
-    session.add_all([Attachment(message_id=message.id, filename=f.filename, content_type=f.content_type,
-                                size=f.size, storage_key=f.storage_key) for f in kept])
-    audit.record(session, agent=agent, action="forward", now=now, conversation_id=conversation.id,
-                 message_id=message.id, to=", ".join(to.all()), messages=len(messages), files=len(kept))
+    session.add_all(
+        [
+            Attachment(
+                message_id=message.id,
+                filename=f.filename,
+                content_type=f.content_type,
+                size=f.size,
+                storage_key=f.storage_key,
+            )
+            for f in kept
+        ]
+    )
+    audit.record(
+        session,
+        agent=agent,
+        action="forward",
+        now=now,
+        conversation_id=conversation.id,
+        message_id=message.id,
+        to=", ".join(to.all()),
+        messages=len(messages),
+        files=len(kept),
+    )
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     return message
 
@@ -221,10 +265,22 @@ def inert_body(body: str) -> str:
 
 
 def start(
-    session: Session, *, channel: str, source: str, to: Recipients, subject: str,
-    body: str | Callable[[Conversation, Customer], str], agent: str,
-    agent_name: str, now: datetime, policies: clocks.Policies, message_id_domain: str, signature: str = "",
-    assignee: str | None = None, customer_name: str = "", files: Sequence[OutgoingFile] = (),
+    session: Session,
+    *,
+    channel: str,
+    source: str,
+    to: Recipients,
+    subject: str,
+    body: str | Callable[[Conversation, Customer], str],
+    agent: str,
+    agent_name: str,
+    now: datetime,
+    policies: clocks.Policies,
+    message_id_domain: str,
+    signature: str = "",
+    assignee: str | None = None,
+    customer_name: str = "",
+    files: Sequence[OutgoingFile] = (),
 ) -> tuple[Conversation, Message]:
     """A conversation the agent starts: the customer found (or made) by the first To address's
     identity, so it joins their history; our message queued to them.
@@ -241,27 +297,50 @@ def start(
     customer = customers.find_or_create(session, kind=kind, address=to.to[0], name=customer_name, now=now)
     assert customer.id is not None, "find_or_create flushes a new customer"
     conversation = Conversation(
-        channel=channel, source=source, subject=subject, customer_id=customer.id, status="pending",
-        assignee=assignee, created_at=now, updated_at=now, first_responded_at=now, last_agent_reply_at=now,
+        channel=channel,
+        source=source,
+        subject=subject,
+        customer_id=customer.id,
+        status="pending",
+        assignee=assignee,
+        created_at=now,
+        updated_at=now,
+        first_responded_at=now,
+        last_agent_reply_at=now,
     )
     session.add(conversation)
     session.flush()
     assert conversation.id is not None  # given by the flush
-    audit.record(session, agent=agent, action="created", now=now, conversation_id=conversation.id,
-                 customer_id=customer.id, channel=channel, source=source, started_by=agent)
+    audit.record(
+        session,
+        agent=agent,
+        action="created",
+        now=now,
+        conversation_id=conversation.id,
+        customer_id=customer.id,
+        channel=channel,
+        source=source,
+        started_by=agent,
+    )
     text = body(conversation, customer) if callable(body) else body
     message = Message(
-        conversation_id=conversation.id, direction="outbound", kind="message", author=agent_name,
-        author_login=agent, subject=f"{subject} [{ref_of(conversation.id)}]",
-        body_text=replies.with_signature(replies.clean_body(text), signature), at=now, ingested_at=now,
-        source=source, external_id=replies.make_message_id(message_id_domain),
+        conversation_id=conversation.id,
+        direction="outbound",
+        kind="message",
+        author=agent_name,
+        author_login=agent,
+        subject=f"{subject} [{ref_of(conversation.id)}]",
+        body_text=replies.with_signature(replies.clean_body(text), signature),
+        at=now,
+        ingested_at=now,
+        source=source,
+        external_id=replies.make_message_id(message_id_domain),
     )
     session.add(message)
     session.flush()
     replies.queue_outbox(session, message=message, channel=channel, source=source, recipients=to, now=now)
     if files:
         replies.attach(session, message=message, outgoing=files)
-    audit.record(session, agent=agent, action="reply", now=now, conversation_id=conversation.id,
-                 message_id=message.id)
+    audit.record(session, agent=agent, action="reply", now=now, conversation_id=conversation.id, message_id=message.id)
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     return conversation, message

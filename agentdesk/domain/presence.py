@@ -63,7 +63,7 @@ def colleagues_on(
 
 
 def describe(colleagues: Sequence[Colleague], names: dict[str, str] | None = None) -> str:
-    """"Dana is replying", "Dana and Sam are viewing" — for the queue row and the thread header."""
+    """ "Dana is replying", "Dana and Sam are viewing" — for the queue row and the thread header."""
     if not colleagues:
         return ""
     names = names or {}

@@ -122,13 +122,21 @@ def change(
     return changed
 
 
-def touch(session: Session, *, conversation: Conversation, policies: clocks.Policies, now: datetime, tags: set[str] | None = None) -> None:
+def touch(
+    session: Session,
+    *,
+    conversation: Conversation,
+    policies: clocks.Policies,
+    now: datetime,
+    tags: set[str] | None = None,
+) -> None:
     """After a change: record SLA clock events, recompute SLA fields, bump the version, mark the time."""
     if tags is None:
         tags = _tags(session, id_of(conversation))
     customer = session.get(Customer, conversation.customer_id)
-    clocks.refresh(conversation, policies=policies, tags=tags, tier=customer.tier if customer else "", now=now,
-                   session=session)
+    clocks.refresh(
+        conversation, policies=policies, tags=tags, tier=customer.tier if customer else "", now=now, session=session
+    )
     conversation.version += 1
     conversation.updated_at = now
     session.add(conversation)
@@ -166,8 +174,9 @@ def merge_conversations(
     if source.id == target.id:
         raise InvalidInput(f"cannot merge {source_ref} into itself; pick another conversation")
     if target.merged_into_id is not None:
-        raise InvalidInput(f"{target_ref} was itself merged into {ref_of(target.merged_into_id)}; "
-                           "merge into that one instead")
+        raise InvalidInput(
+            f"{target_ref} was itself merged into {ref_of(target.merged_into_id)}; merge into that one instead"
+        )
     if source.merged_into_id is not None:
         raise InvalidInput(f"{source_ref} was already merged into {ref_of(source.merged_into_id)}")
 
@@ -180,8 +189,16 @@ def merge_conversations(
     # A draft on the source follows it unless the agent already has one on the target.
     for draft in collaboration.drafts_on(session=session, conversation_id=id_of(source)):
         if session.get(Draft, (target.id, draft.agent)) is None:
-            session.add(Draft(conversation_id=id_of(target), agent=draft.agent, kind=draft.kind, body=draft.body,
-                              base_version=target.version, updated_at=draft.updated_at))
+            session.add(
+                Draft(
+                    conversation_id=id_of(target),
+                    agent=draft.agent,
+                    kind=draft.kind,
+                    body=draft.body,
+                    base_version=target.version,
+                    updated_at=draft.updated_at,
+                )
+            )
         session.delete(draft)
     session.flush()
 

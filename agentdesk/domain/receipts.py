@@ -36,6 +36,8 @@ from agentdesk.store.models import Conversation, Customer, Message, id_of, ref_o
 DEFAULT_LIMIT_PER_HOUR = 3
 WINDOW = timedelta(hours=1)
 AUTHOR = "Automatic receipt"
+
+
 @dataclass(frozen=True)
 class Decision:
     send: bool
@@ -89,17 +91,27 @@ def receipts_sent(session: Session, *, customer_id: int, now: datetime, window: 
 
 
 def _is_first_message(session: Session, conversation: Conversation, message: Message) -> bool:
-    return not threads.has_other_message(session=session, conversation_id=id_of(conversation), message_id=id_of(message))
+    return not threads.has_other_message(
+        session=session, conversation_id=id_of(conversation), message_id=id_of(message)
+    )
 
 
 def _receipt_since_last_reply(session: Session, conversation: Conversation) -> bool:
-    return threads.has_receipt_since(session=session, conversation_id=id_of(conversation),
-                                     since=conversation.last_agent_reply_at)
+    return threads.has_receipt_since(
+        session=session, conversation_id=id_of(conversation), since=conversation.last_agent_reply_at
+    )
 
 
 def decide(
-    session: Session, *, conversation: Conversation, message: Message, settings: config.Settings,
-    policies: clocks.Policies, now: datetime, inbound: Any = None, first_message: bool | None = None,
+    session: Session,
+    *,
+    conversation: Conversation,
+    message: Message,
+    settings: config.Settings,
+    policies: clocks.Policies,
+    now: datetime,
+    inbound: Any = None,
+    first_message: bool | None = None,
 ) -> Decision:
     """Whether `message` (stored, inbound) gets an automatic receipt, and why (not).
 
@@ -114,9 +126,12 @@ def decide(
         return Decision(False, "it is not a customer message")
     ours = our_addresses(settings)
     why_not = automatic_messages.refusal(
-        kind=message.kind, bulk=message.bulk or bool(inbound is not None and inbound.bulk),
-        sender_address=message.sender_address, headers=inbound.headers if inbound is not None else {},
-        our_addresses=ours)
+        kind=message.kind,
+        bulk=message.bulk or bool(inbound is not None and inbound.bulk),
+        sender_address=message.sender_address,
+        headers=inbound.headers if inbound is not None else {},
+        our_addresses=ours,
+    )
     if why_not:
         return Decision(False, why_not)
     if getattr(conversation, "aside", ""):
@@ -193,8 +208,14 @@ def format_eta(due: datetime, *, now: datetime, zone) -> tuple[str, str]:
     return absolute, f"by {absolute}"
 
 
-def values(conversation: Conversation, customer: Customer | None, *, policies: clocks.Policies,
-           settings: config.Settings, now: datetime) -> dict[str, str]:
+def values(
+    conversation: Conversation,
+    customer: Customer | None,
+    *,
+    policies: clocks.Policies,
+    settings: config.Settings,
+    now: datetime,
+) -> dict[str, str]:
     """The template's placeholders; `due` empty (so the template is refused) when nothing is promised."""
     from agentdesk.domain import templates
 
@@ -220,8 +241,7 @@ def values(conversation: Conversation, customer: Customer | None, *, policies: c
 ARTICLES_IN_RECEIPT = 3
 
 
-def _articles(session: Session, template: Any, message: Message, *, settings: config.Settings,
-              now: datetime) -> list:
+def _articles(session: Session, template: Any, message: Message, *, settings: config.Settings, now: datetime) -> list:
     """The knowledge-base articles that best match the customer's first message, when the
     template lists them (`{{ articles }}`); none otherwise, so a receipt without them never
     reads the articles directory."""
@@ -233,8 +253,15 @@ def _articles(session: Session, template: Any, message: Message, *, settings: co
 
 
 def maybe_queue_receipt(
-    session: Session, *, conversation: Conversation, message: Message, settings: config.Settings,
-    policies: clocks.Policies, now: datetime, inbound: Any = None, first_message: bool | None = None,
+    session: Session,
+    *,
+    conversation: Conversation,
+    message: Message,
+    settings: config.Settings,
+    policies: clocks.Policies,
+    now: datetime,
+    inbound: Any = None,
+    first_message: bool | None = None,
 ) -> Message | None:
     """Queue the automatic receipt for `message` when it should get one; the queued Message or None.
 
@@ -245,8 +272,16 @@ def maybe_queue_receipt(
     """
     from agentdesk.domain import replies, templates
 
-    decision = decide(session, conversation=conversation, message=message, settings=settings, policies=policies,
-                      now=now, inbound=inbound, first_message=first_message)
+    decision = decide(
+        session,
+        conversation=conversation,
+        message=message,
+        settings=settings,
+        policies=policies,
+        now=now,
+        inbound=inbound,
+        first_message=first_message,
+    )
     if not decision.send:
         return None
     customer = session.get(Customer, conversation.customer_id)
@@ -260,19 +295,33 @@ def maybe_queue_receipt(
             missing = ", ".join(rendered.undefined)
             raise AgentdeskError(
                 f"template {template.name!r} needs {missing}, which agentdesk cannot fill for "
-                f"{ref_of(id_of(conversation))}" + (" (no reply target is running, so no time is promised)"
-                                                 if "due" in rendered.undefined else "")
+                f"{ref_of(id_of(conversation))}"
+                + (" (no reply target is running, so no time is promised)" if "due" in rendered.undefined else "")
             )
         with session.begin_nested():
             receipt = replies.reply(
-                session, conversation=conversation, body=rendered.text, agent=audit.SYSTEM, agent_name=AUTHOR,
-                now=now, policies=policies, kind="receipt",
+                session,
+                conversation=conversation,
+                body=rendered.text,
+                agent=audit.SYSTEM,
+                agent_name=AUTHOR,
+                now=now,
+                policies=policies,
+                kind="receipt",
                 message_id_domain=settings.message_id_domain(conversation.source),
             )
             if suggested and "articles" in template.body:
                 knowledge_base.record_sent(session, message=receipt, now=now)
             return receipt
     except AgentdeskError as error:
-        audit.record(session, agent=audit.SYSTEM, action="receipt_failed", now=now, conversation_id=conversation.id,
-                     message_id=message.id, template=decision.template, reason=str(error))
+        audit.record(
+            session,
+            agent=audit.SYSTEM,
+            action="receipt_failed",
+            now=now,
+            conversation_id=conversation.id,
+            message_id=message.id,
+            template=decision.template,
+            reason=str(error),
+        )
         return None

@@ -99,11 +99,26 @@ def reply(
     session.add(message)
     session.flush()
     if recipients is not None:
-        queue_outbox(session, message=message, channel=conversation.channel, source=conversation.source,
-                     recipients=recipients, now=now, send_after=send_after)
+        queue_outbox(
+            session,
+            message=message,
+            channel=conversation.channel,
+            source=conversation.source,
+            recipients=recipients,
+            now=now,
+            send_after=send_after,
+        )
     else:
-        session.add(Outbox(message_id=id_of(message), channel=conversation.channel, source=conversation.source,
-                           state="queued", created_at=now, next_attempt_at=max(send_after or now, now)))
+        session.add(
+            Outbox(
+                message_id=id_of(message),
+                channel=conversation.channel,
+                source=conversation.source,
+                state="queued",
+                created_at=now,
+                next_attempt_at=max(send_after or now, now),
+            )
+        )
     if files:
         attach(session, message=message, outgoing=files)
     if not automatic:
@@ -114,26 +129,49 @@ def reply(
         # A new reply answers the bounce: the row's flag goes (the failed one stays in the thread).
         conversation.bounced_at = None
         conversation.waiting_since = None
-    audit.record(session, agent=agent, action=kind if automatic else "reply", now=now,
-                 conversation_id=conversation.id, message_id=message.id)
+    audit.record(
+        session,
+        agent=agent,
+        action=kind if automatic else "reply",
+        now=now,
+        conversation_id=conversation.id,
+        message_id=message.id,
+    )
     # A receipt or survey is not a reply: the conversation stays "new" until a person answers.
     new_status = status or ("open" if conversation.status == "new" and not automatic else None)
-    changed = queue.change(session, conversation=conversation, agent=agent, now=now, policies=policies,
-                           status=new_status)
+    changed = queue.change(
+        session, conversation=conversation, agent=agent, now=now, policies=policies, status=new_status
+    )
     if not changed:
         queue.touch(session, conversation=conversation, policies=policies, now=now)
     return message
 
 
-def queue_outbox(session: Session, *, message: Message, channel: str, source: str, recipients, now: datetime,
-                 send_after: datetime | None = None) -> Outbox:
+def queue_outbox(
+    session: Session,
+    *,
+    message: Message,
+    channel: str,
+    source: str,
+    recipients,
+    now: datetime,
+    send_after: datetime | None = None,
+) -> Outbox:
     """The Outbox row of an outbound message with its recipients (`outbound.Recipients`); the
     message records every address too, so an answer from any of them is a participant's."""
     message.recipients = " ".join(recipients.all())
     session.add(message)
-    outbox = Outbox(message_id=id_of(message), channel=channel, source=source, state="queued", created_at=now,
-                    next_attempt_at=max(send_after or now, now), to_addresses=" ".join(recipients.to),
-                    cc_addresses=" ".join(recipients.cc), bcc_addresses=" ".join(recipients.bcc))
+    outbox = Outbox(
+        message_id=id_of(message),
+        channel=channel,
+        source=source,
+        state="queued",
+        created_at=now,
+        next_attempt_at=max(send_after or now, now),
+        to_addresses=" ".join(recipients.to),
+        cc_addresses=" ".join(recipients.cc),
+        bcc_addresses=" ".join(recipients.bcc),
+    )
     session.add(outbox)
     return outbox
 
@@ -144,15 +182,29 @@ def attach(session: Session, *, message: Message, outgoing: Sequence) -> list[At
     row without its bytes."""
     from agentdesk.store import attachments
 
-    rows = [Attachment(message_id=id_of(message), filename=each.name, content_type=each.content_type,
-                       size=len(each.data), storage_key=attachments.put(session=session, data=each.data),
-                       state="stored") for each in outgoing]
+    rows = [
+        Attachment(
+            message_id=id_of(message),
+            filename=each.name,
+            content_type=each.content_type,
+            size=len(each.data),
+            storage_key=attachments.put(session=session, data=each.data),
+            state="stored",
+        )
+        for each in outgoing
+    ]
     session.add_all(rows)
     return rows
 
 
 def add_note(
-    session: Session, *, conversation: Conversation, body: str, agent: str, agent_name: str, now: datetime,
+    session: Session,
+    *,
+    conversation: Conversation,
+    body: str,
+    agent: str,
+    agent_name: str,
+    now: datetime,
     policies: clocks.Policies,
 ) -> Message:
     """An internal note: visible to agents only, never delivered, not a reply."""
@@ -167,8 +219,7 @@ def add_note(
     )
     session.add(message)
     session.flush()
-    audit.record(session, agent=agent, action="note", now=now, conversation_id=conversation.id,
-                 message_id=message.id)
+    audit.record(session, agent=agent, action="note", now=now, conversation_id=conversation.id, message_id=message.id)
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     return message
 
@@ -177,8 +228,7 @@ def add_note(
 RESENDABLE = ("failed", "possibly_sent")
 
 
-def resend(session: Session, *, messages: list[Message], number: int, ref: str, agent: str,
-           now: datetime) -> Message:
+def resend(session: Session, *, messages: list[Message], number: int, ref: str, agent: str, now: datetime) -> Message:
     """Queue message `number` (1-based, in thread order: `show`'s order) to be sent again.
 
     Only a reply whose delivery failed or whose outcome is unknown (`possibly_sent`); a bounce is
@@ -189,14 +239,16 @@ def resend(session: Session, *, messages: list[Message], number: int, ref: str, 
     message = messages[number - 1]
     outbox = queries.delivery_states(session=session, message_ids=[id_of(message)]).get(id_of(message))
     if outbox is None:
-        what = {"inbound": "a message from the customer", "note": "an internal note"}.get(message.direction,
-                                                                                       "not a queued reply")
+        what = {"inbound": "a message from the customer", "note": "an internal note"}.get(
+            message.direction, "not a queued reply"
+        )
         raise InvalidInput(f"{ref} message {number} is {what}; only replies are sent")
     if outbox.state == "failed" and outbox.bounce_message_id is not None:
         raise InvalidInput(f"{ref} message {number} bounced (the server refused it for good); write a new reply")
     if outbox.state not in RESENDABLE:
-        raise InvalidInput(f"{ref} message {number} is {outbox.state}; only a failed or possibly sent reply "
-                           "can be resent")
+        raise InvalidInput(
+            f"{ref} message {number} is {outbox.state}; only a failed or possibly sent reply can be resent"
+        )
     previous = outbox.state
     outbox.state = "queued"
     # A fresh run of attempts: the history keeps the earlier ones.
@@ -206,14 +258,28 @@ def resend(session: Session, *, messages: list[Message], number: int, ref: str, 
     outbox.last_error = ""
     outbox.no_sender_at = None
     session.add(outbox)
-    audit.record(session, agent=agent, action="resend", now=now, conversation_id=message.conversation_id,
-                 message_id=message.id, previous=previous)
+    audit.record(
+        session,
+        agent=agent,
+        action="resend",
+        now=now,
+        conversation_id=message.conversation_id,
+        message_id=message.id,
+        previous=previous,
+    )
     return message
 
 
-
-def withdraw(session: Session, *, conversation: Conversation, message_id: int, agent: str, signature: str,
-             now: datetime, policies: clocks.Policies) -> str:
+def withdraw(
+    session: Session,
+    *,
+    conversation: Conversation,
+    message_id: int,
+    agent: str,
+    signature: str,
+    now: datetime,
+    policies: clocks.Policies,
+) -> str:
     """Take back a reply no sender has claimed yet (the undo window): its message and outbox row
     go in this transaction; the body as the agent wrote it (without the signature) is returned.
 
@@ -232,7 +298,6 @@ def withdraw(session: Session, *, conversation: Conversation, message_id: int, a
     first, last = outbox_queries.agent_reply_times(session=session, conversation_id=conversation.id)
     conversation.first_responded_at = first
     conversation.last_agent_reply_at = last
-    audit.record(session, agent=agent, action="unsend", now=now, conversation_id=conversation.id,
-                 message_id=message_id)
+    audit.record(session, agent=agent, action="unsend", now=now, conversation_id=conversation.id, message_id=message_id)
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     return body

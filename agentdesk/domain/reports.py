@@ -99,7 +99,8 @@ def compliance(session: Session, window: Window, *, now: datetime) -> dict[str, 
         add("first_reply", policy, agent, f_met, f_missed)
         add("resolution", policy, agent, r_met, r_missed)
     for target, policy, agent, f_met, f_missed in reporting.fulfilments_by_policy_and_agent(
-            session=session, since=window.since, until=window.until):
+        session=session, since=window.since, until=window.until
+    ):
         add(target, policy, agent, f_met, f_missed)
 
     from agentdesk.domain.sla import TARGETS
@@ -146,8 +147,9 @@ def backlog(session: Session, *, now: datetime) -> dict[str, Any]:
 
 def volume(session: Session, window: Window) -> dict[str, Any]:
     conversations = reporting.conversations_by_channel(session=session, since=window.since, until=window.until)
-    messages: dict[str, dict[str, int]] = defaultdict(lambda: {"inbound": 0, "outbound": 0, "note": 0, "receipt": 0, "survey": 0,
-                                                               "automatic_inbound": 0})
+    messages: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"inbound": 0, "outbound": 0, "note": 0, "receipt": 0, "survey": 0, "automatic_inbound": 0}
+    )
     rows = reporting.messages_by_channel(session=session, since=window.since, until=window.until)
     for channel, direction, kind, count in rows:
         cell = messages[channel]
@@ -186,9 +188,16 @@ def knowledge_base_usage(session: Session, window: Window) -> dict[str, Any]:
     without the customer writing again."""
     from agentdesk.domain import knowledge_base
 
-    return {"articles": [
-        {"slug": use.slug, "title": use.title, "sent": use.sent, "conversations": use.conversations,
-         "solved_without_reply": use.solved_without_reply,
-         "self_service_rate": round(use.self_service_rate, 4) if use.self_service_rate is not None else None}
-        for use in knowledge_base.usage(session, since=window.since, until=window.until)
-    ]}
+    return {
+        "articles": [
+            {
+                "slug": use.slug,
+                "title": use.title,
+                "sent": use.sent,
+                "conversations": use.conversations,
+                "solved_without_reply": use.solved_without_reply,
+                "self_service_rate": round(use.self_service_rate, 4) if use.self_service_rate is not None else None,
+            }
+            for use in knowledge_base.usage(session, since=window.since, until=window.until)
+        ]
+    }

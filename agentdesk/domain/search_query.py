@@ -37,7 +37,7 @@ FIELDS = {
 }
 
 _TOKEN = re.compile(r'-?[A-Za-z]+:"[^"]*"|"[^"]*"|\S+')
-_FILTER = re.compile(r'^(?P<neg>-?)(?P<field>[A-Za-z]+):(?P<value>.*)$')
+_FILTER = re.compile(r"^(?P<neg>-?)(?P<field>[A-Za-z]+):(?P<value>.*)$")
 
 
 @dataclass(frozen=True)
@@ -145,4 +145,5 @@ def parse_when(text: str, *, now: datetime, local_zone: tzinfo | None = None, fi
     except InvalidInput:
         raise InvalidInput(
             f"{field}:{text}: expected a date (2026-11-01), a time (2026-11-01T09:00), today, yesterday "
-            f"or an age like 2d") from None
+            f"or an age like 2d"
+        ) from None

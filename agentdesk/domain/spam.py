@@ -22,20 +22,23 @@ from agentdesk.store.models import BlockedSender, Conversation, ref_of
 SPAM = "spam"
 
 
-def mark_spam(session: Session, *, conversation: Conversation, agent: str, now: datetime,
-              policies: clocks.Policies) -> bool:
+def mark_spam(
+    session: Session, *, conversation: Conversation, agent: str, now: datetime, policies: clocks.Policies
+) -> bool:
     """Set the conversation aside as spam; False when it already was."""
     if conversation.aside == SPAM:
         return False
-    audit.record(session, agent=agent, action="spam", now=now, conversation_id=conversation.id,
-                 old=conversation.aside or "queue")
+    audit.record(
+        session, agent=agent, action="spam", now=now, conversation_id=conversation.id, old=conversation.aside or "queue"
+    )
     conversation.aside = SPAM
     queue_service.touch(session, conversation=conversation, policies=policies, now=now)
     return True
 
 
-def unmark_spam(session: Session, *, conversation: Conversation, agent: str, now: datetime,
-                policies: clocks.Policies) -> str:
+def unmark_spam(
+    session: Session, *, conversation: Conversation, agent: str, now: datetime, policies: clocks.Policies
+) -> str:
     """Undo `mark_spam`: back to the view it was in before (its last `spam` event says which).
     The view it is in now ("queue", "bulk", "system"); "" when it was not spam."""
     if conversation.aside != SPAM:
@@ -45,8 +48,14 @@ def unmark_spam(session: Session, *, conversation: Conversation, agent: str, now
     last = threads.latest_event_detail(session=session, conversation_id=conversation.id, action="spam")
     before = json.loads(last or "{}").get("old", "queue")
     conversation.aside = before if before in ("bulk", "system") else ""
-    audit.record(session, agent=agent, action="unspam", now=now, conversation_id=conversation.id,
-                 new=conversation.aside or "queue")
+    audit.record(
+        session,
+        agent=agent,
+        action="unspam",
+        now=now,
+        conversation_id=conversation.id,
+        new=conversation.aside or "queue",
+    )
     queue_service.touch(session, conversation=conversation, policies=policies, now=now)
     return conversation.aside or "queue"
 
@@ -57,8 +66,10 @@ def block_pattern(text: str) -> str:
     pattern = text.strip().lower().strip("<>")
     local, at, domain = pattern.rpartition("@")
     if not at or not domain or "." not in domain or any(c.isspace() for c in pattern) or "@" in local:
-        raise InvalidInput(f"{text!r} is not an address or a domain; block an address (spam@example.com) "
-                           "or a whole domain (@example.com)")
+        raise InvalidInput(
+            f"{text!r} is not an address or a domain; block an address (spam@example.com) "
+            "or a whole domain (@example.com)"
+        )
     return pattern
 
 

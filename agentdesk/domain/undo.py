@@ -24,12 +24,23 @@ from agentdesk.store.models import Conversation, id_of, ref_of
 # What can be undone: the changes `queue.change`, `queue.claim` and `spam.mark_spam` record.
 UNDOABLE = ("status", "priority", "assign", "claim", "tag", "untag", "snooze", "spam", "unspam")
 # Events that say something happened to the conversation without changing what an undo restores.
-HARMLESS = ("delivered", "delivery_uncertain", "resend", "note", "reply", "receipt", "survey", "undo", "unsend",
-            "macro")
+HARMLESS = (
+    "delivered",
+    "delivery_uncertain",
+    "resend",
+    "note",
+    "reply",
+    "receipt",
+    "survey",
+    "undo",
+    "unsend",
+    "macro",
+)
 
 
-def undo_last(session: Session, *, conversation: Conversation, agent: str, now: datetime,
-              policies: clocks.Policies) -> list[str]:
+def undo_last(
+    session: Session, *, conversation: Conversation, agent: str, now: datetime, policies: clocks.Policies
+) -> list[str]:
     """Undo this agent's latest change to the conversation; what was undone, as lines."""
     ref = ref_of(id_of(conversation))
     events = conversation_queries.latest_events(session=session, conversation_id=id_of(conversation), limit=200)
@@ -40,7 +51,7 @@ def undo_last(session: Session, *, conversation: Conversation, agent: str, now: 
         raise InvalidInput(f"{ref}: your last change was undone already")
     # One action's events: written together, with one `now`, nothing else between them.
     group = []
-    for event in events[events.index(mine):]:
+    for event in events[events.index(mine) :]:
         if event.agent != agent or event.at != mine.at or event.action not in (*UNDOABLE, "macro"):
             break
         if event.action != "macro":
@@ -48,8 +59,9 @@ def undo_last(session: Session, *, conversation: Conversation, agent: str, now: 
     later = [e for e in events if id_of(e) > max(id_of(g) for g in group) and e.action not in HARMLESS]
     if later:
         who = later[-1].agent
-        raise Conflict(f"{ref} changed since your {mine.action} ({later[-1].action} by {who}); "
-                       "not undone — look at it again")
+        raise Conflict(
+            f"{ref} changed since your {mine.action} ({later[-1].action} by {who}); not undone — look at it again"
+        )
     if conversation_queries.inbound_since(session=session, conversation_id=id_of(conversation), since=mine.at):
         raise Conflict(f"{ref} has a new customer message since your {mine.action}; not undone — look at it again")
     changes: dict[str, Any] = {"add_tags": [], "remove_tags": []}
@@ -79,6 +91,7 @@ def undo_last(session: Session, *, conversation: Conversation, agent: str, now: 
             spam.mark_spam(session, conversation=conversation, agent=agent, now=now, policies=policies)
         undone.append(event.action)
     queue.change(session, conversation=conversation, agent=agent, now=now, policies=policies, **changes)
-    audit.record(session, agent=agent, action="undo", now=now, conversation_id=conversation.id,
-                 undone=undone, event=mine.id)
+    audit.record(
+        session, agent=agent, action="undo", now=now, conversation_id=conversation.id, undone=undone, event=mine.id
+    )
     return [f"{ref}: undid your {', '.join(undone)}"]

@@ -37,7 +37,11 @@ __all__ = ["Ingested", "content_hash", "ingest_all", "ingest_batch", "ingest_mes
 
 
 def ingest_message(
-    session: Session, message: InboundMessage, *, policies: clocks.Policies, now: datetime,
+    session: Session,
+    message: InboundMessage,
+    *,
+    policies: clocks.Policies,
+    now: datetime,
     settings: Settings | None = None,
 ) -> Ingested:
     """Store one inbound message in the caller's transaction (the caller commits with its checkpoint).
@@ -49,8 +53,13 @@ def ingest_message(
 
 
 def ingest_batch(
-    session: Session, messages: Sequence[InboundMessage], *, policies: clocks.Policies, now: datetime,
-    settings: Settings | None = None, openings: Sequence[object] | None = None,
+    session: Session,
+    messages: Sequence[InboundMessage],
+    *,
+    policies: clocks.Policies,
+    now: datetime,
+    settings: Settings | None = None,
+    openings: Sequence[object] | None = None,
 ) -> list[Ingested]:
     """Store many inbound messages in the caller's transaction, as `ingest_message` would one by one.
 
@@ -67,7 +76,9 @@ def thread_for(session: Session, message: InboundMessage, customer_id: int) -> t
     """The stored conversation this message belongs to, and why; (None, "new") for a new one."""
     kind = customers.sender_identity_kind(message)
     address = customers.normalise_address(kind, message.sender_address)
-    found, reason = threading.thread(message, (customer_id, "", ""), address, _batch.Batch.lookup_for(session, [message]))
+    found, reason = threading.thread(
+        message, (customer_id, "", ""), address, _batch.Batch.lookup_for(session, [message])
+    )
     assert not isinstance(found, NewConversation), "a lookup of stored rows holds no new conversation"
     return found, reason
 

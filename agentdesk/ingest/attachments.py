@@ -44,25 +44,40 @@ class Keeper:
             data = attachment.data
             measured = getattr(attachment, "sha256", "")
             size = len(data) if data or not (measured or attachment.size) else attachment.size
-            row = dict(filename=attachment.filename, content_type=attachment.content_type, size=size,
-                       storage_key="", state="stored", reason="", url=attachment.url)
+            row = dict(
+                filename=attachment.filename,
+                content_type=attachment.content_type,
+                size=size,
+                storage_key="",
+                state="stored",
+                reason="",
+                url=attachment.url,
+            )
             rows.append(row)
             if attachment.failure:
                 row.update(state="withheld" if attachment.withheld else "failed", reason=attachment.failure)
                 continue
             if attachment.url and not data:
-                row.update(state="failed", reason="not downloaded: linked attachments are not fetched "
-                                                  "([attachments] download = false)")
+                row.update(
+                    state="failed",
+                    reason="not downloaded: linked attachments are not fetched ([attachments] download = false)",
+                )
                 continue
             row["storage_key"] = storage_key = measured or hashlib.sha256(data).hexdigest()
             if size > self.caps.max_file_bytes:
-                row.update(state="withheld", reason=f"over the {size_text(self.caps.max_file_bytes)} limit per file "
-                                                  "([attachments] max_file_bytes)")
+                row.update(
+                    state="withheld",
+                    reason=f"over the {size_text(self.caps.max_file_bytes)} limit per file "
+                    "([attachments] max_file_bytes)",
+                )
                 continue
             if kept + size > self.caps.max_message_bytes:
-                row.update(state="withheld", reason=f"the message's attachments pass the "
-                           f"{size_text(self.caps.max_message_bytes)} limit per message "
-                           "([attachments] max_message_bytes)")
+                row.update(
+                    state="withheld",
+                    reason=f"the message's attachments pass the "
+                    f"{size_text(self.caps.max_message_bytes)} limit per message "
+                    "([attachments] max_message_bytes)",
+                )
                 continue
             kept += size
             if measured and not data:

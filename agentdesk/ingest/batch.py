@@ -65,8 +65,13 @@ _CONVERSATION_COLUMNS = tuple(c.key for c in _CONVERSATION_TABLE.columns if c.ke
 
 
 def ingest(
-    session: Session, messages: Sequence[InboundMessage], *, policies: clocks.Policies, now: datetime,
-    settings: Settings | None, openings: Sequence[object] | None,
+    session: Session,
+    messages: Sequence[InboundMessage],
+    *,
+    policies: clocks.Policies,
+    now: datetime,
+    settings: Settings | None,
+    openings: Sequence[object] | None,
 ) -> list[Ingested]:
     messages = list(messages)
     if not messages:
@@ -74,8 +79,10 @@ def ingest(
     # Autoflush would write what the ORM holds before each lookup; the chunk writes once, at the end.
     with session.no_autoflush:
         batch = Batch(session, messages, policies=policies, now=now, settings=settings)
-        results = [batch.add(message, opening) for message, opening in
-                   zip(messages, openings if openings is not None else [None] * len(messages))]
+        results = [
+            batch.add(message, opening)
+            for message, opening in zip(messages, openings if openings is not None else [None] * len(messages))
+        ]
         batch.write()
     return [result() for result in results]
 
@@ -84,8 +91,15 @@ class Batch:
     """A chunk being ingested: what the database knew when it started, what it added since, and
     the rows still to write. Answers threading's questions (`threading.Lookup`) from both."""
 
-    def __init__(self, session: Session, messages: list[InboundMessage], *, policies: clocks.Policies | None,
-                 now: datetime | None, settings: Settings | None):
+    def __init__(
+        self,
+        session: Session,
+        messages: list[InboundMessage],
+        *,
+        policies: clocks.Policies | None,
+        now: datetime | None,
+        settings: Settings | None,
+    ):
         self.session = session
         self.policies = policies
         self.now = now
@@ -126,18 +140,23 @@ class Batch:
         session = self.session
         ids: set[str] = set()
         for message in messages:
-            ids.update(filter(None, (message.external_id, message.in_reply_to, *message.references,
-                                     threading.bounced_id(message))))
+            ids.update(
+                filter(
+                    None, (message.external_id, message.in_reply_to, *message.references, threading.bounced_id(message))
+                )
+            )
         for row in lookups.messages_by_external_id(session=session, external_ids=ids):
             assert row.external_id is not None  # matched on it
             self.known.setdefault(row.external_id, []).append(
-                Known(row.id, row.conversation_id, row.content_hash, row.direction, row.thread_reason))
+                Known(row.id, row.conversation_id, row.content_hash, row.direction, row.thread_reason)
+            )
         keys = {(m.source, m.thread_key) for m in messages if m.thread_key}
         for key, row in lookups.latest_by_thread_key(session=session, keys=keys).items():
             self.thread_keys[key] = Known(row.id, row.conversation_id, None, row.direction, row.thread_reason)
         # Stored messages: their conversation is an id.
-        conversation_ids = {k.conversation for found in self.known.values() for k in found
-                            if isinstance(k.conversation, int)}
+        conversation_ids = {
+            k.conversation for found in self.known.values() for k in found if isinstance(k.conversation, int)
+        }
         conversation_ids.update(k.conversation for k in self.thread_keys.values() if isinstance(k.conversation, int))
         self.conversations.update(lookups.conversations_by_id(session=session, conversation_ids=conversation_ids))
         addresses: dict[str, set[str]] = {}
@@ -150,9 +169,16 @@ class Batch:
             for address, customer in lookups.customers_by_address(session=session, kind=kind, addresses=wanted).items():
                 self.identities[(kind, address)] = customer
         # The block list, once per chunk: an address or its "@domain" (sets, not a query a message).
-        self.blocked = lookups.blocked_patterns(session=session, patterns={
-            pattern for wanted in addresses.values() for address in wanted if "@" in address
-            for pattern in (address, "@" + address.rpartition("@")[2])})
+        self.blocked = lookups.blocked_patterns(
+            session=session,
+            patterns={
+                pattern
+                for wanted in addresses.values()
+                for address in wanted
+                if "@" in address
+                for pattern in (address, "@" + address.rpartition("@")[2])
+            },
+        )
 
     # -- threading.Lookup ---------------------------------------------------------------------------
 
@@ -174,7 +200,9 @@ class Batch:
     @overload
     def conversation(self, conversation: int) -> Conversation | None: ...
     @overload
-    def conversation(self, conversation: int | Conversation | NewConversation) -> Conversation | NewConversation | None: ...
+    def conversation(
+        self, conversation: int | Conversation | NewConversation
+    ) -> Conversation | NewConversation | None: ...
     def conversation(self, conversation: int | Conversation | NewConversation) -> Conversation | NewConversation | None:
         """The stored conversation (loaded once) or the chunk's new one."""
         if isinstance(conversation, NewConversation):
@@ -211,7 +239,8 @@ class Batch:
         if any(p.conversation is conversation and p.row["sender_address"] == address for p in self.pending):
             return True
         return conversation.id is not None and lookups.has_message_from(
-            session=self.session, conversation_id=conversation.id, sender_address=address)
+            session=self.session, conversation_id=conversation.id, sender_address=address
+        )
 
     # -- one message ------------------------------------------------------------------------------
 
@@ -242,8 +271,11 @@ class Batch:
             if bounced is not None:
                 conversation, reason = self.conversation(bounced.conversation), "bounce"
                 assert conversation is not None, "the bounced message's conversation"
-                customer = (conversation.customer if isinstance(conversation, NewConversation)
-                            else (conversation.customer_id, "", ""))
+                customer = (
+                    conversation.customer
+                    if isinstance(conversation, NewConversation)
+                    else (conversation.customer_id, "", "")
+                )
             else:
                 owner = lookups.system_customer(session=self.session)
                 customer, conversation, reason, aside = (owner.id, owner.name, owner.tier), None, "new", "system"
@@ -264,22 +296,38 @@ class Batch:
             self.events.append(("created", {"channel": message.channel, "source": message.source}, conversation, None))
         elif not isinstance(conversation, NewConversation):
             self.touched[id_of(conversation)] = conversation
-        its_customer = (conversation.customer if isinstance(conversation, NewConversation)
-                        else (conversation.customer_id,))
-        if not created and not (aside == "spam" and not conversation.aside and customer_id_of(customer) ==
-                                customer_id_of(its_customer)):
+        its_customer = (
+            conversation.customer if isinstance(conversation, NewConversation) else (conversation.customer_id,)
+        )
+        if not created and not (
+            aside == "spam" and not conversation.aside and customer_id_of(customer) == customer_id_of(its_customer)
+        ):
             aside = ""  # joining a conversation leaves it where it is; a blocked sender's own goes to spam
         if aside and conversation.aside != aside:
             conversation.aside = aside
-            self.events.append(("set_aside", {"view": aside, "why": self._aside_reason(message, aside, address)},
-                                conversation, None))
+            self.events.append(
+                ("set_aside", {"view": aside, "why": self._aside_reason(message, aside, address)}, conversation, None)
+            )
         row = dict(
-            direction="inbound", kind=message.kind, bulk=message.bulk, author_login=None,
-            author=message.sender_name or message.sender_address, sender_address=address,
-            subject=message.subject, body_text=message.body_text, body_html_text=message.body_html_text,
-            at=at, ingested_at=now, source=message.source, external_id=external_id or None,
-            content_hash=digest, in_reply_to=message.in_reply_to, references=" ".join(message.references),
-            thread_reason=reason, parse_error=message.parse_error, thread_key=message.thread_key or None,
+            direction="inbound",
+            kind=message.kind,
+            bulk=message.bulk,
+            author_login=None,
+            author=message.sender_name or message.sender_address,
+            sender_address=address,
+            subject=message.subject,
+            body_text=message.body_text,
+            body_html_text=message.body_html_text,
+            at=at,
+            ingested_at=now,
+            source=message.source,
+            external_id=external_id or None,
+            content_hash=digest,
+            in_reply_to=message.in_reply_to,
+            references=" ".join(message.references),
+            thread_reason=reason,
+            parse_error=message.parse_error,
+            thread_key=message.thread_key or None,
             recipients=" ".join(dict.fromkeys(r.lower() for r in message.recipients if r)),
         )
         pending = PendingMessage(row, conversation, message, created)
@@ -309,12 +357,14 @@ class Batch:
                 self._reopen(conversation)
         conversation.version += 1
         conversation.updated_at = now
-        return lambda: Ingested(_written(pending.id), _written(conversation_id_of(pending.conversation)), created,
-                                False, reason)
+        return lambda: Ingested(
+            _written(pending.id), _written(conversation_id_of(pending.conversation)), created, False, reason
+        )
 
     def _duplicate(self, known: Known) -> Callable[[], Ingested]:
-        return lambda: Ingested(_written(known.message_id()), _written(known.conversation_id()), False, True,
-                                known.thread_reason)
+        return lambda: Ingested(
+            _written(known.message_id()), _written(known.conversation_id()), False, True, known.thread_reason
+        )
 
     def _customer(self, kind: str, address: str, name: str) -> CustomerRef:
         key = (kind, address)
@@ -372,8 +422,14 @@ class Batch:
             return "list or bulk mail"
         return "a bounce that matched none of our replies"
 
-    def _fail_bounced_reply(self, message: InboundMessage, bounce: PendingMessage, original: Known,
-                            matched_by: str, conversation: Conversation | NewConversation) -> None:
+    def _fail_bounced_reply(
+        self,
+        message: InboundMessage,
+        bounce: PendingMessage,
+        original: Known,
+        matched_by: str,
+        conversation: Conversation | NewConversation,
+    ) -> None:
         """The reply a bounce reports on was not delivered: its Outbox row failed with the reason,
         linked to the bounce; the conversation flagged and back in its assignee's Mine. A delay
         warning only joins the thread: the server is still trying."""
@@ -394,13 +450,24 @@ class Batch:
             self._reopen(conversation)
         if conversation.snoozed_until is not None:
             conversation.snoozed_until = None
-        self.events.append(("bounced", {"message_id": original.message_id(), "bounce_message_id": bounce,
-                                        "matched_by": matched_by,
-                                        "recipient": ", ".join(bounces.recipients(message)),
-                                        "reason": outbox.last_error}, conversation, None))
+        self.events.append(
+            (
+                "bounced",
+                {
+                    "message_id": original.message_id(),
+                    "bounce_message_id": bounce,
+                    "matched_by": matched_by,
+                    "recipient": ", ".join(bounces.recipients(message)),
+                    "reason": outbox.last_error,
+                },
+                conversation,
+                None,
+            )
+        )
 
-    def _survey_answer(self, pending: PendingMessage, conversation: Conversation | NewConversation, created: bool,
-                       at: datetime) -> bool:
+    def _survey_answer(
+        self, pending: PendingMessage, conversation: Conversation | NewConversation, created: bool, at: datetime
+    ) -> bool:
         """A customer's reply to a solved conversation whose survey went out, giving a rating
         (domain/csat.py): recorded once written. True when it is only a rating, so the
         conversation stays solved; with more (a question, a long text) it reopens as usual."""
@@ -428,9 +495,11 @@ class Batch:
             return
         first = pending.created or (
             # A ref can name a conversation whose messages were all moved away.
-            reason in ("hint-ref", "subject-tag") and not isinstance(conversation, NewConversation)
+            reason in ("hint-ref", "subject-tag")
+            and not isinstance(conversation, NewConversation)
             and not any(p.conversation is conversation for p in self.pending)
-            and not lookups.has_messages(session=self.session, conversation_id=id_of(conversation)))
+            and not lookups.has_messages(session=self.session, conversation_id=id_of(conversation))
+        )
         if first or getattr(channel, "receipt_after_hours", False):
             self.receipts.append((pending, first))
 
@@ -446,11 +515,17 @@ class Batch:
         now, policies = self.now, self.policies
         assert now is not None and policies is not None, "a lookup writes nothing"
         if self.new_customers:
-            ids = bulk.insert_customers(session, [
-                dict(name=c.name, organization="", tier="", notes="", created_at=now, merged_into_id=None)
-                for c in self.new_customers
-            ], lambda ids: [dict(customer_id=new_id, kind=c.kind, address=c.address, created_at=now)
-                            for c, new_id in zip(self.new_customers, ids)])
+            ids = bulk.insert_customers(
+                session,
+                [
+                    dict(name=c.name, organization="", tier="", notes="", created_at=now, merged_into_id=None)
+                    for c in self.new_customers
+                ],
+                lambda ids: [
+                    dict(customer_id=new_id, kind=c.kind, address=c.address, created_at=now)
+                    for c, new_id in zip(self.new_customers, ids)
+                ],
+            )
             for customer, new_id in zip(self.new_customers, ids):
                 customer.id = new_id
                 self.identities[(customer.kind, customer.address)] = (new_id, customer.name, "")
@@ -463,9 +538,11 @@ class Batch:
                 if rows is None:
                     rows = clocks.refresh_rows(conversation, policies=policies, tags=set(), tier=tier, now=now)
                 clock_rows.append((conversation, rows))
-            ids = bulk.insert_returning(session, Conversation, [
-                {name: getattr(c, name) for name in _CONVERSATION_COLUMNS} for c in self.new_conversations
-            ])
+            ids = bulk.insert_returning(
+                session,
+                Conversation,
+                [{name: getattr(c, name) for name in _CONVERSATION_COLUMNS} for c in self.new_conversations],
+            )
             for conversation, new_id in zip(self.new_conversations, ids):
                 conversation.id = new_id
         if self.pending:
@@ -479,13 +556,19 @@ class Batch:
                 outbox.bounce_message_id = bounce.id
                 session.add(outbox)
             self.bounced_outboxes = []
-            bulk.insert(session, MessageRaw, [dict(message_id=p.id, raw=p.message.raw)
-                                              for p in self.pending if p.message.raw])
+            bulk.insert(
+                session, MessageRaw, [dict(message_id=p.id, raw=p.message.raw) for p in self.pending if p.message.raw]
+            )
             self.keeper.finish()  # the bytes are kept before the rows that name them
-            bulk.insert(session, Attachment, [
-                dict(row, message_id=self.pending[index].id)
-                for index, rows in self.attachment_rows.items() for row in rows
-            ])
+            bulk.insert(
+                session,
+                Attachment,
+                [
+                    dict(row, message_id=self.pending[index].id)
+                    for index, rows in self.attachment_rows.items()
+                    for row in rows
+                ],
+            )
         if self.touched:
             touched = list(self.touched.items())
             ids = [conversation_id for conversation_id, _ in touched]
@@ -494,24 +577,52 @@ class Batch:
             recorded = clocks.load_events(session, ids)
             for conversation_id, stored in touched:
                 owner = owners.get(stored.customer_id)
-                rows = clocks.refresh_rows(stored, policies=policies, tags=set(tags[conversation_id]),
-                                           tier=owner.tier if owner else "", now=now, events=recorded[conversation_id])
+                rows = clocks.refresh_rows(
+                    stored,
+                    policies=policies,
+                    tags=set(tags[conversation_id]),
+                    tier=owner.tier if owner else "",
+                    now=now,
+                    events=recorded[conversation_id],
+                )
                 clock_rows.append((stored, rows))
                 session.add(stored)
-        bulk.insert(session, SlaClockEvent, [dict(row, conversation_id=owned.id)
-                                             for owned, rows in clock_rows for row in rows])
-        bulk.insert(session, Event, [
-            dict(at=now, agent=audit.SYSTEM, action=action,
-                 conversation_id=conversation_id_of(conversation) if conversation is not None else None,
-                 customer_id=customer.id if customer is not None else None,
-                 detail=json.dumps({name: value.id if isinstance(value, PendingMessage) else value
-                                    for name, value in detail.items()}, default=str, sort_keys=True))
-            for action, detail, conversation, customer in self.events
-        ])
+        bulk.insert(
+            session, SlaClockEvent, [dict(row, conversation_id=owned.id) for owned, rows in clock_rows for row in rows]
+        )
+        bulk.insert(
+            session,
+            Event,
+            [
+                dict(
+                    at=now,
+                    agent=audit.SYSTEM,
+                    action=action,
+                    conversation_id=conversation_id_of(conversation) if conversation is not None else None,
+                    customer_id=customer.id if customer is not None else None,
+                    detail=json.dumps(
+                        {
+                            name: value.id if isinstance(value, PendingMessage) else value
+                            for name, value in detail.items()
+                        },
+                        default=str,
+                        sort_keys=True,
+                    ),
+                )
+                for action, detail, conversation, customer in self.events
+            ],
+        )
         session.flush()
         for pending, answer, survey, answered, at in self.answers:
-            csat.record_answer(session, survey=survey, answer=answer, message_id=_written(pending.id),
-                               conversation=answered, at=at, now=now)
+            csat.record_answer(
+                session,
+                survey=survey,
+                answer=answer,
+                message_id=_written(pending.id),
+                conversation=answered,
+                at=at,
+                now=now,
+            )
         candidates = self.receipts
         self._reset_pending()
         for pending, first in candidates:
@@ -521,10 +632,18 @@ class Batch:
         """`refresh_rows` for a new conversation from its opening computed ahead, when that was
         computed for exactly this conversation's facts, policy and `now`; None otherwise."""
         opening = conversation.opening
-        if opening is None or tier or opening.now != self.now or conversation.status != "new" \
-                or conversation.priority != opening.priority or conversation.created_at != opening.created_at \
-                or conversation.waiting_since != opening.waiting_since or conversation.solved_at is not None \
-                or conversation.first_responded_at is not None or conversation.last_agent_reply_at is not None:
+        if (
+            opening is None
+            or tier
+            or opening.now != self.now
+            or conversation.status != "new"
+            or conversation.priority != opening.priority
+            or conversation.created_at != opening.created_at
+            or conversation.waiting_since != opening.waiting_since
+            or conversation.solved_at is not None
+            or conversation.first_responded_at is not None
+            or conversation.last_agent_reply_at is not None
+        ):
             return None
         assert self.policies is not None, "a lookup writes nothing"
         policy = self.policies.select(channel=conversation.channel, priority=conversation.priority, tags=set(), tier="")
@@ -533,8 +652,10 @@ class Batch:
         conversation.sla_policy = opening.policy
         for name, value in opening.fields.items():
             setattr(conversation, name, value)
-        return [{"target": target, "event": event, "at": at, "detail": detail}
-                for target, event, at, detail in opening.events]
+        return [
+            {"target": target, "event": event, "at": at, "detail": detail}
+            for target, event, at, detail in opening.events
+        ]
 
     def _receipt(self, pending: PendingMessage, first: bool) -> None:
         """The receipt decision for a message once it and its conversation are written (in message
@@ -544,7 +665,14 @@ class Batch:
         stored = session.get(Message, pending.id)
         assert isinstance(conversation, Conversation) and stored is not None, "both written"
         assert self.settings is not None and self.policies is not None and self.now is not None
-        receipts.maybe_queue_receipt(session, conversation=conversation, message=stored, settings=self.settings,
-                                     policies=self.policies, now=self.now, inbound=pending.message,
-                                     first_message=first)
+        receipts.maybe_queue_receipt(
+            session,
+            conversation=conversation,
+            message=stored,
+            settings=self.settings,
+            policies=self.policies,
+            now=self.now,
+            inbound=pending.message,
+            first_message=first,
+        )
         session.flush()

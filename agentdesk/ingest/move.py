@@ -15,7 +15,12 @@ from agentdesk.store.models import Conversation, Message, id_of, ref_of
 
 
 def move_message(
-    session: Session, *, message_id: int, to_conversation_id: int | None, agent: str, now: datetime,
+    session: Session,
+    *,
+    message_id: int,
+    to_conversation_id: int | None,
+    agent: str,
+    now: datetime,
     policies: clocks.Policies,
 ) -> Conversation:
     """Put a message in another conversation, or in a new one when `to_conversation_id` is None.
@@ -45,23 +50,49 @@ def move_message(
             if owner is not None:
                 customer_id = id_of(owner)
         target = Conversation(
-            channel=source.channel, source=message.source or source.source,
-            subject=message.subject or first_line(message.body_text), customer_id=customer_id, status="new",
-            created_at=message.at, updated_at=now,
+            channel=source.channel,
+            source=message.source or source.source,
+            subject=message.subject or first_line(message.body_text),
+            customer_id=customer_id,
+            status="new",
+            created_at=message.at,
+            updated_at=now,
         )
         session.add(target)
         session.flush()
-        audit.record(session, agent=agent, action="created", now=now, conversation_id=target.id,
-                     channel=target.channel, source=target.source, from_message_id=message.id)
+        audit.record(
+            session,
+            agent=agent,
+            action="created",
+            now=now,
+            conversation_id=target.id,
+            channel=target.channel,
+            source=target.source,
+            from_message_id=message.id,
+        )
     message.conversation_id = id_of(target)
     message.thread_reason = f"moved by {agent}"
     session.add(message)
     session.flush()
-    audit.record(session, agent=agent, action="move_message", now=now, conversation_id=source.id,
-                 message_id=message.id, to=ref_of(id_of(target)))
+    audit.record(
+        session,
+        agent=agent,
+        action="move_message",
+        now=now,
+        conversation_id=source.id,
+        message_id=message.id,
+        to=ref_of(id_of(target)),
+    )
     moved_from: dict[str, Any] = {"from": ref_of(id_of(source))}  # "from" is a Python keyword
-    audit.record(session, agent=agent, action="move_message", now=now, conversation_id=target.id,
-                 message_id=message.id, **moved_from)
+    audit.record(
+        session,
+        agent=agent,
+        action="move_message",
+        now=now,
+        conversation_id=target.id,
+        message_id=message.id,
+        **moved_from,
+    )
     for conversation in (source, target):
         _recompute_waiting(session, conversation)
         queue.touch(session, conversation=conversation, policies=policies, now=now)

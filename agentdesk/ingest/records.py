@@ -59,8 +59,6 @@ class NewCustomer:
     id: int | None = None
 
 
-
-
 # A customer as ingest holds one: a stored row, one the chunk adds, or a lookup's (id, name, tier).
 CustomerRef: TypeAlias = "Customer | NewCustomer | tuple[Any, ...]"
 
@@ -142,4 +140,6 @@ class Known:
     def order(self) -> tuple[int, int]:
         """ORDER BY id: stored rows first, by id; then the chunk's own, in the order they were
         added (their ids are to come, in that order)."""
-        return (1, self.sequence) if self.pending is not None and self.pending.id is None else (0, self.message_id() or 0)
+        return (
+            (1, self.sequence) if self.pending is not None and self.pending.id is None else (0, self.message_id() or 0)
+        )

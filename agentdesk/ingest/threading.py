@@ -57,8 +57,9 @@ def bounced_id(message: InboundMessage) -> str:
     return (message.headers.get("x-bounced-message-id") or "").strip()
 
 
-def thread(message: InboundMessage, customer: CustomerRef, address: str, lookup: Lookup) \
-        -> tuple[Conversation | NewConversation | None, str]:
+def thread(
+    message: InboundMessage, customer: CustomerRef, address: str, lookup: Lookup
+) -> tuple[Conversation | NewConversation | None, str]:
     """The existing conversation `message` from `customer` (sent from normalised `address`) belongs
     to, and why; (None, "new") for a new one."""
     original = bounced_id(message)
@@ -130,8 +131,9 @@ def by_ref(lookup: Lookup, conversation_id: int, customer: CustomerRef, address:
     return None
 
 
-def is_participant(lookup: Lookup, conversation: Conversation | NewConversation, customer: CustomerRef,
-                   address: str) -> bool:
+def is_participant(
+    lookup: Lookup, conversation: Conversation | NewConversation, customer: CustomerRef, address: str
+) -> bool:
     return _same_customer(conversation, customer) or lookup.has_message_from(conversation, address)
 
 

@@ -48,8 +48,11 @@ def root_of(bind) -> Path | None:
     if isinstance(bind, Session):
         bind = bind.get_bind()
     url = getattr(bind, "engine", bind).url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") \
-            or "mode=memory" in url.render_as_string():
+    if (
+        url.get_backend_name() != "sqlite"
+        or url.database in (None, "", ":memory:")
+        or "mode=memory" in url.render_as_string()
+    ):
         return None
     return Path(url.database).parent / "attachments"
 

@@ -64,8 +64,9 @@ def insert_messages(session: Session, rows: list[dict]) -> list[int]:
     return ids
 
 
-def insert_customers(session: Session, customer_rows: list[dict], identity_rows: Callable[[list[int]], list[dict]]) \
-        -> list[int]:
+def insert_customers(
+    session: Session, customer_rows: list[dict], identity_rows: Callable[[list[int]], list[dict]]
+) -> list[int]:
     """New customers and their identities (`identity_rows` of the new ids); on SQLite, their
     full-text rows in one statement, as `insert_messages` does: the triggers would insert each
     customer's row, then rewrite it with its addresses when its identity is inserted."""
@@ -82,8 +83,9 @@ def insert_customers(session: Session, customer_rows: list[dict], identity_rows:
     return ids
 
 
-def without_triggers(session: Session, count: int, index: search.BulkIndex,
-                     insert_rows: Callable[[], tuple[int, int] | None]) -> bool:
+def without_triggers(
+    session: Session, count: int, index: search.BulkIndex, insert_rows: Callable[[], tuple[int, int] | None]
+) -> bool:
     """Run `insert_rows` with the SQLite triggers `index` stands for dropped, then `index.sql`
     over the id range it returns, and re-create the triggers from their stored text (even when
     `insert_rows` fails: the caller then rolls back). False, having done nothing, when not
@@ -94,9 +96,14 @@ def without_triggers(session: Session, count: int, index: search.BulkIndex,
         return False
     expected = {search.trigger_name(trigger): search.stored_trigger_text(trigger) for trigger in index.triggers}
     names = tuple(expected)
-    stored: dict[str, str] = dict(connection.exec_driver_sql(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({})".format(
-            ", ".join("?" * len(names))), names).all())
+    stored: dict[str, str] = dict(
+        connection.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({})".format(
+                ", ".join("?" * len(names))
+            ),
+            names,
+        ).all()
+    )
     if any(search.normalised_sql(stored.get(name) or "") != text for name, text in expected.items()):
         return False
     for name in names:
@@ -156,7 +163,8 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
     missing = [name for name in names if name not in keys and name in defaults]
     columns = given + missing
     sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
-        table.name, ", ".join(f'"{name}"' for name in columns), ", ".join("?" * len(columns)))
+        table.name, ", ".join(f'"{name}"' for name in columns), ", ".join("?" * len(columns))
+    )
     extra = [sqlite_text(defaults[name]) if name in times else defaults[name] for name in missing]
     converted = [index for index, name in enumerate(given) if name in times]
     values = []
@@ -202,18 +210,20 @@ def insert_raw_from_file(session: Session, message_id: int, file) -> int:
     file.seek(0)
     connection = session.connection()
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql('INSERT INTO "messageraw" (message_id, raw) VALUES (?, zeroblob(?))',
-                                   (message_id, size))
-        rowid = connection.exec_driver_sql('SELECT rowid FROM "messageraw" WHERE message_id = ?',
-                                           (message_id,)).scalar()
+        connection.exec_driver_sql(
+            'INSERT INTO "messageraw" (message_id, raw) VALUES (?, zeroblob(?))', (message_id, size)
+        )
+        rowid = connection.exec_driver_sql(
+            'SELECT rowid FROM "messageraw" WHERE message_id = ?', (message_id,)
+        ).scalar()
         if size:
             with connection.connection.dbapi_connection.blobopen("messageraw", "raw", rowid) as blob:  # type: ignore[union-attr]  # sqlite3
                 for piece in iter(lambda: file.read(RAW_PIECE_BYTES), b""):
                     blob.write(piece)
         return size
-    session.execute(text('INSERT INTO messageraw (message_id, raw) VALUES (:id, :raw)'),
-                    {"id": message_id, "raw": b""})
+    session.execute(text("INSERT INTO messageraw (message_id, raw) VALUES (:id, :raw)"), {"id": message_id, "raw": b""})
     for piece in iter(lambda: file.read(RAW_PIECE_BYTES), b""):
-        session.execute(text("UPDATE messageraw SET raw = raw || :piece WHERE message_id = :id"),
-                        {"id": message_id, "piece": piece})
+        session.execute(
+            text("UPDATE messageraw SET raw = raw || :piece WHERE message_id = :id"), {"id": message_id, "piece": piece}
+        )
     return size

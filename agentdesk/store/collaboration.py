@@ -14,11 +14,12 @@ def fresh_presences(
     *, session: Session, agent: str, since: datetime, conversation_ids: Sequence[int] | None = None
 ) -> list[Presence]:
     """Other agents' presences heartbeaten at or after `since`: on these conversations, or on any."""
-    on = (col(Presence.conversation_id).in_(list(conversation_ids)) if conversation_ids is not None
-          else col(Presence.conversation_id).is_not(None))
-    return list(session.exec(
-        select(Presence).where(on, Presence.agent != agent, col(Presence.heartbeat_at) >= since)
-    ))
+    on = (
+        col(Presence.conversation_id).in_(list(conversation_ids))
+        if conversation_ids is not None
+        else col(Presence.conversation_id).is_not(None)
+    )
+    return list(session.exec(select(Presence).where(on, Presence.agent != agent, col(Presence.heartbeat_at) >= since)))
 
 
 def delete_draft(*, session: Session, conversation_id: int, agent: str) -> None:

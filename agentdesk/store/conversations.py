@@ -58,8 +58,12 @@ def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) ->
     conversation a chunk touches)."""
     return session.exec(
         select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
-            SlaClockEvent.conversation_id, SlaClockEvent.target, SlaClockEvent.event, SlaClockEvent.at,
-            SlaClockEvent.detail)
+            SlaClockEvent.conversation_id,
+            SlaClockEvent.target,
+            SlaClockEvent.event,
+            SlaClockEvent.at,
+            SlaClockEvent.detail,
+        )
         .where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
         .order_by(col(SlaClockEvent.conversation_id), col(SlaClockEvent.id))
     )
@@ -67,24 +71,37 @@ def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) ->
 
 def open_conversations_page(*, session: Session, after_id: int, limit: int) -> list[Conversation]:
     """The next `limit` conversations after `after_id` (id order) not solved, closed or merged away."""
-    return list(session.exec(
-        select(Conversation)
-        .where(col(Conversation.id) > after_id, col(Conversation.status).not_in(DONE_STATUSES),
-               col(Conversation.merged_into_id).is_(None))
-        .order_by(col(Conversation.id)).limit(limit)
-    ))
+    return list(
+        session.exec(
+            select(Conversation)
+            .where(
+                col(Conversation.id) > after_id,
+                col(Conversation.status).not_in(DONE_STATUSES),
+                col(Conversation.merged_into_id).is_(None),
+            )
+            .order_by(col(Conversation.id))
+            .limit(limit)
+        )
+    )
 
 
 def latest_events(*, session: Session, conversation_id: int, limit: int = 50) -> list[Event]:
     """The conversation's latest audit events, newest first."""
-    return list(session.exec(select(Event).where(Event.conversation_id == conversation_id)
-                             .order_by(col(Event.id).desc()).limit(limit)))
+    return list(
+        session.exec(
+            select(Event).where(Event.conversation_id == conversation_id).order_by(col(Event.id).desc()).limit(limit)
+        )
+    )
 
 
 def inbound_since(*, session: Session, conversation_id: int, since: datetime) -> int:
     """How many customer messages joined the conversation after `since` (by when they were stored)."""
     from sqlalchemy import func
 
-    return session.exec(select(func.count()).select_from(Message).where(
-        Message.conversation_id == conversation_id, Message.direction == "inbound",
-        col(Message.ingested_at) > since)).one()
+    return session.exec(
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.conversation_id == conversation_id, Message.direction == "inbound", col(Message.ingested_at) > since
+        )
+    ).one()

@@ -23,9 +23,26 @@ from agentdesk.store import attachments, db
 
 # Parents before children.
 ORDER = (
-    "agent", "customer", "identity", "conversation", "conversationtag", "message", "messageraw",
-    "attachment", "event", "outbox", "syncstate", "presence", "slaclockevent", "draft",
-    "blockedsender", "deliveryattempt", "attachmentblob", "satisfactionsurvey", "kbarticle", "articleuse",
+    "agent",
+    "customer",
+    "identity",
+    "conversation",
+    "conversationtag",
+    "message",
+    "messageraw",
+    "attachment",
+    "event",
+    "outbox",
+    "syncstate",
+    "presence",
+    "slaclockevent",
+    "draft",
+    "blockedsender",
+    "deliveryattempt",
+    "attachmentblob",
+    "satisfactionsurvey",
+    "kbarticle",
+    "articleuse",
 )
 # Columns that point into their own table: copied as NULL, then set once every row exists.
 SELF_REFERENCES = {"customer": "merged_into_id", "conversation": "merged_into_id"}
@@ -42,15 +59,18 @@ def _count(engine: Engine, table: Table) -> int:
         return connection.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-def copy_database(source: Engine, target_url: str, *, progress: Callable[[int, int, str], None] | None = None) -> CopyReport:
+def copy_database(
+    source: Engine, target_url: str, *, progress: Callable[[int, int, str], None] | None = None
+) -> CopyReport:
     tables = SQLModel.metadata.tables
     assert set(ORDER) == set(tables), "a new table must be added to ORDER"
     target = db.open_database(target_url)
     try:
         for name in ORDER:
             if _count(target, tables[name]):
-                raise AgentdeskError(f"the target database is not empty (table {name} has rows); "
-                                     "copy into a new, empty database")
+                raise AgentdeskError(
+                    f"the target database is not empty (table {name} has rows); copy into a new, empty database"
+                )
         totals = {name: _count(source, tables[name]) for name in ORDER}
         grand_total, done = sum(totals.values()), 0
         for name in ORDER:
@@ -89,7 +109,8 @@ def copy_database(source: Engine, target_url: str, *, progress: Callable[[int, i
         if missing:
             raise AgentdeskError(
                 f"every row was copied, but the bytes of {len(missing)} attachments are missing from the source's "
-                f"store (the first: {missing[0]}); they cannot be opened in the target either")
+                f"store (the first: {missing[0]}); they cannot be opened in the target either"
+            )
         return CopyReport(rows=copied)
     finally:
         target.dispose()
@@ -151,7 +172,9 @@ def _advance_sequences(target: Engine) -> None:
     with target.begin() as connection:
         for name, table in SQLModel.metadata.tables.items():
             if "id" in table.c and table.c.id.autoincrement is not False and table.c.id.primary_key:
-                connection.execute(text(
-                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                    f"coalesce((SELECT max(id) FROM {name}), 0) + 1, false)"
-                ))
+                connection.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                        f"coalesce((SELECT max(id) FROM {name}), 0) + 1, false)"
+                    )
+                )

@@ -12,17 +12,22 @@ from agentdesk.store.models import Conversation, SatisfactionSurvey
 _DONE = ("solved", "closed")
 
 
-def due_conversations(*, session: Session, source: str, solved_after: datetime, solved_before: datetime,
-                      limit: int = 200) -> list[Conversation]:
+def due_conversations(
+    *, session: Session, source: str, solved_after: datetime, solved_before: datetime, limit: int = 200
+) -> list[Conversation]:
     """Conversations of `source` solved in (solved_after, solved_before], still solved or closed,
     not merged away, and never surveyed (nor decided against)."""
-    surveyed = select(SatisfactionSurvey.conversation_id).where(
-        SatisfactionSurvey.conversation_id == Conversation.id)
+    surveyed = select(SatisfactionSurvey.conversation_id).where(SatisfactionSurvey.conversation_id == Conversation.id)
     statement = (
         select(Conversation)
-        .where(Conversation.source == source, col(Conversation.status).in_(_DONE),
-               col(Conversation.solved_at) > solved_after, col(Conversation.solved_at) <= solved_before,
-               col(Conversation.merged_into_id).is_(None), ~surveyed.exists())
+        .where(
+            Conversation.source == source,
+            col(Conversation.status).in_(_DONE),
+            col(Conversation.solved_at) > solved_after,
+            col(Conversation.solved_at) <= solved_before,
+            col(Conversation.merged_into_id).is_(None),
+            ~surveyed.exists(),
+        )
         .order_by(col(Conversation.solved_at), col(Conversation.id))
         .limit(limit)
     )
@@ -37,8 +42,9 @@ def add(*, session: Session, survey: SatisfactionSurvey) -> None:
     session.add(survey)
 
 
-def ratings_of_customer(*, session: Session, customer_id: int, limit: int = 50) \
-        -> list[tuple[int, str, SatisfactionSurvey]]:
+def ratings_of_customer(
+    *, session: Session, customer_id: int, limit: int = 50
+) -> list[tuple[int, str, SatisfactionSurvey]]:
     """(conversation id, subject, survey) of a customer's answered surveys, newest first."""
     statement = (
         select(Conversation.id, Conversation.subject, SatisfactionSurvey)
@@ -47,20 +53,32 @@ def ratings_of_customer(*, session: Session, customer_id: int, limit: int = 50) 
         .order_by(col(SatisfactionSurvey.answered_at).desc())
         .limit(limit)
     )
-    return [(conversation_id, subject, survey) for conversation_id, subject, survey in session.exec(statement).all()
-            if conversation_id is not None]  # a primary key: always
+    return [
+        (conversation_id, subject, survey)
+        for conversation_id, subject, survey in session.exec(statement).all()
+        if conversation_id is not None
+    ]  # a primary key: always
 
 
-def surveys_in(*, session: Session, since: datetime, until: datetime) \
-        -> list[tuple[datetime, int | None, str, str, str]]:
+def surveys_in(
+    *, session: Session, since: datetime, until: datetime
+) -> list[tuple[datetime, int | None, str, str, str]]:
     """(sent_at, rating or None, agent, SLA policy, channel) of every survey sent in [since, until)."""
     statement = (
         select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
-            SatisfactionSurvey.sent_at, SatisfactionSurvey.rating, SatisfactionSurvey.agent,
-            Conversation.sla_policy, Conversation.channel)
+            SatisfactionSurvey.sent_at,
+            SatisfactionSurvey.rating,
+            SatisfactionSurvey.agent,
+            Conversation.sla_policy,
+            Conversation.channel,
+        )
         .join(Conversation, Conversation.id == SatisfactionSurvey.conversation_id)
-        .where(SatisfactionSurvey.skipped == "", col(SatisfactionSurvey.message_id).is_not(None),
-               SatisfactionSurvey.sent_at >= since, SatisfactionSurvey.sent_at < until)
+        .where(
+            SatisfactionSurvey.skipped == "",
+            col(SatisfactionSurvey.message_id).is_not(None),
+            SatisfactionSurvey.sent_at >= since,
+            SatisfactionSurvey.sent_at < until,
+        )
     )
     return [tuple(row) for row in session.exec(statement).all()]
 
@@ -77,6 +95,10 @@ def alert_events(*, session: Session, since: datetime) -> list:
     when more came at once, the latest are the ones worth showing."""
     from agentdesk.store.models import Event
 
-    statement = (select(Event).where(Event.action == "csat_alert", col(Event.at) >= since)
-                 .order_by(col(Event.id).desc()).limit(100))
+    statement = (
+        select(Event)
+        .where(Event.action == "csat_alert", col(Event.at) >= since)
+        .order_by(col(Event.id).desc())
+        .limit(100)
+    )
     return list(reversed(session.exec(statement).all()))

@@ -144,7 +144,9 @@ def create_database_engine(url: str, *, create_directory: bool | None = None) ->
     try:
         parsed = make_url(url)
     except Exception:
-        raise ConfigError(f"database.url: {url!r} is not a database URL; expected sqlite:////path.db or postgresql://…") from None
+        raise ConfigError(
+            f"database.url: {url!r} is not a database URL; expected sqlite:////path.db or postgresql://…"
+        ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         path = sqlite_path(url)
@@ -164,8 +166,7 @@ def create_database_engine(url: str, *, create_directory: bool | None = None) ->
             import psycopg  # noqa: F401
         except ImportError:
             raise ConfigError(
-                "database.url: PostgreSQL needs the psycopg driver; install it with "
-                "pip install 'agentdesk[postgres]'"
+                "database.url: PostgreSQL needs the psycopg driver; install it with pip install 'agentdesk[postgres]'"
             ) from None
         # An unreachable host fails after this many seconds, not after the system's TCP timeout.
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT}
@@ -186,46 +187,60 @@ def check_sqlite_file(path: Path, *, create_directory: bool = False) -> None:
     directory that exists and can be written.
     """
     if path.is_dir():
-        raise DatabaseError(f"the database path {path} is a directory, not a file; set database.url to a file "
-                            f"in it, e.g. sqlite:///{path / 'agentdesk.db'}")
+        raise DatabaseError(
+            f"the database path {path} is a directory, not a file; set database.url to a file "
+            f"in it, e.g. sqlite:///{path / 'agentdesk.db'}"
+        )
     directory = path.parent
     if not directory.is_dir():
         if directory.exists() or _blocking_file(directory) is not None:
             blocker = _blocking_file(directory) or directory
-            raise DatabaseError(f"cannot use the database {path}: {blocker} is a file, not a directory; "
-                                f"correct database.url")
+            raise DatabaseError(
+                f"cannot use the database {path}: {blocker} is a file, not a directory; correct database.url"
+            )
         if not create_directory:
-            raise DatabaseError(f"the directory {directory} of the database {path} does not exist; create it "
-                                f"(mkdir -p {directory}) or correct database.url")
+            raise DatabaseError(
+                f"the directory {directory} of the database {path} does not exist; create it "
+                f"(mkdir -p {directory}) or correct database.url"
+            )
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise DatabaseError(f"cannot create the database directory {directory}: "
-                                f"{error.strerror or error}") from None
+            raise DatabaseError(
+                f"cannot create the database directory {directory}: {error.strerror or error}"
+            ) from None
     if not path.exists():
         if not os.access(directory, os.W_OK | os.X_OK):
-            raise DatabaseError(f"cannot create the database {path}: the directory {directory} is not writable "
-                                f"for this user; fix its permissions or correct database.url")
+            raise DatabaseError(
+                f"cannot create the database {path}: the directory {directory} is not writable "
+                f"for this user; fix its permissions or correct database.url"
+            )
         return
     try:
         with open(path, "rb") as file:
             header = file.read(100)
         size = path.stat().st_size
     except PermissionError:
-        raise DatabaseError(f"cannot read the database {path}: permission denied; run agentdesk as a user "
-                            f"who can read and write it, or fix its permissions") from None
+        raise DatabaseError(
+            f"cannot read the database {path}: permission denied; run agentdesk as a user "
+            f"who can read and write it, or fix its permissions"
+        ) from None
     except OSError as error:
         raise DatabaseError(f"cannot read the database {path}: {error.strerror or error}") from None
     _refuse_read_only(path)
     if not header:
         return
     if not header.startswith(SQLITE_MAGIC):
-        raise DatabaseError(f"{path} is not a SQLite database (it holds something else); point database.url "
-                            f"at the agentdesk database, or move this file away to start a new one")
+        raise DatabaseError(
+            f"{path} is not a SQLite database (it holds something else); point database.url "
+            f"at the agentdesk database, or move this file away to start a new one"
+        )
     expected = _size_in_header(header)
     if len(header) < 100 or (expected is not None and size < expected and not _wal_has_frames(path)):
-        raise DatabaseError(f"the database {path} is damaged: it is truncated ({size:,} of "
-                            f"{expected or 100:,} bytes); restore it from a backup")
+        raise DatabaseError(
+            f"the database {path} is damaged: it is truncated ({size:,} of "
+            f"{expected or 100:,} bytes); restore it from a backup"
+        )
 
 
 def _refuse_read_only(path: Path) -> None:
@@ -251,15 +266,18 @@ def read_only_message(path: Path, blocked: Path | None = None) -> str:
     import shlex
 
     where = f" ({blocked} is not writable)" if blocked is not None else ""
-    head = (f"the database {path} is read-only for this user{where}; agentdesk writes to it and to "
-            f"{path.name}-wal and {path.name}-shm beside it")
+    head = (
+        f"the database {path} is read-only for this user{where}; agentdesk writes to it and to "
+        f"{path.name}-wal and {path.name}-shm beside it"
+    )
     stuck = shared_files.problems(path)
     if stuck:
         owners = " or ".join(sorted({problem.owner for problem in stuck} | {"root"}))
         files = " ".join(shlex.quote(str(problem.file)) for problem in stuck)
         group = shared_files.directory_group(path.parent)
-        return (f"{head}: {owners} can fix it with `chgrp {group} {files} && chmod g+rw {files}`; "
-                f"`agentdesk doctor` checks")
+        return (
+            f"{head}: {owners} can fix it with `chgrp {group} {files} && chmod g+rw {files}`; `agentdesk doctor` checks"
+        )
     return f"{head}: fix the permissions of those files and of {path.parent}, or run agentdesk as their owner"
 
 
@@ -321,8 +339,10 @@ def explain(url: str, error: BaseException) -> str:
         if free is not None and free < NEARLY_FULL_BYTES:
             return _explain_disk_full(url)
         left = "" if free is None else f"; {human_bytes(free)} free in {path.parent}"
-        return (f"the database {path} cannot be read or written: {reason}{left}; check the disk (dmesg) "
-                f"and `agentdesk doctor`")
+        return (
+            f"the database {path} cannot be read or written: {reason}{left}; check the disk (dmesg) "
+            f"and `agentdesk doctor`"
+        )
     if path is None:
         where = describe_url(url)
         if "password authentication failed" in reason or "authentication failed" in reason:
@@ -330,24 +350,31 @@ def explain(url: str, error: BaseException) -> str:
         if "does not exist" in reason:
             return f"cannot open the database {where}: {_postgres_reason(reason)}; create it or correct database.url"
         if "connection" in reason.lower() or "timeout" in reason.lower():
-            return (f"cannot reach the database server of {where}: {_postgres_reason(reason)}; check that it is "
-                    f"running and that database.url names the right host and port")
+            return (
+                f"cannot reach the database server of {where}: {_postgres_reason(reason)}; check that it is "
+                f"running and that database.url names the right host and port"
+            )
         return f"cannot open the database {where}: {_postgres_reason(reason)}"
     lowered = reason.lower()
     if "not a database" in lowered:
-        return (f"{path} is not a SQLite database (it holds something else); point database.url at the "
-                f"agentdesk database, or move this file away to start a new one")
+        return (
+            f"{path} is not a SQLite database (it holds something else); point database.url at the "
+            f"agentdesk database, or move this file away to start a new one"
+        )
     if "malformed" in lowered or "corrupt" in lowered:
-        return (f"the database {path} is damaged ({reason}); restore it from a backup, or try "
-                f"`sqlite3 {path} .recover`")
+        return f"the database {path} is damaged ({reason}); restore it from a backup, or try `sqlite3 {path} .recover`"
     if "readonly" in lowered or "read-only" in lowered:
         return read_only_message(path)
     if "unable to open" in lowered:
-        return (f"cannot open the database {path}: check that it is a file this user can read and write, "
-                f"in a directory this user can write ({path.parent})")
+        return (
+            f"cannot open the database {path}: check that it is a file this user can read and write, "
+            f"in a directory this user can write ({path.parent})"
+        )
     if "locked" in lowered or "busy" in lowered:
-        return (f"the database {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
-                f"try again, or find the process that holds it")
+        return (
+            f"the database {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
+            f"try again, or find the process that holds it"
+        )
     return f"cannot open the database {path}: {reason}"
 
 
@@ -380,7 +407,10 @@ def _says_disk_full(error: BaseException) -> bool:
 
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return True
-    if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL or getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL:
+    if (
+        getattr(error, "sqlite_errorcode", None) == SQLITE_FULL
+        or getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL
+    ):
         return True
     if isinstance(error, DBAPIError):
         return False  # its driver error (orig) is looked at on its own
@@ -418,12 +448,16 @@ def human_bytes(size: int) -> str:
 def _explain_disk_full(url: str) -> str:
     path = sqlite_path(url)
     if path is None:
-        return (f"the database server of {describe_url(url)} has no disk space left; nothing more can be "
-                f"stored until space is freed on the server")
+        return (
+            f"the database server of {describe_url(url)} has no disk space left; nothing more can be "
+            f"stored until space is freed on the server"
+        )
     free = free_space(path.parent)
     left = "free space unknown" if free is None else f"{human_bytes(free)} free"
-    return (f"the disk holding the database {path} is full ({left} in {path.parent}); nothing more can be "
-            f"stored: free space there or move the database elsewhere (database.url)")
+    return (
+        f"the disk holding the database {path} is full ({left} in {path.parent}); nothing more can be "
+        f"stored: free space there or move the database elsewhere (database.url)"
+    )
 
 
 def _postgres_reason(reason: str) -> str:

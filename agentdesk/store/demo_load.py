@@ -55,7 +55,8 @@ def write_rows(path: Path, chunks: Iterable[Rows], *, on_chunk: Callable[[Rows],
         # Outbox channel follows its conversation; filled in one statement rather than per row.
         cursor.execute(
             "UPDATE outbox SET channel = (SELECT c.channel FROM message m JOIN conversation c "
-            "ON c.id = m.conversation_id WHERE m.id = outbox.message_id)")
+            "ON c.id = m.conversation_id WHERE m.id = outbox.message_id)"
+        )
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA optimize")
     finally:
@@ -64,33 +65,41 @@ def write_rows(path: Path, chunks: Iterable[Rows], *, on_chunk: Callable[[Rows],
 
 def _insert(cursor, r: Rows) -> None:
     cursor.executemany(
-        "INSERT INTO customer (id, name, organization, tier, notes, created_at) VALUES (?,?,?,?,?,?)",
-        r.customers)
-    cursor.executemany("INSERT INTO identity (customer_id, kind, address, created_at) VALUES (?,?,?,?)",
-                       r.identities)
+        "INSERT INTO customer (id, name, organization, tier, notes, created_at) VALUES (?,?,?,?,?,?)", r.customers
+    )
+    cursor.executemany("INSERT INTO identity (customer_id, kind, address, created_at) VALUES (?,?,?,?)", r.identities)
     cursor.executemany(
         "INSERT INTO conversation (id, channel, source, subject, customer_id, status, priority, assignee, "
         "snoozed_until, created_at, updated_at, solved_at, sla_policy, first_response_due, next_response_due, "
         "periodic_update_due, resolution_due, first_responded_at, last_agent_reply_at, last_customer_message_at, "
         "waiting_since, warning_at, queue_due, queue_wait, merged_into_id, version) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", r.conversations)
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        r.conversations,
+    )
     cursor.executemany("INSERT INTO conversationtag (conversation_id, tag) VALUES (?,?)", r.tags)
     cursor.executemany(
-        'INSERT INTO message (id, conversation_id, direction, kind, bulk, author, author_login, sender_address, '
-        'subject, body_text, body_html_text, at, ingested_at, source, external_id, content_hash, in_reply_to, '
+        "INSERT INTO message (id, conversation_id, direction, kind, bulk, author, author_login, sender_address, "
+        "subject, body_text, body_html_text, at, ingested_at, source, external_id, content_hash, in_reply_to, "
         '"references", thread_reason, parse_error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
-        r.messages)
+        r.messages,
+    )
     cursor.executemany(
         "INSERT INTO outbox (message_id, channel, source, state, attempts, last_error, created_at, "
-        "next_attempt_at, sent_at) VALUES (?,?,?,?,?,?,?,?,?)", r.outbox)
+        "next_attempt_at, sent_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        r.outbox,
+    )
     cursor.executemany(
         "INSERT INTO event (id, at, agent, action, conversation_id, customer_id, detail) VALUES (?,?,?,?,?,?,?)",
-        r.events)
+        r.events,
+    )
     cursor.executemany(
         "INSERT INTO satisfactionsurvey (conversation_id, message_id, sent_at, agent, skipped, rating, comment, "
-        "answered_at, answer_message_id) VALUES (?,?,?,?,?,?,?,?,?)", r.surveys)
-    cursor.executemany("INSERT INTO articleuse (slug, conversation_id, message_id, at) VALUES (?,?,?,?)",
-                       r.article_uses)
+        "answered_at, answer_message_id) VALUES (?,?,?,?,?,?,?,?,?)",
+        r.surveys,
+    )
+    cursor.executemany(
+        "INSERT INTO articleuse (slug, conversation_id, message_id, at) VALUES (?,?,?,?)", r.article_uses
+    )
 
 
 def shift_times(path: Path, seconds: int) -> None:
@@ -113,8 +122,10 @@ def shift_times(path: Path, seconds: int) -> None:
                     connection.execute(
                         f'UPDATE "{table.name}" SET "{column.name}" = '
                         f"strftime('%Y-%m-%d %H:%M:%S', \"{column.name}\", '{seconds:+d} seconds') "
-                        f"|| substr(\"{column.name}\", 20) "
-                        f'WHERE "{column.name}" IS NOT NULL AND "{column.name}" < ?', (never,))
+                        f'|| substr("{column.name}", 20) '
+                        f'WHERE "{column.name}" IS NOT NULL AND "{column.name}" < ?',
+                        (never,),
+                    )
         connection.execute("COMMIT")
     finally:
         connection.close()

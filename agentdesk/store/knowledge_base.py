@@ -62,9 +62,10 @@ def replace_articles(*, session: Session, articles: Sequence[dict], removed: Ite
     session.flush()
     if sqlite:
         for article in articles:
-            session.connection().execute(text(
-                "INSERT INTO kbarticle_fts(slug, title, tags, body) VALUES (:slug, :title, :tags, :body)"),
-                {name: article[name] for name in ("slug", "title", "tags", "body")})
+            session.connection().execute(
+                text("INSERT INTO kbarticle_fts(slug, title, tags, body) VALUES (:slug, :title, :tags, :body)"),
+                {name: article[name] for name in ("slug", "title", "tags", "body")},
+            )
 
 
 def article(*, session: Session, slug: str) -> KbArticle | None:
@@ -77,11 +78,15 @@ def all_articles(*, session: Session) -> list[KbArticle]:
 
 def article_names(*, session: Session) -> list[tuple[str, str, str]]:
     """(slug, title, url) of every article: what a sent message is checked against, without the bodies."""
-    return [(slug, title, url) for slug, title, url in session.exec(select(KbArticle.slug, KbArticle.title, KbArticle.url)).all()]
+    return [
+        (slug, title, url)
+        for slug, title, url in session.exec(select(KbArticle.slug, KbArticle.title, KbArticle.url)).all()
+    ]
 
 
-def search(*, session: Session, words: Sequence[str], prefixes: Sequence[str] = (), limit: int = 10) \
-        -> list[tuple[str, float]]:
+def search(
+    *, session: Session, words: Sequence[str], prefixes: Sequence[str] = (), limit: int = 10
+) -> list[tuple[str, float]]:
     """(slug, score) of the articles matching any of `words` (or starting with one of
     `prefixes`), best first; a higher score is a better match on both backends."""
     words = [w for w in words if w]
@@ -92,15 +97,19 @@ def search(*, session: Session, words: Sequence[str], prefixes: Sequence[str] = 
     if connection.dialect.name == "sqlite":
         # Each term a quoted phrase: nothing a person typed reaches FTS5's query syntax.
         terms = [f'"{w}"' for w in words] + [f'"{p}"*' for p in prefixes]
-        sql = (f"SELECT slug, -{_SQLITE_RANK} AS score FROM kbarticle_fts WHERE kbarticle_fts MATCH :q "
-               f"ORDER BY {_SQLITE_RANK}, slug LIMIT :n")
+        sql = (
+            f"SELECT slug, -{_SQLITE_RANK} AS score FROM kbarticle_fts WHERE kbarticle_fts MATCH :q "
+            f"ORDER BY {_SQLITE_RANK}, slug LIMIT :n"
+        )
         query = " OR ".join(terms)
     else:
         # Words are \w+ (the domain splits them so): nothing to escape inside the quotes.
         terms = [f"'{w}'" for w in words] + [f"'{p}':*" for p in prefixes]
         query = " | ".join(terms)
-        sql = ("SELECT slug, ts_rank(search_vector, to_tsquery('simple', :q)) AS score FROM kbarticle "
-               "WHERE search_vector @@ to_tsquery('simple', :q) ORDER BY score DESC, slug LIMIT :n")
+        sql = (
+            "SELECT slug, ts_rank(search_vector, to_tsquery('simple', :q)) AS score FROM kbarticle "
+            "WHERE search_vector @@ to_tsquery('simple', :q) ORDER BY score DESC, slug LIMIT :n"
+        )
     return [(row[0], float(row[1])) for row in connection.execute(text(sql), {"q": query, "n": limit})]
 
 
@@ -109,8 +118,9 @@ def add_uses(*, session: Session, conversation_id: int, message_id: int, slugs: 
         session.add(ArticleUse(slug=slug, conversation_id=conversation_id, message_id=message_id, at=at))
 
 
-def usage(*, session: Session, since: datetime | None = None, until: datetime | None = None) \
-        -> list[tuple[str, int, int, int]]:
+def usage(
+    *, session: Session, since: datetime | None = None, until: datetime | None = None
+) -> list[tuple[str, int, int, int]]:
     """(slug, times sent, conversations, conversations solved since without another customer
     message) per article sent in [since, until). An answer to the satisfaction survey is no new
     question: it does not count as another message."""
@@ -136,6 +146,4 @@ def usage(*, session: Session, since: datetime | None = None, until: datetime | 
     statement = text(sql)
     if params:
         statement = statement.bindparams(*(bindparam(name, type_=UTCDateTime()) for name in params))
-    return [(row[0], int(row[1]), int(row[2]), int(row[3]))
-            for row in session.connection().execute(statement, params)]
-
+    return [(row[0], int(row[1]), int(row[2]), int(row[3])) for row in session.connection().execute(statement, params)]

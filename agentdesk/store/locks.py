@@ -28,14 +28,19 @@ SYNC_LOCK_KEY = 4242002
 def sync_lock(engine: Engine, *, by: str = "agentdesk sync") -> Iterator[None]:
     """`by`: what holds it, as a second sync's message names it (`agentdesk sync`, the TUI)."""
     holder = {
-        "by": by, "pid": os.getpid(), "host": socket.gethostname(), "user": getpass.getuser(),
+        "by": by,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "user": getpass.getuser(),
         "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             if not connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({SYNC_LOCK_KEY})").scalar():
-                raise Conflict("another `agentdesk sync` is already running against this database; "
-                               "one sync serves the whole team (see docs/teams.md)")
+                raise Conflict(
+                    "another `agentdesk sync` is already running against this database; "
+                    "one sync serves the whole team (see docs/teams.md)"
+                )
             try:
                 yield
             finally:
@@ -56,11 +61,20 @@ def sync_lock(engine: Engine, *, by: str = "agentdesk sync") -> Iterator[None]:
                 other = json.loads(handle.read() or "{}")
             except ValueError:
                 other = {}
-            who = (f" (pid {other.get('pid')} on {other.get('host')}, user {other.get('user')}, "
-                   f"since {other.get('since')})") if other else ""
+            who = (
+                (
+                    f" (pid {other.get('pid')} on {other.get('host')}, user {other.get('user')}, "
+                    f"since {other.get('since')})"
+                )
+                if other
+                else ""
+            )
             what = other.get("by", "agentdesk sync")
-            hint = ("; it hands over when closed, or set [ui] sync = false in that agent's config "
-                    "(docs/tui.md)") if what != "agentdesk sync" else ""
+            hint = (
+                ("; it hands over when closed, or set [ui] sync = false in that agent's config (docs/tui.md)")
+                if what != "agentdesk sync"
+                else ""
+            )
             raise Conflict(f"another `{what}` is already running{who}; one sync serves the whole team{hint}") from None
         handle.seek(0)
         handle.truncate()

@@ -33,12 +33,19 @@ def messages_by_external_id(*, session: Session, external_ids: Iterable[str]) ->
     """Every stored message with one of these external ids (Message-IDs), by id."""
     found: list[MessageKey] = []
     for part in _parts(sorted(set(filter(None, external_ids)))):
-        found.extend(MessageKey(*row) for row in session.exec(
-            select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
-                Message.id, Message.conversation_id, Message.external_id, Message.content_hash,
-                Message.direction, Message.thread_reason)
-            .where(col(Message.external_id).in_(part))
-        ))
+        found.extend(
+            MessageKey(*row)
+            for row in session.exec(
+                select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
+                    Message.id,
+                    Message.conversation_id,
+                    Message.external_id,
+                    Message.content_hash,
+                    Message.direction,
+                    Message.thread_reason,
+                ).where(col(Message.external_id).in_(part))
+            )
+        )
     found.sort(key=lambda key: key.id)
     return found
 
@@ -52,8 +59,9 @@ def latest_by_thread_key(*, session: Session, keys: Iterable[tuple[str, str]]) -
     for source, source_keys in wanted.items():
         for part in _parts(sorted(source_keys)):
             rows = session.exec(
-                select(Message.id, Message.conversation_id, Message.thread_key, Message.thread_reason)
-                .where(Message.source == source, col(Message.thread_key).in_(part))
+                select(Message.id, Message.conversation_id, Message.thread_key, Message.thread_reason).where(
+                    Message.source == source, col(Message.thread_key).in_(part)
+                )
             )
             for message_id, conversation_id, thread_key, reason in rows:
                 assert message_id is not None and thread_key is not None  # a stored row; the key was matched
@@ -71,8 +79,7 @@ def conversations_by_id(*, session: Session, conversation_ids: Iterable[int]) ->
     return found
 
 
-def customers_by_address(*, session: Session, kind: str, addresses: Iterable[str]) \
-        -> dict[str, tuple[int, str, str]]:
+def customers_by_address(*, session: Session, kind: str, addresses: Iterable[str]) -> dict[str, tuple[int, str, str]]:
     """address -> (customer id, name, tier) of the customers owning these identities of `kind`."""
     found: dict[str, tuple[int, str, str]] = {}
     for part in _parts(sorted(set(addresses))):
@@ -95,18 +102,26 @@ def has_message_from(*, session: Session, conversation_id: int, sender_address: 
     statement = select(Message.id).where(
         Message.conversation_id == conversation_id,
         (col(Message.sender_address) == sender_address)
-        | ((col(Message.direction) == "outbound") & padded.like(f"% {escaped} %", escape="\\")))
+        | ((col(Message.direction) == "outbound") & padded.like(f"% {escaped} %", escape="\\")),
+    )
     return session.exec(statement.limit(1)).first() is not None
 
 
 def started_awaiting_answer(*, session: Session, customer_id: int, source: str) -> int | None:
     """The latest conversation the team started with this customer through this source that they
     have not answered yet (pending, no customer message), or None."""
-    statement = select(Conversation.id).where(
-        Conversation.customer_id == customer_id, Conversation.source == source, Conversation.status == "pending",
-        col(Conversation.last_customer_message_at).is_(None), col(Conversation.merged_into_id).is_(None),
-        col(Conversation.first_responded_at).is_not(None),
-    ).order_by(col(Conversation.id).desc())
+    statement = (
+        select(Conversation.id)
+        .where(
+            Conversation.customer_id == customer_id,
+            Conversation.source == source,
+            Conversation.status == "pending",
+            col(Conversation.last_customer_message_at).is_(None),
+            col(Conversation.merged_into_id).is_(None),
+            col(Conversation.first_responded_at).is_not(None),
+        )
+        .order_by(col(Conversation.id).desc())
+    )
     return session.exec(statement.limit(1)).first()
 
 
@@ -123,8 +138,7 @@ def identity_by_address(*, session: Session, address: str) -> Identity | None:
 # --- machine mail: bounces' replies, the system customer, the block list ----------------------------
 
 
-def latest_outbound(*, session: Session, conversation_id: int, addresses: Sequence[str] = ()) \
-        -> tuple[int, int] | None:
+def latest_outbound(*, session: Session, conversation_id: int, addresses: Sequence[str] = ()) -> tuple[int, int] | None:
     """(message id, conversation id) of the latest message we sent in a conversation (one with an
     Outbox row), or None. With `addresses` (a bounce's failed recipients), only when the
     conversation's customer has one of them, or no address is known at all."""
@@ -136,14 +150,19 @@ def latest_outbound(*, session: Session, conversation_id: int, addresses: Sequen
         assert into is not None, "merged_into_id is a foreign key"
         conversation = into
     if addresses:
-        owned = session.exec(select(Identity.id).where(Identity.customer_id == conversation.customer_id,
-                                                       col(Identity.address).in_(list(addresses))).limit(1)).first()
+        owned = session.exec(
+            select(Identity.id)
+            .where(Identity.customer_id == conversation.customer_id, col(Identity.address).in_(list(addresses)))
+            .limit(1)
+        ).first()
         if owned is None:
             return None
     found = session.exec(
-        select(Message.id).join(Outbox, col(Outbox.message_id) == col(Message.id))
+        select(Message.id)
+        .join(Outbox, col(Outbox.message_id) == col(Message.id))
         .where(Message.conversation_id == conversation.id, Message.direction == "outbound")
-        .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)
+        .order_by(col(Message.at).desc(), col(Message.id).desc())
+        .limit(1)
     ).first()
     return (found, id_of(conversation)) if found is not None else None
 
@@ -157,7 +176,8 @@ def latest_outbound_to(*, session: Session, address: str) -> tuple[int, int] | N
         .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
         .join(Identity, col(Identity.customer_id) == col(Conversation.customer_id))
         .where(Identity.kind == "email", Identity.address == address, Message.direction == "outbound")
-        .order_by(col(Message.at).desc(), col(Message.id).desc()).limit(1)
+        .order_by(col(Message.at).desc(), col(Message.id).desc())
+        .limit(1)
     ).first()
     if found is None:
         return None
@@ -174,8 +194,9 @@ SYSTEM_CUSTOMER_NAME = "Mail system"
 
 def system_customer(*, session: Session) -> Customer:
     """The mail-system customer, created on first use."""
-    found = session.exec(select(Customer).where(Customer.tier == SYSTEM_CUSTOMER_TIER,
-                                                Customer.name == SYSTEM_CUSTOMER_NAME).limit(1)).first()
+    found = session.exec(
+        select(Customer).where(Customer.tier == SYSTEM_CUSTOMER_TIER, Customer.name == SYSTEM_CUSTOMER_NAME).limit(1)
+    ).first()
     if found is None:
         found = Customer(name=SYSTEM_CUSTOMER_NAME, tier=SYSTEM_CUSTOMER_TIER)
         session.add(found)
@@ -190,11 +211,14 @@ def blocked_patterns(*, session: Session, patterns: Sequence[str] | set[str]) ->
     wanted = sorted(set(patterns))
     found: set[str] = set()
     for start in range(0, len(wanted), 400):
-        found.update(session.exec(select(BlockedSender.pattern)
-                                  .where(col(BlockedSender.pattern).in_(wanted[start:start + IN_CHUNK]))))
+        found.update(
+            session.exec(
+                select(BlockedSender.pattern).where(col(BlockedSender.pattern).in_(wanted[start : start + IN_CHUNK]))
+            )
+        )
     return found
 
 
 def _parts(values: list) -> Iterator[list]:
     for start in range(0, len(values), IN_CHUNK):
-        yield values[start:start + IN_CHUNK]
+        yield values[start : start + IN_CHUNK]

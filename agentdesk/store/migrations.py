@@ -74,8 +74,7 @@ def revision_4_recent_changes_index(connection: Connection) -> None:
 def revision_5_message_conversation_index(connection: Connection) -> None:
     """An index on message (id, conversation_id): full-text matches to conversations without
     reading message rows (a search matching most messages reads the index alone)."""
-    connection.exec_driver_sql(
-        "CREATE INDEX IF NOT EXISTS ix_message_id_conversation ON message (id, conversation_id)")
+    connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_message_id_conversation ON message (id, conversation_id)")
 
 
 def revision_6_set_aside_bounces_blocks(connection: Connection) -> None:

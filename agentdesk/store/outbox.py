@@ -23,14 +23,15 @@ def automatic_message_count(
     """Outbound messages of these kinds to the customer after `since`: written then (queued or
     sent), or with `sent_only` sent then."""
     statement = (
-        select(func.count()).select_from(Message)
+        select(func.count())
+        .select_from(Message)
         .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(Conversation.customer_id == customer_id, Message.direction == "outbound",
-               col(Message.kind).in_(kinds))
+        .where(Conversation.customer_id == customer_id, Message.direction == "outbound", col(Message.kind).in_(kinds))
     )
     if sent_only:
         statement = statement.join(Outbox, col(Outbox.message_id) == col(Message.id)).where(
-            Outbox.state == "sent", col(Outbox.sent_at) > since)
+            Outbox.state == "sent", col(Outbox.sent_at) > since
+        )
     else:
         statement = statement.where(col(Message.at) > since)
     return session.exec(statement).one()
@@ -42,10 +43,16 @@ def receipts_queued(*, session: Session, customer_id: int, after: datetime, unti
     Indexed: the customer's conversations, then each one's messages by time.
     """
     return session.exec(
-        select(func.count()).select_from(Message)
+        select(func.count())
+        .select_from(Message)
         .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(Conversation.customer_id == customer_id, Message.direction == "outbound", Message.kind == "receipt",
-               col(Message.at) > after, col(Message.at) <= until)
+        .where(
+            Conversation.customer_id == customer_id,
+            Message.direction == "outbound",
+            Message.kind == "receipt",
+            col(Message.at) > after,
+            col(Message.at) <= until,
+        )
     ).one()
 
 
@@ -53,15 +60,19 @@ def delivery_attempts(*, session: Session, outbox_ids: Sequence[int]) -> dict[in
     """Every delivery attempt of these outbox rows, oldest first, by outbox id."""
     found: dict[int, list[DeliveryAttempt]] = {}
     if outbox_ids:
-        statement = (select(DeliveryAttempt).where(col(DeliveryAttempt.outbox_id).in_(list(outbox_ids)))
-                     .order_by(col(DeliveryAttempt.started_at), col(DeliveryAttempt.id)))
+        statement = (
+            select(DeliveryAttempt)
+            .where(col(DeliveryAttempt.outbox_id).in_(list(outbox_ids)))
+            .order_by(col(DeliveryAttempt.started_at), col(DeliveryAttempt.id))
+        )
         for attempt in session.exec(statement):
             found.setdefault(attempt.outbox_id, []).append(attempt)
     return found
 
 
-def due_rows(*, session: Session, senders: set[str], sources: set[str] | None, now: datetime,
-             limit: int) -> list[Outbox]:
+def due_rows(
+    *, session: Session, senders: set[str], sources: set[str] | None, now: datetime, limit: int
+) -> list[Outbox]:
     """The queued rows due now that these senders can deliver (of these sources, when given),
     oldest due first.
 
@@ -69,7 +80,8 @@ def due_rows(*, session: Session, senders: set[str], sources: set[str] | None, n
     deliverable row behind them.
     """
     statement = (
-        select(Outbox).where(Outbox.state == "queued")
+        select(Outbox)
+        .where(Outbox.state == "queued")
         .where(col(Outbox.channel).in_(sorted(senders)))
         .where(col(Outbox.next_attempt_at).is_(None) | (col(Outbox.next_attempt_at) <= now))
     )
@@ -83,19 +95,25 @@ def undeliverable(*, session: Session, senders: set[str]) -> list[tuple[str, int
     rows = session.exec(
         select(Outbox.channel, func.count(), func.min(Outbox.created_at))
         .where(Outbox.state == "queued", col(Outbox.channel).not_in(sorted(senders)))
-        .group_by(Outbox.channel).order_by(Outbox.channel)
+        .group_by(Outbox.channel)
+        .order_by(Outbox.channel)
     ).all()
     return [(channel, count, oldest) for channel, count, oldest in rows]
 
 
 def unmarked_without_sender(*, session: Session, senders: set[str]) -> list[tuple[str, int]]:
     """Queued rows no sender in `senders` takes that do not say so yet: (channel, how many)."""
-    return list(session.exec(
-        select(Outbox.channel, func.count())
-        .where(Outbox.state == "queued", col(Outbox.no_sender_at).is_(None),
-               col(Outbox.channel).not_in(sorted(senders)))
-        .group_by(Outbox.channel)
-    ).all())
+    return list(
+        session.exec(
+            select(Outbox.channel, func.count())
+            .where(
+                Outbox.state == "queued",
+                col(Outbox.no_sender_at).is_(None),
+                col(Outbox.channel).not_in(sorted(senders)),
+            )
+            .group_by(Outbox.channel)
+        ).all()
+    )
 
 
 def mark_without_sender(*, session: Session, channel: str, now: datetime, reason: str) -> None:
@@ -112,8 +130,11 @@ def unfinished_attempts(*, session: Session, outbox_ids: Sequence[int]) -> dict[
     mid-send), by outbox id."""
     if not outbox_ids:
         return {}
-    rows = session.exec(select(DeliveryAttempt).where(col(DeliveryAttempt.outbox_id).in_(outbox_ids),
-                                                      DeliveryAttempt.outcome == "sending"))
+    rows = session.exec(
+        select(DeliveryAttempt).where(
+            col(DeliveryAttempt.outbox_id).in_(outbox_ids), DeliveryAttempt.outcome == "sending"
+        )
+    )
     return {row.outbox_id: row for row in rows}
 
 
@@ -121,7 +142,8 @@ def outbox_of_outbound(*, session: Session, external_id: str) -> Outbox | None:
     """The outbox row of our outbound message that a delivery callback names: by our own id (the
     generic schema's `message_id`), else by the id the provider gave it (Twilio, WhatsApp)."""
     found = session.exec(
-        select(Outbox).join(Message, col(Message.id) == col(Outbox.message_id))
+        select(Outbox)
+        .join(Message, col(Message.id) == col(Outbox.message_id))
         .where(Message.external_id == external_id, Message.direction == "outbound")
     ).first()
     if found is None:
@@ -135,8 +157,11 @@ def withdraw_unclaimed(*, session: Session, message_id: int) -> bool:
 
     One conditional DELETE decides: a claim counts the attempt in its own write transaction, so of
     a claim and a withdrawal exactly one wins, on any database."""
-    gone = session.exec(delete(Outbox).where(
-        col(Outbox.message_id) == message_id, col(Outbox.state) == "queued", col(Outbox.attempts) == 0))
+    gone = session.exec(
+        delete(Outbox).where(
+            col(Outbox.message_id) == message_id, col(Outbox.state) == "queued", col(Outbox.attempts) == 0
+        )
+    )
     if gone.rowcount != 1:
         return False
     session.exec(delete(Attachment).where(col(Attachment.message_id) == message_id))
@@ -148,9 +173,12 @@ def withdraw_unclaimed(*, session: Session, message_id: int) -> bool:
 def agent_reply_times(*, session: Session, conversation_id: int) -> tuple[datetime | None, datetime | None]:
     """The first and the last reply an agent wrote in the conversation (automatic messages left out)."""
     first, last = session.exec(
-        select(func.min(Message.at), func.max(Message.at))
-        .where(Message.conversation_id == conversation_id, Message.direction == "outbound",
-               Message.kind == "message", col(Message.author_login).is_not(None))
+        select(func.min(Message.at), func.max(Message.at)).where(
+            Message.conversation_id == conversation_id,
+            Message.direction == "outbound",
+            Message.kind == "message",
+            col(Message.author_login).is_not(None),
+        )
     ).one()
     return first, last
 
@@ -159,9 +187,15 @@ def hurry(*, session: Session, message_ids: Sequence[int], now: datetime) -> int
     """Make these queued, unclaimed replies due now (past their undo window or retry backoff): how many."""
     if not message_ids:
         return 0
-    result = session.exec(update(Outbox).where(
-        col(Outbox.message_id).in_(list(message_ids)), col(Outbox.state) == "queued",
-        col(Outbox.next_attempt_at) > now).values(next_attempt_at=now, no_sender_at=None))
+    result = session.exec(
+        update(Outbox)
+        .where(
+            col(Outbox.message_id).in_(list(message_ids)),
+            col(Outbox.state) == "queued",
+            col(Outbox.next_attempt_at) > now,
+        )
+        .values(next_attempt_at=now, no_sender_at=None)
+    )
     return result.rowcount
 
 
@@ -169,7 +203,11 @@ def overdue(*, session: Session, due_before: datetime) -> int:
     """Queued replies that were due before `due_before` and that no sync has marked as waiting for
     another host: nothing is delivering them."""
     return session.exec(
-        select(func.count()).select_from(Outbox)
-        .where(Outbox.state == "queued", col(Outbox.no_sender_at).is_(None),
-               col(Outbox.next_attempt_at).is_(None) | (col(Outbox.next_attempt_at) <= due_before))
+        select(func.count())
+        .select_from(Outbox)
+        .where(
+            Outbox.state == "queued",
+            col(Outbox.no_sender_at).is_(None),
+            col(Outbox.next_attempt_at).is_(None) | (col(Outbox.next_attempt_at) <= due_before),
+        )
     ).one()

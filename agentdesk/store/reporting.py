@@ -64,17 +64,24 @@ def _ranked(session: Session, durations, shares: Sequence[float]) -> list[Any]:
     ).subquery()
     # ceil(n * percent / 100) in integer arithmetic, on any SQL database.
     ranks = [(ranked.c.n * int(share * 100) + 99) // 100 for share in shares]
-    return list(session.execute(
-        select(ranked.c.rn, ranked.c.n, ranked.c.mean, ranked.c.d).where(or_(*(ranked.c.rn == rank for rank in ranks)))
-    ).all())
+    return list(
+        session.execute(
+            select(ranked.c.rn, ranked.c.n, ranked.c.mean, ranked.c.d).where(
+                or_(*(ranked.c.rn == rank for rank in ranks))
+            )
+        ).all()
+    )
 
 
 def first_reply_ranks(*, session: Session, since: datetime, until: datetime, shares: Sequence[float]) -> list[tuple]:
     """`_ranked` of created -> first reply, for conversations created in [since, until)."""
     c = Conversation
     first = select(_seconds(session, c.first_responded_at, c.created_at).label("d")).where(
-        col(c.merged_into_id).is_(None), col(c.created_at) >= since, col(c.created_at) < until,
-        col(c.first_responded_at).is_not(None))
+        col(c.merged_into_id).is_(None),
+        col(c.created_at) >= since,
+        col(c.created_at) < until,
+        col(c.first_responded_at).is_not(None),
+    )
     return _ranked(session, first, shares)
 
 
@@ -82,7 +89,8 @@ def resolution_ranks(*, session: Session, since: datetime, until: datetime, shar
     """`_ranked` of created -> solved, for conversations solved in [since, until)."""
     c = Conversation
     resolution = select(_seconds(session, c.solved_at, c.created_at).label("d")).where(
-        col(c.merged_into_id).is_(None), col(c.status).in_(DONE), col(c.solved_at) >= since, col(c.solved_at) < until)
+        col(c.merged_into_id).is_(None), col(c.status).in_(DONE), col(c.solved_at) >= since, col(c.solved_at) < until
+    )
     return _ranked(session, resolution, shares)
 
 
@@ -95,7 +103,8 @@ def next_reply_ranks(*, session: Session, since: datetime, until: datetime, shar
     conversations touched since the window began are read (a reply in the window touched them).
     """
     dialect = session.get_bind().dialect.name
-    statement = text(f"""
+    statement = (
+        text(f"""
         WITH ordered AS (
             SELECT m.conversation_id AS cid, m.at AS at, m.direction AS direction,
                    SUM(CASE WHEN m.direction = 'outbound' THEN 1 ELSE 0 END) OVER (
@@ -109,12 +118,16 @@ def next_reply_ranks(*, session: Session, since: datetime, until: datetime, shar
             SELECT cid, span, MIN(at) AS waiting_from FROM ordered
             WHERE direction = 'inbound' AND span >= 1 GROUP BY cid, span
         )
-        SELECT {_seconds_sql(dialect, 'o.at', 'w.waiting_from')} AS d
+        SELECT {_seconds_sql(dialect, "o.at", "w.waiting_from")} AS d
         FROM waits w JOIN ordered o ON o.cid = w.cid AND o.direction = 'outbound' AND o.span = w.span + 1
         WHERE o.at >= :since AND o.at < :until
-    """).bindparams(
-        bindparam("since", since, type_=UTCDateTime()), bindparam("until", until, type_=UTCDateTime()),
-    ).columns(d=Float)
+    """)
+        .bindparams(
+            bindparam("since", since, type_=UTCDateTime()),
+            bindparam("until", until, type_=UTCDateTime()),
+        )
+        .columns(d=Float)
+    )
     return _ranked(session, select(statement.subquery().c.d.label("d")), shares)
 
 
@@ -125,24 +138,36 @@ def _total(condition):
     return func.sum(case((condition, 1), else_=0))
 
 
-def due_targets_by_policy_and_agent(*, session: Session, since: datetime, until: datetime, now: datetime) -> list[tuple]:
+def due_targets_by_policy_and_agent(
+    *, session: Session, since: datetime, until: datetime, now: datetime
+) -> list[tuple]:
     """(policy, assignee, first reply met, missed, resolution met, missed) of the conversations
     created in [since, until), from their stored due times (running targets past due: missed)."""
     c = Conversation
     done = col(c.status).in_(DONE)
     first_met = and_(col(c.first_responded_at).is_not(None), col(c.first_responded_at) <= col(c.first_response_due))
-    first_missed = or_(col(c.first_responded_at) > col(c.first_response_due),
-                       and_(col(c.first_responded_at).is_(None), col(c.first_response_due) < now, ~done))
+    first_missed = or_(
+        col(c.first_responded_at) > col(c.first_response_due),
+        and_(col(c.first_responded_at).is_(None), col(c.first_response_due) < now, ~done),
+    )
     resolution_met = and_(done, col(c.solved_at) <= col(c.resolution_due))
-    resolution_missed = or_(and_(done, col(c.solved_at) > col(c.resolution_due)),
-                            and_(~done, col(c.resolution_due) < now))
-    return list(session.execute(
-        select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
-            c.sla_policy, c.assignee, _total(first_met), _total(first_missed), _total(resolution_met),
-            _total(resolution_missed))
-        .where(col(c.merged_into_id).is_(None), col(c.created_at) >= since, col(c.created_at) < until)
-        .group_by(c.sla_policy, c.assignee)
-    ))
+    resolution_missed = or_(
+        and_(done, col(c.solved_at) > col(c.resolution_due)), and_(~done, col(c.resolution_due) < now)
+    )
+    return list(
+        session.execute(
+            select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
+                c.sla_policy,
+                c.assignee,
+                _total(first_met),
+                _total(first_missed),
+                _total(resolution_met),
+                _total(resolution_missed),
+            )
+            .where(col(c.merged_into_id).is_(None), col(c.created_at) >= since, col(c.created_at) < until)
+            .group_by(c.sla_policy, c.assignee)
+        )
+    )
 
 
 def _met_expression(session: Session):
@@ -164,13 +189,19 @@ def fulfilments_by_policy_and_agent(*, session: Session, since: datetime, until:
     fulfilled in [since, until), from the clock events."""
     c, e = Conversation, SlaClockEvent
     met = _met_expression(session)
-    return list(session.execute(
-        select(e.target, c.sla_policy, c.assignee, _total(met), _total(~met))  # type: ignore[call-overload]  # see above
-        .join(c, col(c.id) == col(e.conversation_id))
-        .where(e.event == "fulfil", col(e.target).in_(("next_reply", "periodic_update")),
-               col(e.at) >= since, col(e.at) < until)
-        .group_by(e.target, c.sla_policy, c.assignee)
-    ))
+    return list(
+        session.execute(
+            select(e.target, c.sla_policy, c.assignee, _total(met), _total(~met))  # type: ignore[call-overload]  # see above
+            .join(c, col(c.id) == col(e.conversation_id))
+            .where(
+                e.event == "fulfil",
+                col(e.target).in_(("next_reply", "periodic_update")),
+                col(e.at) >= since,
+                col(e.at) < until,
+            )
+            .group_by(e.target, c.sla_policy, c.assignee)
+        )
+    )
 
 
 # --- reports: backlog and volume ------------------------------------------------------------------
@@ -204,38 +235,51 @@ def open_states(*, session: Session, now: datetime) -> tuple:
     """Of the conversations not solved or closed: (all, breached, in warning, paused, waiting on us),
     the sums None when there are none."""
     c = Conversation
-    return tuple(session.execute(select(  # type: ignore[call-overload]  # sqlmodel: four columns at most
-        func.count(),
-        func.sum(case((col(c.queue_due) < now, 1), else_=0)),
-        func.sum(case((and_(col(c.warning_at) <= now, col(c.queue_due) >= now), 1), else_=0)),
-        func.sum(case((col(c.status).in_(("pending", "on_hold")), 1), else_=0)),
-        func.sum(case((and_(col(c.waiting_since).is_not(None), col(c.status).in_(("new", "open"))), 1), else_=0)),
-    ).where(_open_filter())).one())
+    return tuple(
+        session.execute(
+            select(  # type: ignore[call-overload]  # sqlmodel: four columns at most
+                func.count(),
+                func.sum(case((col(c.queue_due) < now, 1), else_=0)),
+                func.sum(case((and_(col(c.warning_at) <= now, col(c.queue_due) >= now), 1), else_=0)),
+                func.sum(case((col(c.status).in_(("pending", "on_hold")), 1), else_=0)),
+                func.sum(
+                    case((and_(col(c.waiting_since).is_not(None), col(c.status).in_(("new", "open"))), 1), else_=0)
+                ),
+            ).where(_open_filter())
+        ).one()
+    )
 
 
 def oldest_open_wait(*, session: Session) -> datetime | None:
     """The oldest `waiting_since` of the new or open conversations."""
     c = Conversation
-    return session.execute(select(func.min(c.waiting_since)).where(
-        _open_filter(), col(c.status).in_(("new", "open")), col(c.waiting_since).is_not(None))).scalar()
+    return session.execute(
+        select(func.min(c.waiting_since)).where(
+            _open_filter(), col(c.status).in_(("new", "open")), col(c.waiting_since).is_not(None)
+        )
+    ).scalar()
 
 
 def conversations_by_channel(*, session: Session, since: datetime, until: datetime) -> dict[str, int]:
     """Conversations created in [since, until) per channel (merged ones not counted)."""
     c = Conversation
-    return dict(session.execute(
-        select(c.channel, func.count())
-        .where(col(c.merged_into_id).is_(None), col(c.created_at) >= since, col(c.created_at) < until)
-        .group_by(c.channel)
-    ).all())
+    return dict(
+        session.execute(
+            select(c.channel, func.count())
+            .where(col(c.merged_into_id).is_(None), col(c.created_at) >= since, col(c.created_at) < until)
+            .group_by(c.channel)
+        ).all()
+    )
 
 
 def messages_by_channel(*, session: Session, since: datetime, until: datetime) -> list[tuple]:
     """(channel, direction, kind, count) of the messages written in [since, until)."""
     c, m = Conversation, Message
-    return list(session.execute(
-        select(c.channel, m.direction, m.kind, func.count())
-        .join(c, col(c.id) == col(m.conversation_id))
-        .where(col(m.at) >= since, col(m.at) < until)
-        .group_by(c.channel, m.direction, m.kind)
-    ))
+    return list(
+        session.execute(
+            select(c.channel, m.direction, m.kind, func.count())
+            .join(c, col(c.id) == col(m.conversation_id))
+            .where(col(m.at) >= since, col(m.at) < until)
+            .group_by(c.channel, m.direction, m.kind)
+        )
+    )

@@ -134,15 +134,18 @@ def normalised_sql(sql: str) -> str:
 # Every non-word character separates words, as FTS5's unicode61 tokenizer does.
 _PG_WORDS = "regexp_replace({}, '\\W+', ' ', 'g')"
 _PG_CUSTOMER_DOCUMENT = (
-    "SELECT to_tsvector('simple', " + _PG_WORDS.format(
+    "SELECT to_tsvector('simple', "
+    + _PG_WORDS.format(
         "coalesce(c.name, '') || ' ' || coalesce(c.organization, '') || ' ' || "
-        "coalesce((SELECT string_agg(i.address, ' ') FROM identity i WHERE i.customer_id = c.id), '')")
+        "coalesce((SELECT string_agg(i.address, ' ') FROM identity i WHERE i.customer_id = c.id), '')"
+    )
     + ") FROM customer c WHERE c.id = {}"
 )
 
 _POSTGRES_DDL = [
     "ALTER TABLE message ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (to_tsvector('simple', "
-    + _PG_WORDS.format("coalesce(subject, '') || ' ' || coalesce(body_text, '')") + ")) STORED",
+    + _PG_WORDS.format("coalesce(subject, '') || ' ' || coalesce(body_text, '')")
+    + ")) STORED",
     "CREATE INDEX IF NOT EXISTS ix_message_search_vector ON message USING gin (search_vector)",
     """CREATE TABLE IF NOT EXISTS customer_search (
         customer_id INTEGER PRIMARY KEY REFERENCES customer (id) ON DELETE CASCADE,
@@ -150,7 +153,9 @@ _POSTGRES_DDL = [
     "CREATE INDEX IF NOT EXISTS ix_customer_search_document ON customer_search USING gin (document)",
     """CREATE OR REPLACE FUNCTION agentdesk_index_customer(target integer) RETURNS void AS $$
     BEGIN
-        INSERT INTO customer_search (customer_id, document) VALUES (target, (""" + _PG_CUSTOMER_DOCUMENT.format("target") + """))
+        INSERT INTO customer_search (customer_id, document) VALUES (target, ("""
+    + _PG_CUSTOMER_DOCUMENT.format("target")
+    + """))
         ON CONFLICT (customer_id) DO UPDATE SET document = EXCLUDED.document;
     END $$ LANGUAGE plpgsql""",
     """CREATE OR REPLACE FUNCTION agentdesk_customer_changed() RETURNS trigger AS $$
@@ -261,8 +266,10 @@ def search_customer_ids(connection: Connection, user_query: str, *, limit: int =
     if connection.dialect.name == "sqlite":
         sql = "SELECT rowid FROM customer_fts WHERE customer_fts MATCH :q ORDER BY rank LIMIT :n"
     else:
-        sql = ("SELECT customer_id FROM customer_search WHERE document @@ to_tsquery('simple', :q) "
-               "ORDER BY ts_rank(document, to_tsquery('simple', :q)) DESC, customer_id LIMIT :n")
+        sql = (
+            "SELECT customer_id FROM customer_search WHERE document @@ to_tsquery('simple', :q) "
+            "ORDER BY ts_rank(document, to_tsquery('simple', :q)) DESC, customer_id LIMIT :n"
+        )
     return [row[0] for row in connection.execute(text(sql), {"q": query, "n": limit})]
 
 
@@ -273,6 +280,8 @@ def search_message_ids(connection: Connection, user_query: str, *, limit: int = 
     if connection.dialect.name == "sqlite":
         sql = "SELECT rowid FROM message_fts WHERE message_fts MATCH :q ORDER BY rank LIMIT :n"
     else:
-        sql = ("SELECT id FROM message WHERE search_vector @@ to_tsquery('simple', :q) "
-               "ORDER BY ts_rank(search_vector, to_tsquery('simple', :q)) DESC, id LIMIT :n")
+        sql = (
+            "SELECT id FROM message WHERE search_vector @@ to_tsquery('simple', :q) "
+            "ORDER BY ts_rank(search_vector, to_tsquery('simple', :q)) DESC, id LIMIT :n"
+        )
     return [row[0] for row in connection.execute(text(sql), {"q": query, "n": limit})]

@@ -28,7 +28,10 @@ def save_sync_state(*, session: Session, source: str, folder: str, **values) -> 
     """Write the checkpoint of the source's folder in the caller's transaction: one UPDATE (a big
     sync writes it with every chunk), or the row added when this is the folder's first."""
     updated = session.execute(
-        update(SyncState).where(col(SyncState.source) == source, col(SyncState.folder) == folder).values(**values)
-        .execution_options(synchronize_session=False))
+        update(SyncState)
+        .where(col(SyncState.source) == source, col(SyncState.folder) == folder)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     if updated.rowcount == 0:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
         session.add(SyncState(source=source, folder=folder, **values))

@@ -79,8 +79,15 @@ class SyncContext:
     needs them (nor the calendars they load).
     """
 
-    def __init__(self, settings: Any, engine: Any, policies: Any = None, now_fn: Callable[[], datetime] = utcnow,
-                 *, load_policies: Callable[[], Any] | None = None):
+    def __init__(
+        self,
+        settings: Any,
+        engine: Any,
+        policies: Any = None,
+        now_fn: Callable[[], datetime] = utcnow,
+        *,
+        load_policies: Callable[[], Any] | None = None,
+    ):
         self.settings = settings
         self.engine = engine
         self._policies = policies

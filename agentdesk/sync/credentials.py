@@ -168,22 +168,30 @@ def endpoints(mailbox: config.MailboxSettings) -> oauth.Endpoints:
     if not mailbox.oauth_client_id:
         raise oauth.OAuthError(
             f"mailbox {mailbox.name}: oauth_client_id is not set; register an application for agentdesk with "
-            f"{mailbox.provider} and put its client id there (docs/email.md, \"Signing in\")")
+            f'{mailbox.provider} and put its client id there (docs/email.md, "Signing in")'
+        )
     secret = None
     if mailbox.oauth_client_secret_command:
-        secret = config.run_secret_command(mailbox.oauth_client_secret_command,
-                                           key=f"mailbox {mailbox.name}.oauth_client_secret_command")
-    return oauth.endpoints_for(mailbox.provider, client_id=mailbox.oauth_client_id, tenant=mailbox.oauth_tenant,
-                               device_url=mailbox.oauth_device_url, token_url=mailbox.oauth_token_url,
-                               client_secret=secret)
+        secret = config.run_secret_command(
+            mailbox.oauth_client_secret_command, key=f"mailbox {mailbox.name}.oauth_client_secret_command"
+        )
+    return oauth.endpoints_for(
+        mailbox.provider,
+        client_id=mailbox.oauth_client_id,
+        tenant=mailbox.oauth_tenant,
+        device_url=mailbox.oauth_device_url,
+        token_url=mailbox.oauth_token_url,
+        client_secret=secret,
+    )
 
 
 def sign_in_again(mailbox: config.MailboxSettings) -> str:
     return f"run `agentdesk oauth login {mailbox.name}`"
 
 
-def access_token(mailbox: config.MailboxSettings, *, store: TokenStore | None = None,
-                 now: Callable[[], float] = time.time) -> str:
+def access_token(
+    mailbox: config.MailboxSettings, *, store: TokenStore | None = None, now: Callable[[], float] = time.time
+) -> str:
     """The mailbox's access token, refreshed first when it has less than REFRESH_MARGIN_SECONDS
     left. Raises OAuthError (one line, naming the command to run) when there is no sign-in or
     the provider revoked it."""
@@ -201,11 +209,12 @@ _REFRESHING = threading.Lock()
 def _access_token(mailbox: config.MailboxSettings, store: TokenStore, now: Callable[[], float]) -> str:
     sign_in = store.load(mailbox.name)
     if sign_in is None or not sign_in.refresh_token:
-        raise oauth.OAuthError(f"mailbox {mailbox.name}: not signed in to {mailbox.provider}; "
-                               f"{sign_in_again(mailbox)}")
+        raise oauth.OAuthError(f"mailbox {mailbox.name}: not signed in to {mailbox.provider}; {sign_in_again(mailbox)}")
     if sign_in.revoked:
-        raise oauth.SignInRevoked(f"mailbox {mailbox.name}: the sign-in to {mailbox.provider} was revoked or has "
-                                  f"expired ({sign_in.revoked}); {sign_in_again(mailbox)}")
+        raise oauth.SignInRevoked(
+            f"mailbox {mailbox.name}: the sign-in to {mailbox.provider} was revoked or has "
+            f"expired ({sign_in.revoked}); {sign_in_again(mailbox)}"
+        )
     if sign_in.access_token and sign_in.expires_at - now() > REFRESH_MARGIN_SECONDS:
         return sign_in.access_token
     try:
@@ -213,8 +222,10 @@ def _access_token(mailbox: config.MailboxSettings, store: TokenStore, now: Calla
     except oauth.SignInRevoked as error:
         sign_in.revoked = str(error)[:300]
         store.save(mailbox.name, sign_in)
-        raise oauth.SignInRevoked(f"mailbox {mailbox.name}: the sign-in to {mailbox.provider} was revoked or has "
-                                  f"expired ({error}); {sign_in_again(mailbox)}") from None
+        raise oauth.SignInRevoked(
+            f"mailbox {mailbox.name}: the sign-in to {mailbox.provider} was revoked or has "
+            f"expired ({error}); {sign_in_again(mailbox)}"
+        ) from None
     except oauth.OAuthError as error:
         raise oauth.OAuthError(f"mailbox {mailbox.name}: cannot refresh the access token: {error}") from None
     sign_in.access_token, sign_in.expires_at = token.access_token, token.expires_at
@@ -222,8 +233,11 @@ def _access_token(mailbox: config.MailboxSettings, store: TokenStore, now: Calla
     sign_in.refreshed_at = now()
     sign_in.account = token.account or sign_in.account
     store.save(mailbox.name, sign_in)
-    log.info("%s: access token refreshed, valid until %s", mailbox.name,
-             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(token.expires_at)))
+    log.info(
+        "%s: access token refreshed, valid until %s",
+        mailbox.name,
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(token.expires_at)),
+    )
     return token.access_token
 
 

@@ -65,8 +65,7 @@ __all__ = [
 ]
 
 # Waits after the 1st, 2nd, … failed attempt; the last value repeats.
-BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
-           timedelta(hours=4))
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
 MAX_ATTEMPTS = 10  # ~1.5 days of retries before a reply is marked failed
 # How long a claimed row is left alone by other workers; a crash during a send retries after it.
 LEASE = timedelta(minutes=10)
@@ -126,8 +125,10 @@ class _Claimed:
 
 def no_sender_reason(channel: str) -> str:
     """What `show`, the thread and `doctor` say of a reply no sender on the sync's host takes."""
-    return (f"no sender for {channel} on this host ({socket.gethostname()}): it waits, queued, for a sync "
-            f"whose config can send {channel} replies")
+    return (
+        f"no sender for {channel} on this host ({socket.gethostname()}): it waits, queued, for a sync "
+        f"whose config can send {channel} replies"
+    )
 
 
 def deliver_due(
@@ -154,10 +155,19 @@ def deliver_due(
             conversation = session.get(Conversation, message.conversation_id) if message else None
             ref = f"AD-{conversation.id}" if conversation else f"outbox {outbox.id}"
             if outbox.id in unfinished:
-                _record_unknown(session, outbox, unfinished[outbox.id], DeliveryOutcomeUnknown(
-                    "a worker claimed it at "
-                    f"{unfinished[outbox.id].started_at.isoformat(timespec='seconds')} and stopped before recording "
-                    "how the send ended: it may have been sent"), now=now, report=report, ref=ref)
+                _record_unknown(
+                    session,
+                    outbox,
+                    unfinished[outbox.id],
+                    DeliveryOutcomeUnknown(
+                        "a worker claimed it at "
+                        f"{unfinished[outbox.id].started_at.isoformat(timespec='seconds')} and stopped before recording "
+                        "how the send ended: it may have been sent"
+                    ),
+                    now=now,
+                    report=report,
+                    ref=ref,
+                )
                 continue
             outbox.attempts += 1
             outbox.next_attempt_at = now + LEASE
@@ -170,8 +180,12 @@ def deliver_due(
                 if message is None or conversation is None:
                     raise DeliveryError("the message to send is gone from the database", permanent=True)
                 if message.kind in AUTOMATIC_KINDS:
-                    suppressed = automatic_limit_reached(session, customer_id=conversation.customer_id, now=now,
-                                                         claimed=automatic_claims.get(conversation.customer_id, 0))
+                    suppressed = automatic_limit_reached(
+                        session,
+                        customer_id=conversation.customer_id,
+                        now=now,
+                        claimed=automatic_claims.get(conversation.customer_id, 0),
+                    )
                     if suppressed:
                         raise DeliveryError(suppressed, permanent=True)
                     automatic_claims[conversation.customer_id] = automatic_claims.get(conversation.customer_id, 0) + 1
@@ -213,9 +227,15 @@ def deliver_due(
                 session.add(outbox)
                 _finish(session, attempt, "sent", outcome, now=done)
                 message = session.get(Message, outbox.message_id)
-                audit.record(session, agent=audit.SYSTEM, action="delivered", now=done,
-                             conversation_id=message.conversation_id if message else None,
-                             message_id=outbox.message_id, attempts=outbox.attempts)
+                audit.record(
+                    session,
+                    agent=audit.SYSTEM,
+                    action="delivered",
+                    now=done,
+                    conversation_id=message.conversation_id if message else None,
+                    message_id=outbox.message_id,
+                    attempts=outbox.attempts,
+                )
                 report.sent += 1
             session.commit()
     return report
@@ -236,8 +256,16 @@ def _finish(session: Session, attempt: DeliveryAttempt, outcome: str, reason: st
     session.add(attempt)
 
 
-def _record_unknown(session: Session, outbox: Outbox, attempt: DeliveryAttempt, error: DeliveryError, *,
-                    now: datetime, report: DeliveryReport, ref: str) -> None:
+def _record_unknown(
+    session: Session,
+    outbox: Outbox,
+    attempt: DeliveryAttempt,
+    error: DeliveryError,
+    *,
+    now: datetime,
+    report: DeliveryReport,
+    ref: str,
+) -> None:
     """The message may be at the server: never sent again on its own; the agent may resend it."""
     outbox.state = "possibly_sent"
     outbox.last_error = error.reason[:2_000]
@@ -246,15 +274,30 @@ def _record_unknown(session: Session, outbox: Outbox, attempt: DeliveryAttempt, 
     session.add(outbox)
     _finish(session, attempt, "possibly_sent", error.reason, now=now)
     message = session.get(Message, outbox.message_id)
-    audit.record(session, agent=audit.SYSTEM, action="delivery_uncertain", now=now,
-                 conversation_id=message.conversation_id if message else None, message_id=outbox.message_id,
-                 reason=outbox.last_error, attempts=outbox.attempts)
+    audit.record(
+        session,
+        agent=audit.SYSTEM,
+        action="delivery_uncertain",
+        now=now,
+        conversation_id=message.conversation_id if message else None,
+        message_id=outbox.message_id,
+        reason=outbox.last_error,
+        attempts=outbox.attempts,
+    )
     report.possibly_sent += 1
     report.errors.append(f"{ref}: possibly sent, not retried (agentdesk resend sends it again): {error.reason}")
 
 
-def _record_failure(session: Session, outbox: Outbox, attempt: DeliveryAttempt, error: DeliveryError, *,
-                    now: datetime, report: DeliveryReport, ref: str) -> None:
+def _record_failure(
+    session: Session,
+    outbox: Outbox,
+    attempt: DeliveryAttempt,
+    error: DeliveryError,
+    *,
+    now: datetime,
+    report: DeliveryReport,
+    ref: str,
+) -> None:
     outbox.last_error = error.reason[:2_000]
     outbox.updated_at = now
     if error.permanent or outbox.attempts >= MAX_ATTEMPTS:
@@ -263,17 +306,26 @@ def _record_failure(session: Session, outbox: Outbox, attempt: DeliveryAttempt, 
         _finish(session, attempt, "failed", error.reason, now=now)
         report.failed += 1
         message = session.get(Message, outbox.message_id)
-        audit.record(session, agent=audit.SYSTEM, action="delivery_failed", now=now,
-                     conversation_id=message.conversation_id if message else None, message_id=outbox.message_id,
-                     reason=outbox.last_error, attempts=outbox.attempts)
+        audit.record(
+            session,
+            agent=audit.SYSTEM,
+            action="delivery_failed",
+            now=now,
+            conversation_id=message.conversation_id if message else None,
+            message_id=outbox.message_id,
+            reason=outbox.last_error,
+            attempts=outbox.attempts,
+        )
         report.errors.append(f"{ref}: delivery failed after {outbox.attempts} attempt(s): {error.reason}")
     else:
         outbox.state = "queued"
         outbox.next_attempt_at = now + backoff_after(outbox.attempts)
         _finish(session, attempt, "retry", error.reason, now=now)
         report.retrying += 1
-        report.errors.append(f"{ref}: delivery attempt {outbox.attempts} failed, retrying at "
-                             f"{outbox.next_attempt_at.isoformat(timespec='seconds')}: {error.reason}")
+        report.errors.append(
+            f"{ref}: delivery attempt {outbox.attempts} failed, retrying at "
+            f"{outbox.next_attempt_at.isoformat(timespec='seconds')}: {error.reason}"
+        )
     session.add(outbox)
 
 

@@ -52,36 +52,55 @@ class EmailSender:
         self.timeout = timeout
         self._smtp: dict[str, SmtpSender] = {}
 
-    def prepare(self, session: Session, *, outbox: Outbox, message: Message,
-                conversation: Conversation) -> PreparedMail:
+    def prepare(
+        self, session: Session, *, outbox: Outbox, message: Message, conversation: Conversation
+    ) -> PreparedMail:
         from agentdesk.channels.email.smtp import OutgoingMail, compose
 
         mailbox = self.mailboxes.get(outbox.source) or self.mailboxes.get(conversation.source)
         if mailbox is None:
             raise DeliveryError(
                 f"no [[mailbox]] named {outbox.source or conversation.source!r} in the config sends for this "
-                "conversation; add it, then the reply is retried", permanent=False)
+                "conversation; add it, then the reply is retried",
+                permanent=False,
+            )
         assert conversation.id is not None and message.id is not None, "a stored reply"
-        last_inbound = threads.latest_inbound_message_before(session=session, conversation_id=conversation.id,
-                                                             message_id=message.id)
+        last_inbound = threads.latest_inbound_message_before(
+            session=session, conversation_id=conversation.id, message_id=message.id
+        )
         attachments = attached_files(session, message)
         if outbox.to_addresses:
             # Addressed when it was queued (the composer, reply --to/--cc/--bcc, forward, new).
-            to_list, queued_cc, bcc = (outbox.to_addresses.split(), outbox.cc_addresses.split(),
-                                outbox.bcc_addresses.split())
+            to_list, queued_cc, bcc = (
+                outbox.to_addresses.split(),
+                outbox.cc_addresses.split(),
+                outbox.bcc_addresses.split(),
+            )
             threaded = last_inbound if message.kind != "forward" else None
-            mail = compose(OutgoingMail(
-                from_address=mailbox.address, from_name=message.author or "", to=to_list, cc=queued_cc,
-                subject=message.subject, body=message.body_text, message_id=message.external_id or "",
-                in_reply_to=(threaded.external_id or "") if threaded is not None else "",
-                references=[r for r in (threaded.references or "").split() if r] if threaded is not None else [],
-                automatic=message.kind in ("receipt", "survey"), date=message.at, attachments=attachments,
-            ))
-            return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple(dict.fromkeys([*to_list, *queued_cc, *bcc])))
+            mail = compose(
+                OutgoingMail(
+                    from_address=mailbox.address,
+                    from_name=message.author or "",
+                    to=to_list,
+                    cc=queued_cc,
+                    subject=message.subject,
+                    body=message.body_text,
+                    message_id=message.external_id or "",
+                    in_reply_to=(threaded.external_id or "") if threaded is not None else "",
+                    references=[r for r in (threaded.references or "").split() if r] if threaded is not None else [],
+                    automatic=message.kind in ("receipt", "survey"),
+                    date=message.at,
+                    attachments=attachments,
+                )
+            )
+            return PreparedMail(
+                mailbox=mailbox.name, mail=mail, recipients=tuple(dict.fromkeys([*to_list, *queued_cc, *bcc]))
+            )
         to = last_inbound.sender_address if last_inbound is not None and last_inbound.sender_address else ""
         if not to:
-            identity = customer_queries.identity_of_kind(session=session, customer_id=conversation.customer_id,
-                                                         kind="email")
+            identity = customer_queries.identity_of_kind(
+                session=session, customer_id=conversation.customer_id, kind="email"
+            )
             to = identity.address if identity else ""
         if not to or "@" not in to:
             raise DeliveryError("the customer has no email address to reply to", permanent=True)
@@ -99,12 +118,22 @@ class EmailSender:
                 parsed = parse_message(raw.raw, source=mailbox.name, received_at=last_inbound.at)
                 skip = self.our_addresses | {to.lower()}
                 cc = [address for address in parsed.recipients if address not in skip and "@" in address]
-        mail = compose(OutgoingMail(
-            from_address=mailbox.address, from_name=message.author or "", to=[to], cc=cc,
-            subject=message.subject, body=message.body_text, message_id=message.external_id or "",
-            in_reply_to=in_reply_to, references=references, automatic=message.kind in ("receipt", "survey"),
-            date=message.at, attachments=attachments,
-        ))
+        mail = compose(
+            OutgoingMail(
+                from_address=mailbox.address,
+                from_name=message.author or "",
+                to=[to],
+                cc=cc,
+                subject=message.subject,
+                body=message.body_text,
+                message_id=message.external_id or "",
+                in_reply_to=in_reply_to,
+                references=references,
+                automatic=message.kind in ("receipt", "survey"),
+                date=message.at,
+                attachments=attachments,
+            )
+        )
         return PreparedMail(mailbox=mailbox.name, mail=mail, recipients=tuple([to, *cc]))
 
     def _sender(self, mailbox) -> SmtpSender:
@@ -116,6 +145,7 @@ class EmailSender:
 
             password = None
             if mailbox.smtp.username:
+
                 def secret(mailbox=mailbox) -> str:
                     try:
                         return credentials.smtp_secret(mailbox)
@@ -135,7 +165,9 @@ class EmailSender:
         if mailbox.sent_folder:
             problem = self._append_to_sent(mailbox, prepared.mail)
             if problem:
-                note = "; ".join(filter(None, [note, f"sent, but the copy to {mailbox.sent_folder!r} failed: {problem}"]))
+                note = "; ".join(
+                    filter(None, [note, f"sent, but the copy to {mailbox.sent_folder!r} failed: {problem}"])
+                )
         return note
 
     def _append_to_sent(self, mailbox, mail: EmailMessage) -> str:
@@ -144,8 +176,9 @@ class EmailSender:
         try:
             from agentdesk.sync import credentials
 
-            connection = imap.BulkConnection(imap.ServerSettings.from_mailbox(mailbox, timeout=self.timeout),
-                                             credentials.imap_secret(mailbox))
+            connection = imap.BulkConnection(
+                imap.ServerSettings.from_mailbox(mailbox, timeout=self.timeout), credentials.imap_secret(mailbox)
+            )
             try:
                 connection.append(mailbox.sent_folder, mail.as_bytes())
             finally:
@@ -166,8 +199,13 @@ def attached_files(session: Session, message: Message) -> list[tuple[str, str, b
     found = []
     for attachment in queries.attachments_of(session=session, message_ids=[message.id]).get(message.id, []):
         try:
-            found.append((attachment.filename, attachment.content_type,
-                          stored_files.read(session=session, key=attachment.storage_key)))
+            found.append(
+                (
+                    attachment.filename,
+                    attachment.content_type,
+                    stored_files.read(session=session, key=attachment.storage_key),
+                )
+            )
         except NotFound as error:
             raise DeliveryError(f"attachment {attachment.filename!r} cannot be read: {error}", permanent=True) from None
     return found
@@ -192,8 +230,9 @@ def _identity_kind(session: Session, conversation: Conversation, address: str) -
     return customers.IDENTITY_KIND.get(conversation.channel, conversation.channel)
 
 
-def reply_document(session: Session, message: Message, conversation: Conversation,
-                   outbox: Outbox | None = None) -> dict[str, Any]:
+def reply_document(
+    session: Session, message: Message, conversation: Conversation, outbox: Outbox | None = None
+) -> dict[str, Any]:
     """One outbound reply as an event of the generic schema, addressed to the recipient chosen when
     it was queued, else to the customer's last message; its files inline as base64."""
     from agentdesk.channels.webhook import outbound
@@ -204,18 +243,30 @@ def reply_document(session: Session, message: Message, conversation: Conversatio
     recipient: dict[str, str] = {}
     chosen = outbox.to_addresses.split() if outbox is not None else []
     if chosen:
-        recipient = {"recipient_kind": _identity_kind(session, conversation, chosen[0]),
-                     "recipient_address": chosen[0],
-                     "recipient_name": (last_inbound.author or "") if last_inbound is not None
-                     and last_inbound.sender_address == chosen[0] else ""}
+        recipient = {
+            "recipient_kind": _identity_kind(session, conversation, chosen[0]),
+            "recipient_address": chosen[0],
+            "recipient_name": (last_inbound.author or "")
+            if last_inbound is not None and last_inbound.sender_address == chosen[0]
+            else "",
+        }
     elif last_inbound is not None and last_inbound.sender_address:
-        recipient = {"recipient_kind": _identity_kind(session, conversation, last_inbound.sender_address),
-                     "recipient_address": last_inbound.sender_address,
-                     "recipient_name": last_inbound.author or ""}
+        recipient = {
+            "recipient_kind": _identity_kind(session, conversation, last_inbound.sender_address),
+            "recipient_address": last_inbound.sender_address,
+            "recipient_name": last_inbound.author or "",
+        }
     return outbound.reply_document(
-        event_id=message.external_id or f"agentdesk-message-{message.id}", channel=conversation.channel,
-        at=message.at, author=message.author, author_login=message.author_login, ref=ref_of(conversation.id),
-        subject=message.subject, text=message.body_text, source=conversation.source, message_kind=message.kind,
+        event_id=message.external_id or f"agentdesk-message-{message.id}",
+        channel=conversation.channel,
+        at=message.at,
+        author=message.author,
+        author_login=message.author_login,
+        ref=ref_of(conversation.id),
+        subject=message.subject,
+        text=message.body_text,
+        source=conversation.source,
+        message_kind=message.kind,
         thread_key=thread_key or "",
         in_reply_to=(last_inbound.external_id or "") if last_inbound is not None else "",
         attachments=attached_files(session, message),
@@ -251,17 +302,21 @@ class SpoolSender:
         spool = self.spools.get(outbox.source)
         if spool is None:
             if self.fallback is not None:
-                return ("fallback", self.fallback.prepare(session, outbox=outbox, message=message,
-                                                          conversation=conversation))
-            raise DeliveryError(f"no spool or mailbox named {outbox.source!r} to send this reply through",
-                                permanent=True)
+                return (
+                    "fallback",
+                    self.fallback.prepare(session, outbox=outbox, message=message, conversation=conversation),
+                )
+            raise DeliveryError(
+                f"no spool or mailbox named {outbox.source!r} to send this reply through", permanent=True
+            )
         try:
             transport = self._transport(spool)
         except Exception as error:  # a failing secret command
             raise DeliveryError(f"spool {spool.name}: {error}") from None
         if transport is None:
-            raise DeliveryError(f"spool {spool.name} has no outbound (set outbound.spool or outbound.url)",
-                                permanent=True)
+            raise DeliveryError(
+                f"spool {spool.name} has no outbound (set outbound.spool or outbound.url)", permanent=True
+            )
         return ("spool", transport, reply_document(session, message, conversation, outbox))
 
     def send(self, prepared: Any) -> str:

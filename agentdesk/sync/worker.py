@@ -104,10 +104,12 @@ def _spool_sources(ctx: SyncContext) -> list[Source]:
 
 # Order matters: a spool of kind "email" wraps the email sender, so spools come after email.
 SOURCE_FACTORIES: dict[str, Callable[[SyncContext], list[Source]]] = {
-    "email": mailbox_sources, "spool": _spool_sources,
+    "email": mailbox_sources,
+    "spool": _spool_sources,
 }
 SENDER_FACTORIES: dict[str, Callable[[SyncContext], dict[str, delivery.Sender]]] = {
-    "email": email_senders, "spool": spool_senders,
+    "email": email_senders,
+    "spool": spool_senders,
 }
 
 
@@ -144,9 +146,16 @@ class SyncReport:
 
 
 class SyncWorker:
-    def __init__(self, ctx: SyncContext, sources: list[Source], senders: dict[str, delivery.Sender], *,
-                 poll_interval: float = POLL_INTERVAL, delivery_interval: float = DELIVERY_INTERVAL,
-                 delivery_sources: set[str] | None = None):
+    def __init__(
+        self,
+        ctx: SyncContext,
+        sources: list[Source],
+        senders: dict[str, delivery.Sender],
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        delivery_interval: float = DELIVERY_INTERVAL,
+        delivery_sources: set[str] | None = None,
+    ):
         self.ctx = ctx
         self.sources = sources
         self.senders = senders
@@ -185,8 +194,9 @@ class SyncWorker:
         another host instead of nothing saying anything."""
         if not self.senders and not self._anything_to_mark():
             return delivery.DeliveryReport()
-        return delivery.deliver_due(self.ctx.engine, self.senders, now_fn=self.ctx.now_fn,
-                                    sources=self.delivery_sources)
+        return delivery.deliver_due(
+            self.ctx.engine, self.senders, now_fn=self.ctx.now_fn, sources=self.delivery_sources
+        )
 
     def _anything_to_mark(self) -> bool:
         # A read, not the pass's write transaction: an idle host without senders (a TUI beside a
@@ -215,8 +225,9 @@ class SyncWorker:
         try:
             report.delivery = self.deliver()
             with db.read_session(self.ctx.engine) as session:
-                report.undeliverable = sum(count for _, count, _ in
-                                           outbox_queries.undeliverable(session=session, senders=set(self.senders)))
+                report.undeliverable = sum(
+                    count for _, count, _ in outbox_queries.undeliverable(session=session, senders=set(self.senders))
+                )
         except Exception as error:
             report.errors.append(f"outbox: {type(error).__name__}: {error}")
         return report
@@ -266,10 +277,13 @@ class SyncWorker:
 
     def run_forever(self, *, on_report: Callable[[Any], None] | None = None) -> None:
         """Until `self.stop` is set: each source in its own thread, the outbox in another."""
-        threads = [threading.Thread(target=self._source_loop, args=(source, on_report), daemon=True,
-                                    name=f"sync-{source.name}") for source in self.sources]
-        threads.append(threading.Thread(target=self._delivery_loop, args=(on_report,), daemon=True,
-                                        name="sync-outbox"))
+        threads = [
+            threading.Thread(
+                target=self._source_loop, args=(source, on_report), daemon=True, name=f"sync-{source.name}"
+            )
+            for source in self.sources
+        ]
+        threads.append(threading.Thread(target=self._delivery_loop, args=(on_report,), daemon=True, name="sync-outbox"))
         for thread in threads:
             thread.start()
         try:

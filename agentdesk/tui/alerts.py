@@ -28,8 +28,12 @@ def notify_send(text: str, environ=os.environ) -> bool:
     if not (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")) or not shutil.which("notify-send"):
         return False
     try:
-        subprocess.Popen(["notify-send", "--app-name=agentdesk", "agentdesk", strip_control(text)[:300]],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            ["notify-send", "--app-name=agentdesk", "agentdesk", strip_control(text)[:300]],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except OSError:
         return False
     return True

@@ -94,21 +94,36 @@ class AgentDeskApp(App[int]):
             if theme in self.available_themes:
                 self.theme = theme
             else:
-                self.notify(f"[ui] theme = {theme!r} is not a theme here; choose one of "
-                            f"{', '.join(sorted(self.available_themes))}", severity="warning", timeout=10)
+                self.notify(
+                    f"[ui] theme = {theme!r} is not a theme here; choose one of "
+                    f"{', '.join(sorted(self.available_themes))}",
+                    severity="warning",
+                    timeout=10,
+                )
         if self.keymap:
             self.set_keymap(self.keymap)
         if self.unknown_keys:
-            self.notify(f"[keys] in the config names unknown binding ids: {', '.join(self.unknown_keys)} "
-                        "(see ? for the ids)", severity="warning", timeout=10)
+            self.notify(
+                f"[keys] in the config names unknown binding ids: {', '.join(self.unknown_keys)} (see ? for the ids)",
+                severity="warning",
+                timeout=10,
+            )
 
-    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
-               markup: bool = True) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity="information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
         """Every toast of the app (a screen's `notify` comes here): plain text, never markup, its
         control characters escaped, since errors and confirmations quote names and subjects that
         came from senders."""
-        super().notify(shown(str(message)), title=shown_line(str(title)), severity=severity, timeout=timeout,
-                       markup=False)
+        super().notify(
+            shown(str(message)), title=shown_line(str(title)), severity=severity, timeout=timeout, markup=False
+        )
 
     def start_background_work(self) -> None:
         """Watch for other processes' commits and send presence heartbeats. The main screen calls
@@ -259,8 +274,12 @@ class AgentDeskApp(App[int]):
             self.alert_count += 1
             # A bad rating has its own warning, with the customer's comment (screens/rating_alerts.py).
             if alert.kind != "bad_rating":
-                self.notify(alert.text, title="Alert", severity="warning" if alert.kind in ("bounced", "sla_warning")
-                            else "information", timeout=10)
+                self.notify(
+                    alert.text,
+                    title="Alert",
+                    severity="warning" if alert.kind in ("bounced", "sla_warning") else "information",
+                    timeout=10,
+                )
             if how == "desktop" and not ring.notify_send(alert.text):
                 escape = ring.desktop_escape(alert.text)
                 if escape and self._driver is not None:
@@ -294,30 +313,37 @@ class AgentDeskApp(App[int]):
             # From a screen of its own (the report), a main-screen action acts on the main screen.
             target = self if action.scope == "app" else screen if scope == "composer" else (self.main or screen)
             yield SystemCommand(
-                f"{action.description} ({keys})", action.help or action.description,
+                f"{action.description} ({keys})",
+                action.help or action.description,
                 _runner(target, action.action),
             )
         if scope == "main" and self.main is not None:
             # The saved views ([[view]] in the config); the built-in ones are actions of the table.
             for index, view in enumerate(self.main.filters):
                 if view.label:
-                    yield SystemCommand(f"View: {view.title}", f"saved search: {view.query}",
-                                        _runner(self.main, f"show_index({index})"))
+                    yield SystemCommand(
+                        f"View: {view.title}", f"saved search: {view.query}", _runner(self.main, f"show_index({index})")
+                    )
             # The config's macros ([[macro]]), on the marked rows or the one under the cursor.
             for index, macro in enumerate(self.settings.macro):
                 keys = f" ({macro.key})" if macro.key else ""
-                yield SystemCommand(f"Macro: {macro.name}{keys}", _macro_help(macro),
-                                    _runner(self.main, f"run_macro({index})"))
+                yield SystemCommand(
+                    f"Macro: {macro.name}{keys}", _macro_help(macro), _runner(self.main, f"run_macro({index})")
+                )
         for command in super().get_system_commands(screen):
             if command.title not in ("Quit", "Keys"):
                 yield command
 
 
 def _macro_help(macro) -> str:
-    steps = [f"status {macro.status}" if macro.status else "", f"priority {macro.priority}" if macro.priority else "",
-             " ".join([*(f"+{t}" for t in macro.add_tags), *(f"-{t}" for t in macro.remove_tags)]),
-             f"assign {macro.assign}" if macro.assign else "", f"snooze {macro.snooze}" if macro.snooze else "",
-             f"template {macro.template}" if macro.template else ""]
+    steps = [
+        f"status {macro.status}" if macro.status else "",
+        f"priority {macro.priority}" if macro.priority else "",
+        " ".join([*(f"+{t}" for t in macro.add_tags), *(f"-{t}" for t in macro.remove_tags)]),
+        f"assign {macro.assign}" if macro.assign else "",
+        f"snooze {macro.snooze}" if macro.snooze else "",
+        f"template {macro.template}" if macro.template else "",
+    ]
     return ", ".join(step for step in steps if step)
 
 

@@ -140,7 +140,8 @@ def parse_until(text: str, now: datetime, local_zone=None) -> datetime | None:
     except ValueError:
         raise InvalidInput(
             f"snooze {text!r}: expected a duration (4h, 2d), tomorrow [09:00], a date or time "
-            f"(2026-12-01 09:00), or none") from None
+            f"(2026-12-01 09:00), or none"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     moment = moment.astimezone(timezone.utc)

@@ -44,13 +44,15 @@ def attachment_and_html(size: int = 40 * MB, *, n: int = 1, subject: str = "A bi
     html = ("<html><body>" + paragraph * (html_size // len(paragraph) + 1))[:html_size] + "</body></html>"
     attachment = rng.randbytes(max(0, (size - html_size - 2_000) * 3 // 4 * 76 // 78))
     return (
-        _head(n, subject, f'multipart/mixed; boundary="{boundary}"').encode() + b"\r\n"
+        _head(n, subject, f'multipart/mixed; boundary="{boundary}"').encode()
+        + b"\r\n"
         + f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease see the attached file.\r\n".encode()
         + f"--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n".encode()
-        + html.encode() + b"\r\n"
-        + f"--{boundary}\r\nContent-Type: application/octet-stream; name=\"scan.bin\"\r\n"
-          f"Content-Disposition: attachment; filename=\"scan.bin\"\r\n"
-          f"Content-Transfer-Encoding: base64\r\n\r\n".encode()
+        + html.encode()
+        + b"\r\n"
+        + f'--{boundary}\r\nContent-Type: application/octet-stream; name="scan.bin"\r\n'
+        f'Content-Disposition: attachment; filename="scan.bin"\r\n'
+        f"Content-Transfer-Encoding: base64\r\n\r\n".encode()
         + _base64_lines(attachment)
         + f"--{boundary}--\r\n".encode()
     )
@@ -74,8 +76,10 @@ def many_parts(size: int = 40 * MB, *, n: int = 3, parts: int = 4_000, subject: 
     for index in range(parts):
         pieces.append(
             f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
-            f"Content-Disposition: attachment; filename=\"file-{index}.bin\"\r\n"
-            f"Content-Transfer-Encoding: base64\r\n\r\n".encode() + _base64_lines(rng.randbytes(each)))
+            f'Content-Disposition: attachment; filename="file-{index}.bin"\r\n'
+            f"Content-Transfer-Encoding: base64\r\n\r\n".encode()
+            + _base64_lines(rng.randbytes(each))
+        )
     pieces.append(f"--{boundary}--\r\n".encode())
     return b"".join(pieces)
 
@@ -134,8 +138,9 @@ with open(report, "w") as file:
 """
 
 
-def run_measured(command: list[str], *, cwd: Path | None = None, env: dict | None = None,
-                 every: float = 0.005) -> tuple[int, str, int, int, float]:
+def run_measured(
+    command: list[str], *, cwd: Path | None = None, env: dict | None = None, every: float = 0.005
+) -> tuple[int, str, int, int, float]:
     """Run `command`; (exit status, stderr, the process's own peak RSS from wait4 in KiB, the
     peak of its whole tree's summed RSS — parser processes included — sampled every `every`
     seconds, in KiB; seconds)."""
@@ -144,8 +149,13 @@ def run_measured(command: list[str], *, cwd: Path | None = None, env: dict | Non
 
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         started = time.perf_counter()
-        launcher = subprocess.Popen([sys.executable, "-c", _LAUNCHER, report.name, *command], cwd=cwd, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, report.name, *command],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         peak = [0]
         done = threading.Event()
 

@@ -47,7 +47,8 @@ def test_a_40_mb_message_is_stored_whole_within_200_mb(dovecot, tmp_path, ordina
     config = mailbox_config(tmp_path, dovecot, user, 1)
 
     status, stderr, own_kib, tree_kib, _ = run_measured(
-        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"], cwd=ROOT)
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"], cwd=ROOT
+    )
 
     assert status == 0, stderr
     assert own_kib < LIMIT_KIB, f"sync --once peaked at {own_kib // 1024} MiB"
@@ -57,7 +58,8 @@ def test_a_40_mb_message_is_stored_whole_within_200_mb(dovecot, tmp_path, ordina
         assert db.execute("SELECT count(DISTINCT external_id) FROM message").fetchone()[0] == ordinary + 1
         message_id, stored_subject, body, parse_error = db.execute(
             "SELECT id, subject, body_text, parse_error FROM message WHERE external_id = ?",
-            (f"big{ordinary}@sender.example",)).fetchone()
+            (f"big{ordinary}@sender.example",),
+        ).fetchone()
         raw = db.execute("SELECT raw FROM messageraw WHERE message_id = ?", (message_id,)).fetchone()[0]
         attachment = db.execute("SELECT filename, size FROM attachment WHERE message_id = ?", (message_id,)).fetchall()
     uid = dovecot.uids(user)[len(dovecot.uids(user)) // 2]
@@ -74,11 +76,16 @@ def test_show_prints_the_big_message_capped(dovecot, tmp_path):  # noqa: F811
     dovecot.write_maildir(user, [(mailgen.corpus(1)[0][0], text_body(40 * MB, subject="Long " * 300_000))])
     config = mailbox_config(tmp_path, dovecot, user, 1)
     status, stderr, own_kib, _, _ = run_measured(
-        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"], cwd=ROOT)
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"], cwd=ROOT
+    )
     assert status == 0, stderr
     assert own_kib < LIMIT_KIB
-    shown = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "list", "--json"],
-                           cwd=ROOT, capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "list", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert shown.returncode == 0, shown.stderr
     assert max(len(line) for line in shown.stdout.splitlines()) < 10_000
     with sqlite3.connect(tmp_path / "agentdesk.db") as db:

@@ -22,8 +22,14 @@ def run_list(tmp_path: Path, url: str) -> subprocess.CompletedProcess:
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
     environment = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "data")}
-    return subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "list"],
-                          capture_output=True, text=True, env=environment, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "list"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
 
 
 def assert_one_clean_line(result: subprocess.CompletedProcess, *names: object) -> str:
@@ -41,10 +47,26 @@ def good_database(tmp_path_factory) -> Path:
     """A real agentdesk database with a few hundred conversations, to damage in copies."""
     directory = tmp_path_factory.mktemp("demo")
     environment = {**os.environ, "HOME": str(directory / "home")}
-    subprocess.run([sys.executable, "-m", "agentdesk", "demo", "--seed-only", "--conversations", "200",
-                    "--data-dir", str(directory)], check=True, capture_output=True, env=environment, timeout=300)
-    checkpoint = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                  "c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentdesk",
+            "demo",
+            "--seed-only",
+            "--conversations",
+            "200",
+            "--data-dir",
+            str(directory),
+        ],
+        check=True,
+        capture_output=True,
+        env=environment,
+        timeout=300,
+    )
+    checkpoint = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()"
+    )
     subprocess.run([sys.executable, "-c", checkpoint, str(directory / "agentdesk.db")], check=True)
     return directory / "agentdesk.db"
 
@@ -71,7 +93,7 @@ def _header_then_garbage(path: Path, good: Path) -> None:
 
 def _schema_overwritten(path: Path, good: Path) -> None:
     data = bytearray(good.read_bytes())
-    data[100:4096 * 4] = os.urandom(4096 * 4 - 100)
+    data[100 : 4096 * 4] = os.urandom(4096 * 4 - 100)
     path.write_bytes(bytes(data))
 
 
@@ -137,8 +159,14 @@ def test_the_default_location_is_still_created(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("", encoding="utf-8")
     environment = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "xdg" / "data")}
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "list"],
-                            capture_output=True, text=True, env=environment, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "list"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "xdg" / "data" / "agentdesk" / "agentdesk.db").exists()
 
@@ -159,8 +187,10 @@ def _make_read_only(target: Path) -> None:
         target.chmod(0o555 if target.is_dir() else 0o444)
         return
     # chmod does not stop root; the immutable attribute does, where the file system has it.
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(target)],
-                                                        capture_output=True, check=False).returncode != 0:
+    if (
+        shutil.which("chattr") is None
+        or subprocess.run(["chattr", "+i", str(target)], capture_output=True, check=False).returncode != 0
+    ):
         pytest.skip("running as root without chattr +i: nothing can make a file read-only for root")
 
 
@@ -186,8 +216,9 @@ def test_a_database_in_a_read_only_directory_is_one_line(tmp_path, good_database
     shutil.copy(good_database, directory / "agentdesk.db")
     _make_read_only(directory)
     try:
-        assert_one_clean_line(run_list(tmp_path, f"sqlite:///{directory / 'agentdesk.db'}"),
-                              directory / "agentdesk.db", "read-only")
+        assert_one_clean_line(
+            run_list(tmp_path, f"sqlite:///{directory / 'agentdesk.db'}"), directory / "agentdesk.db", "read-only"
+        )
         assert_one_clean_line(run_list(tmp_path, f"sqlite:///{directory / 'new.db'}"), directory, "not writable")
     finally:
         _make_writable(directory)
@@ -200,8 +231,11 @@ def test_an_unreachable_postgres_server_is_one_line_without_the_password(tmp_pat
     from servers.postgres import free_port
 
     port = free_port()  # nothing listens there
-    line = assert_one_clean_line(run_list(tmp_path, f"postgresql://agent:s3cret-pw@127.0.0.1:{port}/agentdesk"),
-                                 f"127.0.0.1:{port}", "cannot reach")
+    line = assert_one_clean_line(
+        run_list(tmp_path, f"postgresql://agent:s3cret-pw@127.0.0.1:{port}/agentdesk"),
+        f"127.0.0.1:{port}",
+        "cannot reach",
+    )
     assert "s3cret-pw" not in line
 
 
@@ -242,14 +276,18 @@ def _table_pages_overwritten(path: Path, good: Path) -> None:
     connection = sqlite3.connect(path)
     try:
         page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-        pages = [row[0] for row in connection.execute(
-            "SELECT pageno FROM dbstat WHERE name = 'message' AND pagetype = 'leaf' ORDER BY pageno")]
+        pages = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'message' AND pagetype = 'leaf' ORDER BY pageno"
+            )
+        ]
     finally:
         connection.close()
     data = bytearray(path.read_bytes())
-    for page in pages[len(pages) // 4: len(pages) // 2]:
+    for page in pages[len(pages) // 4 : len(pages) // 2]:
         start = (page - 1) * page_size
-        data[start:start + page_size] = os.urandom(page_size)
+        data[start : start + page_size] = os.urandom(page_size)
     path.write_bytes(bytes(data))
 
 
@@ -260,7 +298,13 @@ def test_damage_found_in_the_middle_of_a_command_is_one_line(tmp_path, good_data
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{database}"\n', encoding="utf-8")
     environment = {**os.environ, "HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), *command],
-                            capture_output=True, text=True, env=environment, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), *command],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
     line = assert_one_clean_line(result, database)
     assert "damaged" in line or "not a SQLite database" in line

@@ -33,12 +33,19 @@ SECRET = "disk-full-secret"
 def _mount_tmpfs(directory: Path, size: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root (or CAP_SYS_ADMIN) and mount(8); run as root to test a full disk")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory)],
-                          capture_output=True, text=True)
+        pytest.skip(
+            "mounting a small tmpfs needs root (or CAP_SYS_ADMIN) and mount(8); run as root to test a full disk"
+        )
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); "
-                    f"a container needs CAP_SYS_ADMIN to test a full disk")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); "
+            f"a container needs CAP_SYS_ADMIN to test a full disk"
+        )
 
 
 @pytest.fixture
@@ -76,9 +83,15 @@ def _fill(directory: Path) -> None:
 
 
 def _agentdesk(config: Path, *args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agentdesk", *args, "--config", str(config)], cwd=REPO,
-                          capture_output=True, text=True, input=stdin, timeout=timeout,
-                          env={**os.environ, "AGENTDESK_AGENT": "tester"})
+    return subprocess.run(
+        [sys.executable, "-m", "agentdesk", *args, "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        env={**os.environ, "AGENTDESK_AGENT": "tester"},
+    )
 
 
 def _problems(stderr: str) -> list[str]:
@@ -145,22 +158,32 @@ def test_mail_sync_on_a_full_disk_says_so_counts_what_was_stored_and_resumes(tmp
 def _spool_config(root: Path, database: Path, spool: Path) -> Path:
     config = root / "config.toml"
     root.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n'
-                      '[agents.tester]\nname = "Terry Tester"\nsignature = "Terry"\n' + BASIC_CONFIG + f"""
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n'
+        '[agents.tester]\nname = "Terry Tester"\nsignature = "Terry"\n'
+        + BASIC_CONFIG
+        + f"""
 [[spool]]
 name = "chat"
 path = "{spool}"
 adapter = "generic"
 kind = "chat"
 secret_command = "echo {SECRET}"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return config
 
 
 def _chat_event(i: int, text: str = "") -> bytes:
-    return json.dumps({"id": f"evt-{i}", "sender": {"name": f"Visitor {i}", "handle": f"widget:{i}"},
-                       "text": text or f"message number {i} " + "about my order " * 20,
-                       "timestamp": "2026-11-24T09:00:00Z"}).encode()
+    return json.dumps(
+        {
+            "id": f"evt-{i}",
+            "sender": {"name": f"Visitor {i}", "handle": f"widget:{i}"},
+            "text": text or f"message number {i} " + "about my order " * 20,
+            "timestamp": "2026-11-24T09:00:00Z",
+        }
+    ).encode()
 
 
 def _write_spool(spool: Path, count: int, start: int = 0) -> None:
@@ -238,8 +261,12 @@ def _free_port() -> int:
 
 
 def _serve(config: Path, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "agentdesk", "webhook", "serve", "--port", str(port),
-                                "--config", str(config)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentdesk", "webhook", "serve", "--port", str(port), "--config", str(config)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         with socket.socket() as probe:
@@ -256,8 +283,12 @@ def _post(port: int, body: bytes) -> http.client.HTTPResponse:
 
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    connection.request("POST", "/hooks/chat", body=body,
-                       headers={"Content-Type": "application/json", "X-Agentdesk-Signature": signature})
+    connection.request(
+        "POST",
+        "/hooks/chat",
+        body=body,
+        headers={"Content-Type": "application/json", "X-Agentdesk-Signature": signature},
+    )
     response = connection.getresponse()
     response.read()
     connection.close()

@@ -30,9 +30,10 @@ HEADER_TIMEOUT, BODY_TIMEOUT, MAX_CONNECTIONS = 1.0, 1.5, 40
 
 def write_config(root: Path, *, max_bytes: int = 5 * 1024 * 1024) -> Path:
     path = root / "config.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [database]
-url = "sqlite:///{root / 'agentdesk.db'}"
+url = "sqlite:///{root / "agentdesk.db"}"
 
 [webhook]
 header_timeout = {HEADER_TIMEOUT}
@@ -41,7 +42,7 @@ max_connections = {MAX_CONNECTIONS}
 
 [[spool]]
 name = "chat"
-path = "{root / 'chat'}"
+path = "{root / "chat"}"
 adapter = "generic"
 kind = "chat"
 secret_command = "echo {SECRET}"
@@ -49,7 +50,7 @@ max_bytes = {max_bytes}
 
 [[spool]]
 name = "small"
-path = "{root / 'small'}"
+path = "{root / "small"}"
 adapter = "generic"
 kind = "chat"
 secret_command = "echo {SECRET}"
@@ -57,11 +58,13 @@ max_bytes = 1000
 
 [[spool]]
 name = "sms"
-path = "{root / 'sms'}"
+path = "{root / "sms"}"
 adapter = "twilio_sms"
 kind = "sms"
 secret_command = "echo {TWILIO_TOKEN}"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -69,8 +72,9 @@ class Served:
     def __init__(self, root: Path):
         self.settings = config.load(write_config(root))
         self.lines: list[str] = []
-        self.server = receiver.make_server(receiver.endpoints_from_settings(self.settings), host="127.0.0.1", port=0,
-                                           log=self.lines.append)
+        self.server = receiver.make_server(
+            receiver.endpoints_from_settings(self.settings), host="127.0.0.1", port=0, log=self.lines.append
+        )
         receiver.start_in_thread(self.server)
         self.port = self.server.server_address[1]
         self.chat = root / "chat"
@@ -124,8 +128,12 @@ def normal_post(port: int, i: int = 1) -> tuple[int, float]:
     started = time.perf_counter()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection.request("POST", "/hooks/chat", body=body, headers={
-            "Content-Type": "application/json", "X-Agentdesk-Signature": sign(body)})
+        connection.request(
+            "POST",
+            "/hooks/chat",
+            body=body,
+            headers={"Content-Type": "application/json", "X-Agentdesk-Signature": sign(body)},
+        )
         response = connection.getresponse()
         response.read()
         return response.status, time.perf_counter() - started
@@ -161,53 +169,101 @@ NON_ASCII_SIGNATURES = [
 @pytest.mark.parametrize("signature", NON_ASCII_SIGNATURES)
 def test_a_non_ascii_agentdesk_signature_is_401(served, signature):
     body = event()
-    head = post_head("/hooks/chat", {"Content-Type": "application/json", "Content-Length": str(len(body)),
-                                     "X-Agentdesk-Signature": signature.encode("latin-1")})
+    head = post_head(
+        "/hooks/chat",
+        {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            "X-Agentdesk-Signature": signature.encode("latin-1"),
+        },
+    )
     assert raw(served.port, head + body)[0] == 401
     # UTF-8 bytes of the same text too (the header decodes them as Latin-1)
-    head = post_head("/hooks/chat", {"Content-Type": "application/json", "Content-Length": str(len(body)),
-                                     "X-Agentdesk-Signature": signature.encode("utf-8")})
+    head = post_head(
+        "/hooks/chat",
+        {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            "X-Agentdesk-Signature": signature.encode("utf-8"),
+        },
+    )
     assert raw(served.port, head + body)[0] == 401
     assert served.files("new") == [] and served.files("tmp") == []
     assert normal_post(served.port)[0] == 200
     assert_log_is_inert(served.lines)
 
 
-@pytest.mark.parametrize("signature", [b"\xc3\xa9" * 20, "ü".encode("latin-1") * 28, b"abc", b"=" * 40,
-                                       b"\x1b[2J" + b"A" * 28])
+@pytest.mark.parametrize(
+    "signature", [b"\xc3\xa9" * 20, "ü".encode("latin-1") * 28, b"abc", b"=" * 40, b"\x1b[2J" + b"A" * 28]
+)
 def test_a_non_ascii_or_malformed_twilio_signature_is_401(served, signature):
     body = b"From=%2B14155550123&Body=hi&MessageSid=SM1"
-    head = post_head("/hooks/sms", {"Content-Type": "application/x-www-form-urlencoded",
-                                    "Content-Length": str(len(body)), "X-Twilio-Signature": signature})
+    head = post_head(
+        "/hooks/sms",
+        {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Length": str(len(body)),
+            "X-Twilio-Signature": signature,
+        },
+    )
     assert raw(served.port, head + body)[0] == 401
     assert served.files("new", "sms") == [] and served.files("tmp", "sms") == []
     assert_log_is_inert(served.lines)
 
 
-@pytest.mark.parametrize("host", [b"h\xc3\xa9llo.example", b"example.com:abc", b"[::1", b"\x1b]8;;evil\x07",
-                                  b"a" * 3000, b"example.com:99999999"])
+@pytest.mark.parametrize(
+    "host",
+    [b"h\xc3\xa9llo.example", b"example.com:abc", b"[::1", b"\x1b]8;;evil\x07", b"a" * 3000, b"example.com:99999999"],
+)
 @pytest.mark.parametrize("header", ["Host", "X-Forwarded-Host", "X-Forwarded-Proto"])
 def test_hostile_host_and_forwarding_headers_cannot_break_twilio_verification(served, header, host):
     body = b"From=%2B14155550123&Body=hi&MessageSid=SM1"
-    head = (b"POST /hooks/sms HTTP/1.1\r\n" + header.encode() + b": " + host + b"\r\n"
-            + (b"Host: x\r\n" if header != "Host" else b"")
-            + b"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: "
-            + b"A" * 27 + b"=\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    head = (
+        b"POST /hooks/sms HTTP/1.1\r\n"
+        + header.encode()
+        + b": "
+        + host
+        + b"\r\n"
+        + (b"Host: x\r\n" if header != "Host" else b"")
+        + b"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: "
+        + b"A" * 27
+        + b"=\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+    )
     assert raw(served.port, head + body)[0] == 401
     assert served.files("tmp", "sms") == []
     assert_log_is_inert(served.lines)
 
 
-@pytest.mark.parametrize("length, status", [
-    ("\u0661\u0662", 411),  # Arabic-Indic digits: int() would take them
-    ("+12", 411), ("1_2", 411), ("0x10", 411), ("-1", 411), ("", 411), ("1e3", 411),
-    ("9" * 30, 411), ("999999999999999999", 413), (str(5 * 1024 * 1024 + 1), 413),
-])
+@pytest.mark.parametrize(
+    "length, status",
+    [
+        ("\u0661\u0662", 411),  # Arabic-Indic digits: int() would take them
+        ("+12", 411),
+        ("1_2", 411),
+        ("0x10", 411),
+        ("-1", 411),
+        ("", 411),
+        ("1e3", 411),
+        ("9" * 30, 411),
+        ("999999999999999999", 413),
+        (str(5 * 1024 * 1024 + 1), 413),
+    ],
+)
 def test_every_odd_content_length_is_refused_before_the_body(served, length, status):
     started = time.monotonic()
     with connect(served.port) as client:
-        client.sendall(post_head("/hooks/chat", {"Content-Type": "application/json", "X-Agentdesk-Signature": sign(b"x"),
-                                                 "Content-Length": length.encode("utf-8")}))
+        client.sendall(
+            post_head(
+                "/hooks/chat",
+                {
+                    "Content-Type": "application/json",
+                    "X-Agentdesk-Signature": sign(b"x"),
+                    "Content-Length": length.encode("utf-8"),
+                },
+            )
+        )
         assert read_response(client)[0] == status  # no body was sent: answered from the headers alone
     assert time.monotonic() - started < 0.9
     assert served.files("tmp") == [] and served.files("new") == []
@@ -215,11 +271,15 @@ def test_every_odd_content_length_is_refused_before_the_body(served, length, sta
 
 def test_conflicting_framing_and_unknown_codings_are_refused(served):
     body = event()
-    both = post_head("/hooks/chat", {"X-Agentdesk-Signature": sign(body), "Content-Length": str(len(body)),
-                                     "Transfer-Encoding": "chunked"})
+    both = post_head(
+        "/hooks/chat",
+        {"X-Agentdesk-Signature": sign(body), "Content-Length": str(len(body)), "Transfer-Encoding": "chunked"},
+    )
     assert raw(served.port, both + body)[0] == 400
-    twice = (post_head("/hooks/chat", {"X-Agentdesk-Signature": sign(body), "Content-Length": str(len(body))})[:-2]
-             + b"Content-Length: 5\r\n\r\n")
+    twice = (
+        post_head("/hooks/chat", {"X-Agentdesk-Signature": sign(body), "Content-Length": str(len(body))})[:-2]
+        + b"Content-Length: 5\r\n\r\n"
+    )
     assert raw(served.port, twice + body)[0] == 411
     for coding in ("gzip", "gzip, chunked", "chunked, chunked", "\u00e9"):
         head = post_head("/hooks/chat", {"X-Agentdesk-Signature": sign(body), "Transfer-Encoding": coding})
@@ -231,8 +291,9 @@ def test_conflicting_framing_and_unknown_codings_are_refused(served):
 def test_a_hostile_content_type_stays_one_clean_header_line_in_the_spool_file(served):
     body = b"a=1"
     content_type = b"text/plain; x=\x1b[31m\xc2\x9b\x7f\tend"
-    head = post_head("/hooks/chat", {"Content-Type": content_type, "Content-Length": "3",
-                                     "X-Agentdesk-Signature": sign(body)})
+    head = post_head(
+        "/hooks/chat", {"Content-Type": content_type, "Content-Length": "3", "X-Agentdesk-Signature": sign(body)}
+    )
     assert raw(served.port, head + body)[0] == 200
     (name,) = served.files("new")
     data = (served.chat / "new" / name).read_bytes()
@@ -242,15 +303,27 @@ def test_a_hostile_content_type_stays_one_clean_header_line_in_the_spool_file(se
 
 def test_expect_100_continue_gets_its_refusal_before_sending_the_body(served):
     with connect(served.port) as client:
-        client.sendall(post_head("/hooks/chat", {"Content-Length": str(10 ** 9), "Expect": "100-continue",
-                                                 "X-Agentdesk-Signature": sign(b"")}))
+        client.sendall(
+            post_head(
+                "/hooks/chat",
+                {"Content-Length": str(10**9), "Expect": "100-continue", "X-Agentdesk-Signature": sign(b"")},
+            )
+        )
         status, _, _ = read_response(client)
         assert status == 413
     with connect(served.port) as client:
         body = event()
-        client.sendall(post_head("/hooks/chat", {"Content-Length": str(len(body)), "Expect": "100-continue",
-                                                 "Content-Type": "application/json",
-                                                 "X-Agentdesk-Signature": sign(body)}))
+        client.sendall(
+            post_head(
+                "/hooks/chat",
+                {
+                    "Content-Length": str(len(body)),
+                    "Expect": "100-continue",
+                    "Content-Type": "application/json",
+                    "X-Agentdesk-Signature": sign(body),
+                },
+            )
+        )
         assert client.recv(100).startswith(b"HTTP/1.1 100")
         client.sendall(body)
         assert read_response(client)[0] == 200
@@ -275,23 +348,30 @@ def test_healthz_answers_get_and_head_without_authentication(served):
 
 def test_a_wrong_signature_after_the_whole_body_leaves_nothing(served):
     body = b"x" * 300_000
-    head = post_head("/hooks/chat", {"Content-Type": "application/json", "Content-Length": str(len(body)),
-                                     "X-Agentdesk-Signature": sign(b"other")})
+    head = post_head(
+        "/hooks/chat",
+        {"Content-Type": "application/json", "Content-Length": str(len(body)), "X-Agentdesk-Signature": sign(b"other")},
+    )
     assert raw(served.port, head + body)[0] == 401
     assert served.files("tmp") == [] and served.files("new") == []
 
 
 # --- chunked bodies ----------------------------------------------------------------------------------
 
+
 def chunked(body: bytes, size: int = 7, extension: bytes = b"") -> bytes:
-    parts = [b"%x%s\r\n%s\r\n" % (len(body[i:i + size]), extension, body[i:i + size]) for i in range(0, len(body), size)]
+    parts = [
+        b"%x%s\r\n%s\r\n" % (len(body[i : i + size]), extension, body[i : i + size]) for i in range(0, len(body), size)
+    ]
     return b"".join(parts) + b"0\r\nX-Trailer: t\r\n\r\n"
 
 
 def test_a_signed_chunked_body_is_stored_whole(served):
     body = event(5)
-    head = post_head("/hooks/chat", {"Content-Type": "application/json", "Transfer-Encoding": "chunked",
-                                     "X-Agentdesk-Signature": sign(body)})
+    head = post_head(
+        "/hooks/chat",
+        {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "X-Agentdesk-Signature": sign(body)},
+    )
     status, _, answer = raw(served.port, head + chunked(body, extension=b";name=value"))
     assert status == 200
     assert (served.chat / "new" / json.loads(answer)["stored"]).read_bytes() == body
@@ -299,22 +379,36 @@ def test_a_signed_chunked_body_is_stored_whole(served):
 
 def test_a_chunked_body_over_max_bytes_is_413_while_it_streams(served):
     body = b"y" * 5000
-    head = post_head("/hooks/small", {"Content-Type": "application/json", "Transfer-Encoding": "chunked",
-                                      "X-Agentdesk-Signature": sign(body)})
+    head = post_head(
+        "/hooks/small",
+        {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "X-Agentdesk-Signature": sign(body)},
+    )
     assert raw(served.port, head + chunked(body, size=400))[0] == 413
     assert served.files("tmp", "small") == [] and served.files("new", "small") == []
 
 
-@pytest.mark.parametrize("broken", [b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcXY0\r\n\r\n", b"-1\r\n", b"3" * 2000 + b"\r\n",
-                                    b"ffffffffffffffffffff\r\n", b"3\r\nabc\r\n0\r\n" + b"T: v\r\n" * 40 + b"\r\n"])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"zz\r\nabc\r\n0\r\n\r\n",
+        b"3\r\nabcXY0\r\n\r\n",
+        b"-1\r\n",
+        b"3" * 2000 + b"\r\n",
+        b"ffffffffffffffffffff\r\n",
+        b"3\r\nabc\r\n0\r\n" + b"T: v\r\n" * 40 + b"\r\n",
+    ],
+)
 def test_broken_chunking_is_400_and_leaves_nothing(served, broken):
-    head = post_head("/hooks/chat", {"Content-Type": "application/json", "Transfer-Encoding": "chunked",
-                                     "X-Agentdesk-Signature": sign(b"abc")})
+    head = post_head(
+        "/hooks/chat",
+        {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "X-Agentdesk-Signature": sign(b"abc")},
+    )
     assert raw(served.port, head + broken)[0] in (400, 413)
     assert served.files("tmp") == [] and served.files("new") == []
 
 
 # --- slow, idle, vanishing clients ------------------------------------------------------------------
+
 
 def test_a_slowloris_trickling_headers_is_cut_at_the_header_deadline(served):
     with connect(served.port) as client:
@@ -338,9 +432,17 @@ def test_a_slowloris_trickling_headers_is_cut_at_the_header_deadline(served):
 
 def test_a_body_that_stalls_gets_408_at_the_body_deadline_and_its_tmp_file_goes(served):
     with connect(served.port) as client:
-        client.sendall(post_head("/hooks/chat", {"Content-Type": "application/json",
-                                                 "Content-Length": str(5 * 1024 * 1024),
-                                                 "X-Agentdesk-Signature": sign(b"")}) + b"z" * 100_000)
+        client.sendall(
+            post_head(
+                "/hooks/chat",
+                {
+                    "Content-Type": "application/json",
+                    "Content-Length": str(5 * 1024 * 1024),
+                    "X-Agentdesk-Signature": sign(b""),
+                },
+            )
+            + b"z" * 100_000
+        )
         assert wait_until(lambda: len(served.files("tmp")) == 1, 1.0)
         started = time.monotonic()
         status, headers, _ = read_response(client)
@@ -352,8 +454,13 @@ def test_a_body_that_stalls_gets_408_at_the_body_deadline_and_its_tmp_file_goes(
 
 def test_a_client_that_vanishes_mid_body_is_one_log_line_and_no_file(served):
     with connect(served.port) as client:
-        client.sendall(post_head("/hooks/chat", {"Content-Type": "application/json", "Content-Length": "100000",
-                                                 "X-Agentdesk-Signature": sign(b"")}) + b"z" * 5000)
+        client.sendall(
+            post_head(
+                "/hooks/chat",
+                {"Content-Type": "application/json", "Content-Length": "100000", "X-Agentdesk-Signature": sign(b"")},
+            )
+            + b"z" * 5000
+        )
         assert wait_until(lambda: len(served.files("tmp")) == 1, 1.0)
     assert wait_until(lambda: served.files("tmp") == [], 1.0)
     assert wait_until(lambda: any("after 5000 of 100000 bytes" in line for line in served.lines), 1.0)
@@ -378,8 +485,10 @@ def test_stalled_clients_do_not_slow_a_normal_post_and_over_the_cap_is_503(serve
         if i % 2:
             client.sendall(b"POST /hooks/chat HTTP/1.1\r\nHost: x\r\n")  # mid-header
         else:
-            client.sendall(post_head("/hooks/chat", {"Content-Length": str(5 * 1024 * 1024),
-                                                     "X-Agentdesk-Signature": sign(b"")}) + b"q" * 65536)
+            client.sendall(
+                post_head("/hooks/chat", {"Content-Length": str(5 * 1024 * 1024), "X-Agentdesk-Signature": sign(b"")})
+                + b"q" * 65536
+            )
         stalled.append(client)
     assert wait_until(lambda: len(served.server.connections) == MAX_CONNECTIONS - 5, 2.0)
     latencies = []
@@ -409,8 +518,9 @@ def test_two_hundred_idle_connections_hold_no_thread_beyond_the_header_deadline(
     idle = [connect(served.port) for _ in range(200)]
     time.sleep(0.3)
     assert threading.active_count() <= baseline + MAX_CONNECTIONS
-    assert wait_until(lambda: threading.active_count() <= baseline and not served.server.connections,
-                      HEADER_TIMEOUT + 1.5)
+    assert wait_until(
+        lambda: threading.active_count() <= baseline and not served.server.connections, HEADER_TIMEOUT + 1.5
+    )
     for client in idle:
         client.close()
     assert normal_post(served.port)[0] == 200
@@ -426,8 +536,15 @@ def test_a_kept_alive_connection_left_idle_is_closed(served):
 
 # --- the log -------------------------------------------------------------------------------------------
 
-HOSTILE_TEXT = [b"\x1b]52;c;SGVsbG8=\x07", b"\x1b[2J\x1b[H", b"\xc2\x9b31m", b"\xe2\x80\xae", b"\x9d8;;x\x9c",
-                b"\x07\x08\x7f", b"%1b%5b2J"]
+HOSTILE_TEXT = [
+    b"\x1b]52;c;SGVsbG8=\x07",
+    b"\x1b[2J\x1b[H",
+    b"\xc2\x9b31m",
+    b"\xe2\x80\xae",
+    b"\x9d8;;x\x9c",
+    b"\x07\x08\x7f",
+    b"%1b%5b2J",
+]
 
 
 @pytest.mark.parametrize("text", HOSTILE_TEXT)
@@ -454,6 +571,7 @@ def test_everything_logged_from_a_client_is_escaped(served, text):
 
 # --- memory: a real receiver process under 50 stalled 5 MiB bodies -------------------------------------
 
+
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -466,11 +584,13 @@ def test_fifty_stalled_five_mib_bodies_do_not_grow_the_receiver(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    code = ("import sys; from pathlib import Path; from agentdesk import config; "
-            "from agentdesk.channels.webhook import receiver; "
-            f"s = config.load(Path({str(config_path)!r})); "
-            f"server = receiver.make_server(receiver.endpoints_from_settings(s), host='127.0.0.1', port={port}, "
-            "limits=receiver.Limits(10, 30, 256)); print('ready', flush=True); server.serve_forever()")
+    code = (
+        "import sys; from pathlib import Path; from agentdesk import config; "
+        "from agentdesk.channels.webhook import receiver; "
+        f"s = config.load(Path({str(config_path)!r})); "
+        f"server = receiver.make_server(receiver.endpoints_from_settings(s), host='127.0.0.1', port={port}, "
+        "limits=receiver.Limits(10, 30, 256)); print('ready', flush=True); server.serve_forever()"
+    )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     clients = []
     try:
@@ -481,8 +601,16 @@ def test_fifty_stalled_five_mib_bodies_do_not_grow_the_receiver(tmp_path):
         chunk = b"m" * (size - 1)
         for _ in range(50):
             client = connect(port)
-            client.sendall(post_head("/hooks/chat", {"Content-Type": "application/json", "Content-Length": str(size),
-                                                     "X-Agentdesk-Signature": sign(b"")}))
+            client.sendall(
+                post_head(
+                    "/hooks/chat",
+                    {
+                        "Content-Type": "application/json",
+                        "Content-Length": str(size),
+                        "X-Agentdesk-Signature": sign(b""),
+                    },
+                )
+            )
             clients.append(client)
         for client in clients:  # all but the last byte of every body
             client.sendall(chunk)

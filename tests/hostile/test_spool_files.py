@@ -32,21 +32,38 @@ GOOD_FILES = 32
 
 @pytest.fixture
 def spool(tmp_path):
-    text = (f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n' + BASIC_CONFIG
-            + f'[[spool]]\nname = "chat"\npath = "{tmp_path / "chat"}"\nadapter = "generic"\nkind = "chat"\n')
+    text = (
+        f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
+        + BASIC_CONFIG
+        + f'[[spool]]\nname = "chat"\npath = "{tmp_path / "chat"}"\nadapter = "generic"\nkind = "chat"\n'
+    )
     settings = config.parse(text, source=tmp_path / "config.toml")
     engine = db.open_database(settings.database_url)
-    source = spool_source.SpoolSource(settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings),
-                                      now_fn=lambda: FIXED_NOW)
+    source = spool_source.SpoolSource(
+        settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings), now_fn=lambda: FIXED_NOW
+    )
     source.ensure()
     yield source
     engine.dispose()
 
 
 def good(source, count: int = GOOD_FILES) -> list[str]:
-    return [spooling.write_payload(source.path, json.dumps({
-        "id": f"evt-{i}", "sender": {"handle": f"widget:{i}"}, "text": f"message {i}",
-        "timestamp": "2026-11-17T09:00:00Z"}).encode(), "application/json", durable=False) for i in range(count)]
+    return [
+        spooling.write_payload(
+            source.path,
+            json.dumps(
+                {
+                    "id": f"evt-{i}",
+                    "sender": {"handle": f"widget:{i}"},
+                    "text": f"message {i}",
+                    "timestamp": "2026-11-17T09:00:00Z",
+                }
+            ).encode(),
+            "application/json",
+            durable=False,
+        )
+        for i in range(count)
+    ]
 
 
 def stored_texts(source) -> list[str]:
@@ -254,7 +271,11 @@ def test_an_entry_that_cannot_be_moved_is_skipped_once_and_sync_does_not_spin(sp
             spool.wait(timeout=until - time.monotonic(), interval=0.05)
         assert passes <= 3 and time.process_time() - cpu < 0.5
     skipped = [r.getMessage() for r in caplog.records if "stuck.json" in r.getMessage()]
-    assert len(skipped) == 1 and "not a regular file but a directory" in skipped[0] and "Operation not permitted" in skipped[0]
+    assert (
+        len(skipped) == 1
+        and "not a regular file but a directory" in skipped[0]
+        and "Operation not permitted" in skipped[0]
+    )
     assert os.listdir(spool.path / "rejected") == []  # no orphan sidecar
     assert (new / "stuck.json").is_dir()
     # another entry under the same name is looked at again at once
@@ -279,8 +300,13 @@ def test_a_directory_in_new_does_not_make_a_watching_sync_spin(spool, tmp_path):
 
 def test_hostile_file_names_reach_the_log_and_sidecars_escaped(spool, caplog):
     new = spool.path / "new"
-    names = ["evil\x1b]52;c;SGVsbG8=\x07.json", "bidi\u202etxt.json", "c1\x9b31m.json", "line\nbreak.json",
-             os.fsdecode(b"bytes\xff\xfe.json")]
+    names = [
+        "evil\x1b]52;c;SGVsbG8=\x07.json",
+        "bidi\u202etxt.json",
+        "c1\x9b31m.json",
+        "line\nbreak.json",
+        os.fsdecode(b"bytes\xff\xfe.json"),
+    ]
     for name in names:
         (new / name).write_bytes(b"{broken")
     os.symlink("/etc/passwd", new / "link\x1b[2J.json")

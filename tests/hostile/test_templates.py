@@ -19,9 +19,7 @@ from agentdesk.errors import AgentdeskError, InvalidInput
 SECONDS = 2.0  # the deadline is 1 s; whatever a template does must end well inside this
 GROWTH_MB = 200  # peak RSS may not grow by more than this over the whole suite
 
-NESTED_LISTS = "".join(
-    f"{{% set l{n + 1} = [{', '.join([f'l{n}'] * 10)}] %}}" for n in range(8)
-)
+NESTED_LISTS = "".join(f"{{% set l{n + 1} = [{', '.join([f'l{n}'] * 10)}] %}}" for n in range(8))
 
 HOSTILE = {
     # operators: the result's size is checked before it is built
@@ -37,7 +35,7 @@ HOSTILE = {
     "list addition": "{% set l = [0] * 900000 %}{{ (l + l)|length }}",
     "concatenation doubling": "{% set s = 'x' * 1000 %}" + "{% set s = s ~ s %}" * 30 + "{{ s|length }}",
     "concatenation in a loop": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
-                               "{% endfor %}{{ ns.s|length }}",
+    "{% endfor %}{{ ns.s|length }}",
     # ranges and loops
     "huge range": "{{ range(10**9)|list }}",
     "huge range with a step": "{% for i in range(0, 10**12, 3) %}{% endfor %}",
@@ -47,15 +45,15 @@ HOSTILE = {
     # recursion
     "macro recursion": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
     "exponential macro calls": "{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}"
-                               "{% endmacro %}{{ f(0) }}",
+    "{% endmacro %}{{ f(0) }}",
     "recursion via caller": "{% macro m() %}{% call m() %}{{ caller() }}{% endcall %}{% endmacro %}{{ m() }}",
     "caller in a loop": "{% macro m() %}{% for i in range(10000) %}{{ caller() }}{% endfor %}{% endmacro %}"
-                        "{% call m() %}{% call m() %}{{ 'x' * 100 }}{% endcall %}{% endcall %}",
+    "{% call m() %}{% call m() %}{{ 'x' * 100 }}{% endcall %}{% endcall %}",
     "recursive loop": "{% for i in [1, 2, 3] recursive %}{{ loop([1, 2, 3]) }}{% endfor %}",
     "recursive loop, wide": "{% for i in range(10) recursive %}{{ loop(range(10)) }}{% endfor %}",
     "block recursion": "{% block b %}{{ self.b() }}{% endblock %}",
     "macro output built in a loop": "{% macro m() %}{% for i in range(10000) %}{{ 'x' * 1000 }}{% endfor %}"
-                                    "{% endmacro %}{{ m() }}",
+    "{% endmacro %}{{ m() }}",
     "set block built in a loop": "{% set x %}{% for i in range(10000) %}{{ 'y' * 1000 }}{% endfor %}{% endset %}",
     # formatting with huge widths
     "percent width": "{{ '%999999999s' % 'x' }}",
@@ -109,10 +107,10 @@ HOSTILE = {
     "list mutation": "{% set l = [] %}{{ l.append(1) }}",
     "dict mutation": "{% set d = {} %}{{ d.update(a=1) }}",
     "cycler abuse": "{% set c = cycler(*range(10000)) %}{% for i in range(10000) %}{% for j in range(100) %}"
-                    "{{ c.next() }}{% endfor %}{% endfor %}",
+    "{{ c.next() }}{% endfor %}{% endfor %}",
     "joiner abuse": "{% set j = joiner('x' * 10**6) %}{% for i in range(100) %}{{ j() }}{% endfor %}",
     "namespace abuse": "{% set ns = namespace(l=['x' * 1000]) %}{% for i in range(30) %}{% set ns.l = ns.l + ns.l %}"
-                       "{% endfor %}{{ ns.l|length }}",
+    "{% endfor %}{{ ns.l|length }}",
     # files: no loader, so nothing reaches the filesystem
     "include": "Hi\n{% include '/etc/passwd' %}",
     "import": "{% import '/etc/passwd' as p %}",
@@ -158,19 +156,28 @@ def test_a_hostile_template_fails_fast_as_one_clean_line(source, peak_memory):
 
 @pytest.mark.parametrize("tag", ["include", "import", "extends"])
 def test_reading_files_is_refused_by_name_with_its_line(tag):
-    source = {"include": "one\ntwo\n{% include 'x.md' %}", "import": "one\ntwo\n{% import 'x.md' as x %}",
-              "extends": "one\ntwo\n{% extends 'x.md' %}"}[tag]
+    source = {
+        "include": "one\ntwo\n{% include 'x.md' %}",
+        "import": "one\ntwo\n{% import 'x.md' as x %}",
+        "extends": "one\ntwo\n{% extends 'x.md' %}",
+    }[tag]
     with pytest.raises(templates.TemplateFailed, match=rf"line 3: .*{tag}.*cannot read other templates or files"):
         templates.render(templates.Template(name="t", body=source), {})
 
 
-@pytest.mark.parametrize(("source", "line"), [
-    ("Hi\n\n{{ 'x' * 10**9 }}\n", 3),
-    ("Hi\n{% macro m() %}\n\n{{ range(10**9)|list }}\n{% endmacro %}\n\n{{ m() }}", 4),
-    ("a\nb\nc\nd\n{% if %}", 5),
-    ("a\n{% for i in range(10) %}\n{% for j in range(10**4) %}\n{% for k in range(10**4) %}{% endfor %}"
-     + "{% endfor %}{% endfor %}", 4),
-])
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        ("Hi\n\n{{ 'x' * 10**9 }}\n", 3),
+        ("Hi\n{% macro m() %}\n\n{{ range(10**9)|list }}\n{% endmacro %}\n\n{{ m() }}", 4),
+        ("a\nb\nc\nd\n{% if %}", 5),
+        (
+            "a\n{% for i in range(10) %}\n{% for j in range(10**4) %}\n{% for k in range(10**4) %}{% endfor %}"
+            + "{% endfor %}{% endfor %}",
+            4,
+        ),
+    ],
+)
 def test_the_error_names_the_line(source, line):
     with pytest.raises(templates.TemplateFailed) as failure:
         templates.render(templates.Template(name="lines", body=source), {})
@@ -190,7 +197,9 @@ def test_control_characters_in_an_error_do_not_reach_the_terminal():
 
 
 def test_values_of_every_size_a_reply_needs_still_render():
-    source = ("{% for i in range(200) %}{{ '%-10s|' % i }}{{ '{:>8}'.format(i) }}{{ 'x'|center(40) }}"
-              "{% endfor %}{{ range(1000)|join(', ') }}{{ 'y' * 100000 }}")
+    source = (
+        "{% for i in range(200) %}{{ '%-10s|' % i }}{{ '{:>8}'.format(i) }}{{ 'x'|center(40) }}"
+        "{% endfor %}{{ range(1000)|join(', ') }}{{ 'y' * 100000 }}"
+    )
     text = templates.render(source, {}).text
     assert 100_000 < len(text) < templates.rendering.MAX_SIZE

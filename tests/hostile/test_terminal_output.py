@@ -51,13 +51,16 @@ HOSTILE = [
 # What must never reach a terminal: C0 but newline and tab (CR included), DEL, C1, bidi controls.
 FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 # JSON is written with every one of those, and the bidi marks and separators, as \uXXXX.
-FORBIDDEN_IN_JSON = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u2028\u2029"
-                               "\ud800-\udfff]")
+FORBIDDEN_IN_JSON = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u2028\u2029\ud800-\udfff]"
+)
 
 
 def assert_inert(text: str, where: str) -> None:
     found = FORBIDDEN.search(text)
-    assert found is None, f"{where}: {found.group()!r} at {found.start()}: {text[max(0, found.start() - 60):found.start() + 60]!r}"
+    assert found is None, (
+        f"{where}: {found.group()!r} at {found.start()}: {text[max(0, found.start() - 60) : found.start() + 60]!r}"
+    )
 
 
 # --- payload variants: every field of every adapter in turn ----------------------------------------
@@ -159,8 +162,9 @@ def _multipart_fields(path: Path) -> dict[str, str]:
 
 
 def _multipart_body(fields: dict[str, str]) -> bytes:
-    parts = [f'--xYzZY\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-             for name, value in fields.items()]
+    parts = [
+        f'--xYzZY\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n' for name, value in fields.items()
+    ]
     return ("".join(parts) + "--xYzZY--\r\n").encode("utf-8", "surrogatepass")
 
 
@@ -174,33 +178,70 @@ def http_file(content_type: str, body: bytes) -> bytes:
 
 # spool name -> (adapter, kind, [(base document, make unique, serialise)])
 SPOOLS = {
-    "cw": ("chatwoot", "chat", [(json.loads((DATA / "chatwoot" / "message_created.json").read_text()),
-                                 unique_chatwoot, json_file)]),
-    "chat": ("generic", "chat", [(json.loads((DATA / "generic" / "chat.json").read_text()),
-                                  unique_generic_chat, json_file)]),
-    "form": ("generic", "webform", [(json.loads((DATA / "generic" / "webform.json").read_text()),
-                                     unique_generic_form, json_file)]),
+    "cw": (
+        "chatwoot",
+        "chat",
+        [(json.loads((DATA / "chatwoot" / "message_created.json").read_text()), unique_chatwoot, json_file)],
+    ),
+    "chat": (
+        "generic",
+        "chat",
+        [(json.loads((DATA / "generic" / "chat.json").read_text()), unique_generic_chat, json_file)],
+    ),
+    "form": (
+        "generic",
+        "webform",
+        [(json.loads((DATA / "generic" / "webform.json").read_text()), unique_generic_form, json_file)],
+    ),
     "wa": ("whatsapp", "chat", [(payload, unique_whatsapp, json_file) for payload in _whatsapp_payloads()]),
-    "pm": ("postmark", "email", [(json.loads((DATA / "postmark" / "real-inbound-content.json").read_text()),
-                                  unique_postmark, json_file)]),
-    "sms": ("twilio_sms", "sms", [
-        (_form_fields(DATA / "twilio" / "inbound_sms.form"), unique_twilio,
-         lambda fields: http_file("application/x-www-form-urlencoded",
-                                  urllib.parse.urlencode(fields).encode("utf-8", "surrogatepass"))),
-        (_form_fields(DATA / "twilio" / "inbound_mms.form"), unique_twilio,
-         lambda fields: http_file("application/x-www-form-urlencoded",
-                                  urllib.parse.urlencode(fields).encode("utf-8", "surrogatepass"))),
-    ]),
-    "sg": ("sendgrid", "email", [(_multipart_fields(DATA / "sendgrid" / "default_data.txt"), unique_sendgrid,
-                                  lambda fields: http_file("multipart/form-data; boundary=xYzZY",
-                                                           _multipart_body(fields)))]),
+    "pm": (
+        "postmark",
+        "email",
+        [(json.loads((DATA / "postmark" / "real-inbound-content.json").read_text()), unique_postmark, json_file)],
+    ),
+    "sms": (
+        "twilio_sms",
+        "sms",
+        [
+            (
+                _form_fields(DATA / "twilio" / "inbound_sms.form"),
+                unique_twilio,
+                lambda fields: http_file(
+                    "application/x-www-form-urlencoded", urllib.parse.urlencode(fields).encode("utf-8", "surrogatepass")
+                ),
+            ),
+            (
+                _form_fields(DATA / "twilio" / "inbound_mms.form"),
+                unique_twilio,
+                lambda fields: http_file(
+                    "application/x-www-form-urlencoded", urllib.parse.urlencode(fields).encode("utf-8", "surrogatepass")
+                ),
+            ),
+        ],
+    ),
+    "sg": (
+        "sendgrid",
+        "email",
+        [
+            (
+                _multipart_fields(DATA / "sendgrid" / "default_data.txt"),
+                unique_sendgrid,
+                lambda fields: http_file("multipart/form-data; boundary=xYzZY", _multipart_body(fields)),
+            )
+        ],
+    ),
 }
 # The names a sender's customer falls back to when the payload gives no name (the handle, the
 # address, the phone): variants without a name whose address field is the hostile one.
-NAME_FIELDS = {"cw": [("sender", "name"), ("conversation", "meta", "sender", "name")],
-               "chat": [("sender", "name")], "form": [("sender", "name")],
-               "wa": [("entry", 0, "changes", 0, "value", "contacts", 0, "profile", "name")],
-               "pm": [("FromFull", "Name"), ("FromName",)], "sms": [], "sg": []}
+NAME_FIELDS = {
+    "cw": [("sender", "name"), ("conversation", "meta", "sender", "name")],
+    "chat": [("sender", "name")],
+    "form": [("sender", "name")],
+    "wa": [("entry", 0, "changes", 0, "value", "contacts", 0, "profile", "name")],
+    "pm": [("FromFull", "Name"), ("FromName",)],
+    "sms": [],
+    "sg": [],
+}
 
 
 def write_spools(root: Path) -> int:
@@ -234,8 +275,13 @@ def write_spools(root: Path) -> int:
     # File names are the sender's too (a receiver keeps its own, but anyone can drop files in new/).
     hostile_names = ["evil\x1b]0;title\x07\u202e.json", "clear\x1b[2J\x9b31m.http", "bad\x1b]52;c;eA==\x07.txt"]
     for index, file_name in enumerate(hostile_names):
-        (root / "chat" / "new" / file_name).write_bytes(b"{not json" if index else json_file(
-            {"id": f"named-{index}", "kind": "chat", "sender": {"handle": f"file:{index}"}, "text": "hi"}))
+        (root / "chat" / "new" / file_name).write_bytes(
+            b"{not json"
+            if index
+            else json_file(
+                {"id": f"named-{index}", "kind": "chat", "sender": {"handle": f"file:{index}"}, "text": "hi"}
+            )
+        )
         written += 1
     return written
 
@@ -264,24 +310,40 @@ def _make_address_hostile(spool: str, document: Any, hostile: str) -> None:
 
 
 def config_text(root: Path) -> str:
-    spools = "".join(f'\n[[spool]]\nname = "{name}"\npath = "{root / name}"\nadapter = "{adapter}"\nkind = "{kind}"\n'
-                     for name, (adapter, kind, _) in SPOOLS.items())
-    return (f'[database]\nurl = "sqlite:///{root / "agentdesk.db"}"\n[templates]\ndir = "{root / "templates"}"\n'
-            + BASIC_CONFIG + spools)
+    spools = "".join(
+        f'\n[[spool]]\nname = "{name}"\npath = "{root / name}"\nadapter = "{adapter}"\nkind = "{kind}"\n'
+        for name, (adapter, kind, _) in SPOOLS.items()
+    )
+    return (
+        f'[database]\nurl = "sqlite:///{root / "agentdesk.db"}"\n[templates]\ndir = "{root / "templates"}"\n'
+        + BASIC_CONFIG
+        + spools
+    )
 
 
 def cli_env(root: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTDESK_")}
-    env.update(HOME=str(root / "home"), XDG_CONFIG_HOME=str(root / "home" / ".config"),
-               XDG_DATA_HOME=str(root / "home" / ".local" / "share"), AGENTDESK_AGENT="tester", TZ="UTC",
-               PYTHONUTF8="1", COLUMNS="200")
+    env.update(
+        HOME=str(root / "home"),
+        XDG_CONFIG_HOME=str(root / "home" / ".config"),
+        XDG_DATA_HOME=str(root / "home" / ".local" / "share"),
+        AGENTDESK_AGENT="tester",
+        TZ="UTC",
+        PYTHONUTF8="1",
+        COLUMNS="200",
+    )
     return env
 
 
 def agentdesk(root: Path, *args: str, expect_ok: bool = True) -> tuple[str, str]:
     """Run `python -m agentdesk --config … ARGS` as a process: (stdout, stderr), decoded strictly."""
-    done = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(root / "config.toml"), *args],
-                          cwd=ROOT, env=cli_env(root), capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(root / "config.toml"), *args],
+        cwd=ROOT,
+        env=cli_env(root),
+        capture_output=True,
+        timeout=120,
+    )
     stdout, stderr = done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
     if expect_ok:
         assert done.returncode == 0, f"agentdesk {' '.join(args)} exited {done.returncode}: {stderr[-2000:]}"
@@ -295,21 +357,34 @@ def _raw_rows(database: Path) -> None:
     """What an older version could have stored: raw controls in every column a screen shows."""
     hostile = "".join(HOSTILE)
     with sqlite3.connect(database) as connection:
-        connection.execute("UPDATE customer SET name = ?, organization = ?, notes = ? WHERE id IN "
-                           "(SELECT id FROM customer ORDER BY id LIMIT 3)",
-                           (f"Old {hostile} Name", f"Org {hostile}", f"notes {hostile}\nsecond line"))
-        connection.execute("UPDATE identity SET address = address || ? WHERE id IN "
-                           "(SELECT id FROM identity ORDER BY id LIMIT 3)", (hostile,))
-        connection.execute("UPDATE conversation SET subject = ? WHERE id IN "
-                           "(SELECT id FROM conversation ORDER BY id LIMIT 3)", (f"Old subject {hostile}",))
-        connection.execute("UPDATE message SET body_text = ?, author = ? WHERE id IN "
-                           "(SELECT id FROM message ORDER BY id LIMIT 3)", (f"old body {hostile}", f"Old {hostile}"))
-        connection.execute("UPDATE attachment SET filename = ? WHERE id IN (SELECT id FROM attachment LIMIT 3)",
-                           (f"old{hostile}.pdf",))
-        connection.execute("UPDATE event SET detail = ? WHERE id IN (SELECT id FROM event ORDER BY id LIMIT 3)",
-                           (json.dumps({"address": f"raw {hostile}"}, ensure_ascii=False),))
-        connection.execute("INSERT INTO syncstate (source, folder, last_uid, last_error) VALUES (?, ?, 0, ?)",
-                           ("cw", "old", f"LOGIN failed: {hostile}"))
+        connection.execute(
+            "UPDATE customer SET name = ?, organization = ?, notes = ? WHERE id IN "
+            "(SELECT id FROM customer ORDER BY id LIMIT 3)",
+            (f"Old {hostile} Name", f"Org {hostile}", f"notes {hostile}\nsecond line"),
+        )
+        connection.execute(
+            "UPDATE identity SET address = address || ? WHERE id IN (SELECT id FROM identity ORDER BY id LIMIT 3)",
+            (hostile,),
+        )
+        connection.execute(
+            "UPDATE conversation SET subject = ? WHERE id IN (SELECT id FROM conversation ORDER BY id LIMIT 3)",
+            (f"Old subject {hostile}",),
+        )
+        connection.execute(
+            "UPDATE message SET body_text = ?, author = ? WHERE id IN (SELECT id FROM message ORDER BY id LIMIT 3)",
+            (f"old body {hostile}", f"Old {hostile}"),
+        )
+        connection.execute(
+            "UPDATE attachment SET filename = ? WHERE id IN (SELECT id FROM attachment LIMIT 3)", (f"old{hostile}.pdf",)
+        )
+        connection.execute(
+            "UPDATE event SET detail = ? WHERE id IN (SELECT id FROM event ORDER BY id LIMIT 3)",
+            (json.dumps({"address": f"raw {hostile}"}, ensure_ascii=False),),
+        )
+        connection.execute(
+            "INSERT INTO syncstate (source, folder, last_uid, last_error) VALUES (?, ?, 0, ?)",
+            ("cw", "old", f"LOGIN failed: {hostile}"),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -338,9 +413,16 @@ def _count(root: Path, table: str) -> int:
 
 def _assert_stored_inert(database: Path) -> None:
     """Inert where it enters: every text a sender supplied was stored without a control."""
-    one_line = {("customer", "name"), ("identity", "address"), ("conversation", "subject"),
-                ("message", "author"), ("message", "sender_address"), ("message", "external_id"),
-                ("attachment", "filename"), ("attachment", "content_type")}
+    one_line = {
+        ("customer", "name"),
+        ("identity", "address"),
+        ("conversation", "subject"),
+        ("message", "author"),
+        ("message", "sender_address"),
+        ("message", "external_id"),
+        ("attachment", "filename"),
+        ("attachment", "content_type"),
+    }
     with sqlite3.connect(database) as connection:
         for table, column in sorted(one_line):
             for (value,) in connection.execute(f"SELECT {column} FROM {table}"):
@@ -376,17 +458,21 @@ def _customer_ids(desk: Path) -> list[int]:
         return [row[0] for row in connection.execute("SELECT id FROM customer ORDER BY id")]
 
 
-@pytest.mark.parametrize("args", [
-    ("list", "--view", "all", "--limit", "100000"),
-    ("list", "--view", "open"),
-    ("list", "--view", "all", "--query", "MARK"),
-    ("customer", "list", "--limit", "100000"),
-    ("customer", "list", "MARK", "--limit", "100000"),
-    ("audit",),
-    ("stats",),
-    ("spool", "list"),
-    ("sync", "--once"),
-], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list", "--view", "all", "--limit", "100000"),
+        ("list", "--view", "open"),
+        ("list", "--view", "all", "--query", "MARK"),
+        ("customer", "list", "--limit", "100000"),
+        ("customer", "list", "MARK", "--limit", "100000"),
+        ("audit",),
+        ("stats",),
+        ("spool", "list"),
+        ("sync", "--once"),
+    ],
+    ids=" ".join,
+)
 def test_cli_text_output_is_inert(desk: Path, args: tuple[str, ...]) -> None:
     stdout, stderr = agentdesk(desk, *args, expect_ok=args[0] != "sync")
     assert_inert(stdout, f"{' '.join(args)} stdout")
@@ -395,18 +481,24 @@ def test_cli_text_output_is_inert(desk: Path, args: tuple[str, ...]) -> None:
         assert "MARK-" in stdout
 
 
-@pytest.mark.parametrize("args", [
-    ("list", "--view", "all", "--limit", "100000", "--json"),
-    ("customer", "list", "--limit", "100000", "--json"),
-    ("audit", "--json"),
-    ("stats", "--json"),
-    ("spool", "list", "--json"),
-    ("export",),
-], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list", "--view", "all", "--limit", "100000", "--json"),
+        ("customer", "list", "--limit", "100000", "--json"),
+        ("audit", "--json"),
+        ("stats", "--json"),
+        ("spool", "list", "--json"),
+        ("export",),
+    ],
+    ids=" ".join,
+)
 def test_cli_json_output_is_inert_and_parses(desk: Path, args: tuple[str, ...]) -> None:
     stdout, stderr = agentdesk(desk, *args)
     found = FORBIDDEN_IN_JSON.search(stdout.replace("\n", "").replace("\t", ""))
-    assert found is None, f"{' '.join(args)}: {found.group()!r} in {stdout[max(0, found.start() - 60):found.start() + 60]!r}"
+    assert found is None, (
+        f"{' '.join(args)}: {found.group()!r} in {stdout[max(0, found.start() - 60) : found.start() + 60]!r}"
+    )
     assert_inert(stderr, f"{' '.join(args)} stderr")
     if args[0] == "export":
         documents = [json.loads(line) for line in stdout.splitlines()]
@@ -441,9 +533,13 @@ def test_show_and_customer_show_of_every_one(desk: Path) -> None:
         "    main(['--config', config, 'customer', 'show', customer, '--json'])\n"
     )
     refs, customers = _refs(desk), _customer_ids(desk)
-    done = subprocess.run([sys.executable, "-c", script, str(desk / "config.toml"), ",".join(refs),
-                           ",".join(map(str, customers))], cwd=ROOT, env=cli_env(desk), capture_output=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(desk / "config.toml"), ",".join(refs), ",".join(map(str, customers))],
+        cwd=ROOT,
+        env=cli_env(desk),
+        capture_output=True,
+        timeout=600,
+    )
     stdout, stderr = done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
     assert done.returncode == 0, stderr[-2000:]
     assert_inert(stdout, "show / customer show of every one")
@@ -483,7 +579,8 @@ def tui_desk(desk: Path, tmp_path: Path) -> Path:
         (copy_root / name).mkdir()
     (copy_root / "templates" / "quote.md").write_text(
         "---\ndescription: quotes the customer\n---\nHi {{ customer_first_name }} ({{ customer_name }}),\n\nthanks.\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return copy_root
 
 
@@ -504,14 +601,17 @@ async def _drive_the_tui(tui_desk: Path) -> str:
     from tests.tui.conftest import settle
 
     settings = config.load(tui_desk / "config.toml")
-    app = AgentDeskApp(settings, now=lambda: FIXED_NOW, poll=False, presence=False, agent="tester",
-                       default_view="all")
+    app = AgentDeskApp(settings, now=lambda: FIXED_NOW, poll=False, presence=False, agent="tester", default_view="all")
     app.CURSOR_BLINK = False
     with sqlite3.connect(tui_desk / "agentdesk.db") as connection:
         ids = [row[0] for row in connection.execute("SELECT id FROM conversation ORDER BY id")]
-        hostile_names = [row[0] for row in connection.execute(
-            "SELECT conversation.id FROM conversation JOIN customer ON customer.id = conversation.customer_id "
-            "WHERE customer.name LIKE '%MARK-%' ORDER BY conversation.id")]
+        hostile_names = [
+            row[0]
+            for row in connection.execute(
+                "SELECT conversation.id FROM conversation JOIN customer ON customer.id = conversation.customer_id "
+                "WHERE customer.name LIKE '%MARK-%' ORDER BY conversation.id"
+            )
+        ]
     seen = ""
     async with app.run_test(size=(180, 50)) as pilot:
         await settle(pilot, app)
@@ -530,7 +630,7 @@ async def _drive_the_tui(tui_desk: Path) -> str:
             seen += _assert_screen_inert(app, f"thread and customer pane of conversation {conversation_id}")
         # The reply composer names the customer in its title (markup): for a sample of threads.
         drafts = []
-        for conversation_id in ids[:2] + hostile_names[::max(1, len(hostile_names) // 8)]:
+        for conversation_id in ids[:2] + hostile_names[:: max(1, len(hostile_names) // 8)]:
             thread = conversations.thread(app.desk, conversation_id)
             app.push_screen(ComposerScreen(app.desk, thread, kind="reply", now=lambda: FIXED_NOW, open_editor=False))
             await pilot.pause()

@@ -56,8 +56,11 @@ def team_dir():
 def _config(data: Path) -> Path:
     path = data / "config.toml"
     url = f"sqlite:///{data / 'agentdesk.db'}"
-    path.write_text(f"[database]\nurl = {config.toml_string(url)}\n"
-                    f"[templates]\ndir = {config.toml_string(str(data / 'templates'))}\n", encoding="utf-8")
+    path.write_text(
+        f"[database]\nurl = {config.toml_string(url)}\n"
+        f"[templates]\ndir = {config.toml_string(str(data / 'templates'))}\n",
+        encoding="utf-8",
+    )
     os.chmod(path, 0o644)
     return path
 
@@ -69,11 +72,26 @@ def _mode(path: Path) -> int:
 def _as_other_user(*args: str) -> subprocess.CompletedProcess:
     """`python -m agentdesk ARGS` as another user of the directory's group, with their own umask 022."""
     group = grp.getgrnam("users").gr_gid
-    command = ["setpriv", f"--reuid={OTHER_USER}", f"--regid={group}", "--clear-groups", "--",
-               sys.executable, "-c", "import os, sys; os.umask(0o022); sys.path.insert(0, sys.argv[1]); "
-               "from agentdesk.cli import run; sys.argv = ['agentdesk', *sys.argv[2:]]; run()", str(ROOT), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120,
-                          env={"PATH": os.environ["PATH"], "HOME": "/tmp", "USER": OTHER_USER, "TZ": "UTC"})
+    command = [
+        "setpriv",
+        f"--reuid={OTHER_USER}",
+        f"--regid={group}",
+        "--clear-groups",
+        "--",
+        sys.executable,
+        "-c",
+        "import os, sys; os.umask(0o022); sys.path.insert(0, sys.argv[1]); "
+        "from agentdesk.cli import run; sys.argv = ['agentdesk', *sys.argv[2:]]; run()",
+        str(ROOT),
+        *args,
+    ]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp", "USER": OTHER_USER, "TZ": "UTC"},
+    )
 
 
 def test_files_of_a_shared_database_are_group_writable_whatever_the_umask(team_dir, umask_022):
@@ -83,8 +101,9 @@ def test_files_of_a_shared_database_are_group_writable_whatever_the_umask(team_d
     engine = db.open_database(f"sqlite:///{database}")
     try:
         with engine.begin() as connection:  # a write: SQLite makes -wal and -shm
-            connection.exec_driver_sql("INSERT INTO schema_revision (revision, name, applied_at) "
-                                       "VALUES (9999, 'probe', 'now')")
+            connection.exec_driver_sql(
+                "INSERT INTO schema_revision (revision, name, applied_at) VALUES (9999, 'probe', 'now')"
+            )
             connection.exec_driver_sql("DELETE FROM schema_revision WHERE revision = 9999")
         with locks.sync_lock(engine):
             files = shared_files.database_files(database)
@@ -149,16 +168,22 @@ def test_doctor_names_the_files_the_group_cannot_write(team_dir, umask_022, caps
         sharing = checks["database sharing"]
         assert code == 1 and sharing["status"] == "fail"
         assert str(database) in sharing["detail"] and "the group cannot write it" in sharing["detail"]
-        assert sharing["fix"] == (f"as {OTHER_USER} or root: chgrp {shared_files.directory_group(team_dir)} "
-                                  f"{database} && chmod g+rw {database}")
+        assert sharing["fix"] == (
+            f"as {OTHER_USER} or root: chgrp {shared_files.directory_group(team_dir)} "
+            f"{database} && chmod g+rw {database}"
+        )
     else:  # this user's own file: any command mends it
         _doctor(config_path)
         assert _mode(database) & 0o060 == 0o060
 
 
 def _doctor(config_path: Path) -> tuple[int, dict[str, dict]]:
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config_path), "doctor", "--json"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config_path), "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.returncode, {check["name"]: check for check in json.loads(result.stdout)}
 
 
@@ -172,9 +197,17 @@ def _a_conversation(config_path: Path) -> str:
     settings = config.load(config_path)
     engine = db.open_database(settings.database_url)
     try:
-        outcome = factories.ingest(engine, clocks.Policies.from_settings(settings), factories.inbound(
-            sender="anke@example.com", name="Anke", subject="Where is my order?", body="Hello",
-            at=datetime.now(timezone.utc)))
+        outcome = factories.ingest(
+            engine,
+            clocks.Policies.from_settings(settings),
+            factories.inbound(
+                sender="anke@example.com",
+                name="Anke",
+                subject="Where is my order?",
+                body="Hello",
+                at=datetime.now(timezone.utc),
+            ),
+        )
     finally:
         engine.dispose()
     return f"AD-{outcome.conversation_id}"

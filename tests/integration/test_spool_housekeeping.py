@@ -30,21 +30,31 @@ SECRET = "housekeeping-secret"
 
 def _config(root: Path) -> Path:
     config = root / "config.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{root / "agentdesk.db"}"\n' + BASIC_CONFIG + f"""
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{root / "agentdesk.db"}"\n'
+        + BASIC_CONFIG
+        + f"""
 [[spool]]
 name = "chat"
-path = "{root / 'chat'}"
+path = "{root / "chat"}"
 adapter = "generic"
 kind = "chat"
 secret_command = "echo {SECRET}"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     spooling.ensure_spool(root / "chat")
     return config
 
 
 def _agentdesk(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agentdesk", *args, "--config", str(config)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "agentdesk", *args, "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_stale_tmp_files_are_reported_and_cleaned(tmp_path):
@@ -58,11 +68,16 @@ def test_stale_tmp_files_are_reported_and_cleaned(tmp_path):
 
     listed = _agentdesk(config, "spool", "list")
     assert listed.returncode == 0, listed.stderr
-    assert re.search(r"tmp/: 2 file\(s\), 18 bytes, left by a writer that died \(the oldest 2 h old\); "
-                     r"`agentdesk spool clean chat` removes them", listed.stdout), listed.stdout
+    assert re.search(
+        r"tmp/: 2 file\(s\), 18 bytes, left by a writer that died \(the oldest 2 h old\); "
+        r"`agentdesk spool clean chat` removes them",
+        listed.stdout,
+    ), listed.stdout
     (row,) = json.loads(_agentdesk(config, "spool", "list", "--json").stdout)
-    assert sorted(item["file"] for item in row["stale_tmp"]) == ["1700000000.P1Q1.host.json",
-                                                                 "1700000001.P1Q2.host.http"]
+    assert sorted(item["file"] for item in row["stale_tmp"]) == [
+        "1700000000.P1Q1.host.json",
+        "1700000001.P1Q2.host.http",
+    ]
 
     doctor = _agentdesk(config, "doctor")
     (line,) = [line for line in doctor.stdout.splitlines() if "(chat) tmp" in line]
@@ -92,8 +107,11 @@ def test_receiver_log_lines_are_whole_under_concurrent_load(tmp_path):
     port = _free_port()
     log_path = tmp_path / "serve.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "agentdesk", "webhook", "serve", "--port", str(port),
-                                    "--config", str(config)], cwd=REPO, stderr=log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agentdesk", "webhook", "serve", "--port", str(port), "--config", str(config)],
+            cwd=REPO,
+            stderr=log,
+        )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -108,11 +126,16 @@ def test_receiver_log_lines_are_whole_under_concurrent_load(tmp_path):
         def client(number: int) -> None:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             for i in range(posts):
-                body = json.dumps({"id": f"c{number}-{i}", "sender": {"handle": f"w:{number}"},
-                                   "text": "hello"}).encode()
+                body = json.dumps(
+                    {"id": f"c{number}-{i}", "sender": {"handle": f"w:{number}"}, "text": "hello"}
+                ).encode()
                 signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-                connection.request("POST", "/hooks/chat", body=body,
-                                   headers={"Content-Type": "application/json", "X-Agentdesk-Signature": signature})
+                connection.request(
+                    "POST",
+                    "/hooks/chat",
+                    body=body,
+                    headers={"Content-Type": "application/json", "X-Agentdesk-Signature": signature},
+                )
                 response = connection.getresponse()
                 response.read()
                 statuses.append(response.status)
@@ -133,4 +156,3 @@ def test_receiver_log_lines_are_whole_under_concurrent_load(tmp_path):
     assert broken == [], broken[:5]
     assert len(access) == clients * posts
     assert len(os.listdir(tmp_path / "chat" / "new")) == statuses.count(200)
-

@@ -45,14 +45,16 @@ def test_a_team_of_eight_agents_and_a_sync_for_a_minute(any_database_url, tmp_pa
     engine = db.open_database(any_database_url)
     with db.read_session(engine) as session:
         # No duplicate reply, and no reply lost or invented: the database holds exactly the logged replies.
-        replies = session.exec(select(Message.conversation_id, Message.author_login)
-                               .where(Message.direction == "outbound")).all()
+        replies = session.exec(
+            select(Message.conversation_id, Message.author_login).where(Message.direction == "outbound")
+        ).all()
         logged_replies = [(c, a) for a, action, c, _ in successes if action == "reply"]
         assert Counter(replies) == Counter(logged_replies)
 
         # Every action is in the audit log, by the agent who did it, on the conversation it touched.
-        events = Counter(session.exec(select(Event.agent, Event.action, Event.conversation_id)
-                                      .where(Event.agent != "system")).all())
+        events = Counter(
+            session.exec(select(Event.agent, Event.action, Event.conversation_id).where(Event.agent != "system")).all()
+        )
         logged = Counter((a, action, c) for a, action, c, _ in successes if not action.endswith("-noop"))
         for (agent, action, conversation_id), count in logged.items():
             if action == "status":
@@ -65,7 +67,8 @@ def test_a_team_of_eight_agents_and_a_sync_for_a_minute(any_database_url, tmp_pa
         # The sync stored every message exactly once.
         stored = ingest["stored"]
         assert len(stored) > SECONDS
-        live = session.exec(select(func.count()).select_from(Message)
-                            .where(col(Message.external_id).like("live-%"))).one()
+        live = session.exec(
+            select(func.count()).select_from(Message).where(col(Message.external_id).like("live-%"))
+        ).one()
         assert live == len(stored) == len({external_id for external_id, _ in stored})
     engine.dispose()

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def jwt(claims: dict, key: bytes) -> str:
     """An HS256 JSON Web Token (RFC 7519) signed with `key`."""
+
     def part(data: dict) -> bytes:
         return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=")
 
@@ -118,14 +119,20 @@ class OAuthProvider:
         if path == "/devicecode" and self.device_scopes is not None:
             refused = set(form.get("scope", "").split()) - self.device_scopes
             if refused:
-                return 400, {"error": "invalid_scope",
-                             "error_description": f"Not authorized to request the scopes: {sorted(refused)}"}
+                return 400, {
+                    "error": "invalid_scope",
+                    "error_description": f"Not authorized to request the scopes: {sorted(refused)}",
+                }
         if path == "/devicecode":
             user_code = "-".join(secrets.token_hex(2).upper() for _ in range(2))
             self.pending[user_code] = _Pending(device_code=secrets.token_urlsafe(24), client_id=form["client_id"])
-            return 200, {"device_code": self.pending[user_code].device_code, "user_code": user_code,
-                         "verification_uri": f"http://127.0.0.1:{self.port}/device", "expires_in": 600,
-                         "interval": self.interval}
+            return 200, {
+                "device_code": self.pending[user_code].device_code,
+                "user_code": user_code,
+                "verification_uri": f"http://127.0.0.1:{self.port}/device",
+                "expires_in": 600,
+                "interval": self.interval,
+            }
         if path != "/token":
             return 404, {"error": "not_found"}
         grant = form.get("grant_type")
@@ -142,8 +149,10 @@ class OAuthProvider:
         if grant == "refresh_token":
             subject = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
             if subject is None:
-                return 400, {"error": "invalid_grant",
-                             "error_description": "AADSTS50173: The provided grant has expired due to it being revoked"}
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "AADSTS50173: The provided grant has expired due to it being revoked",
+                }
             self.refreshes += 1
             return 200, self._tokens(subject)
         return 400, {"error": "unsupported_grant_type"}
@@ -152,6 +161,10 @@ class OAuthProvider:
         refresh = secrets.token_urlsafe(32)
         self.refresh_tokens[refresh] = subject
         now = int(time.time())
-        return {"token_type": "Bearer", "access_token": access_token(subject, self.key, lifetime=self.lifetime),
-                "expires_in": int(self.lifetime), "refresh_token": refresh,
-                "id_token": jwt({"sub": subject, "preferred_username": f"{subject}@example.test", "iat": now}, b"id")}
+        return {
+            "token_type": "Bearer",
+            "access_token": access_token(subject, self.key, lifetime=self.lifetime),
+            "expires_in": int(self.lifetime),
+            "refresh_token": refresh,
+            "id_token": jwt({"sub": subject, "preferred_username": f"{subject}@example.test", "iat": now}, b"id"),
+        }

@@ -30,13 +30,16 @@ def add_mail_with_attachments(settings: config.Settings) -> int:
     message.add_attachment(NOTE, maintype="text", subtype="plain", filename="receipt.txt")
     message.add_attachment(PHOTO, maintype="image", subtype="jpeg", filename="frame.jpg")
     message.add_attachment(b"\0" * 300_000, maintype="application", subtype="zip", filename="video.zip")
-    capped = dataclasses.replace(settings, attachments=dataclasses.replace(settings.attachments, max_file_bytes=200_000))
+    capped = dataclasses.replace(
+        settings, attachments=dataclasses.replace(settings.attachments, max_file_bytes=200_000)
+    )
     inbound = parse_message(message.as_bytes(), source="support", received_at=FIXED_NOW - timedelta(minutes=5))
     engine = db.open_database(settings.database_url)
     try:
         with db.write_session(engine) as session:
-            stored = ingest_message(session, inbound, policies=clocks.Policies.from_settings(settings),
-                                    now=FIXED_NOW, settings=capped)
+            stored = ingest_message(
+                session, inbound, policies=clocks.Policies.from_settings(settings), now=FIXED_NOW, settings=capped
+            )
             session.commit()
         return stored.conversation_id
     finally:

@@ -17,8 +17,7 @@ from tests.tui.conftest import engine_of, settle
 SIZE = (120, 40)
 
 
-async def test_an_article_searched_in_the_composer_is_inserted_as_a_link_and_counted_as_sent(make_app,
-                                                                                              demo_settings):
+async def test_an_article_searched_in_the_composer_is_inserted_as_a_link_and_counted_as_sent(make_app, demo_settings):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
@@ -38,15 +37,18 @@ async def test_an_article_searched_in_the_composer_is_inserted_as_a_link_and_cou
         await settle(pilot, app)
         assert app.screen is composer
         body = composer.query_one("#body")
-        assert ("Storing your e-bike battery over winter: "
-                "https://help.northwind-bikes.example/articles/battery-winter") in body.text
+        assert (
+            "Storing your e-bike battery over winter: https://help.northwind-bikes.example/articles/battery-winter"
+        ) in body.text
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         assert app.screen is app.main
     with Session(engine_of(demo_settings)) as session:
-        reply = session.exec(select(Message).where(Message.conversation_id == conversation_id,
-                                                   Message.direction == "outbound")
-                             .order_by(Message.id.desc())).first()
+        reply = session.exec(
+            select(Message)
+            .where(Message.conversation_id == conversation_id, Message.direction == "outbound")
+            .order_by(Message.id.desc())
+        ).first()
         uses = session.exec(select(ArticleUse).where(ArticleUse.message_id == reply.id)).all()
         assert [use.slug for use in uses] == ["battery-storage-winter"]
 
@@ -139,8 +141,16 @@ async def test_a_bad_rating_of_my_conversation_shows_a_warning(make_app, demo_se
         engine = engine_of(demo_settings)
         with db.write_session(engine) as session:
             for assignee, comment in ((AGENT, "still broken"), ("dana", "not mine")):
-                audit.record(session, agent=audit.SYSTEM, action="csat_alert", now=FIXED_NOW + timedelta(minutes=1),
-                             conversation_id=3, rating=1, assignee=assignee, comment=comment)
+                audit.record(
+                    session,
+                    agent=audit.SYSTEM,
+                    action="csat_alert",
+                    now=FIXED_NOW + timedelta(minutes=1),
+                    conversation_id=3,
+                    rating=1,
+                    assignee=assignee,
+                    comment=comment,
+                )
             session.commit()
         app.main.refresh_side()
         await settle(pilot, app)

@@ -39,8 +39,7 @@ def _possibly_send(app, settings, conversation_id: int) -> int:
     with Session(engine) as session:
         message = session.exec(select(Message).where(Message.external_id == sent.external_id)).one()
         outbox = session.exec(select(Outbox).where(Outbox.message_id == message.id)).one()
-    report = delivery.deliver_due(engine, {outbox.channel: OneUnknownOutcome(message.id)}, now_fn=frozen,
-                                  limit=100_000)
+    report = delivery.deliver_due(engine, {outbox.channel: OneUnknownOutcome(message.id)}, now_fn=frozen, limit=100_000)
     assert report.possibly_sent == 1
     return message.id
 
@@ -48,8 +47,12 @@ def _possibly_send(app, settings, conversation_id: int) -> int:
 def _outbox_and_history(settings, message_id: int) -> tuple[Outbox, list[str]]:
     with Session(engine_of(settings)) as session:
         outbox = session.exec(select(Outbox).where(Outbox.message_id == message_id)).one()
-        history = [a.outcome for a in session.exec(
-            select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox.id).order_by(DeliveryAttempt.id))]
+        history = [
+            a.outcome
+            for a in session.exec(
+                select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox.id).order_by(DeliveryAttempt.id)
+            )
+        ]
     return outbox, history
 
 
@@ -64,8 +67,10 @@ async def test_a_possibly_sent_reply_is_said_in_the_thread_and_d_resends_it(make
         await settle(pilot, app)
         text = app.main.thread_view.render_thread().plain
         reply = next(i for i in app.main.thread.items if i.delivery == "possibly_sent")
-        assert (f"possibly sent (since 09:30): the connection closed after DATA, before the server answered"
-                f" — D resends #{reply.number}") in text
+        assert (
+            f"possibly sent (since 09:30): the connection closed after DATA, before the server answered"
+            f" — D resends #{reply.number}"
+        ) in text
 
         original = app.notify
 
@@ -120,5 +125,7 @@ def test_help_lists_the_resend_key():
 
     console = Console(record=True, width=120, file=io.StringIO())
     console.print(help_table({}))
-    assert re.search(r"\bD\s+Resend reply — Send again this conversation's latest failed or possibly sent reply",
-                     console.export_text())
+    assert re.search(
+        r"\bD\s+Resend reply — Send again this conversation's latest failed or possibly sent reply",
+        console.export_text(),
+    )

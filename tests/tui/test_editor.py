@@ -25,7 +25,8 @@ def appending_editor(tmp_path: Path) -> tuple[str, Path]:
         f"open({str(seen)!r}, 'w', encoding='utf-8').write(path)\n"
         "with open(path, 'a', encoding='utf-8') as handle:\n"
         "    handle.write('Added in the editor — ünïcode.\\n')\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return f"{sys.executable} {script}", seen
 
 

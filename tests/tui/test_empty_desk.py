@@ -10,8 +10,10 @@ SIZE = (140, 30)
 
 async def test_an_empty_desk_points_to_sources_templates_and_sync(make_app, tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
-                    f'[templates]\ndir = "{tmp_path / "templates"}"\n', encoding="utf-8")
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n[templates]\ndir = "{tmp_path / "templates"}"\n',
+        encoding="utf-8",
+    )
     app = make_app(config.load(path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)

@@ -51,9 +51,14 @@ async def test_cursor_paging_past_the_first_window(make_app):
         assert queue.cursor == queue.count - 1
         assert current(app) is not None
         # Read backwards from the end: the same last row as an offset read.
-        assert current(app).id == queue_actions.window(app.desk, Filter("solved"), offset=queue.count - 1, limit=1).rows[0].id
-        assert queue.row_at(queue.count - queue.WINDOW).id == queue_actions.window(
-            app.desk, Filter("solved"), offset=queue.count - queue.WINDOW, limit=1).rows[0].id
+        assert (
+            current(app).id
+            == queue_actions.window(app.desk, Filter("solved"), offset=queue.count - 1, limit=1).rows[0].id
+        )
+        assert (
+            queue.row_at(queue.count - queue.WINDOW).id
+            == queue_actions.window(app.desk, Filter("solved"), offset=queue.count - queue.WINDOW, limit=1).rows[0].id
+        )
         await pilot.press("g", "j", "j")
         assert queue.cursor == 2
 
@@ -81,8 +86,11 @@ async def test_reply_with_suggested_template_then_pending(make_app, demo_setting
     with Session(engine_of(demo_settings)) as session:
         conversation = session.get(Conversation, row.id)
         assert conversation.status == "pending"
-        reply = session.exec(select(Message).where(Message.conversation_id == row.id, Message.direction == "outbound")
-                             .order_by(Message.id.desc())).first()
+        reply = session.exec(
+            select(Message)
+            .where(Message.conversation_id == row.id, Message.direction == "outbound")
+            .order_by(Message.id.desc())
+        ).first()
         assert reply.body_text.startswith("Hi ")
         assert "PS: thanks" in reply.body_text
         outbox = session.exec(select(Outbox).where(Outbox.message_id == reply.id)).one()
@@ -104,7 +112,8 @@ async def test_reply_shows_in_thread(make_app):
         thread = app.main.thread
         assert thread.conversation.id == row.id
         assert thread.items[-1].kind == "note" or any(
-            i.kind == "note" and "checked the warehouse" in i.body for i in thread.items)
+            i.kind == "note" and "checked the warehouse" in i.body for i in thread.items
+        )
         rendered = app.main.thread_view.render_thread().plain
         assert "internal note" in rendered and "checked the warehouse" in rendered
 
@@ -285,8 +294,15 @@ async def test_live_refresh_keeps_cursor(make_app, demo_settings):
         with db.write_session(engine) as session:
             for conversation_id in (row.id, top.id):
                 conversation = session.get(Conversation, conversation_id)
-                queue.change(session, conversation=conversation, agent="dana", now=FIXED_NOW, policies=policies,
-                             assignee="dana", add_tags=["elsewhere"])
+                queue.change(
+                    session,
+                    conversation=conversation,
+                    agent="dana",
+                    now=FIXED_NOW,
+                    policies=policies,
+                    assignee="dana",
+                    add_tags=["elsewhere"],
+                )
             session.commit()
         for _ in range(20):
             await pilot.pause(0.1)
@@ -383,8 +399,9 @@ async def test_live_refresh_on_postgresql_follows_notifications(make_app, postgr
         assert row is not None and row.assignee is None
         with db.write_session(engine) as session:
             conversation = session.get(Conversation, row.id)
-            queue.change(session, conversation=conversation, agent="dana", now=FIXED_NOW, policies=policies,
-                         assignee="dana")
+            queue.change(
+                session, conversation=conversation, agent="dana", now=FIXED_NOW, policies=policies, assignee="dana"
+            )
             session.commit()
         for _ in range(20):
             await pilot.pause(0.1)
@@ -395,15 +412,20 @@ async def test_live_refresh_on_postgresql_follows_notifications(make_app, postgr
     engine.dispose()
 
 
-@pytest.mark.parametrize("template", [
-    "Hi {{ customer_first_name }\n",  # a syntax error
-    "{% for i in range(10**9) %}{% for j in range(10**9) %}x{% endfor %}{% endfor %}\n",  # runaway loops
-    "{{ 'x' * 10**9 }}\n",  # a gigabyte of text
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Hi {{ customer_first_name }\n",  # a syntax error
+        "{% for i in range(10**9) %}{% for j in range(10**9) %}x{% endfor %}{% endfor %}\n",  # runaway loops
+        "{{ 'x' * 10**9 }}\n",  # a gigabyte of text
+    ],
+)
 async def test_a_template_that_cannot_render_is_reported_in_the_composer_and_the_draft_kept(
-        make_app, demo_settings, template):
+    make_app, demo_settings, template
+):
     (demo_settings.templates_dir / "broken.md").write_text(
-        "---\nshortcut: brk\ndescription: broken on purpose\n---\n" + template, encoding="utf-8")
+        "---\nshortcut: brk\ndescription: broken on purpose\n---\n" + template, encoding="utf-8"
+    )
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)

@@ -61,9 +61,11 @@ def test_parse_tags():
 
 
 def test_template_fuzzy_find_and_suggest():
-    ts = [templates.Template("battery-firmware", "Update the firmware and check the battery", "fw", "battery drain"),
-          templates.Template("shipping-delay", "Your order is leaving the warehouse", "ship", "order delayed"),
-          templates.Template("refund-issued", "I've issued the refund", "ref", "refund sent")]
+    ts = [
+        templates.Template("battery-firmware", "Update the firmware and check the battery", "fw", "battery drain"),
+        templates.Template("shipping-delay", "Your order is leaving the warehouse", "ship", "order delayed"),
+        templates.Template("refund-issued", "I've issued the refund", "ref", "refund sent"),
+    ]
     assert [t.name for t in templates.find(ts, "fw")][0] == "battery-firmware"
     assert [t.name for t in templates.find(ts, "shp")][0] == "shipping-delay"
     assert [t.name for t in templates.find(ts, "")] == ["battery-firmware", "refund-issued", "shipping-delay"]

@@ -57,9 +57,11 @@ async def _open_email_reply(pilot, app) -> int:
 
 def _latest_outbound(settings, conversation_id: int) -> tuple[Message, Outbox, list[Attachment]]:
     with Session(engine_of(settings)) as session:
-        message = session.exec(select(Message).where(Message.conversation_id == conversation_id,
-                                                     Message.direction == "outbound")
-                               .order_by(Message.id.desc())).first()
+        message = session.exec(
+            select(Message)
+            .where(Message.conversation_id == conversation_id, Message.direction == "outbound")
+            .order_by(Message.id.desc())
+        ).first()
         outbox = session.exec(select(Outbox).where(Outbox.message_id == message.id)).one()
         files = list(session.exec(select(Attachment).where(Attachment.message_id == message.id)))
         return message, outbox, files
@@ -179,7 +181,14 @@ async def test_new_conversation_key_finds_the_customer_and_starts_it(make_app, d
         conversation = session.exec(select(Conversation).order_by(Conversation.id.desc())).first()
         assert conversation.id != before
         assert (conversation.customer_id, conversation.subject, conversation.status, conversation.channel) == (
-            identity.customer_id, "Your order ships late", "pending", "email")
-        outbox = session.exec(select(Outbox).join(Message, Message.id == Outbox.message_id)
-                              .where(Message.conversation_id == conversation.id)).one()
+            identity.customer_id,
+            "Your order ships late",
+            "pending",
+            "email",
+        )
+        outbox = session.exec(
+            select(Outbox)
+            .join(Message, Message.id == Outbox.message_id)
+            .where(Message.conversation_id == conversation.id)
+        ).one()
         assert outbox.to_addresses == identity.address

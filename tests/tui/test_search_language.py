@@ -35,8 +35,7 @@ BAD = ["waiting:>abc", "status:nope", "before:someday", "tag:"]
 
 
 def _cli_refs(config, query: str, capsys) -> list[str]:
-    code = cli.main(["--config", str(config), "list", "--view", "all", f"--query={query}", "--limit", "1000",
-                     "--json"])
+    code = cli.main(["--config", str(config), "list", "--view", "all", f"--query={query}", "--limit", "1000", "--json"])
     out = capsys.readouterr().out
     assert code == 0, query
     return [doc["ref"] for doc in json.loads(out)]
@@ -62,7 +61,7 @@ async def test_the_tui_and_list_query_find_the_same(make_app, demo_dir, capsys, 
             assert app.main.search is not None and app.main.search.query == query
             assert queue.count == len(refs), query
             shown = [queue.row_at(index) for index in range(min(len(refs), 20))]
-            assert [row.ref for row in shown if row is not None] == refs[:len(shown)], query
+            assert [row.ref for row in shown if row is not None] == refs[: len(shown)], query
             assert None not in shown, query
 
         for query in BAD:

@@ -80,18 +80,25 @@ async def test_coloured_text_is_readable(make_app, demo_settings, theme):
         low = []
         queue, thread = app.main.queue, app.main.thread_view
         # The styles the widgets draw with, over their own background.
-        drawn = {**{name: queue.style_of(name) for name in queue.COMPONENT_CLASSES},
-                 **{name: thread.style(name.removeprefix("thread--")) for name in thread.COMPONENT_CLASSES}}
+        drawn = {
+            **{name: queue.style_of(name) for name in queue.COMPONENT_CLASSES},
+            **{name: thread.style(name.removeprefix("thread--")) for name in thread.COMPONENT_CLASSES},
+        }
         for widget in (queue, thread):
             for name in sorted(widget.COMPONENT_CLASSES):
                 style = widget.rich_style + drawn[name]
                 if not (style.color and style.bgcolor) or name == "queue--cursor":
                     continue
-                lighter, darker = sorted((_luminance(style.color.get_truecolor()),
-                                          _luminance(style.bgcolor.get_truecolor())), reverse=True)
+                lighter, darker = sorted(
+                    (_luminance(style.color.get_truecolor()), _luminance(style.bgcolor.get_truecolor())), reverse=True
+                )
                 ratio = (lighter + 0.05) / (darker + 0.05)
-                if ratio < 4.5 and name not in ("queue--breached", "queue--urgent", "thread--breached",
-                                                "thread--failed", "thread--inbound") or ratio < 3:
+                if (
+                    ratio < 4.5
+                    and name
+                    not in ("queue--breached", "queue--urgent", "thread--breached", "thread--failed", "thread--inbound")
+                    or ratio < 3
+                ):
                     low.append(f"{name} {ratio:.2f}")
         assert not low, f"hard to read in {theme}: {low}"
 

@@ -58,8 +58,13 @@ async def test_stale_presence_expires(make_app, demo_settings):
 
     engine = engine_of(demo_settings)
     with db.write_session(engine) as session:
-        presence.heartbeat(session, agent="dana", conversation_id=1, activity="replying",
-                           now=FIXED_NOW - presence.STALE_AFTER - timedelta(seconds=1))
+        presence.heartbeat(
+            session,
+            agent="dana",
+            conversation_id=1,
+            activity="replying",
+            now=FIXED_NOW - presence.STALE_AFTER - timedelta(seconds=1),
+        )
         presence.heartbeat(session, agent="sam", conversation_id=2, activity="viewing", now=FIXED_NOW)
         session.commit()
     app = make_app(presence=True)
@@ -77,8 +82,16 @@ def _customer_writes(settings, conversation_id: int, body: str) -> None:
     policies = clocks.Policies.from_settings(settings)
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, conversation_id)
-        session.add(Message(conversation_id=conversation_id, direction="inbound", author="The Customer",
-                            body_text=body, at=FIXED_NOW, ingested_at=FIXED_NOW))
+        session.add(
+            Message(
+                conversation_id=conversation_id,
+                direction="inbound",
+                author="The Customer",
+                body_text=body,
+                at=FIXED_NOW,
+                ingested_at=FIXED_NOW,
+            )
+        )
         conversation.waiting_since = conversation.waiting_since or FIXED_NOW
         queue.touch(session, conversation=conversation, policies=policies, now=FIXED_NOW)
         session.commit()
@@ -98,8 +111,9 @@ async def test_reply_on_changed_conversation_warns_then_sends(make_app, demo_set
         assert isinstance(app.screen, ChangedScreen)
         assert "never mind" in str(app.screen.query_one("#changes").render())
         with Session(engine_of(demo_settings)) as session:
-            assert not session.exec(select(Message).where(Message.conversation_id == row.id,
-                                                          Message.body_text.contains("We are on it"))).all()
+            assert not session.exec(
+                select(Message).where(Message.conversation_id == row.id, Message.body_text.contains("We are on it"))
+            ).all()
         await pilot.press("escape")  # keep editing
         await settle(pilot, app)
         assert isinstance(app.screen, ComposerScreen)
@@ -108,8 +122,9 @@ async def test_reply_on_changed_conversation_warns_then_sends(make_app, demo_set
         await settle(pilot, app)
         assert app.screen is app.main
     with Session(engine_of(demo_settings)) as session:
-        sent = session.exec(select(Message).where(Message.conversation_id == row.id,
-                                                  Message.direction == "outbound")).all()
+        sent = session.exec(
+            select(Message).where(Message.conversation_id == row.id, Message.direction == "outbound")
+        ).all()
         assert any("We are on it - glad to hear" in m.body_text for m in sent)
 
 
@@ -124,8 +139,15 @@ async def test_reply_after_colleague_replied_can_send_anyway(make_app, demo_sett
         engine = engine_of(demo_settings)
         with db.write_session(engine) as session:
             conversation = session.get(Conversation, row.id)
-            replies.reply(session, conversation=conversation, body="Dana's answer", agent="dana",
-                          agent_name="Dana", now=FIXED_NOW, policies=clocks.Policies.from_settings(demo_settings))
+            replies.reply(
+                session,
+                conversation=conversation,
+                body="Dana's answer",
+                agent="dana",
+                agent_name="Dana",
+                now=FIXED_NOW,
+                policies=clocks.Policies.from_settings(demo_settings),
+            )
             session.commit()
         await pilot.press("ctrl+s")
         await settle(pilot, app)
@@ -135,8 +157,12 @@ async def test_reply_after_colleague_replied_can_send_anyway(make_app, demo_sett
         await settle(pilot, app)
         assert app.screen is app.main
     with Session(engine_of(demo_settings)) as session:
-        bodies = [m.body_text for m in session.exec(select(Message).where(Message.conversation_id == row.id,
-                                                                           Message.direction == "outbound"))]
+        bodies = [
+            m.body_text
+            for m in session.exec(
+                select(Message).where(Message.conversation_id == row.id, Message.direction == "outbound")
+            )
+        ]
         assert any("Second answer" in b for b in bodies) and any("Dana's answer" in b for b in bodies)
 
 
@@ -148,8 +174,14 @@ async def test_action_on_stale_row_reloads_and_says_so(make_app, demo_settings):
         # Another agent changes the priority while this screen still shows the old row (no poller).
         with db.write_session(engine_of(demo_settings)) as session:
             conversation = session.get(Conversation, row.id)
-            queue.change(session, conversation=conversation, agent="dana", now=FIXED_NOW,
-                         policies=clocks.Policies.from_settings(demo_settings), priority="urgent")
+            queue.change(
+                session,
+                conversation=conversation,
+                agent="dana",
+                now=FIXED_NOW,
+                policies=clocks.Policies.from_settings(demo_settings),
+                priority="urgent",
+            )
             session.commit()
         await pilot.press("s", "end", "enter")  # closed
         await settle(pilot, app)

@@ -33,8 +33,10 @@ def _notes(app) -> list[str]:
 
 
 async def test_a_macro_key_applies_every_step_and_ctrl_z_undoes_them(make_app, demo_settings):
-    settings = _with_macros(demo_settings, dict(name="parts-ordered", key="f8", status="on_hold", priority="high",
-                                                add_tags=["parts"], assign="me"))
+    settings = _with_macros(
+        demo_settings,
+        dict(name="parts-ordered", key="f8", status="on_hold", priority="high", add_tags=["parts"], assign="me"),
+    )
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
@@ -53,10 +55,12 @@ async def test_a_macro_key_applies_every_step_and_ctrl_z_undoes_them(make_app, d
 
 
 async def test_a_macro_on_marked_rows_that_fails_on_one_changes_none(make_app, demo_settings, demo_dir):
-    (demo_dir / "templates" / "needs-order.md").write_text("Your order {{ order_number }} is on its way.\n",
-                                                          encoding="utf-8")
-    settings = _with_macros(demo_settings, dict(name="shipped", key="f8", status="solved", add_tags=["shipped"],
-                                                template="needs-order"))
+    (demo_dir / "templates" / "needs-order.md").write_text(
+        "Your order {{ order_number }} is on its way.\n", encoding="utf-8"
+    )
+    settings = _with_macros(
+        demo_settings, dict(name="shipped", key="f8", status="solved", add_tags=["shipped"], template="needs-order")
+    )
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
@@ -74,8 +78,7 @@ async def test_a_macro_on_marked_rows_that_fails_on_one_changes_none(make_app, d
 
 
 async def test_a_macro_with_a_template_opens_the_composer_with_it(make_app, demo_settings):
-    settings = _with_macros(demo_settings, dict(name="refund", key="f8", add_tags=["refund"],
-                                                template="refund-issued"))
+    settings = _with_macros(demo_settings, dict(name="refund", key="f8", add_tags=["refund"], template="refund-issued"))
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
@@ -86,8 +89,9 @@ async def test_a_macro_with_a_template_opens_the_composer_with_it(make_app, demo
         assert app.screen.query_one("#body").text.strip(), "the template's text is in the composer"
         assert "refund" in _state(settings, row.id)[3]
     with Session(engine_of(settings)) as session:
-        replies = session.exec(select(Message).where(Message.conversation_id == row.id,
-                                                     Message.author_login == AGENT)).all()
+        replies = session.exec(
+            select(Message).where(Message.conversation_id == row.id, Message.author_login == AGENT)
+        ).all()
     assert replies == [], "one conversation: the template waits in the composer, nothing is sent"
 
 
@@ -115,8 +119,9 @@ async def test_ctrl_z_in_the_undo_window_takes_a_reply_back_into_the_composer(ma
         assert app.screen is app.main
         assert "sends in" in app.main.query_one("Masthead").header
         with Session(engine_of(demo_settings)) as session:
-            ours = session.exec(select(Message).where(Message.conversation_id == row.id,
-                                                      Message.body_text.contains("wrong customer"))).one()
+            ours = session.exec(
+                select(Message).where(Message.conversation_id == row.id, Message.body_text.contains("wrong customer"))
+            ).one()
             outbox = session.exec(select(Outbox).where(Outbox.message_id == ours.id)).one()
         assert outbox.next_attempt_at > outbox.created_at
         await pilot.press("ctrl+z")
@@ -206,8 +211,12 @@ async def test_replies_nothing_delivers_for_a_minute_are_said_in_the_header(make
     settings.spool = [config.SpoolSettings(name="sms", path=str(demo_settings.source.parent / "sms"))]
     with Session(engine_of(settings)) as session:
         queued = session.exec(select(Outbox).where(Outbox.state == "queued")).all()
-        due = [o for o in queued if o.no_sender_at is None
-               and (o.next_attempt_at is None or o.next_attempt_at <= FIXED_NOW - timedelta(minutes=1))]
+        due = [
+            o
+            for o in queued
+            if o.no_sender_at is None
+            and (o.next_attempt_at is None or o.next_attempt_at <= FIXED_NOW - timedelta(minutes=1))
+        ]
     assert due, "the demo has queued replies"
     app = make_app(settings)
     async with app.run_test(size=(200, 40)) as pilot:

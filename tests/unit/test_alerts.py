@@ -35,11 +35,14 @@ def _event(action, agent="dana", conversation_id=1, **detail):
 
 
 def test_which_events_alert_whom():
-    events = [_event("assign", new="tester", old=None), _event("assign", new="sam"),
-              _event("assign", agent="tester", new="tester"),  # their own doing
-              _event("csat_alert", agent="system", conversation_id=2, rating=1, assignee="tester"),
-              _event("bounced", agent="system", conversation_id=3, reason="bounced: 550 no such user"),
-              _event("bounced", agent="system", conversation_id=4, reason="x")]
+    events = [
+        _event("assign", new="tester", old=None),
+        _event("assign", new="sam"),
+        _event("assign", agent="tester", new="tester"),  # their own doing
+        _event("csat_alert", agent="system", conversation_id=2, rating=1, assignee="tester"),
+        _event("bounced", agent="system", conversation_id=3, reason="bounced: 550 no such user"),
+        _event("bounced", agent="system", conversation_id=4, reason="x"),
+    ]
     found = from_events(events, agent="tester", assignees={1: "tester", 2: "tester", 3: "tester", 4: "sam"})
     assert [(a.kind, a.conversation_id) for a in found] == [("assigned", 1), ("bad_rating", 2), ("bounced", 3)]
 
@@ -54,12 +57,30 @@ def test_the_feed_reports_new_work_and_answers_once_a_minute(config_file, engine
     assert feed.check() == []  # the first check marks where news starts
     conversations.update(dana, first.conversation_id, assignee="tester")
     assert [a.kind for a in feed.check()] == ["assigned"]
-    ingest(engine, policies, inbound(at=FIXED_NOW, body="Any news?", subject="Re: Spokes keep breaking",
-                                     in_reply_to="m1@velo.example", external_id="m2@velo.example"))
+    ingest(
+        engine,
+        policies,
+        inbound(
+            at=FIXED_NOW,
+            body="Any news?",
+            subject="Re: Spokes keep breaking",
+            in_reply_to="m1@velo.example",
+            external_id="m2@velo.example",
+        ),
+    )
     assert feed.check() == [], "within the minute of the last alert on that conversation"
     now[0] += timedelta(minutes=2)
-    ingest(engine, policies, inbound(at=FIXED_NOW + timedelta(minutes=1), body="Hello?", subject="Re: Spokes keep breaking",
-                                     in_reply_to="m1@velo.example", external_id="m3@velo.example"))
+    ingest(
+        engine,
+        policies,
+        inbound(
+            at=FIXED_NOW + timedelta(minutes=1),
+            body="Hello?",
+            subject="Re: Spokes keep breaking",
+            in_reply_to="m1@velo.example",
+            external_id="m3@velo.example",
+        ),
+    )
     assert [a.kind for a in feed.check()] == ["answered"]
 
 
@@ -69,7 +90,7 @@ def test_a_desktop_notification_carries_no_control_sequence_from_a_subject():
     hostile = "AD-7: Greta answered — \x1b]0;pwned\x07 refund\x1b[2J"
     escape = desktop_escape(hostile, environ={"VTE_VERSION": "7000"})
     assert escape.startswith("\x1b]777;notify;agentdesk;") and escape.endswith("\x1b\\")
-    inner = escape[len("\x1b]777;notify;agentdesk;"):-2]
+    inner = escape[len("\x1b]777;notify;agentdesk;") : -2]
     assert "\x1b" not in inner and "\x07" not in inner
     assert desktop_escape("x", environ={"TERM_PROGRAM": "WezTerm"}).startswith("\x1b]9;")
     assert desktop_escape("x", environ={}) == ""

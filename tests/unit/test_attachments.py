@@ -17,22 +17,25 @@ from agentdesk.ingest.attachments import Keeper
 from agentdesk.store import attachments, db
 
 
-@pytest.mark.parametrize("given, expected", [
-    ("invoice.pdf", "invoice.pdf"),
-    ("../../etc/passwd", "passwd"),
-    ("C:\\Users\\x\\evil.bat", "evil.bat"),
-    ("CON", "_CON"),
-    ("nul.txt", "_nul.txt"),
-    ("com1.log", "_com1.log"),
-    (".bashrc", "bashrc"),
-    ("..", "attachment"),
-    ("", "attachment"),
-    ("\x1b]0;title\x07x.txt", "x.txt"),
-    ("a\x1b[31mred.txt", "ared.txt"),
-    ("invoice\u202eFDP.exe", "invoiceFDP.exe"),
-    ("what?.txt", "what_.txt"),
-    ("a\u200bb.pdf", "a b.pdf"),
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("invoice.pdf", "invoice.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\x\\evil.bat", "evil.bat"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("com1.log", "_com1.log"),
+        (".bashrc", "bashrc"),
+        ("..", "attachment"),
+        ("", "attachment"),
+        ("\x1b]0;title\x07x.txt", "x.txt"),
+        ("a\x1b[31mred.txt", "ared.txt"),
+        ("invoice\u202eFDP.exe", "invoiceFDP.exe"),
+        ("what?.txt", "what_.txt"),
+        ("a\u200bb.pdf", "a b.pdf"),
+    ],
+)
 def test_save_name_makes_a_sender_name_safe_to_create(given, expected):
     assert save_name(given) == expected
 
@@ -60,8 +63,15 @@ def test_write_new_file_never_overwrites_never_follows_a_link(tmp_path):
 
 
 def _message(*files) -> InboundMessage:
-    return InboundMessage(source="s", channel="email", external_id="x", sender_address="a@b.c", sender_name="",
-                          received_at=datetime(2026, 1, 1, tzinfo=timezone.utc), attachments=tuple(files))
+    return InboundMessage(
+        source="s",
+        channel="email",
+        external_id="x",
+        sender_address="a@b.c",
+        sender_name="",
+        received_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        attachments=tuple(files),
+    )
 
 
 def test_what_ingest_keeps_under_the_caps(engine, tmp_path):
@@ -69,21 +79,33 @@ def test_what_ingest_keeps_under_the_caps(engine, tmp_path):
     settings = type("S", (), {"attachments": caps})()
     with db.write_session(engine) as session:
         keeper = Keeper(session, settings)
-        rows = keeper.rows_for(_message(
-            InboundAttachment("a.txt", "text/plain", b"a" * 80),
-            InboundAttachment("big.bin", "application/octet-stream", b"b" * 101),
-            InboundAttachment("b.txt", "text/plain", b"c" * 80),  # 80 + 80 > 150: over the message's cap
-            InboundAttachment("same.txt", "text/plain", b"a" * 60),
-            InboundAttachment("link.jpg", "image/jpeg", b"", url="https://x.example/p.jpg"),
-            InboundAttachment("gone.jpg", "image/jpeg", b"", url="https://x.example/q.jpg",
-                              failure="download failed: HTTP 404 Not Found"),
-            MeasuredAttachment("clip.mp4", "video/mp4", b"", size=70, sha256="f" * 64),
-        ))
+        rows = keeper.rows_for(
+            _message(
+                InboundAttachment("a.txt", "text/plain", b"a" * 80),
+                InboundAttachment("big.bin", "application/octet-stream", b"b" * 101),
+                InboundAttachment("b.txt", "text/plain", b"c" * 80),  # 80 + 80 > 150: over the message's cap
+                InboundAttachment("same.txt", "text/plain", b"a" * 60),
+                InboundAttachment("link.jpg", "image/jpeg", b"", url="https://x.example/p.jpg"),
+                InboundAttachment(
+                    "gone.jpg",
+                    "image/jpeg",
+                    b"",
+                    url="https://x.example/q.jpg",
+                    failure="download failed: HTTP 404 Not Found",
+                ),
+                MeasuredAttachment("clip.mp4", "video/mp4", b"", size=70, sha256="f" * 64),
+            )
+        )
         keeper.finish()
         assert [(r["filename"], r["state"], r["size"]) for r in rows] == [
-            ("a.txt", "stored", 80), ("big.bin", "withheld", 101), ("b.txt", "withheld", 80),
-            ("same.txt", "stored", 60), ("link.jpg", "failed", 0), ("gone.jpg", "failed", 0),
-            ("clip.mp4", "withheld", 70)]
+            ("a.txt", "stored", 80),
+            ("big.bin", "withheld", 101),
+            ("b.txt", "withheld", 80),
+            ("same.txt", "stored", 60),
+            ("link.jpg", "failed", 0),
+            ("gone.jpg", "failed", 0),
+            ("clip.mp4", "withheld", 70),
+        ]
         assert "max_file_bytes" in rows[1]["reason"] and "max_message_bytes" in rows[2]["reason"]
         assert rows[5]["reason"] == "download failed: HTTP 404 Not Found" and rows[4]["url"].endswith("p.jpg")
         assert attachments.read(session=session, key=rows[0]["storage_key"]) == b"a" * 80

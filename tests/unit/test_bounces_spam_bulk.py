@@ -32,18 +32,23 @@ def desk(settings, engine):
 
 @pytest.fixture
 def mail_settings(config_file):
-    return config.parse(config_file.read_text() + """
+    return config.parse(
+        config_file.read_text()
+        + """
 [[mailbox]]
 name = "support"
 address = "support@northwind.example"
 host = "imap.northwind.example"
-""", source=config_file)
+""",
+        source=config_file,
+    )
 
 
 def _ingest(engine, policies, message, *, now=None, settings=None):
     with db.write_session(engine) as session:
-        result = ingest_message(session, message, policies=policies, now=now or message.received_at + 5 * M,
-                                settings=settings)
+        result = ingest_message(
+            session, message, policies=policies, now=now or message.received_at + 5 * M, settings=settings
+        )
         session.commit()
     return result
 
@@ -52,24 +57,48 @@ def _conversation_with_sent_reply(engine, policies, *, status="pending", assigne
     first = _ingest(engine, policies, factories.inbound(at=T))
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, first.conversation_id)
-        reply = replies.reply(session, conversation=conversation, body="We sent new spokes.", agent="tester",
-                              agent_name="Terry", now=T + M, policies=policies)
+        reply = replies.reply(
+            session,
+            conversation=conversation,
+            body="We sent new spokes.",
+            agent="tester",
+            agent_name="Terry",
+            now=T + M,
+            policies=policies,
+        )
         outbox = session.exec(select(Outbox).where(Outbox.message_id == reply.id)).one()
         outbox.state, outbox.sent_at = "sent", T + 2 * M
-        queue_service.change(session, conversation=conversation, agent="tester", now=T + 2 * M, policies=policies,
-                             status=status, assignee=assignee)
+        queue_service.change(
+            session,
+            conversation=conversation,
+            agent="tester",
+            now=T + 2 * M,
+            policies=policies,
+            status=status,
+            assignee=assignee,
+        )
         session.commit()
         return conversation.id, reply.id, reply.external_id
 
 
 def _bounce(*, headers, subject="Undelivered Mail Returned to Sender", body="Sorry.", at=T + 10 * M):
-    message = factories.inbound(at=at, sender="mailer-daemon@mx.velo.example", name="Mail Delivery System",
-                                subject=subject, body=body, kind="bounce")
+    message = factories.inbound(
+        at=at,
+        sender="mailer-daemon@mx.velo.example",
+        name="Mail Delivery System",
+        subject=subject,
+        body=body,
+        kind="bounce",
+    )
     return dataclasses.replace(message, headers=headers)
 
 
-FAILED = {"x-bounce-recipient": "greta@velo.example", "x-bounce-category": "mailbox-full",
-          "x-bounce-status": "5.2.2", "x-bounce-reason": "552 5.2.2 Mailbox full"}
+FAILED = {
+    "x-bounce-recipient": "greta@velo.example",
+    "x-bounce-category": "mailbox-full",
+    "x-bounce-status": "5.2.2",
+    "x-bounce-reason": "552 5.2.2 Mailbox full",
+}
 
 
 def _assert_bounced(engine, conversation_id, reply_id, *, agent="tester"):
@@ -124,16 +153,24 @@ def test_a_new_reply_clears_the_flag(engine, policies):
     _ingest(engine, policies, _bounce(headers={**FAILED, "x-bounced-message-id": external_id}))
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, conversation_id)
-        replies.reply(session, conversation=conversation, body="Other address?", agent="tester", agent_name="T",
-                      now=T + 30 * M, policies=policies)
+        replies.reply(
+            session,
+            conversation=conversation,
+            body="Other address?",
+            agent="tester",
+            agent_name="T",
+            now=T + 30 * M,
+            policies=policies,
+        )
         session.commit()
         assert session.get(Conversation, conversation_id).bounced_at is None
 
 
 def test_an_unmatched_bounce_goes_to_the_system_view_with_no_customer_and_no_clock(engine, policies):
     first = _ingest(engine, policies, _bounce(headers={**FAILED, "x-bounce-recipient": "nobody@else.example"}))
-    second = _ingest(engine, policies, dataclasses.replace(
-        _bounce(headers=FAILED), sender_address="postmaster@other.example"))
+    second = _ingest(
+        engine, policies, dataclasses.replace(_bounce(headers=FAILED), sender_address="postmaster@other.example")
+    )
     with db.read_session(engine) as session:
         for result in (first, second):
             conversation = session.get(Conversation, result.conversation_id)
@@ -158,8 +195,9 @@ def test_spam_leaves_every_view_stops_the_clocks_and_is_undoable(engine, policie
         assert conversation.aside == "spam" and conversation.first_response_due is None
         for view in ("open", "unassigned", "all", "breaching"):
             assert queries.queue_rows(session=session, view=view, agent="tester", now=T, limit=10) == []
-        assert [row.id for row in queries.queue_rows(session=session, view="spam", agent="tester", now=T,
-                                                    limit=10)] == [result.conversation_id]
+        assert [
+            row.id for row in queries.queue_rows(session=session, view="spam", agent="tester", now=T, limit=10)
+        ] == [result.conversation_id]
     (undone,) = spam_actions.mark_spam(desk, [result.conversation_id], undo=True)
     assert undone["view"] == "queue" and undone["changed"]
     with db.read_session(engine) as session:
@@ -174,9 +212,16 @@ def test_a_blocked_sender_and_a_blocked_domain_land_in_spam_without_a_receipt(en
     spam_actions.block(desk, "@spam.example")
     assert [b["pattern"] for b in spam_actions.blocked(desk)] == ["@spam.example", "greta@velo.example"]
     with db.write_session(engine) as session:
-        results = ingest_batch(session, [factories.inbound(at=T), factories.inbound(at=T, sender="x@spam.example"),
-                                         factories.inbound(at=T, sender="ok@velo.example")],
-                               policies=policies, now=T + M)
+        results = ingest_batch(
+            session,
+            [
+                factories.inbound(at=T),
+                factories.inbound(at=T, sender="x@spam.example"),
+                factories.inbound(at=T, sender="ok@velo.example"),
+            ],
+            policies=policies,
+            now=T + M,
+        )
         session.commit()
     with db.read_session(engine) as session:
         asides = [session.get(Conversation, r.conversation_id).aside for r in results]

@@ -15,7 +15,18 @@ from agentdesk import cli
 from agentdesk.store import db
 from agentdesk.store.models import Outbox
 
-CONTRACT_TOP = {"ref", "subject", "status", "priority", "assignee", "channel", "tags", "customer", "sla", "waiting_since"}
+CONTRACT_TOP = {
+    "ref",
+    "subject",
+    "status",
+    "priority",
+    "assignee",
+    "channel",
+    "tags",
+    "customer",
+    "sla",
+    "waiting_since",
+}
 CONTRACT_SLA = {"policy", "first_response_due", "next_response_due", "resolution_due", "state", "targets"}
 CONTRACT_MESSAGE = {"direction", "kind", "bulk", "author", "at", "subject", "body_text", "external_id", "delivery"}
 CONTRACT_HISTORY = {"ref", "subject", "status", "channel", "created_at"}
@@ -25,19 +36,59 @@ CONTRACT_HISTORY = {"ref", "subject", "status", "channel", "created_at"}
 def two_conversations(engine, policies):
     now = FIXED_NOW - timedelta(hours=2)
     first = ingest(engine, policies, inbound(at=now, external_id="m1@velo.example"))
-    ingest(engine, policies, inbound(at=now + timedelta(minutes=5), subject="Re: Spokes keep breaking",
-                                     body="Any news?", in_reply_to="m1@velo.example"))
-    second = ingest(engine, policies, inbound(sender="+31 6 12345678", name="Greta Lindqvist", channel="sms",
-                                              source="sms", subject="", body="Is my bike ready?", at=now + timedelta(minutes=30)))
+    ingest(
+        engine,
+        policies,
+        inbound(
+            at=now + timedelta(minutes=5),
+            subject="Re: Spokes keep breaking",
+            body="Any news?",
+            in_reply_to="m1@velo.example",
+        ),
+    )
+    second = ingest(
+        engine,
+        policies,
+        inbound(
+            sender="+31 6 12345678",
+            name="Greta Lindqvist",
+            channel="sms",
+            source="sms",
+            subject="",
+            body="Is my bike ready?",
+            at=now + timedelta(minutes=30),
+        ),
+    )
     return f"AD-{first.conversation_id}", f"AD-{second.conversation_id}"
 
 
 def test_every_command_has_help():
     parser = cli.build_parser()
     commands = [
-        ["demo"], ["init"], ["sync"], ["webhook", "serve"], ["spool", "retry"], ["list"], ["show"], ["reply"],
-        ["note"], ["set"], ["claim"], ["customer", "merge"], ["customer", "show"], ["customer", "list"],
-        ["customer", "unmerge"], ["spool", "list"], ["sla", "explain"], ["sla", "recompute"], ["stats"], ["report"], ["audit"], ["export"], ["db", "copy"], ["doctor"],
+        ["demo"],
+        ["init"],
+        ["sync"],
+        ["webhook", "serve"],
+        ["spool", "retry"],
+        ["list"],
+        ["show"],
+        ["reply"],
+        ["note"],
+        ["set"],
+        ["claim"],
+        ["customer", "merge"],
+        ["customer", "show"],
+        ["customer", "list"],
+        ["customer", "unmerge"],
+        ["spool", "list"],
+        ["sla", "explain"],
+        ["sla", "recompute"],
+        ["stats"],
+        ["report"],
+        ["audit"],
+        ["export"],
+        ["db", "copy"],
+        ["doctor"],
     ]
     for command in commands:
         with pytest.raises(SystemExit) as exited:
@@ -74,8 +125,7 @@ def test_show_json_carries_the_contract_fields(run, two_conversations):
     assert doc["customer"]["identities"] == [
         {"kind": "email", "address": "greta@velo.example"},
     ]
-    assert [m["body_text"] for m in doc["messages"]] == [
-        "The rear wheel lost three spokes this month.", "Any news?"]
+    assert [m["body_text"] for m in doc["messages"]] == ["The rear wheel lost three spokes this month.", "Any news?"]
     for message in doc["messages"]:
         assert message.keys() >= CONTRACT_MESSAGE
         assert (message["direction"], message["kind"], message["delivery"]) == ("inbound", "message", None)
@@ -100,7 +150,9 @@ def test_history_spans_channels_when_an_identity_links_them(run, engine, policie
 
 def test_reply_stores_the_message_with_its_outbox_row(run, engine, two_conversations, tmp_path):
     email, _ = two_conversations
-    code, _, err = run("reply", email, "--body-file", "-", "--status", "pending", stdin="Hi Greta,\nnew spokes are on the way.\n")
+    code, _, err = run(
+        "reply", email, "--body-file", "-", "--status", "pending", stdin="Hi Greta,\nnew spokes are on the way.\n"
+    )
     assert code == 0, err
     code, out, _ = run("show", email, "--json")
     doc = json.loads(out)
@@ -122,7 +174,8 @@ def test_reply_from_a_template_fills_placeholders(run, settings, two_conversatio
     email, _ = two_conversations
     settings.templates_dir.mkdir(parents=True)
     (settings.templates_dir / "thanks.md").write_text(
-        "---\nshortcut: ty\n---\nHi {{ customer_first_name }}, thanks for writing about {{ ref }}.\n")
+        "---\nshortcut: ty\n---\nHi {{ customer_first_name }}, thanks for writing about {{ ref }}.\n"
+    )
     code, _, err = run("reply", email, "--template", "ty")
     assert code == 0, err
     _, out, _ = run("show", email, "--json")
@@ -205,8 +258,9 @@ def test_any_command_creates_the_database(tmp_path):
     config = tmp_path / "c.toml"
     database = tmp_path / "x.db"
     config.write_text(f'[database]\nurl = "sqlite:///{database}"\n')
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "list", "--json"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "list", "--json"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [] and database.exists()
 
@@ -218,16 +272,24 @@ def test_the_default_database_location_is_created_but_an_explicit_one_is_not(tmp
     environment = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(tmp_path / "data")}
     default = tmp_path / "c.toml"
     default.write_text("")
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(default), "list", "--json"],
-                            capture_output=True, text=True, env=environment)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(default), "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "agentdesk" / "agentdesk.db").exists()
 
     explicit = tmp_path / "e.toml"
     database = tmp_path / "deep" / "dir" / "x.db"
     explicit.write_text(f'[database]\nurl = "sqlite:///{database}"\n')
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(explicit), "list", "--json"],
-                            capture_output=True, text=True, env=environment)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(explicit), "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
     assert result.returncode != 0 and not (tmp_path / "deep").exists()
     assert result.stderr.count("\n") == 1 and f"{database.parent} of the database" in result.stderr
 

@@ -27,8 +27,14 @@ def test_note_set_claim_print_what_they_did_as_json(run, ref):
 
     code, out, _ = run("set", ref, "--status", "pending", "--priority", "high", "--tag", "spokes", "--json")
     assert code == 0
-    assert json.loads(out) == {"ref": ref, "changed": ["status", "priority", "tag"], "status": "pending",
-                               "priority": "high", "tags_added": ["spokes"], "tags_removed": []}
+    assert json.loads(out) == {
+        "ref": ref,
+        "changed": ["status", "priority", "tag"],
+        "status": "pending",
+        "priority": "high",
+        "tags_added": ["spokes"],
+        "tags_removed": [],
+    }
 
     code, out, _ = run("claim", ref, "--json")
     assert code == 0 and json.loads(out) == {"ref": ref, "claimed": True, "assignee": "tester"}
@@ -45,13 +51,16 @@ def test_claim_held_by_another_exits_3_with_json(run, ref, monkeypatch):
     assert err.startswith("agentdesk: ") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (["customer", "show", "99999"], 4),
-    (["show", "AD-99999"], 4),
-    (["claim", "AD-99999"], 4),
-    (["customer", "show", "abc"], 2),
-    (["list", "--query", "waiting:>abc"], 2),
-])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["customer", "show", "99999"], 4),
+        (["show", "AD-99999"], 4),
+        (["claim", "AD-99999"], 4),
+        (["customer", "show", "abc"], 2),
+        (["list", "--query", "waiting:>abc"], 2),
+    ],
+)
 def test_exit_codes_as_the_readme_says(run, ref, args, code):
     status, out, err = run(*args)
     assert status == code, err
@@ -62,9 +71,14 @@ def test_sync_once_json_says_what_was_stored_and_rejected(tmp_path, config_file,
     spool = tmp_path / "chat"
     for sub in ("tmp", "new", "cur", "rejected"):
         (spool / sub).mkdir(parents=True)
-    good = {"id": "tg-1", "kind": "chat", "sender": {"name": "Greta", "handle": "telegram:881"},
-            "conversation": {"thread_key": "telegram:chat:881"}, "text": "Is my bike ready?",
-            "timestamp": "2026-11-20T10:00:00Z"}
+    good = {
+        "id": "tg-1",
+        "kind": "chat",
+        "sender": {"name": "Greta", "handle": "telegram:881"},
+        "conversation": {"thread_key": "telegram:chat:881"},
+        "text": "Is my bike ready?",
+        "timestamp": "2026-11-20T10:00:00Z",
+    }
     (spool / "new" / "1-good.json").write_text(json.dumps(good))
     (spool / "new" / "2-bad.json").write_text("{not json")
     config_file.write_text(config_file.read_text() + f'\n[[spool]]\nname = "chat"\npath = "{spool}"\nkind = "chat"\n')

@@ -23,14 +23,19 @@ H = timedelta(hours=1)
 
 def _events(engine, conversation_id):
     with db.read_session(engine) as session:
-        rows = session.exec(select(SlaClockEvent).where(SlaClockEvent.conversation_id == conversation_id)
-                            .order_by(col(SlaClockEvent.id))).all()
+        rows = session.exec(
+            select(SlaClockEvent)
+            .where(SlaClockEvent.conversation_id == conversation_id)
+            .order_by(col(SlaClockEvent.id))
+        ).all()
         return [(row.target, row.event, row.at, json.loads(row.detail)) for row in rows]
 
 
 def _new(engine, policies, *, channel="email", at=T):
     sender = "+31612345678" if channel == "sms" else "greta@velo.example"
-    return factories.ingest(engine, policies, factories.inbound(at=at, channel=channel, sender=sender), now=at).conversation_id
+    return factories.ingest(
+        engine, policies, factories.inbound(at=at, channel=channel, sender=sender), now=at
+    ).conversation_id
 
 
 def _act(engine, conversation_id, action):
@@ -42,14 +47,30 @@ def _act(engine, conversation_id, action):
 
 
 def _reply(engine, policies, conversation_id, now, **kwargs):
-    return _act(engine, conversation_id, lambda session, conversation: replies.reply(
-        session, conversation=conversation, body="On it.", agent="tester", agent_name="Terry", now=now,
-        policies=policies, **kwargs))
+    return _act(
+        engine,
+        conversation_id,
+        lambda session, conversation: replies.reply(
+            session,
+            conversation=conversation,
+            body="On it.",
+            agent="tester",
+            agent_name="Terry",
+            now=now,
+            policies=policies,
+            **kwargs,
+        ),
+    )
 
 
 def _status(engine, policies, conversation_id, now, status):
-    return _act(engine, conversation_id, lambda session, conversation: queue.change(
-        session, conversation=conversation, agent="tester", now=now, policies=policies, status=status))
+    return _act(
+        engine,
+        conversation_id,
+        lambda session, conversation: queue.change(
+            session, conversation=conversation, agent="tester", now=now, policies=policies, status=status
+        ),
+    )
 
 
 def _conversation(engine, conversation_id) -> Conversation:
@@ -60,7 +81,8 @@ def _conversation(engine, conversation_id) -> Conversation:
 def test_a_new_conversation_records_its_clocks_and_stores_their_due_times(engine, policies):
     conversation_id = _new(engine, policies)
     assert [(target, event, at) for target, event, at, _ in _events(engine, conversation_id)] == [
-        ("first_reply", "activate", T), ("resolution", "activate", T),
+        ("first_reply", "activate", T),
+        ("resolution", "activate", T),
     ]
     _, _, _, detail = _events(engine, conversation_id)[0]
     assert detail["policy"] == "email" and detail["due"] == (T + H).isoformat()
@@ -71,16 +93,29 @@ def test_a_new_conversation_records_its_clocks_and_stores_their_due_times(engine
 def test_touching_again_records_nothing_new(engine, policies):
     conversation_id = _new(engine, policies)
     before = len(_events(engine, conversation_id))
-    _act(engine, conversation_id, lambda session, conversation: queue.touch(
-        session, conversation=conversation, policies=policies, now=T + 5 * M))
+    _act(
+        engine,
+        conversation_id,
+        lambda session, conversation: queue.touch(session, conversation=conversation, policies=policies, now=T + 5 * M),
+    )
     assert len(_events(engine, conversation_id)) == before
 
 
 def test_an_internal_note_is_not_a_reply(engine, policies):
     conversation_id = _new(engine, policies)
-    _act(engine, conversation_id, lambda session, conversation: replies.add_note(
-        session, conversation=conversation, body="Asked the warehouse.", agent="tester", agent_name="Terry",
-        now=T + 10 * M, policies=policies))
+    _act(
+        engine,
+        conversation_id,
+        lambda session, conversation: replies.add_note(
+            session,
+            conversation=conversation,
+            body="Asked the warehouse.",
+            agent="tester",
+            agent_name="Terry",
+            now=T + 10 * M,
+            policies=policies,
+        ),
+    )
     assert not [e for e in _events(engine, conversation_id) if e[1] == "fulfil"]
     assert _conversation(engine, conversation_id).first_response_due == T + H
 
@@ -98,8 +133,12 @@ def test_a_reply_fulfils_first_reply_and_a_customer_reply_starts_next_reply(engi
     _reply(engine, policies, conversation_id, T + 20 * M)
     fulfil = [e for e in _events(engine, conversation_id) if e[1] == "fulfil"]
     assert [(target, at, detail["met"]) for target, _, at, detail in fulfil] == [("first_reply", T + 20 * M, True)]
-    factories.ingest(engine, policies, factories.inbound(at=T + H, subject="Re: Spokes keep breaking",
-                                                         conversation_hint=f"AD-{conversation_id}"), now=T + H)
+    factories.ingest(
+        engine,
+        policies,
+        factories.inbound(at=T + H, subject="Re: Spokes keep breaking", conversation_hint=f"AD-{conversation_id}"),
+        now=T + H,
+    )
     assert ("next_reply", "activate", T + H) in [e[:3] for e in _events(engine, conversation_id)]
     assert _conversation(engine, conversation_id).next_response_due == T + 5 * H
 
@@ -127,8 +166,14 @@ def test_solving_and_reopening_resume_resolution(engine, policies):
     conversation_id = _new(engine, policies, channel="sms")  # 24/7 messaging policy, resolution 2d
     _reply(engine, policies, conversation_id, T + 10 * M, status="solved")
     assert _conversation(engine, conversation_id).queue_due == NEVER
-    factories.ingest(engine, policies, factories.inbound(at=T + 24 * H, channel="sms", sender="+31612345678",
-                                                         conversation_hint=f"AD-{conversation_id}"), now=T + 24 * H)
+    factories.ingest(
+        engine,
+        policies,
+        factories.inbound(
+            at=T + 24 * H, channel="sms", sender="+31612345678", conversation_hint=f"AD-{conversation_id}"
+        ),
+        now=T + 24 * H,
+    )
     conversation = _conversation(engine, conversation_id)
     assert conversation.status == "open"
     # 10 minutes used before solving; the solved day is credited.
@@ -163,8 +208,15 @@ def test_the_timeline_shows_a_paused_targets_time_left(engine, policies):
 
 def test_refresh_without_a_session_still_serves_plain_namespaces(policies):
     conversation = SimpleNamespace(
-        id=1, channel="email", priority="normal", status="new", created_at=T, first_responded_at=None,
-        last_agent_reply_at=None, waiting_since=T, solved_at=None,
+        id=1,
+        channel="email",
+        priority="normal",
+        status="new",
+        created_at=T,
+        first_responded_at=None,
+        last_agent_reply_at=None,
+        waiting_since=T,
+        solved_at=None,
     )
     assert clocks.refresh(conversation, policies=policies, tags=set(), now=T) == []
     assert (conversation.sla_policy, conversation.first_response_due, conversation.queue_due) == ("email", T + H, T + H)
@@ -177,8 +229,13 @@ def _policies_with(text: str) -> clocks.Policies:
 def test_the_fingerprint_changes_with_anything_that_decides_due_times(policies):
     same = _policies_with(BASIC_CONFIG)
     assert same.fingerprint == policies.fingerprint
-    assert _policies_with(BASIC_CONFIG.replace('first_reply = "1h"', 'first_reply = "2h"')).fingerprint != policies.fingerprint
-    assert _policies_with(BASIC_CONFIG.replace('"09:00-17:00"]', '"08:00-17:00"]', 1)).fingerprint != policies.fingerprint
+    assert (
+        _policies_with(BASIC_CONFIG.replace('first_reply = "1h"', 'first_reply = "2h"')).fingerprint
+        != policies.fingerprint
+    )
+    assert (
+        _policies_with(BASIC_CONFIG.replace('"09:00-17:00"]', '"08:00-17:00"]', 1)).fingerprint != policies.fingerprint
+    )
 
 
 def test_a_policy_change_applies_to_open_conversations_once(engine, policies):
@@ -208,7 +265,10 @@ def test_recompute_starts_the_timeline_of_conversations_that_have_none(engine, p
         session.commit()
     progress = clocks.recompute(lambda: db.write_session(engine), policies=policies, now=T + 10 * M, agent="tester")
     assert progress.events == 2
-    assert [e[:2] for e in _events(engine, conversation_id)] == [("first_reply", "activate"), ("resolution", "activate")]
+    assert [e[:2] for e in _events(engine, conversation_id)] == [
+        ("first_reply", "activate"),
+        ("resolution", "activate"),
+    ]
 
 
 @pytest.mark.parametrize("limit", [1, 2, 500])
@@ -216,8 +276,14 @@ def test_recompute_pages_through_every_open_conversation(engine, policies, limit
     ids = [_new(engine, policies, at=T + n * M) for n in range(3)]
     changed = _policies_with(BASIC_CONFIG.replace('first_reply = "1h"', 'first_reply = "3h"'))
     pages = []
-    progress = clocks.recompute(lambda: db.write_session(engine), policies=changed, now=T + 10 * M, agent="tester",
-                                limit=limit, on_page=lambda p: pages.append(p.checked))
+    progress = clocks.recompute(
+        lambda: db.write_session(engine),
+        policies=changed,
+        now=T + 10 * M,
+        agent="tester",
+        limit=limit,
+        on_page=lambda p: pages.append(p.checked),
+    )
     assert progress.checked == 3 and progress.changed == 3
     assert all(_conversation(engine, i).first_response_due == T + n * M + 3 * H for n, i in enumerate(ids))
     assert len(pages) == -(-3 // limit)
@@ -225,8 +291,11 @@ def test_recompute_pages_through_every_open_conversation(engine, policies, limit
 
 def test_a_clock_breach_is_recorded_when_the_conversation_is_next_touched(engine, policies):
     conversation_id = _new(engine, policies)
-    _act(engine, conversation_id, lambda session, conversation: queue.touch(
-        session, conversation=conversation, policies=policies, now=T + 2 * H))
+    _act(
+        engine,
+        conversation_id,
+        lambda session, conversation: queue.touch(session, conversation=conversation, policies=policies, now=T + 2 * H),
+    )
     assert ("first_reply", "breach", T + H) in [e[:3] for e in _events(engine, conversation_id)]
 
 
@@ -239,15 +308,22 @@ def test_two_refreshes_in_one_transaction_without_autoflush_record_each_event_on
     # Ingest reopens (queue.change -> touch) and then touches again, with autoflush off.
     conversation_id = _new(engine, policies, channel="sms")
     _reply(engine, policies, conversation_id, T + 10 * M, status="solved")
-    factories.ingest(engine, policies, factories.inbound(at=T + 24 * H, channel="sms", sender="+31612345678",
-                                                         conversation_hint=f"AD-{conversation_id}"), now=T + 24 * H)
+    factories.ingest(
+        engine,
+        policies,
+        factories.inbound(
+            at=T + 24 * H, channel="sms", sender="+31612345678", conversation_hint=f"AD-{conversation_id}"
+        ),
+        now=T + 24 * H,
+    )
     events = [e[:3] for e in _events(engine, conversation_id)]
     assert len(events) == len(set(events)), events
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, conversation_id)
         with session.no_autoflush:
-            queue.change(session, conversation=conversation, agent="tester", now=T + 25 * H, policies=policies,
-                         status="pending")
+            queue.change(
+                session, conversation=conversation, agent="tester", now=T + 25 * H, policies=policies, status="pending"
+            )
             queue.touch(session, conversation=conversation, policies=policies, now=T + 25 * H)
         session.commit()
     pauses = [e[0] for e in _events(engine, conversation_id) if e[1] == "pause" and e[2] == T + 25 * H]

@@ -61,18 +61,39 @@ def test_the_example_config_loads_and_documents_every_key():
     ("text", "message"),
     [
         ("[databse]\nurl = 'x'", r"databse: unknown key \(did you mean `database`\?\)"),
-        ("[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nprot=993", r"mailbox\[0\]\.prot: unknown key \(did you mean `port`\?\)"),
-        ("[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nport='993'", r"mailbox\[0\]\.port: expected an integer, got a string '993'"),
-        ("[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nidle='yes'", r"mailbox\[0\]\.idle: expected true or false, got a string"),
-        ("[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nport=true", r"mailbox\[0\]\.port: expected an integer, got a boolean"),
-        ("[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\ntls='tls'", r"mailbox\[0\]\.tls: expected one of 'ssl', 'starttls', 'none', got 'tls'"),
-        ("[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nafter_fetch='delete'", r"mailbox\[0\] \(a\)\.after_fetch: expected keep \| seen \| move:Folder"),
+        (
+            "[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nprot=993",
+            r"mailbox\[0\]\.prot: unknown key \(did you mean `port`\?\)",
+        ),
+        (
+            "[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nport='993'",
+            r"mailbox\[0\]\.port: expected an integer, got a string '993'",
+        ),
+        (
+            "[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nidle='yes'",
+            r"mailbox\[0\]\.idle: expected true or false, got a string",
+        ),
+        (
+            "[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nport=true",
+            r"mailbox\[0\]\.port: expected an integer, got a boolean",
+        ),
+        (
+            "[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\ntls='tls'",
+            r"mailbox\[0\]\.tls: expected one of 'ssl', 'starttls', 'none', got 'tls'",
+        ),
+        (
+            "[[mailbox]]\nname='a'\naddress='a@b'\nhost='h'\nafter_fetch='delete'",
+            r"mailbox\[0\] \(a\)\.after_fetch: expected keep \| seen \| move:Folder",
+        ),
         ("[[mailbox]]\nname='a'\nhost='h'", r"mailbox\[0\]\.address: required key is missing"),
         ("[[spool]]\nname='s'\npath='/x'\nadapter='telegram'", r"spool\[0\]\.adapter: expected one of 'generic'"),
         ("mailbox = 'imap.example.com'", r"mailbox: expected a list of tables, got a string"),
         ("[[sla_policy]]\nname='p'\nfirst_reply='soon'", r"sla_policy\[0\] \(p\)\.first_reply: .*'soon'"),
         ("[[sla_policy]]\nname='p'\ncalendar='office'", r"sla_policy\[0\] \(p\)\.calendar: no calendar named 'office'"),
-        ("[[sla_policy]]\nname='p'\nwarning='150%'", r"sla_policy\[0\] \(p\)\.warning: expected a share between 0% and 100%"),
+        (
+            "[[sla_policy]]\nname='p'\nwarning='150%'",
+            r"sla_policy\[0\] \(p\)\.warning: expected a share between 0% and 100%",
+        ),
         ("[[calendar]]\nname='c'\ntimezone='Mars/Olympus'", r"calendar\[0\] \(c\): .*Mars/Olympus"),
         ("[[calendar]]\nname='c'\nhours={mon=['17:00-09:00']}", r"calendar\[0\] \(c\): .*17:00-09:00"),
         ("[keys]\nreply = 3", r"keys\.reply: expected a string, got an integer 3"),

@@ -24,8 +24,16 @@ def _queue_reply(engine, policies, *, kind="message", at=T):
     result = factories.ingest(engine, policies, factories.inbound(at=at - timedelta(minutes=5)))
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, result.conversation_id)
-        message = replies.reply(session, conversation=conversation, body="Hello", agent="tester", agent_name="Terry",
-                                now=at, policies=policies, kind=kind)
+        message = replies.reply(
+            session,
+            conversation=conversation,
+            body="Hello",
+            agent="tester",
+            agent_name="Terry",
+            now=at,
+            policies=policies,
+            kind=kind,
+        )
         session.commit()
         return message.id
 
@@ -103,22 +111,27 @@ def test_automatic_messages_are_rate_limited_per_customer(engine, policies):
     assert failed.last_error.startswith("suppressed:")
 
 
-@pytest.mark.parametrize("changes, allowed", [
-    ({}, True),
-    ({"kind": "auto_reply"}, False),
-    ({"kind": "bounce"}, False),
-    ({"bulk": True}, False),
-    ({"sender": "support@example.com"}, False),
-    ({"headers": {"x-agentdesk-loop": "help@other.example"}}, False),
-    ({"headers": {"return-path": "<>"}}, False),
-])
+@pytest.mark.parametrize(
+    "changes, allowed",
+    [
+        ({}, True),
+        ({"kind": "auto_reply"}, False),
+        ({"kind": "bounce"}, False),
+        ({"bulk": True}, False),
+        ({"sender": "support@example.com"}, False),
+        ({"headers": {"x-agentdesk-loop": "help@other.example"}}, False),
+        ({"headers": {"return-path": "<>"}}, False),
+    ],
+)
 def test_automatic_reply_allowed(engine, changes, allowed):
     import dataclasses
 
     inbound = factories.inbound(at=T, sender=changes.pop("sender", "greta@velo.example"))
     inbound = dataclasses.replace(inbound, **changes)
     with db.read_session(engine) as session:
-        result, why = automatic_messages.automatic_reply_allowed(session, inbound=inbound, our_addresses={"Support@Example.com"}, now=T)
+        result, why = automatic_messages.automatic_reply_allowed(
+            session, inbound=inbound, our_addresses={"Support@Example.com"}, now=T
+        )
     assert result is allowed
     assert bool(why) is not allowed
 
@@ -128,16 +141,27 @@ def test_automatic_reply_refused_after_the_limit(engine, policies):
         _queue_reply(engine, policies, kind="receipt", at=T + timedelta(minutes=n))
     with db.read_session(engine) as session:
         allowed, why = automatic_messages.automatic_reply_allowed(
-            session, inbound=factories.inbound(at=T), our_addresses=set(), now=T + timedelta(minutes=5))
+            session, inbound=factories.inbound(at=T), our_addresses=set(), now=T + timedelta(minutes=5)
+        )
     assert not allowed and "automatic messages" in why
 
 
 def test_compose_headers():
-    mail = compose(OutgoingMail(
-        from_address="support@example.com", from_name="Terry Tester", to=["greta@velo.example"],
-        cc=["bo@velo.example"], subject="Re: Spokes [AD-7]", body="Hello Gréta", message_id="abc@example.com",
-        in_reply_to="c2@velo.example", references=["c1@velo.example"], automatic=True, date=T,
-    ))
+    mail = compose(
+        OutgoingMail(
+            from_address="support@example.com",
+            from_name="Terry Tester",
+            to=["greta@velo.example"],
+            cc=["bo@velo.example"],
+            subject="Re: Spokes [AD-7]",
+            body="Hello Gréta",
+            message_id="abc@example.com",
+            in_reply_to="c2@velo.example",
+            references=["c1@velo.example"],
+            automatic=True,
+            date=T,
+        )
+    )
     parsed = email.message_from_bytes(mail.as_bytes(), policy=compat32)
     assert parsed["Message-ID"] == "<abc@example.com>"
     assert parsed["In-Reply-To"] == "<c2@velo.example>"

@@ -48,5 +48,7 @@ def test_keys_snippet_remaps_a_dotted_binding_id():
 
 
 def test_an_unquoted_dotted_binding_id_says_how_to_write_it():
-    with pytest.raises(config.ConfigError, match=r'keys.queue: binding ids with a dot are quoted in TOML: "queue.down"'):
+    with pytest.raises(
+        config.ConfigError, match=r'keys.queue: binding ids with a dot are quoted in TOML: "queue.down"'
+    ):
         config.parse('[keys]\nqueue.down = "j"\n')

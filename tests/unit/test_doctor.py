@@ -24,7 +24,7 @@ def _doctor(config: Path, capsys) -> tuple[int, dict[str, dict]]:
 
 def test_a_config_error_exits_2_with_what_to_do(tmp_path, capsys):
     config = tmp_path / "config.toml"
-    config.write_text("[[mailbox]]\nname = \"support\"\nport = \"993\"\n")
+    config.write_text('[[mailbox]]\nname = "support"\nport = "993"\n')
     code, checks = _doctor(config, capsys)
     assert code == 2
     assert checks["config"]["status"] == "fail"
@@ -36,8 +36,13 @@ def test_no_sources_points_to_mailbox_spool_templates_and_sync(config_file, caps
     assert code == 0
     sources = checks["sources"]
     assert sources["status"] == "warn"
-    for words in ("[[mailbox]]", "[[spool]]", str(config_file.parent / "templates"), "agentdesk sync",
-                  str(config_file)):
+    for words in (
+        "[[mailbox]]",
+        "[[spool]]",
+        str(config_file.parent / "templates"),
+        "agentdesk sync",
+        str(config_file),
+    ):
         assert words in sources["fix"]
     # On the terminal, the fix is the line under the warning.
     assert cli.main(["--config", str(config_file), "doctor"]) == 0
@@ -52,8 +57,10 @@ def test_templates_render_with_a_sample_conversation(config_file, capsys):
     (templates / "thanks.md").write_text("Hi {{ customer_first_name }},\n\nthanks!\n{{ agent_signature }}\n")
     (templates / "broken.md").write_text("Hi {{ customer_first_name }\n")
     (templates / "typo.md").write_text("Hi {{ custmer_name }},\n")
-    config_file.write_text(config_file.read_text() + f'\n[[spool]]\nname = "chat"\npath = "{config_file.parent}/chat"\n'
-                           'receipt = "got-it"\n')
+    config_file.write_text(
+        config_file.read_text() + f'\n[[spool]]\nname = "chat"\npath = "{config_file.parent}/chat"\n'
+        'receipt = "got-it"\n'
+    )
     code, checks = _doctor(config_file, capsys)
     assert code == 1
     broken = checks["template broken"]
@@ -74,7 +81,8 @@ def test_a_database_newer_than_this_agentdesk_fails_with_the_fix(config_file, ca
     with engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO schema_revision (revision, name, applied_at) VALUES (?, 'future', '2030-01-01')",
-            (migrations.HEAD + 1,))
+            (migrations.HEAD + 1,),
+        )
     engine.dispose()
     code, checks = _doctor(config_file, capsys)
     assert code == 1
@@ -87,8 +95,12 @@ def test_schema_at_the_current_revision(config_file, capsys):
     code, checks = _doctor(config_file, capsys)
     assert checks["schema"]["detail"] == f"no database yet: created at revision {migrations.HEAD}, the current one"
     code, checks = _doctor(config_file, capsys)
-    assert checks["schema"] == {"name": "schema", "status": "ok", "detail": f"revision {migrations.HEAD}, the current one",
-                                "fix": ""}
+    assert checks["schema"] == {
+        "name": "schema",
+        "status": "ok",
+        "detail": f"revision {migrations.HEAD}, the current one",
+        "fix": "",
+    }
 
 
 def test_a_spool_its_group_cannot_write_is_a_warning_with_the_chmod(tmp_path):
@@ -132,9 +144,13 @@ def test_the_webhook_port_free_ours_or_taken():
     assert ours.status == "ok" and "is listening" in ours.detail
 
 
-@pytest.mark.parametrize(("statuses", "expected"), [
-    (["ok", "warn"], 0), (["ok", "fail"], 1),
-])
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        (["ok", "warn"], 0),
+        (["ok", "fail"], 1),
+    ],
+)
 def test_exit_status(statuses, expected):
     checks = [doctor.Check("config", "ok", "")] + [doctor.Check(f"c{i}", s, "") for i, s in enumerate(statuses)]
     assert doctor.exit_status(checks) == expected

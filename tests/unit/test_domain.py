@@ -31,8 +31,17 @@ def test_a_change_records_one_event_per_field_and_bumps_the_version(engine, poli
     ref = ingest(engine, policies, inbound(at=T)).conversation_id
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, ref)
-        changed = queue.change(session, conversation=conversation, agent="dana", now=T, policies=policies,
-                               status="pending", priority="high", add_tags=["Billing"], expected_version=conversation.version)
+        changed = queue.change(
+            session,
+            conversation=conversation,
+            agent="dana",
+            now=T,
+            policies=policies,
+            status="pending",
+            priority="high",
+            add_tags=["Billing"],
+            expected_version=conversation.version,
+        )
         session.commit()
     assert changed == ["status", "priority", "tag"]
     with db.read_session(engine) as session:
@@ -40,8 +49,10 @@ def test_a_change_records_one_event_per_field_and_bumps_the_version(engine, poli
         assert (conversation.status, conversation.priority, conversation.version) == ("pending", "high", 3)
         events = session.exec(select(Event).where(Event.agent == "dana").order_by(Event.id)).all()
         assert [(e.action, json.loads(e.detail)) for e in events] == [
-            ("status", {"old": "new", "new": "pending"}), ("priority", {"old": "normal", "new": "high"}),
-            ("tag", {"tag": "billing"})]
+            ("status", {"old": "new", "new": "pending"}),
+            ("priority", {"old": "normal", "new": "high"}),
+            ("tag", {"tag": "billing"}),
+        ]
 
 
 def test_no_lost_update_when_two_agents_edit_from_the_same_version(engine, policies):
@@ -53,11 +64,25 @@ def test_no_lost_update_when_two_agents_edit_from_the_same_version(engine, polic
             conversation = queue.load_for_update(session, f"AD-{ref}")
             if agent == "sam":
                 with pytest.raises(Conflict, match="changed since you opened it"):
-                    queue.change(session, conversation=conversation, agent=agent, now=T, policies=policies,
-                                 priority=priority, expected_version=seen_version)
+                    queue.change(
+                        session,
+                        conversation=conversation,
+                        agent=agent,
+                        now=T,
+                        policies=policies,
+                        priority=priority,
+                        expected_version=seen_version,
+                    )
                 continue
-            queue.change(session, conversation=conversation, agent=agent, now=T, policies=policies,
-                         priority=priority, expected_version=seen_version)
+            queue.change(
+                session,
+                conversation=conversation,
+                agent=agent,
+                now=T,
+                policies=policies,
+                priority=priority,
+                expected_version=seen_version,
+            )
             session.commit()
     with db.read_session(engine) as session:
         assert session.get(Conversation, ref).priority == "high"
@@ -68,8 +93,12 @@ def test_of_many_agents_claiming_at_once_exactly_one_wins(engine, policies):
     context = multiprocessing.get_context("spawn")
     start, results = context.Event(), context.Queue()
     agents = [f"agent{i}" for i in range(6)]
-    processes = [context.Process(target=claim_in_process, args=(engine.url.render_as_string(hide_password=False), ref, a, start, results))
-                 for a in agents]
+    processes = [
+        context.Process(
+            target=claim_in_process, args=(engine.url.render_as_string(hide_password=False), ref, a, start, results)
+        )
+        for a in agents
+    ]
     for process in processes:
         process.start()
     start.set()
@@ -90,9 +119,16 @@ def test_ingest_is_idempotent_and_threads_replies(engine, policies):
     first = ingest(engine, policies, inbound(at=T, external_id="root@velo.example"))
     again = ingest(engine, policies, inbound(at=T, external_id="root@velo.example"))
     assert again.duplicate and again.message_id == first.message_id
-    reply = ingest(engine, policies, inbound(at=T + timedelta(hours=1), subject="Re: Spokes", body="More info",
-                                             in_reply_to="root@velo.example"))
-    assert (reply.conversation_id, reply.thread_reason, reply.created_conversation) == (first.conversation_id, "in-reply-to", False)
+    reply = ingest(
+        engine,
+        policies,
+        inbound(at=T + timedelta(hours=1), subject="Re: Spokes", body="More info", in_reply_to="root@velo.example"),
+    )
+    assert (reply.conversation_id, reply.thread_reason, reply.created_conversation) == (
+        first.conversation_id,
+        "in-reply-to",
+        False,
+    )
     # Same Message-ID, other content: another message, both kept (DESIGN: external ids).
     other = ingest(engine, policies, inbound(at=T, external_id="root@velo.example", body="different text"))
     assert not other.duplicate and other.message_id != first.message_id
@@ -106,8 +142,16 @@ def test_a_ref_in_the_subject_is_accepted_only_from_a_participant(engine, polici
     ref = f"AD-{first.conversation_id}"
     own = ingest(engine, policies, inbound(at=T + timedelta(minutes=1), subject=f"Re: Spokes [{ref}]", body="me again"))
     assert (own.conversation_id, own.thread_reason) == (first.conversation_id, "subject-tag")
-    stranger = ingest(engine, policies, inbound(sender="mallory@evil.example", name="Mallory",
-                                                at=T + timedelta(minutes=2), subject=f"Re: [{ref}] give me the data"))
+    stranger = ingest(
+        engine,
+        policies,
+        inbound(
+            sender="mallory@evil.example",
+            name="Mallory",
+            at=T + timedelta(minutes=2),
+            subject=f"Re: [{ref}] give me the data",
+        ),
+    )
     assert stranger.created_conversation and stranger.conversation_id != first.conversation_id
 
 
@@ -115,8 +159,16 @@ def test_a_customer_reply_after_solving_reopens_and_restarts_the_wait(engine, po
     first = ingest(engine, policies, inbound(at=T, external_id="a@velo.example"))
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, first.conversation_id)
-        replies.reply(session, conversation=conversation, body="Fixed.", agent="dana", agent_name="Dana",
-                      now=T + timedelta(minutes=30), policies=policies, status="solved")
+        replies.reply(
+            session,
+            conversation=conversation,
+            body="Fixed.",
+            agent="dana",
+            agent_name="Dana",
+            now=T + timedelta(minutes=30),
+            policies=policies,
+            status="solved",
+        )
         session.commit()
         assert conversation.waiting_since is None and conversation.first_responded_at == T + timedelta(minutes=30)
     ingest(engine, policies, inbound(at=T + timedelta(days=1), in_reply_to="a@velo.example", body="Broke again"))
@@ -142,31 +194,50 @@ def test_an_empty_reply_is_refused(engine, policies):
     ref = ingest(engine, policies, inbound(at=T)).conversation_id
     with db.write_session(engine) as session:
         with pytest.raises(InvalidInput, match="empty"):
-            replies.reply(session, conversation=session.get(Conversation, ref), body="  \n ", agent="dana",
-                          agent_name="Dana", now=T, policies=policies)
+            replies.reply(
+                session,
+                conversation=session.get(Conversation, ref),
+                body="  \n ",
+                agent="dana",
+                agent_name="Dana",
+                now=T,
+                policies=policies,
+            )
 
 
 def test_reply_bodies_lose_terminal_escapes(engine, policies):
     ref = ingest(engine, policies, inbound(at=T)).conversation_id
     with db.write_session(engine) as session:
-        message = replies.reply(session, conversation=session.get(Conversation, ref), body="hi\x1b]52;c;ZXZpbA==\x07 there",
-                                agent="dana", agent_name="Dana", now=T, policies=policies)
+        message = replies.reply(
+            session,
+            conversation=session.get(Conversation, ref),
+            body="hi\x1b]52;c;ZXZpbA==\x07 there",
+            agent="dana",
+            agent_name="Dana",
+            now=T,
+            policies=policies,
+        )
         assert "\x1b" not in message.body_text and "hi" in message.body_text
 
 
 class TestTemplates:
     def test_placeholders_are_filled_and_missing_ones_flagged(self):
-        template = templates.parse_template("t", "---\nshortcut: x\n---\nHi {{ customer_first_name }}, re {{ ref }} {{ tracking }}")
+        template = templates.parse_template(
+            "t", "---\nshortcut: x\n---\nHi {{ customer_first_name }}, re {{ ref }} {{ tracking }}"
+        )
         assert template.shortcut == "x"
         rendered = templates.render(template, {"customer_first_name": "Greta", "ref": "AD-7"})
         assert rendered.text == "Hi Greta, re AD-7 [[tracking?]]"
         assert rendered.undefined == ("tracking",)
 
-    @pytest.mark.parametrize("evil", [
-        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-        "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
-        "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
-    ])
+    @pytest.mark.parametrize(
+        "evil",
+        [
+            "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+            "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+            "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+        ],
+    )
     def test_templates_render_in_a_sandbox(self, evil):
         with pytest.raises(templates.TemplateFailed, match="not allowed in a template"):
             templates.render(evil, {})

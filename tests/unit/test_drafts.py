@@ -20,8 +20,9 @@ def conversation_id(engine) -> int:
         customer = Customer(name="Anke", created_at=NOW)
         session.add(customer)
         session.flush()
-        conversation = Conversation(channel="email", subject="Rack", customer_id=customer.id, created_at=NOW,
-                                    updated_at=NOW)
+        conversation = Conversation(
+            channel="email", subject="Rack", customer_id=customer.id, created_at=NOW, updated_at=NOW
+        )
         session.add(conversation)
         session.commit()
         return conversation.id
@@ -38,8 +39,15 @@ def test_save_get_update_discard(engine, conversation_id):
         assert drafts.with_drafts(session, agent="dana", conversation_ids=[conversation_id, 999]) == {conversation_id}
     later = NOW + timedelta(minutes=1)
     with db.write_session(engine) as session:
-        drafts.save(session, conversation_id=conversation_id, agent="dana", body="Hi there", kind="note",
-                    base_version=2, now=later)
+        drafts.save(
+            session,
+            conversation_id=conversation_id,
+            agent="dana",
+            body="Hi there",
+            kind="note",
+            base_version=2,
+            now=later,
+        )
         session.commit()
     with db.read_session(engine) as session:
         draft = drafts.get(session, conversation_id=conversation_id, agent="dana")

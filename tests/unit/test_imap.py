@@ -18,11 +18,14 @@ from agentdesk.sync.base import PollReport, SourceError
 from agentdesk.sync.sources import email as sync
 
 
-@pytest.mark.parametrize("uids, expected", [
-    ([5], "5"),
-    ([1, 2, 3, 4, 7, 9, 10], "1:4,7,9:10"),
-    ([10, 9, 9, 1], "1,9:10"),
-])
+@pytest.mark.parametrize(
+    "uids, expected",
+    [
+        ([5], "5"),
+        ([1, 2, 3, 4, 7, 9, 10], "1:4,7,9:10"),
+        ([10, 9, 9, 1], "1,9:10"),
+    ],
+)
 def test_uid_set(uids, expected):
     assert imap.uid_set(uids) == expected
 
@@ -32,12 +35,15 @@ def test_uid_set_refuses_empty():
         imap.uid_set([])
 
 
-@pytest.mark.parametrize("text, expected", [
-    (" 5-Jan-2026 08:00:00 +0100", datetime(2026, 1, 5, 7, 0, tzinfo=timezone.utc)),
-    ("17-Jul-1996 02:44:25 -0700", datetime(1996, 7, 17, 9, 44, 25, tzinfo=timezone.utc)),
-    (b"01-Feb-2026 00:00:00 +0000", datetime(2026, 2, 1, tzinfo=timezone.utc)),
-    ("not a date", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (" 5-Jan-2026 08:00:00 +0100", datetime(2026, 1, 5, 7, 0, tzinfo=timezone.utc)),
+        ("17-Jul-1996 02:44:25 -0700", datetime(1996, 7, 17, 9, 44, 25, tzinfo=timezone.utc)),
+        (b"01-Feb-2026 00:00:00 +0000", datetime(2026, 2, 1, tzinfo=timezone.utc)),
+        ("not a date", None),
+    ],
+)
 def test_parse_internaldate(text, expected):
     assert imap.parse_internaldate(text) == expected
 
@@ -81,7 +87,8 @@ def test_imaplib2_is_imported_only_by_imap_module():
 
     package = Path(imap.__file__).resolve().parents[2]
     importers = [
-        path.relative_to(package.parent).as_posix() for path in package.rglob("*.py")
+        path.relative_to(package.parent).as_posix()
+        for path in package.rglob("*.py")
         if "import imaplib2" in path.read_text(encoding="utf-8")
     ]
     assert importers == ["agentdesk/channels/email/imap.py"]
@@ -232,8 +239,16 @@ def mailbox_source(monkeypatch, engine):
     monkeypatch.setattr(FakeIdler, "supported", True)
     monkeypatch.setattr(FakeIdler, "fail_to_open", None)
     mailbox = types.SimpleNamespace(
-        name="support", host="imap.example.com", port=993, tls="ssl", username="support", folders=["INBOX"],
-        idle=True, after_fetch="keep", password=lambda what: "secret")
+        name="support",
+        host="imap.example.com",
+        port=993,
+        tls="ssl",
+        username="support",
+        folders=["INBOX"],
+        idle=True,
+        after_fetch="keep",
+        password=lambda what: "secret",
+    )
     return sync.MailboxSource(mailbox, sync_worker.SyncContext(settings=None, engine=engine))
 
 
@@ -320,10 +335,13 @@ def test_a_stale_connection_gets_one_fresh_try_at_once(mailbox_source, monkeypat
     assert len(tries) == 1 and time.monotonic() - started < 0.5
 
 
-@pytest.mark.parametrize("answer", [
-    imap.ServerBusy("mailbox support: listing new messages failed: [THROTTLED] Request is throttled"),
-    imaplib.IMAP4.abort("Server Unavailable. 15"),  # Exchange's BYE
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        imap.ServerBusy("mailbox support: listing new messages failed: [THROTTLED] Request is throttled"),
+        imaplib.IMAP4.abort("Server Unavailable. 15"),  # Exchange's BYE
+    ],
+)
 def test_a_throttled_poll_is_not_retried_at_once_and_says_so(mailbox_source, monkeypatch, engine, answer):
     class Throttled:
         def select(self, folder, readonly):
@@ -358,8 +376,10 @@ class FakeGmail:
     shows in INBOX and in [Gmail]/All Mail under different UIDs, with one X-GM-MSGID."""
 
     capabilities = ("IMAP4REV1", "IDLE", "X-GM-EXT-1", "AUTH=XOAUTH2")
-    RAW = (b"From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: Two labels\r\n"
-           b"Message-ID: <labels@example.org>\r\n\r\nHello\r\n")
+    RAW = (
+        b"From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: Two labels\r\n"
+        b"Message-ID: <labels@example.org>\r\n\r\nHello\r\n"
+    )
     FOLDERS = {"INBOX": {7: 1001}, "[Gmail]/All Mail": {3: 1000, 9: 1001}}  # uid -> X-GM-MSGID
 
     def __init__(self):
@@ -378,13 +398,18 @@ class FakeGmail:
         messages = self.FOLDERS[self.folder]
         if "RFC822.SIZE" in items:
             assert "X-GM-MSGID" in items
-            return "OK", [b"%d (UID %d RFC822.SIZE %d X-GM-MSGID %d)" % (n, uid, len(self.RAW), gm)
-                          for n, (uid, gm) in enumerate(sorted(messages.items()), start=1)]
+            return "OK", [
+                b"%d (UID %d RFC822.SIZE %d X-GM-MSGID %d)" % (n, uid, len(self.RAW), gm)
+                for n, (uid, gm) in enumerate(sorted(messages.items()), start=1)
+            ]
         self.fetched.append((self.folder, uids))
         wanted = [int(u) for u in uids.split(",")]
         raw = self.RAW if self.folder == "INBOX" else self.RAW.replace(b"labels@", b"older@")
-        return "OK", [(b"1 (UID %d INTERNALDATE \"05-Jan-2026 08:00:00 +0000\" BODY[] {%d}" % (uid, len(raw)), raw)
-                      for uid in wanted if uid in messages]
+        return "OK", [
+            (b'1 (UID %d INTERNALDATE "05-Jan-2026 08:00:00 +0000" BODY[] {%d}' % (uid, len(raw)), raw)
+            for uid in wanted
+            if uid in messages
+        ]
 
     def logout(self):
         pass
@@ -407,13 +432,23 @@ def test_on_gmail_a_message_already_taken_from_inbox_is_not_fetched_again_from_a
 
     monkeypatch.setattr(imap, "BulkConnection", connect)
     mailbox = types.SimpleNamespace(
-        name="support", host="imap.gmail.com", port=993, tls="ssl", username="support", idle=False,
-        folders=["INBOX", "[Gmail]/All Mail"], after_fetch="keep", password=lambda what: "token")
+        name="support",
+        host="imap.gmail.com",
+        port=993,
+        tls="ssl",
+        username="support",
+        idle=False,
+        folders=["INBOX", "[Gmail]/All Mail"],
+        after_fetch="keep",
+        password=lambda what: "token",
+    )
     from agentdesk import config
     from agentdesk.domain import clocks
 
     settings = config.Settings()
-    context = sync_worker.SyncContext(settings=settings, engine=engine, policies=clocks.Policies.from_settings(settings))
+    context = sync_worker.SyncContext(
+        settings=settings, engine=engine, policies=clocks.Policies.from_settings(settings)
+    )
     report = sync.MailboxSource(mailbox, context, parallel_parse=False).poll()
     # INBOX's message once; All Mail's copy of it (uid 9, same X-GM-MSGID) never fetched; its other message is.
     assert fake.fetched == [("INBOX", "7"), ("[Gmail]/All Mail", "3")]

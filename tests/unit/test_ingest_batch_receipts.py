@@ -33,8 +33,9 @@ receipt = "receipt"
 def settings(config_file):
     settings = config.parse(config_file.read_text() + CHANNELS, source=config_file)
     settings.templates_dir.mkdir(parents=True, exist_ok=True)
-    (settings.templates_dir / "receipt.md").write_text("We have your message ({{ ref }}), due {{ due }}.\n",
-                                                       encoding="utf-8")
+    (settings.templates_dir / "receipt.md").write_text(
+        "We have your message ({{ ref }}), due {{ due }}.\n", encoding="utf-8"
+    )
     return settings
 
 
@@ -57,8 +58,10 @@ def _messages():
 def _receipts(engine) -> list[tuple[str, str]]:
     with db.read_session(engine) as session:
         rows = session.exec(
-            select(Conversation.subject, Message.body_text).join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Message.kind == "receipt").order_by(Conversation.id)
+            select(Conversation.subject, Message.body_text)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.kind == "receipt")
+            .order_by(Conversation.id)
         ).all()
         assert len(session.exec(select(Outbox)).all()) == len(rows)
         return [(subject, body) for subject, body in rows]
@@ -100,9 +103,14 @@ def test_after_hours_receipts_still_decided_for_replies_in_a_batch(engine, setti
 
 def _merge(engine, policies, source_id, target_id):
     with db.write_session(engine) as session:
-        queue.merge_conversations(session, source=session.get(Conversation, source_id),
-                                  target=session.get(Conversation, target_id), agent="tester", now=T + M,
-                                  policies=policies)
+        queue.merge_conversations(
+            session,
+            source=session.get(Conversation, source_id),
+            target=session.get(Conversation, target_id),
+            agent="tester",
+            now=T + M,
+            policies=policies,
+        )
         session.commit()
 
 
@@ -116,8 +124,9 @@ def test_a_ref_to_a_merged_conversation_lands_where_it_was_merged(engine, polici
 
     tagged = factories.inbound(at=T + 2 * M, subject=f"Re: Brakes [AD-{a.conversation_id}]")
     hinted = factories.inbound(at=T + 3 * M, subject="Still broken", conversation_hint=f"AD-{a.conversation_id}")
-    stranger = factories.inbound(at=T + 4 * M, subject=f"Re: Brakes [AD-{a.conversation_id}]",
-                                 sender="mallory@evil.example", name="Mallory")
+    stranger = factories.inbound(
+        at=T + 4 * M, subject=f"Re: Brakes [AD-{a.conversation_id}]", sender="mallory@evil.example", name="Mallory"
+    )
     now = T + 5 * M
     with db.write_session(engine) as session:
         if batch:
@@ -126,7 +135,9 @@ def test_a_ref_to_a_merged_conversation_lands_where_it_was_merged(engine, polici
             results = [ingest_message(session, m, policies=policies, now=now) for m in (tagged, hinted, stranger)]
         session.commit()
     assert [(r.conversation_id, r.thread_reason) for r in results[:2]] == [
-        (c.conversation_id, "subject-tag"), (c.conversation_id, "hint-ref")]
+        (c.conversation_id, "subject-tag"),
+        (c.conversation_id, "hint-ref"),
+    ]
     assert results[2].thread_reason == "new"
     assert results[2].conversation_id not in (a.conversation_id, b.conversation_id, c.conversation_id)
 
@@ -152,8 +163,9 @@ def test_clocks_started_by_the_parsers_store_what_ingest_computes(engine, settin
     assert policy is not None
     chunk = parse_job.parse_chunk(items, "support", now, policy)
     # Every message that replies to none gets its opening; replies (which usually join) none.
-    assert [opening is not None for _, _, opening in chunk] == \
-        [not (message.in_reply_to or message.references) for _, message, _ in chunk]
+    assert [opening is not None for _, _, opening in chunk] == [
+        not (message.in_reply_to or message.references) for _, message, _ in chunk
+    ]
 
     settings.database.url = settings.database_url.replace("agentdesk.db", "ahead.db")
     ahead = db.open_database(settings.database_url)
@@ -162,11 +174,19 @@ def test_clocks_started_by_the_parsers_store_what_ingest_computes(engine, settin
             with db.write_session(target) as session:
                 for start in range(0, len(chunk), 40):  # later chunks touch earlier conversations
                     part = slice(start, start + 40)
-                    ingest_batch(session, [message for _, message, _ in chunk[part]], policies=policies, now=now,
-                                 openings=openings[part] if openings else None)
+                    ingest_batch(
+                        session,
+                        [message for _, message, _ in chunk[part]],
+                        policies=policies,
+                        now=now,
+                        openings=openings[part] if openings else None,
+                    )
                 session.commit()
-        for sql in ("SELECT * FROM conversation ORDER BY id", "SELECT * FROM slaclockevent ORDER BY id",
-                    "SELECT id, conversation_id, thread_reason FROM message ORDER BY id"):
+        for sql in (
+            "SELECT * FROM conversation ORDER BY id",
+            "SELECT * FROM slaclockevent ORDER BY id",
+            "SELECT id, conversation_id, thread_reason FROM message ORDER BY id",
+        ):
             assert _table(ahead, sql) == _table(engine, sql)
         assert len(_table(engine, "SELECT id FROM conversation")) < len(chunk)  # replies joined
     finally:

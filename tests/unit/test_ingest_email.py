@@ -63,8 +63,16 @@ def test_same_message_id_other_content_joins_the_senders_conversation(engine, po
 def _reply(engine, policies, conversation_id):
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, conversation_id)
-        message = replies.reply(session, conversation=conversation, body="On it", agent="tester", agent_name="Terry",
-                                now=T, policies=policies, message_id_domain="example.com")
+        message = replies.reply(
+            session,
+            conversation=conversation,
+            body="On it",
+            agent="tester",
+            agent_name="Terry",
+            now=T,
+            policies=policies,
+            message_id_domain="example.com",
+        )
         session.commit()
         return message
 
@@ -72,8 +80,10 @@ def _reply(engine, policies, conversation_id):
 def test_our_own_reply_coming_back_is_not_stored_again(engine, policies):
     first = ingest(engine, policies, parse(MAIL))
     ours = _reply(engine, policies, first.conversation_id)
-    copy = (f"From: Terry <support@example.com>\r\nTo: greta@velo.example\r\nMessage-ID: <{ours.external_id}>\r\n"
-            "Subject: Re: Spokes\r\nX-Agentdesk-Loop: support@example.com\r\n\r\nOn it\r\n").encode()
+    copy = (
+        f"From: Terry <support@example.com>\r\nTo: greta@velo.example\r\nMessage-ID: <{ours.external_id}>\r\n"
+        "Subject: Re: Spokes\r\nX-Agentdesk-Loop: support@example.com\r\n\r\nOn it\r\n"
+    ).encode()
     result = ingest(engine, policies, parse(copy))
     assert result.duplicate and result.message_id == ours.id
 
@@ -120,8 +130,14 @@ def test_move_message_to_a_new_and_to_another_conversation(engine, policies):
     other_raw = MAIL.replace(b"g1@", b"g2@").replace(b"Spokes", b"Invoice 42").replace(b"Three spokes broke", b"Pay")
     second = ingest(engine, policies, parse(other_raw), now=T + timedelta(minutes=1))
     with db.write_session(engine) as session:
-        moved_to = move_message(session, message_id=second.message_id, to_conversation_id=first.conversation_id,
-                                agent="tester", now=T + timedelta(minutes=2), policies=policies)
+        moved_to = move_message(
+            session,
+            message_id=second.message_id,
+            to_conversation_id=first.conversation_id,
+            agent="tester",
+            now=T + timedelta(minutes=2),
+            policies=policies,
+        )
         session.commit()
     assert moved_to.id == first.conversation_id
     with db.write_session(engine) as session:
@@ -129,16 +145,28 @@ def test_move_message_to_a_new_and_to_another_conversation(engine, policies):
         assert (message.conversation_id, message.thread_reason) == (first.conversation_id, "moved by tester")
         old = session.get(Conversation, second.conversation_id)
         assert old.waiting_since is None and old.last_customer_message_at is None
-        fresh = move_message(session, message_id=second.message_id, to_conversation_id=None, agent="tester",
-                             now=T + timedelta(minutes=3), policies=policies)
+        fresh = move_message(
+            session,
+            message_id=second.message_id,
+            to_conversation_id=None,
+            agent="tester",
+            now=T + timedelta(minutes=3),
+            policies=policies,
+        )
         session.commit()
         assert fresh.id not in (first.conversation_id, second.conversation_id)
         assert fresh.subject == "Invoice 42" and fresh.waiting_since is not None
         moves = session.exec(select(Event).where(Event.action == "move_message")).all()
         assert len(moves) == 4
         with pytest.raises(InvalidInput):
-            move_message(session, message_id=second.message_id, to_conversation_id=fresh.id, agent="tester",
-                         now=T, policies=policies)
+            move_message(
+                session,
+                message_id=second.message_id,
+                to_conversation_id=fresh.id,
+                agent="tester",
+                now=T,
+                policies=policies,
+            )
 
 
 def test_a_mail_without_any_sender_is_stored_flagged():
@@ -185,7 +213,9 @@ def test_every_corpus_message_ingests_and_automatic_mail_is_recognised(engine, p
             except Exception as error:  # collected, so one run names every failure
                 failures.append(f"{name}: {type(error).__name__}: {error}")
             kinds[name] = inbound.kind
-            allowed, _ = automatic_messages.automatic_reply_allowed(session, inbound=inbound, our_addresses=set(), now=T)
+            allowed, _ = automatic_messages.automatic_reply_allowed(
+                session, inbound=inbound, our_addresses=set(), now=T
+            )
             if inbound.kind != "message":
                 assert not allowed, name
         session.commit()
@@ -197,8 +227,13 @@ def test_every_corpus_message_ingests_and_automatic_mail_is_recognised(engine, p
     # Known misses (11 of 606): Amazon SNS JSON notifications, mailing-list admin notices
     # (fml), KDDI's no-reply error notices, a person forwarding a bounce. Any new miss fails.
     known = {f"lhost-amazonses-{n:02d}.eml" for n in range(9, 14)} | {
-        "lhost-fml-02.eml", "lhost-fml-03.eml", "lhost-kddi-01.eml", "lhost-kddi-02.eml", "lhost-kddi-03.eml",
-        "lhost-sendmail-14.eml"}
+        "lhost-fml-02.eml",
+        "lhost-fml-03.eml",
+        "lhost-kddi-01.eml",
+        "lhost-kddi-02.eml",
+        "lhost-kddi-03.eml",
+        "lhost-sendmail-14.eml",
+    }
     assert missed_bounces <= known, sorted(missed_bounces - known)
     assert sum(sisimai[k] == "bounce" for k in bounces) >= 0.97 * len(bounces)
     assert all(sisimai[k] == "auto_reply" for k in auto)

@@ -19,24 +19,35 @@ M = timedelta(minutes=1)
 
 
 def _messages(n: int, tag: str):
-    return [factories.inbound(at=FIXED_NOW + i * M, subject=f"{tag} subject {i} zebra{i}",
-                              body=f"body {tag} {i} quokka{i} café", sender=f"s{i % 30}@velo.example", name=f"Name{i % 30} Ölund",
-                              external_id=f"{tag}-{i}@velo.example") for i in range(n)]
+    return [
+        factories.inbound(
+            at=FIXED_NOW + i * M,
+            subject=f"{tag} subject {i} zebra{i}",
+            body=f"body {tag} {i} quokka{i} café",
+            sender=f"s{i % 30}@velo.example",
+            name=f"Name{i % 30} Ölund",
+            external_id=f"{tag}-{i}@velo.example",
+        )
+        for i in range(n)
+    ]
 
 
 def _trigger(engine) -> str | None:
     with engine.connect() as connection:
         return connection.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'message_fts_insert'").scalar()
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'message_fts_insert'"
+        ).scalar()
 
 
 def _index(engine, table: str = "message_fts") -> list[tuple]:
     with engine.connect() as connection:
         # The index's own view: every term of every row (fts5vocab over the instance table).
         connection.exec_driver_sql(
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_terms USING fts5vocab(main, {table}, instance)")
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_terms USING fts5vocab(main, {table}, instance)"
+        )
         return connection.exec_driver_sql(
-            f"SELECT term, doc, col, offset FROM temp.{table}_terms ORDER BY doc, col, offset").all()
+            f"SELECT term, doc, col, offset FROM temp.{table}_terms ORDER BY doc, col, offset"
+        ).all()
 
 
 def test_the_batch_index_is_the_trigger_index(engine, policies, monkeypatch):
@@ -49,12 +60,19 @@ def test_the_batch_index_is_the_trigger_index(engine, policies, monkeypatch):
 
     def spy(session, model, rows):  # the messages go in while the trigger is away
         if model is Message:
-            seen.append(session.connection().exec_driver_sql(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'message_fts_insert'").scalar())
+            seen.append(
+                session.connection()
+                .exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE name = 'message_fts_insert'")
+                .scalar()
+            )
         elif model is Customer:
-            seen.append(session.connection().exec_driver_sql(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('customer_fts_insert', 'identity_fts_insert')"
-            ).scalar())
+            seen.append(
+                session.connection()
+                .exec_driver_sql(
+                    "SELECT count(*) FROM sqlite_master WHERE name IN ('customer_fts_insert', 'identity_fts_insert')"
+                )
+                .scalar()
+            )
         return real(session, model, rows)
 
     monkeypatch.setattr(bulk_insert, "insert_returning", spy)
@@ -83,7 +101,9 @@ def test_the_batch_index_is_the_trigger_index(engine, policies, monkeypatch):
         row_engine.dispose()
     with engine.connect() as connection:
         assert search.search_message_ids(connection, "quokka7") and search.search_message_ids(connection, "cafe")
-        assert search.search_customer_ids(connection, "s7@velo.example") and search.search_customer_ids(connection, "olund")
+        assert search.search_customer_ids(connection, "s7@velo.example") and search.search_customer_ids(
+            connection, "olund"
+        )
 
 
 def test_a_failed_chunk_leaves_the_trigger_in_place(engine, policies, monkeypatch):
@@ -101,8 +121,12 @@ def test_a_failed_chunk_leaves_the_trigger_in_place(engine, policies, monkeypatc
         with pytest.raises(RuntimeError):
             ingest_batch(session, _messages(bulk_insert.FTS_BULK_MIN, "fail"), policies=policies, now=FIXED_NOW)
         # Still inside the transaction: the trigger is back already.
-        assert session.connection().exec_driver_sql(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'message_fts_insert'").scalar() == 1
+        assert (
+            session.connection()
+            .exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE name = 'message_fts_insert'")
+            .scalar()
+            == 1
+        )
         session.rollback()
     assert _trigger(engine) == before
     monkeypatch.undo()

@@ -23,9 +23,16 @@ M = timedelta(minutes=1)
 
 
 def _mail(n: int, **fields) -> InboundMessage:
-    values = dict(source="support", channel="email", external_id=f"m{n}@velo.example",
-                  sender_address="greta@velo.example", sender_name="Greta", received_at=T + n * M,
-                  subject=f"Subject {n}", body_text=f"body {n}")
+    values = dict(
+        source="support",
+        channel="email",
+        external_id=f"m{n}@velo.example",
+        sender_address="greta@velo.example",
+        sender_name="Greta",
+        received_at=T + n * M,
+        subject=f"Subject {n}",
+        body_text=f"body {n}",
+    )
     values.update(fields)
     return InboundMessage(**values)
 
@@ -43,18 +50,47 @@ def _ingest(engine, policies, messages, *, now, batch, settings=None):
 def _setup(engine, policies) -> tuple[dict[str, int], str]:
     """Four conversations: greta's (answered, the reply sent), ana's (solved), cy's (nameless
     sender), dee's (closed). Returns their ids and our reply's Message-ID."""
-    _ingest(engine, policies, [
-        _mail(1), _mail(2, sender_address="ana@velo.example", sender_name="Ana"),
-        _mail(3, sender_address="cy@velo.example", sender_name=""), _mail(4, sender_address="dee@velo.example"),
-    ], now=T + 10 * M, batch=False)
+    _ingest(
+        engine,
+        policies,
+        [
+            _mail(1),
+            _mail(2, sender_address="ana@velo.example", sender_name="Ana"),
+            _mail(3, sender_address="cy@velo.example", sender_name=""),
+            _mail(4, sender_address="dee@velo.example"),
+        ],
+        now=T + 10 * M,
+        batch=False,
+    )
     with db.write_session(engine) as session:
         ids = {m.sender_address.split("@")[0]: m.conversation_id for m in session.exec(select(Message))}
-        ours = replies.reply(session, conversation=session.get(Conversation, ids["greta"]), body="On it.",
-                             agent="tester", agent_name="Terry", now=T + 11 * M, policies=policies)
-        replies.reply(session, conversation=session.get(Conversation, ids["ana"]), body="Done.", agent="tester",
-                      agent_name="Terry", now=T + 11 * M, policies=policies, status="solved")
-        queue.change(session, conversation=session.get(Conversation, ids["dee"]), agent="tester", now=T + 11 * M,
-                     policies=policies, status="closed")
+        ours = replies.reply(
+            session,
+            conversation=session.get(Conversation, ids["greta"]),
+            body="On it.",
+            agent="tester",
+            agent_name="Terry",
+            now=T + 11 * M,
+            policies=policies,
+        )
+        replies.reply(
+            session,
+            conversation=session.get(Conversation, ids["ana"]),
+            body="Done.",
+            agent="tester",
+            agent_name="Terry",
+            now=T + 11 * M,
+            policies=policies,
+            status="solved",
+        )
+        queue.change(
+            session,
+            conversation=session.get(Conversation, ids["dee"]),
+            agent="tester",
+            now=T + 11 * M,
+            policies=policies,
+            status="closed",
+        )
         session.flush()
         session.exec(select(Outbox).where(Outbox.message_id == ours.id)).one().state = "sent"
         session.commit()
@@ -76,8 +112,13 @@ def _unusual(ids: dict[str, int], ours: str) -> list[InboundMessage]:
         _mail(29, external_id=ours, body_text="our own reply, from the Sent folder"),
         _mail(30, subject="new here", sender_address="new@velo.example"),
         _mail(31, external_id="m30@velo.example", body_text="changed", sender_address="new@velo.example"),
-        _mail(32, kind="bounce", sender_address="mailer-daemon@velo.example", subject="Undelivered",
-              headers={"x-bounced-message-id": "m30@velo.example"}),
+        _mail(
+            32,
+            kind="bounce",
+            sender_address="mailer-daemon@velo.example",
+            subject="Undelivered",
+            headers={"x-bounced-message-id": "m30@velo.example"},
+        ),
     ]
 
 
@@ -85,7 +126,7 @@ _TABLES = {
     "conversation": "SELECT * FROM conversation ORDER BY id",
     "message": "SELECT id, conversation_id, kind, sender_address, thread_reason FROM message ORDER BY id",
     "clock events": "SELECT conversation_id, target, event, at, detail FROM slaclockevent "
-                    "ORDER BY conversation_id, target, at, event",
+    "ORDER BY conversation_id, target, at, event",
     "audit": "SELECT action, conversation_id, customer_id, detail FROM event ORDER BY action, conversation_id, detail",
     "outbox": "SELECT * FROM outbox ORDER BY id",
     "customer": "SELECT * FROM customer ORDER BY id",
@@ -106,14 +147,28 @@ def test_a_batch_stores_the_unusual_messages_as_one_by_one_ingest(engine, settin
             results[batch] = _ingest(target, policies, _unusual(ids, ours), now=T + 30 * M, batch=batch)
         assert results[True] == results[False]
         assert [r.thread_reason for r in results[True]] == [
-            "in-reply-to", "in-reply-to", "bounce", "same-message-id", "new", "subject-tag", "new",
-            "hint-ref", "in-reply-to", "", "new", "same-message-id", "bounce"]
+            "in-reply-to",
+            "in-reply-to",
+            "bounce",
+            "same-message-id",
+            "new",
+            "subject-tag",
+            "new",
+            "hint-ref",
+            "in-reply-to",
+            "",
+            "new",
+            "same-message-id",
+            "bounce",
+        ]
         assert results[True][9].duplicate  # our own reply is not stored again
         assert _tables(other) == _tables(engine)
         with db.read_session(other) as session:
             assert session.get(Conversation, ids["ana"]).status == "open"
-            assert session.exec(select(Outbox).where(Outbox.state == "failed")).one().last_error == \
-                "bounced: 550 no such user"
+            assert (
+                session.exec(select(Outbox).where(Outbox.state == "failed")).one().last_error
+                == "bounced: 550 no such user"
+            )
     finally:
         other.dispose()
 
@@ -143,13 +198,20 @@ def test_a_ref_to_a_conversation_emptied_by_a_move_gets_a_first_receipt(engine, 
     first = _ingest(engine, policies, [_mail(1)], now=T + 2 * M, batch=False, settings=settings)[0]
     with db.write_session(engine) as session:
         for message in session.exec(select(Message).where(Message.conversation_id == first.conversation_id)).all():
-            move_message(session, message_id=message.id, to_conversation_id=None, agent="tester", now=T + 3 * M,
-                         policies=policies)
+            move_message(
+                session,
+                message_id=message.id,
+                to_conversation_id=None,
+                agent="tester",
+                now=T + 3 * M,
+                policies=policies,
+            )
         session.commit()
     tagged = _mail(5, subject=f"Re: Subject 1 [AD-{first.conversation_id}]")
     result = _ingest(engine, policies, [tagged], now=T + 6 * M, batch=batch, settings=settings)[0]
     assert (result.conversation_id, result.thread_reason) == (first.conversation_id, "subject-tag")
     with db.read_session(engine) as session:
-        receipts = session.exec(select(Message).where(Message.conversation_id == first.conversation_id,
-                                                      Message.kind == "receipt")).all()
+        receipts = session.exec(
+            select(Message).where(Message.conversation_id == first.conversation_id, Message.kind == "receipt")
+        ).all()
     assert len(receipts) == 1

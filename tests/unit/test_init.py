@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from agentdesk import cli, config
 
 
-@pytest.mark.parametrize("name", ['quote"d', "back\\slash", "tab\there", "ümlaut é", "both \\\" end\\"])
+@pytest.mark.parametrize("name", ['quote"d', "back\\slash", "tab\there", "ümlaut é", 'both \\" end\\'])
 def test_init_with_any_directory_name_writes_valid_toml(tmp_path, capsys, name):
     data_dir = tmp_path / name
     assert cli.main(["init", "--data-dir", str(data_dir)]) == 0

@@ -30,8 +30,10 @@ def test_the_mechanism_is_the_configured_one_else_a_password_first():
 def test_initial_responses_are_the_formats_servers_expect():
     assert sasl.initial_response("plain", "ann", "pw") == "\0ann\0pw"
     assert sasl.initial_response("xoauth2", "ann@x", "tok") == "user=ann@x\x01auth=Bearer tok\x01\x01"
-    assert sasl.initial_response("oauthbearer", "a,b=c", "tok", host="h", port=993) == \
-        "n,a=a=2Cb=3Dc,\x01host=h\x01port=993\x01auth=Bearer tok\x01\x01"
+    assert (
+        sasl.initial_response("oauthbearer", "a,b=c", "tok", host="h", port=993)
+        == "n,a=a=2Cb=3Dc,\x01host=h\x01port=993\x01auth=Bearer tok\x01\x01"
+    )
     respond = sasl.responder("xoauth2", "ann", "tok")
     assert respond(None).startswith("user=ann")
     # The server's error challenge is answered empty, so it ends the exchange with NO / 535.
@@ -43,10 +45,20 @@ def test_a_provider_presets_servers_and_mechanism_and_a_written_key_wins():
     mailbox = settings.mailbox[0]
     assert (mailbox.host, mailbox.port, mailbox.tls, mailbox.auth) == ("outlook.office365.com", 993, "ssl", "xoauth2")
     smtp = mailbox.smtp
-    assert (smtp.host, smtp.port, smtp.tls, smtp.auth, smtp.username) == \
-        ("smtp.office365.com", 587, "starttls", "xoauth2", "support@contoso.example")
+    assert (smtp.host, smtp.port, smtp.tls, smtp.auth, smtp.username) == (
+        "smtp.office365.com",
+        587,
+        "starttls",
+        "xoauth2",
+        "support@contoso.example",
+    )
     gmail = config.parse(MAILBOX + "provider = 'gmail'\nport = 1993\n[mailbox.smtp]\nport = 2465\n").mailbox[0]
-    assert (gmail.host, gmail.port, gmail.smtp.host, gmail.smtp.port) == ("imap.gmail.com", 1993, "smtp.gmail.com", 2465)
+    assert (gmail.host, gmail.port, gmail.smtp.host, gmail.smtp.port) == (
+        "imap.gmail.com",
+        1993,
+        "smtp.gmail.com",
+        2465,
+    )
     # The address is the login unless the mailbox says otherwise (a shared mailbox, say).
     bare = config.parse("[[mailbox]]\nname = 'sales'\naddress = 'sales@contoso.example'\nprovider = 'microsoft365'\n")
     assert (bare.mailbox[0].username, bare.mailbox[0].smtp.username) == ("sales@contoso.example",) * 2
@@ -70,14 +82,23 @@ def provider():
 
 
 def _signed_in_mailbox(provider, store, *, expires_in: float) -> config.MailboxSettings:
-    mailbox = config.parse(MAILBOX + f"provider = 'microsoft365'\noauth_client_id = '{provider.client_id}'\n"
-                           f"oauth_device_url = '{provider.device_url}'\noauth_token_url = '{provider.token_url}'\n"
-                           ).mailbox[0]
+    mailbox = config.parse(
+        MAILBOX + f"provider = 'microsoft365'\noauth_client_id = '{provider.client_id}'\n"
+        f"oauth_device_url = '{provider.device_url}'\noauth_token_url = '{provider.token_url}'\n"
+    ).mailbox[0]
     refresh = "rt-initial"
     provider.refresh_tokens[refresh] = "support"
-    store.save("support", credentials.SignIn(provider="microsoft365", username="support", account="support@x",
-                                             refresh_token=refresh, access_token="old-token",
-                                             expires_at=time.time() + expires_in))
+    store.save(
+        "support",
+        credentials.SignIn(
+            provider="microsoft365",
+            username="support",
+            account="support@x",
+            refresh_token=refresh,
+            access_token="old-token",
+            expires_at=time.time() + expires_in,
+        ),
+    )
     return mailbox
 
 
@@ -119,8 +140,9 @@ def test_a_revoked_sign_in_is_one_line_naming_the_command_and_is_remembered(prov
 
 
 def test_device_flow_polls_until_approved_and_slows_down_when_asked(provider):
-    endpoints = oauth.endpoints_for("microsoft365", client_id=provider.client_id, device_url=provider.device_url,
-                                    token_url=provider.token_url)
+    endpoints = oauth.endpoints_for(
+        "microsoft365", client_id=provider.client_id, device_url=provider.device_url, token_url=provider.token_url
+    )
     code = oauth.start_device_flow(endpoints)
     waits = []
 
@@ -141,16 +163,21 @@ def test_endpoints_must_be_https_unless_on_this_machine():
     endpoints = oauth.endpoints_for("gmail", client_id="c", device_url="http://auth.example.com/device")
     with pytest.raises(oauth.OAuthError, match="must be https"):
         oauth.start_device_flow(endpoints)
-    assert oauth.endpoints_for("microsoft365", client_id="c", tenant="contoso.example").token_url == \
-        "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token"
+    assert (
+        oauth.endpoints_for("microsoft365", client_id="c", tenant="contoso.example").token_url
+        == "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token"
+    )
 
 
-@pytest.mark.parametrize("answer", [
-    "[THROTTLED] Request is throttled. Suggested Backoff Time: 12000 milliseconds",
-    "[UNAVAILABLE] Temporary System Error",
-    "Too many simultaneous connections. (Failure)",
-    "Server Unavailable. 15",
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "[THROTTLED] Request is throttled. Suggested Backoff Time: 12000 milliseconds",
+        "[UNAVAILABLE] Temporary System Error",
+        "Too many simultaneous connections. (Failure)",
+        "Server Unavailable. 15",
+    ],
+)
 def test_throttling_answers_are_recognised(answer):
     assert imap.is_throttling(answer)
 
@@ -231,17 +258,23 @@ def test_a_scope_the_provider_will_not_grant_a_device_is_one_line(tmp_path):
     google = OAuthProvider(key=b"k" * 32, device_scopes={"email", "profile", "openid"})
     google.start()
     try:
-        settings = config.parse(MAILBOX + f"provider = 'gmail'\noauth_client_id = '{google.client_id}'\n"
-                                f"oauth_device_url = '{google.device_url}'\noauth_token_url = '{google.token_url}'\n")
+        settings = config.parse(
+            MAILBOX + f"provider = 'gmail'\noauth_client_id = '{google.client_id}'\n"
+            f"oauth_device_url = '{google.device_url}'\noauth_token_url = '{google.token_url}'\n"
+        )
         with pytest.raises(oauth.OAuthError) as raised:
-            sign_in.login(settings, "support", show_code=lambda code: None,
-                          store=credentials.TokenStore(tmp_path, use_keyring=False))
+            sign_in.login(
+                settings,
+                "support",
+                show_code=lambda code: None,
+                store=credentials.TokenStore(tmp_path, use_keyring=False),
+            )
     finally:
         google.stop()
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith("gmail refused to start the sign-in: invalid_scope: ")
-    assert "https://mail.google.com/" in message and message.endswith("(docs/email.md, \"Signing in\")")
+    assert "https://mail.google.com/" in message and message.endswith('(docs/email.md, "Signing in")')
 
 
 class _Connection:
@@ -258,12 +291,19 @@ class _Connection:
         self.done.append(("AUTHENTICATE", mechanism, respond(b""), respond(b"")))
 
 
-@pytest.mark.parametrize(("capabilities", "auth", "expected"), [
-    (("IMAP4REV1", "AUTH=PLAIN"), "", ("LOGIN", "ann", "pw")),
-    (("IMAP4REV1", "LOGINDISABLED", "AUTH=PLAIN"), "", ("AUTHENTICATE", "PLAIN", "\0ann\0pw", "")),
-    (("IMAP4REV1", "LOGINDISABLED", "AUTH=LOGIN"), "", ("AUTHENTICATE", "LOGIN", "ann", "pw")),
-    (("IMAP4REV1", "AUTH=XOAUTH2"), "xoauth2", ("AUTHENTICATE", "XOAUTH2", "user=ann\x01auth=Bearer pw\x01\x01", "")),
-])
+@pytest.mark.parametrize(
+    ("capabilities", "auth", "expected"),
+    [
+        (("IMAP4REV1", "AUTH=PLAIN"), "", ("LOGIN", "ann", "pw")),
+        (("IMAP4REV1", "LOGINDISABLED", "AUTH=PLAIN"), "", ("AUTHENTICATE", "PLAIN", "\0ann\0pw", "")),
+        (("IMAP4REV1", "LOGINDISABLED", "AUTH=LOGIN"), "", ("AUTHENTICATE", "LOGIN", "ann", "pw")),
+        (
+            ("IMAP4REV1", "AUTH=XOAUTH2"),
+            "xoauth2",
+            ("AUTHENTICATE", "XOAUTH2", "user=ann\x01auth=Bearer pw\x01\x01", ""),
+        ),
+    ],
+)
 def test_imap_logs_in_as_configured_or_as_the_server_allows(capabilities, auth, expected):
     connection = _Connection(*capabilities)
     server = imap.ServerSettings(name="s", host="h", port=993, tls="ssl", username="ann", auth=auth)

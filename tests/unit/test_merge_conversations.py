@@ -25,15 +25,38 @@ def pair(engine) -> tuple[int, int]:
         ids = []
         for index, subject in enumerate(("Rack arrived broken", "Re: rack (new thread)")):
             start = NOW - timedelta(hours=5 - index * 2)
-            conversation = Conversation(channel="email", subject=subject, customer_id=customer.id, status="open",
-                                        created_at=start, updated_at=start, waiting_since=start,
-                                        last_customer_message_at=start)
+            conversation = Conversation(
+                channel="email",
+                subject=subject,
+                customer_id=customer.id,
+                status="open",
+                created_at=start,
+                updated_at=start,
+                waiting_since=start,
+                last_customer_message_at=start,
+            )
             session.add(conversation)
             session.flush()
-            session.add(Message(conversation_id=conversation.id, direction="inbound", author="Anke",
-                                body_text=f"message {index}", at=start, ingested_at=start))
-            session.add(Message(conversation_id=conversation.id, direction="note", author="Dana",
-                                body_text=f"note {index}", at=start, ingested_at=start))
+            session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    direction="inbound",
+                    author="Anke",
+                    body_text=f"message {index}",
+                    at=start,
+                    ingested_at=start,
+                )
+            )
+            session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    direction="note",
+                    author="Dana",
+                    body_text=f"note {index}",
+                    at=start,
+                    ingested_at=start,
+                )
+            )
             session.add(ConversationTag(conversation_id=conversation.id, tag=("shipping", "damage")[index]))
             ids.append(conversation.id)
         session.add(Draft(conversation_id=ids[1], agent="dana", body="half a reply", base_version=1, updated_at=NOW))
@@ -45,8 +68,9 @@ def merge(engine, policies, source_id: int, target_id: int) -> int:
     with db.write_session(engine) as session:
         source = queue.load_for_update(session, f"AD-{source_id}")
         target = queue.load_for_update(session, f"AD-{target_id}")
-        moved = queue.merge_conversations(session, source=source, target=target, agent="dana", now=NOW,
-                                          policies=policies)
+        moved = queue.merge_conversations(
+            session, source=source, target=target, agent="dana", now=NOW, policies=policies
+        )
         session.commit()
     return moved
 
@@ -69,8 +93,10 @@ def test_merge_moves_messages_notes_tags_and_closes_source(engine, policies, pai
         assert target.version == 2 and target.updated_at == NOW
         # The draft followed the conversation.
         assert session.get(Draft, (target_id, "dana")).body == "half a reply"
-        events = {(e.conversation_id, e.action): json.loads(e.detail)
-                  for e in session.exec(select(Event).where(Event.action == "merge"))}
+        events = {
+            (e.conversation_id, e.action): json.loads(e.detail)
+            for e in session.exec(select(Event).where(Event.action == "merge"))
+        }
         assert events[(target_id, "merge")]["from"] == f"AD-{source_id}"
         assert events[(target_id, "merge")]["messages"] == 2
         assert events[(source_id, "merge")] == {"into": f"AD-{target_id}"}

@@ -21,8 +21,12 @@ def _schema(path: Path) -> dict[str, list]:
     """Every table's columns, indexes and foreign keys, as SQLite reports them."""
     connection = sqlite3.connect(path)
     try:
-        tables = [row[0] for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         shape = {}
         for table in tables:
             columns = [row[1:] for row in connection.execute(f'PRAGMA table_info("{table}")')]
@@ -32,8 +36,9 @@ def _schema(path: Path) -> dict[str, list]:
             )
             foreign = sorted(row[2:5] for row in connection.execute(f'PRAGMA foreign_key_list("{table}")'))
             shape[table] = [sorted(columns), indexes, foreign]
-        shape["triggers"] = sorted(row[0] for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        shape["triggers"] = sorted(
+            row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        )
         return shape
     finally:
         connection.close()
@@ -63,7 +68,11 @@ def test_an_old_database_upgrades_keeps_its_rows_and_becomes_searchable(old_data
         assert session.get(Customer, 1).name == "Greta Lindqvist"
         assert len(session.exec(select(Identity)).all()) == 2
         conversation = session.get(Conversation, 1)
-        assert (conversation.subject, conversation.priority, conversation.version) == ("Spokes keep breaking", "high", 1)
+        assert (conversation.subject, conversation.priority, conversation.version) == (
+            "Spokes keep breaking",
+            "high",
+            1,
+        )
         assert session.get(Message, 1).external_id == "abc123@velo.example"
         assert session.exec(select(Event)).one().action == "created"
         # Columns added by later revisions are there, empty.

@@ -39,9 +39,7 @@ def _corpus_files() -> list[Path]:
         return []
     skip_suffixes = {".js", ".json", ".md"}
     return sorted(
-        p
-        for p in CORPUS.rglob("*")
-        if p.is_file() and p.name != "SOURCE.txt" and p.suffix not in skip_suffixes
+        p for p in CORPUS.rglob("*") if p.is_file() and p.name != "SOURCE.txt" and p.suffix not in skip_suffixes
     )
 
 
@@ -129,7 +127,7 @@ SIMPLE = (
     b"Message-ID:   <abc.123@mail.example.com>  \r\n"
     b"From: =?utf-8?q?Jos=C3=A9_Garc=C3=ADa?= <Jose.Garcia@Example.COM>\r\n"
     b"To: Support <Support@Example.com>, other@example.org\r\n"
-    b"Cc: \"Boss\" <BOSS@example.com>\r\n"
+    b'Cc: "Boss" <BOSS@example.com>\r\n'
     b"Subject: =?utf-8?B?UmU6IGNhZsOp?= \x1b[31malert\r\n"
     b"In-Reply-To: <parent@example.com> (Support's message)\r\n"
     b"References: <root@example.com>\r\n <parent@example.com>\r\n"
@@ -210,7 +208,7 @@ def test_escape_sequences_in_body_and_filename_are_removed() -> None:
     raw = (
         b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n"
         b"hi \x1b]52;c;ZXZpbA==\x07there\n--b\nContent-Type: application/pdf\n"
-        b"Content-Disposition: attachment; filename=\"../../\x1b[31minvoice.pdf\"\n\n%PDF\n--b--\n"
+        b'Content-Disposition: attachment; filename="../../\x1b[31minvoice.pdf"\n\n%PDF\n--b--\n'
     )
     message = parse(raw)
     assert message.body_text == "hi there"
@@ -320,9 +318,16 @@ SISIMAI = "sisimai-set-of-emails/maildir"
         *(
             f"{SISIMAI}/bsd/{name}.eml"
             for name in (
-                "lhost-postfix-01", "lhost-exim-01", "lhost-sendmail-01", "lhost-gmail-01",
-                "lhost-office365-01", "lhost-qmail-01", "lhost-dragonfly-01", "lhost-amazonses-01",
-                "rfc3464-01", "rhost-google-01",
+                "lhost-postfix-01",
+                "lhost-exim-01",
+                "lhost-sendmail-01",
+                "lhost-gmail-01",
+                "lhost-office365-01",
+                "lhost-qmail-01",
+                "lhost-dragonfly-01",
+                "lhost-amazonses-01",
+                "rfc3464-01",
+                "rhost-google-01",
             )
         ),
     ],
@@ -348,9 +353,7 @@ def test_bounced_message_id_from_inline_text_and_headers_part() -> None:
     assert data(f"{SISIMAI}/bsd/lhost-dragonfly-01.eml").headers["x-bounced-message-id"] == (
         "66681288.e06d1.3824794@df.example.jp"
     )
-    assert data("mimekit/delivery-status.txt").headers["x-bounced-message-id"] == (
-        "31FC7EB4.41C6@netscape.com"
-    )
+    assert data("mimekit/delivery-status.txt").headers["x-bounced-message-id"] == ("31FC7EB4.41C6@netscape.com")
 
 
 def test_bounced_message_id_is_none_when_absent() -> None:
@@ -470,9 +473,7 @@ def test_notmuch_list_threads_are_bulk_messages() -> None:
 
 def _sisimai_rates() -> tuple[float, float, float]:
     root = CORPUS / "sisimai-set-of-emails" / "maildir"
-    bounces = [
-        p for p in (root / "bsd").glob("*.eml") if p.name.startswith(("lhost-", "rhost-", "rfc3464-"))
-    ]
+    bounces = [p for p in (root / "bsd").glob("*.eml") if p.name.startswith(("lhost-", "rhost-", "rfc3464-"))]
     replies = list((root / "bsd").glob("rfc3834-*.eml"))
     not_bounces = list((root / "not").glob("*.eml"))
     recognised = sum(parse(p.read_bytes()).kind == "bounce" for p in bounces) / len(bounces)
@@ -486,8 +487,7 @@ def test_sisimai_detection_rates() -> None:
     if not (CORPUS / "sisimai-set-of-emails").is_dir():
         pytest.skip("sisimai set absent")
     recognised, replies_ok, wrongly = _sisimai_rates()
-    print(f"bounces recognised {recognised:.1%}, auto-replies {replies_ok:.0%}, "
-          f"non-bounces flagged {wrongly:.0%}")
+    print(f"bounces recognised {recognised:.1%}, auto-replies {replies_ok:.0%}, non-bounces flagged {wrongly:.0%}")
     assert recognised >= 0.95
     assert replies_ok == 1.0
     assert wrongly <= 1 / 3  # rb-issue-368-bug.eml: see test_sisimai_rb_issue_368_...

@@ -10,18 +10,32 @@ from agentdesk.domain.outbound import OutgoingFile, Recipients
 from agentdesk.errors import InvalidInput
 
 
-@pytest.mark.parametrize(("typed", "address"), [
-    ("Bo@Example.COM", "bo@example.com"),
-    ("Bo Berg <bo@example.com>", "bo@example.com"),
-    ("  greta@velo.example ", "greta@velo.example"),
-    ("root@localhost", "root@localhost"),
-])
+@pytest.mark.parametrize(
+    ("typed", "address"),
+    [
+        ("Bo@Example.COM", "bo@example.com"),
+        ("Bo Berg <bo@example.com>", "bo@example.com"),
+        ("  greta@velo.example ", "greta@velo.example"),
+        ("root@localhost", "root@localhost"),
+    ],
+)
 def test_email_addresses_are_normalised(typed, address):
     assert outbound.email_address(typed) == address
 
 
-@pytest.mark.parametrize("typed", ["not an address", "a@", "@b.example", "a@b@c.example", "a b@c.example",
-                                   "<>", "a@b.example\r\nBcc: evil@x.example", ""])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "not an address",
+        "a@",
+        "@b.example",
+        "a@b@c.example",
+        "a b@c.example",
+        "<>",
+        "a@b.example\r\nBcc: evil@x.example",
+        "",
+    ],
+)
 def test_bad_email_addresses_are_refused_with_the_text(typed):
     with pytest.raises(InvalidInput, match="is not an email address"):
         outbound.email_address(typed)
@@ -29,13 +43,18 @@ def test_bad_email_addresses_are_refused_with_the_text(typed):
 
 def test_split_keeps_display_names_and_takes_any_separator():
     assert outbound.split("Bo Berg <bo@x.example>, ann@x.example; c@x.example d@x.example") == (
-        "Bo Berg <bo@x.example>", "ann@x.example", "c@x.example", "d@x.example")
+        "Bo Berg <bo@x.example>",
+        "ann@x.example",
+        "c@x.example",
+        "d@x.example",
+    )
     assert outbound.split("") == ()
 
 
 def test_checked_dedupes_across_to_cc_bcc_and_refuses_cc_off_email():
-    checked = outbound.checked("email", Recipients(to=("A@x.example",), cc=("a@x.example", "b@x.example"),
-                                                   bcc=("b@x.example", "c@x.example")))
+    checked = outbound.checked(
+        "email", Recipients(to=("A@x.example",), cc=("a@x.example", "b@x.example"), bcc=("b@x.example", "c@x.example"))
+    )
     assert checked == Recipients(("a@x.example",), ("b@x.example",), ("c@x.example",))
     with pytest.raises(InvalidInput, match="no recipient"):
         outbound.checked("email", Recipients(cc=("b@x.example",)))
@@ -44,13 +63,16 @@ def test_checked_dedupes_across_to_cc_bcc_and_refuses_cc_off_email():
     assert outbound.checked("sms", Recipients(to=("+44 20 7946 0958",))).to == ("+442079460958",)
 
 
-@pytest.mark.parametrize(("name", "safe"), [
-    ("../../etc/passwd", "passwd"),
-    ("invoice\x1b[31m.pdf", "invoice.pdf"),
-    ("\u202egnp.exe", "gnp.exe"),
-    (".hidden", "hidden"),
-    ("", "attachment"),
-])
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("invoice\x1b[31m.pdf", "invoice.pdf"),
+        ("\u202egnp.exe", "gnp.exe"),
+        (".hidden", "hidden"),
+        ("", "attachment"),
+    ],
+)
 def test_file_names_are_one_safe_component(name, safe):
     assert OutgoingFile(name=name, data=b"x").name == safe
 

@@ -21,27 +21,48 @@ T = FIXED_NOW
 
 
 def _queue(engine, policies, *, channel="email", n=0, at=T) -> int:
-    result = factories.ingest(engine, policies, factories.inbound(
-        at=at - timedelta(minutes=5), channel=channel, source="support" if channel == "email" else "twilio",
-        sender=f"c{n}@velo.example" if channel == "email" else f"+46700{n:05d}"))
+    result = factories.ingest(
+        engine,
+        policies,
+        factories.inbound(
+            at=at - timedelta(minutes=5),
+            channel=channel,
+            source="support" if channel == "email" else "twilio",
+            sender=f"c{n}@velo.example" if channel == "email" else f"+46700{n:05d}",
+        ),
+    )
     with db.write_session(engine) as session:
         conversation = session.get(Conversation, result.conversation_id)
-        replies.reply(session, conversation=conversation, body="Hello", agent="tester", agent_name="Terry",
-                      now=at, policies=policies)
+        replies.reply(
+            session,
+            conversation=conversation,
+            body="Hello",
+            agent="tester",
+            agent_name="Terry",
+            now=at,
+            policies=policies,
+        )
         session.commit()
     return result.conversation_id
 
 
 def _outbox(engine, conversation_id) -> Outbox:
     with db.read_session(engine) as session:
-        return session.exec(select(Outbox).join(Message, Message.id == Outbox.message_id)
-                            .where(Message.conversation_id == conversation_id)).one()
+        return session.exec(
+            select(Outbox)
+            .join(Message, Message.id == Outbox.message_id)
+            .where(Message.conversation_id == conversation_id)
+        ).one()
 
 
 def _history(engine, outbox_id) -> list[tuple[str, str]]:
     with db.read_session(engine) as session:
-        return [(a.outcome, a.reason) for a in session.exec(
-            select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox_id).order_by(DeliveryAttempt.id))]
+        return [
+            (a.outcome, a.reason)
+            for a in session.exec(
+                select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox_id).order_by(DeliveryAttempt.id)
+            )
+        ]
 
 
 def test_rows_without_a_sender_never_crowd_out_those_with_one(engine, policies):
@@ -86,7 +107,11 @@ def test_an_unknown_outcome_is_possibly_sent_and_never_retried(engine, policies)
     assert report.possibly_sent == 1 and report.retrying == 0
     row = _outbox(engine, conversation_id)
     assert (row.state, row.next_attempt_at, row.updated_at, row.last_error) == (
-        "possibly_sent", None, T, "the answer never came")
+        "possibly_sent",
+        None,
+        T,
+        "the answer never came",
+    )
     for later in (T + timedelta(hours=1), T + timedelta(days=3)):
         delivery.deliver_due(engine, {"email": sender}, now_fn=lambda: later)  # noqa: B023  (called within the iteration)
     assert sender.sent == [] and _outbox(engine, conversation_id).attempts == 1
@@ -106,10 +131,13 @@ def test_a_claim_left_without_outcome_is_not_sent_again(engine, policies):
     assert _outbox(engine, conversation_id).state == "possibly_sent"
 
 
-@pytest.mark.parametrize("outcomes, history", [
-    ([DeliveryError("421 busy"), ""], ["retry", "sent"]),
-    ([DeliveryError("550 no such user", permanent=True)], ["failed"]),
-])
+@pytest.mark.parametrize(
+    "outcomes, history",
+    [
+        ([DeliveryError("421 busy"), ""], ["retry", "sent"]),
+        ([DeliveryError("550 no such user", permanent=True)], ["failed"]),
+    ],
+)
 def test_every_attempt_is_in_the_history(engine, policies, outcomes, history):
     conversation_id = _queue(engine, policies)
     sender = factories.FakeSender(outcomes)
@@ -123,8 +151,14 @@ def _resend(engine, conversation_id, number):
         from agentdesk.store import queries
 
         messages = queries.thread(session=session, conversation_id=conversation_id)
-        replies.resend(session, messages=messages, number=number, ref=f"AD-{conversation_id}", agent="tester",
-                       now=T + timedelta(hours=2))
+        replies.resend(
+            session,
+            messages=messages,
+            number=number,
+            ref=f"AD-{conversation_id}",
+            agent="tester",
+            now=T + timedelta(hours=2),
+        )
         session.commit()
 
 
@@ -153,8 +187,9 @@ def test_selection_marking_and_history_on_both_databases(any_database_url, polic
     try:
         sms = [_queue(engine, policies, channel="sms", n=n, at=T - timedelta(minutes=10)) for n in range(3)]
         mail = _queue(engine, policies, n=9)
-        report = delivery.deliver_due(engine, {"email": factories.FakeSender()}, now_fn=lambda: T, limit=2,
-                                      sources=None)
+        report = delivery.deliver_due(
+            engine, {"email": factories.FakeSender()}, now_fn=lambda: T, limit=2, sources=None
+        )
         assert (report.sent, report.no_sender) == (1, 3)
         assert _outbox(engine, mail).state == "sent" and _outbox(engine, sms[0]).no_sender_at is not None
         with db.read_session(engine) as session:

@@ -72,8 +72,15 @@ def _ingest(engine, settings, policies, *, at=T, now=None, **fields):
         result = ingest_message(session, message, policies=policies, now=now)
         stored = session.get(Message, result.message_id)
         conversation = session.get(Conversation, result.conversation_id)
-        receipt = receipts.maybe_queue_receipt(session, conversation=conversation, message=stored, settings=settings,
-                                               policies=policies, now=now, inbound=message)
+        receipt = receipts.maybe_queue_receipt(
+            session,
+            conversation=conversation,
+            message=stored,
+            settings=settings,
+            policies=policies,
+            now=now,
+            inbound=message,
+        )
         session.commit()
         return (receipt.body_text if receipt else None), result.conversation_id
 
@@ -81,8 +88,10 @@ def _ingest(engine, settings, policies, *, at=T, now=None, **fields):
 def test_the_first_message_gets_a_receipt_with_its_reference_and_an_honest_eta(engine, settings, policies):
     body, conversation_id = _ingest(engine, settings, policies)
     # The email policy: first reply 1h of office time from 10:30 local.
-    assert body == (f"Hi Greta,\n\nWe received your message (AD-{conversation_id}). "
-                    "A person will answer by Tuesday 17 November, 11:30 CET.")
+    assert body == (
+        f"Hi Greta,\n\nWe received your message (AD-{conversation_id}). "
+        "A person will answer by Tuesday 17 November, 11:30 CET."
+    )
     with db.read_session(engine) as session:
         receipt = session.exec(select(Message).where(Message.kind == "receipt")).one()
         assert (receipt.direction, receipt.author, receipt.author_login) == ("outbound", "Automatic receipt", None)
@@ -119,18 +128,21 @@ def test_only_the_first_message_of_a_conversation_gets_one(engine, settings, pol
     assert same == conversation_id and body is None
 
 
-@pytest.mark.parametrize("fields", [
-    {"kind": "auto_reply"},
-    {"kind": "bounce"},
-    {"sender": "support@northwind.example"},
-    {"sender": "SUPPORT@Northwind.Example"},
-    {"sender": "mailer-daemon@mx.velo.example"},
-    {"sender": "no-reply@shop.example"},
-    {"sender": "cyclists-request@lists.example"},
-    {"sender": "owner-cyclists@lists.example"},
-    {"headers": {"x-agentdesk-loop": "support@other-desk.example"}},
-    {"headers": {"return-path": "<>"}},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "auto_reply"},
+        {"kind": "bounce"},
+        {"sender": "support@northwind.example"},
+        {"sender": "SUPPORT@Northwind.Example"},
+        {"sender": "mailer-daemon@mx.velo.example"},
+        {"sender": "no-reply@shop.example"},
+        {"sender": "cyclists-request@lists.example"},
+        {"sender": "owner-cyclists@lists.example"},
+        {"headers": {"x-agentdesk-loop": "support@other-desk.example"}},
+        {"headers": {"return-path": "<>"}},
+    ],
+)
 def test_loop_protection_never_answers_machines_or_ourselves(engine, settings, policies, fields):
     assert _ingest(engine, settings, policies, **fields)[0] is None
 
@@ -139,16 +151,22 @@ def test_list_mail_gets_no_receipt(engine, settings, policies):
     message = dataclasses.replace(factories.inbound(at=T, source="support"), bulk=True)
     with db.write_session(engine) as session:
         result = ingest_message(session, message, policies=policies, now=T)
-        decision = receipts.decide(session, conversation=session.get(Conversation, result.conversation_id),
-                                   message=session.get(Message, result.message_id), settings=settings,
-                                   policies=policies, now=T)
+        decision = receipts.decide(
+            session,
+            conversation=session.get(Conversation, result.conversation_id),
+            message=session.get(Message, result.message_id),
+            settings=settings,
+            policies=policies,
+            now=T,
+        )
     assert (decision.send, decision.reason) == (False, "it is list or bulk mail")
 
 
 def test_one_address_gets_at_most_three_receipts_an_hour(engine, settings, policies):
     # An autoresponder without headers we recognise, answering each receipt with a new subject.
-    sent = [_ingest(engine, settings, policies, at=T + n * 10 * M, subject=f"Auto: your ticket {n}")[0]
-            for n in range(5)]
+    sent = [
+        _ingest(engine, settings, policies, at=T + n * 10 * M, subject=f"Auto: your ticket {n}")[0] for n in range(5)
+    ]
     assert [body is not None for body in sent] == [True, True, True, False, False]
     with db.read_session(engine) as session:
         assert len(session.exec(select(Message).where(Message.kind == "receipt")).all()) == 3
@@ -177,8 +195,15 @@ def test_after_hours_receipts_for_later_messages_when_the_channel_asks(engine, s
     late, _ = _ingest(engine, settings, policies, at=evening, conversation_hint=f"AD-{conversation_id}")
     assert late is None  # the first receipt's promise still stands: nobody has answered yet
     with db.write_session(engine) as session:
-        replies.reply(session, conversation=session.get(Conversation, conversation_id), body="Sending spokes.",
-                      agent="tester", agent_name="Terry", now=T + 2 * H, policies=policies)
+        replies.reply(
+            session,
+            conversation=session.get(Conversation, conversation_id),
+            body="Sending spokes.",
+            agent="tester",
+            agent_name="Terry",
+            now=T + 2 * H,
+            policies=policies,
+        )
         session.commit()
     late, _ = _ingest(engine, settings, policies, at=evening, conversation_hint=f"AD-{conversation_id}")
     # Next reply: 4 office hours from Wednesday 09:00.
@@ -207,14 +232,17 @@ def test_no_time_is_promised_when_no_reply_target_runs(engine, settings):
         assert "no time is promised" in failed.detail
 
 
-@pytest.mark.parametrize("left, relative", [
-    (timedelta(minutes=20), "within 20 minutes"),
-    (timedelta(minutes=41), "within 45 minutes"),
-    (timedelta(minutes=60), "within 1 hour"),
-    (timedelta(minutes=150), "within 2 hours 30 minutes"),
-    (timedelta(hours=5), "by Tuesday 17 November, 15:30 CET"),
-    (timedelta(0), "shortly"),
-])
+@pytest.mark.parametrize(
+    "left, relative",
+    [
+        (timedelta(minutes=20), "within 20 minutes"),
+        (timedelta(minutes=41), "within 45 minutes"),
+        (timedelta(minutes=60), "within 1 hour"),
+        (timedelta(minutes=150), "within 2 hours 30 minutes"),
+        (timedelta(hours=5), "by Tuesday 17 November, 15:30 CET"),
+        (timedelta(0), "shortly"),
+    ],
+)
 def test_eta_wording_rounds_up_and_names_the_day_when_far(left, relative):
     absolute, wording = receipts.format_eta(T + left, now=T, zone=AMSTERDAM)
     assert wording == relative
@@ -244,12 +272,24 @@ def test_no_receipt_for_a_return_path_that_is_a_machine(engine, settings, polici
     assert _ingest(engine, settings, policies, headers=headers)[0] is None
 
 
-@pytest.mark.parametrize("sender", [
-    "MAILER-DAEMON@mx.velo.example", "postmaster@velo.example", "no-reply@shop.example", "noreply@shop.example",
-    "bounce@shop.example", "bounces@lists.example", "mailer@velo.example", "daemon@velo.example",
-    "listserv@lists.example", "majordomo@lists.example", "owner-cyclists@lists.example",
-    "cyclists-request@lists.example", "do-not-reply@bank.example",
-])
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "MAILER-DAEMON@mx.velo.example",
+        "postmaster@velo.example",
+        "no-reply@shop.example",
+        "noreply@shop.example",
+        "bounce@shop.example",
+        "bounces@lists.example",
+        "mailer@velo.example",
+        "daemon@velo.example",
+        "listserv@lists.example",
+        "majordomo@lists.example",
+        "owner-cyclists@lists.example",
+        "cyclists-request@lists.example",
+        "do-not-reply@bank.example",
+    ],
+)
 def test_no_receipt_for_a_machine_sender(engine, settings, policies, sender):
     assert _ingest(engine, settings, policies, sender=sender)[0] is None
 
@@ -308,9 +348,16 @@ def test_the_rule_refuses_whatever_the_classification_said():
     from agentdesk.domain import automatic_messages
 
     refusal = automatic_messages.refusal
-    assert refusal(kind="message", bulk=False, sender_address="greta@velo.example", headers={},
-                   our_addresses=set()) == ""
-    assert "Return-Path" in refusal(kind="message", bulk=False, sender_address="greta@velo.example",
-                                    headers={"return-path": "<>"}, our_addresses=set())
-    assert "bounce" in refusal(kind="bounce", bulk=False, sender_address="greta@velo.example", headers={},
-                               our_addresses=set())
+    assert (
+        refusal(kind="message", bulk=False, sender_address="greta@velo.example", headers={}, our_addresses=set()) == ""
+    )
+    assert "Return-Path" in refusal(
+        kind="message",
+        bulk=False,
+        sender_address="greta@velo.example",
+        headers={"return-path": "<>"},
+        our_addresses=set(),
+    )
+    assert "bounce" in refusal(
+        kind="bounce", bulk=False, sender_address="greta@velo.example", headers={}, our_addresses=set()
+    )

@@ -24,8 +24,12 @@ def _new(engine, policies, at, *, channel="email", sender="greta@velo.example", 
 
 
 def _write(engine, policies, conversation_id, at, sender="greta@velo.example", channel="email"):
-    factories.ingest(engine, policies, factories.inbound(at=at, channel=channel, sender=sender,
-                                                         conversation_hint=f"AD-{conversation_id}"), now=at)
+    factories.ingest(
+        engine,
+        policies,
+        factories.inbound(at=at, channel=channel, sender=sender, conversation_hint=f"AD-{conversation_id}"),
+        now=at,
+    )
 
 
 def _reply(engine, policies, conversation_id, at, *, status=None, agent="dana"):
@@ -33,8 +37,16 @@ def _reply(engine, policies, conversation_id, at, *, status=None, agent="dana"):
         conversation = session.get(Conversation, conversation_id)
         if conversation.assignee is None:
             queue.change(session, conversation=conversation, agent=agent, now=at, policies=policies, assignee=agent)
-        replies.reply(session, conversation=conversation, body="Answer", agent=agent, agent_name=agent, now=at,
-                      policies=policies, status=status)
+        replies.reply(
+            session,
+            conversation=conversation,
+            body="Answer",
+            agent=agent,
+            agent_name=agent,
+            now=at,
+            policies=policies,
+            status=status,
+        )
         session.commit()
 
 
@@ -61,8 +73,12 @@ def test_reply_times_median_and_p90(engine, policies, queue_of_four):
         times = reports.reply_times(session, WINDOW)
     assert times["first_reply"] == {"count": 2, "mean_seconds": 4500, "median_seconds": 1800, "p90_seconds": 7200}
     assert times["next_reply"]["count"] == 1 and times["next_reply"]["median_seconds"] == 2 * 3600
-    assert times["resolution"] == {"count": 1, "mean_seconds": 5 * 3600, "median_seconds": 5 * 3600,
-                                   "p90_seconds": 5 * 3600}
+    assert times["resolution"] == {
+        "count": 1,
+        "mean_seconds": 5 * 3600,
+        "median_seconds": 5 * 3600,
+        "p90_seconds": 5 * 3600,
+    }
 
 
 def test_compliance_per_target_policy_and_agent(engine, policies, queue_of_four):
@@ -100,17 +116,23 @@ def test_volume_by_channel(engine, policies, queue_of_four):
     assert by_channel["email"]["conversations"] == 2
     assert by_channel["email"]["messages"]["inbound"] == 3
     assert by_channel["email"]["messages"]["outbound"] == 4
-    assert by_channel["sms"] == {"channel": "sms", "conversations": 1,
-                                 "messages": {"inbound": 1, "outbound": 0, "note": 0, "receipt": 0, "survey": 0,
-                                              "automatic_inbound": 0}}
+    assert by_channel["sms"] == {
+        "channel": "sms",
+        "conversations": 1,
+        "messages": {"inbound": 1, "outbound": 0, "note": 0, "receipt": 0, "survey": 0, "automatic_inbound": 0},
+    }
 
 
 def test_an_empty_window_reports_nothing_without_failing(engine, policies, queue_of_four):
     empty = reports.Window(since=T + 100 * H, until=T + 200 * H)
     with db.read_session(engine) as session:
         document = reports.report(session, window=empty, now=T + 200 * H)
-    assert document["reply_times"]["first_reply"] == {"count": 0, "mean_seconds": None, "median_seconds": None,
-                                                      "p90_seconds": None}
+    assert document["reply_times"]["first_reply"] == {
+        "count": 0,
+        "mean_seconds": None,
+        "median_seconds": None,
+        "p90_seconds": None,
+    }
     assert document["compliance"]["targets"]["first_reply"]["percent"] is None
     assert document["volume"]["channels"] == []
 
@@ -139,8 +161,9 @@ def test_report_refuses_a_window_that_ends_before_it_starts(config_file):
     from agentdesk.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="--since"):
-        commands_sla.cmd_report(argparse.Namespace(config=config_file, since="2026-11-20", until="2026-11-10",
-                                                   json=True))
+        commands_sla.cmd_report(
+            argparse.Namespace(config=config_file, since="2026-11-20", until="2026-11-10", json=True)
+        )
 
 
 def test_explain_prints_every_clock_with_business_time_used(engine, policies, queue_of_four, config_file, capsys):
@@ -152,7 +175,9 @@ def test_explain_prints_every_clock_with_business_time_used(engine, policies, qu
     first = clocks_by_target["first_reply"]
     assert first["state"] == "met"
     assert [(e["event"], e["used_seconds"], e["recorded"]) for e in first["events"]] == [
-        ("activate", 0, True), ("fulfil", 1800, True)]
+        ("activate", 0, True),
+        ("fulfil", 1800, True),
+    ]
     assert [e["event"] for e in clocks_by_target["next_reply"]["events"]] == ["activate", "fulfil"]
     assert clocks_by_target["resolution"]["state"] == "met"
     assert commands_sla.cmd_sla_explain(argparse.Namespace(config=config_file, ref=f"AD-{a}", json=False)) == 0
@@ -164,13 +189,22 @@ def test_explain_prints_every_clock_with_business_time_used(engine, policies, qu
 def test_explain_shows_a_breach_that_is_not_recorded_yet(engine, policies, config_file, capsys, monkeypatch):
     conversation_id = _new(engine, policies, T)
     monkeypatch.setattr("agentdesk.cli.common._now", lambda: T + 3 * H)
-    assert commands_sla.cmd_sla_explain(argparse.Namespace(config=config_file, ref=f"AD-{conversation_id}",
-                                                           json=True)) == 0
+    assert (
+        commands_sla.cmd_sla_explain(argparse.Namespace(config=config_file, ref=f"AD-{conversation_id}", json=True))
+        == 0
+    )
     first = json.loads(capsys.readouterr().out)["clocks"][0]
     assert first["state"] == "breached" and first["remaining_seconds"] == -2 * 3600
-    assert first["events"][-1] == {"event": "breach", "at": (T + H).isoformat(), "reason": None, "cycle": 1,
-                                   "used_seconds": 3600, "due": (T + H).isoformat(), "met": None,
-                                   "recorded": False}
+    assert first["events"][-1] == {
+        "event": "breach",
+        "at": (T + H).isoformat(),
+        "reason": None,
+        "cycle": 1,
+        "used_seconds": 3600,
+        "due": (T + H).isoformat(),
+        "met": None,
+        "recorded": False,
+    }
 
 
 def test_recompute_handler_applies_only_when_changed(engine, policies, config_file, capsys):

@@ -242,8 +242,13 @@ def _forbidden_in_text(char: str) -> bool:
     """What no sanitised text of many lines may hold: C0 but newline and tab, DEL, C1, bidi
     controls, line/paragraph separators, lone surrogates."""
     code = ord(char)
-    return ((code < 0x20 and char not in "\n\t") or 0x7f <= code <= 0x9f or char in BIDI_CONTROLS
-            or char in "\u2028\u2029" or 0xd800 <= code <= 0xdfff)
+    return (
+        (code < 0x20 and char not in "\n\t")
+        or 0x7F <= code <= 0x9F
+        or char in BIDI_CONTROLS
+        or char in "\u2028\u2029"
+        or 0xD800 <= code <= 0xDFFF
+    )
 
 
 def _forbidden_in_line(char: str) -> bool:
@@ -255,11 +260,72 @@ any_text = st.text(alphabet=st.characters(exclude_categories=()))
 # Pieces of terminal sequences, mixed: the introducers 7-bit and 8-bit, their payloads and
 # terminators, half sequences, line ends in the middle, bidi controls and marks, surrogates.
 _PIECES = [
-    "\x1b", "\x1b[", "\x1b]", "\x1bP", "\x1b_", "\x1b^", "\x1bX", "\x1b\\", "\x1b(", "\x1b#", "\x9b", "\x9d",
-    "\x90", "\x98", "\x9e", "\x9f", "\x9c", "\x07", "\x08", "\x00", "\x7f", "\x85", "\r", "\n", "\r\n", "\t", "\x0b",
-    "\x0c", "[", "]", ";", "?", "0", "1", "2", "8", "52", "c", "m", "H", "J", "K", "h", "l", "q", "\\", " ",
-    "https://evil.example", "cm0gLXJmIH4K", "a", "é", "日本", "😀", "\u202e", "\u202a", "\u2066", "\u2069",
-    "\u200e", "\u200f", "\u061c", "\u2028", "\u2029", "\ud800", "\udcff", "\ufeff", "\u200b",
+    "\x1b",
+    "\x1b[",
+    "\x1b]",
+    "\x1bP",
+    "\x1b_",
+    "\x1b^",
+    "\x1bX",
+    "\x1b\\",
+    "\x1b(",
+    "\x1b#",
+    "\x9b",
+    "\x9d",
+    "\x90",
+    "\x98",
+    "\x9e",
+    "\x9f",
+    "\x9c",
+    "\x07",
+    "\x08",
+    "\x00",
+    "\x7f",
+    "\x85",
+    "\r",
+    "\n",
+    "\r\n",
+    "\t",
+    "\x0b",
+    "\x0c",
+    "[",
+    "]",
+    ";",
+    "?",
+    "0",
+    "1",
+    "2",
+    "8",
+    "52",
+    "c",
+    "m",
+    "H",
+    "J",
+    "K",
+    "h",
+    "l",
+    "q",
+    "\\",
+    " ",
+    "https://evil.example",
+    "cm0gLXJmIH4K",
+    "a",
+    "é",
+    "日本",
+    "😀",
+    "\u202e",
+    "\u202a",
+    "\u2066",
+    "\u2069",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\u2028",
+    "\u2029",
+    "\ud800",
+    "\udcff",
+    "\ufeff",
+    "\u200b",
 ]
 sequence_soup = st.lists(st.sampled_from(_PIECES), max_size=40).map("".join)
 hostile = st.one_of(any_text, sequence_soup, st.tuples(any_text, sequence_soup, any_text).map("".join))
@@ -308,16 +374,41 @@ def test_json_escapes_round_trip_and_hold_nothing_a_terminal_acts_on(value: dict
 @given(hostile, hostile, hostile)
 def test_an_inbound_message_is_inert_whatever_it_was_built_from(line: str, body: str, name: str) -> None:
     message = InboundMessage(
-        source=line, channel=line, external_id=line, sender_address=line, sender_name=name,
-        received_at=datetime(2026, 1, 1, tzinfo=timezone.utc), subject=line, body_text=body, body_html_text=body,
-        in_reply_to=line, references=(line, name), recipients=(name,), conversation_hint=line, thread_key=line,
-        attachments=(InboundAttachment(filename=name, content_type=line, data=b""),), headers={line: name},
+        source=line,
+        channel=line,
+        external_id=line,
+        sender_address=line,
+        sender_name=name,
+        received_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        subject=line,
+        body_text=body,
+        body_html_text=body,
+        in_reply_to=line,
+        references=(line, name),
+        recipients=(name,),
+        conversation_hint=line,
+        thread_key=line,
+        attachments=(InboundAttachment(filename=name, content_type=line, data=b""),),
+        headers={line: name},
         parse_error=body,
     )
-    for value in (message.source, message.channel, message.external_id, message.sender_address,
-                  message.sender_name, message.subject, message.in_reply_to, message.conversation_hint,
-                  message.thread_key, *message.references, *message.recipients, message.attachments[0].filename,
-                  message.attachments[0].content_type, *message.headers, *message.headers.values()):
+    for value in (
+        message.source,
+        message.channel,
+        message.external_id,
+        message.sender_address,
+        message.sender_name,
+        message.subject,
+        message.in_reply_to,
+        message.conversation_hint,
+        message.thread_key,
+        *message.references,
+        *message.recipients,
+        message.attachments[0].filename,
+        message.attachments[0].content_type,
+        *message.headers,
+        *message.headers.values(),
+    ):
         assert not any(_forbidden_in_line(c) for c in value), repr(value)
     for value in (message.body_text, message.body_html_text, message.parse_error):
         assert not any(_forbidden_in_text(c) for c in value), repr(value)
@@ -380,8 +471,15 @@ def test_json_is_unchanged_when_there_is_nothing_to_escape() -> None:
 
 def test_log_records_are_one_inert_line() -> None:
     formatter = InertLogFormatter("%(name)s: %(message)s")
-    record = logging.LogRecord("agentdesk.sync", logging.INFO, __file__, 1, "rejected %s: %s",
-                               (f"x{ESC}]52;c;eA=={BEL}.json", "bad\nforged line \u202e"), None)
+    record = logging.LogRecord(
+        "agentdesk.sync",
+        logging.INFO,
+        __file__,
+        1,
+        "rejected %s: %s",
+        (f"x{ESC}]52;c;eA=={BEL}.json", "bad\nforged line \u202e"),
+        None,
+    )
     line = formatter.format(record)
     assert line == "agentdesk.sync: rejected x\\x1b]52;c;eA==\\x07.json: bad forged line \\u202e"
     try:

@@ -25,7 +25,11 @@ def parse(text: str) -> search_query.SearchQuery:
         ("", "", []),
         ("battery drain", "battery drain", []),
         ("tag:billing", "", [("tag", ("billing",), False)]),
-        ("tag:billing,refund -status:solved", "", [("tag", ("billing", "refund"), False), ("status", ("solved",), True)]),
+        (
+            "tag:billing,refund -status:solved",
+            "",
+            [("tag", ("billing", "refund"), False), ("status", ("solved",), True)],
+        ),
         ('from:"anke bakker" rack', "rack", [("from", ("anke bakker",), False)]),
         ("re: order http://x.example/a", "re: order http://x.example/a", []),
         ("STATUS:Open", "", [("status", ("open",), False)]),
@@ -42,8 +46,12 @@ def test_parse(text, words, fields):
 
 @pytest.mark.parametrize(
     ("text", "op", "duration"),
-    [("waiting:>2h", ">", timedelta(hours=2)), ("waiting:<30m", "<", timedelta(minutes=30)),
-     ("waiting:1d 4h", ">", timedelta(days=1)), ("waiting:>=90m", ">", timedelta(minutes=90))],
+    [
+        ("waiting:>2h", ">", timedelta(hours=2)),
+        ("waiting:<30m", "<", timedelta(minutes=30)),
+        ("waiting:1d 4h", ">", timedelta(days=1)),
+        ("waiting:>=90m", ">", timedelta(minutes=90)),
+    ],
 )
 def test_waiting(text, op, duration):
     (item,) = parse(text).filters
@@ -74,9 +82,15 @@ def test_dates_in_local_zone():
 
 @pytest.mark.parametrize(
     ("text", "says"),
-    [("status:nope", "status:nope"), ("sla:late", "sla:late"), ("channel:fax", "channel:fax"),
-     ("waiting:>soon", "waiting:>soon"), ("before:someday", "before:someday"), ("tag:", "tag:"),
-     ("before:2026-13-40", "2026-13-40")],
+    [
+        ("status:nope", "status:nope"),
+        ("sla:late", "sla:late"),
+        ("channel:fax", "channel:fax"),
+        ("waiting:>soon", "waiting:>soon"),
+        ("before:someday", "before:someday"),
+        ("tag:", "tag:"),
+        ("before:2026-13-40", "2026-13-40"),
+    ],
 )
 def test_errors_name_the_filter(text, says):
     with pytest.raises(InvalidInput, match=says.replace("?", r"\?")):
@@ -105,8 +119,14 @@ def demo(settings):
 def count(engine, text: str, agent: str = "tester") -> int:
     parsed = parse(text)
     with Session(engine) as session:
-        return queries.queue_size(session=session, view="all", agent=agent, now=NOW, query=parsed.text,
-                                  extra_filter=queries.search_condition(search=parsed, agent=agent, now=NOW))
+        return queries.queue_size(
+            session=session,
+            view="all",
+            agent=agent,
+            now=NOW,
+            query=parsed.text,
+            extra_filter=queries.search_condition(search=parsed, agent=agent, now=NOW),
+        )
 
 
 def brute(engine, predicate) -> int:
@@ -130,8 +150,12 @@ def test_filters_match_a_brute_force_count(demo):
     assert count(demo, "sla:breached") == brute(demo, lambda c, t: c.queue_due < NOW)
     assert count(demo, "sla:paused") == brute(demo, lambda c, t: c.status in ("pending", "on_hold"))
     two_hours = NOW - timedelta(hours=2)
-    assert count(demo, "waiting:>2h") == brute(demo, lambda c, t: c.waiting_since is not None and c.waiting_since <= two_hours)
-    assert count(demo, "waiting:<2h") == brute(demo, lambda c, t: c.waiting_since is not None and c.waiting_since > two_hours)
+    assert count(demo, "waiting:>2h") == brute(
+        demo, lambda c, t: c.waiting_since is not None and c.waiting_since <= two_hours
+    )
+    assert count(demo, "waiting:<2h") == brute(
+        demo, lambda c, t: c.waiting_since is not None and c.waiting_since > two_hours
+    )
     cut = NOW - timedelta(days=7)
     assert count(demo, "after:7d") == brute(demo, lambda c, t: c.created_at >= cut)
     assert count(demo, "before:7d") == brute(demo, lambda c, t: c.created_at < cut)
@@ -159,8 +183,12 @@ def test_from_on_sqlite_finds_what_lower_like_finds(demo, typed):
 
     def size(dialect: str) -> int:
         with Session(demo) as session:
-            return queries.queue_size(session=session, view="all", agent="tester", now=NOW,
-                                      extra_filter=queries.search_condition(search=parsed, agent="tester", now=NOW,
-                                                                            dialect=dialect))
+            return queries.queue_size(
+                session=session,
+                view="all",
+                agent="tester",
+                now=NOW,
+                extra_filter=queries.search_condition(search=parsed, agent="tester", now=NOW, dialect=dialect),
+            )
 
     assert size("sqlite") == size("")

@@ -26,8 +26,14 @@ exec {sys.executable} "$@"
 
 def _run(directory: Path, extras: str = "") -> subprocess.CompletedProcess:
     environment = {**os.environ, "PATH": f"{directory / 'bin'}:{os.environ['PATH']}"}
-    return subprocess.run(["bash", "-c", f'set -euo pipefail; . scripts/_setup.sh; ensure_venv "{extras}"'],
-                          cwd=directory, env=environment, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", "-c", f'set -euo pipefail; . scripts/_setup.sh; ensure_venv "{extras}"'],
+        cwd=directory,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _calls(directory: Path) -> list[str]:

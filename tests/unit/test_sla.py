@@ -128,7 +128,7 @@ def test_format_duration(duration, expected):
     assert format_duration(duration) == expected
 
 
-@given(st.integers(min_value=-10**8, max_value=10**8))
+@given(st.integers(min_value=-(10**8), max_value=10**8))
 def test_format_duration_parses_back(seconds):
     duration = timedelta(seconds=seconds)
     assert parse_duration(format_duration(duration)) == duration
@@ -450,7 +450,12 @@ def test_between_matches_a_minute_by_minute_reading_of_the_wall_clock(case, base
 
 STANDARD = Policy(
     name="standard",
-    targets={"first_reply": H, "next_reply": 4 * H, "periodic_update": timedelta(days=1), "resolution": timedelta(days=3)},
+    targets={
+        "first_reply": H,
+        "next_reply": 4 * H,
+        "periodic_update": timedelta(days=1),
+        "resolution": timedelta(days=3),
+    },
     priority_overrides={"urgent": {"first_reply": 15 * M}},
 )
 CREATED = utc(2026, 3, 2, 9)  # a Monday
@@ -745,8 +750,11 @@ def test_warning_starts_at_refuses_targets_that_are_not_running():
 
 
 WITH_HOLIDAYS = BusinessCalendar(
-    "holidays", "Europe/Amsterdam", {"mon": ["09:00-12:00", "13:00-17:00"], "sat": ["10:00-14:00"]},
-    holidays=["2026-12-28", "2027-01-04"], holiday_rules=["FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=25,26"],
+    "holidays",
+    "Europe/Amsterdam",
+    {"mon": ["09:00-12:00", "13:00-17:00"], "sat": ["10:00-14:00"]},
+    holidays=["2026-12-28", "2027-01-04"],
+    holiday_rules=["FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=25,26"],
 )
 
 

@@ -31,7 +31,9 @@ T0 = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday
 
 ALL_TARGETS = {"first_reply": H, "next_reply": 2 * H, "periodic_update": 4 * H, "resolution": 8 * H}
 ROUND_THE_CLOCK = Policy("round-the-clock", targets=ALL_TARGETS)
-OFFICE = BusinessCalendar("office", "Europe/Amsterdam", {day: ["09:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")})
+OFFICE = BusinessCalendar(
+    "office", "Europe/Amsterdam", {day: ["09:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
+)
 OFFICE_POLICY = Policy("office", calendar=OFFICE, targets=ALL_TARGETS)
 
 
@@ -90,10 +92,14 @@ class Life:
 def test_a_new_conversation_activates_every_clock_at_its_creation():
     life = Life()
     assert [(e.target, e.event, e.at) for e in life.events] == [
-        ("first_reply", "activate", T0), ("periodic_update", "activate", T0), ("resolution", "activate", T0),
+        ("first_reply", "activate", T0),
+        ("periodic_update", "activate", T0),
+        ("resolution", "activate", T0),
     ]
     assert {s.target: s.due for s in life.states()} == {
-        "first_reply": T0 + H, "periodic_update": T0 + 4 * H, "resolution": T0 + 8 * H,
+        "first_reply": T0 + H,
+        "periodic_update": T0 + 4 * H,
+        "resolution": T0 + 8 * H,
     }
 
 
@@ -223,7 +229,10 @@ def test_facts_that_a_note_or_receipt_leaves_unchanged_record_nothing():
 def test_every_reply_fulfils_the_periodic_update_and_starts_the_next():
     life = Life()
     events = life.reply(T0 + 3 * H)
-    assert [e for e in events if e[0] == "periodic_update"] == [("periodic_update", "fulfil"), ("periodic_update", "activate")]
+    assert [e for e in events if e[0] == "periodic_update"] == [
+        ("periodic_update", "fulfil"),
+        ("periodic_update", "activate"),
+    ]
     assert life.state("periodic_update").due == T0 + 7 * H
     life.reply(T0 + 12 * H)
     assert life.clocks["periodic_update"].cycle == 3
@@ -323,8 +332,14 @@ def test_targets_the_policy_does_not_set_have_no_clock():
 
 def test_backfill_from_fields_alone():
     # A conversation from before clocks were recorded: derived from its fields at once.
-    facts = ClockFacts(status="pending", priority="normal", created_at=T0, first_responded_at=T0 + 30 * M,
-                       last_agent_reply_at=T0 + 2 * H, waiting_since=T0 + 3 * H)
+    facts = ClockFacts(
+        status="pending",
+        priority="normal",
+        created_at=T0,
+        first_responded_at=T0 + 30 * M,
+        last_agent_reply_at=T0 + 2 * H,
+        waiting_since=T0 + 3 * H,
+    )
     new, clocks = advance({}, facts, policy=ROUND_THE_CLOCK, now=T0 + 4 * H)
     summary = [(e.target, e.event, e.at) for e, _ in new]
     assert ("first_reply", "fulfil", T0 + 30 * M) in summary
@@ -414,12 +429,21 @@ def test_a_paused_clock_never_breaches_and_states_are_known(actions):
 
 # --- fixed cases across DST in two zones, holidays and multi-window days ------------------------
 
-NEW_YORK = BusinessCalendar("ny", "America/New_York", {day: ["08:00-20:00"] for day in
-                                                        ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
-AMSTERDAM = BusinessCalendar("ams", "Europe/Amsterdam", {
-    "mon": ["09:00-12:30", "13:30-17:30"], "tue": ["09:00-17:30"], "wed": ["09:00-17:30"],
-    "thu": ["09:00-17:30"], "fri": ["09:00-17:00"],
-}, holidays=["2026-12-25"])
+NEW_YORK = BusinessCalendar(
+    "ny", "America/New_York", {day: ["08:00-20:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+)
+AMSTERDAM = BusinessCalendar(
+    "ams",
+    "Europe/Amsterdam",
+    {
+        "mon": ["09:00-12:30", "13:30-17:30"],
+        "tue": ["09:00-17:30"],
+        "wed": ["09:00-17:30"],
+        "thu": ["09:00-17:30"],
+        "fri": ["09:00-17:00"],
+    },
+    holidays=["2026-12-25"],
+)
 
 
 def _paused_and_resumed(calendar, length, start, pause, resume):
@@ -430,23 +454,50 @@ def _paused_and_resumed(calendar, length, start, pause, resume):
     return life.state("first_reply").due
 
 
-@pytest.mark.parametrize("calendar, length, start, pause, resume, due", [
-    # New York, the night clocks go back (1 Nov 2026): 1h used Saturday 18:00-19:00 EDT; resumed
-    # Sunday 07:00 EST; 3h left from the 08:00 EST opening.
-    (NEW_YORK, 4 * H, datetime(2026, 10, 31, 22, 0, tzinfo=UTC), datetime(2026, 10, 31, 23, 0, tzinfo=UTC),
-     datetime(2026, 11, 1, 12, 0, tzinfo=UTC), datetime(2026, 11, 1, 16, 0, tzinfo=UTC)),
-    # New York, spring forward (8 Mar 2026): resumed Sunday 07:00 EDT.
-    (NEW_YORK, 4 * H, datetime(2026, 3, 7, 23, 0, tzinfo=UTC), datetime(2026, 3, 8, 0, 0, tzinfo=UTC),
-     datetime(2026, 3, 8, 11, 0, tzinfo=UTC), datetime(2026, 3, 8, 15, 0, tzinfo=UTC)),
-    # Amsterdam, the weekend clocks go back (25 Oct 2026): 30 min used Friday 16:00-16:30 CEST;
-    # resumed Monday 08:00 CET; 3h30 left from 09:00 CET, across nothing.
-    (AMSTERDAM, 4 * H, datetime(2026, 10, 23, 14, 0, tzinfo=UTC), datetime(2026, 10, 23, 14, 30, tzinfo=UTC),
-     datetime(2026, 10, 26, 7, 0, tzinfo=UTC), datetime(2026, 10, 26, 11, 30, tzinfo=UTC)),
-    # Amsterdam, Christmas: 15 min used Thursday 24 Dec 17:00-17:15 CET; resumed on the holiday;
-    # 4h45 left from Monday 09:00: 3h30 before lunch, 1h15 after it -> 14:45 CET.
-    (AMSTERDAM, 5 * H, datetime(2026, 12, 24, 16, 0, tzinfo=UTC), datetime(2026, 12, 24, 16, 15, tzinfo=UTC),
-     datetime(2026, 12, 25, 9, 0, tzinfo=UTC), datetime(2026, 12, 28, 13, 45, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "calendar, length, start, pause, resume, due",
+    [
+        # New York, the night clocks go back (1 Nov 2026): 1h used Saturday 18:00-19:00 EDT; resumed
+        # Sunday 07:00 EST; 3h left from the 08:00 EST opening.
+        (
+            NEW_YORK,
+            4 * H,
+            datetime(2026, 10, 31, 22, 0, tzinfo=UTC),
+            datetime(2026, 10, 31, 23, 0, tzinfo=UTC),
+            datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
+            datetime(2026, 11, 1, 16, 0, tzinfo=UTC),
+        ),
+        # New York, spring forward (8 Mar 2026): resumed Sunday 07:00 EDT.
+        (
+            NEW_YORK,
+            4 * H,
+            datetime(2026, 3, 7, 23, 0, tzinfo=UTC),
+            datetime(2026, 3, 8, 0, 0, tzinfo=UTC),
+            datetime(2026, 3, 8, 11, 0, tzinfo=UTC),
+            datetime(2026, 3, 8, 15, 0, tzinfo=UTC),
+        ),
+        # Amsterdam, the weekend clocks go back (25 Oct 2026): 30 min used Friday 16:00-16:30 CEST;
+        # resumed Monday 08:00 CET; 3h30 left from 09:00 CET, across nothing.
+        (
+            AMSTERDAM,
+            4 * H,
+            datetime(2026, 10, 23, 14, 0, tzinfo=UTC),
+            datetime(2026, 10, 23, 14, 30, tzinfo=UTC),
+            datetime(2026, 10, 26, 7, 0, tzinfo=UTC),
+            datetime(2026, 10, 26, 11, 30, tzinfo=UTC),
+        ),
+        # Amsterdam, Christmas: 15 min used Thursday 24 Dec 17:00-17:15 CET; resumed on the holiday;
+        # 4h45 left from Monday 09:00: 3h30 before lunch, 1h15 after it -> 14:45 CET.
+        (
+            AMSTERDAM,
+            5 * H,
+            datetime(2026, 12, 24, 16, 0, tzinfo=UTC),
+            datetime(2026, 12, 24, 16, 15, tzinfo=UTC),
+            datetime(2026, 12, 25, 9, 0, tzinfo=UTC),
+            datetime(2026, 12, 28, 13, 45, tzinfo=UTC),
+        ),
+    ],
+)
 def test_paused_time_is_credited_across_dst_holidays_and_lunch(calendar, length, start, pause, resume, due):
     assert _paused_and_resumed(calendar, length, start, pause, resume) == due
 

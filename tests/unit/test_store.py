@@ -40,16 +40,35 @@ def engine(any_database_url):
 
 
 def _seed(session):
-    customer = Customer(name="Greta Lindqvist", organization="Velo Couriers", tier="gold", notes="prefers email", created_at=T)
+    customer = Customer(
+        name="Greta Lindqvist", organization="Velo Couriers", tier="gold", notes="prefers email", created_at=T
+    )
     session.add(customer)
     session.flush()
     session.add(Identity(customer_id=customer.id, kind="email", address="greta@velo.example", created_at=T))
-    conversation = Conversation(channel="email", source="support", subject="Spokes", customer_id=customer.id,
-                                created_at=T, updated_at=T, waiting_since=T, queue_wait=T)
+    conversation = Conversation(
+        channel="email",
+        source="support",
+        subject="Spokes",
+        customer_id=customer.id,
+        created_at=T,
+        updated_at=T,
+        waiting_since=T,
+        queue_wait=T,
+    )
     session.add(conversation)
     session.flush()
-    message = Message(conversation_id=conversation.id, direction="inbound", author="Greta", subject="Spokes",
-                      body_text="three spokes broke", at=T, ingested_at=T, external_id="a@b", content_hash="h1")
+    message = Message(
+        conversation_id=conversation.id,
+        direction="inbound",
+        author="Greta",
+        subject="Spokes",
+        body_text="three spokes broke",
+        at=T,
+        ingested_at=T,
+        external_id="a@b",
+        content_hash="h1",
+    )
     session.add(message)
     session.flush()
     return customer, conversation, message
@@ -63,10 +82,22 @@ def test_every_table_round_trips(engine):
             Agent(login="dana", name="Dana", signature="Dana, Support", created_at=T),
             ConversationTag(conversation_id=conversation.id, tag="billing"),
             MessageRaw(message_id=message.id, raw=b"From: x\r\n\r\n\xff\x00binary"),
-            Attachment(message_id=message.id, filename="photo.jpg", content_type="image/jpeg", size=3, storage_key="abc"),
-            Event(at=T, agent="dana", action="status", conversation_id=conversation.id, detail=json.dumps({"new": "open"})),
-            Outbox(message_id=message.id, channel="email", source="support", state="failed", attempts=2,
-                   last_error="550 no such user", created_at=T, next_attempt_at=later),
+            Attachment(
+                message_id=message.id, filename="photo.jpg", content_type="image/jpeg", size=3, storage_key="abc"
+            ),
+            Event(
+                at=T, agent="dana", action="status", conversation_id=conversation.id, detail=json.dumps({"new": "open"})
+            ),
+            Outbox(
+                message_id=message.id,
+                channel="email",
+                source="support",
+                state="failed",
+                attempts=2,
+                last_error="550 no such user",
+                created_at=T,
+                next_attempt_at=later,
+            ),
             SyncState(source="support", folder="INBOX", uidvalidity=42, last_uid=1000, last_sync_at=later),
             Presence(agent="dana", conversation_id=conversation.id, activity="replying", heartbeat_at=later),
             SlaClockEvent(conversation_id=conversation.id, target="first_reply", event="activate", at=T),
@@ -78,7 +109,11 @@ def test_every_table_round_trips(engine):
 
     with db.read_session(engine) as session:
         stored_customer = session.get(Customer, customer.id)
-        assert (stored_customer.name, stored_customer.tier, stored_customer.notes) == ("Greta Lindqvist", "gold", "prefers email")
+        assert (stored_customer.name, stored_customer.tier, stored_customer.notes) == (
+            "Greta Lindqvist",
+            "gold",
+            "prefers email",
+        )
         assert stored_customer.created_at == T and stored_customer.created_at.tzinfo is not None
         identity = session.exec(select(Identity)).one()
         assert (identity.kind, identity.address, identity.customer_id) == ("email", "greta@velo.example", customer.id)
@@ -91,7 +126,12 @@ def test_every_table_round_trips(engine):
         assert session.exec(select(Attachment)).one().filename == "photo.jpg"
         assert json.loads(session.exec(select(Event)).one().detail) == {"new": "open"}
         outbox = session.exec(select(Outbox)).one()
-        assert (outbox.state, outbox.attempts, outbox.last_error, outbox.next_attempt_at) == ("failed", 2, "550 no such user", later)
+        assert (outbox.state, outbox.attempts, outbox.last_error, outbox.next_attempt_at) == (
+            "failed",
+            2,
+            "550 no such user",
+            later,
+        )
         sync = session.exec(select(SyncState)).one()
         assert (sync.uidvalidity, sync.last_uid, sync.last_sync_at) == (42, 1000, later)
         assert session.get(Presence, "dana").activity == "replying"
@@ -167,9 +207,18 @@ def _queue(session, count: int):
     session.flush()
     for index in range(count):
         due = T + timedelta(minutes=(index * 37) % 101) if index % 5 else NEVER
-        session.add(Conversation(channel="chat", subject=f"c{index}", customer_id=customer.id, status="open",
-                                 created_at=T, updated_at=T, queue_due=due,
-                                 queue_wait=T - timedelta(minutes=index % 13)))
+        session.add(
+            Conversation(
+                channel="chat",
+                subject=f"c{index}",
+                customer_id=customer.id,
+                status="open",
+                created_at=T,
+                updated_at=T,
+                queue_due=due,
+                queue_wait=T - timedelta(minutes=index % 13),
+            )
+        )
     session.commit()
 
 
@@ -209,10 +258,18 @@ def test_every_view_window_is_an_index_walk_not_a_sort(settings, view, rows):
     from sqlalchemy.dialects import sqlite as sqlite_dialect
 
     with db.read_session(engine) as session:
-        statement = queries.queue_statement(session=session, view=view, agent="tester", now=T, query=query,
-                                            after=None, columns=queries.row_columns("tester") if rows else None)
-        compiled = str(statement.limit(50).compile(dialect=sqlite_dialect.dialect(),
-                                                   compile_kwargs={"literal_binds": True}))
+        statement = queries.queue_statement(
+            session=session,
+            view=view,
+            agent="tester",
+            now=T,
+            query=query,
+            after=None,
+            columns=queries.row_columns("tester") if rows else None,
+        )
+        compiled = str(
+            statement.limit(50).compile(dialect=sqlite_dialect.dialect(), compile_kwargs={"literal_binds": True})
+        )
         plan = " | ".join(row[-1] for row in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + compiled))
     assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
 
@@ -224,8 +281,9 @@ def test_views_split_the_queue_as_their_names_say(engine):
         session.flush()
 
         def add(**fields):
-            conversation = Conversation(channel="email", subject="s", customer_id=customer.id, created_at=T,
-                                        updated_at=T, **fields)
+            conversation = Conversation(
+                channel="email", subject="s", customer_id=customer.id, created_at=T, updated_at=T, **fields
+            )
             session.add(conversation)
             session.flush()
             return conversation.id
@@ -242,6 +300,7 @@ def test_views_split_the_queue_as_their_names_say(engine):
         system = add(status="new", aside="system")
         session.commit()
     with db.read_session(engine) as session:
+
         def ids(view):
             return {c.id for c in queries.queue_window(session=session, view=view, agent="tester", now=T, limit=100)}
 
@@ -273,14 +332,29 @@ def test_a_search_resolved_once_reads_the_same_rows_as_the_query(engine, monkeyp
         for index in range(60):
             customer = greta if index % 7 == 0 else other
             conversation = Conversation(
-                channel="email", subject=f"s{index}", customer_id=customer.id, created_at=T, updated_at=T,
-                status=("open", "pending", "solved")[index // 3 % 3], solved_at=T + timedelta(minutes=index),
-                queue_due=T + timedelta(minutes=(index * 37) % 23), queue_wait=T - timedelta(minutes=index))
+                channel="email",
+                subject=f"s{index}",
+                customer_id=customer.id,
+                created_at=T,
+                updated_at=T,
+                status=("open", "pending", "solved")[index // 3 % 3],
+                solved_at=T + timedelta(minutes=index),
+                queue_due=T + timedelta(minutes=(index * 37) % 23),
+                queue_wait=T - timedelta(minutes=index),
+            )
             session.add(conversation)
             session.flush()
             body = "the battery drains" if index % 3 == 0 else "the chain snapped"
-            session.add(Message(conversation_id=conversation.id, direction="inbound", subject="s", body_text=body,
-                                at=T, ingested_at=T))
+            session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    direction="inbound",
+                    subject="s",
+                    body_text=body,
+                    at=T,
+                    ingested_at=T,
+                )
+            )
         session.commit()
     with db.read_session(engine) as session:
         matches = queries.matching_conversation_ids(session=session, query="battery")
@@ -292,12 +366,17 @@ def test_a_search_resolved_once_reads_the_same_rows_as_the_query(engine, monkeyp
             by_ids = queries.queue_window(**common, limit=100, matches=matches)
             assert [c.id for c in by_ids] == [c.id for c in by_query] and len(by_query) >= 6
             after = queries.sort_key(view, by_query[2])
-            assert ([c.id for c in queries.queue_window(**common, limit=3, matches=matches, after=after)]
-                    == [c.id for c in by_query[3:6]])
-            assert ([c.id for c in queries.queue_window(**common, limit=3, matches=matches, from_end=1)]
-                    == [c.id for c in by_query[-4:-1]])
-            assert (queries.queue_size(**common, matches=matches) == queries.queue_size(**common, query="battery")
-                    == len(by_query))
+            assert [c.id for c in queries.queue_window(**common, limit=3, matches=matches, after=after)] == [
+                c.id for c in by_query[3:6]
+            ]
+            assert [c.id for c in queries.queue_window(**common, limit=3, matches=matches, from_end=1)] == [
+                c.id for c in by_query[-4:-1]
+            ]
+            assert (
+                queries.queue_size(**common, matches=matches)
+                == queries.queue_size(**common, query="battery")
+                == len(by_query)
+            )
             assert queries.queue_position(**common, conversation_id=by_query[4].id, matches=matches) == 4
             assert queries.queue_window(**common, limit=10, matches=[]) == []
             assert queries.queue_size(**common, matches=[]) == 0
@@ -311,21 +390,41 @@ def test_the_last_window_read_status_by_status_is_the_same_as_the_walk(engine, m
         session.add(customer)
         session.flush()
         for index in range(90):
-            session.add(Conversation(
-                channel="chat", subject=f"c{index}", customer_id=customer.id, created_at=T, updated_at=T,
-                status=("new", "open", "pending", "on_hold", "solved")[index % 5], solved_at=T,
-                queue_due=T + timedelta(minutes=(index * 37) % 11) if index % 4 else NEVER,
-                queue_wait=T - timedelta(minutes=index % 7)))
+            session.add(
+                Conversation(
+                    channel="chat",
+                    subject=f"c{index}",
+                    customer_id=customer.id,
+                    created_at=T,
+                    updated_at=T,
+                    status=("new", "open", "pending", "on_hold", "solved")[index % 5],
+                    solved_at=T,
+                    queue_due=T + timedelta(minutes=(index * 37) % 11) if index % 4 else NEVER,
+                    queue_wait=T - timedelta(minutes=index % 7),
+                )
+            )
         session.commit()
     with db.read_session(engine) as session:
+
         def last(from_end: int, limit: int) -> list[int]:
-            return [c.id for c in queries.queue_window(session=session, view=view, agent="tester", now=T,
-                                                       limit=limit, from_end=from_end)]
+            return [
+                c.id
+                for c in queries.queue_window(
+                    session=session, view=view, agent="tester", now=T, limit=limit, from_end=from_end
+                )
+            ]
 
         merged = [last(from_end, limit) for from_end in (0, 3, 10) for limit in (1, 5, 20)]
-        assert merged == [[row.id for row in queries.queue_rows(session=session, view=view, agent="tester", now=T,
-                                                                limit=limit, from_end=from_end)]
-                          for from_end in (0, 3, 10) for limit in (1, 5, 20)]
+        assert merged == [
+            [
+                row.id
+                for row in queries.queue_rows(
+                    session=session, view=view, agent="tester", now=T, limit=limit, from_end=from_end
+                )
+            ]
+            for from_end in (0, 3, 10)
+            for limit in (1, 5, 20)
+        ]
         monkeypatch.setattr(queries, "_MERGE_FROM_END", 0)
         assert merged == [last(from_end, limit) for from_end in (0, 3, 10) for limit in (1, 5, 20)]
         everything = [c.id for c in queries.queue_window(session=session, view=view, agent="tester", now=T, limit=500)]
@@ -347,15 +446,23 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
         conversations = []
         for index in range(120):
             conversation = Conversation(
-                channel=("email", "chat")[index % 2], subject=f"c{index}", customer_id=customers[index % 3].id,
-                created_at=T, updated_at=T, status=("new", "open", "pending", "on_hold", "solved", "closed")[index % 6],
-                priority=("low", "normal", "high", "urgent")[index % 4], assignee=(None, "tester", "dana")[index % 3],
+                channel=("email", "chat")[index % 2],
+                subject=f"c{index}",
+                customer_id=customers[index % 3].id,
+                created_at=T,
+                updated_at=T,
+                status=("new", "open", "pending", "on_hold", "solved", "closed")[index % 6],
+                priority=("low", "normal", "high", "urgent")[index % 4],
+                assignee=(None, "tester", "dana")[index % 3],
                 solved_at=T - timedelta(minutes=index % 9) if index % 6 >= 4 else None,
-                snoozed_until=(T + timedelta(hours=1), T - timedelta(hours=1), None, None)[index % 4] if index % 5 == 0 else None,
+                snoozed_until=(T + timedelta(hours=1), T - timedelta(hours=1), None, None)[index % 4]
+                if index % 5 == 0
+                else None,
                 warning_at=T - timedelta(minutes=index % 3) if index % 7 == 0 else None,
                 waiting_since=T - timedelta(minutes=index),
                 queue_due=T + timedelta(minutes=(index * 37) % 11) if index % 4 else NEVER,
-                queue_wait=T - timedelta(minutes=index % 7))
+                queue_wait=T - timedelta(minutes=index % 7),
+            )
             session.add(conversation)
             conversations.append(conversation)
         session.flush()
@@ -371,32 +478,59 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
     path = db.sqlite_path(settings.database_url)
     for view in [name for name in queries.VIEWS if name != "all"]:
         for limit in (1, 7, 48):
-            plain = queries.first_window_sqlite(path, view=view, agent="tester", now=T, limit=limit,
-                                                revision=migrations.HEAD)
+            plain = queries.first_window_sqlite(
+                path, view=view, agent="tester", now=T, limit=limit, revision=migrations.HEAD
+            )
             with db.read_session(engine) as session:
                 window = queries.queue_window(session=session, view=view, agent="tester", now=T, limit=limit)
                 names = {c.id: c.name for c in session.exec(select(Customer))}
                 drafts = {d.conversation_id for d in session.exec(select(Draft).where(Draft.agent == "tester"))}
-            expected = [dict(id=c.id, customer=names[c.customer_id], subject=c.subject, channel=c.channel,
-                             status=c.status, priority=c.priority, assignee=c.assignee, waiting_since=c.waiting_since,
-                             queue_due=c.queue_due, warning_at=c.warning_at, version=c.version,
-                             queue_wait=c.queue_wait, solved_at=c.solved_at, has_draft=int(c.id in drafts),
-                             bounced=int(c.bounced_at is not None))
-                        for c in window]
+            expected = [
+                dict(
+                    id=c.id,
+                    customer=names[c.customer_id],
+                    subject=c.subject,
+                    channel=c.channel,
+                    status=c.status,
+                    priority=c.priority,
+                    assignee=c.assignee,
+                    waiting_since=c.waiting_since,
+                    queue_due=c.queue_due,
+                    warning_at=c.warning_at,
+                    version=c.version,
+                    queue_wait=c.queue_wait,
+                    solved_at=c.solved_at,
+                    has_draft=int(c.id in drafts),
+                    bounced=int(c.bounced_at is not None),
+                )
+                for c in window
+            ]
             assert plain == expected, (view, limit)
             with db.read_session(engine) as session:
                 light = queries.queue_rows(session=session, view=view, agent="tester", now=T, limit=limit)
             assert [dict(row._mapping, has_draft=int(row.has_draft)) for row in light] == expected, (view, limit)
             assert window or view in ("breaching",), view  # the data exercises every view
-    assert queries.first_window_sqlite(path, view="all", agent="tester", now=T, limit=5, revision=migrations.HEAD) is None
+    assert (
+        queries.first_window_sqlite(path, view="all", agent="tester", now=T, limit=5, revision=migrations.HEAD) is None
+    )
     # A database at another schema revision is the engine's to open (and perhaps upgrade) first.
-    assert queries.first_window_sqlite(path, view="open", agent="tester", now=T, limit=5,
-                                       revision=migrations.HEAD + 1) is None
+    assert (
+        queries.first_window_sqlite(path, view="open", agent="tester", now=T, limit=5, revision=migrations.HEAD + 1)
+        is None
+    )
     engine.dispose()
     # No database yet, or a file that is not one: the engine opens (creates, explains) it instead.
-    assert queries.first_window_sqlite(path.parent / "missing.db", view="open", agent="tester", now=T, limit=5,
-                                       revision=migrations.HEAD) is None
+    assert (
+        queries.first_window_sqlite(
+            path.parent / "missing.db", view="open", agent="tester", now=T, limit=5, revision=migrations.HEAD
+        )
+        is None
+    )
     assert not (path.parent / "missing.db").exists()
     (path.parent / "garbage.db").write_bytes(b"not a database" * 100)
-    assert queries.first_window_sqlite(path.parent / "garbage.db", view="open", agent="tester", now=T, limit=5,
-                                       revision=migrations.HEAD) is None
+    assert (
+        queries.first_window_sqlite(
+            path.parent / "garbage.db", view="open", agent="tester", now=T, limit=5, revision=migrations.HEAD
+        )
+        is None
+    )

@@ -104,9 +104,11 @@ def test_the_bulk_connection_runs_one_command_at_a_time():
     connection._command_lock = threading.Lock()
     connection.server = imap.ServerSettings(name="support", host="h", port=1, tls="none", username="u")
     connection.conn = Wire()
-    threads = [threading.Thread(target=connection.fetch, args=([1, 2],)),
-               threading.Thread(target=connection.mark_seen, args=([1],)),
-               threading.Thread(target=connection.fetch, args=([3],))]
+    threads = [
+        threading.Thread(target=connection.fetch, args=([1, 2],)),
+        threading.Thread(target=connection.mark_seen, args=([1],)),
+        threading.Thread(target=connection.fetch, args=([3],)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

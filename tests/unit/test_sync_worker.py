@@ -17,8 +17,7 @@ def test_a_failing_delivery_pass_is_logged_once(settings, caplog):
     engine.dispose()
     path.unlink()  # the next connection makes an empty file: every query fails, as for real
     try:
-        sync = worker.SyncWorker(worker.SyncContext(settings=settings, engine=engine), [], {},
-                                 delivery_interval=0.01)
+        sync = worker.SyncWorker(worker.SyncContext(settings=settings, engine=engine), [], {}, delivery_interval=0.01)
         deliver = sync.deliver
 
         def one_pass():

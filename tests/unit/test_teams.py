@@ -35,7 +35,8 @@ def test_db_copy_moves_a_desk_from_sqlite_to_postgresql_without_losing_a_row(tmp
             found = set(search.search_message_ids(a, "battery", limit=100000))
             assert found and found == set(search.search_message_ids(b, "battery", limit=100000))
             assert set(search.search_customer_ids(a, "mail.example", limit=1000)) == set(
-                search.search_customer_ids(b, "mail.example", limit=1000))
+                search.search_customer_ids(b, "mail.example", limit=1000)
+            )
         # New rows get fresh ids after the copy (sequences moved past the copied ones).
         with db.write_session(target) as session:
             customer = Customer(name="New", created_at=FIXED_NOW)

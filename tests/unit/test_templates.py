@@ -35,23 +35,28 @@ def test_the_demo_templates_render_as_plain_jinja_renders_them(name):
     assert rendered.undefined == ()
 
 
-@pytest.mark.parametrize("source", [
-    "{% if channel == 'email' %}Hi {{ customer_first_name }},{% else %}Hi!{% endif %}\n",
-    "{% for word in subject.split() %}{{ loop.index }}. {{ word|upper }}{{ ', ' if not loop.last }}{% endfor %}",
-    "{% macro sign(name) %}-- {{ name|title }}{% endmacro %}{{ sign(agent_name) }}\n{{ sign('x') }}",
-    "{% set greeting = 'Hello' %}{{ greeting ~ ' ' ~ customer_first_name }}! {{ '%s (%d)' % (ref, 3) }}",
-    "{{ '{} / {:>8}'.format(ref, channel) }} {{ subject|truncate(12) }} {{ subject|wordwrap(10) }}",
-    "{{ subject|center(40) }}|{{ [ref, channel]|join(', ') }}|{{ range(3)|list }}|{{ customer_name|replace('a', 'o') }}",
-    "{% set ns = namespace(n=0) %}{% for c in customer_name %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}",
-    "{% filter upper %}{{ due }}{% endfilter %} {{ ('ab' * 3)[::-1] }} {{ 2 ** 10 }} {{ [1, 2] + [3] }}",
-    "{% for i in range(3) recursive %}{{ i }}{% endfor %} {{ {'a': [1, 2]} }} {{ cycler('a', 'b').next() }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% if channel == 'email' %}Hi {{ customer_first_name }},{% else %}Hi!{% endif %}\n",
+        "{% for word in subject.split() %}{{ loop.index }}. {{ word|upper }}{{ ', ' if not loop.last }}{% endfor %}",
+        "{% macro sign(name) %}-- {{ name|title }}{% endmacro %}{{ sign(agent_name) }}\n{{ sign('x') }}",
+        "{% set greeting = 'Hello' %}{{ greeting ~ ' ' ~ customer_first_name }}! {{ '%s (%d)' % (ref, 3) }}",
+        "{{ '{} / {:>8}'.format(ref, channel) }} {{ subject|truncate(12) }} {{ subject|wordwrap(10) }}",
+        "{{ subject|center(40) }}|{{ [ref, channel]|join(', ') }}|{{ range(3)|list }}|{{ customer_name|replace('a', 'o') }}",
+        "{% set ns = namespace(n=0) %}{% for c in customer_name %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}",
+        "{% filter upper %}{{ due }}{% endfilter %} {{ ('ab' * 3)[::-1] }} {{ 2 ** 10 }} {{ [1, 2] + [3] }}",
+        "{% for i in range(3) recursive %}{{ i }}{% endfor %} {{ {'a': [1, 2]} }} {{ cycler('a', 'b').next() }}",
+    ],
+)
 def test_ordinary_template_features_render_as_plain_jinja_renders_them(source):
     assert templates.render(source, VALUES).text == plain_jinja(source, VALUES)
 
 
 def test_missing_values_are_marked_and_listed():
-    rendered = templates.render("Hi {{ customer_first_name }}, {{ tracking }} {{ tracking }}", {"customer_first_name": ""})
+    rendered = templates.render(
+        "Hi {{ customer_first_name }}, {{ tracking }} {{ tracking }}", {"customer_first_name": ""}
+    )
     assert rendered.text == "Hi [[customer_first_name?]], [[tracking?]] [[tracking?]]"
     assert rendered.undefined == ("customer_first_name", "tracking")
 
@@ -62,8 +67,9 @@ def test_each_rendering_has_its_own_budget():
 
     def slow():
         try:
-            templates.render("{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}"
-                             "{{ f(0) }}", {})
+            templates.render(
+                "{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}", {}
+            )
         except templates.TemplateFailed as error:
             results.append(error)
 

@@ -18,7 +18,7 @@ from agentdesk.app.desk import Desk
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store.models import Conversation, ConversationTag, Event, Message, Outbox
 
-MACROS = '''
+MACROS = """
 [[macro]]
 name = "refund-done"
 status = "pending"
@@ -32,14 +32,16 @@ name = "with-template"
 status = "solved"
 add_tags = ["thanked"]
 template = "thanks"
-'''
+"""
 
 
 @pytest.fixture
 def macro_config(config_file, tmp_path):
     config_file.write_text(config_file.read_text(encoding="utf-8") + MACROS, encoding="utf-8")
     (tmp_path / "templates").mkdir(exist_ok=True)
-    (tmp_path / "templates" / "thanks.md").write_text("Thanks {{ customer_first_name }}, all done ({{ ref }}).\n", encoding="utf-8")
+    (tmp_path / "templates" / "thanks.md").write_text(
+        "Thanks {{ customer_first_name }}, all done ({{ ref }}).\n", encoding="utf-8"
+    )
     return config_file
 
 
@@ -70,8 +72,9 @@ def _conversation(engine, ref) -> Conversation:
 
 def _tags(engine, ref) -> set[str]:
     with Session(engine) as session:
-        return set(session.exec(select(ConversationTag.tag).where(
-            ConversationTag.conversation_id == int(ref.split("-")[1]))))
+        return set(
+            session.exec(select(ConversationTag.tag).where(ConversationTag.conversation_id == int(ref.split("-")[1])))
+        )
 
 
 def test_a_reply_held_in_its_undo_window_is_taken_back_whole(macro_config, engine, ref):
@@ -153,8 +156,17 @@ def test_undo_reverts_the_last_change_and_refuses_after_someone_else(run, macro_
 def test_undo_is_refused_after_a_customer_message(macro_config, engine, policies, ref):
     desk = _desk(macro_config)
     conversations.update(desk, ref, status="pending")
-    ingest(engine, policies, inbound(at=FIXED_NOW, body="Any news?", subject="Re: Spokes keep breaking",
-                                     in_reply_to="m1@velo.example", external_id="m2@velo.example"))
+    ingest(
+        engine,
+        policies,
+        inbound(
+            at=FIXED_NOW,
+            body="Any news?",
+            subject="Re: Spokes keep breaking",
+            in_reply_to="m1@velo.example",
+            external_id="m2@velo.example",
+        ),
+    )
     later = _desk(macro_config, now=lambda: FIXED_NOW + timedelta(minutes=1))
     with pytest.raises(Conflict, match="new customer message"):
         undo.undo(later, ref)
@@ -177,9 +189,13 @@ def test_a_macro_applies_every_step_audited(run, engine, ref):
 
 def test_a_macro_that_fails_half_way_changes_nothing(run, macro_config, engine, ref, tmp_path):
     (tmp_path / "templates" / "thanks.md").write_text("Thanks {{ order_number }}.\n", encoding="utf-8")
-    second = ingest(engine, _desk(macro_config).policies,
-                    inbound(at=FIXED_NOW - timedelta(hours=1), sender="bo@velo.example", external_id="b1@velo.example",
-                            subject="Other"))
+    second = ingest(
+        engine,
+        _desk(macro_config).policies,
+        inbound(
+            at=FIXED_NOW - timedelta(hours=1), sender="bo@velo.example", external_id="b1@velo.example", subject="Other"
+        ),
+    )
     refs = [ref, f"AD-{second.conversation_id}"]
     before = [(_conversation(engine, r).status, _tags(engine, r)) for r in refs]
     code, _, err = run("macro", "with-template", *refs)
@@ -229,9 +245,17 @@ def test_a_new_template_file_is_picked_up_without_restarting(macro_config, tmp_p
 
 
 def test_move_splits_a_misthreaded_message_into_a_new_conversation(run, engine, policies, ref):
-    ingest(engine, policies, inbound(at=FIXED_NOW - timedelta(hours=1), body="Also: my invoice is wrong.",
-                                     subject="Re: Spokes keep breaking", in_reply_to="m1@velo.example",
-                                     external_id="m2@velo.example"))
+    ingest(
+        engine,
+        policies,
+        inbound(
+            at=FIXED_NOW - timedelta(hours=1),
+            body="Also: my invoice is wrong.",
+            subject="Re: Spokes keep breaking",
+            in_reply_to="m1@velo.example",
+            external_id="m2@velo.example",
+        ),
+    )
     code, out, err = run("move", ref, "2", "--to", "new", "--json")
     assert code == 0, err
     moved_to = json.loads(out)["to"]
@@ -246,9 +270,17 @@ def test_move_splits_a_misthreaded_message_into_a_new_conversation(run, engine, 
 
 
 def test_the_thread_says_why_a_message_joined(macro_config, engine, policies, ref):
-    ingest(engine, policies, inbound(at=FIXED_NOW - timedelta(hours=1), body="Any news?",
-                                     subject="Re: Spokes keep breaking", in_reply_to="m1@velo.example",
-                                     external_id="m2@velo.example"))
+    ingest(
+        engine,
+        policies,
+        inbound(
+            at=FIXED_NOW - timedelta(hours=1),
+            body="Any news?",
+            subject="Re: Spokes keep breaking",
+            in_reply_to="m1@velo.example",
+            external_id="m2@velo.example",
+        ),
+    )
     thread = conversations.thread(_desk(macro_config), int(ref.split("-")[1]))
     assert [i.provenance for i in thread.items if i.kind == "inbound"] == ["", "joined by its In-Reply-To"]
 
@@ -259,14 +291,19 @@ def test_withdraw_and_undo_on_sqlite_and_postgresql(any_database_url, tmp_path, 
     from conftest import BASIC_CONFIG
 
     path = tmp_path / "pg-config.toml"
-    path.write_text(f'[database]\nurl = "{any_database_url}"\n[templates]\ndir = "{tmp_path / "templates"}"\n'
-                    + BASIC_CONFIG, encoding="utf-8")
+    path.write_text(
+        f'[database]\nurl = "{any_database_url}"\n[templates]\ndir = "{tmp_path / "templates"}"\n' + BASIC_CONFIG,
+        encoding="utf-8",
+    )
     settings = config.load(path)
     desk = Desk(settings, agent="tester", now=lambda: FIXED_NOW)
     from agentdesk.domain import clocks
 
-    conversation = ingest(desk.engine, clocks.Policies.from_settings(settings),
-                          inbound(at=FIXED_NOW - timedelta(hours=2), external_id="pg1@velo.example"))
+    conversation = ingest(
+        desk.engine,
+        clocks.Policies.from_settings(settings),
+        inbound(at=FIXED_NOW - timedelta(hours=2), external_id="pg1@velo.example"),
+    )
     ref = f"AD-{conversation.conversation_id}"
     sent = conversations.reply(desk, ref, "Held.", delay=10)
     assert conversations.withdraw(desk, ref, sent.message_id) == "Held."

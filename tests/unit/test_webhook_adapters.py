@@ -18,8 +18,11 @@ WRITTEN = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 
 def payload(path: Path, content_type: str | None = None, body: bytes | None = None) -> Payload:
     if content_type is None:
-        content_type = {".json": "application/json", ".form": "application/x-www-form-urlencoded",
-                        ".txt": "multipart/form-data; boundary=xYzZY"}[path.suffix]
+        content_type = {
+            ".json": "application/json",
+            ".form": "application/x-www-form-urlencoded",
+            ".txt": "multipart/form-data; boundary=xYzZY",
+        }[path.suffix]
     return Payload(path.name, content_type, path.read_bytes() if body is None else body, WRITTEN)
 
 
@@ -63,8 +66,11 @@ def test_whatsapp_text_message_fields():
     draft = only(adapter_for("whatsapp")(json_payload(body)))
     assert draft.body_text == "Body Text"
     assert draft.sender_name == "Test Name"
-    assert draft.identities == {"phone": "+972987654321", "chat": "whatsapp:+972987654321",
-                                "social": "whatsapp:+972987654321"}
+    assert draft.identities == {
+        "phone": "+972987654321",
+        "chat": "whatsapp:+972987654321",
+        "social": "whatsapp:+972987654321",
+    }
     assert draft.thread_key == "whatsapp:1122334455667:+972987654321"
 
 
@@ -109,8 +115,10 @@ def test_chatwoot_contact_email_and_phone_are_identities():
 # --- Postmark ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["postmark-inbound-test-payload.json", "postmark-inbound-test-payload-with-raw.json",
-                                  "real-inbound-content.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["postmark-inbound-test-payload.json", "postmark-inbound-test-payload-with-raw.json", "real-inbound-content.json"],
+)
 def test_postmark_check_and_real_variants(name):
     draft = only(adapter_for("postmark")(payload(DATA / "postmark" / name)))
     assert draft.identities == {"email": "support@postmarkapp.com"}
@@ -193,7 +201,9 @@ def test_twilio_mms_media_is_a_linked_attachment():
     assert "https://api.twilio.com/" in draft.body_text
 
 
-@pytest.mark.parametrize("name,state", [("status_delivered.form", "delivered"), ("status_undelivered.form", "undelivered")])
+@pytest.mark.parametrize(
+    "name,state", [("status_delivered.form", "delivered"), ("status_undelivered.form", "undelivered")]
+)
 def test_twilio_status_callbacks_are_never_messages(name, state):
     status = only(adapter_for("twilio_sms")(payload(DATA / "twilio" / name)), StatusUpdate)
     assert status.state == state
@@ -225,7 +235,11 @@ def test_generic_chat_and_status():
     draft = only(adapter_for("generic")(payload(DATA / "generic" / "chat.json")))
     assert draft.identities["chat"] == "telegram:88123" and draft.thread_key == "telegram:chat:88123"
     status = only(adapter_for("generic")(payload(DATA / "generic" / "status.json")), StatusUpdate)
-    assert (status.external_id, status.state, status.error) == ("abc123@agentdesk.invalid", "failed", "handset unreachable")
+    assert (status.external_id, status.state, status.error) == (
+        "abc123@agentdesk.invalid",
+        "failed",
+        "handset unreachable",
+    )
 
 
 # --- read in place: corpus files not copied (skip when the corpus is absent) -------------------
@@ -233,9 +247,13 @@ def test_generic_chat_and_status():
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus/webhooks is not present on this machine")
 def test_corpus_copies_are_byte_exact():
-    pairs = [(DATA / "chatwoot" / "message_created.json", CORPUS / "chatwoot" / "message_created.json"),
-             (DATA / "whatsapp" / "message.json", CORPUS / "whatsapp-cloud-api/tests/data/updates/message.json"),
-             (DATA / "sendgrid" / "default_data.txt",
-              CORPUS / "sendgrid-inbound-parse/sendgrid/helpers/inbound/sample_data/default_data.txt")]
+    pairs = [
+        (DATA / "chatwoot" / "message_created.json", CORPUS / "chatwoot" / "message_created.json"),
+        (DATA / "whatsapp" / "message.json", CORPUS / "whatsapp-cloud-api/tests/data/updates/message.json"),
+        (
+            DATA / "sendgrid" / "default_data.txt",
+            CORPUS / "sendgrid-inbound-parse/sendgrid/helpers/inbound/sample_data/default_data.txt",
+        ),
+    ]
     for copy, original in pairs:
         assert copy.read_bytes() == original.read_bytes(), copy

@@ -31,7 +31,8 @@ def config_path(tmp_path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n[templates]\ndir = "{tmp_path / "templates"}"\n'
-        + BASIC_CONFIG + f"""
+        + BASIC_CONFIG
+        + f"""
 [[spool]]
 name = "sms"
 path = "sms"
@@ -42,12 +43,16 @@ outbound = {{ spool = "sms-out" }}
 
 [[spool]]
 name = "mail"
-path = "{tmp_path / 'mail'}"
+path = "{tmp_path / "mail"}"
 adapter = "postmark"
 kind = "email"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "receipt-sms.md").write_text('Thanks {{ customer_first_name or "there" }}, we got it ({{ ref }}).\n')
+    (tmp_path / "templates" / "receipt-sms.md").write_text(
+        'Thanks {{ customer_first_name or "there" }}, we got it ({{ ref }}).\n'
+    )
     (tmp_path / "templates" / "needs-name.md").write_text("Dear {{ customer_first_name }}, thanks.\n")
     return path
 
@@ -91,7 +96,9 @@ def test_relative_spool_paths_resolve_against_the_config_and_receipts_are_queued
     spool.receipt = "needs-name"
     ctx = worker.SyncContext(settings, engine, clocks.Policies.from_settings(settings))
     (source,) = spool_source.spool_sources(ctx, only="sms")
-    spooling.write_payload(spool_dir, sms("new number", "SM3", sender="+14155550999"), "application/x-www-form-urlencoded")
+    spooling.write_payload(
+        spool_dir, sms("new number", "SM3", sender="+14155550999"), "application/x-www-form-urlencoded"
+    )
     assert source.poll().stored == 1
     with db.read_session(engine) as session:
         assert len(session.exec(select(Message).where(Message.kind == "receipt")).all()) == 1
@@ -119,8 +126,9 @@ def test_spool_retry_command_reports_and_exits_by_outcome(config_path, tmp_path,
 def test_customer_merge_and_unmerge_commands(config_path, tmp_path, capsys):
     spooling.ensure_spool(tmp_path / "mail")
     spooling.ensure_spool(tmp_path / "sms")
-    spooling.write_payload(tmp_path / "mail", (DATA / "postmark" / "real-inbound-content.json").read_bytes(),
-                           "application/json")
+    spooling.write_payload(
+        tmp_path / "mail", (DATA / "postmark" / "real-inbound-content.json").read_bytes(), "application/json"
+    )
     spooling.write_payload(tmp_path / "sms", sms("hi", "SMx"), "application/x-www-form-urlencoded")
     assert sync(config_path)
     settings = config.load(config_path)
@@ -154,16 +162,22 @@ def test_spool_list_shows_rejected_reasons(config_path, tmp_path, capsys):
     assert "invalid JSON" in rows["mail"]["rejected"][0]["reason"]
 
 
-@pytest.mark.parametrize("document,error", [
-    ({"id": ""}, "$.id: must not be empty"),
-    ({"id": "a", "sender": {"email": "a@b.c"}}, "$: needs one of: required field 'text' is missing"),
-    ({"id": "a", "sender": {"name": "x"}, "text": "t"}, "$.sender: needs one of"),
-    ({"id": "a", "type": "status"}, "$: required field 'status' is missing"),
-    ({"id": "a", "type": "status", "status": {"message_id": "m", "state": "lost"}}, "$.status.state: expected one of"),
-    ({"id": "a", "sender": {"handle": "h"}, "attachments": [{"name": "n"}]}, "$.attachments[0]: needs one of"),
-    ({"id": "a", "sender": {"handle": "h"}, "text": "t", "timestamp": "2026-11-24T09:00:00"}, "has no UTC offset"),
-    ([], "$: expected an object, got an array"),
-])
+@pytest.mark.parametrize(
+    "document,error",
+    [
+        ({"id": ""}, "$.id: must not be empty"),
+        ({"id": "a", "sender": {"email": "a@b.c"}}, "$: needs one of: required field 'text' is missing"),
+        ({"id": "a", "sender": {"name": "x"}, "text": "t"}, "$.sender: needs one of"),
+        ({"id": "a", "type": "status"}, "$: required field 'status' is missing"),
+        (
+            {"id": "a", "type": "status", "status": {"message_id": "m", "state": "lost"}},
+            "$.status.state: expected one of",
+        ),
+        ({"id": "a", "sender": {"handle": "h"}, "attachments": [{"name": "n"}]}, "$.attachments[0]: needs one of"),
+        ({"id": "a", "sender": {"handle": "h"}, "text": "t", "timestamp": "2026-11-24T09:00:00"}, "has no UTC offset"),
+        ([], "$: expected an object, got an array"),
+    ],
+)
 def test_schema_validator_names_the_field(document, error):
     with pytest.raises(schema.SchemaError) as raised:
         schema.validate(document)

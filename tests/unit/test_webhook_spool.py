@@ -29,14 +29,17 @@ class Env:
     def __init__(self, root: Path, spools: str):
         self.root = root
         text = f'[database]\nurl = "sqlite:///{root / "agentdesk.db"}"\n[templates]\ndir = "{root / "templates"}"\n'
-        self.settings = config.parse(text + BASIC_CONFIG + spools.replace("ROOT", str(root)), source=root / "config.toml")
+        self.settings = config.parse(
+            text + BASIC_CONFIG + spools.replace("ROOT", str(root)), source=root / "config.toml"
+        )
         self.engine = db.open_database(self.settings.database_url)
         self.policies = clocks.Policies.from_settings(self.settings)
 
     def source(self, name: str, **kwargs) -> spool_source.SpoolSource:
         spool = next(s for s in self.settings.spool if s.name == name)
-        source = spool_source.SpoolSource(spool, engine=self.engine, policies=self.policies, now_fn=lambda: FIXED_NOW,
-                                      durable_moves=False, **kwargs)
+        source = spool_source.SpoolSource(
+            spool, engine=self.engine, policies=self.policies, now_fn=lambda: FIXED_NOW, durable_moves=False, **kwargs
+        )
         source.ensure()
         return source
 
@@ -88,8 +91,16 @@ def drop(source: spool_source.SpoolSource, body: bytes, content_type: str = "app
 def sms(body: str, sid: str, sender: str = "+14155550123") -> bytes:
     from urllib.parse import urlencode
 
-    return urlencode({"MessageSid": sid, "From": sender, "To": "+14155550100", "Body": body,
-                      "SmsStatus": "received", "NumMedia": "0"}).encode()
+    return urlencode(
+        {
+            "MessageSid": sid,
+            "From": sender,
+            "To": "+14155550100",
+            "Body": body,
+            "SmsStatus": "received",
+            "NumMedia": "0",
+        }
+    ).encode()
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -175,29 +186,63 @@ def test_a_zoo_of_bad_payloads_ends_in_rejected_with_reasons(env):
     forms, mail = env.source("forms"), env.source("mail")
     cases = {
         "invalid json": (forms, b'{"id": "x", ', "application/json", "invalid JSON: Expecting"),
-        "not utf-8": (forms, b'\xff\xfe{}', "application/json", "invalid JSON: not UTF-8"),
-        "schema: missing sender": (forms, json.dumps({"id": "a", "text": "hi"}).encode(), "application/json",
-                                   "schema error: $: required field 'sender' is missing"),
-        "schema: wrong type": (forms, json.dumps({"id": "b", "text": "hi", "sender": {"email": 42}}).encode(),
-                               "application/json", "schema error: $.sender.email: expected a string, got a number"),
-        "schema: unknown field": (forms, json.dumps({"id": "c", "text": "x", "sender": {"email": "a@b.c"}, "colour": 1}).encode(),
-                                  "application/json", "unknown field 'colour'"),
-        "schema: bad time": (forms, json.dumps({"id": "d", "text": "x", "sender": {"email": "a@b.c"},
-                                                "timestamp": "yesterday"}).encode(), "application/json",
-                             "$.timestamp: expected an RFC 3339 time"),
-        "no identity at all": (forms, json.dumps({"id": "e", "text": "x", "sender": {"name": "Nobody"}}).encode(),
-                               "application/json", "$.sender: needs one of"),
-        "bad base64": (forms, json.dumps({"id": "f", "text": "x", "sender": {"email": "a@b.c"},
-                                          "attachments": [{"name": "a", "base64": "***"}]}).encode(),
-                       "application/json", "$.attachments[0].base64: not valid base64"),
+        "not utf-8": (forms, b"\xff\xfe{}", "application/json", "invalid JSON: not UTF-8"),
+        "schema: missing sender": (
+            forms,
+            json.dumps({"id": "a", "text": "hi"}).encode(),
+            "application/json",
+            "schema error: $: required field 'sender' is missing",
+        ),
+        "schema: wrong type": (
+            forms,
+            json.dumps({"id": "b", "text": "hi", "sender": {"email": 42}}).encode(),
+            "application/json",
+            "schema error: $.sender.email: expected a string, got a number",
+        ),
+        "schema: unknown field": (
+            forms,
+            json.dumps({"id": "c", "text": "x", "sender": {"email": "a@b.c"}, "colour": 1}).encode(),
+            "application/json",
+            "unknown field 'colour'",
+        ),
+        "schema: bad time": (
+            forms,
+            json.dumps({"id": "d", "text": "x", "sender": {"email": "a@b.c"}, "timestamp": "yesterday"}).encode(),
+            "application/json",
+            "$.timestamp: expected an RFC 3339 time",
+        ),
+        "no identity at all": (
+            forms,
+            json.dumps({"id": "e", "text": "x", "sender": {"name": "Nobody"}}).encode(),
+            "application/json",
+            "$.sender: needs one of",
+        ),
+        "bad base64": (
+            forms,
+            json.dumps(
+                {"id": "f", "text": "x", "sender": {"email": "a@b.c"}, "attachments": [{"name": "a", "base64": "***"}]}
+            ).encode(),
+            "application/json",
+            "$.attachments[0].base64: not valid base64",
+        ),
         "form to generic": (forms, b"a=b", FORM, "the generic adapter takes JSON"),
-        "over the limit": (mail, json.dumps({"From": "a@b.c", "TextBody": "x" * 5000}).encode(), "application/json",
-                           "over the size limit: 50"),
-        "unknown shape": (mail, json.dumps({"hello": "world"}).encode(), "application/json",
-                          "no From/FromFull; not a Postmark inbound webhook"),
+        "over the limit": (
+            mail,
+            json.dumps({"From": "a@b.c", "TextBody": "x" * 5000}).encode(),
+            "application/json",
+            "over the size limit: 50",
+        ),
+        "unknown shape": (
+            mail,
+            json.dumps({"hello": "world"}).encode(),
+            "application/json",
+            "no From/FromFull; not a Postmark inbound webhook",
+        ),
         "array": (mail, b"[1, 2]", "application/json", "expected a JSON object, got an array"),
     }
-    written = {label: (source, drop(source, body, ctype), reason) for label, (source, body, ctype, reason) in cases.items()}
+    written = {
+        label: (source, drop(source, body, ctype), reason) for label, (source, body, ctype, reason) in cases.items()
+    }
     # files that are not payloads at all, dropped by a careless script
     (forms.path / "new" / "notes.txt").write_text("hello")
     (forms.path / "new" / "broken.http").write_bytes(b"no header here")
@@ -236,8 +281,15 @@ def test_whatsapp_statuses_update_our_outbox_and_never_become_messages(env):
     assert wa.poll().stored == 1
     with db.write_session(env.engine) as session:
         conversation = session.exec(select(Conversation)).one()
-        reply = replies.reply(session, conversation=conversation, body="Hello!", agent="tester", agent_name="Terry",
-                              now=FIXED_NOW, policies=env.policies)
+        reply = replies.reply(
+            session,
+            conversation=conversation,
+            body="Hello!",
+            agent="tester",
+            agent_name="Terry",
+            now=FIXED_NOW,
+            policies=env.policies,
+        )
         reply.external_id = "wamid.ours1"
         session.add(reply)
         session.commit()
@@ -257,8 +309,16 @@ def test_email_then_sms_is_one_customer_when_an_identity_links_them(env):
     drop(mail, (DATA / "postmark" / "real-inbound-content.json").read_bytes())
     assert mail.poll().stored == 1
     # a web form gives both the email and the phone: the phone joins the email customer
-    drop(forms, json.dumps({"id": "f1", "text": "my number", "sender": {"email": "support@postmarkapp.com",
-                                                                      "phone": "+1 415 555 0123"}}).encode())
+    drop(
+        forms,
+        json.dumps(
+            {
+                "id": "f1",
+                "text": "my number",
+                "sender": {"email": "support@postmarkapp.com", "phone": "+1 415 555 0123"},
+            }
+        ).encode(),
+    )
     assert forms.poll().stored == 1
     drop(sms_spool, sms("it's me again, by text", "SMlinked", sender="+14155550123"), FORM)
     assert sms_spool.poll().stored == 1
@@ -281,8 +341,9 @@ def test_merge_and_unmerge_are_reversible_and_audited(env):
         sms_conv = session.exec(select(Conversation).where(Conversation.channel == "sms")).one()
         before = {c.id: c.customer_id for c in session.exec(select(Conversation))}
     with db.write_session(env.engine) as session:
-        outcome = merge.merge_by_refs(session, ref_a=f"AD-{email_conv.id}", ref_b=f"AD-{sms_conv.id}",
-                                      agent="tester", now=FIXED_NOW)
+        outcome = merge.merge_by_refs(
+            session, ref_a=f"AD-{email_conv.id}", ref_b=f"AD-{sms_conv.id}", agent="tester", now=FIXED_NOW
+        )
         session.commit()
     with db.read_session(env.engine) as session:
         history = queries.customer_history(session=session, customer_id=outcome.kept_id)
@@ -293,8 +354,9 @@ def test_merge_and_unmerge_are_reversible_and_audited(env):
     sms_spool.poll()
     with db.write_session(env.engine) as session:
         with pytest.raises(Exception, match="already belong"):
-            merge.merge_by_refs(session, ref_a=f"AD-{email_conv.id}", ref_b=f"AD-{sms_conv.id}", agent="tester",
-                                now=FIXED_NOW)
+            merge.merge_by_refs(
+                session, ref_a=f"AD-{email_conv.id}", ref_b=f"AD-{sms_conv.id}", agent="tester", now=FIXED_NOW
+            )
         session.rollback()
         merge.unmerge_by_ref(session, ref=f"AD-{sms_conv.id}", agent="tester", now=FIXED_NOW + timedelta(minutes=5))
         session.commit()
@@ -314,8 +376,15 @@ def test_outbound_spool_gets_one_valid_json_file_per_reply(env):
     wa.poll()
     with db.write_session(env.engine) as session:
         conversation = session.exec(select(Conversation)).one()
-        replies.reply(session, conversation=conversation, body="We're on it.", agent="tester", agent_name="Terry",
-                      now=FIXED_NOW, policies=env.policies)
+        replies.reply(
+            session,
+            conversation=conversation,
+            body="We're on it.",
+            agent="tester",
+            agent_name="Terry",
+            now=FIXED_NOW,
+            policies=env.policies,
+        )
         session.commit()
     senders = {"chat": SpoolSender(env.settings)}
     result = delivery.deliver_due(env.engine, senders, now_fn=lambda: FIXED_NOW)
@@ -337,8 +406,15 @@ def test_outbound_failures_back_off_then_fail_visibly(env, monkeypatch):
     wa.poll()
     with db.write_session(env.engine) as session:
         conversation = session.exec(select(Conversation)).one()
-        replies.reply(session, conversation=conversation, body="Hi", agent="tester", agent_name="Terry",
-                      now=FIXED_NOW, policies=env.policies)
+        replies.reply(
+            session,
+            conversation=conversation,
+            body="Hi",
+            agent="tester",
+            agent_name="Terry",
+            now=FIXED_NOW,
+            policies=env.policies,
+        )
         session.commit()
 
     def broken(_document):

@@ -62,23 +62,32 @@ class Desk:
     def __init__(self, root: Path, spools: str):
         self.root = root
         text = f'[database]\nurl = "sqlite:///{root / "agentdesk.db"}"\n[templates]\ndir = "{root / "templates"}"\n'
-        self.settings = config.parse(text + BASIC_CONFIG + spools.replace("ROOT", str(root)),
-                                     source=root / "config.toml")
+        self.settings = config.parse(
+            text + BASIC_CONFIG + spools.replace("ROOT", str(root)), source=root / "config.toml"
+        )
         self.engine = db.open_database(self.settings.database_url)
         self.policies = clocks.Policies.from_settings(self.settings)
 
     def source(self, name: str) -> spool_source.SpoolSource:
         spool = next(s for s in self.settings.spool if s.name == name)
-        source = spool_source.SpoolSource(spool, engine=self.engine, policies=self.policies,
-                                          now_fn=lambda: FIXED_NOW, durable_moves=False)
+        source = spool_source.SpoolSource(
+            spool, engine=self.engine, policies=self.policies, now_fn=lambda: FIXED_NOW, durable_moves=False
+        )
         source.ensure()
         return source
 
     def reply(self, body: str) -> None:
         with db.write_session(self.engine) as session:
             conversation = session.exec(select(Conversation)).one()
-            replies.reply(session, conversation=conversation, body=body, agent="tester", agent_name="Terry",
-                          now=FIXED_NOW, policies=self.policies)
+            replies.reply(
+                session,
+                conversation=conversation,
+                body=body,
+                agent="tester",
+                agent_name="Terry",
+                now=FIXED_NOW,
+                policies=self.policies,
+            )
             session.commit()
 
     def deliver(self, kind: str) -> delivery.DeliveryReport:
@@ -108,8 +117,16 @@ def make_desk(tmp_path):
 
 
 def _sms(to: str, sid: str = "SM0001") -> bytes:
-    return urlencode({"MessageSid": sid, "From": "+14155550123", "To": to, "Body": "STOP? no, START",
-                      "SmsStatus": "received", "NumMedia": "0"}).encode()
+    return urlencode(
+        {
+            "MessageSid": sid,
+            "From": "+14155550123",
+            "To": to,
+            "Body": "STOP? no, START",
+            "SmsStatus": "received",
+            "NumMedia": "0",
+        }
+    ).encode()
 
 
 @pytest.mark.parametrize("to", ["384387", "12345", "AgentDesk", "NORTHWIND 1"])
@@ -133,7 +150,7 @@ def test_twilio_message_to_nothing_like_a_number_is_rejected_with_the_reason(mak
     assert "short code or an alphanumeric sender id" in rejected[1]
 
 
-CHAT = '''[[spool]]
+CHAT = """[[spool]]
 name = "chat"
 path = "ROOT/chat"
 adapter = "generic"
@@ -145,18 +162,24 @@ name = "forms"
 path = "ROOT/forms"
 adapter = "generic"
 kind = "webform"
-'''
+"""
 
 
 def test_a_chat_payload_naming_its_sender_by_email_is_stored_and_linked(make_desk):
     desk = make_desk(CHAT)
     forms, chat = desk.source("forms"), desk.source("chat")
-    drop(forms, json.dumps({"id": "f1", "text": "my order", "sender": {"email": "Anke@Example.com",
-                                                                      "name": "Anke"}}).encode())
+    drop(
+        forms,
+        json.dumps({"id": "f1", "text": "my order", "sender": {"email": "Anke@Example.com", "name": "Anke"}}).encode(),
+    )
     assert forms.poll().stored == 1
-    event = {"id": "c1", "kind": "chat", "sender": {"email": "anke@example.com", "phone": "+31 6 12345678",
-                                                    "name": "Anke"},
-             "conversation": {"thread_key": "site-chat:991"}, "text": "still waiting for it"}
+    event = {
+        "id": "c1",
+        "kind": "chat",
+        "sender": {"email": "anke@example.com", "phone": "+31 6 12345678", "name": "Anke"},
+        "conversation": {"thread_key": "site-chat:991"},
+        "text": "still waiting for it",
+    }
     schema.validate(event)  # valid by our own schema
     drop(chat, json.dumps(event).encode())
     result = chat.poll()
@@ -169,8 +192,15 @@ def test_a_chat_payload_naming_its_sender_by_email_is_stored_and_linked(make_des
         assert chat_conversation.customer_id == customer.id
     # The reply goes to the chat gateway addressed by what the customer wrote under: the email.
     with db.write_session(desk.engine) as session:
-        replies.reply(session, conversation=session.get(Conversation, chat_conversation.id), body="On its way",
-                      agent="tester", agent_name="Terry", now=FIXED_NOW, policies=desk.policies)
+        replies.reply(
+            session,
+            conversation=session.get(Conversation, chat_conversation.id),
+            body="On its way",
+            agent="tester",
+            agent_name="Terry",
+            now=FIXED_NOW,
+            policies=desk.policies,
+        )
         session.commit()
     assert desk.deliver("chat").sent == 1
     (sent,) = (desk.root / "chat-out" / "new").iterdir()
@@ -191,8 +221,10 @@ def test_a_chat_payload_with_no_sender_identity_is_rejected(make_desk):
 def test_twilio_status_callback_finds_the_reply_by_its_message_sid(make_desk):
     gateway = Gateway({"sid": "SMprovider000000000000000000000001", "status": "queued"})
     try:
-        desk = make_desk('[[spool]]\nname = "sms"\npath = "ROOT/sms"\nadapter = "twilio_sms"\nkind = "sms"\n'
-                         f'secret_command = "echo s3cret"\noutbound = {{ url = "{gateway.url}" }}\n')
+        desk = make_desk(
+            '[[spool]]\nname = "sms"\npath = "ROOT/sms"\nadapter = "twilio_sms"\nkind = "sms"\n'
+            f'secret_command = "echo s3cret"\noutbound = {{ url = "{gateway.url}" }}\n'
+        )
         source = desk.source("sms")
         drop(source, _sms("+14155550100"), FORM)
         assert source.poll().stored == 1
@@ -202,8 +234,15 @@ def test_twilio_status_callback_finds_the_reply_by_its_message_sid(make_desk):
     finally:
         gateway.close()
     assert desk.outbox().provider_id == "SMprovider000000000000000000000001"
-    callback = urlencode({"MessageSid": "SMprovider000000000000000000000001", "MessageStatus": "undelivered",
-                          "ErrorCode": "30003", "To": "+14155550123", "From": "+14155550100"}).encode()
+    callback = urlencode(
+        {
+            "MessageSid": "SMprovider000000000000000000000001",
+            "MessageStatus": "undelivered",
+            "ErrorCode": "30003",
+            "To": "+14155550123",
+            "From": "+14155550100",
+        }
+    ).encode()
     drop(source, callback, FORM)
     result = source.poll()
     assert (result.stored, result.statuses) == (0, 1)
@@ -212,11 +251,18 @@ def test_twilio_status_callback_finds_the_reply_by_its_message_sid(make_desk):
 
 
 def test_whatsapp_status_callback_finds_the_reply_by_its_wamid(make_desk):
-    gateway = Gateway({"messaging_product": "whatsapp", "contacts": [{"input": "972987654321"}],
-                       "messages": [{"id": "wamid.HBgLprovider"}]})
+    gateway = Gateway(
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "972987654321"}],
+            "messages": [{"id": "wamid.HBgLprovider"}],
+        }
+    )
     try:
-        desk = make_desk('[[spool]]\nname = "wa"\npath = "ROOT/wa"\nadapter = "whatsapp"\nkind = "chat"\n'
-                         f'secret_command = "echo s3cret"\noutbound = {{ url = "{gateway.url}" }}\n')
+        desk = make_desk(
+            '[[spool]]\nname = "wa"\npath = "ROOT/wa"\nadapter = "whatsapp"\nkind = "chat"\n'
+            f'secret_command = "echo s3cret"\noutbound = {{ url = "{gateway.url}" }}\n'
+        )
         source = desk.source("wa")
         drop(source, json.dumps(json.loads((DATA / "whatsapp" / "message.json").read_text())["text"]).encode())
         assert source.poll().stored == 1
@@ -238,9 +284,16 @@ def test_whatsapp_status_callback_finds_the_reply_by_its_wamid(make_desk):
     assert row.state == "failed" and row.last_error
 
 
-@pytest.mark.parametrize(("answer", "expected"), [
-    (b'{"provider_id": "gw-1"}', "gw-1"), (b'{"sid": "SM1"}', "SM1"), (b'{"messages": [{"id": "wamid.1"}]}', "wamid.1"),
-    (b"ok", ""), (b"[]", ""), (b'{"id": 5}', ""),
-])
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (b'{"provider_id": "gw-1"}', "gw-1"),
+        (b'{"sid": "SM1"}', "SM1"),
+        (b'{"messages": [{"id": "wamid.1"}]}', "wamid.1"),
+        (b"ok", ""),
+        (b"[]", ""),
+        (b'{"id": 5}', ""),
+    ],
+)
 def test_provider_id_of_the_gateways_answer(answer, expected):
     assert outbound.provider_id_of(answer) == expected

@@ -51,8 +51,7 @@ def _truncate(text: str) -> str:
         return text
     hidden = len(text) - MAX_BODY_CHARS
     return (
-        text[:MAX_BODY_CHARS]
-        + f"\n\n[agentdesk: message truncated, {hidden} more characters not shown; "
+        text[:MAX_BODY_CHARS] + f"\n\n[agentdesk: message truncated, {hidden} more characters not shown; "
         "the original is kept in full]"
     )
 
@@ -77,9 +76,10 @@ def _attachment_name(part: Message, ctype: str, index: int) -> str:
     return safe_filename(name)
 
 
-
 def _read_body(
-    msg: Message, errors: list[str], measured: Callable[[Message], tuple[int, str] | None] | None = None,
+    msg: Message,
+    errors: list[str],
+    measured: Callable[[Message], tuple[int, str] | None] | None = None,
 ) -> tuple[str, str, list[InboundAttachment], list[str]]:
     """(text, html as text, attachments, content types in tree order) of a parsed message.
 
@@ -119,7 +119,8 @@ def _read_body(
                 fallback_text = decode_bytes(data, _safe(part.get_content_charset))
             name = _attachment_name(part, ctype, len(attachments) + 1)
             attachments.append(
-                InboundAttachment(filename=name, content_type=ctype, data=data) if whole is None
+                InboundAttachment(filename=name, content_type=ctype, data=data)
+                if whole is None
                 else MeasuredAttachment(filename=name, content_type=ctype, data=b"", size=whole[0], sha256=whole[1])
             )
         except Exception as exc:

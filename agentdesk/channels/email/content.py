@@ -12,14 +12,38 @@ import re
 
 # Header fields a relay or the receiving mailbox adds: two deliveries of one message differ in
 # these and nothing else.
-_TRACE_HEADERS = frozenset({
-    b"received", b"return-path", b"delivered-to", b"x-original-to", b"envelope-to", b"x-envelope-to",
-    b"x-delivered-to", b"x-rcpt-to", b"authentication-results", b"received-spf", b"x-spam-status",
-    b"x-spam-score", b"x-spam-level", b"x-spam-flag", b"x-spam-checker-version", b"x-virus-scanned",
-    b"x-original-arrival-time", b"arc-seal", b"arc-message-signature", b"arc-authentication-results",
-    b"x-ms-exchange-organization-authas", b"x-gm-message-state", b"status", b"x-status", b"x-keywords",
-    b"x-uid", b"lines", b"content-length",
-})
+_TRACE_HEADERS = frozenset(
+    {
+        b"received",
+        b"return-path",
+        b"delivered-to",
+        b"x-original-to",
+        b"envelope-to",
+        b"x-envelope-to",
+        b"x-delivered-to",
+        b"x-rcpt-to",
+        b"authentication-results",
+        b"received-spf",
+        b"x-spam-status",
+        b"x-spam-score",
+        b"x-spam-level",
+        b"x-spam-flag",
+        b"x-spam-checker-version",
+        b"x-virus-scanned",
+        b"x-original-arrival-time",
+        b"arc-seal",
+        b"arc-message-signature",
+        b"arc-authentication-results",
+        b"x-ms-exchange-organization-authas",
+        b"x-gm-message-state",
+        b"status",
+        b"x-status",
+        b"x-keywords",
+        b"x-uid",
+        b"lines",
+        b"content-length",
+    }
+)
 _HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 
 
@@ -39,7 +63,6 @@ def email_content(raw: bytes) -> bytes:
         if not dropping:
             kept.append(line)
     return b"\n".join(kept) + separator + body
-
 
 
 def email_content_hash(raw: bytes) -> str:
@@ -91,7 +114,7 @@ def email_content_hash_of_file(file, *, piece: int = 1 << 20) -> str:
                 for block in iter(lambda: file.read(piece), b""):
                     block = carry + block
                     carry = b"\r" if block.endswith(b"\r") else b""
-                    digest.update(block[:len(block) - len(carry)].replace(b"\r\n", b"\n"))
+                    digest.update(block[: len(block) - len(carry)].replace(b"\r\n", b"\n"))
                 digest.update(carry)
                 return digest.hexdigest()
             if chunk[:1] in (b" ", b"\t"):

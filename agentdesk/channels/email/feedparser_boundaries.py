@@ -38,9 +38,13 @@ class _FeedparserRe:
         return getattr(re, name)
 
     def compile(self, pattern, flags=0):
-        if not flags and isinstance(pattern, str) and pattern.startswith(_BOUNDARY_PREFIX) \
-                and pattern.endswith(_BOUNDARY_SUFFIX):
-            escaped = pattern[len(_BOUNDARY_PREFIX):-len(_BOUNDARY_SUFFIX)]
+        if (
+            not flags
+            and isinstance(pattern, str)
+            and pattern.startswith(_BOUNDARY_PREFIX)
+            and pattern.endswith(_BOUNDARY_SUFFIX)
+        ):
+            escaped = pattern[len(_BOUNDARY_PREFIX) : -len(_BOUNDARY_SUFFIX)]
             separator = _UNESCAPE.sub(r"\1", escaped)
             if re.escape(separator) == escaped:
                 return _BoundaryMatcher(separator)

@@ -67,8 +67,11 @@ class ServerBusy(ImapError):
 
 # What providers answer when they throttle a client: Exchange Online's NO [THROTTLED] and its BYE
 # "server busy", Gmail's [UNAVAILABLE] and [OVERQUOTA] and its "Too many simultaneous connections".
-_THROTTLED = re.compile(r"\[(THROTTLED|UNAVAILABLE|OVERQUOTA|LIMIT)\]|too many (simultaneous )?connections|"
-                        r"server (is )?(busy|unavailable)|try again later", re.IGNORECASE)
+_THROTTLED = re.compile(
+    r"\[(THROTTLED|UNAVAILABLE|OVERQUOTA|LIMIT)\]|too many (simultaneous )?connections|"
+    r"server (is )?(busy|unavailable)|try again later",
+    re.IGNORECASE,
+)
 
 
 def is_throttling(text: str) -> bool:
@@ -78,7 +81,10 @@ def is_throttling(text: str) -> bool:
 # What a dropped or restarted server looks like from the client side (of the bulk connection;
 # the Idler turns imaplib2's own errors into ImapError).
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, EOFError, imaplib.IMAP4.abort, ssl.SSLError,
+    OSError,
+    EOFError,
+    imaplib.IMAP4.abort,
+    ssl.SSLError,
 )
 
 
@@ -124,10 +130,21 @@ class ServerSettings:
 
     @classmethod
     def from_mailbox(cls, mailbox, *, timeout: float = 60.0) -> ServerSettings:
-        hint = (f"run `agentdesk oauth login {mailbox.name}`" if getattr(mailbox, "provider", "")
-                and not mailbox.password_command else "check username and password_command")
-        return cls(name=mailbox.name, host=mailbox.host, port=mailbox.port, tls=mailbox.tls,
-                   username=mailbox.username, timeout=timeout, auth=getattr(mailbox, "auth", ""), login_hint=hint)
+        hint = (
+            f"run `agentdesk oauth login {mailbox.name}`"
+            if getattr(mailbox, "provider", "") and not mailbox.password_command
+            else "check username and password_command"
+        )
+        return cls(
+            name=mailbox.name,
+            host=mailbox.host,
+            port=mailbox.port,
+            tls=mailbox.tls,
+            username=mailbox.username,
+            timeout=timeout,
+            auth=getattr(mailbox, "auth", ""),
+            login_hint=hint,
+        )
 
 
 def _mechanism(conn, server: ServerSettings) -> str:
@@ -147,8 +164,9 @@ def _log_in(conn, server: ServerSettings, secret: str, mechanism: str) -> None:
         answers = iter([server.username, secret])
         conn.authenticate("LOGIN", lambda challenge: next(answers, ""))
     else:
-        conn.authenticate(mechanism.upper(), sasl.responder(mechanism, server.username, secret,
-                                                            host=server.host, port=server.port))
+        conn.authenticate(
+            mechanism.upper(), sasl.responder(mechanism, server.username, secret, host=server.host, port=server.port)
+        )
 
 
 def _text(value: object) -> str:
@@ -189,8 +207,12 @@ _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _GMAIL_ID = re.compile(rb"\bX-GM-MSGID (\d+)")
 
 
-_MONTHS = {name: number for number, name in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
+    )
+}
 _DATE_TIME = re.compile(r"(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})")
 
 
@@ -202,8 +224,15 @@ def parse_internaldate(text: str | bytes) -> datetime | None:
         day, month, year, hour, minute, second, sign, offset_hours, offset_minutes = match.groups()
         offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
         try:
-            local = datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
-                             tzinfo=timezone(offset if sign == "+" else -offset))
+            local = datetime(
+                int(year),
+                _MONTHS[month],
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                tzinfo=timezone(offset if sign == "+" else -offset),
+            )
             return local.astimezone(timezone.utc)
         except ValueError:
             return None
@@ -273,8 +302,9 @@ class BulkConnection:
     @staticmethod
     def _open(server: ServerSettings) -> imaplib.IMAP4:
         if server.tls == "ssl":
-            return imaplib.IMAP4_SSL(server.host, server.port, ssl_context=ssl.create_default_context(),
-                                     timeout=server.timeout)
+            return imaplib.IMAP4_SSL(
+                server.host, server.port, ssl_context=ssl.create_default_context(), timeout=server.timeout
+            )
         conn = imaplib.IMAP4(server.host, server.port, timeout=server.timeout)
         if server.tls == "starttls":
             conn.starttls(ssl.create_default_context())
@@ -301,7 +331,9 @@ class BulkConnection:
             # Every IMAP4rev1 server sends it; without it exactly-once cannot be promised.
             raise ImapError(f"mailbox {self.server.name}: the server sent no UIDVALIDITY for {folder!r}")
         state = FolderState(
-            name=folder, uidvalidity=int(validity[-1]), exists=exists,
+            name=folder,
+            uidvalidity=int(validity[-1]),
+            exists=exists,
             uidnext=int(uidnext[-1]) if uidnext and uidnext[-1] is not None else None,
         )
         self.selected = state
@@ -369,8 +401,7 @@ class BulkConnection:
 
     @_one_command_at_a_time
     def _fetch_piece(self, uid: int, offset: int) -> tuple[bytes | None, datetime | None]:
-        typ, data = self.conn.uid("FETCH", str(uid),
-                                  f"(UID INTERNALDATE BODY.PEEK[]<{offset}.{FETCH_PIECE_BYTES}>)")
+        typ, data = self.conn.uid("FETCH", str(uid), f"(UID INTERNALDATE BODY.PEEK[]<{offset}.{FETCH_PIECE_BYTES}>)")
         self._check(typ, data, "fetching a message in pieces")
         for item in data:
             if isinstance(item, tuple) and len(item) >= 2 and isinstance(item[1], bytes):
@@ -446,10 +477,13 @@ class BulkConnection:
 def _refused(server: ServerSettings, mechanism: str, error: BaseException) -> ImapError:
     reason = _text(error.args[0]) if len(error.args) == 1 else _text(error)  # imaplib's reason is bytes
     if is_throttling(reason):
-        return ServerBusy(f"mailbox {server.name}: {server.host}:{server.port} is throttling logins: {reason}; "
-                          "backing off")
-    return ImapError(f"mailbox {server.name}: {server.host}:{server.port} refused the login of "
-                     f"{server.username!r} ({mechanism.upper()}): {reason}; {server.login_hint}")
+        return ServerBusy(
+            f"mailbox {server.name}: {server.host}:{server.port} is throttling logins: {reason}; backing off"
+        )
+    return ImapError(
+        f"mailbox {server.name}: {server.host}:{server.port} refused the login of "
+        f"{server.username!r} ({mechanism.upper()}): {reason}; {server.login_hint}"
+    )
 
 
 def _quote(folder: str) -> str:
@@ -518,11 +552,20 @@ class Idler:
         debug_file = quiet if isinstance(quiet, type(sys.stderr)) else None
         try:
             if server.tls == "ssl":
-                self.conn = imaplib2.IMAP4_SSL(server.host, server.port, ca_certs=ca, cert_verify_cb=_verify_hostname,
-                                               timeout=server.timeout, debug=0, debug_file=debug_file)
+                self.conn = imaplib2.IMAP4_SSL(
+                    server.host,
+                    server.port,
+                    ca_certs=ca,
+                    cert_verify_cb=_verify_hostname,
+                    timeout=server.timeout,
+                    debug=0,
+                    debug_file=debug_file,
+                )
                 self.conn.debug_file = quiet
             else:
-                self.conn = imaplib2.IMAP4(server.host, server.port, timeout=server.timeout, debug=0, debug_file=debug_file)
+                self.conn = imaplib2.IMAP4(
+                    server.host, server.port, timeout=server.timeout, debug=0, debug_file=debug_file
+                )
                 self.conn.debug_file = quiet
                 if server.tls == "starttls":
                     self.conn.starttls(ca_certs=ca, cert_verify_cb=_verify_hostname)
@@ -542,10 +585,13 @@ class Idler:
         except (imaplib2.IMAP4.abort, *CONNECTION_ERRORS) as error:
             self.close()
             raise self.ConnectionLost(
-                f"mailbox {server.name}: IDLE connection to {server.host}:{server.port} failed: {error}") from None
+                f"mailbox {server.name}: IDLE connection to {server.host}:{server.port} failed: {error}"
+            ) from None
         except imaplib2.IMAP4.error as error:  # the login refused, say: reconnecting would not help
             self.close()
-            raise ImapError(f"mailbox {server.name}: IDLE connection to {server.host}:{server.port} failed: {error}") from None
+            raise ImapError(
+                f"mailbox {server.name}: IDLE connection to {server.host}:{server.port} failed: {error}"
+            ) from None
         capabilities = {_text(c).upper() for c in getattr(self.conn, "capabilities", ())}
         self.supported = "IDLE" in capabilities
 
@@ -572,7 +618,8 @@ class Idler:
                 return False
             raise self.ConnectionLost(
                 f"mailbox {self.server.name}: the IDLE connection to {self.server.host}:{self.server.port} "
-                f"broke: {error}") from None
+                f"broke: {error}"
+            ) from None
         except imaplib2.IMAP4.error as error:
             if self._closed:
                 return False

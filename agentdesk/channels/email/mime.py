@@ -52,14 +52,15 @@ _MAX_HEADER_CHARS = 2_000
 
 
 def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + CUT_MARK
+    return text if len(text) <= limit else text[: limit - 1] + CUT_MARK
 
 
 def _cap_references(ids: list[str]) -> tuple[str, ...]:
     ids = list(dict.fromkeys(_cap(i, MAX_ID_CHARS) for i in ids))
     if len(ids) > MAX_REFERENCES:
-        ids = ids[:1] + ids[-(MAX_REFERENCES - 1):]
+        ids = ids[:1] + ids[-(MAX_REFERENCES - 1) :]
     return tuple(ids)
+
 
 # Headers later stages need (loop safety, bounce handling, list detection), lower-case keys.
 KEPT_HEADERS = (
@@ -168,9 +169,7 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
         if not isinstance(msg, Message):
             fields["body_text"] = _truncate(strip_control(decode_bytes(raw, None)))
             return
-        fields["body_text"] = _truncate(
-            strip_control(decode_bytes(raw.split(b"\n\n", 1)[-1], None)).strip()
-        )
+        fields["body_text"] = _truncate(strip_control(decode_bytes(raw.split(b"\n\n", 1)[-1], None)).strip())
 
     headers: dict[str, str] = {}
     for key in KEPT_HEADERS:
@@ -184,8 +183,9 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
         headers["return-path"] = headers["return-path"].strip()
 
     fields["external_id"] = _cap(step("message-id", lambda: _message_id(_raw(msg, "Message-ID"))) or "", MAX_ID_CHARS)
-    fields["subject"] = _cap(step("subject", lambda: decode_header_value(_raw(msg, "Subject"))) or "",
-                             MAX_SUBJECT_CHARS)
+    fields["subject"] = _cap(
+        step("subject", lambda: decode_header_value(_raw(msg, "Subject"))) or "", MAX_SUBJECT_CHARS
+    )
 
     sender = step("from", lambda: _address(_raw(msg, "From"))) or ("", "")
     name, address = sender
@@ -198,9 +198,7 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
                 break
     fields["sender_name"], fields["sender_address"] = _cap(name, MAX_NAME_CHARS), _cap(address, MAX_ADDRESS_CHARS)
 
-    recipients = step(
-        "recipients", lambda: _address_list(_raw_all(msg, "To") + _raw_all(msg, "Cc"))
-    ) or ()
+    recipients = step("recipients", lambda: _address_list(_raw_all(msg, "To") + _raw_all(msg, "Cc"))) or ()
     if len(recipients) > MAX_RECIPIENTS or any(len(r) > MAX_ADDRESS_CHARS for r in recipients):
         recipients = tuple(dict.fromkeys(_cap(r, MAX_ADDRESS_CHARS) for r in recipients[:MAX_RECIPIENTS]))
     fields["recipients"] = recipients
@@ -255,13 +253,19 @@ def parse_file(file: BinaryIO, *, source: str, received_at: datetime, size: int 
         notes.append(f"{view.parts_left_out} parts past the parser's bound not read")
     body_text = message.body_text
     if view.text_cut and not body_text.endswith("the original is kept in full]"):
-        body_text += (f"\n\n[agentdesk: message truncated, only its first {spooled.VIEW_BYTES // (1024 * 1024)} MiB "
-                      "were read; the original is kept in full]")
+        body_text += (
+            f"\n\n[agentdesk: message truncated, only its first {spooled.VIEW_BYTES // (1024 * 1024)} MiB "
+            "were read; the original is kept in full]"
+        )
     external_id = message.external_id
     if external_id.startswith("sha256:"):  # the view's digest would name the view, not the message
         external_id = "sha256:" + spooled.file_sha256(file)
     return dataclasses.replace(
-        message, raw=b"", content_hash=content_hash, body_text=body_text, external_id=external_id,
+        message,
+        raw=b"",
+        content_hash=content_hash,
+        body_text=body_text,
+        external_id=external_id,
         parse_error="; ".join(filter(None, [message.parse_error, *notes]))[:2_000],
     )
 
@@ -277,7 +281,8 @@ def ensure_sender(message: InboundMessage) -> InboundMessage:
         return message
     note = "no sender address could be read; stored under " + UNKNOWN_SENDER
     return dataclasses.replace(
-        message, sender_address=UNKNOWN_SENDER,
+        message,
+        sender_address=UNKNOWN_SENDER,
         parse_error="; ".join(filter(None, [message.parse_error, note])),
     )
 

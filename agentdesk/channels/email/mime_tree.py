@@ -73,4 +73,3 @@ def _part_text(part: Message) -> str:
     data = _part_bytes(part)
     charset = _safe(part.get_content_charset)
     return decode_bytes(data, charset if isinstance(charset, str) else None)
-

@@ -18,8 +18,17 @@ from typing import Any
 
 from agentdesk.errors import AgentdeskError
 
-__all__ = ["Endpoints", "OAuthError", "SignInRevoked", "DeviceCode", "Token", "endpoints_for",
-           "start_device_flow", "poll_for_token", "refresh"]
+__all__ = [
+    "Endpoints",
+    "OAuthError",
+    "SignInRevoked",
+    "DeviceCode",
+    "Token",
+    "endpoints_for",
+    "start_device_flow",
+    "poll_for_token",
+    "refresh",
+]
 
 # What each provider's sign-in asks for: the device authorization and token endpoints and the
 # scopes that cover IMAP and SMTP (offline_access / the refresh token included).
@@ -27,8 +36,13 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "microsoft365": {
         "device_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
         "token_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
-        "scopes": ("offline_access", "openid", "email", "https://outlook.office.com/IMAP.AccessAsUser.All",
-                   "https://outlook.office.com/SMTP.Send"),
+        "scopes": (
+            "offline_access",
+            "openid",
+            "email",
+            "https://outlook.office.com/IMAP.AccessAsUser.All",
+            "https://outlook.office.com/SMTP.Send",
+        ),
     },
     "gmail": {
         "device_url": "https://oauth2.googleapis.com/device/code",
@@ -81,14 +95,23 @@ class Token:
     account: str = ""  # who signed in, from the id token when the provider sent one
 
 
-def endpoints_for(provider: str, *, client_id: str, tenant: str = "organizations", device_url: str = "",
-                  token_url: str = "", client_secret: str | None = None) -> Endpoints:
+def endpoints_for(
+    provider: str,
+    *,
+    client_id: str,
+    tenant: str = "organizations",
+    device_url: str = "",
+    token_url: str = "",
+    client_secret: str | None = None,
+) -> Endpoints:
     preset = PROVIDERS[provider]
     return Endpoints(
         provider=provider,
         device_url=device_url or preset["device_url"].format(tenant=tenant or "organizations"),
         token_url=token_url or preset["token_url"].format(tenant=tenant or "organizations"),
-        scopes=tuple(preset["scopes"]), client_id=client_id, client_secret=client_secret,
+        scopes=tuple(preset["scopes"]),
+        client_id=client_id,
+        client_secret=client_secret,
     )
 
 
@@ -108,8 +131,12 @@ def _post(url: str, body: str) -> tuple[int, dict]:
     import urllib.request
 
     _check_transport(url)
-    request = urllib.request.Request(url, data=body.encode("ascii"), method="POST", headers={
-        "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=body.encode("ascii"),
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
             status, text = response.status, response.read(MAX_ANSWER_BYTES + 1)
@@ -117,11 +144,14 @@ def _post(url: str, body: str) -> tuple[int, dict]:
         status, text = error.code, error.read(MAX_ANSWER_BYTES + 1)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise OAuthError(f"cannot reach {url}: {reason}; check the network (or oauth_device_url / oauth_token_url)") \
-            from None
+        raise OAuthError(
+            f"cannot reach {url}: {reason}; check the network (or oauth_device_url / oauth_token_url)"
+        ) from None
     if len(text) > MAX_ANSWER_BYTES:
-        raise OAuthError(f"{url} answered {status} with more than {MAX_ANSWER_BYTES // 1024} KiB; "
-                         "check oauth_device_url / oauth_token_url")
+        raise OAuthError(
+            f"{url} answered {status} with more than {MAX_ANSWER_BYTES // 1024} KiB; "
+            "check oauth_device_url / oauth_token_url"
+        )
     try:
         answer = json.loads(text or b"{}")
     except ValueError:
@@ -146,23 +176,36 @@ def start_device_flow(endpoints: Endpoints) -> DeviceCode:
         params.append(("client_secret", endpoints.client_secret))
     status, answer = _post(endpoints.device_url, urlencode(params))
     if "error" in answer or status >= 400:
-        hint = ("; this client may not ask for mail access by device code: use a token helper as "
-                "password_command (docs/email.md, \"Signing in\")") if answer.get("error") == "invalid_scope" else ""
+        hint = (
+            (
+                "; this client may not ask for mail access by device code: use a token helper as "
+                'password_command (docs/email.md, "Signing in")'
+            )
+            if answer.get("error") == "invalid_scope"
+            else ""
+        )
         raise OAuthError(f"{endpoints.provider} refused to start the sign-in: {_described(answer, status)}{hint}")
     try:
         return DeviceCode(
-            device_code=str(answer["device_code"]), user_code=str(answer["user_code"]),
+            device_code=str(answer["device_code"]),
+            user_code=str(answer["user_code"]),
             # Microsoft said verification_url before the RFC; Google still does.
             verification_uri=str(answer.get("verification_uri") or answer["verification_url"]),
             expires_at=time.time() + float(answer.get("expires_in", 900)),
-            interval=float(answer.get("interval", 5)), message=str(answer.get("message", "")),
+            interval=float(answer.get("interval", 5)),
+            message=str(answer.get("message", "")),
         )
     except (KeyError, TypeError, ValueError):
         raise OAuthError(f"{endpoints.device_url} answered without a device code and user code") from None
 
 
-def poll_for_token(endpoints: Endpoints, code: DeviceCode, *, sleep: Callable[[float], None] = time.sleep,
-                   clock: Callable[[], float] = time.time) -> Token:
+def poll_for_token(
+    endpoints: Endpoints,
+    code: DeviceCode,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> Token:
     """RFC 8628 section 3.4-3.5: poll the token endpoint until the person has signed in (or
     declined, or the code expired), every `interval` seconds, slower when asked to."""
     client = _client(endpoints)
@@ -171,9 +214,11 @@ def poll_for_token(endpoints: Endpoints, code: DeviceCode, *, sleep: Callable[[f
         if clock() > code.expires_at:
             raise OAuthError("the code expired before the sign-in was completed; run the command again")
         sleep(interval)
-        body = client.prepare_request_body(code.device_code, include_client_id=True,
-                                           **({"client_secret": endpoints.client_secret}
-                                              if endpoints.client_secret else {}))
+        body = client.prepare_request_body(
+            code.device_code,
+            include_client_id=True,
+            **({"client_secret": endpoints.client_secret} if endpoints.client_secret else {}),
+        )
         status, answer = _post(endpoints.token_url, body)
         error = answer.get("error")
         if error == "authorization_pending":
@@ -192,9 +237,11 @@ def refresh(endpoints: Endpoints, refresh_token: str) -> Token:
     """RFC 6749 section 6: a new access token (and, from some providers, a new refresh token).
     Raises SignInRevoked when the provider no longer honours the refresh token."""
     client = _client(endpoints)
-    body = client.prepare_refresh_body(refresh_token=refresh_token, client_id=endpoints.client_id,
-                                       **({"client_secret": endpoints.client_secret}
-                                          if endpoints.client_secret else {}))
+    body = client.prepare_refresh_body(
+        refresh_token=refresh_token,
+        client_id=endpoints.client_id,
+        **({"client_secret": endpoints.client_secret} if endpoints.client_secret else {}),
+    )
     status, answer = _post(endpoints.token_url, body)
     if answer.get("error") in ("invalid_grant", "interaction_required", "unauthorized_client"):
         raise SignInRevoked(_described(answer, status))
@@ -207,11 +254,14 @@ def _token(client, endpoints: Endpoints, status: int, answer: dict, *, previous_
     try:
         parsed = client.parse_request_body_response(json.dumps(answer))
     except OAuth2Error as error:
-        raise OAuthError(f"{endpoints.provider} refused the token request: {error.error}"
-                         + (f" ({error.description})" if error.description else "")) from None
+        raise OAuthError(
+            f"{endpoints.provider} refused the token request: {error.error}"
+            + (f" ({error.description})" if error.description else "")
+        ) from None
     expires_in = float(parsed.get("expires_in") or 3600)
     return Token(
-        access_token=parsed["access_token"], expires_at=time.time() + expires_in,
+        access_token=parsed["access_token"],
+        expires_at=time.time() + expires_in,
         # A refresh that returns no new refresh token leaves the old one in force.
         refresh_token=parsed.get("refresh_token") or previous_refresh,
         account=_account(parsed.get("id_token", "")),

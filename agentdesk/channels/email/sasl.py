@@ -43,8 +43,7 @@ def initial_response(mechanism: str, username: str, secret: str, *, host: str = 
     raise ValueError(f"no initial response for {mechanism!r}")
 
 
-def responder(mechanism: str, username: str, secret: str, *, host: str = "", port: int = 0) \
-        -> Callable[..., str]:
+def responder(mechanism: str, username: str, secret: str, *, host: str = "", port: int = 0) -> Callable[..., str]:
     """A callable for imaplib's `authenticate` and smtplib's `auth`: the initial response first,
     then an empty answer to anything else. Both bearer mechanisms send a failure as a challenge
     (a JSON status) that the client must answer empty before the server says NO."""

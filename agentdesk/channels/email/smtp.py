@@ -105,8 +105,15 @@ class SmtpServer:
     @classmethod
     def from_mailbox(cls, mailbox, *, timeout: float = 60.0) -> SmtpServer:
         smtp = mailbox.smtp
-        return cls(name=mailbox.name, host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username,
-                   timeout=timeout, auth=getattr(smtp, "auth", ""))
+        return cls(
+            name=mailbox.name,
+            host=smtp.host,
+            port=smtp.port,
+            tls=smtp.tls,
+            username=smtp.username,
+            timeout=timeout,
+            auth=getattr(smtp, "auth", ""),
+        )
 
 
 class _DataWatch:
@@ -155,15 +162,21 @@ def _log_in(client: smtplib.SMTP, server: SmtpServer, secret: str) -> None:
         client.user, client.password = server.username, secret
         client.auth("LOGIN", client.auth_login)
         return
-    client.auth(mechanism.upper(), sasl.responder(mechanism, server.username, secret,
-                                                  host=server.host, port=server.port))
+    client.auth(
+        mechanism.upper(), sasl.responder(mechanism, server.username, secret, host=server.host, port=server.port)
+    )
 
 
 class SmtpSender:
     """Sends composed mail through one SMTP server; a new connection per batch of sends."""
 
-    def __init__(self, server: SmtpServer, password: str | Callable[[], str] | None = None, *,
-                 context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        server: SmtpServer,
+        password: str | Callable[[], str] | None = None,
+        *,
+        context: ssl.SSLContext | None = None,
+    ):
         """`password`: the secret, or a function giving it, called for each connection (an OAuth
         access token expires within the hour; the function returns a fresh one)."""
         self.server = server
@@ -173,11 +186,13 @@ class SmtpSender:
     def _connect(self) -> smtplib.SMTP:
         server = self.server
         if not server.host:
-            raise DeliveryError(f"mailbox {server.name}: no [mailbox.smtp] host configured; replies cannot be sent",
-                                permanent=False)
+            raise DeliveryError(
+                f"mailbox {server.name}: no [mailbox.smtp] host configured; replies cannot be sent", permanent=False
+            )
         if server.tls == "ssl":
-            client: smtplib.SMTP = _WatchedSMTP_SSL(server.host, server.port, timeout=server.timeout,
-                                                    context=self.context)
+            client: smtplib.SMTP = _WatchedSMTP_SSL(
+                server.host, server.port, timeout=server.timeout, context=self.context
+            )
         else:
             client = _WatchedSMTP(server.host, server.port, timeout=server.timeout)
             if server.tls == "starttls":
@@ -199,14 +214,15 @@ class SmtpSender:
         except DeliveryError:
             raise
         except smtplib.SMTPAuthenticationError as error:
-            raise DeliveryError(f"{where} refused the login of {self.server.username!r}: "
-                                f"{_reason(error.smtp_code, error.smtp_error)}") from None
+            raise DeliveryError(
+                f"{where} refused the login of {self.server.username!r}: {_reason(error.smtp_code, error.smtp_error)}"
+            ) from None
         except smtplib.SMTPNotSupportedError as error:
-            raise DeliveryError(f"{where}: {error}; check tls and username of [mailbox.smtp]",
-                                permanent=False) from None
+            raise DeliveryError(
+                f"{where}: {error}; check tls and username of [mailbox.smtp]", permanent=False
+            ) from None
         except smtplib.SMTPResponseException as error:
-            raise DeliveryError(f"{where}: {_reason(error.smtp_code, error.smtp_error)}",
-                                permanent=False) from None
+            raise DeliveryError(f"{where}: {_reason(error.smtp_code, error.smtp_error)}", permanent=False) from None
         except (OSError, smtplib.SMTPException) as error:
             raise DeliveryError(f"{where} unreachable: {error or type(error).__name__}") from None
 
@@ -223,21 +239,27 @@ class SmtpSender:
             permanent = all(code >= 500 for code, _ in error.recipients.values())
             raise DeliveryError(f"{where} refused every recipient: {detail}", permanent=permanent) from None
         except smtplib.SMTPSenderRefused as error:
-            raise DeliveryError(f"{where} refused the sender {error.sender}: {_reason(error.smtp_code, error.smtp_error)}",
-                                permanent=error.smtp_code >= 500) from None
+            raise DeliveryError(
+                f"{where} refused the sender {error.sender}: {_reason(error.smtp_code, error.smtp_error)}",
+                permanent=error.smtp_code >= 500,
+            ) from None
         except smtplib.SMTPDataError as error:
-            raise DeliveryError(f"{where} rejected the message: {_reason(error.smtp_code, error.smtp_error)}",
-                                permanent=error.smtp_code >= 500) from None
+            raise DeliveryError(
+                f"{where} rejected the message: {_reason(error.smtp_code, error.smtp_error)}",
+                permanent=error.smtp_code >= 500,
+            ) from None
         except smtplib.SMTPResponseException as error:
-            raise DeliveryError(f"{where}: {_reason(error.smtp_code, error.smtp_error)}",
-                                permanent=error.smtp_code >= 500) from None
+            raise DeliveryError(
+                f"{where}: {_reason(error.smtp_code, error.smtp_error)}", permanent=error.smtp_code >= 500
+            ) from None
         except (TimeoutError, OSError, smtplib.SMTPException) as error:
             if getattr(client, "data_written", False):
                 # The whole message and its final "." reached the server, its answer did not: it
                 # may have queued the mail. A retry could send it twice (docs/email.md).
                 raise DeliveryOutcomeUnknown(
                     f"{where} took the whole message, then the connection was lost before its answer "
-                    f"({error or type(error).__name__}): it may have been sent") from None
+                    f"({error or type(error).__name__}): it may have been sent"
+                ) from None
             # Broken before the message's end went out: the server cannot have accepted it.
             raise DeliveryError(f"{where} connection lost while sending: {error or type(error).__name__}") from None
         finally:

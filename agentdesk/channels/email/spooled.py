@@ -249,7 +249,7 @@ class _Scanner:
             if starts and piece[:1] not in (b" ", b"\t"):
                 _end_line(kept)  # the field before, if it was cut short
                 field_used = 0
-            take = piece[:max(0, min(budget - used, FIELD_BYTES - field_used))]
+            take = piece[: max(0, min(budget - used, FIELD_BYTES - field_used))]
             if len(take) < len(piece):
                 self.header_cut = True
             if take:
@@ -364,7 +364,7 @@ class _Scanner:
             if size + len(chunk) > limit:
                 cut = True
                 if readable and size < limit:
-                    part = chunk[:limit - size]
+                    part = chunk[: limit - size]
                     line_end = part.rfind(b"\n") + 1  # cut at a line end when there is one
                     part = part[:line_end] if line_end else part + b"\r\n"
                     kept.append(part)

@@ -34,8 +34,10 @@ class DownloadFailed(Exception):
 class _OnlyWebRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if urllib.parse.urlsplit(newurl).scheme.lower() not in _SCHEMES:
-            raise DownloadFailed(f"redirected to a {urllib.parse.urlsplit(newurl).scheme or 'relative'} URL; "
-                                 "only http and https are fetched")
+            raise DownloadFailed(
+                f"redirected to a {urllib.parse.urlsplit(newurl).scheme or 'relative'} URL; "
+                "only http and https are fetched"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -53,8 +55,11 @@ def download(url: str, *, max_bytes: int, timeout: float) -> tuple[bytes, str]:
         with _opener.open(request, timeout=timeout) as response:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise DownloadFailed(f"{int(declared)} bytes, over the {max_bytes}-byte limit per file "
-                                     "([attachments] max_file_bytes)", withheld=True, size=int(declared))
+                raise DownloadFailed(
+                    f"{int(declared)} bytes, over the {max_bytes}-byte limit per file ([attachments] max_file_bytes)",
+                    withheld=True,
+                    size=int(declared),
+                )
             chunks, size = [], 0
             while True:
                 if time.monotonic() > deadline:
@@ -64,8 +69,11 @@ def download(url: str, *, max_bytes: int, timeout: float) -> tuple[bytes, str]:
                     break
                 size += len(chunk)
                 if size > max_bytes:
-                    raise DownloadFailed(f"more than {max_bytes} bytes, over the limit per file "
-                                         "([attachments] max_file_bytes)", withheld=True, size=size)
+                    raise DownloadFailed(
+                        f"more than {max_bytes} bytes, over the limit per file ([attachments] max_file_bytes)",
+                        withheld=True,
+                        size=size,
+                    )
                 chunks.append(chunk)
             content_type = response.headers.get_content_type() if response.headers.get("Content-Type") else ""
             return b"".join(chunks), content_type
@@ -99,6 +107,5 @@ def with_downloads(message: InboundMessage, caps: AttachmentSettings) -> Inbound
     """`message` with its linked attachments' bytes (or each one's reason why not)."""
     if not caps.download or not any(a.url and not a.data and not a.failure for a in message.attachments):
         return message
-    attachments = tuple(_fetched(a, caps) if a.url and not a.data and not a.failure else a
-                        for a in message.attachments)
+    attachments = tuple(_fetched(a, caps) if a.url and not a.data and not a.failure else a for a in message.attachments)
     return dataclasses.replace(message, attachments=attachments)

@@ -58,9 +58,22 @@ _PARTY_FIELD = {"email": "email", "phone": "phone", "chat": "handle", "social": 
 
 
 def reply_document(
-    *, event_id: str, channel: str, at: datetime, author: str | None, author_login: str | None, ref: str,
-    subject: str, text: str, source: str, message_kind: str, recipient_kind: str = "", recipient_address: str = "",
-    recipient_name: str = "", thread_key: str = "", in_reply_to: str = "",
+    *,
+    event_id: str,
+    channel: str,
+    at: datetime,
+    author: str | None,
+    author_login: str | None,
+    ref: str,
+    subject: str,
+    text: str,
+    source: str,
+    message_kind: str,
+    recipient_kind: str = "",
+    recipient_address: str = "",
+    recipient_name: str = "",
+    thread_key: str = "",
+    in_reply_to: str = "",
     attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> dict[str, Any]:
     """One outbound reply as an event of the generic schema.
@@ -93,8 +106,12 @@ def reply_document(
     if attachments:
         # The same shape a generic payload's inbound attachments take (docs/webhook-schema.md).
         document["attachments"] = [
-            {"name": safe_filename(name), "content_type": content_type, "size": len(data),
-             "base64": base64.b64encode(data).decode("ascii")}
+            {
+                "name": safe_filename(name),
+                "content_type": content_type,
+                "size": len(data),
+                "base64": base64.b64encode(data).decode("ascii"),
+            }
             for name, content_type, data in attachments
         ]
     return document
@@ -127,19 +144,26 @@ def url_transport(url: str, secret: str, *, timeout: float = HTTP_TIMEOUT) -> Tr
 
     def send(document: dict[str, Any]) -> str:
         body = json.dumps(document, ensure_ascii=False).encode("utf-8")
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(body, secret),
-            "X-Agentdesk-Event-Id": document["id"],
-            "User-Agent": "agentdesk-outbound/1",
-        })
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(body, secret),
+                "X-Agentdesk-Event-Id": document["id"],
+                "User-Agent": "agentdesk-outbound/1",
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 answer = response.read(65536)
         except urllib.error.HTTPError as error:
             detail = error.read(300).decode("utf-8", "replace").strip().splitlines()
             reason = f"{url} answered HTTP {error.code}" + (f": {detail[0]}" if detail else "")
-            raise DeliveryError(reason, permanent=400 <= error.code < 500 and error.code not in _RETRYABLE_HTTP) from None
+            raise DeliveryError(
+                reason, permanent=400 <= error.code < 500 and error.code not in _RETRYABLE_HTTP
+            ) from None
         except urllib.error.URLError as error:  # raised while connecting or writing the request
             raise DeliveryError(f"{url} could not be reached: {error.reason}") from None
         except (OSError, http.client.HTTPException) as error:
@@ -147,7 +171,8 @@ def url_transport(url: str, secret: str, *, timeout: float = HTTP_TIMEOUT) -> Tr
             # before it. The receiver may have taken the reply: never retried on its own.
             raise DeliveryOutcomeUnknown(
                 f"{url} took the request, then no answer came ({error or type(error).__name__}): "
-                "it may have been delivered") from None
+                "it may have been delivered"
+            ) from None
         return provider_id_of(answer)
 
     return send
@@ -174,8 +199,9 @@ def provider_id_of(answer: bytes) -> str:
     return ""
 
 
-def transport_for(spool: SpoolSettings, *, base: Path | None = None,
-                  secret: Callable[[], str] | None = None) -> Transport | None:
+def transport_for(
+    spool: SpoolSettings, *, base: Path | None = None, secret: Callable[[], str] | None = None
+) -> Transport | None:
     """The transport configured for a spool, or None when replies on it have nowhere to go."""
     if spool.outbound.spool:
         directory = Path(spool.outbound.spool).expanduser()
@@ -184,9 +210,12 @@ def transport_for(spool: SpoolSettings, *, base: Path | None = None,
         return spool_transport(directory)
     if spool.outbound.url:
         if secret is None:
+
             def unsigned(_document: dict[str, Any]) -> str:
-                raise DeliveryError(f"spool {spool.name}: outbound.url needs secret_command to sign the POST",
-                                    permanent=True)
+                raise DeliveryError(
+                    f"spool {spool.name}: outbound.url needs secret_command to sign the POST", permanent=True
+                )
+
             return unsigned
         return url_transport(spool.outbound.url, secret())
     return None

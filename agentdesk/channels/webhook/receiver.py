@@ -102,7 +102,9 @@ class Endpoints(dict):
     limits: Limits = Limits()
 
 
-def endpoints_from_settings(settings: Settings, *, secret: Callable[[SpoolSettings, str], str] | None = None) -> Endpoints:
+def endpoints_from_settings(
+    settings: Settings, *, secret: Callable[[SpoolSettings, str], str] | None = None
+) -> Endpoints:
     """One endpoint per configured spool; runs each spool's secret_command once, at start."""
     endpoints = Endpoints()
     endpoints.limits = Limits.from_settings(settings)
@@ -149,7 +151,9 @@ def _url_variants(url: str) -> list[str]:
     return variants
 
 
-def _twilio_params(url: str, body: bytes, content_type: str, body_sha256: str | None = None) -> dict[str, list[str]] | None:
+def _twilio_params(
+    url: str, body: bytes, content_type: str, body_sha256: str | None = None
+) -> dict[str, list[str]] | None:
     """The fields Twilio signs beside the URL; None when the body does not match the URL's bodySHA256."""
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
     if "bodySHA256" in query:
@@ -164,12 +168,14 @@ def _twilio_params(url: str, body: bytes, content_type: str, body_sha256: str | 
     return {}
 
 
-def verify_twilio(url: str, body: bytes, content_type: str, signature: str, token: str, *,
-                  body_sha256: str | None = None) -> bool:
+def verify_twilio(
+    url: str, body: bytes, content_type: str, signature: str, token: str, *, body_sha256: str | None = None
+) -> bool:
     try:
         params = _twilio_params(url, body, content_type, body_sha256)
-        return params is not None and any(_same(signature, twilio_signature(candidate, params, token))
-                                          for candidate in _url_variants(url))
+        return params is not None and any(
+            _same(signature, twilio_signature(candidate, params, token)) for candidate in _url_variants(url)
+        )
     except ValueError:  # a Host or forwarded header that makes no URL (a bad port, a broken IPv6 literal)
         return False
 
@@ -177,8 +183,9 @@ def verify_twilio(url: str, body: bytes, content_type: str, signature: str, toke
 class _Verifier:
     """The request's signature, checked against the body as it streams past."""
 
-    def __init__(self, handler: _Handler, endpoint: Endpoint, agentdesk: str | None, twilio: str | None,
-                 content_type: str):
+    def __init__(
+        self, handler: _Handler, endpoint: Endpoint, agentdesk: str | None, twilio: str | None, content_type: str
+    ):
         key = (endpoint.secret or "").encode("utf-8")
         self.handler, self.endpoint, self.content_type = handler, endpoint, content_type
         self.agentdesk, self.twilio = agentdesk, twilio
@@ -196,8 +203,14 @@ class _Verifier:
             if writer.size - offset > TWILIO_FORM_MAX_BYTES:
                 return False
             body = writer.read_back(offset)
-        return verify_twilio(url, body, self.content_type, self.twilio or "", self.endpoint.secret or "",
-                             body_sha256=self.digest.hexdigest())
+        return verify_twilio(
+            url,
+            body,
+            self.content_type,
+            self.twilio or "",
+            self.endpoint.secret or "",
+            body_sha256=self.digest.hexdigest(),
+        )
 
 
 class _Connection:
@@ -228,8 +241,16 @@ class ReceiverServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # a burst of provider retries queues in the kernel instead of being refused
 
-    def __init__(self, address: tuple[str, int], endpoints: dict[str, Endpoint], *, public_url: str = "",
-                 durable: bool = True, log: Callable[[str], None] | None = None, limits: Limits | None = None):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        endpoints: dict[str, Endpoint],
+        *,
+        public_url: str = "",
+        durable: bool = True,
+        log: Callable[[str], None] | None = None,
+        limits: Limits | None = None,
+    ):
         self.endpoints = endpoints
         self.public_url = public_url.rstrip("/")
         self.durable = durable
@@ -280,8 +301,10 @@ class ReceiverServer(ThreadingHTTPServer):
     def _refuse(self, request: socket.socket, client_address) -> None:
         """Over the cap: 503 without reading anything, from the accepting thread, never blocking it."""
         body = json.dumps({"error": f"busy: {self.limits.max_connections} connections already; retry later"})
-        answer = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                  f"Content-Length: {len(body)}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}")
+        answer = (
+            f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}"
+        )
         try:
             request.setblocking(False)
             request.send(answer.encode("ascii"))
@@ -291,8 +314,10 @@ class ReceiverServer(ThreadingHTTPServer):
         self._refused += 1
         now = time.monotonic()
         if now - self._refused_logged >= 10.0:  # a flood of refusals is a few lines, not one per connection
-            self.write_log(f"{client_address[0]} refused with 503: {self._refused} connection(s) over the cap of "
-                           f"{self.limits.max_connections} since the last report")
+            self.write_log(
+                f"{client_address[0]} refused with 503: {self._refused} connection(s) over the cap of "
+                f"{self.limits.max_connections} since the last report"
+            )
             self._refused, self._refused_logged = 0, now
 
     def _enforce_deadlines(self) -> None:
@@ -419,8 +444,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.deadline.expired:
             if not size:
                 return _ClientGone("", timed_out=True)  # idle: closed without a word
-            return _ClientGone(f"sent {size} bytes of request headers and no more within "
-                               f"{self.server.limits.header_timeout:g} s; closed", timed_out=True)
+            return _ClientGone(
+                f"sent {size} bytes of request headers and no more within "
+                f"{self.server.limits.header_timeout:g} s; closed",
+                timed_out=True,
+            )
         return _ClientGone(f"{reason} ({size} bytes)" if size else "", timed_out=False)
 
     def handle_expect_100(self) -> bool:
@@ -430,8 +458,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering --
 
-    def _answer(self, status: int, body: bytes = b"", content_type: str = "application/json",
-                close: bool = False, headers: dict[str, str] | None = None) -> None:
+    def _answer(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        close: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -444,8 +478,15 @@ class _Handler(BaseHTTPRequestHandler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
-    def _error(self, status: int, reason: str, *, close: bool = False, headers: dict[str, str] | None = None,
-               unread: bool = False) -> None:
+    def _error(
+        self,
+        status: int,
+        reason: str,
+        *,
+        close: bool = False,
+        headers: dict[str, str] | None = None,
+        unread: bool = False,
+    ) -> None:
         """An error answer; `unread`: the body was not read, so drop the connection after a short drain."""
         self._answer(status, json.dumps({"error": reason}).encode("utf-8"), close=close or unread, headers=headers)
         if unread:
@@ -529,8 +570,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             writer = spooling.SpoolWriter(endpoint.path, extension=extension, durable=self.server.durable)
         except OSError as error:
-            self._error(503, f"cannot store the payload: {error.strerror or error}", headers={"Retry-After": "30"},
-                        unread=True)
+            self._error(
+                503, f"cannot store the payload: {error.strerror or error}", headers={"Retry-After": "30"}, unread=True
+            )
             return
         # Every way out without a commit removes the temporary file, before any answer: an
         # answer other than 200 means nothing of the request is left on disk.
@@ -551,8 +593,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             except OSError as error:  # the disk, not the client: the body is only partly read
                 writer.discard()
-                self._error(503, f"cannot store the payload: {error.strerror or error}",
-                            headers={"Retry-After": "30"}, unread=True)
+                self._error(
+                    503,
+                    f"cannot store the payload: {error.strerror or error}",
+                    headers={"Retry-After": "30"},
+                    unread=True,
+                )
                 return
             if not verifier.verified(writer, len(header)):
                 writer.discard()
@@ -589,8 +635,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         length = int(lengths[0])
         if length > endpoint.spool.max_bytes:
-            self._error(413, f"payload of {length} bytes is over this spool's max_bytes {endpoint.spool.max_bytes}",
-                        unread=True)
+            self._error(
+                413, f"payload of {length} bytes is over this spool's max_bytes {endpoint.spool.max_bytes}", unread=True
+            )
             return None
         return length
 
@@ -599,7 +646,9 @@ class _Handler(BaseHTTPRequestHandler):
         given = self.headers.get(SIGNATURE_HEADER)
         if given:
             given = given.strip()
-            return _Verifier(self, endpoint, given, None, content_type) if _AGENTDESK_SIGNATURE.fullmatch(given) else None
+            return (
+                _Verifier(self, endpoint, given, None, content_type) if _AGENTDESK_SIGNATURE.fullmatch(given) else None
+            )
         twilio = (self.headers.get(TWILIO_HEADER) or "").strip()
         if twilio and endpoint.spool.adapter == "twilio_sms" and _TWILIO_SIGNATURE.fullmatch(twilio):
             return _Verifier(self, endpoint, None, twilio, content_type)
@@ -643,8 +692,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise self._body_gone(received, None, "closed the connection")
         return line
 
-    def _copy(self, writer: spooling.SpoolWriter, verifier: _Verifier, size: int, declared: int | None, *,
-              received: int = 0) -> None:
+    def _copy(
+        self, writer: spooling.SpoolWriter, verifier: _Verifier, size: int, declared: int | None, *, received: int = 0
+    ) -> None:
         left = size
         while left:
             try:
@@ -660,14 +710,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _body_gone(self, received: int, declared: int | None, how: str) -> _ClientGone:
         of = f" of {declared}" if declared is not None else ""
         if self.deadline.expired:
-            return _ClientGone(f"sent {received}{of} bytes of the body within {self.server.limits.body_timeout:g} s "
-                               f"(body_timeout); dropped", timed_out=True)
+            return _ClientGone(
+                f"sent {received}{of} bytes of the body within {self.server.limits.body_timeout:g} s "
+                f"(body_timeout); dropped",
+                timed_out=True,
+            )
         return _ClientGone(f"{how} after {received}{of} bytes of the body; nothing stored", timed_out=False)
 
 
-def make_server(endpoints: dict[str, Endpoint], *, host: str = "127.0.0.1", port: int = 8025,
-                public_url: str = "", durable: bool = True, log: Callable[[str], None] | None = None,
-                limits: Limits | None = None) -> ReceiverServer:
+def make_server(
+    endpoints: dict[str, Endpoint],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8025,
+    public_url: str = "",
+    durable: bool = True,
+    log: Callable[[str], None] | None = None,
+    limits: Limits | None = None,
+) -> ReceiverServer:
     return ReceiverServer((host, port), endpoints, public_url=public_url, durable=durable, log=log, limits=limits)
 
 
@@ -695,4 +755,4 @@ def stderr_log(line: str) -> None:
         sys.stderr.flush()  # anything printed before goes first
         view = memoryview(data)
         while view:
-            view = view[os.write(descriptor, view):]
+            view = view[os.write(descriptor, view) :]

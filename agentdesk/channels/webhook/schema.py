@@ -22,10 +22,18 @@ _PARTY = {
     "properties": {
         "name": {"type": "string", "maxLength": 500, "description": "Display name."},
         "email": {"type": "string", "minLength": 3, "maxLength": 320, "description": "Email address."},
-        "phone": {"type": "string", "minLength": 3, "maxLength": 64,
-                  "description": "Phone number in E.164 (+31612345678); normalised by agentdesk."},
-        "handle": {"type": "string", "minLength": 1, "maxLength": 500,
-                   "description": "The provider's handle or contact id (chat, social); prefix it with the provider, e.g. 'telegram:4711'."},
+        "phone": {
+            "type": "string",
+            "minLength": 3,
+            "maxLength": 64,
+            "description": "Phone number in E.164 (+31612345678); normalised by agentdesk.",
+        },
+        "handle": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 500,
+            "description": "The provider's handle or contact id (chat, social); prefix it with the provider, e.g. 'telegram:4711'.",
+        },
     },
     "additionalProperties": False,
     "anyOf": [{"required": ["email"]}, {"required": ["phone"]}, {"required": ["handle"]}],
@@ -35,17 +43,26 @@ SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": SCHEMA_ID,
     "title": "agentdesk generic webhook event",
-    "description": "One inbound message, or one delivery status of an outbound message, as written to a spool with adapter = \"generic\"; also the format of replies written to an outbound spool.",
+    "description": 'One inbound message, or one delivery status of an outbound message, as written to a spool with adapter = "generic"; also the format of replies written to an outbound spool.',
     "type": "object",
     "required": ["id"],
     "properties": {
-        "id": {"type": "string", "minLength": 1, "maxLength": 500,
-               "description": "Event id, unique per message at the sender: the message's external id (dedupe key)."},
+        "id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 500,
+            "description": "Event id, unique per message at the sender: the message's external id (dedupe key).",
+        },
         "type": {"enum": ["message", "status"], "description": "message (default) or status."},
-        "kind": {"enum": ["email", "sms", "chat", "webform", "social"],
-                 "description": "Channel kind; default: the spool's kind."},
-        "timestamp": {"type": "string", "format": "date-time",
-                      "description": "When the customer sent it, RFC 3339 with offset; default: when the file was written."},
+        "kind": {
+            "enum": ["email", "sms", "chat", "webform", "social"],
+            "description": "Channel kind; default: the spool's kind.",
+        },
+        "timestamp": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the customer sent it, RFC 3339 with offset; default: when the file was written.",
+        },
         "sender": _PARTY,
         "recipient": _PARTY,
         "conversation": {
@@ -53,8 +70,11 @@ SCHEMA: dict[str, Any] = {
             "description": "Threading hints: our ref, or the provider's own conversation key.",
             "properties": {
                 "ref": {"type": "string", "maxLength": 64, "description": "Our conversation ref, e.g. AD-1042."},
-                "thread_key": {"type": "string", "maxLength": 500,
-                               "description": "The provider's conversation key; messages with the same key join one conversation."},
+                "thread_key": {
+                    "type": "string",
+                    "maxLength": 500,
+                    "description": "The provider's conversation key; messages with the same key join one conversation.",
+                },
             },
             "additionalProperties": False,
         },
@@ -68,9 +88,17 @@ SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "required": ["name"],
                 "properties": {
-                    "name": {"type": "string", "maxLength": 1000, "description": "The sender's file name (display only)."},
+                    "name": {
+                        "type": "string",
+                        "maxLength": 1000,
+                        "description": "The sender's file name (display only).",
+                    },
                     "content_type": {"type": "string", "maxLength": 255},
-                    "url": {"type": "string", "minLength": 1, "description": "Where the file can be fetched (never fetched at ingest)."},
+                    "url": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Where the file can be fetched (never fetched at ingest).",
+                    },
                     "base64": {"type": "string", "description": "The file's bytes, base64-encoded."},
                     "size": {"type": "integer", "minimum": 0},
                 },
@@ -93,8 +121,10 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "if": {"properties": {"type": {"const": "status"}}, "required": ["type"]},
     "then": {"required": ["status"]},
-    "else": {"required": ["sender"], "anyOf": [{"required": ["text"]}, {"required": ["html"]},
-                                                {"required": ["attachments"]}]},
+    "else": {
+        "required": ["sender"],
+        "anyOf": [{"required": ["text"]}, {"required": ["html"]}, {"required": ["attachments"]}],
+    },
 }
 
 _TYPES = {
@@ -111,8 +141,15 @@ _TYPES = {
 def json_type(value: Any) -> str:
     for name in ("null", "boolean", "integer", "number", "string", "array", "object"):
         if _TYPES[name](value):
-            return {"integer": "a number", "number": "a number", "array": "an array", "object": "an object",
-                    "null": "null", "boolean": "a boolean", "string": "a string"}[name]
+            return {
+                "integer": "a number",
+                "number": "a number",
+                "array": "an array",
+                "object": "an object",
+                "null": "null",
+                "boolean": "a boolean",
+                "string": "a string",
+            }[name]
     return type(value).__name__
 
 
@@ -136,8 +173,10 @@ def validate(instance: Any, schema: dict[str, Any] = SCHEMA, path: str = "$") ->
         raise SchemaError(path, f"expected one of {', '.join(map(str, schema['enum']))}, got {instance!r}")
     if isinstance(instance, str):
         if len(instance) < schema.get("minLength", 0):
-            raise SchemaError(path, "must not be empty" if schema["minLength"] == 1
-                              else f"shorter than {schema['minLength']} characters")
+            raise SchemaError(
+                path,
+                "must not be empty" if schema["minLength"] == 1 else f"shorter than {schema['minLength']} characters",
+            )
         if "maxLength" in schema and len(instance) > schema["maxLength"]:
             raise SchemaError(path, f"longer than {schema['maxLength']} characters ({len(instance)})")
         if schema.get("format") == "date-time":

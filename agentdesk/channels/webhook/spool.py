@@ -164,8 +164,9 @@ class SpoolWriter:
         self.discard()
 
 
-def write_file(path: Path, data: bytes, *, extension: str = ".json", name: str | None = None,
-               durable: bool = True) -> str:
+def write_file(
+    path: Path, data: bytes, *, extension: str = ".json", name: str | None = None, durable: bool = True
+) -> str:
     """Write `data` into `path/tmp/`, fsync it, rename it into `path/new/`, fsync `new/`.
 
     Returns the file name. When this returns, the file survives a power cut (with `durable`).
@@ -216,8 +217,9 @@ def stale_tmp_files(path: Path, *, older_than: float = STALE_TMP_SECONDS, now: f
     return sorted(found, key=lambda stale: -stale.age)
 
 
-def remove_stale_tmp_files(path: Path, *, older_than: float = STALE_TMP_SECONDS,
-                           now: float | None = None) -> tuple[list[StaleFile], list[tuple[str, str]]]:
+def remove_stale_tmp_files(
+    path: Path, *, older_than: float = STALE_TMP_SECONDS, now: float | None = None
+) -> tuple[list[StaleFile], list[tuple[str, str]]]:
     """Remove what `stale_tmp_files` finds: (removed, [(name, why not) for those that stayed]).
 
     Safe while writers run: a file in tmp/ was never acknowledged (the receiver answers 200 only
@@ -237,8 +239,14 @@ def remove_stale_tmp_files(path: Path, *, older_than: float = STALE_TMP_SECONDS,
 
 # --- reading -----------------------------------------------------------------------------------
 
-_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def not_regular(mode: int) -> str:
@@ -247,8 +255,10 @@ def not_regular(mode: int) -> str:
         return ""
     kind = next((name for test, name in _KINDS if test(mode)), "not a file")
     if stat.S_ISLNK(mode):
-        return (f"not a regular file but {kind}: links are never followed (the link itself was moved here, "
-                f"its target was not read)")
+        return (
+            f"not a regular file but {kind}: links are never followed (the link itself was moved here, "
+            f"its target was not read)"
+        )
     return f"not a regular file but {kind}: a spool file is a regular file renamed into new/"
 
 
@@ -278,8 +288,10 @@ def open_spool_file(file: Path) -> tuple[int, os.stat_result]:
         opened = os.fstat(fd)
         reason = not_regular(opened.st_mode)
         if not reason and opened.st_nlink > 1:
-            reason = (f"a regular file with {opened.st_nlink} hard links: its content also lives outside new/, "
-                      f"so it is not read (writers rename a file into new/; they do not link it)")
+            reason = (
+                f"a regular file with {opened.st_nlink} hard links: its content also lives outside new/, "
+                f"so it is not read (writers rename a file into new/; they do not link it)"
+            )
         if reason:
             raise Rejected(reason)
     except BaseException:
@@ -364,4 +376,4 @@ def read_payload(file: Path, *, max_bytes: int) -> Payload:
             content_type = value.strip()
     if not content_type:
         raise Rejected("*.http file without a Content-Type header line")
-    return Payload(file.name, content_type, data[separator + width:], written_at)
+    return Payload(file.name, content_type, data[separator + width :], written_at)

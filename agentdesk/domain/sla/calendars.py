@@ -162,9 +162,7 @@ class BusinessCalendar:
         weekly: list[tuple[tuple[int, int], ...]] = [()] * 7
         for day_key, windows in hours.items():
             if day_key not in WEEKDAYS:
-                raise SlaConfigError(
-                    f"{where}: hours has unknown weekday {day_key!r}; use {', '.join(WEEKDAYS)}"
-                )
+                raise SlaConfigError(f"{where}: hours has unknown weekday {day_key!r}; use {', '.join(WEEKDAYS)}")
             if isinstance(windows, str):  # `mon = "09:00-17:00"` is a forgivable shorthand
                 windows = [windows]
             day_where = f"{where}: hours.{day_key}"
@@ -227,8 +225,7 @@ class BusinessCalendar:
         unknown = sorted(set(table) - allowed)
         if unknown:
             raise SlaConfigError(
-                f"calendar {name!r}: unknown key(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(allowed))}"
+                f"calendar {name!r}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
             )
         for required in ("name", "timezone", "hours"):
             if required not in table:
@@ -306,9 +303,11 @@ class BusinessCalendar:
         inner_last = last_day - timedelta(days=_INNER_MARGIN_DAYS)
         if inner_first > inner_last:
             return self._clipped(first_day, last_day, start, end)
-        return (self._clipped(first_day, inner_first - timedelta(days=1), start, end)
-                + timedelta(microseconds=self._open_microseconds(inner_first, inner_last))
-                + self._clipped(inner_last + timedelta(days=1), last_day, start, end))
+        return (
+            self._clipped(first_day, inner_first - timedelta(days=1), start, end)
+            + timedelta(microseconds=self._open_microseconds(inner_first, inner_last))
+            + self._clipped(inner_last + timedelta(days=1), last_day, start, end)
+        )
 
     def _clipped(self, day: date, last_day: date, start: datetime, end: datetime) -> timedelta:
         """Business time in [start, end) of the windows of local days `day`..`last_day`."""

@@ -46,16 +46,12 @@ def parse_warning(text: str) -> tuple[float | None, timedelta | None]:
         except ValueError:
             fraction = -1.0
         if not 0 < fraction <= 1:
-            raise SlaConfigError(
-                f'warning {text!r} must be a percentage above 0 and at most 100, e.g. "25%"'
-            )
+            raise SlaConfigError(f'warning {text!r} must be a percentage above 0 and at most 100, e.g. "25%"')
         return fraction, None
     try:
         before = parse_duration(text)
     except InvalidDuration:
-        raise SlaConfigError(
-            f'warning {text!r} must be a percentage like "25%" or a duration like "1h"'
-        ) from None
+        raise SlaConfigError(f'warning {text!r} must be a percentage like "25%" or a duration like "1h"') from None
     if before <= timedelta(0):
         raise SlaConfigError(f"warning {text!r} must be longer than zero")
     return None, before
@@ -68,9 +64,7 @@ def _freeze_targets(targets: Mapping[str, timedelta], where: str) -> Mapping[str
         if target not in TARGETS:
             raise SlaConfigError(f"{where}: unknown target {target!r}; targets are {', '.join(TARGETS)}")
         if not isinstance(duration, timedelta) or duration <= timedelta(0):
-            raise SlaConfigError(
-                f"{where}: {target} must be a duration longer than zero, got {duration!r}"
-            )
+            raise SlaConfigError(f"{where}: {target} must be a duration longer than zero, got {duration!r}")
     return MappingProxyType(dict(targets))
 
 
@@ -97,23 +91,21 @@ class Policy:
         overrides = {}
         for priority, targets in dict(self.priority_overrides).items():
             if priority not in PRIORITIES:
-                raise SlaConfigError(
-                    f"{where}: unknown priority {priority!r}; priorities are {', '.join(PRIORITIES)}"
-                )
+                raise SlaConfigError(f"{where}: unknown priority {priority!r}; priorities are {', '.join(PRIORITIES)}")
             overrides[priority] = _freeze_targets(targets, f"{where}: priority.{priority}")
         object.__setattr__(self, "priority_overrides", MappingProxyType(overrides))
         if self.warning_fraction is not None and not 0 < self.warning_fraction <= 1:
-            raise SlaConfigError(
-                f"{where}: warning fraction {self.warning_fraction!r} must be in (0, 1]"
-            )
+            raise SlaConfigError(f"{where}: warning fraction {self.warning_fraction!r} must be in (0, 1]")
         if self.warning_before is not None and self.warning_before <= timedelta(0):
             raise SlaConfigError(f"{where}: warning {self.warning_before!r} must be longer than zero")
 
     def __reduce__(self):
         # Its mappings are read-only proxies, which do not pickle: rebuilt from plain dicts.
         overrides = {priority: dict(targets) for priority, targets in self.priority_overrides.items()}
-        return (Policy, (self.name, self.calendar, dict(self.targets), self.warning_fraction, self.warning_before,
-                         overrides))
+        return (
+            Policy,
+            (self.name, self.calendar, dict(self.targets), self.warning_fraction, self.warning_before, overrides),
+        )
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any], calendars: Mapping[str, Calendar]) -> Policy:
@@ -123,9 +115,7 @@ class Policy:
         allowed = {"name", "calendar", "match", "warning", "priority", *TARGETS}
         unknown = sorted(set(table) - allowed)
         if unknown:
-            raise SlaConfigError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
-            )
+            raise SlaConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
         if not isinstance(name, str) or not name:
             raise SlaConfigError(f"sla_policy {name!r}: needs a name")
 

@@ -85,11 +85,18 @@ class Opening:
     events: tuple[tuple[str, str, datetime, str], ...]  # (target, event, at, detail)
 
 
-def opening(policy: Policy, *, priority: str, created_at: datetime, waiting_since: datetime | None,
-            now: datetime) -> Opening:
+def opening(
+    policy: Policy, *, priority: str, created_at: datetime, waiting_since: datetime | None, now: datetime
+) -> Opening:
     facts = ClockFacts(status="new", priority=priority, created_at=created_at, waiting_since=waiting_since)
     recorded, clocks = advance({}, facts, policy=policy, now=now)
     states = clock_states(clocks, policy=policy, priority=priority, now=now)
-    return Opening(policy.name, priority, created_at, waiting_since, now, stored_fields(states, waiting_since),
-                   tuple((event.target, event.event, event.at, event_detail(policy, event, clock))
-                         for event, clock in recorded))
+    return Opening(
+        policy.name,
+        priority,
+        created_at,
+        waiting_since,
+        now,
+        stored_fields(states, waiting_since),
+        tuple((event.target, event.event, event.at, event_detail(policy, event, clock)) for event, clock in recorded),
+    )

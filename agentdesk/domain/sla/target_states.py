@@ -73,9 +73,7 @@ def _target_state(
         due = policy.calendar.add(started_at, length)
     if fulfilled_at is not None:
         state = "met" if fulfilled_at <= due else "missed"
-        return TargetState(
-            target, due, state, _margin(policy.calendar, fulfilled_at, due), fulfilled_at, length=length
-        )
+        return TargetState(target, due, state, _margin(policy.calendar, fulfilled_at, due), fulfilled_at, length=length)
     remaining = _margin(policy.calendar, now, due)
     threshold = policy.warning_threshold(length)
     warning_at = None
@@ -89,9 +87,7 @@ def _target_state(
         state = "breached"
     else:
         state = "warning" if threshold is not None and remaining <= threshold else "ok"
-    return TargetState(
-        target=target, due=due, state=state, remaining=remaining, warning_at=warning_at, length=length
-    )
+    return TargetState(target=target, due=due, state=state, remaining=remaining, warning_at=warning_at, length=length)
 
 
 def evaluate(
@@ -187,8 +183,7 @@ def warning_starts_at(policy: Policy, state: TargetState) -> datetime:
     """
     if state.state not in ("ok", "warning", "breached") or state.due is None:
         raise ValueError(
-            f"{state.target} under policy {policy.name!r} is {state.state}, not running; "
-            f"it has no warning time"
+            f"{state.target} under policy {policy.name!r} is {state.state}, not running; it has no warning time"
         )
     return state.warning_at if state.warning_at is not None else state.due
 

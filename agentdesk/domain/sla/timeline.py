@@ -93,8 +93,14 @@ def _step(clock: Clock | None, event: ClockEvent, *, calendar: Calendar, length:
     at = event.at
     if event.event == "activate":
         return Clock(
-            target=event.target, length=length, phase="running", started_at=at, since=at,
-            used=timedelta(0), due=calendar.add(at, length), last_at=at,
+            target=event.target,
+            length=length,
+            phase="running",
+            started_at=at,
+            since=at,
+            used=timedelta(0),
+            due=calendar.add(at, length),
+            last_at=at,
             cycle=clock.cycle + 1 if clock is not None else 1,
         )
     if clock is None:
@@ -105,8 +111,9 @@ def _step(clock: Clock | None, event: ClockEvent, *, calendar: Calendar, length:
     if event.event == "pause":
         if clock.phase != "running":
             return _clock_with(clock, last_at=last_at)
-        return _clock_with(clock, phase="paused", since=at, used=clock.used_at(calendar, at),
-                       reason=event.reason, last_at=last_at)
+        return _clock_with(
+            clock, phase="paused", since=at, used=clock.used_at(calendar, at), reason=event.reason, last_at=last_at
+        )
     if event.event == "resume":
         if clock.phase == "running":
             return _clock_with(clock, last_at=last_at)
@@ -138,9 +145,7 @@ def replay(events: Sequence[ClockEvent], *, policy: Policy, priority: str) -> di
     return clocks
 
 
-def replay_steps(
-    events: Sequence[ClockEvent], *, policy: Policy, priority: str
-) -> Iterator[tuple[ClockEvent, Clock]]:
+def replay_steps(events: Sequence[ClockEvent], *, policy: Policy, priority: str) -> Iterator[tuple[ClockEvent, Clock]]:
     """Each event with its clock right after it (what `sla explain` prints); see `replay`."""
     lengths = policy.targets_for(priority)
     clocks: dict[str, Clock] = {}
@@ -236,8 +241,13 @@ def advance(
             answered = last_reply_at if last_reply_at is not None and last_reply_at >= clock.started_at else now
             emit("next_reply", "fulfil", answered)
             current = False
-        elif (current and clock is not None and waiting_since is not None and last_reply_at is not None
-              and clock.started_at < last_reply_at < waiting_since):
+        elif (
+            current
+            and clock is not None
+            and waiting_since is not None
+            and last_reply_at is not None
+            and clock.started_at < last_reply_at < waiting_since
+        ):
             # Answered, and the customer wrote again, since the clocks last looked.
             emit("next_reply", "fulfil", last_reply_at)
             current = False
@@ -271,8 +281,13 @@ def advance(
 
     for target in TARGETS:
         clock = clocks.get(target)
-        if target in lengths and clock is not None and clock.phase == "running" and not clock.breached \
-                and clock.due < now:
+        if (
+            target in lengths
+            and clock is not None
+            and clock.phase == "running"
+            and not clock.breached
+            and clock.due < now
+        ):
             record(target, "breach", max(clock.due, clock.last_at))
     return recorded, clocks
 
@@ -295,8 +310,17 @@ def clock_states(clocks: Mapping[str, Clock], *, policy: Policy, priority: str, 
         if clock.phase == "paused":
             if clock.reason in _DONE_STATUSES:
                 continue
-            states.append(TargetState(target=target, due=None, state="paused", remaining=length - clock.used,
-                                      length=length, used=clock.used, reason=clock.reason))
+            states.append(
+                TargetState(
+                    target=target,
+                    due=None,
+                    state="paused",
+                    remaining=length - clock.used,
+                    length=length,
+                    used=clock.used,
+                    reason=clock.reason,
+                )
+            )
         elif clock.phase == "fulfilled":
             if clock.met:
                 remaining = length - clock.used
@@ -304,9 +328,17 @@ def clock_states(clocks: Mapping[str, Clock], *, policy: Policy, priority: str, 
                 remaining = -(clock.since - clock.due)
             else:
                 remaining = -(clock.used - length)
-            states.append(TargetState(target=target, due=clock.due, state="met" if clock.met else "missed",
-                                      remaining=remaining, fulfilled_at=clock.since, length=length,
-                                      used=clock.used))
+            states.append(
+                TargetState(
+                    target=target,
+                    due=clock.due,
+                    state="met" if clock.met else "missed",
+                    remaining=remaining,
+                    fulfilled_at=clock.since,
+                    length=length,
+                    used=clock.used,
+                )
+            )
         else:
             due = clock.due
             remaining = _margin(calendar, now, due)
@@ -318,7 +350,15 @@ def clock_states(clocks: Mapping[str, Clock], *, policy: Policy, priority: str, 
                 state = "breached"
             else:
                 state = "warning" if threshold is not None and remaining <= threshold else "ok"
-            states.append(TargetState(target=target, due=due, state=state, remaining=remaining,
-                                      warning_at=warning_at, length=length, used=clock.used_at(calendar, now)))
+            states.append(
+                TargetState(
+                    target=target,
+                    due=due,
+                    state=state,
+                    remaining=remaining,
+                    warning_at=warning_at,
+                    length=length,
+                    used=clock.used_at(calendar, now),
+                )
+            )
     return states
-

@@ -114,9 +114,15 @@ def save(directory: Path, template: Template) -> Path:
             f"template name {template.name!r} is not valid; use letters, digits, '.', '-' or '_' (max 64)"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    meta = [f"{key}: {value}" for key, value in
-            (("shortcut", template.shortcut), ("description", template.description), ("subject", template.subject))
-            if value]
+    meta = [
+        f"{key}: {value}"
+        for key, value in (
+            ("shortcut", template.shortcut),
+            ("description", template.description),
+            ("subject", template.subject),
+        )
+        if value
+    ]
     text = (f"---\n{chr(10).join(meta)}\n---\n" if meta else "") + template.body
     path = directory / f"{template.name}.md"
     temporary = path.with_suffix(".md.tmp")
@@ -154,8 +160,9 @@ def render(template: Template | str, values: dict[str, str], *, optional: frozen
     source = template.body if isinstance(template, Template) else template
     name = template.name if isinstance(template, Template) else "template"
     if len(source) > rendering.MAX_SOURCE:
-        raise TemplateFailed(name, None, f"is {len(source):,} characters long; templates are limited to "
-                                         f"{rendering.MAX_SOURCE:,}")
+        raise TemplateFailed(
+            name, None, f"is {len(source):,} characters long; templates are limited to {rendering.MAX_SOURCE:,}"
+        )
     missing: list[str] = []
     present = {key: value for key, value in values.items() if value or key in optional}
     try:

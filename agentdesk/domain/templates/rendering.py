@@ -111,8 +111,9 @@ def _refuse_size(size: int, what: str = "a value") -> None:
 
 def _refuse_int(bits: int) -> None:
     if bits > MAX_INT_BITS:
-        raise LimitExceeded(f"a number would have about {int(bits * 0.30103):,} digits; the limit is "
-                            f"{int(MAX_INT_BITS * 0.30103):,}")
+        raise LimitExceeded(
+            f"a number would have about {int(bits * 0.30103):,} digits; the limit is {int(MAX_INT_BITS * 0.30103):,}"
+        )
 
 
 def _text_size(value: Any, budget: Budget, limit: int = MAX_SIZE) -> int:
@@ -317,8 +318,16 @@ def _filter_checks(budget: Budget) -> dict:
             raise LimitExceeded(f"slice({slices:,}) makes too many slices; at most {MAX_RANGE:,}")
         return (value, slices, fill_with), {}
 
-    return {"center": center, "indent": indent, "wordwrap": wordwrap, "join": join, "replace": replace,
-            "format": format, "batch": batch, "slice": slice}
+    return {
+        "center": center,
+        "indent": indent,
+        "wordwrap": wordwrap,
+        "join": join,
+        "replace": replace,
+        "format": format,
+        "batch": batch,
+        "slice": slice,
+    }
 
 
 def _bounded_sum(budget: Budget, original):
@@ -384,8 +393,12 @@ def _environment_call(name: str, args: list[nodes.Expr], at: nodes.Node) -> node
     return call
 
 
-_REFUSED_TAGS = ((nodes.Extends, "extends"), (nodes.Include, "include"), (nodes.Import, "import"),
-                 (nodes.FromImport, "from … import"))
+_REFUSED_TAGS = (
+    (nodes.Extends, "extends"),
+    (nodes.Include, "include"),
+    (nodes.Import, "import"),
+    (nodes.FromImport, "from … import"),
+)
 
 
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
@@ -393,8 +406,14 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def __init__(self, *, undefined: type[Undefined], budget: Budget) -> None:
         self.budget = budget
-        super().__init__(undefined=undefined, autoescape=False, keep_trailing_newline=True, loader=None,
-                         optimized=False, finalize=self._finalize)
+        super().__init__(
+            undefined=undefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            loader=None,
+            optimized=False,
+            finalize=self._finalize,
+        )
         self.globals["range"] = self.bounded_range
         self.globals.pop("lipsum", None)  # lorem ipsum of any length: a placeholder generator, not reply text
         checks = _filter_checks(budget)
@@ -495,8 +514,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         for kind, tag in _REFUSED_TAGS:
             for found in tree.find_all(kind):
                 raise NotAvailable(
-                    f"{{% {tag} %}} is not available: a template cannot read other templates or files",
-                    found.lineno)
+                    f"{{% {tag} %}} is not available: a template cannot read other templates or files", found.lineno
+                )
         return self.from_string(_Guard().visit(tree))
 
 

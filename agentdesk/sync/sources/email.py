@@ -70,7 +70,7 @@ def _chunks(fetched: Sequence[imap.FetchedMessage]) -> list[list[tuple]]:
     """A fetched batch as (uid, internal date, raw or file) chunks of COMMIT_EVERY, one per
     transaction (one empty chunk for an empty batch: its checkpoint still moves)."""
     items = [(m.uid, m.internaldate, m.raw if m.file is None else m.file) for m in fetched]
-    return [items[start:start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
+    return [items[start : start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
 
 
 def _chunk_bytes(chunk: Sequence[tuple]) -> int:
@@ -79,8 +79,11 @@ def _chunk_bytes(chunk: Sequence[tuple]) -> int:
 
 def _wants_parsers(selected: imap.FolderState, last_uid: int) -> bool:
     """Whether SELECT shows enough new UIDs (UIDNEXT − checkpoint) for parser processes to pay."""
-    return selected.uidnext is not None and selected.exists >= PARALLEL_PARSE_MIN \
+    return (
+        selected.uidnext is not None
+        and selected.exists >= PARALLEL_PARSE_MIN
         and selected.uidnext - 1 - last_uid >= PARALLEL_PARSE_MIN
+    )
 
 
 def parser_pool():
@@ -94,8 +97,12 @@ def parser_pool():
 
     from agentdesk.sync.sources import parse_job
 
-    pool = concurrent.futures.ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=parse_job.start_parser, initargs=(os.getpid(),))
+    pool = concurrent.futures.ProcessPoolExecutor(
+        PARSE_WORKERS,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=parse_job.start_parser,
+        initargs=(os.getpid(),),
+    )
     for _ in range(PARSE_WORKERS):
         pool.submit(parse_job.ready)  # starts every process (spawn starts them all on the first submit)
     return pool
@@ -119,8 +126,9 @@ RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
 GMAIL_IDS_KEPT = 200_000
 
 
-def _fetch(connection: imap.BulkConnection, uids: list[int], sizes: dict[int, int], spool_dir: str | None) \
-        -> list[imap.FetchedMessage]:
+def _fetch(
+    connection: imap.BulkConnection, uids: list[int], sizes: dict[int, int], spool_dir: str | None
+) -> list[imap.FetchedMessage]:
     from agentdesk.channels.email.spooled import LARGE_MESSAGE_BYTES
 
     if len(uids) == 1 and sizes.get(uids[0], 0) > LARGE_MESSAGE_BYTES:
@@ -140,8 +148,9 @@ def _fetch(connection: imap.BulkConnection, uids: list[int], sizes: dict[int, in
     return connection.fetch(uids)
 
 
-def _fetched_batches(connection: imap.BulkConnection, listing: Sequence[tuple[int, int]],
-                     spool_dir: str | None = None) -> Generator[tuple[list[int], list[imap.FetchedMessage]], None, None]:
+def _fetched_batches(
+    connection: imap.BulkConnection, listing: Sequence[tuple[int, int]], spool_dir: str | None = None
+) -> Generator[tuple[list[int], list[imap.FetchedMessage]], None, None]:
     """Each batch of `listing` with its fetched messages, in order; while the caller works on one,
     a thread already fetches the next (it mostly waits on the socket, which releases the GIL), so
     a big sync does not stop storing to wait for the server. The connection serialises commands
@@ -361,8 +370,9 @@ class MailboxSource:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
 
-    def _without_gmail_copies(self, connection: imap.BulkConnection, listing: list[tuple[int, int]]) \
-            -> list[tuple[int, int]]:
+    def _without_gmail_copies(
+        self, connection: imap.BulkConnection, listing: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
         """On Gmail, the messages this source already took from another folder (label) are left
         out: INBOX and [Gmail]/All Mail show the same message, with the same X-GM-MSGID. Ingest
         would dedupe them anyway; this spares fetching them twice."""
@@ -378,13 +388,25 @@ class MailboxSource:
         if checkpoint is not None and checkpoint.uidvalidity == selected.uidvalidity:
             return checkpoint.last_uid
         if checkpoint is not None and checkpoint.uidvalidity is not None:
-            log.warning("%s/%s: UIDVALIDITY changed from %s to %s; rescanning, known messages are skipped",
-                        self.name, folder, checkpoint.uidvalidity, selected.uidvalidity)
+            log.warning(
+                "%s/%s: UIDVALIDITY changed from %s to %s; rescanning, known messages are skipped",
+                self.name,
+                folder,
+                checkpoint.uidvalidity,
+                selected.uidvalidity,
+            )
         return 0
 
-    def _fetch_and_store(self, connection: imap.BulkConnection, folder: str, uidvalidity: int,
-                         listing: Sequence[tuple[int, int]], pool, report: PollReport,
-                         progress: Progress | None) -> None:
+    def _fetch_and_store(
+        self,
+        connection: imap.BulkConnection,
+        folder: str,
+        uidvalidity: int,
+        listing: Sequence[tuple[int, int]],
+        pool,
+        report: PollReport,
+        progress: Progress | None,
+    ) -> None:
         """Fetch, parse and store `listing`."""
         from agentdesk.channels.email.mime import parse_fetched
 
@@ -431,14 +453,18 @@ class MailboxSource:
                             # The chunk is stored with this `now`, the one its clocks are computed for. The
                             # first is parsed here: the parser processes are still booting, we would wait.
                             now = self.ctx.now_fn()
-                            parsed = parse_chunk(chunk, self.name, now, policy) if not in_flight and not done \
+                            parsed = (
+                                parse_chunk(chunk, self.name, now, policy)
+                                if not in_flight and not done
                                 else pool.submit(parse_chunk, chunk, self.name, now, policy)
+                            )
                             in_flight.append((parsed, checkpoint_uid, now, None, _chunk_bytes(chunk)))
                         else:
                             parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
                             in_flight.append((parsed, checkpoint_uid, None, None, 0))
                     while len(in_flight) > ahead or (
-                            len(in_flight) > 1 and sum(item[4] for item in in_flight) > PARSE_AHEAD_BYTES):
+                        len(in_flight) > 1 and sum(item[4] for item in in_flight) > PARSE_AHEAD_BYTES
+                    ):
                         done += self._store_next(in_flight, folder, uidvalidity, report)
                         if progress:
                             progress(done, total, f"{self.name}/{folder}")
@@ -474,9 +500,17 @@ class MailboxSource:
                 connection.move(uids, self.mailbox.after_fetch.split(":", 1)[1])
         return len(parsed)
 
-    def _ingest_chunk(self, folder: str, uidvalidity: int, chunk: list[tuple[int, InboundMessage, Any]],
-                      checkpoint_uid: int, report: PollReport, *, now: datetime | None = None,
-                      raw_file=None) -> None:
+    def _ingest_chunk(
+        self,
+        folder: str,
+        uidvalidity: int,
+        chunk: list[tuple[int, InboundMessage, Any]],
+        checkpoint_uid: int,
+        report: PollReport,
+        *,
+        now: datetime | None = None,
+        raw_file=None,
+    ) -> None:
         """One transaction: the chunk's (uid, message, sla.Opening | None), and the checkpoint.
         `raw_file`: the raw mail of a chunk's one big message, stored from the file (its record
         carries no `raw`)."""
@@ -486,9 +520,14 @@ class MailboxSource:
         with db.write_session(ctx.engine) as session:
             wal.set_autocheckpoint(session, WAL_CHECKPOINT_PAGES)
             try:
-                results = ingest_batch(session, [message for _, message, _ in chunk], policies=ctx.policies,
-                                       now=now or ctx.now_fn(), settings=ctx.settings,
-                                       openings=[opening for _, _, opening in chunk])
+                results = ingest_batch(
+                    session,
+                    [message for _, message, _ in chunk],
+                    policies=ctx.policies,
+                    now=now or ctx.now_fn(),
+                    settings=ctx.settings,
+                    openings=[opening for _, _, opening in chunk],
+                )
             except OperationalError:
                 raise  # the database failed (disk full, locked past the timeout), not a message
             except Exception:
@@ -500,8 +539,15 @@ class MailboxSource:
                 from agentdesk.store import bulk
 
                 bulk.insert_raw_from_file(session, results[0].message_id, raw_file)
-            save_sync_state(session=session, source=self.name, folder=folder, uidvalidity=uidvalidity,
-                            last_uid=max(checkpoint_uid, 0), last_sync_at=self.ctx.now_fn(), last_error="")
+            save_sync_state(
+                session=session,
+                source=self.name,
+                folder=folder,
+                uidvalidity=uidvalidity,
+                last_uid=max(checkpoint_uid, 0),
+                last_sync_at=self.ctx.now_fn(),
+                last_error="",
+            )
             session.commit()
         if self._checkpoints is not None:
             self._checkpoints.commit_done()
@@ -510,7 +556,6 @@ class MailboxSource:
                 report.duplicates += 1
             else:
                 report.stored += 1
-
 
     def _ingest_one_safely(self, session, message: InboundMessage):
         from agentdesk.channels.email.mime import UNKNOWN_SENDER
@@ -525,9 +570,16 @@ class MailboxSource:
         except Exception as error:
             log.exception("%s: ingest failed for %s; storing it flagged", self.name, message.external_id)
             fallback = dataclasses.replace(
-                message, sender_address=UNKNOWN_SENDER, in_reply_to="", references=(), conversation_hint="",
-                subject=message.subject[:500], kind=message.kind,
-                parse_error="; ".join(filter(None, [message.parse_error, f"ingest: {type(error).__name__}: {error}"]))[:2_000],
+                message,
+                sender_address=UNKNOWN_SENDER,
+                in_reply_to="",
+                references=(),
+                conversation_hint="",
+                subject=message.subject[:500],
+                kind=message.kind,
+                parse_error="; ".join(filter(None, [message.parse_error, f"ingest: {type(error).__name__}: {error}"]))[
+                    :2_000
+                ],
             )
             with session.begin_nested():
                 return ingest_message(session, fallback, policies=ctx.policies, now=ctx.now_fn(), settings=ctx.settings)
@@ -554,8 +606,13 @@ class MailboxSource:
                 if self._idler.supported:
                     self._idler.wait(timeout)
                     return
-                log.warning("%s: %s:%s does not offer IDLE; polling every %.0fs",
-                            self.name, self.server.host, self.server.port, timeout)
+                log.warning(
+                    "%s: %s:%s does not offer IDLE; polling every %.0fs",
+                    self.name,
+                    self.server.host,
+                    self.server.port,
+                    timeout,
+                )
                 self._idle_unsupported = True
                 self._close_idler()
             except imap.Idler.ConnectionLost as error:

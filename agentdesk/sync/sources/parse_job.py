@@ -56,8 +56,9 @@ def _end_with_parent(parent_pid: int) -> None:
 NEW_PRIORITY = "normal"
 
 
-def parse_chunk(items: Sequence[tuple[int, datetime, bytes]], source: str, now: datetime,
-                policy: sla.Policy | None) -> list[tuple[int, InboundMessage, sla.Opening | None]]:
+def parse_chunk(
+    items: Sequence[tuple[int, datetime, bytes]], source: str, now: datetime, policy: sla.Policy | None
+) -> list[tuple[int, InboundMessage, sla.Opening | None]]:
     """(uid, internal date, raw) -> (uid, message, opening). `policy`: the one a new conversation
     of this source gets (None: no policy applies, no opening); `now`: the time it is stored with."""
     parsed = parse_fetched(items, source)
@@ -72,8 +73,13 @@ def parse_chunk(items: Sequence[tuple[int, datetime, bytes]], source: str, now: 
             continue
         at = min(message.received_at, now)
         try:
-            opening = sla.opening(policy, priority=NEW_PRIORITY, created_at=at,
-                                  waiting_since=at if message.kind == "message" else None, now=now)
+            opening = sla.opening(
+                policy,
+                priority=NEW_PRIORITY,
+                created_at=at,
+                waiting_since=at if message.kind == "message" else None,
+                now=now,
+            )
         except Exception:  # ingest refreshes the clocks itself (and reports what is wrong there)
             opening = None
         chunk.append((uid, message, opening))

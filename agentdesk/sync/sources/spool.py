@@ -230,8 +230,7 @@ class SpoolSource:
         if identity is None:
             return
         self._skipped[name] = (identity, time.monotonic() + SKIP_RETRY)
-        result.warnings.append(f"skipped {name} (left in new/, tried again in {SKIP_RETRY / 60:.0f} minutes): "
-                               f"{reason}")
+        result.warnings.append(f"skipped {name} (left in new/, tried again in {SKIP_RETRY / 60:.0f} minutes): {reason}")
 
     def wait(self, timeout: float, *, interval: float = WAIT_INTERVAL) -> bool:
         """Block until new/ holds a file (True), or `timeout` seconds pass or `interrupt` (False)."""
@@ -288,10 +287,10 @@ class SpoolSource:
         with self._locked():
             names = self.pending(limit)
             for start in range(0, len(names), self.batch):
-                chunk = self._batch(names[start:start + self.batch])
+                chunk = self._batch(names[start : start + self.batch])
                 result.add(chunk)
                 if chunk.failed:  # the store is unavailable: the rest would fail the same way
-                    result.failed += [(name, chunk.failed[0][1]) for name in names[start + self.batch:]]
+                    result.failed += [(name, chunk.failed[0][1]) for name in names[start + self.batch :]]
                     break
             self._record_state(result, force=bool(names))
         return result
@@ -306,11 +305,15 @@ class SpoolSource:
             try:
                 payload = read_payload(file, max_bytes=self.spool.max_bytes)
                 items = self.adapter(payload)
-                messages = [inbound_message(self.spool, payload, item, index, len(items))
-                            if isinstance(item, Draft) else item for index, item in enumerate(items)]
+                messages = [
+                    inbound_message(self.spool, payload, item, index, len(items)) if isinstance(item, Draft) else item
+                    for index, item in enumerate(items)
+                ]
                 # Linked attachments are fetched here, before the store is opened (never by the TUI).
-                messages = [(fetch.with_downloads(item[0], self.caps), item[1]) if isinstance(item, tuple)
-                            else item for item in messages]
+                messages = [
+                    (fetch.with_downloads(item[0], self.caps), item[1]) if isinstance(item, tuple) else item
+                    for item in messages
+                ]
             except FileNotFoundError:
                 continue  # another poller took it (a second `sync` on the same spool)
             except Rejected as error:
@@ -367,8 +370,9 @@ class SpoolSource:
         release_freed_memory()
         return result
 
-    def _unavailable(self, names: list[str], rejects: list[tuple[str, str]], error: OperationalError) \
-            -> SpoolPollReport:
+    def _unavailable(
+        self, names: list[str], rejects: list[tuple[str, str]], error: OperationalError
+    ) -> SpoolPollReport:
         """The report of a batch the store could not take: every file not rejected stays in new/,
         each with the one line `db.explain` gives (a full disk says so, with the free space)."""
         rejected_names = {n for n, _ in rejects}
@@ -383,23 +387,28 @@ class SpoolSource:
         result.ignored += outcome.ignored
         result.warnings += outcome.warnings
 
-    def _store_batched(self, session: Session, read: list[tuple[str, list]], result: SpoolPollReport,
-                       done: list[str]) -> list[tuple[str, list]]:
+    def _store_batched(
+        self, session: Session, read: list[tuple[str, list]], result: SpoolPollReport, done: list[str]
+    ) -> list[tuple[str, list]]:
         """Store the files that hold only plain messages with one `ingest_batch` (a few queries and
         one INSERT per table for them all); returns the files left for the per-file path: those with
         status updates or identities to link, or all of them when the batch fails (a file that
         breaks ingest is then rejected on its own, as always)."""
         from agentdesk import ingest
 
-        plain = [(name, items) for name, items in read
-                 if items and all(not isinstance(item, StatusUpdate) and not item[1] for item in items)]
+        plain = [
+            (name, items)
+            for name, items in read
+            if items and all(not isinstance(item, StatusUpdate) and not item[1] for item in items)
+        ]
         if len(plain) < 2:
             return read
         messages = [item[0] for _, items in plain for item in items]
         try:
             with session.begin_nested():
-                stored = ingest.ingest_batch(session, messages, policies=self.policies, now=self.now_fn(),
-                                             settings=self.settings)
+                stored = ingest.ingest_batch(
+                    session, messages, policies=self.policies, now=self.now_fn(), settings=self.settings
+                )
         except OperationalError:
             raise
         except Exception:
@@ -407,7 +416,7 @@ class SpoolSource:
         position = 0
         for name, items in plain:
             outcome = _Outcome()
-            for ingested in stored[position:position + len(items)]:
+            for ingested in stored[position : position + len(items)]:
                 if ingested.duplicate:
                     outcome.duplicates += 1
                 else:
@@ -565,8 +574,14 @@ def spool_sources(ctx: SyncContext, *, only: str | None = None) -> list[SpoolSou
     spools = [find_spool(settings, only)] if only is not None else list(settings.spool)
     sources = []
     for spool in spools:
-        source = SpoolSource(spool, engine=ctx.engine, policies=ctx.policies, path=settings.spool_path(spool),
-                             now_fn=ctx.now_fn, settings=settings)
+        source = SpoolSource(
+            spool,
+            engine=ctx.engine,
+            policies=ctx.policies,
+            path=settings.spool_path(spool),
+            now_fn=ctx.now_fn,
+            settings=settings,
+        )
         source.ensure()
         sources.append(source)
     return sources

@@ -23,8 +23,9 @@ Link = tuple[str, str]
 SENDER_KINDS = ("email", "phone", "chat", "social")
 
 
-def inbound_message(spool: SpoolSettings, payload: Payload, draft: Draft, index: int,
-                    count: int) -> tuple[InboundMessage, list[Link]]:
+def inbound_message(
+    spool: SpoolSettings, payload: Payload, draft: Draft, index: int, count: int
+) -> tuple[InboundMessage, list[Link]]:
     """The InboundMessage of the `index`-th of `count` drafts in a payload, and the identities to link.
 
     Rejected when the payload does not give the sender's address of the kind the spool's
@@ -39,8 +40,10 @@ def inbound_message(spool: SpoolSettings, payload: Payload, draft: Draft, index:
         # email or phone): the customer is found or made by it, the conversation stays on its channel.
         other = next((k for k in SENDER_KINDS if draft.identities.get(k)), None)
         if other is None:
-            raise Rejected(f"this {spool.adapter} payload does not say who sent it (an email, phone or handle "
-                           f"of the sender); a {channel} spool needs one")
+            raise Rejected(
+                f"this {spool.adapter} payload does not say who sent it (an email, phone or handle "
+                f"of the sender); a {channel} spool needs one"
+            )
         kind = sender_kind = other
         address = draft.identities[other]
     try:
@@ -61,12 +64,27 @@ def inbound_message(spool: SpoolSettings, payload: Payload, draft: Draft, index:
             except InvalidInput:
                 pass
     message = InboundMessage(
-        source=spool.name, channel=channel, external_id=external_id, sender_address=address,
-        sender_name=draft.sender_name, received_at=draft.received_at, subject=draft.subject,
-        body_text=draft.body_text, body_html_text=draft.body_html_text, kind=draft.kind, bulk=draft.bulk,
-        in_reply_to=draft.in_reply_to, references=draft.references, recipients=draft.recipients,
-        conversation_hint=draft.conversation_hint, thread_key=draft.thread_key, sender_kind=sender_kind,
-        attachments=draft.attachments, raw=payload.body, parse_error=draft.parse_error, headers=draft.headers,
+        source=spool.name,
+        channel=channel,
+        external_id=external_id,
+        sender_address=address,
+        sender_name=draft.sender_name,
+        received_at=draft.received_at,
+        subject=draft.subject,
+        body_text=draft.body_text,
+        body_html_text=draft.body_html_text,
+        kind=draft.kind,
+        bulk=draft.bulk,
+        in_reply_to=draft.in_reply_to,
+        references=draft.references,
+        recipients=draft.recipients,
+        conversation_hint=draft.conversation_hint,
+        thread_key=draft.thread_key,
+        sender_kind=sender_kind,
+        attachments=draft.attachments,
+        raw=payload.body,
+        parse_error=draft.parse_error,
+        headers=draft.headers,
     )
     return message, links
 
@@ -81,6 +99,13 @@ def link_identity(session: Session, *, customer_id: int, kind: str, address: str
     if queries.customer_by_identity(session=session, kind=kind, address=address) is not None:
         return False
     session.add(Identity(customer_id=customer_id, kind=kind, address=address, created_at=now))
-    audit.record(session, agent=audit.SYSTEM, action="identity_linked", now=now, customer_id=customer_id,
-                 kind=kind, address=address)
+    audit.record(
+        session,
+        agent=audit.SYSTEM,
+        action="identity_linked",
+        now=now,
+        customer_id=customer_id,
+        kind=kind,
+        address=address,
+    )
     return True

@@ -135,9 +135,14 @@ class AttachmentKeys(MainScreenParts):
             if value is not None:
                 self._save(conversation_id, chosen.number, value.strip() or default)
 
-        self.app.push_screen(PromptScreen(f"Save {shown_line(chosen.filename)} to directory", value=default,
-                                          hint="enter saves (never over a file), escape cancels"),
-                             chosen_dir)
+        self.app.push_screen(
+            PromptScreen(
+                f"Save {shown_line(chosen.filename)} to directory",
+                value=default,
+                hint="enter saves (never over a file), escape cancels",
+            ),
+            chosen_dir,
+        )
 
     @work(thread=True, group="attachments")
     def _save(self, conversation_id: int, number: int, directory: str) -> None:
@@ -168,8 +173,11 @@ class AttachmentKeys(MainScreenParts):
             self.app.call_from_thread(self._open_outside, conversation_id, number)
             return
         item, text = found
-        self.post_message(PreviewReady(f"{item.filename} ({item.content_type}, "
-                                       f"{attachment_actions.size_text(item.size)})", text, number))
+        self.post_message(
+            PreviewReady(
+                f"{item.filename} ({item.content_type}, {attachment_actions.size_text(item.size)})", text, number
+            )
+        )
 
     def on_preview_ready(self, message: PreviewReady) -> None:
         conversation_id = self.thread.conversation.id if self.thread is not None else None
@@ -181,5 +189,8 @@ class AttachmentKeys(MainScreenParts):
         self.app.push_screen(TextPreview(shown_line(message.title), message.text, message.number), closed)
 
     def on_attachment_done(self, message: AttachmentDone) -> None:
-        self.notify(shown_line(message.text), severity="error" if message.error else "information",
-                    timeout=8 if message.error else 4)
+        self.notify(
+            shown_line(message.text),
+            severity="error" if message.error else "information",
+            timeout=8 if message.error else 4,
+        )

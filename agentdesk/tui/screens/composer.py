@@ -50,8 +50,9 @@ class ComposerScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     AUTOSAVE_DELAY = 1.0
 
-    def __init__(self, desk: Desk, thread: Thread, *, kind: str = "reply", now: Callable[[], datetime],
-                 open_editor: bool = False) -> None:
+    def __init__(
+        self, desk: Desk, thread: Thread, *, kind: str = "reply", now: Callable[[], datetime], open_editor: bool = False
+    ) -> None:
         super().__init__()
         self.desk = desk
         self.thread = thread
@@ -74,8 +75,9 @@ class ComposerScreen(Screen):
         yield Static("", id="composer-title")
         # Cc and Bcc go by SMTP: an email conversation not fed by a spool (a spool's reply has one recipient).
         conversation = self.thread.conversation
-        email = self.kind == "forward" or (conversation.channel == "email" and conversation.source not in
-                                           {s.name for s in self.desk.settings.spool})
+        email = self.kind == "forward" or (
+            conversation.channel == "email" and conversation.source not in {s.name for s in self.desk.settings.spool}
+        )
         yield Envelope(email=email, id="envelope")
         yield Static(self._latest_message(), id="composer-context", markup=False)
         with Horizontal(id="composer-body"):
@@ -131,8 +133,10 @@ class ComposerScreen(Screen):
         elif self.kind == "forward":
             count = sum(1 for item in self.thread.items if item.kind in ("inbound", "outbound"))
             files = sum(len(item.attachments) for item in self.thread.items if item.kind in ("inbound", "outbound"))
-            title = (f"[b]Forward[/] AD-{conversation.id} by email: {count} message(s), {files} file(s) — "
-                     "the text is a note above them")
+            title = (
+                f"[b]Forward[/] AD-{conversation.id} by email: {count} message(s), {files} file(s) — "
+                "the text is a note above them"
+            )
         else:
             title = f"[b]Reply[/] to $name [dim]$address[/] on AD-{conversation.id} via $channel"
 
@@ -142,10 +146,16 @@ class ComposerScreen(Screen):
 
         # Names, addresses and the subject are the sender's: template variables are inserted as
         # plain text, so "[link=…]" in a name is no hyperlink and "[@click=…]" no action.
-        self.query_one("#composer-title", Static).update(Content.from_markup(
-            f"{title}\n[dim]$subject[/]", name=shown_line(customer.name), address=shown_line(address),
-            channel=conversation.channel, colleagues=shown_line(colleagues or ""),
-            subject=shown_line(conversation.subject)))
+        self.query_one("#composer-title", Static).update(
+            Content.from_markup(
+                f"{title}\n[dim]$subject[/]",
+                name=shown_line(customer.name),
+                address=shown_line(address),
+                channel=conversation.channel,
+                colleagues=shown_line(colleagues or ""),
+                subject=shown_line(conversation.subject),
+            )
+        )
         self.set_class(self.kind == "note", "-note")
 
     # --- templates -------------------------------------------------------------------------------
@@ -156,8 +166,10 @@ class ComposerScreen(Screen):
         items: list[Option | None] = []
         if not query and self.suggested:
             items.append(Option("Suggested for this thread", disabled=True))
-            items += [Option(f"★ {t.name}" + (f" ({t.shortcut})" if t.shortcut else ""), id=f"s:{t.name}")
-                      for t, _ in self.suggested]
+            items += [
+                Option(f"★ {t.name}" + (f" ({t.shortcut})" if t.shortcut else ""), id=f"s:{t.name}")
+                for t, _ in self.suggested
+            ]
             items.append(None)
         if not query and self.suggested_articles:
             items += article_options(self.suggested_articles)
@@ -293,8 +305,12 @@ class ComposerScreen(Screen):
         text = self.query_one("#body", TextArea).text
         desk, conversation_id, kind, version = self.desk, self.thread.conversation_id, self.kind, self.base_version
         # An app worker, not the screen's: it must finish even when the screen has closed.
-        self.app.run_worker(lambda: conversations.save_draft(desk, conversation_id, text, kind=kind, base_version=version),
-                            thread=True, group="draft", exit_on_error=False)
+        self.app.run_worker(
+            lambda: conversations.save_draft(desk, conversation_id, text, kind=kind, base_version=version),
+            thread=True,
+            group="draft",
+            exit_on_error=False,
+        )
 
     def action_toggle_kind(self) -> None:
         if self.kind == "forward":
@@ -334,10 +350,17 @@ class ComposerScreen(Screen):
                 to = recipients or Recipients()
                 done = outbound.forward(self.desk, conversation_id, to.to, note=text, cc=to.cc, bcc=to.bcc)
             else:
-                done = conversations.send(self.desk, conversation_id, text, kind=self.kind, status=status,
-                                          expected_version=self.base_version if self.kind == "reply" else None,
-                                          recipients=recipients, files=files,
-                                          delay=self.desk.settings.ui.undo_send_seconds)
+                done = conversations.send(
+                    self.desk,
+                    conversation_id,
+                    text,
+                    kind=self.kind,
+                    status=status,
+                    expected_version=self.base_version if self.kind == "reply" else None,
+                    recipients=recipients,
+                    files=files,
+                    delay=self.desk.settings.ui.undo_send_seconds,
+                )
         except Conflict:
             # Someone wrote meanwhile (the customer, a colleague): show it before answering twice.
             try:
@@ -451,8 +474,9 @@ class ComposerScreen(Screen):
             self.notify(f"saved template {name.strip()} ({path})")
             self._fill_templates(self.query_one("#template-filter", Input).value)
 
-        self.app.push_screen(PromptScreen("Save as template named", hint="letters, digits, . - _ (e.g. refund-late)"),
-                             named)
+        self.app.push_screen(
+            PromptScreen("Save as template named", hint="letters, digits, . - _ (e.g. refund-late)"), named
+        )
 
     def action_editor(self) -> None:
         body = self.query_one("#body", TextArea)
@@ -471,8 +495,7 @@ class ComposerScreen(Screen):
 def edit_in_editor(text: str, editor: str) -> str:
     """Write `text` to a temporary file, run `editor` (a command line, e.g. "code --wait") on it and
     return what the file holds afterwards; the file is removed either way."""
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="agentdesk-", delete=False,
-                                     encoding="utf-8") as handle:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="agentdesk-", delete=False, encoding="utf-8") as handle:
         handle.write(text)
         path = Path(handle.name)
     try:

@@ -153,14 +153,16 @@ def complete_path(value: str) -> str | None:
     directory, _, stem = expanded.rpartition(os.sep)
     directory = directory or ("/" if expanded.startswith(os.sep) else ".")
     try:
-        names = sorted(entry.name + (os.sep if entry.is_dir() else "")
-                       for entry in os.scandir(directory) if entry.name.startswith(stem)
-                       and (stem.startswith(".") or not entry.name.startswith(".")))
+        names = sorted(
+            entry.name + (os.sep if entry.is_dir() else "")
+            for entry in os.scandir(directory)
+            if entry.name.startswith(stem) and (stem.startswith(".") or not entry.name.startswith("."))
+        )
     except OSError:
         return None
     if not names or names[0] == stem:
         return None
-    return value + names[0][len(stem):]
+    return value + names[0][len(stem) :]
 
 
 class AttachScreen(ModalScreen[str | None]):
@@ -176,8 +178,9 @@ class AttachScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Attach a file", classes="dialog-title")
-            yield Input(value=self.start, placeholder="~/Downloads/invoice.pdf", id="attach-path",
-                        suggester=PathSuggester())
+            yield Input(
+                value=self.start, placeholder="~/Downloads/invoice.pdf", id="attach-path", suggester=PathSuggester()
+            )
             yield Label("tab or → completes the path; enter attaches", classes="dialog-hint")
 
     def on_mount(self) -> None:

@@ -33,7 +33,7 @@ def help_table(keymap: dict[str, str]) -> Table:
     table.add_row("", "Values separated by commas are alternatives; -field: negates. Example:")
     table.add_row("", "battery tag:warranty,refund -assignee:me waiting:>2h")
     table.add_row("", "")
-    table.add_row("", "Remap any key in the config: [keys] reply = \"r,f2\" (binding ids: docs/keys.md)")
+    table.add_row("", 'Remap any key in the config: [keys] reply = "r,f2" (binding ids: docs/keys.md)')
     return table
 
 

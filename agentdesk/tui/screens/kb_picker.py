@@ -64,8 +64,11 @@ class KbPickerScreen(ModalScreen[str | None]):
     @work(thread=True, exclusive=True, group="kb-search")
     def _search(self, query: str) -> None:
         try:
-            found = (kb.search(self.desk, query, limit=20) if query.strip()
-                     else kb.suggestions(self.desk, self.conversation_id, limit=5))
+            found = (
+                kb.search(self.desk, query, limit=20)
+                if query.strip()
+                else kb.suggestions(self.desk, self.conversation_id, limit=5)
+            )
         except Exception as error:
             self.post_message(self.Failed(str(error)))
             return
@@ -84,8 +87,9 @@ class KbPickerScreen(ModalScreen[str | None]):
         heading = "Suggested for this thread" if not message.query.strip() else f"Matching “{message.query}”"
         options.add_option(Option(shown_line(heading), disabled=True))
         if not message.articles:
-            options.add_option(Option("no article" + (" matches" if message.query.strip() else " suggested"),
-                                      disabled=True))
+            options.add_option(
+                Option("no article" + (" matches" if message.query.strip() else " suggested"), disabled=True)
+            )
         for article in message.articles:
             label = Text(shown_line(article.title), style="bold")
             if article.tags:
@@ -151,7 +155,9 @@ class KbPickerScreen(ModalScreen[str | None]):
 def article_options(found: list) -> list:
     """The composer's "Suggested articles" group beside its template suggestions (ids `a:<slug>`)."""
     items: list = [Option("Suggested articles (enter: link, f4: search)", disabled=True)]
-    items += [Option(Text("📖 " + shown_line(article.title), no_wrap=True, overflow="ellipsis"), id=f"a:{article.slug}")
-              for article in found]
+    items += [
+        Option(Text("📖 " + shown_line(article.title), no_wrap=True, overflow="ellipsis"), id=f"a:{article.slug}")
+        for article in found
+    ]
     items.append(None)
     return items

@@ -39,11 +39,25 @@ from agentdesk.tui.widgets.thread_view import ThreadView
 
 DETAIL_CSS = Path(__file__).with_name("detail.tcss")  # the panes mounted after the first paint
 BUILTIN_VIEWS = ("mine", "unassigned", "open", "breaching", "pending", "snoozed", "solved", "spam", "bulk", "system")
-SHORT_LABELS = {"mine": "Mine", "unassigned": "Unass", "open": "Open", "breaching": "Breach", "pending": "Pend",
-                "snoozed": "Snooze", "solved": "Solved", "spam": "Spam", "bulk": "Bulk", "system": "Sys"}
+SHORT_LABELS = {
+    "mine": "Mine",
+    "unassigned": "Unass",
+    "open": "Open",
+    "breaching": "Breach",
+    "pending": "Pend",
+    "snoozed": "Snooze",
+    "solved": "Solved",
+    "spam": "Spam",
+    "bulk": "Bulk",
+    "system": "Sys",
+}
 STATUS_LABELS = {
-    "new": "new — nobody has answered", "open": "open — we are on it", "pending": "pending — waiting on the customer",
-    "on_hold": "on hold — waiting on a third party", "solved": "solved", "closed": "closed — no more replies",
+    "new": "new — nobody has answered",
+    "open": "open — we are on it",
+    "pending": "pending — waiting on the customer",
+    "on_hold": "on hold — waiting on a third party",
+    "solved": "solved",
+    "closed": "closed — no more replies",
 }
 
 
@@ -52,8 +66,9 @@ def _resend_latest(desk: Desk, conversation_id: int) -> str:
     on screen may be older than the outbox); say so when there is none. A bounced reply shows as
     "bounced", not "failed", so it is never picked: a bounce is answered with a new reply."""
     thread = conversations.thread(desk, conversation_id)
-    latest = next((item for item in reversed(thread.items)
-                   if item.kind == "outbound" and item.delivery in RESENDABLE), None)
+    latest = next(
+        (item for item in reversed(thread.items) if item.kind == "outbound" and item.delivery in RESENDABLE), None
+    )
     if latest is None:
         return f"{format.ref(conversation_id)}: no failed or possibly sent reply to resend"
     return conversations.resend(desk, conversation_id, latest.number)
@@ -71,8 +86,9 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     THREAD_DELAY = 0.12  # wait for the cursor to settle before loading a thread
 
-    def __init__(self, desk: Desk, *, now: Callable[[], datetime], default_view: str = "open",
-                 width: int | None = None) -> None:
+    def __init__(
+        self, desk: Desk, *, now: Callable[[], datetime], default_view: str = "open", width: int | None = None
+    ) -> None:
         # Given the terminal's width, the screen starts with its breakpoint class: added on the first
         # resize instead, it restyles every widget before the first frame.
         super().__init__(classes=_breakpoint_class(self.HORIZONTAL_BREAKPOINTS, width) if width else None)
@@ -108,12 +124,17 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         self._rest_started = True
         # Their rules were left out of the first frame's stylesheet (see detail.tcss).
         self.app.stylesheet.read(DETAIL_CSS)
-        search = Input(id="search", placeholder="Search: words and from: status: tag: channel: assignee: "
-                                                "before: after: sla:breached waiting:>2h — enter runs, escape closes")
+        search = Input(
+            id="search",
+            placeholder="Search: words and from: status: tag: channel: assignee: "
+            "before: after: sla:breached waiting:>2h — enter runs, escape closes",
+        )
         search.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         await self.mount(search, before=self.queue)
-        await self.mount(Horizontal(ThreadView(now=self.now, id="thread"), CustomerPane(now=self.now, id="customer"),
-                                    id="detail"), after=self.queue)
+        await self.mount(
+            Horizontal(ThreadView(now=self.now, id="thread"), CustomerPane(now=self.now, id="customer"), id="detail"),
+            after=self.queue,
+        )
         await self.mount(KeyFooter(compact=True))
         self.refresh_bindings()  # a footer mounted late learns the keys from the next bindings update
         self.ready = True
@@ -193,15 +214,22 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         bold = Style(bold=True)
         # Muted colours are blended for the masthead's own background, unreadable on the header's:
         # what is only informative is set in italics instead.
-        parts: list[Part] = [("agentdesk", bold, ""), (f"  {header.agent_name}: ", None, ""),
-                             (str(header.assigned_open), bold, ""), (" assigned, ", None, ""),
-                             (str(header.waiting), bold, ""), (" waiting on you", None, "")]
+        parts: list[Part] = [
+            ("agentdesk", bold, ""),
+            (f"  {header.agent_name}: ", None, ""),
+            (str(header.assigned_open), bold, ""),
+            (" assigned, ", None, ""),
+            (str(header.waiting), bold, ""),
+            (" waiting on you", None, ""),
+        ]
         if header.bounced:
             parts += [(", ", None, ""), (f"{header.bounced} bounced", bold, "masthead--error")]
         if header.overdue:
             replies = "reply" if header.overdue == 1 else "replies"
-            parts += [("  │  ", None, ""),
-                      (f"{header.overdue} {replies} not sent: no sync has run for a minute", bold, "masthead--error")]
+            parts += [
+                ("  │  ", None, ""),
+                (f"{header.overdue} {replies} not sent: no sync has run for a minute", bold, "masthead--error"),
+            ]
         held = self.held_part()
         if held:
             parts += [("  │  ", None, ""), (held, bold, "")]
@@ -210,8 +238,12 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
             parts += [("  │  ", None, ""), (f"{alerts} alert{'' if alerts == 1 else 's'} (1: Mine)", bold, "")]
         state, holder = getattr(self.app, "sync_state", ("off", ""))
         elsewhere = "synced by another agent's TUI" if "agentdesk TUI" in holder else "synced by agentdesk sync"
-        said = {"starting": "sync starting", "here": "syncing here", "elsewhere": elsewhere,
-                "failed": "sync failed: " + holder[:40]}.get(state)
+        said = {
+            "starting": "sync starting",
+            "here": "syncing here",
+            "elsewhere": elsewhere,
+            "failed": "sync failed: " + holder[:40],
+        }.get(state)
         if said:
             parts += [("  │  ", None, ""), (said, Style(italic=True), "masthead--error" if state == "failed" else "")]
         if not header.sources:
@@ -524,8 +556,9 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
             result = call()
         except conversations.StaleView as stale:
             # Refresh first, then say so: the agent looks again at what changed before acting.
-            self.post_message(ActionFailed(str(stale) + ("\n" + "\n".join(stale.done) if stale.done else ""),
-                                           reload=True))
+            self.post_message(
+                ActionFailed(str(stale) + ("\n" + "\n".join(stale.done) if stale.done else ""), reload=True)
+            )
             return
         except Exception as error:
             self.post_message(ActionFailed(str(error)))
@@ -557,14 +590,22 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         if ids:
             undo = self.search is None and self.filters[self.view_index].view == "spam"
             self.last_changed = list(ids)
-            self._act(lambda: [f"{item['ref']}: " + (f"back in {item['view']}" if undo else "moved to spam")
-                               for item in spam_actions.mark_spam(self.desk, ids, undo=undo)])
+            self._act(
+                lambda: [
+                    f"{item['ref']}: " + (f"back in {item['view']}" if undo else "moved to spam")
+                    for item in spam_actions.mark_spam(self.desk, ids, undo=undo)
+                ]
+            )
 
     def action_block(self) -> None:
         ids = self._targets()
         if ids:
-            self._act(lambda: [f"blocked {item['pattern']}; {item['ref']} moved to spam"
-                               for item in (spam_actions.block_sender(self.desk, each) for each in ids)])
+            self._act(
+                lambda: [
+                    f"blocked {item['pattern']}; {item['ref']} moved to spam"
+                    for item in (spam_actions.block_sender(self.desk, each) for each in ids)
+                ]
+            )
 
     def action_resend(self) -> None:
         ids = self._targets()
@@ -585,8 +626,10 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         if not ids:
             return
         logins = [self.desk.agent] + sorted(set(self.desk.settings.agents) - {self.desk.agent})
-        choices = [(login, f"{self.desk.settings.agent_name(login)} ({login})" + (" — me" if login == self.desk.agent else ""))
-                   for login in logins]
+        choices = [
+            (login, f"{self.desk.settings.agent_name(login)} ({login})" + (" — me" if login == self.desk.agent else ""))
+            for login in logins
+        ]
         choices.append(("\x00none", "nobody (unassign)"))
 
         def chosen(value: str | None) -> None:
@@ -662,7 +705,8 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
 
         self.app.push_screen(
             PromptScreen(f"Snooze {self._describe(ids)} until", hint="4h, 2d, tomorrow 09:00, 2026-12-01 09:00, none"),
-            entered)
+            entered,
+        )
 
     def action_merge(self) -> None:
         from agentdesk.tui.screens.dialogs import PromptScreen
@@ -737,4 +781,3 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         composer = ComposerScreen(self.desk, thread, kind=kind, now=self.now, open_editor=editor)
         self.app.push_screen(composer)
         apply_pending_template(self, composer)
-

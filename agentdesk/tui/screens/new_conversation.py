@@ -54,14 +54,24 @@ class NewConversationScreen(Screen):
         self._sending = False
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("New conversation — write first; the customer's answer threads back here", style="bold"),
-                      id="new-title")
+        yield Static(
+            Text("New conversation — write first; the customer's answer threads back here", style="bold"),
+            id="new-title",
+        )
         with Vertical():
             with Horizontal(classes="new-row"):
                 yield Label("To")
                 yield Input(placeholder="name, email address, phone (+44…) or handle", id="new-to")
-                yield Select([(f"{s.name} ({s.channel})", s.name) for s in self.sources], id="new-source",
-                             allow_blank=False, value=self.sources[0].name) if self.sources else Static("")
+                yield (
+                    Select(
+                        [(f"{s.name} ({s.channel})", s.name) for s in self.sources],
+                        id="new-source",
+                        allow_blank=False,
+                        value=self.sources[0].name,
+                    )
+                    if self.sources
+                    else Static("")
+                )
             yield OptionList(id="contacts")
             with Horizontal(classes="new-row"):
                 yield Label("Subject")
@@ -98,8 +108,12 @@ class NewConversationScreen(Screen):
         self.contacts = found
         listing = self.query_one("#contacts", OptionList)
         listing.clear_options()
-        listing.add_options([Option(f"{shown_line(c.name)}  {shown_line(c.address)}  ({c.kind})", id=str(i))
-                             for i, c in enumerate(found)])
+        listing.add_options(
+            [
+                Option(f"{shown_line(c.name)}  {shown_line(c.address)}  ({c.kind})", id=str(i))
+                for i, c in enumerate(found)
+            ]
+        )
         listing.set_class(bool(found), "-some")
 
     def action_pick_contact(self) -> None:
@@ -128,8 +142,9 @@ class NewConversationScreen(Screen):
         to = self.query_one("#new-to", Input).value.strip()
         subject = self.query_one("#new-subject", Input).value.strip()
         body = self.query_one("#new-body", TextArea).text
-        missing = [name for name, value in (("To", to), ("Subject", subject), ("the message", body.strip()))
-                   if not value]
+        missing = [
+            name for name, value in (("To", to), ("Subject", subject), ("the message", body.strip())) if not value
+        ]
         if missing:
             self.notify("fill in " + ", ".join(missing) + " first", severity="error")
             return

@@ -28,5 +28,10 @@ class RatingAlerts(MainScreenParts):
         for alert in csat_actions.bad_ratings_for(self.desk, since=since):
             comment = f": “{shown_line(alert.comment)[:80]}”" if alert.comment else ""
             self.app.call_from_thread(
-                self.notify, f"⚠ {alert.ref} was rated {alert.rating}/5 by the customer{comment}",
-                title="Bad rating", severity="warning", timeout=20, markup=False)
+                self.notify,
+                f"⚠ {alert.ref} was rated {alert.rating}/5 by the customer{comment}",
+                title="Bad rating",
+                severity="warning",
+                timeout=20,
+                markup=False,
+            )

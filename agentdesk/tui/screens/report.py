@@ -60,8 +60,12 @@ def percent_cell(cell: dict[str, Any], width: int = 10) -> Text:
 def times_table(document: dict[str, Any]) -> Table:
     table = Table(title="Reply and resolution times", title_justify="left", box=None, pad_edge=False, expand=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("", "left"), ("count", "right"), ("median", "right"), ("p90", "right"),
-        ("median of p90", "left"))
+        ("", "left"),
+        ("count", "right"),
+        ("median", "right"),
+        ("p90", "right"),
+        ("median of p90", "left"),
+    )
     for name, justify in columns:
         table.add_column(name, justify=justify)
     figures = document["reply_times"]
@@ -71,8 +75,9 @@ def times_table(document: dict[str, Any]) -> Table:
         chart = Text(bar(median, p90, 24), style="cyan")
         chart.append("│" if p90 else "", style="dim")
         chart.append(" " * max(0, 24 - len(chart)) + "p90" if p90 else "", style="dim")
-        table.add_row(metric.replace("_", " "), str(f["count"]), duration(f["median_seconds"]),
-                      duration(f["p90_seconds"]), chart)
+        table.add_row(
+            metric.replace("_", " "), str(f["count"]), duration(f["median_seconds"]), duration(f["p90_seconds"]), chart
+        )
     return table
 
 
@@ -112,17 +117,27 @@ def backlog_table(document: dict[str, Any]) -> Group:
 def volume_table(document: dict[str, Any]) -> Table:
     table = Table(title="Volume by channel", title_justify="left", box=None, pad_edge=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("channel", "left"), ("conversations", "right"), ("", "left"), ("in", "right"),
-        ("out", "right"), ("notes", "right"))
+        ("channel", "left"),
+        ("conversations", "right"),
+        ("", "left"),
+        ("in", "right"),
+        ("out", "right"),
+        ("notes", "right"),
+    )
     for name, justify in columns:
         table.add_column(name, justify=justify)
     channels = document["volume"]["channels"]
     largest = max((row["conversations"] for row in channels), default=0)
     for row in channels:
         messages = row["messages"]
-        table.add_row(row["channel"], str(row["conversations"]), Text(bar(row["conversations"], largest, 20),
-                                                                       style="green"),
-                      str(messages.get("inbound", 0)), str(messages.get("outbound", 0)), str(messages.get("note", 0)))
+        table.add_row(
+            row["channel"],
+            str(row["conversations"]),
+            Text(bar(row["conversations"], largest, 20), style="green"),
+            str(messages.get("inbound", 0)),
+            str(messages.get("outbound", 0)),
+            str(messages.get("note", 0)),
+        )
     return table
 
 
@@ -145,9 +160,10 @@ def csat_table(document: dict[str, Any]) -> Group:
     channel, and over time."""
     figures = document["csat"]
     if not figures["sent"]:
-        return Group(Text("Satisfaction (CSAT)", style="bold"),
-                     Text("no survey went out in this period ([[mailbox]] or [[spool]] csat = \"template\")",
-                          style="dim"))
+        return Group(
+            Text("Satisfaction (CSAT)", style="bold"),
+            Text('no survey went out in this period ([[mailbox]] or [[spool]] csat = "template")', style="dim"),
+        )
     summary = Text("Satisfaction (CSAT): ", style="bold")
     summary.append_text(csat_cell(figures, 20))
     if figures["average"] is not None:
@@ -170,8 +186,10 @@ def csat_table(document: dict[str, Any]) -> Group:
     trend = Text(f"by {figures['period']}: ", style="dim")
     for row in figures["over_time"][-21:]:
         value = row["csat"]
-        trend.append(" ▁▂▃▄▅▆▇█"[round(value * 8)] if value is not None else "·",
-                     style="green" if value is not None and value >= 0.8 else "yellow")
+        trend.append(
+            " ▁▂▃▄▅▆▇█"[round(value * 8)] if value is not None else "·",
+            style="green" if value is not None and value >= 0.8 else "yellow",
+        )
     return Group(summary, ratings, groups, trend)
 
 
@@ -181,8 +199,11 @@ def knowledge_base_table(document: dict[str, Any]) -> Table | Text:
         return Text("Knowledge base: no article sent in this period", style="dim")
     table = Table(title="Knowledge base: articles sent", title_justify="left", box=None, pad_edge=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("article", "left"), ("sent", "right"), ("conversations", "right"),
-        ("solved, no reply since", "left"))
+        ("article", "left"),
+        ("sent", "right"),
+        ("conversations", "right"),
+        ("solved, no reply since", "left"),
+    )
     for name, justify in columns:
         table.add_column(name, justify=justify)
     for row in articles[:10]:
@@ -277,7 +298,8 @@ class ReportScreen(Screen):
         state = "" if self.document is not None else "  [dim]loading…[/]"
         self.query_one("#report-title", Static).update(
             f"[b]Report[/]  last {self.days} days: {since:%Y-%m-%d} .. {until:%Y-%m-%d %H:%M} UTC"
-            f"  [dim](w: period, f5: refresh, escape: back)[/]{state}")
+            f"  [dim](w: period, f5: refresh, escape: back)[/]{state}"
+        )
 
     def action_next_window(self) -> None:
         self.days = WINDOWS[(WINDOWS.index(self.days) + 1) % len(WINDOWS)] if self.days in WINDOWS else WINDOWS[0]

@@ -128,9 +128,14 @@ class WorkdayKeys(MainScreenParts):
                 return
             self._act(lambda: undo_actions.move(self.desk, conversation_id, int(words[0]), words[1]))
 
-        self.app.push_screen(PromptScreen(f"Move a message of {format.ref(conversation_id)}",
-                                          hint="its number (as in the thread) and a ref, or new: 3 AD-1042, 3 new",
-                                          value=f"{last} new"), entered)
+        self.app.push_screen(
+            PromptScreen(
+                f"Move a message of {format.ref(conversation_id)}",
+                hint="its number (as in the thread) and a ref, or new: 3 AD-1042, 3 new",
+                value=f"{last} new",
+            ),
+            entered,
+        )
 
     # --- macros ----------------------------------------------------------------------------------------
 

@@ -94,8 +94,9 @@ class Envelope(Vertical):
         listing = self.query_one("#attachments", OptionList)
         highlighted = listing.highlighted
         listing.clear_options()
-        listing.add_options([Option(f"📎 {shown_line(f.name)}  ({format.size(len(f.data))})  — del removes")
-                             for f in self.files])
+        listing.add_options(
+            [Option(f"📎 {shown_line(f.name)}  ({format.size(len(f.data))})  — del removes") for f in self.files]
+        )
         listing.set_class(bool(self.files), "-some")
         if self.files:
             listing.highlighted = min(highlighted or 0, len(self.files) - 1)

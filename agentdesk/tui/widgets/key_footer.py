@@ -19,9 +19,11 @@ class KeyFooter(Footer):
     def _keys_shown(self) -> tuple:
         """What `Footer.compose` draws from: each shown binding, whether it is enabled, its tooltip."""
         active = self.screen.active_bindings
-        keys = tuple((binding.key, binding.action, binding.description, enabled, tooltip,
-                      self.app.get_key_display(binding))
-                     for _, binding, enabled, tooltip in active.values() if binding.show)
+        keys = tuple(
+            (binding.key, binding.action, binding.description, enabled, tooltip, self.app.get_key_display(binding))
+            for _, binding, enabled, tooltip in active.values()
+            if binding.show
+        )
         palette = active.get(self.app.COMMAND_PALETTE_BINDING) if self.show_command_palette else None
         return keys, None if palette is None else (palette[1].key, palette[2])
 

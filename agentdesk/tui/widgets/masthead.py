@@ -77,4 +77,3 @@ class Masthead(LazyComponentStyles, Widget):
         if used < width:
             segments.append(Segment(" " * (width - used), line))
         return Strip(segments, width)
-

@@ -74,9 +74,19 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
     """The conversation list of one view or search."""
 
     COMPONENT_CLASSES = {
-        "queue--header", "queue--cursor", "queue--cursor-blurred", "queue--marked", "queue--muted",
-        "queue--ok", "queue--warning", "queue--breached", "queue--paused",
-        "queue--urgent", "queue--high", "queue--draft", "queue--presence",
+        "queue--header",
+        "queue--cursor",
+        "queue--cursor-blurred",
+        "queue--marked",
+        "queue--muted",
+        "queue--ok",
+        "queue--warning",
+        "queue--breached",
+        "queue--paused",
+        "queue--urgent",
+        "queue--high",
+        "queue--draft",
+        "queue--presence",
     }
 
     DEFAULT_CSS = """
@@ -131,8 +141,9 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
             self.generation, self.index, self.window = generation, index, window
 
     class _Reloaded(Message):
-        def __init__(self, generation: int, count: int, cursor: int, windows: dict[int, Window],
-                     final: bool = True) -> None:
+        def __init__(
+            self, generation: int, count: int, cursor: int, windows: dict[int, Window], final: bool = True
+        ) -> None:
             super().__init__()
             self.generation, self.count, self.cursor, self.windows = generation, count, cursor, windows
             self.final = final  # False: `count` is only what the first window holds; _Counted follows
@@ -189,8 +200,9 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
             if first is not None:
                 self._generation += 1
                 complete = len(first.rows) < limit
-                self.on_queue_view__reloaded(self._Reloaded(self._generation, len(first.rows), 0, {0: first},
-                                                            final=complete))
+                self.on_queue_view__reloaded(
+                    self._Reloaded(self._generation, len(first.rows), 0, {0: first}, final=complete)
+                )
                 return
         self._reload(keep=None, cursor=0)
 
@@ -205,15 +217,25 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
 
     def _reload(self, *, keep: int | None, cursor: int) -> None:
         self._generation += 1
-        queue_actions.forget_matches(self.desk)  # a search is matched afresh once per (re)load, then shared by its reads
+        queue_actions.forget_matches(
+            self.desk
+        )  # a search is matched afresh once per (re)load, then shared by its reads
         self._stale = dict(self._windows) if keep is not None or self.loaded else {}
         height = max(self.size.height, 24)
-        self._load_all(self._generation, self.filter, keep, cursor, int(self.scroll_offset.y), height,
-                       self.first_rows(self.app.size.height))
+        self._load_all(
+            self._generation,
+            self.filter,
+            keep,
+            cursor,
+            int(self.scroll_offset.y),
+            height,
+            self.first_rows(self.app.size.height),
+        )
 
     @work(thread=True, exclusive=True, group="queue-reload")
-    def _load_all(self, generation: int, filter: Filter, keep: int | None, cursor: int, top: int, height: int,
-                  first_rows: int) -> None:
+    def _load_all(
+        self, generation: int, filter: Filter, keep: int | None, cursor: int, top: int, height: int, first_rows: int
+    ) -> None:
         try:
             if keep is None and cursor == 0:
                 # A fresh view paints its first rows before the (slower) count is known; a screenful
@@ -238,7 +260,9 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
                 previous = windows.get(index - 1)
                 if previous is not None and len(previous.rows) == self.WINDOW:
                     after = previous.rows[-1].sort_key
-                windows[index] = queue_actions.window(self.desk, filter, offset=index * self.WINDOW, limit=self.WINDOW, after=after)
+                windows[index] = queue_actions.window(
+                    self.desk, filter, offset=index * self.WINDOW, limit=self.WINDOW, after=after
+                )
         except Exception as error:  # a bad search or a lost database: say so, keep the old rows
             self.post_message(self.Failed(str(error)))
             self.post_message(self.RowsShown())
@@ -317,15 +341,28 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         if after is None and start > self.WINDOW and self.count - start < start:
             # Nearer the end than the start (G, End): read backwards from the end, not past a big OFFSET.
             from_end = max(0, self.count - start - self.WINDOW)
-        self._load_window(self._generation, self.filter, index, after, from_end,
-                          min(self.WINDOW, self.count - start) if from_end is not None else self.WINDOW)
+        self._load_window(
+            self._generation,
+            self.filter,
+            index,
+            after,
+            from_end,
+            min(self.WINDOW, self.count - start) if from_end is not None else self.WINDOW,
+        )
 
     @work(thread=True, group="queue-window")
-    def _load_window(self, generation: int, filter: Filter, index: int, after, from_end=None,
-                     limit: int | None = None) -> None:
+    def _load_window(
+        self, generation: int, filter: Filter, index: int, after, from_end=None, limit: int | None = None
+    ) -> None:
         try:
-            window = queue_actions.window(self.desk, filter, offset=index * self.WINDOW, limit=limit or self.WINDOW, after=after,
-                                      from_end=from_end)
+            window = queue_actions.window(
+                self.desk,
+                filter,
+                offset=index * self.WINDOW,
+                limit=limit or self.WINDOW,
+                after=after,
+                from_end=from_end,
+            )
         except Exception as error:
             self.post_message(self.Failed(str(error)))
             return
@@ -608,9 +645,12 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         if key == "hold":
             return format.hold(row.waiting_since, now), None  # type: ignore[arg-type]  # now is given for these columns
         if key == "sla":
-            badge = format.sla_badge(status=row.status, queue_due=row.queue_due, warning_at=row.warning_at,
-                                     now=now)  # type: ignore[arg-type]  # now is given for these columns
-            style = {"ok": "queue--ok", "warning": "queue--warning", "breached": "queue--breached",
-                     "paused": "queue--paused"}.get(badge.state, "queue--muted")
+            badge = format.sla_badge(status=row.status, queue_due=row.queue_due, warning_at=row.warning_at, now=now)  # type: ignore[arg-type]  # now is given for these columns
+            style = {
+                "ok": "queue--ok",
+                "warning": "queue--warning",
+                "breached": "queue--breached",
+                "paused": "queue--paused",
+            }.get(badge.state, "queue--muted")
             return badge.text.rjust(8), self.style_of(style)
         return "", None

@@ -23,9 +23,19 @@ from agentdesk.tui.widgets import overlay_style, shown, shown_line
 
 class ThreadView(ScrollView, can_focus=False):
     COMPONENT_CLASSES = {
-        "thread--title", "thread--meta", "thread--inbound", "thread--outbound", "thread--note",
-        "thread--note-body", "thread--event", "thread--quoted", "thread--failed", "thread--ok",
-        "thread--warning", "thread--breached", "thread--selected",
+        "thread--title",
+        "thread--meta",
+        "thread--inbound",
+        "thread--outbound",
+        "thread--note",
+        "thread--note-body",
+        "thread--event",
+        "thread--quoted",
+        "thread--failed",
+        "thread--ok",
+        "thread--warning",
+        "thread--breached",
+        "thread--selected",
     }
 
     # Its own look, loaded when it mounts (after the queue's first paint); light-theme shades: app.tcss.
@@ -63,8 +73,9 @@ class ThreadView(ScrollView, can_focus=False):
         self._layout_lines()
         if not (keep_scroll and same):
             # Newest at the bottom, like a chat: start where the latest message is.
-            self.scroll_to(y=max(0, len(self._lines) - self.scrollable_content_region.height), animate=False,
-                           immediate=True)
+            self.scroll_to(
+                y=max(0, len(self._lines) - self.scrollable_content_region.height), animate=False, immediate=True
+            )
 
     def attachments(self) -> list:
         """Every attachment of the thread shown, in their numbers' order."""
@@ -119,8 +130,12 @@ class ThreadView(ScrollView, can_focus=False):
         out.append(f"{format.ref(thread.conversation_id)}  ", self.style("title"))
         out.append(shown_line(conversation.subject) or "(no subject)", self.style("title"))
         out.append("\n")
-        facts = [conversation.status, conversation.priority, conversation.channel,
-                 f"assigned to {conversation.assignee}" if conversation.assignee else "unassigned"]
+        facts = [
+            conversation.status,
+            conversation.priority,
+            conversation.channel,
+            f"assigned to {conversation.assignee}" if conversation.assignee else "unassigned",
+        ]
         if thread.tags:
             facts.append("tags " + shown_line(" ".join(thread.tags)))
         if conversation.snoozed_until and conversation.snoozed_until > now:
@@ -218,8 +233,11 @@ class ThreadView(ScrollView, can_focus=False):
             text.append(f"{bar} ", head_style)
             selected = attachment.number == self.selected_attachment
             style = self.style("selected") if selected else self.style("meta")
-            text.append(f"{'▶' if selected else ' '} [attachment {attachment.number}] {shown_line(attachment.filename)} "
-                        f"({shown_line(attachment.content_type)}, {format.size(attachment.size)})", style)
+            text.append(
+                f"{'▶' if selected else ' '} [attachment {attachment.number}] {shown_line(attachment.filename)} "
+                f"({shown_line(attachment.content_type)}, {format.size(attachment.size)})",
+                style,
+            )
             if attachment.status:
                 text.append(f"  {shown_line(attachment.status)}", self.style("warning"))
             text.append("\n")
@@ -233,8 +251,11 @@ class ThreadView(ScrollView, can_focus=False):
             # The outcome is unknown and nothing resends it on its own: the agent decides.
             since = format.local_time(item.delivery_at, now)
             key = actions.keys_of(actions.BY_ID["conversation.resend"], getattr(self.app, "keymap", {})).split(", ")[0]
-            return Text(f"  possibly sent (since {since}): {reason or 'the server never answered'} — "
-                        f"{key} resends #{item.number}", self.style("warning"))
+            return Text(
+                f"  possibly sent (since {since}): {reason or 'the server never answered'} — "
+                f"{key} resends #{item.number}",
+                self.style("warning"),
+            )
         if not item.deliverable:
             return Text(f"  cannot be delivered from this host: {reason}", self.style("warning"))
         style = self.style("failed") if item.delivery == "failed" else self.style("meta")

@@ -35,12 +35,20 @@ ADMIN = "cyrus"
 def _binaries() -> tuple[Path, Path]:
     """(directory of master and ctl_cyrusdb, directory of imapd and idled)."""
     common = Path("/usr/lib/cyrus/bin")
-    for candidate in filter(None, [os.environ.get("AGENTDESK_CYRUS_BIN"), str(common),
-                                   str(REPO / ".cache" / "cyrus-imapd" / "usr" / "lib" / "cyrus" / "bin")]):
+    for candidate in filter(
+        None,
+        [
+            os.environ.get("AGENTDESK_CYRUS_BIN"),
+            str(common),
+            str(REPO / ".cache" / "cyrus-imapd" / "usr" / "lib" / "cyrus" / "bin"),
+        ],
+    ):
         if (Path(candidate) / "imapd").exists() and (common / "master").exists():
             return common, Path(candidate)
-    reason = ("Cyrus IMAP not found: scripts/test installs cyrus-common and unpacks cyrus-imapd's imapd into "
-              ".cache/cyrus-imapd (run it, or set AGENTDESK_CYRUS_BIN to a directory holding imapd)")
+    reason = (
+        "Cyrus IMAP not found: scripts/test installs cyrus-common and unpacks cyrus-imapd's imapd into "
+        ".cache/cyrus-imapd (run it, or set AGENTDESK_CYRUS_BIN to a directory holding imapd)"
+    )
     if os.environ.get("CI"):
         pytest.fail(reason + " — CI must run the Cyrus tests")
     pytest.skip(reason)
@@ -63,7 +71,8 @@ class Cyrus(ImapServer):
         for sub in ("config/db", "config/socket", "spool", "run/proc", "run/lock", "run/socket"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         root = self.root
-        self.conf.write_text(textwrap.dedent(f"""\
+        self.conf.write_text(
+            textwrap.dedent(f"""\
             configdirectory: {root}/config
             defaultpartition: default
             partition-default: {root}/spool
@@ -82,8 +91,10 @@ class Cyrus(ImapServer):
             delete_mode: immediate
             expunge_mode: immediate
             syslog_prefix: agentdesk-test-cyrus
-            """))
-        self.master_conf.write_text(textwrap.dedent(f"""\
+            """)
+        )
+        self.master_conf.write_text(
+            textwrap.dedent(f"""\
             START {{
               recover cmd="{self.common}/ctl_cyrusdb -C {self.conf} -r"
             }}
@@ -95,14 +106,26 @@ class Cyrus(ImapServer):
             DAEMON {{
               idled cmd="{self.imap_bin}/idled -C {self.conf}"
             }}
-            """))
+            """)
+        )
         subprocess.run(["chown", "-R", "cyrus:mail", str(root)], check=True)
         os.chmod(root, 0o755)
         self._free_users = [f"user{n}" for n in range(1, self.USERS + 1)]
 
     def start(self) -> None:
-        subprocess.run([str(self.common / "master"), "-C", str(self.conf), "-M", str(self.master_conf),
-                        "-p", str(self.pid_file), "-d"], check=True)
+        subprocess.run(
+            [
+                str(self.common / "master"),
+                "-C",
+                str(self.conf),
+                "-M",
+                str(self.master_conf),
+                "-p",
+                str(self.pid_file),
+                "-d",
+            ],
+            check=True,
+        )
         deadline = time.monotonic() + 15
         while not _port_open(self.port):
             if time.monotonic() > deadline:
@@ -136,7 +159,7 @@ class Cyrus(ImapServer):
             for start in range(0, len(messages), 100):
                 tag = conn._new_tag()
                 command = [tag + b" APPEND INBOX"]
-                for when, raw in messages[start:start + 100]:
+                for when, raw in messages[start : start + 100]:
                     date = imaplib.Time2Internaldate(when).encode()
                     command.append(b" () " + date + b" {%d+}\r\n" % len(raw) + raw)
                 conn.send(b"".join(command) + b"\r\n")

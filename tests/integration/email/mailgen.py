@@ -15,9 +15,15 @@ FIRST = ["Greta", "Jonas", "Amira", "Kenji", "Lucía", "Olu", "Priya", "Sven", "
 LAST = ["Lindqvist", "Okafor", "Haddad", "Tanaka", "García", "Adeyemi", "Nair", "Berg", "Dubois", "Nowak"]
 DOMAINS = ["velo.example", "bakery.example", "mail.example", "corp.example", "uni.example"]
 TOPICS = [
-    "Invoice {n} charged twice", "Cannot log in since the update", "Parcel {n} arrived damaged",
-    "Refund for order {n}", "Question about my subscription", "Spokes keep breaking",
-    "Wrong size delivered (order {n})", "Password reset link expired", "Change of address",
+    "Invoice {n} charged twice",
+    "Cannot log in since the update",
+    "Parcel {n} arrived damaged",
+    "Refund for order {n}",
+    "Question about my subscription",
+    "Spokes keep breaking",
+    "Wrong size delivered (order {n})",
+    "Password reset link expired",
+    "Change of address",
     "Ünïcode sübject with accents {n}",
 ]
 PARAGRAPH = (
@@ -47,8 +53,17 @@ def _encode_subject(subject: str) -> str:
 
 
 def message(
-    *, n: int, sender: tuple[str, str], to: str, subject: str, body: str, at: datetime,
-    message_id: str, in_reply_to: str = "", html: bool = False, attachment: bytes = b"",
+    *,
+    n: int,
+    sender: tuple[str, str],
+    to: str,
+    subject: str,
+    body: str,
+    at: datetime,
+    message_id: str,
+    in_reply_to: str = "",
+    html: bool = False,
+    attachment: bytes = b"",
     extra_headers: str = "",
 ) -> bytes:
     name, address = sender
@@ -67,30 +82,47 @@ def message(
     headers += extra_headers + "MIME-Version: 1.0\r\n"
     text = base64.encodebytes(body.encode()).decode().replace("\n", "\r\n")
     if not html and not attachment:
-        return (headers + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-                + text).encode()
+        return (
+            headers + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" + text
+        ).encode()
     boundary = f"=_b{n:08d}"
     parts = [
         f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{text}"
     ]
     if html:
-        markup = "<html><body>" + "".join(f"<p>{p}</p>" for p in body.split("\n\n")) + (
-            '<p>See <a href="https://velo.example/orders">my orders</a>.</p></body></html>')
+        markup = (
+            "<html><body>"
+            + "".join(f"<p>{p}</p>" for p in body.split("\n\n"))
+            + ('<p>See <a href="https://velo.example/orders">my orders</a>.</p></body></html>')
+        )
         encoded = base64.encodebytes(markup.encode()).decode().replace("\n", "\r\n")
-        parts.append(f"--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n"
-                     f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}")
+        parts.append(
+            f"--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}"
+        )
     if attachment:
         encoded = base64.encodebytes(attachment).decode().replace("\n", "\r\n")
-        parts.append(f"--{boundary}\r\nContent-Type: application/pdf; name=\"invoice-{n}.pdf\"\r\n"
-                     f"Content-Disposition: attachment; filename=\"invoice-{n}.pdf\"\r\n"
-                     f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}")
+        parts.append(
+            f'--{boundary}\r\nContent-Type: application/pdf; name="invoice-{n}.pdf"\r\n'
+            f'Content-Disposition: attachment; filename="invoice-{n}.pdf"\r\n'
+            f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}"
+        )
     kind = "mixed" if attachment else "alternative"
-    return (headers + f"Content-Type: multipart/{kind}; boundary=\"{boundary}\"\r\n\r\n"
-            + "\r\n".join(parts) + f"\r\n--{boundary}--\r\n").encode()
+    return (
+        headers
+        + f'Content-Type: multipart/{kind}; boundary="{boundary}"\r\n\r\n'
+        + "\r\n".join(parts)
+        + f"\r\n--{boundary}--\r\n"
+    ).encode()
 
 
-def corpus(count: int, *, seed: int = 7, to: str = "support@example.com",
-           start: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)) -> list[tuple[datetime, bytes]]:
+def corpus(
+    count: int,
+    *,
+    seed: int = 7,
+    to: str = "support@example.com",
+    start: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc),
+) -> list[tuple[datetime, bytes]]:
     """`count` messages as (internal date, raw): ~60% new threads, ~40% replies within a thread,
     a quarter with an HTML alternative, one in twenty with a small PDF attachment."""
     rng = random.Random(seed)
@@ -111,8 +143,24 @@ def corpus(count: int, *, seed: int = 7, to: str = "support@example.com",
             parent = ""
             threads.append((sender, subject, message_id))
         body = PARAGRAPH.format(topic=subject.lower(), n=n) * rng.randrange(1, 4) + f"Kind regards,\n{sender[0]}\n"
-        attachment = bytes(rng.randrange(256) for _ in range(rng.randrange(2_000, 20_000))) if rng.random() < 0.05 else b""
-        messages.append((at, message(n=n, sender=sender, to=to, subject=subject, body=body, at=at,
-                                     message_id=message_id, in_reply_to=parent, html=rng.random() < 0.25,
-                                     attachment=attachment)))
+        attachment = (
+            bytes(rng.randrange(256) for _ in range(rng.randrange(2_000, 20_000))) if rng.random() < 0.05 else b""
+        )
+        messages.append(
+            (
+                at,
+                message(
+                    n=n,
+                    sender=sender,
+                    to=to,
+                    subject=subject,
+                    body=body,
+                    at=at,
+                    message_id=message_id,
+                    in_reply_to=parent,
+                    html=rng.random() < 0.25,
+                    attachment=attachment,
+                ),
+            )
+        )
     return messages

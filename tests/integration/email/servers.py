@@ -34,7 +34,9 @@ PASSWORD = "secret"
 def _need(binary: str, package: str) -> str:
     path = shutil.which(binary) or (f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}") else None)
     if path is None:
-        reason = f"`{binary}` not found: install {package} (apt-get install -y {package}) to run the email integration tests"
+        reason = (
+            f"`{binary}` not found: install {package} (apt-get install -y {package}) to run the email integration tests"
+        )
         if os.environ.get("CI"):
             pytest.fail(reason + " — CI must run them")
         pytest.skip(reason)
@@ -100,8 +102,14 @@ class Dovecot(ImapServer):
 
     USERS = 40
 
-    def __init__(self, root: Path | None = None, port: int | None = None, *, oauth2_key: bytes | None = None,
-                 submission_relay_port: int | None = None):
+    def __init__(
+        self,
+        root: Path | None = None,
+        port: int | None = None,
+        *,
+        oauth2_key: bytes | None = None,
+        submission_relay_port: int | None = None,
+    ):
         """`root` None: a fresh world-traversable temp dir (pytest's are 0700, and Dovecot's
         unprivileged processes must reach the users file and the maildirs), removed by `cleanup`."""
         self._own_root = root is None
@@ -144,18 +152,21 @@ class Dovecot(ImapServer):
             (keys / "default").write_text(base64.b64encode(oauth2_key).decode())
             for path in [root / "oauth2-keys", *(root / "oauth2-keys").rglob("*")]:
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
-            (root / "oauth2.conf.ext").write_text(textwrap.dedent(f"""\
+            (root / "oauth2.conf.ext").write_text(
+                textwrap.dedent(f"""\
                 introspection_mode = local
                 local_validation_key_dict = fs:posix:prefix={root}/oauth2-keys/
                 username_attribute = sub
-                """))
+                """)
+            )
             os.chmod(root / "oauth2.conf.ext", 0o644)
             auth = "plain login xoauth2 oauthbearer"
             # The tests refuse tokens on purpose: no delay after a failure, and no growing per-IP
             # penalty (anvil's auth-penalty listener off).
             extra += "auth_failure_delay = 0\n"
             anvil = "\n".join(["  unix_listener anvil-auth-penalty {", "    mode = 0", "  }", ""]).replace(
-                "\n", "\n" + " " * 12)  # indented as the template below, which is dedented whole
+                "\n", "\n" + " " * 12
+            )  # indented as the template below, which is dedented whole
             extra += textwrap.dedent(f"""\
                 passdb {{
                   driver = oauth2
@@ -180,7 +191,8 @@ class Dovecot(ImapServer):
                   chroot =
                 }}
                 """)
-        self.conf.write_text(textwrap.dedent(f"""\
+        self.conf.write_text(
+            textwrap.dedent(f"""\
             base_dir = {root}/run
             state_dir = {root}/state
             instance_name = agentdesk-test-{self.port}
@@ -218,7 +230,9 @@ class Dovecot(ImapServer):
             service anvil {{
               chroot =
             {anvil}}}
-            """) + extra)
+            """)
+            + extra
+        )
 
     def start(self) -> None:
         subprocess.run([self.binary, "-c", str(self.conf)], check=True)
@@ -325,17 +339,29 @@ class Smtp:
             self.controller = None
 
 
-def mailbox_config(tmp_path: Path, dovecot: Dovecot, user: str, smtp_port: int, *, name: str = "support",
-                   address: str = "support@example.com", folders=("INBOX",), after_fetch: str = "keep",
-                   sent_folder: str = "", idle: bool = True, extra_mailboxes: str = "") -> Path:
+def mailbox_config(
+    tmp_path: Path,
+    dovecot: Dovecot,
+    user: str,
+    smtp_port: int,
+    *,
+    name: str = "support",
+    address: str = "support@example.com",
+    folders=("INBOX",),
+    after_fetch: str = "keep",
+    sent_folder: str = "",
+    idle: bool = True,
+    extra_mailboxes: str = "",
+) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.toml"
     folder_list = ", ".join(f'"{f}"' for f in folders)
     path.write_text(
         f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
         f'[templates]\ndir = "{tmp_path / "templates"}"\n'
-        '[agents.tester]\nname = "Terry Tester"\nsignature = "Terry, Example Support"\n' + BASIC_CONFIG +
-        textwrap.dedent(f"""
+        '[agents.tester]\nname = "Terry Tester"\nsignature = "Terry, Example Support"\n'
+        + BASIC_CONFIG
+        + textwrap.dedent(f"""
         [[mailbox]]
         name = "{name}"
         address = "{address}"
@@ -353,7 +379,8 @@ def mailbox_config(tmp_path: Path, dovecot: Dovecot, user: str, smtp_port: int, 
         host = "127.0.0.1"
         port = {smtp_port}
         tls = "none"
-        """) + extra_mailboxes,
+        """)
+        + extra_mailboxes,
         encoding="utf-8",
     )
     return path
@@ -401,5 +428,3 @@ class Desk:
 
         with self.engine.connect() as connection:
             return list(connection.execute(text(sql), params))
-
-

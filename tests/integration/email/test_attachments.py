@@ -68,24 +68,32 @@ def test_saved_bytes_equal_the_sent_bytes_and_repeats_are_kept_once(dovecot, mai
     rng = random.Random(7)
     photo = bytes(rng.randrange(256) for _ in range(300_000))
     invoice = b"%PDF-1.4\n" + bytes(rng.randrange(256) for _ in range(40_000))
-    mails = [_mail(1, [("photo.jpg", "image/jpeg", photo), ("invoice.pdf", "application/pdf", invoice)]),
-             # The same invoice again, in another conversation: its bytes are kept once.
-             _mail(2, [("invoice.pdf", "application/pdf", invoice)], sender="olaf@velo.example")]
+    mails = [
+        _mail(1, [("photo.jpg", "image/jpeg", photo), ("invoice.pdf", "application/pdf", invoice)]),
+        # The same invoice again, in another conversation: its bytes are kept once.
+        _mail(2, [("invoice.pdf", "application/pdf", invoice)], sender="olaf@velo.example"),
+    ]
     config_path, desk = _setup(tmp_path, dovecot, mail_user, desk_factory, mails)
 
     listed = _listed(config_path, "AD-1")
     assert [(a["n"], a["name"], a["content_type"], a["size"], a["state"]) for a in listed] == [
-        (1, "photo.jpg", "image/jpeg", len(photo), "stored"), (2, "invoice.pdf", "application/pdf", len(invoice), "stored")]
+        (1, "photo.jpg", "image/jpeg", len(photo), "stored"),
+        (2, "invoice.pdf", "application/pdf", len(invoice), "stored"),
+    ]
     assert listed[0]["sha256"] == hashlib.sha256(photo).hexdigest()
     # `show --json` numbers them the same way.
     status, out, _ = _run("--config", str(config_path), "show", "AD-1", "--json")
-    shown = [(a["n"], a["name"], a["sha256"], a["state"]) for m in json.loads(out)["messages"] for a in m["attachments"]]
+    shown = [
+        (a["n"], a["name"], a["sha256"], a["state"]) for m in json.loads(out)["messages"] for a in m["attachments"]
+    ]
     assert shown == [(a["n"], a["name"], a["sha256"], a["state"]) for a in listed]
 
     out_dir = tmp_path / "saved"
     out_dir.mkdir()
     for n, sent in ((1, photo), (2, invoice)):
-        status, out, err = _run("--config", str(config_path), "attachment", "save", "AD-1", str(n), "--to", str(out_dir))
+        status, out, err = _run(
+            "--config", str(config_path), "attachment", "save", "AD-1", str(n), "--to", str(out_dir)
+        )
         assert status == 0, err
         assert hashlib.sha256(Path(out.strip()).read_bytes()).hexdigest() == hashlib.sha256(sent).hexdigest()
     # Saving again never overwrites: a numbered name beside it.
@@ -95,7 +103,9 @@ def test_saved_bytes_equal_the_sent_bytes_and_repeats_are_kept_once(dovecot, mai
 
     store = tmp_path / "attachments"
     kept = [p for p in store.rglob("*") if p.is_file()]
-    assert sorted(p.name for p in kept) == sorted({hashlib.sha256(photo).hexdigest(), hashlib.sha256(invoice).hexdigest()})
+    assert sorted(p.name for p in kept) == sorted(
+        {hashlib.sha256(photo).hexdigest(), hashlib.sha256(invoice).hexdigest()}
+    )
     assert _listed(config_path, "AD-2")[0]["sha256"] == hashlib.sha256(invoice).hexdigest()
     # No sender's name became a path in the store.
     assert not list(store.rglob("*.pdf")) and not list(store.rglob(".incoming-*"))
@@ -138,7 +148,9 @@ def test_hostile_names_are_saved_safely_inside_the_directory(dovecot, mail_user,
     out_dir.mkdir()
     (tmp_path / "etc").mkdir()
     for i in range(len(HOSTILE)):
-        status, out, err = _run("--config", str(config_path), "attachment", "save", "AD-1", str(i + 1), "--to", str(out_dir))
+        status, out, err = _run(
+            "--config", str(config_path), "attachment", "save", "AD-1", str(i + 1), "--to", str(out_dir)
+        )
         assert status == 0, err
         path = Path(out.strip())
         assert path.parent == out_dir
@@ -155,11 +167,22 @@ def test_hostile_names_are_saved_safely_inside_the_directory(dovecot, mail_user,
 def test_over_the_caps_an_attachment_is_withheld_with_its_size(dovecot, mail_user, tmp_path, desk_factory):
     big = os.urandom(150_000)
     small = [os.urandom(40_000) for _ in range(3)]
-    mails = [_mail(4, [("huge.bin", "application/octet-stream", big)]),
-             _mail(5, [(f"part{i}.bin", "application/octet-stream", data) for i, data in enumerate(small)],
-                   sender="olaf@velo.example")]
-    config_path, desk = _setup(tmp_path, dovecot, mail_user, desk_factory, mails,
-                               "\n[attachments]\nmax_file_bytes = 100000\nmax_message_bytes = 100000\n")
+    mails = [
+        _mail(4, [("huge.bin", "application/octet-stream", big)]),
+        _mail(
+            5,
+            [(f"part{i}.bin", "application/octet-stream", data) for i, data in enumerate(small)],
+            sender="olaf@velo.example",
+        ),
+    ]
+    config_path, desk = _setup(
+        tmp_path,
+        dovecot,
+        mail_user,
+        desk_factory,
+        mails,
+        "\n[attachments]\nmax_file_bytes = 100000\nmax_message_bytes = 100000\n",
+    )
     (huge,) = _listed(config_path, "AD-1")
     assert (huge["state"], huge["size"]) == ("withheld", len(big))
     assert "max_file_bytes" in huge["reason"]
@@ -176,10 +199,12 @@ def test_over_the_caps_an_attachment_is_withheld_with_its_size(dovecot, mail_use
 
 
 def test_a_mail_too_big_to_parse_whole_gives_its_attachment_from_the_raw_message(
-        dovecot, mail_user, tmp_path, desk_factory):
+    dovecot, mail_user, tmp_path, desk_factory
+):
     video = os.urandom(5 * 1024 * 1024)
-    config_path, desk = _setup(tmp_path, dovecot, mail_user, desk_factory,
-                               [_mail(6, [("clip.mp4", "video/mp4", video)])])
+    config_path, desk = _setup(
+        tmp_path, dovecot, mail_user, desk_factory, [_mail(6, [("clip.mp4", "video/mp4", video)])]
+    )
     (clip,) = _listed(config_path, "AD-1")
     assert (clip["state"], clip["size"], clip["sha256"]) == ("in_raw", len(video), hashlib.sha256(video).hexdigest())
     status, out, err = _run("--config", str(config_path), "attachment", "save", "AD-1", "1", "--to", str(tmp_path))
@@ -193,15 +218,21 @@ def test_open_hands_a_safely_named_private_copy_to_the_configured_opener(dovecot
     opener = tmp_path / "opener.sh"
     opener.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {record}\n')
     opener.chmod(0o755)
-    config_path, _desk = _setup(tmp_path, dovecot, mail_user, desk_factory,
-                                [_mail(7, [("../../report\x1b[2J.txt", "text/plain", b"hello")])],
-                                f'\n[attachments]\nopener = "{opener}"\n')
+    config_path, _desk = _setup(
+        tmp_path,
+        dovecot,
+        mail_user,
+        desk_factory,
+        [_mail(7, [("../../report\x1b[2J.txt", "text/plain", b"hello")])],
+        f'\n[attachments]\nopener = "{opener}"\n',
+    )
     status, _out, err = _run("--config", str(config_path), "attachment", "open", "AD-1", "1")
     assert status == 0, err
     for _ in range(100):
         if record.exists() and record.read_text():
             break
         import time
+
         time.sleep(0.05)
     handed = Path(record.read_text())
     assert handed.name == "report.txt" and handed.read_bytes() == b"hello"

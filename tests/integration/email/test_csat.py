@@ -29,8 +29,10 @@ pytestmark = pytest.mark.integration
 
 OURS = "support@example.com"
 CUSTOMER = "greta@velo.example"
-SURVEY = ("Hi {{ customer_first_name }},\n\nhow did we do with {{ ref }}? Reply with a number from 1 (bad) "
-          "to 5 (great), and a comment if you like.\n")
+SURVEY = (
+    "Hi {{ customer_first_name }},\n\nhow did we do with {{ ref }}? Reply with a number from 1 (bad) "
+    "to 5 (great), and a comment if you like.\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +55,13 @@ def _config(tmp_path: Path, dovecot, user: str, smtp) -> Path:
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), *args],
-                            capture_output=True, text=True, env={**os.environ, "AGENTDESK_AGENT": "tester"},
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AGENTDESK_AGENT": "tester"},
+        timeout=120,
+    )
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result
 
@@ -63,8 +69,14 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess:
 _counter = iter(range(1, 1_000_000))
 
 
-def _mail(*, sender: str = CUSTOMER, subject: str = "Battery will not charge", body: str = "Hello, my battery "
-          "stopped charging.\n", in_reply_to: str = "", at: datetime | None = None) -> bytes:
+def _mail(
+    *,
+    sender: str = CUSTOMER,
+    subject: str = "Battery will not charge",
+    body: str = "Hello, my battery stopped charging.\n",
+    in_reply_to: str = "",
+    at: datetime | None = None,
+) -> bytes:
     n = next(_counter)
     threading = f"In-Reply-To: <{in_reply_to}>\r\nReferences: <{in_reply_to}>\r\n" if in_reply_to else ""
     return (
@@ -110,8 +122,9 @@ def _surveyed(dovecot, mail_user, smtp, tmp_path, desk_factory):
     return config, desk, clock, _survey_of(smtp)
 
 
-def test_a_survey_after_the_delay_once_and_a_rating_that_keeps_it_solved(dovecot, mail_user, smtp, tmp_path,
-                                                                        desk_factory):
+def test_a_survey_after_the_delay_once_and_a_rating_that_keeps_it_solved(
+    dovecot, mail_user, smtp, tmp_path, desk_factory
+):
     config = _config(tmp_path, dovecot, mail_user, smtp)
     desk = desk_factory(config)
     clock = Clock()
@@ -132,8 +145,12 @@ def test_a_survey_after_the_delay_once_and_a_rating_that_keeps_it_solved(dovecot
     assert desk.sync_once(clock).ok
     assert len(smtp.received) == 1  # never twice
 
-    answer = _mail(subject="Re: " + survey["Subject"], body="5, thanks!\n\n> how did we do with AD-1?\n",
-                   in_reply_to=survey["Message-ID"].strip("<>"), at=clock.now)
+    answer = _mail(
+        subject="Re: " + survey["Subject"],
+        body="5, thanks!\n\n> how did we do with AD-1?\n",
+        in_reply_to=survey["Message-ID"].strip("<>"),
+        at=clock.now,
+    )
     dovecot.append(mail_user, [answer])
     report = desk.sync_once(clock)
     assert report.ok and report.stored == 1
@@ -147,16 +164,33 @@ def test_a_survey_after_the_delay_once_and_a_rating_that_keeps_it_solved(dovecot
     until = (clock.now + timedelta(days=1)).isoformat()
     counted = json.loads(_cli(config, "report", "--until", until, "--json").stdout)["csat"]
     assert counted["sent"] == 1 and counted["responses"] == 1 and counted["csat"] == 1.0
-    assert counted["by_agent"] == [{"agent": "tester", "sent": 1, "responses": 1, "satisfied": 1, "csat": 1.0,
-                                    "response_rate": 1.0, "average": 5.0}]
+    assert counted["by_agent"] == [
+        {
+            "agent": "tester",
+            "sent": 1,
+            "responses": 1,
+            "satisfied": 1,
+            "csat": 1.0,
+            "response_rate": 1.0,
+            "average": 5.0,
+        }
+    ]
 
 
 def test_a_rating_with_a_new_question_reopens(dovecot, mail_user, smtp, tmp_path, desk_factory):
     config, desk, clock, survey = _surveyed(dovecot, mail_user, smtp, tmp_path, desk_factory)
 
-    dovecot.append(mail_user, [_mail(subject="Re: " + survey["Subject"], at=clock.now,
-                                     body="2 - it charges again but the display stays dark. What can I do?\n",
-                                     in_reply_to=survey["Message-ID"].strip("<>"))])
+    dovecot.append(
+        mail_user,
+        [
+            _mail(
+                subject="Re: " + survey["Subject"],
+                at=clock.now,
+                body="2 - it charges again but the display stays dark. What can I do?\n",
+                in_reply_to=survey["Message-ID"].strip("<>"),
+            )
+        ],
+    )
     assert desk.sync_once(clock).ok
     assert desk.rows("SELECT rating FROM satisfactionsurvey") == [(2,)]
     assert desk.rows("SELECT status FROM conversation") == [("open",)]
@@ -187,8 +221,7 @@ def test_machine_mail_is_never_surveyed(sender, dovecot, mail_user, smtp, tmp_pa
     assert len(skipped) == 1 and ("machine address" in skipped[0][0] or "set aside" in skipped[0][0])
 
 
-def test_an_answer_that_lost_its_headers_finds_the_survey_by_its_ref(dovecot, mail_user, smtp, tmp_path,
-                                                                     desk_factory):
+def test_an_answer_that_lost_its_headers_finds_the_survey_by_its_ref(dovecot, mail_user, smtp, tmp_path, desk_factory):
     config, desk, clock, survey = _surveyed(dovecot, mail_user, smtp, tmp_path, desk_factory)
     # A webmail reply without In-Reply-To or References: the [AD-1] tag of the subject is left.
     dovecot.append(mail_user, [_mail(subject="Re: " + survey["Subject"], body="👍 sehr gut\n", at=clock.now)])
@@ -196,4 +229,6 @@ def test_an_answer_that_lost_its_headers_finds_the_survey_by_its_ref(dovecot, ma
     assert desk.rows("SELECT rating, comment FROM satisfactionsurvey") == [(5, "sehr gut")]
     assert desk.rows("SELECT status FROM conversation") == [("solved",)]
     assert desk.rows("SELECT thread_reason FROM message WHERE direction = 'inbound' ORDER BY id") == [
-        ("new",), ("subject-tag",)]
+        ("new",),
+        ("subject-tag",),
+    ]

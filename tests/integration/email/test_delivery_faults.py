@@ -67,9 +67,13 @@ class _DroppingHandler(socketserver.StreamRequestHandler):
 
 
 def _cli(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), *args],
-                            capture_output=True, text=True, env={**os.environ, "AGENTDESK_AGENT": "tester"},
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AGENTDESK_AGENT": "tester"},
+        timeout=120,
+    )
     if check:
         assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result
@@ -82,19 +86,34 @@ def _show(config: Path, ref: str) -> dict:
 def _reply(desk, conversation_id: int, body: str = "We are on it.") -> None:
     with db.write_session(desk.engine) as session:
         conversation = session.get(Conversation, conversation_id)
-        replies.reply(session, conversation=conversation, body=body, agent="tester", agent_name="Terry Tester",
-                      now=datetime.now(timezone.utc), policies=desk.policies, message_id_domain="example.com")
+        replies.reply(
+            session,
+            conversation=conversation,
+            body=body,
+            agent="tester",
+            agent_name="Terry Tester",
+            now=datetime.now(timezone.utc),
+            policies=desk.policies,
+            message_id_domain="example.com",
+        )
         session.commit()
 
 
 def _customer_mail(n: int) -> bytes:
-    return mailgen.message(n=n, sender=("Greta Lindqvist", "greta@velo.example"), to="support@example.com",
-                           subject="Refund please", body=f"Message {n} from the customer.\n",
-                           at=datetime.now(timezone.utc), message_id=f"cust{n}@velo.example")
+    return mailgen.message(
+        n=n,
+        sender=("Greta Lindqvist", "greta@velo.example"),
+        to="support@example.com",
+        subject="Refund please",
+        body=f"Message {n} from the customer.\n",
+        at=datetime.now(timezone.utc),
+        message_id=f"cust{n}@velo.example",
+    )
 
 
 def test_a_send_whose_answer_never_came_is_possibly_sent_not_retried_and_resent_by_the_agent(
-        dovecot, mail_user, tmp_path, desk_factory):
+    dovecot, mail_user, tmp_path, desk_factory
+):
     port = free_port()
     dropper = DroppingSmtp(port)
     config = mailbox_config(tmp_path, dovecot, mail_user, port)
@@ -148,16 +167,27 @@ def test_a_send_whose_answer_never_came_is_possibly_sent_not_retried_and_resent_
         smtp.stop()
 
 
-def test_sixty_undeliverable_sms_replies_do_not_hold_back_an_email_reply(dovecot, mail_user, smtp, tmp_path,
-                                                                         desk_factory):
+def test_sixty_undeliverable_sms_replies_do_not_hold_back_an_email_reply(
+    dovecot, mail_user, smtp, tmp_path, desk_factory
+):
     config = mailbox_config(tmp_path, dovecot, mail_user, smtp.port)
     desk = desk_factory(config)
     start = datetime.now(timezone.utc) - timedelta(hours=1)
     sms_ids = []
     for n in range(60):
-        result = factories.ingest(desk.engine, desk.policies, factories.inbound(
-            sender=f"+4670000{n:04d}", name=f"Caller {n}", subject="", body=f"text {n}", channel="sms",
-            source="twilio", at=start + timedelta(seconds=n)))
+        result = factories.ingest(
+            desk.engine,
+            desk.policies,
+            factories.inbound(
+                sender=f"+4670000{n:04d}",
+                name=f"Caller {n}",
+                subject="",
+                body=f"text {n}",
+                channel="sms",
+                source="twilio",
+                at=start + timedelta(seconds=n),
+            ),
+        )
         sms_ids.append(result.conversation_id)
     for conversation_id in sms_ids:
         _reply(desk, conversation_id, "On it.")
@@ -188,9 +218,12 @@ def test_sixty_undeliverable_sms_replies_do_not_hold_back_an_email_reply(dovecot
 def _receive_only_config(tmp_path: Path) -> Path:
     """A host with no mailbox and no spool: it sends nothing at all."""
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
-                    f'[templates]\ndir = "{tmp_path / "templates"}"\n'
-                    '[agents.tester]\nname = "Terry Tester"\n' + BASIC_CONFIG, encoding="utf-8")
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
+        f'[templates]\ndir = "{tmp_path / "templates"}"\n'
+        '[agents.tester]\nname = "Terry Tester"\n' + BASIC_CONFIG,
+        encoding="utf-8",
+    )
     return path
 
 
@@ -201,9 +234,19 @@ def test_a_host_with_no_sender_at_all_still_marks_the_replies_it_cannot_deliver(
     # Nothing queued: the pass is a read, and a clean one.
     idle = _cli(config, "sync", "--once")
     assert "0 possibly sent, 0 cannot be delivered here" in idle.stderr
-    conversation_id = factories.ingest(desk.engine, desk.policies, factories.inbound(
-        sender="+46700000001", name="Caller", subject="", body="text", channel="sms", source="twilio",
-        at=datetime.now(timezone.utc) - timedelta(minutes=5))).conversation_id
+    conversation_id = factories.ingest(
+        desk.engine,
+        desk.policies,
+        factories.inbound(
+            sender="+46700000001",
+            name="Caller",
+            subject="",
+            body="text",
+            channel="sms",
+            source="twilio",
+            at=datetime.now(timezone.utc) - timedelta(minutes=5),
+        ),
+    ).conversation_id
     _reply(desk, conversation_id, "On it.")
 
     first = _cli(config, "sync", "--once", check=False)

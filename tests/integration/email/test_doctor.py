@@ -17,9 +17,13 @@ pytestmark = pytest.mark.integration
 
 
 def _doctor(config: Path) -> tuple[int, dict[str, dict]]:
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "doctor", "--json"],
-                            capture_output=True, text=True, env={**os.environ, "AGENTDESK_AGENT": "tester"},
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AGENTDESK_AGENT": "tester"},
+        timeout=120,
+    )
     checks = json.loads(result.stdout)
     return result.returncode, {check["name"]: check for check in checks}
 
@@ -36,21 +40,28 @@ class _AuthSmtp(Smtp):
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         def authenticate(server, session, envelope, mechanism, auth_data):
-            ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == self.user
-                  and auth_data.password.decode() == self.password)
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and auth_data.login.decode() == self.user
+                and auth_data.password.decode() == self.password
+            )
             return AuthResult(success=ok, handled=False)
 
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, authenticator=authenticate,
-                                     auth_require_tls=False)
+        self.controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, authenticator=authenticate, auth_require_tls=False
+        )
         self.controller.start()
 
 
 def _with_smtp_login(config: Path, user: str, password: str) -> None:
     text = config.read_text()
-    config.write_text(text + textwrap.dedent(f"""\
+    config.write_text(
+        text
+        + textwrap.dedent(f"""\
         username = "{user}"
         password_command = "echo {password}"
-        """))
+        """)
+    )
 
 
 def test_doctor_logs_in_and_opens_each_folder(tmp_path, dovecot, mail_user):
@@ -77,8 +88,7 @@ def test_doctor_logs_in_and_opens_each_folder(tmp_path, dovecot, mail_user):
 
 def test_doctor_fails_a_wrong_imap_password(tmp_path, dovecot, mail_user):
     config = mailbox_config(tmp_path, dovecot, mail_user, free_port())
-    config.write_text(config.read_text().replace('password_command = "echo secret"',
-                                                 'password_command = "echo wrong"'))
+    config.write_text(config.read_text().replace('password_command = "echo secret"', 'password_command = "echo wrong"'))
     code, checks = _doctor(config)
     assert code == 1
     assert checks["mailbox[0] (support) password"]["status"] == "ok"  # the command ran; the server says no

@@ -90,8 +90,11 @@ def _stored_within(desk, count: int, since: float, limit: float = 5.0) -> float:
 
 def _kill_imap_processes(dovecot, user: str) -> int:
     """SIGKILL every imap process serving `user` (as an OOM killer or an admin would)."""
-    pids = [int(line.split()[2]) for line in dovecot.doveadm_run("who", "-1").splitlines()[1:]
-            if line.split()[:2] == [user, "imap"]]
+    pids = [
+        int(line.split()[2])
+        for line in dovecot.doveadm_run("who", "-1").splitlines()[1:]
+        if line.split()[:2] == [user, "imap"]
+    ]
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     return len(pids)
@@ -132,8 +135,10 @@ def test_idle_comes_back_after_a_killed_process_and_a_restart(own_dovecot, tmp_p
         server.append(user, [next(messages)])
         latencies["server restart"] = _stored_within(desk, 3, returned)
         while_down = attempts.between(stopping, returned)
-        print(f"server down {returned - stopping:.2f}s; attempts meanwhile at",
-              [f"{at - stopping:.2f}s" for at, _ in while_down])
+        print(
+            f"server down {returned - stopping:.2f}s; attempts meanwhile at",
+            [f"{at - stopping:.2f}s" for at, _ in while_down],
+        )
         # (How soon the connection breaks within the stop varies: there may have been no attempt yet.)
         assert len(while_down) <= 3, f"{len(while_down)} connection attempts while the server was down"
         assert not any(worked for _, worked in while_down)
@@ -185,8 +190,13 @@ def test_program_lost_server_logs_its_states_and_ends_on_sigterm(own_dovecot, tm
     server = own_dovecot
     user = server.add_user()
     config = mailbox_config(tmp_path, server, user, 1)
-    process = subprocess.Popen([sys.executable, "-m", "agentdesk", "--config", str(config), "sync"],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
     reader.start()

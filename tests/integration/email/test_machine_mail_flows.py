@@ -61,9 +61,13 @@ def _config(tmp_path: Path, dovecot, user: str, smtp, *, bulk: str = "") -> Path
 
 
 def _cli(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), *args],
-                            capture_output=True, text=True, env={**os.environ, "AGENTDESK_AGENT": "tester"},
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AGENTDESK_AGENT": "tester"},
+        timeout=120,
+    )
     if check:
         assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result
@@ -85,8 +89,15 @@ def _refs(config: Path, view: str) -> list[str]:
 _counter = iter(range(1, 1_000_000))
 
 
-def _mail(*, sender: str = CUSTOMER, name: str = "Greta Lindqvist", subject: str = "Spokes keep breaking",
-          return_path: str | None = None, extra: str = "", body: str = "Hello, my spokes broke again.\n") -> bytes:
+def _mail(
+    *,
+    sender: str = CUSTOMER,
+    name: str = "Greta Lindqvist",
+    subject: str = "Spokes keep breaking",
+    return_path: str | None = None,
+    extra: str = "",
+    body: str = "Hello, my spokes broke again.\n",
+) -> bytes:
     """A plain mail as an MTA would deliver it; `return_path` None: the sender's own address."""
     n = next(_counter)
     now = datetime.now(timezone.utc)
@@ -108,8 +119,11 @@ RFC3834_CASES = [
     ("postmaster", dict(sender="postmaster@velo.example", name="Postmaster"), "machine address"),
     ("no-reply", dict(sender="no-reply@shop.example", name="Shop"), "machine address"),
     ("noreply", dict(sender="noreply@shop.example", name="Shop"), "machine address"),
-    ("bounces-verp", dict(sender="greta@velo.example", return_path="<bounces+greta=velo.example@mail.shop.example>"),
-     "Return-Path bounces+"),
+    (
+        "bounces-verp",
+        dict(sender="greta@velo.example", return_path="<bounces+greta=velo.example@mail.shop.example>"),
+        "Return-Path bounces+",
+    ),
     ("owner-list", dict(sender="owner-cyclists@lists.velo.example", name="Cyclists list"), "machine address"),
     ("list-request", dict(sender="cyclists-request@lists.velo.example", name="Cyclists list"), "machine address"),
     ("auto-replied", dict(extra="Auto-Submitted: auto-replied\r\n", subject="Re: your ticket"), "Auto-Submitted"),
@@ -139,8 +153,9 @@ def test_no_receipt_to_automatic_mail(fields, why, dovecot, mail_user, smtp, tmp
     assert desk.count("SELECT count(*) FROM message WHERE kind = 'receipt'") == 0
     # Defence in depth: the loop rule alone refuses it, even were it taken for customer mail.
     parsed = parse_message(raw, source="support", received_at=datetime.now(timezone.utc))
-    reason = automatic_messages.refusal(kind="message", bulk=False, sender_address=parsed.sender_address,
-                                        headers=parsed.headers, our_addresses={OURS})
+    reason = automatic_messages.refusal(
+        kind="message", bulk=False, sender_address=parsed.sender_address, headers=parsed.headers, our_addresses={OURS}
+    )
     for word in why.split():
         assert word.lower() in reason.lower(), reason
 
@@ -190,8 +205,9 @@ def _replied(config: Path, dovecot, mail_user, smtp, *, customer: str = CUSTOMER
     return ref, ours[0]["Message-ID"].strip("<>")
 
 
-def _real_bounce(name: str, *, failed: tuple[str, ...], original_id: str | None, reply_id: str,
-                 customer: str = CUSTOMER) -> bytes:
+def _real_bounce(
+    name: str, *, failed: tuple[str, ...], original_id: str | None, reply_id: str, customer: str = CUSTOMER
+) -> bytes:
     """A sisimai sample with the failed recipient, the returned Message-ID and its own made ours."""
     text = (SISIMAI / f"{name}.eml").read_bytes().decode("utf-8", "surrogateescape")
     for address in failed:
@@ -200,8 +216,9 @@ def _real_bounce(name: str, *, failed: tuple[str, ...], original_id: str | None,
         assert original_id in text, name
         text = text.replace(original_id, reply_id)
     n = next(_counter)
-    text, count = re.subn(r"(?im)^(Message-I[dD]:\s*)<[^>]*>", rf"\g<1><bounce{n}.{os.getpid()}@mx.example>", text,
-                          count=1)
+    text, count = re.subn(
+        r"(?im)^(Message-I[dD]:\s*)<[^>]*>", rf"\g<1><bounce{n}.{os.getpid()}@mx.example>", text, count=1
+    )
     assert count == 1, name
     return text.encode("utf-8", "surrogateescape")
 
@@ -210,16 +227,21 @@ BOUNCES = [
     # (sample, failed addresses in it, the returned message's Message-ID, words of the reason)
     ("lhost-postfix-01", ("r@p351355.pool.example.ne.jp", "kijitora@example.org"), None, "No such user"),
     ("lhost-exim-01", ("kijitora@example.ed.jp",), "hogeuoiuadogalhg.dg9i09@example.jp", "550"),
-    ("lhost-qmail-01", ("kijitora@example.ne.jp",), "000000000.9999999999999.JavaMail.postmaster@mailhub",
-     "Unknown user"),
+    (
+        "lhost-qmail-01",
+        ("kijitora@example.ne.jp",),
+        "000000000.9999999999999.JavaMail.postmaster@mailhub",
+        "Unknown user",
+    ),
     ("lhost-exchange2007-01", ("mikeneko@example.co.jp",), None, "RecipNotFound"),
     ("lhost-gmail-01", ("userunknown@example.jp",), "D992C2C3-F175-4C4D-97E2-53A90E4E5BF5@gmail.com", "User Unknown"),
 ]
 
 
 @pytest.mark.parametrize(("sample", "failed", "original_id", "reason"), BOUNCES, ids=[b[0] for b in BOUNCES])
-def test_a_bounce_of_our_reply_fails_it_and_flags_the_row(sample, failed, original_id, reason, dovecot, mail_user,
-                                                          smtp, tmp_path, desk_factory):
+def test_a_bounce_of_our_reply_fails_it_and_flags_the_row(
+    sample, failed, original_id, reason, dovecot, mail_user, smtp, tmp_path, desk_factory
+):
     config = _config(tmp_path, dovecot, mail_user, smtp)
     ref, reply_id = _replied(config, dovecot, mail_user, smtp)
     assert ref not in _refs(config, "mine")  # solved: out of Mine
@@ -243,9 +265,12 @@ def test_a_bounce_of_our_reply_fails_it_and_flags_the_row(sample, failed, origin
 def test_a_delay_notice_fails_nothing(dovecot, mail_user, smtp, tmp_path, desk_factory):
     config = _config(tmp_path, dovecot, mail_user, smtp)
     ref, reply_id = _replied(config, dovecot, mail_user, smtp)
-    delay = _real_bounce("lhost-sendmail-29",
-                         failed=("this-local-part-does-not-exist-on-the-system@y-mobile.ne.jp",),
-                         original_id="54341A75-5EF4-4F06-9C5D-56D36A9283FC@example.jp", reply_id=reply_id)
+    delay = _real_bounce(
+        "lhost-sendmail-29",
+        failed=("this-local-part-does-not-exist-on-the-system@y-mobile.ne.jp",),
+        original_id="54341A75-5EF4-4F06-9C5D-56D36A9283FC@example.jp",
+        reply_id=reply_id,
+    )
     dovecot.append(mail_user, [delay])
     _sync(config)
     document = _json(config, "show", ref)
@@ -282,8 +307,13 @@ def test_blocked_senders_land_in_spam_without_receipt(dovecot, mail_user, smtp, 
     config = _config(tmp_path, dovecot, mail_user, smtp)
     _cli(config, "block", "pest@junk.example", "@spammy.example")
     assert {b["pattern"] for b in _json(config, "blocked")} >= {"pest@junk.example", "@spammy.example"}
-    dovecot.append(mail_user, [_mail(sender="pest@junk.example", name="Pest", subject="Cheap watches"),
-                               _mail(sender="anyone@spammy.example", name="Anyone", subject="Win a prize")])
+    dovecot.append(
+        mail_user,
+        [
+            _mail(sender="pest@junk.example", name="Pest", subject="Cheap watches"),
+            _mail(sender="anyone@spammy.example", name="Anyone", subject="Win a prize"),
+        ],
+    )
     _sync(config)
     spam = _refs(config, "spam")
     assert len(spam) == 2
@@ -314,12 +344,14 @@ def test_spam_and_undo_round_trip(dovecot, mail_user, smtp, tmp_path, desk_facto
     assert "spam" in actions and "unspam" in actions
 
 
-@pytest.mark.parametrize("header", ["List-Id: Velo news <news.velo.example>",
-                                    "List-Unsubscribe: <https://news.velo.example/u/1>"])
+@pytest.mark.parametrize(
+    "header", ["List-Id: Velo news <news.velo.example>", "List-Unsubscribe: <https://news.velo.example/u/1>"]
+)
 def test_newsletters_land_in_bulk_without_clock_or_receipt(header, dovecot, mail_user, smtp, tmp_path, desk_factory):
     config = _config(tmp_path, dovecot, mail_user, smtp)
-    dovecot.append(mail_user, [_mail(sender="news@velo.example", name="Velo news", subject="Spring sale",
-                                     extra=header + "\r\n")])
+    dovecot.append(
+        mail_user, [_mail(sender="news@velo.example", name="Velo news", subject="Spring sale", extra=header + "\r\n")]
+    )
     _sync(config)
     bulk = _refs(config, "bulk")
     assert len(bulk) == 1 and _refs(config, "open") == []
@@ -332,8 +364,17 @@ def test_newsletters_land_in_bulk_without_clock_or_receipt(header, dovecot, mail
 
 def test_bulk_queue_setting_keeps_newsletters_in_the_queue(dovecot, mail_user, smtp, tmp_path, desk_factory):
     config = _config(tmp_path, dovecot, mail_user, smtp, bulk="queue")
-    dovecot.append(mail_user, [_mail(sender="news@velo.example", name="Velo news", subject="Spring sale",
-                                     extra="List-Unsubscribe: <mailto:leave@news.velo.example>\r\n")])
+    dovecot.append(
+        mail_user,
+        [
+            _mail(
+                sender="news@velo.example",
+                name="Velo news",
+                subject="Spring sale",
+                extra="List-Unsubscribe: <mailto:leave@news.velo.example>\r\n",
+            )
+        ],
+    )
     _sync(config)
     assert _refs(config, "bulk") == []
     assert len(_refs(config, "open")) == 1

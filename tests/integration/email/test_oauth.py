@@ -51,8 +51,17 @@ def oauth_dovecot(relay):
     server.cleanup()
 
 
-def _config(tmp_path: Path, server: Dovecot, user: str, *, auth: str = "", password_command: str = "",
-            provider: str = "", oauth: str = "", smtp_auth: str = "") -> Path:
+def _config(
+    tmp_path: Path,
+    server: Dovecot,
+    user: str,
+    *,
+    auth: str = "",
+    password_command: str = "",
+    provider: str = "",
+    oauth: str = "",
+    smtp_auth: str = "",
+) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.toml"
     mailbox = textwrap.dedent(f"""
@@ -83,29 +92,44 @@ def _config(tmp_path: Path, server: Dovecot, user: str, *, auth: str = "", passw
         mailbox += f'auth = "{smtp_auth}"\n'
     if password_command:
         mailbox += f"password_command = '{password_command}'\n"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
-                    f'[templates]\ndir = "{tmp_path / "templates"}"\n' + BASIC_CONFIG + mailbox, encoding="utf-8")
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
+        f'[templates]\ndir = "{tmp_path / "templates"}"\n' + BASIC_CONFIG + mailbox,
+        encoding="utf-8",
+    )
     return path
 
 
 def _reply(desk, body: str = "We are on it.") -> None:
     with db.write_session(desk.engine) as session:
         conversation = session.get(Conversation, desk.count("SELECT min(id) FROM conversation"))
-        replies.reply(session, conversation=conversation, body=body, agent="tester", agent_name="Terry Tester",
-                      now=datetime.now(timezone.utc), policies=desk.policies, message_id_domain="example.com")
+        replies.reply(
+            session,
+            conversation=conversation,
+            body=body,
+            agent="tester",
+            agent_name="Terry Tester",
+            now=datetime.now(timezone.utc),
+            policies=desk.policies,
+            message_id_domain="example.com",
+        )
         session.commit()
 
 
 @pytest.mark.parametrize("mechanism", ["xoauth2", "oauthbearer"])
 def test_bearer_token_from_password_command_reads_imap_and_sends_through_submission(
-        mechanism, oauth_dovecot, relay, tmp_path, desk_factory):
+    mechanism, oauth_dovecot, relay, tmp_path, desk_factory
+):
     user = oauth_dovecot.add_user()
     oauth_dovecot.append(user, mailgen.corpus(3, seed=21))
     # What a token helper (pizauth, oama, mutt_oauth2.py) prints: the access token alone.
     token_file = tmp_path / "token"
     token_file.write_text(access_token(user, KEY) + "\n")
-    desk = desk_factory(_config(tmp_path, oauth_dovecot, user, auth=mechanism, smtp_auth=mechanism,
-                                password_command=f"cat {token_file}"))
+    desk = desk_factory(
+        _config(
+            tmp_path, oauth_dovecot, user, auth=mechanism, smtp_auth=mechanism, password_command=f"cat {token_file}"
+        )
+    )
 
     report = desk.sync_once()
     assert report.ok, report.errors
@@ -129,8 +153,11 @@ def test_a_token_the_server_refuses_is_one_line_for_imap_and_smtp(oauth_dovecot,
     oauth_dovecot.append(user, mailgen.corpus(1, seed=22))
     token_file = tmp_path / "token"
     token_file.write_text(access_token(user, b"a key the server does not know 000") + "\n")
-    desk = desk_factory(_config(tmp_path, oauth_dovecot, user, auth="xoauth2", smtp_auth="oauthbearer",
-                                password_command=f"cat {token_file}"))
+    desk = desk_factory(
+        _config(
+            tmp_path, oauth_dovecot, user, auth="xoauth2", smtp_auth="oauthbearer", password_command=f"cat {token_file}"
+        )
+    )
     report = desk.sync_once()
     assert report.stored == 0
     (error,) = report.errors
@@ -145,29 +172,45 @@ def test_a_token_the_server_refuses_is_one_line_for_imap_and_smtp(oauth_dovecot,
     from agentdesk.channels.email.smtp import SmtpSender, SmtpServer
     from agentdesk.sync.senders import DeliveryError
 
-    sender = SmtpSender(SmtpServer.from_mailbox(desk.settings.mailbox[0], timeout=10),
-                        lambda: access_token(user, b"wrong key 0000000000000000000000"))
+    sender = SmtpSender(
+        SmtpServer.from_mailbox(desk.settings.mailbox[0], timeout=10),
+        lambda: access_token(user, b"wrong key 0000000000000000000000"),
+    )
     with pytest.raises(DeliveryError, match=r"refused the login .*535"):
         sender.send(email.message_from_bytes(b"Subject: x\r\nFrom: a@b\r\nTo: c@d\r\n\r\nx\r\n"))
 
 
 def _program(config: Path, env: dict, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
 
 
 def test_program_device_code_sign_in_then_sync_refreshes_and_a_revoked_sign_in_names_the_command(
-        oauth_dovecot, relay, tmp_path, desk_factory):
+    oauth_dovecot, relay, tmp_path, desk_factory
+):
     provider = OAuthProvider(key=KEY, lifetime=120)  # under the refresh margin: every sync refreshes
     provider.start()
     try:
         user = oauth_dovecot.add_user()
         oauth_dovecot.append(user, mailgen.corpus(4, seed=23))
-        config = _config(tmp_path, oauth_dovecot, user, provider="microsoft365", oauth=textwrap.dedent(f"""
+        config = _config(
+            tmp_path,
+            oauth_dovecot,
+            user,
+            provider="microsoft365",
+            oauth=textwrap.dedent(f"""
             oauth_client_id = "{provider.client_id}"
             oauth_device_url = "{provider.device_url}"
             oauth_token_url = "{provider.token_url}"
-            """))
+            """),
+        )
         data = tmp_path / "data"
         env = {**os.environ, "XDG_DATA_HOME": str(data), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
 
@@ -176,9 +219,14 @@ def test_program_device_code_sign_in_then_sync_refreshes_and_a_revoked_sign_in_n
         assert result.returncode == 1
         assert "not signed in to microsoft365; run `agentdesk oauth login support`" in result.stderr
 
-        login = subprocess.Popen([sys.executable, "-m", "agentdesk", "--config", str(config), "oauth", "login",
-                                  "support"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        login = subprocess.Popen(
+            [sys.executable, "-m", "agentdesk", "--config", str(config), "oauth", "login", "support"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             first = login.stdout.readline()
             match = re.search(r"open (\S+) in a browser .* enter the code (\S+)", first)

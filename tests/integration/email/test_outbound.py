@@ -35,12 +35,28 @@ def _run(config, *argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _customer_mail(n: int, *, subject: str, sender=CUSTOMER, in_reply_to: str = "", extra: str = "",
-                   attachment: bytes = b"", at: datetime | None = None) -> bytes:
-    return mailgen.message(n=n, sender=sender, to="support@example.com", subject=subject,
-                           body=f"Message {n}.\n", at=at or datetime.now(timezone.utc),
-                           message_id=f"out{n}@velo.example", in_reply_to=in_reply_to, extra_headers=extra,
-                           attachment=attachment)
+def _customer_mail(
+    n: int,
+    *,
+    subject: str,
+    sender=CUSTOMER,
+    in_reply_to: str = "",
+    extra: str = "",
+    attachment: bytes = b"",
+    at: datetime | None = None,
+) -> bytes:
+    return mailgen.message(
+        n=n,
+        sender=sender,
+        to="support@example.com",
+        subject=subject,
+        body=f"Message {n}.\n",
+        at=at or datetime.now(timezone.utc),
+        message_id=f"out{n}@velo.example",
+        in_reply_to=in_reply_to,
+        extra_headers=extra,
+        attachment=attachment,
+    )
 
 
 def _sent(smtp, index: int = -1) -> email.message.EmailMessage:
@@ -51,12 +67,24 @@ def _header_block(raw: bytes) -> str:
     return raw.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace").lower()
 
 
-def _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, *, subject: str, extra: str = "",
-           attachment: bytes = b"", max_bytes: int | None = None):
+def _setup(
+    dovecot,
+    mail_user,
+    smtp,
+    tmp_path,
+    desk_factory,
+    *,
+    subject: str,
+    extra: str = "",
+    attachment: bytes = b"",
+    max_bytes: int | None = None,
+):
     config = mailbox_config(tmp_path, dovecot, mail_user, smtp.port)
     if max_bytes is not None:
         text = config.read_text()
-        config.write_text(text.replace('after_fetch = "keep"', f'after_fetch = "keep"\nattachments_max_bytes = {max_bytes}'))
+        config.write_text(
+            text.replace('after_fetch = "keep"', f'after_fetch = "keep"\nattachments_max_bytes = {max_bytes}')
+        )
     desk = desk_factory(config)
     dovecot.append(mail_user, [_customer_mail(1, subject=subject, extra=extra, attachment=attachment)])
     assert desk.sync_once().stored == 1
@@ -64,16 +92,36 @@ def _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, *, subject: str, ex
 
 
 def test_reply_with_two_files_cc_and_bcc(dovecot, mail_user, smtp, tmp_path, desk_factory):
-    config, desk, ref = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Cracked frame",
-                               extra="Cc: Bo <bo@velo.example>, support@example.com\r\n")
+    config, desk, ref = _setup(
+        dovecot,
+        mail_user,
+        smtp,
+        tmp_path,
+        desk_factory,
+        subject="Cracked frame",
+        extra="Cc: Bo <bo@velo.example>, support@example.com\r\n",
+    )
     photo = os.urandom(300_000)
     invoice = b"%PDF-1.4\n" + os.urandom(5_000)
     (tmp_path / "frame.jpg").write_bytes(photo)
     (tmp_path / "invoice.pdf").write_bytes(invoice)
     (tmp_path / "body.txt").write_text("Photos and the invoice, as promised.\n")
-    code, out, err = _run(config, "reply", ref, "--body-file", str(tmp_path / "body.txt"),
-                          "--attach", str(tmp_path / "frame.jpg"), "--attach", str(tmp_path / "invoice.pdf"),
-                          "--cc", "Carl <carl@velo.example>", "--bcc", "audit@example.com", "--json")
+    code, out, err = _run(
+        config,
+        "reply",
+        ref,
+        "--body-file",
+        str(tmp_path / "body.txt"),
+        "--attach",
+        str(tmp_path / "frame.jpg"),
+        "--attach",
+        str(tmp_path / "invoice.pdf"),
+        "--cc",
+        "Carl <carl@velo.example>",
+        "--bcc",
+        "audit@example.com",
+        "--json",
+    )
     assert code == 0, err
     queued = json.loads(out)
     assert queued["to"] == ["greta@velo.example"]
@@ -88,26 +136,33 @@ def test_reply_with_two_files_cc_and_bcc(dovecot, mail_user, smtp, tmp_path, des
     sent = _sent(smtp)
     files = {part.get_filename(): part.get_payload(decode=True) for part in sent.iter_attachments()}
     assert {name: hashlib.sha256(data).hexdigest() for name, data in files.items()} == {
-        "frame.jpg": hashlib.sha256(photo).hexdigest(), "invoice.pdf": hashlib.sha256(invoice).hexdigest()}
+        "frame.jpg": hashlib.sha256(photo).hexdigest(),
+        "invoice.pdf": hashlib.sha256(invoice).hexdigest(),
+    }
     assert sent.get_body(("plain",)).get_content().startswith("Photos and the invoice")
     assert sent["To"] == "greta@velo.example"
     assert sent["Cc"] == "bo@velo.example, carl@velo.example"
     # Bcc: in the envelope, nowhere in the headers.
-    assert sorted(smtp.envelopes[-1][1]) == sorted(["greta@velo.example", "bo@velo.example", "carl@velo.example",
-                                                    "audit@example.com"])
+    assert sorted(smtp.envelopes[-1][1]) == sorted(
+        ["greta@velo.example", "bo@velo.example", "carl@velo.example", "audit@example.com"]
+    )
     assert "audit@example.com" not in _header_block(smtp.received[-1])
     assert "bcc" not in _header_block(smtp.received[-1])
     # And `show --json` lists the files on the reply.
     code, out, _ = _run(config, "show", ref, "--json")
     reply = json.loads(out)["messages"][-1]
     assert [a["filename"] for a in reply["attachments"]] == ["frame.jpg", "invoice.pdf"]
-    assert reply["recipients"] == {"to": ["greta@velo.example"], "cc": ["bo@velo.example", "carl@velo.example"],
-                                   "bcc": ["audit@example.com"]}
+    assert reply["recipients"] == {
+        "to": ["greta@velo.example"],
+        "cc": ["bo@velo.example", "carl@velo.example"],
+        "bcc": ["audit@example.com"],
+    }
 
 
 def test_no_cc_and_a_bad_address(dovecot, mail_user, smtp, tmp_path, desk_factory):
-    config, desk, ref = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Wheel",
-                               extra="Cc: bo@velo.example\r\n")
+    config, desk, ref = _setup(
+        dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Wheel", extra="Cc: bo@velo.example\r\n"
+    )
     (tmp_path / "body.txt").write_text("Only to you.\n")
     code, _, err = _run(config, "reply", ref, "--body-file", str(tmp_path / "body.txt"), "--cc", "not an address")
     assert code == 2 and err.count("\n") == 1 and "'not an address' is not an email address" in err
@@ -146,13 +201,13 @@ def test_hostile_file_names_are_sent_safe_and_oversize_is_refused(dovecot, mail_
 
 def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp, tmp_path, desk_factory):
     photo = os.urandom(20_000)
-    config, desk, ref = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Broken hub",
-                               attachment=photo)
+    config, desk, ref = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Broken hub", attachment=photo)
     conversation_id = int(ref.removeprefix("AD-"))
     customer = desk.count("SELECT customer_id FROM conversation")
     (tmp_path / "ask.txt").write_text("Can you replace this hub?\n")
-    code, out, err = _run(config, "forward", ref, "--to", "parts@supplier.example", "--body-file",
-                          str(tmp_path / "ask.txt"), "--json")
+    code, out, err = _run(
+        config, "forward", ref, "--to", "parts@supplier.example", "--body-file", str(tmp_path / "ask.txt"), "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["to"] == ["parts@supplier.example"]
     report = desk.sync_once()
@@ -171,15 +226,27 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
     assert desk.count("SELECT count(*) FROM event WHERE action = 'forward'") == 1
 
     # The supplier answers the forward: it joins this conversation, the customer stays Greta.
-    dovecot.append(mail_user, [_customer_mail(2, subject=f"Re: Fwd: Broken hub [{ref}]", in_reply_to=forward_id,
-                                              sender=("Parts Desk", "parts@supplier.example"))])
+    dovecot.append(
+        mail_user,
+        [
+            _customer_mail(
+                2,
+                subject=f"Re: Fwd: Broken hub [{ref}]",
+                in_reply_to=forward_id,
+                sender=("Parts Desk", "parts@supplier.example"),
+            )
+        ],
+    )
     # One that lost its headers still has our tag, and the supplier is a recipient of ours.
-    dovecot.append(mail_user, [_customer_mail(3, subject=f"Re: Fwd: Broken hub [{ref}]",
-                                              sender=("Parts Desk", "parts@supplier.example"))])
+    dovecot.append(
+        mail_user,
+        [_customer_mail(3, subject=f"Re: Fwd: Broken hub [{ref}]", sender=("Parts Desk", "parts@supplier.example"))],
+    )
     assert desk.sync_once().stored == 2
     assert desk.count("SELECT count(*) FROM conversation") == 1
-    rows = desk.rows("SELECT conversation_id, thread_reason FROM message WHERE sender_address = "
-                     "'parts@supplier.example' ORDER BY id")
+    rows = desk.rows(
+        "SELECT conversation_id, thread_reason FROM message WHERE sender_address = 'parts@supplier.example' ORDER BY id"
+    )
     assert rows == [(conversation_id, "in-reply-to"), (conversation_id, "subject-tag")]
     assert desk.count("SELECT customer_id FROM conversation") == customer
 
@@ -194,13 +261,26 @@ def test_new_conversation_and_the_customer_answer(dovecot, mail_user, smtp, tmp_
     config, desk, first_ref = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Earlier question")
     customer = desk.count("SELECT customer_id FROM conversation")
     (tmp_path / "delay.txt").write_text("Your order is delayed by a week; sorry.\n")
-    code, out, err = _run(config, "new", "--to", "Greta@Velo.example", "--subject", "Your order is delayed",
-                          "--body-file", str(tmp_path / "delay.txt"), "--assign", "me")
+    code, out, err = _run(
+        config,
+        "new",
+        "--to",
+        "Greta@Velo.example",
+        "--subject",
+        "Your order is delayed",
+        "--body-file",
+        str(tmp_path / "delay.txt"),
+        "--assign",
+        "me",
+    )
     assert code == 0, err
     ref = out.strip()
     assert ref.startswith("AD-") and ref != first_ref
-    row = desk.rows("SELECT customer_id, status, assignee, channel, source, first_response_due, first_responded_at "
-                    "FROM conversation WHERE id = :id", id=int(ref[3:]))[0]
+    row = desk.rows(
+        "SELECT customer_id, status, assignee, channel, source, first_response_due, first_responded_at "
+        "FROM conversation WHERE id = :id",
+        id=int(ref[3:]),
+    )[0]
     assert row[0] == customer  # joins Greta's history: her identity, no new customer
     assert row[1:5] == ("pending", "tester", "email", "support")
     assert row[6] is not None  # we wrote first: no first-reply clock against the team
@@ -214,11 +294,19 @@ def test_new_conversation_and_the_customer_answer(dovecot, mail_user, smtp, tmp_
     # Greta answers a little later: it threads into the new conversation, which opens and starts
     # the next-reply clock.
     later = datetime.now(timezone.utc) + timedelta(minutes=1)
-    dovecot.append(mail_user, [_customer_mail(5, subject=f"Re: Your order is delayed [{ref}]",
-                                              in_reply_to=sent["Message-ID"].strip("<>"), at=later)])
+    dovecot.append(
+        mail_user,
+        [
+            _customer_mail(
+                5, subject=f"Re: Your order is delayed [{ref}]", in_reply_to=sent["Message-ID"].strip("<>"), at=later
+            )
+        ],
+    )
     assert desk.sync_once().stored == 1
-    (answer,) = desk.rows("SELECT conversation_id, thread_reason FROM message WHERE direction = 'inbound' "
-                          "AND external_id = 'out5@velo.example'")
+    (answer,) = desk.rows(
+        "SELECT conversation_id, thread_reason FROM message WHERE direction = 'inbound' "
+        "AND external_id = 'out5@velo.example'"
+    )
     assert answer == (int(ref[3:]), "in-reply-to")
     code, out, _ = _run(config, "show", ref, "--json")
     document = json.loads(out)
@@ -233,11 +321,31 @@ def test_new_conversation_and_the_customer_answer(dovecot, mail_user, smtp, tmp_
 def test_new_conversation_refusals(dovecot, mail_user, smtp, tmp_path, desk_factory):
     config, desk, _ = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="x")
     (tmp_path / "b.txt").write_text("Hello\n")
-    code, _, err = _run(config, "new", "--to", "nobody at all", "--channel", "support", "--subject", "Hi",
-                        "--body-file", str(tmp_path / "b.txt"))
+    code, _, err = _run(
+        config,
+        "new",
+        "--to",
+        "nobody at all",
+        "--channel",
+        "support",
+        "--subject",
+        "Hi",
+        "--body-file",
+        str(tmp_path / "b.txt"),
+    )
     assert code == 2 and "is not an email address" in err and err.count("\n") == 1
-    code, _, err = _run(config, "new", "--to", "a@b.example", "--channel", "nope", "--subject", "Hi",
-                        "--body-file", str(tmp_path / "b.txt"))
+    code, _, err = _run(
+        config,
+        "new",
+        "--to",
+        "a@b.example",
+        "--channel",
+        "nope",
+        "--subject",
+        "Hi",
+        "--body-file",
+        str(tmp_path / "b.txt"),
+    )
     assert code == 2 and "--channel nope" in err
     assert desk.count("SELECT count(*) FROM conversation") == 1
 
@@ -249,8 +357,9 @@ def test_the_receipt_goes_to_the_sender_alone(dovecot, mail_user, smtp, tmp_path
     (tmp_path / "templates").mkdir(exist_ok=True)
     (tmp_path / "templates" / "receipt.md").write_text("We received your message ({{ ref }}).\n")
     desk = desk_factory(config)
-    dovecot.append(mail_user, [_customer_mail(40, subject="Flat tyre",
-                                              extra="Cc: Bo <bo@velo.example>, carl@velo.example\r\n")])
+    dovecot.append(
+        mail_user, [_customer_mail(40, subject="Flat tyre", extra="Cc: Bo <bo@velo.example>, carl@velo.example\r\n")]
+    )
     desk.sync_once()  # stores the mail and queues the receipt
     report = desk.sync_once()
     assert len(smtp.received) == 1, (report.errors, report.delivery.errors)
@@ -260,7 +369,15 @@ def test_the_receipt_goes_to_the_sender_alone(dovecot, mail_user, smtp, tmp_path
     assert smtp.envelopes[-1][1] == ["greta@velo.example"]
     # A person's reply still goes to everyone who was on the mail.
     (tmp_path / "body.txt").write_text("On it.\n")
-    assert _run(config, "reply", f"AD-{desk.count('SELECT id FROM conversation')}", "--body-file",
-                str(tmp_path / "body.txt"))[0] == 0
+    assert (
+        _run(
+            config,
+            "reply",
+            f"AD-{desk.count('SELECT id FROM conversation')}",
+            "--body-file",
+            str(tmp_path / "body.txt"),
+        )[0]
+        == 0
+    )
     desk.sync_once()
     assert _sent(smtp)["Cc"] == "bo@velo.example, carl@velo.example"

@@ -23,17 +23,32 @@ CUSTOMER = ("Greta Lindqvist", "greta@velo.example")
 def _reply(desk, conversation_id: int, body: str = "We are on it.") -> Message:
     with db.write_session(desk.engine) as session:
         conversation = session.get(Conversation, conversation_id)
-        message = replies.reply(session, conversation=conversation, body=body, agent="tester", agent_name="Terry Tester",
-                                now=datetime.now(timezone.utc), policies=desk.policies,
-                                message_id_domain="example.com")
+        message = replies.reply(
+            session,
+            conversation=conversation,
+            body=body,
+            agent="tester",
+            agent_name="Terry Tester",
+            now=datetime.now(timezone.utc),
+            policies=desk.policies,
+            message_id_domain="example.com",
+        )
         session.commit()
         return message
 
 
 def _customer_mail(n: int, *, subject: str, in_reply_to: str = "", sender=CUSTOMER, extra: str = "") -> bytes:
-    return mailgen.message(n=n, sender=sender, to="support@example.com", subject=subject,
-                           body=f"Message {n} from the customer.\n", at=datetime.now(timezone.utc),
-                           message_id=f"cust{n}@velo.example", in_reply_to=in_reply_to, extra_headers=extra)
+    return mailgen.message(
+        n=n,
+        sender=sender,
+        to="support@example.com",
+        subject=subject,
+        body=f"Message {n} from the customer.\n",
+        at=datetime.now(timezone.utc),
+        message_id=f"cust{n}@velo.example",
+        in_reply_to=in_reply_to,
+        extra_headers=extra,
+    )
 
 
 def _outbox(desk):
@@ -71,8 +86,16 @@ def test_reply_chain_threads_into_one_conversation(dovecot, mail_user, smtp, tmp
 
     # The customer answers our reply; a client that drops In-Reply-To still has References.
     dovecot.append(mail_user, [_customer_mail(2, subject=sent["Subject"], in_reply_to=ours.external_id)])
-    dovecot.append(mail_user, [_customer_mail(3, subject="Re: Spokes keep breaking",
-                                              extra=f"References: <cust1@velo.example> <{ours.external_id}>\r\n")])
+    dovecot.append(
+        mail_user,
+        [
+            _customer_mail(
+                3,
+                subject="Re: Spokes keep breaking",
+                extra=f"References: <cust1@velo.example> <{ours.external_id}>\r\n",
+            )
+        ],
+    )
     assert desk.sync_once().stored == 2
     assert desk.count("SELECT count(*) FROM conversation") == 1
     reasons = [r[0] for r in desk.rows("SELECT thread_reason FROM message WHERE direction='inbound' ORDER BY id")]
@@ -89,10 +112,13 @@ def test_stranger_quoting_a_ref_does_not_join(dovecot, mail_user, smtp, tmp_path
     dovecot.append(mail_user, [_customer_mail(10, subject="My invoice")])
     desk.sync_once()
     ref = desk.count("SELECT id FROM conversation")
-    dovecot.append(mail_user, [
-        _customer_mail(11, subject=f"Re: My invoice [AD-{ref}]", sender=("Mallory", "mallory@evil.example")),
-        _customer_mail(12, subject=f"Re: My invoice [AD-{ref}]"),  # the customer: joins by the tag
-    ])
+    dovecot.append(
+        mail_user,
+        [
+            _customer_mail(11, subject=f"Re: My invoice [AD-{ref}]", sender=("Mallory", "mallory@evil.example")),
+            _customer_mail(12, subject=f"Re: My invoice [AD-{ref}]"),  # the customer: joins by the tag
+        ],
+    )
     desk.sync_once()
     rows = desk.rows("SELECT sender_address, conversation_id, thread_reason FROM message ORDER BY id")
     assert rows[1][0] == "mallory@evil.example" and rows[1][1] != ref and rows[1][2] == "new"
@@ -109,9 +135,12 @@ def test_auto_replies_and_bounces_never_get_automatic_mail(dovecot, mail_user, s
     assert _outbox(desk)[0].state == "sent"
 
     now = datetime.now(timezone.utc)
-    auto = _customer_mail(21, subject="Automatic reply: Re: Where is my parcel",
-                          extra="Auto-Submitted: auto-replied\r\nX-Autoreply: yes\r\n",
-                          in_reply_to=ours.external_id)
+    auto = _customer_mail(
+        21,
+        subject="Automatic reply: Re: Where is my parcel",
+        extra="Auto-Submitted: auto-replied\r\nX-Autoreply: yes\r\n",
+        in_reply_to=ours.external_id,
+    )
     bounce = (
         "From: Mail Delivery System <MAILER-DAEMON@mx.velo.example>\r\nTo: support@example.com\r\n"
         "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <bounce1@mx.velo.example>\r\n"
@@ -130,7 +159,9 @@ def test_auto_replies_and_bounces_never_get_automatic_mail(dovecot, mail_user, s
     report = desk.sync_once()
     assert report.stored == 3
 
-    kinds = desk.rows("SELECT kind, bulk, conversation_id, thread_reason FROM message WHERE direction='inbound' ORDER BY id")
+    kinds = desk.rows(
+        "SELECT kind, bulk, conversation_id, thread_reason FROM message WHERE direction='inbound' ORDER BY id"
+    )
     assert [k[0] for k in kinds] == ["message", "auto_reply", "bounce", "message"]
     assert kinds[3][1] == 1  # list mail: a message, flagged bulk
     assert kinds[2][2] == conversation_id and kinds[2][3] == "bounce"  # the bounce joins our reply's conversation
@@ -147,8 +178,9 @@ def test_auto_replies_and_bounces_never_get_automatic_mail(dovecot, mail_user, s
     with db.read_session(desk.engine) as session:
         for raw in (auto, bounce, listmail):
             parsed = parse_message(raw, source="support", received_at=now)
-            allowed, why = automatic_messages.automatic_reply_allowed(session, inbound=parsed,
-                                                                       our_addresses={"support@example.com"}, now=now)
+            allowed, why = automatic_messages.automatic_reply_allowed(
+                session, inbound=parsed, our_addresses={"support@example.com"}, now=now
+            )
             assert not allowed and why
 
 

@@ -117,7 +117,10 @@ def test_after_fetch_seen_and_move(imap_server, tmp_path, desk_factory):
 def _run_cli_sync(config: Path, *extra: str, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "agentdesk", "sync", "--config", str(config), *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
     )
 
 
@@ -150,7 +153,10 @@ def test_sigkill_mid_batch_then_resume(imap_server, imap_user, tmp_path, desk_fa
 
     result = subprocess.run(
         [sys.executable, "-m", "agentdesk", "sync", "--config", str(config), "--once"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert desk.count("SELECT count(*) FROM message") == total
@@ -216,8 +222,14 @@ def test_program_sync_once_ends_with_everything_stored_and_reaped(dovecot, mail_
     config = mailbox_config(tmp_path, dovecot, mail_user, 1)
     marker = f"AGENTDESK_TEST_RUN={os.getpid()}-{time.monotonic_ns()}"
     name, value = marker.split("=")
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, name: value})
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, name: value},
+    )
     assert result.returncode == 0, result.stderr
     assert f"support/INBOX: {total}/{total} messages" in result.stderr
     assert f"sync: {total} new message(s), 0 already stored" in result.stderr
@@ -241,8 +253,13 @@ def test_program_sync_once_exit_status_when_the_server_is_down(tmp_path):
         port = free_port()
 
     config = mailbox_config(tmp_path, Closed, "nobody", 1)
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
-                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "cannot connect to 127.0.0.1" in result.stderr
     assert "sync: 0 new message(s)" in result.stderr
@@ -253,8 +270,13 @@ def test_no_new_mail_sync_once_returns_without_waiting(dovecot, mail_user, tmp_p
     config = mailbox_config(tmp_path, dovecot, mail_user, 1)
     desk_factory(config).sync_once()
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "agentdesk", "sync", "--config", str(config), "--once"],
-                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "sync", "--config", str(config), "--once"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "0 new message(s)" in result.stderr
@@ -289,8 +311,14 @@ def test_idle_push_lands_within_five_seconds(imap_server, imap_user, tmp_path, d
 
 
 def _program_sync(config: Path, **popen) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, **popen)
+    return subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **popen,
+    )
 
 
 def test_program_initial_then_incremental_sync(dovecot, mail_user, tmp_path, desk_factory):
@@ -328,8 +356,12 @@ def test_program_sigkill_mid_batch_then_resume(dovecot, mail_user, tmp_path, des
     config = mailbox_config(tmp_path, dovecot, mail_user, 1)
     desk = desk_factory(config)
     # The program alone is killed, as the OOM killer would: its parser processes end by themselves.
-    process = subprocess.Popen([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     stored = _kill_once_stored(process, desk, at_least=300)
     assert 0 < stored < total, f"killed too late to test anything ({stored} stored)"
     checkpoint = desk.count("SELECT last_uid FROM syncstate")

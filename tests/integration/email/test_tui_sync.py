@@ -24,9 +24,15 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
 
 def _customer_mail(n: int) -> bytes:
-    return mailgen.message(n=n, sender=("Greta Lindqvist", "greta@velo.example"), to="support@example.com",
-                           subject="Spokes keep breaking", body=f"Message {n}: the rear wheel again.\n",
-                           at=datetime.now(timezone.utc), message_id=f"cust{n}@velo.example")
+    return mailgen.message(
+        n=n,
+        sender=("Greta Lindqvist", "greta@velo.example"),
+        to="support@example.com",
+        subject="Spokes keep breaking",
+        body=f"Message {n}: the rear wheel again.\n",
+        at=datetime.now(timezone.utc),
+        message_id=f"cust{n}@velo.example",
+    )
 
 
 def _app(settings, **kwargs):
@@ -81,8 +87,11 @@ def test_the_tui_alone_shows_new_mail_and_delivers_a_reply(dovecot, mail_user, s
         app = _app(settings, poll=True)
         async with app.run_test(size=(120, 40)) as pilot:
             await _until(pilot, lambda: app.sync_state[0] == "here", what="the TUI syncs itself")
-            await _until(pilot, lambda: "syncing here" in app.main.query_one("Masthead").header,
-                         what="the header says the TUI syncs")
+            await _until(
+                pilot,
+                lambda: "syncing here" in app.main.query_one("Masthead").header,
+                what="the header says the TUI syncs",
+            )
             await _until(pilot, lambda: app.main.queue.current_row is not None, what="the new mail shows")
             await _reply(pilot, app, "A new wheel is on its way.")
             await _until(pilot, lambda: len(smtp.received) == 1, what="the reply reaches the SMTP server")
@@ -108,8 +117,11 @@ def test_ctrl_z_in_the_undo_window_takes_the_reply_back_before_smtp(dovecot, mai
             original = app.notify
             app.main.notify = lambda message, *a, **k: (notes.append(str(message)), original(message, *a, **k))
             await _reply(pilot, app, "Oops, wrong customer.")
-            await _until(pilot, lambda: "ctrl+z takes it back" in app.main.query_one("Masthead").header,
-                         what="the header counts down")
+            await _until(
+                pilot,
+                lambda: "ctrl+z takes it back" in app.main.query_one("Masthead").header,
+                what="the header counts down",
+            )
             await pilot.press("ctrl+z")
             await _until(pilot, lambda: type(app.screen).__name__ == "ComposerScreen", what="the composer reopens")
             assert "Oops, wrong customer." in app.screen.query_one("#body").text
@@ -132,8 +144,11 @@ def test_the_tui_leaves_the_sync_to_the_holder_of_the_lock_and_takes_over_after(
         app = _app(settings, poll=True, sync_recheck=0.3)
         async with app.run_test(size=(120, 40)) as pilot:
             await _until(pilot, lambda: app.sync_state[0] == "elsewhere", what="the TUI sees the other sync")
-            await _until(pilot, lambda: "synced by agentdesk sync" in app.main.query_one("Masthead").header,
-                         what="the header says who syncs")
+            await _until(
+                pilot,
+                lambda: "synced by agentdesk sync" in app.main.query_one("Masthead").header,
+                what="the header says who syncs",
+            )
             dovecot.append(mail_user, [_customer_mail(1)])
             await pilot.pause(1.0)
             assert app.main.queue.current_row is None, "the TUI fetched mail while another sync held the lock"

@@ -81,18 +81,21 @@ def file_server():
 def _desk(tmp_path: Path, database_url: str | None = None) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "{database_url or "sqlite:///" + str(tmp_path / "agentdesk.db")}"\n'
-                    + BASIC_CONFIG + f"""
+    path.write_text(
+        f'[database]\nurl = "{database_url or "sqlite:///" + str(tmp_path / "agentdesk.db")}"\n'
+        + BASIC_CONFIG
+        + f"""
 [attachments]
 max_file_bytes = 250000
 download_timeout = 1.5
 
 [[spool]]
 name = "forms"
-path = "{tmp_path / 'forms'}"
+path = "{tmp_path / "forms"}"
 adapter = "generic"
 kind = "webform"
-""")
+"""
+    )
     return path
 
 
@@ -117,8 +120,13 @@ def _run(*argv: str) -> tuple[int, str, str]:
 
 
 def _payload(spool_dir: Path, event_id: str, attachments: list[dict], sender: str = "greta@velo.example") -> None:
-    event = {"id": event_id, "sender": {"name": "Greta", "email": sender}, "subject": "Broken wheel",
-             "text": "See attached.", "attachments": attachments}
+    event = {
+        "id": event_id,
+        "sender": {"name": "Greta", "email": sender},
+        "subject": "Broken wheel",
+        "text": "See attached.",
+        "attachments": attachments,
+    }
     spooling.ensure_spool(spool_dir)
     spooling.write_payload(spool_dir, json.dumps(event).encode(), "application/json")
 
@@ -126,16 +134,20 @@ def _payload(spool_dir: Path, event_id: str, attachments: list[dict], sender: st
 def test_base64_and_linked_attachments_are_kept_and_failures_recorded(tmp_path, file_server):
     config_path = _desk(tmp_path)
     note = b"bent spokes\n"
-    _payload(tmp_path / "forms", "f1", [
-        {"name": "note.txt", "content_type": "text/plain", "base64": base64.b64encode(note).decode()},
-        {"name": "photo.jpg", "url": f"{file_server}/photo.jpg"},
-        {"name": "huge.bin", "url": f"{file_server}/huge.bin"},
-        {"name": "huge-unsized.bin", "url": f"{file_server}/huge-unsized.bin"},
-        {"name": "slow.bin", "url": f"{file_server}/slow.bin"},
-        {"name": "gone.pdf", "url": f"{file_server}/gone.pdf"},
-        {"name": "local.txt", "url": "file:///etc/passwd"},
-        {"name": "redirect.txt", "url": f"{file_server}/to-file"},
-    ])
+    _payload(
+        tmp_path / "forms",
+        "f1",
+        [
+            {"name": "note.txt", "content_type": "text/plain", "base64": base64.b64encode(note).decode()},
+            {"name": "photo.jpg", "url": f"{file_server}/photo.jpg"},
+            {"name": "huge.bin", "url": f"{file_server}/huge.bin"},
+            {"name": "huge-unsized.bin", "url": f"{file_server}/huge-unsized.bin"},
+            {"name": "slow.bin", "url": f"{file_server}/slow.bin"},
+            {"name": "gone.pdf", "url": f"{file_server}/gone.pdf"},
+            {"name": "local.txt", "url": "file:///etc/passwd"},
+            {"name": "redirect.txt", "url": f"{file_server}/to-file"},
+        ],
+    )
     started = time.monotonic()
     report = _sync(config_path)
     assert report.ok and report.stored == 1, report.errors
@@ -146,9 +158,14 @@ def test_base64_and_linked_attachments_are_kept_and_failures_recorded(tmp_path, 
     listed = {item["name"]: item for item in json.loads(out)}
     assert listed["note.txt"]["state"] == "stored"
     assert (listed["photo.jpg"]["state"], listed["photo.jpg"]["content_type"], listed["photo.jpg"]["size"]) == (
-        "stored", "image/jpeg", len(PHOTO))
+        "stored",
+        "image/jpeg",
+        len(PHOTO),
+    )
     assert (listed["huge.bin"]["state"], listed["huge.bin"]["size"]) == ("withheld", 300_000)
-    assert listed["huge-unsized.bin"]["state"] == "withheld" and "max_file_bytes" in listed["huge-unsized.bin"]["reason"]
+    assert (
+        listed["huge-unsized.bin"]["state"] == "withheld" and "max_file_bytes" in listed["huge-unsized.bin"]["reason"]
+    )
     assert listed["slow.bin"]["state"] == "failed" and "timed out" in listed["slow.bin"]["reason"]
     assert listed["gone.pdf"]["state"] == "failed" and "404" in listed["gone.pdf"]["reason"]
     assert listed["local.txt"]["state"] == "failed" and "only http and https" in listed["local.txt"]["reason"]
@@ -158,8 +175,9 @@ def test_base64_and_linked_attachments_are_kept_and_failures_recorded(tmp_path, 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     for name, sent in (("note.txt", note), ("photo.jpg", PHOTO)):
-        status, out, err = _run("--config", str(config_path), "attachment", "save", "AD-1",
-                                str(listed[name]["n"]), "--to", str(out_dir))
+        status, out, err = _run(
+            "--config", str(config_path), "attachment", "save", "AD-1", str(listed[name]["n"]), "--to", str(out_dir)
+        )
         assert status == 0, err
         assert hashlib.sha256(Path(out.strip()).read_bytes()).hexdigest() == hashlib.sha256(sent).hexdigest()
     status, _, err = _run("--config", str(config_path), "attachment", "save", "AD-1", str(listed["gone.pdf"]["n"]))
@@ -170,10 +188,15 @@ def test_db_copy_carries_attachment_bytes_from_sqlite_files_to_postgresql(tmp_pa
     config_path = _desk(tmp_path / "sqlite")
     _payload(tmp_path / "sqlite" / "forms", "f1", [{"name": "photo.jpg", "url": f"{file_server}/photo.jpg"}])
     # The same photo from another customer: one copy of its bytes, on both sides.
-    _payload(tmp_path / "sqlite" / "forms", "f2", [
-        {"name": "again.jpg", "content_type": "image/jpeg", "base64": base64.b64encode(PHOTO).decode()},
-        {"name": "n.txt", "content_type": "text/plain", "base64": base64.b64encode(b"note").decode()}],
-        sender="olaf@velo.example")
+    _payload(
+        tmp_path / "sqlite" / "forms",
+        "f2",
+        [
+            {"name": "again.jpg", "content_type": "image/jpeg", "base64": base64.b64encode(PHOTO).decode()},
+            {"name": "n.txt", "content_type": "text/plain", "base64": base64.b64encode(b"note").decode()},
+        ],
+        sender="olaf@velo.example",
+    )
     assert _sync(config_path).stored == 2
     assert len([p for p in (tmp_path / "sqlite" / "attachments").rglob("*") if p.is_file()]) == 2
 
@@ -197,8 +220,11 @@ def test_db_copy_carries_attachment_bytes_from_sqlite_files_to_postgresql(tmp_pa
         assert status == 0, err
         assert Path(out.strip()).read_bytes() == sent
     # A PostgreSQL desk keeps new attachments in the database too: nothing under a local directory.
-    _payload(tmp_path / "pg" / "forms", "f3", [
-        {"name": "late.txt", "content_type": "text/plain", "base64": base64.b64encode(b"late").decode()}])
+    _payload(
+        tmp_path / "pg" / "forms",
+        "f3",
+        [{"name": "late.txt", "content_type": "text/plain", "base64": base64.b64encode(b"late").decode()}],
+    )
     assert _sync(target_config).stored == 1
     status, out, err = _run("--config", str(target_config), "attachment", "save", "AD-3", "1", "--to", str(out_dir))
     assert status == 0 and Path(out.strip()).read_bytes() == b"late", err

@@ -43,22 +43,29 @@ source.poll()
 
 def setup(tmp_path: Path, count: int) -> tuple[Path, Path]:
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n' + BASIC_CONFIG +
-                    f'[[spool]]\nname = "chat"\npath = "{tmp_path / "chat"}"\nadapter = "generic"\nkind = "chat"\n')
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
+        + BASIC_CONFIG
+        + f'[[spool]]\nname = "chat"\npath = "{tmp_path / "chat"}"\nadapter = "generic"\nkind = "chat"\n'
+    )
     spool_dir = tmp_path / "chat"
     spooling.ensure_spool(spool_dir)
     for i in range(count):
-        spooling.write_payload(spool_dir, json.dumps({"id": f"e{i}", "sender": {"handle": f"h{i % 13}"},
-                                                      "text": f"text {i}"}).encode(), "application/json",
-                               durable=False)
+        spooling.write_payload(
+            spool_dir,
+            json.dumps({"id": f"e{i}", "sender": {"handle": f"h{i % 13}"}, "text": f"text {i}"}).encode(),
+            "application/json",
+            durable=False,
+        )
     return path, spool_dir
 
 
 def replay_and_count(config_path: Path, spool_dir: Path) -> tuple[spool_source.SpoolPollReport, list[str]]:
     settings = config.load(config_path)
     engine = db.open_database(settings.database_url)
-    result = spool_source.SpoolSource(settings.spool[0], engine=engine,
-                                  policies=clocks.Policies.from_settings(settings)).poll()
+    result = spool_source.SpoolSource(
+        settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings)
+    ).poll()
     with db.read_session(engine) as session:
         ids = list(session.exec(select(Message.external_id)).all())
     engine.dispose()

@@ -35,30 +35,45 @@ def _run(path, *argv: str) -> tuple[int, str, str]:
 def test_new_sms_conversation_a_reply_with_a_file_and_the_answer(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTDESK_AGENT", "tester")
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n' + BASIC_CONFIG + f"""
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
+        + BASIC_CONFIG
+        + f"""
 [[spool]]
 name = "sms"
-path = "{tmp_path / 'sms'}"
+path = "{tmp_path / "sms"}"
 adapter = "generic"
 kind = "sms"
-outbound = {{ spool = "{tmp_path / 'sms-out'}" }}
+outbound = {{ spool = "{tmp_path / "sms-out"}" }}
 attachments_max_bytes = 100000
-""")
+"""
+    )
     (tmp_path / "first.txt").write_text("Your bike is ready for pickup.\n")
-    code, out, err = _run(path, "new", "--to", "+44 20 7946 0958", "--subject", "Pickup", "--body-file",
-                          str(tmp_path / "first.txt"), "--json")
+    code, out, err = _run(
+        path,
+        "new",
+        "--to",
+        "+44 20 7946 0958",
+        "--subject",
+        "Pickup",
+        "--body-file",
+        str(tmp_path / "first.txt"),
+        "--json",
+    )
     assert code == 0, err
     ref = json.loads(out)["ref"]
 
     photo = os.urandom(40_000)
     (tmp_path / "bike.jpg").write_bytes(photo)
     (tmp_path / "reply.txt").write_text("A photo of it.\n")
-    code, _, err = _run(path, "reply", ref, "--body-file", str(tmp_path / "reply.txt"), "--attach",
-                        str(tmp_path / "bike.jpg"))
+    code, _, err = _run(
+        path, "reply", ref, "--body-file", str(tmp_path / "reply.txt"), "--attach", str(tmp_path / "bike.jpg")
+    )
     assert code == 0, err
     (tmp_path / "big.bin").write_bytes(os.urandom(150_000))
-    code, _, err = _run(path, "reply", ref, "--body-file", str(tmp_path / "reply.txt"), "--attach",
-                        str(tmp_path / "big.bin"))
+    code, _, err = _run(
+        path, "reply", ref, "--body-file", str(tmp_path / "reply.txt"), "--attach", str(tmp_path / "big.bin")
+    )
     assert code == 2 and "over the 100.0 kB" in err
     code, _, err = _run(path, "reply", ref, "--body-file", str(tmp_path / "reply.txt"), "--cc", "a@b.example")
     assert code == 2 and "Cc and Bcc are for email" in err
@@ -70,8 +85,10 @@ attachments_max_bytes = 100000
     try:
         report = worker.run_once()
         assert report.delivery.sent == 2, report.delivery.errors
-        documents = sorted((json.loads(p.read_text()) for p in (tmp_path / "sms-out" / "new").iterdir()),
-                           key=lambda d: d["timestamp"] + d["text"])
+        documents = sorted(
+            (json.loads(p.read_text()) for p in (tmp_path / "sms-out" / "new").iterdir()),
+            key=lambda d: d["timestamp"] + d["text"],
+        )
         first, second = sorted(documents, key=lambda d: "attachments" in d)
         assert first["recipient"] == {"phone": "+442079460958"} and first["subject"] == f"Pickup [{ref}]"
         assert "in_reply_to" not in first
@@ -80,14 +97,25 @@ attachments_max_bytes = 100000
         assert hashlib.sha256(base64.b64decode(sent_file["base64"])).digest() == hashlib.sha256(photo).digest()
 
         # The customer texts back from the same number: it joins the conversation we started.
-        spooling.write_payload(tmp_path / "sms", json.dumps({
-            "id": "sms-answer-1", "kind": "sms", "sender": {"phone": "+442079460958"}, "text": "Coming at 5",
-            "timestamp": datetime.now(timezone.utc).isoformat(),
-            }).encode(), "application/json")
+        spooling.write_payload(
+            tmp_path / "sms",
+            json.dumps(
+                {
+                    "id": "sms-answer-1",
+                    "kind": "sms",
+                    "sender": {"phone": "+442079460958"},
+                    "text": "Coming at 5",
+                    "timestamp": datetime.now(timezone.utc).isoformat(),
+                }
+            ).encode(),
+            "application/json",
+        )
         report = worker.run_once()
         assert report.stored == 1, report.errors
         with engine.connect() as connection:
-            reason = connection.exec_driver_sql("SELECT thread_reason FROM message WHERE direction = 'inbound'").scalar()
+            reason = connection.exec_driver_sql(
+                "SELECT thread_reason FROM message WHERE direction = 'inbound'"
+            ).scalar()
         assert reason == "answer-to-ours"
     finally:
         for source in worker.sources:

@@ -40,10 +40,12 @@ def make_config(root: Path, outbound_url: str = "") -> Path:
     path = root / "config.toml"
     extra = f'outbound = {{ url = "{outbound_url}" }}\n' if outbound_url else ""
     path.write_text(
-        f'[database]\nurl = "sqlite:///{root / "agentdesk.db"}"\n' + BASIC_CONFIG + f"""
+        f'[database]\nurl = "sqlite:///{root / "agentdesk.db"}"\n'
+        + BASIC_CONFIG
+        + f"""
 [[spool]]
 name = "chat"
-path = "{root / 'chat'}"
+path = "{root / "chat"}"
 adapter = "generic"
 kind = "chat"
 secret_command = "echo {SECRET}"
@@ -51,16 +53,18 @@ max_bytes = 65536
 {extra}
 [[spool]]
 name = "sms"
-path = "{root / 'sms'}"
+path = "{root / "sms"}"
 adapter = "twilio_sms"
 kind = "sms"
 secret_command = "echo {TWILIO_TOKEN}"
 
 [[spool]]
 name = "open"
-path = "{root / 'open'}"
+path = "{root / "open"}"
 adapter = "generic"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -90,9 +94,15 @@ def post(server, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, 
 
 
 def chat_event(i: int) -> bytes:
-    return json.dumps({"id": f"evt-{i}", "sender": {"name": f"Visitor {i}", "handle": f"widget:{i % 17}"},
-                       "conversation": {"thread_key": f"widget-thread-{i % 17}"}, "text": f"message number {i}",
-                       "timestamp": "2026-11-24T09:00:00Z"}).encode()
+    return json.dumps(
+        {
+            "id": f"evt-{i}",
+            "sender": {"name": f"Visitor {i}", "handle": f"widget:{i % 17}"},
+            "conversation": {"thread_key": f"widget-thread-{i % 17}"},
+            "text": f"message number {i}",
+            "timestamp": "2026-11-24T09:00:00Z",
+        }
+    ).encode()
 
 
 def files(path: Path) -> list[Path]:
@@ -108,8 +118,9 @@ def test_200_concurrent_posts_lose_and_double_nothing(served):
     def client(i: int) -> None:
         body = chat_event(i)
         barrier.wait()
-        status, _ = post(server, "/hooks/chat", body, {"Content-Type": "application/json",
-                                                       "X-Agentdesk-Signature": sign(body)})
+        status, _ = post(
+            server, "/hooks/chat", body, {"Content-Type": "application/json", "X-Agentdesk-Signature": sign(body)}
+        )
         statuses[i] = status
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
@@ -124,8 +135,9 @@ def test_200_concurrent_posts_lose_and_double_nothing(served):
     assert sorted(json.loads(p.read_bytes())["id"] for p in written) == sorted(f"evt-{i}" for i in range(count))
 
     engine = db.open_database(settings.database_url)
-    source = spool_source.SpoolSource(settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings),
-                                  path=spool_dir)
+    source = spool_source.SpoolSource(
+        settings.spool[0], engine=engine, policies=clocks.Policies.from_settings(settings), path=spool_dir
+    )
     result = source.poll()
     assert (result.stored, result.files, result.rejected) == (count, count, [])
     assert source.poll().files == 0
@@ -168,8 +180,12 @@ def test_twilio_signature_and_form_bodies_become_http_files(served):
     params = parse_qs(body.decode(), keep_blank_values=True)
     data = public + "".join(k + v for k in sorted(params) for v in sorted(set(params[k])))
     signature = base64.b64encode(hmac.new(TWILIO_TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature,
-               "X-Forwarded-Proto": "https", "X-Forwarded-Host": "hooks.example.com"}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": signature,
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "hooks.example.com",
+    }
     status, answer = post(server, "/hooks/sms", body, headers)
     assert status == 200 and b"<Response>" in answer
     assert post(server, "/hooks/sms", body + b"&Body=forged", headers)[0] == 401
@@ -187,18 +203,23 @@ def _free_port() -> int:
 def test_cli_serve_then_a_watching_sync_stores_within_two_seconds(tmp_path):
     config_path = make_config(tmp_path)
     port = _free_port()
-    code = ("import argparse, sys; from pathlib import Path; from agentdesk.cli.webhook import cmd_webhook_serve; "
-            f"sys.exit(cmd_webhook_serve(argparse.Namespace(config=Path({str(config_path)!r}), host='127.0.0.1', "
-            f"port={port}, public_url='', quiet=True)))")
+    code = (
+        "import argparse, sys; from pathlib import Path; from agentdesk.cli.webhook import cmd_webhook_serve; "
+        f"sys.exit(cmd_webhook_serve(argparse.Namespace(config=Path({str(config_path)!r}), host='127.0.0.1', "
+        f"port={port}, public_url='', quiet=True)))"
+    )
     process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     try:
         banner = process.stderr.readline()
         assert f"http://127.0.0.1:{port}/hooks/chat" in banner, banner
         settings = config.load(config_path)
         engine = db.open_database(settings.database_url)
-        source = spool_source.SpoolSource(settings.spool[0], engine=engine,
-                                      policies=clocks.Policies.from_settings(settings),
-                                      path=settings.spool_path(settings.spool[0]))
+        source = spool_source.SpoolSource(
+            settings.spool[0],
+            engine=engine,
+            policies=clocks.Policies.from_settings(settings),
+            path=settings.spool_path(settings.spool[0]),
+        )
         seen: list[float] = []
 
         def watch():  # what `agentdesk sync` does for a spool between passes
@@ -212,8 +233,12 @@ def test_cli_serve_then_a_watching_sync_stores_within_two_seconds(tmp_path):
         time.sleep(0.3)
         body = chat_event(7)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        connection.request("POST", "/hooks/chat", body=body,
-                           headers={"Content-Type": "application/json", "X-Agentdesk-Signature": sign(body)})
+        connection.request(
+            "POST",
+            "/hooks/chat",
+            body=body,
+            headers={"Content-Type": "application/json", "X-Agentdesk-Signature": sign(body)},
+        )
         assert connection.getresponse().status == 200
         acknowledged = time.monotonic()
         watcher.join(15)
@@ -255,8 +280,15 @@ def test_outbound_url_is_signed_retried_and_recorded(tmp_path):
         spool_source.SpoolSource(chat, engine=engine, policies=policies, path=path).poll()
         with db.write_session(engine) as session:
             conversation = session.exec(select(Conversation)).one()
-            replies.reply(session, conversation=conversation, body="Thanks, looking into it.", agent="tester",
-                          agent_name="Terry", now=FIXED_NOW, policies=policies)
+            replies.reply(
+                session,
+                conversation=conversation,
+                body="Thanks, looking into it.",
+                agent="tester",
+                agent_name="Terry",
+                now=FIXED_NOW,
+                policies=policies,
+            )
             session.commit()
         senders = {"chat": SpoolSender(settings)}  # signs with the spool's secret_command
         first = delivery.deliver_due(engine, senders, now_fn=lambda: FIXED_NOW)
@@ -275,8 +307,15 @@ def test_outbound_url_is_signed_retried_and_recorded(tmp_path):
         _Gateway.answers = [400]
         with db.write_session(engine) as session:
             conversation = session.exec(select(Conversation)).one()
-            replies.reply(session, conversation=conversation, body="One more thing", agent="tester",
-                          agent_name="Terry", now=later, policies=policies)
+            replies.reply(
+                session,
+                conversation=conversation,
+                body="One more thing",
+                agent="tester",
+                agent_name="Terry",
+                now=later,
+                policies=policies,
+            )
             session.commit()
         assert delivery.deliver_due(engine, senders, now_fn=lambda: later).failed == 1
         with db.read_session(engine) as session:

@@ -20,14 +20,18 @@ pytestmark = pytest.mark.integration
 
 def test_one_sync_pass_ingests_spools_and_delivers_spool_replies(tmp_path, caplog):
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n' + BASIC_CONFIG + f"""
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "agentdesk.db"}"\n'
+        + BASIC_CONFIG
+        + f"""
 [[spool]]
 name = "chat"
-path = "{tmp_path / 'chat'}"
+path = "{tmp_path / "chat"}"
 adapter = "generic"
 kind = "chat"
-outbound = {{ spool = "{tmp_path / 'chat-out'}" }}
-""")
+outbound = {{ spool = "{tmp_path / "chat-out"}" }}
+"""
+    )
     settings = config.load(path)
     engine = db.open_database(settings.database_url)
     policies = clocks.Policies.from_settings(settings)
@@ -35,8 +39,9 @@ outbound = {{ spool = "{tmp_path / 'chat-out'}" }}
     sources = sync.build_sources(ctx)
     assert [s.name for s in sources] == ["chat"]
     chat_dir = tmp_path / "chat"
-    spooling.write_payload(chat_dir, json.dumps({"id": "c1", "sender": {"handle": "w:1"}, "text": "hi"}).encode(),
-                           "application/json")
+    spooling.write_payload(
+        chat_dir, json.dumps({"id": "c1", "sender": {"handle": "w:1"}, "text": "hi"}).encode(), "application/json"
+    )
     spooling.write_payload(chat_dir, b"{not json", "application/json")
     worker = sync.SyncWorker(ctx, sources, sync.build_senders(ctx))
     with caplog.at_level("WARNING", logger="agentdesk.sync"):
@@ -45,8 +50,15 @@ outbound = {{ spool = "{tmp_path / 'chat-out'}" }}
     assert "rejected" in caplog.text and "invalid JSON" in caplog.text
     with db.write_session(engine) as session:
         conversation = session.exec(select(Conversation)).one()
-        replies.reply(session, conversation=conversation, body="Hello!", agent="tester", agent_name="Terry",
-                      now=FIXED_NOW, policies=policies)
+        replies.reply(
+            session,
+            conversation=conversation,
+            body="Hello!",
+            agent="tester",
+            agent_name="Terry",
+            now=FIXED_NOW,
+            policies=policies,
+        )
         session.commit()
     report = worker.run_once()
     assert report.delivery.sent == 1

@@ -25,7 +25,7 @@ def _top_level_branches(source: str) -> list[str]:
             i += 2
             continue
         if char == "[":
-            i = source.index("]", i + 2 if source[i + 1:i + 2] in ("]", "^") else i + 1) + 1
+            i = source.index("]", i + 2 if source[i + 1 : i + 2] in ("]", "^") else i + 1) + 1
             continue
         if char == "(":
             depth += 1
@@ -48,7 +48,7 @@ def _required_words(branch: str) -> list[str]:
             if char == "\\":
                 i += 1  # an escape ends the run (\s, \b, \d: no literal)
             elif char == "[":
-                i = branch.index("]", i + 2 if branch[i + 1:i + 2] in ("]", "^") else i + 1)
+                i = branch.index("]", i + 2 if branch[i + 1 : i + 2] in ("]", "^") else i + 1)
             elif char == "{":
                 i = branch.index("}", i)
             elif char == "(":
@@ -105,20 +105,71 @@ class Phrases:
 # Those that only ever send delivery notices: any mail from them is a bounce.
 DAEMON_LOCALS = frozenset({"mailerdaemon", "maildaemon", "mdaemon", "smtpdaemon"})
 # Those that send notices, but can also be a person (a postmaster answering).
-NOTICE_LOCALS = frozenset({
-    "postmaster", "maildelivery", "maildeliverysystem", "maildeliverysubsystem", "maildeliveryservice",
-    "mailadmin", "mailadministrator", "mailrouter", "mailsystem", "mailserver", "bounce", "bounces",
-    "returnedmail", "nondelivery", "ndr", "dsn", "mailrobot", "mailbot", "mxdaemon", "smtpgateway",
-    "internetmaildelivery", "mta", "msexchange", "deliverystatus", "deliverystatusnotification",
-})
+NOTICE_LOCALS = frozenset(
+    {
+        "postmaster",
+        "maildelivery",
+        "maildeliverysystem",
+        "maildeliverysubsystem",
+        "maildeliveryservice",
+        "mailadmin",
+        "mailadministrator",
+        "mailrouter",
+        "mailsystem",
+        "mailserver",
+        "bounce",
+        "bounces",
+        "returnedmail",
+        "nondelivery",
+        "ndr",
+        "dsn",
+        "mailrobot",
+        "mailbot",
+        "mxdaemon",
+        "smtpgateway",
+        "internetmaildelivery",
+        "mta",
+        "msexchange",
+        "deliverystatus",
+        "deliverystatusnotification",
+    }
+)
 # Those that send nothing a person wrote: notices, yes, but also newsletters and receipts, so
 # they make a message a candidate and never a bounce on their own.
-MACHINE_LOCALS = frozenset({
-    "noreply", "donotreply", "noresponse", "autoreply", "autoresponder", "automailer", "vacation",
-    "notification", "notifications", "notify", "alert", "alerts", "system", "daemon", "root", "admin",
-    "administrator", "abuse", "spam", "antispam", "quarantine", "security", "virus", "viruswall",
-    "filter", "majordomo", "listserv", "sympa", "mailman", "ezmlm",
-})
+MACHINE_LOCALS = frozenset(
+    {
+        "noreply",
+        "donotreply",
+        "noresponse",
+        "autoreply",
+        "autoresponder",
+        "automailer",
+        "vacation",
+        "notification",
+        "notifications",
+        "notify",
+        "alert",
+        "alerts",
+        "system",
+        "daemon",
+        "root",
+        "admin",
+        "administrator",
+        "abuse",
+        "spam",
+        "antispam",
+        "quarantine",
+        "security",
+        "virus",
+        "viruswall",
+        "filter",
+        "majordomo",
+        "listserv",
+        "sympa",
+        "mailman",
+        "ezmlm",
+    }
+)
 _MACHINE_SUFFIXES = ("-admin", "-owner", "-request", "-bounce", "-bounces", "-ctl")
 _SEPARATORS = str.maketrans("", "", "-_.")
 # A first look at a display name before the name patterns below: most names have none of these.
@@ -157,9 +208,20 @@ NOTICE_NAME = Phrases(
 )
 # Challenge-response services, by the domain they send from.
 CHALLENGE_DOMAINS = (
-    "spamarrest.com", "boxbe.com", "bluebottle.com", "mailblocks.com", "digiportal.com", "sendio.com",
-    "earthlink.net", "qurb.com", "spamlion.com", "choicemail.com", "mailwasher.net", "vanquish.com",
-    "totalblock.net", "tmda.net",
+    "spamarrest.com",
+    "boxbe.com",
+    "bluebottle.com",
+    "mailblocks.com",
+    "digiportal.com",
+    "sendio.com",
+    "earthlink.net",
+    "qurb.com",
+    "spamlion.com",
+    "choicemail.com",
+    "mailwasher.net",
+    "vanquish.com",
+    "totalblock.net",
+    "tmda.net",
 )
 # ... and by the name they give in the text of a challenge.
 CHALLENGE_VENDOR = re.compile(
@@ -268,7 +330,9 @@ CHALLENGE_SUBJECT = Phrases(
     r"held\s+for\s+(?:verification|approval)|pending\s+(?:verification|approval)",
 )
 # A person forwarding or replying to a bounce: never a bounce itself.
-FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|vs|vl|i|fwd?\s*\[\d+\]|ilt|pd|转发|轉寄|전달)\s*:", _I)
+FORWARD_SUBJECT = re.compile(
+    r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|vs|vl|i|fwd?\s*\[\d+\]|ilt|pd|转发|轉寄|전달)\s*:", _I
+)
 
 # --- bodies --------------------------------------------------------------------------------
 
@@ -436,4 +500,6 @@ LIST_HELD = Phrases(
     r"awaits?\s+moderator|held\s+for\s+(?:moderation|approval)|requires?\s+(?:moderator\s+)?approval|"
     r"waiting\s+for\s+(?:moderator|approval)|pending\s+moderation|moderation\s+request",
 )
-LIST_MANAGER_LOCAL = re.compile(r"^[\w.+-]*-(?:admin|owner|request|bounces?|ctl)@|^(?:owner-|majordomo@|listserv@|sympa@|mailman@|ezmlm@)", _I)
+LIST_MANAGER_LOCAL = re.compile(
+    r"^[\w.+-]*-(?:admin|owner|request|bounces?|ctl)@|^(?:owner-|majordomo@|listserv@|sympa@|mailman@|ezmlm@)", _I
+)

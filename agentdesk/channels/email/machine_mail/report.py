@@ -122,23 +122,53 @@ _REASON_LINE = re.compile(
 # Bounce categories for the code that acts on a bounce: a delay is no failure, a full mailbox is
 # worth a retry later, an unknown user is not, spam rejections point at our own sending.
 _CATEGORIES = (
-    ("delay", re.compile(r"\bdelay|warning\s+message\s+only|will\s+(?:continue|keep)\s+(?:trying|attempting)|"
-                         r"not\s+yet\s+been\s+delivered|\b4\.4\.7\b|still\s+being\s+retried|"
-                         r"could\s+not\s+be\s+delivered\s+for\s+(?:the\s+past\s+|more\s+than\s+)?\d+\s+hour|warning\s+only", re.I)),
-    ("mailbox-full", re.compile(r"mailbox\s+(?:is\s+)?full|over\s*quota|quota\s+exceeded|exceed\w*\s+(?:the\s+)?"
-                                r"(?:storage|quota|mailbox)|insufficient\s+(?:system\s+)?storage|\b[45]\.2\.2\b|"
-                                r"mailbox\s+size\s+limit|postfach\s+(?:\S+\s+)*?(?:ist\s+)?voll|bo[îi]te\s+(?:aux\s+lettres\s+)?pleine|"
-                                r"buz[óo]n\s+lleno|casella\s+piena|メールボックスが一杯", re.I)),
-    ("spam-rejection", re.compile(r"spam|blocked\s+using|block\s*list|black\s*list|\b5\.7\.1\b.*(?:policy|reject)|"
-                                  r"reputation|content\s+(?:filter|rejected)|dnsbl|\brbl\b|listed\s+(?:at|on|in)\s+\S*(?:bl\b|spamhaus|sorbs|spamcop)|"
-                                  r"virus|malware|phish", re.I)),
-    ("unknown-recipient", re.compile(r"user\s+unknown|unknown\s+(?:user|recipient|address)|no\s+such\s+(?:user|"
-                                     r"mailbox|recipient|address)|does\s+not\s+exist|address\s+(?:not\s+found|"
-                                     r"rejected)|\b5\.1\.[0136]\b|not\s+listed\s+in|recipient\s+(?:not\s+found|"
-                                     r"rejected)|invalid\s+(?:recipient|mailbox|address)|account\s+(?:is\s+)?"
-                                     r"(?:disabled|inactive|suspended)|unrouteable|unroutable", re.I)),
-    ("host-unknown", re.compile(r"host\s+(?:or\s+domain\s+name\s+)?(?:unknown|not\s+found)|domain\s+(?:not\s+"
-                                r"found|does\s+not\s+exist)|\b5\.1\.2\b|name\s+service\s+error|nxdomain", re.I)),
+    (
+        "delay",
+        re.compile(
+            r"\bdelay|warning\s+message\s+only|will\s+(?:continue|keep)\s+(?:trying|attempting)|"
+            r"not\s+yet\s+been\s+delivered|\b4\.4\.7\b|still\s+being\s+retried|"
+            r"could\s+not\s+be\s+delivered\s+for\s+(?:the\s+past\s+|more\s+than\s+)?\d+\s+hour|warning\s+only",
+            re.I,
+        ),
+    ),
+    (
+        "mailbox-full",
+        re.compile(
+            r"mailbox\s+(?:is\s+)?full|over\s*quota|quota\s+exceeded|exceed\w*\s+(?:the\s+)?"
+            r"(?:storage|quota|mailbox)|insufficient\s+(?:system\s+)?storage|\b[45]\.2\.2\b|"
+            r"mailbox\s+size\s+limit|postfach\s+(?:\S+\s+)*?(?:ist\s+)?voll|bo[îi]te\s+(?:aux\s+lettres\s+)?pleine|"
+            r"buz[óo]n\s+lleno|casella\s+piena|メールボックスが一杯",
+            re.I,
+        ),
+    ),
+    (
+        "spam-rejection",
+        re.compile(
+            r"spam|blocked\s+using|block\s*list|black\s*list|\b5\.7\.1\b.*(?:policy|reject)|"
+            r"reputation|content\s+(?:filter|rejected)|dnsbl|\brbl\b|listed\s+(?:at|on|in)\s+\S*(?:bl\b|spamhaus|sorbs|spamcop)|"
+            r"virus|malware|phish",
+            re.I,
+        ),
+    ),
+    (
+        "unknown-recipient",
+        re.compile(
+            r"user\s+unknown|unknown\s+(?:user|recipient|address)|no\s+such\s+(?:user|"
+            r"mailbox|recipient|address)|does\s+not\s+exist|address\s+(?:not\s+found|"
+            r"rejected)|\b5\.1\.[0136]\b|not\s+listed\s+in|recipient\s+(?:not\s+found|"
+            r"rejected)|invalid\s+(?:recipient|mailbox|address)|account\s+(?:is\s+)?"
+            r"(?:disabled|inactive|suspended)|unrouteable|unroutable",
+            re.I,
+        ),
+    ),
+    (
+        "host-unknown",
+        re.compile(
+            r"host\s+(?:or\s+domain\s+name\s+)?(?:unknown|not\s+found)|domain\s+(?:not\s+"
+            r"found|does\s+not\s+exist)|\b5\.1\.2\b|name\s+service\s+error|nxdomain",
+            re.I,
+        ),
+    ),
 )
 
 
@@ -174,7 +204,9 @@ def bounce_details(msg: Message, body_text: str = "") -> dict[str, str]:
             if failed:
                 recipient = _address_of(failed[0].split(",")[0])
         if not recipient:
-            own = {a.lower() for key in ("from", "to", "return-path") for a in _ADDRESS_RE.findall(_raw(msg, key) or "")}
+            own = {
+                a.lower() for key in ("from", "to", "return-path") for a in _ADDRESS_RE.findall(_raw(msg, key) or "")
+            }
             for found in _ADDRESS_RE.findall(text):
                 if found.lower() not in own:
                     recipient = found

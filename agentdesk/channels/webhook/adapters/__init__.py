@@ -96,10 +96,13 @@ class Payload:
             filename = part.get_filename()
             data: bytes = part.get_payload(decode=True) or b""  # type: ignore[assignment]  # decoded: bytes
             if filename or "attachment" in disposition.lower():
-                files.append(InboundAttachment(
-                    filename=safe_filename(filename or name or ""),  # type: ignore[arg-type]  # name=: a str
-                    content_type=part.get_content_type(), data=data,
-                ))
+                files.append(
+                    InboundAttachment(
+                        filename=safe_filename(filename or name or ""),  # type: ignore[arg-type]  # name=: a str
+                        content_type=part.get_content_type(),
+                        data=data,
+                    )
+                )
             elif name:
                 charset = part.get_content_charset() or "utf-8"
                 try:
@@ -185,8 +188,9 @@ def b64_attachment(name: Any, content_type: Any, data: Any, where: str) -> Inbou
         decoded = base64.b64decode(data.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as error:
         raise Rejected(f"{where}: not valid base64 ({error})") from None
-    return InboundAttachment(filename=safe_filename(text(name)), content_type=text(content_type) or
-                             "application/octet-stream", data=decoded)
+    return InboundAttachment(
+        filename=safe_filename(text(name)), content_type=text(content_type) or "application/octet-stream", data=decoded
+    )
 
 
 def url_attachment(name: Any, content_type: Any, url: Any) -> tuple[InboundAttachment, str]:
@@ -194,8 +198,9 @@ def url_attachment(name: Any, content_type: Any, url: Any) -> tuple[InboundAttac
     (channels/webhook/fetch.py); the adapter never fetches. Also shown as a line of the body."""
     filename = safe_filename(text(name) or text(url).rsplit("/", 1)[-1])
     line = f"[attachment: {filename} ({text(content_type) or 'unknown type'}) {text(url)}]"
-    return InboundAttachment(filename=filename, content_type=text(content_type) or "application/octet-stream",
-                             data=b"", url=text(url)), line
+    return InboundAttachment(
+        filename=filename, content_type=text(content_type) or "application/octet-stream", data=b"", url=text(url)
+    ), line
 
 
 def epoch(value: Any, where: str) -> datetime:
@@ -225,8 +230,15 @@ def require_object(value: Any, where: str) -> dict:
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def adapter_for(name: str) -> Adapter:

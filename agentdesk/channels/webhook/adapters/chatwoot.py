@@ -25,9 +25,18 @@ from agentdesk.domain.customers import normalise_phone
 from agentdesk.errors import InvalidInput
 
 KNOWN_EVENTS = {
-    "message_created", "message_updated", "conversation_created", "conversation_updated",
-    "conversation_status_changed", "conversation_resolved", "conversation_opened", "webwidget_triggered",
-    "contact_created", "contact_updated", "conversation_typing_on", "conversation_typing_off",
+    "message_created",
+    "message_updated",
+    "conversation_created",
+    "conversation_updated",
+    "conversation_status_changed",
+    "conversation_resolved",
+    "conversation_opened",
+    "webwidget_triggered",
+    "contact_created",
+    "contact_updated",
+    "conversation_typing_on",
+    "conversation_typing_off",
 }
 _INCOMING = ("incoming", 0)
 
@@ -39,8 +48,11 @@ def parse(payload: Payload) -> list[Item]:
         raise Rejected(f"chatwoot payload: unknown event {event!r}; expected one of {', '.join(sorted(KNOWN_EVENTS))}")
     if event != "message_created":
         return []
-    if data.get("message_type") not in _INCOMING or data.get("private") or \
-            (data.get("sender") or {}).get("type", "contact") != "contact":
+    if (
+        data.get("message_type") not in _INCOMING
+        or data.get("private")
+        or (data.get("sender") or {}).get("type", "contact") != "contact"
+    ):
         return []  # our own replies, private notes, activity messages
     for required in ("id", "sender", "conversation", "account"):
         if required not in data:
@@ -52,7 +64,9 @@ def parse(payload: Payload) -> list[Item]:
         raise Rejected("chatwoot message_created: sender.id, account.id and conversation.id are required")
     handle = f"chatwoot:{account['id']}:{sender['id']}"
     identities = {"chat": handle, "social": handle}
-    contact = ((conversation.get("meta") or {}).get("sender") or {}) if isinstance(conversation.get("meta"), dict) else {}
+    contact = (
+        ((conversation.get("meta") or {}).get("sender") or {}) if isinstance(conversation.get("meta"), dict) else {}
+    )
     for source in (sender, contact):
         if isinstance(source.get("email"), str) and "@" in source["email"]:
             identities.setdefault("email", source["email"].strip().lower())
@@ -71,19 +85,22 @@ def parse(payload: Payload) -> list[Item]:
     lines, attachments = [], []
     for item in data.get("attachments") or []:
         if isinstance(item, dict) and item.get("data_url"):
-            attachment, line = url_attachment(item.get("data_url", "").rsplit("/", 1)[-1],
-                                              item.get("file_type"), item["data_url"])
+            attachment, line = url_attachment(
+                item.get("data_url", "").rsplit("/", 1)[-1], item.get("file_type"), item["data_url"]
+            )
             attachments.append(attachment)
             lines.append(line)
     body = text(data.get("content"))
     if lines:
         body = "\n".join([body, *lines]) if body else "\n".join(lines)
-    return [Draft(
-        external_id=f"chatwoot:{account['id']}:{data['id']}",
-        identities=identities,
-        sender_name=text(sender.get("name")),
-        received_at=received_at,
-        body_text=body,
-        thread_key=f"chatwoot:{account['id']}:{conversation['id']}",
-        attachments=tuple(attachments),
-    )]
+    return [
+        Draft(
+            external_id=f"chatwoot:{account['id']}:{data['id']}",
+            identities=identities,
+            sender_name=text(sender.get("name")),
+            received_at=received_at,
+            body_text=body,
+            thread_key=f"chatwoot:{account['id']}:{conversation['id']}",
+            attachments=tuple(attachments),
+        )
+    ]

@@ -44,8 +44,9 @@ def parse(payload: Payload) -> list[Item]:
     lines = []
     for index, item in enumerate(event.get("attachments", [])):
         if "base64" in item:
-            attachments.append(b64_attachment(item["name"], item.get("content_type"), item["base64"],
-                                              f"$.attachments[{index}].base64"))
+            attachments.append(
+                b64_attachment(item["name"], item.get("content_type"), item["base64"], f"$.attachments[{index}].base64")
+            )
         else:
             attachment, line = url_attachment(item["name"], item.get("content_type"), item["url"])
             attachments.append(attachment)
@@ -56,18 +57,20 @@ def parse(payload: Payload) -> list[Item]:
     sender = event["sender"]
     conversation = event.get("conversation", {})
     recipient = event.get("recipient", {})
-    return [Draft(
-        external_id=event["id"],
-        identities=identities_of(sender),
-        sender_name=text(sender.get("name")),
-        received_at=iso_time(event["timestamp"], "$.timestamp") if "timestamp" in event else payload.written_at,
-        subject=text(event.get("subject")),
-        body_text=body,
-        body_html_text=html_text(event.get("html")),
-        in_reply_to=event.get("in_reply_to", ""),
-        recipients=tuple(identities_of(recipient).values())[:1] if recipient else (),
-        conversation_hint=conversation.get("ref", ""),
-        thread_key=conversation.get("thread_key", ""),
-        attachments=tuple(attachments),
-        channel=event.get("kind", ""),
-    )]
+    return [
+        Draft(
+            external_id=event["id"],
+            identities=identities_of(sender),
+            sender_name=text(sender.get("name")),
+            received_at=iso_time(event["timestamp"], "$.timestamp") if "timestamp" in event else payload.written_at,
+            subject=text(event.get("subject")),
+            body_text=body,
+            body_html_text=html_text(event.get("html")),
+            in_reply_to=event.get("in_reply_to", ""),
+            recipients=tuple(identities_of(recipient).values())[:1] if recipient else (),
+            conversation_hint=conversation.get("ref", ""),
+            thread_key=conversation.get("thread_key", ""),
+            attachments=tuple(attachments),
+            channel=event.get("kind", ""),
+        )
+    ]

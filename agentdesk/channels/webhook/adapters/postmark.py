@@ -56,8 +56,11 @@ def parse(payload: Payload) -> list[Item]:
     else:
         record = header_record(pairs, received_at=received_at)
     has_message_id = any(name.lower() == "message-id" for name, _ in pairs) or bool(raw_email)
-    external_id = record.external_id if has_message_id and not record.external_id.startswith("sha256:") \
+    external_id = (
+        record.external_id
+        if has_message_id and not record.external_id.startswith("sha256:")
         else text(data.get("MessageID"))
+    )
 
     attachments = []
     for index, item in enumerate(data.get("Attachments") or []):
@@ -65,23 +68,28 @@ def parse(payload: Payload) -> list[Item]:
         content = item.get("Content", item.get("Data"))  # real payloads: Content; dashboard check: Data
         if content is None:
             raise Rejected(f"postmark payload: Attachments[{index}] has neither Content nor Data")
-        attachments.append(b64_attachment(item.get("Name"), item.get("ContentType"), content,
-                                          f"postmark payload: Attachments[{index}].Content"))
+        attachments.append(
+            b64_attachment(
+                item.get("Name"), item.get("ContentType"), content, f"postmark payload: Attachments[{index}].Content"
+            )
+        )
     recipients = tuple(text(r.get("Email")).lower() for r in data.get("ToFull") or [] if isinstance(r, dict))
-    return [Draft(
-        external_id=external_id,
-        identities={"email": address.lower()},
-        sender_name=text(sender.get("Name") or data.get("FromName")),
-        received_at=received_at,
-        subject=text(data.get("Subject")),
-        body_text=text(data.get("TextBody")),
-        body_html_text=html_text(data.get("HtmlBody")),
-        kind=record.kind,
-        bulk=record.bulk,
-        in_reply_to=record.in_reply_to,
-        references=record.references,
-        recipients=recipients,
-        attachments=tuple(attachments),
-        headers={name: text(value) for name, value in pairs[:100]},
-        parse_error=record.parse_error if raw_email else "",
-    )]
+    return [
+        Draft(
+            external_id=external_id,
+            identities={"email": address.lower()},
+            sender_name=text(sender.get("Name") or data.get("FromName")),
+            received_at=received_at,
+            subject=text(data.get("Subject")),
+            body_text=text(data.get("TextBody")),
+            body_html_text=html_text(data.get("HtmlBody")),
+            kind=record.kind,
+            bulk=record.bulk,
+            in_reply_to=record.in_reply_to,
+            references=record.references,
+            recipients=recipients,
+            attachments=tuple(attachments),
+            headers={name: text(value) for name, value in pairs[:100]},
+            parse_error=record.parse_error if raw_email else "",
+        )
+    ]

@@ -22,8 +22,19 @@ from agentdesk.channels.webhook.adapters import (
 from agentdesk.domain.customers import normalise_phone
 from agentdesk.errors import InvalidInput
 
-_STATUS_ONLY = {"queued", "accepted", "sending", "sent", "delivered", "undelivered", "failed", "read",
-                "canceled", "scheduled", "partially_delivered"}
+_STATUS_ONLY = {
+    "queued",
+    "accepted",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "read",
+    "canceled",
+    "scheduled",
+    "partially_delivered",
+}
 
 
 def fields_of(payload: Payload) -> dict[str, str]:
@@ -60,8 +71,10 @@ def own_number(value: str, where: str) -> str:
         bare = (value.split(":", 1)[1] if value.count(":") == 1 else value).strip()
         if _SHORT_CODE.fullmatch(bare) or _ALPHANUMERIC_ID.fullmatch(bare):
             return bare
-        raise Rejected(f"{where}: {value!r} is not a phone number in E.164 (+country number), a short code "
-                       "or an alphanumeric sender id") from None
+        raise Rejected(
+            f"{where}: {value!r} is not a phone number in E.164 (+country number), a short code "
+            "or an alphanumeric sender id"
+        ) from None
 
 
 def parse(payload: Payload) -> list[Item]:
@@ -96,13 +109,15 @@ def parse(payload: Payload) -> list[Item]:
         body = "\n".join([body, *lines]) if body else "\n".join(lines)
     if not body:
         raise Rejected("twilio payload: neither Body nor media; nothing to store")
-    return [Draft(
-        external_id=sid,
-        identities={"phone": sender},
-        sender_name="",
-        received_at=payload.written_at,  # Twilio sends no timestamp with inbound messages
-        body_text=body,
-        recipients=(recipient,),
-        thread_key=f"{sender}>{recipient}",
-        attachments=tuple(attachments),
-    )]
+    return [
+        Draft(
+            external_id=sid,
+            identities={"phone": sender},
+            sender_name="",
+            received_at=payload.written_at,  # Twilio sends no timestamp with inbound messages
+            body_text=body,
+            recipients=(recipient,),
+            thread_key=f"{sender}>{recipient}",
+            attachments=tuple(attachments),
+        )
+    ]

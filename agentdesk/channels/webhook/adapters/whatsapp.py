@@ -51,7 +51,9 @@ def _body(message: dict, where: str) -> tuple[str, str]:
     if kind == "contacts":
         names = [text((c.get("name") or {}).get("formatted_name")) for c in message.get("contacts") or []]
         phones = [text(p.get("phone")) for c in message.get("contacts") or [] for p in c.get("phones") or []]
-        return f"[shared contacts: {', '.join(filter(None, names))} {' '.join(filter(None, phones))}]".replace(" ]", "]"), ""
+        return f"[shared contacts: {', '.join(filter(None, names))} {' '.join(filter(None, phones))}]".replace(
+            " ]", "]"
+        ), ""
     if kind == "button":
         return text((message.get("button") or {}).get("text")), ""
     if kind == "interactive":
@@ -72,7 +74,10 @@ def _body(message: dict, where: str) -> tuple[str, str]:
     if kind == "order":
         order = message.get("order") or {}
         items = order.get("product_items") or []
-        return f"[order: {len(items)} item(s) from catalog {text(order.get('catalog_id'))}] {text(order.get('text'))}".strip(), ""
+        return (
+            f"[order: {len(items)} item(s) from catalog {text(order.get('catalog_id'))}] {text(order.get('text'))}".strip(),
+            "",
+        )
     errors = message.get("errors") or []
     reason = "; ".join(text(e.get("title") or e.get("message")) for e in errors if isinstance(e, dict))
     return f"[unsupported WhatsApp message{': ' + reason if reason else ''}]", f"{where}: type {kind!r} not supported"
@@ -93,14 +98,20 @@ def parse(payload: Payload) -> list[Item]:
             value = require_object(change.get("value"), f"whatsapp payload: {where}.value")
             metadata = value.get("metadata") or {}
             business = text(metadata.get("phone_number_id") or metadata.get("display_phone_number"))
-            names = {c.get("wa_id"): text((c.get("profile") or {}).get("name"))
-                     for c in value.get("contacts") or [] if isinstance(c, dict)}
+            names = {
+                c.get("wa_id"): text((c.get("profile") or {}).get("name"))
+                for c in value.get("contacts") or []
+                if isinstance(c, dict)
+            }
             for s, status in enumerate(value.get("statuses") or []):
                 status = require_object(status, f"whatsapp payload: {where}.statuses[{s}]")
                 errors = status.get("errors") or []
                 reason = "; ".join(text(x.get("title") or x.get("message")) for x in errors if isinstance(x, dict))
-                items.append(StatusUpdate(external_id=text(status.get("id")), state=text(status.get("status")).lower(),
-                                          error=reason))
+                items.append(
+                    StatusUpdate(
+                        external_id=text(status.get("id")), state=text(status.get("status")).lower(), error=reason
+                    )
+                )
             for m, message in enumerate(value.get("messages") or []):
                 here = f"{where}.messages[{m}]"
                 message = require_object(message, f"whatsapp payload: {here}")
@@ -113,14 +124,18 @@ def parse(payload: Payload) -> list[Item]:
                 body, problem = _body(message, here)
                 context = message.get("context") or {}
                 handle = f"whatsapp:{phone}"
-                items.append(Draft(
-                    external_id=text(message["id"]),
-                    identities={"phone": phone, "chat": handle, "social": handle},
-                    sender_name=names.get(message["from"], ""),
-                    received_at=epoch(message["timestamp"], f"whatsapp payload: {here}.timestamp"),
-                    body_text=body,
-                    in_reply_to=text(context.get("id")) if context.get("id") and not context.get("forwarded") else "",
-                    thread_key=f"whatsapp:{business}:{phone}",
-                    parse_error=problem,
-                ))
+                items.append(
+                    Draft(
+                        external_id=text(message["id"]),
+                        identities={"phone": phone, "chat": handle, "social": handle},
+                        sender_name=names.get(message["from"], ""),
+                        received_at=epoch(message["timestamp"], f"whatsapp payload: {here}.timestamp"),
+                        body_text=body,
+                        in_reply_to=text(context.get("id"))
+                        if context.get("id") and not context.get("forwarded")
+                        else "",
+                        thread_key=f"whatsapp:{business}:{phone}",
+                        parse_error=problem,
+                    )
+                )
     return items
