@@ -15,6 +15,7 @@ same bytes twice are kept once, and a key never comes from a sender. `put`, `rea
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
 from agentdesk.errors import NotFound
@@ -94,7 +96,14 @@ class Writer:
 
 
 def _write_file(root: Path, key: str, data: bytes, durable: bool) -> None:
-    written = files.put(root, data, durable=durable)  # a no-op for bytes kept before: content-addressed
+    try:
+        written = files.put(root, data, durable=durable)  # a no-op for bytes kept before: content-addressed
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            # The files lie beside the database, on its disk: to ingest and the sources this is the
+            # store's full disk, reported in one line and retried as the database's own would be.
+            raise OperationalError("store an attachment's bytes", None, error) from error
+        raise
     if written != key:
         raise ValueError(f"attachment bytes changed while being stored (expected {key}, wrote {written})")
 

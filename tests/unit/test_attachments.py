@@ -146,3 +146,22 @@ def test_a_database_without_a_directory_keeps_bytes_in_its_own_table():
             assert attachments.path_of(session=session, key=key) is None
     finally:
         engine.dispose()
+
+
+def test_a_full_disk_under_the_attachment_files_is_the_stores_full_disk(tmp_path, monkeypatch):
+    # The files lie beside the database: the sources must report and retry it as the database's own
+    # full disk (one line), not as a message that broke ingest.
+    import errno
+
+    from sqlalchemy.exc import OperationalError
+
+    from agentdesk.store import files
+
+    def full(root, data, *, durable):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "put", full)
+    with pytest.raises(OperationalError) as raised:
+        attachments._write_file(tmp_path, "0" * 64, b"bytes", False)
+    line = db.explain(f"sqlite:///{tmp_path / 'agentdesk.db'}", raised.value)
+    assert "is full" in line and str(tmp_path) in line
