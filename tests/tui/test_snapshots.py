@@ -28,6 +28,10 @@ def test_composer(snap_compare, make_app, size):
         await settle(pilot, pilot.app)
         await pilot.press("r")
         await settle(pilot, pilot.app)
+        for _ in range(100):  # the suggested articles arrive from a worker: picture the list with them
+            if getattr(pilot.app.screen, "suggested_articles", None):
+                break
+            await pilot.pause(0.05)
         await pilot.press("ctrl+t", "enter")
         await settle(pilot, pilot.app)
 

@@ -162,6 +162,8 @@ class ComposerScreen(Screen):
 
     def _fill_templates(self, query: str) -> None:
         options = self.query_one("#templates", OptionList)
+        # Suggestions arriving from a worker refill the list: the agent's highlight stays where it was.
+        kept = None if options.highlighted is None else options.get_option_at_index(options.highlighted).id
         options.clear_options()
         items: list[Option | None] = []
         if not query and self.suggested:
@@ -179,10 +181,10 @@ class ComposerScreen(Screen):
         if not found:
             items.append(Option("none — ctrl+k saves this text as a template", disabled=True))
         options.add_options(items)
-        for index in range(options.option_count):
-            if not options.get_option_at_index(index).disabled:
-                options.highlighted = index
-                break
+        enabled = [i for i in range(options.option_count) if not options.get_option_at_index(i).disabled]
+        same = [i for i in enabled if kept is not None and options.get_option_at_index(i).id == kept]
+        if same or enabled:
+            options.highlighted = (same or enabled)[0]
 
     @on(Input.Changed, "#template-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
