@@ -1,7 +1,7 @@
 """Files by their content: attachments' bytes, each stored once under its sha256.
 
 A file is named by the hex sha256 of its bytes (its key, what `Attachment.storage_key` holds) and
-lives at `<root>/<aa>/<bb>/<key>`, so a file sent twice, or received and forwarded, is one copy. A
+lives at `<root>/<aa>/<key>`, so a file sent twice, or received and forwarded, is one copy. A
 name a sender chose never becomes a path here: only a key of 64 hex digits does, checked.
 Writes go to a temporary file in the root and are renamed into place after an fsync, so a crash
 leaves either the whole file or none, never a torn one under a key.
@@ -31,7 +31,9 @@ def key_of(data: bytes) -> str:
 def path_of(root: Path, key: str) -> Path:
     if not _KEY.fullmatch(key or ""):
         raise NotFound(f"{key!r} is not a stored file's key")
-    return root / key[:2] / key[2:4] / key
+    # One level of 256 directories, as git does: a second level made a new directory for almost
+    # every file of a first sync, and creating directories cost more than writing the files.
+    return root / key[:2] / key
 
 
 def put(root: Path, data: bytes, *, durable: bool = True) -> str:
@@ -43,7 +45,8 @@ def put(root: Path, data: bytes, *, durable: bool = True) -> str:
     target = path_of(root, key)
     if target.exists() and target.stat().st_size == len(data):
         return key
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=root, prefix=".incoming-")
     try:
         # mkstemp's 0600 would lock out the agents of a team on one host (each their own Unix
