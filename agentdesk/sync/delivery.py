@@ -226,16 +226,7 @@ def deliver_due(
                 outbox.provider_id = getattr(outcome, "provider_id", "") or outbox.provider_id
                 session.add(outbox)
                 _finish(session, attempt, "sent", outcome, now=done)
-                message = session.get(Message, outbox.message_id)
-                audit.record(
-                    session,
-                    agent=audit.SYSTEM,
-                    action="delivered",
-                    now=done,
-                    conversation_id=message.conversation_id if message else None,
-                    message_id=outbox.message_id,
-                    attempts=outbox.attempts,
-                )
+                _audit(session, outbox, "delivered", now=done)
                 report.sent += 1
             session.commit()
     return report
@@ -247,6 +238,24 @@ def _mark_no_sender(session: Session, senders: set[str], *, now: datetime, repor
         outbox_queries.mark_without_sender(session=session, channel=channel, now=now, reason=no_sender_reason(channel))
         report.no_sender += count
         report.errors.append(f"{count} {channel} reply(ies) cannot be delivered here: {no_sender_reason(channel)}")
+
+
+def _audit(session: Session, outbox: Outbox, action: str, *, now: datetime, reason: str | None = None) -> None:
+    """How a delivery ended, in the conversation's audit log."""
+    message = session.get(Message, outbox.message_id)
+    audit.record(
+        session,
+        agent=audit.SYSTEM,
+        action=action,
+        now=now,
+        conversation_id=message.conversation_id if message else None,
+        message_id=outbox.message_id,
+        **_detail(outbox, reason),
+    )
+
+
+def _detail(outbox: Outbox, reason: str | None) -> dict[str, Any]:
+    return {"attempts": outbox.attempts} if reason is None else {"reason": reason, "attempts": outbox.attempts}
 
 
 def _finish(session: Session, attempt: DeliveryAttempt, outcome: str, reason: str, *, now: datetime) -> None:
@@ -273,17 +282,7 @@ def _record_unknown(
     outbox.updated_at = now
     session.add(outbox)
     _finish(session, attempt, "possibly_sent", error.reason, now=now)
-    message = session.get(Message, outbox.message_id)
-    audit.record(
-        session,
-        agent=audit.SYSTEM,
-        action="delivery_uncertain",
-        now=now,
-        conversation_id=message.conversation_id if message else None,
-        message_id=outbox.message_id,
-        reason=outbox.last_error,
-        attempts=outbox.attempts,
-    )
+    _audit(session, outbox, "delivery_uncertain", now=now, reason=outbox.last_error)
     report.possibly_sent += 1
     report.errors.append(f"{ref}: possibly sent, not retried (agentdesk resend sends it again): {error.reason}")
 
@@ -305,17 +304,7 @@ def _record_failure(
         outbox.next_attempt_at = None
         _finish(session, attempt, "failed", error.reason, now=now)
         report.failed += 1
-        message = session.get(Message, outbox.message_id)
-        audit.record(
-            session,
-            agent=audit.SYSTEM,
-            action="delivery_failed",
-            now=now,
-            conversation_id=message.conversation_id if message else None,
-            message_id=outbox.message_id,
-            reason=outbox.last_error,
-            attempts=outbox.attempts,
-        )
+        _audit(session, outbox, "delivery_failed", now=now, reason=outbox.last_error)
         report.errors.append(f"{ref}: delivery failed after {outbox.attempts} attempt(s): {error.reason}")
     else:
         outbox.state = "queued"
