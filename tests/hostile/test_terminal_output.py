@@ -12,7 +12,6 @@ the output guards alone must hold those.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -594,14 +593,12 @@ def test_tui_queue_thread_customer_pane_and_composer_are_inert(tui_desk: Path, m
 
 
 async def _drive_the_tui(tui_desk: Path) -> str:
-    from textual.worker import WorkerCancelled
-
     from agentdesk import config
     from agentdesk.app import conversations
     from agentdesk.tui.app import AgentDeskApp
     from agentdesk.tui.screens.composer import ComposerScreen
     from agentdesk.tui.widgets.customer_pane import CustomerPane
-    from tests.tui.conftest import settle
+    from tests.tui.conftest import settle, workers_done
 
     settings = config.load(tui_desk / "config.toml")
     app = AgentDeskApp(settings, now=lambda: FIXED_NOW, poll=False, presence=False, agent="tester", default_view="all")
@@ -637,9 +634,7 @@ async def _drive_the_tui(tui_desk: Path) -> str:
             thread = conversations.thread(app.desk, conversation_id)
             app.push_screen(ComposerScreen(app.desk, thread, kind="reply", now=lambda: FIXED_NOW, open_editor=False))
             await pilot.pause()
-            # The envelope's reply-all is prefilled in a worker (a cancelled exclusive one is fine).
-            with contextlib.suppress(WorkerCancelled):
-                await app.workers.wait_for_complete()
+            await workers_done(app)  # the envelope's reply-all is prefilled in a worker
             await pilot.pause()
             seen += _assert_screen_inert(app, f"composer of conversation {conversation_id}")
             # A draft from a template that quotes the customer's name (raw for the first customers).

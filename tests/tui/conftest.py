@@ -6,6 +6,7 @@ unless a test is about live refresh, and local time is UTC.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -79,11 +80,24 @@ def make_app(demo_settings):
     return make
 
 
+async def workers_done(app) -> None:
+    """Wait for the app's workers; a worker that failed fails the test.
+
+    A cancelled worker is normal: an exclusive group (counts, thread loads) cancels the
+    older worker when a newer one starts, and waiting on it raises WorkerCancelled.
+    """
+    from textual.worker import WorkerCancelled
+
+    for worker in list(app.workers):
+        with contextlib.suppress(WorkerCancelled):
+            await worker.wait()
+
+
 async def settle(pilot, app) -> None:
     """Let workers finish and their messages land (thread loads wait for the cursor to settle)."""
     for _ in range(3):
         await pilot.pause(0.15)
-        await app.workers.wait_for_complete()
+        await workers_done(app)
     await pilot.pause()
 
 
