@@ -3,8 +3,10 @@
 A file is named by the hex sha256 of its bytes (its key, what `Attachment.storage_key` holds) and
 lives at `<root>/<aa>/<key>`, so a file sent twice, or received and forwarded, is one copy. A
 name a sender chose never becomes a path here: only a key of 64 hex digits does, checked.
-Writes go to a temporary file in the root and are renamed into place after an fsync, so a crash
-leaves either the whole file or none, never a torn one under a key.
+Durable writes go to a temporary file in the root and are renamed into place after an fsync, so
+a crash leaves either the whole file or none under a key. Bytes with a durable copy elsewhere (a
+mail's attachment, in its raw message) are written in place: readers check a file against its
+key, and a torn one is taken again from that copy (app/attachments.py).
 
 The root is `attachments/` beside a SQLite database file. Callers go through store/attachments.py,
 which decides per database: PostgreSQL keeps the bytes in its own table instead, because teams
@@ -37,16 +39,19 @@ def path_of(root: Path, key: str) -> Path:
 
 
 def put(root: Path, data: bytes, *, durable: bool = True) -> str:
-    """Store `data` (once: the same bytes again is a no-op); its key. `durable`: fsync the file
-    and its directory before returning; without, the write is still atomic (a crash of the
-    process leaves the whole file or none) but a power cut may lose it: for bytes that have a
-    durable copy elsewhere (a mail's attachment in its raw message)."""
+    """Store `data` (once: the same bytes again is a no-op); its key. `durable`: write a
+    temporary file, fsync it, rename it into place and fsync its directory before returning;
+    without, the file is written in place and a crash may leave it torn or lost: for bytes that
+    have a durable copy elsewhere (a mail's attachment in its raw message)."""
     key = key_of(data)
     target = path_of(root, key)
     if target.exists() and target.stat().st_size == len(data):
         return key
     if not target.parent.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
+    if not durable:
+        _write_in_place(root, target, data)
+        return key
     handle, temporary = tempfile.mkstemp(dir=root, prefix=".incoming-")
     try:
         # mkstemp's 0600 would lock out the agents of a team on one host (each their own Unix
@@ -54,15 +59,12 @@ def put(root: Path, data: bytes, *, durable: bool = True) -> str:
         os.fchmod(handle, root.stat().st_mode & 0o666)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-            if durable:
-                out.flush()
-                os.fsync(out.fileno())
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    if not durable:
-        return key
     # The rename is durable once its directory is: a row naming the key is committed after this.
     directory = os.open(target.parent, os.O_RDONLY)
     try:
@@ -70,6 +72,24 @@ def put(root: Path, data: bytes, *, durable: bool = True) -> str:
     finally:
         os.close(directory)
     return key
+
+
+def _write_in_place(root: Path, target: Path, data: bytes) -> None:
+    """Create `target` and write `data` into it, with no temporary file and no rename: creating
+    a file and renaming it cost as much as the write on the initial sync of a mailbox (a file
+    and a directory operation each). Only for bytes with a durable copy elsewhere: a file torn
+    by a crash differs from its key, which readers check, and is taken again from that copy."""
+    handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(handle, root.stat().st_mode & 0o666)  # as readable as the store, as in put()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view) :]
+    except BaseException:
+        os.close(handle)
+        target.unlink(missing_ok=True)
+        raise
+    os.close(handle)
 
 
 def has(root: Path, key: str) -> bool:
