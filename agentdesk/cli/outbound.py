@@ -42,7 +42,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
     ctx = context(args)
     body = read_body(args.body_file) if args.body_file else None
-    files = outbound.read_files(args.attach)
+    files = outbound.read_files(args.attach, limit=outbound.largest_accepted(ctx.desk))
     sent = outbound.start(
         ctx.desk,
         args.to,

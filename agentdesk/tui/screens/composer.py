@@ -464,7 +464,7 @@ class ComposerScreen(Screen):
     @work(thread=True, group="attach")
     def _read_file(self, path: str) -> None:
         try:
-            (found,) = outbound.read_files([path])
+            (found,) = outbound.read_files([path], limit=outbound.largest_accepted(self.desk))
         except Exception as error:
             self.app.call_from_thread(self.notify, shown_line(str(error)), severity="error", timeout=8)
             return
