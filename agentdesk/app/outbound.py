@@ -249,10 +249,10 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
         wanted = ("sms",)
     else:
         wanted = ("chat", "social")
-    found = next((s for s in known if s.channel in wanted), None)
-    if found is None:
+    fitting = [s for s in known if s.channel in wanted]
+    if not fitting:
         raise InvalidInput(f"no mailbox or spool sends to {address!r}; name one with --channel")
-    return found
+    return next((s for s in fitting if s.sends), fitting[0])
 
 
 def start(
@@ -277,6 +277,12 @@ def start(
     if body is not None:
         _refuse_unfilled(body)
     source = _source_for(desk, to, channel)
+    if not source.sends:
+        # Queued through it, the first message would wait for ever: say so before anything is stored.
+        way_out = "[mailbox.smtp] host" if source.channel == "email" else "outbound = { spool | url }"
+        raise InvalidInput(
+            f"{source.name} cannot send (no {way_out} in the config); set one, or name another with --channel"
+        )
     addressees = outbound.checked(source.channel, Recipients(to=(to,)))
     if files:
         outbound.check_size(
