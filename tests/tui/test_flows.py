@@ -173,6 +173,10 @@ async def test_a_draft_keeps_the_cc_typed_and_the_file_attached(make_app, tmp_pa
         composer = app.screen
         composer.query_one("#envelope-cc").focus()
         await pilot.press(*"workshop@example.com")
+        await pilot.pause()
+        # What the agent types shows as they type it: a focused field keeps its one line for text
+        # (a border drawn on focus left it none).
+        assert composer.query_one("#envelope-cc").content_region.height == 1
         await pilot.press("ctrl+o")
         await settle(pilot, app)
         app.screen.query_one("#attach-path").value = str(leaflet)
