@@ -55,8 +55,14 @@ def from_events(events: list[Event], *, agent: str, assignees: dict[int, str | N
             who = "" if event.agent == "system" else f" by {event.agent}"
             found.append(Alert("assigned", event.conversation_id, f"{ref} was assigned to you{who}"))
         elif event.action == "csat_alert" and detail.get("assignee") == agent:
+            comment = str(detail.get("comment") or "")
+            said = f": “{comment[:80]}”" if comment else ""
             found.append(
-                Alert("bad_rating", event.conversation_id, f"{ref} was rated {detail.get('rating')}/5 by the customer")
+                Alert(
+                    "bad_rating",
+                    event.conversation_id,
+                    f"{ref} was rated {detail.get('rating')}/5 by the customer{said}",
+                )
             )
         elif event.action == "bounced" and assignees.get(event.conversation_id) == agent:
             found.append(

@@ -88,17 +88,3 @@ def surveys_of(*, session: Session, conversation_ids: Sequence[int]) -> dict[int
         return {}
     statement = select(SatisfactionSurvey).where(col(SatisfactionSurvey.conversation_id).in_(list(conversation_ids)))
     return {survey.conversation_id: survey for survey in session.exec(statement).all()}
-
-
-def alert_events(*, session: Session, since: datetime) -> list:
-    """The newest 100 `csat_alert` audit events (bad ratings) recorded since `since`, oldest first:
-    when more came at once, the latest are the ones worth showing."""
-    from agentdesk.store.models import Event
-
-    statement = (
-        select(Event)
-        .where(Event.action == "csat_alert", col(Event.at) >= since)
-        .order_by(col(Event.id).desc())
-        .limit(100)
-    )
-    return list(reversed(session.exec(statement).all()))

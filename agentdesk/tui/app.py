@@ -272,14 +272,16 @@ class AgentDeskApp(App[int]):
         how = self.settings.ui.alerts
         for alert in found:
             self.alert_count += 1
-            # A bad rating has its own warning, with the customer's comment (screens/rating_alerts.py).
-            if alert.kind != "bad_rating":
-                self.notify(
-                    alert.text,
-                    title="Alert",
-                    severity="warning" if alert.kind in ("bounced", "sla_warning") else "information",
-                    timeout=10,
-                )
+            bad_rating = alert.kind == "bad_rating"
+            # The text quotes customers (a subject, a rating's comment): one line, no control
+            # characters, and never read as markup.
+            self.notify(
+                shown_line(alert.text),
+                title="Bad rating" if bad_rating else "Alert",
+                severity="warning" if alert.kind in ("bounced", "sla_warning", "bad_rating") else "information",
+                timeout=20 if bad_rating else 10,
+                markup=False,
+            )
             if how == "desktop" and not ring.notify_send(alert.text):
                 escape = ring.desktop_escape(alert.text)
                 if escape and self._driver is not None:

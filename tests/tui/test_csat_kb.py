@@ -128,19 +128,20 @@ def _text(renderable) -> str:
     return console.export_text()
 
 
-async def test_a_bad_rating_of_my_conversation_shows_a_warning(make_app, demo_settings):
+async def test_a_bad_rating_of_my_conversation_shows_a_warning_with_the_comment_as_text(make_app, demo_settings):
     from datetime import timedelta
 
     from agentdesk.domain import audit
     from agentdesk.store import db
     from tests.tui.conftest import AGENT, FIXED_NOW
 
-    app = make_app()
+    app = make_app(poll=True)  # alerts come with the database's changes (its watcher never settles)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, app)
+        await pilot.pause(0.5)
         engine = engine_of(demo_settings)
         with db.write_session(engine) as session:
-            for assignee, comment in ((AGENT, "still broken"), ("dana", "not mine")):
+            # A customer's comment is theirs to write: markup in it is text, not a crash or a style.
+            for assignee, comment in ((AGENT, "still broken [/] [bold red]"), ("dana", "not mine")):
                 audit.record(
                     session,
                     agent=audit.SYSTEM,
@@ -152,8 +153,15 @@ async def test_a_bad_rating_of_my_conversation_shows_a_warning(make_app, demo_se
                     comment=comment,
                 )
             session.commit()
-        app.main.refresh_side()
-        await settle(pilot, app)
-        shown = [str(n.message) for n in app._notifications]
-        assert any("AD-3 was rated 1/5" in m and "still broken" in m for m in shown), shown
+        shown: list[str] = []
+        for _ in range(60):
+            await pilot.pause(0.1)
+            shown = [str(n.message) for n in app._notifications]
+            if any("AD-3 was rated" in m for m in shown):
+                break
+        assert any("AD-3 was rated 1/5" in m and "still broken [/] [bold red]" in m for m in shown), shown
         assert not any("not mine" in m for m in shown)
+        assert app.alert_count == 1
+        # Drawn as text: the comment's brackets are not read as markup (a style, or an error).
+        (toast,) = [n for n in app._notifications if "AD-3" in n.message]
+        assert toast.markup is False

@@ -29,7 +29,6 @@ from agentdesk.domain.replies import RESENDABLE
 from agentdesk.tui import actions, format
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.screens.attachments import AttachmentKeys
-from agentdesk.tui.screens.rating_alerts import RatingAlerts
 from agentdesk.tui.screens.workday import WorkdayKeys, apply_pending_template
 from agentdesk.tui.widgets.customer_pane import CustomerPane
 from agentdesk.tui.widgets.key_footer import KeyFooter
@@ -79,7 +78,7 @@ def _breakpoint_class(breakpoints: list[tuple[int, str]], width: int) -> str:
     return [name for minimum, name in breakpoints if width >= minimum][-1]
 
 
-class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
+class MainScreen(AttachmentKeys, WorkdayKeys, Screen):
     # Its CSS (main.tcss) is part of the app's CSS_PATH: parsed once at start, not re-parsed on push;
     # the rules of the panes mounted after the first paint (detail.tcss) are read when they mount.
     BINDINGS = actions.bindings("main")
@@ -184,7 +183,6 @@ class MainScreen(AttachmentKeys, RatingAlerts, WorkdayKeys, Screen):
         """Counts and header: cheap, but never on the UI thread."""
         self._load_counts()
         self._load_header()
-        self.check_ratings()
 
     @work(thread=True, exclusive=True, group="counts")
     def _load_counts(self) -> None:
