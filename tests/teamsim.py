@@ -37,13 +37,14 @@ class Log:
     latencies: list = field(default_factory=list)  # seconds per attempted action
 
 
-def seed(url: str, *, conversations: int) -> list[int]:
-    """Conversations from distinct customers, each with one waiting customer message."""
+def seed(url: str, *, conversations: int) -> dict[int, int]:
+    """Conversations from distinct customers, each with one waiting customer message: id -> version."""
     from agentdesk import config
     from agentdesk.channels.base import InboundMessage
     from agentdesk.domain import clocks
     from agentdesk.ingest import ingest_message
     from agentdesk.store import db
+    from agentdesk.store.models import Conversation
 
     engine = db.open_database(url)
     policies = clocks.Policies.from_settings(config.Settings())
@@ -62,8 +63,9 @@ def seed(url: str, *, conversations: int) -> list[int]:
             )
             ids.append(ingest_message(session, message, policies=policies, now=now()).conversation_id)
         session.commit()
+        versions = {conversation_id: session.get(Conversation, conversation_id).version for conversation_id in ids}
     engine.dispose()
-    return ids
+    return versions
 
 
 def run_agent(
@@ -207,7 +209,8 @@ def run_team(
     """
     import multiprocessing
 
-    ids = seed(url, conversations=conversations)
+    seeded = seed(url, conversations=conversations)
+    ids = list(seeded)
     context = multiprocessing.get_context("spawn")
     processes = []
     for number in range(agents):
@@ -227,6 +230,7 @@ def run_team(
     logs = [json.loads((workdir / f"agent{n}.json").read_text()) for n in range(agents)]
     return {
         "conversation_ids": ids,
+        "seed_versions": seeded,
         "agents": logs,
         "ingest": json.loads(ingest_log.read_text()),
         "elapsed": elapsed,

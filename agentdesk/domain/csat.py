@@ -353,7 +353,11 @@ def queue_due_surveys(
             continue
         before = now - delay_of(channel)
         for conversation in store.due_conversations(
-            session=session, source=channel.name, solved_after=before - LATE_WINDOW, solved_before=before
+            session=session,
+            source=channel.name,
+            solved_after=before - LATE_WINDOW,
+            solved_before=before,
+            for_update=True,
         ):
             written.append(
                 send_survey(

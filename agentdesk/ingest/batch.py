@@ -76,6 +76,9 @@ def ingest(
     messages = list(messages)
     if not messages:
         return []
+    # The conversations the chunk changes are read again once locked (`_prefetch`): the caller's
+    # pending changes are written first so that reread cannot drop them.
+    session.flush()
     # Autoflush would write what the ORM holds before each lookup; the chunk writes once, at the end.
     with session.no_autoflush:
         batch = Batch(session, messages, policies=policies, now=now, settings=settings)
@@ -101,6 +104,9 @@ class Batch:
         settings: Settings | None,
     ):
         self.session = session
+        # A chunk that stores changes the conversations it joins (version, SLA fields, status):
+        # it locks them before reading them (`lookups.conversations_by_id`); a lookup does not.
+        self.storing = policies is not None
         self.policies = policies
         self.now = now
         self.settings = settings
@@ -158,7 +164,9 @@ class Batch:
             k.conversation for found in self.known.values() for k in found if isinstance(k.conversation, int)
         }
         conversation_ids.update(k.conversation for k in self.thread_keys.values() if isinstance(k.conversation, int))
-        self.conversations.update(lookups.conversations_by_id(session=session, conversation_ids=conversation_ids))
+        self.conversations.update(
+            lookups.conversations_by_id(session=session, conversation_ids=conversation_ids, for_update=self.storing)
+        )
         addresses: dict[str, set[str]] = {}
         for message in messages:
             kind = customers.sender_identity_kind(message)
@@ -213,7 +221,9 @@ class Batch:
             return conversation
         found = self.conversations.get(conversation)
         if found is None:
-            found = self.session.get(Conversation, conversation)
+            found = lookups.conversations_by_id(
+                session=self.session, conversation_ids=[conversation], for_update=self.storing
+            ).get(conversation)
             if found is not None:
                 self.conversations[conversation] = found
         return found

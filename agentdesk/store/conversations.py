@@ -70,7 +70,12 @@ def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) ->
 
 
 def open_conversations_page(*, session: Session, after_id: int, limit: int) -> list[Conversation]:
-    """The next `limit` conversations after `after_id` (id order) not solved, closed or merged away."""
+    """The next `limit` conversations after `after_id` (id order) not solved, closed or merged away.
+
+    Locked for the SLA recompute that rewrites them (PostgreSQL; see
+    `lookups.conversations_by_id`): read before an agent's change commits, its UPDATE would put
+    back the version and the SLA fields of the row before that change.
+    """
     return list(
         session.exec(
             select(Conversation)
@@ -81,6 +86,8 @@ def open_conversations_page(*, session: Session, after_id: int, limit: int) -> l
             )
             .order_by(col(Conversation.id))
             .limit(limit)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
         )
     )
 

@@ -13,10 +13,21 @@ _DONE = ("solved", "closed")
 
 
 def due_conversations(
-    *, session: Session, source: str, solved_after: datetime, solved_before: datetime, limit: int = 200
+    *,
+    session: Session,
+    source: str,
+    solved_after: datetime,
+    solved_before: datetime,
+    limit: int = 200,
+    for_update: bool = False,
 ) -> list[Conversation]:
     """Conversations of `source` solved in (solved_after, solved_before], still solved or closed,
-    not merged away, and never surveyed (nor decided against)."""
+    not merged away, and never surveyed (nor decided against).
+
+    `for_update`: for the survey that writes to them; locked as `lookups.conversations_by_id`
+    locks them, so one an agent reopens meanwhile is read reopened (and left out), never
+    written back from the row before.
+    """
     surveyed = select(SatisfactionSurvey.conversation_id).where(SatisfactionSurvey.conversation_id == Conversation.id)
     statement = (
         select(Conversation)
@@ -31,6 +42,8 @@ def due_conversations(
         .order_by(col(Conversation.solved_at), col(Conversation.id))
         .limit(limit)
     )
+    if for_update:
+        statement = statement.with_for_update(key_share=True).execution_options(populate_existing=True)
     return list(session.exec(statement).all())
 
 

@@ -71,10 +71,24 @@ def latest_by_thread_key(*, session: Session, keys: Iterable[tuple[str, str]]) -
     return found
 
 
-def conversations_by_id(*, session: Session, conversation_ids: Iterable[int]) -> dict[int, Conversation]:
+def conversations_by_id(
+    *, session: Session, conversation_ids: Iterable[int], for_update: bool = False
+) -> dict[int, Conversation]:
+    """The conversations with these ids.
+
+    `for_update`: for a caller that changes them from what it reads (ingest bumps the version,
+    recomputes the SLA fields, reopens). On PostgreSQL each row is locked (FOR NO KEY UPDATE, the
+    lock its UPDATE takes anyway) before it is read, in id order, and read as it is once locked,
+    even if the session held an older copy: otherwise an agent's change committed between this
+    read and our UPDATE would be overwritten, version included, and two agents could then both
+    write from the same version. SQLite has no row locks; a write session holds the database's.
+    """
     found: dict[int, Conversation] = {}
     for part in _parts(sorted(set(conversation_ids))):
-        for conversation in session.exec(select(Conversation).where(col(Conversation.id).in_(part))):
+        statement = select(Conversation).where(col(Conversation.id).in_(part)).order_by(col(Conversation.id))
+        if for_update:
+            statement = statement.with_for_update(key_share=True).execution_options(populate_existing=True)
+        for conversation in session.exec(statement):
             found[id_of(conversation)] = conversation
     return found
 

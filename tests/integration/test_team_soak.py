@@ -2,6 +2,12 @@
 
 Afterwards: no lost update, no duplicate reply, every action in the audit log, no "database is
 locked" reaching an agent. AGENTDESK_SOAK_SECONDS shortens the run while developing.
+
+A lost update is checked two ways. Two agents' writes from the same version is what an agent
+sees, but it takes a stale write landing between two agents' commits, so it is rare even when
+writes are being lost. The version count catches every one: each write raises its conversation's
+version by exactly one, so a write computed from a row read before another writer's commit
+leaves the final version short.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from sqlmodel import col, select
 from teamsim import run_team
 
 from agentdesk.store import db
-from agentdesk.store.models import Event, Message
+from agentdesk.store.models import Conversation, Event, Message
 
 SECONDS = float(os.environ.get("AGENTDESK_SOAK_SECONDS", "60"))
 OPTIMISTIC = {"reply", "tag", "status", "priority"}
@@ -42,8 +48,23 @@ def test_a_team_of_eight_agents_and_a_sync_for_a_minute(any_database_url, tmp_pa
         duplicates = [v for v, n in Counter(versions).items() if n > 1]
         assert duplicates == [], f"AD-{conversation_id}: writes from the same version {duplicates}"
 
+    # Every write raised the version by one: an agent's claim, reply or change, a customer's follow-up.
+    writes = Counter(c for _agent, action, c, _ in successes if not action.endswith("-noop"))
+    writes.update(c for _, c in ingest["stored"] if c in result["seed_versions"])
+    expected_versions = {c: version + writes[c] for c, version in result["seed_versions"].items()}
+
     engine = db.open_database(any_database_url)
     with db.read_session(engine) as session:
+        versions = dict(
+            session.exec(
+                select(Conversation.id, Conversation.version).where(col(Conversation.id).in_(list(expected_versions)))
+            ).all()
+        )
+        lost = {
+            f"AD-{c}": expected - versions[c] for c, expected in expected_versions.items() if versions[c] != expected
+        }
+        assert lost == {}, f"version bumps lost (a write from a stale row) per conversation: {lost}"
+
         # No duplicate reply, and no reply lost or invented: the database holds exactly the logged replies.
         replies = session.exec(
             select(Message.conversation_id, Message.author_login).where(Message.direction == "outbound")
