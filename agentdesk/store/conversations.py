@@ -45,11 +45,19 @@ def assignee_of(*, session: Session, conversation_id: int) -> str | None:
     return session.exec(select(Conversation.assignee).where(Conversation.id == conversation_id)).first()
 
 
-def move_messages(*, session: Session, from_id: int, to_id: int) -> int:
-    """Move every message of conversation `from_id` to `to_id`; how many moved."""
-    return session.exec(
-        update(Message).where(col(Message.conversation_id) == from_id).values(conversation_id=to_id)
-    ).rowcount
+def message_ids_of(*, session: Session, conversation_id: int) -> list[int]:
+    """The ids of the conversation's messages (notes included), ascending."""
+    statement = select(Message.id).where(Message.conversation_id == conversation_id).order_by(col(Message.id))
+    return [message_id for message_id in session.exec(statement) if message_id is not None]
+
+
+def move_messages(*, session: Session, from_id: int, to_id: int, message_ids: Sequence[int] | None = None) -> int:
+    """Move every message of conversation `from_id` (or those of `message_ids` that are in it) to
+    `to_id`; how many moved."""
+    statement = update(Message).where(col(Message.conversation_id) == from_id)
+    if message_ids is not None:
+        statement = statement.where(col(Message.id).in_(list(message_ids)))
+    return session.exec(statement.values(conversation_id=to_id)).rowcount
 
 
 def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) -> Iterable[tuple]:
