@@ -104,6 +104,10 @@ class ComposerScreen(Screen):
             self.query_one(Envelope).focus_to()
         else:
             self._load_recipients()
+        if self.kind == "reply" and self.suggested and not self.initial.strip() and not self.open_editor:
+            # Nothing written yet and a template fits: enter takes the suggestion, typing filters,
+            # ctrl+t goes to the text. A draft keeps the text focused.
+            self.query_one("#template-filter", Input).focus()
         if hasattr(self.app, "set_presence"):
             self.app.set_presence(self.thread.conversation_id, "replying")
         if self.open_editor:
