@@ -630,7 +630,7 @@ def merge(desk: Desk, conversation_ids: Sequence[int], target_ref: str) -> list[
             moved = queue_service.merge_conversations(
                 session, source=source, target=target, agent=desk.agent, now=now, policies=desk.policies
             )
-            done.append(f"{ref_of(each)} merged into {ref_of(target_id)} ({moved} messages moved)")
+            done.append(f"{ref_of(each)} merged into {ref_of(target_id)} ({moved} message{'s' * (moved != 1)} moved)")
         session.commit()
     if not done:
         raise InvalidInput("nothing to merge")

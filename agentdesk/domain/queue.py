@@ -211,6 +211,11 @@ def merge_conversations(
     session.flush()
 
     before = {"waiting_since": target.waiting_since, "last_customer_message_at": target.last_customer_message_at}
+    # The SLA clocks are replayed from their recorded events: what the merge makes them record is
+    # forgotten on undo, so both clocks run on as if the merge had not happened.
+    clock_events_before = conversations.last_clock_event_id(
+        session=session, conversation_ids=[id_of(target), id_of(source)]
+    )
     # The customer waits since the older of the two unanswered messages; the newer contact counts.
     waits = [t for t in (source.waiting_since, target.waiting_since) if t is not None]
     target.waiting_since = min(waits) if waits else None
@@ -225,6 +230,7 @@ def merge_conversations(
         "source_tags": sorted(source_tags),
         "drafts": sorted(drafts_moved),
         "target_before": before,
+        "clock_events_before": clock_events_before,
     }
     audit.record(session, agent=agent, action="merge", now=now, conversation_id=target.id, **merged_from)
     audit.record(session, agent=agent, action="merge", now=now, conversation_id=source.id, into=target_ref)
@@ -248,8 +254,8 @@ def unmerge_conversations(
 ) -> int:
     """Undo the merge of `source` into `target` that `merge` (the target's merge event's detail)
     records: the messages, tags and drafts it moved go back, the target's waiting times are what
-    they were, `source` is no longer merged and gets `old_status` back (None: as it is). Both
-    conversations' SLA is recomputed. The caller checks nothing changed since (domain/undo.py),
+    they were, `source` is no longer merged and gets `old_status` back (None: as it is). The SLA
+    clock events recorded since the merge are forgotten and both clocks replayed from before it. The caller checks nothing changed since (domain/undo.py),
     audits and commits. How many messages went back.
     """
     from agentdesk.store.models import Draft
@@ -288,6 +294,10 @@ def unmerge_conversations(
         value = before.get(name)
         setattr(target, name, datetime.fromisoformat(value) if value else None)
     source.merged_into_id = None
+    if "clock_events_before" in merge:
+        conversations.delete_clock_events_after(
+            session=session, conversation_ids=[id_of(target), id_of(source)], after_id=merge["clock_events_before"]
+        )
     if old_status is None or not change(
         session, conversation=source, agent=agent, now=now, policies=policies, status=old_status
     ):

@@ -58,9 +58,11 @@ def undo_last(
         outcome = merge.undo_merge(
             session, event=customer_merge, agent=agent, now=now, conversation_id=id_of(conversation)
         )
+        identities, moved = len(outcome.identities), len(outcome.conversations)
         return [
             f"{ref}: undid your merge of customer {outcome.merged_id} into customer {outcome.kept_id} "
-            f"({len(outcome.identities)} identities, {len(outcome.conversations)} conversations back)"
+            f"({identities} {'identity' if identities == 1 else 'identities'}, "
+            f"{moved} conversation{'s' * (moved != 1)} back)"
         ]
     if mine is None:
         raise InvalidInput(f"{ref}: you have no change to undo here")
@@ -202,5 +204,7 @@ def _undo_merge(
             out_of=ref_of(id_of(target)),
             messages=moved,
         )
-        lines.append(f"{merged['from']}: undid your merge into {ref_of(id_of(target))} ({moved} messages back)")
+        lines.append(
+            f"{merged['from']}: undid your merge into {ref_of(id_of(target))} ({moved} message{'s' * (moved != 1)} back)"
+        )
     return list(reversed(lines))

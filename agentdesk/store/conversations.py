@@ -77,6 +77,27 @@ def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) ->
     )
 
 
+def last_clock_event_id(*, session: Session, conversation_ids: Sequence[int]) -> int:
+    """The id of the latest SLA clock event recorded on these conversations (0: none)."""
+    from sqlalchemy import func
+
+    return (
+        session.exec(
+            select(func.max(SlaClockEvent.id)).where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
+        ).one()
+        or 0
+    )
+
+
+def delete_clock_events_after(*, session: Session, conversation_ids: Sequence[int], after_id: int) -> None:
+    """Forget the SLA clock events of these conversations recorded after event `after_id`."""
+    session.exec(
+        delete(SlaClockEvent).where(
+            col(SlaClockEvent.conversation_id).in_(list(conversation_ids)), col(SlaClockEvent.id) > after_id
+        )
+    )
+
+
 def open_conversations_page(*, session: Session, after_id: int, limit: int) -> list[Conversation]:
     """The next `limit` conversations after `after_id` (id order) not solved, closed or merged away."""
     return list(

@@ -83,6 +83,14 @@ def _state(engine, conversation_id: int) -> dict:
             "waiting_since": conversation.waiting_since,
             "last_customer_message_at": conversation.last_customer_message_at,
             "customer": conversation.customer_id,
+            "sla": (
+                conversation.sla_policy,
+                conversation.first_response_due,
+                conversation.next_response_due,
+                conversation.resolution_due,
+                conversation.queue_due,
+                conversation.warning_at,
+            ),
             "drafts": {
                 (d.agent, d.body) for d in session.exec(select(Draft).where(Draft.conversation_id == conversation_id))
             },
@@ -212,7 +220,7 @@ def test_undo_of_a_customer_merge_from_either_conversation(desk, team_settings, 
 
     assert done == [
         f"{ref_a if side == 'a' else ref_b}: undid your merge of customer {merged.merged_id} into customer "
-        f"{merged.kept_id} (1 identities, 1 conversations back)"
+        f"{merged.kept_id} (1 identity, 1 conversation back)"
     ]
     assert _customers(desk.engine) == before
     with Session(desk.engine) as session:

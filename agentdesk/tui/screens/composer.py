@@ -85,7 +85,7 @@ class ComposerScreen(Screen):
                 yield TextArea(self.initial, id="body", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
                 yield Static("", id="composer-warnings")
             with Vertical(id="composer-side"):
-                yield Input(placeholder="filter templates", id="template-filter")
+                yield Input(placeholder="type to filter, enter to use", id="template-filter")
                 yield OptionList(id="templates")
         yield KeyFooter(compact=True)
 
