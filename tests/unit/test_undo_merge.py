@@ -257,3 +257,23 @@ def test_the_undo_command_exits_3_with_the_reason(config_file, engine, policies,
     err = capsys.readouterr().err
     assert code == 3
     assert err.strip().count("\n") == 0 and "changed since your merge" in err and "dana" in err
+
+
+def test_a_merge_recorded_before_undo_existed_is_refused_with_what_to_do(config_file, engine, policies):
+    desk = Desk(config.load(config_file), agent="tester", now=lambda: FIXED_NOW)
+    kept = ingest(engine, policies, inbound(at=FIXED_NOW - timedelta(hours=3), external_id="k1@velo.example"))
+    merged = ingest(
+        engine, policies, inbound(at=FIXED_NOW - timedelta(hours=2), subject="Other", external_id="o1@velo.example")
+    )
+    conversations.merge(desk, [merged.conversation_id], f"AD-{kept.conversation_id}")
+    with Session(engine) as session:  # as an older agentdesk wrote it
+        event = session.exec(
+            select(Event).where(Event.action == "merge", Event.conversation_id == kept.conversation_id)
+        ).one()
+        event.detail = json.dumps({"from": f"AD-{merged.conversation_id}", "messages": 1, "tags": []})
+        session.add(event)
+        session.commit()
+    with pytest.raises(InvalidInput, match="agentdesk move"):
+        undo.undo(Desk(desk.settings, agent="tester", now=lambda: LATER), f"AD-{merged.conversation_id}")
+    with Session(engine) as session:
+        assert session.get(Conversation, merged.conversation_id).merged_into_id == kept.conversation_id
