@@ -218,11 +218,18 @@ def describe_event(action: str, detail_json: str) -> str:
     if action == "macro":
         return f"ran macro {detail.get('name')}"
     if action == "undo":
+        if detail.get("separated"):
+            return f"undid the merge of {detail['separated']}: its messages went back"
+        if detail.get("out_of"):
+            return f"undid the merge into {detail['out_of']}: the messages are back here"
         return "undid " + ", ".join(detail.get("undone") or [])
     if action == "unsend":
         return "took back a reply before it was sent"
     if action == "merge":
-        return "merged " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items()))
+        if detail.get("into"):
+            return f"merged into {detail['into']}"
+        tags = f", tags {' '.join(detail['tags'])}" if detail.get("tags") else ""
+        return f"merged {detail.get('from')} into this ({detail.get('messages', 0)} messages{tags})"
     if action == "csat":
         rating = int(detail.get("rating") or 0)
         comment = f" “{detail['comment']}”" if detail.get("comment") else ""
@@ -648,7 +655,7 @@ def merge(desk: Desk, conversation_ids: Sequence[int], target_ref: str) -> list[
             moved = queue_service.merge_conversations(
                 session, source=source, target=target, agent=desk.agent, now=now, policies=desk.policies
             )
-            done.append(f"{ref_of(each)} merged into {ref_of(target_id)} ({moved} messages moved)")
+            done.append(f"{ref_of(each)} merged into {ref_of(target_id)} ({moved} message{'s' * (moved != 1)} moved)")
         session.commit()
     if not done:
         raise InvalidInput("nothing to merge")

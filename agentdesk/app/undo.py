@@ -9,9 +9,10 @@ from agentdesk.domain import queue as queue_service
 
 
 def undo(desk: Desk, ref: Ref) -> list[str]:
-    """Undo this agent's latest status, priority, assignment, tag, snooze or spam change of the
-    conversation, in one transaction; `errors.Conflict` when anyone changed it since (see
-    `domain.undo`), `errors.InvalidInput` when there is nothing of this agent's to undo."""
+    """Undo this agent's latest status, priority, assignment, tag, snooze, spam or merge change of
+    the conversation (a conversation merge from either side, or a customer merge that touched it),
+    in one transaction; `errors.Conflict` when anything changed since (see `domain.undo`),
+    `errors.InvalidInput` when there is nothing of this agent's to undo."""
     from agentdesk.domain import undo as undo_rules
 
     with desk.writing, desk.write() as session:

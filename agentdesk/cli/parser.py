@@ -266,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     undoing = command(
         "undo",
         conversations.cmd_undo,
-        "undo your last status, priority, assignment, tag, snooze or spam change of a conversation "
-        "(exit 3 if anyone changed it since)",
+        "undo your last status, priority, assignment, tag, snooze, spam or merge change of a conversation "
+        "(a merge from either side's ref, a customer merge too; exit 3 if anything changed since)",
     )
     undoing.add_argument("ref", metavar="REF")
     undoing.add_argument("--json", action="store_true", help="print what was undone as JSON")

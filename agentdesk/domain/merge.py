@@ -18,10 +18,10 @@ from datetime import datetime
 from sqlmodel import Session
 
 from agentdesk.domain import audit, customers
-from agentdesk.errors import InvalidInput, NotFound
+from agentdesk.errors import Conflict, InvalidInput, NotFound
 from agentdesk.store import customers as customer_store
 from agentdesk.store import lookups, queries, threads
-from agentdesk.store.models import Customer, Event, id_of, ref_of
+from agentdesk.store.models import Conversation, Customer, Event, id_of, ref_of
 
 MERGE = "customer_merge"
 UNMERGE = "customer_unmerge"
@@ -181,3 +181,44 @@ def unmerge_by_ref(session: Session, *, ref: str, agent: str, now: datetime) -> 
                 session, merged_id=id_of(merged), agent=agent, now=now, conversation_id=conversation.id
             )
     raise NotFound(f"{ref_of(id_of(conversation))} did not come to its customer through a merge; nothing to undo")
+
+
+def latest_merge_by(session: Session, *, agent: str, conversation: Conversation) -> Event | None:
+    """`agent`'s latest customer merge that touched the conversation: one that merged its customer
+    into another (its conversations moved) or another customer into its customer; None without."""
+    for event in customer_store.events_newest_first(session=session, action=MERGE, agent=agent):
+        detail = json.loads(event.detail)
+        if detail.get("into") == conversation.customer_id or conversation.id in detail.get("conversation_ids", []):
+            return event
+    return None
+
+
+def undo_merge(session: Session, *, event: Event, agent: str, now: datetime, conversation_id: int) -> MergeOutcome:
+    """Undo the customer merge `event` (`agentdesk undo REF`, REF of either customer) in the
+    caller's transaction; `Conflict` when anything happened to either customer since (another
+    merge, an unmerge, an identity linked): look again instead of splitting what you have not seen."""
+    detail = json.loads(event.detail)
+    keep_id, merged_id = detail["into"], detail["merged"]
+    merged = session.get(Customer, merged_id)
+    assert merged is not None, "customers are never deleted"
+    later = customer_store.customer_events_after(
+        session=session, customer_ids=[keep_id, merged_id], after_id=id_of(event)
+    )
+    later += [
+        e
+        for e in customer_store.events_newest_first(session=session, action=(MERGE, UNMERGE), after_id=id_of(event))
+        if json.loads(e.detail).get("into") in (keep_id, merged_id) or json.loads(e.detail).get("out_of") == keep_id
+    ]
+    if merged.merged_into_id is None and any(
+        e.action == UNMERGE and json.loads(e.detail).get("undoes") == event.id for e in later
+    ):
+        raise InvalidInput(f"customer {merged_id} was separated from customer {keep_id} already; nothing to undo")
+    if later:
+        first = min(later, key=id_of)
+        raise Conflict(
+            f"customer {keep_id} or {merged_id} changed since your merge ({first.action.replace('_', ' ')} "
+            f"by {first.agent}); not undone — look at them again (`agentdesk customer unmerge` still separates them)"
+        )
+    if merged.merged_into_id != keep_id:
+        raise Conflict(f"customer {merged_id} is no longer merged into customer {keep_id}; not undone")
+    return unmerge_customer(session, merged_id=merged_id, agent=agent, now=now, conversation_id=conversation_id)

@@ -167,6 +167,10 @@ def merge_conversations(
     """Merge `source` into `target`: its messages (notes included) and tags move over, `source` is
     closed with `merged_into_id` set, both get an audit event, and the target's SLA is recomputed.
     Return how many messages moved. The caller commits.
+
+    The target's event records everything the merge moved or overwrote (the messages' ids, the
+    source's tags, the drafts that followed, the target's waiting times before), which is what
+    makes `unmerge_conversations` exact.
     """
     from agentdesk.store.models import Draft
 
@@ -180,13 +184,16 @@ def merge_conversations(
     if source.merged_into_id is not None:
         raise InvalidInput(f"{source_ref} was already merged into {ref_of(source.merged_into_id)}")
 
+    message_ids = conversations.message_ids_of(session=session, conversation_id=id_of(source))
     moved = conversations.move_messages(session=session, from_id=id_of(source), to_id=id_of(target))
     target_tags = _tags(session, id_of(target))
     source_tags = _tags(session, id_of(source))
     for tag in sorted(source_tags - target_tags):
         session.add(ConversationTag(conversation_id=id_of(target), tag=tag))
     conversations.delete_tags(session=session, conversation_id=id_of(source))
-    # A draft on the source follows it unless the agent already has one on the target.
+    # A draft on the source follows it unless the agent already has one on the target; then it
+    # stays where it is (on the merged conversation), so no text is lost.
+    drafts_moved = []
     for draft in collaboration.drafts_on(session=session, conversation_id=id_of(source)):
         if session.get(Draft, (target.id, draft.agent)) is None:
             session.add(
@@ -199,20 +206,101 @@ def merge_conversations(
                     updated_at=draft.updated_at,
                 )
             )
-        session.delete(draft)
+            session.delete(draft)
+            drafts_moved.append(draft.agent)
     session.flush()
 
+    before = {"waiting_since": target.waiting_since, "last_customer_message_at": target.last_customer_message_at}
+    # The SLA clocks are replayed from their recorded events: what the merge makes them record is
+    # forgotten on undo, so both clocks run on as if the merge had not happened.
+    clock_events_before = conversations.last_clock_event_id(
+        session=session, conversation_ids=[id_of(target), id_of(source)]
+    )
     # The customer waits since the older of the two unanswered messages; the newer contact counts.
     waits = [t for t in (source.waiting_since, target.waiting_since) if t is not None]
     target.waiting_since = min(waits) if waits else None
     contacts = [t for t in (source.last_customer_message_at, target.last_customer_message_at) if t is not None]
     target.last_customer_message_at = max(contacts) if contacts else None
 
-    merged_from: dict[str, Any] = {"from": source_ref, "messages": moved, "tags": sorted(source_tags - target_tags)}
+    merged_from: dict[str, Any] = {
+        "from": source_ref,
+        "messages": moved,
+        "tags": sorted(source_tags - target_tags),
+        "message_ids": message_ids,
+        "source_tags": sorted(source_tags),
+        "drafts": sorted(drafts_moved),
+        "target_before": before,
+        "clock_events_before": clock_events_before,
+    }
     audit.record(session, agent=agent, action="merge", now=now, conversation_id=target.id, **merged_from)
     audit.record(session, agent=agent, action="merge", now=now, conversation_id=source.id, into=target_ref)
     source.merged_into_id = target.id
     if not change(session, conversation=source, agent=agent, now=now, policies=policies, status="closed"):
         touch(session, conversation=source, policies=policies, tags=set(), now=now)
     touch(session, conversation=target, policies=policies, tags=source_tags | target_tags, now=now)
+    return moved
+
+
+def unmerge_conversations(
+    session: Session,
+    *,
+    source: Conversation,
+    target: Conversation,
+    merge: dict[str, Any],
+    old_status: str | None,
+    agent: str,
+    now: datetime,
+    policies: clocks.Policies,
+) -> int:
+    """Undo the merge of `source` into `target` that `merge` (the target's merge event's detail)
+    records: the messages, tags and drafts it moved go back, the target's waiting times are what
+    they were, `source` is no longer merged and gets `old_status` back (None: as it is). The SLA
+    clock events recorded since the merge are forgotten and both clocks replayed from before it. The caller checks nothing changed since (domain/undo.py),
+    audits and commits. How many messages went back.
+    """
+    from agentdesk.store.models import Draft
+
+    if source.merged_into_id != target.id:
+        raise InvalidInput(f"{ref_of(id_of(source))} is not merged into {ref_of(id_of(target))}")
+    if "message_ids" not in merge:
+        raise InvalidInput(
+            f"{ref_of(id_of(source))} was merged before agentdesk recorded what a merge moves; "
+            f"move its messages back one by one (`agentdesk move {ref_of(id_of(target))} N --to {ref_of(id_of(source))}`)"
+        )
+    moved = conversations.move_messages(
+        session=session, from_id=id_of(target), to_id=id_of(source), message_ids=merge["message_ids"]
+    )
+    for tag in merge.get("tags", []):
+        conversations.delete_tags(session=session, conversation_id=id_of(target), tag=tag)
+    for tag in merge.get("source_tags", []):
+        session.add(ConversationTag(conversation_id=id_of(source), tag=tag))
+    for agent_login in merge.get("drafts", []):
+        draft = session.get(Draft, (target.id, agent_login))
+        if draft is not None and session.get(Draft, (source.id, agent_login)) is None:
+            session.add(
+                Draft(
+                    conversation_id=id_of(source),
+                    agent=draft.agent,
+                    kind=draft.kind,
+                    body=draft.body,
+                    base_version=source.version,
+                    updated_at=draft.updated_at,
+                )
+            )
+            session.delete(draft)
+    session.flush()
+    before = merge.get("target_before", {})
+    for name in ("waiting_since", "last_customer_message_at"):
+        value = before.get(name)
+        setattr(target, name, datetime.fromisoformat(value) if value else None)
+    source.merged_into_id = None
+    if "clock_events_before" in merge:
+        conversations.delete_clock_events_after(
+            session=session, conversation_ids=[id_of(target), id_of(source)], after_id=merge["clock_events_before"]
+        )
+    if old_status is None or not change(
+        session, conversation=source, agent=agent, now=now, policies=policies, status=old_status
+    ):
+        touch(session, conversation=source, policies=policies, now=now)
+    touch(session, conversation=target, policies=policies, now=now)
     return moved

@@ -45,11 +45,19 @@ def assignee_of(*, session: Session, conversation_id: int) -> str | None:
     return session.exec(select(Conversation.assignee).where(Conversation.id == conversation_id)).first()
 
 
-def move_messages(*, session: Session, from_id: int, to_id: int) -> int:
-    """Move every message of conversation `from_id` to `to_id`; how many moved."""
-    return session.exec(
-        update(Message).where(col(Message.conversation_id) == from_id).values(conversation_id=to_id)
-    ).rowcount
+def message_ids_of(*, session: Session, conversation_id: int) -> list[int]:
+    """The ids of the conversation's messages (notes included), ascending."""
+    statement = select(Message.id).where(Message.conversation_id == conversation_id).order_by(col(Message.id))
+    return [message_id for message_id in session.exec(statement) if message_id is not None]
+
+
+def move_messages(*, session: Session, from_id: int, to_id: int, message_ids: Sequence[int] | None = None) -> int:
+    """Move every message of conversation `from_id` (or those of `message_ids` that are in it) to
+    `to_id`; how many moved."""
+    statement = update(Message).where(col(Message.conversation_id) == from_id)
+    if message_ids is not None:
+        statement = statement.where(col(Message.id).in_(list(message_ids)))
+    return session.exec(statement.values(conversation_id=to_id)).rowcount
 
 
 def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) -> Iterable[tuple]:
@@ -66,6 +74,27 @@ def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) ->
         )
         .where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
         .order_by(col(SlaClockEvent.conversation_id), col(SlaClockEvent.id))
+    )
+
+
+def last_clock_event_id(*, session: Session, conversation_ids: Sequence[int]) -> int:
+    """The id of the latest SLA clock event recorded on these conversations (0: none)."""
+    from sqlalchemy import func
+
+    return (
+        session.exec(
+            select(func.max(SlaClockEvent.id)).where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
+        ).one()
+        or 0
+    )
+
+
+def delete_clock_events_after(*, session: Session, conversation_ids: Sequence[int], after_id: int) -> None:
+    """Forget the SLA clock events of these conversations recorded after event `after_id`."""
+    session.exec(
+        delete(SlaClockEvent).where(
+            col(SlaClockEvent.conversation_id).in_(list(conversation_ids)), col(SlaClockEvent.id) > after_id
+        )
     )
 
 

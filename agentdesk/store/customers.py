@@ -36,9 +36,27 @@ def latest_customer_event(*, session: Session, action: str, customer_id: int) ->
     ).first()
 
 
-def events_newest_first(*, session: Session, action: str) -> list[Event]:
-    """Every `action` event, newest first."""
-    return list(session.exec(select(Event).where(Event.action == action).order_by(col(Event.id).desc())).all())
+def events_newest_first(
+    *, session: Session, action: str | Sequence[str], agent: str | None = None, after_id: int = 0
+) -> list[Event]:
+    """Every `action` event (of one of these actions), of `agent` when given, after the event
+    `after_id`, newest first."""
+    actions = [action] if isinstance(action, str) else list(action)
+    statement = select(Event).where(col(Event.action).in_(actions), col(Event.id) > after_id)
+    if agent is not None:
+        statement = statement.where(Event.agent == agent)
+    return list(session.exec(statement.order_by(col(Event.id).desc())).all())
+
+
+def customer_events_after(*, session: Session, customer_ids: Sequence[int], after_id: int) -> list[Event]:
+    """The events recorded on these customers after the event `after_id`, oldest first."""
+    return list(
+        session.exec(
+            select(Event)
+            .where(col(Event.customer_id).in_(list(customer_ids)), col(Event.id) > after_id)
+            .order_by(col(Event.id))
+        ).all()
+    )
 
 
 def identity_of_kind(*, session: Session, customer_id: int, kind: str) -> Identity | None:

@@ -191,7 +191,7 @@ ACTIONS: tuple[Action, ...] = (
         "main",
         "Act",
         help="Take back the reply still in its undo window (the composer reopens with it), or undo your "
-        "last status, assignment, tag, snooze, priority or spam change",
+        "last status, assignment, tag, snooze, priority, spam or merge change",
     ),
     Action(
         "send_now",

@@ -73,7 +73,8 @@ def make_app(demo_settings):
         kwargs.setdefault("presence", False)  # tests about presence switch it on
         kwargs.setdefault("sync", False)  # tests of the TUI's own sync (against real servers) switch it on
         kwargs.setdefault("agent", AGENT)
-        app = AgentDeskApp(settings or demo_settings, now=frozen, **kwargs)
+        kwargs.setdefault("now", frozen)  # a test that moves time passes its own clock
+        app = AgentDeskApp(settings or demo_settings, **kwargs)
         app.CURSOR_BLINK = False
         return app
 

@@ -74,7 +74,8 @@ async def test_reply_with_suggested_template_then_pending(make_app, demo_setting
         assert isinstance(composer, ComposerScreen)
         assert composer.suggested, "a demo thread always shares words with some template"
         suggested_name = composer.suggested[0][0].name
-        await pilot.press("ctrl+t")  # the template filter; the best suggestion is highlighted
+        # Nothing written yet: the composer opens on the template filter, the best suggestion highlighted.
+        assert composer.focused is composer.query_one("#template-filter")
         await pilot.press("enter")
         body = composer.query_one("#body")
         assert "Best," in body.text
@@ -143,6 +144,7 @@ async def test_draft_survives_restart(make_app):
         row = current(app)
         await pilot.press("r")
         await settle(pilot, app)
+        await pilot.press("ctrl+t")  # from the suggested templates to the text
         await pilot.press(*"half a thought")
         await pilot.press("escape")
         await settle(pilot, app)
@@ -481,7 +483,8 @@ async def test_a_template_that_cannot_render_is_reported_in_the_composer_and_the
         assert isinstance(composer, ComposerScreen)
         body = composer.query_one("#body")
         body.load_text("My own words so far")
-        await pilot.press("ctrl+t", *"broken", "enter")
+        composer.query_one("#template-filter").focus()
+        await pilot.press(*"broken", "enter")
         await settle(pilot, app)
         assert app.screen is composer  # still writing: nothing crashed, nothing closed
         assert body.text == "My own words so far"

@@ -35,10 +35,27 @@ def test_composer(snap_compare, make_app, size):
             if getattr(pilot.app.screen, "suggested_articles", None):
                 break
             await pilot.pause(0.05)
-        await pilot.press("ctrl+t", "enter")
+        # With nothing written and a suggestion, the composer opens on the template filter.
+        assert pilot.app.screen.focused.id == "template-filter"
+        await pilot.press("enter")
         await settle(pilot, pilot.app)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_composer)
+
+
+def test_queue_row_counts_down_a_held_reply(snap_compare, make_app, demo_settings):
+    """A reply in its undo window: the header and the conversation's row count down (frozen clock)."""
+    demo_settings.ui.undo_send_seconds = 10
+
+    async def send_held(pilot) -> None:
+        await settle(pilot, pilot.app)
+        await pilot.press("r")
+        await settle(pilot, pilot.app)
+        pilot.app.screen.query_one("#body").load_text("On its way.")
+        await pilot.press("ctrl+s")
+        await settle(pilot, pilot.app)
+
+    assert snap_compare(make_app(demo_settings), terminal_size=(120, 40), run_before=send_held)
 
 
 @pytest.mark.parametrize("size", SIZES)

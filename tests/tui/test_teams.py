@@ -104,6 +104,7 @@ async def test_reply_on_changed_conversation_warns_then_sends(make_app, demo_set
         row = app.main.queue.current_row
         await pilot.press("r")
         await settle(pilot, app)
+        app.screen.query_one("#body").focus()  # it opened on the suggested templates
         await pilot.press(*"We are on it")
         _customer_writes(demo_settings, row.id, "Actually it works now, never mind!")
         await pilot.press("ctrl+s")
@@ -135,6 +136,7 @@ async def test_reply_after_colleague_replied_can_send_anyway(make_app, demo_sett
         row = app.main.queue.current_row
         await pilot.press("r")
         await settle(pilot, app)
+        app.screen.query_one("#body").focus()  # it opened on the suggested templates
         await pilot.press(*"Second answer")
         engine = engine_of(demo_settings)
         with db.write_session(engine) as session:

@@ -233,3 +233,31 @@ async def test_replies_nothing_delivers_for_a_minute_are_said_in_the_header(make
     async with app.run_test(size=(200, 40)) as pilot:
         await settle(pilot, app)
         assert "not sent" not in app.main.query_one("Masthead").header
+
+
+async def test_ctrl_z_after_a_merge_separates_the_conversations_again(make_app, demo_settings):
+    from agentdesk.tui.screens.dialogs import PromptScreen
+
+    app = make_app(demo_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        notes = _notes(app)
+        queue = app.main.queue
+        source, target = queue.row_at(0), queue.row_at(1)
+        with Session(engine_of(demo_settings)) as session:
+            messages = set(session.exec(select(Message.id).where(Message.conversation_id == source.id)).all())
+        before = _state(demo_settings, source.id), _state(demo_settings, target.id)
+        await pilot.press("m")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*target.ref, "enter")
+        await settle(pilot, app)
+        with Session(engine_of(demo_settings)) as session:
+            assert session.get(Conversation, source.id).merged_into_id == target.id
+        await pilot.press("ctrl+z")
+        await settle(pilot, app)
+        assert any(f"{source.ref}: undid your merge into {target.ref}" in note for note in notes), notes
+        assert any(queue.row_at(i).id == source.id for i in range(queue.count)), "back in the queue"
+    with Session(engine_of(demo_settings)) as session:
+        assert session.get(Conversation, source.id).merged_into_id is None
+        assert set(session.exec(select(Message.id).where(Message.conversation_id == source.id)).all()) == messages
+    assert (_state(demo_settings, source.id), _state(demo_settings, target.id)) == before

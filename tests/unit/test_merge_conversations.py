@@ -112,3 +112,16 @@ def test_merge_refuses_itself_and_merged_ones(engine, policies, pair):
         merge(engine, policies, target_id, source_id)  # the source is merged: not a target
     with pytest.raises(InvalidInput, match="already merged"):
         merge(engine, policies, source_id, target_id)
+
+
+def test_a_draft_that_cannot_follow_a_merge_stays_on_the_merged_conversation(engine, policies, pair):
+    target_id, source_id = pair
+    with db.write_session(engine) as session:
+        session.add(
+            Draft(conversation_id=target_id, agent="dana", body="my answer here", base_version=1, updated_at=NOW)
+        )
+        session.commit()
+    merge(engine, policies, source_id, target_id)
+    with db.read_session(engine) as session:
+        assert session.get(Draft, (target_id, "dana")).body == "my answer here"
+        assert session.get(Draft, (source_id, "dana")).body == "half a reply", "kept, not dropped"

@@ -85,7 +85,7 @@ class ComposerScreen(Screen):
                 yield TextArea(self.initial, id="body", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
                 yield Static("", id="composer-warnings")
             with Vertical(id="composer-side"):
-                yield Input(placeholder="filter templates", id="template-filter")
+                yield Input(placeholder="type to filter, enter to use", id="template-filter")
                 yield OptionList(id="templates")
         yield KeyFooter(compact=True)
 
@@ -104,6 +104,10 @@ class ComposerScreen(Screen):
             self.query_one(Envelope).focus_to()
         else:
             self._load_recipients()
+        if self.kind == "reply" and self.suggested and not self.initial.strip() and not self.open_editor:
+            # Nothing written yet and a template fits: enter takes the suggestion, typing filters,
+            # ctrl+t goes to the text. A draft keeps the text focused.
+            self.query_one("#template-filter", Input).focus()
         if hasattr(self.app, "set_presence"):
             self.app.set_presence(self.thread.conversation_id, "replying")
         if self.open_editor:

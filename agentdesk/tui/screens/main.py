@@ -717,7 +717,7 @@ class MainScreen(AttachmentKeys, WorkdayKeys, Screen):
 
         def entered(value: str | None) -> None:
             if value and value.strip():
-                self._act(lambda: conversations.merge(self.desk, ids, value))
+                self._act(lambda: self._merge(ids, value))
 
         self.app.push_screen(PromptScreen(f"Merge {self._describe(ids)} into", hint=hint), entered)
 

@@ -13,12 +13,16 @@ if TYPE_CHECKING:
 
     from agentdesk.app.conversations import Thread
     from agentdesk.app.desk import Desk
+    from agentdesk.tui.widgets.queue_view import QueueView
     from agentdesk.tui.widgets.thread_view import ThreadView
 
     class MainScreenParts(Screen):
         desk: Desk
         now: Callable[[], datetime]
         thread: Thread | None
+
+        @property
+        def queue(self) -> QueueView: ...
 
         @property
         def thread_view(self) -> ThreadView: ...

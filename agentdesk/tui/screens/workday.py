@@ -8,10 +8,12 @@ the composer with its text, which the withdrawal saved as the agent's draft.
 
 from __future__ import annotations
 
-import time
+import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from textual import work
+from textual.timer import Timer
 
 from agentdesk.app import conversations
 from agentdesk.app import macros as macro_actions
@@ -25,21 +27,33 @@ from agentdesk.tui.screens.main_parts import MainScreenParts
 class HeldSend:
     conversation_id: int
     message_id: int
-    until: float  # time.monotonic() when the delivery may take it
+    until: datetime  # when the delivery may take it (the app's clock, as the outbox row's due time)
 
 
 class WorkdayKeys(MainScreenParts):
-    """Mixed into the main screen, which has `desk`, `thread`, `_targets`, `_act` and the masthead."""
+    """Mixed into the main screen, which has `desk`, `now`, `queue`, `thread`, `_targets`, `_act` and
+    the masthead."""
 
     held: HeldSend | None = None
     last_changed: list[int] | None = None  # what this TUI changed last (for ctrl+z)
+    _countdown: Timer | None = None
+
+    # --- a merge, undone as one ------------------------------------------------------------------------
+
+    def _merge(self, ids: list[int], target: str) -> list[str]:
+        """In the actions worker: merge, then let ctrl+z take the whole merge back (undoing it from
+        one merged conversation separates every one this merge moved)."""
+        lines = conversations.merge(self.desk, ids, target)
+        kept = conversations.conversation_id(target.strip())
+        self.last_changed = [next(i for i in ids if i != kept)]
+        return lines
 
     # --- the undo window of a send -------------------------------------------------------------------
 
     def hold_send(self, conversation_id: int, message_id: int, seconds: float) -> None:
-        """A reply just sent waits `seconds`: count down in the header until it is gone."""
-        self.held = HeldSend(conversation_id, message_id, time.monotonic() + seconds)
-        self._countdown = getattr(self, "_countdown", None)
+        """A reply just sent waits `seconds`: count down in the header and on its row until it is gone."""
+        self.held = HeldSend(conversation_id, message_id, self.now() + timedelta(seconds=seconds))
+        self.queue.show_sending(conversation_id, seconds)
         if self._countdown is None:
             self._countdown = self.set_interval(1.0, self._tick_countdown)
         self._tick_countdown()
@@ -48,15 +62,24 @@ class WorkdayKeys(MainScreenParts):
         """Seconds left in the current send's undo window (0: none)."""
         if self.held is None:
             return 0
-        left = self.held.until - time.monotonic()
-        return max(0, int(left + 0.999))
+        return max(0, math.ceil((self.held.until - self.now()).total_seconds()))
 
     def _tick_countdown(self) -> None:
         if self.held is not None and self.held_left() == 0:
             self.held = None
             if hasattr(self.app, "deliver_now"):
                 self.app.deliver_now()  # its window is over: the delivery need not wait for its next pass
+        if self.held is None and self._countdown is not None:
+            self._countdown.stop()  # nothing counts down: no timer
+            self._countdown = None
         self.show_header_again()
+
+    def _release(self, conversation_id: int) -> None:
+        """The held reply was taken back or sent at once: no countdown for it any more."""
+        if self.held is not None and self.held.conversation_id == conversation_id:
+            self.held = None
+        self.queue.show_sending(conversation_id, 0)
+        self._tick_countdown()
 
     def held_part(self) -> str:
         left = self.held_left()
@@ -66,8 +89,8 @@ class WorkdayKeys(MainScreenParts):
 
     def action_undo(self) -> None:
         if self.held is not None and self.held_left():
-            held, self.held = self.held, None
-            self.show_header_again()
+            held = self.held
+            self._release(held.conversation_id)
             self._withdraw(held)
             return
         if not self.last_changed:
@@ -97,9 +120,8 @@ class WorkdayKeys(MainScreenParts):
         if not ids:
             self.notify("no conversation selected", severity="warning")
             return
-        if self.held is not None and self.held.conversation_id in ids:
-            self.held = None
-            self.show_header_again()
+        for conversation_id in ids:
+            self._release(conversation_id)
 
         def send() -> list[str]:
             lines = [conversations.send_now(self.desk, each) for each in ids]

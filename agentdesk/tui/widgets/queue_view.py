@@ -7,15 +7,18 @@ its message arrives. A reload (a search, a change by another process) fetches th
 cursor row's new position and the windows on screen in one worker, then swaps them in at once, so
 the list never flickers and the cursor stays on the conversation it was on.
 
-Hold times and SLA badges tick once a second by refreshing only their columns.
+Hold times and SLA badges tick once a second by refreshing only their columns. A reply waiting out
+its undo window counts down at the start of its row's subject (`↶ 7 s`): the screen says when it
+was sent (`show_sending`), and a timer that runs only while a countdown does redraws those rows.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -26,6 +29,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 
 from agentdesk.app import queue as queue_actions
 from agentdesk.app.desk import Desk
@@ -87,10 +91,13 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         "queue--high",
         "queue--draft",
         "queue--presence",
+        "queue--sending",
     }
 
     DEFAULT_CSS = """
-    QueueView { background: $surface; }
+    /* Rows are cut to the width: a horizontal scrollbar would only cover the last row (the
+       cursor's, after it moved down a page). */
+    QueueView { background: $surface; overflow-x: hidden; }
     QueueView > .queue--header { text-style: bold; color: $text-muted; background: $panel; }
     QueueView > .queue--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
     QueueView > .queue--cursor-blurred { background: $block-cursor-blurred-background; }
@@ -104,6 +111,7 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
     QueueView > .queue--high { color: $text-warning; }
     QueueView > .queue--draft { color: $text-accent; }
     QueueView > .queue--presence { color: $text-warning; text-style: bold; }
+    QueueView > .queue--sending { color: $text-warning; text-style: bold; }
     """
 
     WINDOW = 100
@@ -172,6 +180,9 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}
         self._strips: dict[tuple, list[Segment]] = {}
         self.presence: dict[int, str] = {}  # other agents on a row's conversation: "Dana is replying"
+        # A reply of this agent's in its undo window: conversation id -> when delivery may take it.
+        self.sending: dict[int, datetime] = {}
+        self._sending_timer: Timer | None = None
         # Under "Nothing here." when a new desk has neither a source nor a conversation: how it gets
         # some (read by a worker when a view comes back empty).
         self.empty_hint: tuple[str, ...] = ()
@@ -493,6 +504,42 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
             self.presence = presence
             self.refresh()  # the strip cache is keyed on the presence text, so only those rows change
 
+    def show_sending(self, conversation_id: int, seconds: float) -> None:
+        """Count down on the conversation's row for `seconds` (0: stop, the reply was taken back or
+        sent at once)."""
+        if seconds > 0:
+            self.sending[conversation_id] = self.now() + timedelta(seconds=seconds)
+        elif self.sending.pop(conversation_id, None) is None:
+            return
+        self._redraw_rows({conversation_id})
+        if self.sending and self._sending_timer is None:
+            self._sending_timer = self.set_interval(1.0, self._tick_sending)
+
+    def sending_left(self, conversation_id: int) -> int:
+        """Whole seconds until the conversation's held reply goes to delivery (0: none waits)."""
+        until = self.sending.get(conversation_id)
+        if until is None:
+            return 0
+        return max(0, math.ceil((until - self.now()).total_seconds()))
+
+    def _tick_sending(self) -> None:
+        counting = set(self.sending)
+        for conversation_id in counting:
+            if not self.sending_left(conversation_id):
+                del self.sending[conversation_id]
+        self._redraw_rows(counting)
+        if not self.sending and self._sending_timer is not None:
+            self._sending_timer.stop()
+            self._sending_timer = None
+
+    def _redraw_rows(self, conversation_ids: set[int]) -> None:
+        """Redraw the rows on screen of these conversations (from the cached windows: no query)."""
+        top = int(self.scroll_offset.y)
+        for index in range(top, min(top + self.page_rows, self.count)):
+            row = self.row_at(index)
+            if row is not None and row.id in conversation_ids:
+                self._refresh_row(index)
+
     def clear_marks(self) -> None:
         self.marked.clear()
         self.refresh()
@@ -588,18 +635,26 @@ class QueueView(LazyComponentStyles, ScrollView, can_focus=True):
         columns = self.columns
         # Everything but the clocks only changes with the row itself: cache it, draw the clocks live.
         present = self.presence.get(row.id, "")
-        key = (row.id, row.version, row.has_draft, row.bounced, cursor, marked, focused, width, present)
+        left = self.sending_left(row.id) if self.sending else 0
+        key = (row.id, row.version, row.has_draft, row.bounced, cursor, marked, focused, width, present, left)
         fixed = self._strips.get(key)
         if fixed is None:
             fixed = []
             for column in columns:
                 if column.key in ("hold", "sla"):
                     break
-                if column.key == "subject" and present:
-                    # "Dana is replying" goes first in the subject, where the eye reads.
-                    label = _fit(f"● {present} ", min(column.width, cell_len(present) + 3))
-                    fixed.append(Segment(label, styled(self.style_of("queue--presence"))))
-                    fixed.append(Segment(_fit(row.subject, column.width - cell_len(label)), base))
+                if column.key == "subject" and (present or left):
+                    # A countdown, then "Dana is replying", go first in the subject, where the eye reads.
+                    room = column.width
+                    if left:
+                        label = _fit(f"↶ {left} s ", min(room, len(str(left)) + 5))
+                        fixed.append(Segment(label, styled(self.style_of("queue--sending"))))
+                        room -= cell_len(label)
+                    if present:
+                        label = _fit(f"● {present} ", min(room, cell_len(present) + 3))
+                        fixed.append(Segment(label, styled(self.style_of("queue--presence"))))
+                        room -= cell_len(label)
+                    fixed.append(Segment(_fit(row.subject, room), base))
                     fixed.append(Segment(" ", base))
                     continue
                 text, style = self._cell(column.key, row, None)
