@@ -131,9 +131,17 @@ def test_reading_commands_load_no_mail_templating_or_ui(small_demo, command):
     assert _offenders(loaded, (*NOT_FOR_READING, "textual", "agentdesk.tui")) == []
 
 
-def test_the_parser_and_help_load_no_database_layer():
-    """Every command builds the whole parser (and `--help`, `--version` do nothing else)."""
-    loaded = _loaded("from agentdesk.cli import build_parser\nbuild_parser()")
+def test_the_program_s_help_loads_no_database_layer():
+    """Every command builds the whole parser; `--help` and `--version` do nothing else."""
+    code = (
+        "sys.argv = ['agentdesk', '--help']\n"
+        "from agentdesk.__main__ import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as end:\n"
+        "    assert end.code == 0, end.code\n"
+    )
+    loaded = _loaded(code)
     assert "agentdesk.cli.parser" in loaded
     assert _offenders(loaded, ("sqlalchemy", "sqlmodel", "pydantic", "textual", "agentdesk.store.models")) == []
 
