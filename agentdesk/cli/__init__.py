@@ -44,7 +44,7 @@ def run() -> NoReturn:
 
 def _close_databases() -> None:
     # Only a command that made a desk can have opened a database; one that did not (`--help`,
-    # `init`'s checks, `webhook serve`) must not load the database layer to find nothing to close.
+    # `--version`) must not load the database layer to find nothing to close.
     desk = sys.modules.get("agentdesk.app.desk")
     if desk is not None:
         desk.close_databases()
