@@ -53,6 +53,7 @@ ensure_venv() {
   local stamp=.venv/.agentdesk-installed wanted
   wanted="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) ${extras}"
   if [ -x .venv/bin/python ] && [ -f "$stamp" ] && grep -qxF -- "$wanted" "$stamp"; then
+    compile_checkout
     return 0
   fi
   if [ ! -x .venv/bin/python ]; then
@@ -63,4 +64,12 @@ ensure_venv() {
   fi
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >&2
   echo "$wanted" >> "$stamp"
+  compile_checkout
+}
+
+# Byte-compile the checkout, as pip does for an installed wheel (pipx, pip install .) but not for an
+# editable install: where PYTHONDONTWRITEBYTECODE is set, Python would otherwise compile every module
+# again in every process, a large part of a command's start. Only changed files are compiled again.
+compile_checkout() {
+  .venv/bin/python -m compileall -q agentdesk >/dev/null
 }

@@ -72,3 +72,81 @@ def test_import_linter_contract_holds():
         pytest.fail("lint-imports is missing: install the test extra (pip install -e '.[test]')")
     result = subprocess.run([lint], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- what a command's start loads ---------------------------------------------------------------
+#
+# A command's time is mostly its imports (docs/PERFORMANCE.md, "Start-up"): each loads what it
+# uses and nothing else. These name what the quick paths must not load, so a module-level import
+# that drags one in fails here, without a timed test.
+
+# Not used by reading the queue or a conversation, nor by the TUI's start: mail and webhook
+# protocols, sign-in, templating, migrations, the demo builder, the ingest path.
+NOT_FOR_READING = (
+    "agentdesk.channels",
+    "agentdesk.demo",
+    "agentdesk.domain.receipts",
+    "agentdesk.ingest",
+    "agentdesk.sync",
+    "alembic",
+    "email.feedparser",
+    "email.parser",
+    "imaplib2",
+    "jinja2",
+    "keyring",
+    "oauthlib",
+    "phonenumbers",
+)
+
+
+def _loaded(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split("\n")[-2].split())
+
+
+def _offenders(loaded: set[str], forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(name for name in loaded if any(name == f or name.startswith(f + ".") for f in forbidden))
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    from agentdesk.demo import build
+
+    return build.ensure_demo(tmp_path_factory.mktemp("demo"), conversations=20)
+
+
+@pytest.mark.parametrize("command", [["list", "--limit", "50", "--json"], ["show", "AD-1", "--json"]])
+def test_reading_commands_load_no_mail_templating_or_ui(small_demo, command):
+    code = (
+        "from agentdesk.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main(['--config', {str(small_demo)!r}, *{command!r}])\n"
+        "assert code == 0, code"
+    )
+    loaded = _loaded(code)
+    assert "agentdesk.store.queries" in loaded  # the probe ran the command
+    assert _offenders(loaded, (*NOT_FOR_READING, "textual", "agentdesk.tui")) == []
+
+
+def test_the_program_s_help_loads_no_database_layer():
+    """Every command builds the whole parser; `--help` and `--version` do nothing else."""
+    code = (
+        "sys.argv = ['agentdesk', '--help']\n"
+        "from agentdesk.__main__ import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as end:\n"
+        "    assert end.code == 0, end.code\n"
+    )
+    loaded = _loaded(code)
+    assert "agentdesk.cli.parser" in loaded
+    assert _offenders(loaded, ("sqlalchemy", "sqlmodel", "pydantic", "textual", "agentdesk.store.models")) == []
+
+
+def test_the_tui_start_loads_no_mail_or_ingest():
+    loaded = _loaded("import agentdesk.cli.admin, agentdesk.tui.app")
+    assert "agentdesk.tui.screens.main" in loaded
+    assert _offenders(loaded, NOT_FOR_READING) == []

@@ -24,7 +24,6 @@ from typing import Any
 
 from agentdesk.app.desk import Desk
 from agentdesk.errors import AgentdeskError, InvalidInput, NotFound
-from agentdesk.ingest.attachments import size_text
 from agentdesk.sanitize import safe_filename
 from agentdesk.store import attachments as attachment_store
 from agentdesk.store import queries
@@ -34,6 +33,17 @@ Ref = int | str
 __all__ = ["Listed", "list_attachments", "save", "open_attachment", "preview_text", "save_name", "size_text"]
 
 NOT_KEPT = "not kept (received before attachments were stored)"
+
+
+def size_text(size: int) -> str:
+    """A size as ingest words its limits: `12.5 KiB`."""
+    # Imported on use: the ingest package loads its whole path (MIME, threading, batches) with it,
+    # which the TUI's start and `attachment list` have no need of.
+    from agentdesk.ingest.attachments import size_text as ingest_size_text
+
+    return ingest_size_text(size)
+
+
 # Names Windows reserves whatever the extension; a file saved to a shared or synced folder may meet it.
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?$", re.IGNORECASE)
 _UNPORTABLE = re.compile(r'[<>:"|?*]')

@@ -35,13 +35,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> NoReturn:
     """The program (`agentdesk`, `python -m agentdesk`)."""
-    from agentdesk.app.desk import close_databases
-
     try:
         status = main()
     finally:
-        close_databases()
+        _close_databases()
     raise SystemExit(status)
+
+
+def _close_databases() -> None:
+    # Only a command that made a desk can have opened a database; one that did not (`--help`,
+    # `--version`) must not load the database layer to find nothing to close.
+    desk = sys.modules.get("agentdesk.app.desk")
+    if desk is not None:
+        desk.close_databases()
 
 
 def _dispatch(args: argparse.Namespace) -> int:

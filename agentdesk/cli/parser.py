@@ -56,7 +56,7 @@ def _add_recipients(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agentdesk.app.queue import VIEWS
+    from agentdesk.app.views import VIEWS
 
     parser = argparse.ArgumentParser(
         prog="agentdesk",
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("ref", metavar="REF")
     show.add_argument("--json", action="store_true", help="JSON on stdout")
 
-    from agentdesk.domain.queue import PRIORITIES, STATUSES
+    from agentdesk.config import PRIORITIES, STATUSES
 
     reply = command("reply", conversations.cmd_reply, "reply to a conversation; the reply is queued for delivery")
     reply.add_argument("ref", metavar="REF")

@@ -31,7 +31,7 @@ from typing import Any
 from sqlmodel import Session
 
 from agentdesk import config
-from agentdesk.domain import audit, automatic_messages, clocks, receipts
+from agentdesk.domain import audit, automatic_messages, clocks
 from agentdesk.errors import AgentdeskError
 from agentdesk.store import csat as store
 from agentdesk.store import threads
@@ -255,6 +255,9 @@ def delay_of(channel: Any) -> timedelta:
 
 def why_not(session: Session, conversation: Conversation, channel: Any, settings: config.Settings) -> str:
     """Why this conversation gets no survey, or "" when it may."""
+    # Here, not at the top: `list` and `show` load this module for a survey's document only.
+    from agentdesk.domain import receipts
+
     if conversation.aside:
         return f"its conversation is set aside as {conversation.aside}"
     latest = threads.latest_inbound(session=session, conversation_id=id_of(conversation))

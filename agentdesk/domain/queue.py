@@ -14,13 +14,11 @@ from typing import Any
 
 from sqlmodel import Session
 
+from agentdesk.config import PRIORITIES, STATUSES
 from agentdesk.domain import audit, clocks
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import collaboration, conversations, queries
 from agentdesk.store.models import Conversation, ConversationTag, Customer, id_of, ref_of
-
-STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
-PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 class _Unset:

@@ -30,37 +30,11 @@ from agentdesk.store.models import (
     id_of,
 )
 from agentdesk.store.models import ref_of as ref_of  # re-exported: callers format refs from here
+from agentdesk.store.views import ASIDE_VIEWS, VIEWS
 
 OPEN_STATUSES = ("new", "open")
 WAITING_STATUSES = ("pending", "on_hold")
 DONE_STATUSES = ("solved", "closed")
-
-
-@dataclass(frozen=True)
-class View:
-    name: str
-    label: str
-    description: str
-
-
-VIEWS: dict[str, View] = {
-    view.name: view
-    for view in (
-        View("mine", "Mine", "assigned to me and not solved"),
-        View("unassigned", "Unassigned", "new or open, nobody assigned"),
-        View("open", "All open", "new or open, not snoozed"),
-        View("breaching", "Breaching soon", "open, an SLA target in warning or breached"),
-        View("pending", "Pending/on hold", "waiting on the customer or a third party"),
-        View("snoozed", "Snoozed", "hidden until their snooze ends"),
-        View("solved", "Solved", "solved or closed, newest first"),
-        View("all", "All", "every conversation but those set aside (spam, bulk, system)"),
-        View("spam", "Spam", "marked as spam or from a blocked sender"),
-        View("bulk", "Bulk", "newsletters and list mail"),
-        View("system", "System", "machine mail that matched none of our replies"),
-    )
-}
-# The views of conversations set aside (`conversation.aside`): out of every other view.
-ASIDE_VIEWS = ("spam", "bulk", "system")
 
 
 # Each view's condition, written once as SQL: the ORM statements below and the first frame's

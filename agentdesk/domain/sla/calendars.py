@@ -11,14 +11,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from dateutil.rrule import rrule, rruleset, rrulestr
 
 from agentdesk.domain.sla.durations import format_duration
 from agentdesk.domain.sla.errors import SlaConfigError
 from agentdesk.domain.sla.instants import UTC, _as_utc
+
+if TYPE_CHECKING:
+    from dateutil.rrule import rrule, rruleset
 
 
 def _check_duration(duration: timedelta) -> None:
@@ -190,6 +191,8 @@ class BusinessCalendar:
             raise SlaConfigError(f"{where}: holiday_rules must be a list of RRULE strings")
         self.holiday_rules = tuple(holiday_rules)
         self._rules = []
+        if self.holiday_rules:
+            from dateutil.rrule import rrulestr  # most calendars have no rules; every command loads this module
         for rule_text in self.holiday_rules:
             try:
                 if not isinstance(rule_text, str):
