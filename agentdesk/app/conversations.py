@@ -34,7 +34,9 @@ def reference(ref: Ref) -> str:
     return ref_of(conversation_id(ref))
 
 
-def _typed(ref: Ref) -> str:
+def typed_ref(ref: Ref) -> str:
+    """The reference as the agent typed it (AD-N for an id): lookups accept every form, and their
+    errors name what was typed."""
     return ref_of(ref) if isinstance(ref, int) else ref
 
 
@@ -165,7 +167,7 @@ def document(desk: Desk, ref: Ref) -> dict[str, Any]:
     from agentdesk.domain import documents
 
     with desk.read() as session:
-        conversation = queries.conversation_by_ref(session=session, ref=_typed(ref))
+        conversation = queries.conversation_by_ref(session=session, ref=typed_ref(ref))
         (found,) = documents.documents(session, [conversation], policies=desk.policies, now=desk.now(), full=True)
     return found
 
@@ -264,7 +266,7 @@ def withdraw(desk: Desk, ref: Ref, message_id: int) -> str:
     from agentdesk.domain import replies
 
     with desk.writing, desk.write() as session:
-        conversation = queue_service.load_for_update(session, _typed(ref))
+        conversation = queue_service.load_for_update(session, typed_ref(ref))
         taken = replies.withdraw(
             session,
             conversation=conversation,
@@ -355,10 +357,10 @@ def reply(
     conversation that changed since raises `errors.Conflict`. `recipients` (`app.outbound.addressed`)
     and `files` (`app.outbound.read_files`): see `domain.replies.reply`. `delay`: seconds before it
     may be delivered, during which `withdraw` takes it back."""
-    _refuse_unfilled(body)
+    refuse_unfilled(body)
     with desk.writing, desk.write() as session:
-        conversation = queue_service.load_for_update(session, _typed(ref))
-        return _reply(
+        conversation = queue_service.load_for_update(session, typed_ref(ref))
+        return reply_in_session(
             desk,
             session,
             conversation,
@@ -384,20 +386,20 @@ def reply_with_template(
     """Reply with a template of the templates directory, filled with the conversation's values;
     one the desk cannot fill completely is refused (the composer lets the agent fill it in)."""
     with desk.writing, desk.write() as session:
-        conversation = queue_service.load_for_update(session, _typed(ref))
+        conversation = queue_service.load_for_update(session, typed_ref(ref))
         template = templates.load(desk.settings.templates_dir, template_name)
-        rendered = templates.render(template, _values(desk, session, conversation))
+        rendered = templates.render(template, template_values(desk, session, conversation))
         if rendered.undefined:
             raise InvalidInput(
                 f"template {template.name!r} needs values agentdesk does not have: "
                 f"{', '.join(rendered.undefined)}; reply with --body-file after filling them in"
             )
-        return _reply(
+        return reply_in_session(
             desk, session, conversation, rendered.text, status=status, recipients=recipients, files=files, delay=delay
         )
 
 
-def _reply(
+def reply_in_session(
     desk: Desk,
     session,
     conversation: Conversation,
@@ -410,6 +412,8 @@ def _reply(
     delay: float = 0.0,
     commit: bool = True,
 ) -> Sent:
+    """Store a reply in the caller's `session` (a macro's one transaction commits it with the rest
+    with `commit=False`): what `send` and `reply` do after loading the conversation."""
     from datetime import timedelta
 
     from agentdesk.domain import outbound, replies
@@ -457,10 +461,10 @@ def note(desk: Desk, ref: Ref, body: str, *, status: str | None = None) -> Sent:
     """Add an internal note (never sent), drop this agent's draft, optionally set the status."""
     from agentdesk.domain import replies
 
-    _refuse_unfilled(body)
+    refuse_unfilled(body)
     with desk.writing, desk.write() as session:
         now = desk.now()
-        conversation = queue_service.load_for_update(session, _typed(ref))
+        conversation = queue_service.load_for_update(session, typed_ref(ref))
         replies.add_note(
             session,
             conversation=conversation,
@@ -507,13 +511,13 @@ def send(
     )
 
 
-def _refuse_unfilled(body: str) -> None:
+def refuse_unfilled(body: str) -> None:
     missing = templates.unfilled(body)
     if missing:
         raise InvalidInput(f"fill in {', '.join(missing)} before sending (the [[…?]] markers)")
 
 
-def _values(desk: Desk, session, conversation: Conversation) -> dict[str, str]:
+def template_values(desk: Desk, session, conversation: Conversation) -> dict[str, str]:
     from agentdesk.store.models import Customer
 
     return templates.values_for(
@@ -568,7 +572,7 @@ def update(desk: Desk, ref: Ref, *, expected_version: int | None = None, **chang
     `remove_tags`); the names of what changed. `expected_version`: raise `errors.Conflict` if the
     conversation is no longer at that version."""
     with desk.writing, desk.write() as session:
-        conversation = queue_service.load_for_update(session, _typed(ref))
+        conversation = queue_service.load_for_update(session, typed_ref(ref))
         changed = queue_service.change(
             session,
             conversation=conversation,

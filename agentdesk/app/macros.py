@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentdesk.app.conversations import Ref, _reply, _typed, _values
+from agentdesk.app.conversations import Ref, reply_in_session, template_values, typed_ref
 from agentdesk.app.desk import Desk
 from agentdesk.domain import macros as macro_rules
 from agentdesk.domain import queue as queue_service
@@ -38,20 +38,22 @@ def run(desk: Desk, name: str, refs: Sequence[Ref], *, send_template: bool = Tru
     with desk.writing, desk.write() as session:
         now = desk.now()
         for ref in refs:
-            conversation = queue_service.load_for_update(session, _typed(ref))
+            conversation = queue_service.load_for_update(session, typed_ref(ref))
             changed = macro_rules.apply(
                 session, macro=macro, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies
             )
             line = f"{ref_of(id_of(conversation))}: macro {macro.name}" + (f": {', '.join(changed)}" if changed else "")
             if macro.template and send_template:
                 template = templates.load(desk.settings.templates_dir, macro.template)
-                rendered = templates.render(template, _values(desk, session, conversation))
+                rendered = templates.render(template, template_values(desk, session, conversation))
                 if rendered.undefined:
                     raise InvalidInput(
                         f"macro {macro.name!r}: template {template.name!r} needs values agentdesk does not have for "
                         f"{ref_of(id_of(conversation))}: {', '.join(rendered.undefined)}; nothing was changed"
                     )
-                sent.append(_reply(desk, session, conversation, rendered.text, status=None, delay=delay, commit=False))
+                sent.append(
+                    reply_in_session(desk, session, conversation, rendered.text, status=None, delay=delay, commit=False)
+                )
                 line += ", reply queued" if not delay else f", reply sent in {delay:g} s unless undone"
             lines.append(line)
         session.commit()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agentdesk.app.conversations import Ref, Sent, _refuse_unfilled, _typed, reference
+from agentdesk.app.conversations import Ref, Sent, reference, refuse_unfilled, typed_ref
 from agentdesk.app.desk import Desk
 from agentdesk.domain.outbound import OutgoingFile, Recipients, split
 from agentdesk.errors import InvalidInput, NotFound
@@ -81,7 +81,7 @@ def recipients(desk: Desk, ref: Ref) -> Recipients:
     from agentdesk.store import queries
 
     with desk.read() as session:
-        conversation = queries.conversation_by_ref(session=session, ref=_typed(ref))
+        conversation = queries.conversation_by_ref(session=session, ref=typed_ref(ref))
         messages = queries.thread(session=session, conversation_id=id_of(conversation))
         identities = queries.identities_of(session=session, customer_ids=[conversation.customer_id])
         own = {i.address for i in identities[conversation.customer_id]}
@@ -131,7 +131,7 @@ def addressed(
 
     default = recipients(desk, ref)
     with desk.read() as session:
-        channel = queries.conversation_by_ref(session=session, ref=_typed(ref)).channel
+        channel = queries.conversation_by_ref(session=session, ref=typed_ref(ref)).channel
     return outbound.checked(
         channel, Recipients(to=tuple(to) or default.to, cc=(() if no_cc else default.cc) + tuple(cc), bcc=tuple(bcc))
     )
@@ -158,7 +158,7 @@ def forward(
     from agentdesk.store import queries
 
     if note:
-        _refuse_unfilled(note)
+        refuse_unfilled(note)
     addressees = outbound.checked("email", Recipients(to=tuple(to), cc=tuple(cc), bcc=tuple(bcc)))
     mailboxes = {m.name: m for m in desk.settings.mailbox}
     if not mailboxes:
@@ -275,7 +275,7 @@ def start(
     if (body is None) == (template is None):
         raise InvalidInput("give the first message as --body-file FILE or --template NAME")
     if body is not None:
-        _refuse_unfilled(body)
+        refuse_unfilled(body)
     source = _source_for(desk, to, channel)
     if not source.sends:
         # Queued through it, the first message would wait for ever: say so before anything is stored.

@@ -3,7 +3,7 @@ in the TUI), move a misthreaded message to another conversation or a new one (`a
 
 from __future__ import annotations
 
-from agentdesk.app.conversations import Ref, _typed
+from agentdesk.app.conversations import Ref, typed_ref
 from agentdesk.app.desk import Desk
 from agentdesk.domain import queue as queue_service
 
@@ -16,7 +16,7 @@ def undo(desk: Desk, ref: Ref) -> list[str]:
     from agentdesk.domain import undo as undo_rules
 
     with desk.writing, desk.write() as session:
-        conversation = queue_service.load_for_update(session, _typed(ref))
+        conversation = queue_service.load_for_update(session, typed_ref(ref))
         done = undo_rules.undo_last(
             session, conversation=conversation, agent=desk.agent, now=desk.now(), policies=desk.policies
         )
@@ -35,7 +35,7 @@ def move(desk: Desk, ref: Ref, number: int, to: str) -> str:
 
     target = to.strip()
     with desk.writing, desk.write() as session:
-        conversation = queue_service.load_for_update(session, _typed(ref))
+        conversation = queue_service.load_for_update(session, typed_ref(ref))
         messages = queries.thread(session=session, conversation_id=id_of(conversation))
         if not 1 <= number <= len(messages):
             raise InvalidInput(f"{reference(ref)} has {len(messages)} message(s); there is no message {number}")
