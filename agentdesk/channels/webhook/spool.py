@@ -24,7 +24,9 @@ import os
 import secrets
 import socket
 import stat
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +71,75 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _Batch:
+    """Writers waiting for one fsync of a directory: every entry they made is in it already."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: OSError | None = None
+
+
+class DirectorySync:
+    """fsync of one directory shared by the writers that need it at the same time (group commit).
+
+    A writer calls `sync` after its rename into the directory and returns once an fsync of the
+    directory that *started after* its call has completed, so its entry is durable. While one
+    fsync runs, the writers that arrive gather into the next batch, and one of them runs a
+    single fsync for all of them as soon as the running one ends: under load the directory is
+    synced once for many files instead of once per file, and a lone writer waits for no one.
+    An error of a batch's fsync is raised in every writer of that batch.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._condition = threading.Condition()
+        self._gathering: _Batch | None = None
+        self._syncing = False
+
+    def sync(self) -> None:
+        with self._condition:
+            batch = self._gathering
+            if batch is None:
+                batch = self._gathering = _Batch()
+            while not batch.done:
+                if self._syncing:
+                    self._condition.wait()
+                    continue
+                # This writer runs the fsync for its batch; later arrivals gather in a new one.
+                self._syncing, self._gathering = True, None
+                self._condition.release()
+                try:
+                    fsync_dir(self.path)
+                except OSError as error:
+                    batch.error = error
+                except BaseException:
+                    batch.error = OSError(errno.EIO, "the directory's fsync was interrupted")
+                    raise
+                finally:
+                    self._condition.acquire()
+                    batch.done, self._syncing = True, False
+                    self._condition.notify_all()
+        if batch.error is not None:  # each writer its own exception: one instance raised in many threads
+            raise OSError(batch.error.errno, batch.error.strerror or str(batch.error), os.fspath(self.path))
+
+
+_DIRECTORY_SYNCS: weakref.WeakValueDictionary[str, DirectorySync] = weakref.WeakValueDictionary()
+_DIRECTORY_SYNCS_LOCK = threading.Lock()
+
+
+def sync_directory(path: Path) -> None:
+    """fsync `path`, shared with the other threads of this process syncing it at the same time
+    (see DirectorySync); returns when every entry made in it before the call is durable."""
+    with _DIRECTORY_SYNCS_LOCK:
+        key = os.fspath(path)
+        syncer = _DIRECTORY_SYNCS.get(key)
+        if syncer is None:
+            syncer = _DIRECTORY_SYNCS[key] = DirectorySync(path)
+    syncer.sync()
 
 
 def spool_header(content_type: str) -> tuple[bytes, str]:
@@ -141,7 +212,7 @@ class SpoolWriter:
             self._unlink()
             raise
         if self.durable:
-            fsync_dir(target.parent)
+            sync_directory(target.parent)
         return target.name
 
     def discard(self) -> None:
