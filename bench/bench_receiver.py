@@ -1,16 +1,25 @@
-"""Receiver throughput on loopback: `webhook serve` in one process, a load generator in others.
+"""Receiver throughput on loopback: `webhook serve` beside a minimal stdlib server, same load, same run.
 
-    /work/venv/bin/python bench/bench_receiver.py [--requests 20000] [--clients 4] [--connections 16]
-                                                  [--slow-clients 50] [--probes 200]
+    python bench/bench_receiver.py [--requests 5000] [--rounds 4] [--clients 2] [--connections 16]
+                                   [--slow-clients 50] [--probes 200] [--before TREE]
 
 The receiver runs in a child process (as `agentdesk webhook serve` does) with durable writes
-(fsync of file and directory before each 200). The load generator runs in `--clients` other
-processes, each with `--connections` keep-alive connections in threads, each posting signed
-generic JSON payloads (~400 bytes). Prints requests/s and latency percentiles (p50, p99) measured
-by the clients, and checks that every acknowledged payload is a file in new/. Loopback only; the
-total number of requests and a time limit (--timeout) bound the run.
+(fsync of file and directory before each 200). Its anchor runs in another child process: a
+minimal server on the standard library's ThreadingHTTPServer that reads the body, checks the same
+HMAC signature, writes the body to a new file, fsyncs the file and its directory and answers 200
+(in one write, keep-alive, the same listen backlog). `--before TREE` adds a third server: the
+receiver of another source tree (a directory holding an `agentdesk` package, e.g. from
+`git archive`), to compare before and after in the same run.
 
-Before the throughput run, the hostile-input figures: the receiver's RSS and a normal request's
+The load generator runs in `--clients` other processes, each with `--connections` keep-alive
+connections in threads, each posting signed generic JSON payloads (~400 bytes), `--requests` per
+server per round. The servers take turns, in a rotated order each round, for `--rounds` rounds.
+Prints, per round and then per server, requests/s (median of the rounds), latency p50 and p99
+(of every request of every round, measured by the clients) and the server's CPU time per request
+(/proc), and checks that every acknowledged payload is a file on disk. Loopback only; a time
+limit per round (--timeout) bounds the run.
+
+Before the throughput rounds, the hostile-input figures: the receiver's RSS and a normal request's
 latency (median, p95; `--probes` signed posts, one connection each, as a proxy without upstream
 keep-alive sends them) first with no other client (the anchor), then while `--slow-clients`
 clients stall, each having sent headers announcing a 5 MiB body and all of that body but its last
@@ -23,8 +32,10 @@ import argparse
 import hashlib
 import hmac
 import http.client
+import itertools
 import json
 import multiprocessing
+import os
 import shutil
 import socket
 import statistics
@@ -37,7 +48,9 @@ from pathlib import Path
 SECRET = "bench-secret"
 
 
-def _serve(root: str, port: int, ready, durable: bool) -> None:
+def _serve(root: str, port: int, ready, durable: bool, tree: str | None = None) -> None:
+    if tree:
+        sys.path.insert(0, tree)
     from agentdesk import config
     from agentdesk.channels.webhook import receiver
 
@@ -52,18 +65,66 @@ def _serve(root: str, port: int, ready, durable: bool) -> None:
     server.serve_forever()
 
 
-def _client(port: int, count: int, connections: int, offset: int, deadline: float, out) -> None:
+def _serve_anchor(root: str, port: int, ready, durable: bool) -> None:
+    """The minimal server: verify, write, fsync file and directory, answer."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    directory = Path(root) / "chat" / "new"
+    directory.mkdir(parents=True)
+    key = SECRET.encode()
+    names = itertools.count()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format, *args) -> None:  # noqa: A002 (the stdlib's name)
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, self.headers.get("X-Agentdesk-Signature", "")):
+                self.answer(401, b'{"error": "bad signature"}')
+                return
+            name = f"{next(names)}.json"
+            fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                os.write(fd, body)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if durable:
+                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self.answer(200, json.dumps({"stored": name}).encode())
+
+        def answer(self, status: int, body: bytes) -> None:
+            head = f"HTTP/1.1 {status} {'OK' if status == 200 else 'Unauthorized'}\r\n"
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            self.wfile.write(head.encode() + body)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 1024
+
+    server = Server(("127.0.0.1", port), Handler)
+    ready.set()
+    server.serve_forever()
+
+
+def _client(port: int, count: int, connections: int, offset: int, go, timeout: float, out) -> None:
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     per_connection = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
-
-    def run(index: int, n: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    bodies = []
+    for index, n in enumerate(per_connection):  # signed before the clock starts
         mine = []
         for k in range(n):
-            if time.time() > deadline:
-                break
             number = offset + index * 1_000_000 + k
             body = json.dumps(
                 {
@@ -73,7 +134,17 @@ def _client(port: int, count: int, connections: int, offset: int, deadline: floa
                     "timestamp": "2026-11-24T09:00:00Z",
                 }
             ).encode()
-            signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            mine.append((body, "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()))
+        bodies.append(mine)
+    go.wait()
+    deadline = time.time() + timeout
+
+    def run(requests: list[tuple[bytes, str]]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        for body, signature in requests:
+            if time.time() > deadline:
+                break
             started = time.perf_counter()
             try:
                 connection.request(
@@ -99,7 +170,7 @@ def _client(port: int, count: int, connections: int, offset: int, deadline: floa
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=run, args=(i, n)) for i, n in enumerate(per_connection)]
+    threads = [threading.Thread(target=run, args=(requests,)) for requests in bodies]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -201,68 +272,151 @@ def hostile(port: int, pid: int, slow_clients: int, probes: int) -> None:
         client.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _percentile(values: list[float], share: float) -> float:
+    return values[max(0, int(len(values) * share) - 1)]
+
+
+class _Server:
+    """One server under test in its own process, and what its rounds measured."""
+
+    def __init__(self, label: str, target, root: Path, durable: bool, context, *extra) -> None:
+        self.label, self.root = label, root
+        self.port = _free_port()
+        ready = context.Event()
+        self.process = context.Process(target=target, args=(str(root), self.port, ready, durable, *extra), daemon=True)
+        self.process.start()
+        if not ready.wait(60):
+            raise SystemExit(f"{label} did not start")
+        self.rates: list[float] = []
+        self.latencies: list[float] = []
+        self.cpu_per_request: list[float] = []
+        self.errors = 0
+
+    def stored(self) -> int:
+        return sum(1 for _ in (self.root / "chat" / "new").iterdir())
+
+    def empty(self) -> None:
+        for entry in (self.root / "chat" / "new").iterdir():
+            entry.unlink()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(10)
+
+
+def load_round(server: _Server, args, context) -> bool:
+    """One round of load against `server`; False when an acknowledged payload is not on disk."""
+    out, go = context.Queue(), context.Event()
+    per_client = [
+        args.requests // args.clients + (1 if i < args.requests % args.clients else 0) for i in range(args.clients)
+    ]
+    clients = [
+        context.Process(target=_client, args=(server.port, n, args.connections, i * 100_000_000, go, args.timeout, out))
+        for i, n in enumerate(per_client)
+    ]
+    for client in clients:
+        client.start()
+    time.sleep(1.0)  # the clients sign their bodies before the clock starts
+    cpu = _cpu_seconds(server.process.pid)
+    go.set()
+    started = time.perf_counter()
+    latencies: list[float] = []
+    errors: list[str] = []
+    for _ in clients:
+        got, failed = out.get(timeout=args.timeout + 120)
+        latencies += got
+        errors += failed
+    elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds(server.process.pid) - cpu
+    for client in clients:
+        client.join(30)
+    stored = server.stored()
+    rate = len(latencies) / elapsed
+    latencies.sort()
+    server.rates.append(rate)
+    server.latencies += latencies
+    server.cpu_per_request.append(cpu / max(1, len(latencies)))
+    server.errors += len(errors)
+    print(
+        f"  {server.label}: {len(latencies)} requests in {elapsed:.2f} s = {rate:,.0f} req/s; latency p50 "
+        f"{statistics.median(latencies) * 1000:.1f} ms, p99 {_percentile(latencies, 0.99) * 1000:.1f} ms; "
+        f"server CPU {cpu / max(1, len(latencies)) * 1e6:.0f} us/request; errors {len(errors)}; files {stored}",
+        flush=True,
+    )
+    server.empty()
+    if stored != len(latencies):
+        print(f"MISMATCH: {server.label}: {len(latencies)} acknowledged, {stored} stored", file=sys.stderr)
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=5_000, help="requests per server per round")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds; the servers take turns in each")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per client process")
-    parser.add_argument("--timeout", type=float, default=300.0, help="stop sending after this many seconds")
+    parser.add_argument("--timeout", type=float, default=300.0, help="stop sending after this many seconds a round")
     parser.add_argument("--no-fsync", action="store_true", help="skip fsync (to see what durability costs)")
     parser.add_argument("--slow-clients", type=int, default=50, help="stalled 5 MiB uploads (0: skip that phase)")
     parser.add_argument("--probes", type=int, default=200, help="normal posts timed with and without them")
+    parser.add_argument("--before", metavar="TREE", help="also run the receiver of this source tree")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="agentdesk-bench-receiver-"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     context = multiprocessing.get_context("spawn")
-    ready = context.Event()
-    server = context.Process(target=_serve, args=(str(root), port, ready, not args.no_fsync), daemon=True)
-    server.start()
+    durable = not args.no_fsync
+    servers: list[_Server] = []
     try:
-        if not ready.wait(30):
-            raise SystemExit("the receiver did not start")
+        receiver = _Server("receiver", _serve, root / "receiver", durable, context)
+        servers.append(receiver)
         time.sleep(0.2)
         if args.slow_clients:
-            hostile(port, server.pid, args.slow_clients, args.probes)
-            shutil.rmtree(root / "chat" / "new")
-            (root / "chat" / "new").mkdir()
-        out = context.Queue()
-        per_client = [
-            args.requests // args.clients + (1 if i < args.requests % args.clients else 0) for i in range(args.clients)
-        ]
-        deadline = time.time() + args.timeout
-        started = time.perf_counter()
-        clients = [
-            context.Process(target=_client, args=(port, n, args.connections, i * 100_000_000, deadline, out))
-            for i, n in enumerate(per_client)
-        ]
-        for client in clients:
-            client.start()
-        latencies: list[float] = []
-        errors: list[str] = []
-        for _ in clients:
-            got, failed = out.get(timeout=args.timeout + 120)
-            latencies += got
-            errors += failed
-        elapsed = time.perf_counter() - started
-        for client in clients:
-            client.join(30)
-        stored = sum(1 for _ in (root / "chat" / "new").iterdir())
-        latencies.sort()
-        p50 = statistics.median(latencies) * 1000
-        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+            hostile(receiver.port, receiver.process.pid, args.slow_clients, args.probes)
+            receiver.empty()
+        servers.append(_Server("anchor (minimal stdlib server)", _serve_anchor, root / "anchor", durable, context))
+        if args.before:
+            tree = str(Path(args.before).resolve())
+            servers.append(_Server("receiver before", _serve, root / "before", durable, context, tree))
         print(
-            f"receiver: {len(latencies)} requests in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f} req/s; "
-            f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; {args.clients} client processes x {args.connections} "
-            f"connections; fsync {'off' if args.no_fsync else 'on'}; errors {len(errors)}; files in new/ {stored}"
+            f"load: {args.clients} client processes x {args.connections} keep-alive connections, "
+            f"{args.requests} signed posts per server per round; fsync {'on' if durable else 'off'}; "
+            f"load average before: {os.getloadavg()[0]:.2f}",
+            flush=True,
         )
-        if stored != len(latencies):
-            print(f"MISMATCH: {len(latencies)} acknowledged, {stored} stored", file=sys.stderr)
+        consistent = True
+        for number in range(args.rounds):
+            print(f"round {number + 1}:", flush=True)
+            shift = number % len(servers)
+            for server in servers[shift:] + servers[:shift]:
+                consistent = load_round(server, args, context) and consistent
+        print(f"load average after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+        print(f"{'server':<32} {'req/s (median)':>15} {'rounds':>22} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
+        for server in servers:
+            server.latencies.sort()
+            rounds = "/".join(f"{rate:.0f}" for rate in server.rates)
+            print(
+                f"{server.label:<32} {statistics.median(server.rates):>15,.0f} {rounds:>22} "
+                f"{statistics.median(server.latencies) * 1000:>8.1f} {_percentile(server.latencies, 0.99) * 1000:>8.1f} "
+                f"{statistics.median(server.cpu_per_request) * 1e6:>11.0f}"
+                + (f"  errors {server.errors}" if server.errors else "")
+            )
+        if not consistent:
             return 1
     finally:
-        server.terminate()
-        server.join(10)
+        for server in servers:
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 
