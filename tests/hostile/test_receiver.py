@@ -534,6 +534,35 @@ def test_a_kept_alive_connection_left_idle_is_closed(served):
     connection.close()
 
 
+def test_a_client_that_never_reads_its_answers_is_dropped_and_frees_its_thread(served):
+    """Pipelined requests whose answers are never read fill the socket buffers until the
+    receiver's send blocks: the send is bounded (header_timeout + body_timeout), then the
+    connection is closed, with one log line."""
+    baseline = threading.active_count()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small: the answers pile up sooner
+    client.connect(("127.0.0.1", served.port))
+    client.setblocking(False)
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 512
+    sent, progress, until = 0, time.monotonic(), time.monotonic() + 20
+    # Until the receiver takes no more for a while: its send is blocked on the full buffers.
+    while time.monotonic() - progress < 1.0 and time.monotonic() < until:
+        try:
+            sent += client.send(request)
+            progress = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.05)
+    assert served.server.connections, f"the receiver took all {sent} bytes"
+    assert wait_until(
+        lambda: not served.server.connections and threading.active_count() <= baseline,
+        HEADER_TIMEOUT + BODY_TIMEOUT + 3,
+    )
+    client.close()
+    assert any("connection ended" in line for line in served.lines), [x for x in served.lines if "GET" not in x]
+    assert_log_is_inert(served.lines)
+    assert normal_post(served.port)[0] == 200
+
+
 # --- the log -------------------------------------------------------------------------------------------
 
 HOSTILE_TEXT = [

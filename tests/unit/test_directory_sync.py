@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import signal
 import threading
 import time
+
+import pytest
 
 from agentdesk.channels.webhook import spool as spooling
 
@@ -142,3 +145,47 @@ def test_writers_of_one_directory_share_its_fsync_and_other_directories_have_the
     for thread in threads:
         thread.join(30)
     assert 2 <= synced.count("a") <= 3 and 2 <= synced.count("b") <= 3, synced
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_writer_interrupted_while_waiting_leaves_no_other_writer_waiting(tmp_path, monkeypatch):
+    """A signal can interrupt the main thread waiting for its batch's fsync: the writers that
+    joined the batch after it must still get theirs."""
+    running = threading.Event()
+
+    def slow_fsync_dir(path) -> None:
+        running.set()
+        time.sleep(0.4)
+
+    monkeypatch.setattr(spooling, "fsync_dir", slow_fsync_dir)
+    syncer = spooling.DirectorySync(tmp_path)
+    first = threading.Thread(target=syncer.sync)
+    first.start()
+    assert running.wait(5)
+    later: list[str] = []
+
+    def later_writer() -> None:
+        syncer.sync()
+        later.append("synced")
+
+    joining = threading.Timer(0.05, later_writer)  # joins the batch after the main thread did
+    joining.daemon = True
+
+    def interrupt(signum, frame) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        joining.start()
+        signal.setitimer(signal.ITIMER_REAL, 0.15)
+        with pytest.raises(Interrupted):
+            syncer.sync()  # waits behind the first fsync, first in the next batch
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    first.join(5)
+    joining.join(5)
+    assert later == ["synced"]

@@ -35,12 +35,11 @@ threads:
 
 The standard library's ThreadingHTTPServer is enough here: each request is a few system calls
 and an fsync, and the listen backlog is raised so a burst of posts queues instead of failing.
-Each answer is written to the socket in one piece (see `_Handler.wbufsize`).
+Each answer is written to the socket in one piece (see `_Answer`).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import io
@@ -57,8 +56,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import cast
 
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.channels.webhook.signatures import agentdesk_signature as agentdesk_signature
+from agentdesk.channels.webhook.signatures import same, verify_twilio
+from agentdesk.channels.webhook.signatures import twilio_signature as twilio_signature
 from agentdesk.config import Settings, SpoolSettings, WebhookSettings
 from agentdesk.sanitize import printable
 
@@ -122,67 +125,6 @@ def endpoints_from_settings(
     return endpoints
 
 
-def agentdesk_signature(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def twilio_signature(url: str, params: dict[str, list[str]], token: str) -> str:
-    """Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by each sorted key+value."""
-    data = url
-    for name in sorted(set(params)):
-        for value in sorted(set(params[name])):
-            data += name + value
-    digest = hmac.new(token.encode("utf-8"), data.encode("utf-8", "surrogatepass"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison of a client's signature with ours; any text, never a TypeError
-    (hmac.compare_digest refuses non-ASCII str)."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
-
-
-def _url_variants(url: str) -> list[str]:
-    """The URL as given, and with the default port added or removed (Twilio signs either form)."""
-    parts = urllib.parse.urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    variants = [url]
-    if parts.port is None and default:
-        variants.append(urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}")))
-    elif parts.port == default:
-        variants.append(urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or "")))
-    return variants
-
-
-def _twilio_params(
-    url: str, body: bytes, content_type: str, body_sha256: str | None = None
-) -> dict[str, list[str]] | None:
-    """The fields Twilio signs beside the URL; None when the body does not match the URL's bodySHA256."""
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
-    if "bodySHA256" in query:
-        # JSON bodies: the URL (with its bodySHA256 parameter) is signed, the body is hashed.
-        digest = body_sha256 if body_sha256 is not None else hashlib.sha256(body).hexdigest()
-        return {} if _same(query["bodySHA256"][0], digest) else None
-    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
-        try:
-            return urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            return None
-    return {}
-
-
-def verify_twilio(
-    url: str, body: bytes, content_type: str, signature: str, token: str, *, body_sha256: str | None = None
-) -> bool:
-    try:
-        params = _twilio_params(url, body, content_type, body_sha256)
-        return params is not None and any(
-            _same(signature, twilio_signature(candidate, params, token)) for candidate in _url_variants(url)
-        )
-    except ValueError:  # a Host or forwarded header that makes no URL (a bad port, a broken IPv6 literal)
-        return False
-
-
 class _Verifier:
     """The request's signature, checked against the body as it streams past."""
 
@@ -199,7 +141,7 @@ class _Verifier:
 
     def verified(self, writer: spooling.SpoolWriter, offset: int) -> bool:
         if self.agentdesk:
-            return _same(self.agentdesk.lower(), "sha256=" + self.digest.hexdigest())
+            return same(self.agentdesk.lower(), "sha256=" + self.digest.hexdigest())
         url = self.handler.public_url()
         body = b""
         if self.content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
@@ -366,19 +308,52 @@ class _Refuse(Exception):
         self.status = status
 
 
+class _Answer:
+    """The handler's output, held until `flush` sends it in one `sendall` (handle_one_request
+    flushes once the request is done). Written straight to the socket, status and headers went
+    out first and the body waited, under Nagle, for the client's delayed ACK of them: ~40 ms a
+    request on a kept-alive connection. One sendall also keeps the socket timeout a bound on the
+    whole answer, however slowly a client reads."""
+
+    def __init__(self, connection: socket.socket):
+        self.connection = connection
+        self.parts: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        if self.parts:
+            data = b"".join(self.parts)
+            self.parts.clear()
+            self.connection.sendall(data)
+
+    def close(self) -> None:
+        self.parts.clear()
+        self.closed = True
+
+
+def _head_end(received: bytes) -> int:
+    """The length of the request line and headers up to their blank line, when all of them are in
+    `received` and start it (0 otherwise): where reading line by line would stop."""
+    if received[:1] in (b"\r", b"\n"):
+        return 0  # a stray blank line first: read line by line
+    ends = [at + width for at, width in ((received.find(b"\n\r\n"), 3), (received.find(b"\n\n"), 2)) if at >= 0]
+    return min(ends) if ends and min(ends) <= MAX_HEAD_BYTES else 0
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so a provider's burst reuses connections
-    # An answer leaves in one write when the request is done (handle_one_request flushes): written
-    # straight to the socket, the status and headers went out first and the body waited, under
-    # Nagle, for the client's delayed ACK of them, ~40 ms per request on a kept-alive connection.
-    wbufsize = 64 * 1024
-    disable_nagle_algorithm = True  # and what is flushed is sent at once (a 100 Continue, a drain)
+    disable_nagle_algorithm = True  # what is flushed is sent at once (an answer, a 100 Continue)
     server_version = "agentdesk-webhook/1"
     sys_version = ""
     server: ReceiverServer
 
     def setup(self) -> None:
         super().setup()
+        self.wfile = _Answer(self.connection)  # type: ignore[assignment]  # what the handler writes to
         limits = self.server.limits
         # A backstop only: the watchdog enforces the real deadlines; this also bounds a send to a
         # client that stopped reading.
@@ -387,7 +362,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._expect_continue = False
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the stdlib's name)
-        self.server.write_log(f"{self.client_address[0]} {format % args}")
+        if self.server.log is not None:
+            self.server.write_log(f"{self.client_address[0]} {format % args}")
+
+    _date = (0, "")  # (second, its Date header): formatted once a second, not for every answer
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second, text = _Handler._date
+        if second != int(time.time()):
+            second = int(time.time())
+            text = super().date_time_string(second)
+            _Handler._date = (second, text)
+        return text
 
     # -- reading a request: the whole head within its deadline --
 
@@ -429,6 +417,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_head(self) -> bytes:
         """The request line and headers, up to the blank line; raises _ClientGone (with an empty
         reason when nothing at all was sent) or _Refuse (431) when they are too large."""
+        try:  # the usual case: the whole head is in what was received, and is taken at once
+            received = cast(io.BufferedReader, self.rfile).peek(1)
+        except OSError:
+            received = b""
+        end = _head_end(received)
+        if end:
+            return self.rfile.read(end)
         budget = MAX_HEAD_BYTES
         lines: list[bytes] = []
         while True:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import secrets
+import random
 import socket
 import stat
 import threading
@@ -62,10 +62,12 @@ def ensure_spool(path: Path) -> None:
 
 def unique_name(extension: str) -> str:
     """A Maildir-style name unique across time, processes, threads and hosts."""
-    return f"{time.time_ns()}.P{os.getpid()}Q{next(_COUNTER)}R{secrets.token_hex(4)}.{_HOST}{extension}"
+    # R: random bits for a name never seen before even if a pid is reused within a nanosecond;
+    # uniqueness, not secrecy, so no system call for them.
+    return f"{time.time_ns()}.P{os.getpid()}Q{next(_COUNTER)}R{random.getrandbits(32):08x}.{_HOST}{extension}"
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -76,11 +78,12 @@ def fsync_dir(path: Path) -> None:
 class _Batch:
     """Writers waiting for one fsync of a directory: every entry they made is in it already."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "waiters")
 
     def __init__(self) -> None:
         self.done = False
         self.error: OSError | None = None
+        self.waiters: list[threading.Lock] = []  # each held until this batch is done (or it leads it)
 
 
 class DirectorySync:
@@ -88,50 +91,84 @@ class DirectorySync:
 
     A writer calls `sync` after its rename into the directory and returns once an fsync of the
     directory that *started after* its call has completed, so its entry is durable. While one
-    fsync runs, the writers that arrive gather into the next batch, and one of them runs a
-    single fsync for all of them as soon as the running one ends: under load the directory is
-    synced once for many files instead of once per file, and a lone writer waits for no one.
-    An error of a batch's fsync is raised in every writer of that batch.
+    fsync runs, the writers that arrive gather into the next batch; when it ends, one of them
+    runs a single fsync for all of them. Under load the directory is synced once for many files
+    instead of once per file, and a lone writer waits for no one. An error of a batch's fsync is
+    raised in every writer of that batch.
+
+    Each waiting writer blocks on a lock of its own, released once: a wake-up per writer, and no
+    crowd of woken threads contending for a shared lock as with a Condition.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: str | Path):
         self.path = path
-        self._condition = threading.Condition()
-        self._gathering: _Batch | None = None
+        self._lock = threading.Lock()
         self._syncing = False
+        self._gathering: _Batch | None = None
 
     def sync(self) -> None:
-        with self._condition:
-            batch = self._gathering
-            if batch is None:
-                batch = self._gathering = _Batch()
-            while not batch.done:
-                if self._syncing:
-                    self._condition.wait()
-                    continue
-                # This writer runs the fsync for its batch; later arrivals gather in a new one.
-                self._syncing, self._gathering = True, None
-                self._condition.release()
-                try:
-                    fsync_dir(self.path)
-                except OSError as error:
-                    batch.error = error
-                except BaseException:
-                    batch.error = OSError(errno.EIO, "the directory's fsync was interrupted")
-                    raise
-                finally:
-                    self._condition.acquire()
-                    batch.done, self._syncing = True, False
-                    self._condition.notify_all()
+        with self._lock:
+            if not self._syncing:
+                self._syncing = True
+                batch, waiter = _Batch(), None
+            else:
+                if self._gathering is None:
+                    self._gathering = _Batch()
+                batch = self._gathering
+                waiter = threading.Lock()
+                waiter.acquire()
+                batch.waiters.append(waiter)
+        if waiter is not None:
+            try:
+                waiter.acquire()  # released when the batch is done, or when this writer is to run its fsync
+            except BaseException:  # interrupted (a signal in the main thread): leave no one waiting on us
+                self._leave(batch, waiter)
+                raise
+        if not batch.done:
+            self._run(batch)
         if batch.error is not None:  # each writer its own exception: one instance raised in many threads
             raise OSError(batch.error.errno, batch.error.strerror or str(batch.error), os.fspath(self.path))
+
+    def _run(self, batch: _Batch) -> None:
+        """Run the batch's fsync, release its writers, and hand the next batch to one of its own."""
+        try:
+            fsync_dir(self.path)
+        except OSError as error:
+            batch.error = error
+        except BaseException:
+            batch.error = OSError(errno.EIO, "the directory's fsync was interrupted")
+            raise
+        finally:
+            with self._lock:
+                following, self._gathering = self._gathering, None
+                self._syncing = following is not None
+                leader = following.waiters.pop(0) if following is not None else None
+                batch.done = True
+                waiters = list(batch.waiters)
+            for waiter in waiters:
+                waiter.release()
+            if leader is not None:
+                leader.release()  # that writer runs the next fsync
+
+    def _leave(self, batch: _Batch, waiter: threading.Lock) -> None:
+        """A waiting writer stops waiting: out of its batch, or, if it was handed the batch's
+        fsync, running it first (its batch's other writers wait for it)."""
+        with self._lock:
+            if waiter in batch.waiters:
+                batch.waiters.remove(waiter)
+                if not batch.waiters and self._gathering is batch:
+                    self._gathering = None  # nobody left to hand it to
+                return
+            handed = not batch.done
+        if handed:
+            self._run(batch)
 
 
 _DIRECTORY_SYNCS: weakref.WeakValueDictionary[str, DirectorySync] = weakref.WeakValueDictionary()
 _DIRECTORY_SYNCS_LOCK = threading.Lock()
 
 
-def sync_directory(path: Path) -> None:
+def sync_directory(path: str | Path) -> None:
     """fsync `path`, shared with the other threads of this process syncing it at the same time
     (see DirectorySync); returns when every entry made in it before the call is durable."""
     with _DIRECTORY_SYNCS_LOCK:
@@ -176,7 +213,10 @@ class SpoolWriter:
         self.name = name or unique_name(extension)
         self.durable = durable
         self.size = 0
-        self._temporary = path / "tmp" / self.name
+        # Paths as text: joined for every request the receiver stores, where pathlib's joins cost
+        # more than the system calls they name.
+        self._directory = os.fspath(path)
+        self._temporary = os.path.join(self._directory, "tmp", self.name)
         self._fd: int | None = os.open(self._temporary, _OPEN_CREATE, 0o640)
 
     def write(self, data: bytes) -> None:
@@ -196,7 +236,7 @@ class SpoolWriter:
     def commit(self, target: Path | None = None) -> str:
         """fsync the file, rename it into new/ (or to `target`), fsync that directory: when this
         returns the file survives a power cut (with `durable`). Returns the file name."""
-        target = target or self.path / "new" / self.name
+        destination = os.fspath(target) if target is not None else os.path.join(self._directory, "new", self.name)
         assert self._fd is not None, "committed twice"
         try:
             if self.durable:
@@ -207,13 +247,14 @@ class SpoolWriter:
         os.close(self._fd)
         self._fd = None
         try:
-            os.rename(self._temporary, target)
+            os.rename(self._temporary, destination)
         except BaseException:
             self._unlink()
             raise
+        folder, name = os.path.split(destination)
         if self.durable:
-            sync_directory(target.parent)
-        return target.name
+            sync_directory(folder)
+        return name
 
     def discard(self) -> None:
         """Remove the temporary file: it was never acknowledged, so it is nobody's data."""

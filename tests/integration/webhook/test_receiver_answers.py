@@ -129,3 +129,28 @@ def test_every_acknowledged_post_was_synced_file_then_directory_before_its_answe
         assert file_synced <= renamed
         assert any(renamed <= started and ended <= answered for started, ended in directory_syncs), name
     assert os.listdir(chat / "tmp") == []
+
+
+def test_pipelined_posts_with_bare_line_feeds_and_stray_blank_lines_each_get_their_answer(served):
+    """The head of a request is taken whole when it has arrived, line by line otherwise: both
+    ways end it at its first blank line, whatever the line endings."""
+    server, chat = served
+    requests = b""
+    expected = []
+    for i, (newline, before) in enumerate([(b"\r\n", b""), (b"\n", b"\r\n"), (b"\r\n", b"\n\r\n"), (b"\n", b"")]):
+        body, headers = signed_post(100 + i)
+        lines = [b"POST /hooks/chat HTTP/1.1", b"Host: 127.0.0.1", b"Content-Length: %d" % len(body)]
+        lines += [f"{name}: {value}".encode() for name, value in headers.items()]
+        requests += before + newline.join(lines) + newline + newline + body
+        expected.append(body)
+    with socket.create_connection(server.server_address[:2], timeout=10) as client:
+        client.sendall(requests)  # all four at once: each head is found in what is already buffered
+        stored = []
+        answers = client.makefile("rb")  # one reader for all: what it reads ahead stays in it
+        for _ in expected:
+            status = answers.readline()
+            fields = dict(line.decode().split(":", 1) for line in iter(answers.readline, b"\r\n"))
+            body = answers.read(int(fields["Content-Length"]))
+            assert status.startswith(b"HTTP/1.1 200 "), (status, body)
+            stored.append(json.loads(body)["stored"])
+    assert [(chat / "new" / name).read_bytes() for name in stored] == expected
