@@ -132,10 +132,7 @@ class AgentDeskApp(App[int]):
         if self._background_started:
             return
         self._background_started = True
-        # What is alive now (modules, classes, the stylesheet, the screen) lives as long as the app:
-        # Python's full collections, which rescanned it every few hundred thousand allocations
-        # (pauses landing on a key press or a thread opening), leave it out from here on.
-        gc.freeze()
+        self._load_database_layer()
         if self.poll:
             self._watch_database()
             from agentdesk.app.alerts import AlertFeed
@@ -152,6 +149,25 @@ class AgentDeskApp(App[int]):
             # A plain thread, not a Textual worker: it lives as long as the app and runs threads of
             # its own (each source, the outbox); the app only hears of what it changes.
             threading.Thread(target=self.own_sync.run, name="agentdesk-tui-sync", daemon=True).start()
+
+    @work(thread=True, exclusive=True, group="database", exit_on_error=False)
+    def _load_database_layer(self) -> None:
+        """Import the ORM and the actions the screens run, and open the engine, in a thread right
+        after the first frame: the first frame is drawn from rows read with the sqlite3 module, and
+        these imports (SQLAlchemy, SQLModel, the models) cost more than the rest of the start. In a
+        thread they never hold up a key press; the screens import the actions where they use them,
+        which then finds them loaded (or, for a key pressed meanwhile, waits for this import)."""
+        from agentdesk.app import attachments, conversations, customers, macros, spam, undo  # noqa: F401
+        from agentdesk.domain import replies  # noqa: F401
+
+        try:
+            self.desk.engine  # noqa: B018  (opened here, not by the first read that needs it)
+        except Exception:  # the reads that need it say why, in their own words
+            pass
+        # What is alive now (modules, classes, the stylesheet, the screen) lives as long as the app:
+        # Python's full collections, which rescanned it every few hundred thousand allocations
+        # (pauses landing on a key press or a thread opening), leave it out from here on.
+        gc.freeze()
 
     # --- the app's own sync ------------------------------------------------------------------------
 
