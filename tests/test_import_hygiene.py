@@ -150,3 +150,65 @@ def test_the_tui_start_loads_no_mail_or_ingest():
     loaded = _loaded("import agentdesk.cli.admin, agentdesk.tui.app")
     assert "agentdesk.tui.screens.main" in loaded
     assert _offenders(loaded, NOT_FOR_READING) == []
+
+
+# The database layer a front end opens to read and write; the TUI's first frame is drawn without it.
+ORM = ("sqlalchemy", "sqlmodel", "pydantic", "agentdesk.store.models", "agentdesk.store.queries")
+
+# Runs the program as `agentdesk --config C` does (headless, so no terminal is needed) and notes
+# what is loaded at the moment the first rows reach the queue: all that is left of the first frame
+# is drawing them. Then it quits.
+_FIRST_FRAME_PROBE = """
+import sys
+from agentdesk.tui.widgets.queue_view import QueueView
+
+first = QueueView.on_queue_view__reloaded
+seen = {}
+
+def noted(self, message):
+    if not seen:
+        seen["rows"] = message.count
+        seen["loaded"] = sorted(sys.modules)
+        self.app.call_later(self.app.exit)
+    return first(self, message)
+
+QueueView.on_queue_view__reloaded = noted
+from agentdesk.cli import main
+code = main(["--config", CONFIG])
+assert code == 0, code
+print(seen["rows"])
+print(" ".join(seen["loaded"]))
+"""
+
+
+def test_the_tui_draws_its_first_rows_before_loading_the_database_layer(small_demo):
+    import os
+
+    probe = _FIRST_FRAME_PROBE.replace("CONFIG", repr(str(small_demo)))
+    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    rows, loaded = result.stdout.strip().split("\n")[-2:]
+    assert int(rows) > 0  # the probe saw the demo's rows
+    modules = set(loaded.split())
+    assert "agentdesk.tui.screens.main" in modules
+    assert _offenders(modules, ORM) == []
+
+
+def test_the_tui_opens_a_database_to_upgrade_before_its_first_frame(tmp_path):
+    """A database not at the current schema is created (or upgraded) before anything reads it."""
+    import os
+
+    config = tmp_path / "c.toml"
+    database = tmp_path / "new.db"
+    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n')
+    probe = _FIRST_FRAME_PROBE.replace("CONFIG", repr(str(config)))
+    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert database.exists()
+    assert "agentdesk.store.migrations" in result.stdout.split("\n")[-2].split()

@@ -259,6 +259,21 @@ def resend(desk: Desk, ref: Ref, number: int) -> str:
     return f"{conversation_ref} message {number} queued to be sent again"
 
 
+def resend_latest(desk: Desk, conversation_id: int) -> str:
+    """Queue the conversation's latest failed or possibly sent reply again (read fresh: the thread
+    on screen may be older than the outbox); say so when there is none. A bounced reply shows as
+    "bounced", not "failed", so it is never picked: a bounce is answered with a new reply."""
+    from agentdesk.domain.replies import RESENDABLE
+
+    found = thread(desk, conversation_id)
+    latest = next(
+        (item for item in reversed(found.items) if item.kind == "outbound" and item.delivery in RESENDABLE), None
+    )
+    if latest is None:
+        return f"{ref_of(conversation_id)}: no failed or possibly sent reply to resend"
+    return resend(desk, conversation_id, latest.number)
+
+
 def withdraw(desk: Desk, ref: Ref, message_id: int) -> str:
     """Take back this agent's reply while it waits out its undo window: its text, recipients and
     files become the agent's draft again (the composer opens with them); the text is returned.

@@ -14,14 +14,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import Any
-
-from sqlmodel import Session
+from typing import TYPE_CHECKING, Any
 
 from agentdesk import config
-from agentdesk.domain import agents, clocks
-from agentdesk.store import db, queries
-from agentdesk.store import outbox as outbox_queries
+
+# The store (SQLAlchemy, SQLModel, the models) is imported where a desk first reads or writes, not
+# here: the TUI draws its first frame from rows read with the sqlite3 module before that.
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from agentdesk.domain import clocks
 
 # A queued reply still not delivered this long after it was due: no sync is running (the worker
 # passes every few seconds), and the header says so.
@@ -40,6 +42,17 @@ _opened_engines: weakref.WeakSet = weakref.WeakSet()
 def close_databases() -> None:
     for engine in list(_opened_engines):
         engine.dispose()
+
+
+def readable_before_engine(settings: config.Settings) -> bool:
+    """Whether the database is a SQLite file already at this version's schema, so a front end may
+    show its first rows (read with the sqlite3 module) before it opens the engine. Anything else
+    (no file yet, an older schema, a server) is opened first: created or upgraded, or refused in
+    words, before anything reads it."""
+    from agentdesk.store import first_window
+
+    path = first_window.sqlite_path(settings.database_url)
+    return path is not None and first_window.schema_revision_sqlite(path) == first_window.HEAD
 
 
 @dataclass
@@ -70,12 +83,16 @@ class Desk:
         if self._engine is None:
             with self._engine_lock:
                 if self._engine is None:
+                    from agentdesk.store import db
+
                     self._engine = db.open_database(self.settings.database_url)
                     _opened_engines.add(self._engine)
         return self._engine
 
     @cached_property
     def policies(self) -> clocks.Policies:
+        from agentdesk.domain import clocks
+
         return clocks.Policies.from_settings(self.settings)
 
     @property
@@ -88,12 +105,17 @@ class Desk:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        from agentdesk.store import db
+
         with self._plain_errors(), db.read_session(self.engine) as session:
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction; the acting agent's row is kept in step with the config."""
+        from agentdesk.domain import agents
+        from agentdesk.store import db
+
         with self._plain_errors(), db.write_session(self.engine) as session:
             agents.ensure_agent(
                 session, login=self.agent, name=self.agent_name, signature=self.agent_signature, now=self.now()
@@ -104,6 +126,8 @@ class Desk:
     def _plain_errors(self) -> Iterator[None]:
         """A database that fails under an action (damage deep in an otherwise valid file, a server
         gone) is one line naming it and what to do, in both front ends, not a driver's traceback."""
+        from agentdesk.store import db
+
         try:
             yield
         except db.DBAPIError as error:
@@ -124,6 +148,9 @@ class Header:
 
 
 def header(desk: Desk) -> Header:
+    from agentdesk.store import outbox as outbox_queries
+    from agentdesk.store import queries
+
     with desk.read() as session:
         load = queries.agent_load(session=session, agent=desk.agent)
         states = queries.sync_states(session=session)
@@ -173,9 +200,13 @@ class Commits:
         return True
 
     def change_marker(self) -> tuple:
+        from agentdesk.store import queries
+
         return queries.change_marker(connection=self.connection)
 
     def content_marker(self, change_marker: tuple) -> tuple:
+        from agentdesk.store import queries
+
         return queries.content_marker(connection=self.connection) if self.sqlite else change_marker
 
     def end_read(self) -> None:

@@ -11,14 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentdesk.app.desk import Desk
 from agentdesk.domain import search_query
-from agentdesk.store import migrations, queries
-from agentdesk.store.models import NEVER, ref_of
 
-VIEWS = queries.VIEWS
+# The queue's first rows are read without SQLAlchemy (`first_window`), so the TUI draws its first
+# frame before the ORM is imported; every other read imports `queries` where it runs.
+from agentdesk.store import first_window as plain
+from agentdesk.store.first_window import NEVER, ref_of
+from agentdesk.store.views import VIEWS
+
+if TYPE_CHECKING:
+    from agentdesk.app.desk import Desk
 __all__ = ["NEVER", "VIEWS", "Filter", "Row", "Window"]  # NEVER: the due time of a queue row no clock runs for
 
 
@@ -66,6 +70,8 @@ class Filter:
 def empty_hint(desk: Desk) -> tuple[str, ...]:
     """What an empty queue says on a new desk, one with no source configured and no conversation
     stored: what to add, and where. Nothing otherwise (an empty view of a working desk is just empty)."""
+    from agentdesk.store import queries
+
     settings = desk.settings
     if settings.mailbox or settings.spool:
         return ()
@@ -96,6 +102,8 @@ def validate_query(desk: Desk, query: str) -> None:
 
 def criteria(desk: Desk, filter: Filter, now: datetime):
     """(full text, SQL condition) of a filter's search."""
+    from agentdesk.store import queries
+
     parsed = search_query.parse(filter.query, now=now) if filter.query else search_query.SearchQuery()
     condition = queries.search_condition(search=parsed, agent=desk.agent, now=now, dialect=desk.engine.dialect.name)
     return parsed.text, condition
@@ -109,6 +117,8 @@ def forget_matches(desk: Desk) -> None:
 def _matching(desk: Desk, session, text: str) -> list[int] | None:
     """The conversation ids the full text matches (None without full text), resolved once until forgotten:
     a search's windows, count and position share one full-text match."""
+    from agentdesk.store import queries
+
     if not text:
         return None
     matches = desk.search_matches
@@ -123,6 +133,8 @@ def _matching(desk: Desk, session, text: str) -> list[int] | None:
 
 
 def count(desk: Desk, filter: Filter) -> int:
+    from agentdesk.store import queries
+
     now = desk.now()
     text, condition = criteria(desk, filter, now)
     with desk.read() as session:
@@ -138,6 +150,8 @@ def count(desk: Desk, filter: Filter) -> int:
 
 def view_counts(desk: Desk) -> dict[str, int]:
     """Every built-in view's count (but `all`) and every saved view's, as `saved:NAME`."""
+    from agentdesk.store import queries
+
     now = desk.now()
     with desk.read() as session:
         counts = {
@@ -158,6 +172,8 @@ def window(
 ) -> Window:
     """Rows `offset`..`offset+limit` of the queue; `after` (the previous row's sort key) makes it a keyset
     read; `from_end` (rows between this window and the view's end) reads it backwards from the end."""
+    from agentdesk.store import queries
+
     now = desk.now()
     text, condition = criteria(desk, filter, now)
     with desk.read() as session:
@@ -177,6 +193,8 @@ def window(
 
 
 def position(desk: Desk, filter: Filter, conversation_id: int) -> int | None:
+    from agentdesk.store import queries
+
     now = desk.now()
     text, condition = criteria(desk, filter, now)
     with desk.read() as session:
@@ -194,6 +212,7 @@ def position(desk: Desk, filter: Filter, conversation_id: int) -> int | None:
 def documents(desk: Desk, filter: Filter, *, limit: int) -> list[dict[str, Any]]:
     """The first `limit` conversations of the queue as `list --json` documents."""
     from agentdesk.domain import documents as conversation_documents
+    from agentdesk.store import queries
 
     now = desk.now()
     text, condition = criteria(desk, filter, now)
@@ -211,8 +230,8 @@ def documents(desk: Desk, filter: Filter, *, limit: int) -> list[dict[str, Any]]
 
 
 def _window_of(view: str, rows) -> Window:
-    """Queue rows from mappings of `queries.ROW_COLUMNS` (`queue_rows`, `first_window_sqlite`)."""
-    order = queries.sort_columns(view)
+    """Queue rows from mappings of `ROW_COLUMNS` (`queries.queue_rows`, `first_window_sqlite`)."""
+    order = plain.sort_columns(view)
     return Window(
         tuple(
             Row(
@@ -243,7 +262,7 @@ def _window_of(view: str, rows) -> Window:
 def prefetch(desk: Desk, filter: Filter, *, limit: int) -> None:
     """Read the first rows now, before the UI starts, so the first frame can show them.
 
-    On SQLite this is one plain read through the sqlite3 module (`queries.first_window_sqlite`, the
+    On SQLite this is one plain read through the sqlite3 module (`first_window_sqlite`, the
     queue's own SQL), done here and now: in a thread it would take several times longer, because
     every return from a sqlite3 call waits for the GIL, which the UI thread, starting up, gives back
     only every switch interval. Otherwise (PostgreSQL, or a database to create or upgrade first) a
@@ -251,11 +270,9 @@ def prefetch(desk: Desk, filter: Filter, *, limit: int) -> None:
     import threading
     from concurrent.futures import Future
 
-    from agentdesk.store import db
-
     future: Future = Future()
     desk.prefetched = (filter, limit, future)
-    path = db.sqlite_path(desk.settings.database_url)
+    path = plain.sqlite_path(desk.settings.database_url)
     found = _plain_first_window(desk, path, filter, limit) if path is not None else None
     if found is not None:
         future.set_result(found)
@@ -274,8 +291,8 @@ def _plain_first_window(desk: Desk, path: Path, filter: Filter, limit: int) -> W
     """The first window through the sqlite3 module alone, when it can (None: the engine's turn)."""
     if filter.query:
         return None
-    found = queries.first_window_sqlite(
-        path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit, revision=migrations.HEAD
+    found = plain.first_window_sqlite(
+        path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit, revision=plain.HEAD
     )
     if found is None:
         return None

@@ -14,7 +14,12 @@ from agentdesk.cli.common import Progress, context, json_text, one_line, parse_s
 
 def cmd_tui(args: argparse.Namespace) -> int:
     ctx = context(args)
-    engine = ctx.desk.engine  # create or upgrade before the screen opens, so errors print plainly
+    from agentdesk.app.desk import readable_before_engine
+
+    # A database to create or upgrade is opened before the screen, so its errors print plainly. One
+    # at the current schema is opened after the first frame: the engine (SQLAlchemy and the models)
+    # costs more to import than the rest of the start, and the first rows need only sqlite3.
+    engine = None if readable_before_engine(ctx.settings) else ctx.desk.engine
     from agentdesk.tui.app import run
 
     return run(ctx.settings, engine)

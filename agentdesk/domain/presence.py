@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from agentdesk.store import collaboration
-from agentdesk.store.models import Presence
+# The store is imported where a presence is read or written: the TUI takes the heartbeat interval
+# from here before its first frame, which is drawn before the ORM is imported.
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 HEARTBEAT_EVERY = timedelta(seconds=5)
 STALE_AFTER = timedelta(seconds=20)
@@ -31,6 +32,8 @@ def heartbeat(session: Session, *, agent: str, conversation_id: int | None, acti
     """Record what `agent` is doing now (None: nothing open). The caller commits."""
     if activity not in ACTIVITIES:
         raise ValueError(f"activity must be one of {ACTIVITIES}, got {activity!r}")
+    from agentdesk.store.models import Presence
+
     presence = session.get(Presence, agent)
     if presence is None:
         presence = Presence(agent=agent)
@@ -39,6 +42,8 @@ def heartbeat(session: Session, *, agent: str, conversation_id: int | None, acti
 
 
 def leave(session: Session, *, agent: str) -> None:
+    from agentdesk.store.models import Presence
+
     presence = session.get(Presence, agent)
     if presence is not None:
         session.delete(presence)
@@ -50,6 +55,8 @@ def colleagues_on(
     """Other agents with a fresh presence on these conversations, replying first."""
     if not conversation_ids:
         return {}
+    from agentdesk.store import collaboration
+
     rows = collaboration.fresh_presences(
         session=session, agent=agent, since=now - STALE_AFTER, conversation_ids=conversation_ids
     )
@@ -79,6 +86,8 @@ def describe(colleagues: Sequence[Colleague], names: dict[str, str] | None = Non
 
 def colleagues(session: Session, *, agent: str, now: datetime) -> dict[int, list[Colleague]]:
     """Every other agent's fresh presence, by conversation (the table holds one row per agent)."""
+    from agentdesk.store import collaboration
+
     rows = collaboration.fresh_presences(session=session, agent=agent, since=now - STALE_AFTER)
     found: dict[int, list[Colleague]] = {}
     for row in rows:

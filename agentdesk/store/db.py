@@ -35,6 +35,7 @@ from agentdesk.store import (
     models,  # noqa: F401  (registers the tables on SQLModel.metadata)
     shared_files,
 )
+from agentdesk.store.first_window import sqlite_path as sqlite_path  # re-exported: callers ask the store
 
 # How long a writer waits for another writer before SQLite says "database is locked".
 BUSY_TIMEOUT_MS = 15_000
@@ -42,14 +43,6 @@ BUSY_TIMEOUT_MS = 15_000
 
 class DatabaseError(AgentdeskError):
     """The database cannot be opened, created or upgraded."""
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL; None for other databases and in-memory ones."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -1,7 +1,7 @@
 """Schema revisions, oldest first. A database records the revisions it has in `schema_revision`.
 
-Rules: never edit a step that has shipped; add a new one and raise HEAD. A fresh database is built
-by `create_fresh` (the models plus what models cannot express, such as full-text indexes) and is
+Rules: never edit a step that has shipped; add a new one and raise HEAD (in `first_window`). A fresh
+database is built by `create_fresh` (the models plus what models cannot express, such as full-text indexes) and is
 stamped HEAD, so `create_fresh` must always produce what running every step produces;
 tests/unit/test_migrations.py upgrades a database written at revision 1 and compares the result
 with a fresh one.
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from agentdesk.store import changes, knowledge_base, search
+from agentdesk.store.first_window import HEAD as HEAD
 
 
 def create_fresh(connection: Connection) -> None:
@@ -171,4 +172,6 @@ STEPS = {
     11: revision_11_provider_message_id,
     12: revision_12_draft_envelope,
 }
-HEAD = max(STEPS, default=1)
+# HEAD is written where the first frame can read it without SQLAlchemy (`first_window`).
+if max(STEPS, default=1) != HEAD:
+    raise RuntimeError(f"migrations end at revision {max(STEPS)}: set first_window.HEAD to it")

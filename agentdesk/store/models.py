@@ -16,6 +16,13 @@ from sqlalchemy import Column, DateTime, Index, LargeBinary, String, Text, Uniqu
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+# Defined without SQLAlchemy, for the TUI's first frame; re-exported here, where the store's users
+# look for them. NEVER: a conversation without any running SLA target sorts after every one with a
+# due time; the queue's keyset index needs a NOT NULL column for that, so "never" is this instant.
+from agentdesk.store.first_window import NEVER as NEVER
+from agentdesk.store.first_window import ref_of as ref_of
+from agentdesk.store.first_window import sqlite_text as sqlite_text
+
 
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
@@ -39,25 +46,8 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
-def sqlite_text(value: datetime | None) -> str | None:
-    """What UTCDateTime stores on SQLite: naive UTC text, always with microseconds. For bulk
-    writers that bypass the ORM (the demo builder, batched ingest)."""
-    if value is None:
-        return None
-    if value.tzinfo is not timezone.utc:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given to the store; use an aware UTC time")
-        value = value.astimezone(timezone.utc)
-    return value.isoformat(" ", "microseconds")[:26]
-
-
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-# A conversation without any running SLA target sorts after every one with a due time; the queue's
-# keyset index needs a NOT NULL column for that, so "never" is this instant.
-NEVER = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 def _time(nullable: bool = True, index: bool = False) -> Column:
@@ -331,10 +321,6 @@ class Draft(SQLModel, table=True):
     # JSON: the recipients the agent chose ("to", "cc", "bcc"; absent: the reply-all) and the files
     # attached ("files": key in the attachment store, name, content type) (revision 12).
     envelope: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
-
-
-def ref_of(conversation_id: int) -> str:
-    return f"AD-{conversation_id}"
 
 
 def id_of(row: SQLModel) -> int:

@@ -10,13 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import ColumnElement, Integer, String, and_, bindparam, func, or_, text, tuple_
 from sqlmodel import Session, col, select
 
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import search
+
+# Re-exported (the `as` names): callers name the store's statuses, row columns, refs and the first
+# window's read from here; they are defined without SQLAlchemy, for the TUI's first frame.
+from agentdesk.store.first_window import DONE_STATUSES as DONE_STATUSES
+from agentdesk.store.first_window import IN_QUEUE, STATUSES_OF_VIEW, sorts_descending, view_sql
+from agentdesk.store.first_window import OPEN_STATUSES as OPEN_STATUSES
+from agentdesk.store.first_window import ROW_COLUMNS as ROW_COLUMNS
+from agentdesk.store.first_window import WAITING_STATUSES as WAITING_STATUSES
+from agentdesk.store.first_window import first_window_sqlite as first_window_sqlite
+from agentdesk.store.first_window import sort_columns as sort_columns
 from agentdesk.store.models import (
     Conversation,
     ConversationTag,
@@ -26,59 +35,15 @@ from agentdesk.store.models import (
     Identity,
     Message,
     Outbox,
-    UTCDateTime,
     id_of,
 )
-from agentdesk.store.models import ref_of as ref_of  # re-exported: callers format refs from here
-from agentdesk.store.views import ASIDE_VIEWS, VIEWS
-
-OPEN_STATUSES = ("new", "open")
-WAITING_STATUSES = ("pending", "on_hold")
-DONE_STATUSES = ("solved", "closed")
-
-
-# Each view's condition, written once as SQL: the ORM statements below and the first frame's
-# sqlite3 read (`first_window_sqlite`) both use it. `{status}` is the status column: plain where
-# its index helps (counts), `status || ''` in windows read in the view's order — given
-# `status IN (...)`, SQLite's planner prefers the status index and then sorts the whole view;
-# written so, the status test cannot use an index and the planner walks the order index, stopping
-# after one window (tests/unit/test_store.py checks every view's plan).
-_NOT_MERGED = "conversation.merged_into_id IS NULL"
-_AWAKE = "(conversation.snoozed_until IS NULL OR conversation.snoozed_until <= :now)"
-# A conversation set aside is in its own view only. The queue views test `aside` in a form no index
-# serves (`|| ''`, as `status` above), so the planner keeps walking their own indexes; the views
-# of set-aside conversations walk (aside, queue_due, queue_wait, id).
-_IN_QUEUE = "conversation.aside || '' = ''"
-_VIEW_CONDITIONS = {
-    "mine": f"conversation.assignee = :agent AND {{status}} NOT IN {DONE_STATUSES} AND {_AWAKE} AND {_NOT_MERGED}"
-            f" AND {_IN_QUEUE}",
-    "unassigned": f"conversation.assignee IS NULL AND {{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED}"
-                  f" AND {_IN_QUEUE}",
-    "open": f"{{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED} AND {_IN_QUEUE}",
-    "breaching": f"{{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED} AND conversation.warning_at <= :now"
-                 f" AND {_IN_QUEUE}",
-    "pending": f"{{status}} IN {WAITING_STATUSES} AND {_NOT_MERGED} AND {_IN_QUEUE}",
-    "snoozed": f"conversation.snoozed_until > :now AND {{status}} NOT IN {DONE_STATUSES} AND {_NOT_MERGED}"
-               f" AND {_IN_QUEUE}",
-    "solved": f"{{status}} IN {DONE_STATUSES} AND {_NOT_MERGED} AND {_IN_QUEUE}",
-    "all": f"{_NOT_MERGED} AND {_IN_QUEUE}",
-    **{name: f"conversation.aside = '{name}' AND {_NOT_MERGED}" for name in ASIDE_VIEWS},
-}
-_PLAIN_STATUS = "conversation.status"
-_UNINDEXED_STATUS = "conversation.status || ''"
-
-
-def _view_sql(view: str, *, ordered: bool) -> str:
-    condition = _VIEW_CONDITIONS.get(view)
-    if condition is None:
-        known = ", ".join(VIEWS)
-        raise InvalidInput(f"unknown view {view!r}; expected one of: {known}")
-    return condition.format(status=_UNINDEXED_STATUS if ordered else _PLAIN_STATUS)
+from agentdesk.store.models import ref_of as ref_of
+from agentdesk.store.views import VIEWS
 
 
 def _view_filter(view: str, *, agent: str, now: datetime, ordered: bool = False):
     """The WHERE clause of a view (`ordered`: for windows read in the view's order)."""
-    sql = _view_sql(view, ordered=ordered)
+    sql = view_sql(view, ordered=ordered)
     binds = [bindparam("agent", agent, type_=String)] if ":agent" in sql else []
     if ":now" in sql:
         binds.append(bindparam("now", now, type_=Conversation.__table__.c.snoozed_until.type))  # type: ignore[attr-defined]  # set by SQLModel
@@ -86,16 +51,8 @@ def _view_filter(view: str, *, agent: str, now: datetime, ordered: bool = False)
 
 
 def _order_columns(view: str):
-    """The view's sort key, all ascending or all descending, ending in the unique id."""
-    if view == "solved":
-        return (col(Conversation.solved_at), col(Conversation.id)), True
-    return (col(Conversation.queue_due), col(Conversation.queue_wait), col(Conversation.id)), False
-
-
-def sort_columns(view: str) -> tuple[str, ...]:
-    """The names of the columns of a view's sort key."""
-    columns, _ = _order_columns(view)
-    return tuple(column.key for column in columns)
+    """The view's sort key as columns (`first_window.sort_columns`), and whether it descends."""
+    return tuple(col(getattr(Conversation, name)) for name in sort_columns(view)), sorts_descending(view)
 
 
 def sort_key(view: str, conversation: Conversation) -> tuple:
@@ -220,19 +177,6 @@ def queue_window(
                    query=query, extra_filter=extra_filter, from_end=from_end, matches=matches, columns=None)
 
 
-# What a queue row shows, each column named once. A name that is a column of `conversation` is
-# read as it is; the others are computed, and are written below for both reads: `row_columns` for
-# the ORM and `_ROW_SQL` for the first frame's sqlite3 read (tests/unit/test_store.py checks the two
-# read the same rows). The sort columns of every view (`_order_columns`) must be among them.
-ROW_COLUMNS = ("id", "customer", "subject", "channel", "status", "priority", "assignee", "waiting_since",
-               "queue_due", "warning_at", "version", "queue_wait", "solved_at", "has_draft", "bounced")
-_ROW_SQL = {
-    "customer": "coalesce(customer.name, '')",
-    "has_draft": "EXISTS (SELECT 1 FROM draft WHERE draft.conversation_id = conversation.id AND draft.agent = :agent)",
-    "bounced": "conversation.bounced_at IS NOT NULL",
-}
-
-
 def row_columns(agent: str) -> tuple:
     """ROW_COLUMNS as columns of one statement, so a window is read without loading conversations
     (`has_draft`: whether `agent` has a draft there)."""
@@ -262,7 +206,7 @@ def _window(*, session: Session, view: str, agent: str, now: datetime, limit: in
             columns: Sequence | None) -> list:
     if limit <= 0:
         raise InvalidInput(f"limit must be a positive number, got {limit}")
-    statuses = _STATUSES_OF_VIEW.get(view)
+    statuses = STATUSES_OF_VIEW.get(view)
     if from_end is not None and statuses and from_end + limit <= _MERGE_FROM_END:
         return _window_from_end_by_status(session=session, view=view, agent=agent, now=now, limit=limit,
                                           from_end=from_end, statuses=statuses, query=query,
@@ -277,10 +221,9 @@ def _window(*, session: Session, view: str, agent: str, now: datetime, limit: in
     return list(session.exec(statement.offset(offset).limit(limit)).all())
 
 
-# The views that hold a few statuses. Their last rows sit just before the solved ones in the order
-# index (queue_due NEVER): read backwards there, `G` would first walk past every solved conversation.
-_STATUSES_OF_VIEW = {"open": OPEN_STATUSES, "unassigned": OPEN_STATUSES, "breaching": OPEN_STATUSES,
-                     "pending": WAITING_STATUSES}
+# The views that hold a few statuses (`STATUSES_OF_VIEW`). Their last rows sit just before the solved
+# ones in the order index (queue_due NEVER): read backwards there, `G` would first walk past every solved
+# conversation.
 _MERGE_FROM_END = 200  # beyond it, reading every status's rows up to there costs more than the walk
 
 
@@ -617,7 +560,7 @@ class AgentLoad:
 
 def agent_load(*, session: Session, agent: str) -> AgentLoad:
     mine = and_(col(Conversation.assignee) == agent, col(Conversation.status).not_in(DONE_STATUSES),
-                col(Conversation.merged_into_id).is_(None), text(_IN_QUEUE))
+                col(Conversation.merged_into_id).is_(None), text(IN_QUEUE))
     assigned, waiting, bounced = session.exec(
         select(func.count(),
                func.count().filter(and_(col(Conversation.waiting_since).is_not(None),
@@ -671,84 +614,3 @@ def content_marker(*, connection) -> tuple:
         )
     ).one()
     return tuple(row)
-
-
-# --- the first window, without SQLAlchemy -------------------------------------------------------
-#
-# Opening the workstation reads one window of the default view while Textual starts. Through the
-# ORM that costs Python time (statement compilation on a fresh engine, entity loading) while
-# Python holds the GIL, so the first frame waits for it. With the sqlite3 module the read is one
-# prepared statement whose work runs in C with the GIL released. It uses the views' own conditions
-# (`_VIEW_CONDITIONS`); tests/unit/test_store.py checks that every view returns exactly what
-# `queue_window` returns.
-
-# Views of a few statuses read each status's first rows from the (status, queue_due, queue_wait,
-# id) index and merge them (a fraction of a millisecond); walking the order index instead passes
-# every pending and snoozed row before them. "all" is left to the engine.
-_FIRST_WINDOW_VIEWS = frozenset(VIEWS) - {"all"}
-_CONVERSATION_COLUMNS = Conversation.__table__.c  # type: ignore[attr-defined]  # set by SQLModel
-_ROW_TIMES = frozenset(name for name in ROW_COLUMNS if name in _CONVERSATION_COLUMNS
-                       and isinstance(_CONVERSATION_COLUMNS[name].type, UTCDateTime))
-
-
-def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: int,
-                        revision: int) -> list[dict] | None:
-    """The first `limit` rows of a built-in view as dicts of ROW_COLUMNS, read with the sqlite3
-    module alone.
-
-    None when this read cannot answer: a view it does not know, no database yet, one this read does
-    not understand, or one not at schema `revision` (it has to be opened, and perhaps upgraded,
-    through the engine first)."""
-    import json
-    import sqlite3
-
-    from agentdesk.store.models import sqlite_text
-
-    if view not in _FIRST_WINDOW_VIEWS:
-        return None
-    where = _view_sql(view, ordered=True)
-    descending = " DESC" if view == "solved" else ""
-    order = ", ".join(f"{name}{descending}" for name in sort_columns(view))
-    order_in_table = ", ".join(f"conversation.{name}{descending}" for name in sort_columns(view))
-    columns = ", ".join(f"{_ROW_SQL[name]} AS {name}" if name in _ROW_SQL else f"conversation.{name}"
-                        for name in ROW_COLUMNS)
-    select = (
-        f"SELECT {columns} FROM conversation LEFT JOIN customer ON customer.id = conversation.customer_id "
-        f"WHERE {where}{{status}} ORDER BY {order_in_table} LIMIT :limit"
-    )
-    statuses = _STATUSES_OF_VIEW.get(view)
-    if statuses:
-        candidates = " UNION ALL ".join(
-            f"SELECT * FROM ({select.format(status=f' AND conversation.status = {status!r}')})" for status in statuses)
-    else:
-        candidates = select.format(status="")
-    # The rows come back as one JSON text: one sqlite3 step instead of one per row, because each
-    # step gives the GIL back and waiting to take it again (the UI thread is busy starting) costs
-    # up to a switch interval (5 ms) every time.
-    statement = (
-        "SELECT (SELECT max(revision) FROM schema_revision), json_group_array(json_array("
-        f"position, {', '.join(ROW_COLUMNS)})) FROM ("
-        f"SELECT row_number() OVER (ORDER BY {order}) AS position, * FROM ({candidates}) ORDER BY {order} LIMIT :limit)"
-    )
-    try:
-        # mode=rw: never create a database here (opening one is the engine's job, migrations included).
-        connection = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=5)
-        try:
-            found_revision, rows = connection.execute(
-                statement, {"agent": agent, "now": sqlite_text(now), "limit": limit}).fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return None
-    if found_revision != revision:
-        return None
-    return [
-        {name: (_aware(value) if name in _ROW_TIMES else value) for name, value in zip(ROW_COLUMNS, row[1:])}
-        for row in sorted(json.loads(rows))
-    ]
-
-
-def _aware(value: str | None) -> datetime | None:
-    from datetime import timezone
-
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)

@@ -8,6 +8,7 @@ and the live-refresh poller that notices commits by other processes (sync, other
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -68,6 +69,8 @@ class AgentDeskApp(App[int]):
         self._background_started = False
         self.alert_count = 0  # alerts since the agent last looked at Mine (the header shows it)
         self.alert_feed: AlertFeed | None = None
+        self.alerts_on = False
+        self._making_alert_feed = threading.Lock()
         # The sync this app runs while no `agentdesk sync` does ([ui] sync; tests choose).
         self.own_sync = None
         self.sync_state: tuple[str, str] = ("off", "")
@@ -132,26 +135,42 @@ class AgentDeskApp(App[int]):
         if self._background_started:
             return
         self._background_started = True
-        # What is alive now (modules, classes, the stylesheet, the screen) lives as long as the app:
-        # Python's full collections, which rescanned it every few hundred thousand allocations
-        # (pauses landing on a key press or a thread opening), leave it out from here on.
-        gc.freeze()
+        self._load_database_layer()
         if self.poll:
             self._watch_database()
-            from agentdesk.app.alerts import AlertFeed
-
-            self.alert_feed = AlertFeed(self.desk)
+            self.alerts_on = True  # the feed is made in the first check's thread: it loads the ORM
             self.check_alerts()
             # SLA warnings come with time, not with a commit: look again now and then.
             self.set_interval(self.ALERT_INTERVAL, self.check_alerts)
         if self.presence:
             self.set_interval(presence.HEARTBEAT_EVERY.total_seconds(), self._heartbeat)
         if self.own_sync is not None:
-            import threading
-
             # A plain thread, not a Textual worker: it lives as long as the app and runs threads of
             # its own (each source, the outbox); the app only hears of what it changes.
             threading.Thread(target=self.own_sync.run, name="agentdesk-tui-sync", daemon=True).start()
+
+    @work(thread=True, exclusive=True, group="database", exit_on_error=False)
+    def _load_database_layer(self) -> None:
+        """Import the ORM and the actions the screens run, and open the engine, in a thread right
+        after the first frame: the first frame is drawn from rows read with the sqlite3 module, and
+        these imports (SQLAlchemy, SQLModel, the models) cost more than the rest of the start. In a
+        thread they never hold up a key press; the screens import the actions where they use them,
+        which then finds them loaded (or, for a key pressed meanwhile, waits for this import)."""
+        from agentdesk.app import attachments, conversations, customers, macros, spam, undo  # noqa: F401
+        from agentdesk.domain import replies  # noqa: F401
+
+        try:
+            self.desk.engine  # noqa: B018  (opened here, not by the first read that needs it)
+        except Exception:  # the reads that need it say why, in their own words
+            pass
+        # What is alive now (modules, classes, the stylesheet, the screen) lives as long as the app:
+        # Python's full collections, which rescanned it every few hundred thousand allocations
+        # (pauses landing on a key press or a thread opening), leave it out from here on. Not once
+        # the app is closing (its workers are cancelled then): `on_unmount` has unfrozen it.
+        from textual.worker import get_current_worker
+
+        if not get_current_worker().is_cancelled:
+            gc.freeze()
 
     # --- the app's own sync ------------------------------------------------------------------------
 
@@ -248,7 +267,7 @@ class AgentDeskApp(App[int]):
             commits.close()
 
     def on_database_changed(self, message: DatabaseChanged) -> None:
-        if self.alert_feed is not None:
+        if self.alerts_on:
             self.check_alerts()
         if self.main is not None:
             self.main.reload()
@@ -257,9 +276,14 @@ class AgentDeskApp(App[int]):
 
     @work(thread=True, exclusive=True, group="alerts", exit_on_error=False)
     def check_alerts(self) -> None:
-        if self.alert_feed is None:
+        if not self.alerts_on:
             return
         try:
+            with self._making_alert_feed:
+                if self.alert_feed is None:
+                    from agentdesk.app.alerts import AlertFeed
+
+                    self.alert_feed = AlertFeed(self.desk)
             found = self.alert_feed.check()
         except Exception:  # a busy database: the next change or interval looks again
             return

@@ -6,11 +6,13 @@ Widget-local messages live nested in their widget (`QueueView.Highlighted`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from agentdesk.app.conversations import Thread
-from agentdesk.app.desk import Header
+if TYPE_CHECKING:  # for the annotations only: the first frame is drawn before the ORM is imported
+    from agentdesk.app.conversations import Thread
+    from agentdesk.app.desk import Header
 
 
 @dataclass

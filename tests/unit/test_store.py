@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from conftest import FIXED_NOW
@@ -534,3 +535,44 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
         )
         is None
     )
+
+
+def test_the_first_window_module_agrees_with_the_models_and_the_url_parser(tmp_path):
+    """What the first frame reads without SQLAlchemy (`store.first_window`) is written there once;
+    these are the facts it must share with the ORM side."""
+    from sqlalchemy.engine import make_url
+
+    from agentdesk.store import first_window, migrations
+    from agentdesk.store.models import Conversation, UTCDateTime
+
+    columns = Conversation.__table__.c  # type: ignore[attr-defined]  # set by SQLModel
+    times = {
+        name for name in first_window.ROW_COLUMNS if name in columns and isinstance(columns[name].type, UTCDateTime)
+    }
+    assert times == first_window.ROW_TIMES
+    assert max(migrations.STEPS) == migrations.HEAD
+    for view in ("open", "solved"):
+        assert set(first_window.sort_columns(view)) <= set(first_window.ROW_COLUMNS)
+    for url in (
+        "sqlite:///relative.db",
+        f"sqlite:///{tmp_path}/a b.db",
+        f"sqlite:///{tmp_path}/a%20b.db",
+        "sqlite+pysqlite:///x/y.db?timeout=3",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "postgresql://agent@localhost/desk",
+    ):
+        parsed = make_url(url)
+        plain = (
+            parsed.database
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+            else None
+        )
+        found = first_window.sqlite_path(url)
+        assert (str(found) if found is not None else None) == (str(Path(plain)) if plain else None), url
+    # The plain revision read: the engine's database, nothing for a missing file (never created).
+    engine = db.open_database(f"sqlite:///{tmp_path / 'at-head.db'}")
+    engine.dispose()
+    assert first_window.schema_revision_sqlite(tmp_path / "at-head.db") == migrations.HEAD
+    assert first_window.schema_revision_sqlite(tmp_path / "missing.db") is None
+    assert not (tmp_path / "missing.db").exists()

@@ -15,9 +15,11 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from agentdesk.app import attachments as attachment_actions
 from agentdesk.tui.screens.main_parts import MainScreenParts
 from agentdesk.tui.widgets import shown, shown_line
+
+# `app.attachments` load the ORM: imported where used, like the main screen's actions (see
+# screens/main.py), so the first frame is drawn without it.
 
 
 class TextPreview(ModalScreen[bool]):
@@ -106,6 +108,8 @@ class AttachmentKeys(MainScreenParts):
         self.notify(f"attachment {chosen.number}: {shown_line(chosen.filename)} — v opens, W saves", timeout=3)
 
     def action_open_attachment(self) -> None:
+        from agentdesk.app import attachments as attachment_actions
+
         chosen = self._chosen_attachment()
         if chosen is None:
             return
@@ -119,6 +123,7 @@ class AttachmentKeys(MainScreenParts):
             self._open_outside(self.thread.conversation.id, chosen.number)
 
     def action_save_attachment(self) -> None:
+        from agentdesk.app import attachments as attachment_actions
         from agentdesk.tui.screens.dialogs import PromptScreen
 
         chosen = self._chosen_attachment()
@@ -146,6 +151,8 @@ class AttachmentKeys(MainScreenParts):
 
     @work(thread=True, group="attachments")
     def _save(self, conversation_id: int, number: int, directory: str) -> None:
+        from agentdesk.app import attachments as attachment_actions
+
         try:
             item, path = attachment_actions.save(self.desk, conversation_id, number, directory)
         except Exception as error:
@@ -155,6 +162,8 @@ class AttachmentKeys(MainScreenParts):
 
     @work(thread=True, group="attachments")
     def _open_outside(self, conversation_id: int, number: int) -> None:
+        from agentdesk.app import attachments as attachment_actions
+
         try:
             item, path = attachment_actions.open_attachment(self.desk, conversation_id, number)
         except Exception as error:
@@ -164,6 +173,8 @@ class AttachmentKeys(MainScreenParts):
 
     @work(thread=True, group="attachments")
     def _preview(self, conversation_id: int, number: int) -> None:
+        from agentdesk.app import attachments as attachment_actions
+
         try:
             found = attachment_actions.preview_text(self.desk, conversation_id, number)
         except Exception as error:

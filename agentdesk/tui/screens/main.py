@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -19,13 +20,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, OptionList
 
-from agentdesk.app import conversations
 from agentdesk.app import queue as queue_actions
-from agentdesk.app import spam as spam_actions
-from agentdesk.app.conversations import Thread
 from agentdesk.app.desk import Desk, Header, header
 from agentdesk.app.queue import Filter
-from agentdesk.domain.replies import RESENDABLE
 from agentdesk.tui import actions, format
 from agentdesk.tui.messages import ActionDone, ActionFailed, CountsLoaded, HeaderLoaded, ThreadFailed, ThreadLoaded
 from agentdesk.tui.screens.attachments import AttachmentKeys
@@ -35,6 +32,10 @@ from agentdesk.tui.widgets.key_footer import KeyFooter
 from agentdesk.tui.widgets.masthead import Masthead, Part
 from agentdesk.tui.widgets.queue_view import QueueView
 from agentdesk.tui.widgets.thread_view import ThreadView
+
+# The actions load the ORM: imported where used, in workers (see AgentDeskApp._load_database_layer).
+if TYPE_CHECKING:
+    from agentdesk.app.conversations import Thread
 
 DETAIL_CSS = Path(__file__).with_name("detail.tcss")  # the panes mounted after the first paint
 BUILTIN_VIEWS = ("mine", "unassigned", "open", "breaching", "pending", "snoozed", "solved", "spam", "bulk", "system")
@@ -58,19 +59,6 @@ STATUS_LABELS = {
     "solved": "solved",
     "closed": "closed — no more replies",
 }
-
-
-def _resend_latest(desk: Desk, conversation_id: int) -> str:
-    """Queue the conversation's latest failed or possibly sent reply again (read fresh: the thread
-    on screen may be older than the outbox); say so when there is none. A bounced reply shows as
-    "bounced", not "failed", so it is never picked: a bounce is answered with a new reply."""
-    thread = conversations.thread(desk, conversation_id)
-    latest = next(
-        (item for item in reversed(thread.items) if item.kind == "outbound" and item.delivery in RESENDABLE), None
-    )
-    if latest is None:
-        return f"{format.ref(conversation_id)}: no failed or possibly sent reply to resend"
-    return conversations.resend(desk, conversation_id, latest.number)
 
 
 def _breakpoint_class(breakpoints: list[tuple[int, str]], width: int) -> str:
@@ -329,6 +317,8 @@ class MainScreen(AttachmentKeys, WorkdayKeys, Screen):
 
     @work(thread=True, exclusive=True, group="thread")
     def _fetch_thread(self, conversation_id: int, generation: int) -> None:
+        from agentdesk.app import conversations
+
         try:
             thread = conversations.thread(self.desk, conversation_id)
         except Exception as error:
@@ -546,10 +536,18 @@ class MainScreen(AttachmentKeys, WorkdayKeys, Screen):
     def _change(self, ids: list[int], **changes) -> None:
         self.last_changed = list(ids)
         versions = self._versions(ids)
-        self._act(lambda: conversations.change(self.desk, ids, versions=versions, **changes))
+
+        def change() -> list[str]:
+            from agentdesk.app import conversations
+
+            return conversations.change(self.desk, ids, versions=versions, **changes)
+
+        self._act(change)
 
     @work(thread=True, group="actions")
     def _act(self, call: Callable[[], list[str] | str]) -> None:
+        from agentdesk.app import conversations
+
         try:
             result = call()
         except conversations.StaleView as stale:
@@ -581,36 +579,54 @@ class MainScreen(AttachmentKeys, WorkdayKeys, Screen):
         ids = self._targets()
         if ids:
             self.last_changed = list(ids)
-            self._act(lambda: conversations.claim(self.desk, ids))
+
+            def claim() -> list[str]:
+                from agentdesk.app import conversations
+
+                return conversations.claim(self.desk, ids)
+
+            self._act(claim)
 
     def action_spam(self) -> None:
         ids = self._targets()
         if ids:
             undo = self.search is None and self.filters[self.view_index].view == "spam"
             self.last_changed = list(ids)
-            self._act(
-                lambda: [
+
+            def mark() -> list[str]:
+                from agentdesk.app import spam as spam_actions
+
+                return [
                     f"{item['ref']}: " + (f"back in {item['view']}" if undo else "moved to spam")
                     for item in spam_actions.mark_spam(self.desk, ids, undo=undo)
                 ]
-            )
+
+            self._act(mark)
 
     def action_block(self) -> None:
         ids = self._targets()
         if ids:
-            self._act(
-                lambda: [
-                    f"blocked {item['pattern']}; {item['ref']} moved to spam"
-                    for item in (spam_actions.block_sender(self.desk, each) for each in ids)
-                ]
-            )
+
+            def block() -> list[str]:
+                from agentdesk.app import spam as spam_actions
+
+                blocked = [spam_actions.block_sender(self.desk, each) for each in ids]
+                return [f"blocked {item['pattern']}; {item['ref']} moved to spam" for item in blocked]
+
+            self._act(block)
 
     def action_resend(self) -> None:
         ids = self._targets()
         if not ids:
             self.notify("no conversation selected", severity="warning")
             return
-        self._act(lambda: [_resend_latest(self.desk, conversation_id) for conversation_id in ids])
+
+        def resend() -> list[str]:
+            from agentdesk.app import conversations
+
+            return [conversations.resend_latest(self.desk, conversation_id) for conversation_id in ids]
+
+        self._act(resend)
 
     def action_unassign(self) -> None:
         ids = self._targets()
@@ -765,6 +781,8 @@ class MainScreen(AttachmentKeys, WorkdayKeys, Screen):
 
     @work(thread=True, exclusive=True, group="thread")
     def _thread_for_composer(self, conversation_id: int, kind: str, editor: bool) -> None:
+        from agentdesk.app import conversations
+
         try:
             thread = conversations.thread(self.desk, conversation_id)
         except Exception as error:

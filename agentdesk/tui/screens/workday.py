@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from textual import work
 from textual.timer import Timer
 
-from agentdesk.app import conversations
-from agentdesk.app import macros as macro_actions
-from agentdesk.app import undo as undo_actions
 from agentdesk.tui import format
 from agentdesk.tui.messages import ActionDone, ActionFailed
 from agentdesk.tui.screens.main_parts import MainScreenParts
+
+# `app.conversations`, `app.macros` and `app.undo` load the ORM: imported where used, like the main screen's actions (see
+# screens/main.py), so the first frame is drawn without it.
 
 
 @dataclass
@@ -43,6 +43,8 @@ class WorkdayKeys(MainScreenParts):
     def _merge(self, ids: list[int], target: str) -> list[str]:
         """In the actions worker: merge, then let ctrl+z take the whole merge back (undoing it from
         one merged conversation separates every one this merge moved)."""
+        from agentdesk.app import conversations
+
         lines = conversations.merge(self.desk, ids, target)
         kept = conversations.conversation_id(target.strip())
         self.last_changed = [next(i for i in ids if i != kept)]
@@ -88,6 +90,8 @@ class WorkdayKeys(MainScreenParts):
         return f"↶ reply to {format.ref(self.held.conversation_id)} sends in {left} s — ctrl+z takes it back"
 
     def action_undo(self) -> None:
+        from agentdesk.app import undo as undo_actions
+
         if self.held is not None and self.held_left():
             held = self.held
             self._release(held.conversation_id)
@@ -101,6 +105,8 @@ class WorkdayKeys(MainScreenParts):
 
     @work(thread=True, group="actions")
     def _withdraw(self, held: HeldSend) -> None:
+        from agentdesk.app import conversations
+
         try:
             conversations.withdraw(self.desk, held.conversation_id, held.message_id)
         except Exception as error:
@@ -116,6 +122,8 @@ class WorkdayKeys(MainScreenParts):
     # --- send now --------------------------------------------------------------------------------------
 
     def action_send_now(self) -> None:
+        from agentdesk.app import conversations
+
         ids = self._targets()
         if not ids:
             self.notify("no conversation selected", severity="warning")
@@ -134,6 +142,7 @@ class WorkdayKeys(MainScreenParts):
     # --- moving a misthreaded message -------------------------------------------------------------------
 
     def action_move_message(self) -> None:
+        from agentdesk.app import undo as undo_actions
         from agentdesk.tui.screens.dialogs import PromptScreen
 
         if self.thread is None:
@@ -167,6 +176,8 @@ class WorkdayKeys(MainScreenParts):
                 self._bindings.bind(macro.key, f"run_macro({index})", f"Macro: {macro.name}", show=False)
 
     def action_run_macro(self, index: int) -> None:
+        from agentdesk.app import macros as macro_actions
+
         macro = self.desk.settings.macro[index]
         ids = self._targets()
         if not ids:

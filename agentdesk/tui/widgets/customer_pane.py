@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,9 +13,11 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from agentdesk.app.customers import CustomerCard
 from agentdesk.tui import format
 from agentdesk.tui.widgets import shown, shown_line
+
+if TYPE_CHECKING:  # for the annotations only: the first frame is drawn before the ORM is imported
+    from agentdesk.app.customers import CustomerCard
 
 
 class CustomerPane(Vertical):

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from agentdesk.app.conversations import Thread, ThreadItem
 from agentdesk.tui import actions, format
 from agentdesk.tui.widgets import overlay_style, shown, shown_line
+
+if TYPE_CHECKING:  # for the annotations only: the first frame is drawn before the ORM is imported
+    from agentdesk.app.conversations import Thread, ThreadItem
 
 
 class ThreadView(ScrollView, can_focus=False):

@@ -1,0 +1,235 @@
+"""What the TUI's first frame reads, without SQLAlchemy: the queue views' SQL, the columns of a
+queue row, and `first_window_sqlite`, the first rows of a view read with the sqlite3 module alone.
+
+The first frame is drawn before the ORM is imported (importing SQLAlchemy, SQLModel and the models
+costs more than the rest of the start together), so everything it needs from the store lives here,
+defined once: `queries` builds its ORM statements from the same conditions and column names, and
+`models` and `migrations` take the stored time format, NEVER, refs and HEAD from here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import unquote
+
+from agentdesk.errors import InvalidInput
+from agentdesk.store.views import ASIDE_VIEWS, VIEWS
+
+# The newest schema revision this version writes; `migrations.STEPS` must end at it (checked when
+# `migrations` is imported, and by tests/unit/test_migrations.py).
+HEAD = 12
+
+# Sorts after every due time (the queue's keyset needs a NOT NULL column).
+NEVER = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+OPEN_STATUSES = ("new", "open")
+WAITING_STATUSES = ("pending", "on_hold")
+DONE_STATUSES = ("solved", "closed")
+
+
+def ref_of(conversation_id: int) -> str:
+    return f"AD-{conversation_id}"
+
+
+def sqlite_text(value: datetime | None) -> str | None:
+    """What UTCDateTime stores on SQLite: naive UTC text, always with microseconds. For bulk
+    writers that bypass the ORM (the demo builder, batched ingest) and this module's read."""
+    if value is None:
+        return None
+    if value.tzinfo is not timezone.utc:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use an aware UTC time")
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (`sqlite:///relative.db`, `sqlite:////absolute.db`, a driver
+    after `+`, options after `?`); None for other databases and in-memory ones."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.split("+", 1)[0] != "sqlite" or not rest.startswith("/"):
+        return None
+    database = unquote(rest[1:].partition("?")[0])
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+# Each view's condition, written once as SQL: the ORM statements of `queries` and the first
+# frame's sqlite3 read both use it. `{status}` is the status column: plain where its index helps
+# (counts), `status || ''` in windows read in the view's order — given `status IN (...)`, SQLite's
+# planner prefers the status index and then sorts the whole view; written so, the status test
+# cannot use an index and the planner walks the order index, stopping after one window
+# (tests/unit/test_store.py checks every view's plan).
+_NOT_MERGED = "conversation.merged_into_id IS NULL"
+_AWAKE = "(conversation.snoozed_until IS NULL OR conversation.snoozed_until <= :now)"
+# A conversation set aside is in its own view only. The queue views test `aside` in a form no index
+# serves (`|| ''`, as `status` above), so the planner keeps walking their own indexes; the views
+# of set-aside conversations walk (aside, queue_due, queue_wait, id).
+IN_QUEUE = "conversation.aside || '' = ''"
+_VIEW_CONDITIONS = {
+    "mine": f"conversation.assignee = :agent AND {{status}} NOT IN {DONE_STATUSES} AND {_AWAKE} AND {_NOT_MERGED}"
+    f" AND {IN_QUEUE}",
+    "unassigned": f"conversation.assignee IS NULL AND {{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED}"
+    f" AND {IN_QUEUE}",
+    "open": f"{{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED} AND {IN_QUEUE}",
+    "breaching": f"{{status}} IN {OPEN_STATUSES} AND {_AWAKE} AND {_NOT_MERGED} AND conversation.warning_at <= :now"
+    f" AND {IN_QUEUE}",
+    "pending": f"{{status}} IN {WAITING_STATUSES} AND {_NOT_MERGED} AND {IN_QUEUE}",
+    "snoozed": f"conversation.snoozed_until > :now AND {{status}} NOT IN {DONE_STATUSES} AND {_NOT_MERGED}"
+    f" AND {IN_QUEUE}",
+    "solved": f"{{status}} IN {DONE_STATUSES} AND {_NOT_MERGED} AND {IN_QUEUE}",
+    "all": f"{_NOT_MERGED} AND {IN_QUEUE}",
+    **{name: f"conversation.aside = '{name}' AND {_NOT_MERGED}" for name in ASIDE_VIEWS},
+}
+_PLAIN_STATUS = "conversation.status"
+_UNINDEXED_STATUS = "conversation.status || ''"
+
+
+def view_sql(view: str, *, ordered: bool) -> str:
+    """The WHERE condition of a view (`ordered`: for windows read in the view's order)."""
+    condition = _VIEW_CONDITIONS.get(view)
+    if condition is None:
+        known = ", ".join(VIEWS)
+        raise InvalidInput(f"unknown view {view!r}; expected one of: {known}")
+    return condition.format(status=_UNINDEXED_STATUS if ordered else _PLAIN_STATUS)
+
+
+def sort_columns(view: str) -> tuple[str, ...]:
+    """The names of the columns of a view's sort key, ending in the unique id."""
+    return ("solved_at", "id") if view == "solved" else ("queue_due", "queue_wait", "id")
+
+
+def sorts_descending(view: str) -> bool:
+    return view == "solved"
+
+
+# What a queue row shows, each column named once. A name that is a column of `conversation` is
+# read as it is; the others are computed, and are written for both reads: `queries.row_columns` for
+# the ORM and `ROW_SQL` for the first frame's sqlite3 read (tests/unit/test_store.py checks the two
+# read the same rows). The sort columns of every view must be among them.
+ROW_COLUMNS = (
+    "id",
+    "customer",
+    "subject",
+    "channel",
+    "status",
+    "priority",
+    "assignee",
+    "waiting_since",
+    "queue_due",
+    "warning_at",
+    "version",
+    "queue_wait",
+    "solved_at",
+    "has_draft",
+    "bounced",
+)
+ROW_SQL = {
+    "customer": "coalesce(customer.name, '')",
+    "has_draft": "EXISTS (SELECT 1 FROM draft WHERE draft.conversation_id = conversation.id AND draft.agent = :agent)",
+    "bounced": "conversation.bounced_at IS NOT NULL",
+}
+# The row's columns stored as UTCDateTime (tests/unit/test_store.py checks them against the model).
+ROW_TIMES = frozenset({"waiting_since", "queue_due", "warning_at", "queue_wait", "solved_at"})
+
+# The views that hold a few statuses: their first (and last) rows are read status by status.
+STATUSES_OF_VIEW = {
+    "open": OPEN_STATUSES,
+    "unassigned": OPEN_STATUSES,
+    "breaching": OPEN_STATUSES,
+    "pending": WAITING_STATUSES,
+}
+
+
+# --- the first window, before the ORM -------------------------------------------------------------
+#
+# The TUI's first frame shows a view's first rows. Read through SQLAlchemy, a window costs Python
+# work (compiling the statement, building rows) while the UI starts, and in a thread all of it
+# holds the GIL, so the first frame waits for it. With the sqlite3 module the read is one prepared
+# statement whose work runs in C with the GIL released. It uses the views' own conditions;
+# tests/unit/test_store.py checks that every view returns exactly what `queries.queue_window` returns.
+
+# Views of a few statuses read each status's first rows from the (status, queue_due, queue_wait,
+# id) index and merge them (a fraction of a millisecond); walking the order index instead passes
+# every pending and snoozed row before them. "all" is left to the engine.
+_FIRST_WINDOW_VIEWS = frozenset(VIEWS) - {"all"}
+
+
+def schema_revision_sqlite(path) -> int | None:
+    """The schema revision of the SQLite database at `path`, read with the sqlite3 module; None
+    when there is no database there, or not one of ours."""
+    try:
+        connection = _connect(path)
+        try:
+            (revision,) = connection.execute("SELECT max(revision) FROM schema_revision").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    return revision
+
+
+def _connect(path) -> sqlite3.Connection:
+    # mode=rw: never create a database here (opening one is the engine's job, migrations included).
+    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=5)
+
+
+def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: int, revision: int) -> list[dict] | None:
+    """The first `limit` rows of a built-in view as dicts of ROW_COLUMNS, read with the sqlite3
+    module alone.
+
+    None when this read cannot answer: a view it does not know, no database yet, one this read does
+    not understand, or one not at schema `revision` (it has to be opened, and perhaps upgraded,
+    through the engine first)."""
+    if view not in _FIRST_WINDOW_VIEWS:
+        return None
+    where = view_sql(view, ordered=True)
+    descending = " DESC" if sorts_descending(view) else ""
+    order = ", ".join(f"{name}{descending}" for name in sort_columns(view))
+    order_in_table = ", ".join(f"conversation.{name}{descending}" for name in sort_columns(view))
+    columns = ", ".join(
+        f"{ROW_SQL[name]} AS {name}" if name in ROW_SQL else f"conversation.{name}" for name in ROW_COLUMNS
+    )
+    select = (
+        f"SELECT {columns} FROM conversation LEFT JOIN customer ON customer.id = conversation.customer_id "
+        f"WHERE {where}{{status}} ORDER BY {order_in_table} LIMIT :limit"
+    )
+    statuses = STATUSES_OF_VIEW.get(view)
+    if statuses:
+        candidates = " UNION ALL ".join(
+            f"SELECT * FROM ({select.format(status=f' AND conversation.status = {status!r}')})" for status in statuses
+        )
+    else:
+        candidates = select.format(status="")
+    # The rows come back as one JSON text: one sqlite3 step instead of one per row, because each
+    # step gives the GIL back and waiting to take it again (the UI thread is busy starting) costs
+    # up to a switch interval (5 ms) every time.
+    statement = (
+        "SELECT (SELECT max(revision) FROM schema_revision), json_group_array(json_array("
+        f"position, {', '.join(ROW_COLUMNS)})) FROM ("
+        f"SELECT row_number() OVER (ORDER BY {order}) AS position, * FROM ({candidates}) ORDER BY {order} LIMIT :limit)"
+    )
+    try:
+        connection = _connect(path)
+        try:
+            found_revision, rows = connection.execute(
+                statement, {"agent": agent, "now": sqlite_text(now), "limit": limit}
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    if found_revision != revision:
+        return None
+    return [
+        {name: (_aware(value) if name in ROW_TIMES else value) for name, value in zip(ROW_COLUMNS, row[1:])}
+        for row in sorted(json.loads(rows))
+    ]
+
+
+def _aware(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
