@@ -143,22 +143,22 @@ def run_measured(
         def sample() -> None:
             while not done.is_set():
                 total = 0
-                stack = [(pid, 0) for pid in children(launcher.pid)]
+                stack = [(pid, 0, b"") for pid in children(launcher.pid)]
                 while stack:
-                    pid, depth = stack.pop()
+                    pid, depth, parent_argv = stack.pop()
                     found = status_kib(pid, "VmRSS", "VmHWM")
-                    if found.get("VmHWM"):  # not a zombie (which has no memory left to count)
+                    argv = _command_line(pid)
+                    # A process the command forks is a copy of it until it execs its own program
+                    # (a parser process, a password command): the copy's pages are the command's,
+                    # shared, and are counted there. Its own peak starts with the program it
+                    # becomes (a new command line). A zombie has no memory left to count.
+                    if found.get("VmHWM") and (depth == 0 or argv != parent_argv):
                         total += found.get("VmRSS", 0)
-                        # A process the command forks is a copy of it until it execs its own
-                        # program (a parser process, a password command): the copy's pages are
-                        # the command's, shared, so its peak starts again with the program it
-                        # becomes (a new command line).
-                        argv = _command_line(pid)
                         known, kib = seen.get(pid, (argv, 0))
                         kib = max(kib, found["VmHWM"]) if known == argv else found["VmHWM"]
                         seen[pid] = (argv, kib)
                         peaks[pid] = (_role(argv, depth), kib)
-                    stack.extend((child, depth + 1) for child in children(pid))
+                    stack.extend((child, depth + 1, argv) for child in children(pid))
                 tree_peak[0] = max(tree_peak[0], total)
                 time.sleep(every)
 
