@@ -17,6 +17,7 @@ from agentdesk.app.customers import CustomerCard, customer_card
 from agentdesk.app.desk import Desk
 from agentdesk.domain import drafts, knowledge_base, templates
 from agentdesk.domain import queue as queue_service
+from agentdesk.domain.outbound import OutgoingFile, Recipients
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import queries
 from agentdesk.store.models import Conversation, id_of, ref_of
@@ -250,14 +251,14 @@ def resend(desk: Desk, ref: Ref, number: int) -> str:
 
 
 def withdraw(desk: Desk, ref: Ref, message_id: int) -> str:
-    """Take back this agent's reply while it waits out its undo window: the text it had becomes the
-    agent's draft again (the composer opens with it) and is returned. `errors.Conflict` once a
-    sender has it."""
+    """Take back this agent's reply while it waits out its undo window: its text, recipients and
+    files become the agent's draft again (the composer opens with them); the text is returned.
+    `errors.Conflict` once a sender has it."""
     from agentdesk.domain import replies
 
     with desk.writing, desk.write() as session:
         conversation = queue_service.load_for_update(session, _typed(ref))
-        body = replies.withdraw(
+        taken = replies.withdraw(
             session,
             conversation=conversation,
             message_id=message_id,
@@ -266,17 +267,19 @@ def withdraw(desk: Desk, ref: Ref, message_id: int) -> str:
             now=desk.now(),
             policies=desk.policies,
         )
+        chosen = Recipients(taken.to, taken.cc, taken.bcc) if taken.to else None
         drafts.save(
             session,
             conversation_id=id_of(conversation),
             agent=desk.agent,
-            body=body,
+            body=taken.body,
             kind="reply",
             base_version=conversation.version,
             now=desk.now(),
+            envelope=drafts.Envelope(chosen, tuple(drafts.DraftFile(*each) for each in taken.files)),
         )
         session.commit()
-    return body
+    return taken.body
 
 
 def send_now(desk: Desk, ref: Ref) -> str:
@@ -514,7 +517,18 @@ def _values(desk: Desk, session, conversation: Conversation) -> dict[str, str]:
     )
 
 
-def save_draft(desk: Desk, conversation_id: int, body: str, *, kind: str, base_version: int) -> None:
+def save_draft(
+    desk: Desk,
+    conversation_id: int,
+    body: str,
+    *,
+    kind: str,
+    base_version: int,
+    recipients: Recipients | None = None,
+    files: Sequence[OutgoingFile] = (),
+) -> None:
+    """Keep this agent's draft: its text, and for a reply the recipients they chose
+    (`outbound.Recipients`, None: the reply-all) and the files they attached (`OutgoingFile`)."""
     with desk.writing, desk.write() as session:
         drafts.save(
             session,
@@ -524,8 +538,19 @@ def save_draft(desk: Desk, conversation_id: int, body: str, *, kind: str, base_v
             kind=kind,
             base_version=base_version,
             now=desk.now(),
+            envelope=drafts.Envelope(recipients, drafts.keep_files(session, files)),
         )
         session.commit()
+
+
+def draft_envelope(desk: Desk, draft: Any) -> tuple[Recipients | None, list[OutgoingFile]]:
+    """A draft's recipients (None: the reply-all) and its files with their bytes, to put back in
+    the composer."""
+    envelope = drafts.envelope_of(draft)
+    if not envelope.files:
+        return envelope.recipients, []
+    with desk.read() as session:
+        return envelope.recipients, drafts.files_of(session, envelope)
 
 
 # --- status, priority, assignee, tags, snooze -----------------------------------------------------

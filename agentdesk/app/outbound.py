@@ -24,6 +24,7 @@ __all__ = [
     "OutgoingFile",
     "Recipients",
     "read_files",
+    "largest_accepted",
     "recipients",
     "addressed",
     "forward",
@@ -35,8 +36,19 @@ __all__ = [
 ]
 
 
-def read_files(paths: Sequence[str | Path]) -> list[OutgoingFile]:
-    """Each file as an attachment, named by its base name; a clear error for one that cannot be read."""
+def largest_accepted(desk: Desk) -> int:
+    """The most any of this desk's channels accepts in one message's files: a file bigger than
+    that is refused before it is read (it could never be sent)."""
+    from agentdesk.domain.outbound import DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES_OTHER
+
+    settings = desk.settings
+    configured = [m.attachments_max_bytes for m in settings.mailbox] + [s.attachments_max_bytes for s in settings.spool]
+    return max([*configured, *DEFAULT_MAX_BYTES.values(), DEFAULT_MAX_BYTES_OTHER])
+
+
+def read_files(paths: Sequence[str | Path], *, limit: int | None = None) -> list[OutgoingFile]:
+    """Each file as an attachment, named by its base name; a clear error for one that cannot be
+    read, or is over `limit` bytes (checked before reading it: `largest_accepted`)."""
     found = []
     for given in paths:
         path = Path(str(given)).expanduser()
@@ -45,6 +57,11 @@ def read_files(paths: Sequence[str | Path]) -> list[OutgoingFile]:
         if path.exists() and not path.is_file():
             # A pipe or a device would be read without end (or block forever): files only.
             raise InvalidInput(f"--attach {given}: not a regular file (a pipe or a device); attach a file")
+        if limit is not None and path.is_file() and path.stat().st_size > limit:
+            raise InvalidInput(
+                f"--attach {given}: {path.stat().st_size} bytes, more than any channel here accepts "
+                f"({limit} bytes: attachments_max_bytes); send a link instead"
+            )
         try:
             data = path.read_bytes()
         except OSError as error:
@@ -232,10 +249,10 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
         wanted = ("sms",)
     else:
         wanted = ("chat", "social")
-    found = next((s for s in known if s.channel in wanted), None)
-    if found is None:
+    fitting = [s for s in known if s.channel in wanted]
+    if not fitting:
         raise InvalidInput(f"no mailbox or spool sends to {address!r}; name one with --channel")
-    return found
+    return next((s for s in fitting if s.sends), fitting[0])
 
 
 def start(
@@ -260,6 +277,12 @@ def start(
     if body is not None:
         _refuse_unfilled(body)
     source = _source_for(desk, to, channel)
+    if not source.sends:
+        # Queued through it, the first message would wait for ever: say so before anything is stored.
+        way_out = "[mailbox.smtp] host" if source.channel == "email" else "outbound = { spool | url }"
+        raise InvalidInput(
+            f"{source.name} cannot send (no {way_out} in the config); set one, or name another with --channel"
+        )
     addressees = outbound.checked(source.channel, Recipients(to=(to,)))
     if files:
         outbound.check_size(

@@ -114,7 +114,7 @@ def cmd_reply(args: argparse.Namespace) -> int:
     from agentdesk.app import conversations, outbound
 
     ctx = context(args)
-    files = outbound.read_files(args.attach)
+    files = outbound.read_files(args.attach, limit=outbound.largest_accepted(ctx.desk))
     recipients = outbound.addressed(ctx.desk, args.ref, to=args.to, cc=args.cc, bcc=args.bcc, no_cc=args.no_cc)
     if args.template:
         sent = conversations.reply_with_template(

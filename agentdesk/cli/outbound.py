@@ -17,13 +17,15 @@ def cmd_forward(args: argparse.Namespace) -> int:
 
     ctx = context(args)
     note = read_body(args.body_file) if args.body_file else ""
-    sent = outbound.forward(ctx.desk, args.ref, args.to, note=note, number=args.message)
+    sent = outbound.forward(ctx.desk, args.ref, args.to, note=note, number=args.message, cc=args.cc, bcc=args.bcc)
     if args.json:
         print_json(
             {
                 "ref": sent.ref,
                 "kind": "forward",
                 "to": list(args.to),
+                "cc": list(args.cc),
+                "bcc": list(args.bcc),
                 "message": args.message,
                 "external_id": sent.external_id,
                 "delivery": "queued",
@@ -40,7 +42,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
     ctx = context(args)
     body = read_body(args.body_file) if args.body_file else None
-    files = outbound.read_files(args.attach)
+    files = outbound.read_files(args.attach, limit=outbound.largest_accepted(ctx.desk))
     sent = outbound.start(
         ctx.desk,
         args.to,

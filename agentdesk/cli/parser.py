@@ -196,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     forward.add_argument(
         "--to", action="append", required=True, metavar="ADDRESS", help="who to forward to (repeatable)"
     )
+    forward.add_argument("--cc", action="append", default=[], metavar="A", help="add A to the Cc (repeatable)")
+    forward.add_argument(
+        "--bcc", action="append", default=[], metavar="A", help="blind copy to A: the SMTP envelope only (repeatable)"
+    )
     forward.add_argument("--body-file", metavar="F", help="a note above the forwarded messages; - reads standard input")
     forward.add_argument("--message", type=int, metavar="N", help="only message N (as `show` numbers them)")
     forward.add_argument("--json", action="store_true", help="print what was queued as JSON")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session
@@ -270,6 +271,18 @@ def resend(session: Session, *, messages: list[Message], number: int, ref: str, 
     return message
 
 
+@dataclass(frozen=True)
+class Withdrawn:
+    """What a reply taken back carried: the body as the agent wrote it (without the signature),
+    the recipients they chose (all empty: the delivery's choice) and its files (key, name, type)."""
+
+    body: str
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    files: tuple[tuple[str, str, str], ...] = ()
+
+
 def withdraw(
     session: Session,
     *,
@@ -279,9 +292,9 @@ def withdraw(
     signature: str,
     now: datetime,
     policies: clocks.Policies,
-) -> str:
+) -> Withdrawn:
     """Take back a reply no sender has claimed yet (the undo window): its message and outbox row
-    go in this transaction; the body as the agent wrote it (without the signature) is returned.
+    go in this transaction; what it carried is returned (its files' bytes stay in the store).
 
     Refused (`Conflict`) once a sender has claimed it: it may be on the wire already."""
     message = session.get(Message, message_id)
@@ -289,6 +302,11 @@ def withdraw(
         raise InvalidInput(f"{ref_of(id_of(conversation))} has no such reply to take back")
     if message.author_login != agent:
         raise Conflict(f"that reply in {ref_of(conversation.id)} is {message.author or 'another agent'}'s, not yours")
+    outbox = outbox_queries.outbox_of(session=session, message_id=message_id)
+    files = tuple(
+        (row.storage_key, row.filename, row.content_type)
+        for row in queries.attachments_of(session=session, message_ids=[message_id]).get(message_id, ())
+    )
     if not outbox_queries.withdraw_unclaimed(session=session, message_id=message_id):
         raise Conflict(f"too late: the reply to {ref_of(conversation.id)} is already being sent (or was sent)")
     body = message.body_text
@@ -300,4 +318,12 @@ def withdraw(
     conversation.last_agent_reply_at = last
     audit.record(session, agent=agent, action="unsend", now=now, conversation_id=conversation.id, message_id=message_id)
     queue.touch(session, conversation=conversation, policies=policies, now=now)
-    return body
+    if outbox is None:
+        return Withdrawn(body, files=files)
+    return Withdrawn(
+        body,
+        to=tuple(outbox.to_addresses.split()),
+        cc=tuple(outbox.cc_addresses.split()),
+        bcc=tuple(outbox.bcc_addresses.split()),
+        files=files,
+    )

@@ -16,6 +16,7 @@ same bytes twice are kept once, and a key never comes from a sender. `put`, `rea
 from __future__ import annotations
 
 import errno
+import json
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +29,7 @@ from sqlmodel import Session, col
 
 from agentdesk.errors import NotFound
 from agentdesk.store import files
-from agentdesk.store.models import Attachment, AttachmentBlob, MessageRaw
+from agentdesk.store.models import Attachment, AttachmentBlob, Draft, MessageRaw
 
 # Writing a file waits on its fsync (and its directory's); a few at once overlap those waits.
 _WRITERS = 4
@@ -166,9 +167,16 @@ def path_of(*, session: Session, key: str) -> Path | None:
 
 
 def stored_keys(*, session: Session) -> list[str]:
-    """Every key a row says is stored, once each: what `db copy` carries."""
+    """Every key a row says is stored, once each, and those drafts' files name: what `db copy`
+    carries."""
     statement = select(col(Attachment.storage_key)).where(col(Attachment.state) == "stored").distinct()
-    return sorted(key for (key,) in session.execute(statement) if key)
+    keys = {key for (key,) in session.execute(statement) if key}
+    for (envelope,) in session.execute(select(col(Draft.envelope)).where(col(Draft.envelope).contains('"files"'))):
+        try:
+            keys.update(str(f.get("key", "")) for f in json.loads(envelope).get("files", ()) if isinstance(f, dict))
+        except (ValueError, AttributeError):
+            continue  # edited by hand into nonsense: the draft reads it as empty too
+    return sorted(key for key in keys if key)
 
 
 # --- rows ------------------------------------------------------------------------------------------

@@ -152,6 +152,12 @@ def revision_11_provider_message_id(connection: Connection) -> None:
     connection.exec_driver_sql("CREATE INDEX ix_outbox_provider_id ON outbox (provider_id)")
 
 
+def revision_12_draft_envelope(connection: Connection) -> None:
+    """A draft's recipients and attached files, so leaving the composer or taking a reply back
+    in its undo window loses neither."""
+    connection.exec_driver_sql("ALTER TABLE draft ADD COLUMN envelope TEXT DEFAULT '{}' NOT NULL")
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
@@ -163,5 +169,6 @@ STEPS = {
     9: revision_9_recipients,
     10: revision_10_attachment_bytes,
     11: revision_11_provider_message_id,
+    12: revision_12_draft_envelope,
 }
 HEAD = max(STEPS, default=1)

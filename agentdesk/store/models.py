@@ -328,6 +328,9 @@ class Draft(SQLModel, table=True):
     body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     base_version: int = 0  # the conversation's version when the composer opened
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_time(nullable=False))
+    # JSON: the recipients the agent chose ("to", "cc", "bcc"; absent: the reply-all) and the files
+    # attached ("files": key in the attachment store, name, content type) (revision 12).
+    envelope: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
 
 
 def ref_of(conversation_id: int) -> str:

@@ -151,6 +151,11 @@ def outbox_of_outbound(*, session: Session, external_id: str) -> Outbox | None:
     return found
 
 
+def outbox_of(*, session: Session, message_id: int) -> Outbox | None:
+    """The outbox row of an outbound message (None for one never queued)."""
+    return session.exec(select(Outbox).where(col(Outbox.message_id) == message_id)).first()
+
+
 def withdraw_unclaimed(*, session: Session, message_id: int) -> bool:
     """Delete a queued reply that no sender has claimed (no attempt counted) with its outbox row,
     attachments' rows and article uses; False, deleting nothing, when a sender got to it first.

@@ -156,6 +156,52 @@ async def test_draft_survives_restart(make_app):
         assert "half a thought" in again.screen.query_one("#body").text
 
 
+async def test_a_draft_keeps_the_cc_typed_and_the_file_attached(make_app, tmp_path):
+    from agentdesk.tui.widgets.envelope import Envelope
+
+    leaflet = tmp_path / "returns.txt"
+    leaflet.write_text("How to send a wheel back.\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        queue = app.main.queue
+        queue.cursor = next(i for i in range(queue.count) if queue.row_at(i).channel == "email")
+        await settle(pilot, app)
+        row = current(app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        composer = app.screen
+        composer.query_one("#envelope-cc").focus()
+        await pilot.press(*"workshop@example.com")
+        await pilot.pause()
+        # What the agent types shows as they type it: a focused field keeps its one line for text
+        # (a border drawn on focus left it none).
+        assert composer.query_one("#envelope-cc").content_region.height == 1
+        await pilot.press("ctrl+o")
+        await settle(pilot, app)
+        app.screen.query_one("#attach-path").value = str(leaflet)
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert [f.name for f in composer.query_one(Envelope).files] == ["returns.txt"]
+        await pilot.press("escape")
+        await settle(pilot, app)
+        assert app.screen is app.main
+    leaflet.unlink()  # the draft holds its own copy of the file
+    again = make_app()
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(pilot, again)
+        queue = again.main.queue
+        queue.cursor = next(i for i in range(queue.count) if queue.row_at(i).id == row.id)
+        await settle(pilot, again)
+        assert current(again).has_draft  # files alone make a draft: nothing typed yet is still kept
+        await pilot.press("r")
+        await settle(pilot, again)
+        envelope = again.screen.query_one(Envelope)
+        assert [(f.name, f.data) for f in envelope.files] == [("returns.txt", b"How to send a wheel back.\n")]
+        assert again.screen.query_one("#envelope-cc").value == "workshop@example.com"
+        assert envelope.recipients().cc == ("workshop@example.com",)
+
+
 async def test_claim_tag_snooze_status(make_app, demo_settings):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -71,3 +71,47 @@ def test_empty_body_discards(engine, conversation_id):
 def test_kind_is_checked(engine, conversation_id):
     with db.write_session(engine) as session, pytest.raises(InvalidInput, match="letter"):
         drafts.save(session, conversation_id=conversation_id, agent="dana", body="x", kind="letter", now=NOW)
+
+
+def test_a_draft_keeps_its_recipients_and_files_and_files_alone_are_a_draft(engine, conversation_id):
+    from agentdesk.domain.outbound import OutgoingFile, Recipients
+
+    chosen = Recipients(to=("anke@example.com",), cc=("rack@example.com",))
+    with db.write_session(engine) as session:
+        files = drafts.keep_files(session, [OutgoingFile(name="../../etc/rack.pdf", data=b"%PDF rack")])
+        drafts.save(
+            session,
+            conversation_id=conversation_id,
+            agent="dana",
+            body="",
+            now=NOW,
+            envelope=drafts.Envelope(chosen, files),
+        )
+        session.commit()
+    with db.read_session(engine) as session:
+        envelope = drafts.envelope_of(drafts.get(session, conversation_id=conversation_id, agent="dana"))
+        assert envelope.recipients == chosen
+        (kept,) = drafts.files_of(session, envelope)
+        assert (kept.name, kept.data, kept.content_type) == ("rack.pdf", b"%PDF rack", "application/pdf")
+    # Neither text nor files: no draft (recipients alone are the reply-all's to fill again).
+    with db.write_session(engine) as session:
+        drafts.save(
+            session,
+            conversation_id=conversation_id,
+            agent="dana",
+            body=" ",
+            now=NOW,
+            envelope=drafts.Envelope(chosen),
+        )
+        session.commit()
+    with db.read_session(engine) as session:
+        assert drafts.get(session, conversation_id=conversation_id, agent="dana") is None
+
+
+def test_an_envelope_edited_by_hand_into_nonsense_reads_as_empty(engine, conversation_id):
+    with db.write_session(engine) as session:
+        draft = drafts.save(session, conversation_id=conversation_id, agent="dana", body="Hi", now=NOW)
+        for nonsense in ("{not json", "[1, 2]", '{"files": [3, "x"]}', '{"files": "rack.pdf"}'):
+            draft.envelope = nonsense
+            assert drafts.envelope_of(draft) == drafts.Envelope()
+        assert drafts.envelope_of(None) == drafts.Envelope()

@@ -98,3 +98,21 @@ def test_a_pipe_or_device_is_refused_as_an_attachment_before_it_is_read(tmp_path
     (tmp_path / "a.txt").write_bytes(b"hello")
     (found,) = read_files([tmp_path / "a.txt"])
     assert found.name == "a.txt" and found.data == b"hello"
+
+
+def test_a_file_bigger_than_any_channel_accepts_is_refused_before_it_is_read(tmp_path, config_file):
+    from agentdesk import config
+    from agentdesk.app.desk import Desk
+    from agentdesk.app.outbound import largest_accepted, read_files
+
+    desk = Desk(config.load(config_file))
+    limit = largest_accepted(desk)
+    assert limit == 25 * 1000 * 1000  # no mailbox or spool sets more than email's default
+    huge = tmp_path / "disk-image.iso"
+    with huge.open("wb") as out:
+        out.truncate(8 * 1000**3)  # sparse: reading it would take 8 GB of memory
+    with pytest.raises(InvalidInput, match=r"disk-image.iso: 8000000000 bytes, more than any channel here accepts"):
+        read_files([huge], limit=limit)
+    (tmp_path / "fits.bin").write_bytes(b"x" * limit)
+    (found,) = read_files([tmp_path / "fits.bin"], limit=limit)
+    assert len(found.data) == limit

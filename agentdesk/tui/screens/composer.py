@@ -301,14 +301,23 @@ class ComposerScreen(Screen):
             warning.update("")
             warning.remove_class("-visible")
 
+    @on(Envelope.Changed)
+    def _envelope_changed(self) -> None:
+        self._changed()
+
     def _save_draft(self) -> None:
         if self._sent or self.kind == "forward":
             return
         text = self.query_one("#body", TextArea).text
         desk, conversation_id, kind, version = self.desk, self.thread.conversation_id, self.kind, self.base_version
+        envelope = self.query_one(Envelope)
+        recipients = envelope.recipients() if envelope.chosen else None
+        files = list(envelope.files)
         # An app worker, not the screen's: it must finish even when the screen has closed.
         self.app.run_worker(
-            lambda: conversations.save_draft(desk, conversation_id, text, kind=kind, base_version=version),
+            lambda: conversations.save_draft(
+                desk, conversation_id, text, kind=kind, base_version=version, recipients=recipients, files=files
+            ),
             thread=True,
             group="draft",
             exit_on_error=False,
@@ -417,17 +426,21 @@ class ComposerScreen(Screen):
 
     @work(thread=True, exclusive=True, group="recipients")
     def _load_recipients(self) -> None:
+        """The draft's recipients and files, else the reply-all."""
         try:
-            found = outbound.recipients(self.desk, self.thread.conversation_id)
+            chosen, files = conversations.draft_envelope(self.desk, self.thread.draft)
+            found = chosen or outbound.recipients(self.desk, self.thread.conversation_id)
         except Exception as error:
             self.app.call_from_thread(self.notify, f"recipients not loaded: {error}", severity="warning")
             return
-        self.app.call_from_thread(self._recipients_loaded, found)
+        self.app.call_from_thread(self._recipients_loaded, found, chosen is not None, files)
 
-    def _recipients_loaded(self, found: Recipients) -> None:
+    def _recipients_loaded(self, found: Recipients, chosen: bool = False, files=()) -> None:
         envelope = self.query_one(Envelope)
         if not envelope.loaded:  # the agent started typing first: theirs wins
-            envelope.set_recipients(found)
+            envelope.set_recipients(found, chosen=chosen)
+        for outgoing in files:
+            envelope.add_file(outgoing, by_agent=False)
 
     def action_recipients(self) -> None:
         self.query_one(Envelope).focus_to()
@@ -451,7 +464,7 @@ class ComposerScreen(Screen):
     @work(thread=True, group="attach")
     def _read_file(self, path: str) -> None:
         try:
-            (found,) = outbound.read_files([path])
+            (found,) = outbound.read_files([path], limit=outbound.largest_accepted(self.desk))
         except Exception as error:
             self.app.call_from_thread(self.notify, shown_line(str(error)), severity="error", timeout=8)
             return

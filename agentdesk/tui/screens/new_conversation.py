@@ -64,7 +64,7 @@ class NewConversationScreen(Screen):
                 yield Input(placeholder="name, email address, phone (+44…) or handle", id="new-to")
                 yield (
                     Select(
-                        [(f"{s.name} ({s.channel})", s.name) for s in self.sources],
+                        [(f"{s.name} ({s.channel}{'' if s.sends else ', cannot send'})", s.name) for s in self.sources],
                         id="new-source",
                         allow_blank=False,
                         value=self.sources[0].name,

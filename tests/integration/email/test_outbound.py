@@ -206,14 +206,28 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
     customer = desk.count("SELECT customer_id FROM conversation")
     (tmp_path / "ask.txt").write_text("Can you replace this hub?\n")
     code, out, err = _run(
-        config, "forward", ref, "--to", "parts@supplier.example", "--body-file", str(tmp_path / "ask.txt"), "--json"
+        config,
+        "forward",
+        ref,
+        "--to",
+        "parts@supplier.example",
+        "--cc",
+        "workshop@velo.example",
+        "--bcc",
+        "audit@example.com",
+        "--body-file",
+        str(tmp_path / "ask.txt"),
+        "--json",
     )
     assert code == 0, err
-    assert json.loads(out)["to"] == ["parts@supplier.example"]
+    assert json.loads(out)["to"] == ["parts@supplier.example"] and json.loads(out)["cc"] == ["workshop@velo.example"]
     report = desk.sync_once()
     assert report.delivery.sent == 1, report.delivery.errors
     sent = _sent(smtp)
     assert sent["To"] == "parts@supplier.example" and sent["In-Reply-To"] is None
+    # Cc in the headers, Bcc only in the SMTP envelope.
+    assert sent["Cc"] == "workshop@velo.example" and sent["Bcc"] is None and b"audit@" not in smtp.received[-1]
+    assert sorted(smtp.envelopes[-1][1]) == ["audit@example.com", "parts@supplier.example", "workshop@velo.example"]
     assert sent["Subject"] == f"Fwd: Broken hub [{ref}]"
     assert "support@example.com" in sent["From"]
     text = sent.get_body(("plain",)).get_content()

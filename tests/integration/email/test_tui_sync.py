@@ -160,3 +160,52 @@ def test_the_tui_leaves_the_sync_to_the_holder_of_the_lock_and_takes_over_after(
         asyncio.run(scenario())
     finally:
         engine.dispose()
+
+
+def test_a_reply_taken_back_keeps_its_cc_and_file_and_sends_them_when_sent_again(dovecot, mail_user, smtp, tmp_path):
+    import email
+    from email import policy
+
+    settings = _settings(tmp_path, dovecot, mail_user, smtp, undo_seconds=2)
+    dovecot.append(mail_user, [_customer_mail(1)])
+    manual = tmp_path / "wheel-manual.pdf"
+    manual.write_bytes(b"%PDF-1.4 spokes and rims\n" * 40)
+
+    async def scenario():
+        app = _app(settings, poll=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _until(pilot, lambda: app.main.queue.current_row is not None, what="the new mail shows")
+            await pilot.press("r")
+            await _until(pilot, lambda: type(app.screen).__name__ == "ComposerScreen", what="the composer opens")
+            composer = app.screen
+            envelope = composer.query_one("#envelope")
+            await _until(pilot, lambda: envelope.loaded, what="the reply-all fills the envelope")
+            composer.query_one("#envelope-cc").focus()
+            await pilot.press(*"workshop@velo.example")
+            await pilot.press("ctrl+o")
+            await _until(pilot, lambda: type(app.screen).__name__ == "AttachScreen", what="the file prompt")
+            app.screen.query_one("#attach-path").value = str(manual)
+            await pilot.press("enter")
+            await _until(pilot, lambda: len(envelope.files) == 1, what="the file is attached")
+            composer.query_one("#body").insert("The manual for your wheel is attached.")
+            await pilot.press("ctrl+s")
+            await _until(pilot, lambda: app.screen is app.main, what="the composer closes")
+            await pilot.press("ctrl+z")
+            await _until(pilot, lambda: type(app.screen).__name__ == "ComposerScreen", what="the composer reopens")
+            reopened = app.screen
+            again = reopened.query_one("#envelope")
+            # Taken back, the reply comes back whole: its text, the Cc the agent typed, the file.
+            await _until(pilot, lambda: len(again.files) == 1, what="the file comes back")
+            assert "The manual for your wheel is attached." in reopened.query_one("#body").text
+            assert reopened.query_one("#envelope-cc").value == "workshop@velo.example"
+            assert again.files[0].name == "wheel-manual.pdf"
+            assert smtp.received == []
+            await pilot.press("ctrl+s")
+            await _until(pilot, lambda: len(smtp.received) == 1, what="the reply reaches the SMTP server")
+
+    asyncio.run(scenario())
+    sent = email.message_from_bytes(smtp.received[0], policy=policy.default)
+    assert "workshop@velo.example" in sent["Cc"]
+    (part,) = [p for p in sent.walk() if p.get_filename()]
+    assert part.get_filename() == "wheel-manual.pdf" and part.get_content() == manual.read_bytes()
+    assert sorted(smtp.envelopes[0][1]) == ["greta@velo.example", "workshop@velo.example"]

@@ -199,6 +199,17 @@ def test_db_copy_carries_attachment_bytes_from_sqlite_files_to_postgresql(tmp_pa
     )
     assert _sync(config_path).stored == 2
     assert len([p for p in (tmp_path / "sqlite" / "attachments").rglob("*") if p.is_file()]) == 2
+    # An agent's draft with a file attached: its bytes go along too.
+    from agentdesk.app import conversations
+    from agentdesk.app import desk as desk_module
+    from agentdesk.app.desk import Desk
+    from agentdesk.domain.outbound import OutgoingFile
+
+    writer = Desk(config.load(config_path), agent="tester")
+    conversations.save_draft(
+        writer, 1, "See the form.", kind="reply", base_version=0, files=[OutgoingFile("form.pdf", b"%PDF form")]
+    )
+    desk_module.close_databases()
 
     target_url = postgres_server.create_database("attachments_copy")
     status, _, err = _run("--config", str(config_path), "db", "copy", "--to", target_url)
@@ -210,9 +221,14 @@ def test_db_copy_carries_attachment_bytes_from_sqlite_files_to_postgresql(tmp_pa
             from sqlalchemy import text
 
             keys = sorted(row[0] for row in connection.execute(text("SELECT sha256 FROM attachmentblob")))
-        assert keys == sorted({hashlib.sha256(PHOTO).hexdigest(), hashlib.sha256(b"note").hexdigest()})
+        assert keys == sorted(hashlib.sha256(data).hexdigest() for data in (PHOTO, b"note", b"%PDF form"))
     finally:
         engine.dispose()
+    reader = Desk(config.load(target_config), agent="tester")
+    draft = conversations.thread(reader, 1).draft
+    _, (form,) = conversations.draft_envelope(reader, draft)
+    assert (form.name, form.data) == ("form.pdf", b"%PDF form")
+    desk_module.close_databases()
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     for ref, n, sent in (("AD-1", 1, PHOTO), ("AD-2", 1, PHOTO), ("AD-2", 2, b"note")):

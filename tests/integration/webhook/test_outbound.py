@@ -40,6 +40,12 @@ def test_new_sms_conversation_a_reply_with_a_file_and_the_answer(tmp_path, monke
         + BASIC_CONFIG
         + f"""
 [[spool]]
+name = "sms-in-only"
+path = "{tmp_path / "sms-in"}"
+adapter = "generic"
+kind = "sms"
+
+[[spool]]
 name = "sms"
 path = "{tmp_path / "sms"}"
 adapter = "generic"
@@ -49,6 +55,21 @@ attachments_max_bytes = 100000
 """
     )
     (tmp_path / "first.txt").write_text("Your bike is ready for pickup.\n")
+    # Named, a spool with no way out is refused before anything is stored: the text would wait for ever.
+    code, _, err = _run(
+        path,
+        "new",
+        "--to",
+        "+44 20 7946 0958",
+        "--subject",
+        "Pickup",
+        "--body-file",
+        str(tmp_path / "first.txt"),
+        "--channel",
+        "sms-in-only",
+    )
+    assert code == 2 and "sms-in-only cannot send" in err, err
+    # Unnamed, the first SMS spool that can send is taken, not the first one listed.
     code, out, err = _run(
         path,
         "new",
@@ -62,6 +83,7 @@ attachments_max_bytes = 100000
     )
     assert code == 0, err
     ref = json.loads(out)["ref"]
+    assert ref == "AD-1"  # the refused one left nothing behind
 
     photo = os.urandom(40_000)
     (tmp_path / "bike.jpg").write_bytes(photo)
