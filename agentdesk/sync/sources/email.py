@@ -494,6 +494,11 @@ class MailboxSource:
             if self._checkpoints is not None:
                 self._checkpoints.stop()
                 self._checkpoints = None
+            # What the pass fetched, parsed and stored is garbage now: a long-running sync waits
+            # for the next mail without holding the pages it took. (Not after each chunk: the
+            # next chunk takes them again at once, and faulting them back in costs more than
+            # keeping them.)
+            release_freed_memory()
 
     def _store_next(self, in_flight: collections.deque, folder: str, uidvalidity: int, report: PollReport) -> int:
         """Store the oldest chunk in flight in one transaction with its checkpoint; its size."""
@@ -512,18 +517,14 @@ class MailboxSource:
         finally:
             if file is not None:
                 file.close()
-        uids = [uid for uid, _, _ in parsed]
-        # The chunk's mail, records and rows are garbage now: give their pages back to the system,
-        # so the holes they leave among longer-lived memory do not add up over a long sync.
-        del pending, parsed, chunk
-        release_freed_memory()
         if self.mailbox.after_fetch != "keep":
             connection = self._connection()
+            uids = [uid for uid, _, _ in parsed]
             if self.mailbox.after_fetch == "seen":
                 connection.mark_seen(uids)
             else:
                 connection.move(uids, self.mailbox.after_fetch.split(":", 1)[1])
-        return len(uids)
+        return len(parsed)
 
     def _ingest_chunk(
         self,
