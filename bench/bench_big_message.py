@@ -7,9 +7,9 @@ the anchor holds N ordinary messages (tests/integration/email/mailgen.py); each 
 holds the same N and one big message of a shape a sender can choose (tests/hostile/big_mail.py:
 a large attachment beside a large HTML part, one huge text body, thousands of parts). For each,
 `python -m agentdesk --config … sync --once` runs as a fresh process and the bench prints its
-wall time, its own peak RSS (wait4; the parser processes it reaped count as their own maxima)
-and the peak of the whole process tree's summed RSS, sampled every 5 ms (the storing process and
-its parser processes together).
+wall and CPU time, the peak RSS of each of its processes (VmHWM: the storing process, each
+parser process; tests/process_memory.py) and the peak of the whole process tree's summed RSS,
+sampled every 5 ms.
 
 With N ≥ 400 the sync uses its parser processes, as a first sync of a real mailbox does.
 """
@@ -26,9 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from hostile.big_mail import MB, SHAPES, run_measured  # noqa: E402
+from hostile.big_mail import MB, SHAPES  # noqa: E402
 from integration.email import mailgen  # noqa: E402
 from integration.email.servers import Dovecot, mailbox_config  # noqa: E402
+from process_memory import run_measured  # noqa: E402
 
 
 def main() -> int:
@@ -66,17 +67,17 @@ def main() -> int:
             run_dir = work / user
             config = mailbox_config(run_dir, dovecot, user, 1)
             command = [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"]
-            status, stderr, own_kib, tree_kib, elapsed = run_measured(command, cwd=ROOT)
+            run = run_measured(command, cwd=ROOT)
             with sqlite3.connect(run_dir / "agentdesk.db") as db:
                 stored = db.execute("SELECT count(*) FROM message").fetchone()[0]
                 largest = db.execute("SELECT coalesce(max(length(raw)), 0) FROM messageraw").fetchone()[0]
             print(
-                f"{label:34s} {elapsed:6.2f} s  peak RSS: process {own_kib / 1024:5.0f} MiB, "
-                f"tree {tree_kib / 1024:5.0f} MiB  ({stored} stored, largest raw {largest / MB:.1f} MB"
-                f"{f' of {size / MB:.1f}' if size else ''}, exit {status})"
+                f"{label:34s} {run.elapsed:6.2f} s  CPU {run.cpu:6.2f} s  peak RSS per process: {run.summary()}; "
+                f"tree {run.tree_kib / 1024:5.0f} MiB  ({stored} stored, largest raw {largest / MB:.1f} MB"
+                f"{f' of {size / MB:.1f}' if size else ''}, exit {run.status}, load {os.getloadavg()[0]:.2f})"
             )
-            if status != 0:
-                print(stderr.strip()[-2_000:], file=sys.stderr)
+            if run.status != 0:
+                print(run.stderr.strip()[-2_000:], file=sys.stderr)
     finally:
         dovecot.cleanup()
         import shutil

@@ -114,6 +114,13 @@ class InboundMessage:
             _replace(self, name, value, strip_control(value))
 
 
+def set_raw(message: InboundMessage, raw: bytes) -> None:
+    """Put `raw` in `message` in place. The email sync's parser processes send a message back
+    without its raw mail, which the storing process holds already; raw bytes are stored as
+    received and never shown, so they take none of the checks of the other fields."""
+    object.__setattr__(message, "raw", raw)
+
+
 _MESSAGE_LINES = (
     "source",
     "channel",

@@ -1,4 +1,4 @@
-"""Big hostile mail and a process tree's peak memory: shared by tests/hostile/test_big_mail.py and
+"""Big hostile mail: shared by tests/hostile/test_big_mail.py and
 bench/bench_big_message.py.
 
 Each builder returns one RFC 5322 message of about `size` bytes, of a shape a sender can choose:
@@ -8,12 +8,7 @@ a large attachment beside a large HTML part, one huge text body, thousands of pa
 from __future__ import annotations
 
 import base64
-import os
 import random
-import subprocess
-import threading
-import time
-from pathlib import Path
 
 MB = 1_000_000
 
@@ -85,92 +80,3 @@ def many_parts(size: int = 40 * MB, *, n: int = 3, parts: int = 4_000, subject: 
 
 
 SHAPES = {"attachment+html": attachment_and_html, "text": text_body, "many-parts": many_parts}
-
-
-# --- peak memory of a process tree -----------------------------------------------------------------
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as file:
-                found.extend(int(child) for child in file.read().split())
-    except OSError:
-        pass
-    return found
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as file:
-            for line in file:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_rss_kib(pid: int) -> int:
-    """The resident memory of `pid` and every process below it, now (KiB)."""
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        total += _rss_kib(current)
-        stack.extend(_children(current))
-    return total
-
-
-# A child's ru_maxrss counts the resident memory of the process that forked it, as it was at the
-# fork (Linux carries the old memory's high-water mark over exec): a bench that built a 40 MB
-# message would be measured with it. So the command is started by this small launcher, whose
-# own few MiB are all the child inherits; it reports the child's wait4 figure.
-_LAUNCHER = """
-import os, sys
-command, report = sys.argv[2:], sys.argv[1]
-pid = os.fork()
-if pid == 0:
-    os.execvp(command[0], command)
-_, status, usage = os.wait4(pid, 0)
-with open(report, "w") as file:
-    file.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
-"""
-
-
-def run_measured(
-    command: list[str], *, cwd: Path | None = None, env: dict | None = None, every: float = 0.005
-) -> tuple[int, str, int, int, float]:
-    """Run `command`; (exit status, stderr, the process's own peak RSS from wait4 in KiB, the
-    peak of its whole tree's summed RSS — parser processes included — sampled every `every`
-    seconds, in KiB; seconds)."""
-    import sys
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
-        started = time.perf_counter()
-        launcher = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, report.name, *command],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        peak = [0]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], sum(tree_rss_kib(child) for child in _children(launcher.pid)))
-                time.sleep(every)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        stderr = launcher.stderr.read().decode("utf-8", "replace")
-        launcher.wait()
-        done.set()
-        sampler.join()
-        launcher.stderr.close()
-        elapsed = time.perf_counter() - started
-        status, maxrss = (int(field) for field in (report.read().split() or ["-1", "0"]))
-    return status, stderr, maxrss, peak[0], elapsed

@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hostile.big_mail import MB, attachment_and_html, run_measured, text_body
+from hostile.big_mail import MB, attachment_and_html, text_body
 from integration.email import mailgen
 
 # The email integration tests' fixtures (a session Dovecot, a fresh user per test).
 from integration.email.conftest import dovecot, mail_user  # noqa: F401
 from integration.email.servers import mailbox_config
+from process_memory import run_measured
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT_KIB = 200 * 1024
@@ -46,13 +47,11 @@ def test_a_40_mb_message_is_stored_whole_within_200_mb(dovecot, tmp_path, ordina
     del mail, big
     config = mailbox_config(tmp_path, dovecot, user, 1)
 
-    status, stderr, own_kib, tree_kib, _ = run_measured(
-        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"], cwd=ROOT
-    )
+    run = run_measured([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"], cwd=ROOT)
 
-    assert status == 0, stderr
-    assert own_kib < LIMIT_KIB, f"sync --once peaked at {own_kib // 1024} MiB"
-    assert tree_kib < LIMIT_KIB, f"sync --once and its parsers peaked at {tree_kib // 1024} MiB together"
+    assert run.status == 0, run.stderr
+    assert run.largest_kib() < LIMIT_KIB, f"a process of sync --once peaked at {run.summary()}"
+    assert run.tree_kib < LIMIT_KIB, f"sync --once and its parsers peaked at {run.tree_kib // 1024} MiB together"
     with sqlite3.connect(tmp_path / "agentdesk.db") as db:
         assert db.execute("SELECT count(*) FROM message").fetchone()[0] == ordinary + 1
         assert db.execute("SELECT count(DISTINCT external_id) FROM message").fetchone()[0] == ordinary + 1
@@ -75,11 +74,9 @@ def test_show_prints_the_big_message_capped(dovecot, tmp_path):  # noqa: F811
     user = dovecot.add_user()
     dovecot.write_maildir(user, [(mailgen.corpus(1)[0][0], text_body(40 * MB, subject="Long " * 300_000))])
     config = mailbox_config(tmp_path, dovecot, user, 1)
-    status, stderr, own_kib, _, _ = run_measured(
-        [sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"], cwd=ROOT
-    )
-    assert status == 0, stderr
-    assert own_kib < LIMIT_KIB
+    run = run_measured([sys.executable, "-m", "agentdesk", "--config", str(config), "sync", "--once"], cwd=ROOT)
+    assert run.status == 0, run.stderr
+    assert run.largest_kib() < LIMIT_KIB, run.summary()
     shown = subprocess.run(
         [sys.executable, "-m", "agentdesk", "--config", str(config), "list", "--json"],
         cwd=ROOT,

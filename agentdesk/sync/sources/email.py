@@ -17,18 +17,18 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from agentdesk.channels.base import InboundMessage
+from agentdesk.channels.base import InboundMessage, set_raw
 from agentdesk.channels.email import imap
 from agentdesk.errors import AgentdeskError
 from agentdesk.store import db, wal
 from agentdesk.store.db import DBAPIError, OperationalError
 from agentdesk.store.models import SyncState
 from agentdesk.store.sync_state import save_sync_state, sync_state, sync_state_or_new
-from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext
+from agentdesk.sync.base import PollReport, Progress, Source, SourceError, SyncContext, release_freed_memory
 
 log = logging.getLogger("agentdesk.sync")
 
@@ -48,6 +48,13 @@ def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
     spooled.LARGE_MESSAGE_BYTES is a batch of its own, fetched into a file in pieces, parsed
     through a bounded view and stored from the file (`_fetch`): memory does not grow with what a
     sender sends."""
+    for uids, _ in _sized_batches(listing):
+        yield uids
+
+
+def _sized_batches(listing: Iterable[tuple[int, int]]) -> Iterator[tuple[list[int], bool]]:
+    """`_batches`, each with whether it is one message too big to hold (fetched into a file);
+    made as they are asked for."""
     from agentdesk.channels.email.spooled import LARGE_MESSAGE_BYTES
 
     batch: list[int] = []
@@ -55,15 +62,15 @@ def _batches(listing: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
     for uid, length in listing:
         large = length > LARGE_MESSAGE_BYTES
         if batch and (large or len(batch) >= imap.FETCH_BATCH_MESSAGES or size + length > imap.FETCH_BATCH_BYTES):
-            yield batch
+            yield batch, False
             batch, size = [], 0
         batch.append(uid)
         size += length
         if large:
-            yield batch
+            yield batch, True
             batch, size = [], 0
     if batch:
-        yield batch
+        yield batch, False
 
 
 def _chunks(fetched: Sequence[imap.FetchedMessage]) -> list[list[tuple]]:
@@ -73,8 +80,8 @@ def _chunks(fetched: Sequence[imap.FetchedMessage]) -> list[list[tuple]]:
     return [items[start : start + COMMIT_EVERY] for start in range(0, len(items), COMMIT_EVERY)] or [[]]
 
 
-def _chunk_bytes(chunk: Sequence[tuple]) -> int:
-    return sum(len(raw) for _, _, raw in chunk if isinstance(raw, bytes))
+def _chunk_bytes(chunk: Sequence[tuple] | None) -> int:
+    return sum(len(raw) for _, _, raw in chunk if isinstance(raw, bytes)) if chunk else 0
 
 
 def _wants_parsers(selected: imap.FolderState, last_uid: int) -> bool:
@@ -127,11 +134,9 @@ GMAIL_IDS_KEPT = 200_000
 
 
 def _fetch(
-    connection: imap.BulkConnection, uids: list[int], sizes: dict[int, int], spool_dir: str | None
+    connection: imap.BulkConnection, uids: list[int], large: bool, spool_dir: str | None
 ) -> list[imap.FetchedMessage]:
-    from agentdesk.channels.email.spooled import LARGE_MESSAGE_BYTES
-
-    if len(uids) == 1 and sizes.get(uids[0], 0) > LARGE_MESSAGE_BYTES:
+    if large:
         import tempfile
 
         # Unlinked at once: nothing is left behind, whatever happens to the process.
@@ -155,21 +160,30 @@ def _fetched_batches(
     a thread already fetches the next (it mostly waits on the socket, which releases the GIL), so
     a big sync does not stop storing to wait for the server. The connection serialises commands
     (`BulkConnection` holds a lock per command), so the caller may use it meanwhile. Close the
-    generator to stop early: the fetch in flight is finished first, never cut off mid-response."""
-    batches = list(_batches(listing))
-    sizes = dict(listing)
-    if len(batches) < 2:
-        for uids in batches:
-            yield uids, _fetch(connection, uids, sizes, spool_dir)
+    generator to stop early: the fetch in flight is finished first, never cut off mid-response.
+    Batches are made as they are fetched: none is held but the one in hand and the next."""
+    batches = _sized_batches(listing)
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if second is None:
+        uids, large = first
+        yield uids, _fetch(connection, uids, large, spool_dir)
         return
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="imap-fetch") as fetcher:
-        next_fetch = fetcher.submit(_fetch, connection, batches[0], sizes, spool_dir)
-        for following, uids in enumerate(batches, start=1):
+        current: tuple[list[int], bool] | None = first
+        following: tuple[list[int], bool] | None = second
+        next_fetch = fetcher.submit(_fetch, connection, first[0], first[1], spool_dir)
+        while current is not None:
             fetched = next_fetch.result()
-            if following < len(batches):
-                next_fetch = fetcher.submit(_fetch, connection, batches[following], sizes, spool_dir)
+            uids = current[0]
+            current = following
+            if current is not None:
+                next_fetch = fetcher.submit(_fetch, connection, current[0], current[1], spool_dir)
+                following = next(batches, None)
             yield uids, fetched
 
 
@@ -350,8 +364,8 @@ class MailboxSource:
             if self.parallel_parse and _wants_parsers(selected, last_uid):
                 pool = parser_pool()
                 import agentdesk.ingest  # noqa: F401  (while the parsers boot, not once they wait for us)
-            listing = connection.list_after(last_uid)
-            listed_up_to = max((uid for uid, _ in listing), default=last_uid)
+            listing: Sequence[tuple[int, int]] = connection.list_after(last_uid)
+            listed_up_to = listing[-1][0] if listing else last_uid  # in UID order
             listing = self._without_gmail_copies(connection, listing)
             if not listing:
                 self._touch(folder, selected.uidvalidity, listed_up_to)
@@ -371,8 +385,8 @@ class MailboxSource:
                 pool.shutdown(cancel_futures=True)
 
     def _without_gmail_copies(
-        self, connection: imap.BulkConnection, listing: list[tuple[int, int]]
-    ) -> list[tuple[int, int]]:
+        self, connection: imap.BulkConnection, listing: Sequence[tuple[int, int]]
+    ) -> Sequence[tuple[int, int]]:
         """On Gmail, the messages this source already took from another folder (label) are left
         out: INBOX and [Gmail]/All Mail show the same message, with the same X-GM-MSGID. Ingest
         would dedupe them anyway; this spares fetching them twice."""
@@ -381,7 +395,7 @@ class MailboxSource:
             return listing
         if len(self._gmail_seen) > GMAIL_IDS_KEPT:
             self._gmail_seen.clear()  # bounded memory; ingest's dedupe still holds
-        return [(uid, size) for uid, size in listing if gmail_ids.get(uid) not in self._gmail_seen]
+        return imap.Listing((uid, size) for uid, size in listing if gmail_ids.get(uid) not in self._gmail_seen)
 
     def _resume_from(self, folder: str, checkpoint: SyncState | None, selected: imap.FolderState) -> int:
         """The UID after which mail is new: the checkpoint's, unless UIDVALIDITY changed (rescan)."""
@@ -424,7 +438,7 @@ class MailboxSource:
         # on two cores all three keep busy), oldest first, stored in UID order. Each is one
         # transaction, whose checkpoint is its last UID (the batch's highest asked for the last
         # chunk of a batch: a UID asked for but not returned was expunged meanwhile).
-        in_flight: collections.deque[tuple[Any, int, datetime | None, Any, int]] = collections.deque()
+        in_flight: collections.deque[tuple[Any, int, datetime | None, Any, list[tuple] | None]] = collections.deque()
         ahead = PARSE_AHEAD if pool is not None else 0
         database = db.sqlite_path(str(self.ctx.engine.url))
         # A big message's file lies beside the database (on disk, where the mail is going anyway).
@@ -448,22 +462,24 @@ class MailboxSource:
                             # never travels to a parser process), stored from the file.
                             uid, date, file = chunk[0]
                             message = _parse_large(file, self.name, date)
-                            in_flight.append(([(uid, message, None)], checkpoint_uid, None, file, 0))
+                            in_flight.append(([(uid, message, None)], checkpoint_uid, None, file, None))
                         elif pool is not None:
                             # The chunk is stored with this `now`, the one its clocks are computed for. The
                             # first is parsed here: the parser processes are still booting, we would wait.
                             now = self.ctx.now_fn()
+                            # A parser process sends its messages back without their raw mail:
+                            # the chunk, held here until it is stored, has it (`_store_next`).
                             parsed = (
                                 parse_chunk(chunk, self.name, now, policy)
                                 if not in_flight and not done
                                 else pool.submit(parse_chunk, chunk, self.name, now, policy)
                             )
-                            in_flight.append((parsed, checkpoint_uid, now, None, _chunk_bytes(chunk)))
+                            in_flight.append((parsed, checkpoint_uid, now, None, chunk))
                         else:
                             parsed = [(uid, message, None) for uid, message in parse_fetched(chunk, self.name)]
-                            in_flight.append((parsed, checkpoint_uid, None, None, 0))
+                            in_flight.append((parsed, checkpoint_uid, None, None, None))
                     while len(in_flight) > ahead or (
-                        len(in_flight) > 1 and sum(item[4] for item in in_flight) > PARSE_AHEAD_BYTES
+                        len(in_flight) > 1 and sum(_chunk_bytes(item[4]) for item in in_flight) > PARSE_AHEAD_BYTES
                     ):
                         done += self._store_next(in_flight, folder, uidvalidity, report)
                         if progress:
@@ -478,12 +494,22 @@ class MailboxSource:
             if self._checkpoints is not None:
                 self._checkpoints.stop()
                 self._checkpoints = None
+            # What the pass fetched, parsed and stored is garbage now: a long-running sync waits
+            # for the next mail without holding the pages it took. (Not after each chunk: the
+            # next chunk takes them again at once, and faulting them back in costs more than
+            # keeping them.)
+            release_freed_memory()
 
     def _store_next(self, in_flight: collections.deque, folder: str, uidvalidity: int, report: PollReport) -> int:
         """Store the oldest chunk in flight in one transaction with its checkpoint; its size."""
-        pending, checkpoint_uid, now, file, _ = in_flight.popleft()
+        pending, checkpoint_uid, now, file, chunk = in_flight.popleft()
         try:
             parsed: list[tuple[int, InboundMessage, Any]] = pending if isinstance(pending, list) else pending.result()
+            if chunk is not None:
+                raws = {uid: raw for uid, _, raw in chunk}
+                for uid, message, _ in parsed:
+                    if not message.raw:
+                        set_raw(message, raws[uid])
             if not parsed:
                 self._touch(folder, uidvalidity, checkpoint_uid)
                 return 0

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from agentdesk.channels.base import InboundMessage
+from agentdesk.channels.base import InboundMessage, set_raw
 from agentdesk.channels.email.mime import parse_fetched, ready  # noqa: F401  (ready: the pool's warm-up)
 from agentdesk.domain import sla
 
@@ -60,8 +60,14 @@ def parse_chunk(
     items: Sequence[tuple[int, datetime, bytes]], source: str, now: datetime, policy: sla.Policy | None
 ) -> list[tuple[int, InboundMessage, sla.Opening | None]]:
     """(uid, internal date, raw) -> (uid, message, opening). `policy`: the one a new conversation
-    of this source gets (None: no policy applies, no opening); `now`: the time it is stored with."""
+    of this source gets (None: no policy applies, no opening); `now`: the time it is stored with.
+
+    The messages come back without their raw mail (`raw` empty): the storing process holds it
+    already and puts it back (`set_raw`); sending it back would cost a second copy there, and
+    the pickling both ways."""
     parsed = parse_fetched(items, source)
+    for _, message in parsed:
+        set_raw(message, b"")
     if policy is None:
         return [(uid, message, None) for uid, message in parsed]
     chunk: list[tuple[int, InboundMessage, sla.Opening | None]] = []

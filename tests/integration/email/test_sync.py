@@ -244,6 +244,21 @@ def test_program_sync_once_ends_with_everything_stored_and_reaped(dovecot, mail_
     assert desk.count("SELECT count(*) FROM message") == total
     assert desk.count("SELECT count(*) FROM messageraw") == total
     assert desk.count("SELECT last_uid FROM syncstate") == total
+    # The parser processes send messages back without their raw mail; what is stored is still
+    # the server's copy, byte for byte.
+    stored = {row[0] for row in desk.rows("SELECT raw FROM messageraw")}
+    assert stored == set(_server_copies(dovecot, mail_user))
+
+
+def _server_copies(dovecot, user: str) -> list[bytes]:
+    connection = dovecot.imap(user)
+    try:
+        connection.select("INBOX", readonly=True)
+        typ, data = connection.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        assert typ == "OK"
+        return [item[1] for item in data if isinstance(item, tuple)]
+    finally:
+        connection.logout()
 
 
 def test_program_sync_once_exit_status_when_the_server_is_down(tmp_path):
