@@ -1,6 +1,7 @@
 """Benchmark of the agent workstation on a big demo, driven headless with Pilot.
 
     /work/venv/bin/python bench/bench_tui.py [--data-dir /tmp/bench100k] [--conversations 100000]
+        [--postgres | --database-url postgresql://...]
 
 Builds the demo once (a couple of minutes for 100 000 conversations, ~1M messages) or reuses it,
 then prints, against the targets of issue 3:
@@ -15,12 +16,20 @@ Times are taken at frames: a wrapper on the app's display call records when each
 composed, so Pilot's own waiting (~65 ms a key even for an empty app) is not counted. Headless,
 a frame is composed but not written to a terminal; both apps are measured the same way.
 - peak and current RSS.
+
+With `--postgres` the same figures are also taken on PostgreSQL, side by side in the same run: a
+throwaway cluster on a loopback port (tests/servers/postgres.py, as bench_team.py), loaded from the
+SQLite demo with `agentdesk db copy --to URL` (several minutes for 100 000 conversations), stopped
+at the end. `--database-url URL` measures an already loaded PostgreSQL database instead (a copy of
+the same demo), so the load is paid once. Each database's session runs in its own process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import resource
 import statistics
 import subprocess
@@ -156,11 +165,11 @@ async def bare_first_paint() -> float:
         return frames.first_after(started)
 
 
-def first_paint_in_a_process(which: str, data_dir: str) -> float:
+def first_paint_in_a_process(which: str, config_path: Path) -> float:
     """Seconds to the first frame of one app, in a fresh process as a user starts it: one app per
     heap (apps run one after another in one process disturb each other's garbage collections)."""
     result = subprocess.run(
-        [sys.executable, __file__, "--data-dir", data_dir, "--first-paint-of", which],
+        [sys.executable, __file__, "--config-file", str(config_path), "--first-paint-of", which],
         check=True,
         capture_output=True,
         text=True,
@@ -168,7 +177,7 @@ def first_paint_in_a_process(which: str, data_dir: str) -> float:
     return float(result.stdout.split()[-1])
 
 
-def first_paint_in_this_process(which: str, data_dir: str) -> int:
+def first_paint_in_this_process(which: str, config_path: Path) -> int:
     """The child of `first_paint_in_a_process`: imports first (not timed), then one app."""
     import textual.app  # noqa: F401
 
@@ -178,7 +187,7 @@ def first_paint_in_this_process(which: str, data_dir: str) -> int:
         import agentdesk.tui.app  # noqa: F401
         from agentdesk import config
 
-        elapsed = asyncio.run(agentdesk_first_paint(config.load(Path(data_dir) / "config.toml")))
+        elapsed = asyncio.run(agentdesk_first_paint(config.load(config_path)))
     print(f"{elapsed:.6f}")
     return 0
 
@@ -297,14 +306,96 @@ async def session_figures(settings, thread_id: int) -> dict:
     return figures
 
 
+def session_in_a_process(config_path: Path, thread_id: int) -> dict:
+    """`session_figures` for one database in a fresh process (its RSS is that database's alone)."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--config-file", str(config_path), "--session-of-thread", str(thread_id)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def session_in_this_process(config_path: Path, thread_id: int) -> int:
+    import agentdesk.tui.app  # noqa: F401
+    from agentdesk import config
+
+    print(json.dumps(asyncio.run(session_figures(config.load(config_path), thread_id))))
+    return 0
+
+
+def config_for(config_path: Path, database_url: str) -> Path:
+    """A copy of the demo's config beside it (relative paths keep working) on another database."""
+    import tomllib
+
+    text = config_path.read_text()
+    old = tomllib.loads(text)["database"]["url"]
+    other = config_path.with_name("config.bench-postgres.toml")
+    other.write_text(text.replace(json.dumps(old), json.dumps(database_url), 1))
+    return other
+
+
+def load_postgres(config_path: Path):
+    """A throwaway PostgreSQL cluster on a loopback port with the demo copied in: (server, url)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from servers.postgres import start_server
+
+    server = start_server()
+    url = server.create_database("bench")
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config_path), "-q", "db", "copy", "--to", url],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    print(f"PostgreSQL loaded with `agentdesk db copy` in {time.perf_counter() - started:.0f} s", flush=True)
+    return server, url
+
+
+def database_counts(settings) -> tuple[int, int]:
+    from sqlalchemy import text
+
+    from agentdesk.store import db
+
+    engine = db.open_database(settings.database_url)
+    with engine.connect() as connection:
+        conversations = connection.execute(text("SELECT count(*) FROM conversation")).scalar()
+        messages = connection.execute(text("SELECT max(id) FROM message")).scalar()
+    engine.dispose()
+    return conversations, messages
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="/tmp/bench100k")
     parser.add_argument("--conversations", type=int, default=100_000)
+    parser.add_argument(
+        "--first-paint-runs", type=int, default=RUNS_FIRST_PAINT, help="alternating runs (default %(default)s)"
+    )
     parser.add_argument("--first-paint-of", choices=("bare", "agentdesk"), help=argparse.SUPPRESS)
+    parser.add_argument("--config-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--session-of-thread", type=int, help=argparse.SUPPRESS)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also measure on PostgreSQL: a throwaway loopback cluster loaded from the demo (db copy)",
+    )
+    where.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="also measure on this PostgreSQL database, already holding a copy of the same demo",
+    )
     args = parser.parse_args()
     if args.first_paint_of:
-        return first_paint_in_this_process(args.first_paint_of, args.data_dir)
+        return first_paint_in_this_process(args.first_paint_of, args.config_file)
+    if args.session_of_thread:
+        return session_in_this_process(args.config_file, args.session_of_thread)
 
     started = time.perf_counter()
     import textual.app  # noqa: F401  (both apps pay this; measured apart)
@@ -331,56 +422,99 @@ def main() -> int:
     )
     config_path = build.ensure_demo(Path(args.data_dir), conversations=args.conversations)
     settings = config.load(config_path)
-    thread_id = ensure_fifty_message_thread(settings)
+    ensure_fifty_message_thread(settings)  # before a copy to PostgreSQL, so both have it
+    configs = {"SQLite": config_path}
+    server = None
+    try:
+        if args.postgres:
+            server, url = load_postgres(config_path)
+            configs["PostgreSQL"] = config_for(config_path, url)
+        elif args.database_url:
+            configs["PostgreSQL"] = config_for(config_path, args.database_url)
+        loads = [load_average()]
+        counts, threads = {}, {}
+        for name, path in configs.items():
+            other = config.load(path)
+            threads[name] = ensure_fifty_message_thread(other)
+            counts[name] = database_counts(other)
+        print(f"agentdesk TUI benchmark — {args.data_dir}")
+        for name in configs:
+            print(
+                f"  {name}: {counts[name][0]} conversations, ~{counts[name][1]} messages, {settings_url(configs[name])}"
+            )
 
-    from sqlalchemy import text
+        # First paint: bare, then each database, alternating, so a slow moment hits them all.
+        paints: dict[str, list[float]] = {"bare": [], **{name: [] for name in configs}}
+        for _ in range(args.first_paint_runs):
+            paints["bare"].append(first_paint_in_a_process("bare", config_path))
+            for name, path in configs.items():
+                paints[name].append(first_paint_in_a_process("agentdesk", path))
+        loads.append(load_average())
+        figures = {}
+        for name, path in configs.items():
+            figures[name] = session_in_a_process(path, threads[name])
+            loads.append(load_average())
+    finally:
+        if server is not None:
+            server.stop()
 
-    from agentdesk.store import db
-
-    engine = db.open_database(settings.database_url)
-    with engine.connect() as connection:
-        conversations = connection.execute(text("SELECT count(*) FROM conversation")).scalar()
-        messages = connection.execute(text("SELECT max(id) FROM message")).scalar()
-    engine.dispose()
-
-    bare, ours = [], []
-    for _ in range(RUNS_FIRST_PAINT):
-        bare.append(first_paint_in_a_process("bare", args.data_dir))
-        ours.append(first_paint_in_a_process("agentdesk", args.data_dir))
-    ratios = [mine / theirs for mine, theirs in zip(ours, bare)]
-    figures = asyncio.run(session_figures(settings, thread_id))
-
-    bare_median, ours_median = statistics.median(bare), statistics.median(ours)
-    print(f"agentdesk TUI benchmark — {conversations} conversations, ~{messages} messages, {args.data_dir}")
     print(f"python {sys.version.split()[0]}, textual {textual.__version__ if hasattr(textual, '__version__') else ''}")
+    print(f"load average (1, 5, 15 min) at start, after first paint, after each session: {' | '.join(loads)}")
     print(
         f"imports (once per process): textual {textual_import * 1000:.0f} ms, agentdesk TUI + store "
         f"{agentdesk_import * 1000:.0f} ms"
     )
+    names = list(configs)
+    bare_median = statistics.median(paints["bare"])
     print(
-        f"first paint, median of {RUNS_FIRST_PAINT} alternating runs, each in a fresh process: "
-        f"bare Textual app {bare_median * 1000:.1f} ms, "
-        f"agentdesk queue {ours_median * 1000:.1f} ms (ratio of medians {ours_median / bare_median:.2f}, "
-        f"median ratio of pairs {statistics.median(ratios):.2f}; target ≤ 1000 ms and ≤ 2×)"
+        f"first paint, median of {args.first_paint_runs} alternating runs, each in a fresh process "
+        f"(target ≤ 1000 ms and ≤ 2× the bare app): bare Textual app {bare_median * 1000:.1f} ms"
     )
-    print(f"cursor move (rows in All open: {figures['rows in All open']}), target p95 ≤ 30 ms:")
-    for key, (high, median, count) in figures["cursor"].items():
-        print(f"  {key:<9} p95 {high:6.1f} ms  median {median:6.1f} ms  ({count} presses)")
-    median, worst, items = figures["thread"]
-    print(
-        f"open a 50-message thread ({items} items with events): median {median:.0f} ms, worst {worst:.0f} ms "
-        f"(query alone {figures['thread query only']:.0f} ms); target ≤ 100 ms; "
-        f"in order: {', '.join(map(str, figures['thread samples']))} ms"
-    )
-    print("search (submit to rows drawn), target ≤ 200 ms:")
-    for query, runs in figures["search"].items():
-        times = [elapsed for elapsed, _ in runs]
+    for name in names:
+        ours_median = statistics.median(paints[name])
+        ratios = [mine / theirs for mine, theirs in zip(paints[name], paints["bare"])]
         print(
-            f"  {query:<40} {max(times):6.0f} ms worst, {statistics.median(times):4.0f} ms median of {len(times)}"
-            f"  {runs[-1][1]} results"
+            f"  {name:<10} queue {ours_median * 1000:6.1f} ms (ratio of medians {ours_median / bare_median:.2f}, "
+            f"median ratio of pairs {statistics.median(ratios):.2f})"
         )
-    print(f"RSS: {figures['rss now']:.0f} MB now, {figures['rss peak']:.0f} MB peak; target ≤ 300 MB")
+    first = figures[names[0]]
+    print(f"cursor move (rows in All open: {first['rows in All open']}), target p95 ≤ 30 ms; p95 / median ms:")
+    print("  " + " " * 9 + "".join(f"{name:>24}" for name in names))
+    for key in first["cursor"]:
+        cells = []
+        for name in names:
+            high, median, count = figures[name]["cursor"].get(key, (float("nan"), float("nan"), 0))
+            cells.append(f"{high:7.1f} / {median:5.1f} ({count:3})")
+        print(f"  {key:<9}" + "".join(f"{cell:>24}" for cell in cells))
+    print("open a 50-message thread, target ≤ 100 ms:")
+    for name in names:
+        median, worst, items = figures[name]["thread"]
+        print(
+            f"  {name:<10} median {median:4.0f} ms, worst {worst:4.0f} ms ({items} items with events; query alone "
+            f"{figures[name]['thread query only']:.0f} ms); in order: "
+            f"{', '.join(map(str, figures[name]['thread samples']))} ms"
+        )
+    print("search (submit to rows drawn), target ≤ 200 ms; worst / median of each, results:")
+    print("  " + " " * 40 + "".join(f"{name:>26}" for name in names))
+    for query in first["search"]:
+        cells = []
+        for name in names:
+            runs = figures[name]["search"][query]
+            times = [elapsed for elapsed, _ in runs]
+            cells.append(f"{max(times):5.0f} / {statistics.median(times):4.0f} ({runs[-1][1]})")
+        print(f"  {query:<40}" + "".join(f"{cell:>26}" for cell in cells))
+    for name in names:
+        print(
+            f"RSS {name}: {figures[name]['rss now']:.0f} MB now, {figures[name]['rss peak']:.0f} MB peak; "
+            "target ≤ 300 MB"
+        )
     return 0
+
+
+def settings_url(config_path: Path) -> str:
+    from agentdesk import config
+
+    return config.load(config_path).database_url
 
 
 if __name__ == "__main__":

@@ -41,9 +41,10 @@ from agentdesk.store.models import ref_of as ref_of
 from agentdesk.store.views import VIEWS
 
 
-def _view_filter(view: str, *, agent: str, now: datetime, ordered: bool = False):
-    """The WHERE clause of a view (`ordered`: for windows read in the view's order)."""
-    sql = view_sql(view, ordered=ordered)
+def _view_filter(view: str, *, agent: str, now: datetime, ordered: bool = False, dialect: str = "sqlite"):
+    """The WHERE clause of a view (`ordered`: for windows read in the view's order; `dialect`: see
+    `first_window.view_sql`)."""
+    sql = view_sql(view, ordered=ordered, dialect=dialect)
     binds = [bindparam("agent", agent, type_=String)] if ":agent" in sql else []
     if ":now" in sql:
         binds.append(bindparam("now", now, type_=Conversation.__table__.c.snoozed_until.type))  # type: ignore[attr-defined]  # set by SQLModel
@@ -138,7 +139,8 @@ def queue_statement(
         statement = select(Conversation)
     else:
         statement = select(*columns).select_from(Conversation).outerjoin(Customer, Customer.id == Conversation.customer_id)
-    statement = statement.where(_view_filter(view, agent=agent, now=now, ordered=True))
+    dialect = session.get_bind().dialect.name
+    statement = statement.where(_view_filter(view, agent=agent, now=now, ordered=True, dialect=dialect))
     if query or matches is not None:
         condition = _search_filter(session, query, matches, ordered=True)
         if condition is None:

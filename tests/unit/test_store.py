@@ -576,3 +576,49 @@ def test_the_first_window_module_agrees_with_the_models_and_the_url_parser(tmp_p
     assert first_window.schema_revision_sqlite(tmp_path / "at-head.db") == migrations.HEAD
     assert first_window.schema_revision_sqlite(tmp_path / "missing.db") is None
     assert not (tmp_path / "missing.db").exists()
+
+
+_PLAN_STATUSES = ["new", "open", "pending", "on_hold", "solved", "closed", "solved", "solved"]
+
+
+@pytest.mark.parametrize("view", ["open", "unassigned", "mine", "pending"])
+def test_a_postgresql_window_of_a_big_view_walks_an_index_not_a_sort(postgres_server, view):
+    """On PostgreSQL too a window reads one window's rows in the view's order instead of sorting
+    the whole view (a third of 100 000 conversations for each key press). Its planner chooses by
+    the columns' statistics, so the table is big enough for the choice to matter and analyzed, as
+    autovacuum does after a load."""
+    from sqlalchemy import text
+    from sqlalchemy.dialects import postgresql
+
+    engine = db.open_database(postgres_server.create_database(f"plan_{view}"))
+    with db.write_session(engine) as session:
+        customer = Customer(name="C", created_at=T)
+        session.add(customer)
+        session.flush()
+        session.connection().execute(
+            text(
+                "INSERT INTO conversation (channel, source, subject, customer_id, status, priority, assignee,"
+                " created_at, updated_at, sla_policy, queue_due, queue_wait, aside, version)"
+                " SELECT 'email', '', 'c' || n, :customer, (CAST(:statuses AS text[]))[1 + n % 8], 'normal',"
+                " CASE WHEN n % 3 = 0 THEN NULL WHEN n % 3 = 1 THEN 'tester' ELSE 'other' END,"
+                " :t, :t, '', CAST(:t AS timestamptz) + n * interval '1 minute', :t, CASE WHEN n % 50 = 0 THEN 'spam' ELSE '' END, 1"
+                " FROM generate_series(1, 30000) AS n"
+            ),
+            {"customer": customer.id, "statuses": _PLAN_STATUSES, "t": T},
+        )
+        session.commit()
+    with engine.connect() as connection:
+        connection.execute(text("ANALYZE conversation"))
+        connection.commit()
+    with db.read_session(engine) as session:
+        statement = queries.queue_statement(
+            session=session, view=view, agent="tester", now=T, columns=queries.row_columns("tester")
+        )
+        compiled = str(
+            statement.limit(100).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        )
+        plan = "\n".join(row[0] for row in session.connection().exec_driver_sql("EXPLAIN " + compiled))
+        rows = session.exec(statement.limit(100)).all()
+    engine.dispose()
+    assert "Sort" not in plan, plan
+    assert rows and [row.queue_due for row in rows] == sorted(row.queue_due for row in rows)
