@@ -100,7 +100,7 @@ class ImapServer:
 class Dovecot(ImapServer):
     """One throwaway Dovecot instance (see /work/shared/tools/dovecot-throwaway.sh)."""
 
-    USERS = 40
+    USERS = 64
 
     def __init__(
         self,
