@@ -18,7 +18,7 @@ from agentdesk.config import PRIORITIES, STATUSES
 from agentdesk.domain import audit, clocks
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store import collaboration, conversations, queries
-from agentdesk.store.models import Conversation, ConversationTag, Customer, id_of, ref_of
+from agentdesk.store.models import Conversation, ConversationTag, Customer, Draft, id_of, ref_of
 
 
 class _Unset:
@@ -153,6 +153,23 @@ def claim(session: Session, *, conversation_id: int, agent: str, now: datetime) 
     audit.record(session, agent=agent, action="claim", now=now, conversation_id=conversation_id)
 
 
+def _move_draft(session: Session, draft: Draft, *, to: Conversation) -> None:
+    """An agent's draft, whole (text, recipients, files), onto another conversation: its key is
+    the conversation, so the row is replaced, not updated."""
+    session.add(
+        Draft(
+            conversation_id=id_of(to),
+            agent=draft.agent,
+            kind=draft.kind,
+            body=draft.body,
+            base_version=to.version,
+            updated_at=draft.updated_at,
+            envelope=draft.envelope,
+        )
+    )
+    session.delete(draft)
+
+
 def merge_conversations(
     session: Session,
     *,
@@ -170,7 +187,6 @@ def merge_conversations(
     source's tags, the drafts that followed, the target's waiting times before), which is what
     makes `unmerge_conversations` exact.
     """
-    from agentdesk.store.models import Draft
 
     source_ref, target_ref = ref_of(id_of(source)), ref_of(id_of(target))
     if source.id == target.id:
@@ -194,17 +210,7 @@ def merge_conversations(
     drafts_moved = []
     for draft in collaboration.drafts_on(session=session, conversation_id=id_of(source)):
         if session.get(Draft, (target.id, draft.agent)) is None:
-            session.add(
-                Draft(
-                    conversation_id=id_of(target),
-                    agent=draft.agent,
-                    kind=draft.kind,
-                    body=draft.body,
-                    base_version=target.version,
-                    updated_at=draft.updated_at,
-                )
-            )
-            session.delete(draft)
+            _move_draft(session, draft, to=target)
             drafts_moved.append(draft.agent)
     session.flush()
 
@@ -256,7 +262,6 @@ def unmerge_conversations(
     clock events recorded since the merge are forgotten and both clocks replayed from before it. The caller checks nothing changed since (domain/undo.py),
     audits and commits. How many messages went back.
     """
-    from agentdesk.store.models import Draft
 
     if source.merged_into_id != target.id:
         raise InvalidInput(f"{ref_of(id_of(source))} is not merged into {ref_of(id_of(target))}")
@@ -275,17 +280,7 @@ def unmerge_conversations(
     for agent_login in merge.get("drafts", []):
         draft = session.get(Draft, (target.id, agent_login))
         if draft is not None and session.get(Draft, (source.id, agent_login)) is None:
-            session.add(
-                Draft(
-                    conversation_id=id_of(source),
-                    agent=draft.agent,
-                    kind=draft.kind,
-                    body=draft.body,
-                    base_version=source.version,
-                    updated_at=draft.updated_at,
-                )
-            )
-            session.delete(draft)
+            _move_draft(session, draft, to=source)
     session.flush()
     before = merge.get("target_before", {})
     for name in ("waiting_since", "last_customer_message_at"):

@@ -16,6 +16,7 @@ from agentdesk import cli, config
 from agentdesk.app import conversations, customers, undo
 from agentdesk.app.desk import Desk
 from agentdesk.domain import clocks
+from agentdesk.domain.outbound import OutgoingFile, Recipients
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.store.models import Conversation, ConversationTag, Customer, Draft, Event, Identity, Message
 
@@ -63,7 +64,16 @@ def _two_conversations(desk: Desk, settings) -> tuple[int, int]:
     conversations.update(desk, kept_id, add_tags=["wheels", "vip"])
     conversations.update(desk, merged_id, status="open", add_tags=["billing", "vip"])
     conversations.note(desk, merged_id, "Checked: the invoice went to an old address.")
-    conversations.save_draft(desk, merged_id, "Dear Greta, half a reply", kind="reply", base_version=1)
+    # The draft has a Cc and a file too: they follow it on the merge and come back on the undo.
+    conversations.save_draft(
+        desk,
+        merged_id,
+        "Dear Greta, half a reply",
+        kind="reply",
+        base_version=1,
+        recipients=Recipients(to=("greta@velo.example",), cc=("accounts@velo.example",)),
+        files=[OutgoingFile("invoice.pdf", b"%PDF invoice")],
+    )
     return kept_id, merged_id
 
 
@@ -92,7 +102,8 @@ def _state(engine, conversation_id: int) -> dict:
                 conversation.warning_at,
             ),
             "drafts": {
-                (d.agent, d.body) for d in session.exec(select(Draft).where(Draft.conversation_id == conversation_id))
+                (d.agent, d.body, d.envelope)
+                for d in session.exec(select(Draft).where(Draft.conversation_id == conversation_id))
             },
         }
 
