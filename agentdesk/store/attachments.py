@@ -121,17 +121,25 @@ def put(*, session: Session, data: bytes) -> str:
     """Keep `data` (once: the same bytes again is a no-op) and return its key. On the database
     store it is written in the session's transaction."""
     key = files.key_of(data)
+    if root_of(session) is None and _blob_kept(session, key):
+        return key  # kept before (a draft saved again as the agent types): the bytes need not travel again
     writer = Writer(session)
     writer.submit(key, data)
     writer.finish()
     return key
 
 
+def _blob_kept(session: Session, key: str) -> bool:
+    """Whether the database store has `key`, without reading its bytes."""
+    found = session.execute(select(col(AttachmentBlob.sha256)).where(col(AttachmentBlob.sha256) == key))
+    return found.first() is not None
+
+
 def has(*, session: Session, key: str) -> bool:
     root = root_of(session)
     if root is not None:
         return files.has(root, key)
-    return session.get(AttachmentBlob, key) is not None
+    return _blob_kept(session, key)
 
 
 def read(*, session: Session, key: str) -> bytes:
