@@ -613,6 +613,7 @@ def change(
     versions = versions or {}
     with desk.writing, desk.write() as session:
         now = desk.now()
+        queue_service.lock_in_order(session, conversation_ids)
         for conversation_id in conversation_ids:
             conversation = queue_service.load_for_update(session, ref_of(conversation_id))
             try:
@@ -654,6 +655,7 @@ def claim(desk: Desk, refs: Sequence[Ref]) -> list[str]:
     ids = [conversation_id(ref) for ref in refs]
     with desk.writing, desk.write() as session:
         now = desk.now()
+        queue_service.lock_in_order(session, ids)
         for each in ids:
             queue_service.claim(session, conversation_id=each, agent=desk.agent, now=now)
         session.commit()
@@ -668,6 +670,7 @@ def merge(desk: Desk, conversation_ids: Sequence[int], target_ref: str) -> list[
     done = []
     with desk.writing, desk.write() as session:
         now = desk.now()
+        queue_service.lock_in_order(session, [target_id, *conversation_ids])
         target = queue_service.load_for_update(session, ref_of(target_id))
         for each in conversation_ids:
             source = queue_service.load_for_update(session, ref_of(each))

@@ -37,6 +37,7 @@ def run(desk: Desk, name: str, refs: Sequence[Ref], *, send_template: bool = Tru
     sent: list[Any] = []
     with desk.writing, desk.write() as session:
         now = desk.now()
+        queue_service.lock_in_order(session, refs)
         for ref in refs:
             conversation = queue_service.load_for_update(session, typed_ref(ref))
             changed = macro_rules.apply(

@@ -18,6 +18,7 @@ def mark_spam(desk: Desk, refs: Sequence[int | str], *, undo: bool = False) -> l
     done = []
     with desk.writing, desk.write() as session:
         now = desk.now()
+        queue_service.lock_in_order(session, refs)
         for ref in refs:
             typed = ref_of(ref) if isinstance(ref, int) else ref
             conversation = queue_service.load_for_update(session, typed)

@@ -29,6 +29,16 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+def lock_in_order(session: Session, refs: Iterable[int | str]) -> None:
+    """Before a change to several conversations in one transaction: lock them all at once, in
+    ascending id order. Each agent marks rows in their own order; two bulk changes locking row by
+    row in those orders could each hold a row the other waits for, a deadlock PostgreSQL ends by
+    failing one of them. A ref to no conversation is left for the change itself to report."""
+    ids = {ref if isinstance(ref, int) else queries.parse_ref(ref) for ref in refs}
+    if len(ids) > 1:
+        conversations.lock_rows(session=session, conversation_ids=ids)
+
+
 def load_for_update(session: Session, ref: str) -> Conversation:
     """The conversation, row-locked where the database supports it (PostgreSQL)."""
     conversation_id = queries.parse_ref(ref)

@@ -121,6 +121,18 @@ def open_conversations_page(*, session: Session, after_id: int, limit: int) -> l
     )
 
 
+def lock_rows(*, session: Session, conversation_ids: Iterable[int]) -> None:
+    """Lock these conversations' rows (PostgreSQL: FOR UPDATE, as `queue.load_for_update` does) in
+    ascending id order, in one statement; SQLite has no row locks (a write transaction holds the
+    whole database), so there this is a read of the ids."""
+    session.execute(
+        select(col(Conversation.id))
+        .where(col(Conversation.id).in_(sorted(set(conversation_ids))))
+        .order_by(col(Conversation.id))
+        .with_for_update()
+    ).all()
+
+
 def latest_events(*, session: Session, conversation_id: int, limit: int = 50) -> list[Event]:
     """The conversation's latest audit events, newest first."""
     return list(

@@ -12,6 +12,7 @@ whole database from its BEGIN.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from agentdesk import config
 from agentdesk.channels.base import InboundMessage
 from agentdesk.domain import clocks, csat, queue, replies
 from agentdesk.ingest import ingest_message
+from agentdesk.store import conversations as conversation_store
 from agentdesk.store import db
 from agentdesk.store.models import Conversation, Event, Message
 
@@ -252,3 +254,85 @@ def test_a_survey_due_while_an_agent_reopens_the_conversation_is_not_sent(engine
     assert after.status == "open" and after.version == before + 1
     with db.read_session(engine) as session:
         assert session.exec(select(Message).where(Message.kind == "survey")).all() == []
+
+
+def _second(engine) -> int:
+    other = dataclasses.replace(
+        _mail("other@customers.example", NOW), sender_address="bo@customers.example", subject="Another thing"
+    )
+    with db.write_session(engine) as session:
+        stored = ingest_message(session, other, policies=_policies(), now=NOW)
+        session.commit()
+    return stored.conversation_id
+
+
+def _row_is_free(engine, conversation_id: int) -> bool:
+    """Whether another transaction could lock the row now (NOWAIT: fails at once when it is held)."""
+    with engine.connect() as observer:
+        try:
+            observer.execute(
+                text("SELECT id FROM conversation WHERE id = :id FOR UPDATE NOWAIT"), {"id": conversation_id}
+            )
+        except Exception:
+            return False
+        finally:
+            observer.rollback()
+    return True
+
+
+@pytest.mark.parametrize("action", ["change", "claim", "macro", "spam", "merge"])
+def test_a_bulk_action_holds_no_row_while_it_waits_for_a_lower_one(engine, action, tmp_path):
+    """Two agents act on overlapping marked rows, each marked in their own order. Locking row by
+    row in that order, each could hold a row the other waits for: PostgreSQL then fails one of
+    them ("deadlock detected"). Locked in id order instead, the second waits on the lowest row
+    holding none, and both go through."""
+    from agentdesk.app import conversations, macros, spam
+    from agentdesk.app.desk import Desk
+
+    low, high = sorted((_seed(engine), _second(engine)))
+    settings = config.parse('[[macro]]\nname = "vip"\nadd_tags = ["vip"]\n')
+    desk = Desk(settings=settings, agent="bo", engine_given=engine)
+    # The agent marked the higher row first.
+    run = {
+        "change": lambda: conversations.change(desk, [high, low], priority="high"),
+        "claim": lambda: conversations.claim(desk, [high, low]),
+        "macro": lambda: macros.run(desk, "vip", [high, low]),
+        "spam": lambda: spam.mark_spam(desk, [high, low]),
+        "merge": lambda: conversations.merge(desk, [low], f"AD-{high}"),  # the kept one is locked first
+    }[action]
+    with db.write_session(engine) as other_agent:
+        queue.load_for_update(other_agent, f"AD-{low}")  # another agent's change holds the lower row
+        failures: list[BaseException] = []
+        waiting = threading.Thread(target=lambda: failures.extend(_failure_of(run)))
+        waiting.start()
+        deadline = time.monotonic() + 20
+        while not _someone_waits_for_a_lock(engine):
+            assert waiting.is_alive(), f"the bulk action did not wait for the held row: {failures}"
+            assert time.monotonic() < deadline, "the bulk action never waited for the held row"
+            time.sleep(0.01)
+        # Waiting for the lower row, it holds the higher one free for others.
+        assert _row_is_free(engine, high)
+        other_agent.commit()
+    waiting.join(timeout=20)
+    assert not waiting.is_alive() and not failures
+    changed = [_conversation(engine, each) for each in (low, high)]
+    if action == "change":
+        assert [c.priority for c in changed] == ["high", "high"]
+    elif action == "claim":
+        assert [c.assignee for c in changed] == ["bo", "bo"]
+    elif action == "spam":
+        assert [c.aside for c in changed] == ["spam", "spam"]
+    elif action == "merge":
+        assert changed[0].merged_into_id == high
+    else:
+        with db.read_session(engine) as session:
+            for each in (low, high):
+                assert "vip" in conversation_store.tag_names(session=session, conversation_id=each)
+
+
+def _failure_of(action: Callable) -> list[BaseException]:
+    try:
+        action()
+    except BaseException as error:  # handed to the test's thread
+        return [error]
+    return []
