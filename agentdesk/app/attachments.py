@@ -24,7 +24,7 @@ from typing import Any
 
 from agentdesk.app.desk import Desk
 from agentdesk.errors import AgentdeskError, InvalidInput, NotFound
-from agentdesk.sanitize import safe_filename
+from agentdesk.sanitize import inert_line, safe_filename
 from agentdesk.store import attachments as attachment_store
 from agentdesk.store import queries
 from agentdesk.store.models import id_of, ref_of
@@ -50,6 +50,7 @@ _UNPORTABLE = re.compile(r'[<>:"|?*]')
 _MAX_NAME_BYTES = 200  # room for " (999)" under the common 255-byte limit of a file name
 _PREVIEW_CHARS = 200_000
 _OPENED_KEEP_SECONDS = 24 * 3600
+_OPENER_ANSWERS_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def write_new_file(directory: Path, name: str, data: bytes, *, mode: int = 0o666
     a file, never follows a link, never lands outside `directory`."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise InvalidInput(f"{directory} is not a directory; create it or choose another with --to")
+        raise InvalidInput(f"{directory} is not a directory; create it or choose another directory")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     for n in range(1000):
         candidate = directory / _numbered(name, n)
@@ -327,19 +328,36 @@ def open_attachment(desk: Desk, ref: Ref, number: int) -> tuple[Listed, Path]:
     command = opener_command(desk)
     data = content(desk, item)
     copy = write_new_file(_private_dir(), save_name(item.filename), data, mode=0o600)
+    # What the opener says goes to a file beside the copy, not to a pipe: a viewer that keeps
+    # running after we stop listening must not die of a closed pipe.
+    said = copy.parent / ".opener-said"
+    with open(said, "wb") as errors:
+        try:
+            opener = subprocess.Popen(
+                [*command, str(copy)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise InvalidInput(
+                f"cannot run the opener `{shlex.join(command)}`: {error.strerror or error}; "
+                "set [attachments] opener in the config"
+            ) from None
+    # xdg-open and most openers hand the file to a viewer and end at once, saying by their exit
+    # status whether one took it; others are the viewer and run on. Wait a moment for the first.
     try:
-        subprocess.Popen(
-            [*command, str(copy)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        status = opener.wait(timeout=_OPENER_ANSWERS_SECONDS)
+    except subprocess.TimeoutExpired:
+        return item, copy  # still running: the viewer itself, on its own from here
+    if status != 0:
+        last = next((line for line in reversed(said.read_text(errors="replace").splitlines()) if line.strip()), "")
+        raise AgentdeskError(
+            f"the opener `{shlex.join(command)}` could not open {save_name(item.filename)} (exit status {status}"
+            + (f": {inert_line(last)[:200]}" if last else "")
+            + "); set [attachments] opener in the config, or `agentdesk attachment save` writes the file instead"
         )
-    except OSError as error:
-        raise InvalidInput(
-            f"cannot run the opener `{shlex.join(command)}`: {error.strerror or error}; "
-            "set [attachments] opener in the config"
-        ) from None
     return item, copy
 
 

@@ -24,14 +24,18 @@ def cmd_attachment_list(args: argparse.Namespace) -> int:
         print(f"{one_line(args.ref)}: no attachments", file=sys.stderr)
         return 0
     for item in listed:
-        status = f"  [{item.status}]" if item.status else ""
-        print(
-            one_line(
-                f"{item.number:>3}  msg {item.message_number:<3} {item.filename}  "
-                f"{item.content_type}  {attachments.size_text(item.size)}{status}"
-            )
-        )
+        print(f"{item.number:>3}  msg {item.message_number:<3} {attachment_line(item, numbered=False)}")
     return 0
+
+
+def attachment_line(item, *, numbered: bool = True) -> str:
+    """One attachment (`attachments.Listed`) on one line: its number as `attachment save` takes it,
+    the sender's name made inert, type, size, and why its bytes are missing if they are."""
+    from agentdesk.app import attachments
+
+    status = f"  [{item.status}]" if item.status else ""
+    number = f"[attachment {item.number}] " if numbered else ""
+    return one_line(f"{number}{item.filename}  {item.content_type}  {attachments.size_text(item.size)}{status}")
 
 
 def cmd_attachment_save(args: argparse.Namespace) -> int:

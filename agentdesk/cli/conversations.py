@@ -66,18 +66,23 @@ def _sla_badge(sla_doc: dict) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from agentdesk.app import conversations
+    from agentdesk.app import attachments, conversations
 
     ctx = context(args)
     doc = conversations.document(ctx.desk, args.ref)
     if args.json:
         print_json(doc)
         return 0
-    _print_conversation(doc)
+    files: dict[int, list] = {}
+    for item in attachments.list_attachments(ctx.desk, args.ref):
+        files.setdefault(item.message_number, []).append(item)
+    _print_conversation(doc, files)
     return 0
 
 
-def _print_conversation(doc: dict) -> None:
+def _print_conversation(doc: dict, files: dict[int, list]) -> None:
+    """`show` as text: `files` are each message's attachments (`attachments.Listed`) by its number."""
+    from agentdesk.cli.attachments import attachment_line
     from agentdesk.sanitize import strip_control
 
     customer = doc["customer"]
@@ -103,7 +108,17 @@ def _print_conversation(doc: dict) -> None:
             delivery += f" {one_line(message['delivery_error'])}"
         kind = f" ({message['kind']})" if message["kind"] != "message" else ""
         print(f"\n{arrow} #{number} {local_time(message['at'])}  {one_line(message['author'])}{kind}{delivery}")
+        recipients = message.get("recipients") or {}
+        addressed = [
+            f"{field} {one_line(', '.join(recipients[field]))}"
+            for field in ("to", "cc", "bcc")
+            if recipients.get(field)
+        ]
+        if addressed:
+            print("   " + " · ".join(addressed))
         print(strip_control(message["body_text"]))
+        for item in files.get(number, ()):
+            print(f"   {attachment_line(item)}")
     if doc["history"]:
         print("\nhistory:")
         for past in doc["history"]:

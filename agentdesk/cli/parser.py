@@ -7,6 +7,7 @@ building the whole parser stays cheap, and each handler imports what its command
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 from pathlib import Path
 
 from agentdesk import __version__, locations
@@ -55,10 +56,18 @@ def _add_recipients(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line, as every other error is (exit status 2), with where the usage is:
+    argparse's own printed the whole usage first, pushing the error itself out of a short pane."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` shows the usage)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from agentdesk.app.views import VIEWS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="agentdesk",
         description="A terminal workstation for customer-service agents. Without a command, opens the queue.",
     )

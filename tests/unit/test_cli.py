@@ -96,6 +96,22 @@ def test_every_command_has_help():
         assert exited.value.code == 0, command
 
 
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["attachment", "save", "AD-1", "abc"], "agentdesk attachment save: argument N: invalid int value: 'abc'"),
+        (["forward", "AD-1"], "agentdesk forward: the following arguments are required: --to"),
+        (["webhook"], "agentdesk webhook: the following arguments are required: COMMAND"),
+    ],
+)
+def test_a_usage_error_is_one_line_that_says_where_the_usage_is(args, said, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(said) and f"`{said.split(':')[0]} --help`" in err
+
+
 def test_list_json_carries_the_contract_fields(run, two_conversations):
     code, out, err = run("list", "--json")
     assert code == 0, err

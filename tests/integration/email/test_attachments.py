@@ -242,6 +242,23 @@ def test_open_hands_a_safely_named_private_copy_to_the_configured_opener(dovecot
     assert handed.name == "report.txt" and handed.read_bytes() == b"hello"
     assert (handed.stat().st_mode & 0o777) == 0o600 and (handed.parent.parent.stat().st_mode & 0o777) == 0o700
 
+    # An opener that fails says so, with what it said: not "opened".
+    failing = tmp_path / "failing.sh"
+    failing.write_text('#!/bin/sh\necho "no application knows text/plain" >&2\nexit 3\n')
+    failing.chmod(0o755)
+    failing_config = tmp_path / "failing.toml"
+    failing_config.write_text(config_path.read_text().replace(f'opener = "{opener}"', f'opener = "{failing}"'))
+    status, out, err = _run("--config", str(failing_config), "attachment", "open", "AD-1", "1")
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "exit status 3" in err and "no application knows text/plain" in err
+    # One that is the viewer itself (still running after a moment) has opened it.
+    viewer = tmp_path / "viewer.sh"
+    viewer.write_text("#!/bin/sh\nsleep 5\n")
+    viewer.chmod(0o755)
+    viewer_config = tmp_path / "viewer.toml"
+    viewer_config.write_text(config_path.read_text().replace(f'opener = "{opener}"', f'opener = "{viewer}"'))
+    assert _run("--config", str(viewer_config), "attachment", "open", "AD-1", "1")[0] == 0
+
     assert _run("--config", str(config_path), "attachment", "open", "AD-1", "9")[0] == 4
     assert _run("--config", str(config_path), "attachment", "list", "AD-99")[0] == 4
     assert _run("--config", str(config_path), "attachment", "save", "AD-1", "1", "--to", str(tmp_path / "nope"))[0] == 2

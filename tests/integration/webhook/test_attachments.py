@@ -172,6 +172,16 @@ def test_base64_and_linked_attachments_are_kept_and_failures_recorded(tmp_path, 
     assert listed["redirect.txt"]["state"] == "failed" and "not allowed" in listed["redirect.txt"]["reason"]
     assert listed["gone.pdf"]["url"] == f"{file_server}/gone.pdf"
 
+    # `show` prints each attachment under its message, numbered as `attachment save` takes them,
+    # with why its bytes are missing when they are.
+    status, out, err = _run("--config", str(config_path), "show", "AD-1")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert f"[attachment {listed['note.txt']['n']}] note.txt  text/plain  12 bytes" in [line.strip() for line in lines]
+    gone = next(line for line in lines if f"[attachment {listed['gone.pdf']['n']}] gone.pdf" in line)
+    assert "404" in gone
+    assert lines.index(gone) > next(i for i, line in enumerate(lines) if line.startswith("<< #1"))
+
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     for name, sent in (("note.txt", note), ("photo.jpg", PHOTO)):
