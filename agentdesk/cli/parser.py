@@ -7,8 +7,8 @@ building the whole parser stays cheap, and each handler imports what its command
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from agentdesk import __version__, locations
 from agentdesk.cli import admin, attachments, conversations, customers, examples, outbound, sla, spam, sync, webhook
