@@ -344,6 +344,7 @@ class Sent:
     status: str | None = None  # the status also set
     message_id: int | None = None  # the reply's row: what `withdraw` takes back
     delay: float = 0.0  # seconds it waits before delivery (the undo window)
+    waits: str = ""  # why it cannot go out from here (no sender for its channel in this config)
 
     def __str__(self) -> str:
         what = {
@@ -352,7 +353,18 @@ class Sent:
             "new": "conversation started, first message queued for delivery",
         }.get(self.kind, "reply queued for delivery")
         held = f", sent in {self.delay:g} s unless undone" if self.delay and self.kind == "reply" else ""
-        return f"{self.ref}: {what}" + (f", status {self.status}" if self.status else "") + held
+        waits = f"; but {self.waits}" if self.waits else ""
+        return f"{self.ref}: {what}" + (f", status {self.status}" if self.status else "") + held + waits
+
+
+def no_sender_here(desk: Desk, channel: str) -> str:
+    """Why a reply on `channel` cannot leave through this config's sync (the reason `show` gives once
+    a sync has looked), or "" when it can: the agent learns it on sending, not from a queue that
+    never moves. The senders are the sync's own (`worker.build_senders`), built without connecting."""
+    from agentdesk.sync import delivery, worker
+
+    senders = worker.build_senders(worker.SyncContext(settings=desk.settings, engine=None))
+    return "" if channel in senders else delivery.no_sender_reason(channel)
 
 
 def reply(
@@ -468,7 +480,13 @@ def reply_in_session(
     if commit:
         session.commit()
     return Sent(
-        ref_of(id_of(conversation)), "reply", message.external_id or "", status, id_of(message), max(delay, 0.0)
+        ref_of(id_of(conversation)),
+        "reply",
+        message.external_id or "",
+        status,
+        id_of(message),
+        max(delay, 0.0),
+        no_sender_here(desk, conversation.channel),
     )
 
 

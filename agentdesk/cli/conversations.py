@@ -158,12 +158,15 @@ def cmd_reply(args: argparse.Namespace) -> int:
                 "external_id": sent.external_id,
                 "status": sent.status,
                 "delivery": "queued",
+                "waits": sent.waits or None,
                 **recipients.as_dict(),
                 "attachments": [f.name for f in files],
             }
         )
     held = f", held {sent.delay:g} s" if sent.delay else ""
     print(f"{sent.ref}: reply queued for delivery (message {sent.external_id}){held}", file=sys.stderr)
+    if sent.waits:
+        print(f"{sent.ref}: {sent.waits}", file=sys.stderr)
     return 0
 
 

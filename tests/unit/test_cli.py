@@ -186,6 +186,25 @@ def test_reply_stores_the_message_with_its_outbox_row(run, engine, two_conversat
         assert (outbox.state, outbox.channel, outbox.attempts) == ("queued", "email", 0)
 
 
+def test_a_reply_no_sender_here_can_take_says_so_when_it_is_queued(run, config_file, two_conversations):
+    """The test config has no mailbox: a reply on an email conversation would wait for ever on this
+    host. The agent learns it on sending, not from a queue that never moves."""
+    email, _ = two_conversations
+    code, out, err = run("reply", email, "--body-file", "-", "--json", stdin="Hi Greta,\nthey ship today.\n")
+    assert code == 0, err
+    assert json.loads(out)["waits"].startswith("no sender for email on this host")
+    assert f"{email}: no sender for email on this host" in err
+
+    config_file.write_text(
+        config_file.read_text()
+        + '\n[[mailbox]]\nname = "support"\naddress = "support@example.com"\nhost = "127.0.0.1"\n'
+        'username = "support"\npassword_command = "echo x"\n[mailbox.smtp]\nhost = "127.0.0.1"\n'
+    )
+    code, out, err = run("reply", email, "--body-file", "-", "--json", stdin="And a second note.\n")
+    assert code == 0, err
+    assert json.loads(out)["waits"] is None and "no sender" not in err
+
+
 def test_reply_from_a_template_fills_placeholders(run, settings, two_conversations):
     email, _ = two_conversations
     settings.templates_dir.mkdir(parents=True)
