@@ -28,6 +28,8 @@ __all__ = [
     "recipients",
     "addressed",
     "forward",
+    "forward_content",
+    "ForwardContent",
     "start",
     "split",
     "lookup",
@@ -140,6 +142,61 @@ def addressed(
 # --- forward -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ForwardContent:
+    """What a forward of the whole conversation carries before the agent changes it: how many
+    messages, and their files once each with their bytes (the composer lists them, the agent
+    removes or adds some). `withheld` names files the desk does not have the bytes of."""
+
+    messages: int
+    files: list[OutgoingFile]
+    withheld: list[str]
+
+
+def forward_content(desk: Desk, ref: Ref) -> ForwardContent:
+    from agentdesk.store import attachments
+
+    with desk.read() as session:
+        _, chosen, files = _forwarded(session, reference(ref), None)
+        kept = [f for f in files if f.state == "stored" and attachments.has(session=session, key=f.storage_key)]
+        found = [
+            OutgoingFile(
+                name=f.filename,
+                data=attachments.read(session=session, key=f.storage_key),
+                content_type=f.content_type,
+            )
+            for f in kept
+        ]
+    return ForwardContent(len(chosen), found, [f.filename for f in files if f not in kept])
+
+
+def _forwarded(session, conversation_ref: str, number: int | None, *, for_update: bool = False):
+    """The conversation, the messages a forward carries (all of them with the customer, or message
+    `number` as `show` numbers them) and their files, each once."""
+    from agentdesk.domain import outbound
+    from agentdesk.domain import queue as queue_service
+    from agentdesk.store import queries
+
+    if for_update:
+        conversation = queue_service.load_for_update(session, conversation_ref)
+    else:
+        conversation = queries.conversation_by_ref(session=session, ref=typed_ref(conversation_ref))
+    messages = queries.thread(session=session, conversation_id=id_of(conversation))
+    if number is not None:
+        if not 1 <= number <= len(messages):
+            raise InvalidInput(f"{conversation_ref} has {len(messages)} message(s); there is no message {number}")
+        if messages[number - 1].direction == "note":
+            raise InvalidInput(f"{conversation_ref} message {number} is an internal note; notes are never sent")
+        chosen = [messages[number - 1]]
+    else:
+        identities = queries.identities_of(session=session, customer_ids=[conversation.customer_id])
+        own = [i.address for i in identities.get(conversation.customer_id, [])]
+        chosen = outbound.forwardable(messages, customer_addresses=own)
+    found = queries.attachments_of(session=session, message_ids=[id_of(m) for m in chosen])
+    files = outbound.unique_files(a for m in chosen for a in found.get(id_of(m), []))
+    return conversation, chosen, files
+
+
 def forward(
     desk: Desk,
     ref: Ref,
@@ -149,13 +206,16 @@ def forward(
     number: int | None = None,
     cc: Sequence[str] = (),
     bcc: Sequence[str] = (),
+    files: Sequence[OutgoingFile] | None = None,
+    status: str | None = None,
 ) -> Sent:
-    """Forward the conversation's messages (or message `number`, as `show` numbers them) with their
-    files, by email from the conversation's mailbox (the first mailbox for a conversation of
-    another channel). Replies from the addressee thread back into the conversation."""
+    """Forward the conversation's messages with the customer (or message `number`, as `show`
+    numbers them) with their files, each once, by email from the conversation's mailbox (the first
+    mailbox for a conversation of another channel). `files`, when given, are the files to send
+    instead (the composer's list, after the agent removed or added some); `status` is set as well.
+    Replies from the addressee thread back into the conversation."""
     from agentdesk.domain import outbound
     from agentdesk.domain import queue as queue_service
-    from agentdesk.store import queries
 
     if note:
         refuse_unfilled(note)
@@ -165,36 +225,33 @@ def forward(
         raise InvalidInput("a forward is sent by email: configure a [[mailbox]] with [mailbox.smtp] first")
     conversation_ref = reference(ref)
     with desk.writing, desk.write() as session:
-        conversation = queue_service.load_for_update(session, conversation_ref)
+        conversation, chosen, found = _forwarded(session, conversation_ref, number, for_update=True)
         mailbox = mailboxes.get(conversation.source) or next(iter(mailboxes.values()))
-        messages = queries.thread(session=session, conversation_id=id_of(conversation))
-        if number is not None:
-            if not 1 <= number <= len(messages):
-                raise InvalidInput(f"{conversation_ref} has {len(messages)} message(s); there is no message {number}")
-            if messages[number - 1].direction == "note":
-                raise InvalidInput(f"{conversation_ref} message {number} is an internal note; notes are never sent")
-            chosen = [messages[number - 1]]
-        else:
-            chosen = [m for m in messages if m.direction != "note"]
         if not chosen:
             raise InvalidInput(f"{conversation_ref} has no message to forward")
-        files = [
-            a for m in chosen for a in queries.attachments_of(session=session, message_ids=[id_of(m)]).get(id_of(m), [])
-        ]
-        total = sum(f.size for f in files)
+        if files is None:
+            carried, added = found, []
+            total = sum(f.size for f in found)
+        else:
+            # The agent's list: the conversation's files they kept come back as bytes (stored once
+            # more under the same key); the ones the desk never had are still named in the text.
+            carried, added = [f for f in found if f.state != "stored"], list(files)
+            total = sum(len(f.data) for f in added)
         if total > mailbox.attachments_max_bytes:
             raise InvalidInput(
                 f"the forwarded files total {total} bytes, over the {mailbox.attachments_max_bytes} "
-                f"mailbox {mailbox.name} accepts; forward one message with --message N"
+                f"mailbox {mailbox.name} accepts; forward one message with --message N, or fewer files"
             )
         now = desk.now()
+        addresses = {m.name: m.address for m in desk.settings.mailbox}
         message = outbound.forward(
             session,
             conversation=conversation,
             to=addressees,
             note=note,
             messages=chosen,
-            files=files,
+            files=carried,
+            added=added,
             mailbox=mailbox.name,
             agent=desk.agent,
             agent_name=desk.agent_name,
@@ -203,9 +260,14 @@ def forward(
             signature=desk.agent_signature,
             message_id_domain=desk.settings.message_id_domain(mailbox.name),
             when=_mail_time,
+            our_address=lambda m: addresses.get(m.source) or mailbox.address,
         )
+        if status:
+            queue_service.change(
+                session, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies, status=status
+            )
         session.commit()
-        return Sent(ref_of(id_of(conversation)), "forward", message.external_id or "")
+        return Sent(ref_of(id_of(conversation)), "forward", message.external_id or "", status)
 
 
 def _mail_time(at: datetime) -> str:

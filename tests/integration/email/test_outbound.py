@@ -270,6 +270,20 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
     desk.sync_once()
     assert _sent(smtp)["To"] == "greta@velo.example"
 
+    # A second forward carries the exchange with the customer: not the first forward and its note,
+    # not the supplier's answers; the photo once; our reply from us at the mailbox's address.
+    assert _run(config, "forward", ref, "--to", "frames@other.example")[0] == 0
+    assert desk.sync_once().delivery.sent == 1
+    second = _sent(smtp)
+    text = second.get_body(("plain",)).get_content()
+    assert text.count("---------- Forwarded message ----------") == 2, text
+    assert "Message 1." in text and "A new hub is on its way." in text
+    assert "Can you replace this hub?" not in text and "Message 2." not in text and "Message 3." not in text
+    froms = [line for line in text.splitlines() if line.startswith("From: ")]
+    assert froms[0].endswith("<greta@velo.example>") and froms[1].endswith("<support@example.com>"), froms
+    (part,) = list(second.iter_attachments())
+    assert hashlib.sha256(part.get_payload(decode=True)).hexdigest() == hashlib.sha256(photo).hexdigest()
+
 
 def test_new_conversation_and_the_customer_answer(dovecot, mail_user, smtp, tmp_path, desk_factory):
     config, desk, first_ref = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Earlier question")
