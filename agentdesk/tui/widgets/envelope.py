@@ -50,7 +50,13 @@ class Envelope(Vertical):
         for name, label in (("to", "To"), ("cc", "Cc"), ("bcc", "Bcc")):
             with Horizontal(id=f"{name}-row"):
                 yield Label(label)
-                yield Input(id=f"envelope-{name}", placeholder="name@example.com, …" if name == "to" else "")
+                # Focused, the cursor goes to the end and nothing is selected: the first key adds to
+                # the prefilled addresses instead of replacing them.
+                yield Input(
+                    id=f"envelope-{name}",
+                    placeholder="name@example.com, …" if name == "to" else "",
+                    select_on_focus=False,
+                )
         yield OptionList(id="attachments")
 
     def on_mount(self) -> None:
@@ -80,7 +86,9 @@ class Envelope(Vertical):
         return Recipients(**values)
 
     def focus_to(self) -> None:
-        self.query_one("#envelope-to", Input).focus()
+        field = self.query_one("#envelope-to", Input)
+        field.focus()
+        field.cursor_position = len(field.value)
 
     # --- files -----------------------------------------------------------------------------------
 
