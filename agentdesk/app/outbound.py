@@ -214,7 +214,7 @@ def forward(
     mailbox for a conversation of another channel). `files`, when given, are the files to send
     instead (the composer's list, after the agent removed or added some); `status` is set as well.
     Replies from the addressee thread back into the conversation."""
-    from agentdesk.domain import outbound
+    from agentdesk.domain import drafts, outbound
     from agentdesk.domain import queue as queue_service
 
     if note:
@@ -262,6 +262,9 @@ def forward(
             when=_mail_time,
             our_address=lambda m: addresses.get(m.source) or mailbox.address,
         )
+        draft = drafts.get(session, conversation_id=id_of(conversation), agent=desk.agent)
+        if draft is not None and draft.kind == "forward":  # sent: a reply's draft stays
+            drafts.discard(session, conversation_id=id_of(conversation), agent=desk.agent)
         if status:
             queue_service.change(
                 session, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies, status=status
