@@ -291,3 +291,23 @@ async def test_f3_puts_the_cursor_after_the_prefilled_to(make_app):
         await pilot.press("f3")
         await pilot.press(*", bo@example.com")
         assert to.value == prefilled + ", bo@example.com"
+
+
+async def test_a_chat_reply_title_names_the_handle_it_goes_to(make_app, demo_settings):
+    with Session(engine_of(demo_settings)) as session:
+        chats = {c.id for c in session.exec(select(Conversation).where(Conversation.channel == "chat"))}
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        for _ in range(60):
+            if app.main.queue.current_row.id in chats:
+                break
+            await pilot.press("j")
+            await settle(pilot, app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        composer = app.screen
+        to = composer.query_one(Envelope).recipients().to
+        title = str(composer.query_one("#composer-title").render())
+        assert to and to[0].startswith("web:") and to[0] in title, title
+        assert "@" not in title.split("\n")[0], title
