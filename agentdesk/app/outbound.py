@@ -29,6 +29,7 @@ __all__ = [
     "addressed",
     "forward",
     "forward_content",
+    "Forwarded",
     "ForwardContent",
     "start",
     "split",
@@ -143,6 +144,14 @@ def addressed(
 
 
 @dataclass(frozen=True)
+class Forwarded(Sent):
+    """A forward queued: who it went to (checked, lower-cased) and the names of the files it carries."""
+
+    recipients: Recipients = Recipients()
+    attachments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ForwardContent:
     """What a forward of the whole conversation carries before the agent changes it: how many
     messages, and their files once each with their bytes (the composer lists them, the agent
@@ -208,7 +217,7 @@ def forward(
     bcc: Sequence[str] = (),
     files: Sequence[OutgoingFile] | None = None,
     status: str | None = None,
-) -> Sent:
+) -> Forwarded:
     """Forward the conversation's messages with the customer (or message `number`, as `show`
     numbers them) with their files, each once, by email from the conversation's mailbox (the first
     mailbox for a conversation of another channel). `files`, when given, are the files to send
@@ -270,7 +279,15 @@ def forward(
                 session, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies, status=status
             )
         session.commit()
-        return Sent(ref_of(id_of(conversation)), "forward", message.external_id or "", status)
+        names = [f.filename for f in carried if f.state == "stored"] + [f.name for f in added]
+        return Forwarded(
+            ref_of(id_of(conversation)),
+            "forward",
+            message.external_id or "",
+            status,
+            recipients=addressees,
+            attachments=tuple(names),
+        )
 
 
 def _mail_time(at: datetime) -> str:
@@ -307,17 +324,34 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
             names = ", ".join(s.name for s in known) or "none configured"
             raise InvalidInput(f"--channel {channel}: no mailbox or spool of that name or kind ({names})")
         return named
-    text = address.strip()
-    if "@" in text:
-        wanted: tuple[str, ...] = ("email",)
-    elif text.startswith("+") or text.replace(" ", "").replace("-", "").isdigit():
-        wanted = ("sms",)
-    else:
-        wanted = ("chat", "social")
+    wanted = _REACHES[_identity_kind(address)]
     fitting = [s for s in known if s.channel in wanted]
     if not fitting:
         raise InvalidInput(f"no mailbox or spool sends to {address!r}; name one with --channel")
     return next((s for s in fitting if s.sends), fitting[0])
+
+
+# identity kind -> the channel kinds whose mailboxes and spools reach it
+_REACHES = {"email": ("email", "webform"), "phone": ("sms",), "chat": ("chat", "social"), "social": ("social", "chat")}
+
+
+def _identity_kind(address: str) -> str:
+    """What the agent typed is: an email address (checked here, so a bad one is named as such), a
+    phone number, or a handle (one word); InvalidInput when it is none of them."""
+    from agentdesk.domain import outbound
+
+    text = address.strip()
+    if "@" in text:
+        outbound.email_address(text)
+        return "email"
+    if text.startswith("+") or (text and text.replace(" ", "").replace("-", "").isdigit()):
+        return "phone"
+    if not text or any(c.isspace() for c in text):
+        raise InvalidInput(
+            f"{address!r} is not an email address, a phone number or a handle "
+            "(like name@example.com, +31612345678 or web:kemi11)"
+        )
+    return "chat"
 
 
 def start(
@@ -342,6 +376,13 @@ def start(
     if body is not None:
         refuse_unfilled(body)
     source = _source_for(desk, to, channel)
+    if not name and "<" in to:
+        # "Zed Q <zed@new.example>": the name typed with the address is the new customer's.
+        from email.utils import parseaddr
+
+        from agentdesk.sanitize import inert_line
+
+        name = inert_line(parseaddr(to)[0]).strip()
     if not source.sends:
         # Queued through it, the first message would wait for ever: say so before anything is stored.
         way_out = "[mailbox.smtp] host" if source.channel == "email" else "outbound = { spool | url }"

@@ -397,6 +397,7 @@ class ComposerScreen(Screen):
 
         conversation_id = self.thread.conversation_id
         try:
+            done: conversations.Sent
             if self.kind == "forward":
                 to = recipients or Recipients()
                 done = outbound.forward(
