@@ -332,7 +332,14 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
 
 
 # identity kind -> the channel kinds whose mailboxes and spools reach it
-_REACHES = {"email": ("email", "webform"), "phone": ("sms",), "chat": ("chat", "social"), "social": ("social", "chat")}
+# (a typed handle may be either kind of handle)
+_REACHES = {
+    "email": ("email", "webform"),
+    "phone": ("sms",),
+    "chat": ("chat",),
+    "social": ("social",),
+    "handle": ("chat", "social"),
+}
 
 
 def _identity_kind(address: str) -> str:
@@ -351,7 +358,7 @@ def _identity_kind(address: str) -> str:
             f"{address!r} is not an email address, a phone number or a handle "
             "(like name@example.com, +31612345678 or web:kemi11)"
         )
-    return "chat"
+    return "handle"
 
 
 def start(
@@ -445,6 +452,14 @@ class Contact:
     name: str
     kind: str  # identity kind: email | phone | chat | social
     address: str
+    source: str = ""  # the mailbox or spool that reaches this identity; "" when none here does
+
+    @property
+    def unreachable(self) -> str:
+        """Why no conversation can be started with this identity here ("" when one can)."""
+        if self.source:
+            return ""
+        return f"no {' or '.join(_REACHES.get(self.kind, (self.kind,)))} mailbox or spool is configured"
 
 
 def lookup(desk: Desk, text: str, *, limit: int = 8) -> list[Contact]:
@@ -459,4 +474,14 @@ def lookup(desk: Desk, text: str, *, limit: int = 8) -> list[Contact]:
         found = customers.listing(desk, text, limit=limit)
     except (InvalidInput, NotFound):
         return []
-    return [Contact(c["name"], i["kind"], i["address"]) for c in found for i in c["identities"]][:limit]
+    known = sources(desk)
+
+    def reaching(kind: str) -> str:
+        fitting = [s for s in known if s.channel in _REACHES.get(kind, (kind,))]
+        return next((s.name for s in fitting if s.sends), fitting[0].name if fitting else "")
+
+    contacts = [
+        Contact(c["name"], i["kind"], i["address"], reaching(i["kind"])) for c in found for i in c["identities"]
+    ]
+    # The identities a conversation can be started with first; the others listed with the reason.
+    return sorted(contacts, key=lambda c: not c.source)[:limit]

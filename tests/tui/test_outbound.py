@@ -311,3 +311,39 @@ async def test_a_chat_reply_title_names_the_handle_it_goes_to(make_app, demo_set
         title = str(composer.query_one("#composer-title").render())
         assert to and to[0].startswith("web:") and to[0] in title, title
         assert "@" not in title.split("\n")[0], title
+
+
+async def test_new_conversation_offers_only_identities_a_channel_reaches_found_by_prefix(make_app, demo_dir):
+    from agentdesk.store.models import Customer
+
+    settings = _with_mailbox(demo_dir)  # email only: no sms spool, no chat spool
+    with Session(engine_of(settings)) as session:
+        phone = session.exec(select(Identity).where(Identity.kind == "phone").order_by(Identity.id)).first()
+        customer = session.get(Customer, phone.customer_id)
+        email = session.exec(
+            select(Identity).where(Identity.customer_id == customer.id, Identity.kind == "email")
+        ).first()
+    surname = customer.name.split()[-1]
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("N")
+        await settle(pilot, app)
+        screen = app.screen
+        await pilot.press(*f"{customer.name.split()[0][:3]} {surname[:-1]}")  # the start of each word
+        await pilot.pause(0.5)
+        await settle(pilot, app)
+        by_address = {c.address: c for c in screen.contacts}
+        assert email.address in by_address and phone.address in by_address
+        listing = screen.query_one("#contacts")
+        shown = {
+            listing.get_option_at_index(i).prompt: listing.get_option_at_index(i).disabled
+            for i in range(listing.option_count)
+        }
+        (phone_line,) = [line for line in shown if phone.address in str(line)]
+        assert shown[phone_line] and "no sms mailbox or spool is configured" in str(phone_line)
+        assert [c.address for c in screen.contacts if c.source] == [email.address]
+        await pilot.press("ctrl+down", "enter")
+        await settle(pilot, app)
+        assert screen.query_one("#new-to").value == email.address
+        assert screen.query_one("#new-source").value == "support"
