@@ -16,11 +16,12 @@ from pathlib import Path
 
 from agentdesk.app.conversations import Ref, Sent, reference, refuse_unfilled, typed_ref
 from agentdesk.app.desk import Desk
-from agentdesk.domain.outbound import OutgoingFile, Recipients, split
+from agentdesk.domain.outbound import FORWARD_MARKER, OutgoingFile, Recipients, split
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store.models import id_of, ref_of
 
 __all__ = [
+    "FORWARD_MARKER",
     "OutgoingFile",
     "Recipients",
     "read_files",

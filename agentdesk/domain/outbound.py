@@ -156,6 +156,10 @@ def _size(count: int) -> str:
 # --- forward -----------------------------------------------------------------------------------------
 
 
+# The line above each forwarded message, as mail clients write it (the thread view folds from it).
+FORWARD_MARKER = "---------- Forwarded message ----------"
+
+
 def forward_subject(conversation: Conversation) -> str:
     base = replies.reply_subject(conversation).removeprefix("Re: ")
     return f"Fwd: {base}"
@@ -208,7 +212,7 @@ def forward_text(
         who = message.author or address or "agentdesk"
         if address and address not in who:
             who = f"{who} <{address}>"
-        header = ["---------- Forwarded message ----------", f"From: {who}", f"Date: {when(message.at)}"]
+        header = [FORWARD_MARKER, f"From: {who}", f"Date: {when(message.at)}"]
         if message.subject:
             header.append(f"Subject: {message.subject}")
         parts.append("\n".join(header) + "\n\n" + (message.body_text or message.body_html_text).strip("\n"))

@@ -148,6 +148,12 @@ async def test_forward_key_sends_the_thread_to_a_third_party(make_app, demo_dir)
     assert outbox.to_addresses == "parts@supplier.example"
     assert message.body_text.startswith("Can you help with this one?")
     assert "---------- Forwarded message ----------" in message.body_text
+    # The thread folds the forwarded messages as what they are, apart from the one-line signature.
+    count = message.body_text.count("---------- Forwarded message ----------")
+    (fold,) = [line for line in rendered.splitlines() if "forwarded message" in line and "···" in line]
+    assert f"··· signature and {count} forwarded message" in fold, fold
+    assert "Can you help with this one?" in rendered
+    assert not [line for line in rendered.splitlines() if "(1 lines)" in line]
 
 
 async def test_new_conversation_key_finds_the_customer_and_starts_it(make_app, demo_dir):
