@@ -53,23 +53,24 @@ def largest_accepted(desk: Desk) -> int:
 def read_files(paths: Sequence[str | Path], *, limit: int | None = None) -> list[OutgoingFile]:
     """Each file as an attachment, named by its base name; a clear error for one that cannot be
     read, or is over `limit` bytes (checked before reading it: `largest_accepted`)."""
+    # Worded for the CLI's --attach and the composer's ctrl+o alike: the path first, no flag named.
     found = []
     for given in paths:
         path = Path(str(given)).expanduser()
         if path.is_dir():
-            raise InvalidInput(f"--attach {given}: is a directory; attach files one by one")
+            raise InvalidInput(f"{given} is a directory; attach files one by one")
         if path.exists() and not path.is_file():
             # A pipe or a device would be read without end (or block forever): files only.
-            raise InvalidInput(f"--attach {given}: not a regular file (a pipe or a device); attach a file")
+            raise InvalidInput(f"{given} is not a regular file (a pipe or a device); attach a file")
         if limit is not None and path.is_file() and path.stat().st_size > limit:
             raise InvalidInput(
-                f"--attach {given}: {path.stat().st_size} bytes, more than any channel here accepts "
+                f"{given} is {path.stat().st_size} bytes, more than any channel here accepts "
                 f"({limit} bytes: attachments_max_bytes); send a link instead"
             )
         try:
             data = path.read_bytes()
         except OSError as error:
-            raise InvalidInput(f"--attach {given}: cannot read it: {error.strerror or error}") from None
+            raise InvalidInput(f"cannot read {given}: {error.strerror or error}") from None
         found.append(OutgoingFile(name=path.name, data=data))
     return found
 

@@ -111,7 +111,7 @@ def test_a_file_bigger_than_any_channel_accepts_is_refused_before_it_is_read(tmp
     huge = tmp_path / "disk-image.iso"
     with huge.open("wb") as out:
         out.truncate(8 * 1000**3)  # sparse: reading it would take 8 GB of memory
-    with pytest.raises(InvalidInput, match=r"disk-image.iso: 8000000000 bytes, more than any channel here accepts"):
+    with pytest.raises(InvalidInput, match=r"disk-image.iso is 8000000000 bytes, more than any channel here accepts"):
         read_files([huge], limit=limit)
     (tmp_path / "fits.bin").write_bytes(b"x" * limit)
     (found,) = read_files([tmp_path / "fits.bin"], limit=limit)
@@ -183,3 +183,15 @@ def test_our_messages_are_forwarded_from_the_agent_at_the_mailbox_address():
         "From: You (root) <support@desk.example>",
         "From: You (root) <support@desk.example>",
     ]
+
+
+def test_file_errors_name_the_path_not_a_flag(tmp_path):
+    """The same words serve the CLI's --attach and the composer's ctrl+o."""
+    from agentdesk.app.outbound import read_files
+
+    with pytest.raises(InvalidInput) as refused:
+        read_files([tmp_path])
+    assert str(refused.value) == f"{tmp_path} is a directory; attach files one by one"
+    with pytest.raises(InvalidInput) as refused:
+        read_files([tmp_path / "gone.pdf"])
+    assert str(refused.value).startswith(f"cannot read {tmp_path / 'gone.pdf'}: ") and "--" not in str(refused.value)
