@@ -345,6 +345,11 @@ def start(
     kind = customers.IDENTITY_KIND.get(channel, channel)
     customer = customers.find_or_create(session, kind=kind, address=to.to[0], name=customer_name, now=now)
     assert customer.id is not None, "find_or_create flushes a new customer"
+    named = inert_line(customer_name).strip()
+    if named and customer.name.strip().lower() in ("", to.to[0].lower()):
+        # Known only by their address so far: the name the agent typed is better than none.
+        customer.name = named
+        session.add(customer)
     conversation = Conversation(
         channel=channel,
         source=source,

@@ -414,6 +414,37 @@ def test_new_names_the_customer_as_typed_and_lists_its_files(dovecot, mail_user,
     ) == [("Zed Q", "zed@new.example")]
     assert desk.sync_once().delivery.sent == 1
     assert _sent(smtp)["To"] == "zed@new.example"
+    # A customer known only by their address so far takes the name typed with it; a name stays.
+    assert (
+        _run(
+            config,
+            "new",
+            "--to",
+            "Zed Quist <zed@new.example>",
+            "--subject",
+            "Again",
+            "--body-file",
+            str(tmp_path / "b.txt"),
+        )[0]
+        == 0
+    )
+    assert desk.rows("SELECT name FROM customer WHERE name LIKE 'Zed%'") == [("Zed Q",)]
+    for typed in ("zed2@new.example", "Zed Two <zed2@new.example>"):
+        body = str(tmp_path / "b.txt")
+        assert _run(config, "new", "--to", typed, "--subject", "Hi", "--body-file", body)[0] == 0
+    assert desk.rows("SELECT name FROM customer WHERE name LIKE 'Zed T%'") == [("Zed Two",)]
+    code, out, err = _run(
+        config,
+        "new",
+        "--to",
+        "New Name <greta@velo.example>",
+        "--subject",
+        "Hi",
+        "--body-file",
+        str(tmp_path / "b.txt"),
+    )
+    assert code == 0, err
+    assert desk.rows("SELECT count(*) FROM customer WHERE name = 'Greta Lindqvist'") == [(1,)]
 
 
 def test_the_receipt_goes_to_the_sender_alone(dovecot, mail_user, smtp, tmp_path, desk_factory):
