@@ -353,3 +353,32 @@ async def test_new_conversation_offers_only_identities_a_channel_reaches_found_b
         await settle(pilot, app)
         assert screen.query_one("#new-to").value == email.address
         assert screen.query_one("#new-source").value == "support"
+
+
+async def test_a_forward_over_a_reply_draft_leaves_the_reply_draft_alone(make_app, demo_dir):
+    from agentdesk.store.models import Draft
+
+    settings = _with_mailbox(demo_dir)
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        conversation_id = app.main.queue.current_row.id
+        await pilot.press("r")
+        await settle(pilot, app)
+        app.screen.query_one("#body").focus()
+        await pilot.press(*"Half a reply")
+        await pilot.press("escape")
+        await settle(pilot, app)
+        await pilot.press("f")
+        await settle(pilot, app)
+        assert app.screen.kind == "forward"
+        await pilot.press(*"c@d.example")
+        app.screen.query_one("#body").load_text("A note")
+        await pilot.pause(1.2)  # past the autosave delay
+        await pilot.press("escape")
+        await settle(pilot, app)
+        with Session(engine_of(settings)) as session:
+            draft = session.get(Draft, (conversation_id, app.desk.agent))
+            assert (draft.kind, draft.body) == ("reply", "Half a reply")
+        notices = [str(n.message) for n in app._notifications]
+        assert any("the forward is not kept" in n for n in notices), notices

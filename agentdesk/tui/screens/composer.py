@@ -359,7 +359,10 @@ class ComposerScreen(Screen):
 
     def action_toggle_kind(self) -> None:
         if self.kind == "forward":
-            self.notify("a forward stays a forward; escape and press r or n to reply or note", severity="warning")
+            self.notify(
+                "a forward stays a forward: send it, or empty its To and note (its draft goes), then r or n",
+                severity="warning",
+            )
             return
         self.kind = "note" if self.kind == "reply" else "reply"
         self._render_title()
