@@ -17,7 +17,6 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from agentdesk.app.outbound import FORWARD_MARKER
 from agentdesk.tui import actions, format
 from agentdesk.tui.widgets import overlay_style, shown, shown_line
 
@@ -217,18 +216,21 @@ class ThreadView(ScrollView, can_focus=False):
         if item.delivery:
             text.append_text(self._delivery(item, now))
         text.append("\n")
-        shown_body, forwarded = shown(item.body), ""
+        shown_body, forwarded, count = shown(item.body), "", 0
         if item.message_kind == "forward":
+            # Imported here: the sending side is not needed to start the app, only to show a forward.
+            from agentdesk.app.outbound import FORWARD_MARKER
+
             # The note (and its signature) above, the forwarded messages folded as what they are.
             shown_body, marker, rest = shown_body.partition(FORWARD_MARKER)
             forwarded = (marker + rest).strip("\n")
+            count = forwarded.count(FORWARD_MARKER)
         body = format.split_body(shown_body)
         body_style = self.style("note-body") if item.kind == "note" else None
         empty = "(no note)" if item.message_kind == "forward" else "(empty)"
         for line in (body.main or empty).split("\n"):
             text.append(f"{bar} ", head_style)
             text.append(line + "\n", body_style)
-        count = forwarded.count(FORWARD_MARKER)
         folded = [
             (name, part)
             for name, part in (
