@@ -29,6 +29,7 @@ class Envelope(Vertical):
     Envelope Label { width: 5; color: $text-muted; }
     Envelope Input { height: 1; border: none; padding: 0 1; width: 1fr; background: $boost; }
     Envelope Input:focus { background: $accent 20%; border: none; }
+    Envelope Input > .input--selection { background: $accent 60%; }
     Envelope #attachments { height: auto; max-height: 4; border: none; padding: 0; display: none; }
     Envelope #attachments.-some { display: block; }
     Envelope.-single #cc-row, Envelope.-single #bcc-row { display: none; }
