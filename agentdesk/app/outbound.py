@@ -16,11 +16,12 @@ from pathlib import Path
 
 from agentdesk.app.conversations import Ref, Sent, reference, refuse_unfilled, typed_ref
 from agentdesk.app.desk import Desk
-from agentdesk.domain.outbound import OutgoingFile, Recipients, split
+from agentdesk.domain.outbound import FORWARD_MARKER, OutgoingFile, Recipients, split
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store.models import id_of, ref_of
 
 __all__ = [
+    "FORWARD_MARKER",
     "OutgoingFile",
     "Recipients",
     "read_files",
@@ -28,6 +29,9 @@ __all__ = [
     "recipients",
     "addressed",
     "forward",
+    "forward_content",
+    "Forwarded",
+    "ForwardContent",
     "start",
     "split",
     "lookup",
@@ -49,23 +53,24 @@ def largest_accepted(desk: Desk) -> int:
 def read_files(paths: Sequence[str | Path], *, limit: int | None = None) -> list[OutgoingFile]:
     """Each file as an attachment, named by its base name; a clear error for one that cannot be
     read, or is over `limit` bytes (checked before reading it: `largest_accepted`)."""
+    # Worded for the CLI's --attach and the composer's ctrl+o alike: the path first, no flag named.
     found = []
     for given in paths:
         path = Path(str(given)).expanduser()
         if path.is_dir():
-            raise InvalidInput(f"--attach {given}: is a directory; attach files one by one")
+            raise InvalidInput(f"{given} is a directory; attach files one by one")
         if path.exists() and not path.is_file():
             # A pipe or a device would be read without end (or block forever): files only.
-            raise InvalidInput(f"--attach {given}: not a regular file (a pipe or a device); attach a file")
+            raise InvalidInput(f"{given} is not a regular file (a pipe or a device); attach a file")
         if limit is not None and path.is_file() and path.stat().st_size > limit:
             raise InvalidInput(
-                f"--attach {given}: {path.stat().st_size} bytes, more than any channel here accepts "
+                f"{given} is {path.stat().st_size} bytes, more than any channel here accepts "
                 f"({limit} bytes: attachments_max_bytes); send a link instead"
             )
         try:
             data = path.read_bytes()
         except OSError as error:
-            raise InvalidInput(f"--attach {given}: cannot read it: {error.strerror or error}") from None
+            raise InvalidInput(f"cannot read {given}: {error.strerror or error}") from None
         found.append(OutgoingFile(name=path.name, data=data))
     return found
 
@@ -140,6 +145,69 @@ def addressed(
 # --- forward -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Forwarded(Sent):
+    """A forward queued: who it went to (checked, lower-cased) and the names of the files it carries."""
+
+    recipients: Recipients = Recipients()
+    attachments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ForwardContent:
+    """What a forward of the whole conversation carries before the agent changes it: how many
+    messages, and their files once each with their bytes (the composer lists them, the agent
+    removes or adds some). `withheld` names files the desk does not have the bytes of."""
+
+    messages: int
+    files: list[OutgoingFile]
+    withheld: list[str]
+
+
+def forward_content(desk: Desk, ref: Ref) -> ForwardContent:
+    from agentdesk.store import attachments
+
+    with desk.read() as session:
+        _, chosen, files = _forwarded(session, reference(ref), None)
+        kept = [f for f in files if f.state == "stored" and attachments.has(session=session, key=f.storage_key)]
+        found = [
+            OutgoingFile(
+                name=f.filename,
+                data=attachments.read(session=session, key=f.storage_key),
+                content_type=f.content_type,
+            )
+            for f in kept
+        ]
+    return ForwardContent(len(chosen), found, [f.filename for f in files if f not in kept])
+
+
+def _forwarded(session, conversation_ref: str, number: int | None, *, for_update: bool = False):
+    """The conversation, the messages a forward carries (all of them with the customer, or message
+    `number` as `show` numbers them) and their files, each once."""
+    from agentdesk.domain import outbound
+    from agentdesk.domain import queue as queue_service
+    from agentdesk.store import queries
+
+    if for_update:
+        conversation = queue_service.load_for_update(session, conversation_ref)
+    else:
+        conversation = queries.conversation_by_ref(session=session, ref=typed_ref(conversation_ref))
+    messages = queries.thread(session=session, conversation_id=id_of(conversation))
+    if number is not None:
+        if not 1 <= number <= len(messages):
+            raise InvalidInput(f"{conversation_ref} has {len(messages)} message(s); there is no message {number}")
+        if messages[number - 1].direction == "note":
+            raise InvalidInput(f"{conversation_ref} message {number} is an internal note; notes are never sent")
+        chosen = [messages[number - 1]]
+    else:
+        identities = queries.identities_of(session=session, customer_ids=[conversation.customer_id])
+        own = [i.address for i in identities.get(conversation.customer_id, [])]
+        chosen = outbound.forwardable(messages, customer_addresses=own)
+    found = queries.attachments_of(session=session, message_ids=[id_of(m) for m in chosen])
+    files = outbound.unique_files(a for m in chosen for a in found.get(id_of(m), []))
+    return conversation, chosen, files
+
+
 def forward(
     desk: Desk,
     ref: Ref,
@@ -149,13 +217,16 @@ def forward(
     number: int | None = None,
     cc: Sequence[str] = (),
     bcc: Sequence[str] = (),
-) -> Sent:
-    """Forward the conversation's messages (or message `number`, as `show` numbers them) with their
-    files, by email from the conversation's mailbox (the first mailbox for a conversation of
-    another channel). Replies from the addressee thread back into the conversation."""
-    from agentdesk.domain import outbound
+    files: Sequence[OutgoingFile] | None = None,
+    status: str | None = None,
+) -> Forwarded:
+    """Forward the conversation's messages with the customer (or message `number`, as `show`
+    numbers them) with their files, each once, by email from the conversation's mailbox (the first
+    mailbox for a conversation of another channel). `files`, when given, are the files to send
+    instead (the composer's list, after the agent removed or added some); `status` is set as well.
+    Replies from the addressee thread back into the conversation."""
+    from agentdesk.domain import drafts, outbound
     from agentdesk.domain import queue as queue_service
-    from agentdesk.store import queries
 
     if note:
         refuse_unfilled(note)
@@ -165,36 +236,33 @@ def forward(
         raise InvalidInput("a forward is sent by email: configure a [[mailbox]] with [mailbox.smtp] first")
     conversation_ref = reference(ref)
     with desk.writing, desk.write() as session:
-        conversation = queue_service.load_for_update(session, conversation_ref)
+        conversation, chosen, found = _forwarded(session, conversation_ref, number, for_update=True)
         mailbox = mailboxes.get(conversation.source) or next(iter(mailboxes.values()))
-        messages = queries.thread(session=session, conversation_id=id_of(conversation))
-        if number is not None:
-            if not 1 <= number <= len(messages):
-                raise InvalidInput(f"{conversation_ref} has {len(messages)} message(s); there is no message {number}")
-            if messages[number - 1].direction == "note":
-                raise InvalidInput(f"{conversation_ref} message {number} is an internal note; notes are never sent")
-            chosen = [messages[number - 1]]
-        else:
-            chosen = [m for m in messages if m.direction != "note"]
         if not chosen:
             raise InvalidInput(f"{conversation_ref} has no message to forward")
-        files = [
-            a for m in chosen for a in queries.attachments_of(session=session, message_ids=[id_of(m)]).get(id_of(m), [])
-        ]
-        total = sum(f.size for f in files)
+        if files is None:
+            carried, added = found, []
+            total = sum(f.size for f in found)
+        else:
+            # The agent's list: the conversation's files they kept come back as bytes (stored once
+            # more under the same key); the ones the desk never had are still named in the text.
+            carried, added = [f for f in found if f.state != "stored"], list(files)
+            total = sum(len(f.data) for f in added)
         if total > mailbox.attachments_max_bytes:
             raise InvalidInput(
                 f"the forwarded files total {total} bytes, over the {mailbox.attachments_max_bytes} "
-                f"mailbox {mailbox.name} accepts; forward one message with --message N"
+                f"mailbox {mailbox.name} accepts; forward one message with --message N, or fewer files"
             )
         now = desk.now()
+        addresses = {m.name: m.address for m in desk.settings.mailbox}
         message = outbound.forward(
             session,
             conversation=conversation,
             to=addressees,
             note=note,
             messages=chosen,
-            files=files,
+            files=carried,
+            added=added,
             mailbox=mailbox.name,
             agent=desk.agent,
             agent_name=desk.agent_name,
@@ -203,9 +271,25 @@ def forward(
             signature=desk.agent_signature,
             message_id_domain=desk.settings.message_id_domain(mailbox.name),
             when=_mail_time,
+            our_address=lambda m: addresses.get(m.source) or mailbox.address,
         )
+        draft = drafts.get(session, conversation_id=id_of(conversation), agent=desk.agent)
+        if draft is not None and draft.kind == "forward":  # sent: a reply's draft stays
+            drafts.discard(session, conversation_id=id_of(conversation), agent=desk.agent)
+        if status:
+            queue_service.change(
+                session, conversation=conversation, agent=desk.agent, now=now, policies=desk.policies, status=status
+            )
         session.commit()
-        return Sent(ref_of(id_of(conversation)), "forward", message.external_id or "")
+        names = [f.filename for f in carried if f.state == "stored"] + [f.name for f in added]
+        return Forwarded(
+            ref_of(id_of(conversation)),
+            "forward",
+            message.external_id or "",
+            status,
+            recipients=addressees,
+            attachments=tuple(names),
+        )
 
 
 def _mail_time(at: datetime) -> str:
@@ -242,17 +326,41 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
             names = ", ".join(s.name for s in known) or "none configured"
             raise InvalidInput(f"--channel {channel}: no mailbox or spool of that name or kind ({names})")
         return named
-    text = address.strip()
-    if "@" in text:
-        wanted: tuple[str, ...] = ("email",)
-    elif text.startswith("+") or text.replace(" ", "").replace("-", "").isdigit():
-        wanted = ("sms",)
-    else:
-        wanted = ("chat", "social")
+    wanted = _REACHES[_identity_kind(address)]
     fitting = [s for s in known if s.channel in wanted]
     if not fitting:
         raise InvalidInput(f"no mailbox or spool sends to {address!r}; name one with --channel")
     return next((s for s in fitting if s.sends), fitting[0])
+
+
+# identity kind -> the channel kinds whose mailboxes and spools reach it
+# (a typed handle may be either kind of handle)
+_REACHES = {
+    "email": ("email", "webform"),
+    "phone": ("sms",),
+    "chat": ("chat",),
+    "social": ("social",),
+    "handle": ("chat", "social"),
+}
+
+
+def _identity_kind(address: str) -> str:
+    """What the agent typed is: an email address (checked here, so a bad one is named as such), a
+    phone number, or a handle (one word); InvalidInput when it is none of them."""
+    from agentdesk.domain import outbound
+
+    text = address.strip()
+    if "@" in text:
+        outbound.email_address(text)
+        return "email"
+    if text.startswith("+") or (text and text.replace(" ", "").replace("-", "").isdigit()):
+        return "phone"
+    if not text or any(c.isspace() for c in text):
+        raise InvalidInput(
+            f"{address!r} is not an email address, a phone number or a handle "
+            "(like name@example.com, +31612345678 or web:kemi11)"
+        )
+    return "handle"
 
 
 def start(
@@ -277,6 +385,13 @@ def start(
     if body is not None:
         refuse_unfilled(body)
     source = _source_for(desk, to, channel)
+    if not name and "<" in to:
+        # "Zed Q <zed@new.example>": the name typed with the address is the new customer's.
+        from email.utils import parseaddr
+
+        from agentdesk.sanitize import inert_line
+
+        name = inert_line(parseaddr(to)[0]).strip()
     if not source.sends:
         # Queued through it, the first message would wait for ever: say so before anything is stored.
         way_out = "[mailbox.smtp] host" if source.channel == "email" else "outbound = { spool | url }"
@@ -339,6 +454,14 @@ class Contact:
     name: str
     kind: str  # identity kind: email | phone | chat | social
     address: str
+    source: str = ""  # the mailbox or spool that reaches this identity; "" when none here does
+
+    @property
+    def unreachable(self) -> str:
+        """Why no conversation can be started with this identity here ("" when one can)."""
+        if self.source:
+            return ""
+        return f"no {' or '.join(_REACHES.get(self.kind, (self.kind,)))} mailbox or spool is configured"
 
 
 def lookup(desk: Desk, text: str, *, limit: int = 8) -> list[Contact]:
@@ -353,4 +476,14 @@ def lookup(desk: Desk, text: str, *, limit: int = 8) -> list[Contact]:
         found = customers.listing(desk, text, limit=limit)
     except (InvalidInput, NotFound):
         return []
-    return [Contact(c["name"], i["kind"], i["address"]) for c in found for i in c["identities"]][:limit]
+    known = sources(desk)
+
+    def reaching(kind: str) -> str:
+        fitting = [s for s in known if s.channel in _REACHES.get(kind, (kind,))]
+        return next((s.name for s in fitting if s.sends), fitting[0].name if fitting else "")
+
+    contacts = [
+        Contact(c["name"], i["kind"], i["address"], reaching(i["kind"])) for c in found for i in c["identities"]
+    ]
+    # The identities a conversation can be started with first; the others listed with the reason.
+    return sorted(contacts, key=lambda c: not c.source)[:limit]

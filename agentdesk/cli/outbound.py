@@ -19,16 +19,17 @@ def cmd_forward(args: argparse.Namespace) -> int:
     note = read_body(args.body_file) if args.body_file else ""
     sent = outbound.forward(ctx.desk, args.ref, args.to, note=note, number=args.message, cc=args.cc, bcc=args.bcc)
     if args.json:
+        # The shape of `reply --json`: the checked recipients and the names of the files sent.
         print_json(
             {
                 "ref": sent.ref,
                 "kind": "forward",
-                "to": list(args.to),
-                "cc": list(args.cc),
-                "bcc": list(args.bcc),
-                "message": args.message,
                 "external_id": sent.external_id,
+                "status": sent.status,
                 "delivery": "queued",
+                **sent.recipients.as_dict(),
+                "attachments": list(sent.attachments),
+                "message": args.message,
             }
         )
     print(
@@ -62,6 +63,7 @@ def cmd_new(args: argparse.Namespace) -> int:
                 "subject": args.subject,
                 "external_id": sent.external_id,
                 "delivery": "queued",
+                "attachments": [f.name for f in files],
             }
         )
     else:

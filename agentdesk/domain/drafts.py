@@ -22,7 +22,9 @@ from agentdesk.errors import InvalidInput
 from agentdesk.store import attachments, collaboration
 from agentdesk.store.models import Draft
 
-KINDS = ("reply", "note")
+# A forward's draft is the agent's one draft on the conversation like a reply's: its To, its note
+# and the files it carries (the conversation's, less the ones removed, plus the ones added).
+KINDS = ("reply", "note", "forward")
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,12 @@ def save(
     now: datetime,
     envelope: Envelope = Envelope(),
 ) -> Draft | None:
-    """Store the draft (in the caller's transaction); one with neither text nor files is
-    discarded instead."""
+    """Store the draft (in the caller's transaction); one with neither text nor files (nor, for a
+    forward, an addressee) is discarded instead."""
     if kind not in KINDS:
         raise InvalidInput(f"draft kind {kind!r} is not one of: {', '.join(KINDS)}")
-    if not body.strip() and not envelope.files:
+    addressed = kind == "forward" and envelope.recipients is not None and bool(envelope.recipients.all())
+    if not body.strip() and not envelope.files and not addressed:
         discard(session, conversation_id=conversation_id, agent=agent)
         return None
     draft = get(session, conversation_id=conversation_id, agent=agent)

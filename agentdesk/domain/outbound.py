@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -156,22 +156,63 @@ def _size(count: int) -> str:
 # --- forward -----------------------------------------------------------------------------------------
 
 
+# The line above each forwarded message, as mail clients write it (the thread view folds from it).
+FORWARD_MARKER = "---------- Forwarded message ----------"
+
+
 def forward_subject(conversation: Conversation) -> str:
     base = replies.reply_subject(conversation).removeprefix("Re: ")
     return f"Fwd: {base}"
 
 
+def forwardable(messages: Sequence[Message], *, customer_addresses: Iterable[str] = ()) -> list[Message]:
+    """The messages a forward of the whole conversation carries: what the customer wrote and what
+    we answered them. Never a note, an earlier forward (its cover note was for someone else), what
+    a forwarded party answered us or what we wrote to them alone, nor machine mail (receipts,
+    surveys, auto-replies, bounces)."""
+    customer = {a.lower() for a in customer_addresses}
+    third_parties = {a for m in messages if m.kind == "forward" for a in m.recipients.split()} - customer
+    chosen = []
+    for message in messages:
+        if message.kind != "message" or message.direction not in ("inbound", "outbound"):
+            continue
+        if message.direction == "inbound" and message.sender_address.lower() in third_parties:
+            continue
+        went_to = set(message.recipients.split())
+        if message.direction == "outbound" and went_to and went_to <= third_parties:
+            continue
+        chosen.append(message)
+    return chosen
+
+
+def unique_files(files: Iterable[Attachment]) -> list[Attachment]:
+    """Each file once: the same bytes attached to several messages (a quote sent back and forth) go
+    once, under the first name they had."""
+    seen: dict[str, Attachment] = {}
+    for each in files:
+        seen.setdefault(each.storage_key or f"row:{each.id}", each)
+    return list(seen.values())
+
+
 def forward_text(
-    note: str, messages: Sequence[Message], *, when: Callable[[datetime], str], withheld: Sequence[str] = ()
+    note: str,
+    messages: Sequence[Message],
+    *,
+    when: Callable[[datetime], str],
+    withheld: Sequence[str] = (),
+    our_address: Callable[[Message], str] = lambda message: "",
 ) -> str:
     """The forward's text: the agent's note, then each forwarded message with its sender, time and
-    subject, as mail clients forward; files that could not be included are named."""
+    subject, as mail clients forward; files that could not be included are named. A message of
+    ours is from the agent at the address it went out from (`our_address`), never the address
+    stored beside it (a customer's, on messages written before outbound ones kept their own)."""
     parts = [note.strip("\n")] if note.strip() else []
     for message in messages:
-        who = message.author or message.sender_address or "agentdesk"
-        if message.sender_address and message.sender_address not in who:
-            who = f"{who} <{message.sender_address}>"
-        header = ["---------- Forwarded message ----------", f"From: {who}", f"Date: {when(message.at)}"]
+        address = our_address(message) if message.direction == "outbound" else message.sender_address
+        who = message.author or address or "agentdesk"
+        if address and address not in who:
+            who = f"{who} <{address}>"
+        header = [FORWARD_MARKER, f"From: {who}", f"Date: {when(message.at)}"]
         if message.subject:
             header.append(f"Subject: {message.subject}")
         parts.append("\n".join(header) + "\n\n" + (message.body_text or message.body_html_text).strip("\n"))
@@ -196,17 +237,23 @@ def forward(
     message_id_domain: str,
     signature: str = "",
     when: Callable[[datetime], str] = str,
+    our_address: Callable[[Message], str] = lambda message: "",
+    added: Sequence[OutgoingFile] = (),
 ) -> Message:
-    """Forward messages of a conversation (with their files) by email from `mailbox`: an outbound
-    message of the conversation, kind "forward", queued like a reply. Not an answer to the
-    customer: no SLA clock moves. The forwarded party's answer threads back (it names our
-    Message-ID, and its address is a recipient of this message: threading.is_participant)."""
+    """Forward messages of a conversation with the files of theirs in `files` (each stored once)
+    and the files the agent `added`, by email from `mailbox`: an outbound message of the
+    conversation, kind "forward", queued like a reply. Not an answer to the customer: no SLA clock
+    moves. The forwarded party's answer threads back (it names our Message-ID, and its address is
+    a recipient of this message: threading.is_participant)."""
     from agentdesk.store import attachments
 
+    files = unique_files(files)
     kept = [f for f in files if f.state == "stored" and attachments.has(session=session, key=f.storage_key)]
     withheld = [f.filename for f in files if f not in kept]
     assert conversation.id is not None, "a stored conversation"
-    body = forward_text(with_note_signature(note, signature), messages, when=when, withheld=withheld)
+    body = forward_text(
+        with_note_signature(note, signature), messages, when=when, withheld=withheld, our_address=our_address
+    )
     message = Message(
         conversation_id=conversation.id,
         direction="outbound",
@@ -236,6 +283,8 @@ def forward(
             for f in kept
         ]
     )
+    if added:
+        replies.attach(session, message=message, outgoing=added)
     audit.record(
         session,
         agent=agent,
@@ -245,7 +294,7 @@ def forward(
         message_id=message.id,
         to=", ".join(to.all()),
         messages=len(messages),
-        files=len(kept),
+        files=len(kept) + len(added),
     )
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     return message
@@ -296,6 +345,11 @@ def start(
     kind = customers.IDENTITY_KIND.get(channel, channel)
     customer = customers.find_or_create(session, kind=kind, address=to.to[0], name=customer_name, now=now)
     assert customer.id is not None, "find_or_create flushes a new customer"
+    named = inert_line(customer_name).strip()
+    if named and customer.name.strip().lower() in ("", to.to[0].lower()):
+        # Known only by their address so far: the name the agent typed is better than none.
+        customer.name = named
+        session.add(customer)
     conversation = Conversation(
         channel=channel,
         source=source,

@@ -259,8 +259,17 @@ def search_parameters(user_query: str, dialect: str) -> dict[str, str]:
     return {"q": fts_query(user_query) if dialect == "sqlite" else ts_query(user_query)}
 
 
+def as_prefixes(user_query: str) -> str:
+    """Each typed word as a prefix (`brouw` finds Brouwer, `supp` supplier.example, `3161` a
+    phone number's digits); a quoted phrase stays exact."""
+    return " ".join(t if t.startswith('"') or t.endswith("*") else t + "*" for t in _TERM.findall(user_query))
+
+
 def search_customer_ids(connection: Connection, user_query: str, *, limit: int = 50) -> list[int]:
-    query = search_parameters(user_query, connection.dialect.name)["q"]
+    """Customers whose name, organization or an address has a word starting with each typed word
+    (`as_prefixes`), best match first: the one query behind `customer list` and the lookup of the
+    new-conversation composer."""
+    query = search_parameters(as_prefixes(user_query), connection.dialect.name)["q"]
     if not query:
         return []
     if connection.dialect.name == "sqlite":

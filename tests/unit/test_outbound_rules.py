@@ -111,8 +111,87 @@ def test_a_file_bigger_than_any_channel_accepts_is_refused_before_it_is_read(tmp
     huge = tmp_path / "disk-image.iso"
     with huge.open("wb") as out:
         out.truncate(8 * 1000**3)  # sparse: reading it would take 8 GB of memory
-    with pytest.raises(InvalidInput, match=r"disk-image.iso: 8000000000 bytes, more than any channel here accepts"):
+    with pytest.raises(InvalidInput, match=r"disk-image.iso is 8000000000 bytes, more than any channel here accepts"):
         read_files([huge], limit=limit)
     (tmp_path / "fits.bin").write_bytes(b"x" * limit)
     (found,) = read_files([tmp_path / "fits.bin"], limit=limit)
     assert len(found.data) == limit
+
+
+def _message(direction: str, *, kind: str = "message", sender: str = "", recipients: str = "", author: str = ""):
+    from datetime import datetime, timezone
+
+    from agentdesk.store.models import Message
+
+    return Message(
+        conversation_id=1,
+        direction=direction,
+        kind=kind,
+        sender_address=sender,
+        recipients=recipients,
+        author=author,
+        source="support",
+        body_text=f"{direction} {kind} {sender or recipients}",
+        at=datetime(2026, 12, 1, tzinfo=timezone.utc),
+    )
+
+
+def test_a_forward_carries_the_exchange_with_the_customer_only():
+    customer = _message("inbound", sender="ines@brouwer.example", recipients="support@desk.example")
+    ours = _message("outbound", recipients="ines@brouwer.example", author="Dana")
+    earlier_forward = _message("outbound", kind="forward", recipients="brakes@supplier.example audit@desk.example")
+    supplier_answer = _message("inbound", sender="brakes@supplier.example", recipients="support@desk.example")
+    to_supplier = _message("outbound", recipients="brakes@supplier.example")
+    note = _message("note", author="Dana")
+    receipt = _message("outbound", kind="receipt", recipients="ines@brouwer.example")
+    customer_again = _message("inbound", sender="Ines@Brouwer.example")
+    thread = [customer, receipt, ours, earlier_forward, supplier_answer, to_supplier, note, customer_again]
+    chosen = outbound.forwardable(thread, customer_addresses=["ines@brouwer.example"])
+    assert chosen == [customer, ours, customer_again]
+
+
+def test_a_customer_cced_on_a_forward_stays_in_the_next_one():
+    customer = _message("inbound", sender="ines@brouwer.example")
+    earlier_forward = _message("outbound", kind="forward", recipients="brakes@supplier.example ines@brouwer.example")
+    customer_again = _message("inbound", sender="ines@brouwer.example")
+    chosen = outbound.forwardable(
+        [customer, earlier_forward, customer_again], customer_addresses=["ines@brouwer.example"]
+    )
+    assert chosen == [customer, customer_again]
+
+
+def test_files_go_once_by_content():
+    from agentdesk.store.models import Attachment
+
+    quote = [Attachment(id=i, message_id=i, filename=f"quote-{i}.pdf", storage_key="a" * 64) for i in (1, 2, 3)]
+    photo = Attachment(id=4, message_id=4, filename="photo.jpg", storage_key="b" * 64)
+    withheld = [Attachment(id=i, message_id=i, filename="big.bin", storage_key="", state="withheld") for i in (5, 6)]
+    assert [f.id for f in outbound.unique_files([*quote, photo, *withheld])] == [1, 4, 5, 6]
+
+
+def test_our_messages_are_forwarded_from_the_agent_at_the_mailbox_address():
+    customer = _message("inbound", sender="ines@brouwer.example", author="Ines Brouwer")
+    # Demo data keeps the customer's address beside an agent's message; a reply sent now keeps none.
+    ours_old = _message("outbound", sender="ines@brouwer.example", author="You (root)")
+    ours_new = _message("outbound", author="You (root)")
+    text = outbound.forward_text(
+        "", [customer, ours_old, ours_new], when=str, our_address=lambda message: "support@desk.example"
+    )
+    froms = [line for line in text.splitlines() if line.startswith("From: ")]
+    assert froms == [
+        "From: Ines Brouwer <ines@brouwer.example>",
+        "From: You (root) <support@desk.example>",
+        "From: You (root) <support@desk.example>",
+    ]
+
+
+def test_file_errors_name_the_path_not_a_flag(tmp_path):
+    """The same words serve the CLI's --attach and the composer's ctrl+o."""
+    from agentdesk.app.outbound import read_files
+
+    with pytest.raises(InvalidInput) as refused:
+        read_files([tmp_path])
+    assert str(refused.value) == f"{tmp_path} is a directory; attach files one by one"
+    with pytest.raises(InvalidInput) as refused:
+        read_files([tmp_path / "gone.pdf"])
+    assert str(refused.value).startswith(f"cannot read {tmp_path / 'gone.pdf'}: ") and "--" not in str(refused.value)

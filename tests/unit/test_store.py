@@ -622,3 +622,43 @@ def test_a_postgresql_window_of_a_big_view_walks_an_index_not_a_sort(postgres_se
     engine.dispose()
     assert "Sort" not in plan, plan
     assert rows and [row.queue_due for row in rows] == sorted(row.queue_due for row in rows)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "brouw",
+        "Ine",
+        "Brouwe",
+        "ine brou",
+        "Ines Brouwer",
+        "pedal",
+        "ines.brouw",
+        "pedalpower",
+        "+316000",
+        "3160000000",
+    ],
+)
+def test_a_customer_is_found_by_the_start_of_each_word_typed(any_database_url, typed):
+    engine = db.open_database(any_database_url)
+    try:
+        with db.write_session(engine) as session:
+            ines = Customer(name="Ines Brouwer", created_at=T)
+            other = Customer(name="Inge Bakker", created_at=T)
+            session.add_all([ines, other])
+            session.flush()
+            session.add(
+                Identity(
+                    customer_id=ines.id, kind="email", address="ines.brouwer9@pedalpowerclub.example", created_at=T
+                )
+            )
+            session.add(Identity(customer_id=ines.id, kind="phone", address="+31600000009", created_at=T))
+            session.add(Identity(customer_id=other.id, kind="email", address="inge@bakker.example", created_at=T))
+            session.commit()
+            ines_id = ines.id
+        with engine.connect() as connection:
+            assert search.search_customer_ids(connection, typed) == [ines_id]
+            assert search.search_customer_ids(connection, "brouwers") == []  # a prefix, not a fuzzy match
+            assert search.search_customer_ids(connection, '"brouw"') == []  # quoted: the exact word
+    finally:
+        engine.dispose()

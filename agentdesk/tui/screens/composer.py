@@ -8,7 +8,13 @@ text, and blocks sending until it is replaced.
 
 Above the text, the envelope: To, Cc and Bcc prefilled with the reply-all (loaded in a worker)
 and editable, and the files attached (ctrl+o, a path with completion). The same screen forwards
-the conversation (`kind="forward"`): To is typed, the text is a note above the forwarded thread.
+the conversation (`kind="forward"`): To is typed, the text is a note above the forwarded thread,
+and the files listed are the conversation's (each once), removable, with more to add.
+
+An agent has one draft per conversation, whatever its kind: a forward's draft (To, note, files)
+is kept like a reply's, and r, n or f on a conversation with a draft opens that draft. Pressing f
+over a reply or note draft opens a forward that is not kept (keeping it would overwrite the other
+draft); closing it says so.
 """
 
 from __future__ import annotations
@@ -57,8 +63,19 @@ class ComposerScreen(Screen):
         self.desk = desk
         self.thread = thread
         self.now = now
-        draft = thread.draft if kind != "forward" else None
-        self.kind = draft.kind if draft is not None and draft.body.strip() else kind
+        draft = thread.draft
+        kept = draft is not None and (draft.body.strip() or draft.envelope not in ("", "{}"))
+        # Whatever key opened it, a forward's draft opens as the forward; a forward over another
+        # draft starts empty and is not kept (`_keeps_draft`).
+        self.kind = "forward" if kept and draft.kind == "forward" else kind
+        if self.kind == "forward" and draft is not None and draft.kind != "forward":
+            draft = None
+        elif draft is not None and draft.body.strip() and draft.kind != "forward":
+            self.kind = draft.kind
+        self.opened_draft = draft
+        self._keeps_draft = self.kind != "forward" or thread.draft is None or thread.draft.kind == "forward" or not kept
+        self._forwarded_messages: int | None = None  # how many messages the forward carries, once loaded
+        self._forward_files: list = []  # the conversation's files as a forward first listed them
         # An editor draws its text as it is: a draft (saved before, or filled from a template that
         # quotes a sender) goes in without control sequences, as the reply it becomes should.
         self.initial = strip_control(draft.body) if draft is not None else ""
@@ -101,7 +118,9 @@ class ComposerScreen(Screen):
         body.focus()
         body.move_cursor(body.document.end)
         if self.kind == "forward":
-            self.query_one(Envelope).focus_to()
+            if self.opened_draft is None:
+                self.query_one(Envelope).focus_to()
+            self._load_forward()
         else:
             self._load_recipients()
         if self.kind == "reply" and self.suggested and not self.initial.strip() and not self.open_editor:
@@ -127,19 +146,25 @@ class ComposerScreen(Screen):
         return text
 
     def _render_title(self) -> None:
+        from textual.content import Content
+
+        from agentdesk.domain.customers import IDENTITY_KIND
+
         conversation = self.thread.conversation
         customer = self.thread.customer
-        address = next((a for k, a in customer.identities if k in ("email", "phone", "chat")), "")
-        from textual.content import Content
+        # The address the reply goes to: the To once loaded, else the customer's identity on this
+        # conversation's channel (a chat's handle, not their email address).
+        loaded = self.query_one(Envelope).recipients().to if self.query(Envelope) else ()
+        kind = IDENTITY_KIND.get(conversation.channel, conversation.channel)
+        address = ", ".join(loaded) or next((a for k, a in customer.identities if k == kind), "")
 
         if self.kind == "note":
             title = f"[b $warning]Internal note[/] on AD-{conversation.id} — only agents see it"
         elif self.kind == "forward":
-            count = sum(1 for item in self.thread.items if item.kind in ("inbound", "outbound"))
-            files = sum(len(item.attachments) for item in self.thread.items if item.kind in ("inbound", "outbound"))
+            count = "…" if self._forwarded_messages is None else str(self._forwarded_messages)
             title = (
-                f"[b]Forward[/] AD-{conversation.id} by email: {count} message(s), {files} file(s) — "
-                "the text is a note above them"
+                f"[b]Forward[/] AD-{conversation.id} by email: {count} message(s) with the customer — "
+                "the text is a note above them, the files are listed"
             )
         else:
             title = f"[b]Reply[/] to $name [dim]$address[/] on AD-{conversation.id} via $channel"
@@ -310,13 +335,18 @@ class ComposerScreen(Screen):
         self._changed()
 
     def _save_draft(self) -> None:
-        if self._sent or self.kind == "forward":
+        if self._sent or not self._keeps_draft:
             return
         text = self.query_one("#body", TextArea).text
         desk, conversation_id, kind, version = self.desk, self.thread.conversation_id, self.kind, self.base_version
         envelope = self.query_one(Envelope)
         recipients = envelope.recipients() if envelope.chosen else None
         files = list(envelope.files)
+        if kind == "forward":
+            if self._forwarded_messages is None and self.opened_draft is not None:
+                return  # its draft is not back in the envelope yet: leave it as it is
+            if files == self._forward_files and not text.strip() and (recipients is None or not recipients.all()):
+                recipients, files = None, []  # nothing of the agent's: no draft (the save discards it)
         # An app worker, not the screen's: it must finish even when the screen has closed.
         self.app.run_worker(
             lambda: conversations.save_draft(
@@ -329,7 +359,10 @@ class ComposerScreen(Screen):
 
     def action_toggle_kind(self) -> None:
         if self.kind == "forward":
-            self.notify("a forward stays a forward; escape and press r or n to reply or note", severity="warning")
+            self.notify(
+                "a forward stays a forward: send it, or empty its To and note (its draft goes), then r or n",
+                severity="warning",
+            )
             return
         self.kind = "note" if self.kind == "reply" else "reply"
         self._render_title()
@@ -339,6 +372,11 @@ class ComposerScreen(Screen):
         if self._autosave is not None:
             self._autosave.stop()
         self._save_draft()
+        if not self._keeps_draft and not self._sent:
+            self.app.notify(
+                "the forward is not kept: your draft reply on this conversation is (one draft each)",
+                severity="warning",
+            )
         self.dismiss()
 
     # --- sending ---------------------------------------------------------------------------------
@@ -353,7 +391,8 @@ class ComposerScreen(Screen):
             self.notify("the message is empty; write something before sending", severity="error")
             return
         envelope = self.query_one(Envelope)
-        self._send(text, status, envelope.recipients() if envelope.loaded else None, list(envelope.files))
+        recipients = envelope.recipients() if envelope.loaded or self.kind == "forward" else None
+        self._send(text, status, recipients, list(envelope.files))
 
     @work(thread=True, exclusive=True, group="send")
     def _send(self, text: str, status: str | None, recipients=None, files=()) -> None:
@@ -361,9 +400,19 @@ class ComposerScreen(Screen):
 
         conversation_id = self.thread.conversation_id
         try:
+            done: conversations.Sent
             if self.kind == "forward":
                 to = recipients or Recipients()
-                done = outbound.forward(self.desk, conversation_id, to.to, note=text, cc=to.cc, bcc=to.bcc)
+                done = outbound.forward(
+                    self.desk,
+                    conversation_id,
+                    to.to,
+                    note=text,
+                    cc=to.cc,
+                    bcc=to.bcc,
+                    files=list(files) if self._forwarded_messages is not None else None,
+                    status=status,
+                )
             else:
                 done = conversations.send(
                     self.desk,
@@ -445,6 +494,40 @@ class ComposerScreen(Screen):
             envelope.set_recipients(found, chosen=chosen)
         for outgoing in files:
             envelope.add_file(outgoing, by_agent=False)
+        self._render_title()
+
+    @work(thread=True, exclusive=True, group="recipients")
+    def _load_forward(self) -> None:
+        """The agent's forward draft (its To, note and files), else the conversation's files, each
+        once. The draft is read afresh: the thread the screen was opened with may predate it."""
+        try:
+            content = outbound.forward_content(self.desk, self.thread.conversation_id)
+            draft = conversations.thread(self.desk, self.thread.conversation_id).draft
+            chosen, files = conversations.draft_envelope(self.desk, draft) if draft is not None else (None, [])
+        except Exception as error:
+            self.app.call_from_thread(self.notify, f"files not loaded: {error}", severity="warning")
+            return
+        self.app.call_from_thread(self._forward_loaded, content, draft, chosen, files)
+
+    def _forward_loaded(self, content: outbound.ForwardContent, draft, chosen: Recipients | None, files) -> None:
+        self._forwarded_messages = content.messages
+        self._forward_files = list(content.files)
+        envelope = self.query_one(Envelope)
+        kept = draft is not None and (draft.body.strip() or draft.envelope not in ("", "{}"))
+        if kept and draft.kind == "forward":
+            self.opened_draft, self._keeps_draft = draft, True
+            body = self.query_one("#body", TextArea)
+            if not body.text.strip():
+                body.load_text(strip_control(draft.body))
+            if chosen is not None and not envelope.chosen:
+                envelope.set_recipients(chosen, chosen=True)
+        else:
+            self.opened_draft, self._keeps_draft, files = None, not kept, content.files
+        for outgoing in files:
+            envelope.add_file(outgoing, by_agent=False)
+        if content.withheld:
+            self.notify("not kept by the desk, named in the forward: " + ", ".join(content.withheld))
+        self._render_title()
 
     def action_recipients(self) -> None:
         self.query_one(Envelope).focus_to()
@@ -452,9 +535,6 @@ class ComposerScreen(Screen):
     def action_attach(self) -> None:
         from agentdesk.tui.screens.dialogs import AttachScreen
 
-        if self.kind == "forward":
-            self.notify("a forward carries the conversation's own files", severity="warning")
-            return
         if self.kind == "note":
             self.notify("notes carry no files; ctrl+n makes this a reply", severity="warning")
             return

@@ -24,9 +24,6 @@ from agentdesk.tui.messages import ActionDone
 from agentdesk.tui.widgets import shown_line
 from agentdesk.tui.widgets.key_footer import KeyFooter
 
-# identity kind -> the channel kinds whose sources reach it
-_REACHES = {"email": ("email", "webform"), "phone": ("sms",), "chat": ("chat",), "social": ("social",)}
-
 
 class NewConversationScreen(Screen):
     BINDINGS = actions.bindings("new_conversation")
@@ -108,9 +105,15 @@ class NewConversationScreen(Screen):
         self.contacts = found
         listing = self.query_one("#contacts", OptionList)
         listing.clear_options()
+        # An identity no configured mailbox or spool reaches is shown, greyed, with the reason.
         listing.add_options(
             [
-                Option(f"{shown_line(c.name)}  {shown_line(c.address)}  ({c.kind})", id=str(i))
+                Option(
+                    f"{shown_line(c.name)}  {shown_line(c.address)}  ({c.kind})"
+                    + (f" — {c.unreachable}" if c.unreachable else ""),
+                    id=str(i),
+                    disabled=bool(c.unreachable),
+                )
                 for i, c in enumerate(found)
             ]
         )
@@ -118,10 +121,10 @@ class NewConversationScreen(Screen):
 
     def action_pick_contact(self) -> None:
         listing = self.query_one("#contacts", OptionList)
-        if self.contacts:
+        if any(c.source for c in self.contacts):
             listing.focus()
             if listing.highlighted is None:
-                listing.highlighted = 0
+                listing.highlighted = next(i for i, c in enumerate(self.contacts) if c.source)
 
     @on(OptionList.OptionSelected, "#contacts")
     def _contact_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -130,10 +133,8 @@ class NewConversationScreen(Screen):
         with to.prevent(Input.Changed):
             to.value = contact.address
         self._show_contacts([])
-        wanted = _REACHES.get(contact.kind, (contact.kind,))
-        source = next((s for s in self.sources if s.channel in wanted), None)
-        if source is not None and self.query(Select):
-            self.query_one(Select).value = source.name
+        if contact.source and self.query(Select):
+            self.query_one(Select).value = contact.source  # the mailbox or spool that reaches them
         self.query_one("#new-subject", Input).focus()
 
     # --- sending -------------------------------------------------------------------------------------

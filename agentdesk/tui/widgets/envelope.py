@@ -29,6 +29,7 @@ class Envelope(Vertical):
     Envelope Label { width: 5; color: $text-muted; }
     Envelope Input { height: 1; border: none; padding: 0 1; width: 1fr; background: $boost; }
     Envelope Input:focus { background: $accent 20%; border: none; }
+    Envelope Input > .input--selection { background: $accent 60%; }
     Envelope #attachments { height: auto; max-height: 4; border: none; padding: 0; display: none; }
     Envelope #attachments.-some { display: block; }
     Envelope.-single #cc-row, Envelope.-single #bcc-row { display: none; }
@@ -50,7 +51,13 @@ class Envelope(Vertical):
         for name, label in (("to", "To"), ("cc", "Cc"), ("bcc", "Bcc")):
             with Horizontal(id=f"{name}-row"):
                 yield Label(label)
-                yield Input(id=f"envelope-{name}", placeholder="name@example.com, …" if name == "to" else "")
+                # Focused, the cursor goes to the end and nothing is selected: the first key adds to
+                # the prefilled addresses instead of replacing them.
+                yield Input(
+                    id=f"envelope-{name}",
+                    placeholder="name@example.com, …" if name == "to" else "",
+                    select_on_focus=False,
+                )
         yield OptionList(id="attachments")
 
     def on_mount(self) -> None:
@@ -80,7 +87,9 @@ class Envelope(Vertical):
         return Recipients(**values)
 
     def focus_to(self) -> None:
-        self.query_one("#envelope-to", Input).focus()
+        field = self.query_one("#envelope-to", Input)
+        field.focus()
+        field.cursor_position = len(field.value)
 
     # --- files -----------------------------------------------------------------------------------
 

@@ -216,22 +216,40 @@ class ThreadView(ScrollView, can_focus=False):
         if item.delivery:
             text.append_text(self._delivery(item, now))
         text.append("\n")
-        body = format.split_body(shown(item.body))
+        shown_body, forwarded, count = shown(item.body), "", 0
+        if item.message_kind == "forward":
+            # Imported here: the sending side is not needed to start the app, only to show a forward.
+            from agentdesk.app.outbound import FORWARD_MARKER
+
+            # The note (and its signature) above, the forwarded messages folded as what they are.
+            shown_body, marker, rest = shown_body.partition(FORWARD_MARKER)
+            forwarded = (marker + rest).strip("\n")
+            count = forwarded.count(FORWARD_MARKER)
+        body = format.split_body(shown_body)
         body_style = self.style("note-body") if item.kind == "note" else None
-        for line in (body.main or "(empty)").split("\n"):
+        empty = "(no note)" if item.message_kind == "forward" else "(empty)"
+        for line in (body.main or empty).split("\n"):
             text.append(f"{bar} ", head_style)
             text.append(line + "\n", body_style)
-        hidden = [part for part in (body.quoted, body.signature) if part]
-        if hidden and self.show_quoted:
-            for part in hidden:
+        folded = [
+            (name, part)
+            for name, part in (
+                ("quoted text", body.quoted),
+                ("signature", body.signature),
+                (f"{count} forwarded message{'s' if count != 1 else ''}", forwarded),
+            )
+            if part
+        ]
+        if folded and self.show_quoted:
+            for _, part in folded:
                 for line in part.split("\n"):
                     text.append(f"{bar} ", head_style)
                     text.append(line + "\n", self.style("quoted"))
-        elif hidden:
-            lines = sum(part.count("\n") + 1 for part in hidden)
-            what = " and ".join(n for n, p in (("quoted text", body.quoted), ("signature", body.signature)) if p)
+        elif folded:
+            lines = sum(part.count("\n") + 1 for _, part in folded)
+            what = " and ".join(name for name, _ in folded)
             text.append(f"{bar} ", head_style)
-            text.append(f"··· {what} ({lines} lines) — o to show\n", self.style("quoted"))
+            text.append(f"··· {what} ({lines} line{'s' if lines != 1 else ''}) — o to show\n", self.style("quoted"))
         for attachment in item.attachments:
             text.append(f"{bar} ", head_style)
             selected = attachment.number == self.selected_attachment

@@ -220,7 +220,10 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
         "--json",
     )
     assert code == 0, err
-    assert json.loads(out)["to"] == ["parts@supplier.example"] and json.loads(out)["cc"] == ["workshop@velo.example"]
+    document = json.loads(out)
+    assert document["to"] == ["parts@supplier.example"] and document["cc"] == ["workshop@velo.example"]
+    # The shape of `reply --json`: the files it carries are named.
+    assert document["bcc"] == ["audit@example.com"] and len(document["attachments"]) == 1
     report = desk.sync_once()
     assert report.delivery.sent == 1, report.delivery.errors
     sent = _sent(smtp)
@@ -269,6 +272,20 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
     assert _run(config, "reply", ref, "--body-file", str(tmp_path / "body.txt"))[0] == 0
     desk.sync_once()
     assert _sent(smtp)["To"] == "greta@velo.example"
+
+    # A second forward carries the exchange with the customer: not the first forward and its note,
+    # not the supplier's answers; the photo once; our reply from us at the mailbox's address.
+    assert _run(config, "forward", ref, "--to", "frames@other.example")[0] == 0
+    assert desk.sync_once().delivery.sent == 1
+    second = _sent(smtp)
+    text = second.get_body(("plain",)).get_content()
+    assert text.count("---------- Forwarded message ----------") == 2, text
+    assert "Message 1." in text and "A new hub is on its way." in text
+    assert "Can you replace this hub?" not in text and "Message 2." not in text and "Message 3." not in text
+    froms = [line for line in text.splitlines() if line.startswith("From: ")]
+    assert froms[0].endswith("<greta@velo.example>") and froms[1].endswith("<support@example.com>"), froms
+    (part,) = list(second.iter_attachments())
+    assert hashlib.sha256(part.get_payload(decode=True)).hexdigest() == hashlib.sha256(photo).hexdigest()
 
 
 def test_new_conversation_and_the_customer_answer(dovecot, mail_user, smtp, tmp_path, desk_factory):
@@ -361,7 +378,73 @@ def test_new_conversation_refusals(dovecot, mail_user, smtp, tmp_path, desk_fact
         str(tmp_path / "b.txt"),
     )
     assert code == 2 and "--channel nope" in err
+    # Without --channel, what is wrong with the address is said first, not that nothing sends to it.
+    for typed in ("bad addr", "Ines Brouwer", "bo@", ""):
+        code, _, err = _run(config, "new", "--to", typed, "--subject", "Hi", "--body-file", str(tmp_path / "b.txt"))
+        assert code == 2 and f"{typed!r} is not an email address" in err and err.count("\n") == 1, err
+        assert "--channel" not in err, err
     assert desk.count("SELECT count(*) FROM conversation") == 1
+
+
+def test_new_names_the_customer_as_typed_and_lists_its_files(dovecot, mail_user, smtp, tmp_path, desk_factory):
+    config, desk, _ = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="x")
+    (tmp_path / "b.txt").write_text("Welcome aboard.\n")
+    (tmp_path / "leaflet.pdf").write_bytes(b"%PDF leaflet")
+    code, out, err = _run(
+        config,
+        "new",
+        "--to",
+        "Zed Q <Zed@New.example>",
+        "--subject",
+        "Welcome",
+        "--body-file",
+        str(tmp_path / "b.txt"),
+        "--attach",
+        str(tmp_path / "leaflet.pdf"),
+        "--json",
+    )
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["attachments"] == ["leaflet.pdf"]
+    ref = document["ref"]
+    assert desk.rows(
+        "SELECT customer.name, identity.address FROM conversation JOIN customer ON customer.id = conversation.customer_id "
+        "JOIN identity ON identity.customer_id = customer.id WHERE conversation.id = :id",
+        id=int(ref[3:]),
+    ) == [("Zed Q", "zed@new.example")]
+    assert desk.sync_once().delivery.sent == 1
+    assert _sent(smtp)["To"] == "zed@new.example"
+    # A customer known only by their address so far takes the name typed with it; a name stays.
+    assert (
+        _run(
+            config,
+            "new",
+            "--to",
+            "Zed Quist <zed@new.example>",
+            "--subject",
+            "Again",
+            "--body-file",
+            str(tmp_path / "b.txt"),
+        )[0]
+        == 0
+    )
+    assert desk.rows("SELECT name FROM customer WHERE name LIKE 'Zed%'") == [("Zed Q",)]
+    for typed in ("zed2@new.example", "Zed Two <zed2@new.example>"):
+        body = str(tmp_path / "b.txt")
+        assert _run(config, "new", "--to", typed, "--subject", "Hi", "--body-file", body)[0] == 0
+    assert desk.rows("SELECT name FROM customer WHERE name LIKE 'Zed T%'") == [("Zed Two",)]
+    code, out, err = _run(
+        config,
+        "new",
+        "--to",
+        "New Name <greta@velo.example>",
+        "--subject",
+        "Hi",
+        "--body-file",
+        str(tmp_path / "b.txt"),
+    )
+    assert code == 0, err
+    assert desk.rows("SELECT count(*) FROM customer WHERE name = 'Greta Lindqvist'") == [(1,)]
 
 
 def test_the_receipt_goes_to_the_sender_alone(dovecot, mail_user, smtp, tmp_path, desk_factory):
