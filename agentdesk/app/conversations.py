@@ -358,13 +358,16 @@ class Sent:
 
 
 def no_sender_here(desk: Desk, channel: str) -> str:
-    """Why a reply on `channel` cannot leave through this config's sync (the reason `show` gives once
-    a sync has looked), or "" when it can: the agent learns it on sending, not from a queue that
-    never moves. The senders are the sync's own (`worker.build_senders`), built without connecting."""
-    from agentdesk.sync import delivery, worker
+    """Why a reply on `channel` cannot leave through this config's sync, or "" when it can: the agent
+    learns it on sending, not from a queue that never moves (`show` gives the sync's own reason,
+    naming its host, once a sync has looked). The senders are the sync's own
+    (`worker.build_senders`), built without connecting."""
+    from agentdesk.sync import worker
 
     senders = worker.build_senders(worker.SyncContext(settings=desk.settings, engine=None))
-    return "" if channel in senders else delivery.no_sender_reason(channel)
+    if channel in senders:
+        return ""
+    return f"no sender for {channel} is configured here: it waits, queued, for a sync whose config can send it"
 
 
 def reply(

@@ -85,7 +85,7 @@ async def test_reply_with_suggested_template_then_pending(make_app, demo_setting
         await settle(pilot, app)
         assert app.screen is app.main
         # The demo's config has no mailbox or spool to send through: the agent is told at once.
-        assert any(f"no sender for {row.channel} on this host" in str(n.message) for n in app._notifications)
+        assert any(f"no sender for {row.channel} is configured here" in str(n.message) for n in app._notifications)
     with Session(engine_of(demo_settings)) as session:
         conversation = session.get(Conversation, row.id)
         assert conversation.status == "pending"

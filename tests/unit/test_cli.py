@@ -192,8 +192,8 @@ def test_a_reply_no_sender_here_can_take_says_so_when_it_is_queued(run, config_f
     email, _ = two_conversations
     code, out, err = run("reply", email, "--body-file", "-", "--json", stdin="Hi Greta,\nthey ship today.\n")
     assert code == 0, err
-    assert json.loads(out)["waits"].startswith("no sender for email on this host")
-    assert f"{email}: no sender for email on this host" in err
+    assert json.loads(out)["waits"].startswith("no sender for email is configured here")
+    assert f"{email}: no sender for email is configured here" in err
 
     config_file.write_text(
         config_file.read_text()
