@@ -212,3 +212,64 @@ def test_the_tui_opens_a_database_to_upgrade_before_its_first_frame(tmp_path):
     assert result.returncode == 0, result.stderr
     assert database.exists()
     assert "agentdesk.store.migrations" in result.stdout.split("\n")[-2].split()
+
+
+# Runs the program headless until the database layer is loaded, noting every module of the ORM
+# imported before then and the thread that imported it.
+_LAYER_PROBE = """
+import sys, threading
+from agentdesk.app import layer as desk
+
+ORM_PREFIXES = ("sqlalchemy", "sqlmodel", "pydantic", "agentdesk.store.models", "agentdesk.store.queries")
+imported = []
+
+
+class Noted:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(ORM_PREFIXES) and not desk._database_layer_loaded.is_set():
+            imported.append((threading.current_thread().name, name))
+        return None
+
+
+sys.meta_path.insert(0, Noted())
+from agentdesk.tui.app import AgentDeskApp
+
+mounted = AgentDeskApp.on_mount
+
+
+def on_mount(self):
+    def done_when_loaded():
+        if desk._database_layer_loaded.is_set():
+            self.set_timer(0.5, self.exit)  # what the layer's first users do next runs too
+        else:
+            self.set_timer(0.05, done_when_loaded)
+
+    done_when_loaded()
+    return mounted(self)
+
+
+AgentDeskApp.on_mount = on_mount
+from agentdesk.cli import main
+code = main(["--config", CONFIG])
+assert code == 0, code
+print(sorted({thread for thread, _ in imported}))
+print(len(imported))
+"""
+
+
+def test_the_tui_imports_the_database_layer_in_one_thread_while_the_others_wait(small_demo):
+    """Right after the first frame several threads start at once (the loader, the counts, the
+    database watcher, alerts, presence, the app's own sync). Had each imported SQLAlchemy itself,
+    one of them could get a module still half-initialised (an ImportError, a crash at start some
+    times in ten). The layer is imported by one thread, the others wait for it."""
+    import os
+
+    probe = _LAYER_PROBE.replace("CONFIG", repr(str(small_demo)))
+    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    threads, count = result.stdout.strip().split("\n")[-2:]
+    assert int(count) > 0  # the probe saw the ORM being imported
+    assert len(eval(threads)) == 1, threads

@@ -13,17 +13,18 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from agentdesk import config
 from agentdesk.app import presence, queue
 from agentdesk.app.desk import Commits, Desk, system_now
+from agentdesk.app.layer import load_database_layer
 from agentdesk.tui import actions
 from agentdesk.tui.messages import DatabaseChanged, PresenceChanged, SyncStateChanged
 from agentdesk.tui.screens.main import MainScreen  # here, not at mount: the first paint pays no import
 from agentdesk.tui.widgets import shown, shown_line
+from agentdesk.tui.workers import work
 
 if TYPE_CHECKING:
     from agentdesk.app.alerts import AlertFeed
@@ -147,7 +148,7 @@ class AgentDeskApp(App[int]):
         if self.own_sync is not None:
             # A plain thread, not a Textual worker: it lives as long as the app and runs threads of
             # its own (each source, the outbox); the app only hears of what it changes.
-            threading.Thread(target=self.own_sync.run, name="agentdesk-tui-sync", daemon=True).start()
+            threading.Thread(target=self._run_own_sync, name="agentdesk-tui-sync", daemon=True).start()
 
     @work(thread=True, exclusive=True, group="database", exit_on_error=False)
     def _load_database_layer(self) -> None:
@@ -156,9 +157,7 @@ class AgentDeskApp(App[int]):
         these imports (SQLAlchemy, SQLModel, the models) cost more than the rest of the start. In a
         thread they never hold up a key press; the screens import the actions where they use them,
         which then finds them loaded (or, for a key pressed meanwhile, waits for this import)."""
-        from agentdesk.app import attachments, conversations, customers, macros, spam, undo  # noqa: F401
-        from agentdesk.domain import replies  # noqa: F401
-
+        # The decorator has loaded the ORM and the actions (`tui.workers`); the engine next.
         try:
             self.desk.engine  # noqa: B018  (opened here, not by the first read that needs it)
         except Exception:  # the reads that need it say why, in their own words
@@ -173,6 +172,11 @@ class AgentDeskApp(App[int]):
             gc.freeze()
 
     # --- the app's own sync ------------------------------------------------------------------------
+
+    def _run_own_sync(self) -> None:
+        assert self.own_sync is not None, "started only when there is one"
+        load_database_layer()  # as every worker does (tui.workers): one thread imports the ORM
+        self.own_sync.run()
 
     def _sync_changed(self, state: str, holder: str) -> None:
         """From the sync's thread: it started here, or another process holds the lock, or it failed."""

@@ -7,7 +7,6 @@ the same actions as `agentdesk attachment open|save`.
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -17,6 +16,7 @@ from textual.widgets import Label, Static
 
 from agentdesk.tui.screens.main_parts import MainScreenParts
 from agentdesk.tui.widgets import shown, shown_line
+from agentdesk.tui.workers import work
 
 # `app.attachments` load the ORM: imported where used, like the main screen's actions (see
 # screens/main.py), so the first frame is drawn without it.

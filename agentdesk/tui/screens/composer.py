@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -48,6 +48,7 @@ from agentdesk.tui.screens.kb_picker import KbPickerScreen, article_options
 from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui.widgets.envelope import Envelope
 from agentdesk.tui.widgets.key_footer import KeyFooter
+from agentdesk.tui.workers import work
 
 
 class ComposerScreen(Screen):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -23,6 +23,7 @@ from textual.widgets.option_list import Option
 from agentdesk.app import kb
 from agentdesk.app.desk import Desk
 from agentdesk.tui.widgets import shown_line
+from agentdesk.tui.workers import work
 
 
 class KbPickerScreen(ModalScreen[str | None]):

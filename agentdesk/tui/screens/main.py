@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.style import Style
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
@@ -32,6 +32,7 @@ from agentdesk.tui.widgets.key_footer import KeyFooter
 from agentdesk.tui.widgets.masthead import Masthead, Part
 from agentdesk.tui.widgets.queue_view import QueueView
 from agentdesk.tui.widgets.thread_view import ThreadView
+from agentdesk.tui.workers import work
 
 # The actions load the ORM: imported where used, in workers (see AgentDeskApp._load_database_layer).
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ the same action as `agentdesk new` (`app.outbound.start`).
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -23,6 +23,7 @@ from agentdesk.tui import actions
 from agentdesk.tui.messages import ActionDone
 from agentdesk.tui.widgets import shown_line
 from agentdesk.tui.widgets.key_footer import KeyFooter
+from agentdesk.tui.workers import work
 
 
 class NewConversationScreen(Screen):

@@ -17,7 +17,6 @@ from typing import Any
 from rich.console import Group, JustifyMethod
 from rich.table import Table
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -29,6 +28,7 @@ from agentdesk.app import reports
 from agentdesk.app.desk import Desk
 from agentdesk.domain import sla
 from agentdesk.tui.widgets.key_footer import KeyFooter
+from agentdesk.tui.workers import work
 
 WINDOWS = (7, 30, 90)  # days the report covers; `w` cycles through them
 

@@ -12,12 +12,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from textual import work
 from textual.timer import Timer
 
 from agentdesk.tui import format
 from agentdesk.tui.messages import ActionDone, ActionFailed
 from agentdesk.tui.screens.main_parts import MainScreenParts
+from agentdesk.tui.workers import work
 
 # `app.conversations`, `app.macros` and `app.undo` load the ORM: imported where used, like the main screen's actions (see
 # screens/main.py), so the first frame is drawn without it.

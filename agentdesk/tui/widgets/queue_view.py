@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
-from textual import events, work
+from textual import events
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -36,6 +36,7 @@ from agentdesk.app.desk import Desk
 from agentdesk.app.queue import Filter, Row, Window
 from agentdesk.tui import format
 from agentdesk.tui.widgets import LazyComponentStyles, shown_line
+from agentdesk.tui.workers import work
 
 
 def _fit(text: str, width: int) -> str:
