@@ -186,11 +186,12 @@ def forwardable(messages: Sequence[Message], *, customer_addresses: Iterable[str
 
 
 def unique_files(files: Iterable[Attachment]) -> list[Attachment]:
-    """Each file once: the same bytes attached to several messages (a quote sent back and forth) go
-    once, under the first name they had."""
-    seen: dict[str, Attachment] = {}
+    """Each file once: the same file attached to several messages (a quote sent back and forth)
+    goes once. A file is its name and its bytes: the same bytes under another name are another
+    file to the reader (a form's blank copy saved as two documents), so they go too."""
+    seen: dict[tuple[str, str], Attachment] = {}
     for each in files:
-        seen.setdefault(each.storage_key or f"row:{each.id}", each)
+        seen.setdefault((each.storage_key or f"row:{each.id}", each.filename), each)
     return list(seen.values())
 
 

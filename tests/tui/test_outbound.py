@@ -241,6 +241,13 @@ async def test_forward_lists_its_files_once_and_they_can_be_removed_and_added(ma
         await pilot.press(*f"{tmp_path}/extra.txt", "enter")
         await settle(pilot, app)
         assert [f.name for f in envelope.files] == ["quote.pdf", "extra.txt"]
+        # The same file again is refused, not sent twice.
+        await pilot.press("ctrl+o")
+        await settle(pilot, app)
+        await pilot.press(*f"{tmp_path}/extra.txt", "enter")
+        await settle(pilot, app)
+        assert [f.name for f in envelope.files] == ["quote.pdf", "extra.txt"]
+        assert any("extra.txt is attached already" in str(n.message) for n in app._notifications)
         envelope.query_one("#envelope-to").value = "parts@supplier.example"
         await pilot.press("ctrl+g")  # send and set pending: waiting on the supplier
         await settle(pilot, app)

@@ -160,13 +160,15 @@ def test_a_customer_cced_on_a_forward_stays_in_the_next_one():
     assert chosen == [customer, customer_again]
 
 
-def test_files_go_once_by_content():
+def test_files_go_once_by_name_and_content():
     from agentdesk.store.models import Attachment
 
-    quote = [Attachment(id=i, message_id=i, filename=f"quote-{i}.pdf", storage_key="a" * 64) for i in (1, 2, 3)]
+    quote = [Attachment(id=i, message_id=i, filename="quote.pdf", storage_key="a" * 64) for i in (1, 2, 3)]
     photo = Attachment(id=4, message_id=4, filename="photo.jpg", storage_key="b" * 64)
     withheld = [Attachment(id=i, message_id=i, filename="big.bin", storage_key="", state="withheld") for i in (5, 6)]
-    assert [f.id for f in outbound.unique_files([*quote, photo, *withheld])] == [1, 4, 5, 6]
+    # The same bytes under another name are another file to whoever reads the forward.
+    blank = Attachment(id=7, message_id=7, filename="blank-form.pdf", storage_key="a" * 64)
+    assert [f.id for f in outbound.unique_files([*quote, photo, *withheld, blank])] == [1, 4, 5, 6, 7]
 
 
 def test_our_messages_are_forwarded_from_the_agent_at_the_mailbox_address():

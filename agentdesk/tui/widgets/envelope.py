@@ -94,6 +94,9 @@ class Envelope(Vertical):
     # --- files -----------------------------------------------------------------------------------
 
     def add_file(self, outgoing: OutgoingFile, *, by_agent: bool = True) -> None:
+        if any(f.name == outgoing.name and f.data == outgoing.data for f in self.files):
+            self.notify(f"{shown_line(outgoing.name)} is attached already", severity="warning")
+            return
         self.files.append(outgoing)
         self._show_files()
         if by_agent:
