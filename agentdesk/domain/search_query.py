@@ -34,10 +34,13 @@ FIELDS = {
     "after": "created on or after a date (2026-11-01) or an age (2d)",
     "sla": "one of " + ", ".join(SLA_STATES),
     "waiting": "the customer has waited longer (>2h) or shorter (<30m)",
+    "ref": "the conversation AD-1042 (AD-1042 alone says the same)",
 }
 
 _TOKEN = re.compile(r'-?[A-Za-z]+:"[^"]*"|"[^"]*"|\S+')
 _FILTER = re.compile(r"^(?P<neg>-?)(?P<field>[A-Za-z]+):(?P<value>.*)$")
+# A conversation's reference typed alone: agents quote it from mail and from each other.
+_REF = re.compile(r"^(?P<neg>-?)AD-(?P<id>\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ def parse(query: str, *, now: datetime, local_zone: tzinfo | None = None) -> Sea
     words: list[str] = []
     filters: list[Filter] = []
     for token in _TOKEN.findall(query):
+        ref = _REF.match(token)
+        if ref:
+            filters.append(Filter("ref", (str(int(ref.group("id"))),), bool(ref.group("neg"))))
+            continue
         match = _FILTER.match(token)
         field = match.group("field").lower() if match else ""
         if not match or field not in FIELDS:
@@ -97,6 +104,11 @@ def _filter(field: str, raw: str, *, negated: bool, now: datetime, local_zone: t
         return Filter(field, _values(field, raw, allowed), negated)
     if field in ("from", "tag", "assignee"):
         return Filter(field, _values(field, raw), negated)
+    if field == "ref":
+        ids = [value.upper().removeprefix("AD-") for value in _values(field, raw)]
+        if not all(each.isdigit() for each in ids):
+            raise InvalidInput(f"ref:{raw}: expected references like AD-1042 (or AD-1042,AD-7)")
+        return Filter(field, tuple(str(int(each)) for each in ids), negated)
     if field in ("before", "after"):
         return Filter(field, (raw,), negated, at=parse_when(raw, now=now, local_zone=local_zone, field=field))
     if field == "waiting":

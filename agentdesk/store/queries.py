@@ -478,6 +478,8 @@ def search_condition(*, search, agent: str, now: datetime, dialect: str = ""):
             condition = col(c.priority).in_(values)
         elif item.field == "channel":
             condition = col(c.channel).in_(values)
+        elif item.field == "ref":
+            condition = col(c.id).in_([int(value) for value in values])
         elif item.field == "tag":
             condition = col(c.id).in_(
                 select(ConversationTag.conversation_id).where(col(ConversationTag.tag).in_(values)))

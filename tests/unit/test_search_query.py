@@ -36,6 +36,11 @@ def parse(text: str) -> search_query.SearchQuery:
         ("status:on-hold", "", [("status", ("on_hold",), False)]),
         ("assignee:me,none", "", [("assignee", ("me", "none"), False)]),
         ("sla:breached,warning", "", [("sla", ("breached", "warning"), False)]),
+        ("AD-174", "", [("ref", ("174",), False)]),
+        ("ad-0174 brakes", "brakes", [("ref", ("174",), False)]),
+        ("-AD-9", "", [("ref", ("9",), True)]),
+        ("ref:AD-3,7", "", [("ref", ("3", "7"), False)]),
+        ("AD-12x", "AD-12x", []),
     ],
 )
 def test_parse(text, words, fields):
@@ -90,6 +95,7 @@ def test_dates_in_local_zone():
         ("before:someday", "before:someday"),
         ("tag:", "tag:"),
         ("before:2026-13-40", "2026-13-40"),
+        ("ref:AD-x", "ref:AD-x"),
     ],
 )
 def test_errors_name_the_filter(text, says):
@@ -192,3 +198,11 @@ def test_from_on_sqlite_finds_what_lower_like_finds(demo, typed):
             )
 
     assert size("sqlite") == size("")
+
+
+def test_a_reference_finds_its_conversation(demo):
+    """An agent types the reference a colleague or the customer quoted; the subject never holds it."""
+    assert count(demo, "AD-174") == 1
+    assert count(demo, "AD-174 AD-3") == 0  # two filters must both hold
+    assert count(demo, "ref:AD-174,AD-3") == 2
+    assert count(demo, "-AD-174") == count(demo, "") - 1
