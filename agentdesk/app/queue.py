@@ -265,11 +265,11 @@ class FirstRead:
     """Where the first frame's rows come from before the ORM is loaded, made as early as the
     database is known (`agentdesk` makes it right after reading the config).
 
-    A SQLite file is read with the sqlite3 module when asked. For PostgreSQL, a thread imports
-    psycopg, connects and reads the schema revision from the moment this is made: those take
-    longer than the read itself, and the server's side of them runs on another core while this
+    A SQLite file is read with the sqlite3 module when asked. For PostgreSQL, psycopg is imported
+    and a thread connects and reads the schema revision from the moment this is made: connecting
+    takes longer than the read itself, and the server's side of it runs on another core while this
     process goes on importing the UI. Anything else (another driver, psycopg missing, a URL libpq
-    does not read) reads nothing here: the engine reads instead."""
+    does not read) reads nothing here: the engine reads instead (and says what is missing)."""
 
     def __init__(self, settings: config.Settings) -> None:
         import threading
@@ -278,7 +278,13 @@ class FirstRead:
         self.url = settings.database_url
         self.path = plain.sqlite_path(self.url)
         self._server: Future | None = None
-        if self.path is None and plain.postgresql_conninfo(self.url) is not None:
+        # The driver is imported here, before the thread: in the thread its import would take
+        # turns on the GIL with the UI's imports and end later, and the connection waits for it.
+        if (
+            self.path is None
+            and plain.postgresql_conninfo(self.url) is not None
+            and plain.postgresql_driver_installed()
+        ):
             self._server = Future()
             threading.Thread(
                 target=_connect, args=(self.url, self._server), name="agentdesk-first-read", daemon=True

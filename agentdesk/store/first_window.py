@@ -285,6 +285,15 @@ def postgresql_conninfo(url: str) -> str | None:
     return f"postgresql://{rest}"
 
 
+def postgresql_driver_installed() -> bool:
+    """Import psycopg (in the caller's thread), or say it is not installed."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def connect_postgresql(url: str):
     """A psycopg connection (autocommit: it only reads) to the database of `url`, with the engine's
     connect timeout. CannotConnect when the server does not take it; other errors (no psycopg, a
