@@ -1,6 +1,7 @@
 """Start-up as a user feels it: whole processes, from exec to the first frame or the last byte.
 
     python bench/bench_startup.py [--data-dir /tmp/agentdesk-startup100k] [--conversations 100000] [--rounds 11]
+        [--database-url postgresql://...]
 
 Builds the demo once (or reuses the one in --data-dir), byte-compiles the agentdesk package it runs
 (an installed wheel is compiled by pip; an editable checkout on a machine that sets
@@ -15,7 +16,9 @@ round after round, so a busy moment hits every figure alike:
 - `agentdesk --config C` in the same pseudo-terminal, timed until the first frame with queue rows
   (the first row's reference) is written to it;
 - `agentdesk list --limit 50 --json` and `agentdesk show REF --json` (REF: the longest thread), as
-  plain subprocesses, until they exit.
+  plain subprocesses, until they exit;
+- with `--database-url`, a PostgreSQL database holding a copy of the same demo (`agentdesk db copy`),
+  `agentdesk` and `list` again on it, in the same rounds.
 
 Prints the median wall time and CPU time (user + system, of the process and its children) of each,
 each beside its anchor: the TUI against the bare app (target at most 2x), the commands against the
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import termios
 import time
+import tomllib
 from pathlib import Path
 
 COLUMNS, LINES = 120, 40
@@ -156,6 +160,9 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument(
+        "--database-url", metavar="URL", help="also on this PostgreSQL database, holding a copy of the same demo"
+    )
+    parser.add_argument(
         "--no-compile", action="store_true", help="do not byte-compile the agentdesk package first (measure it as is)"
     )
     args = parser.parse_args()
@@ -217,6 +224,28 @@ def main() -> int:
         ),
         f"show {ref} --json": lambda: plain_with_cpu([*agentdesk, "--config", str(config), "show", ref, "--json"]),
     }
+    if args.database_url:
+        # A copy of the demo's config beside it (its relative paths keep working) on the other database.
+        text = config.read_text()
+        other = config.with_name("config.bench-startup-postgres.toml")
+        other.write_text(
+            text.replace(json.dumps(tomllib.loads(text)["database"]["url"]), json.dumps(args.database_url), 1)
+        )
+        on_server = json.loads(
+            subprocess.run(
+                [*agentdesk, "--config", str(other), "list", "--limit", "1", "--json"],
+                capture_output=True,
+                check=True,
+                env=environment(),
+            ).stdout
+        )
+        server_marker = on_server[0]["ref"].encode()
+        commands["agentdesk on PostgreSQL, first frame with rows"] = lambda: first_frame(
+            [*agentdesk, "--config", str(other)], server_marker
+        )
+        commands["list --limit 50 --json on PostgreSQL"] = lambda: plain_with_cpu(
+            [*agentdesk, "--config", str(other), "list", "--limit", "50", "--json"]
+        )
     wall: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
     loads = [os.getloadavg()[0]]
@@ -247,6 +276,13 @@ def main() -> int:
         f"(median of the rounds' ratios {median(pair_ratios):.2f}x; target <= 2x); "
         f"CPU {median(cpu['agentdesk, first frame with rows']) / median(cpu['bare Textual app, first frame']):.2f}x"
     )
+    if args.database_url:
+        server = wall["agentdesk on PostgreSQL, first frame with rows"]
+        print(
+            f"first frame on PostgreSQL: agentdesk / bare Textual app = {median(server) / median(bare):.2f}x "
+            f"(median of the rounds' ratios {median([o / b for o, b in zip(server, bare)]):.2f}x; target <= 2x); "
+            f"CPU {median(cpu['agentdesk on PostgreSQL, first frame with rows']) / median(cpu['bare Textual app, first frame']):.2f}x"
+        )
     orm_first = wall["bare app, ORM imported first"]
     print(
         f"the ORM's floor: a bare app importing the store's models first = {median(orm_first) / median(bare):.2f}x "

@@ -178,7 +178,9 @@ def first_paint_in_a_process(which: str, config_path: Path) -> float:
 
 
 def first_paint_in_this_process(which: str, config_path: Path) -> int:
-    """The child of `first_paint_in_a_process`: imports first (not timed), then one app."""
+    """The child of `first_paint_in_a_process`: imports first (not timed), then one app. The
+    database's driver is among the imports: sqlite3 comes with agentdesk.tui.app, psycopg is
+    imported here for a PostgreSQL database (bench_startup.py times whole processes, imports and all)."""
     import textual.app  # noqa: F401
 
     if which == "bare":
@@ -187,7 +189,11 @@ def first_paint_in_this_process(which: str, config_path: Path) -> int:
         import agentdesk.tui.app  # noqa: F401
         from agentdesk import config
 
-        elapsed = asyncio.run(agentdesk_first_paint(config.load(config_path)))
+        settings = config.load(config_path)
+        if settings.database_url.startswith("postgresql"):
+            import psycopg  # noqa: F401
+
+        elapsed = asyncio.run(agentdesk_first_paint(settings))
     print(f"{elapsed:.6f}")
     return 0
 

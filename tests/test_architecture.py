@@ -115,6 +115,8 @@ STORE = PACKAGE / "store"
 # update, func, text, the engine, their errors: store.db names those) is a query being built.
 ALLOWED_FROM_SQLMODEL = {"Session"}
 SQL_PACKAGES = ("sqlalchemy", "sqlmodel")
+# The drivers: a raw connection is the store's, as a statement is.
+DRIVERS = ("sqlite3", "psycopg")
 # What runs a statement, whatever object it is called on: a Session, a Connection, a cursor.
 RUNS_SQL = {"exec", "execute", "executemany", "executescript", "exec_driver_sql"}
 # A string that is a statement (upper-case keywords, as every statement here is written).
@@ -143,12 +145,12 @@ def sql_outside_store(source: str) -> list[str]:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 top = alias.name.split(".")[0]
-                if top == "sqlite3" or (top in SQL_PACKAGES and id(node) not in typing_only):
+                if top in DRIVERS or (top in SQL_PACKAGES and id(node) not in typing_only):
                     found.append((line, f"line {line}: import {alias.name}"))
         elif isinstance(node, ast.ImportFrom) and node.module and id(node) not in typing_only:
             top = node.module.split(".")[0]
             names = {alias.name for alias in node.names}
-            if top == "sqlite3" or (
+            if top in DRIVERS or (
                 top in SQL_PACKAGES and not (node.module == "sqlmodel" and names <= ALLOWED_FROM_SQLMODEL)
             ):
                 found.append((line, f"line {line}: from {node.module} import {', '.join(sorted(names))}"))
@@ -174,6 +176,7 @@ def test_the_sql_finder_finds_sql():
         "    session.connection().exec_driver_sql('PRAGMA quick_check')\n"
         "    cursor.executemany('INSERT INTO t (a) VALUES (?)', [])\n"
         "    q = 'UPDATE outbox SET state = 1'\n"
+        "    from psycopg import connect\n"
     )
     assert sql_outside_store(planted) == [
         "line 2: from sqlmodel import Session, select",
@@ -186,12 +189,13 @@ def test_the_sql_finder_finds_sql():
         "line 11: .executemany(…)",
         "line 11: INSERT statement text",
         "line 12: UPDATE statement text",
+        "line 13: from psycopg import connect",
     ]
     assert sql_outside_store("from sqlmodel import Session\ndef f(session: Session) -> None: ...\n") == []
 
 
 def test_no_sql_outside_store():
-    """Every query, statement, PRAGMA and raw sqlite3 connection is defined in agentdesk/store/
+    """Every query, statement, PRAGMA and raw driver connection is defined in agentdesk/store/
     (docs/architecture.md); the rest of the package calls its named functions."""
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):

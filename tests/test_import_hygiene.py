@@ -273,3 +273,56 @@ def test_the_tui_imports_the_database_layer_in_one_thread_while_the_others_wait(
     threads, count = result.stdout.strip().split("\n")[-2:]
     assert int(count) > 0  # the probe saw the ORM being imported
     assert len(eval(threads)) == 1, threads
+
+
+@pytest.fixture(scope="module")
+def small_demo_on_postgresql(small_demo, postgres_server, tmp_path_factory) -> Path:
+    """The small demo copied to a real PostgreSQL, and a config pointing at it."""
+    url = postgres_server.create_database("first_frame")
+    copied = subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(small_demo), "-q", "db", "copy", "--to", url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert copied.returncode == 0, copied.stderr
+    config = tmp_path_factory.mktemp("postgresql") / "config.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    return config
+
+
+def test_the_tui_draws_its_first_rows_on_postgresql_before_loading_the_database_layer(small_demo_on_postgresql):
+    """On PostgreSQL too: the first rows come through psycopg alone, the ORM loads after them."""
+    import os
+
+    probe = _FIRST_FRAME_PROBE.replace("CONFIG", repr(str(small_demo_on_postgresql)))
+    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    rows, loaded = result.stdout.strip().split("\n")[-2:]
+    assert int(rows) > 0  # the probe saw the demo's rows
+    modules = set(loaded.split())
+    assert "psycopg" in modules  # read through the driver
+    assert _offenders(modules, ORM) == []
+
+
+def test_the_tui_creates_a_new_postgresql_database_before_its_first_frame(postgres_server, tmp_path):
+    import os
+
+    import psycopg
+
+    url = postgres_server.create_database("first_frame_new")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    probe = _FIRST_FRAME_PROBE.replace("CONFIG", repr(str(config)))
+    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "agentdesk.store.migrations" in result.stdout.split("\n")[-2].split()
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT count(*) FROM schema_revision").fetchone()[0] > 0

@@ -44,17 +44,6 @@ def close_databases() -> None:
         engine.dispose()
 
 
-def readable_before_engine(settings: config.Settings) -> bool:
-    """Whether the database is a SQLite file already at this version's schema, so a front end may
-    show its first rows (read with the sqlite3 module) before it opens the engine. Anything else
-    (no file yet, an older schema, a server) is opened first: created or upgraded, or refused in
-    words, before anything reads it."""
-    from agentdesk.store import first_window
-
-    path = first_window.sqlite_path(settings.database_url)
-    return path is not None and first_window.schema_revision_sqlite(path) == first_window.HEAD
-
-
 @dataclass
 class Desk:
     settings: config.Settings

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentdesk.domain import search_query
@@ -22,6 +21,9 @@ from agentdesk.store.first_window import NEVER, ref_of
 from agentdesk.store.views import VIEWS
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from agentdesk import config
     from agentdesk.app.desk import Desk
 __all__ = ["NEVER", "VIEWS", "Filter", "Row", "Window"]  # NEVER: the due time of a queue row no clock runs for
 
@@ -259,44 +261,132 @@ def _window_of(view: str, rows) -> Window:
 # --- the first window, read before the UI starts ------------------------------------------------
 
 
-def prefetch(desk: Desk, filter: Filter, *, limit: int) -> None:
+class FirstRead:
+    """Where the first frame's rows come from before the ORM is loaded, made as early as the
+    database is known (`agentdesk` makes it right after reading the config).
+
+    A SQLite file is read with the sqlite3 module when asked. For PostgreSQL, psycopg is imported
+    and a thread connects and reads the schema revision from the moment this is made: connecting
+    takes longer than the read itself, and the server's side of it runs on another core while this
+    process goes on importing the UI. Anything else (another driver, psycopg missing, a URL libpq
+    does not read) reads nothing here: the engine reads instead (and says what is missing)."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        import threading
+        from concurrent.futures import Future
+
+        self.url = settings.database_url
+        self.path = plain.sqlite_path(self.url)
+        self._server: Future | None = None
+        # The driver is imported here, before the thread: in the thread its import would take
+        # turns on the GIL with the UI's imports and end later, and the connection waits for it.
+        if (
+            self.path is None
+            and plain.postgresql_conninfo(self.url) is not None
+            and plain.postgresql_driver_installed()
+        ):
+            self._server = Future()
+            threading.Thread(
+                target=_connect, args=(self.url, self._server), name="agentdesk-first-read", daemon=True
+            ).start()
+
+    def at_head(self) -> bool:
+        """Whether the database is one of ours at this version's schema, so its first rows may be
+        read before the engine opens it. Anything else (no database yet, an older or newer schema,
+        a server this read cannot use) is the engine's to create, upgrade or refuse in words first.
+        A server that refuses the connection is refused here, in the engine's words, rather than
+        waited for a second time by the engine."""
+        if self.path is not None:
+            return plain.schema_revision_sqlite(self.path) == plain.HEAD
+        if self._server is None:
+            return False
+        try:
+            _, revision = self._server.result()
+        except plain.CannotConnect as error:
+            from agentdesk.store import db
+
+            raise db.DatabaseError(db.explain(self.url, error.__cause__ or error)) from None
+        except Exception:
+            return False
+        return revision == plain.HEAD
+
+    def window(self, desk: Desk, filter: Filter, *, limit: int) -> Window | None:
+        """The first rows of `filter`, read with the driver alone; None when this read cannot
+        answer (a search, the "all" view, a database not at HEAD, no connection): the engine's
+        turn. On PostgreSQL this is the connection's one read: it is closed after it, and the
+        engine reads from then on."""
+        if self.path is not None:
+            if filter.query:
+                return None
+            found = plain.first_window_sqlite(
+                self.path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit, revision=plain.HEAD
+            )
+        elif self._server is not None:
+            server, self._server = self._server, None
+            if filter.query:
+                server.add_done_callback(_close_connection)
+                return None
+            try:
+                connection, _ = server.result()
+            except Exception:
+                return None
+            try:
+                found = plain.first_window_postgresql(
+                    connection, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit, revision=plain.HEAD
+                )
+            finally:
+                connection.close()
+        else:
+            return None
+        return None if found is None else _window_of(filter.view, found)
+
+
+def _connect(url: str, server: Future) -> None:
+    """The first read's thread: the connection and the database's schema revision."""
+    try:
+        connection = plain.connect_postgresql(url)
+        server.set_result((connection, plain.schema_revision_postgresql(connection)))
+    except BaseException as error:  # said by `at_head`, or the engine's read says it
+        server.set_exception(error)
+
+
+def _close_connection(server: Future) -> None:
+    """Close the first read's connection, unused, once it is made."""
+    if not server.cancelled() and server.exception() is None:
+        server.result()[0].close()
+
+
+def prefetch(desk: Desk, filter: Filter, *, limit: int, first_read: FirstRead | None = None) -> None:
     """Read the first rows now, before the UI starts, so the first frame can show them.
 
     On SQLite this is one plain read through the sqlite3 module (`first_window_sqlite`, the
     queue's own SQL), done here and now: in a thread it would take several times longer, because
     every return from a sqlite3 call waits for the GIL, which the UI thread, starting up, gives back
-    only every switch interval. Otherwise (PostgreSQL, or a database to create or upgrade first) a
-    thread reads through the engine meanwhile."""
+    only every switch interval. On PostgreSQL it is the same statement through psycopg on the
+    connection `first_read` opened, in a thread: most of it is waiting for the server, with the GIL
+    free for the UI meanwhile. Otherwise (a database to create or upgrade first, a search) a thread
+    reads through the engine."""
     import threading
     from concurrent.futures import Future
 
     future: Future = Future()
     desk.prefetched = (filter, limit, future)
-    path = plain.sqlite_path(desk.settings.database_url)
-    found = _plain_first_window(desk, path, filter, limit) if path is not None else None
-    if found is not None:
-        future.set_result(found)
-        return
+    if first_read is None:
+        first_read = FirstRead(desk.settings)
+    if first_read.path is not None:
+        found = first_read.window(desk, filter, limit=limit)
+        if found is not None:
+            future.set_result(found)
+            return
 
     def read() -> None:
         try:
-            future.set_result(window(desk, filter, offset=0, limit=limit))
+            found = first_read.window(desk, filter, limit=limit) if first_read.path is None else None
+            future.set_result(found if found is not None else window(desk, filter, offset=0, limit=limit))
         except Exception as error:  # the worker reads again and reports it
             future.set_exception(error)
 
     threading.Thread(target=read, name="agentdesk-prefetch", daemon=True).start()
-
-
-def _plain_first_window(desk: Desk, path: Path, filter: Filter, limit: int) -> Window | None:
-    """The first window through the sqlite3 module alone, when it can (None: the engine's turn)."""
-    if filter.query:
-        return None
-    found = plain.first_window_sqlite(
-        path, view=filter.view, agent=desk.agent, now=desk.now(), limit=limit, revision=plain.HEAD
-    )
-    if found is None:
-        return None
-    return _window_of(filter.view, found)
 
 
 def prefetched_window(desk: Desk, filter: Filter, *, limit: int, wait: float) -> Window | None:

@@ -14,15 +14,17 @@ from agentdesk.cli.common import Progress, context, json_text, one_line, parse_s
 
 def cmd_tui(args: argparse.Namespace) -> int:
     ctx = context(args)
-    from agentdesk.app.desk import readable_before_engine
+    from agentdesk.app.queue import FirstRead
+
+    # Started before the UI's imports: on PostgreSQL it connects in a thread meanwhile.
+    first_read = FirstRead(ctx.settings)
+    from agentdesk.tui.app import run
 
     # A database to create or upgrade is opened before the screen, so its errors print plainly. One
     # at the current schema is opened after the first frame: the engine (SQLAlchemy and the models)
-    # costs more to import than the rest of the start, and the first rows need only sqlite3.
-    engine = None if readable_before_engine(ctx.settings) else ctx.desk.engine
-    from agentdesk.tui.app import run
-
-    return run(ctx.settings, engine)
+    # costs more to import than the rest of the start, and the first rows need only the driver.
+    engine = None if first_read.at_head() else ctx.desk.engine
+    return run(ctx.settings, engine, first_read=first_read)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ from agentdesk.store import (
     models,  # noqa: F401  (registers the tables on SQLModel.metadata)
     shared_files,
 )
+from agentdesk.store.first_window import POSTGRES_CONNECT_TIMEOUT
 from agentdesk.store.first_window import sqlite_path as sqlite_path  # re-exported: callers ask the store
 
 # How long a writer waits for another writer before SQLite says "database is locked".
@@ -166,8 +167,6 @@ def create_database_engine(url: str, *, create_directory: bool | None = None) ->
         return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
     raise ConfigError(f"database.url: unsupported database {backend!r}; expected sqlite or postgresql")
 
-
-POSTGRES_CONNECT_TIMEOUT = 10
 
 # The first 16 bytes of every SQLite database file.
 SQLITE_MAGIC = b"SQLite format 3\x00"

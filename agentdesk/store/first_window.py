@@ -1,5 +1,6 @@
 """What the TUI's first frame reads, without SQLAlchemy: the queue views' SQL, the columns of a
-queue row, and `first_window_sqlite`, the first rows of a view read with the sqlite3 module alone.
+queue row, and the first rows of a view read with the database's driver alone (`first_window_sqlite`
+with the sqlite3 module, `first_window_postgresql` with psycopg).
 
 The first frame is drawn before the ORM is imported (importing SQLAlchemy, SQLModel and the models
 costs more than the rest of the start together), so everything it needs from the store lives here,
@@ -10,6 +11,7 @@ defined once: `queries` builds its ORM statements from the same conditions and c
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -185,16 +187,11 @@ def _connect(path) -> sqlite3.Connection:
     return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=5)
 
 
-def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: int, revision: int) -> list[dict] | None:
-    """The first `limit` rows of a built-in view as dicts of ROW_COLUMNS, read with the sqlite3
-    module alone.
-
-    None when this read cannot answer: a view it does not know, no database yet, one this read does
-    not understand, or one not at schema `revision` (it has to be opened, and perhaps upgraded,
-    through the engine first)."""
-    if view not in _FIRST_WINDOW_VIEWS:
-        return None
-    where = view_sql(view, ordered=True)
+def _first_window_statement(view: str, dialect: str) -> str:
+    """One statement reading the schema revision and a view's first rows as one JSON array, in
+    `dialect`'s SQL: the view's condition as `dialect`'s queue windows write it (`view_sql`), the
+    columns of ROW_COLUMNS / ROW_SQL, the parameters :agent, :now and :limit."""
+    where = view_sql(view, ordered=True, dialect=dialect)
     descending = " DESC" if sorts_descending(view) else ""
     order = ", ".join(f"{name}{descending}" for name in sort_columns(view))
     order_in_table = ", ".join(f"conversation.{name}{descending}" for name in sort_columns(view))
@@ -208,18 +205,33 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
     statuses = STATUSES_OF_VIEW.get(view)
     if statuses:
         candidates = " UNION ALL ".join(
-            f"SELECT * FROM ({select.format(status=f' AND conversation.status = {status!r}')})" for status in statuses
+            f"SELECT * FROM ({select.format(status=f' AND conversation.status = {status!r}')}) AS of_{status}"
+            for status in statuses
         )
     else:
         candidates = select.format(status="")
-    # The rows come back as one JSON text: one sqlite3 step instead of one per row, because each
-    # step gives the GIL back and waiting to take it again (the UI thread is busy starting) costs
-    # up to a switch interval (5 ms) every time.
-    statement = (
-        "SELECT (SELECT max(revision) FROM schema_revision), json_group_array(json_array("
+    # The rows come back as one JSON text: one step of the driver instead of one per row, because
+    # each step gives the GIL back and waiting to take it again (the UI thread is busy starting)
+    # costs up to a switch interval (5 ms) every time.
+    aggregate, array = ("json_group_array", "json_array") if dialect == "sqlite" else ("json_agg", "json_build_array")
+    return (
+        f"SELECT (SELECT max(revision) FROM schema_revision), {aggregate}({array}("
         f"position, {', '.join(ROW_COLUMNS)})) FROM ("
-        f"SELECT row_number() OVER (ORDER BY {order}) AS position, * FROM ({candidates}) ORDER BY {order} LIMIT :limit)"
+        f"SELECT row_number() OVER (ORDER BY {order}) AS position, * FROM ({candidates}) AS candidates "
+        f"ORDER BY {order} LIMIT :limit) AS first_rows"
     )
+
+
+def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: int, revision: int) -> list[dict] | None:
+    """The first `limit` rows of a built-in view as dicts of ROW_COLUMNS, read with the sqlite3
+    module alone.
+
+    None when this read cannot answer: a view it does not know, no database yet, one this read does
+    not understand, or one not at schema `revision` (it has to be opened, and perhaps upgraded,
+    through the engine first)."""
+    if view not in _FIRST_WINDOW_VIEWS:
+        return None
+    statement = _first_window_statement(view, "sqlite")
     try:
         connection = _connect(path)
         try:
@@ -232,11 +244,110 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
         return None
     if found_revision != revision:
         return None
+    return _rows(json.loads(rows))
+
+
+def _rows(found: list[list] | None) -> list[dict]:
     return [
         {name: (_aware(value) if name in ROW_TIMES else value) for name, value in zip(ROW_COLUMNS, row[1:])}
-        for row in sorted(json.loads(rows))
+        for row in sorted(found or ())
     ]
 
 
+# --- the same on PostgreSQL, with psycopg -----------------------------------------------------------
+#
+# On PostgreSQL the first frame's read waits for the server as well: importing the driver and
+# connecting cost more than the read. So a front end connects as early as it knows the database
+# (`connect_postgresql`, in a thread, while its own imports go on), reads the revision on that
+# connection (`schema_revision_postgresql`) to know whether the engine must open the database
+# first, and reads the first window on it when the screen asks (`first_window_postgresql`).
+
+# Seconds a PostgreSQL server that does not answer is waited for, by the engine and by this read.
+POSTGRES_CONNECT_TIMEOUT = 10
+
+_PARAMETER = re.compile(r":(agent|now|limit)\b")
+
+
+class CannotConnect(Exception):
+    """The PostgreSQL server would not take the connection (not there, not answering, the login or
+    the database refused; the driver's error is the cause): the engine would fail the same way,
+    after the same wait."""
+
+
+def postgresql_conninfo(url: str) -> str | None:
+    """The libpq connection URI of a PostgreSQL database URL as the engine connects to it
+    (`postgresql://` or `postgresql+psycopg://`, the driver the engine uses); None for other URLs.
+    SQLAlchemy's URLs and libpq's share their syntax (user, password, host, port, database, and
+    libpq's options as query parameters); tests/unit/test_store.py checks the two read the same."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in ("postgresql", "postgresql+psycopg"):
+        return None
+    return f"postgresql://{rest}"
+
+
+def postgresql_driver_installed() -> bool:
+    """Import psycopg (in the caller's thread), or say it is not installed."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def connect_postgresql(url: str):
+    """A psycopg connection (autocommit: it only reads) to the database of `url`, with the engine's
+    connect timeout. CannotConnect when the server does not take it; other errors (no psycopg, a
+    URL libpq does not read) as they come."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    conninfo = postgresql_conninfo(url)
+    if conninfo is None:
+        raise ValueError(f"not a PostgreSQL URL: {url!r}")
+    if "connect_timeout" not in conninfo_to_dict(conninfo):
+        conninfo = make_conninfo(conninfo, connect_timeout=POSTGRES_CONNECT_TIMEOUT)
+    try:
+        return psycopg.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as error:
+        raise CannotConnect(str(error)) from error
+
+
+def schema_revision_postgresql(connection) -> int | None:
+    """The schema revision of the database behind a `connect_postgresql` connection; None when it
+    is not one of ours (yet)."""
+    import psycopg
+
+    try:
+        (revision,) = connection.execute("SELECT max(revision) FROM schema_revision").fetchone()
+    except psycopg.Error:
+        return None
+    return revision
+
+
+def first_window_postgresql(
+    connection, *, view: str, agent: str, now: datetime, limit: int, revision: int
+) -> list[dict] | None:
+    """`first_window_sqlite` on a `connect_postgresql` connection: the same statement in
+    PostgreSQL's SQL, the same rows; None when it cannot answer."""
+    import psycopg
+
+    if view not in _FIRST_WINDOW_VIEWS:
+        return None
+    # psycopg writes its parameters %(name)s, and a plain % as %%.
+    statement = _PARAMETER.sub(r"%(\1)s", _first_window_statement(view, "postgresql").replace("%", "%%"))
+    try:
+        found_revision, rows = connection.execute(statement, {"agent": agent, "now": now, "limit": limit}).fetchone()
+    except psycopg.Error:
+        return None
+    if found_revision != revision:
+        return None
+    return _rows(rows)
+
+
 def _aware(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    """A stored time as JSON gives it: naive UTC text from SQLite, text with the session's offset
+    from PostgreSQL."""
+    if value is None:
+        return None
+    found = datetime.fromisoformat(value)
+    return found.replace(tzinfo=timezone.utc) if found.tzinfo is None else found.astimezone(timezone.utc)

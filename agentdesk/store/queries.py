@@ -90,10 +90,16 @@ def _among(ids: Sequence[int], dialect: str, *, ordered: bool):
     if not ids:
         return None
     if dialect == "postgresql":
-        from sqlalchemy import any_, bindparam
+        from sqlalchemy import String, any_, bindparam, cast
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        return col(Conversation.id) == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+        # The array written into the statement as one constant when it runs (the statement's cached
+        # form is the same for every search): bound as a list, psycopg dumps it item by item in Python
+        # (a regular expression each: ~10 ms for 20 000 ids, paid by every window and count), and bound
+        # as text, the server casts it again for every row it tests.
+        array = "{" + ",".join(map(str, ids)) + "}"
+        literal = bindparam(None, array, type_=String, literal_execute=True)
+        return col(Conversation.id) == any_(cast(literal, ARRAY(Integer)))
     import json
 
     values = select(func.json_each(json.dumps(list(ids))).table_valued("value").c.value)

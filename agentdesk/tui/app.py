@@ -55,11 +55,14 @@ class AgentDeskApp(App[int]):
         engine=None,
         sync: bool | None = None,
         sync_recheck: float = 15.0,
+        first_read: queue.FirstRead | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.now = now or system_now
         self.desk = Desk(settings, agent=agent or config.current_agent(), now=self.now, engine_given=engine)
+        # The first rows' read, started now if the caller has not (on PostgreSQL: connecting).
+        self.first_read: queue.FirstRead | None = first_read if first_read is not None else queue.FirstRead(settings)
         self.poll = poll
         self.default_view = default_view
         self.keymap, self.unknown_keys = actions.keymap(settings.keys)
@@ -86,7 +89,13 @@ class AgentDeskApp(App[int]):
         from agentdesk.tui.widgets.queue_view import QueueView
 
         # The first rows are read here, where the terminal's size is known: as many as can show.
-        queue.prefetch(self.desk, queue.Filter(self.default_view), limit=QueueView.first_rows(self.size.height))
+        queue.prefetch(
+            self.desk,
+            queue.Filter(self.default_view),
+            limit=QueueView.first_rows(self.size.height),
+            first_read=self.first_read,
+        )
+        self.first_read = None
         # The main screen is the first screen on the stack, not pushed over Textual's empty default
         # one: the first frame composes, styles and lays out one screen, not two.
         self.main = MainScreen(self.desk, now=self.now, default_view=self.default_view, width=self.size.width)
@@ -384,10 +393,10 @@ def _runner(target, action: str) -> Callable[[], object]:
     return run
 
 
-def run(settings: config.Settings, engine=None) -> int:
+def run(settings: config.Settings, engine=None, first_read: queue.FirstRead | None = None) -> int:
     """Open the workstation on the configured database (through `engine` when the caller opened it
-    already); the exit status for the CLI."""
-    app = AgentDeskApp(settings, engine=engine)
+    already, its first rows from `first_read` when the caller started it); the exit status for the CLI."""
+    app = AgentDeskApp(settings, engine=engine, first_read=first_read)
     try:
         result = app.run()
     finally:

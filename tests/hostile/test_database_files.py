@@ -239,6 +239,64 @@ def test_an_unreachable_postgres_server_is_one_line_without_the_password(tmp_pat
     assert "s3cret-pw" not in line
 
 
+def run_workstation(tmp_path: Path, url: str) -> subprocess.CompletedProcess:
+    """`agentdesk` itself, the TUI's start (headless, were the screen to open)."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+    environment = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "agentdesk", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_workstation_on_an_unreachable_postgres_server_is_list_s_line(tmp_path):
+    from servers.postgres import free_port
+
+    url = f"postgresql://agent:s3cret-pw@127.0.0.1:{free_port()}/agentdesk"
+    line = assert_one_clean_line(run_workstation(tmp_path, url), "cannot reach")
+    assert "s3cret-pw" not in line
+    assert line == assert_one_clean_line(run_list(tmp_path, url), "cannot reach")
+
+
+def test_the_workstation_waits_for_a_silent_postgres_server_once(tmp_path):
+    """The TUI's start connects with the driver before the engine: a server that never answers is
+    waited for once (its connect timeout), not once more by the engine."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])  # and never answer
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"postgresql://agent@127.0.0.1:{listener.getsockname()[1]}/agentdesk?connect_timeout=2"
+    try:
+        assert_one_clean_line(run_workstation(tmp_path, url), "cannot reach", "timeout")
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    assert len(accepted) == 1
+
+
 def test_an_unknown_postgres_user_is_one_line(tmp_path, postgres_server):
     url = f"postgresql://nobody_here:pw@127.0.0.1:{postgres_server.port}/postgres"
     line = assert_one_clean_line(run_list(tmp_path, url), "nobody_here", "database.url")

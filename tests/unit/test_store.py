@@ -432,14 +432,14 @@ def test_the_last_window_read_status_by_status_is_the_same_as_the_walk(engine, m
         assert merged[2] == everything[-20:]
 
 
-def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
-    """The TUI's rows come from `first_window_sqlite` (sqlite3 alone, for the first paint) and then
-    `queue_rows`: every built-in view, with ties, snoozes, merges, assignees and drafts, must read the
-    same rows, in the same order, with the same fields as `queue_window` + the customer's name + the
-    agent's drafts."""
-    from agentdesk.store import migrations
+def test_the_plain_first_window_reads_what_the_queue_window_reads(any_database_url):
+    """The TUI's rows come from `first_window_sqlite` / `first_window_postgresql` (the driver alone,
+    for the first paint) and then `queue_rows`: every built-in view, with ties, snoozes, merges,
+    assignees and drafts, must read the same rows, in the same order, with the same fields as
+    `queue_window` + the customer's name + the agent's drafts."""
+    from agentdesk.store import first_window, migrations
 
-    engine = db.open_database(settings.database_url)
+    engine = db.open_database(any_database_url)
     with db.write_session(engine) as session:
         customers = [Customer(name=name, created_at=T) for name in ("Ana", "Bo", "Cy")]
         session.add_all(customers)
@@ -476,12 +476,22 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
             session.add(Draft(conversation_id=conversation.id, agent="tester", body="Hi", base_version=1, updated_at=T))
         session.add(Draft(conversation_id=conversations[1].id, agent="dana", body="Hi", base_version=1, updated_at=T))
         session.commit()
-    path = db.sqlite_path(settings.database_url)
+    path = db.sqlite_path(any_database_url)
+    server = None if path is not None else first_window.connect_postgresql(any_database_url)
+    if server is not None:
+        # JSON gives times in the session's zone (a server set to local time, here a half-hour one).
+        server.execute("SET TimeZone = 'Asia/Kolkata'")
+
+    def plain_read(view: str, limit: int, revision: int = migrations.HEAD) -> list[dict] | None:
+        if server is not None:
+            return first_window.first_window_postgresql(
+                server, view=view, agent="tester", now=T, limit=limit, revision=revision
+            )
+        return queries.first_window_sqlite(path, view=view, agent="tester", now=T, limit=limit, revision=revision)
+
     for view in [name for name in queries.VIEWS if name != "all"]:
         for limit in (1, 7, 48):
-            plain = queries.first_window_sqlite(
-                path, view=view, agent="tester", now=T, limit=limit, revision=migrations.HEAD
-            )
+            plain = plain_read(view, limit)
             with db.read_session(engine) as session:
                 window = queries.queue_window(session=session, view=view, agent="tester", now=T, limit=limit)
                 names = {c.id: c.name for c in session.exec(select(Customer))}
@@ -511,15 +521,14 @@ def test_the_plain_first_window_reads_what_the_queue_window_reads(settings):
                 light = queries.queue_rows(session=session, view=view, agent="tester", now=T, limit=limit)
             assert [dict(row._mapping, has_draft=int(row.has_draft)) for row in light] == expected, (view, limit)
             assert window or view in ("breaching",), view  # the data exercises every view
-    assert (
-        queries.first_window_sqlite(path, view="all", agent="tester", now=T, limit=5, revision=migrations.HEAD) is None
-    )
+    assert plain_read("all", 5) is None
     # A database at another schema revision is the engine's to open (and perhaps upgrade) first.
-    assert (
-        queries.first_window_sqlite(path, view="open", agent="tester", now=T, limit=5, revision=migrations.HEAD + 1)
-        is None
-    )
+    assert plain_read("open", 5, revision=migrations.HEAD + 1) is None
     engine.dispose()
+    if server is not None:
+        assert first_window.schema_revision_postgresql(server) == migrations.HEAD
+        server.close()
+        return
     # No database yet, or a file that is not one: the engine opens (creates, explains) it instead.
     assert (
         queries.first_window_sqlite(
@@ -570,6 +579,25 @@ def test_the_first_window_module_agrees_with_the_models_and_the_url_parser(tmp_p
         )
         found = first_window.sqlite_path(url)
         assert (str(found) if found is not None else None) == (str(Path(plain)) if plain else None), url
+    # PostgreSQL: the plain read connects with what the engine's driver is given (libpq's reading of
+    # the URL against SQLAlchemy's), and leaves other drivers and databases to the engine.
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    for url in (
+        "postgresql://agent@localhost/desk",
+        "postgresql+psycopg://agent:s3cret%40pw%2F@db.example:5433/desk",
+        "postgresql://agent:pw@127.0.0.1:5432/desk?sslmode=require&application_name=agentdesk",
+        "postgresql:///desk?host=/var/run/postgresql",
+        "postgresql://agent@[::1]:5432/desk",
+        "postgresql://agent@localhost/my%20desk?connect_timeout=3",
+        "postgresql://localhost",
+    ):
+        arguments, options = PGDialect_psycopg().create_connect_args(make_url(url))
+        expected = conninfo_to_dict(make_conninfo(*arguments, **{k: str(v) for k, v in options.items()}))
+        assert conninfo_to_dict(first_window.postgresql_conninfo(url)) == expected, url
+    for url in ("sqlite:///x.db", "postgresql+psycopg2://agent@localhost/desk", "mysql://agent@localhost/desk"):
+        assert first_window.postgresql_conninfo(url) is None, url
     # The plain revision read: the engine's database, nothing for a missing file (never created).
     engine = db.open_database(f"sqlite:///{tmp_path / 'at-head.db'}")
     engine.dispose()
