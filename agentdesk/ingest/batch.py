@@ -585,15 +585,14 @@ class Batch:
             touched = list(self.touched.items())
             ids = [conversation_id for conversation_id, _ in touched]
             tags = queries.tags_of(session=session, conversation_ids=ids)
-            owners = queries.customers_by_id(session=session, customer_ids=[c.customer_id for _, c in touched])
+            tiers = lookups.customer_tiers(session=session, customer_ids=[c.customer_id for _, c in touched])
             recorded = clocks.load_events(session, ids)
             for conversation_id, stored in touched:
-                owner = owners.get(stored.customer_id)
                 rows = clocks.refresh_rows(
                     stored,
                     policies=policies,
                     tags=set(tags[conversation_id]),
-                    tier=owner.tier if owner else "",
+                    tier=tiers.get(stored.customer_id, ""),
                     now=now,
                     events=recorded[conversation_id],
                 )
