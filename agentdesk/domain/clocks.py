@@ -349,7 +349,8 @@ def _advance_and_write(
     conversation: Any, policy: sla.Policy, *, events: Sequence[sla.ClockEvent], now: datetime
 ) -> list[tuple[sla.ClockEvent, str]]:
     clocks, new = timeline(conversation, policy, events=events, now=now)
-    _write_fields(conversation, sla.clock_states(clocks, policy=policy, priority=conversation.priority, now=now))
+    states = sla.clock_states(clocks, policy=policy, priority=conversation.priority, now=now, usage=False)
+    _write_fields(conversation, states)
     return [(event, _detail(policy, event, clock)) for event, clock in new]
 
 

@@ -521,7 +521,9 @@ class Batch:
         session = self.session
         if not (self.pending or self.touched or self.new_customers):
             return
-        session.flush()  # the ORM's own changes (a customer's name, an Outbox row) first
+        # The ORM's own changes (the touched conversations, a customer's name, an Outbox row) are
+        # written by the one flush after the inserts: none of the inserts reads them, and flushing
+        # here too would UPDATE each touched conversation twice (once more after its clocks).
         now, policies = self.now, self.policies
         assert now is not None and policies is not None, "a lookup writes nothing"
         if self.new_customers:
@@ -583,15 +585,14 @@ class Batch:
             touched = list(self.touched.items())
             ids = [conversation_id for conversation_id, _ in touched]
             tags = queries.tags_of(session=session, conversation_ids=ids)
-            owners = queries.customers_by_id(session=session, customer_ids=[c.customer_id for _, c in touched])
+            tiers = lookups.customer_tiers(session=session, customer_ids=[c.customer_id for _, c in touched])
             recorded = clocks.load_events(session, ids)
             for conversation_id, stored in touched:
-                owner = owners.get(stored.customer_id)
                 rows = clocks.refresh_rows(
                     stored,
                     policies=policies,
                     tags=set(tags[conversation_id]),
-                    tier=owner.tier if owner else "",
+                    tier=tiers.get(stored.customer_id, ""),
                     now=now,
                     events=recorded[conversation_id],
                 )

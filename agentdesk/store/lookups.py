@@ -108,6 +108,17 @@ def customers_by_address(*, session: Session, kind: str, addresses: Iterable[str
     return found
 
 
+def customer_tiers(*, session: Session, customer_ids: Iterable[int]) -> dict[int, str]:
+    """customer id -> tier: plain columns, not ORM objects (ingest asks for the owner of every
+    conversation a chunk touches)."""
+    found: dict[int, str] = {}
+    for part in _parts(sorted(set(customer_ids))):
+        for customer_id, tier in session.exec(select(Customer.id, Customer.tier).where(col(Customer.id).in_(part))):
+            assert customer_id is not None  # a stored row
+            found[customer_id] = tier
+    return found
+
+
 def has_message_from(*, session: Session, conversation_id: int, sender_address: str) -> bool:
     """Whether `sender_address` wrote in the conversation, or was sent one of our messages in it
     (a forward's recipient, a Cc we added): either makes them a participant."""

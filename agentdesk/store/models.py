@@ -22,6 +22,7 @@ from sqlmodel import Field, SQLModel
 from agentdesk.store.first_window import NEVER as NEVER
 from agentdesk.store.first_window import ref_of as ref_of
 from agentdesk.store.first_window import sqlite_text as sqlite_text
+from agentdesk.store.first_window import sqlite_time
 
 
 class UTCDateTime(TypeDecorator):
@@ -44,6 +45,24 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+    def result_processor(self, dialect, coltype):
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite":
+            return general
+
+        # SQLite hands back the text SQLAlchemy's DATETIME (or `sqlite_text`) stored: parsed
+        # straight to an aware value, without the text -> naive -> aware round of the general
+        # path (a chunk of ingest reads hundreds of thousands of times); anything else takes it.
+        def process(value):
+            if value is None:
+                return None
+            try:
+                return sqlite_time(value)
+            except (TypeError, ValueError):
+                return general(value) if general is not None else value
+
+        return process
 
 
 def utcnow() -> datetime:

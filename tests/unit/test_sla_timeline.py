@@ -22,6 +22,7 @@ from agentdesk.domain.sla import (
     clock_states,
     overall_state,
     replay,
+    stored_fields,
 )
 
 UTC = timezone.utc
@@ -425,6 +426,24 @@ def test_a_paused_clock_never_breaches_and_states_are_known(actions):
         assert state.state in ("ok", "warning", "breached", "paused", "met", "missed")
         if life.clocks[state.target].phase == "paused":
             assert state.state == "paused"
+
+
+@settings(max_examples=150, deadline=None)
+@given(actions=ACTIONS, office=st.booleans(), days_later=st.integers(min_value=0, max_value=200))
+def test_states_without_usage_store_the_same_fields_and_only_lack_the_used_time(actions, office, days_later):
+    # Ingest and the sync's parsers ask for states only to store a conversation's SLA fields.
+    policy = OFFICE_POLICY if office else ROUND_THE_CLOCK
+    life = _run(policy, actions)
+    now = life.now + timedelta(days=days_later)
+    full = clock_states(life.clocks, policy=policy, priority=life.facts.priority, now=now)
+    bare = clock_states(life.clocks, policy=policy, priority=life.facts.priority, now=now, usage=False)
+    assert [vars(state) | {"used": None} for state in bare] == [vars(state) | {"used": None} for state in full]
+    assert stored_fields(bare, life.facts.waiting_since) == stored_fields(full, life.facts.waiting_since)
+    for state in bare:
+        if life.clocks[state.target].phase == "running":
+            assert state.used is None
+        else:
+            assert state.used == next(f.used for f in full if f.target == state.target)
 
 
 # --- fixed cases across DST in two zones, holidays and multi-window days ------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -139,6 +139,37 @@ def test_every_table_round_trips(engine):
         assert session.exec(select(SlaClockEvent)).one().event == "activate"
         assert session.get(Draft, (conversation.id, "dana")).body == "Hi Greta,"
     assert len(ids) == 10
+
+
+@pytest.mark.parametrize(
+    "stored, read",
+    [
+        # What UTCDateTime and sqlite_text write: naive UTC text with microseconds.
+        ("2026-03-01 09:30:00.250000", datetime(2026, 3, 1, 9, 30, 0, 250000, tzinfo=timezone.utc)),
+        # Written by hand or by an older tool: no fraction, a bare date, an offset of its own.
+        ("2026-03-01 09:30:00", datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)),
+        ("2026-03-01", datetime(2026, 3, 1, tzinfo=timezone.utc)),
+        ("2026-03-01 11:30:00+02:00", datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)),
+    ],
+)
+def test_sqlite_times_read_back_aware_in_utc_whatever_text_holds_them(engine, stored, read):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite keeps times as text; PostgreSQL as timestamptz")
+    with db.write_session(engine) as session:
+        customer, conversation, _ = _seed(session)
+        session.commit()
+        conversation_id = conversation.id
+    with db.write_session(engine) as session:
+        session.connection().exec_driver_sql(
+            "UPDATE conversation SET snoozed_until = ? WHERE id = ?", (stored, conversation_id)
+        )
+        session.commit()
+    with db.read_session(engine) as session:
+        found = session.get(Conversation, conversation_id)
+        assert found.snoozed_until == read and found.snoozed_until.tzinfo is timezone.utc
+        assert found.created_at == T  # what the store wrote itself
+        column = session.exec(select(Conversation.snoozed_until).where(Conversation.id == conversation_id)).one()
+        assert column == read and column.tzinfo is timezone.utc
 
 
 def test_the_database_runs_in_wal_with_foreign_keys(settings):

@@ -90,7 +90,7 @@ def opening(
 ) -> Opening:
     facts = ClockFacts(status="new", priority=priority, created_at=created_at, waiting_since=waiting_since)
     recorded, clocks = advance({}, facts, policy=policy, now=now)
-    states = clock_states(clocks, policy=policy, priority=priority, now=now)
+    states = clock_states(clocks, policy=policy, priority=priority, now=now, usage=False)
     return Opening(
         policy.name,
         priority,

@@ -292,11 +292,17 @@ def advance(
     return recorded, clocks
 
 
-def clock_states(clocks: Mapping[str, Clock], *, policy: Policy, priority: str, now: datetime) -> list[TargetState]:
+def clock_states(
+    clocks: Mapping[str, Clock], *, policy: Policy, priority: str, now: datetime, usage: bool = True
+) -> list[TargetState]:
     """The state of every clock the policy sets, in TARGETS order.
 
     A reply clock paused because the conversation is solved or closed is left out (nothing is
     expected of anyone until it reopens); a fulfilled clock shows whether its last cycle was met.
+
+    `usage=False` leaves a running clock's `used` unset (None), for callers that only store a
+    conversation's SLA fields (`stored_fields` reads due, state and warning_at): it is the business
+    time since the clock's segment began, which for months-old mail sums months of the calendar.
     """
     now = _as_utc(now, "now")
     lengths = policy.targets_for(priority)
@@ -358,7 +364,7 @@ def clock_states(clocks: Mapping[str, Clock], *, policy: Policy, priority: str, 
                     remaining=remaining,
                     warning_at=warning_at,
                     length=length,
-                    used=clock.used_at(calendar, now),
+                    used=clock.used_at(calendar, now) if usage else None,
                 )
             )
     return states
