@@ -267,7 +267,8 @@ def first_window_sqlite(path, *, view: str, agent: str, now: datetime, limit: in
 
 def _rows(found: list[list] | None) -> list[dict]:
     return [
-        {name: (_aware(value) if name in ROW_TIMES else value) for name, value in zip(ROW_COLUMNS, row[1:])}
+        # Naive UTC text from SQLite, text with the session's offset from PostgreSQL: both read aware.
+        {name: (sqlite_time(value) if name in ROW_TIMES else value) for name, value in zip(ROW_COLUMNS, row[1:])}
         for row in sorted(found or ())
     ]
 
@@ -360,12 +361,3 @@ def first_window_postgresql(
     if found_revision != revision:
         return None
     return _rows(rows)
-
-
-def _aware(value: str | None) -> datetime | None:
-    """A stored time as JSON gives it: naive UTC text from SQLite, text with the session's offset
-    from PostgreSQL."""
-    if value is None:
-        return None
-    found = datetime.fromisoformat(value)
-    return found.replace(tzinfo=timezone.utc) if found.tzinfo is None else found.astimezone(timezone.utc)
