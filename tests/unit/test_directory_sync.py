@@ -190,6 +190,7 @@ def test_a_writer_whose_callback_fails_does_not_cost_the_others_their_answer(tmp
     syncer.request(lambda error: told.set())
     assert told.wait(5)
     syncer.sync()
+    assert "RuntimeError: a broken callback" in capsys.readouterr().err  # reported, not swallowed
 
 
 def test_writers_of_one_directory_share_its_fsync_and_other_directories_have_their_own(tmp_path, monkeypatch):
