@@ -15,8 +15,10 @@ Rules (DESIGN, config contract):
   is read, and counted while a chunked body streams; 411 without a Content-Length or chunking;
 - 2xx only after the file was fsynced, renamed into new/ and new/ fsynced: a 200 means the
   payload survives a crash or a power cut. A write failure answers 503, and the provider retries.
-  Posts committing at the same time share the fsync of new/ (`spool.DirectorySync`: each waits
-  for one that started after its rename), so under load new/ is synced once for many files.
+  Posts committing at the same time share the fsync of new/ (`spool.DirectorySync`: one that
+  started after each rename), so under load new/ is synced once for many files; the directory's
+  committer thread sends each 200 right after that fsync (`answers.DeferredAnswer`), while the
+  handler thread already reads its connection's next request.
 
 It faces the internet (through a proxy), so what a client sends is bounded in time, memory and
 threads:
@@ -35,7 +37,8 @@ threads:
 
 The standard library's ThreadingHTTPServer is enough here: each request is a few system calls
 and an fsync, and the listen backlog is raised so a burst of posts queues instead of failing.
-Each answer is written to the socket in one piece (see `answers`).
+Each answer is written to the socket in one piece (see `answers`); a request's head is read
+whole and parsed in one pass (`request_head`), not by the email package.
 """
 
 from __future__ import annotations
