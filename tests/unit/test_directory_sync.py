@@ -276,3 +276,22 @@ def test_a_writer_interrupted_while_waiting_leaves_no_other_writer_waiting(tmp_p
     first.join(5)
     joining.join(5)
     assert later == ["synced"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_syncs_with_a_committer_of_its_own(tmp_path):
+    """The parent's committer thread does not exist in a child made by fork: a child that writes
+    into the same directory must not wait for it."""
+    spooling.sync_directory(tmp_path)  # the parent's committer for tmp_path is running
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its sync returns
+        code = 1
+        try:
+            timer = threading.Timer(10, lambda: os._exit(2))
+            timer.start()
+            spooling.sync_directory(tmp_path)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -176,6 +176,16 @@ _DIRECTORY_SYNCS: dict[str, DirectorySync] = {}
 _DIRECTORY_SYNCS_LOCK = threading.Lock()
 
 
+def _forget_committers() -> None:
+    """In a forked child: its parent's committer threads are not there, and their locks may be
+    held by threads that are not there either; the child starts its own on first use."""
+    global _DIRECTORY_SYNCS, _DIRECTORY_SYNCS_LOCK
+    _DIRECTORY_SYNCS, _DIRECTORY_SYNCS_LOCK = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_committers)
+
+
 def directory_sync(path: str | Path) -> DirectorySync:
     """The one DirectorySync of `path` in this process."""
     key = os.fspath(path)
