@@ -77,9 +77,9 @@ def test_a_failed_fetch_reaches_the_caller():
 
 def test_one_batch_is_fetched_without_a_thread():
     connection = FakeConnection()
-    before = threading.active_count()
+    before = set(threading.enumerate())  # other tests' idle threads may end meanwhile: none may start
     assert [len(fetched) for _, fetched in sync._fetched_batches(connection, _listing(3))] == [3]
-    assert threading.active_count() == before
+    assert set(threading.enumerate()) <= before
 
 
 def test_the_bulk_connection_runs_one_command_at_a_time():

@@ -15,8 +15,10 @@ Rules (DESIGN, config contract):
   is read, and counted while a chunked body streams; 411 without a Content-Length or chunking;
 - 2xx only after the file was fsynced, renamed into new/ and new/ fsynced: a 200 means the
   payload survives a crash or a power cut. A write failure answers 503, and the provider retries.
-  Posts committing at the same time share the fsync of new/ (`spool.DirectorySync`: each waits
-  for one that started after its rename), so under load new/ is synced once for many files.
+  Posts committing at the same time share the fsync of new/ (`spool.DirectorySync`: one that
+  started after each rename), so under load new/ is synced once for many files; the directory's
+  committer thread sends each 200 right after that fsync (`answers.DeferredAnswer`), while the
+  handler thread already reads its connection's next request.
 
 It faces the internet (through a proxy), so what a client sends is bounded in time, memory and
 threads:
@@ -35,7 +37,8 @@ threads:
 
 The standard library's ThreadingHTTPServer is enough here: each request is a few system calls
 and an fsync, and the listen backlog is raised so a burst of posts queues instead of failing.
-Each answer is written to the socket in one piece (see `_Answer`).
+Each answer is written to the socket in one piece (see `answers`); a request's head is read
+whole and parsed in one pass (`request_head`), not by the email package.
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
+from agentdesk.channels.webhook import request_head
 from agentdesk.channels.webhook import spool as spooling
+from agentdesk.channels.webhook.answers import Answer, DeferredAnswer, kernel_timeout
 from agentdesk.channels.webhook.signatures import agentdesk_signature as agentdesk_signature
 from agentdesk.channels.webhook.signatures import same, verify_twilio
 from agentdesk.channels.webhook.signatures import twilio_signature as twilio_signature
@@ -308,33 +313,6 @@ class _Refuse(Exception):
         self.status = status
 
 
-class _Answer:
-    """The handler's output, held until `flush` sends it in one `sendall` (handle_one_request
-    flushes once the request is done). Written straight to the socket, status and headers went
-    out first and the body waited, under Nagle, for the client's delayed ACK of them: ~40 ms a
-    request on a kept-alive connection. One sendall also keeps the socket timeout a bound on the
-    whole answer, however slowly a client reads."""
-
-    def __init__(self, connection: socket.socket):
-        self.connection = connection
-        self.parts: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        if self.parts:
-            data = b"".join(self.parts)
-            self.parts.clear()
-            self.connection.sendall(data)
-
-    def close(self) -> None:
-        self.parts.clear()
-        self.closed = True
-
-
 def _head_end(received: bytes) -> int:
     """The length of the request line and headers up to their blank line, when all of them are in
     `received` and start it (0 otherwise): where reading line by line would stop."""
@@ -353,13 +331,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.wfile = _Answer(self.connection)  # type: ignore[assignment]  # what the handler writes to
+        self.wfile = self.answer = Answer(self.connection)  # type: ignore[assignment]  # what the handler writes to
         limits = self.server.limits
         # A backstop only: the watchdog enforces the real deadlines; this also bounds a send to a
-        # client that stopped reading.
-        self.connection.settimeout(limits.header_timeout + limits.body_timeout)
+        # client that stopped reading. Kept in the kernel (SO_RCVTIMEO, SO_SNDTIMEO): a Python
+        # socket timeout would put a poll() before every recv and send.
+        kernel_timeout(self.connection, limits.header_timeout + limits.body_timeout)
         self.deadline = self.server.connections[self.connection]
         self._expect_continue = False
+
+    def finish(self) -> None:
+        try:
+            self.answer.settle()  # a deferred answer goes out before the connection closes
+        except OSError:
+            pass
+        super().finish()
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the stdlib's name)
         if self.server.log is not None:
@@ -396,14 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
                     self._try_error(408, str(gone))
             return
-        first, _, rest = head.partition(b"\n")
-        self.raw_requestline = first + b"\n"
-        socket_file, self.rfile = self.rfile, io.BytesIO(rest)
-        try:
-            parsed = self.parse_request()
-        finally:
-            self.rfile = socket_file
-        if not parsed:
+        if not self._parse_head(head):
             self.close_connection = True
             return
         method = getattr(self, "do_" + self.command, None)
@@ -413,6 +392,26 @@ class _Handler(BaseHTTPRequestHandler):
             return
         method()
         self.wfile.flush()
+
+    def _parse_head(self, head: bytes) -> bool:
+        """What the standard library's parse_request does, on a head read whole (request_head):
+        sets command, path, request_version, headers and close_connection; False after answering
+        why the head is refused."""
+        self.command, self.request_version, self.close_connection = "", "HTTP/1.1", True
+        self.requestline, fields = request_head.split_head(head)
+        try:
+            line = request_head.parse_request_line(self.requestline)
+            self.command, self.path, self.request_version = line.command, line.path, line.version
+            self.headers = request_head.parse_fields(fields)  # type: ignore[assignment]  # the part of Message used here
+        except request_head.HeadError as error:
+            self._error(error.status, str(error), close=True)
+            return False
+        connection = (self.headers.get("Connection") or "").lower()
+        self.close_connection = connection == "close" or not (line.keep_alive or connection == "keep-alive")
+        expect = self.headers.get("Expect") or ""
+        if expect.lower() == "100-continue" and self.request_version >= "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
 
     def _read_head(self) -> bytes:
         """The request line and headers, up to the blank line; raises _ClientGone (with an empty
@@ -469,15 +468,20 @@ class _Handler(BaseHTTPRequestHandler):
         close: bool = False,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
+        # send_response, send_header and end_headers in one piece of text: the same head, in a
+        # fraction of their time (each header was formatted, encoded and buffered on its own).
+        self.log_request(status)
         if close:
-            self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
+        if self.request_version != "HTTP/0.9":
+            head = (
+                f"{self.protocol_version} {status} {self.responses[status][0]}\r\n"
+                f"Server: {self.version_string()}\r\nDate: {self.date_time_string()}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            )
+            for name, value in (headers or {}).items():
+                head += f"{name}: {value}\r\n"
+            self.wfile.write((head + ("Connection: close\r\n\r\n" if close else "\r\n")).encode("latin-1"))
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
@@ -609,14 +613,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(401, "missing or invalid signature")
                 return
             try:
-                stored = writer.commit()
-            except OSError as error:  # commit removed the temporary file
+                stored = writer.publish()
+            except OSError as error:  # publish removed the temporary file
                 self._error(503, f"cannot store the payload: {error.strerror or error}", headers={"Retry-After": "30"})
                 return
         if endpoint.spool.adapter == "twilio_sms" and verifier.agentdesk is None:
             self._answer(200, _TWIML_EMPTY, "text/xml")
         else:
             self._answer(200, json.dumps({"stored": stored}).encode("utf-8"))
+        # The 200 goes out once new/ was fsynced after the rename, sent by the thread that ran
+        # that fsync; this thread reads the connection's next request meanwhile.
+        requestline, client = self.requestline, self.client_address[0]
+        deferred = DeferredAnswer(
+            self.connection, self.answer.take(), lambda line: self.server.write_log(f"{client} {requestline}: {line}")
+        )
+        self.answer.deferred = deferred
+        writer.when_durable(deferred.durable)
 
     def _framing(self, endpoint: Endpoint) -> int | None:
         """The body's length (-1: chunked), or None after answering why the request is refused."""

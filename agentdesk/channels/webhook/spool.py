@@ -26,7 +26,8 @@ import socket
 import stat
 import threading
 import time
-import weakref
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +44,15 @@ SIDECAR_MAX_BYTES = 64 * 1024  # a reason is one line; a bigger sidecar was not 
 
 _HOST = socket.gethostname().replace("/", "_").replace(":", "_").replace(".", "_") or "localhost"
 _COUNTER = itertools.count()
+_PID = os.getpid()  # os.getpid() is a system call each time; a fork gives the child its own below
+
+
+def _forked() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 # Opening never follows a link, never blocks on a FIFO and never makes a terminal ours.
 _OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _OPEN_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -64,7 +74,7 @@ def unique_name(extension: str) -> str:
     """A Maildir-style name unique across time, processes, threads and hosts."""
     # R: random bits for a name never seen before even if a pid is reused within a nanosecond;
     # uniqueness, not secrecy, so no system call for them.
-    return f"{time.time_ns()}.P{os.getpid()}Q{next(_COUNTER)}R{random.getrandbits(32):08x}.{_HOST}{extension}"
+    return f"{time.time_ns()}.P{_PID}Q{next(_COUNTER)}R{random.getrandbits(32):08x}.{_HOST}{extension}"
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -75,108 +85,121 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-class _Batch:
-    """Writers waiting for one fsync of a directory: every entry they made is in it already."""
-
-    __slots__ = ("done", "error", "waiters")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.error: OSError | None = None
-        self.waiters: list[threading.Lock] = []  # each held until this batch is done (or it leads it)
+Durable = Callable[[OSError | None], None]  # told once: None when durable, else the error
 
 
 class DirectorySync:
-    """fsync of one directory shared by the writers that need it at the same time (group commit).
+    """fsync of one directory shared by the writers that need it at the same time (group commit),
+    run by a committer thread of its own.
 
-    A writer calls `sync` after its rename into the directory and returns once an fsync of the
-    directory that *started after* its call has completed, so its entry is durable. While one
-    fsync runs, the writers that arrive gather into the next batch; when it ends, one of them
-    runs a single fsync for all of them. Under load the directory is synced once for many files
-    instead of once per file, and a lone writer waits for no one. An error of a batch's fsync is
-    raised in every writer of that batch.
+    A writer calls `request(done)` after its rename into the directory and goes on at once; the
+    committer calls `done(None)` once an fsync of the directory that *started after* the request
+    has completed, so the writer's entry is durable (`done(error)` when that fsync failed: the
+    error of a batch's fsync goes to every writer of that batch, and the next batch tries again).
+    While one fsync runs, the requests that arrive gather into the next batch, so under load the
+    directory is synced once for many files. `sync()` is the same, waited for.
 
-    Each waiting writer blocks on a lock of its own, released once: a wake-up per writer, and no
-    crowd of woken threads contending for a shared lock as with a Condition.
+    Why a thread and callbacks: a writer that waits for the fsync blocks, is woken, and competes
+    for the GIL again, for every file; a receiver that answers from `done` instead goes straight
+    back to reading its connection, and the committer wakes once per batch. The committer ends
+    after `IDLE_SECONDS` without a request; the next request starts another.
     """
+
+    IDLE_SECONDS = 10.0
 
     def __init__(self, path: str | Path):
         self.path = path
         self._lock = threading.Lock()
-        self._syncing = False
-        self._gathering: _Batch | None = None
+        self._requests: list[Durable] = []
+        self._running = False  # a committer thread exists
+        self._sleeping = False  # ... and waits for `_bell`, which a request releases once
+        self._bell = threading.Lock()
+        self._bell.acquire()
+
+    def request(self, done: Durable) -> None:
+        with self._lock:
+            self._requests.append(done)
+            start, ring = not self._running, self._sleeping
+            self._running, self._sleeping = True, False
+        if start:
+            threading.Thread(target=self._commit, name=f"fsync {os.fspath(self.path)}", daemon=True).start()
+        elif ring:
+            self._bell.release()
 
     def sync(self) -> None:
-        with self._lock:
-            if not self._syncing:
-                self._syncing = True
-                batch, waiter = _Batch(), None
-            else:
-                if self._gathering is None:
-                    self._gathering = _Batch()
-                batch = self._gathering
-                waiter = threading.Lock()
-                waiter.acquire()
-                batch.waiters.append(waiter)
-        if waiter is not None:
-            try:
-                waiter.acquire()  # released when the batch is done, or when this writer is to run its fsync
-            except BaseException:  # interrupted (a signal in the main thread): leave no one waiting on us
-                self._leave(batch, waiter)
-                raise
-        if not batch.done:
-            self._run(batch)
-        if batch.error is not None:  # each writer its own exception: one instance raised in many threads
-            raise OSError(batch.error.errno, batch.error.strerror or str(batch.error), os.fspath(self.path))
+        """Return once an fsync of the directory that started after this call completed; raise
+        its error if it failed."""
+        finished = threading.Lock()
+        finished.acquire()
+        outcome: list[OSError | None] = []
 
-    def _run(self, batch: _Batch) -> None:
-        """Run the batch's fsync, release its writers, and hand the next batch to one of its own."""
-        try:
-            fsync_dir(self.path)
-        except OSError as error:
-            batch.error = error
-        except BaseException:
-            batch.error = OSError(errno.EIO, "the directory's fsync was interrupted")
-            raise
-        finally:
+        def done(error: OSError | None) -> None:
+            outcome.append(error)
+            finished.release()
+
+        self.request(done)
+        finished.acquire()  # a signal may interrupt this wait: the fsync still runs, for the others
+        if outcome[0] is not None:  # each writer its own exception: one instance raised in many threads
+            error = outcome[0]
+            raise OSError(error.errno, error.strerror or str(error), os.fspath(self.path))
+
+    def _commit(self) -> None:
+        while True:
             with self._lock:
-                following, self._gathering = self._gathering, None
-                self._syncing = following is not None
-                leader = following.waiters.pop(0) if following is not None else None
-                batch.done = True
-                waiters = list(batch.waiters)
-            for waiter in waiters:
-                waiter.release()
-            if leader is not None:
-                leader.release()  # that writer runs the next fsync
+                batch, self._requests = self._requests, []
+                if not batch:
+                    self._sleeping = True
+            if not batch:
+                if self._bell.acquire(timeout=self.IDLE_SECONDS):
+                    continue
+                with self._lock:
+                    if self._sleeping:  # nobody rang: end; the next request starts a committer
+                        self._running = self._sleeping = False
+                        return
+                self._bell.acquire()  # rung after the timeout: take that ring, it is ours
+                continue
+            error: OSError | None = None
+            try:
+                fsync_dir(self.path)
+            except OSError as failed:
+                error = failed
+            except BaseException as failed:  # noqa: BLE001 (never told "durable" when the fsync did not finish)
+                error = OSError(errno.EIO, f"the directory's fsync did not finish: {failed!r}")
+            for done in batch:
+                try:
+                    done(error)
+                except BaseException:  # noqa: BLE001 (one writer's failure must not stop the others' answers)
+                    traceback.print_exc()
 
-    def _leave(self, batch: _Batch, waiter: threading.Lock) -> None:
-        """A waiting writer stops waiting: out of its batch, or, if it was handed the batch's
-        fsync, running it first (its batch's other writers wait for it)."""
-        with self._lock:
-            if waiter in batch.waiters:
-                batch.waiters.remove(waiter)
-                if not batch.waiters and self._gathering is batch:
-                    self._gathering = None  # nobody left to hand it to
-                return
-            handed = not batch.done
-        if handed:
-            self._run(batch)
 
-
-_DIRECTORY_SYNCS: weakref.WeakValueDictionary[str, DirectorySync] = weakref.WeakValueDictionary()
+_DIRECTORY_SYNCS: dict[str, DirectorySync] = {}
 _DIRECTORY_SYNCS_LOCK = threading.Lock()
+
+
+def _forget_committers() -> None:
+    """In a forked child: its parent's committer threads are not there, and their locks may be
+    held by threads that are not there either; the child starts its own on first use."""
+    global _DIRECTORY_SYNCS, _DIRECTORY_SYNCS_LOCK
+    _DIRECTORY_SYNCS, _DIRECTORY_SYNCS_LOCK = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_committers)
+
+
+def directory_sync(path: str | Path) -> DirectorySync:
+    """The one DirectorySync of `path` in this process."""
+    key = os.fspath(path)
+    with _DIRECTORY_SYNCS_LOCK:
+        syncer = _DIRECTORY_SYNCS.get(key)
+        if syncer is None:
+            syncer = _DIRECTORY_SYNCS[key] = DirectorySync(path)
+    return syncer
 
 
 def sync_directory(path: str | Path) -> None:
     """fsync `path`, shared with the other threads of this process syncing it at the same time
     (see DirectorySync); returns when every entry made in it before the call is durable."""
-    with _DIRECTORY_SYNCS_LOCK:
-        key = os.fspath(path)
-        syncer = _DIRECTORY_SYNCS.get(key)
-        if syncer is None:
-            syncer = _DIRECTORY_SYNCS[key] = DirectorySync(path)
-    syncer.sync()
+    directory_sync(path).sync()
 
 
 def spool_header(content_type: str) -> tuple[bytes, str]:
@@ -217,6 +240,7 @@ class SpoolWriter:
         # more than the system calls they name.
         self._directory = os.fspath(path)
         self._temporary = os.path.join(self._directory, "tmp", self.name)
+        self._folder = ""  # the directory it was renamed into
         self._fd: int | None = os.open(self._temporary, _OPEN_CREATE, 0o640)
 
     def write(self, data: bytes) -> None:
@@ -236,6 +260,24 @@ class SpoolWriter:
     def commit(self, target: Path | None = None) -> str:
         """fsync the file, rename it into new/ (or to `target`), fsync that directory: when this
         returns the file survives a power cut (with `durable`). Returns the file name."""
+        name = self.publish(target)
+        if self.durable:
+            sync_directory(self._folder)
+        return name
+
+    def when_durable(self, done: Durable) -> None:
+        """After `publish`: `done` is called once the file's name is durable too, from the
+        directory's committer thread (see DirectorySync), or at once when not `durable`; with the
+        error of the directory's fsync if it failed."""
+        assert self._folder, "published first"
+        if self.durable:
+            directory_sync(self._folder).request(done)
+        else:
+            done(None)
+
+    def publish(self, target: Path | None = None) -> str:
+        """fsync the file (with `durable`) and rename it into new/ (or to `target`): complete and
+        visible, its name not yet durable. Returns the file name."""
         destination = os.fspath(target) if target is not None else os.path.join(self._directory, "new", self.name)
         assert self._fd is not None, "committed twice"
         try:
@@ -251,9 +293,7 @@ class SpoolWriter:
         except BaseException:
             self._unlink()
             raise
-        folder, name = os.path.split(destination)
-        if self.durable:
-            sync_directory(folder)
+        self._folder, name = os.path.split(destination)
         return name
 
     def discard(self) -> None:

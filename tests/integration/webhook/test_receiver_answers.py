@@ -10,6 +10,8 @@ import json
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -154,3 +156,150 @@ def test_pipelined_posts_with_bare_line_feeds_and_stray_blank_lines_each_get_the
             assert status.startswith(b"HTTP/1.1 200 "), (status, body)
             stored.append(json.loads(body)["stored"])
     assert [(chat / "new" / name).read_bytes() for name in stored] == expected
+
+
+def raw_post(body: bytes, headers: dict[str, str]) -> bytes:
+    request = f"POST /hooks/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+    return (request + "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n").encode() + body
+
+
+def test_pipelined_posts_get_their_answers_in_order_each_after_the_fsync_of_new_that_covers_it(served, monkeypatch):
+    """The committer of new/ sends each 200 after its fsync while the handler already reads the
+    next request: answers must still leave in the order of the requests."""
+    from agentdesk.channels.webhook import spool as spooling
+
+    server, chat = served
+    syncs: list[tuple[float, float]] = []
+
+    def slow_fsync_dir(path) -> None:
+        started = time.monotonic()
+        time.sleep(0.15)
+        syncs.append((started, time.monotonic()))
+
+    monkeypatch.setattr(spooling, "fsync_dir", slow_fsync_dir)
+    posts = [signed_post(200 + i) for i in range(4)]
+    forged = (b'{"id": "forged"}', {**posts[0][1], "X-Agentdesk-Signature": "sha256=" + "0" * 64})
+    # The forged post's 401 is decided at once, while the 200 before it waits for its fsync.
+    sequence = [posts[0], forged, *posts[1:]]
+    with socket.create_connection(server.server_address[:2], timeout=10) as client:
+        sent = time.monotonic()
+        client.sendall(b"".join(raw_post(body, headers) for body, headers in sequence))
+        answers = client.makefile("rb")
+        statuses, stored = [], []
+        for _ in sequence:
+            status = answers.readline()
+            fields = dict(line.decode().split(":", 1) for line in iter(answers.readline, b"\r\n"))
+            statuses.append(int(status.split()[1]))
+            answer = json.loads(answers.read(int(fields["Content-Length"])))
+            if statuses[-1] == 200:
+                stored.append(answer["stored"])
+                received = time.monotonic()
+                assert any(sent <= started and ended <= received for started, ended in syncs)
+    assert statuses == [200, 401, 200, 200, 200]
+    assert [(chat / "new" / name).read_bytes() for name in stored] == [body for body, _ in posts]
+    assert sorted(stored) == stored  # names carry the time: the answers came in the requests' order
+
+
+def test_when_new_cannot_be_synced_the_sender_gets_503_with_retry_after_and_the_connection_goes_on(
+    tmp_path, monkeypatch
+):
+    from agentdesk.channels.webhook import spool as spooling
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[spool]]\nname = "chat"\npath = "{tmp_path / "chat"}"\nadapter = "generic"\nkind = "chat"\n'
+        f'secret_command = "echo {SECRET}"\n',
+        encoding="utf-8",
+    )
+    lines: list[str] = []
+    server = receiver.make_server(
+        receiver.endpoints_from_settings(config.load(path)), host="127.0.0.1", port=0, log=lines.append
+    )
+    receiver.start_in_thread(server)
+    real_fsync_dir = spooling.fsync_dir
+    calls: list[str] = []
+
+    def first_fails(path) -> None:
+        calls.append(os.fspath(path))
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(spooling, "fsync_dir", first_fails)
+    try:
+        connection = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
+        body, headers = signed_post(300)
+        connection.request("POST", "/hooks/chat", body=body, headers=headers)
+        response = connection.getresponse()
+        assert response.status == 503 and response.getheader("Retry-After") == "30"
+        assert json.loads(response.read()) == {"error": "cannot store the payload: Input/output error"}
+        body, headers = signed_post(301)  # the same connection: the next post is stored and acknowledged
+        connection.request("POST", "/hooks/chat", body=body, headers=headers)
+        response = connection.getresponse()
+        assert response.status == 200
+        assert (tmp_path / "chat" / "new" / json.loads(response.read())["stored"]).read_bytes() == body
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert any("answered 503 instead of 200: new/ could not be synced: Input/output error" in line for line in lines)
+
+
+KILLED_RECEIVER = """
+import sys, time
+from pathlib import Path
+from agentdesk import config
+from agentdesk.channels.webhook import receiver, spool
+
+def never_returns(path):
+    print("syncing", flush=True)
+    time.sleep(3600)
+
+spool.fsync_dir = never_returns  # the power goes before new/ is synced
+server = receiver.make_server(receiver.endpoints_from_settings(config.load(Path(sys.argv[1]))), host="127.0.0.1", port=0)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def test_a_receiver_killed_before_new_is_synced_acknowledged_nothing_and_left_only_whole_files(tmp_path):
+    """Each payload is fsynced before its rename into new/, and its 200 waits for the fsync of
+    new/: killed in between, the receiver has answered nothing, and what new/ holds is whole."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[spool]]\nname = "chat"\npath = "{tmp_path / "chat"}"\nadapter = "generic"\nkind = "chat"\n'
+        f'secret_command = "echo {SECRET}"\n',
+        encoding="utf-8",
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RECEIVER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        port = int(child.stdout.readline())
+        posts = [signed_post(400 + i) for i in range(6)]
+        clients = []
+        for body, headers in posts:
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            client.sendall(raw_post(body, headers))
+            clients.append(client)
+        assert child.stdout.readline().strip() == "syncing"
+        new = tmp_path / "chat" / "new"
+        deadline = time.monotonic() + 10
+        while len(os.listdir(new)) < len(posts) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for client in clients:  # in new/, and still no answer: new/ was not synced
+            client.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                client.recv(100)
+    finally:
+        child.kill()
+        child.wait(10)
+    for client in clients:
+        client.settimeout(5)
+        assert client.recv(100) == b""  # the connection ended without a 200
+        client.close()
+    assert sorted(path.read_bytes() for path in new.iterdir()) == sorted(body for body, _ in posts)
+    assert os.listdir(tmp_path / "chat" / "tmp") == []
