@@ -155,6 +155,19 @@ def test_the_tui_start_loads_no_mail_or_ingest():
 # The database layer a front end opens to read and write; the TUI's first frame is drawn without it.
 ORM = ("sqlalchemy", "sqlmodel", "pydantic", "agentdesk.store.models", "agentdesk.store.queries")
 
+
+def _headless(probe: str) -> subprocess.CompletedProcess:
+    """Run `probe` in a fresh interpreter with Textual's headless driver (no terminal needed)."""
+    import os
+
+    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 # Runs the program as `agentdesk --config C` does (headless, so no terminal is needed) and notes
 # what is loaded at the moment the first rows reach the queue: all that is left of the first frame
 # is drawing them. Then it quits.
@@ -182,14 +195,8 @@ print(" ".join(seen["loaded"]))
 
 
 def test_the_tui_draws_its_first_rows_before_loading_the_database_layer(small_demo):
-    import os
-
     probe = _FIRST_FRAME_PROBE.replace("CONFIG", repr(str(small_demo)))
-    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    result = _headless(probe)
     rows, loaded = result.stdout.strip().split("\n")[-2:]
     assert int(rows) > 0  # the probe saw the demo's rows
     modules = set(loaded.split())
@@ -199,17 +206,12 @@ def test_the_tui_draws_its_first_rows_before_loading_the_database_layer(small_de
 
 def test_the_tui_opens_a_database_to_upgrade_before_its_first_frame(tmp_path):
     """A database not at the current schema is created (or upgraded) before anything reads it."""
-    import os
 
     config = tmp_path / "c.toml"
     database = tmp_path / "new.db"
     config.write_text(f'[database]\nurl = "sqlite:///{database}"\n')
     probe = _FIRST_FRAME_PROBE.replace("CONFIG", repr(str(config)))
-    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    result = _headless(probe)
     assert database.exists()
     assert "agentdesk.store.migrations" in result.stdout.split("\n")[-2].split()
 
@@ -262,14 +264,8 @@ def test_the_tui_imports_the_database_layer_in_one_thread_while_the_others_wait(
     database watcher, alerts, presence, the app's own sync). Had each imported SQLAlchemy itself,
     one of them could get a module still half-initialised (an ImportError, a crash at start some
     times in ten). The layer is imported by one thread, the others wait for it."""
-    import os
-
     probe = _LAYER_PROBE.replace("CONFIG", repr(str(small_demo)))
-    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    result = _headless(probe)
     threads, count = result.stdout.strip().split("\n")[-2:]
     assert int(count) > 0  # the probe saw the ORM being imported
     assert len(eval(threads)) == 1, threads
@@ -294,14 +290,8 @@ def small_demo_on_postgresql(small_demo, postgres_server, tmp_path_factory) -> P
 
 def test_the_tui_draws_its_first_rows_on_postgresql_before_loading_the_database_layer(small_demo_on_postgresql):
     """On PostgreSQL too: the first rows come through psycopg alone, the ORM loads after them."""
-    import os
-
     probe = _FIRST_FRAME_PROBE.replace("CONFIG", repr(str(small_demo_on_postgresql)))
-    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    result = _headless(probe)
     rows, loaded = result.stdout.strip().split("\n")[-2:]
     assert int(rows) > 0  # the probe saw the demo's rows
     modules = set(loaded.split())
@@ -310,19 +300,13 @@ def test_the_tui_draws_its_first_rows_on_postgresql_before_loading_the_database_
 
 
 def test_the_tui_creates_a_new_postgresql_database_before_its_first_frame(postgres_server, tmp_path):
-    import os
-
     import psycopg
 
     url = postgres_server.create_database("first_frame_new")
     config = tmp_path / "c.toml"
     config.write_text(f'[database]\nurl = "{url}"\n')
     probe = _FIRST_FRAME_PROBE.replace("CONFIG", repr(str(config)))
-    environment = {**os.environ, "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    result = _headless(probe)
     assert "agentdesk.store.migrations" in result.stdout.split("\n")[-2].split()
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT count(*) FROM schema_revision").fetchone()[0] > 0

@@ -87,9 +87,12 @@ def _someone_waits_for_a_lock(engine) -> bool:
         )
 
 
-def _while_the_agent_holds_the_row(engine, agent_write: Callable, other_write: Callable) -> None:
+def _while_the_agent_holds_the_row(
+    engine, agent_write: Callable, other_write: Callable, meanwhile: Callable[[], None] = lambda: None
+) -> None:
     """Run `agent_write(session)` and leave it uncommitted; start `other_write()` in a thread;
-    once PostgreSQL shows that thread's transaction waiting for a lock, commit the agent's."""
+    once PostgreSQL shows that thread's transaction waiting for a lock, call `meanwhile()` and
+    commit the agent's."""
     with db.write_session(engine) as agent_session:
         agent_write(agent_session)
         agent_session.flush()
@@ -108,6 +111,7 @@ def _while_the_agent_holds_the_row(engine, agent_write: Callable, other_write: C
             assert other.is_alive(), f"the second writer finished without waiting for the row: {failures}"
             assert time.monotonic() < deadline, "the second writer never waited for the agent's row"
             time.sleep(0.01)
+        meanwhile()
         agent_session.commit()
     other.join(timeout=20)
     assert not other.is_alive()
@@ -300,21 +304,17 @@ def test_a_bulk_action_holds_no_row_while_it_waits_for_a_lower_one(engine, actio
         "spam": lambda: spam.mark_spam(desk, [high, low]),
         "merge": lambda: conversations.merge(desk, [low], f"AD-{high}"),  # the kept one is locked first
     }[action]
-    with db.write_session(engine) as other_agent:
-        queue.load_for_update(other_agent, f"AD-{low}")  # another agent's change holds the lower row
-        failures: list[BaseException] = []
-        waiting = threading.Thread(target=lambda: failures.extend(_failure_of(run)))
-        waiting.start()
-        deadline = time.monotonic() + 20
-        while not _someone_waits_for_a_lock(engine):
-            assert waiting.is_alive(), f"the bulk action did not wait for the held row: {failures}"
-            assert time.monotonic() < deadline, "the bulk action never waited for the held row"
-            time.sleep(0.01)
-        # Waiting for the lower row, it holds the higher one free for others.
+
+    def the_higher_row_is_free() -> None:
+        # Waiting for the lower row, the bulk action holds the higher one free for others.
         assert _row_is_free(engine, high)
-        other_agent.commit()
-    waiting.join(timeout=20)
-    assert not waiting.is_alive() and not failures
+
+    _while_the_agent_holds_the_row(
+        engine,
+        lambda session: queue.load_for_update(session, f"AD-{low}"),  # another agent's change holds the lower row
+        run,
+        the_higher_row_is_free,
+    )
     changed = [_conversation(engine, each) for each in (low, high)]
     if action == "change":
         assert [c.priority for c in changed] == ["high", "high"]
@@ -328,11 +328,3 @@ def test_a_bulk_action_holds_no_row_while_it_waits_for_a_lower_one(engine, actio
         with db.read_session(engine) as session:
             for each in (low, high):
                 assert "vip" in conversation_store.tag_names(session=session, conversation_id=each)
-
-
-def _failure_of(action: Callable) -> list[BaseException]:
-    try:
-        action()
-    except BaseException as error:  # handed to the test's thread
-        return [error]
-    return []
