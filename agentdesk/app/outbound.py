@@ -218,12 +218,14 @@ def forward(
     cc: Sequence[str] = (),
     bcc: Sequence[str] = (),
     files: Sequence[OutgoingFile] | None = None,
+    attach: Sequence[OutgoingFile] = (),
     status: str | None = None,
 ) -> Forwarded:
     """Forward the conversation's messages with the customer (or message `number`, as `show`
     numbers them) with their files, each once, by email from the conversation's mailbox (the first
     mailbox for a conversation of another channel). `files`, when given, are the files to send
-    instead (the composer's list, after the agent removed or added some); `status` is set as well.
+    instead (the composer's list, after the agent removed or added some); `attach`, files sent
+    besides them (`forward --attach`); `status` is set as well.
     Replies from the addressee thread back into the conversation."""
     from agentdesk.domain import drafts, outbound
     from agentdesk.domain import queue as queue_service
@@ -241,12 +243,12 @@ def forward(
         if not chosen:
             raise InvalidInput(f"{conversation_ref} has no message to forward")
         if files is None:
-            carried, added = found, []
-            total = sum(f.size for f in found)
+            carried, added = found, list(attach)
+            total = sum(f.size for f in found) + sum(len(f.data) for f in attach)
         else:
             # The agent's list: the conversation's files they kept come back as bytes (stored once
             # more under the same key); the ones the desk never had are still named in the text.
-            carried, added = [f for f in found if f.state != "stored"], list(files)
+            carried, added = [f for f in found if f.state != "stored"], [*files, *attach]
             total = sum(len(f.data) for f in added)
         if total > mailbox.attachments_max_bytes:
             raise InvalidInput(

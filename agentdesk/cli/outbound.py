@@ -17,7 +17,10 @@ def cmd_forward(args: argparse.Namespace) -> int:
 
     ctx = context(args)
     note = read_body(args.body_file) if args.body_file else ""
-    sent = outbound.forward(ctx.desk, args.ref, args.to, note=note, number=args.message, cc=args.cc, bcc=args.bcc)
+    attach = outbound.read_files(args.attach, limit=outbound.largest_accepted(ctx.desk))
+    sent = outbound.forward(
+        ctx.desk, args.ref, args.to, note=note, number=args.message, cc=args.cc, bcc=args.bcc, attach=attach
+    )
     if args.json:
         # The shape of `reply --json`: the checked recipients and the names of the files sent.
         print_json(

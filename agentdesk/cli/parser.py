@@ -211,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     forward.add_argument("--body-file", metavar="F", help="a note above the forwarded messages; - reads standard input")
     forward.add_argument("--message", type=int, metavar="N", help="only message N (as `show` numbers them)")
+    forward.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach a file besides the conversation's own (repeatable)",
+    )
     forward.add_argument("--json", action="store_true", help="print what was queued as JSON")
     forward.epilog = "example: agentdesk forward AD-1042 --to parts@supplier.example --body-file ask.txt"
 

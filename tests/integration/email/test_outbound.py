@@ -205,10 +205,14 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
     conversation_id = int(ref.removeprefix("AD-"))
     customer = desk.count("SELECT customer_id FROM conversation")
     (tmp_path / "ask.txt").write_text("Can you replace this hub?\n")
+    order = b"order 2291: hub, 32h\n"
+    (tmp_path / "order.txt").write_bytes(order)
     code, out, err = _run(
         config,
         "forward",
         ref,
+        "--attach",
+        str(tmp_path / "order.txt"),
         "--to",
         "parts@supplier.example",
         "--cc",
@@ -223,7 +227,8 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
     document = json.loads(out)
     assert document["to"] == ["parts@supplier.example"] and document["cc"] == ["workshop@velo.example"]
     # The shape of `reply --json`: the files it carries are named.
-    assert document["bcc"] == ["audit@example.com"] and len(document["attachments"]) == 1
+    assert document["bcc"] == ["audit@example.com"] and len(document["attachments"]) == 2
+    assert "order.txt" in document["attachments"]
     report = desk.sync_once()
     assert report.delivery.sent == 1, report.delivery.errors
     sent = _sent(smtp)
@@ -236,8 +241,11 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
     text = sent.get_body(("plain",)).get_content()
     assert text.startswith("Can you replace this hub?") and "---------- Forwarded message ----------" in text
     assert "greta@velo.example" in text and "Message 1." in text
-    (part,) = list(sent.iter_attachments())
-    assert hashlib.sha256(part.get_payload(decode=True)).hexdigest() == hashlib.sha256(photo).hexdigest()
+    # The conversation's file, and the one added with --attach, byte for byte.
+    sent_files = {part.get_filename(): part.get_payload(decode=True) for part in sent.iter_attachments()}
+    assert len(sent_files) == 2 and sent_files["order.txt"] == order
+    (photo_sent,) = [data for name, data in sent_files.items() if name != "order.txt"]
+    assert hashlib.sha256(photo_sent).hexdigest() == hashlib.sha256(photo).hexdigest()
     forward_id = sent["Message-ID"].strip("<>")
     assert desk.rows("SELECT kind, direction FROM message ORDER BY id")[-1] == ("forward", "outbound")
     assert desk.count("SELECT count(*) FROM event WHERE action = 'forward'") == 1
