@@ -370,6 +370,17 @@ ACTIONS += (
         help="Move to the known customers matching what To holds",
     ),
     Action(
+        "new.attach",
+        "attach",
+        "Attach",
+        "ctrl+o",
+        "new_conversation",
+        "New conversation",
+        footer=True,
+        priority=True,
+        help="Attach a file: its path, with completion; del on the files list removes one",
+    ),
+    Action(
         "new.close",
         "close",
         "Close",

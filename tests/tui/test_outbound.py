@@ -156,8 +156,10 @@ async def test_forward_key_sends_the_thread_to_a_third_party(make_app, demo_dir)
     assert not [line for line in rendered.splitlines() if "(1 lines)" in line]
 
 
-async def test_new_conversation_key_finds_the_customer_and_starts_it(make_app, demo_dir):
+async def test_new_conversation_key_finds_the_customer_and_starts_it(make_app, demo_dir, tmp_path):
     settings = _with_mailbox(demo_dir)
+    (tmp_path / "delay-notice.pdf").write_bytes(b"%PDF-1.4 new dates")
+    (tmp_path / "old-quote.pdf").write_bytes(b"%PDF-1.4 the old quote")
     with Session(engine_of(settings)) as session:
         identity = session.exec(select(Identity).where(Identity.kind == "email").order_by(Identity.id)).first()
         before = session.exec(select(Conversation.id).order_by(Conversation.id.desc())).first()
@@ -180,6 +182,19 @@ async def test_new_conversation_key_finds_the_customer_and_starts_it(make_app, d
         assert screen.query_one("#new-to").value == identity.address
         await pilot.press(*"Your order ships late")  # Subject has the focus now
         screen.query_one("#new-body").load_text("Sorry: a week later than promised.")
+        # Two files attached (one twice: refused), then one removed again.
+        for name in ("delay-notice.pdf", "old-quote.pdf", "old-quote.pdf"):
+            await pilot.press("ctrl+o")
+            await settle(pilot, app)
+            await pilot.press(*f"{tmp_path}/{name}", "enter")
+            await settle(pilot, app)
+        assert [f.name for f in screen.files] == ["delay-notice.pdf", "old-quote.pdf"]
+        assert any("old-quote.pdf is attached already" in str(n.message) for n in app._notifications)
+        files = screen.query_one("#new-files")
+        files.focus()
+        files.highlighted = 1
+        await pilot.press("delete")
+        assert [f.name for f in screen.files] == ["delay-notice.pdf"]
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         assert app.screen is app.main
@@ -198,6 +213,8 @@ async def test_new_conversation_key_finds_the_customer_and_starts_it(make_app, d
             .where(Message.conversation_id == conversation.id)
         ).one()
         assert outbox.to_addresses == identity.address
+        (sent_file,) = session.exec(select(Attachment).where(Attachment.message_id == outbox.message_id)).all()
+        assert (sent_file.filename, sent_file.size) == ("delay-notice.pdf", len(b"%PDF-1.4 new dates"))
 
 
 def _file_twice_and_one_more(settings, conversation_id: int) -> None:

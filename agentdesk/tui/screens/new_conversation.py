@@ -11,6 +11,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
@@ -27,7 +28,10 @@ from agentdesk.tui.workers import work
 
 
 class NewConversationScreen(Screen):
-    BINDINGS = actions.bindings("new_conversation")
+    BINDINGS = [
+        *actions.bindings("new_conversation"),
+        Binding("delete,backspace", "remove_file", "Remove file", show=False),
+    ]
     DEFAULT_CSS = """
     NewConversationScreen { layout: vertical; }
     NewConversationScreen #new-title { height: 1; padding: 0 1; background: $primary-background; }
@@ -38,6 +42,8 @@ class NewConversationScreen(Screen):
     NewConversationScreen #new-source { width: 30; }
     NewConversationScreen #contacts { height: auto; max-height: 7; display: none; margin: 0 1 0 10; }
     NewConversationScreen #contacts.-some { display: block; }
+    NewConversationScreen #new-files { height: auto; max-height: 5; display: none; margin: 0 1 0 10; }
+    NewConversationScreen #new-files.-some { display: block; }
     NewConversationScreen #new-body { height: 1fr; border: tall $primary 40%; }
     NewConversationScreen #new-body:focus { border: tall $accent; }
     """
@@ -48,6 +54,7 @@ class NewConversationScreen(Screen):
         self.desk = desk
         self.sources = outbound.sources(desk)
         self.contacts: list[outbound.Contact] = []
+        self.files: list[outbound.OutgoingFile] = []
         self._lookup_timer: Timer | None = None
         self._sending = False
 
@@ -74,6 +81,7 @@ class NewConversationScreen(Screen):
             with Horizontal(classes="new-row"):
                 yield Label("Subject")
                 yield Input(id="new-subject")
+            yield OptionList(id="new-files")
         yield TextArea("", id="new-body", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         yield KeyFooter(compact=True)
 
@@ -138,6 +146,49 @@ class NewConversationScreen(Screen):
             self.query_one(Select).value = contact.source  # the mailbox or spool that reaches them
         self.query_one("#new-subject", Input).focus()
 
+    # --- files ---------------------------------------------------------------------------------------
+
+    def action_attach(self) -> None:
+        from agentdesk.tui.screens.dialogs import AttachScreen
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self._read_file(path)
+
+        self.app.push_screen(AttachScreen(), chosen)
+
+    @work(thread=True, group="attach")
+    def _read_file(self, path: str) -> None:
+        try:
+            (found,) = outbound.read_files([path], limit=outbound.largest_accepted(self.desk))
+        except Exception as error:
+            self.app.call_from_thread(self.notify, shown_line(str(error)), severity="error", timeout=8)
+            return
+        self.app.call_from_thread(self._add_file, found)
+
+    def _add_file(self, found: outbound.OutgoingFile) -> None:
+        if any(f.name == found.name and f.data == found.data for f in self.files):
+            self.notify(f"{shown_line(found.name)} is attached already", severity="warning")
+            return
+        self.files.append(found)
+        self._show_files()
+
+    def action_remove_file(self) -> None:
+        listing = self.query_one("#new-files", OptionList)
+        if not listing.has_focus or listing.highlighted is None or not self.files:
+            return
+        removed = self.files.pop(listing.highlighted)
+        self._show_files()
+        self.notify(f"removed {shown_line(removed.name)}")
+        if not self.files:
+            self.query_one("#new-body", TextArea).focus()
+
+    def _show_files(self) -> None:
+        listing = self.query_one("#new-files", OptionList)
+        listing.clear_options()
+        listing.add_options([f"📎 {shown_line(f.name)} ({len(f.data)} B)" for f in self.files])
+        listing.set_class(bool(self.files), "-some")
+
     # --- sending -------------------------------------------------------------------------------------
 
     def action_send(self) -> None:
@@ -160,7 +211,7 @@ class NewConversationScreen(Screen):
     @work(thread=True, exclusive=True, group="send")
     def _start(self, to: str, subject: str, body: str, source: str | None) -> None:
         try:
-            sent = outbound.start(self.desk, to, subject=subject, body=body, channel=source)
+            sent = outbound.start(self.desk, to, subject=subject, body=body, channel=source, files=self.files)
         except Exception as error:
             self.app.call_from_thread(self._failed, str(error))
             return
