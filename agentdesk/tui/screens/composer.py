@@ -31,7 +31,6 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
@@ -44,6 +43,7 @@ from agentdesk.errors import AgentdeskError
 from agentdesk.sanitize import strip_control
 from agentdesk.tui import actions
 from agentdesk.tui.messages import ActionDone, ActionFailed
+from agentdesk.tui.screens.attaching import AttachingScreen
 from agentdesk.tui.screens.kb_picker import KbPickerScreen, article_options
 from agentdesk.tui.widgets import shown, shown_line
 from agentdesk.tui.widgets.envelope import Envelope
@@ -51,7 +51,7 @@ from agentdesk.tui.widgets.key_footer import KeyFooter
 from agentdesk.tui.workers import work
 
 
-class ComposerScreen(Screen):
+class ComposerScreen(AttachingScreen):
     CSS_PATH = "composer.tcss"
     BINDINGS = actions.bindings("composer")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
@@ -534,26 +534,10 @@ class ComposerScreen(Screen):
         self.query_one(Envelope).focus_to()
 
     def action_attach(self) -> None:
-        from agentdesk.tui.screens.dialogs import AttachScreen
-
         if self.kind == "note":
             self.notify("notes carry no files; ctrl+n makes this a reply", severity="warning")
             return
-
-        def chosen(path: str | None) -> None:
-            if path:
-                self._read_file(path)
-
-        self.app.push_screen(AttachScreen(), chosen)
-
-    @work(thread=True, group="attach")
-    def _read_file(self, path: str) -> None:
-        try:
-            (found,) = outbound.read_files([path], limit=outbound.largest_accepted(self.desk))
-        except Exception as error:
-            self.app.call_from_thread(self.notify, shown_line(str(error)), severity="error", timeout=8)
-            return
-        self.app.call_from_thread(self.query_one(Envelope).add_file, found)
+        super().action_attach()
 
     def action_save_template(self) -> None:
         from agentdesk.tui.screens.dialogs import PromptScreen

@@ -11,9 +11,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
@@ -22,16 +20,15 @@ from agentdesk.app import outbound
 from agentdesk.app.desk import Desk
 from agentdesk.tui import actions
 from agentdesk.tui.messages import ActionDone
+from agentdesk.tui.screens.attaching import AttachingScreen
 from agentdesk.tui.widgets import shown_line
+from agentdesk.tui.widgets.attached_files import AttachedFiles
 from agentdesk.tui.widgets.key_footer import KeyFooter
 from agentdesk.tui.workers import work
 
 
-class NewConversationScreen(Screen):
-    BINDINGS = [
-        *actions.bindings("new_conversation"),
-        Binding("delete,backspace", "remove_file", "Remove file", show=False),
-    ]
+class NewConversationScreen(AttachingScreen):
+    BINDINGS = actions.bindings("new_conversation")
     DEFAULT_CSS = """
     NewConversationScreen { layout: vertical; }
     NewConversationScreen #new-title { height: 1; padding: 0 1; background: $primary-background; }
@@ -42,8 +39,7 @@ class NewConversationScreen(Screen):
     NewConversationScreen #new-source { width: 30; }
     NewConversationScreen #contacts { height: auto; max-height: 7; display: none; margin: 0 1 0 10; }
     NewConversationScreen #contacts.-some { display: block; }
-    NewConversationScreen #new-files { height: auto; max-height: 5; display: none; margin: 0 1 0 10; }
-    NewConversationScreen #new-files.-some { display: block; }
+    NewConversationScreen #new-files { margin: 0 1 0 10; }
     NewConversationScreen #new-body { height: 1fr; border: tall $primary 40%; }
     NewConversationScreen #new-body:focus { border: tall $accent; }
     """
@@ -54,7 +50,6 @@ class NewConversationScreen(Screen):
         self.desk = desk
         self.sources = outbound.sources(desk)
         self.contacts: list[outbound.Contact] = []
-        self.files: list[outbound.OutgoingFile] = []
         self._lookup_timer: Timer | None = None
         self._sending = False
 
@@ -81,7 +76,7 @@ class NewConversationScreen(Screen):
             with Horizontal(classes="new-row"):
                 yield Label("Subject")
                 yield Input(id="new-subject")
-            yield OptionList(id="new-files")
+            yield AttachedFiles(id="new-files")
         yield TextArea("", id="new-body", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         yield KeyFooter(compact=True)
 
@@ -148,46 +143,9 @@ class NewConversationScreen(Screen):
 
     # --- files ---------------------------------------------------------------------------------------
 
-    def action_attach(self) -> None:
-        from agentdesk.tui.screens.dialogs import AttachScreen
-
-        def chosen(path: str | None) -> None:
-            if path:
-                self._read_file(path)
-
-        self.app.push_screen(AttachScreen(), chosen)
-
-    @work(thread=True, group="attach")
-    def _read_file(self, path: str) -> None:
-        try:
-            (found,) = outbound.read_files([path], limit=outbound.largest_accepted(self.desk))
-        except Exception as error:
-            self.app.call_from_thread(self.notify, shown_line(str(error)), severity="error", timeout=8)
-            return
-        self.app.call_from_thread(self._add_file, found)
-
-    def _add_file(self, found: outbound.OutgoingFile) -> None:
-        if any(f.name == found.name and f.data == found.data for f in self.files):
-            self.notify(f"{shown_line(found.name)} is attached already", severity="warning")
-            return
-        self.files.append(found)
-        self._show_files()
-
-    def action_remove_file(self) -> None:
-        listing = self.query_one("#new-files", OptionList)
-        if not listing.has_focus or listing.highlighted is None or not self.files:
-            return
-        removed = self.files.pop(listing.highlighted)
-        self._show_files()
-        self.notify(f"removed {shown_line(removed.name)}")
-        if not self.files:
-            self.query_one("#new-body", TextArea).focus()
-
-    def _show_files(self) -> None:
-        listing = self.query_one("#new-files", OptionList)
-        listing.clear_options()
-        listing.add_options([f"📎 {shown_line(f.name)} ({len(f.data)} B)" for f in self.files])
-        listing.set_class(bool(self.files), "-some")
+    @property
+    def files(self) -> list[outbound.OutgoingFile]:
+        return self.query_one(AttachedFiles).files
 
     # --- sending -------------------------------------------------------------------------------------
 

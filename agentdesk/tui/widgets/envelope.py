@@ -10,16 +10,13 @@ size; with the list focused, delete removes the highlighted one.
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Input, Label, OptionList
-from textual.widgets.option_list import Option
+from textual.widgets import Input, Label
 
 from agentdesk.app.outbound import OutgoingFile, Recipients, split
 from agentdesk.sanitize import escape_control
-from agentdesk.tui import format
-from agentdesk.tui.widgets import shown_line
+from agentdesk.tui.widgets.attached_files import AttachedFiles
 
 
 class Envelope(Vertical):
@@ -30,12 +27,9 @@ class Envelope(Vertical):
     Envelope Input { height: 1; border: none; padding: 0 1; width: 1fr; background: $boost; }
     Envelope Input:focus { background: $accent 20%; border: none; }
     Envelope Input > .input--selection { background: $accent 60%; }
-    Envelope #attachments { height: auto; max-height: 4; border: none; padding: 0; display: none; }
-    Envelope #attachments.-some { display: block; }
+    Envelope #attachments { border: none; padding: 0; }
     Envelope.-single #cc-row, Envelope.-single #bcc-row { display: none; }
     """
-
-    BINDINGS = [Binding("delete,backspace", "remove_file", "Remove file", show=False)]
 
     class Changed(Message):
         """The agent changed the recipients or the files."""
@@ -43,7 +37,6 @@ class Envelope(Vertical):
     def __init__(self, *, email: bool = True, id: str | None = None) -> None:
         super().__init__(id=id)
         self.email = email
-        self.files: list[OutgoingFile] = []
         self.loaded = False  # the recipients were filled in (or typed): send them, not the delivery's choice
         self.chosen = False  # the agent typed them (or a draft had them): a draft keeps them
 
@@ -58,7 +51,7 @@ class Envelope(Vertical):
                     placeholder="name@example.com, …" if name == "to" else "",
                     select_on_focus=False,
                 )
-        yield OptionList(id="attachments")
+        yield AttachedFiles(id="attachments")
 
     def on_mount(self) -> None:
         self.set_class(not self.email, "-single")
@@ -93,33 +86,13 @@ class Envelope(Vertical):
 
     # --- files -----------------------------------------------------------------------------------
 
+    @property
+    def files(self) -> list[OutgoingFile]:
+        return self.query_one(AttachedFiles).files
+
     def add_file(self, outgoing: OutgoingFile, *, by_agent: bool = True) -> None:
-        if any(f.name == outgoing.name and f.data == outgoing.data for f in self.files):
-            self.notify(f"{shown_line(outgoing.name)} is attached already", severity="warning")
-            return
-        self.files.append(outgoing)
-        self._show_files()
-        if by_agent:
-            self.post_message(self.Changed())
+        self.query_one(AttachedFiles).add(outgoing, by_agent=by_agent)
 
-    def action_remove_file(self) -> None:
-        listing = self.query_one("#attachments", OptionList)
-        if not listing.has_focus or listing.highlighted is None or not self.files:
-            return
-        removed = self.files.pop(listing.highlighted)
-        self._show_files()
+    def on_attached_files_changed(self, event: AttachedFiles.Changed) -> None:
+        event.stop()
         self.post_message(self.Changed())
-        self.notify(f"removed {shown_line(removed.name)}")
-        if not self.files:
-            self.screen.focus_next()
-
-    def _show_files(self) -> None:
-        listing = self.query_one("#attachments", OptionList)
-        highlighted = listing.highlighted
-        listing.clear_options()
-        listing.add_options(
-            [Option(f"📎 {shown_line(f.name)}  ({format.size(len(f.data))})  — del removes") for f in self.files]
-        )
-        listing.set_class(bool(self.files), "-some")
-        if self.files:
-            listing.highlighted = min(highlighted or 0, len(self.files) - 1)
