@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agentdesk.app.conversations import Ref, Sent, reference, refuse_unfilled, typed_ref
 from agentdesk.app.desk import Desk
-from agentdesk.domain.outbound import FORWARD_MARKER, OutgoingFile, Recipients, split
+from agentdesk.domain.outbound import FORWARD_MARKER, OutgoingFile, Recipients, split, typed_kind
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store.models import id_of, ref_of
 
@@ -328,7 +328,7 @@ def _source_for(desk: Desk, address: str, channel: str | None) -> Source:
             names = ", ".join(s.name for s in known) or "none configured"
             raise InvalidInput(f"--channel {channel}: no mailbox or spool of that name or kind ({names})")
         return named
-    wanted = _REACHES[_identity_kind(address)]
+    wanted = _REACHES[typed_kind(address)]
     fitting = [s for s in known if s.channel in wanted]
     if not fitting:
         raise InvalidInput(f"no mailbox or spool sends to {address!r}; name one with --channel")
@@ -344,25 +344,6 @@ _REACHES = {
     "social": ("social",),
     "handle": ("chat", "social"),
 }
-
-
-def _identity_kind(address: str) -> str:
-    """What the agent typed is: an email address (checked here, so a bad one is named as such), a
-    phone number, or a handle (one word); InvalidInput when it is none of them."""
-    from agentdesk.domain import outbound
-
-    text = address.strip()
-    if "@" in text:
-        outbound.email_address(text)
-        return "email"
-    if text.startswith("+") or (text and text.replace(" ", "").replace("-", "").isdigit()):
-        return "phone"
-    if not text or any(c.isspace() for c in text):
-        raise InvalidInput(
-            f"{address!r} is not an email address, a phone number or a handle "
-            "(like name@example.com, +31612345678 or web:kemi11)"
-        )
-    return "handle"
 
 
 def start(

@@ -92,6 +92,23 @@ def address_for(channel: str, text: str) -> str:
     return handle
 
 
+def typed_kind(text: str) -> str:
+    """What an agent typed as a recipient is: "email" (checked here, so a bad address is named as
+    such), "phone", or "handle" (one word); InvalidInput when it is none of them."""
+    typed = text.strip()
+    if "@" in typed:
+        email_address(typed)
+        return "email"
+    if typed.startswith("+") or (typed and typed.replace(" ", "").replace("-", "").isdigit()):
+        return "phone"
+    if not _HANDLE.fullmatch(typed):
+        raise InvalidInput(
+            f"{text!r} is not an email address, a phone number or a handle "
+            "(like name@example.com, +31612345678 or web:kemi11)"
+        )
+    return "handle"
+
+
 def checked(channel: str, recipients: Recipients) -> Recipients:
     """The recipients validated and normalised for the channel, each once (To before Cc before
     Bcc); InvalidInput names the first bad one. Cc and Bcc are email only; other channels take one
