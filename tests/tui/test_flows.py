@@ -121,6 +121,24 @@ async def test_reply_shows_in_thread(make_app):
         assert "internal note" in rendered and "checked the warehouse" in rendered
 
 
+async def test_a_long_line_wrapped_in_the_thread_keeps_the_message_s_bar_on_every_row(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("n")
+        await settle(pilot, app)
+        words = " ".join(f"word{n}" for n in range(60))  # ~420 characters: several rows in the pane
+        await pilot.press(*words)
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        lines = [strip.text for strip in app.main.thread_view._lines]
+        first = next(i for i, line in enumerate(lines) if "word0 " in line)
+        last = next(i for i, line in enumerate(lines) if "word59" in line)
+        assert last - first >= 3
+        assert all(line.startswith("▌ ") for line in lines[first : last + 1])
+        assert " ".join(" ".join(line[2:].split()) for line in lines[first : last + 1]) == words
+
+
 async def test_undefined_placeholder_blocks_sending(make_app, demo_settings):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

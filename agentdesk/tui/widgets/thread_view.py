@@ -229,8 +229,7 @@ class ThreadView(ScrollView, can_focus=False):
         body_style = self.style("note-body") if item.kind == "note" else None
         empty = "(no note)" if item.message_kind == "forward" else "(empty)"
         for line in (body.main or empty).split("\n"):
-            text.append(f"{bar} ", head_style)
-            text.append(line + "\n", body_style)
+            self._barred(text, bar, head_style, Text(line, body_style or ""))
         folded = [
             (name, part)
             for name, part in (
@@ -243,27 +242,36 @@ class ThreadView(ScrollView, can_focus=False):
         if folded and self.show_quoted:
             for _, part in folded:
                 for line in part.split("\n"):
-                    text.append(f"{bar} ", head_style)
-                    text.append(line + "\n", self.style("quoted"))
+                    self._barred(text, bar, head_style, Text(line, self.style("quoted")))
         elif folded:
             lines = sum(part.count("\n") + 1 for _, part in folded)
             what = " and ".join(name for name, _ in folded)
-            text.append(f"{bar} ", head_style)
-            text.append(f"··· {what} ({lines} line{'s' if lines != 1 else ''}) — o to show\n", self.style("quoted"))
+            folded_line = f"··· {what} ({lines} line{'s' if lines != 1 else ''}) — o to show"
+            self._barred(text, bar, head_style, Text(folded_line, self.style("quoted")))
         for attachment in item.attachments:
-            text.append(f"{bar} ", head_style)
             selected = attachment.number == self.selected_attachment
             style = self.style("selected") if selected else self.style("meta")
-            text.append(
+            line = Text(
                 f"{'▶' if selected else ' '} [attachment {attachment.number}] {shown_line(attachment.filename)} "
                 f"({shown_line(attachment.content_type)}, {format.size(attachment.size)})",
                 style,
             )
             if attachment.status:
-                text.append(f"  {shown_line(attachment.status)}", self.style("warning"))
-            text.append("\n")
+                line.append(f"  {shown_line(attachment.status)}", self.style("warning"))
+            self._barred(text, bar, head_style, line)
         text.rstrip()
         return text
+
+    def _barred(self, text: Text, bar: str, bar_style, line: Text) -> None:
+        """Append `line` after the message's bar, and wrap it here so that every row it takes keeps
+        the bar: wrapped by the pane instead, a long line's next rows would start at the margin and
+        the message would lose its edge."""
+        room = max(1, self._width - 2)
+        rows = line.wrap(self.app.console, room) if line.cell_len > room else [line]
+        for row in rows:
+            text.append(f"{bar} ", bar_style)
+            text.append_text(row)
+            text.append("\n")
 
     def _delivery(self, item: ThreadItem, now: datetime) -> Text:
         """A reply's delivery state, said where the agent looks: beside its heading."""
