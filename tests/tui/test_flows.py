@@ -224,6 +224,43 @@ async def test_a_draft_keeps_the_cc_typed_and_the_file_attached(make_app, tmp_pa
         assert envelope.recipients().cc == ("workshop@example.com",)
 
 
+def _burst(app, keys: list[str]) -> None:
+    """Keys queued at once, the way the terminal driver hands them over (Pilot's press waits for
+    the app to be idle after each key)."""
+    from textual import events
+    from textual.keys import _character_to_key
+
+    for key in keys:
+        name = _character_to_key(key) if len(key) == 1 and not key.isalnum() else key
+        event = events.Key(name, key if len(key) == 1 else None)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+async def test_tab_right_after_typing_completes_the_path_typed_so_far(make_app, tmp_path):
+    from agentdesk.tui.widgets.envelope import Envelope
+
+    folder = tmp_path / "shared drive"
+    (folder / "returns").mkdir(parents=True)
+    (folder / "returns" / "label-2026.pdf").write_bytes(b"%PDF-1.4 label\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        composer = app.screen
+        await pilot.press("ctrl+o")
+        await settle(pilot, app)
+        # One burst, as a terminal delivers a fast typist's keys: each tab arrives before any
+        # suggestion for the letters just typed could have come back from its worker.
+        _burst(app, [*f"{tmp_path}/sh", "tab", *"ret", "tab", *"lab", "tab", "enter"])
+        await settle(pilot, app)
+        assert app.screen is composer
+        assert [(f.name, f.data) for f in composer.query_one(Envelope).files] == [
+            ("label-2026.pdf", b"%PDF-1.4 label\n")
+        ]
+
+
 async def test_claim_tag_snooze_status(make_app, demo_settings):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -165,11 +166,31 @@ def complete_path(value: str) -> str | None:
     return value + names[0][len(stem) :]
 
 
+class PathInput(Input):
+    """A path field whose tab completes what is typed at that moment. The suggestion drawn in the
+    field comes from a worker and lags the last key, so taking it (as → does) after a quick tab
+    completed an older prefix, or nothing. The field handles its keys one at a time: the keys
+    after a tab wait for its completion and land after it."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key != "tab":
+            await super()._on_key(event)
+            return
+        import asyncio
+
+        event.stop()
+        event.prevent_default()
+        completed = await asyncio.to_thread(complete_path, self.value)
+        if completed is not None:
+            self.value = completed
+        self.cursor_position = len(self.value)
+
+
 class AttachScreen(ModalScreen[str | None]):
     """Type a file's path to attach it, with completion; enter attaches, escape cancels."""
 
     CSS_PATH = "dialogs.tcss"
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("tab", "complete", "Complete", show=False)]
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, start: str = "") -> None:
         super().__init__()
@@ -178,7 +199,7 @@ class AttachScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Attach a file", classes="dialog-title")
-            yield Input(
+            yield PathInput(
                 value=self.start, placeholder="~/Downloads/invoice.pdf", id="attach-path", suggester=PathSuggester()
             )
             yield Label("tab or → completes the path; enter attaches", classes="dialog-hint")
@@ -187,11 +208,6 @@ class AttachScreen(ModalScreen[str | None]):
         field = self.query_one(Input)
         field.cursor_blink = getattr(self.app, "CURSOR_BLINK", True)
         field.focus()
-
-    def action_complete(self) -> None:
-        field = self.query_one(Input)
-        field.cursor_position = len(field.value)
-        field.action_cursor_right()  # at the end of the text, → takes the suggestion
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.value.strip():
