@@ -194,6 +194,18 @@ def content(desk: Desk, item: Listed) -> bytes:
     return data
 
 
+def keep_from_raw(desk: Desk, ref: Ref) -> None:
+    """Take out of their raw mail, and keep, the conversation's files that are still only in it
+    (a mail too big to parse whole at sync), as opening one does: a forward sends files from the
+    store. One that cannot be found there stays as it is (a forward names it as not included)."""
+    for item in list_attachments(desk, ref):
+        if item.state == "in_raw":
+            try:
+                content(desk, item)
+            except AgentdeskError:
+                pass
+
+
 def _from_raw(raw: bytes, sha256: str) -> bytes | None:
     """The attachment with this digest in a stored mail, parsed whole (not bounded as at sync)."""
     from agentdesk.channels.email.mime import attachments_of_raw

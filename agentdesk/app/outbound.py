@@ -165,8 +165,10 @@ class ForwardContent:
 
 
 def forward_content(desk: Desk, ref: Ref) -> ForwardContent:
+    from agentdesk.app.attachments import keep_from_raw
     from agentdesk.store import attachments
 
+    keep_from_raw(desk, ref)
     with desk.read() as session:
         _, chosen, files = _forwarded(session, reference(ref), None)
         kept = [f for f in files if f.state == "stored" and attachments.has(session=session, key=f.storage_key)]
@@ -227,6 +229,7 @@ def forward(
     instead (the composer's list, after the agent removed or added some); `attach`, files sent
     besides them (`forward --attach`); `status` is set as well.
     Replies from the addressee thread back into the conversation."""
+    from agentdesk.app.attachments import keep_from_raw
     from agentdesk.domain import drafts, outbound
     from agentdesk.domain import queue as queue_service
 
@@ -237,6 +240,7 @@ def forward(
     if not mailboxes:
         raise InvalidInput("a forward is sent by email: configure a [[mailbox]] with [mailbox.smtp] first")
     conversation_ref = reference(ref)
+    keep_from_raw(desk, conversation_ref)
     with desk.writing, desk.write() as session:
         conversation, chosen, found = _forwarded(session, conversation_ref, number, for_update=True)
         mailbox = mailboxes.get(conversation.source) or next(iter(mailboxes.values()))

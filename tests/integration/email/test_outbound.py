@@ -296,6 +296,24 @@ def test_forward_with_files_and_the_answer_threads_back(dovecot, mail_user, smtp
     assert hashlib.sha256(part.get_payload(decode=True)).hexdigest() == hashlib.sha256(photo).hexdigest()
 
 
+def test_a_forward_carries_a_file_kept_only_inside_its_raw_mail(dovecot, mail_user, smtp, tmp_path, desk_factory):
+    # Big enough that the sync stores the mail whole and leaves the file inside it (in_raw).
+    video = os.urandom(5 * 1024 * 1024)
+    config, desk, ref = _setup(
+        dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Noise", attachment=video, max_bytes=8 << 20
+    )
+    code, out, err = _run(config, "attachment", "list", ref, "--json")
+    assert code == 0, err
+    assert [a["state"] for a in json.loads(out)] == ["in_raw"]
+    code, out, err = _run(config, "forward", ref, "--to", "parts@supplier.example")
+    assert code == 0, err
+    assert desk.sync_once().delivery.sent == 1
+    sent = _sent(smtp)
+    assert "not included" not in sent.get_body(("plain",)).get_content()
+    (part,) = list(sent.iter_attachments())
+    assert hashlib.sha256(part.get_payload(decode=True)).hexdigest() == hashlib.sha256(video).hexdigest()
+
+
 def test_new_conversation_and_the_customer_answer(dovecot, mail_user, smtp, tmp_path, desk_factory):
     config, desk, first_ref = _setup(dovecot, mail_user, smtp, tmp_path, desk_factory, subject="Earlier question")
     customer = desk.count("SELECT customer_id FROM conversation")
