@@ -105,8 +105,13 @@ def test_the_tui_alone_shows_new_mail_and_delivers_a_reply(dovecot, mail_user, s
     assert [o.state for o in _rows(settings, Outbox)] == ["sent"]
 
 
+# Long enough that a loaded machine still gets the ctrl+z in: at 2 s, a suite run beside other
+# work missed it.
+UNDO_SECONDS = 5
+
+
 def test_ctrl_z_in_the_undo_window_takes_the_reply_back_before_smtp(dovecot, mail_user, smtp, tmp_path):
-    settings = _settings(tmp_path, dovecot, mail_user, smtp, undo_seconds=2)
+    settings = _settings(tmp_path, dovecot, mail_user, smtp, undo_seconds=UNDO_SECONDS)
     dovecot.append(mail_user, [_customer_mail(1)])
     notes: list[str] = []
 
@@ -125,7 +130,7 @@ def test_ctrl_z_in_the_undo_window_takes_the_reply_back_before_smtp(dovecot, mai
             await pilot.press("ctrl+z")
             await _until(pilot, lambda: type(app.screen).__name__ == "ComposerScreen", what="the composer reopens")
             assert "Oops, wrong customer." in app.screen.query_one("#body").text
-            await pilot.pause(2.5)  # past the window: a sender would have taken it by now
+            await pilot.pause(UNDO_SECONDS + 0.5)  # past the window: a sender would have taken it by now
         assert any("taken back" in note for note in notes), notes
 
     asyncio.run(scenario())
@@ -166,7 +171,7 @@ def test_a_reply_taken_back_keeps_its_cc_and_file_and_sends_them_when_sent_again
     import email
     from email import policy
 
-    settings = _settings(tmp_path, dovecot, mail_user, smtp, undo_seconds=2)
+    settings = _settings(tmp_path, dovecot, mail_user, smtp, undo_seconds=UNDO_SECONDS)
     dovecot.append(mail_user, [_customer_mail(1)])
     manual = tmp_path / "wheel-manual.pdf"
     manual.write_bytes(b"%PDF-1.4 spokes and rims\n" * 40)
