@@ -205,23 +205,22 @@ def install(connection: Connection) -> None:
 # learn its conversation; here it reads one narrow row a matching conversation. Exact for a query of
 # one word or one prefix (a conversation has the word when one of its messages has it); a query of
 # several words or a phrase must match within one message, so it keeps matching messages
-# (`matching_conversation_ids_sql`). `toast_tuple_target` moves the documents out of the table's own
-# pages, so those rows stay a few dozen bytes and the index's matches are read from few pages.
-# A tsvector's words may not exceed 1 MB: a conversation whose words would (`bytes`, an upper bound
-# when new words are merged in) keeps a NULL document, and a search reads its messages instead.
+# (`matching_conversation_ids_sql`). A tsvector's words may not exceed 1 MB: `bytes` is the size of
+# a document's words, and a conversation whose words could outgrow the limit (the old size plus the
+# new words' before they are merged) keeps a NULL document; a search reads its messages instead.
 CONVERSATION_WORDS_LIMIT = 1_000_000
 _CONVERSATION_DOCUMENTS = (
     "SELECT conversation_id, "
     "CASE WHEN sum(octet_length(lexeme)) <= {limit} THEN array_to_tsvector(array_agg(lexeme)) END, "
     "CASE WHEN sum(octet_length(lexeme)) <= {limit} THEN sum(octet_length(lexeme)) END "
-    "FROM (SELECT DISTINCT m.conversation_id, u.lexeme FROM {messages} AS m, unnest(m.search_vector) AS u{where}) AS d "
+    "FROM (SELECT DISTINCT m.conversation_id, u.lexeme FROM {messages} AS m, unnest(m.search_vector) AS u) AS d "
     "GROUP BY conversation_id ORDER BY conversation_id"
 )
 _POSTGRES_CONVERSATION_DDL = [
     """CREATE TABLE IF NOT EXISTS conversation_search (
         conversation_id INTEGER PRIMARY KEY,
         document tsvector,
-        bytes INTEGER) WITH (toast_tuple_target = 128)""",
+        bytes INTEGER)""",
     # A stripped tsvector is a 4-byte length, a 4-byte count, 4 bytes a word, then the words' bytes.
     """CREATE OR REPLACE FUNCTION agentdesk_tsvector_bytes(words tsvector) RETURNS integer AS $$
     BEGIN
@@ -251,7 +250,7 @@ _POSTGRES_CONVERSATION_DDL = [
     """CREATE OR REPLACE FUNCTION agentdesk_messages_added() RETURNS trigger AS $$
     BEGIN
         INSERT INTO conversation_search AS s (conversation_id, document, bytes) """
-    + _CONVERSATION_DOCUMENTS.format(limit="{limit}", messages="added", where="")
+    + _CONVERSATION_DOCUMENTS.format(limit="{limit}", messages="added")
     + """
         ON CONFLICT (conversation_id) DO UPDATE SET
             document = CASE WHEN s.bytes + EXCLUDED.bytes <= {limit} THEN s.document || EXCLUDED.document END,
@@ -291,7 +290,7 @@ _POSTGRES_CONVERSATION_DDL = [
         FOR EACH STATEMENT EXECUTE FUNCTION agentdesk_messages_changed()""",
     # The words of the messages already there, then the indexes (faster built over the rows).
     "INSERT INTO conversation_search (conversation_id, document, bytes) "
-    + _CONVERSATION_DOCUMENTS.format(limit="{limit}", messages="message", where="")
+    + _CONVERSATION_DOCUMENTS.format(limit="{limit}", messages="message")
     + " ON CONFLICT (conversation_id) DO NOTHING",
     "CREATE INDEX IF NOT EXISTS ix_conversation_search_document ON conversation_search USING gin (document)",
     # The few conversations whose words outgrew a document.

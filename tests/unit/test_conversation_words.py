@@ -154,6 +154,12 @@ def test_the_words_follow_new_moved_edited_and_deleted_messages(engine):
         bulk.insert_messages(session, rows)
         session.commit()
     assert _found(engine, "sprocket") == {ids["empty"]}
+    with db.write_session(engine) as session:  # new words merged into a conversation's document
+        session.add(
+            Message(conversation_id=ids["rack"], direction="inbound", body_text="sprocket teeth", at=T, ingested_at=T)
+        )
+        session.commit()
+    assert _found(engine, "teeth") == {ids["rack"]} and _found(engine, "sprocket") == {ids["empty"], ids["rack"]}
     _assert_same_as_messages(engine, checked)
     _documents_are_exact(engine)
 
@@ -200,12 +206,14 @@ def test_a_conversation_whose_words_outgrow_a_document_is_still_found(postgres_s
         ids = _desk(engine)
         # Two messages of 70 000 distinct words each (~0.6 MB of words each): 1.2 MB together.
         halves = [" ".join(f"w{half}x{n:06d}" for n in range(70_000)) for half in (1, 2)]
-        with db.write_session(engine) as session:
-            for body in halves:
+        for body in halves:  # one at a time: the second one is merged into the first one's document
+            with db.write_session(engine) as session:
                 session.add(
                     Message(conversation_id=ids["silent"], direction="inbound", body_text=body, at=T, ingested_at=T)
                 )
-            session.commit()
+                session.commit()
+            if body is halves[0]:
+                _documents_are_exact(engine)
         with engine.connect() as connection:
             row = connection.execute(
                 text("SELECT document IS NULL, bytes FROM conversation_search WHERE conversation_id = :c"),
