@@ -255,7 +255,10 @@ _POSTGRES_CONVERSATION_DDL = [
         ON CONFLICT (conversation_id) DO UPDATE SET
             document = CASE WHEN s.bytes + EXCLUDED.bytes <= {limit} THEN s.document || EXCLUDED.document END,
             bytes = CASE WHEN s.bytes + EXCLUDED.bytes <= {limit}
-                THEN agentdesk_tsvector_bytes(s.document || EXCLUDED.document) END;
+                THEN agentdesk_tsvector_bytes(s.document || EXCLUDED.document) END
+        -- Rewritten only when there is a word it lacks: a new row version is indexed whole again.
+        WHERE s.document IS NOT NULL AND (EXCLUDED.document IS NULL
+            OR length(ts_delete(EXCLUDED.document, tsvector_to_array(s.document))) > 0);
         RETURN NULL;
     END $$ LANGUAGE plpgsql""",
     """CREATE OR REPLACE FUNCTION agentdesk_messages_removed() RETURNS trigger AS $$
