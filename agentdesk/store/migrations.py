@@ -19,6 +19,7 @@ from agentdesk.store.first_window import HEAD as HEAD
 def create_fresh(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection)
     search.install(connection)
+    search.install_conversation_words(connection)
     changes.install(connection)
     knowledge_base.install(connection)
 
@@ -159,6 +160,13 @@ def revision_12_draft_envelope(connection: Connection) -> None:
     connection.exec_driver_sql("ALTER TABLE draft ADD COLUMN envelope TEXT DEFAULT '{}' NOT NULL")
 
 
+def revision_13_conversation_words(connection: Connection) -> None:
+    """PostgreSQL: every conversation's words (`conversation_search`, kept by triggers on
+    `message`), so a search of one word reads a row a matching conversation, not every matching
+    message. SQLite: nothing to add (its revision moves with PostgreSQL's)."""
+    search.install_conversation_words(connection)
+
+
 STEPS = {
     2: revision_2_full_text_search,
     3: revision_3_threads_clocks_drafts,
@@ -171,6 +179,7 @@ STEPS = {
     10: revision_10_attachment_bytes,
     11: revision_11_provider_message_id,
     12: revision_12_draft_envelope,
+    13: revision_13_conversation_words,
 }
 # HEAD is written where the first frame can read it without SQLAlchemy (`first_window`).
 if max(STEPS, default=1) != HEAD:

@@ -72,7 +72,7 @@ def _search_filter(session: Session, query: str, matches: Sequence[int] | None =
     if not parameters["q"]:
         return None
     matching = (
-        text(search.matching_conversation_ids_sql(dialect))
+        text(search.matching_conversation_ids_sql(dialect, parameters["q"]))
         .bindparams(**parameters)
         .columns(conversation_id=Integer)
     )
@@ -121,7 +121,8 @@ def matching_conversation_ids(*, session: Session, query: str) -> list[int]:
     # One row holding every id: fetching 20 000 rows one by one costs more than matching them.
     aggregate = ("json_group_array(conversation_id)" if dialect == "sqlite"
                  else "coalesce(array_agg(conversation_id), '{}')")
-    statement = text(f"SELECT {aggregate} FROM ({search.matching_conversation_ids_sql(dialect)}) AS matching"
+    matching = search.matching_conversation_ids_sql(dialect, parameters["q"])
+    statement = text(f"SELECT {aggregate} FROM ({matching}) AS matching"
                      ).bindparams(**parameters)
     found = session.connection().execute(statement).scalar_one()
     if dialect == "sqlite":

@@ -7,7 +7,9 @@ demo builder, a future tool writing SQL by hand) updates the index in the same t
 - `customer_fts` holds each customer's name, organization and every identity address.
 
 On PostgreSQL, the same two indexes as tsvector: a generated, GIN-indexed column on `message`, and
-a `customer_search` table kept in step by triggers on `customer` and `identity`. Both backends
+a `customer_search` table kept in step by triggers on `customer` and `identity`; and
+`conversation_search`, every conversation's words, which answers a search of one word or prefix
+(`install_conversation_words`). Both backends
 split text at every non-word character (so `greta@velo.example` is the words greta, velo,
 example) and match what a person typed as phrases of those words, with a trailing `*` as a prefix:
 the same query finds the same rows on either database.
@@ -197,6 +199,121 @@ def install(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
 
 
+# PostgreSQL: every conversation's words, the distinct lexemes of all its messages (no positions),
+# one row a conversation. A GIN index has no index-only scans: matching "battery" in `message` reads
+# every matching message's heap row (25 000 pages of a 576 MB table at 100 000 conversations) only to
+# learn its conversation; here it reads one narrow row a matching conversation. Exact for a query of
+# one word or one prefix (a conversation has the word when one of its messages has it); a query of
+# several words or a phrase must match within one message, so it keeps matching messages
+# (`matching_conversation_ids_sql`). A tsvector's words may not exceed 1 MB: `bytes` is the size of
+# a document's words, and a conversation whose words could outgrow the limit (the old size plus the
+# new words' before they are merged) keeps a NULL document; a search reads its messages instead.
+CONVERSATION_WORDS_LIMIT = 1_000_000
+_CONVERSATION_DOCUMENTS = (
+    "SELECT conversation_id, "
+    "CASE WHEN sum(octet_length(lexeme)) <= {limit} THEN array_to_tsvector(array_agg(lexeme)) END, "
+    "CASE WHEN sum(octet_length(lexeme)) <= {limit} THEN sum(octet_length(lexeme)) END "
+    "FROM (SELECT DISTINCT m.conversation_id, u.lexeme FROM {messages} AS m, unnest(m.search_vector) AS u) AS d "
+    "GROUP BY conversation_id ORDER BY conversation_id"
+)
+_POSTGRES_CONVERSATION_DDL = [
+    """CREATE TABLE IF NOT EXISTS conversation_search (
+        conversation_id INTEGER PRIMARY KEY,
+        document tsvector,
+        bytes INTEGER)""",
+    # A stripped tsvector is a 4-byte length, a 4-byte count, 4 bytes a word, then the words' bytes.
+    """CREATE OR REPLACE FUNCTION agentdesk_tsvector_bytes(words tsvector) RETURNS integer AS $$
+    BEGIN
+        RETURN pg_column_size(words) - 8 - 4 * length(words);
+    END $$ LANGUAGE plpgsql IMMUTABLE""",
+    """CREATE OR REPLACE FUNCTION agentdesk_index_conversation(target integer) RETURNS void AS $$
+    DECLARE
+        words text[];
+        size bigint;
+    BEGIN
+        SELECT array_agg(lexeme), sum(octet_length(lexeme)) INTO words, size FROM (
+            SELECT DISTINCT u.lexeme FROM message AS m, unnest(m.search_vector) AS u WHERE m.conversation_id = target
+        ) AS d;
+        IF words IS NULL THEN
+            DELETE FROM conversation_search WHERE conversation_id = target;
+        ELSIF size <= {limit} THEN
+            INSERT INTO conversation_search (conversation_id, document, bytes)
+            VALUES (target, array_to_tsvector(words), size)
+            ON CONFLICT (conversation_id) DO UPDATE SET document = EXCLUDED.document, bytes = EXCLUDED.bytes;
+        ELSE
+            INSERT INTO conversation_search (conversation_id, document, bytes) VALUES (target, NULL, NULL)
+            ON CONFLICT (conversation_id) DO UPDATE SET document = NULL, bytes = NULL;
+        END IF;
+    END $$ LANGUAGE plpgsql""",
+    # Statement-level: a batch of new messages is one INSERT … SELECT, their conversations in id
+    # order (two writers lock the rows they share in the same order).
+    """CREATE OR REPLACE FUNCTION agentdesk_messages_added() RETURNS trigger AS $$
+    BEGIN
+        INSERT INTO conversation_search AS s (conversation_id, document, bytes) """
+    + _CONVERSATION_DOCUMENTS.format(limit="{limit}", messages="added")
+    + """
+        ON CONFLICT (conversation_id) DO UPDATE SET
+            document = CASE WHEN s.bytes + EXCLUDED.bytes <= {limit} THEN s.document || EXCLUDED.document END,
+            bytes = CASE WHEN s.bytes + EXCLUDED.bytes <= {limit}
+                THEN agentdesk_tsvector_bytes(s.document || EXCLUDED.document) END
+        -- Rewritten only when there is a word it lacks: a new row version is indexed whole again.
+        WHERE s.document IS NOT NULL AND (EXCLUDED.document IS NULL
+            OR length(ts_delete(EXCLUDED.document, tsvector_to_array(s.document))) > 0);
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE FUNCTION agentdesk_messages_removed() RETURNS trigger AS $$
+    BEGIN
+        PERFORM agentdesk_index_conversation(conversation_id)
+        FROM (SELECT DISTINCT conversation_id FROM removed ORDER BY conversation_id) AS d;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    # A message moved to another conversation (a merge, its undo, a move) or its text edited: both
+    # conversations' words are read again from their messages.
+    """CREATE OR REPLACE FUNCTION agentdesk_messages_changed() RETURNS trigger AS $$
+    BEGIN
+        PERFORM agentdesk_index_conversation(conversation_id) FROM (
+            SELECT o.conversation_id FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+            WHERE o.conversation_id <> n.conversation_id OR o.search_vector IS DISTINCT FROM n.search_vector
+            UNION
+            SELECT n.conversation_id FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+            WHERE o.conversation_id <> n.conversation_id OR o.search_vector IS DISTINCT FROM n.search_vector
+            ORDER BY conversation_id
+        ) AS d;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS conversation_search_insert ON message",
+    """CREATE TRIGGER conversation_search_insert AFTER INSERT ON message REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION agentdesk_messages_added()""",
+    "DROP TRIGGER IF EXISTS conversation_search_delete ON message",
+    """CREATE TRIGGER conversation_search_delete AFTER DELETE ON message REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION agentdesk_messages_removed()""",
+    "DROP TRIGGER IF EXISTS conversation_search_update ON message",
+    """CREATE TRIGGER conversation_search_update AFTER UPDATE ON message
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION agentdesk_messages_changed()""",
+    # The words of the messages already there, then the indexes (faster built over the rows).
+    "INSERT INTO conversation_search (conversation_id, document, bytes) "
+    + _CONVERSATION_DOCUMENTS.format(limit="{limit}", messages="message")
+    + " ON CONFLICT (conversation_id) DO NOTHING",
+    "CREATE INDEX IF NOT EXISTS ix_conversation_search_document ON conversation_search USING gin (document)",
+    # The few conversations whose words outgrew a document.
+    "CREATE INDEX IF NOT EXISTS ix_conversation_search_too_big ON conversation_search (conversation_id) "
+    "WHERE document IS NULL",
+]
+_POSTGRES_CONVERSATION_DDL = [
+    statement.replace("{limit}", str(CONVERSATION_WORDS_LIMIT)) for statement in _POSTGRES_CONVERSATION_DDL
+]
+
+
+def install_conversation_words(connection: Connection) -> None:
+    """PostgreSQL: `conversation_search`, its triggers on `message`, and the words of the messages
+    already stored. Nothing on SQLite: FTS5 finds a match's conversation in the (id,
+    conversation_id) index, never in message rows."""
+    if connection.dialect.name == "postgresql":
+        for statement in _POSTGRES_CONVERSATION_DDL:
+            connection.exec_driver_sql(statement)
+
+
 _TERM = re.compile(r'"[^"]*"|\S+')
 
 
@@ -234,8 +351,14 @@ def ts_query(user_query: str) -> str:
     return " & ".join(parts)
 
 
-def matching_conversation_ids_sql(connection_dialect: str) -> str:
-    """SQL selecting the ids of conversations whose messages or customer match :q."""
+def one_word(query: str) -> bool:
+    """Whether a PostgreSQL `ts_query` is one word or one prefix (no phrase, no second term)."""
+    return bool(query) and "&" not in query and "<->" not in query
+
+
+def matching_conversation_ids_sql(connection_dialect: str, query: str = "") -> str:
+    """SQL selecting the ids of conversations whose messages or customer match :q (`query`, the
+    value :q will have, chooses PostgreSQL's plan: see `conversation_search`)."""
     if connection_dialect == "sqlite":
         # SQLite's planner looks matches up in the message table itself (a page read per message when
         # its cache is cold); the (id, conversation_id) index holds the same answer in 1/50 the pages.
@@ -247,12 +370,24 @@ def matching_conversation_ids_sql(connection_dialect: str) -> str:
             SELECT c.id FROM conversation c
             WHERE c.customer_id IN (SELECT rowid FROM customer_fts WHERE customer_fts MATCH :q)
         """
-    return """
-        SELECT m.conversation_id FROM message m WHERE m.search_vector @@ to_tsquery('simple', :q)
-        UNION
+    if one_word(query):
+        # The conversations without a document (too many words) are few: each one's messages are read
+        # by its own index (LATERAL … LIMIT 1 keeps the planner from starting at the messages' matches).
+        messages = """
+            SELECT s.conversation_id FROM conversation_search s WHERE s.document @@ to_tsquery('simple', :q)
+            UNION
+            SELECT s.conversation_id FROM conversation_search s CROSS JOIN LATERAL (
+                SELECT 1 FROM message m
+                WHERE m.conversation_id = s.conversation_id AND m.search_vector @@ to_tsquery('simple', :q) LIMIT 1
+            ) AS hit
+            WHERE s.document IS NULL"""
+    else:
+        messages = "SELECT m.conversation_id FROM message m WHERE m.search_vector @@ to_tsquery('simple', :q)"
+    customers = """
         SELECT c.id FROM conversation c
         WHERE c.customer_id IN (SELECT customer_id FROM customer_search WHERE document @@ to_tsquery('simple', :q))
     """
+    return f"{messages}\n        UNION{customers}"
 
 
 def search_parameters(user_query: str, dialect: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from agentdesk import cli
 from agentdesk.demo import build
 from agentdesk.domain import presence
 from agentdesk.errors import Conflict
-from agentdesk.store import copy, db, locks, search
+from agentdesk.store import copy, db, locks, queries, search
 from agentdesk.store.models import Conversation, Customer, Message
 
 
@@ -37,6 +37,12 @@ def test_db_copy_moves_a_desk_from_sqlite_to_postgresql_without_losing_a_row(tmp
             assert set(search.search_customer_ids(a, "mail.example", limit=1000)) == set(
                 search.search_customer_ids(b, "mail.example", limit=1000)
             )
+        # The conversations a search finds, one word (the target's `conversation_search`, filled by
+        # its triggers as the messages were copied), a prefix, several words and a phrase alike.
+        with db.read_session(source) as a, db.read_session(target) as b:
+            for query in ("battery", "batt*", "warranty rack", '"battery drains"'):
+                found = queries.matching_conversation_ids(session=a, query=query)
+                assert found and found == queries.matching_conversation_ids(session=b, query=query), query
         # New rows get fresh ids after the copy (sequences moved past the copied ones).
         with db.write_session(target) as session:
             customer = Customer(name="New", created_at=FIXED_NOW)
