@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from agentdesk.store.bound_lists import one_of
 from agentdesk.store.models import Conversation, sqlite_text
 
 _TABLE = Conversation.__table__  # type: ignore[attr-defined]  # set by SQLModel
-_IN_CHUNK = 400  # ids per IN (…), as lookups.IN_CHUNK
 
 
 class ConversationRow:
@@ -88,13 +88,14 @@ def by_id(*, session: Session, conversation_ids: Iterable[int], for_update: bool
     """
     found: dict[int, ConversationRow] = {}
     wanted = sorted(set(conversation_ids))
-    for start in range(0, len(wanted), _IN_CHUNK):
-        statement = select(_TABLE).where(_TABLE.c.id.in_(wanted[start : start + _IN_CHUNK])).order_by(_TABLE.c.id)
-        if for_update:
-            statement = statement.with_for_update(key_share=True)
-        for row in session.execute(statement):
-            columns = row._asdict()
-            found[columns["id"]] = ConversationRow(columns)
+    if not wanted:
+        return found
+    statement = select(_TABLE).where(one_of(session, _TABLE.c.id, wanted)).order_by(_TABLE.c.id)
+    if for_update:
+        statement = statement.with_for_update(key_share=True)
+    for row in session.execute(statement):
+        columns = row._asdict()
+        found[columns["id"]] = ConversationRow(columns)
     return found
 
 
