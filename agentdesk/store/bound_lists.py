@@ -14,16 +14,15 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Integer, String, any_, bindparam, func, literal_column, select
+from sqlalchemy import any_, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 
 def one_of(session: Session, column: Any, values: Iterable[int] | Iterable[str]) -> ColumnElement[bool]:
-    """`column` equals one of `values` (all ints or all strs)."""
+    """`column` equals one of `values` (of the column's type)."""
     wanted = list(values)
     if session.get_bind().dialect.name == "postgresql":
-        item_type = Integer() if wanted and isinstance(wanted[0], int) else String()
-        return column == any_(bindparam(None, wanted, type_=ARRAY(item_type)))
+        return column == any_(bindparam(None, wanted, type_=ARRAY(column.type)))
     return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(wanted)))))

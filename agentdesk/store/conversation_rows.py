@@ -103,7 +103,7 @@ def reread(*, session: Session, rows: Iterable[ConversationRow]) -> None:
     """Rows as stored now (someone wrote them through the ORM since they were read)."""
     held = {row.id: row for row in rows}
     for conversation_id, fresh in by_id(session=session, conversation_ids=held, for_update=True).items():
-        held[conversation_id].reset(dict(fresh.__dict__))
+        held[conversation_id].reset({name: getattr(fresh, name) for name in COLUMNS})
 
 
 def write_changes(*, session: Session, rows: Iterable[ConversationRow]) -> None:
