@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from agentdesk.store import conversation_rows, db, lookups, queries
 from agentdesk.store.bound_lists import one_of
-from agentdesk.store.models import Conversation, ConversationTag, Customer, Identity, Message
+from agentdesk.store.models import Conversation, ConversationTag, Customer, Identity, Message, id_of
 
 T = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 
@@ -28,7 +28,7 @@ def _conversations(session, count: int) -> list[int]:
     session.add(customer)
     session.flush()
     rows = [
-        Conversation(channel="email", subject=f"c{index}", customer_id=customer.id, created_at=T, updated_at=T)
+        Conversation(channel="email", subject=f"c{index}", customer_id=id_of(customer), created_at=T, updated_at=T)
         for index in range(count)
     ]
     session.add_all(rows)
