@@ -166,7 +166,7 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
         return None
     names, defaults, times = plan
     keys = rows[0].keys()
-    if not keys <= set(names) or any(row.keys() != keys for row in rows):
+    if not keys <= set(names) or any(map(keys.__ne__, map(dict.keys, rows))):  # every row the same columns
         return None
     given = [name for name in names if name in keys]
     missing = [name for name in names if name not in keys and name in defaults]
