@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import any_, bindparam, func, literal_column, select
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -24,5 +23,7 @@ def one_of(session: Session, column: Any, values: Iterable[int] | Iterable[str])
     """`column` equals one of `values` (of the column's type)."""
     wanted = list(values)
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY  # loaded with the dialect: SQLite's start-up never needs it
+
         return column == any_(bindparam(None, wanted, type_=ARRAY(column.type)))
     return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(wanted)))))
