@@ -35,6 +35,7 @@ from agentdesk.domain import audit, automatic_messages, clocks
 from agentdesk.errors import AgentdeskError
 from agentdesk.store import csat as store
 from agentdesk.store import threads
+from agentdesk.store.conversation_rows import ConversationRow
 from agentdesk.store.models import Conversation, Customer, SatisfactionSurvey, id_of, ref_of
 
 AUTHOR = "Satisfaction survey"
@@ -391,7 +392,7 @@ def surveys_due(session: Session, *, settings: config.Settings, now: datetime) -
 # -- answers --------------------------------------------------------------------------------------
 
 
-def answerable(session: Session, conversation: Conversation) -> SatisfactionSurvey | None:
+def answerable(session: Session, conversation: Conversation | ConversationRow) -> SatisfactionSurvey | None:
     """The survey a customer's reply to this conversation may answer: one was sent, and the
     conversation is still solved or closed."""
     if conversation.status not in ("solved", "closed") or conversation.id is None:

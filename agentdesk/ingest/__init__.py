@@ -80,7 +80,7 @@ def thread_for(session: Session, message: InboundMessage, customer_id: int) -> t
         message, (customer_id, "", ""), address, _batch.Batch.lookup_for(session, [message])
     )
     assert not isinstance(found, NewConversation), "a lookup of stored rows holds no new conversation"
-    return found, reason
+    return (session.get(Conversation, found.id) if found is not None else None), reason
 
 
 def ingest_all(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import overload
 
 from sqlmodel import Session
@@ -37,7 +38,8 @@ from agentdesk.ingest.records import (
     conversation_id_of,
     customer_id_of,
 )
-from agentdesk.store import bulk, lookups, queries
+from agentdesk.store import bulk, conversation_rows, lookups, queries
+from agentdesk.store.conversation_rows import ConversationRow
 from agentdesk.store.models import (
     Attachment,
     Conversation,
@@ -48,7 +50,6 @@ from agentdesk.store.models import (
     Outbox,
     SatisfactionSurvey,
     SlaClockEvent,
-    id_of,
 )
 
 _REOPENING = ("solved", "closed")
@@ -62,6 +63,10 @@ def _written(row_id: int | None) -> int:
 
 _CONVERSATION_TABLE = Conversation.__table__  # type: ignore[attr-defined]  # set by SQLModel
 _CONVERSATION_COLUMNS = tuple(c.key for c in _CONVERSATION_TABLE.columns if c.key != "id")
+_conversation_values = attrgetter(*_CONVERSATION_COLUMNS)  # a NewConversation's row, in C
+# An audit event's detail as `json.dumps(detail, default=str, sort_keys=True)` writes it, with
+# one encoder for the chunk's thousands of events rather than one made per call.
+_DETAIL_JSON = json.JSONEncoder(default=str, sort_keys=True)
 
 
 def ingest(
@@ -105,7 +110,7 @@ class Batch:
     ):
         self.session = session
         # A chunk that stores changes the conversations it joins (version, SLA fields, status):
-        # it locks them before reading them (`lookups.conversations_by_id`); a lookup does not.
+        # it locks them before reading them (`conversation_rows.by_id`); a lookup does not.
         self.storing = policies is not None
         self.policies = policies
         self.now = now
@@ -113,7 +118,7 @@ class Batch:
         self.known: dict[str, list[Known]] = {}  # external id -> messages with it, by id
         self.thread_keys: dict[tuple[str, str], Known] = {}  # (source, thread key) -> latest message
         self.identities: dict[tuple[str, str], CustomerRef | None] = {}  # -> (id, name, tier) | NewCustomer | None
-        self.conversations: dict[int, Conversation] = {}
+        self.conversations: dict[int, ConversationRow] = {}
         self.keeper = Keeper(session, settings)
         self._reset_pending()
         self._prefetch(messages)
@@ -126,17 +131,17 @@ class Batch:
     def _reset_pending(self) -> None:
         self.new_customers: list[NewCustomer] = []
         self.new_conversations: list[NewConversation] = []
-        self.touched: dict[int, Conversation] = {}
+        self.touched: dict[int, ConversationRow] = {}
         self.pending: list[PendingMessage] = []
         # Audit events in the order message-by-message ingest records them: (action, detail,
         # conversation, customer); a PendingMessage in a detail stands for its id.
-        self.events: list[tuple[str, dict, Conversation | NewConversation | None, NewCustomer | None]] = []
+        self.events: list[tuple[str, dict, ConversationRow | NewConversation | None, NewCustomer | None]] = []
         # (message, whether it opened its conversation) whose receipt is decided once written.
         self.receipts: list[tuple[PendingMessage, bool]] = []
         # Outbox rows a bounce of this chunk failed, linked to the bounce once it has its id.
         self.bounced_outboxes: list[tuple[Outbox, PendingMessage]] = []
         # Answers to satisfaction surveys, recorded once their message has its id.
-        self.answers: list[tuple[PendingMessage, csat.Answer, SatisfactionSurvey, Conversation, datetime]] = []
+        self.answers: list[tuple[PendingMessage, csat.Answer, SatisfactionSurvey, ConversationRow, datetime]] = []
         # Attachment rows (but their message_id) of pending messages, by the message's place in `pending`.
         self.attachment_rows: dict[int, list[dict]] = {}
 
@@ -165,7 +170,7 @@ class Batch:
         }
         conversation_ids.update(k.conversation for k in self.thread_keys.values() if isinstance(k.conversation, int))
         self.conversations.update(
-            lookups.conversations_by_id(session=session, conversation_ids=conversation_ids, for_update=self.storing)
+            conversation_rows.by_id(session=session, conversation_ids=conversation_ids, for_update=self.storing)
         )
         addresses: dict[str, set[str]] = {}
         for message in messages:
@@ -206,12 +211,14 @@ class Batch:
         return self.thread_keys.get((source, thread_key))
 
     @overload
-    def conversation(self, conversation: int) -> Conversation | None: ...
+    def conversation(self, conversation: int) -> ConversationRow | None: ...
     @overload
     def conversation(
-        self, conversation: int | Conversation | NewConversation
-    ) -> Conversation | NewConversation | None: ...
-    def conversation(self, conversation: int | Conversation | NewConversation) -> Conversation | NewConversation | None:
+        self, conversation: int | ConversationRow | NewConversation
+    ) -> ConversationRow | NewConversation | None: ...
+    def conversation(
+        self, conversation: int | ConversationRow | NewConversation
+    ) -> ConversationRow | NewConversation | None:
         """The stored conversation (loaded once) or the chunk's new one."""
         if isinstance(conversation, NewConversation):
             if conversation.id is None:
@@ -221,14 +228,14 @@ class Batch:
             return conversation
         found = self.conversations.get(conversation)
         if found is None:
-            found = lookups.conversations_by_id(
+            found = conversation_rows.by_id(
                 session=self.session, conversation_ids=[conversation], for_update=self.storing
             ).get(conversation)
             if found is not None:
                 self.conversations[conversation] = found
         return found
 
-    def conversation_by_id(self, conversation_id: int) -> Conversation | None:
+    def conversation_by_id(self, conversation_id: int) -> ConversationRow | None:
         found = self.conversation(conversation_id)
         if found is None and self.new_conversations:
             # It may be one this chunk opened: written, it has its id.
@@ -236,7 +243,7 @@ class Batch:
             found = self.conversation(conversation_id)
         return found
 
-    def awaiting_answer(self, source: str, customer: CustomerRef) -> Conversation | None:
+    def awaiting_answer(self, source: str, customer: CustomerRef) -> ConversationRow | None:
         customer_id = None if isinstance(customer, NewCustomer) else customer_id_of(customer)
         if customer_id is None:
             return None  # a customer this chunk made has no conversation we started
@@ -245,7 +252,7 @@ class Batch:
         # An earlier message of this chunk may have answered it already (it is no longer waiting).
         return conversation if conversation is not None and conversation.last_customer_message_at is None else None
 
-    def has_message_from(self, conversation: Conversation | NewConversation, address: str) -> bool:
+    def has_message_from(self, conversation: ConversationRow | NewConversation, address: str) -> bool:
         if any(p.conversation is conversation and p.row["sender_address"] == address for p in self.pending):
             return True
         return conversation.id is not None and lookups.has_message_from(
@@ -274,7 +281,7 @@ class Batch:
         bounced, matched_by = self._bounced(message) if message.kind == "bounce" else (None, "")
         aside = ""
         customer: CustomerRef
-        conversation: Conversation | NewConversation | None
+        conversation: ConversationRow | NewConversation | None
         if message.kind == "bounce":
             # An event on the reply it bounced, never a customer: it joins that reply's
             # conversation, or, matching none of ours, the system view under the desk's own customer.
@@ -305,7 +312,7 @@ class Batch:
             self.new_conversations.append(conversation)
             self.events.append(("created", {"channel": message.channel, "source": message.source}, conversation, None))
         elif not isinstance(conversation, NewConversation):
-            self.touched[id_of(conversation)] = conversation
+            self.touched[conversation.id] = conversation
         its_customer = (
             conversation.customer if isinstance(conversation, NewConversation) else (conversation.customer_id,)
         )
@@ -395,7 +402,7 @@ class Batch:
             self.identities[key] = (found[0], name, found[2])
         return found
 
-    def _reopen(self, conversation: Conversation | NewConversation) -> None:
+    def _reopen(self, conversation: ConversationRow | NewConversation) -> None:
         """A customer writing to a solved or closed conversation opens it again (as queue.change
         would, with its audit event; it and ingest's own touch each count a version)."""
         self.events.append(("status", {"old": conversation.status, "new": "open"}, conversation, None))
@@ -438,7 +445,7 @@ class Batch:
         bounce: PendingMessage,
         original: Known,
         matched_by: str,
-        conversation: Conversation | NewConversation,
+        conversation: ConversationRow | NewConversation,
     ) -> None:
         """The reply a bounce reports on was not delivered: its Outbox row failed with the reason,
         linked to the bounce; the conversation flagged and back in its assignee's Mine. A delay
@@ -476,7 +483,7 @@ class Batch:
         )
 
     def _survey_answer(
-        self, pending: PendingMessage, conversation: Conversation | NewConversation, created: bool, at: datetime
+        self, pending: PendingMessage, conversation: ConversationRow | NewConversation, created: bool, at: datetime
     ) -> bool:
         """A customer's reply to a solved conversation whose survey went out, giving a rating
         (domain/csat.py): recorded once written. True when it is only a rating, so the
@@ -508,7 +515,7 @@ class Batch:
             reason in ("hint-ref", "subject-tag")
             and not isinstance(conversation, NewConversation)
             and not any(p.conversation is conversation for p in self.pending)
-            and not lookups.has_messages(session=self.session, conversation_id=id_of(conversation))
+            and not lookups.has_messages(session=self.session, conversation_id=conversation.id)
         )
         if first or getattr(channel, "receipt_after_hours", False):
             self.receipts.append((pending, first))
@@ -521,9 +528,9 @@ class Batch:
         session = self.session
         if not (self.pending or self.touched or self.new_customers):
             return
-        # The ORM's own changes (the touched conversations, a customer's name, an Outbox row) are
-        # written by the one flush after the inserts: none of the inserts reads them, and flushing
-        # here too would UPDATE each touched conversation twice (once more after its clocks).
+        # The ORM's own changes (a customer's name, an Outbox row) are written by the one flush
+        # after the inserts, and the touched conversations by one UPDATE a set of changed columns
+        # after their clocks: none of the inserts reads them.
         now, policies = self.now, self.policies
         assert now is not None and policies is not None, "a lookup writes nothing"
         if self.new_customers:
@@ -541,7 +548,7 @@ class Batch:
             for customer, new_id in zip(self.new_customers, ids):
                 customer.id = new_id
                 self.identities[(customer.kind, customer.address)] = (new_id, customer.name, "")
-        clock_rows: list[tuple[Conversation | NewConversation, list[dict]]] = []
+        clock_rows: list[tuple[ConversationRow | NewConversation, list[dict]]] = []
         if self.new_conversations:
             for conversation in self.new_conversations:
                 conversation.customer_id = customer_id_of(conversation.customer)
@@ -553,7 +560,7 @@ class Batch:
             ids = bulk.insert_returning(
                 session,
                 Conversation,
-                [{name: getattr(c, name) for name in _CONVERSATION_COLUMNS} for c in self.new_conversations],
+                [dict(zip(_CONVERSATION_COLUMNS, _conversation_values(c))) for c in self.new_conversations],
             )
             for conversation, new_id in zip(self.new_conversations, ids):
                 conversation.id = new_id
@@ -597,7 +604,8 @@ class Batch:
                     events=recorded[conversation_id],
                 )
                 clock_rows.append((stored, rows))
-                session.add(stored)
+        # The stored conversations this chunk changed (version, SLA fields, status, a bounce's flag).
+        conversation_rows.write_changes(session=session, rows=self.conversations.values())
         bulk.insert(
             session, SlaClockEvent, [dict(row, conversation_id=owned.id) for owned, rows in clock_rows for row in rows]
         )
@@ -611,13 +619,11 @@ class Batch:
                     action=action,
                     conversation_id=conversation_id_of(conversation) if conversation is not None else None,
                     customer_id=customer.id if customer is not None else None,
-                    detail=json.dumps(
+                    detail=_DETAIL_JSON.encode(
                         {
                             name: value.id if isinstance(value, PendingMessage) else value
                             for name, value in detail.items()
-                        },
-                        default=str,
-                        sort_keys=True,
+                        }
                     ),
                 )
                 for action, detail, conversation, customer in self.events
@@ -630,7 +636,7 @@ class Batch:
                 survey=survey,
                 answer=answer,
                 message_id=_written(pending.id),
-                conversation=answered,
+                conversation=self._stored(answered.id),
                 at=at,
                 now=now,
             )
@@ -638,6 +644,20 @@ class Batch:
         self._reset_pending()
         for pending, first in candidates:
             self._receipt(pending, first)
+        if candidates:
+            # A receipt is a reply, written through the ORM (status, version, first response):
+            # the chunk's rows of those conversations read again for its later messages.
+            replied = {conversation_id_of(pending.conversation) for pending, _ in candidates}
+            conversation_rows.reread(
+                session=session, rows=[row for row_id, row in self.conversations.items() if row_id in replied]
+            )
+
+    def _stored(self, conversation_id: int | None) -> Conversation:
+        """The ORM object of a conversation the chunk has written, for the domain's rare paths
+        that change it through the session (a receipt's reply, a survey's answer)."""
+        found = self.session.get(Conversation, _written(conversation_id))
+        assert found is not None, "a written conversation"
+        return found
 
     def _opened(self, conversation: NewConversation, tier: str) -> list[dict] | None:
         """`refresh_rows` for a new conversation from its opening computed ahead, when that was
@@ -672,9 +692,9 @@ class Batch:
         """The receipt decision for a message once it and its conversation are written (in message
         order, so the hourly limit counts as it would one by one)."""
         session = self.session
-        conversation = self.conversation(pending.conversation)
+        conversation = self._stored(conversation_id_of(pending.conversation))
         stored = session.get(Message, pending.id)
-        assert isinstance(conversation, Conversation) and stored is not None, "both written"
+        assert stored is not None, "written"
         assert self.settings is not None and self.policies is not None and self.now is not None
         receipts.maybe_queue_receipt(
             session,

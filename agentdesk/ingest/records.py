@@ -14,7 +14,8 @@ from agentdesk.channels.email.content import email_content
 from agentdesk.sanitize import inert_line
 
 if TYPE_CHECKING:
-    from agentdesk.store.models import Conversation, Customer
+    from agentdesk.store.conversation_rows import ConversationRow
+    from agentdesk.store.models import Customer
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class NewConversation:
         self.queue_wait: datetime | None = None
 
 
-def conversation_id_of(conversation: int | Conversation | NewConversation) -> int | None:
+def conversation_id_of(conversation: int | ConversationRow | NewConversation) -> int | None:
     """The id of a stored conversation, a NewConversation (once written) or a bare id."""
     return conversation if isinstance(conversation, int) else conversation.id
 
@@ -112,7 +113,7 @@ def conversation_id_of(conversation: int | Conversation | NewConversation) -> in
 @dataclass(eq=False)
 class PendingMessage:
     row: dict  # the message's column values, but its conversation_id
-    conversation: Conversation | NewConversation
+    conversation: ConversationRow | NewConversation
     message: InboundMessage
     created: bool
     id: int | None = None
@@ -123,7 +124,7 @@ class Known:
     """A message stored or added by this chunk, as threading and dedupe need it."""
 
     id: int | None
-    conversation: int | Conversation | NewConversation  # a stored conversation (its id), or one the chunk opens
+    conversation: int | ConversationRow | NewConversation  # a stored conversation (its id), or one the chunk opens
     content_hash: str | None
     direction: str
     thread_reason: str

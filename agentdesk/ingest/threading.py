@@ -22,7 +22,7 @@ from typing import Protocol
 
 from agentdesk.channels.base import InboundMessage
 from agentdesk.ingest.records import CustomerRef, Known, NewConversation, customer_id_of
-from agentdesk.store.models import Conversation
+from agentdesk.store.conversation_rows import ConversationRow
 
 SUBJECT_TAG = re.compile(r"\[AD-(\d+)\]")
 
@@ -37,16 +37,18 @@ class Lookup(Protocol):
     def keyed(self, source: str, thread_key: str) -> Known | None:
         """The most recent message of this provider thread."""
 
-    def conversation(self, conversation: int | Conversation | NewConversation) -> Conversation | NewConversation | None:
+    def conversation(
+        self, conversation: int | ConversationRow | NewConversation
+    ) -> ConversationRow | NewConversation | None:
         """A Known's conversation, as threading and ingest change it."""
 
-    def conversation_by_id(self, conversation_id: int) -> Conversation | None:
+    def conversation_by_id(self, conversation_id: int) -> ConversationRow | None:
         """A conversation a ref names (not merged away, or merged into another)."""
 
-    def has_message_from(self, conversation: Conversation | NewConversation, address: str) -> bool:
+    def has_message_from(self, conversation: ConversationRow | NewConversation, address: str) -> bool:
         """Whether `address` (normalised) sent a message in `conversation`."""
 
-    def awaiting_answer(self, source: str, customer: CustomerRef) -> Conversation | None:
+    def awaiting_answer(self, source: str, customer: CustomerRef) -> ConversationRow | None:
         """The conversation the team started with `customer` on `source` that they have not answered yet."""
 
 
@@ -59,7 +61,7 @@ def bounced_id(message: InboundMessage) -> str:
 
 def thread(
     message: InboundMessage, customer: CustomerRef, address: str, lookup: Lookup
-) -> tuple[Conversation | NewConversation | None, str]:
+) -> tuple[ConversationRow | NewConversation | None, str]:
     """The existing conversation `message` from `customer` (sent from normalised `address`) belongs
     to, and why; (None, "new") for a new one."""
     original = bounced_id(message)
@@ -109,7 +111,7 @@ def needs_a_ref_check(message: InboundMessage) -> bool:
     return hint.isdigit() or SUBJECT_TAG.search(message.subject) is not None
 
 
-def by_ref(lookup: Lookup, conversation_id: int, customer: CustomerRef, address: str) -> Conversation | None:
+def by_ref(lookup: Lookup, conversation_id: int, customer: CustomerRef, address: str) -> ConversationRow | None:
     """The conversation a ref (hint or subject tag) names, when the sender is a participant of it.
 
     A conversation merged into another lives on in that one (and its messages moved there): the
@@ -132,12 +134,12 @@ def by_ref(lookup: Lookup, conversation_id: int, customer: CustomerRef, address:
 
 
 def is_participant(
-    lookup: Lookup, conversation: Conversation | NewConversation, customer: CustomerRef, address: str
+    lookup: Lookup, conversation: ConversationRow | NewConversation, customer: CustomerRef, address: str
 ) -> bool:
     return _same_customer(conversation, customer) or lookup.has_message_from(conversation, address)
 
 
-def _same_customer(conversation: Conversation | NewConversation, customer: CustomerRef) -> bool:
+def _same_customer(conversation: ConversationRow | NewConversation, customer: CustomerRef) -> bool:
     if isinstance(conversation, NewConversation):
         if conversation.customer is customer:
             return True

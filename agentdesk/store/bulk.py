@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlmodel import Session
@@ -23,6 +24,14 @@ FTS_BULK_MIN = 20
 
 # table name -> (column names, scalar defaults, datetime columns), or None: not for the driver path
 _SQLITE_PLAN: dict[str, tuple[tuple[str, ...], dict[str, Any], frozenset[str]] | None] = {}
+
+
+class _SqliteTexts(dict):
+    """datetime (or None) -> its `sqlite_text`, each formatted once."""
+
+    def __missing__(self, moment: datetime | None) -> str | None:
+        text = self[moment] = sqlite_text(moment)
+        return text
 
 
 def insert(session: Session, model, rows: list[dict]) -> None:
@@ -157,7 +166,7 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
         return None
     names, defaults, times = plan
     keys = rows[0].keys()
-    if not keys <= set(names) or any(row.keys() != keys for row in rows):
+    if not keys <= set(names) or any(map(keys.__ne__, map(dict.keys, rows))):  # every row the same columns
         return None
     given = [name for name in names if name in keys]
     missing = [name for name in names if name not in keys and name in defaults]
@@ -165,21 +174,25 @@ def _sqlite_insert(session: Session, model, rows: list[dict], *, returning: bool
     sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
         table.name, ", ".join(f'"{name}"' for name in columns), ", ".join("?" * len(columns))
     )
-    extra = [sqlite_text(defaults[name]) if name in times else defaults[name] for name in missing]
+    extra = tuple(sqlite_text(defaults[name]) if name in times else defaults[name] for name in missing)
     converted = [index for index, name in enumerate(given) if name in times]
-    values = []
-    # The rows share many times (the batch's `now` in every created_at, at, ingested_at): each
-    # distinct one is formatted once per statement.
-    formatted: dict[datetime | None, str | None] = {None: None}
-    for row in rows:
-        value = [row[name] for name in given]
-        for index in converted:
-            moment = value[index]
-            text = formatted.get(moment)
-            if text is None and moment is not None:
-                text = formatted[moment] = sqlite_text(moment)
-            value[index] = text
-        values.append(tuple(value + extra) if extra else tuple(value))
+    # A row's values as a tuple, by `itemgetter` in C (of one name it gives the bare value).
+    if len(given) > 1:
+        values_of = itemgetter(*given)
+        values: list[tuple] = [values_of(row) for row in rows]
+    else:
+        values = [tuple(row[name] for name in given) for row in rows]
+    if converted:
+        # The rows share many times (the batch's `now` in every created_at, at, ingested_at):
+        # each distinct one is formatted once per statement.
+        texts = _SqliteTexts()
+        for position, value in enumerate(values):
+            listed = list(value)
+            for index in converted:
+                listed[index] = texts[listed[index]]
+            values[position] = tuple(listed)
+    if extra:
+        values = [value + extra for value in values]
     if not returning:
         connection.exec_driver_sql(sql, values)
         return []

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
+from agentdesk.store.bound_lists import one_of
 from agentdesk.store.models import Conversation, ConversationTag, Event, Message, SlaClockEvent
 from agentdesk.store.queries import DONE_STATUSES
 
@@ -72,7 +73,7 @@ def clock_event_columns(*, session: Session, conversation_ids: Sequence[int]) ->
             SlaClockEvent.at,
             SlaClockEvent.detail,
         )
-        .where(col(SlaClockEvent.conversation_id).in_(list(conversation_ids)))
+        .where(one_of(session, SlaClockEvent.conversation_id, conversation_ids))
         .order_by(col(SlaClockEvent.conversation_id), col(SlaClockEvent.id))
     )
 

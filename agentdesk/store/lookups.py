@@ -1,8 +1,8 @@
 """The questions ingest asks the database, for a whole chunk of inbound messages at once.
 
 Keyword-only functions taking a Session, like store/queries.py. The bulk ones answer for many
-values with a few `IN (…)` queries and return plain tuples, not ORM objects: a chunk asks about
-thousands of Message-IDs.
+values with one query each (the values bound as one parameter: `bound_lists.one_of`) and return
+plain tuples, not ORM objects: a chunk asks about thousands of Message-IDs.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import NamedTuple
 from sqlalchemy import literal
 from sqlmodel import Session, col, select
 
+from agentdesk.store.bound_lists import one_of
 from agentdesk.store.models import Conversation, Customer, Identity, Message, Outbox, id_of
 
 IN_CHUNK = 400  # values per IN (…): far below every backend's limit on bound parameters
@@ -31,21 +32,22 @@ class MessageKey(NamedTuple):
 
 def messages_by_external_id(*, session: Session, external_ids: Iterable[str]) -> list[MessageKey]:
     """Every stored message with one of these external ids (Message-IDs), by id."""
-    found: list[MessageKey] = []
-    for part in _parts(sorted(set(filter(None, external_ids)))):
-        found.extend(
-            MessageKey(*row)
-            for row in session.exec(
-                select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
-                    Message.id,
-                    Message.conversation_id,
-                    Message.external_id,
-                    Message.content_hash,
-                    Message.direction,
-                    Message.thread_reason,
-                ).where(col(Message.external_id).in_(part))
-            )
+    wanted = sorted(set(filter(None, external_ids)))
+    if not wanted:
+        return []
+    found = [
+        MessageKey(*row)
+        for row in session.exec(
+            select(  # type: ignore[call-overload]  # sqlmodel's select is typed up to four columns
+                Message.id,
+                Message.conversation_id,
+                Message.external_id,
+                Message.content_hash,
+                Message.direction,
+                Message.thread_reason,
+            ).where(one_of(session, Message.external_id, wanted))
         )
+    ]
     found.sort(key=lambda key: key.id)
     return found
 
@@ -57,17 +59,16 @@ def latest_by_thread_key(*, session: Session, keys: Iterable[tuple[str, str]]) -
         wanted.setdefault(source, set()).add(key)
     found: dict[tuple[str, str], MessageKey] = {}
     for source, source_keys in wanted.items():
-        for part in _parts(sorted(source_keys)):
-            rows = session.exec(
-                select(Message.id, Message.conversation_id, Message.thread_key, Message.thread_reason).where(
-                    Message.source == source, col(Message.thread_key).in_(part)
-                )
+        rows = session.exec(
+            select(Message.id, Message.conversation_id, Message.thread_key, Message.thread_reason).where(
+                Message.source == source, one_of(session, Message.thread_key, sorted(source_keys))
             )
-            for message_id, conversation_id, thread_key, reason in rows:
-                assert message_id is not None and thread_key is not None  # a stored row; the key was matched
-                current = found.get((source, thread_key))
-                if current is None or current.id < message_id:
-                    found[(source, thread_key)] = MessageKey(message_id, conversation_id, None, None, "inbound", reason)
+        )
+        for message_id, conversation_id, thread_key, reason in rows:
+            assert message_id is not None and thread_key is not None  # a stored row; the key was matched
+            current = found.get((source, thread_key))
+            if current is None or current.id < message_id:
+                found[(source, thread_key)] = MessageKey(message_id, conversation_id, None, None, "inbound", reason)
     return found
 
 
@@ -96,15 +97,17 @@ def conversations_by_id(
 def customers_by_address(*, session: Session, kind: str, addresses: Iterable[str]) -> dict[str, tuple[int, str, str]]:
     """address -> (customer id, name, tier) of the customers owning these identities of `kind`."""
     found: dict[str, tuple[int, str, str]] = {}
-    for part in _parts(sorted(set(addresses))):
-        rows = session.exec(
-            select(Identity.address, Customer.id, Customer.name, Customer.tier)
-            .join(Customer, col(Identity.customer_id) == col(Customer.id))
-            .where(Identity.kind == kind, col(Identity.address).in_(part))
-        )
-        for address, customer_id, name, tier in rows:
-            assert customer_id is not None  # joined on it
-            found[address] = (customer_id, name, tier)
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return found
+    rows = session.exec(
+        select(Identity.address, Customer.id, Customer.name, Customer.tier)
+        .join(Customer, col(Identity.customer_id) == col(Customer.id))
+        .where(Identity.kind == kind, one_of(session, Identity.address, wanted))
+    )
+    for address, customer_id, name, tier in rows:
+        assert customer_id is not None  # joined on it
+        found[address] = (customer_id, name, tier)
     return found
 
 
@@ -112,10 +115,14 @@ def customer_tiers(*, session: Session, customer_ids: Iterable[int]) -> dict[int
     """customer id -> tier: plain columns, not ORM objects (ingest asks for the owner of every
     conversation a chunk touches)."""
     found: dict[int, str] = {}
-    for part in _parts(sorted(set(customer_ids))):
-        for customer_id, tier in session.exec(select(Customer.id, Customer.tier).where(col(Customer.id).in_(part))):
-            assert customer_id is not None  # a stored row
-            found[customer_id] = tier
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return found
+    for customer_id, tier in session.exec(
+        select(Customer.id, Customer.tier).where(one_of(session, Customer.id, wanted))
+    ):
+        assert customer_id is not None  # a stored row
+        found[customer_id] = tier
     return found
 
 
@@ -230,18 +237,13 @@ def system_customer(*, session: Session) -> Customer:
 
 
 def blocked_patterns(*, session: Session, patterns: Sequence[str] | set[str]) -> set[str]:
-    """Which of these patterns (addresses, "@domain"s) are blocked: one IN (…) per IN_CHUNK."""
+    """Which of these patterns (addresses, "@domain"s) are blocked: one query."""
     from agentdesk.store.models import BlockedSender
 
     wanted = sorted(set(patterns))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 400):
-        found.update(
-            session.exec(
-                select(BlockedSender.pattern).where(col(BlockedSender.pattern).in_(wanted[start : start + IN_CHUNK]))
-            )
-        )
-    return found
+    if not wanted:
+        return set()
+    return set(session.exec(select(BlockedSender.pattern).where(one_of(session, BlockedSender.pattern, wanted))))
 
 
 def _parts(values: list) -> Iterator[list]:

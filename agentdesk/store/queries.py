@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from agentdesk.errors import InvalidInput, NotFound
 from agentdesk.store import search
+from agentdesk.store.bound_lists import one_of
 
 # Re-exported (the `as` names): callers name the store's statuses, row columns, refs and the first
 # window's read from here; they are defined without SQLAlchemy, for the TUI's first frame.
@@ -293,7 +294,7 @@ def tags_of(*, session: Session, conversation_ids: Sequence[int]) -> dict[int, l
         return tags
     rows = session.exec(
         select(ConversationTag)
-        .where(col(ConversationTag.conversation_id).in_(conversation_ids))
+        .where(one_of(session, ConversationTag.conversation_id, conversation_ids))
         .order_by(col(ConversationTag.tag))
     )
     for row in rows:

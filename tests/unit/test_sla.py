@@ -766,3 +766,22 @@ def test_between_over_months_equals_the_day_by_day_sum(calendar, a, b):
     first = start.astimezone(calendar._zone).date() - timedelta(days=1)
     last = end.astimezone(calendar._zone).date()
     assert calendar.between(start, end) == calendar._clipped(first, last, start, end)
+
+
+def test_remembered_sums_answer_as_the_first_asking_did_in_any_zone():
+    """`add` and `subtract` remember their answers per calendar: the same instant asked again,
+    in another zone or after a pickle round trip, gets the same UTC answer as when it was summed."""
+    import pickle
+
+    calendar = BusinessCalendar(name="office-remembered", timezone="Europe/Amsterdam", hours={"mon": ["09:00-17:00"]})
+    start = datetime(2026, 3, 2, 16, 30, tzinfo=timezone.utc)  # Monday 17:30 in Amsterdam: closed
+    due = calendar.add(start, timedelta(hours=2))
+    assert due == datetime(2026, 3, 9, 10, 0, tzinfo=timezone.utc) and due.utcoffset() == timedelta(0)
+    local = start.astimezone(ZoneInfo("America/New_York"))
+    assert calendar.add(local, timedelta(hours=2)) == due
+    assert calendar.add(start, timedelta(hours=3)) == datetime(2026, 3, 9, 11, 0, tzinfo=timezone.utc)
+    warning = calendar.subtract(due, timedelta(hours=1))
+    assert warning == datetime(2026, 3, 9, 9, 0, tzinfo=timezone.utc)
+    assert calendar.subtract(due.astimezone(ZoneInfo("Asia/Kolkata")), timedelta(hours=1)) == warning
+    copy = pickle.loads(pickle.dumps(calendar))
+    assert copy.add(start, timedelta(hours=2)) == due and copy.subtract(due, timedelta(hours=1)) == warning

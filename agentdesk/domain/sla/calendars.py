@@ -219,6 +219,10 @@ class BusinessCalendar:
         self._rule_holidays_in_year = lru_cache(maxsize=64)(self._compute_rule_holidays_in_year)
         self._windows_on = lru_cache(maxsize=4096)(self._compute_windows_on)
         self._running_totals = lru_cache(maxsize=64)(self._compute_running_totals)
+        # Replaying a conversation's clocks asks again for the dues it asked for last time, and
+        # the warnings of many conversations fall on the same few instants.
+        self._added = lru_cache(maxsize=4096)(self._compute_add)
+        self._subtracted = lru_cache(maxsize=4096)(self._compute_subtract)
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any]) -> BusinessCalendar:
@@ -263,7 +267,9 @@ class BusinessCalendar:
         exactly at a window's end, the answer is that end, not the next opening.
         """
         _check_duration(duration)
-        start = _as_utc(start, "start")
+        return self._added(_as_utc(start, "start"), duration)
+
+    def _compute_add(self, start: datetime, duration: timedelta) -> datetime:
         remaining = duration
         for window_start, window_end in self._windows_from(start):
             counted_from = max(window_start, start)
@@ -281,7 +287,9 @@ class BusinessCalendar:
         following window's start when the time runs out exactly at an opening.
         """
         _check_duration(duration)
-        end = _as_utc(end, "end")
+        return self._subtracted(_as_utc(end, "end"), duration)
+
+    def _compute_subtract(self, end: datetime, duration: timedelta) -> datetime:
         remaining = duration
         for window_start, window_end in self._windows_before(end):
             counted_to = min(window_end, end)
