@@ -251,14 +251,14 @@ class ThreadView(ScrollView, can_focus=False):
         for attachment in item.attachments:
             selected = attachment.number == self.selected_attachment
             style = self.style("selected") if selected else self.style("meta")
-            line = Text(
+            listed = Text(
                 f"{'▶' if selected else ' '} [attachment {attachment.number}] {shown_line(attachment.filename)} "
                 f"({shown_line(attachment.content_type)}, {format.size(attachment.size)})",
                 style,
             )
             if attachment.status:
-                line.append(f"  {shown_line(attachment.status)}", self.style("warning"))
-            self._barred(text, bar, head_style, line)
+                listed.append(f"  {shown_line(attachment.status)}", self.style("warning"))
+            self._barred(text, bar, head_style, listed)
         text.rstrip()
         return text
 
