@@ -32,6 +32,7 @@ from agentdesk.channels.email.bodies import MAX_BODY_CHARS, _read_body, _truncat
 from agentdesk.channels.email.content import email_content_hash, email_content_hash_of_file
 from agentdesk.channels.email.decoding import _raw, _raw_all, decode_bytes, decode_header_value
 from agentdesk.channels.email.machine_mail import _classify, bounce_details, bounce_reason, bounced_message_id
+from agentdesk.channels.email.mime_split import split_message
 from agentdesk.sanitize import strip_control
 
 __all__ = ["parse_message", "parse_file", "bounced_message_id", "bounce_reason", "MAX_BODY_CHARS"]
@@ -159,7 +160,7 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
             return None
 
-    msg = step("structure", lambda: email.message_from_bytes(raw, policy=compat32))
+    msg = step("structure", lambda: split_message(raw) or email.message_from_bytes(raw, policy=compat32))
     if not isinstance(msg, Message):
         # Too broken (or too deep) to parse as MIME: keep what the header block says.
         msg = step(
