@@ -296,6 +296,11 @@ class _TextExtractor(HTMLParser):
         self._links: list[tuple[str, list[str]]] = []  # (href, the link's text so far)
         self._row_has_cell = False
 
+    def updatepos(self, i: int, j: int) -> int:
+        # html.parser counts the lines of the document up to every tag for `getpos`, which
+        # nothing here asks: skipped.
+        return j
+
     # -- output helpers
 
     def _newline(self, count: int) -> None:
