@@ -24,6 +24,8 @@ __all__ = ["split_message"]
 # A header line as the feed parser takes it without a defect: a field name of printable
 # characters but the colon, then the colon (its headerRE, with the name required).
 _HEADER_LINE = re.compile(r"[\041-\071\073-\176]+:")
+# Where one header field ends and the next begins: a line end not followed by a continuation.
+_FIELD_BREAK = {"\n": re.compile(r"\n(?![ \t])"), "\r\n": re.compile(r"\r\n(?![ \t])")}
 # What may follow a boundary's separator on its line (the feed parser's boundary pattern).
 _BOUNDARY_TAIL = re.compile(r"(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
 # Deeper trees go to the feed parser, which decides what such nesting gives.
@@ -115,20 +117,13 @@ def _headers_into(message: Message, text: str, start: int, end: int, eol: str) -
     blank = text.find(eol + eol, start, end)
     if blank < 0:
         raise _NeedsFeedParser  # no blank line before the part ends
-    field: list[str] = []
-    for line in text[start:blank].split(eol):
-        if line[:1] in (" ", "\t"):
-            if not field:
-                raise _NeedsFeedParser  # the first line is a continuation
-            field.append(line + eol)
-            continue
-        if _HEADER_LINE.match(line) is None:
-            raise _NeedsFeedParser  # "From ", a line without a field name, body text among the headers
-        if field:
-            message.set_raw(*compat32.header_source_parse(field))
-        field = [line + eol]
-    if field:
-        message.set_raw(*compat32.header_source_parse(field))
+    for field in _FIELD_BREAK[eol].split(text[start:blank]):
+        if _HEADER_LINE.match(field) is None:
+            raise _NeedsFeedParser  # "From ", a line without a field name, a continuation first
+        # compat32.header_source_parse of the field's lines: the value's first line without its
+        # leading blanks, the continuation lines as they are, no line end at the end.
+        name, value = field.split(":", 1)
+        message.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
     return blank + 2 * len(eol)
 
 
