@@ -19,6 +19,8 @@ import re
 from email.message import Message
 from email.policy import compat32
 
+from agentdesk.channels.email.mime_tree import content_type_of_field
+
 __all__ = ["split_message"]
 
 # A header line as the feed parser takes it without a defect: a field name of printable
@@ -39,15 +41,12 @@ class _NeedsFeedParser(Exception):
 def split_message(raw: bytes) -> Message | None:
     """`email.message_from_bytes(raw, policy=compat32)` for well-formed mail; None for other mail."""
     text = raw.decode("ascii", "surrogateescape")
-    crlf = text.count("\r\n")
-    if crlf:
-        if crlf != text.count("\r") or crlf != text.count("\n"):
-            return None  # mixed line ends: the feed parser's line splitting decides
-        eol = "\r\n"
-    elif "\r" in text:
-        return None
-    else:
+    if "\r" not in text:
         eol = "\n"
+    elif text.count("\r") == text.count("\r\n") == text.count("\n"):
+        eol = "\r\n"
+    else:
+        return None  # mixed line ends: the feed parser's line splitting decides
     try:
         return _entity(text, 0, len(text), eol, (), 0)
     except _NeedsFeedParser:
@@ -60,8 +59,9 @@ def _entity(text: str, start: int, end: int, eol: str, separators: tuple[str, ..
     if depth > _MAX_DEPTH:
         raise _NeedsFeedParser
     message = Message(policy=compat32)
-    body_start = _headers_into(message, text, start, end, eol)
-    content_type = message.get_content_type()
+    body_start, content_type_field = _headers_into(message, text, start, end, eol)
+    # (A new message's default type is text/plain: a digest's parts are left to the feed parser.)
+    content_type = "text/plain" if content_type_field is None else content_type_of_field(content_type_field)
     maintype = content_type.split("/", 1)[0]
     if maintype == "message":
         raise _NeedsFeedParser  # an attached message (or a delivery-status report) is parsed as a message
@@ -99,7 +99,7 @@ def _entity(text: str, start: int, end: int, eol: str, separators: tuple[str, ..
         part = _entity(text, part_start, after[0], eol, active, depth + 1)
         message.attach(part)
         # The line end before a boundary belongs to the boundary, not to the part before it.
-        if part.get_content_maintype() == "multipart":
+        if part.is_multipart():  # here: a multipart type (a part of another type has a str payload)
             epilogue = part.epilogue  # a str: set by the part's own close
             part.epilogue = _without_line_end(epilogue, eol) if epilogue else None
         else:
@@ -110,10 +110,12 @@ def _entity(text: str, start: int, end: int, eol: str, separators: tuple[str, ..
             return message
 
 
-def _headers_into(message: Message, text: str, start: int, end: int, eol: str) -> int:
-    """Store the header block at `start` in `message` as the feed parser does; where the body starts."""
+def _headers_into(message: Message, text: str, start: int, end: int, eol: str) -> tuple[int, str | None]:
+    """Store the header block at `start` in `message` as the feed parser does; where the body
+    starts, and the value of the first Content-Type field (None: there is none)."""
     if text.startswith(eol, start):
-        return start + len(eol)
+        return start + len(eol), None
+    content_type = None
     blank = text.find(eol + eol, start, end)
     if blank < 0:
         raise _NeedsFeedParser  # no blank line before the part ends
@@ -123,8 +125,11 @@ def _headers_into(message: Message, text: str, start: int, end: int, eol: str) -
         # compat32.header_source_parse of the field's lines: the value's first line without its
         # leading blanks, the continuation lines as they are, no line end at the end.
         name, value = field.split(":", 1)
-        message.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
-    return blank + 2 * len(eol)
+        value = value.lstrip(" \t").rstrip("\r\n")
+        message.set_raw(name, value)
+        if content_type is None and name.lower() == "content-type":
+            content_type = value
+    return blank + 2 * len(eol), content_type
 
 
 def _line_end(text: str, at: int) -> int:

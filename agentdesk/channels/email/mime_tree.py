@@ -88,7 +88,7 @@ def content_type(part: Message) -> str:
     fields = _header_index(part).get("content-type")
     if not fields:
         return part.get_default_type()
-    return _type_of_field(fields[0])
+    return content_type_of_field(fields[0])
 
 
 def content_charset(part: Message) -> str | None:
@@ -104,7 +104,8 @@ def _holding(field: str) -> Message:
 
 
 @lru_cache(maxsize=512)
-def _type_of_field(field: str) -> str:
+def content_type_of_field(field: str) -> str:
+    """`get_content_type()` of a message whose first Content-Type field is `field`."""
     return _holding(field).get_content_type()
 
 
