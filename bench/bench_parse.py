@@ -12,9 +12,11 @@ anchor`) and subtract `--only none` (imports and reading the mail):
     PYTHONHASHSEED=0 valgrind --tool=callgrind --cache-sim=no --branch-sim=no \
         .venv/bin/python bench/bench_parse.py --maildir DIR --messages 3000 --only parse
 
+`--crlf`: the mail with CRLF line ends, as IMAP serves it to the sync (a Maildir keeps LF).
+
 `--digest FILE` instead writes one line per message (its file name and a SHA-256 of every field of
 its `InboundMessage`, attachments' bytes included) for the Maildir and for any `--files` given
-(files or folders of single messages, each also parsed with CRLF line ends, as IMAP serves them):
+(files or folders of single messages), each parsed as it is and with CRLF line ends:
 run it on two checkouts and compare the files to prove they store the same data.
 """
 
@@ -48,11 +50,20 @@ def _uid_order(maildir: Path) -> list[Path]:
     return [files[name] for name in names if name in files]
 
 
-def _items(paths: list[Path]) -> list[tuple[int, datetime, bytes]]:
+def _items(paths: list[Path], crlf: bool = False) -> list[tuple[int, datetime, bytes]]:
     return [
-        (uid, datetime.fromtimestamp(int(path.name.split(".")[0]), UTC), path.read_bytes())
+        (
+            uid,
+            datetime.fromtimestamp(int(path.name.split(".")[0]), UTC),
+            _crlf(path.read_bytes()) if crlf else path.read_bytes(),
+        )
         for uid, path in enumerate(paths, 1)
     ]
+
+
+def _crlf(raw: bytes) -> bytes:
+    """The mail as IMAP serves it (a Maildir keeps LF line ends; Dovecot sends CRLF)."""
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def _chunks(items: list) -> Iterator[list]:
@@ -108,13 +119,13 @@ def write_digest(out: Path, mail: list[Path], files: list[Path]) -> int:
     from agentdesk.channels.email.mime import parse_fetched
 
     lines = []
-    for chunk in _chunks(_items(mail)):
-        names = {uid: mail[uid - 1].name for uid, _, _ in chunk}
-        lines += [f"{names[uid]} {_fingerprint(m)}" for uid, m in parse_fetched(chunk, "support")]
+    for crlf in (False, True):
+        for chunk in _chunks(_items(mail, crlf)):
+            names = {uid: mail[uid - 1].name + (" (CRLF)" if crlf else "") for uid, _, _ in chunk}
+            lines += [f"{names[uid]} {_fingerprint(m)}" for uid, m in parse_fetched(chunk, "support")]
     for path in files:
         raw = path.read_bytes()
-        crlf = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        for name, variant in ((str(path), raw), (f"{path} (CRLF)", crlf)):
+        for name, variant in ((str(path), raw), (f"{path} (CRLF)", _crlf(raw))):
             ((_, message),) = parse_fetched([(1, NOW, variant)], "support")
             lines.append(f"{name} {_fingerprint(message)}")
     out.write_text("\n".join(lines) + "\n")
@@ -126,6 +137,7 @@ def main() -> int:
     parser.add_argument("--maildir", type=Path, required=True, help="a Maildir (cur/, new/, Dovecot's uidlist)")
     parser.add_argument("--messages", type=int, default=30_000, help="the first N messages in UID order")
     parser.add_argument("--repeat", type=int, default=5, help="alternating rounds of the two")
+    parser.add_argument("--crlf", action="store_true", help="parse the mail with CRLF line ends, as IMAP serves it")
     parser.add_argument("--only", choices=("parse", "anchor", "none"), help="one pass of one side (for callgrind)")
     parser.add_argument("--digest", type=Path, help="write each message's field digest here instead of timing")
     parser.add_argument("--files", nargs="*", default=[], help="with --digest: more mail files or folders")
@@ -135,7 +147,7 @@ def main() -> int:
         count = write_digest(args.digest, paths, _message_files(args.files))
         print(f"{count} digests written to {args.digest}")
         return 0
-    items = _items(paths)
+    items = _items(paths, args.crlf)
     import agentdesk.sync.sources.parse_job  # noqa: F401  (imports outside the timed part)
 
     if args.only:
