@@ -12,11 +12,13 @@ anchor`) and subtract `--only none` (imports and reading the mail):
     PYTHONHASHSEED=0 valgrind --tool=callgrind --cache-sim=no --branch-sim=no \
         .venv/bin/python bench/bench_parse.py --maildir DIR --messages 3000 --only parse
 
-`--crlf`: the mail with CRLF line ends, as IMAP serves it to the sync (a Maildir keeps LF).
+`--line-ends lf|crlf`: every line end made LF or CRLF (the kept Maildir's files have CRLF, as
+IMAP serves mail to the sync).
 
 `--digest FILE` instead writes one line per message (its file name and a SHA-256 of every field of
 its `InboundMessage`, attachments' bytes included) for the Maildir and for any `--files` given
-(files or folders of single messages), each parsed as it is and with CRLF line ends:
+(files or folders of single messages), each parsed with LF and with CRLF line ends (and a file
+also as it is):
 run it on two checkouts and compare the files to prove they store the same data.
 """
 
@@ -50,20 +52,19 @@ def _uid_order(maildir: Path) -> list[Path]:
     return [files[name] for name in names if name in files]
 
 
-def _items(paths: list[Path], crlf: bool = False) -> list[tuple[int, datetime, bytes]]:
+def _items(paths: list[Path], line_ends: str = "kept") -> list[tuple[int, datetime, bytes]]:
     return [
-        (
-            uid,
-            datetime.fromtimestamp(int(path.name.split(".")[0]), UTC),
-            _crlf(path.read_bytes()) if crlf else path.read_bytes(),
-        )
+        (uid, datetime.fromtimestamp(int(path.name.split(".")[0]), UTC), _with_line_ends(path.read_bytes(), line_ends))
         for uid, path in enumerate(paths, 1)
     ]
 
 
-def _crlf(raw: bytes) -> bytes:
-    """The mail as IMAP serves it (a Maildir keeps LF line ends; Dovecot sends CRLF)."""
-    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+def _with_line_ends(raw: bytes, line_ends: str) -> bytes:
+    """`raw` as it is ("kept"), or with every line end LF ("lf") or CRLF ("crlf")."""
+    if line_ends == "kept":
+        return raw
+    lf = raw.replace(b"\r\n", b"\n")
+    return lf if line_ends == "lf" else lf.replace(b"\n", b"\r\n")
 
 
 def _chunks(items: list) -> Iterator[list]:
@@ -119,13 +120,15 @@ def write_digest(out: Path, mail: list[Path], files: list[Path]) -> int:
     from agentdesk.channels.email.mime import parse_fetched
 
     lines = []
-    for crlf in (False, True):
-        for chunk in _chunks(_items(mail, crlf)):
-            names = {uid: mail[uid - 1].name + (" (CRLF)" if crlf else "") for uid, _, _ in chunk}
+    for line_ends in ("lf", "crlf"):
+        for chunk in _chunks(_items(mail, line_ends)):
+            names = {uid: f"{mail[uid - 1].name} ({line_ends})" for uid, _, _ in chunk}
             lines += [f"{names[uid]} {_fingerprint(m)}" for uid, m in parse_fetched(chunk, "support")]
     for path in files:
         raw = path.read_bytes()
-        for name, variant in ((str(path), raw), (f"{path} (CRLF)", _crlf(raw))):
+        for line_ends in ("kept", "lf", "crlf"):
+            variant = _with_line_ends(raw, line_ends)
+            name = f"{path} ({line_ends})"
             ((_, message),) = parse_fetched([(1, NOW, variant)], "support")
             lines.append(f"{name} {_fingerprint(message)}")
     out.write_text("\n".join(lines) + "\n")
@@ -137,7 +140,12 @@ def main() -> int:
     parser.add_argument("--maildir", type=Path, required=True, help="a Maildir (cur/, new/, Dovecot's uidlist)")
     parser.add_argument("--messages", type=int, default=30_000, help="the first N messages in UID order")
     parser.add_argument("--repeat", type=int, default=5, help="alternating rounds of the two")
-    parser.add_argument("--crlf", action="store_true", help="parse the mail with CRLF line ends, as IMAP serves it")
+    parser.add_argument(
+        "--line-ends",
+        choices=("kept", "lf", "crlf"),
+        default="kept",
+        help="the files' own line ends (the kept Maildir's are CRLF, as IMAP serves mail), or all LF, or all CRLF",
+    )
     parser.add_argument("--only", choices=("parse", "anchor", "none"), help="one pass of one side (for callgrind)")
     parser.add_argument("--digest", type=Path, help="write each message's field digest here instead of timing")
     parser.add_argument("--files", nargs="*", default=[], help="with --digest: more mail files or folders")
@@ -147,7 +155,7 @@ def main() -> int:
         count = write_digest(args.digest, paths, _message_files(args.files))
         print(f"{count} digests written to {args.digest}")
         return 0
-    items = _items(paths, args.crlf)
+    items = _items(paths, args.line_ends)
     import agentdesk.sync.sources.parse_job  # noqa: F401  (imports outside the timed part)
 
     if args.only:
