@@ -139,16 +139,21 @@ def _line_end(text: str, at: int) -> int:
 
 def _next_boundary(text: str, start: int, end: int, separators: tuple[str, ...]) -> tuple[int, str, bool] | None:
     """The first line in text[start:end] (`start` begins a line) that is one of the separators'
-    boundary lines: (where it starts, its separator, whether it closes), or None."""
+    boundary lines: (where it starts, its separator, whether it closes), or None.
+
+    Each separator after the first is looked for only up to the best line found so far: the
+    enclosing multiparts' boundaries are not searched for to the end of the text at every part
+    (a hostile message of many small parts would make that quadratic)."""
     first: tuple[int, str, bool] | None = None
     for separator in separators:
-        at = start if text.startswith(separator, start, end) else _after_newline(text, "\n" + separator, start, end)
-        while at >= 0 and (first is None or at < first[0]):
+        limit = end if first is None else first[0]
+        at = start if text.startswith(separator, start, limit) else _after_newline(text, "\n" + separator, start, limit)
+        while at >= 0:
             tail = _BOUNDARY_TAIL.match(text[at : _line_end(text, at)], len(separator))
             if tail is not None:
                 first = (at, separator, bool(tail["end"]))
                 break
-            at = _after_newline(text, "\n" + separator, at, end)
+            at = _after_newline(text, "\n" + separator, at, limit)
     return first
 
 
