@@ -31,6 +31,10 @@ class _Recording(_TextExtractor):
         self.events.append(("start", tag, list(attrs)))
         super().handle_starttag(tag, attrs)
 
+    def handle_startendtag(self, tag, attrs):
+        self.events.append(("startend", tag, list(attrs)))
+        super().handle_startendtag(tag, attrs)
+
     def handle_endtag(self, tag):
         self.events.append(("end", tag))
         super().handle_endtag(tag)
@@ -89,6 +93,9 @@ PIECES = [
     "<br>",
     "<br/>",
     "<br />",
+    "<p/>",
+    '<div class="x" />',
+    '<a href="https://example.com/"/>',
     "<hr>",
     "<li>",
     "<ul>",
