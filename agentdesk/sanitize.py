@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from html import unescape
 from html.parser import HTMLParser
 
 __all__ = [
@@ -274,6 +275,16 @@ _VOID = frozenset(
     {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "param", "source", "track", "wbr"}
 )
 _WHITESPACE = re.compile(r"[ \t\n\r\f\v\xa0\u200b]+")
+_WHITESPACE_BUT_SPACE = re.compile(r"[\t\n\r\f\v\xa0\u200b]")
+
+
+def _collapse_whitespace(text: str) -> str:
+    """`text` with each run of whitespace one space."""
+    if "  " not in text and _WHITESPACE_BUT_SPACE.search(text) is None:
+        return text  # its runs are single spaces already: most text, one scan instead of a substitution per word
+    return _WHITESPACE.sub(" ", text)
+
+
 # Above this the input is cut before parsing: html.parser is linear on ordinary input, but an
 # HTML body this size is hostile or broken and nobody reads past it.
 MAX_HTML_CHARS = 4_000_000
@@ -295,6 +306,11 @@ class _TextExtractor(HTMLParser):
         self._lists: list[list] = []  # [tag, next number]
         self._links: list[tuple[str, list[str]]] = []  # (href, the link's text so far)
         self._row_has_cell = False
+
+    def updatepos(self, i: int, j: int) -> int:
+        # html.parser counts the lines of the document up to every tag for `getpos`, which
+        # nothing here asks: skipped.
+        return j
 
     # -- output helpers
 
@@ -427,7 +443,7 @@ class _TextExtractor(HTMLParser):
         self._emit_inline(data)
 
     def _emit_inline(self, data: str) -> None:
-        collapsed = _WHITESPACE.sub(" ", data)
+        collapsed = _collapse_whitespace(data)
         if self._at_line_start or self._pending_newlines:
             collapsed = collapsed.lstrip(" ")
         elif collapsed.startswith(" ") and self.out and self.out[-1].endswith(" "):
@@ -466,6 +482,60 @@ def _same_target(text: str, href: str) -> bool:
     return norm(text) == norm(href)
 
 
+# The plainest markup, which most HTML mail is made of: a start tag (its name, then attributes
+# each written name="value", maybe a closing slash) or an end tag (its name alone).
+_PLAIN_TAG = re.compile(
+    r'<(?:(?P<start>[a-zA-Z][a-zA-Z0-9]*)(?P<attributes>(?:[ \t\n]+[a-zA-Z][a-zA-Z0-9-]*="[^"<>]*")*)[ \t\n]*(?P<slash>/?)'
+    r"|/(?P<end>[a-zA-Z][a-zA-Z0-9]*))>"
+)
+_PLAIN_ATTRIBUTE = re.compile(r'([a-zA-Z][a-zA-Z0-9-]*)="([^"<>]*)"')
+
+
+def _feed_plain_markup(extractor: _TextExtractor, html: str) -> bool:
+    """Hand `extractor` the events html.parser would, when every "<" of `html` opens a plain tag
+    (`_PLAIN_TAG`) and none is a script or style (whose content html.parser reads raw); else
+    hand it nothing and return False, for html.parser to read the document.
+
+    html.parser finds those events with a dozen regular expressions and calls per tag;
+    tests/unit/test_mime_parts.py holds the two to the same events."""
+    events: list[tuple[int, str, list[tuple[str, str | None]]]] = []  # (kind, tag or text, attributes)
+    at = 0
+    while True:
+        opening = html.find("<", at)
+        if opening < 0:
+            if at < len(html):
+                events.append((_DATA, unescape(html[at:]), []))
+            break
+        tag = _PLAIN_TAG.match(html, opening)
+        if tag is None:
+            return False
+        if opening > at:
+            events.append((_DATA, unescape(html[at:opening]), []))
+        if tag["end"]:
+            events.append((_END, tag["end"].lower(), []))
+        else:
+            name = tag["start"].lower()
+            if name in HTMLParser.CDATA_CONTENT_ELEMENTS:
+                return False
+            attributes: list[tuple[str, str | None]] = [
+                (key.lower(), unescape(value) if value else value)
+                for key, value in _PLAIN_ATTRIBUTE.findall(tag["attributes"])
+            ]
+            events.append((_START_END if tag["slash"] else _START, name, attributes))
+        at = tag.end()
+    for kind, value, attributes in events:
+        if kind == _DATA:
+            extractor.handle_data(value)
+        elif kind == _START:
+            extractor.handle_starttag(value, attributes)
+        elif kind == _START_END:
+            extractor.handle_startendtag(value, attributes)
+        else:
+            extractor.handle_endtag(value)
+    return True
+
+
+_DATA, _START, _START_END, _END = range(4)
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -484,8 +554,9 @@ def html_to_text(html: str) -> str:
         html = html[:MAX_HTML_CHARS]
     extractor = _TextExtractor()
     try:
-        extractor.feed(html)
-        extractor.close()
+        if not _feed_plain_markup(extractor, html):
+            extractor.feed(html)
+            extractor.close()
     except Exception:  # html.parser is lenient, but a half-read document beats none
         pass
     while extractor._links:

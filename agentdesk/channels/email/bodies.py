@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import email.utils
 import mimetypes
+import re
 from collections.abc import Callable
 from email.message import Message
+from functools import partial
 
 from agentdesk.channels.base import InboundAttachment
-from agentdesk.channels.email.decoding import _first_token, _raw, _restore_bytes, decode_bytes, decode_header_value
-from agentdesk.channels.email.mime_tree import _part_bytes, _part_text, _safe, _walk
+from agentdesk.channels.email.decoding import (
+    _first_token,
+    _header_index,
+    _raw,
+    _restore_bytes,
+    decode_bytes,
+    decode_header_value,
+)
+from agentdesk.channels.email.mime_tree import _part_bytes, _part_text, _safe, _walk, content_charset
 from agentdesk.channels.email.spooled import MeasuredAttachment
 from agentdesk.sanitize import html_to_text, safe_filename, strip_control
 
@@ -17,12 +26,17 @@ from agentdesk.sanitize import html_to_text, safe_filename, strip_control
 MAX_BODY_CHARS = 2_000_000
 
 
+_NAMED_BY = ("content-disposition", "content-type")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _filename(part: Message) -> str:
     # With 8-bit bytes in the parameter, compat32 hands back U+FFFD for each: re-read the
     # parameters from the stored headers, decoded as `decode_bytes` would.
-    raw = [(k, v) for k, v in part.raw_items() if str(k).lower() in ("content-disposition", "content-type")]
-    if not any("name" in str(v).lower() for _, v in raw):
+    index = _header_index(part)
+    if not any("name" in value.lower() for name in _NAMED_BY for value in index.get(name, ())):
         return ""  # neither filename= nor name= (nor their RFC 2231 forms): most parts, cheaply
+    raw = [(k, v) for k, v in part.raw_items() if str(k).lower() in _NAMED_BY]
     if any(any("\udc80" <= c <= "\udcff" for c in str(v)) for _, v in raw):
         clean = Message()
         for key, value in raw:
@@ -40,10 +54,11 @@ def _filename(part: Message) -> str:
 
 
 def _disposition(part: Message) -> str:
-    value = part.get("Content-Disposition")
-    if value is None:
+    fields = _header_index(part).get("content-disposition")
+    if not fields:
         return ""
-    return _first_token(str(value))
+    # `part.get` gives a value with 8-bit bytes as a Header, whose text differs from the field's.
+    return _first_token(fields[0] if _SURROGATE.search(fields[0]) is None else str(part.get("Content-Disposition")))
 
 
 def _truncate(text: str) -> str:
@@ -116,7 +131,7 @@ def _read_body(
             if fallback_text is None and (
                 ctype in ("message/delivery-status", "text/rfc822-headers") or ctype.startswith("text/")
             ):
-                fallback_text = decode_bytes(data, _safe(part.get_content_charset))
+                fallback_text = decode_bytes(data, _safe(partial(content_charset, part)))
             name = _attachment_name(part, ctype, len(attachments) + 1)
             attachments.append(
                 InboundAttachment(filename=name, content_type=ctype, data=data)

@@ -51,6 +51,10 @@ def email_content(raw: bytes) -> bytes:
     """A mail without its trace headers and with LF line ends: what "the same content" means."""
     normalised = raw.replace(b"\r\n", b"\n")
     head, separator, body = normalised.partition(b"\n\n")
+    return _kept_head(head) + separator + body
+
+
+def _kept_head(head: bytes) -> bytes:
     kept: list[bytes] = []
     dropping = False
     for line in head.split(b"\n"):
@@ -62,12 +66,18 @@ def email_content(raw: bytes) -> bytes:
         dropping = match is not None and match.group(1).lower() in _TRACE_HEADERS
         if not dropping:
             kept.append(line)
-    return b"\n".join(kept) + separator + body
+    return b"\n".join(kept)
 
 
 def email_content_hash(raw: bytes) -> str:
-    """The content hash of a raw mail (ingest's `content_hash` for an email record with `raw`)."""
-    return hashlib.sha256(email_content(raw)).hexdigest()
+    """The content hash of a raw mail (ingest's `content_hash` for an email record with `raw`):
+    the SHA-256 of `email_content(raw)`, its body hashed where it lies rather than copied."""
+    normalised = raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw
+    end = normalised.find(b"\n\n")
+    digest = hashlib.sha256(_kept_head(normalised if end < 0 else normalised[:end]))
+    if end >= 0:
+        digest.update(memoryview(normalised)[end:])
+    return digest.hexdigest()
 
 
 def _lf_lines(file, piece: int):

@@ -30,8 +30,9 @@ from agentdesk.channels.email.addresses import _address, _address_list, _id_list
 # `_parse_into` looks `_read_body` up here, so a test can make it fail.
 from agentdesk.channels.email.bodies import MAX_BODY_CHARS, _read_body, _truncate
 from agentdesk.channels.email.content import email_content_hash, email_content_hash_of_file
-from agentdesk.channels.email.decoding import _raw, _raw_all, decode_bytes, decode_header_value
+from agentdesk.channels.email.decoding import _header_index, _raw, _raw_all, decode_bytes, decode_header_value
 from agentdesk.channels.email.machine_mail import _classify, bounce_details, bounce_reason, bounced_message_id
+from agentdesk.channels.email.mime_split import split_message
 from agentdesk.sanitize import strip_control
 
 __all__ = ["parse_message", "parse_file", "bounced_message_id", "bounce_reason", "MAX_BODY_CHARS"]
@@ -159,7 +160,7 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
             return None
 
-    msg = step("structure", lambda: email.message_from_bytes(raw, policy=compat32))
+    msg = step("structure", lambda: split_message(raw) or email.message_from_bytes(raw, policy=compat32))
     if not isinstance(msg, Message):
         # Too broken (or too deep) to parse as MIME: keep what the header block says.
         msg = step(
@@ -172,9 +173,11 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
         fields["body_text"] = _truncate(strip_control(decode_bytes(raw.split(b"\n\n", 1)[-1], None)).strip())
 
     headers: dict[str, str] = {}
+    index = _header_index(msg)
     for key in KEPT_HEADERS:
-        value = _raw(msg, key)
-        if value is not None:
+        values = index.get(key)
+        if values:
+            value = values[0]
             decoded = step(key, partial(decode_header_value, value))
             if decoded is not None:
                 headers[key] = _cap(decoded, _MAX_HEADER_CHARS)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from email.message import Message
 from email.policy import compat32
+from functools import lru_cache, partial
 from typing import Any, TypeVar, overload
 
-from agentdesk.channels.email.decoding import decode_bytes
+from agentdesk.channels.email.decoding import _header_index, decode_bytes
 
 # Bounds on the MIME tree walked: a hostile message can nest parts without end.
 T = TypeVar("T")
@@ -26,7 +27,7 @@ def _walk(msg: Message) -> Iterator[tuple[Message, int, str | None]]:
         part, depth = stack.pop()
         seen += 1
         try:
-            ctype = part.get_content_type()
+            ctype = content_type(part)
         except Exception:
             ctype = None
         yield part, depth, ctype
@@ -71,5 +72,43 @@ def _part_bytes(part: Message) -> bytes:
 
 def _part_text(part: Message) -> str:
     data = _part_bytes(part)
-    charset = _safe(part.get_content_charset)
+    charset = _safe(partial(content_charset, part))
     return decode_bytes(data, charset if isinstance(charset, str) else None)
+
+
+# A part's type and charset are what `Message.get_content_type` and `get_content_charset` make of
+# its first Content-Type field and nothing else (the type's default aside). Those methods scan the
+# header list and parse the parameters on every call, and nearly every part of a mailbox carries
+# one of a few Content-Type values ("text/plain; charset=utf-8"): each value is read once, by the
+# same methods, on a message holding that one field.
+
+
+def content_type(part: Message) -> str:
+    """`part.get_content_type()`."""
+    fields = _header_index(part).get("content-type")
+    if not fields:
+        return part.get_default_type()
+    return content_type_of_field(fields[0])
+
+
+def content_charset(part: Message) -> str | None:
+    """`part.get_content_charset()`."""
+    fields = _header_index(part).get("content-type")
+    return _charset_of_field(fields[0]) if fields else None
+
+
+def _holding(field: str) -> Message:
+    message = Message(policy=compat32)
+    message.set_raw("Content-Type", field)
+    return message
+
+
+@lru_cache(maxsize=512)
+def content_type_of_field(field: str) -> str:
+    """`get_content_type()` of a message whose first Content-Type field is `field`."""
+    return _holding(field).get_content_type()
+
+
+@lru_cache(maxsize=512)
+def _charset_of_field(field: str) -> str | None:
+    return _holding(field).get_content_charset()
