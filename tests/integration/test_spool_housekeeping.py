@@ -65,35 +65,28 @@ def test_stale_tmp_files_are_reported_and_cleaned(tmp_path):
         (tmp / name).write_bytes(b'{"half": ')
         os.utime(tmp / name, (two_hours_ago, two_hours_ago))
     (tmp / "fresh.json").write_bytes(b"{}")  # a writer at work right now: never touched
-    new = tmp_path / "chat" / "new"
-    (new / ".1700000002.P1Q3.host.json").write_bytes(b'{"staged": ')  # the receiver's, staged in new/
-    (new / ".keep").write_bytes(b"")  # a dot file that is no writer's: never touched
-    for name in (".1700000002.P1Q3.host.json", ".keep"):
-        os.utime(new / name, (two_hours_ago, two_hours_ago))
 
     listed = _agentdesk(config, "spool", "list")
     assert listed.returncode == 0, listed.stderr
     assert re.search(
-        r"tmp/ and new/\.\*: 3 file\(s\), 29 bytes, left by a writer that died \(the oldest 2 h old\); "
+        r"tmp/: 2 file\(s\), 18 bytes, left by a writer that died \(the oldest 2 h old\); "
         r"`agentdesk spool clean chat` removes them",
         listed.stdout,
     ), listed.stdout
     (row,) = json.loads(_agentdesk(config, "spool", "list", "--json").stdout)
-    assert sorted((item["folder"], item["file"]) for item in row["stale_tmp"]) == [
-        ("new", ".1700000002.P1Q3.host.json"),
-        ("tmp", "1700000000.P1Q1.host.json"),
-        ("tmp", "1700000001.P1Q2.host.http"),
+    assert sorted(item["file"] for item in row["stale_tmp"]) == [
+        "1700000000.P1Q1.host.json",
+        "1700000001.P1Q2.host.http",
     ]
-    assert row["new"] == 0  # a staged file is not a payload waiting in new/
 
     doctor = _agentdesk(config, "doctor")
     (line,) = [line for line in doctor.stdout.splitlines() if "(chat) tmp" in line]
-    assert line.startswith("[warn]") and "3 file(s)" in line and "spool clean chat" in line, line
+    assert line.startswith("[warn]") and "2 file(s)" in line and "spool clean chat" in line, line
 
     cleaned = _agentdesk(config, "spool", "clean", "chat")
     assert cleaned.returncode == 0, cleaned.stderr
-    assert "removed 3 stale file(s) (29 bytes)" in cleaned.stdout
-    assert sorted(os.listdir(tmp)) == ["fresh.json"] and os.listdir(new) == [".keep"]
+    assert "removed 2 stale file(s) (18 bytes)" in cleaned.stdout
+    assert sorted(os.listdir(tmp)) == ["fresh.json"]
     assert "left by a writer that died" not in _agentdesk(config, "spool", "list").stdout
     assert not [line for line in _agentdesk(config, "doctor").stdout.splitlines() if "(chat) tmp" in line]
     assert _agentdesk(config, "spool", "clean", "nope").returncode != 0
