@@ -101,8 +101,7 @@ def run_checks(config_path: Path | None) -> Iterator[Check]:
                 yield Check(
                     f"{key} tmp",
                     "warn",
-                    f"{len(stale)} file(s) ({db.human_bytes(size)}) in {path / 'tmp'} or staged in "
-                    f"{path / 'new'} (dot names) older than "
+                    f"{len(stale)} file(s) ({db.human_bytes(size)}) in {path / 'tmp'} older than "
                     f"{spooling.STALE_TMP_SECONDS // 3600} h, left by a writer that died; "
                     f"`agentdesk spool clean {spool.name}` removes them",
                 )

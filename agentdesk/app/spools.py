@@ -23,7 +23,7 @@ def listing(settings) -> list[dict[str, Any]]:
         # from the sidecar reader already printable.
         rejected = [{"file": printable(name), "reason": reason} for name, reason in spooling.rejected_files(path)]
         stale = [
-            {"file": printable(item.name), "folder": item.folder, "bytes": item.size, "age_seconds": int(item.age)}
+            {"file": printable(item.name), "bytes": item.size, "age_seconds": int(item.age)}
             for item in spooling.stale_tmp_files(path)
         ]
         rows.append(
@@ -42,8 +42,7 @@ def listing(settings) -> list[dict[str, Any]]:
 
 
 def clean(settings, name: str) -> dict[str, Any]:
-    """Remove the files a dead writer left in spool `name`'s tmp/, or staged in its new/ under a
-    dot name (older than an hour)."""
+    """Remove the files a dead writer left in spool `name`'s tmp/ (older than an hour)."""
     from agentdesk.channels.webhook import spool as spooling
     from agentdesk.sanitize import printable
     from agentdesk.sync.sources.spool import find_spool
@@ -53,8 +52,8 @@ def clean(settings, name: str) -> dict[str, Any]:
     return {
         "spool": name,
         "path": str(path),
-        "removed": [{"file": printable(item.name), "folder": item.folder, "bytes": item.size} for item in removed],
-        "kept": [{"file": printable(item.name), "folder": item.folder, "reason": reason} for item, reason in kept],
+        "removed": [{"file": printable(item.name), "bytes": item.size} for item in removed],
+        "kept": [{"file": printable(file), "reason": reason} for file, reason in kept],
     }
 
 

@@ -74,12 +74,6 @@ def cmd_spool_retry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _where(stale: list[dict]) -> str:
-    """Where a dead writer's files are: tmp/, staged in new/ (dot names), or both."""
-    folders = {item["folder"] for item in stale}
-    return " and ".join(label for folder, label in (("tmp", "tmp/"), ("new", "new/.*")) if folder in folders)
-
-
 def cmd_spool_list(args: argparse.Namespace) -> int:
     from agentdesk.app import spools
 
@@ -100,7 +94,7 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
             size = sum(item["bytes"] for item in row["stale_tmp"])
             oldest = max(item["age_seconds"] for item in row["stale_tmp"]) // 3600
             print(
-                f"  {_where(row['stale_tmp'])}: {len(row['stale_tmp'])} file(s), {size} bytes, left by a writer that died "
+                f"  tmp/: {len(row['stale_tmp'])} file(s), {size} bytes, left by a writer that died "
                 f"(the oldest {oldest} h old); `agentdesk spool clean {one_line(row['name'])}` removes them"
             )
     return 0
@@ -116,11 +110,11 @@ def cmd_spool_clean(args: argparse.Namespace) -> int:
         size = sum(item["bytes"] for item in result["removed"])
         print(
             f"spool {one_line(result['spool'])}: removed {len(result['removed'])} stale file(s) "
-            f"({size} bytes) from {one_line(result['path'])}: {_where(result['removed']) or 'tmp/'}"
+            f"({size} bytes) from {one_line(result['path'])}/tmp"
         )
     for item in result["kept"]:
         print(
-            f"agentdesk: spool {one_line(result['spool'])}: cannot remove {item['folder']}/{one_line(item['file'])}: "
+            f"agentdesk: spool {one_line(result['spool'])}: cannot remove tmp/{one_line(item['file'])}: "
             f"{one_line(item['reason'])}",
             file=sys.stderr,
         )

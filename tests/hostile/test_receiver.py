@@ -82,11 +82,6 @@ class Served:
     def files(self, sub: str, spool: str = "chat") -> list[str]:
         return os.listdir(self.chat.parent / spool / sub)
 
-    def partial(self, spool: str = "chat") -> list[str]:
-        """Files being written (or left by a writer): staged in new/ under a dot name, or in tmp/."""
-        new = self.chat.parent / spool / "new"
-        return [name for name in os.listdir(new) if name.startswith(".")] + self.files("tmp", spool)
-
 
 @pytest.fixture
 def served(tmp_path):
@@ -193,7 +188,7 @@ def test_a_non_ascii_agentdesk_signature_is_401(served, signature):
         },
     )
     assert raw(served.port, head + body)[0] == 401
-    assert served.files("new") == [] and served.partial() == []
+    assert served.files("new") == [] and served.files("tmp") == []
     assert normal_post(served.port)[0] == 200
     assert_log_is_inert(served.lines)
 
@@ -212,7 +207,7 @@ def test_a_non_ascii_or_malformed_twilio_signature_is_401(served, signature):
         },
     )
     assert raw(served.port, head + body)[0] == 401
-    assert served.files("new", "sms") == [] and served.partial("sms") == []
+    assert served.files("new", "sms") == [] and served.files("tmp", "sms") == []
     assert_log_is_inert(served.lines)
 
 
@@ -237,7 +232,7 @@ def test_hostile_host_and_forwarding_headers_cannot_break_twilio_verification(se
         + b"\r\n\r\n"
     )
     assert raw(served.port, head + body)[0] == 401
-    assert served.partial("sms") == []
+    assert served.files("tmp", "sms") == []
     assert_log_is_inert(served.lines)
 
 
@@ -271,7 +266,7 @@ def test_every_odd_content_length_is_refused_before_the_body(served, length, sta
         )
         assert read_response(client)[0] == status  # no body was sent: answered from the headers alone
     assert time.monotonic() - started < 0.9
-    assert served.partial() == [] and served.files("new") == []
+    assert served.files("tmp") == [] and served.files("new") == []
 
 
 def test_conflicting_framing_and_unknown_codings_are_refused(served):
@@ -290,7 +285,7 @@ def test_conflicting_framing_and_unknown_codings_are_refused(served):
         head = post_head("/hooks/chat", {"X-Agentdesk-Signature": sign(body), "Transfer-Encoding": coding})
         assert raw(served.port, head + body)[0] == 501, coding
     assert raw(served.port, post_head("/hooks/chat", {"X-Agentdesk-Signature": sign(body)}))[0] == 411
-    assert served.files("new") == [] and served.partial() == []
+    assert served.files("new") == [] and served.files("tmp") == []
 
 
 def test_a_hostile_content_type_stays_one_clean_header_line_in_the_spool_file(served):
@@ -358,7 +353,7 @@ def test_a_wrong_signature_after_the_whole_body_leaves_nothing(served):
         {"Content-Type": "application/json", "Content-Length": str(len(body)), "X-Agentdesk-Signature": sign(b"other")},
     )
     assert raw(served.port, head + body)[0] == 401
-    assert served.partial() == [] and served.files("new") == []
+    assert served.files("tmp") == [] and served.files("new") == []
 
 
 # --- chunked bodies ----------------------------------------------------------------------------------
@@ -389,7 +384,7 @@ def test_a_chunked_body_over_max_bytes_is_413_while_it_streams(served):
         {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "X-Agentdesk-Signature": sign(body)},
     )
     assert raw(served.port, head + chunked(body, size=400))[0] == 413
-    assert served.partial("small") == [] and served.files("new", "small") == []
+    assert served.files("tmp", "small") == [] and served.files("new", "small") == []
 
 
 @pytest.mark.parametrize(
@@ -409,7 +404,7 @@ def test_broken_chunking_is_400_and_leaves_nothing(served, broken):
         {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "X-Agentdesk-Signature": sign(b"abc")},
     )
     assert raw(served.port, head + broken)[0] in (400, 413)
-    assert served.partial() == [] and served.files("new") == []
+    assert served.files("tmp") == [] and served.files("new") == []
 
 
 # --- slow, idle, vanishing clients ------------------------------------------------------------------
@@ -448,12 +443,12 @@ def test_a_body_that_stalls_gets_408_at_the_body_deadline_and_its_tmp_file_goes(
             )
             + b"z" * 100_000
         )
-        assert wait_until(lambda: len(served.partial()) == 1, 1.0)
+        assert wait_until(lambda: len(served.files("tmp")) == 1, 1.0)
         started = time.monotonic()
         status, headers, _ = read_response(client)
         assert status == 408 and headers["connection"] == "close"
         assert time.monotonic() - started < BODY_TIMEOUT + 0.8
-    assert served.partial() == [] and served.files("new") == []
+    assert served.files("tmp") == [] and served.files("new") == []
     assert any("bytes of the body within 1.5 s (body_timeout)" in line for line in served.lines)
 
 
@@ -466,8 +461,8 @@ def test_a_client_that_vanishes_mid_body_is_one_log_line_and_no_file(served):
             )
             + b"z" * 5000
         )
-        assert wait_until(lambda: len(served.partial()) == 1, 1.0)
-    assert wait_until(lambda: served.partial() == [], 1.0)
+        assert wait_until(lambda: len(served.files("tmp")) == 1, 1.0)
+    assert wait_until(lambda: served.files("tmp") == [], 1.0)
     assert wait_until(lambda: any("after 5000 of 100000 bytes" in line for line in served.lines), 1.0)
     vanished = [line for line in served.lines if "of the body" in line]
     assert len(vanished) == 1 and "closed the connection" in vanished[0]
@@ -478,7 +473,7 @@ def test_a_client_that_vanishes_mid_body_is_one_log_line_and_no_file(served):
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     time.sleep(0.1)
     client.close()
-    assert wait_until(lambda: served.partial() == [] and not served.server.connections, 1.0)
+    assert wait_until(lambda: served.files("tmp") == [] and not served.server.connections, 1.0)
     assert_log_is_inert(served.lines)
     assert normal_post(served.port)[0] == 200
 
@@ -514,7 +509,7 @@ def test_stalled_clients_do_not_slow_a_normal_post_and_over_the_cap_is_503(serve
     assert normal_post(served.port)[0] == 200
     for client in stalled + idle:
         client.close()
-    assert served.partial() == []
+    assert served.files("tmp") == []
     assert_log_is_inert(served.lines)
 
 
@@ -627,10 +622,6 @@ def test_fifty_stalled_five_mib_bodies_do_not_grow_the_receiver(tmp_path):
     )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     clients = []
-
-    def staged() -> list[str]:  # bodies being written: new/.<name>, a name the reader skips
-        return [name for name in os.listdir(tmp_path / "chat" / "new") if name.startswith(".")]
-
     try:
         assert process.stdout.readline().strip() == "ready"
         assert normal_post(port)[0] == 200
@@ -652,14 +643,14 @@ def test_fifty_stalled_five_mib_bodies_do_not_grow_the_receiver(tmp_path):
             clients.append(client)
         for client in clients:  # all but the last byte of every body
             client.sendall(chunk)
-        assert wait_until(lambda: len(staged()) == 50, 10)
+        assert wait_until(lambda: len(os.listdir(tmp_path / "chat" / "tmp")) == 50, 10)
         time.sleep(0.5)
         grown_mib = (_rss_kib(process.pid) - before) / 1024
         assert grown_mib < 40, f"the receiver grew by {grown_mib:.0f} MiB holding 50 stalled bodies"
         assert normal_post(port)[0] == 200
         for client in clients:
             client.close()
-        assert wait_until(lambda: staged() == [], 5)
+        assert wait_until(lambda: os.listdir(tmp_path / "chat" / "tmp") == [], 5)
         assert os.listdir(tmp_path / "chat" / "new") and len(os.listdir(tmp_path / "chat" / "new")) == 2
     finally:
         for client in clients:

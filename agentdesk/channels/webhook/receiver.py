@@ -23,8 +23,7 @@ Rules (DESIGN, config contract):
 It faces the internet (through a proxy), so what a client sends is bounded in time, memory and
 threads:
 
-- a body is streamed into the spool (new/.<name>, a name readers skip) while its HMAC is computed,
-  never held in memory;
+- a body is streamed into the spool's tmp/ while its HMAC is computed, never held in memory;
   a bad signature, an error or a vanished client removes the temporary file;
 - a connection has `header_timeout` seconds for its request line and headers (new or kept alive)
   and a request `body_timeout` seconds for its body; a watchdog thread enforces both as whole

@@ -2,10 +2,8 @@
 
 Layout of a spool (DESIGN, config contract):
 
-    tmp/       writers may create files here ...
-    new/       ... and rename them here when complete; agentdesk reads only this directory, and
-               skips names starting with '.': a writer may also create `new/.<name>` and rename
-               it to `new/<name>` when complete (the receiver does: see SpoolWriter)
+    tmp/       writers create files here ...
+    new/       ... and rename them here when complete; agentdesk reads only this directory
     cur/       files whose messages are stored (or that were handled: status callbacks, ignored events)
     rejected/  files that cannot be accepted, each with `<name>.error` saying exactly why
 
@@ -225,32 +223,15 @@ def spool_bytes(body: bytes, content_type: str) -> tuple[bytes, str]:
     return header + body, extension
 
 
-STAGED_PREFIX = "."  # new/.<name>: a file still being written there, never read (readers skip dot names)
-
-
 class SpoolWriter:
-    """One file on its way into a spool: written as `new/.<name>`, then `commit` makes it durable
-    and renames it to `new/<name>`; `discard` (or leaving the `with` block without a commit)
-    removes it.
+    """One file on its way into a spool: written into `tmp/`, then `commit` makes it durable and
+    renames it into `new/`; `discard` (or leaving the `with` block without a commit) removes it.
 
     The receiver streams a request body through one, so a payload is never held in memory and
-    nothing reaches a name the reader takes before it was verified and complete. Staged in new/
-    itself rather than in tmp/, the rename changes one directory, and the fsync of new/ that
-    follows it writes both the staged name's removal and the final name: on ext4 without a
-    journal, a file renamed from tmp/ could come back from a power cut under both names (its tmp/
-    entry's removal was never synced). `staging="tmp"` writes in tmp/ instead, for a file renamed
-    to a `target` outside new/ (a rejected file's sidecar).
+    nothing reaches `new/` before it was verified and complete.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        extension: str = ".json",
-        name: str | None = None,
-        durable: bool = True,
-        staging: str = "new",
-    ):
+    def __init__(self, path: Path, *, extension: str = ".json", name: str | None = None, durable: bool = True):
         self.path = path
         self.name = name or unique_name(extension)
         self.durable = durable
@@ -258,10 +239,7 @@ class SpoolWriter:
         # Paths as text: joined for every request the receiver stores, where pathlib's joins cost
         # more than the system calls they name.
         self._directory = os.fspath(path)
-        if staging == "new":
-            self._temporary = os.path.join(self._directory, "new", STAGED_PREFIX + self.name)
-        else:
-            self._temporary = os.path.join(self._directory, "tmp", self.name)
+        self._temporary = os.path.join(self._directory, "tmp", self.name)
         self._folder = ""  # the directory it was renamed into
         self._fd: int | None = os.open(self._temporary, _OPEN_CREATE, 0o640)
 
@@ -280,7 +258,7 @@ class SpoolWriter:
         return os.pread(self._fd, self.size - offset, offset)
 
     def commit(self, target: Path | None = None) -> str:
-        """fsync the file, rename it to its name in new/ (or to `target`), fsync that directory: when this
+        """fsync the file, rename it into new/ (or to `target`), fsync that directory: when this
         returns the file survives a power cut (with `durable`). Returns the file name."""
         name = self.publish(target)
         if self.durable:
@@ -298,8 +276,8 @@ class SpoolWriter:
             done(None)
 
     def publish(self, target: Path | None = None) -> str:
-        """fsync the file (with `durable`) and rename it to its name in new/ (or to `target`):
-        complete and visible, its name not yet durable. Returns the file name."""
+        """fsync the file (with `durable`) and rename it into new/ (or to `target`): complete and
+        visible, its name not yet durable. Returns the file name."""
         destination = os.fspath(target) if target is not None else os.path.join(self._directory, "new", self.name)
         assert self._fd is not None, "committed twice"
         try:
@@ -341,7 +319,7 @@ class SpoolWriter:
 def write_file(
     path: Path, data: bytes, *, extension: str = ".json", name: str | None = None, durable: bool = True
 ) -> str:
-    """Write `data` as `path/new/.<name>`, fsync it, rename it to `path/new/<name>`, fsync `new/`.
+    """Write `data` into `path/tmp/`, fsync it, rename it into `path/new/`, fsync `new/`.
 
     Returns the file name. When this returns, the file survives a power cut (with `durable`).
     """
@@ -357,66 +335,55 @@ def write_payload(path: Path, body: bytes, content_type: str, *, durable: bool =
 
 # --- housekeeping ------------------------------------------------------------------------------
 
-# A file in tmp/ (or staged in new/ under a dot name) this much older than its last write was
-# left by a writer that died: the receiver writes a request within its body deadline (minutes at
-# most) and commits or removes it at once.
+# A file in tmp/ this much older than its last write was left by a writer that died: the receiver
+# writes a request within its body deadline (minutes at most) and commits or removes it at once.
 STALE_TMP_SECONDS = 3600
 
 
 @dataclass(frozen=True)
 class StaleFile:
-    name: str  # the entry's name in `folder`
+    name: str
     size: int
     age: float  # seconds since its last write
-    folder: str = "tmp"  # "tmp", or "new" for a file staged there (`.<name>`)
-
-
-def _staged(name: str) -> bool:
-    """A name a SpoolWriter stages in new/ (`.<name>.json`, `.<name>.http`): no other dot file there."""
-    return name.startswith(STAGED_PREFIX) and name.endswith(EXTENSIONS)
 
 
 def stale_tmp_files(path: Path, *, older_than: float = STALE_TMP_SECONDS, now: float | None = None) -> list[StaleFile]:
-    """Entries of the spool's tmp/, and files staged in new/ under a dot name, not written for
-    `older_than` seconds, oldest first: what a writer that died (a killed receiver, a crashed
-    script) left. Never followed: a link is its own entry."""
+    """Entries of the spool's tmp/ not written for `older_than` seconds, oldest first: what a writer
+    that died (a killed receiver, a crashed script) left. Never followed: a link is its own entry."""
     now = time.time() if now is None else now
     found = []
-    for folder in ("tmp", "new"):
-        try:
-            with os.scandir(path / folder) as entries:
-                for entry in entries:
-                    if folder == "new" and not _staged(entry.name):
-                        continue
-                    try:
-                        info = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if stat.S_ISDIR(info.st_mode):
-                        continue
-                    age = now - info.st_mtime
-                    if age >= older_than:
-                        found.append(StaleFile(entry.name, info.st_size, age, folder))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+    try:
+        with os.scandir(path / "tmp") as entries:
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    continue
+                age = now - info.st_mtime
+                if age >= older_than:
+                    found.append(StaleFile(entry.name, info.st_size, age))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
     return sorted(found, key=lambda stale: -stale.age)
 
 
 def remove_stale_tmp_files(
     path: Path, *, older_than: float = STALE_TMP_SECONDS, now: float | None = None
-) -> tuple[list[StaleFile], list[tuple[StaleFile, str]]]:
-    """Remove what `stale_tmp_files` finds: (removed, [(file, why not) for those that stayed]).
+) -> tuple[list[StaleFile], list[tuple[str, str]]]:
+    """Remove what `stale_tmp_files` finds: (removed, [(name, why not) for those that stayed]).
 
-    Safe while writers run: such a file was never acknowledged (the receiver answers 200 only
-    after the rename to its name in new/), and one written to within `older_than` is left alone."""
+    Safe while writers run: a file in tmp/ was never acknowledged (the receiver answers 200 only
+    after the rename into new/), and one written to within `older_than` is left alone."""
     removed, kept = [], []
     for stale in stale_tmp_files(path, older_than=older_than, now=now):
         try:
-            os.unlink(path / stale.folder / stale.name)
+            os.unlink(path / "tmp" / stale.name)
         except FileNotFoundError:
             continue
         except OSError as error:
-            kept.append((stale, error.strerror or str(error)))
+            kept.append((stale.name, error.strerror or str(error)))
             continue
         removed.append(stale)
     return removed, kept

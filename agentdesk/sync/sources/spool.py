@@ -487,9 +487,7 @@ class SpoolSource:
             sidecar = target.with_name(target.name + ERROR_SUFFIX)
             # The sidecar is written in tmp/ under a fresh name, created exclusively and never
             # through a link, so nothing planted in tmp/ can redirect the write.
-            with SpoolWriter(
-                self.path, name=unique_name(ERROR_SUFFIX), durable=self.durable_moves, staging="tmp"
-            ) as writer:
+            with SpoolWriter(self.path, name=unique_name(ERROR_SUFFIX), durable=self.durable_moves) as writer:
                 writer.write(f"{printable(reason)}\n".encode())
                 writer.commit(sidecar)
         except OSError as error:
