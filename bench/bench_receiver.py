@@ -1,7 +1,7 @@
 """Receiver throughput on loopback: `webhook serve` beside a minimal stdlib server, same load, same run.
 
-    python bench/bench_receiver.py [--requests 5000] [--rounds 4] [--clients 2] [--connections 16]
-                                   [--slow-clients 50] [--probes 200] [--before TREE]
+    python bench/bench_receiver.py [--requests 5000] [--rounds 4] [--warmup 1] [--clients 2]
+                                   [--connections 16] [--slow-clients 50] [--probes 200] [--before TREE]
 
 The receiver runs in a child process (as `agentdesk webhook serve` does) with durable writes
 (fsync of file and directory before each 200). Its anchor runs in another child process: a
@@ -13,7 +13,9 @@ receiver of another source tree (a directory holding an `agentdesk` package, e.g
 
 The load generator runs in `--clients` other processes, each with `--connections` keep-alive
 connections in threads, each posting signed generic JSON payloads (~400 bytes), `--requests` per
-server per round. The servers take turns, in a rotated order each round, for `--rounds` rounds.
+server per round. The servers take turns, in a rotated order each round, for `--rounds` rounds,
+after `--warmup` rounds that are not counted (the first round of a run was the slowest of its
+server's rounds in most runs, whichever server took it: it penalised the first server).
 Prints, per round and then per server, requests/s (median of the rounds), latency p50 and p99
 (of every request of every round, measured by the clients) and the server's CPU time per request
 (/proc), and checks that every acknowledged payload is a file on disk. Loopback only; a time
@@ -312,8 +314,9 @@ class _Server:
         self.process.join(10)
 
 
-def load_round(server: _Server, args, context) -> bool:
-    """One round of load against `server`; False when an acknowledged payload is not on disk."""
+def load_round(server: _Server, args, context, *, counted: bool = True) -> bool:
+    """One round of load against `server`; False when an acknowledged payload is not on disk.
+    A round not `counted` (a warm-up) is printed but left out of the server's figures."""
     out, go = context.Queue(), context.Event()
     per_client = [
         args.requests // args.clients + (1 if i < args.requests % args.clients else 0) for i in range(args.clients)
@@ -344,12 +347,13 @@ def load_round(server: _Server, args, context) -> bool:
     stored = server.stored() - before
     rate = len(latencies) / elapsed
     latencies.sort()
-    server.rates.append(rate)
-    server.latencies += latencies
-    server.cpu_per_request.append(cpu / max(1, len(latencies)))
-    server.errors += len(errors)
+    if counted:
+        server.rates.append(rate)
+        server.latencies += latencies
+        server.cpu_per_request.append(cpu / max(1, len(latencies)))
+        server.errors += len(errors)
     print(
-        f"  {server.label}: {len(latencies)} requests in {elapsed:.2f} s = {rate:,.0f} req/s; latency p50 "
+        f"  {server.label}{'' if counted else ' (warm-up, not counted)'}: {len(latencies)} requests in {elapsed:.2f} s = {rate:,.0f} req/s; latency p50 "
         f"{statistics.median(latencies) * 1000:.1f} ms, p99 {_percentile(latencies, 0.99) * 1000:.1f} ms; "
         f"server CPU {cpu / max(1, len(latencies)) * 1e6:.0f} us/request; errors {len(errors)}; files {stored}",
         flush=True,
@@ -364,6 +368,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5_000, help="requests per server per round")
     parser.add_argument("--rounds", type=int, default=4, help="rounds; the servers take turns in each")
+    parser.add_argument("--warmup", type=int, default=1, help="rounds before those, not counted")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per client process")
     parser.add_argument("--timeout", type=float, default=300.0, help="stop sending after this many seconds a round")
@@ -393,11 +398,11 @@ def main() -> int:
             flush=True,
         )
         consistent = True
-        for number in range(args.rounds):
-            print(f"round {number + 1}:", flush=True)
+        for number in range(-args.warmup, args.rounds):
+            print(f"round {number + 1}:" if number >= 0 else "warm-up round:", flush=True)
             shift = number % len(servers)
             for server in servers[shift:] + servers[:shift]:
-                consistent = load_round(server, args, context) and consistent
+                consistent = load_round(server, args, context, counted=number >= 0) and consistent
         print(f"load average after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
         print(f"{'server':<32} {'req/s (median)':>15} {'rounds':>22} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
         for server in servers:

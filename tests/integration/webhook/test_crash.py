@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.client
 import json
 import os
 import signal
@@ -97,3 +100,53 @@ def test_sigkill_at_a_random_moment_then_replay_is_exactly_once(tmp_path):
     assert len(ids) == len(set(ids)) == count  # nothing doubled, nothing lost
     assert result.stored + result.duplicates == count - moved
     assert os.listdir(spool_dir / "new") == [] and len(os.listdir(spool_dir / "cur")) == count
+
+
+RECEIVER_DIES_BEFORE_RENAME = """
+import os, sys
+from pathlib import Path
+from agentdesk import config
+from agentdesk.channels.webhook import receiver
+settings = config.load(Path(sys.argv[1]))
+server = receiver.make_server(receiver.endpoints_from_settings(settings), host="127.0.0.1", port=0)
+os.rename = lambda *a, **k: os._exit(137)  # the body is written and fsynced; the process dies before its rename
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def test_receiver_killed_after_the_write_before_the_rename_leaves_nothing_the_reader_takes(tmp_path):
+    """The whole, verified, fsynced body of a post whose receiver died before the rename stays in
+    tmp/: never answered, never read by sync (nor is a complete payload under a dot name in new/,
+    a name readers skip), and removed by `spool clean` once an hour old."""
+    config_path, spool_dir = setup(tmp_path, 0)
+    with config_path.open("a") as text:
+        text.write('secret_command = "echo crash-secret"\n')
+    child = subprocess.Popen(
+        [sys.executable, "-c", RECEIVER_DIES_BEFORE_RENAME, str(config_path)], stdout=subprocess.PIPE, text=True
+    )
+    port = int(child.stdout.readline())
+    body = json.dumps({"id": "unacknowledged-1", "sender": {"handle": "h1"}, "text": "never acknowledged"}).encode()
+    signature = "sha256=" + hmac.new(b"crash-secret", body, hashlib.sha256).hexdigest()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    with pytest.raises((http.client.HTTPException, OSError)):  # no answer at all: the process died
+        connection.request(
+            "POST",
+            "/hooks/chat",
+            body=body,
+            headers={"Content-Type": "application/json", "X-Agentdesk-Signature": signature},
+        )
+        connection.getresponse()
+    connection.close()
+    assert child.wait(30) == 137
+    (left,) = os.listdir(spool_dir / "tmp")
+    assert (spool_dir / "tmp" / left).read_bytes() == body  # complete, and still never taken
+    dotted = json.dumps({"id": "dotted-1", "sender": {"handle": "h2"}, "text": "being written"}).encode()
+    (spool_dir / "new" / ".1700000000.P1Q1.host.json").write_bytes(dotted)
+    result, ids = replay_and_count(config_path, spool_dir)
+    assert (result.files, result.stored) == (0, 0) and ids == []
+    assert os.listdir(spool_dir / "new") == [".1700000000.P1Q1.host.json"] and os.listdir(spool_dir / "cur") == []
+    assert spooling.stale_tmp_files(spool_dir) == []  # a writer may still be at work: left alone for an hour
+    removed, kept = spooling.remove_stale_tmp_files(spool_dir, now=time.time() + spooling.STALE_TMP_SECONDS)
+    assert [(item.name, item.size) for item in removed] == [(left, len(body))] and kept == []
+    assert os.listdir(spool_dir / "tmp") == []
