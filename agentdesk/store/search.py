@@ -272,10 +272,8 @@ _POSTGRES_CONVERSATION_DDL = [
     """CREATE OR REPLACE FUNCTION agentdesk_messages_changed() RETURNS trigger AS $$
     BEGIN
         PERFORM agentdesk_index_conversation(conversation_id) FROM (
-            SELECT o.conversation_id FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
-            WHERE o.conversation_id <> n.conversation_id OR o.search_vector IS DISTINCT FROM n.search_vector
-            UNION
-            SELECT n.conversation_id FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+            SELECT DISTINCT unnest(ARRAY[o.conversation_id, n.conversation_id]) AS conversation_id
+            FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
             WHERE o.conversation_id <> n.conversation_id OR o.search_vector IS DISTINCT FROM n.search_vector
             ORDER BY conversation_id
         ) AS d;
