@@ -331,7 +331,9 @@ def fts_query(user_query: str) -> str:
     return " AND ".join(parts)
 
 
-_WORD = re.compile(r"\w+")
+# A word as both databases' tokenizers split text: letters and digits (SQLite's unicode61 and
+# PostgreSQL's parser both break at "_", so `john_doe` is two words, a phrase).
+_WORD = re.compile(r"[^\W_]+")
 
 
 def ts_query(user_query: str) -> str:
@@ -342,7 +344,7 @@ def ts_query(user_query: str) -> str:
         words = [w.lower() for w in _WORD.findall(term)]
         if not words:
             continue
-        lexemes = [f"'{w}'" for w in words]  # \w+ has no quote or backslash to escape
+        lexemes = [f"'{w}'" for w in words]  # a word has no quote or backslash to escape
         if prefix:
             lexemes[-1] += ":*"
         parts.append("(" + " <-> ".join(lexemes) + ")")

@@ -21,6 +21,7 @@ DESK = {
     "batteries": ("Otto", ["Batteries included?"]),
     "customer": ("Battery Bob", ["hello there"]),  # the word only in the customer's name
     "address": ("Ann", ["write to dana@example.com please"]),
+    "handle": ("Ann", ["order ref john_doe shipped"]),  # both databases split words at "_"
     "silent": ("Otto", []),
     "empty": ("Otto", [""]),
 }
@@ -38,6 +39,9 @@ EXPECTED = {
     "dana@example.com": {"address"},
     "example": {"address"},
     "re:": set(),
+    "john_doe": {"handle"},
+    "john_do*": {"handle"},
+    "doe": {"handle"},
     "nothingmatches": set(),
 }
 
