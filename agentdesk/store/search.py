@@ -231,6 +231,7 @@ _POSTGRES_CONVERSATION_DDL = [
         words text[];
         size bigint;
     BEGIN
+        PERFORM pg_advisory_xact_lock({words_lock}, target);
         SELECT array_agg(lexeme), sum(octet_length(lexeme)) INTO words, size FROM (
             SELECT DISTINCT u.lexeme FROM message AS m, unnest(m.search_vector) AS u WHERE m.conversation_id = target
         ) AS d;
@@ -249,6 +250,8 @@ _POSTGRES_CONVERSATION_DDL = [
     # order (two writers lock the rows they share in the same order).
     """CREATE OR REPLACE FUNCTION agentdesk_messages_added() RETURNS trigger AS $$
     BEGIN
+        PERFORM pg_advisory_xact_lock({words_lock}, conversation_id)
+        FROM (SELECT DISTINCT conversation_id FROM added ORDER BY conversation_id) AS d;
         INSERT INTO conversation_search AS s (conversation_id, document, bytes) """
     + _CONVERSATION_DOCUMENTS.format(limit="{limit}", messages="added")
     + """
@@ -298,8 +301,16 @@ _POSTGRES_CONVERSATION_DDL = [
     "CREATE INDEX IF NOT EXISTS ix_conversation_search_too_big ON conversation_search (conversation_id) "
     "WHERE document IS NULL",
 ]
+# Who writes a conversation's document holds this lock (with the conversation's id) until commit:
+# a rebuild reads the messages first and writes after, so without it a rebuild running beside
+# another transaction's new messages (uncommitted, unseen by the rebuild) would write their words
+# away. Waiting for the lock, the rebuild's read (READ COMMITTED: a snapshot per statement) sees
+# them. The app already locks a conversation's row before changing its messages; this keeps the
+# documents right for any other writer too.
+CONVERSATION_WORDS_LOCK = 0x5745  # the advisory lock space of conversation_search ("WE")
 _POSTGRES_CONVERSATION_DDL = [
-    statement.replace("{limit}", str(CONVERSATION_WORDS_LIMIT)) for statement in _POSTGRES_CONVERSATION_DDL
+    statement.replace("{limit}", str(CONVERSATION_WORDS_LIMIT)).replace("{words_lock}", str(CONVERSATION_WORDS_LOCK))
+    for statement in _POSTGRES_CONVERSATION_DDL
 ]
 
 

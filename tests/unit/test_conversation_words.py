@@ -268,3 +268,39 @@ def test_a_postgresql_database_upgraded_to_conversation_words_finds_the_same(pos
         _documents_are_exact(engine)
     finally:
         engine.dispose()
+
+
+def test_a_rebuild_beside_another_transaction_s_new_message_keeps_its_words(engine):
+    """One agent's delete (a rebuild of the conversation's words) while a sync's new message in the
+    same conversation is not yet committed: the rebuild waits, and the new words stay searchable."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("conversation_search is PostgreSQL's")
+    import threading
+
+    ids = _desk(engine)
+    target = ids["rack"]
+    from sqlmodel import Session
+
+    with Session(engine) as sync, engine.connect() as agent:
+        sync.add(
+            Message(conversation_id=target, direction="inbound", body_text="the battery exploded", at=T, ingested_at=T)
+        )
+        sync.flush()  # inserted, not committed yet
+        done = threading.Event()
+
+        def delete_one() -> None:
+            agent.execute(
+                text("DELETE FROM message WHERE id = (SELECT min(id) FROM message WHERE conversation_id = :c)"),
+                {"c": target},
+            )
+            agent.commit()
+            done.set()
+
+        deleting = threading.Thread(target=delete_one)
+        deleting.start()
+        waited = not done.wait(1.0)
+        sync.commit()
+        deleting.join(10)
+    assert waited, "the rebuild did not wait for the other transaction's new message"
+    assert target in _found(engine, "exploded")
+    _documents_are_exact(engine)
