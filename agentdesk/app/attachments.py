@@ -9,6 +9,7 @@ Attachments are numbered across the thread from 1, in the order `show` prints me
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shlex
@@ -28,6 +29,8 @@ from agentdesk.sanitize import inert_line, safe_filename
 from agentdesk.store import attachments as attachment_store
 from agentdesk.store import queries
 from agentdesk.store.models import id_of, ref_of
+
+log = logging.getLogger("agentdesk.attachments")
 
 Ref = int | str
 __all__ = ["Listed", "list_attachments", "save", "open_attachment", "preview_text", "save_name", "size_text"]
@@ -194,28 +197,45 @@ def content(desk: Desk, item: Listed) -> bytes:
     return data
 
 
-def keep_from_raw(desk: Desk, ref: Ref) -> None:
-    """Take out of their raw mail, and keep, the conversation's files that are still only in it
-    (a mail too big to parse whole at sync), as opening one does: a forward sends files from the
-    store. One that cannot be found there stays as it is (a forward names it as not included)."""
-    for item in list_attachments(desk, ref):
-        if item.state == "in_raw":
-            try:
-                content(desk, item)
-            except AgentdeskError:
-                pass
+def keep_from_raw(desk: Desk, ref: Ref, message_ids: Sequence[int] | None = None) -> None:
+    """Take out of their raw mail, and keep, the conversation's files (of `message_ids` only, when
+    given) that are still only in it (a mail too big to parse whole at sync), as opening one does:
+    a forward sends files from the store. Each raw mail is parsed once, however many of its files
+    wait in it. A file not found there, or a mail that will not parse, stays as it was (a forward
+    names such a file as not included)."""
+    waiting = [
+        item
+        for item in list_attachments(desk, ref)
+        if item.state == "in_raw" and item.sha256 and (message_ids is None or item.message_id in message_ids)
+    ]
+    for message_id, items in by_message(waiting).items():
+        with desk.read() as session:
+            raw = attachment_store.raw_of(session=session, message_id=message_id)
+        try:
+            found = _all_from_raw(raw) if raw else {}
+        except Exception as error:  # a mail the parser cannot read whole: its files stay in it
+            log.warning("files of message %s could not be taken from its raw mail: %s", message_id, error)
+            continue
+        kept = [(item, found[item.sha256]) for item in items if item.sha256 in found]
+        if not kept:
+            continue
+        with desk.write() as session:
+            for _, data in kept:
+                attachment_store.put(session=session, data=data)
+            attachment_store.mark_stored(session=session, attachment_ids=[item.attachment_id for item, _ in kept])
+            session.commit()
+
+
+def _all_from_raw(raw: bytes) -> dict[str, bytes]:
+    """Every attachment of a stored mail by its sha256, parsed whole (not bounded as at sync)."""
+    from agentdesk.channels.email.mime import attachments_of_raw
+
+    return {hashlib.sha256(a.data).hexdigest(): a.data for a in attachments_of_raw(raw)}
 
 
 def _from_raw(raw: bytes, sha256: str) -> bytes | None:
     """The attachment with this digest in a stored mail, parsed whole (not bounded as at sync)."""
-    from agentdesk.channels.email.mime import attachments_of_raw
-
-    if not sha256:
-        return None
-    for attachment in attachments_of_raw(raw):
-        if hashlib.sha256(attachment.data).hexdigest() == sha256:
-            return attachment.data
-    return None
+    return _all_from_raw(raw).get(sha256) if sha256 else None
 
 
 # --- names and places ------------------------------------------------------------------------------

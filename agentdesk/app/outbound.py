@@ -168,7 +168,7 @@ def forward_content(desk: Desk, ref: Ref) -> ForwardContent:
     from agentdesk.app.attachments import keep_from_raw
     from agentdesk.store import attachments
 
-    keep_from_raw(desk, ref)
+    keep_from_raw(desk, ref, _forwarded_ids(desk, ref, None))
     with desk.read() as session:
         _, chosen, files = _forwarded(session, reference(ref), None)
         kept = [f for f in files if f.state == "stored" and attachments.has(session=session, key=f.storage_key)]
@@ -181,6 +181,13 @@ def forward_content(desk: Desk, ref: Ref) -> ForwardContent:
             for f in kept
         ]
     return ForwardContent(len(chosen), found, [f.filename for f in files if f not in kept])
+
+
+def _forwarded_ids(desk: Desk, ref: Ref, number: int | None) -> list[int]:
+    """The ids of the messages a forward of `ref` (or of its message `number`) carries."""
+    with desk.read() as session:
+        _, chosen, _ = _forwarded(session, reference(ref), number)
+    return [id_of(m) for m in chosen]
 
 
 def _forwarded(session, conversation_ref: str, number: int | None, *, for_update: bool = False):
@@ -240,7 +247,7 @@ def forward(
     if not mailboxes:
         raise InvalidInput("a forward is sent by email: configure a [[mailbox]] with [mailbox.smtp] first")
     conversation_ref = reference(ref)
-    keep_from_raw(desk, conversation_ref)
+    keep_from_raw(desk, conversation_ref, _forwarded_ids(desk, conversation_ref, number))
     with desk.writing, desk.write() as session:
         conversation, chosen, found = _forwarded(session, conversation_ref, number, for_update=True)
         mailbox = mailboxes.get(conversation.source) or next(iter(mailboxes.values()))
