@@ -169,3 +169,23 @@ def test_many_small_parts_inside_another_multipart_split_in_linear_time() -> Non
     assert time.process_time() - started < 10
     assert split is not None
     assert len(split.get_payload()[0].get_payload()) == 100_000
+
+
+def test_should_the_splitter_fail_the_stdlib_reads_the_mail_whole(monkeypatch) -> None:
+    from datetime import datetime, timezone
+
+    from agentdesk.channels.email import mime
+
+    raw = (
+        b"From: Greta <greta@velo.example>\r\nTo: support@example.com\r\nSubject: Hub\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nThe hub is broken.\r\n--b--\r\n"
+    )
+
+    def broken(_raw: bytes):
+        raise IndexError("a splitter bug")
+
+    monkeypatch.setattr(mime, "split_message", broken)
+    message = mime.parse_message(raw, source="inbox", received_at=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    assert message.body_text.strip() == "The hub is broken."
+    assert message.subject == "Hub"

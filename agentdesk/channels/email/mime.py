@@ -160,7 +160,14 @@ def _parse_into(fields: dict[str, object], errors: list[str], raw: bytes, measur
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
             return None
 
-    msg = step("structure", lambda: split_message(raw) or email.message_from_bytes(raw, policy=compat32))
+    # The splitter's tree, or the stdlib's where it declines: the stdlib parser stays the definition
+    # of the tree. Should the splitter ever fail, the stdlib reads the mail as it would have anyway.
+    try:
+        msg: Message | None = split_message(raw)
+    except Exception:
+        msg = None
+    if msg is None:
+        msg = step("structure", partial(email.message_from_bytes, raw, policy=compat32))
     if not isinstance(msg, Message):
         # Too broken (or too deep) to parse as MIME: keep what the header block says.
         msg = step(
