@@ -488,6 +488,14 @@ _PLAIN_TAG = re.compile(
     r'<(?:(?P<start>[a-zA-Z][a-zA-Z0-9]*)(?P<attributes>(?:[ \t\n]+[a-zA-Z][a-zA-Z0-9-]*="[^"<>]*")*)[ \t\n]*(?P<slash>/?)'
     r"|/(?P<end>[a-zA-Z][a-zA-Z0-9]*))>"
 )
+# Elements whose content html.parser reads as text, not markup: script and style, and in newer
+# Pythons' html.parser also the RCDATA ones (title, textarea) and more raw-text ones. Mail holding
+# any of them goes to html.parser, whichever version runs, so both paths stay one reading.
+_READ_VERBATIM = (
+    frozenset(HTMLParser.CDATA_CONTENT_ELEMENTS)
+    | frozenset(getattr(HTMLParser, "RCDATA_CONTENT_ELEMENTS", ()))
+    | {"textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext"}
+)
 _PLAIN_ATTRIBUTE = re.compile(r'([a-zA-Z][a-zA-Z0-9-]*)="([^"<>]*)"')
 
 
@@ -515,7 +523,7 @@ def _feed_plain_markup(extractor: _TextExtractor, html: str) -> bool:
             events.append((_END, tag["end"].lower(), []))
         else:
             name = tag["start"].lower()
-            if name in HTMLParser.CDATA_CONTENT_ELEMENTS:
+            if name in _READ_VERBATIM:
                 return False
             attributes: list[tuple[str, str | None]] = [
                 (key.lower(), unescape(value) if value else value)
