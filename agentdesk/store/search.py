@@ -200,9 +200,9 @@ def install(connection: Connection) -> None:
 
 
 # PostgreSQL: every conversation's words, the distinct lexemes of all its messages (no positions),
-# one row a conversation. A GIN index has no index-only scans: matching "battery" in `message` reads
-# every matching message's heap row (25 000 pages of a 576 MB table at 100 000 conversations) only to
-# learn its conversation; here it reads one narrow row a matching conversation. Exact for a query of
+# one row a conversation. A GIN index has no index-only scans: matching a common word in `message`
+# reads every matching message's heap row (bodies included, a page per few messages) only to learn
+# its conversation; here it reads one narrow row a matching conversation. Exact for a query of
 # one word or one prefix (a conversation has the word when one of its messages has it); a query of
 # several words or a phrase must match within one message, so it keeps matching messages
 # (`matching_conversation_ids_sql`). A tsvector's words may not exceed 1 MB: `bytes` is the size of

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -172,18 +174,15 @@ class PathInput(Input):
     completed an older prefix, or nothing. The field handles its keys one at a time: the keys
     after a tab wait for its completion and land after it."""
 
-    async def _on_key(self, event: events.Key) -> None:
+    async def on_key(self, event: events.Key) -> None:
         if event.key != "tab":
-            await super()._on_key(event)
             return
-        import asyncio
-
         event.stop()
         event.prevent_default()
         completed = await asyncio.to_thread(complete_path, self.value)
         if completed is not None:
             self.value = completed
-        self.cursor_position = len(self.value)
+            self.cursor_position = len(self.value)
 
 
 class AttachScreen(ModalScreen[str | None]):
