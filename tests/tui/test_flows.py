@@ -128,7 +128,7 @@ async def test_a_long_line_wrapped_in_the_thread_keeps_the_message_s_bar_on_ever
         await pilot.press("n")
         await settle(pilot, app)
         words = " ".join(f"word{n}" for n in range(60))  # ~420 characters: several rows in the pane
-        await pilot.press(*words)
+        app.screen.query_one("#body").insert(words)
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         lines = [strip.text for strip in app.main.thread_view._lines]
