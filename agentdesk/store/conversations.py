@@ -103,7 +103,7 @@ def open_conversations_page(*, session: Session, after_id: int, limit: int) -> l
     """The next `limit` conversations after `after_id` (id order) not solved, closed or merged away.
 
     Locked for the SLA recompute that rewrites them (PostgreSQL; see
-    `lookups.conversations_by_id`): read before an agent's change commits, its UPDATE would put
+    `conversation_rows.by_id`): read before an agent's change commits, its UPDATE would put
     back the version and the SLA fields of the row before that change.
     """
     return list(

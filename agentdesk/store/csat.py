@@ -24,7 +24,7 @@ def due_conversations(
     """Conversations of `source` solved in (solved_after, solved_before], still solved or closed,
     not merged away, and never surveyed (nor decided against).
 
-    `for_update`: for the survey that writes to them; locked as `lookups.conversations_by_id`
+    `for_update`: for the survey that writes to them; locked as `conversation_rows.by_id`
     locks them, so one an agent reopens meanwhile is read reopened (and left out), never
     written back from the row before.
     """

@@ -7,7 +7,7 @@ plain tuples, not ORM objects: a chunk asks about thousands of Message-IDs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from sqlalchemy import literal
@@ -15,8 +15,6 @@ from sqlmodel import Session, col, select
 
 from agentdesk.store.bound_lists import one_of
 from agentdesk.store.models import Conversation, Customer, Identity, Message, Outbox, id_of
-
-IN_CHUNK = 400  # values per IN (…): far below every backend's limit on bound parameters
 
 
 class MessageKey(NamedTuple):
@@ -72,25 +70,16 @@ def latest_by_thread_key(*, session: Session, keys: Iterable[tuple[str, str]]) -
     return found
 
 
-def conversations_by_id(
-    *, session: Session, conversation_ids: Iterable[int], for_update: bool = False
-) -> dict[int, Conversation]:
-    """The conversations with these ids.
-
-    `for_update`: for a caller that changes them from what it reads (ingest bumps the version,
-    recomputes the SLA fields, reopens). On PostgreSQL each row is locked (FOR NO KEY UPDATE, the
-    lock its UPDATE takes anyway) before it is read, in id order, and read as it is once locked,
-    even if the session held an older copy: otherwise an agent's change committed between this
-    read and our UPDATE would be overwritten, version included, and two agents could then both
-    write from the same version. SQLite has no row locks; a write session holds the database's.
-    """
+def conversations_by_id(*, session: Session, conversation_ids: Iterable[int]) -> dict[int, Conversation]:
+    """The conversations with these ids, as ORM objects (a customer merge moves them). Ingest reads
+    the conversations it changes as locked plain rows instead: `conversation_rows.by_id`."""
     found: dict[int, Conversation] = {}
-    for part in _parts(sorted(set(conversation_ids))):
-        statement = select(Conversation).where(col(Conversation.id).in_(part)).order_by(col(Conversation.id))
-        if for_update:
-            statement = statement.with_for_update(key_share=True).execution_options(populate_existing=True)
-        for conversation in session.exec(statement):
-            found[id_of(conversation)] = conversation
+    wanted = sorted(set(conversation_ids))
+    if not wanted:
+        return found
+    statement = select(Conversation).where(one_of(session, Conversation.id, wanted)).order_by(col(Conversation.id))
+    for conversation in session.exec(statement):
+        found[id_of(conversation)] = conversation
     return found
 
 
@@ -244,8 +233,3 @@ def blocked_patterns(*, session: Session, patterns: Sequence[str] | set[str]) ->
     if not wanted:
         return set()
     return set(session.exec(select(BlockedSender.pattern).where(one_of(session, BlockedSender.pattern, wanted))))
-
-
-def _parts(values: list) -> Iterator[list]:
-    for start in range(0, len(values), IN_CHUNK):
-        yield values[start : start + IN_CHUNK]
