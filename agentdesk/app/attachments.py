@@ -214,7 +214,9 @@ def keep_from_raw(desk: Desk, ref: Ref, message_ids: Sequence[int] | None = None
         try:
             found = _all_from_raw(raw) if raw else {}
         except Exception as error:  # a mail the parser cannot read whole: its files stay in it
-            log.warning("files of message %s could not be taken from its raw mail: %s", message_id, error)
+            log.warning(
+                "files of message %s could not be taken from its raw mail: %s", message_id, inert_line(str(error))
+            )
             continue
         kept = [(item, found[item.sha256]) for item in items if item.sha256 in found]
         if not kept:
