@@ -7,10 +7,10 @@ first and the body waited, under Nagle, for the client's delayed ACK of them: ~4
 on a kept-alive connection. One sendall also keeps the socket's send timeout a bound on the
 whole answer, however slowly a client reads.
 
-`DeferredAnswer` is a 200 whose payload is in new/ but whose name is not yet durable: the
-directory's committer (`spool.DirectorySync`) sends it right after the fsync of new/ that makes
-it so (or a 503 if that fsync failed), and the handler thread goes back to reading the
-connection instead of waiting to be woken for it. Whatever the handler writes next on that
+`DeferredAnswer` is a 200 whose payload is complete in tmp/ but not yet durable in new/: the
+committer of new/ (`spool.DirectoryCommitter`) sends it right after the flushes that make it so
+(or a 503 if one failed), and the handler thread goes back to reading the connection instead of
+waiting to be woken for it. Whatever the handler writes next on that
 connection (or its closing) waits until the deferred answer went out first, so answers keep the
 order of their requests.
 """
@@ -35,7 +35,7 @@ def kernel_timeout(connection: socket.socket, seconds: float) -> None:
 
 
 def not_stored(error: OSError) -> bytes:
-    """The whole 503 for a payload whose directory could not be synced: the sender retries."""
+    """The whole 503 for a payload that could not be made durable: the sender retries."""
     body = json.dumps({"error": f"cannot store the payload: {error.strerror or error}"}).encode("utf-8")
     head = (
         f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -63,7 +63,7 @@ class DeferredAnswer:
         data = self.ok
         if error is not None:
             data = not_stored(error)
-            self.log(f"answered 503 instead of 200: new/ could not be synced: {error.strerror or error}")
+            self.log(f"answered 503 instead of 200: the payload could not be made durable: {error.strerror or error}")
         try:
             sent = self.connection.send(data, socket.MSG_DONTWAIT)
         except BlockingIOError:

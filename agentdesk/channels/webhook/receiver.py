@@ -13,12 +13,13 @@ Rules (DESIGN, config contract):
   401 for a missing, malformed or wrong signature, and for a spool without `secret_command`;
 - 413 when the body is over the spool's `max_bytes`: decided from Content-Length before the body
   is read, and counted while a chunked body streams; 411 without a Content-Length or chunking;
-- 2xx only after the file was fsynced, renamed into new/ and new/ fsynced: a 200 means the
-  payload survives a crash or a power cut. A write failure answers 503, and the provider retries.
-  Posts committing at the same time share the fsync of new/ (`spool.DirectorySync`: one that
-  started after each rename), so under load new/ is synced once for many files; the directory's
-  committer thread sends each 200 right after that fsync (`answers.DeferredAnswer`), while the
-  handler thread already reads its connection's next request.
+- 2xx only after the file's content was flushed to disk, it was renamed into new/ and new/ was
+  fsynced: a 200 means the payload survives a crash or a power cut. A write failure answers 503,
+  and the provider retries. The posts complete at the same time are committed together
+  (`spool.DirectoryCommitter`: one syncfs for all their contents, their renames, one fsync of
+  new/), so under load the disk is flushed twice for many posts; the committer's thread sends
+  each 200 right after (`answers.DeferredAnswer`), while the handler thread already reads its
+  connection's next request.
 
 It faces the internet (through a proxy), so what a client sends is bounded in time, memory and
 threads:
@@ -36,7 +37,7 @@ threads:
   disappears costs one log line, not a traceback.
 
 The standard library's ThreadingHTTPServer is enough here: each request is a few system calls
-and an fsync, and the listen backlog is raised so a burst of posts queues instead of failing.
+and a share of a group commit, and the listen backlog is raised so a burst of posts queues instead of failing.
 Each answer is written to the socket in one piece (see `answers`); a request's head is read
 whole and parsed in one pass (`request_head`), not by the email package.
 """
@@ -612,23 +613,20 @@ class _Handler(BaseHTTPRequestHandler):
                 writer.discard()
                 self._error(401, "missing or invalid signature")
                 return
-            try:
-                stored = writer.publish()
-            except OSError as error:  # publish removed the temporary file
-                self._error(503, f"cannot store the payload: {error.strerror or error}", headers={"Retry-After": "30"})
-                return
-        if endpoint.spool.adapter == "twilio_sms" and verifier.agentdesk is None:
-            self._answer(200, _TWIML_EMPTY, "text/xml")
-        else:
-            self._answer(200, json.dumps({"stored": stored}).encode("utf-8"))
-        # The 200 goes out once new/ was fsynced after the rename, sent by the thread that ran
-        # that fsync; this thread reads the connection's next request meanwhile.
-        requestline, client = self.requestline, self.client_address[0]
-        deferred = DeferredAnswer(
-            self.connection, self.answer.take(), lambda line: self.server.write_log(f"{client} {requestline}: {line}")
-        )
-        self.answer.deferred = deferred
-        writer.when_durable(deferred.durable)
+            if endpoint.spool.adapter == "twilio_sms" and verifier.agentdesk is None:
+                self._answer(200, _TWIML_EMPTY, "text/xml")
+            else:
+                self._answer(200, json.dumps({"stored": writer.name}).encode("utf-8"))
+            # The 200 goes out once the file is durable in new/, sent by the committer's thread
+            # (or a 503 if that failed); this thread reads the connection's next request meanwhile.
+            requestline, client = self.requestline, self.client_address[0]
+            deferred = DeferredAnswer(
+                self.connection,
+                self.answer.take(),
+                lambda line: self.server.write_log(f"{client} {requestline}: {line}"),
+            )
+            self.answer.deferred = deferred
+            writer.commit_later(deferred.durable)
 
     def _framing(self, endpoint: Endpoint) -> int | None:
         """The body's length (-1: chunked), or None after answering why the request is refused."""

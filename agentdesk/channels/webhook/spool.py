@@ -19,6 +19,7 @@ checked on the open descriptor, so nothing in `new/` can make agentdesk read out
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import os
 import random
@@ -85,121 +86,200 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    try:
+        import ctypes  # only here: the spool's readers never need it
+
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # not Linux
+        return None
+    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
+    return function
+
+
+def syncfs(fd: int) -> None:
+    """syncfs(2): write out everything of the file system holding `fd` and flush the disk's cache,
+    waiting for both. OSError(ENOSYS) where the C library has no syncfs."""
+    function = _libc_syncfs()
+    if function is None:
+        raise OSError(errno.ENOSYS, "syncfs is not available here")
+    if function(fd) != 0:  # ctypes lets go of the GIL for the call
+        import ctypes
+
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number))
+
+
+def sync_contents(fds: list[int]) -> None:
+    """Make the content of these open files durable: a file alone by its own fsync; several by one
+    syncfs of their file system, a single flush for all of them (each file's fsync where there is
+    no syncfs)."""
+    if len(fds) > 1:
+        try:
+            syncfs(fds[0])
+            return
+        except OSError as error:
+            if error.errno != errno.ENOSYS:
+                raise
+    for fd in fds:
+        os.fsync(fd)
+
+
 Durable = Callable[[OSError | None], None]  # told once: None when durable, else the error
 
 
-class DirectorySync:
-    """fsync of one directory shared by the writers that need it at the same time (group commit),
-    run by a committer thread of its own.
+@dataclass(slots=True)
+class _Handover:
+    fd: int  # the complete file, open; the committer closes it
+    temporary: str
+    destination: str
+    done: Durable
 
-    A writer calls `request(done)` after its rename into the directory and goes on at once; the
-    committer calls `done(None)` once an fsync of the directory that *started after* the request
-    has completed, so the writer's entry is durable (`done(error)` when that fsync failed: the
-    error of a batch's fsync goes to every writer of that batch, and the next batch tries again).
-    While one fsync runs, the requests that arrive gather into the next batch, so under load the
-    directory is synced once for many files. `sync()` is the same, waited for.
 
-    Why a thread and callbacks: a writer that waits for the fsync blocks, is woken, and competes
+class DirectoryCommitter:
+    """Moves complete files from `tmp/` into one directory durably, for the writers of this process,
+    many at once (group commit), in a committer thread of its own.
+
+    A writer hands over a file it has written (not yet synced) with `request` and goes on at once.
+    The committer takes every file handed over since its last round and, for all of them together:
+
+    1. makes their content durable: one syncfs of the file system (a lone file: its own fsync);
+    2. renames each into the directory, so nothing incomplete is ever visible there;
+    3. fsyncs the directory, so their names are durable;
+    4. tells each writer `done(None)`.
+
+    Under load a round covers many files with two flushes of the disk, where a file synced on its
+    own costs two flushes by itself. When step 1 fails, that round's files are removed from `tmp/`
+    and their writers told the error; when a rename fails, that file's; when step 3 fails, the
+    renamed files' writers (their files are complete in the directory, not known to be durable).
+    Each writer gets its own copy of the error (one instance raised in many threads).
+
+    Why a thread and callbacks: a writer that waits for the flushes blocks, is woken, and competes
     for the GIL again, for every file; a receiver that answers from `done` instead goes straight
-    back to reading its connection, and the committer wakes once per batch. The committer ends
+    back to reading its connection, and the committer wakes once per round. The committer ends
     after `IDLE_SECONDS` without a request; the next request starts another.
     """
 
     IDLE_SECONDS = 10.0
 
     def __init__(self, path: str | Path):
-        self.path = path
+        self.path = os.fspath(path)
         self._lock = threading.Lock()
-        self._requests: list[Durable] = []
+        self._requests: list[_Handover] = []
         self._running = False  # a committer thread exists
         self._sleeping = False  # ... and waits for `_bell`, which a request releases once
         self._bell = threading.Lock()
         self._bell.acquire()
 
-    def request(self, done: Durable) -> None:
+    def request(self, fd: int, temporary: str, name: str, done: Durable) -> None:
+        """Commit the complete file open as `fd` (its path `temporary`) into this directory as `name`;
+        the descriptor is the committer's from now on."""
+        handover = _Handover(fd, temporary, os.path.join(self.path, name), done)
         with self._lock:
-            self._requests.append(done)
+            self._requests.append(handover)
             start, ring = not self._running, self._sleeping
             self._running, self._sleeping = True, False
         if start:
-            threading.Thread(target=self._commit, name=f"fsync {os.fspath(self.path)}", daemon=True).start()
+            threading.Thread(target=self._run, name=f"commit {self.path}", daemon=True).start()
         elif ring:
             self._bell.release()
 
-    def sync(self) -> None:
-        """Return once an fsync of the directory that started after this call completed; raise
-        its error if it failed."""
-        finished = threading.Lock()
-        finished.acquire()
-        outcome: list[OSError | None] = []
-
-        def done(error: OSError | None) -> None:
-            outcome.append(error)
-            finished.release()
-
-        self.request(done)
-        finished.acquire()  # a signal may interrupt this wait: the fsync still runs, for the others
-        if outcome[0] is not None:  # each writer its own exception: one instance raised in many threads
-            error = outcome[0]
-            raise OSError(error.errno, error.strerror or str(error), os.fspath(self.path))
-
-    def _commit(self) -> None:
+    def _run(self) -> None:
         while True:
             with self._lock:
                 batch, self._requests = self._requests, []
                 if not batch:
                     self._sleeping = True
-            if not batch:
-                if self._bell.acquire(timeout=self.IDLE_SECONDS):
-                    continue
+            if batch:
+                self._commit(batch)
+            elif not self._bell.acquire(timeout=self.IDLE_SECONDS):
                 with self._lock:
                     if self._sleeping:  # nobody rang: end; the next request starts a committer
                         self._running = self._sleeping = False
                         return
                 self._bell.acquire()  # rung after the timeout: take that ring, it is ours
-                continue
-            error: OSError | None = None
+
+    def _commit(self, batch: list[_Handover]) -> None:
+        try:
+            sync_contents([handover.fd for handover in batch])
+        except BaseException as failed:  # noqa: BLE001 (never told "durable" when a flush did not finish)
+            for handover in batch:
+                _close(handover.fd)
+                _unlink(handover.temporary)
+            _tell(batch, failed)
+            return
+        renamed = []
+        for handover in batch:
+            _close(handover.fd)
             try:
-                fsync_dir(self.path)
+                os.rename(handover.temporary, handover.destination)
             except OSError as failed:
-                error = failed
-            except BaseException as failed:  # noqa: BLE001 (never told "durable" when the fsync did not finish)
-                error = OSError(errno.EIO, f"the directory's fsync did not finish: {failed!r}")
-            for done in batch:
-                try:
-                    done(error)
-                except BaseException:  # noqa: BLE001 (one writer's failure must not stop the others' answers)
-                    traceback.print_exc()
+                _unlink(handover.temporary)
+                _tell([handover], failed)
+            else:
+                renamed.append(handover)
+        if not renamed:
+            return
+        try:
+            fsync_dir(self.path)
+        except BaseException as failed:  # noqa: BLE001
+            _tell(renamed, failed)
+        else:
+            _tell(renamed, None)
 
 
-_DIRECTORY_SYNCS: dict[str, DirectorySync] = {}
-_DIRECTORY_SYNCS_LOCK = threading.Lock()
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _tell(batch: list[_Handover], failed: BaseException | None) -> None:
+    for handover in batch:
+        error = None
+        if failed is not None:
+            error = (
+                OSError(failed.errno, failed.strerror or str(failed), failed.filename)
+                if isinstance(failed, OSError)
+                else OSError(errno.EIO, f"the commit did not finish: {failed!r}")
+            )
+        try:
+            handover.done(error)
+        except BaseException:  # noqa: BLE001 (one writer's failure must not stop the others' answers)
+            traceback.print_exc()
+
+
+_COMMITTERS: dict[str, DirectoryCommitter] = {}
+_COMMITTERS_LOCK = threading.Lock()
 
 
 def _forget_committers() -> None:
     """In a forked child: its parent's committer threads are not there, and their locks may be
     held by threads that are not there either; the child starts its own on first use."""
-    global _DIRECTORY_SYNCS, _DIRECTORY_SYNCS_LOCK
-    _DIRECTORY_SYNCS, _DIRECTORY_SYNCS_LOCK = {}, threading.Lock()
+    global _COMMITTERS, _COMMITTERS_LOCK
+    _COMMITTERS, _COMMITTERS_LOCK = {}, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_committers)
 
 
-def directory_sync(path: str | Path) -> DirectorySync:
-    """The one DirectorySync of `path` in this process."""
+def directory_committer(path: str | Path) -> DirectoryCommitter:
+    """The one DirectoryCommitter of `path` in this process."""
     key = os.fspath(path)
-    with _DIRECTORY_SYNCS_LOCK:
-        syncer = _DIRECTORY_SYNCS.get(key)
-        if syncer is None:
-            syncer = _DIRECTORY_SYNCS[key] = DirectorySync(path)
-    return syncer
-
-
-def sync_directory(path: str | Path) -> None:
-    """fsync `path`, shared with the other threads of this process syncing it at the same time
-    (see DirectorySync); returns when every entry made in it before the call is durable."""
-    directory_sync(path).sync()
+    with _COMMITTERS_LOCK:
+        committer = _COMMITTERS.get(key)
+        if committer is None:
+            committer = _COMMITTERS[key] = DirectoryCommitter(key)
+    return committer
 
 
 def spool_header(content_type: str) -> tuple[bytes, str]:
@@ -240,7 +320,6 @@ class SpoolWriter:
         # more than the system calls they name.
         self._directory = os.fspath(path)
         self._temporary = os.path.join(self._directory, "tmp", self.name)
-        self._folder = ""  # the directory it was renamed into
         self._fd: int | None = os.open(self._temporary, _OPEN_CREATE, 0o640)
 
     def write(self, data: bytes) -> None:
@@ -258,42 +337,46 @@ class SpoolWriter:
         return os.pread(self._fd, self.size - offset, offset)
 
     def commit(self, target: Path | None = None) -> str:
-        """fsync the file, rename it into new/ (or to `target`), fsync that directory: when this
-        returns the file survives a power cut (with `durable`). Returns the file name."""
-        name = self.publish(target)
-        if self.durable:
-            sync_directory(self._folder)
+        """Make the file durable and rename it into new/ (or to `target`), then fsync that
+        directory: when this returns the file survives a power cut (with `durable`). Returns the
+        file's name; raises what failed (the temporary file is then removed)."""
+        finished = threading.Lock()
+        finished.acquire()
+        outcome: list[OSError | None] = []
+
+        def done(error: OSError | None) -> None:
+            outcome.append(error)
+            finished.release()
+
+        name = self.commit_later(done, target)
+        finished.acquire()
+        if outcome[0] is not None:
+            raise outcome[0]
         return name
 
-    def when_durable(self, done: Durable) -> None:
-        """After `publish`: `done` is called once the file's name is durable too, from the
-        directory's committer thread (see DirectorySync), or at once when not `durable`; with the
-        error of the directory's fsync if it failed."""
-        assert self._folder, "published first"
+    def commit_later(self, done: Durable, target: Path | None = None) -> str:
+        """Hand the complete file to the committer of new/ (or of `target`'s directory) and return
+        its name at once; `done(None)` is called, from the committer's thread, once the file is in
+        place and durable (see DirectoryCommitter), or `done(error)`. Without `durable`, renamed
+        here and told at once."""
+        assert self._fd is not None, "committed twice"
+        fd, self._fd = self._fd, None
+        folder, name = (
+            os.path.split(os.fspath(target))
+            if target is not None
+            else (os.path.join(self._directory, "new"), self.name)
+        )
         if self.durable:
-            directory_sync(self._folder).request(done)
+            directory_committer(folder).request(fd, self._temporary, name, done)
+            return name
+        os.close(fd)
+        try:
+            os.rename(self._temporary, os.path.join(folder, name))
+        except OSError as error:
+            self._unlink()
+            done(error)
         else:
             done(None)
-
-    def publish(self, target: Path | None = None) -> str:
-        """fsync the file (with `durable`) and rename it into new/ (or to `target`): complete and
-        visible, its name not yet durable. Returns the file name."""
-        destination = os.fspath(target) if target is not None else os.path.join(self._directory, "new", self.name)
-        assert self._fd is not None, "committed twice"
-        try:
-            if self.durable:
-                os.fsync(self._fd)
-        except BaseException:
-            self.discard()
-            raise
-        os.close(self._fd)
-        self._fd = None
-        try:
-            os.rename(self._temporary, destination)
-        except BaseException:
-            self._unlink()
-            raise
-        self._folder, name = os.path.split(destination)
         return name
 
     def discard(self) -> None:
@@ -304,10 +387,7 @@ class SpoolWriter:
             self._unlink()
 
     def _unlink(self) -> None:
-        try:
-            os.unlink(self._temporary)
-        except FileNotFoundError:
-            pass
+        _unlink(self._temporary)
 
     def __enter__(self) -> SpoolWriter:
         return self

@@ -74,29 +74,49 @@ def test_a_kept_alive_sender_gets_each_answer_whole_in_one_segment_without_a_del
     assert statistics.median(latencies) < 0.02, sorted(latencies)
 
 
-def test_every_acknowledged_post_was_synced_file_then_directory_before_its_answer(served, monkeypatch):
-    """Concurrent posts share the fsync of new/: each answer still comes after an fsync of its
-    file, its rename, and an fsync of new/ that started after that rename."""
+def test_every_acknowledged_post_was_flushed_then_renamed_then_its_directory_synced_before_its_answer(
+    served, monkeypatch
+):
+    """Concurrent posts are committed together: each answer still comes after a flush of the
+    file's content (its own fsync, or a syncfs of the file system) that began once the file was
+    written, then its rename into new/, then an fsync of new/ that began after that rename; and
+    the posts shared their flushes."""
+    from agentdesk.channels.webhook import spool as spooling
+
     server, chat = served
     events: list[tuple[str, str, float, float]] = []  # (what, path, started, ended)
     lock = threading.Lock()
-    real_fsync, real_rename = os.fsync, os.rename
+    real_fsync, real_rename, real_write, real_syncfs = os.fsync, os.rename, os.write, spooling.syncfs
+
+    def record(what: str, path: str, started: float) -> None:
+        with lock:
+            events.append((what, path, started, time.monotonic()))
 
     def fsync(fd: int) -> None:
-        path = os.readlink(f"/proc/self/fd/{fd}")
-        started = time.monotonic()
+        path, started = os.readlink(f"/proc/self/fd/{fd}"), time.monotonic()
         real_fsync(fd)
-        with lock:
-            events.append(("fsync", path, started, time.monotonic()))
+        record("fsync", path, started)
+
+    def syncfs(fd: int) -> None:
+        started = time.monotonic()
+        real_syncfs(fd)
+        record("syncfs", "", started)
+
+    def write(fd: int, data) -> int:
+        path, started = os.readlink(f"/proc/self/fd/{fd}"), time.monotonic()
+        written = real_write(fd, data)
+        record("write", path, started)
+        return written
 
     def rename(source, target) -> None:
         started = time.monotonic()
         real_rename(source, target)
-        with lock:
-            events.append(("rename", os.fspath(target), started, time.monotonic()))
+        record("rename", os.fspath(target), started)
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(spooling, "syncfs", syncfs)
     connections, per_connection = 16, 8
     answers: list[tuple[str, bytes, float]] = []  # (stored name, body, when the answer was read)
     barrier = threading.Barrier(connections)
@@ -124,12 +144,18 @@ def test_every_acknowledged_post_was_synced_file_then_directory_before_its_answe
     new = os.path.realpath(chat / "new")
     tmp = os.path.realpath(chat / "tmp")
     directory_syncs = [(started, ended) for what, path, started, ended in events if what == "fsync" and path == new]
+    file_systems = [(started, ended) for what, _, started, ended in events if what == "syncfs"]
     for name, body, answered in answers:
         assert (Path(new) / name).read_bytes() == body
-        [file_synced] = [ended for what, path, _, ended in events if what == "fsync" and path == f"{tmp}/{name}"]
-        [renamed] = [ended for what, path, _, ended in events if what == "rename" and path == f"{new}/{name}"]
-        assert file_synced <= renamed
+        written = max(ended for what, path, _, ended in events if what == "write" and path == f"{tmp}/{name}")
+        [(renamed_started, renamed)] = [
+            (started, ended) for what, path, started, ended in events if what == "rename" and path == f"{new}/{name}"
+        ]
+        flushes = file_systems + [(s, e) for what, path, s, e in events if what == "fsync" and path == f"{tmp}/{name}"]
+        assert any(written <= started and ended <= renamed_started for started, ended in flushes), name
         assert any(renamed <= started and ended <= answered for started, ended in directory_syncs), name
+    own_fsyncs = sum(what == "fsync" and path.startswith(tmp) for what, path, _, _ in events)
+    assert file_systems and own_fsyncs + len(file_systems) < len(answers) / 2  # flushes were shared
     assert os.listdir(chat / "tmp") == []
 
 
@@ -200,9 +226,11 @@ def test_pipelined_posts_get_their_answers_in_order_each_after_the_fsync_of_new_
     assert sorted(stored) == stored  # names carry the time: the answers came in the requests' order
 
 
-def test_when_new_cannot_be_synced_the_sender_gets_503_with_retry_after_and_the_connection_goes_on(
-    tmp_path, monkeypatch
+@pytest.mark.parametrize("step", ["sync_contents", "fsync_dir"])
+def test_when_a_payload_cannot_be_made_durable_the_sender_gets_503_with_retry_after_and_the_connection_goes_on(
+    tmp_path, monkeypatch, step
 ):
+    """Whether the flush of the file's content or the fsync of new/ fails."""
     from agentdesk.channels.webhook import spool as spooling
 
     path = tmp_path / "config.toml"
@@ -216,16 +244,16 @@ def test_when_new_cannot_be_synced_the_sender_gets_503_with_retry_after_and_the_
         receiver.endpoints_from_settings(config.load(path)), host="127.0.0.1", port=0, log=lines.append
     )
     receiver.start_in_thread(server)
-    real_fsync_dir = spooling.fsync_dir
-    calls: list[str] = []
+    real_step = getattr(spooling, step)
+    calls: list[object] = []
 
-    def first_fails(path) -> None:
-        calls.append(os.fspath(path))
+    def first_fails(argument) -> None:
+        calls.append(argument)
         if len(calls) == 1:
             raise OSError(5, "Input/output error")
-        real_fsync_dir(path)
+        real_step(argument)
 
-    monkeypatch.setattr(spooling, "fsync_dir", first_fails)
+    monkeypatch.setattr(spooling, step, first_fails)
     try:
         connection = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
         body, headers = signed_post(300)
@@ -233,6 +261,8 @@ def test_when_new_cannot_be_synced_the_sender_gets_503_with_retry_after_and_the_
         response = connection.getresponse()
         assert response.status == 503 and response.getheader("Retry-After") == "30"
         assert json.loads(response.read()) == {"error": "cannot store the payload: Input/output error"}
+        if step == "sync_contents":  # refused before its rename: nothing of it is left
+            assert os.listdir(tmp_path / "chat" / "new") == os.listdir(tmp_path / "chat" / "tmp") == []
         body, headers = signed_post(301)  # the same connection: the next post is stored and acknowledged
         connection.request("POST", "/hooks/chat", body=body, headers=headers)
         response = connection.getresponse()
@@ -242,7 +272,10 @@ def test_when_new_cannot_be_synced_the_sender_gets_503_with_retry_after_and_the_
     finally:
         server.shutdown()
         server.server_close()
-    assert any("answered 503 instead of 200: new/ could not be synced: Input/output error" in line for line in lines)
+    assert any(
+        "answered 503 instead of 200: the payload could not be made durable: Input/output error" in line
+        for line in lines
+    )
 
 
 KILLED_RECEIVER = """
@@ -251,20 +284,24 @@ from pathlib import Path
 from agentdesk import config
 from agentdesk.channels.webhook import receiver, spool
 
-def never_returns(path):
+def never_returns(argument):
     print("syncing", flush=True)
     time.sleep(3600)
 
-spool.fsync_dir = never_returns  # the power goes before new/ is synced
+setattr(spool, sys.argv[2], never_returns)  # the power goes before this step ends
 server = receiver.make_server(receiver.endpoints_from_settings(config.load(Path(sys.argv[1]))), host="127.0.0.1", port=0)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
 
 
-def test_a_receiver_killed_before_new_is_synced_acknowledged_nothing_and_left_only_whole_files(tmp_path):
-    """Each payload is fsynced before its rename into new/, and its 200 waits for the fsync of
-    new/: killed in between, the receiver has answered nothing, and what new/ holds is whole."""
+@pytest.mark.parametrize("step", ["sync_contents", "fsync_dir"])
+def test_a_receiver_killed_before_its_payloads_are_durable_acknowledged_nothing_and_left_only_whole_files(
+    tmp_path, step
+):
+    """A payload's content is flushed before its rename into new/, and its 200 waits for the
+    fsync of new/ after that: killed during either, the receiver has answered nothing, and what
+    new/ holds is whole (nothing at all while the contents were being flushed)."""
     path = tmp_path / "config.toml"
     path.write_text(
         f'[[spool]]\nname = "chat"\npath = "{tmp_path / "chat"}"\nadapter = "generic"\nkind = "chat"\n'
@@ -272,7 +309,7 @@ def test_a_receiver_killed_before_new_is_synced_acknowledged_nothing_and_left_on
         encoding="utf-8",
     )
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RECEIVER, str(path)],
+        [sys.executable, "-c", KILLED_RECEIVER, str(path), step],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
@@ -286,11 +323,11 @@ def test_a_receiver_killed_before_new_is_synced_acknowledged_nothing_and_left_on
             client.sendall(raw_post(body, headers))
             clients.append(client)
         assert child.stdout.readline().strip() == "syncing"
-        new = tmp_path / "chat" / "new"
+        new, tmp = tmp_path / "chat" / "new", tmp_path / "chat" / "tmp"
         deadline = time.monotonic() + 10
-        while len(os.listdir(new)) < len(posts) and time.monotonic() < deadline:
+        while len(os.listdir(new)) + len(os.listdir(tmp)) < len(posts) and time.monotonic() < deadline:
             time.sleep(0.02)
-        for client in clients:  # in new/, and still no answer: new/ was not synced
+        for client in clients:  # written, and still no answer: not durable yet
             client.settimeout(0.3)
             with pytest.raises(TimeoutError):
                 client.recv(100)
@@ -301,5 +338,10 @@ def test_a_receiver_killed_before_new_is_synced_acknowledged_nothing_and_left_on
         client.settimeout(5)
         assert client.recv(100) == b""  # the connection ended without a 200
         client.close()
-    assert sorted(path.read_bytes() for path in new.iterdir()) == sorted(body for body, _ in posts)
-    assert os.listdir(tmp_path / "chat" / "tmp") == []
+    visible = [path.read_bytes() for path in new.iterdir()]
+    waiting = [path.read_bytes() for path in tmp.iterdir()]  # never acknowledged; `spool clean` removes them
+    assert sorted(visible + waiting) == sorted(body for body, _ in posts)  # each whole, in one place
+    if step == "sync_contents":
+        assert visible == []  # nothing in new/ before its content is on the disk
+    else:
+        assert visible  # renamed once flushed; their 200 waited for new/
