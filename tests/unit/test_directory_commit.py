@@ -26,9 +26,9 @@ def spool(tmp_path) -> Path:
 class Writer:
     """One file written into tmp/ and handed to a committer; what it was told, and when."""
 
-    def __init__(self, spool: Path, data: bytes = b"{}"):
+    def __init__(self, spool: Path, data: bytes = b"{}", name: str | None = None):
         self.spool, self.data = spool, data
-        self.writer = spooling.SpoolWriter(spool)
+        self.writer = spooling.SpoolWriter(spool, name=name)
         self.writer.write(data)
         self.asked = self.told_at = 0.0
         self.error: OSError | None = None
@@ -55,6 +55,20 @@ class Writer:
 def wait_told(writers: list[Writer]) -> None:
     for writer in writers:
         assert writer.told.wait(10), "never told"
+
+
+def second_round(spool: Path, contents: Recorder, writers: list[Writer]) -> Writer:
+    """Hand one file over and hold its round's flush (`contents` holds its first call) while
+    `writers` hand theirs over, so they make the next round together; then let both rounds run.
+    Returns the first writer, once all were told."""
+    first = Writer(spool)
+    first.commit_later()
+    assert contents.entered.wait(5)
+    for writer in writers:
+        writer.commit_later()
+    contents.open()
+    wait_told([first, *writers])
+    return first
 
 
 class Recorder:
@@ -174,14 +188,8 @@ def test_without_syncfs_each_file_of_a_round_is_fsynced(spool, monkeypatch):
 def test_a_round_whose_contents_cannot_be_flushed_is_refused_whole_and_the_next_round_tries_again(spool, monkeypatch):
     contents = Recorder(spooling.sync_contents, hold_first=True, fail_call=2)
     monkeypatch.setattr(spooling, "sync_contents", contents)
-    first = Writer(spool)
-    first.commit_later()
-    assert contents.entered.wait(5)
     failing = [Writer(spool) for _ in range(4)]
-    for writer in failing:
-        writer.commit_later()
-    contents.open()
-    wait_told([first, *failing])
+    first = second_round(spool, contents, failing)
     assert first.error is None and first.final.exists()
     for writer in failing:  # each told the disk's error; nothing of theirs is left anywhere
         assert isinstance(writer.error, OSError) and writer.error.errno == errno.EIO
@@ -204,40 +212,26 @@ def test_when_the_directory_cannot_be_synced_the_renamed_files_writers_are_told(
     assert len(directory.calls) == 2
 
 
-def test_a_file_that_cannot_be_renamed_is_told_alone_and_removed(spool, tmp_path, monkeypatch):
-    writers = [Writer(spool) for _ in range(3)]
+def test_a_file_that_cannot_be_renamed_is_told_alone_and_removed(spool, monkeypatch):
     contents = Recorder(spooling.sync_contents, hold_first=True)
     monkeypatch.setattr(spooling, "sync_contents", contents)
-    gone = tmp_path / "gone"
-    gone.mkdir()
-    stray = Writer(spool)
-    stray.asked = time.monotonic()
-    writers[0].commit_later()
-    assert contents.entered.wait(5)
-    stray.writer.commit_later(stray.done, gone / "stray.json")
-    gone.rmdir()  # its directory disappears before the rename
-    for writer in writers[1:]:
-        writer.commit_later()
-    contents.open()
-    wait_told([*writers, stray])
-    assert isinstance(stray.error, OSError) and stray.error.errno == errno.ENOENT
+    (spool / "new" / "clash.json" / "inside").mkdir(parents=True)  # a rename onto it fails
+    stray = Writer(spool, name="clash.json")
+    others = [Writer(spool) for _ in range(2)]
+    second_round(spool, contents, [others[0], stray, others[1]])
+    assert len(contents.calls) == 2  # the three shared a round
+    assert isinstance(stray.error, OSError) and stray.error.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST)
     assert not stray.temporary.exists()
-    assert all(writer.error is None and writer.final.exists() for writer in writers)
+    assert all(writer.error is None and writer.final.read_bytes() == writer.data for writer in others)
 
 
 def test_a_flush_that_does_not_finish_never_reports_success_and_the_committer_carries_on(spool, monkeypatch):
     contents = Recorder(spooling.sync_contents, hold_first=True, fail_call=2, error=KeyboardInterrupt())
     monkeypatch.setattr(spooling, "sync_contents", contents)
-    first = Writer(spool)
-    first.commit_later()
-    assert contents.entered.wait(5)
     # These two arrive while the first round runs: they form the next one, whose flush is
     # interrupted; neither may be told it is durable.
     others = [Writer(spool) for _ in range(2)]
-    for writer in others:
-        writer.commit_later()
-    contents.open()
-    wait_told([first, *others])
+    first = second_round(spool, contents, others)
     assert first.error is None
     assert all(isinstance(writer.error, OSError) for writer in others)
     later = Writer(spool)
