@@ -60,18 +60,23 @@ class DeferredAnswer:
 
     def durable(self, error: OSError | None) -> None:
         """The payload is durable (error None) or is not: send the answer without blocking."""
-        data = self.ok
-        if error is not None:
-            data = not_stored(error)
-            self.log(f"answered 503 instead of 200: the payload could not be made durable: {error.strerror or error}")
         try:
-            sent = self.connection.send(data, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            sent = 0
-        except OSError as failed:  # the client is gone: the handler learns it when it settles
-            self._error, sent = failed, len(data)
-        self._rest = data[sent:]
-        self._sent.release()
+            data = self.ok
+            if error is not None:
+                data = not_stored(error)
+                try:
+                    self.log(f"answered 503 instead of 200: the payload was not stored: {error.strerror or error}")
+                except Exception:  # noqa: BLE001 (a log that cannot be written must not keep the answer back)
+                    pass
+            try:
+                sent = self.connection.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError as failed:  # the client is gone: the handler learns it when it settles
+                self._error, sent = failed, len(data)
+            self._rest = data[sent:]
+        finally:  # the handler waits for this, whatever happened above
+            self._sent.release()
 
     def settle(self) -> None:
         """Wait until `durable` ran, and send what it could not (blocking, within the socket's

@@ -625,6 +625,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.answer.take(),
                 lambda line: self.server.write_log(f"{client} {requestline}: {line}"),
             )
+            # Answers leave in the order of their requests: a pipelined request's answer waits for
+            # the one before it (which another spool's committer may still hold).
+            self.answer.settle()
             self.answer.deferred = deferred
             writer.commit_later(deferred.durable)
 

@@ -19,7 +19,6 @@ checked on the open descriptor, so nothing in `new/` can make agentdesk read out
 from __future__ import annotations
 
 import errno
-import functools
 import itertools
 import os
 import random
@@ -27,13 +26,14 @@ import socket
 import stat
 import threading
 import time
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from agentdesk.channels.webhook import commit as committing
 from agentdesk.channels.webhook.adapters import Payload, Rejected
+from agentdesk.channels.webhook.commit import Durable
+from agentdesk.channels.webhook.commit import fsync_dir as fsync_dir
 from agentdesk.sanitize import printable
 
 SUBDIRS = ("tmp", "new", "cur", "rejected")
@@ -78,210 +78,6 @@ def unique_name(extension: str) -> str:
     return f"{time.time_ns()}.P{_PID}Q{next(_COUNTER)}R{random.getrandbits(32):08x}.{_HOST}{extension}"
 
 
-def fsync_dir(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@functools.cache
-def _libc_syncfs() -> Callable[[int], int] | None:
-    try:
-        import ctypes  # only here: the spool's readers never need it
-
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):  # not Linux
-        return None
-    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
-    return function
-
-
-def syncfs(fd: int) -> None:
-    """syncfs(2): write out everything of the file system holding `fd` and flush the disk's cache,
-    waiting for both. OSError(ENOSYS) where the C library has no syncfs."""
-    function = _libc_syncfs()
-    if function is None:
-        raise OSError(errno.ENOSYS, "syncfs is not available here")
-    if function(fd) != 0:  # ctypes lets go of the GIL for the call
-        import ctypes
-
-        number = ctypes.get_errno()
-        raise OSError(number, os.strerror(number))
-
-
-def sync_contents(fds: list[int]) -> None:
-    """Make the content of these open files durable: a file alone by its own fsync; several by one
-    syncfs of their file system, a single flush for all of them (each file's fsync where there is
-    no syncfs)."""
-    if len(fds) > 1:
-        try:
-            syncfs(fds[0])
-            return
-        except OSError as error:
-            if error.errno != errno.ENOSYS:
-                raise
-    for fd in fds:
-        os.fsync(fd)
-
-
-Durable = Callable[[OSError | None], None]  # told once: None when durable, else the error
-
-
-@dataclass(slots=True)
-class _Handover:
-    fd: int  # the complete file, open; the committer closes it
-    temporary: str
-    destination: str
-    done: Durable
-
-
-class DirectoryCommitter:
-    """Moves complete files from `tmp/` into one directory durably, for the writers of this process,
-    many at once (group commit), in a committer thread of its own.
-
-    A writer hands over a file it has written (not yet synced) with `request` and goes on at once.
-    The committer takes every file handed over since its last round and, for all of them together:
-
-    1. makes their content durable: one syncfs of the file system (a lone file: its own fsync);
-    2. renames each into the directory, so nothing incomplete is ever visible there;
-    3. fsyncs the directory, so their names are durable;
-    4. tells each writer `done(None)`.
-
-    Under load a round covers many files with two flushes of the disk, where a file synced on its
-    own costs two flushes by itself. When step 1 fails, that round's files are removed from `tmp/`
-    and their writers told the error; when a rename fails, that file's; when step 3 fails, the
-    renamed files' writers (their files are complete in the directory, not known to be durable).
-    Each writer gets its own copy of the error (one instance raised in many threads).
-
-    Why a thread and callbacks: a writer that waits for the flushes blocks, is woken, and competes
-    for the GIL again, for every file; a receiver that answers from `done` instead goes straight
-    back to reading its connection, and the committer wakes once per round. The committer ends
-    after `IDLE_SECONDS` without a request; the next request starts another.
-    """
-
-    IDLE_SECONDS = 10.0
-
-    def __init__(self, path: str | Path):
-        self.path = os.fspath(path)
-        self._lock = threading.Lock()
-        self._requests: list[_Handover] = []
-        self._running = False  # a committer thread exists
-        self._sleeping = False  # ... and waits for `_bell`, which a request releases once
-        self._bell = threading.Lock()
-        self._bell.acquire()
-
-    def request(self, fd: int, temporary: str, name: str, done: Durable) -> None:
-        """Commit the complete file open as `fd` (its path `temporary`) into this directory as `name`;
-        the descriptor is the committer's from now on."""
-        handover = _Handover(fd, temporary, os.path.join(self.path, name), done)
-        with self._lock:
-            self._requests.append(handover)
-            start, ring = not self._running, self._sleeping
-            self._running, self._sleeping = True, False
-        if start:
-            threading.Thread(target=self._run, name=f"commit {self.path}", daemon=True).start()
-        elif ring:
-            self._bell.release()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                batch, self._requests = self._requests, []
-                if not batch:
-                    self._sleeping = True
-            if batch:
-                self._commit(batch)
-            elif not self._bell.acquire(timeout=self.IDLE_SECONDS):
-                with self._lock:
-                    if self._sleeping:  # nobody rang: end; the next request starts a committer
-                        self._running = self._sleeping = False
-                        return
-                self._bell.acquire()  # rung after the timeout: take that ring, it is ours
-
-    def _commit(self, batch: list[_Handover]) -> None:
-        try:
-            sync_contents([handover.fd for handover in batch])
-        except BaseException as failed:  # noqa: BLE001 (never told "durable" when a flush did not finish)
-            for handover in batch:
-                _close(handover.fd)
-                _unlink(handover.temporary)
-            _tell(batch, failed)
-            return
-        renamed = []
-        for handover in batch:
-            _close(handover.fd)
-            try:
-                os.rename(handover.temporary, handover.destination)
-            except OSError as failed:
-                _unlink(handover.temporary)
-                _tell([handover], failed)
-            else:
-                renamed.append(handover)
-        if not renamed:
-            return
-        try:
-            fsync_dir(self.path)
-        except BaseException as failed:  # noqa: BLE001
-            _tell(renamed, failed)
-        else:
-            _tell(renamed, None)
-
-
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _tell(batch: list[_Handover], failed: BaseException | None) -> None:
-    for handover in batch:
-        error = None
-        if failed is not None:
-            error = (
-                OSError(failed.errno, failed.strerror or str(failed), failed.filename)
-                if isinstance(failed, OSError)
-                else OSError(errno.EIO, f"the commit did not finish: {failed!r}")
-            )
-        try:
-            handover.done(error)
-        except BaseException:  # noqa: BLE001 (one writer's failure must not stop the others' answers)
-            traceback.print_exc()
-
-
-_COMMITTERS: dict[str, DirectoryCommitter] = {}
-_COMMITTERS_LOCK = threading.Lock()
-
-
-def _forget_committers() -> None:
-    """In a forked child: its parent's committer threads are not there, and their locks may be
-    held by threads that are not there either; the child starts its own on first use."""
-    global _COMMITTERS, _COMMITTERS_LOCK
-    _COMMITTERS, _COMMITTERS_LOCK = {}, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_committers)
-
-
-def directory_committer(path: str | Path) -> DirectoryCommitter:
-    """The one DirectoryCommitter of `path` in this process."""
-    key = os.fspath(path)
-    with _COMMITTERS_LOCK:
-        committer = _COMMITTERS.get(key)
-        if committer is None:
-            committer = _COMMITTERS[key] = DirectoryCommitter(key)
-    return committer
-
-
 def spool_header(content_type: str) -> tuple[bytes, str]:
     """What a payload's file starts with, and its extension: nothing for JSON (a `*.json` file is
     the payload as delivered), a `Content-Type` line and a blank line for anything else (`*.http`).
@@ -321,6 +117,7 @@ class SpoolWriter:
         self._directory = os.fspath(path)
         self._temporary = os.path.join(self._directory, "tmp", self.name)
         self._fd: int | None = os.open(self._temporary, _OPEN_CREATE, 0o640)
+        self._number = committing.opened()
 
     def write(self, data: bytes) -> None:
         assert self._fd is not None, "written after commit or discard"
@@ -337,9 +134,11 @@ class SpoolWriter:
         return os.pread(self._fd, self.size - offset, offset)
 
     def commit(self, target: Path | None = None) -> str:
-        """Make the file durable and rename it into new/ (or to `target`), then fsync that
-        directory: when this returns the file survives a power cut (with `durable`). Returns the
-        file's name; raises what failed (the temporary file is then removed)."""
+        """Make the file durable and move it into new/ (or to `target`), then fsync that directory:
+        when this returns the file survives a power cut (with `durable`). Returns the file's name.
+        Raises what failed: the temporary file is then removed, unless only the directory's fsync
+        failed (the file stays in place, complete, not known to be durable). Interrupted while it
+        waits (a signal), the commit still completes in the committer's thread."""
         finished = threading.Lock()
         finished.acquire()
         outcome: list[OSError | None] = []
@@ -357,8 +156,8 @@ class SpoolWriter:
     def commit_later(self, done: Durable, target: Path | None = None) -> str:
         """Hand the complete file to the committer of new/ (or of `target`'s directory) and return
         its name at once; `done(None)` is called, from the committer's thread, once the file is in
-        place and durable (see DirectoryCommitter), or `done(error)`. Without `durable`, renamed
-        here and told at once."""
+        place and durable (see `commit.DirectoryCommitter`), or `done(error)`. Without `durable`,
+        moved here and told at once."""
         assert self._fd is not None, "committed twice"
         fd, self._fd = self._fd, None
         folder, name = (
@@ -367,16 +166,10 @@ class SpoolWriter:
             else (os.path.join(self._directory, "new"), self.name)
         )
         if self.durable:
-            directory_committer(folder).request(fd, self._temporary, name, done)
-            return name
-        os.close(fd)
-        try:
-            os.rename(self._temporary, os.path.join(folder, name))
-        except OSError as error:
-            self._unlink()
-            done(error)
+            committing.directory_committer(folder).request(fd, self._number, self._temporary, name, done)
         else:
-            done(None)
+            os.close(fd)
+            done(committing.move_into_place(self._temporary, os.path.join(folder, name)))
         return name
 
     def discard(self) -> None:
@@ -387,7 +180,10 @@ class SpoolWriter:
             self._unlink()
 
     def _unlink(self) -> None:
-        _unlink(self._temporary)
+        try:
+            os.unlink(self._temporary)
+        except FileNotFoundError:
+            pass
 
     def __enter__(self) -> SpoolWriter:
         return self
@@ -399,7 +195,7 @@ class SpoolWriter:
 def write_file(
     path: Path, data: bytes, *, extension: str = ".json", name: str | None = None, durable: bool = True
 ) -> str:
-    """Write `data` into `path/tmp/`, fsync it, rename it into `path/new/`, fsync `new/`.
+    """Write `data` into `path/tmp/`, flush it to disk, rename it into `path/new/`, fsync `new/`.
 
     Returns the file name. When this returns, the file survives a power cut (with `durable`).
     """
@@ -416,7 +212,8 @@ def write_payload(path: Path, body: bytes, content_type: str, *, durable: bool =
 # --- housekeeping ------------------------------------------------------------------------------
 
 # A file in tmp/ this much older than its last write was left by a writer that died: the receiver
-# writes a request within its body deadline (minutes at most) and commits or removes it at once.
+# writes a request within its body deadline (minutes at most), then hands it to the committer (which
+# moves it within a round) or removes it at once.
 STALE_TMP_SECONDS = 3600
 
 

@@ -81,12 +81,12 @@ def test_every_acknowledged_post_was_flushed_then_renamed_then_its_directory_syn
     file's content (its own fsync, or a syncfs of the file system) that began once the file was
     written, then its rename into new/, then an fsync of new/ that began after that rename; and
     the posts shared their flushes."""
-    from agentdesk.channels.webhook import spool as spooling
+    from agentdesk.channels.webhook import commit as committing
 
     server, chat = served
     events: list[tuple[str, str, float, float]] = []  # (what, path, started, ended)
     lock = threading.Lock()
-    real_fsync, real_rename, real_write, real_syncfs = os.fsync, os.rename, os.write, spooling.syncfs
+    real_fsync, real_rename, real_write, real_syncfs = os.fsync, os.rename, os.write, committing.syncfs
 
     def record(what: str, path: str, started: float) -> None:
         with lock:
@@ -116,7 +116,7 @@ def test_every_acknowledged_post_was_flushed_then_renamed_then_its_directory_syn
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "rename", rename)
     monkeypatch.setattr(os, "write", write)
-    monkeypatch.setattr(spooling, "syncfs", syncfs)
+    monkeypatch.setattr(committing, "syncfs", syncfs)
     connections, per_connection = 16, 8
     answers: list[tuple[str, bytes, float]] = []  # (stored name, body, when the answer was read)
     barrier = threading.Barrier(connections)
@@ -192,7 +192,7 @@ def raw_post(body: bytes, headers: dict[str, str]) -> bytes:
 def test_pipelined_posts_get_their_answers_in_order_each_after_the_fsync_of_new_that_covers_it(served, monkeypatch):
     """The committer of new/ sends each 200 after its fsync while the handler already reads the
     next request: answers must still leave in the order of the requests."""
-    from agentdesk.channels.webhook import spool as spooling
+    from agentdesk.channels.webhook import commit as committing
 
     server, chat = served
     syncs: list[tuple[float, float]] = []
@@ -202,7 +202,7 @@ def test_pipelined_posts_get_their_answers_in_order_each_after_the_fsync_of_new_
         time.sleep(0.15)
         syncs.append((started, time.monotonic()))
 
-    monkeypatch.setattr(spooling, "fsync_dir", slow_fsync_dir)
+    monkeypatch.setattr(committing, "fsync_dir", slow_fsync_dir)
     posts = [signed_post(200 + i) for i in range(4)]
     forged = (b'{"id": "forged"}', {**posts[0][1], "X-Agentdesk-Signature": "sha256=" + "0" * 64})
     # The forged post's 401 is decided at once, while the 200 before it waits for its fsync.
@@ -226,12 +226,12 @@ def test_pipelined_posts_get_their_answers_in_order_each_after_the_fsync_of_new_
     assert sorted(stored) == stored  # names carry the time: the answers came in the requests' order
 
 
-@pytest.mark.parametrize("step", ["sync_contents", "fsync_dir"])
+@pytest.mark.parametrize("step", ["contents", "directory"])
 def test_when_a_payload_cannot_be_made_durable_the_sender_gets_503_with_retry_after_and_the_connection_goes_on(
     tmp_path, monkeypatch, step
 ):
     """Whether the flush of the file's content or the fsync of new/ fails."""
-    from agentdesk.channels.webhook import spool as spooling
+    from agentdesk.channels.webhook import commit as committing
 
     path = tmp_path / "config.toml"
     path.write_text(
@@ -244,7 +244,9 @@ def test_when_a_payload_cannot_be_made_durable_the_sender_gets_503_with_retry_af
         receiver.endpoints_from_settings(config.load(path)), host="127.0.0.1", port=0, log=lines.append
     )
     receiver.start_in_thread(server)
-    real_step = getattr(spooling, step)
+    # The post's content (a lone file: its own fsync) or new/'s fsync fails, once.
+    target, name = (os, "fsync") if step == "contents" else (committing, "fsync_dir")
+    real_step = getattr(target, name)
     calls: list[object] = []
 
     def first_fails(argument) -> None:
@@ -253,7 +255,7 @@ def test_when_a_payload_cannot_be_made_durable_the_sender_gets_503_with_retry_af
             raise OSError(5, "Input/output error")
         real_step(argument)
 
-    monkeypatch.setattr(spooling, step, first_fails)
+    monkeypatch.setattr(target, name, first_fails)
     try:
         connection = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
         body, headers = signed_post(300)
@@ -261,7 +263,7 @@ def test_when_a_payload_cannot_be_made_durable_the_sender_gets_503_with_retry_af
         response = connection.getresponse()
         assert response.status == 503 and response.getheader("Retry-After") == "30"
         assert json.loads(response.read()) == {"error": "cannot store the payload: Input/output error"}
-        if step == "sync_contents":  # refused before its rename: nothing of it is left
+        if step == "contents":  # refused before its rename: nothing of it is left
             assert os.listdir(tmp_path / "chat" / "new") == os.listdir(tmp_path / "chat" / "tmp") == []
         body, headers = signed_post(301)  # the same connection: the next post is stored and acknowledged
         connection.request("POST", "/hooks/chat", body=body, headers=headers)
@@ -272,30 +274,31 @@ def test_when_a_payload_cannot_be_made_durable_the_sender_gets_503_with_retry_af
     finally:
         server.shutdown()
         server.server_close()
-    assert any(
-        "answered 503 instead of 200: the payload could not be made durable: Input/output error" in line
-        for line in lines
-    )
+    assert any("answered 503 instead of 200: the payload was not stored: Input/output error" in line for line in lines)
 
 
 KILLED_RECEIVER = """
 import sys, time
 from pathlib import Path
 from agentdesk import config
-from agentdesk.channels.webhook import receiver, spool
+from agentdesk.channels.webhook import commit, receiver
 
-def never_returns(argument):
+def never_returns(*arguments):
     print("syncing", flush=True)
     time.sleep(3600)
 
-setattr(spool, sys.argv[2], never_returns)  # the power goes before this step ends
+# The power goes before this step ends: the flush of the contents, or the fsync of new/.
+if sys.argv[2] == "contents":
+    commit.DirectoryCommitter._flush = never_returns
+else:
+    commit.fsync_dir = never_returns
 server = receiver.make_server(receiver.endpoints_from_settings(config.load(Path(sys.argv[1]))), host="127.0.0.1", port=0)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
 
 
-@pytest.mark.parametrize("step", ["sync_contents", "fsync_dir"])
+@pytest.mark.parametrize("step", ["contents", "directory"])
 def test_a_receiver_killed_before_its_payloads_are_durable_acknowledged_nothing_and_left_only_whole_files(
     tmp_path, step
 ):
@@ -341,7 +344,50 @@ def test_a_receiver_killed_before_its_payloads_are_durable_acknowledged_nothing_
     visible = [path.read_bytes() for path in new.iterdir()]
     waiting = [path.read_bytes() for path in tmp.iterdir()]  # never acknowledged; `spool clean` removes them
     assert sorted(visible + waiting) == sorted(body for body, _ in posts)  # each whole, in one place
-    if step == "sync_contents":
+    if step == "contents":
         assert visible == []  # nothing in new/ before its content is on the disk
     else:
         assert visible  # renamed once flushed; their 200 waited for new/
+
+
+def test_pipelined_posts_to_two_spools_get_their_answers_in_the_order_of_the_requests(tmp_path, monkeypatch):
+    """Each spool has its own committer: the second post's 200 may be ready first, and must still
+    wait for the first's, or the sender pairs each answer with the wrong post."""
+    from agentdesk.channels.webhook import commit as committing
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "".join(
+            f'[[spool]]\nname = "{name}"\npath = "{tmp_path / name}"\nadapter = "generic"\nkind = "chat"\n'
+            f'secret_command = "echo {SECRET}"\n\n'
+            for name in ("slow", "quick")
+        ),
+        encoding="utf-8",
+    )
+    server = receiver.make_server(receiver.endpoints_from_settings(config.load(path)), host="127.0.0.1", port=0)
+    receiver.start_in_thread(server)
+    real = committing.fsync_dir
+
+    def fsync_dir(directory) -> None:
+        if os.path.basename(os.path.dirname(directory)) == "slow":
+            time.sleep(0.3)
+        real(directory)
+
+    monkeypatch.setattr(committing, "fsync_dir", fsync_dir)
+    posts = [signed_post(500), signed_post(501)]
+    try:
+        with socket.create_connection(server.server_address[:2], timeout=10) as client:
+            request = raw_post(*posts[0]).replace(b"/hooks/chat", b"/hooks/slow", 1)
+            request += raw_post(*posts[1]).replace(b"/hooks/chat", b"/hooks/quick", 1)
+            client.sendall(request)
+            answers = client.makefile("rb")
+            stored = []
+            for _ in posts:
+                assert answers.readline().startswith(b"HTTP/1.1 200 ")
+                fields = dict(line.decode().split(":", 1) for line in iter(answers.readline, b"\r\n"))
+                stored.append(json.loads(answers.read(int(fields["Content-Length"])))["stored"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (tmp_path / "slow" / "new" / stored[0]).read_bytes() == posts[0][0]
+    assert (tmp_path / "quick" / "new" / stored[1]).read_bytes() == posts[1][0]
