@@ -74,20 +74,20 @@ def remove(*, session: Session, message_id: int) -> bool:
     session.exec(delete(Attachment).where(col(Attachment.message_id) == message_id))
     session.exec(delete(ArticleUse).where(col(ArticleUse.message_id) == message_id))
     session.exec(delete(MessageRaw).where(col(MessageRaw.message_id) == message_id))
-    # A bounce is recorded on a failed row only: the state's index keeps this off the whole outbox.
-    session.exec(
-        update(Outbox)
-        .where(col(Outbox.state) == "failed", col(Outbox.bounce_message_id) == message_id)
-        .values(bounce_message_id=None)
-    )
-    session.exec(
-        update(SatisfactionSurvey).where(col(SatisfactionSurvey.message_id) == message_id).values(message_id=None)
-    )
-    session.exec(
-        update(SatisfactionSurvey)
-        .where(col(SatisfactionSurvey.answer_message_id) == message_id)
-        .values(answer_message_id=None)
-    )
+    # Only a customer's (inbound) message is a bounce or a survey's answer, and only a survey
+    # message is a survey: an agent's reply, the one kind withdrawn, reads none of these tables
+    # (their columns have no index).
+    if message.direction == "inbound":
+        session.exec(update(Outbox).where(col(Outbox.bounce_message_id) == message_id).values(bounce_message_id=None))
+        session.exec(
+            update(SatisfactionSurvey)
+            .where(col(SatisfactionSurvey.answer_message_id) == message_id)
+            .values(answer_message_id=None)
+        )
+    if message.kind == "survey":
+        session.exec(
+            update(SatisfactionSurvey).where(col(SatisfactionSurvey.message_id) == message_id).values(message_id=None)
+        )
     _forget_in_events(session, message_id, since=stored_since)
     session.exec(delete(Message).where(col(Message.id) == message_id))
     return True

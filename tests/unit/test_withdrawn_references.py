@@ -169,15 +169,21 @@ def test_a_removed_message_leaves_its_history_rows_without_its_id(team):
     conversation_id = int(ref.split("-")[1])
     with db.read_session(desk.engine) as session:
         [customer_message] = session.exec(select(Message).where(Message.conversation_id == conversation_id)).all()
-    gone = id_of(customer_message)
+    answer = id_of(customer_message)
     sent = conversations.reply(desk, ref, "Sent and bounced.")
     with db.write_session(desk.engine) as session:
+        survey_message = Message(
+            conversation_id=conversation_id, direction="outbound", kind="survey", at=FIXED_NOW, ingested_at=FIXED_NOW
+        )
+        session.add(survey_message)
+        session.flush()
+        survey = id_of(survey_message)
         outbox = session.exec(select(Outbox).where(Outbox.message_id == sent.message_id)).one()
-        outbox.state, outbox.bounce_message_id = "failed", gone
+        outbox.state, outbox.bounce_message_id = "failed", answer
         session.add(outbox)
         session.add(
             SatisfactionSurvey(
-                conversation_id=conversation_id, message_id=gone, sent_at=FIXED_NOW, answer_message_id=gone
+                conversation_id=conversation_id, message_id=survey, sent_at=FIXED_NOW, answer_message_id=answer
             )
         )
         session.add(
@@ -186,21 +192,22 @@ def test_a_removed_message_leaves_its_history_rows_without_its_id(team):
                 agent="tester",
                 action="move_message",
                 conversation_id=conversation_id,
-                detail=json.dumps({"from_message_id": gone, "message_id": gone * 10, "to": "AD-9"}),
+                detail=json.dumps({"from_message_id": answer, "message_id": answer * 10, "to": "AD-9"}),
             )
         )
         session.commit()
     with db.write_session(desk.engine) as session:
-        assert message_removal.remove(session=session, message_id=gone)
+        assert message_removal.remove(session=session, message_id=answer)
+        assert message_removal.remove(session=session, message_id=survey)
         session.commit()
     with db.read_session(desk.engine) as session:
-        assert session.get(Message, gone) is None
+        assert session.get(Message, answer) is None and session.get(Message, survey) is None
         assert session.exec(select(Outbox).where(Outbox.message_id == sent.message_id)).one().bounce_message_id is None
-        survey = session.get(SatisfactionSurvey, conversation_id)
-        assert survey is not None and (survey.message_id, survey.answer_message_id) == (None, None)
-    assert _events_naming(desk, gone) == []
-    moved = [detail for action, detail in _events_naming(desk, gone * 10) if action == "move_message"]
-    assert moved == [{"from_message_id": None, "message_id": gone * 10, "to": "AD-9"}]
+        stored = session.get(SatisfactionSurvey, conversation_id)
+        assert stored is not None and (stored.message_id, stored.answer_message_id) == (None, None)
+    assert _events_naming(desk, answer) == [] and _events_naming(desk, survey) == []
+    moved = [detail for action, detail in _events_naming(desk, answer * 10) if action == "move_message"]
+    assert moved == [{"from_message_id": None, "message_id": answer * 10, "to": "AD-9"}]
 
 
 def test_every_column_that_holds_a_message_id_is_decided_on_removal():
@@ -212,3 +219,19 @@ def test_every_column_that_holds_a_message_id_is_decided_on_removal():
         if column.name.endswith("message_id") or any(fk.target_fullname == "message.id" for fk in column.foreign_keys)
     }
     assert holding == set(message_removal.REFERENCES)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("Short one.", "Short one."),
+        ("Two\n\nlines\tand   spaces", "Two lines and spaces"),
+        ("Refund \u202edone\u202c now", "Refund done now"),  # a bidi override would reorder the audit line
+        ("word " * 20, "word word word word word word word word word word word word…"),
+        ("x" * 70, "x" * 60 + "…"),
+    ],
+)
+def test_the_unsend_event_names_the_reply_by_its_first_words_on_one_inert_line(body, words):
+    from agentdesk.domain.replies import first_words
+
+    assert first_words(body) == words
