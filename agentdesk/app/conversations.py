@@ -226,7 +226,8 @@ def describe_event(action: str, detail_json: str) -> str:
             return f"undid the merge into {detail['out_of']}: the messages are back here"
         return "undid " + ", ".join(detail.get("undone") or [])
     if action == "unsend":
-        return "took back a reply before it was sent"
+        words = detail.get("first_words")
+        return "took back a reply before it was sent" + (f": “{words}”" if words else "")
     if action == "merge":
         if detail.get("into"):
             return f"merged into {detail['into']}"

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from agentdesk.domain import audit, clocks, queue
 from agentdesk.errors import Conflict, InvalidInput
-from agentdesk.sanitize import strip_control
+from agentdesk.sanitize import inert_line, strip_control
 from agentdesk.store import outbox as outbox_queries
 from agentdesk.store import queries
 from agentdesk.store.models import Attachment, Conversation, Message, Outbox, id_of, ref_of
@@ -271,6 +271,16 @@ def resend(session: Session, *, messages: list[Message], number: int, ref: str, 
     return message
 
 
+def first_words(body: str, *, limit: int = 60) -> str:
+    """The start of a message as one inert line, cut at a word within `limit` characters: enough
+    for a person to recognise it in the audit log."""
+    text = " ".join(inert_line(body).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut + "…"
+
+
 @dataclass(frozen=True)
 class Withdrawn:
     """What a reply taken back carried: the body as the agent wrote it (without the signature),
@@ -294,7 +304,8 @@ def withdraw(
     policies: clocks.Policies,
 ) -> Withdrawn:
     """Take back a reply no sender has claimed yet (the undo window): its message and outbox row
-    go in this transaction; what it carried is returned (its files' bytes stay in the store).
+    go in this transaction, and nothing keeps naming its id (`store.message_removal`); what it
+    carried is returned (its files' bytes stay in the store).
 
     Refused (`Conflict`) once a sender has claimed it: it may be on the wire already."""
     message = session.get(Message, message_id)
@@ -307,16 +318,27 @@ def withdraw(
         (row.storage_key, row.filename, row.content_type)
         for row in queries.attachments_of(session=session, message_ids=[message_id]).get(message_id, ())
     )
-    if not outbox_queries.withdraw_unclaimed(session=session, message_id=message_id):
-        raise Conflict(f"too late: the reply to {ref_of(conversation.id)} is already being sent (or was sent)")
-    body = message.body_text
+    body, written = message.body_text, message.at
     tail = f"\n\n-- \n{signature}" if signature else ""
     if tail and body.endswith(tail):
         body = body[: -len(tail)]
+    if not outbox_queries.withdraw_unclaimed(session=session, message_id=message_id):
+        raise Conflict(f"too late: the reply to {ref_of(conversation.id)} is already being sent (or was sent)")
     first, last = outbox_queries.agent_reply_times(session=session, conversation_id=conversation.id)
     conversation.first_responded_at = first
     conversation.last_agent_reply_at = last
-    audit.record(session, agent=agent, action="unsend", now=now, conversation_id=conversation.id, message_id=message_id)
+    # The message is gone and its id may be given to the next one (SQLite reuses it), so the
+    # event names it by null, as the reply's own event now does, and says which reply it was.
+    audit.record(
+        session,
+        agent=agent,
+        action="unsend",
+        now=now,
+        conversation_id=conversation.id,
+        message_id=None,
+        written=written.isoformat(),
+        first_words=first_words(body),
+    )
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     if outbox is None:
         return Withdrawn(body, files=files)

@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
-from agentdesk.store.models import ArticleUse, Attachment, Conversation, DeliveryAttempt, Message, Outbox
+from agentdesk.store import message_removal
+from agentdesk.store.models import Conversation, DeliveryAttempt, Message, Outbox
 
 
 def automatic_message_count(
@@ -157,22 +158,25 @@ def outbox_of(*, session: Session, message_id: int) -> Outbox | None:
 
 
 def withdraw_unclaimed(*, session: Session, message_id: int) -> bool:
-    """Delete a queued reply that no sender has claimed (no attempt counted) with its outbox row,
-    attachments' rows and article uses; False, deleting nothing, when a sender got to it first.
+    """Delete a queued reply that no sender has ever had (no attempt counted, none recorded: a reply
+    queued again after a failure may have reached the customer) with what only made sense with it,
+    every other reference to it set to NULL (`message_removal.remove`); False, deleting nothing,
+    when a sender got to it first.
 
     One conditional DELETE decides: a claim counts the attempt in its own write transaction, so of
     a claim and a withdrawal exactly one wins, on any database."""
+    attempted = select(DeliveryAttempt.id).where(col(DeliveryAttempt.outbox_id) == col(Outbox.id)).exists()
     gone = session.exec(
         delete(Outbox).where(
-            col(Outbox.message_id) == message_id, col(Outbox.state) == "queued", col(Outbox.attempts) == 0
+            col(Outbox.message_id) == message_id,
+            col(Outbox.state) == "queued",
+            col(Outbox.attempts) == 0,
+            ~attempted,
         )
     )
     if gone.rowcount != 1:
         return False
-    session.exec(delete(Attachment).where(col(Attachment.message_id) == message_id))
-    session.exec(delete(ArticleUse).where(col(ArticleUse.message_id) == message_id))
-    session.exec(delete(Message).where(col(Message.id) == message_id))
-    return True
+    return message_removal.remove(session=session, message_id=message_id)
 
 
 def agent_reply_times(*, session: Session, conversation_id: int) -> tuple[datetime | None, datetime | None]:
