@@ -237,3 +237,21 @@ def test_the_status_a_withdrawn_reply_set_goes_back_and_its_clocks_run(desk, clo
     assert _fields(desk, taken) == _fields(desk, plain)
     assert _clock_history(desk, taken) == _clock_history(desk, plain)
     assert _clocks(desk, taken)["resolution"][0] == "ok"
+
+
+def test_the_bounce_flag_a_withdrawn_reply_cleared_comes_back(desk, clock):
+    ref = _conversation(desk, "b1")
+    bounced = FIXED_NOW - timedelta(minutes=1)
+    with db.write_session(desk.engine) as session:
+        conversation = session.get(Conversation, int(ref[3:]))
+        assert conversation is not None
+        conversation.bounced_at = bounced
+        session.add(conversation)
+        session.commit()
+    clock.at(5)
+    sent = conversations.reply(desk, ref, "Trying again.", delay=30)
+    rows = queue.window(desk, queue.Filter("all"), offset=0, limit=50).rows
+    assert not next(row for row in rows if row.ref == ref).bounced
+    conversations.withdraw(desk, ref, sent.message_id)
+    rows = queue.window(desk, queue.Filter("all"), offset=0, limit=50).rows
+    assert next(row for row in rows if row.ref == ref).bounced
