@@ -139,6 +139,8 @@ def reply(
                 before["solved_before"] = conversation.solved_at.isoformat()
         if conversation.bounced_at is not None:
             before["bounced_before"] = conversation.bounced_at.isoformat()
+        if conversation.waiting_since is not None:
+            before["waiting_before"] = conversation.waiting_since.isoformat()
         # A receipt or survey is not a reply: it starts no clock and stops none (docs/sla.md).
         if conversation.first_responded_at is None:
             conversation.first_responded_at = now
@@ -344,10 +346,19 @@ def withdraw(
     first, last = outbox_queries.agent_reply_times(session=session, conversation_id=id_of(conversation))
     conversation.first_responded_at = first
     conversation.last_agent_reply_at = last
-    conversation.waiting_since = conversations.oldest_unanswered(
-        session=session, conversation_id=id_of(conversation), after=last
-    )
-    status_back = _put_back(session, conversation, recorded, policies=policies)
+    kept = _kept_by(recorded)
+    latest = last is None or last < written  # no reply of the agents' came after it
+    if latest:  # the customer waits as before it
+        if kept:
+            waits = [at for at in (_time(kept.get("waiting_before")), conversation.waiting_since) if at is not None]
+            conversation.waiting_since = min(waits) if waits else None
+        else:
+            conversation.waiting_since = conversations.oldest_unanswered(
+                session=session, conversation_id=id_of(conversation), after=last
+            )
+    status_back = None
+    if recorded is not None and kept:
+        status_back = _put_back(session, conversation, recorded, kept, policies=policies, latest=latest)
     # The message is gone and its id may be given to the next one (SQLite reuses it), so the
     # event names it by null, as the reply's own event now does, and says which reply it was.
     audit.record(
@@ -378,40 +389,57 @@ def _status_back(status: str | None) -> dict[str, Any]:
     return {"status": status} if status else {}
 
 
-def _put_back(
-    session: Session, conversation: Conversation, recorded: Event | None, *, policies: clocks.Policies
-) -> str | None:
-    """Undo what recording the reply (its audit event `recorded`) did to the conversation besides
-    its reply times, before the caller's refresh: the clock events it and everything after it
-    recorded are forgotten and recorded again without it (the status changes since still pause
-    and resume the clocks); the bounce flag it cleared comes back; the status it set goes back
-    unless someone changed the status since. Returns the status put back, or None.
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
-    The status is set here, not through `queue.change`: the unsend's event records it, so an undo
-    (the same ctrl+z) does not find a status change of the agent's to undo. A reply recorded
-    before replies kept this (no `clock_events_before`) leaves its clock events as they are."""
+
+def _kept_by(recorded: Event | None) -> dict[str, Any]:
+    """What the reply's audit event kept for its withdrawal; empty for a reply recorded before
+    replies kept it (no `clock_events_before`)."""
     if recorded is None:
-        return None
+        return {}
     try:
         detail = json.loads(recorded.detail or "{}")
     except ValueError:
-        return None
+        return {}
     if not isinstance(detail, dict) or type(detail.get("clock_events_before")) is not int:
-        return None
-    status_before = detail.get("status_before")
+        return {}
+    return detail
+
+
+def _put_back(
+    session: Session,
+    conversation: Conversation,
+    recorded: Event,
+    kept: dict[str, Any],
+    *,
+    policies: clocks.Policies,
+    latest: bool,
+) -> str | None:
+    """Undo what recording the reply (its audit event `recorded`, which `kept` what it changed)
+    did to the conversation's clocks, status and bounce flag, before the caller's refresh: the
+    clock events it and everything after it recorded are forgotten and recorded again without it
+    (the status changes since still pause and resume the clocks). Unless a later reply (`latest`
+    false) did the same, the bounce flag it cleared comes back, and the status it set goes back
+    if nobody changed the status since. Returns the status put back, or None.
+
+    The status is set here, not through `queue.change`: the unsend's event records it, so an undo
+    (the same ctrl+z) does not find a status change of the agent's to undo."""
+    status_before = kept.get("status_before")
     changes = conversations.status_changes_after(
         session=session, conversation_id=id_of(conversation), after_event_id=id_of(recorded)
     )
     if isinstance(status_before, str) and changes:
         changes = changes[1:]  # the reply's own, recorded right after it
     clocks.rewind(
-        session, conversation, policies=policies, after_id=detail["clock_events_before"], status_changes=changes
+        session, conversation, policies=policies, after_id=kept["clock_events_before"], status_changes=changes
     )
-    if isinstance(detail.get("bounced_before"), str):
-        conversation.bounced_at = datetime.fromisoformat(detail["bounced_before"])
+    if not latest:
+        return None
+    if "bounced_before" in kept:
+        conversation.bounced_at = _time(kept["bounced_before"])
     if not isinstance(status_before, str) or changes:
         return None
     conversation.status = status_before
-    solved = detail.get("solved_before")
-    conversation.solved_at = datetime.fromisoformat(solved) if isinstance(solved, str) else None
+    conversation.solved_at = _time(kept.get("solved_before"))
     return status_before

@@ -255,3 +255,19 @@ def test_the_bounce_flag_a_withdrawn_reply_cleared_comes_back(desk, clock):
     conversations.withdraw(desk, ref, sent.message_id)
     rows = queue.window(desk, queue.Filter("all"), offset=0, limit=50).rows
     assert next(row for row in rows if row.ref == ref).bounced
+
+
+def test_taking_back_a_reply_a_later_one_followed_leaves_the_later_one_counted(desk, clock):
+    taken, plain = _conversation(desk, "l1"), _conversation(desk, "l2")
+    clock.at(5)
+    sent = conversations.reply(desk, taken, "Wrong text.", delay=60)
+    clock.at(6)
+    conversations.reply(desk, taken, "The answer.")
+    conversations.reply(desk, plain, "The answer.")
+    clock.at(7)
+    conversations.withdraw(desk, taken, sent.message_id)
+
+    fields = _fields(desk, taken)
+    assert fields["status"] == "open" and fields["first_responded_at"] == FIXED_NOW + timedelta(minutes=6)
+    assert fields == _fields(desk, plain)
+    assert _clock_history(desk, taken) == _clock_history(desk, plain)
