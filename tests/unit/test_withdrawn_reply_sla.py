@@ -225,15 +225,20 @@ def test_status_changes_between_the_reply_and_its_withdrawal_still_pause_the_clo
     assert _fields(desk, taken) == _fields(desk, plain)
 
 
-def test_the_status_a_withdrawn_reply_set_goes_back_and_its_clocks_run(desk, clock):
+@pytest.mark.parametrize("status, resolution", [("pending", "paused"), ("solved", "met")])
+def test_the_status_a_withdrawn_reply_set_goes_back_and_its_clocks_run(desk, clock, status, resolution):
+    """Send+pending and send+solved: taken back, the conversation is new again, not solved (no
+    survey will follow) and its resolution clock runs."""
     taken, plain = _conversation(desk, "r1"), _conversation(desk, "r2")
     clock.at(5)
-    sent = conversations.reply(desk, taken, "Could you send a photo?", status="pending", delay=30)
-    assert _clocks(desk, taken)["resolution"][0] == "paused"
+    sent = conversations.reply(desk, taken, "Could you send a photo?", status=status, delay=30)
+    assert _clocks(desk, taken)["resolution"][0] == resolution
     clock.at(5.5)
     conversations.withdraw(desk, taken, sent.message_id)
 
     assert _fields(desk, taken)["status"] == "new"
+    with db.read_session(desk.engine) as session:
+        assert session.get(Conversation, int(taken[3:])).solved_at is None
     assert _fields(desk, taken) == _fields(desk, plain)
     assert _clock_history(desk, taken) == _clock_history(desk, plain)
     assert _clocks(desk, taken)["resolution"][0] == "ok"
