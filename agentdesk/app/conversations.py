@@ -227,7 +227,8 @@ def describe_event(action: str, detail_json: str) -> str:
         return "undid " + ", ".join(detail.get("undone") or [])
     if action == "unsend":
         words = detail.get("first_words")
-        return "took back a reply before it was sent" + (f": “{words}”" if words else "")
+        status = f" (status back to {detail['status']})" if detail.get("status") else ""
+        return "took back a reply before it was sent" + (f": “{words}”" if words else "") + status
     if action == "merge":
         if detail.get("into"):
             return f"merged into {detail['into']}"

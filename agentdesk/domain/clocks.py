@@ -378,6 +378,61 @@ def refresh_rows(
     ]
 
 
+# --- taking back what recorded clock events -------------------------------------------------------
+
+
+def rewind(
+    session: Any,
+    conversation: Conversation,
+    *,
+    policies: Policies,
+    after_id: int,
+    status_changes: Sequence[tuple[datetime, str]] = (),
+) -> None:
+    """Forget the conversation's clock events recorded after event `after_id`, then record again
+    what each later status change `(when, new status)` did to the clocks, from the conversation's
+    facts as they are now: the clocks as they would be had whatever the forgotten events followed
+    (a withdrawn reply) never been recorded, its pauses still credited. The caller then refreshes
+    (`queue.touch` or `queue.change`), which records what the facts say since the last change.
+
+    The facts at each change are read off the conversation as it is now: its replies and the
+    customer's wait are counted from the change on only if they came before it."""
+    from types import SimpleNamespace
+
+    from agentdesk.store import conversations
+    from agentdesk.store.models import Customer
+    from agentdesk.store.queries import DONE_STATUSES
+
+    conversation_id = conversation.id
+    assert conversation_id is not None, "a stored conversation"
+    conversations.delete_clock_events_after(session=session, conversation_ids=[conversation_id], after_id=after_id)
+    if not status_changes:
+        return
+    tags = conversations.tag_names(session=session, conversation_id=conversation_id)
+    customer = session.get(Customer, conversation.customer_id)
+    tier = customer.tier if customer else ""
+    events = load_events(session, [conversation_id])[conversation_id]
+
+    def before(at: datetime, value: datetime | None) -> datetime | None:
+        return value if value is not None and value <= at else None
+
+    for at, status in status_changes:
+        first = before(at, conversation.first_responded_at)
+        then = SimpleNamespace(
+            id=conversation_id,
+            aside=getattr(conversation, "aside", ""),
+            channel=conversation.channel,
+            priority=conversation.priority,
+            status=status,
+            created_at=conversation.created_at,
+            first_responded_at=first,
+            last_agent_reply_at=before(at, conversation.last_agent_reply_at) or first,
+            waiting_since=before(at, conversation.waiting_since),
+            solved_at=at if status in DONE_STATUSES else None,
+        )
+        events = events + refresh(then, policies=policies, tags=tags, tier=tier, now=at, session=session, events=events)
+
+
 # --- applying a policy change to open conversations -------------------------------------------------
 
 _STORED_FIELDS = (

@@ -8,20 +8,22 @@ for SLA purposes.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
 from agentdesk.domain import audit, clocks, queue
 from agentdesk.errors import Conflict, InvalidInput
 from agentdesk.sanitize import inert_line, strip_control
+from agentdesk.store import conversations, queries
 from agentdesk.store import outbox as outbox_queries
-from agentdesk.store import queries
-from agentdesk.store.models import Attachment, Conversation, Message, Outbox, id_of, ref_of
+from agentdesk.store.models import Attachment, Conversation, Event, Message, Outbox, id_of, ref_of
 
 _REF_TAG = re.compile(r"\s*\[AD-\d+\]\s*")
 _RE_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd)\s*:\s*)+", re.IGNORECASE)
@@ -122,7 +124,23 @@ def reply(
         )
     if files:
         attach(session, message=message, outgoing=files)
+    # A receipt or survey is not a reply: the conversation stays "new" until a person answers.
+    new_status = status or ("open" if conversation.status == "new" and not automatic else None)
+    # What `withdraw` puts back should the agent take this reply back: the clock events recorded
+    # before it, the status it changed, the bounce flag it cleared.
+    before: dict[str, Any] = {}
     if not automatic:
+        before["clock_events_before"] = conversations.last_clock_event_id(
+            session=session, conversation_ids=[id_of(conversation)]
+        )
+        if new_status is not None and new_status != conversation.status:
+            before["status_before"] = conversation.status
+            if conversation.solved_at is not None:
+                before["solved_before"] = conversation.solved_at.isoformat()
+        if conversation.bounced_at is not None:
+            before["bounced_before"] = conversation.bounced_at.isoformat()
+        if conversation.waiting_since is not None:
+            before["waiting_before"] = conversation.waiting_since.isoformat()
         # A receipt or survey is not a reply: it starts no clock and stops none (docs/sla.md).
         if conversation.first_responded_at is None:
             conversation.first_responded_at = now
@@ -137,9 +155,8 @@ def reply(
         now=now,
         conversation_id=conversation.id,
         message_id=message.id,
+        **before,
     )
-    # A receipt or survey is not a reply: the conversation stays "new" until a person answers.
-    new_status = status or ("open" if conversation.status == "new" and not automatic else None)
     changed = queue.change(
         session, conversation=conversation, agent=agent, now=now, policies=policies, status=new_status
     )
@@ -322,11 +339,26 @@ def withdraw(
     tail = f"\n\n-- \n{signature}" if signature else ""
     if tail and body.endswith(tail):
         body = body[: -len(tail)]
+    # Read before the removal, which forgets the message's id in the event.
+    recorded = conversations.reply_event(session=session, conversation_id=id_of(conversation), message_id=message_id)
     if not outbox_queries.withdraw_unclaimed(session=session, message_id=message_id):
         raise Conflict(f"too late: the reply to {ref_of(conversation.id)} is already being sent (or was sent)")
-    first, last = outbox_queries.agent_reply_times(session=session, conversation_id=conversation.id)
+    first, last = outbox_queries.agent_reply_times(session=session, conversation_id=id_of(conversation))
     conversation.first_responded_at = first
     conversation.last_agent_reply_at = last
+    kept = _kept_by(recorded)
+    latest = last is None or last < written  # no reply of the agents' came after it
+    if latest:  # the customer waits as before it
+        if kept:
+            waits = [at for at in (_time(kept.get("waiting_before")), conversation.waiting_since) if at is not None]
+            conversation.waiting_since = min(waits) if waits else None
+        else:
+            conversation.waiting_since = conversations.oldest_unanswered(
+                session=session, conversation_id=id_of(conversation), after=last
+            )
+    status_back = None
+    if recorded is not None and kept:
+        status_back = _put_back(session, conversation, recorded, kept, policies=policies, latest=latest)
     # The message is gone and its id may be given to the next one (SQLite reuses it), so the
     # event names it by null, as the reply's own event now does, and says which reply it was.
     audit.record(
@@ -338,6 +370,7 @@ def withdraw(
         message_id=None,
         written=written.isoformat(),
         first_words=first_words(body),
+        **_status_back(status_back),
     )
     queue.touch(session, conversation=conversation, policies=policies, now=now)
     if outbox is None:
@@ -349,3 +382,64 @@ def withdraw(
         bcc=tuple(outbox.bcc_addresses.split()),
         files=files,
     )
+
+
+def _status_back(status: str | None) -> dict[str, Any]:
+    """The unsend event's say on the status: the one the reply's own change gave way to, if any."""
+    return {"status": status} if status else {}
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _kept_by(recorded: Event | None) -> dict[str, Any]:
+    """What the reply's audit event kept for its withdrawal; empty for a reply recorded before
+    replies kept it (no `clock_events_before`)."""
+    if recorded is None:
+        return {}
+    try:
+        detail = json.loads(recorded.detail or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(detail, dict) or type(detail.get("clock_events_before")) is not int:
+        return {}
+    return detail
+
+
+def _put_back(
+    session: Session,
+    conversation: Conversation,
+    recorded: Event,
+    kept: dict[str, Any],
+    *,
+    policies: clocks.Policies,
+    latest: bool,
+) -> str | None:
+    """Undo what recording the reply (its audit event `recorded`, which `kept` what it changed)
+    did to the conversation's clocks, status and bounce flag, before the caller's refresh: the
+    clock events it and everything after it recorded are forgotten and recorded again without it
+    (the status changes since still pause and resume the clocks). Unless a later reply (`latest`
+    false) did the same, the bounce flag it cleared comes back, and the status it set goes back
+    if nobody changed the status since. Returns the status put back, or None.
+
+    The status is set here, not through `queue.change`: the unsend's event records it, so an undo
+    (the same ctrl+z) does not find a status change of the agent's to undo."""
+    status_before = kept.get("status_before")
+    changes = conversations.status_changes_after(
+        session=session, conversation_id=id_of(conversation), after_event_id=id_of(recorded)
+    )
+    if isinstance(status_before, str) and changes:
+        changes = changes[1:]  # the reply's own, recorded right after it
+    clocks.rewind(
+        session, conversation, policies=policies, after_id=kept["clock_events_before"], status_changes=changes
+    )
+    if not latest:
+        return None
+    if "bounced_before" in kept:
+        conversation.bounced_at = _time(kept["bounced_before"])
+    if not isinstance(status_before, str) or changes:
+        return None
+    conversation.status = status_before
+    conversation.solved_at = _time(kept.get("solved_before"))
+    return status_before

@@ -6,6 +6,7 @@ Keyword-only functions taking a Session, like store/queries.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -154,3 +155,55 @@ def inbound_since(*, session: Session, conversation_id: int, since: datetime) ->
             Message.conversation_id == conversation_id, Message.direction == "inbound", col(Message.ingested_at) > since
         )
     ).one()
+
+
+def reply_event(*, session: Session, conversation_id: int, message_id: int) -> Event | None:
+    """The audit event that recorded this reply (the latest, should there be more), or None."""
+    candidates = session.exec(
+        select(Event)
+        .where(
+            Event.conversation_id == conversation_id,
+            Event.action == "reply",
+            col(Event.detail).like(f'%"message_id": {message_id}%'),
+        )
+        .order_by(col(Event.id).desc())
+    )
+    for event in candidates:
+        try:
+            detail = json.loads(event.detail or "{}")
+        except ValueError:
+            continue
+        if isinstance(detail, dict) and type(detail.get("message_id")) is int and detail["message_id"] == message_id:
+            return event
+    return None
+
+
+def status_changes_after(*, session: Session, conversation_id: int, after_event_id: int) -> list[tuple[datetime, str]]:
+    """(when, the new status) of each status change of the conversation audited after event
+    `after_event_id`, in the order they were made."""
+    changes = []
+    for at, detail in session.exec(
+        select(Event.at, Event.detail)
+        .where(Event.conversation_id == conversation_id, Event.action == "status", col(Event.id) > after_event_id)
+        .order_by(col(Event.id))
+    ):
+        try:
+            new = json.loads(detail or "{}").get("new")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(new, str):
+            changes.append((at, new))
+    return changes
+
+
+def oldest_unanswered(*, session: Session, conversation_id: int, after: datetime | None) -> datetime | None:
+    """When the oldest of the customer's messages written after `after` (None: ever) was written:
+    what the conversation waits on since, when `after` is its last reply."""
+    from sqlalchemy import func
+
+    statement = select(func.min(Message.at)).where(
+        Message.conversation_id == conversation_id, Message.direction == "inbound", Message.kind == "message"
+    )
+    if after is not None:
+        statement = statement.where(col(Message.at) > after)
+    return session.exec(statement).one()

@@ -75,6 +75,27 @@ async def test_taking_a_reply_back_ends_its_row_countdown(make_app, demo_setting
         assert "↶" not in (_row_text(app.main.queue, conversation_id) or "")
 
 
+async def test_a_reply_taken_back_leaves_the_row_waiting_as_before(make_app, demo_settings):
+    """Status, waiting time and SLA column: the row draws as it did before the reply (the draft
+    mark aside), and the thread header's SLA line says the same."""
+    demo_settings.ui.undo_send_seconds = 30
+    app = make_app(demo_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        queue = app.main.queue
+        conversation_id = queue.current_row.id
+        before = _row_text(queue, conversation_id)
+        assert before is not None
+        await _send_held(pilot, app, "Wrong customer.")
+        assert _row_text(queue, conversation_id) != before
+        await pilot.press("ctrl+z")
+        await settle(pilot, app)
+        await pilot.press("escape")
+        await settle(pilot, app)
+        after = _row_text(queue, conversation_id)
+        assert after is not None and after.replace("✎", " ", 1) == before
+
+
 async def test_the_composer_opens_on_a_suggested_template_when_nothing_is_written(make_app, demo_settings):
     app = make_app(demo_settings)
     async with app.run_test(size=SIZE) as pilot:

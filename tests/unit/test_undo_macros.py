@@ -93,7 +93,8 @@ def test_a_reply_held_in_its_undo_window_is_taken_back_whole(macro_config, engin
         actions = [e.action for e in session.exec(select(Event).order_by(Event.id))]
     conversation = _conversation(engine, ref)
     assert conversation.last_agent_reply_at is None and conversation.first_responded_at is None
-    assert actions[-1] == "unsend"
+    # The status the reply moved it to ("new" -> "open") goes back with it, audited.
+    assert actions[-1] == "unsend" and conversation.status == "new"
     thread = conversations.thread(desk, conversation.id)
     assert thread.draft is not None and thread.draft.body == "We refunded you today."
 

@@ -83,20 +83,26 @@ def test_after_a_withdrawal_the_audit_log_names_the_next_reply_only_for_itself(t
     if any_database_url.startswith("sqlite"):
         assert sent.message_id == held.message_id  # the id is reused: what made the old rows lie
 
-    assert _events_naming(desk, sent.message_id) == [("reply", {"message_id": sent.message_id})]
+    # The reply's event also keeps what a withdrawal would put back (its clocks' and status).
+    assert [
+        (action, {key: value for key, value in detail.items() if key.endswith("message_id")})
+        for action, detail in _events_naming(desk, sent.message_id)
+    ] == [("reply", {"message_id": sent.message_id})]
 
     # What a person reads: the reply that was taken back, by when it was written and its first
     # words; neither it nor the unsend names the new reply's id.
     lines = [line.split(None, 4) for line in _audit(path, ref, capsys).splitlines()]
     replies_and_unsends = [
-        (line[2], line[4] if len(line) > 4 else "") for line in lines if line[2] in ("reply", "unsend")
+        (line[2], " ".join(word for word in (line[4] if len(line) > 4 else "").split(" ") if "_before=" not in word))
+        for line in lines
+        if line[2] in ("reply", "unsend")
     ]
     assert replies_and_unsends == [
         ("reply", "message_id="),
         (
             "unsend",
             "first_words=Oops, this was for another customer entirely, sorry about… "
-            "message_id= written=2026-11-17T09:30:00+00:00",
+            "message_id= status=new written=2026-11-17T09:30:00+00:00",
         ),
         ("reply", f"message_id={sent.message_id}"),
     ]
