@@ -122,7 +122,20 @@ def recorded_flushes(monkeypatch) -> list[str]:
     return flushed
 
 
-needs_syncfs = pytest.mark.skipif(not committing.syncfs_available(), reason="syncfs with write-back errors: Linux 5.8+")
+def _syncfs_trusted_for_temporary_files() -> bool:
+    import tempfile
+
+    fd = os.open(tempfile.gettempdir(), os.O_RDONLY)
+    try:
+        return committing.syncfs_reports_errors(fd)
+    finally:
+        os.close(fd)
+
+
+needs_syncfs = pytest.mark.skipif(
+    not _syncfs_trusted_for_temporary_files(),
+    reason="syncfs that reports write-back errors: Linux 5.8+, ext4/XFS/btrfs",
+)
 
 
 def test_files_handed_over_during_a_round_share_the_next_one_flushed_once_renamed_after_and_synced_after(
@@ -182,13 +195,13 @@ def test_without_syncfs_each_file_of_a_round_is_fsynced(spool, monkeypatch):
 def test_before_linux_5_8_syncfs_is_not_used(monkeypatch):
     """Its syncfs reported no write-back error: a 200 could go out for data that never reached
     the disk."""
-    committing._libc_syncfs.cache_clear()
+    committing._libc.cache_clear()
     monkeypatch.setattr(os, "uname", lambda: os.uname_result(("Linux", "host", "5.4.0-150-generic", "#1", "x86_64")))
     try:
         assert not committing.syncfs_available()
     finally:
         monkeypatch.undo()
-        committing._libc_syncfs.cache_clear()
+        committing._libc.cache_clear()
 
 
 @needs_syncfs
@@ -482,10 +495,82 @@ def test_a_forked_child_commits_with_a_committer_of_its_own(spool):
 
 @needs_syncfs
 def test_a_real_syncfs_flushes_without_error_here(spool):
-    """Where syncfs reports write-back errors (Linux 5.8+), it is called for real: a round of
-    several files depends on it."""
+    """Where syncfs is trusted it is called for real: a round of several files depends on it."""
     fd = os.open(spool, os.O_RDONLY | os.O_DIRECTORY)
     try:
         committing.syncfs(fd)
     finally:
         os.close(fd)
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not committing.syncfs_available(), reason="Linux 5.8+ only")
+def test_syncfs_is_not_trusted_on_a_file_system_that_does_not_report_its_errors_to_it():
+    """tmpfs here; overlayfs (a container's writable layer) is the one that matters: its syncfs
+    does not pass the lower file system's data errors up."""
+    fd = os.open("/dev/shm", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert not committing.syncfs_reports_errors(fd)
+    finally:
+        os.close(fd)
+
+
+def test_where_syncfs_cannot_be_trusted_each_file_of_a_round_is_fsynced(spool, monkeypatch):
+    monkeypatch.setattr(committing, "syncfs_reports_errors", lambda fd: False)
+    monkeypatch.setattr(committing, "_COMMITTERS", {})
+    flushed = recorded_flushes(monkeypatch)
+    Writer(spool).writer.commit()  # the committer runs
+    held = hold_first_round(monkeypatch)
+    others = [Writer(spool) for _ in range(3)]
+    second_round(spool, held, others)
+    assert "syncfs" not in flushed
+    assert all(writer.writer.name in flushed and writer.final.exists() for writer in others)
+
+
+@needs_syncfs
+def test_files_opened_before_the_committer_s_watch_are_each_fsynced_also_after_it_was_idle(spool, monkeypatch):
+    """syncfs reports an error only if it happened after its descriptor was opened: a file opened
+    before the committer started (or while it was idle, its watch closed) is vouched for by its
+    own fsync, never by syncfs."""
+    monkeypatch.setattr(committing.DirectoryCommitter, "IDLE_SECONDS", 0.3)
+    monkeypatch.setattr(committing, "_COMMITTERS", {})
+    flushed = recorded_flushes(monkeypatch)
+    early = [Writer(spool) for _ in range(3)]  # no committer yet
+    held = hold_first_round(monkeypatch)
+    first = second_round(spool, held, early)
+    assert all(writer.writer.name in flushed for writer in [first, *early])
+    assert "syncfs" not in flushed
+    name = f"commit {spool / 'new'}"
+    deadline = time.monotonic() + 10
+    while any(thread.name == name for thread in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    flushed.clear()
+    idle = [Writer(spool) for _ in range(3)]  # opened while no committer runs
+    held = hold_first_round(monkeypatch)
+    first = second_round(spool, held, idle)
+    assert all(writer.writer.name in flushed for writer in idle) and "syncfs" not in flushed
+    flushed.clear()
+    held = hold_first_round(monkeypatch)
+    later = [Writer(spool) for _ in range(3)]  # opened while it runs: one syncfs for them
+    first = second_round(spool, held, later)
+    assert "syncfs" in flushed and not any(writer.writer.name in flushed for writer in later)
+
+
+def test_a_committer_thread_that_fails_outside_a_round_refuses_its_queue_and_the_next_request_starts_anew(
+    spool, monkeypatch, capsys
+):
+    """E.g. a Python without ctypes failing on the first look for syncfs: no writer is left
+    waiting, and the directory is served again."""
+    monkeypatch.setattr(committing, "_COMMITTERS", {})
+
+    def broken() -> bool:
+        raise ImportError("No module named '_ctypes'")
+
+    monkeypatch.setattr(committing, "syncfs_available", broken)
+    writer = Writer(spool)
+    with pytest.raises(OSError, match="_ctypes"):
+        writer.writer.commit()
+    assert not writer.temporary.exists() and not writer.final.exists()
+    assert "ImportError" in capsys.readouterr().err
+    monkeypatch.undo()
+    later = Writer(spool)
+    assert later.writer.commit() == later.writer.name and later.final.exists()

@@ -8,7 +8,7 @@ on a kept-alive connection. One sendall also keeps the socket's send timeout a b
 whole answer, however slowly a client reads.
 
 `DeferredAnswer` is a 200 whose payload is complete in tmp/ but not yet durable in new/: the
-committer of new/ (`spool.DirectoryCommitter`) sends it right after the flushes that make it so
+committer of new/ (`commit.DirectoryCommitter`) sends it right after the flushes that make it so
 (or a 503 if one failed), and the handler thread goes back to reading the connection instead of
 waiting to be woken for it. Whatever the handler writes next on that
 connection (or its closing) waits until the deferred answer went out first, so answers keep the
@@ -61,9 +61,8 @@ class DeferredAnswer:
     def durable(self, error: OSError | None) -> None:
         """The payload is durable (error None) or is not: send the answer without blocking."""
         try:
-            data = self.ok
+            data = self._rest = self.ok if error is None else not_stored(error)  # whatever happens next
             if error is not None:
-                data = not_stored(error)
                 try:
                     self.log(f"answered 503 instead of 200: the payload was not stored: {error.strerror or error}")
                 except Exception:  # noqa: BLE001 (a log that cannot be written must not keep the answer back)

@@ -20,11 +20,13 @@ goes straight back to reading its connection, and the committer wakes once per r
 
 What syncfs can vouch for. It reports a write-back error of the file system once to each open
 descriptor it is called on, counted from when that descriptor was opened, and only since Linux
-5.8. So the committer calls it on a descriptor of its own (its "watch", opened when its thread
-starts) and trusts it only for files opened after the watch; once any syncfs of this process has
-reported an error, every file opened before that moment is flushed by its own fsync (which reports
-the errors of that file alone), and the round that saw the error too. Before Linux 5.8, or where
-the C library has no syncfs, every file is fsynced on its own.
+5.8; a stacked file system (overlayfs: a container's writable layer) does not pass its lower file
+system's data errors up to it. So the committer calls it only on Linux 5.8 or later, on a file
+system known to report its own errors (ext4, XFS, btrfs), on a descriptor of its own (its "watch",
+opened when its thread starts, closed while it is idle), and trusts it only for files opened after
+the watch; once its syncfs has reported an error, every file opened before that moment is flushed by
+its own fsync (which reports the errors of that file alone), and the round that saw the error too.
+Everywhere else each file is fsynced on its own.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import functools
 import itertools
 import os
 import re
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -43,17 +46,14 @@ from pathlib import Path
 Durable = Callable[[OSError | None], None]  # told once: None when durable, else the error
 
 _OPENED = itertools.count(1)  # files and watches take a number when opened, in order
-_trusted_from = 0  # a file numbered below this must be flushed by its own fsync
+
+# statfs f_type of the file systems whose syncfs reports their own data write-back errors.
+_SYNCFS_REPORTS_ERRORS = {0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs"}
 
 
 def opened() -> int:
     """The number of a file (or watch) just opened: taken after its open, before its first write."""
     return next(_OPENED)
-
-
-def _distrust_files_open_now() -> None:
-    global _trusted_from
-    _trusted_from = next(_OPENED)
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -65,23 +65,39 @@ def fsync_dir(path: str | Path) -> None:
 
 
 @functools.cache
-def _libc_syncfs() -> Callable[[int], int] | None:
-    """syncfs from the C library, where it reports write-back errors (Linux 5.8 and later)."""
+def _libc() -> tuple[Callable[[int], int], Callable[[int, object], int]] | None:
+    """syncfs and fstatfs from the C library, on Linux 5.8 or later (where syncfs reports
+    write-back errors); None elsewhere."""
     version = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    if version is None or (int(version[1]), int(version[2])) < (5, 8):
+    if not sys.platform.startswith("linux") or version is None or (int(version[1]), int(version[2])) < (5, 8):
         return None
     try:
         import ctypes  # only here: the spool's readers never need it
 
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):  # a C library without it
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs, fstatfs = libc.syncfs, libc.fstatfs
+    except Exception:  # noqa: BLE001 (no ctypes in this Python, a C library without them: fsync each file)
         return None
-    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
-    return function
+    syncfs.argtypes, syncfs.restype = [ctypes.c_int], ctypes.c_int
+    fstatfs.argtypes, fstatfs.restype = [ctypes.c_int, ctypes.c_void_p], ctypes.c_int
+    return syncfs, fstatfs
 
 
 def syncfs_available() -> bool:
-    return _libc_syncfs() is not None
+    return _libc() is not None
+
+
+def syncfs_reports_errors(fd: int) -> bool:
+    """Whether syncfs on `fd`'s file system reports that file system's data write-back errors."""
+    import ctypes
+
+    functions = _libc()
+    if functions is None:
+        return False
+    buffer = ctypes.create_string_buffer(256)  # struct statfs: f_type, a C long, comes first
+    if functions[1](fd, buffer) != 0:
+        return False
+    return ctypes.c_long.from_buffer(buffer).value in _SYNCFS_REPORTS_ERRORS
 
 
 def syncfs(fd: int) -> None:
@@ -89,17 +105,17 @@ def syncfs(fd: int) -> None:
     wait for both; OSError with the first write-back error since `fd` was opened (or last told)."""
     import ctypes
 
-    function = _libc_syncfs()
-    if function is None:
+    functions = _libc()
+    if functions is None:
         raise OSError(errno.ENOSYS, "syncfs is not available here")
-    if function(fd) != 0:  # ctypes lets go of the GIL for the call
+    if functions[0](fd) != 0:  # ctypes lets go of the GIL for the call
         number = ctypes.get_errno()
         raise OSError(number, os.strerror(number))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Handover:
-    fd: int  # the complete file, open; the committer closes it
+    fd: int  # the complete file, open; the committer closes it (-1 once closed)
     number: int  # from `opened()`
     temporary: str
     destination: str
@@ -122,8 +138,11 @@ class DirectoryCommitter:
         self._sleeping = False  # ... and waits for `_bell`, which a request releases once
         self._bell = threading.Lock()
         self._bell.acquire()
-        self._watch: int | None = None  # the committer thread's descriptor for syncfs
+        # Used by the committer thread only:
+        self._watch: int | None = None  # the descriptor syncfs is called on
         self._watch_number = 0
+        self._trusted_from = 0  # files numbered below this are flushed by their own fsync
+        self._syncfs_refused = False  # refused here (a sandbox's filter): not tried again
 
     def request(self, fd: int, number: int, temporary: str, name: str, done: Durable) -> None:
         """Commit the complete file open as `fd` (numbered `number` by `opened()`, its path
@@ -134,18 +153,35 @@ class DirectoryCommitter:
             start, ring = not self._running, self._sleeping
             self._running, self._sleeping = True, False
         if start:
+            thread = threading.Thread(target=self._run, name=f"commit {self.path}", daemon=True)
             try:
-                threading.Thread(target=self._run, name=f"commit {self.path}", daemon=True).start()
-            except BaseException as failed:  # noqa: BLE001 (no thread, e.g. at the process limit: nobody may wait)
-                with self._lock:
-                    stranded, self._requests = self._requests, []
-                    self._running = False
-                _abandon(stranded, failed)
+                thread.start()
+            except BaseException as failed:
+                if thread.is_alive():  # interrupted after it started: it serves the queue
+                    raise
+                self._stop(failed)  # no thread (the process's limit): nobody may wait
+                if not isinstance(failed, Exception):
+                    raise
         elif ring:
             self._bell.release()
 
     def _run(self) -> None:
-        self._open_watch()
+        try:
+            self._serve()
+        except BaseException as failed:  # noqa: BLE001 (the thread ends: nobody may wait for it)
+            _report()
+            self._stop(failed)
+
+    def _stop(self, failed: BaseException) -> None:
+        """No committer thread any more: the next request starts one; those queued are refused."""
+        self._close_watch()
+        with self._lock:
+            stranded, self._requests = self._requests, []
+            self._running = self._sleeping = False
+        _abandon(stranded, failed)
+
+    def _serve(self) -> None:
+        self._open_watch()  # files opened from now on may share a syncfs
         while True:
             with self._lock:
                 batch, self._requests = self._requests, []
@@ -154,11 +190,11 @@ class DirectoryCommitter:
             if batch:
                 try:
                     self._commit(batch)
-                except BaseException as failed:  # noqa: BLE001 (a bug here must not strand the writers)
-                    traceback.print_exc()
+                except BaseException as failed:  # noqa: BLE001 (a fault here must not strand the writers)
+                    _report()
                     _abandon([handover for handover in batch if not handover.told], failed)
             elif not self._bell.acquire(timeout=self.IDLE_SECONDS):
-                self._close_watch()  # only this thread uses it; the next one opens its own
+                self._close_watch()  # the next round opens another: files opened meanwhile fsync
                 with self._lock:
                     if self._sleeping:  # nobody rang: end; the next request starts a committer
                         self._running = self._sleeping = False
@@ -169,7 +205,7 @@ class DirectoryCommitter:
         self._flush(batch)
         renamed = []
         for handover in batch:
-            _close(handover.fd)
+            _close(handover)
             if handover.failed is not None:
                 _unlink(handover.temporary)
             elif (failed := _rename(handover)) is not None:
@@ -189,17 +225,22 @@ class DirectoryCommitter:
         """Make the content of the batch's files durable; what failed goes into each handover."""
         own = batch
         if len(batch) > 1 and self._open_watch():
-            vouched = [h for h in batch if h.number > max(self._watch_number, _trusted_from)]
+            trusted_from = max(self._watch_number, self._trusted_from)
+            vouched = [handover for handover in batch if handover.number > trusted_from]
             if len(vouched) > 1:
                 try:
                     syncfs(self._watch)  # type: ignore[arg-type]  # _open_watch opened it
-                    own = [handover for handover in batch if handover not in vouched]
-                except OSError:  # a write-back error somewhere: each file's own fsync says whose
-                    _distrust_files_open_now()
-                except BaseException as failed:  # noqa: BLE001
-                    for handover in batch:
-                        handover.failed = failed
-                    return
+                    own = [handover for handover in batch if handover.number <= trusted_from]
+                except BaseException as failed:  # noqa: BLE001 (each file's own fsync says whose)
+                    # The error was told to this watch only once: files open now must not count
+                    # on a later syncfs to tell it.
+                    self._trusted_from = opened()
+                    if isinstance(failed, OSError) and failed.errno in (errno.EPERM, errno.ENOSYS):
+                        self._syncfs_refused = True
+                    if not isinstance(failed, Exception):
+                        for handover in batch:
+                            handover.failed = failed
+                        return
         for handover in own:
             try:
                 os.fsync(handover.fd)
@@ -207,19 +248,27 @@ class DirectoryCommitter:
                 handover.failed = failed
 
     def _open_watch(self) -> bool:
-        """Open the descriptor syncfs is called on: it vouches only for files opened after it."""
-        if self._watch is None and syncfs_available():
+        """Open the descriptor syncfs is called on, where syncfs can be trusted: it vouches only
+        for files opened after it."""
+        if self._watch is None and not self._syncfs_refused and syncfs_available():
             try:
-                self._watch = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                watch = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError:
                 return False
-            self._watch_number = opened()
+            if not syncfs_reports_errors(watch):
+                os.close(watch)
+                self._syncfs_refused = True
+                return False
+            self._watch, self._watch_number = watch, opened()
         return self._watch is not None
 
     def _close_watch(self) -> None:
         if self._watch is not None:
-            _close(self._watch)
-            self._watch = None
+            watch, self._watch = self._watch, None
+            try:
+                os.close(watch)
+            except OSError:
+                pass
 
 
 def move_into_place(temporary: str, destination: str) -> OSError | None:
@@ -237,11 +286,14 @@ def _rename(handover: _Handover) -> OSError | None:
     return move_into_place(handover.temporary, handover.destination)
 
 
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+def _close(handover: _Handover) -> None:
+    """Close once: a descriptor number closed twice may by then be another thread's file."""
+    fd, handover.fd = handover.fd, -1
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _unlink(path: str) -> None:
@@ -251,9 +303,16 @@ def _unlink(path: str) -> None:
         pass
 
 
+def _report() -> None:
+    try:
+        traceback.print_exc()
+    except Exception:  # noqa: BLE001 (stderr gone: the writers must still be told)
+        pass
+
+
 def _abandon(handovers: list[_Handover], failed: BaseException) -> None:
     for handover in handovers:
-        _close(handover.fd)
+        _close(handover)
         _unlink(handover.temporary)
         _tell(handover, failed)
 
@@ -272,7 +331,7 @@ def _tell(handover: _Handover, failed: BaseException | None) -> None:
     try:
         handover.done(error)
     except BaseException:  # noqa: BLE001 (one writer's failure must not stop the others' answers)
-        traceback.print_exc()
+        _report()
 
 
 _COMMITTERS: dict[str, DirectoryCommitter] = {}

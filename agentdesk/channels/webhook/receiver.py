@@ -16,7 +16,7 @@ Rules (DESIGN, config contract):
 - 2xx only after the file's content was flushed to disk, it was renamed into new/ and new/ was
   fsynced: a 200 means the payload survives a crash or a power cut. A write failure answers 503,
   and the provider retries. The posts complete at the same time are committed together
-  (`spool.DirectoryCommitter`: one syncfs for all their contents, their renames, one fsync of
+  (`commit.DirectoryCommitter`: one syncfs for all their contents, their renames, one fsync of
   new/), so under load the disk is flushed twice for many posts; the committer's thread sends
   each 200 right after (`answers.DeferredAnswer`), while the handler thread already reads its
   connection's next request.
@@ -628,8 +628,8 @@ class _Handler(BaseHTTPRequestHandler):
             # Answers leave in the order of their requests: a pipelined request's answer waits for
             # the one before it (which another spool's committer may still hold).
             self.answer.settle()
-            self.answer.deferred = deferred
             writer.commit_later(deferred.durable)
+            self.answer.deferred = deferred  # after: a deferred answer never handed over is never told
 
     def _framing(self, endpoint: Endpoint) -> int | None:
         """The body's length (-1: chunked), or None after answering why the request is refused."""
