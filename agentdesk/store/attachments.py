@@ -31,7 +31,8 @@ from agentdesk.errors import NotFound
 from agentdesk.store import files
 from agentdesk.store.models import Attachment, AttachmentBlob, Draft, MessageRaw
 
-# Writing a file waits on its fsync (and its directory's); a few at once overlap those waits.
+# Writing a file waits on its fsync (and its directory's) or on the file system's journal; a few
+# at once overlap those waits.
 _WRITERS = 4
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -80,9 +81,10 @@ class Writer:
         self.seen.add(key)
         if self.root is None:
             self.rows[key] = data
-        elif not durable:
-            _write_file(self.root, key, data, durable)  # no fsync to wait for: a thread would only cost
         else:
+            # On threads even without an fsync: creating a file waits on the file system's journal,
+            # which the database's checkpoints keep busy during a big sync (in the caller's thread
+            # that was the sync's most expensive wait); the caller goes on meanwhile.
             self.futures.append(_executor().submit(_write_file, self.root, key, data, durable))
 
     def finish(self) -> None:

@@ -112,6 +112,38 @@ def test_what_ingest_keeps_under_the_caps(engine, tmp_path):
         assert not attachments.has(session=session, key=rows[1]["storage_key"])
 
 
+def test_a_mailboxs_files_are_written_while_ingest_goes_on_and_are_there_before_their_rows(
+    engine, tmp_path, monkeypatch
+):
+    # Creating a file can wait on the file system's journal (the database's checkpoints keep it
+    # busy during a big sync): ingest hands the bytes to the writer threads and goes on; `finish`,
+    # before the rows that name the files are inserted, waits until every one is on disk.
+    import threading
+
+    from agentdesk.store import files
+
+    handed_over = threading.Event()
+    writers: list[str] = []
+    put = files.put
+
+    def slow_put(root, data, *, durable):
+        writers.append(threading.current_thread().name)
+        if not handed_over.wait(10):  # never, when ingest itself waited for this write
+            raise TimeoutError("ingest waited for the file before going on")
+        return put(root, data, durable=durable)
+
+    monkeypatch.setattr(files, "put", slow_put)
+    mailbox = type("M", (), {"name": "s"})()  # the message's source is a mailbox: no fsync
+    settings = type("S", (), {"attachments": AttachmentSettings(), "mailbox": [mailbox]})()
+    with db.write_session(engine) as session:
+        keeper = Keeper(session, settings)
+        (row,) = keeper.rows_for(_message(InboundAttachment("a.txt", "text/plain", b"a" * 80)))
+        handed_over.set()
+        keeper.finish()
+        assert attachments.read(session=session, key=row["storage_key"]) == b"a" * 80
+    assert writers and threading.current_thread().name not in writers
+
+
 def test_a_measured_attachment_within_the_caps_stays_in_the_raw_message(engine):
     with db.write_session(engine) as session:
         keeper = Keeper(session, None)

@@ -121,3 +121,38 @@ def test_a_sync_listed_in_windows_stores_every_message_once(dovecot, tmp_path, d
     assert desk.count("SELECT count(*) FROM message") == total
     assert desk.count("SELECT count(DISTINCT external_id) FROM message") == total
     assert desk.count("SELECT last_uid FROM syncstate") == total
+
+
+def test_a_big_sync_walks_its_chunks_rarely_and_leaves_the_collector_as_found(dovecot, tmp_path, desk_factory):
+    # A chunk's records and rows live until it is stored and then go by reference counting: the
+    # cycle collector, at Python's default threshold, walked them over and over for nothing. A
+    # big sync raises the threshold while it runs and gives the process (a TUI's, say) back its own.
+    import gc
+
+    from agentdesk.sync.sources import email as sync
+
+    user = dovecot.add_user()
+    total = sync.PARALLEL_PARSE_MIN + 30  # parser processes: a big sync
+    messages = mailgen.corpus(total + 1, seed=34)
+    dovecot.write_maildir(user, messages[:1])
+    desk = desk_factory(mailbox_config(tmp_path, dovecot, user, 1))
+    assert desk.sync_once().ok  # a first, small sync: the imports and the ORM's set-up are done
+    dovecot.append(user, messages[1:])
+    collections: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    found = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # Python's default, whatever pytest or a plugin set
+    gc.callbacks.append(count)
+    try:
+        report = desk.sync_once()
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*found)
+    assert report.ok, report.errors
+    assert desk.count("SELECT count(*) FROM message") == total + 1
+    assert len(collections) < 5, f"{len(collections)} collections while storing {total} messages"
