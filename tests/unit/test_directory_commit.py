@@ -104,9 +104,17 @@ def second_round(spool: Path, held: Recorder, writers: list[Writer]) -> Writer:
     return first
 
 
-def recorded_flushes(monkeypatch) -> list[str]:
+class FlushLog(list):
+    """Names flushed, in order; `threads`: which thread fsynced each name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: dict[str, str] = {}
+
+
+def recorded_flushes(monkeypatch) -> FlushLog:
     """Every syncfs ("syncfs") and fsync (the file's or directory's name) from now on."""
-    flushed: list[str] = []
+    flushed = FlushLog()
     real_syncfs, real_fsync = committing.syncfs, os.fsync
 
     def syncfs(fd: int) -> None:
@@ -114,7 +122,9 @@ def recorded_flushes(monkeypatch) -> list[str]:
         real_syncfs(fd)
 
     def fsync(fd: int) -> None:
-        flushed.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        flushed.append(name)
+        flushed.threads[name] = threading.current_thread().name
         real_fsync(fd)
 
     monkeypatch.setattr(committing, "syncfs", syncfs)
@@ -182,13 +192,18 @@ def test_a_lone_file_is_synced_by_its_own_fsync_and_a_round_of_several_by_one_sy
     assert all(writer.error is None and writer.final.exists() for writer in others)
 
 
-def test_without_syncfs_each_file_of_a_round_is_fsynced(spool, monkeypatch):
+def test_without_syncfs_each_writer_fsyncs_its_own_file_and_the_committer_the_directory(spool, monkeypatch):
+    """Each file's fsync in its writer's thread, so those of concurrent writers overlap (the disk
+    serves them together) instead of waiting in line in the committer's."""
     monkeypatch.setattr(committing, "syncfs_available", lambda: False)
     flushed = recorded_flushes(monkeypatch)
     held = hold_first_round(monkeypatch)
     others = [Writer(spool) for _ in range(3)]
     first = second_round(spool, held, others)
-    assert flushed == [first.writer.name, "new", *(writer.writer.name for writer in others), "new"]
+    files = [writer.writer.name for writer in [first, *others]]
+    assert flushed == [*files, "new", "new"]  # each file once, before its round; then the directory
+    assert {flushed.threads[name] for name in files} == {threading.current_thread().name}
+    assert flushed.threads["new"] == f"commit {spool / 'new'}"
     assert all(writer.final.exists() for writer in others)
 
 
@@ -523,7 +538,8 @@ def test_where_syncfs_cannot_be_trusted_each_file_of_a_round_is_fsynced(spool, m
     others = [Writer(spool) for _ in range(3)]
     second_round(spool, held, others)
     assert "syncfs" not in flushed
-    assert all(writer.writer.name in flushed and writer.final.exists() for writer in others)
+    assert all(flushed.count(writer.writer.name) == 1 and writer.final.exists() for writer in others)
+    assert {flushed.threads[writer.writer.name] for writer in others} == {threading.current_thread().name}
 
 
 @needs_syncfs
@@ -558,14 +574,14 @@ def test_files_opened_before_the_committer_s_watch_are_each_fsynced_also_after_i
 def test_a_committer_thread_that_fails_outside_a_round_refuses_its_queue_and_the_next_request_starts_anew(
     spool, monkeypatch, capsys
 ):
-    """E.g. a Python without ctypes failing on the first look for syncfs: no writer is left
+    """A fault before its first round (here opening its descriptor for syncfs): no writer is left
     waiting, and the directory is served again."""
     monkeypatch.setattr(committing, "_COMMITTERS", {})
 
-    def broken() -> bool:
+    def broken(self) -> bool:
         raise ImportError("No module named '_ctypes'")
 
-    monkeypatch.setattr(committing, "syncfs_available", broken)
+    monkeypatch.setattr(committing.DirectoryCommitter, "_open_watch", broken)
     writer = Writer(spool)
     with pytest.raises(OSError, match="_ctypes"):
         writer.writer.commit()
@@ -574,3 +590,17 @@ def test_a_committer_thread_that_fails_outside_a_round_refuses_its_queue_and_the
     monkeypatch.undo()
     later = Writer(spool)
     assert later.writer.commit() == later.writer.name and later.final.exists()
+
+
+def test_without_ctypes_each_writer_fsyncs_its_own_file(spool, monkeypatch):
+    """A Python built without ctypes cannot call syncfs: the commit still works, file by file."""
+    monkeypatch.setattr(committing, "_COMMITTERS", {})
+
+    def no_ctypes() -> bool:
+        raise ImportError("No module named '_ctypes'")
+
+    monkeypatch.setattr(committing, "syncfs_available", no_ctypes)
+    flushed = recorded_flushes(monkeypatch)
+    writer = Writer(spool)
+    assert writer.writer.commit() == writer.writer.name and writer.final.read_bytes() == writer.data
+    assert flushed.threads[writer.writer.name] == threading.current_thread().name and "syncfs" not in flushed

@@ -26,7 +26,8 @@ system known to report its own errors (ext4, XFS, btrfs), on a descriptor of its
 opened when its thread starts, closed while it is idle), and trusts it only for files opened after
 the watch; once its syncfs has reported an error, every file opened before that moment is flushed by
 its own fsync (which reports the errors of that file alone), and the round that saw the error too.
-Everywhere else each file is fsynced on its own.
+Everywhere else each writer fsyncs its own file before handing it over (`writers_flush`), so the
+fsyncs of concurrent writers overlap, and the committer only renames and syncs the directory.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class _Handover:
     temporary: str
     destination: str
     done: Durable
+    flushed: bool  # fsynced by its writer already
     failed: BaseException | None = None
     told: bool = False
 
@@ -143,11 +145,22 @@ class DirectoryCommitter:
         self._watch_number = 0
         self._trusted_from = 0  # files numbered below this are flushed by their own fsync
         self._syncfs_refused = False  # refused here (a sandbox's filter): not tried again
+        self._syncfs_usable: bool | None = None  # here, on this file system (None: not looked yet)
 
-    def request(self, fd: int, number: int, temporary: str, name: str, done: Durable) -> None:
+    @property
+    def writers_flush(self) -> bool:
+        """Whether each writer fsyncs its own file before handing it over: where syncfs cannot
+        vouch for files here. Then the fsyncs of many writers overlap (the disk serves concurrent
+        flushes together) instead of waiting in line in the committer."""
+        if self._syncfs_usable is None:
+            self._syncfs_usable = _syncfs_usable_on(self.path)
+        return not self._syncfs_usable or self._syncfs_refused
+
+    def request(self, fd: int, number: int, temporary: str, name: str, done: Durable, *, flushed: bool = False) -> None:
         """Commit the complete file open as `fd` (numbered `number` by `opened()`, its path
-        `temporary`) into this directory as `name`; the descriptor is the committer's from now on."""
-        handover = _Handover(fd, number, temporary, os.path.join(self.path, name), done)
+        `temporary`; `flushed` when its writer fsynced it) into this directory as `name`; the
+        descriptor is the committer's from now on."""
+        handover = _Handover(fd, number, temporary, os.path.join(self.path, name), done, flushed)
         with self._lock:
             self._requests.append(handover)
             start, ring = not self._running, self._sleeping
@@ -223,14 +236,14 @@ class DirectoryCommitter:
 
     def _flush(self, batch: list[_Handover]) -> None:
         """Make the content of the batch's files durable; what failed goes into each handover."""
-        own = batch
-        if len(batch) > 1 and self._open_watch():
+        own = [handover for handover in batch if not handover.flushed]
+        if len(own) > 1 and self._open_watch():
             trusted_from = max(self._watch_number, self._trusted_from)
-            vouched = [handover for handover in batch if handover.number > trusted_from]
+            vouched = [handover for handover in own if handover.number > trusted_from]
             if len(vouched) > 1:
                 try:
                     syncfs(self._watch)  # type: ignore[arg-type]  # _open_watch opened it
-                    own = [handover for handover in batch if handover.number <= trusted_from]
+                    own = [handover for handover in own if handover.number <= trusted_from]
                 except BaseException as failed:  # noqa: BLE001 (each file's own fsync says whose)
                     # The error was told to this watch only once: files open now must not count
                     # on a later syncfs to tell it.
@@ -238,7 +251,7 @@ class DirectoryCommitter:
                     if isinstance(failed, OSError) and failed.errno in (errno.EPERM, errno.ENOSYS):
                         self._syncfs_refused = True
                     if not isinstance(failed, Exception):
-                        for handover in batch:
+                        for handover in own:
                             handover.failed = failed
                         return
         for handover in own:
@@ -250,14 +263,10 @@ class DirectoryCommitter:
     def _open_watch(self) -> bool:
         """Open the descriptor syncfs is called on, where syncfs can be trusted: it vouches only
         for files opened after it."""
-        if self._watch is None and not self._syncfs_refused and syncfs_available():
+        if self._watch is None and not self.writers_flush:
             try:
                 watch = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError:
-                return False
-            if not syncfs_reports_errors(watch):
-                os.close(watch)
-                self._syncfs_refused = True
                 return False
             self._watch, self._watch_number = watch, opened()
         return self._watch is not None
@@ -269,6 +278,19 @@ class DirectoryCommitter:
                 os.close(watch)
             except OSError:
                 pass
+
+
+def _syncfs_usable_on(path: str) -> bool:
+    try:
+        if not syncfs_available():
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except Exception:  # noqa: BLE001 (no directory yet, no ctypes: each file is fsynced by its writer)
+        return False
+    try:
+        return syncfs_reports_errors(fd)
+    finally:
+        os.close(fd)
 
 
 def move_into_place(temporary: str, destination: str) -> OSError | None:

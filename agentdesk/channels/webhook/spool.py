@@ -166,7 +166,17 @@ class SpoolWriter:
             else (os.path.join(self._directory, "new"), self.name)
         )
         if self.durable:
-            committing.directory_committer(folder).request(fd, self._number, self._temporary, name, done)
+            committer = committing.directory_committer(folder)
+            flushed = committer.writers_flush
+            if flushed:  # here syncfs cannot vouch for it: its own fsync, beside other writers'
+                try:
+                    os.fsync(fd)
+                except OSError as error:
+                    os.close(fd)
+                    self._unlink()
+                    done(error)
+                    return name
+            committer.request(fd, self._number, self._temporary, name, done, flushed=flushed)
         else:
             os.close(fd)
             done(committing.move_into_place(self._temporary, os.path.join(folder, name)))
