@@ -159,23 +159,16 @@ def inbound_since(*, session: Session, conversation_id: int, since: datetime) ->
 
 def reply_event(*, session: Session, conversation_id: int, message_id: int) -> Event | None:
     """The audit event that recorded this reply (the latest, should there be more), or None."""
-    candidates = session.exec(
-        select(Event)
-        .where(
-            Event.conversation_id == conversation_id,
-            Event.action == "reply",
-            col(Event.detail).like(f'%"message_id": {message_id}%'),
+    from agentdesk.store.message_removal import events_naming
+
+    recorded = [
+        event
+        for event, _, named in events_naming(
+            session, message_id, Event.conversation_id == conversation_id, Event.action == "reply"
         )
-        .order_by(col(Event.id).desc())
-    )
-    for event in candidates:
-        try:
-            detail = json.loads(event.detail or "{}")
-        except ValueError:
-            continue
-        if isinstance(detail, dict) and type(detail.get("message_id")) is int and detail["message_id"] == message_id:
-            return event
-    return None
+        if "message_id" in named
+    ]
+    return recorded[-1] if recorded else None
 
 
 def status_changes_after(*, session: Session, conversation_id: int, after_event_id: int) -> list[tuple[datetime, str]]:

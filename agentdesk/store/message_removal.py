@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
@@ -93,13 +94,16 @@ def remove(*, session: Session, message_id: int) -> bool:
     return True
 
 
-def _forget_in_events(session: Session, message_id: int, *, since: datetime) -> None:
-    """Set to null each key of an event's detail that names the message; the event stays."""
-    # The LIKE narrows the rows read (Event.at is indexed); the JSON decides, so 12 is not 120.
-    candidates = session.exec(
-        select(Event).where(col(Event.at) >= since, col(Event.detail).like(f'%{_DETAIL_KEY_SUFFIX}": {message_id}%'))
-    ).all()
-    for event in candidates:
+def events_naming(session: Session, message_id: int, *conditions) -> list[tuple[Event, dict[str, Any], list[str]]]:
+    """The events (also meeting `conditions`) whose detail names the message, oldest first, each
+    with its detail and the keys that name it."""
+    # The LIKE narrows the rows read; the JSON decides, so 12 is not 120.
+    found = []
+    for event in session.exec(
+        select(Event)
+        .where(col(Event.detail).like(f'%{_DETAIL_KEY_SUFFIX}": {message_id}%'), *conditions)
+        .order_by(col(Event.id))
+    ):
         try:
             detail = json.loads(event.detail or "{}")
         except ValueError:
@@ -111,8 +115,14 @@ def _forget_in_events(session: Session, message_id: int, *, since: datetime) -> 
             for key, value in detail.items()
             if key.endswith(_DETAIL_KEY_SUFFIX) and type(value) is int and value == message_id
         ]
-        if not named:
-            continue
+        if named:
+            found.append((event, detail, named))
+    return found
+
+
+def _forget_in_events(session: Session, message_id: int, *, since: datetime) -> None:
+    """Set to null each key of an event's detail that names the message; the event stays."""
+    for event, detail, named in events_naming(session, message_id, col(Event.at) >= since):  # Event.at is indexed
         for key in named:
             detail[key] = None
         event.detail = json.dumps(detail, default=str, sort_keys=True)

@@ -333,16 +333,16 @@ def test_a_read_only_file_system_strands_no_writer(spool, monkeypatch):
 
 
 def test_a_fault_inside_a_round_is_told_to_its_writers_and_the_committer_goes_on(spool, monkeypatch, capsys):
-    real = committing._rename
+    real = committing.move_into_place
     faults = []
 
-    def rename(handover):
+    def rename(temporary: str, destination: str):
         if not faults:
-            faults.append(handover)
+            faults.append(temporary)
             raise RuntimeError("a bug")
-        return real(handover)
+        return real(temporary, destination)
 
-    monkeypatch.setattr(committing, "_rename", rename)
+    monkeypatch.setattr(committing, "move_into_place", rename)
     writer = Writer(spool)
     with pytest.raises(OSError) as raised:
         writer.writer.commit()

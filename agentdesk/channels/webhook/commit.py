@@ -221,7 +221,7 @@ class DirectoryCommitter:
             _close(handover)
             if handover.failed is not None:
                 _unlink(handover.temporary)
-            elif (failed := _rename(handover)) is not None:
+            elif (failed := move_into_place(handover.temporary, handover.destination)) is not None:
                 handover.failed = failed
             else:
                 renamed.append(handover)
@@ -302,10 +302,6 @@ def move_into_place(temporary: str, destination: str) -> OSError | None:
         _unlink(temporary)
         return failed
     return None
-
-
-def _rename(handover: _Handover) -> OSError | None:
-    return move_into_place(handover.temporary, handover.destination)
 
 
 def _close(handover: _Handover) -> None:
